@@ -1,0 +1,322 @@
+package escrow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// System accounts. Their IDs start with '@', which user account IDs may not.
+// The ledger creates them when it opens a store.
+const (
+	// WorldAccount stands for the world outside the ledger: deposits come
+	// from it and withdrawals go to it, so its balance is the negative of
+	// all the money inside.
+	WorldAccount = "@world"
+	// FeeAccount collects the platform's fees.
+	FeeAccount = "@fees"
+)
+
+// An Account belongs to one party of the market (or is a system account).
+// It holds one Balance per currency it has ever used.
+type Account struct {
+	ID        string
+	System    bool // WorldAccount or FeeAccount
+	CreatedAt time.Time
+}
+
+// A Balance is what an account holds in one currency, in two buckets:
+// Available money can be paid into an escrow or withdrawn; Held money has
+// been paid into escrows this account is the buyer of and waits there until
+// it is released to the seller or refunded. Held money is the escrow
+// holding: it stays in the buyer's account, locked, the way a two-phase
+// transfer keeps a pending debit, so a buyer always sees where it is.
+// A user account's buckets are never negative; WorldAccount's available
+// bucket is negative by the money deposited.
+type Balance struct {
+	Account   string
+	Currency  Currency
+	Available Money
+	Held      Money
+}
+
+// Total returns Available plus Held.
+func (b Balance) Total() Money {
+	return Money{units: b.Available.units + b.Held.units, cur: b.Currency}
+}
+
+// A Bucket names one of the two parts of a Balance.
+type Bucket uint8
+
+// Buckets.
+const (
+	Available Bucket = iota
+	Held
+)
+
+func (b Bucket) String() string {
+	if b == Held {
+		return "held"
+	}
+	return "available"
+}
+
+// An EntryKind says what a journal entry records.
+type EntryKind string
+
+// Journal entry kinds.
+const (
+	EntryDeposit    EntryKind = "deposit"    // world → available
+	EntryWithdrawal EntryKind = "withdrawal" // available → world
+	EntryHold       EntryKind = "hold"       // buyer available → buyer held (Pay)
+	EntryRelease    EntryKind = "release"    // buyer held → seller available + fees
+	EntryRefund     EntryKind = "refund"     // buyer held → buyer available
+	EntrySplit      EntryKind = "split"      // buyer held → buyer, seller and fees (Resolve)
+)
+
+// An Entry is one movement of money in the double-entry journal: postings in
+// one currency that add up to zero. Entries are never changed or removed.
+type Entry struct {
+	Seq      uint64 // position in the journal, from 1
+	At       time.Time
+	Kind     EntryKind
+	Escrow   string // the escrow it belongs to, if any
+	Currency Currency
+	Postings []Posting
+}
+
+// A Posting changes one bucket of one account by Change minor units
+// (positive in, negative out).
+type Posting struct {
+	Account string
+	Bucket  Bucket
+	Change  int64
+}
+
+// Change returns the net change the entry makes to account, both buckets
+// together, in minor units.
+func (e Entry) Change(account string) int64 {
+	var n int64
+	for _, p := range e.Postings {
+		if p.Account == account {
+			n += p.Change
+		}
+	}
+	return n
+}
+
+// OpenAccount opens an account for a party. IDs are 1 to 128 bytes of
+// printable UTF-8 and may not start with '@'. Opening an ID that exists
+// fails with ErrExists (unless the call repeats an idempotency key).
+func (l *Ledger) OpenAccount(ctx context.Context, id string, opts ...CallOption) (Account, error) {
+	if err := checkID("account", id); err != nil {
+		return Account{}, err
+	}
+	return mutate(ctx, l, opts, func() string { return "open-account|" + id },
+		func(tx Tx, now time.Time) (Account, error) {
+			if _, err := tx.Account(id); err == nil {
+				return Account{}, fmt.Errorf("%w: account %q", ErrExists, id)
+			} else if !errors.Is(err, ErrNotFound) {
+				return Account{}, err
+			}
+			a := Account{ID: id, CreatedAt: now}
+			if err := tx.PutAccount(a); err != nil {
+				return Account{}, err
+			}
+			return a, tx.AppendEvent(&Event{Type: AccountOpened, At: now, Account: id, Actor: id})
+		})
+}
+
+// Account returns the account with this ID, or ErrNotFound.
+func (l *Ledger) Account(ctx context.Context, id string) (Account, error) {
+	var a Account
+	err := l.store.View(ctx, func(tx Tx) error {
+		var err error
+		a, err = getAccount(tx, id)
+		return err
+	})
+	return a, err
+}
+
+// Balance returns what account holds in currency c; an account that has
+// never used c holds zero. It fails with ErrNotFound for an unknown account
+// and ErrUnknownCurrency for a currency not in the registry.
+func (l *Ledger) Balance(ctx context.Context, account string, c Currency) (Balance, error) {
+	if err := l.checkCurrency(c); err != nil {
+		return Balance{}, err
+	}
+	var b Balance
+	err := l.store.View(ctx, func(tx Tx) error {
+		if _, err := getAccount(tx, account); err != nil {
+			return err
+		}
+		var err error
+		b, err = getBalance(tx, account, c)
+		return err
+	})
+	return b, err
+}
+
+// Deposit moves amount from the outside world into the account's available
+// balance and returns the new balance.
+func (l *Ledger) Deposit(ctx context.Context, account string, amount Money, opts ...CallOption) (Balance, error) {
+	if err := l.checkPayment(amount); err != nil {
+		return Balance{}, err
+	}
+	return mutate(ctx, l, opts, func() string { return "deposit|" + account + "|" + amount.String() },
+		func(tx Tx, now time.Time) (Balance, error) {
+			if err := checkUserAccount(tx, account); err != nil {
+				return Balance{}, err
+			}
+			err := post(tx, &Entry{At: now, Kind: EntryDeposit, Currency: amount.cur, Postings: []Posting{
+				{Account: WorldAccount, Bucket: Available, Change: -amount.units},
+				{Account: account, Bucket: Available, Change: amount.units},
+			}})
+			if err != nil {
+				return Balance{}, err
+			}
+			if err := tx.AppendEvent(&Event{Type: Deposited, At: now, Account: account, Actor: account, Amount: amount}); err != nil {
+				return Balance{}, err
+			}
+			return getBalance(tx, account, amount.cur)
+		})
+}
+
+// Withdraw moves amount from the account's available balance to the outside
+// world and returns the new balance. It fails with ErrInsufficientFunds if
+// the available balance is smaller.
+func (l *Ledger) Withdraw(ctx context.Context, account string, amount Money, opts ...CallOption) (Balance, error) {
+	if err := l.checkPayment(amount); err != nil {
+		return Balance{}, err
+	}
+	return mutate(ctx, l, opts, func() string { return "withdraw|" + account + "|" + amount.String() },
+		func(tx Tx, now time.Time) (Balance, error) {
+			if err := checkUserAccount(tx, account); err != nil {
+				return Balance{}, err
+			}
+			err := post(tx, &Entry{At: now, Kind: EntryWithdrawal, Currency: amount.cur, Postings: []Posting{
+				{Account: account, Bucket: Available, Change: -amount.units},
+				{Account: WorldAccount, Bucket: Available, Change: amount.units},
+			}})
+			if err != nil {
+				return Balance{}, err
+			}
+			if err := tx.AppendEvent(&Event{Type: Withdrawn, At: now, Account: account, Actor: account, Amount: amount}); err != nil {
+				return Balance{}, err
+			}
+			return getBalance(tx, account, amount.cur)
+		})
+}
+
+// Journal returns at most limit journal entries that touch account, with Seq
+// greater than after, oldest first. Pass the last Seq you have read as after
+// to read on; an empty result means you are up to date.
+func (l *Ledger) Journal(ctx context.Context, account string, after uint64, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		return nil, invalidArg("limit %d must be positive", limit)
+	}
+	var out []Entry
+	err := l.store.View(ctx, func(tx Tx) error {
+		if _, err := getAccount(tx, account); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.Entries(account, after, limit)
+		return err
+	})
+	return out, err
+}
+
+// post applies a journal entry to the balances it names and appends it. It
+// refuses an entry that does not balance, and any posting that would leave a
+// user account's bucket negative (ErrInsufficientFunds) or past MaxUnits.
+func post(tx Tx, e *Entry) error {
+	var sum int64
+	for _, p := range e.Postings {
+		sum += p.Change
+	}
+	if sum != 0 {
+		return fmt.Errorf("escrow: internal error: %s entry does not balance (%d)", e.Kind, sum)
+	}
+	for _, p := range e.Postings {
+		b, err := getBalance(tx, p.Account, e.Currency)
+		if err != nil {
+			return err
+		}
+		m := &b.Available
+		if p.Bucket == Held {
+			m = &b.Held
+		}
+		next := m.units + p.Change
+		if next > MaxUnits || next < -MaxUnits {
+			return &AmountError{Amount: fmt.Sprint(p.Change), Currency: e.Currency.Code,
+				Reason: "balance would exceed the largest amount", Err: ErrAmountTooLarge}
+		}
+		if next < 0 && !isSystem(p.Account) {
+			return &InsufficientFundsError{Account: p.Account,
+				Needed: Money{units: -p.Change, cur: e.Currency}, Available: *m}
+		}
+		m.units = next
+		if err := tx.PutBalance(b); err != nil {
+			return err
+		}
+	}
+	return tx.AppendEntry(e)
+}
+
+func getAccount(tx Tx, id string) (Account, error) {
+	a, err := tx.Account(id)
+	if errors.Is(err, ErrNotFound) {
+		return Account{}, fmt.Errorf("%w: account %q", ErrNotFound, id)
+	}
+	return a, err
+}
+
+func checkUserAccount(tx Tx, id string) error {
+	if isSystem(id) {
+		return invalidArg("account %q is a system account", id)
+	}
+	_, err := getAccount(tx, id)
+	return err
+}
+
+// getBalance returns the balance, or a zero one if there is none yet.
+func getBalance(tx Tx, account string, c Currency) (Balance, error) {
+	b, err := tx.Balance(account, c.Code)
+	if errors.Is(err, ErrNotFound) {
+		return Balance{Account: account, Currency: c, Available: zeroOf(c), Held: zeroOf(c)}, nil
+	}
+	return b, err
+}
+
+func isSystem(id string) bool { return strings.HasPrefix(id, "@") }
+
+// checkID validates a caller-chosen account or escrow ID.
+func checkID(what, id string) error {
+	if id == "" || len(id) > 128 {
+		return invalidArg("%s ID %q must be 1 to 128 bytes", what, id)
+	}
+	if isSystem(id) {
+		return invalidArg("%s ID %q may not start with '@'", what, id)
+	}
+	return checkText(what+" ID", id, 128, false)
+}
+
+// checkText refuses invalid UTF-8, control characters (newlines too, unless
+// multiline) and text longer than max bytes.
+func checkText(what, s string, max int, multiline bool) error {
+	if len(s) > max {
+		return invalidArg("%s is %d bytes, more than %d", what, len(s), max)
+	}
+	for i, r := range s {
+		if r == '\uFFFD' && !strings.HasPrefix(s[i:], "\uFFFD") {
+			return invalidArg("%s is not valid UTF-8", what)
+		}
+		if r < 0x20 && !(multiline && (r == '\n' || r == '\t')) || r == 0x7f {
+			return invalidArg("%s contains control character %U", what, r)
+		}
+	}
+	return nil
+}

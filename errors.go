@@ -1,0 +1,150 @@
+package escrow
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error the package returns either is one of these or
+// wraps one, so callers test with errors.Is. Where a caller needs the details
+// (which state, which actor, how much was missing), the error is also a typed
+// value that errors.As can extract. A call that returns any of these errors
+// has changed nothing: no money moved, no state changed, no event was written.
+var (
+	// Errors in the arguments of a call.
+
+	// ErrInvalidAmount reports an amount that is negative, zero where a
+	// payment is meant, or more precise than its currency allows.
+	ErrInvalidAmount = errors.New("escrow: invalid amount")
+	// ErrAmountTooLarge reports an amount, or a sum of amounts, too large to
+	// hold exactly.
+	ErrAmountTooLarge = errors.New("escrow: amount too large")
+	// ErrUnknownCurrency reports a currency that is not in the ledger's
+	// registry, or that disagrees with the registered one.
+	ErrUnknownCurrency = errors.New("escrow: unknown currency")
+	// ErrCurrencyMismatch reports amounts of different currencies used together.
+	ErrCurrencyMismatch = errors.New("escrow: currency mismatch")
+	// ErrInvalidArgument reports any other malformed argument: an empty or
+	// reserved ID, a buyer who is also the seller, a split that does not add
+	// up, a negative timer, an over-long text.
+	ErrInvalidArgument = errors.New("escrow: invalid argument")
+
+	// Errors from the state of the ledger.
+
+	// ErrNotFound reports a missing account, escrow or record.
+	ErrNotFound = errors.New("escrow: not found")
+	// ErrExists reports an account or escrow ID that is already taken by a
+	// different account or escrow.
+	ErrExists = errors.New("escrow: already exists")
+	// ErrInsufficientFunds reports an account whose available balance cannot
+	// cover a payment or withdrawal.
+	ErrInsufficientFunds = errors.New("escrow: insufficient funds")
+	// ErrNotParty reports an actor who may not take an action on an escrow:
+	// a stranger, or a party in the wrong role (a seller trying to confirm).
+	ErrNotParty = errors.New("escrow: actor may not take this action")
+	// ErrInvalidTransition reports an action that the escrow's current state
+	// does not allow, such as shipping an escrow that was never paid.
+	ErrInvalidTransition = errors.New("escrow: action not allowed in this state")
+	// ErrNoArbiter reports a dispute on an escrow that names no arbiter.
+	ErrNoArbiter = errors.New("escrow: escrow has no arbiter")
+	// ErrIdempotencyMismatch reports an idempotency key reused with
+	// different arguments.
+	ErrIdempotencyMismatch = errors.New("escrow: idempotency key reused with different arguments")
+
+	// Errors from storage. Adapters return these (possibly wrapped).
+
+	// ErrConflict reports a transaction that lost a race with another and
+	// may be retried.
+	ErrConflict = errors.New("escrow: transaction conflict")
+	// ErrClosed reports use of a ledger or store after Close.
+	ErrClosed = errors.New("escrow: closed")
+	// ErrReadOnly reports a write attempted inside a read-only transaction.
+	ErrReadOnly = errors.New("escrow: read-only transaction")
+	// ErrInvariant reports a broken ledger invariant, found by Check.
+	ErrInvariant = errors.New("escrow: invariant violated")
+)
+
+// AmountError describes an amount that was refused. It wraps one of
+// ErrInvalidAmount, ErrAmountTooLarge, ErrUnknownCurrency or
+// ErrCurrencyMismatch.
+type AmountError struct {
+	Amount   string // the amount as given
+	Currency string // the currency code as given
+	Reason   string // why it was refused, in a few words
+	Err      error  // the sentinel
+}
+
+func (e *AmountError) Error() string {
+	return fmt.Sprintf("%s: %s %s: %s", e.Err, e.Amount, e.Currency, e.Reason)
+}
+
+func (e *AmountError) Unwrap() error { return e.Err }
+
+// RoleError reports an actor refused for an action. It wraps ErrNotParty.
+type RoleError struct {
+	Escrow string
+	Action Action
+	Actor  string
+	State  State
+	Want   string // the roles that may take the action, e.g. "the seller"
+}
+
+func (e *RoleError) Error() string {
+	return fmt.Sprintf("escrow: %q may not %s escrow %q (state %s): only %s may",
+		e.Actor, e.Action, e.Escrow, e.State, e.Want)
+}
+
+func (e *RoleError) Unwrap() error { return ErrNotParty }
+
+// TransitionError reports an action that the escrow's state does not allow.
+// It wraps ErrInvalidTransition.
+type TransitionError struct {
+	Escrow string
+	Action Action
+	State  State
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("escrow: cannot %s escrow %q in state %s", e.Action, e.Escrow, e.State)
+}
+
+func (e *TransitionError) Unwrap() error { return ErrInvalidTransition }
+
+// InsufficientFundsError reports how much an account lacked. It wraps
+// ErrInsufficientFunds.
+type InsufficientFundsError struct {
+	Account   string
+	Needed    Money
+	Available Money
+}
+
+func (e *InsufficientFundsError) Error() string {
+	return fmt.Sprintf("escrow: insufficient funds in %q: need %s, available %s",
+		e.Account, e.Needed, e.Available)
+}
+
+func (e *InsufficientFundsError) Unwrap() error { return ErrInsufficientFunds }
+
+// InvariantError lists the invariants that Check found broken. It wraps
+// ErrInvariant.
+type InvariantError struct {
+	Violations []string
+}
+
+func (e *InvariantError) Error() string {
+	msg := fmt.Sprintf("escrow: %d invariant violation(s)", len(e.Violations))
+	for i, v := range e.Violations {
+		if i == 5 {
+			msg += fmt.Sprintf("; and %d more", len(e.Violations)-i)
+			break
+		}
+		msg += "; " + v
+	}
+	return msg
+}
+
+func (e *InvariantError) Unwrap() error { return ErrInvariant }
+
+func invalidArg(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
+}

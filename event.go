@@ -1,0 +1,61 @@
+package escrow
+
+import (
+	"context"
+	"time"
+)
+
+// An EventType names what happened.
+type EventType string
+
+// Event types. Each mutating call appends exactly one event, in the same
+// transaction as its change.
+const (
+	AccountOpened         EventType = "AccountOpened"
+	Deposited             EventType = "Deposited"
+	Withdrawn             EventType = "Withdrawn"
+	EscrowOpened          EventType = "EscrowOpened"
+	EscrowPaid            EventType = "EscrowPaid"
+	EscrowShipped         EventType = "EscrowShipped"
+	EscrowReleased        EventType = "EscrowReleased"        // money to the seller: Confirm, ConfirmMilestone or auto-confirm
+	EscrowRefunded        EventType = "EscrowRefunded"        // money back to the buyer: Refund, AgreeRefund or a timer
+	EscrowRefundRequested EventType = "EscrowRefundRequested" // the buyer asked for money back
+	EscrowRefundRefused   EventType = "EscrowRefundRefused"   // the seller said no
+	EscrowDisputed        EventType = "EscrowDisputed"        // a party called the arbiter
+	EscrowResolved        EventType = "EscrowResolved"        // the arbiter split the money
+	EscrowClosed          EventType = "EscrowClosed"          // cancelled or expired before payment
+)
+
+// An Event records one change, for the host to notify users from. Events
+// form a transactional outbox: an event exists if and only if its change
+// was committed, and Seq numbers them 1, 2, 3, … in commit order, so a
+// reader that remembers the last Seq it handled never misses one.
+type Event struct {
+	Seq     uint64
+	Type    EventType
+	At      time.Time
+	Account string // the account, for account events
+	Escrow  string // the escrow, for escrow events
+	Actor   string // who acted; empty when a timer fired
+	ByTimer bool   // the change was made by ProcessDue
+	State   State  // the escrow's state after the change
+	Amount  Money  // money moved, when some did
+	Fee     Money  // the fee taken from Amount, on releases
+	Note    string // tracking number, reason, milestone name
+}
+
+// Events returns at most limit events with Seq greater than after, oldest
+// first. Pass the Seq of the last event handled as after; an empty result
+// means there is nothing new.
+func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, error) {
+	if limit <= 0 {
+		return nil, invalidArg("limit %d must be positive", limit)
+	}
+	var out []Event
+	err := l.store.View(ctx, func(tx Tx) error {
+		var err error
+		out, err = tx.Events(after, limit)
+		return err
+	})
+	return out, err
+}

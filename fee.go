@@ -1,0 +1,75 @@
+package escrow
+
+import (
+	"github.com/shopspring/decimal"
+)
+
+// FeePolicy is the platform's fee on money released to a seller. The fee is
+// Rate times the released amount, rounded to the currency's minor unit by
+// Rounding, plus the Fixed fee in that currency on an escrow's first
+// release; it is never more than the amount released. It goes to
+// FeeAccount. Each escrow keeps the fee terms in force when it was opened,
+// so changing the policy never changes a trade already agreed.
+type FeePolicy struct {
+	// Rate is a fraction from 0 up to but not including 1, with at most six
+	// decimal places ("0.006" is 0.6%).
+	Rate decimal.Decimal
+	// Fixed holds at most one fixed fee per currency.
+	Fixed []Money
+	// Rounding rounds the rate part; the zero value is RoundHalfEven.
+	Rounding Rounding
+}
+
+// FeeTerms are the fee terms an escrow was opened with.
+type FeeTerms struct {
+	RatePPM  int64    // the rate in parts per million
+	Fixed    Money    // charged once, on the first release
+	Rounding Rounding // how the rate part is rounded
+}
+
+// feeTerms is FeeTerms without the currency-specific part.
+type feeTerms struct {
+	ppm      int64
+	rounding Rounding
+}
+
+var million = decimal.NewFromInt(1_000_000)
+
+func (l *Ledger) compileFee(p FeePolicy) (feeTerms, map[string]int64, error) {
+	ppm := p.Rate.Mul(million)
+	if p.Rate.Sign() < 0 || !ppm.IsInteger() || ppm.Cmp(million) >= 0 {
+		return feeTerms{}, nil, invalidArg("fee rate %s must be in [0, 1) with at most 6 decimal places", p.Rate)
+	}
+	if p.Rounding < RoundHalfEven || p.Rounding > RoundUp {
+		return feeTerms{}, nil, invalidArg("unknown rounding mode %d", int(p.Rounding))
+	}
+	fixed := map[string]int64{}
+	for _, m := range p.Fixed {
+		if err := l.checkCurrency(m.cur); err != nil {
+			return feeTerms{}, nil, err
+		}
+		if _, dup := fixed[m.cur.Code]; dup {
+			return feeTerms{}, nil, invalidArg("two fixed fees in %s", m.cur.Code)
+		}
+		fixed[m.cur.Code] = m.units
+	}
+	return feeTerms{ppm: ppm.IntPart(), rounding: p.Rounding}, fixed, nil
+}
+
+// feeTermsFor returns the terms an escrow in currency c is opened with.
+func (l *Ledger) feeTermsFor(c Currency) FeeTerms {
+	return FeeTerms{RatePPM: l.fee.ppm, Fixed: Money{units: l.fixedFees[c.Code], cur: c}, Rounding: l.fee.rounding}
+}
+
+// fee returns the fee on a release of gross, the first release of its
+// escrow or not.
+func (t FeeTerms) fee(gross Money, first bool) Money {
+	f := mulDiv(gross.units, t.RatePPM, 1_000_000, t.Rounding)
+	if first {
+		f += t.Fixed.units
+	}
+	if f > gross.units {
+		f = gross.units
+	}
+	return Money{units: f, cur: gross.cur}
+}

@@ -1,0 +1,193 @@
+package escrow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A Ledger is the entry point of the package: it ties the accounts, the
+// journal, the escrows and the event outbox to one Storage and enforces every
+// money rule on the way in. Create one with New and share it: a Ledger is
+// safe for concurrent use by many goroutines (and, on an adapter that allows
+// it, by many processes sharing one store), because every call runs in one
+// storage transaction.
+//
+// Every mutating method takes optional CallOptions; IdempotencyKey makes a
+// retried call safe. Every method that fails returns an error from the
+// documented set (see errors.go) and leaves the ledger unchanged.
+type Ledger struct {
+	store      Storage
+	clock      Clock
+	currencies map[string]Currency
+	fee        feeTerms
+	fixedFees  map[string]int64
+	timers     Timers
+}
+
+// Options configure a Ledger. The zero value, or a nil *Options, means the
+// defaults.
+type Options struct {
+	// Clock tells the time. Nil means the system clock; tests pass a
+	// *ManualClock so that timers fire without sleeping.
+	Clock Clock
+	// Currencies are accepted besides DefaultCurrencies. A code may not be
+	// registered twice with different minor units.
+	Currencies []Currency
+	// Fee is the platform's fee on money released to sellers. The zero
+	// value charges nothing.
+	Fee FeePolicy
+	// Timers are the defaults for escrows whose Terms leave a timer zero.
+	// Zero fields take DefaultTimers.
+	Timers Timers
+}
+
+// New returns a Ledger over store, creating the system accounts if the store
+// is new. The Ledger does not own the store: close the store when done.
+func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
+	if store == nil {
+		return nil, invalidArg("nil storage")
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	l := &Ledger{store: store, clock: opts.Clock, currencies: map[string]Currency{}}
+	if l.clock == nil {
+		l.clock = SystemClock{}
+	}
+	for _, c := range append(DefaultCurrencies(), opts.Currencies...) {
+		if err := c.validate(); err != nil {
+			return nil, err
+		}
+		if old, ok := l.currencies[c.Code]; ok && old != c {
+			return nil, invalidArg("currency %s registered with %d and %d minor units", c.Code, old.Minor, c.Minor)
+		}
+		l.currencies[c.Code] = c
+	}
+	var err error
+	if l.fee, l.fixedFees, err = l.compileFee(opts.Fee); err != nil {
+		return nil, err
+	}
+	if l.timers, err = opts.Timers.withDefaults(DefaultTimers()); err != nil {
+		return nil, err
+	}
+	err = store.Update(ctx, func(tx Tx) error {
+		for _, id := range []string{WorldAccount, FeeAccount} {
+			if _, err := tx.Account(id); errors.Is(err, ErrNotFound) {
+				if err := tx.PutAccount(Account{ID: id, System: true, CreatedAt: l.now()}); err != nil {
+					return err
+				}
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Storage returns the store the ledger writes to.
+func (l *Ledger) Storage() Storage { return l.store }
+
+// now is the ledger's time: the clock's reading in UTC without a monotonic
+// part, so that it survives storage unchanged.
+func (l *Ledger) now() time.Time { return l.clock.Now().Round(0).UTC() }
+
+// A CallOption modifies one mutating call.
+type CallOption struct {
+	key string
+}
+
+// IdempotencyKey makes a call safe to retry: the first call made with key
+// runs and its result is remembered in the same transaction; a later call
+// with the same key and the same arguments returns that result and changes
+// nothing; one with different arguments fails with ErrIdempotencyMismatch.
+// A call that fails is not remembered, so it may be retried with its key.
+// Keys are global to the ledger; 1 to 256 bytes.
+func IdempotencyKey(key string) CallOption { return CallOption{key: key} }
+
+// mutate runs fn in one storage transaction, honouring an idempotency key
+// among opts. describe renders the call and its arguments canonically; it is
+// called only when there is a key.
+func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe func() string,
+	fn func(tx Tx, now time.Time) (T, error)) (T, error) {
+	var key string
+	for _, o := range opts {
+		if o.key != "" {
+			key = o.key
+		}
+	}
+	if len(key) > 256 {
+		var zero T
+		return zero, invalidArg("idempotency key is %d bytes, more than 256", len(key))
+	}
+	now := l.now()
+	var out T
+	err := l.store.Update(ctx, func(tx Tx) error {
+		var request string
+		if key != "" {
+			request = describe()
+			rec, err := tx.Idempotency(key)
+			switch {
+			case err == nil && rec.Request != request:
+				return fmt.Errorf("%w: key %q was first used for %q", ErrIdempotencyMismatch, key, rec.Request)
+			case err == nil:
+				return json.Unmarshal(rec.Result, &out)
+			case !errors.Is(err, ErrNotFound):
+				return err
+			}
+		}
+		v, err := fn(tx, now)
+		if err != nil {
+			return err
+		}
+		out = v
+		if key == "" {
+			return nil
+		}
+		result, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return tx.PutIdempotency(IdempotencyRecord{Key: key, Request: request, Result: result, At: now})
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, nil
+}
+
+// checkCurrency refuses a currency the ledger does not know.
+func (l *Ledger) checkCurrency(c Currency) error {
+	if known, ok := l.currencies[c.Code]; !ok || known != c {
+		return &AmountError{Amount: "", Currency: c.Code, Reason: "not in the ledger's registry", Err: ErrUnknownCurrency}
+	}
+	return nil
+}
+
+// checkPayment refuses an amount that cannot be paid: unknown currency or zero.
+func (l *Ledger) checkPayment(m Money) error {
+	if err := l.checkCurrency(m.cur); err != nil {
+		return err
+	}
+	if m.units <= 0 {
+		return &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "a payment must be more than zero", Err: ErrInvalidAmount}
+	}
+	return nil
+}
+
+// Currency returns the registered currency with this code, or an error
+// wrapping ErrUnknownCurrency.
+func (l *Ledger) Currency(code string) (Currency, error) {
+	c, ok := l.currencies[code]
+	if !ok {
+		return Currency{}, &AmountError{Currency: code, Reason: "not in the ledger's registry", Err: ErrUnknownCurrency}
+	}
+	return c, nil
+}

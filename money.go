@@ -1,0 +1,301 @@
+package escrow
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"strings"
+
+	"github.com/shopspring/decimal"
+)
+
+// A Currency is an ISO 4217-style code with its number of minor units: CNY
+// has 2 (fen), JPY has 0. A ledger accepts only the currencies in its
+// registry: the defaults below plus those given in Options.Currencies.
+type Currency struct {
+	Code  string // "CNY"; 1 to 12 upper-case letters or digits
+	Minor int    // decimal places of the minor unit, 0 to 9
+}
+
+// The currencies every ledger knows.
+var (
+	CNY = Currency{Code: "CNY", Minor: 2}
+	USD = Currency{Code: "USD", Minor: 2}
+	EUR = Currency{Code: "EUR", Minor: 2}
+	GBP = Currency{Code: "GBP", Minor: 2}
+	JPY = Currency{Code: "JPY", Minor: 0}
+)
+
+// DefaultCurrencies returns the currencies every ledger knows.
+func DefaultCurrencies() []Currency { return []Currency{CNY, USD, EUR, GBP, JPY} }
+
+// MaxUnits is the largest amount, in minor units, that a Money may hold
+// (10^18 − 1). Sums that would pass it are refused with ErrAmountTooLarge.
+const MaxUnits = 999_999_999_999_999_999
+
+func (c Currency) String() string { return c.Code }
+
+func (c Currency) validate() error {
+	if c.Code == "" || len(c.Code) > 12 {
+		return invalidArg("currency code %q must be 1 to 12 characters", c.Code)
+	}
+	for _, r := range c.Code {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return invalidArg("currency code %q must be upper-case letters and digits", c.Code)
+		}
+	}
+	if c.Minor < 0 || c.Minor > 9 {
+		return invalidArg("currency %s: minor units %d out of range 0..9", c.Code, c.Minor)
+	}
+	return nil
+}
+
+// Money is an exact, non-negative amount of one currency. It is an immutable
+// value; the zero Money has no currency and is the "no amount" value.
+// Internally it counts minor units (fen, cents) in an int64, so arithmetic is
+// exact and cheap; at the API it converts to and from decimal.Decimal.
+type Money struct {
+	units int64
+	cur   Currency
+}
+
+// NewMoney returns d of currency c. It fails with ErrInvalidAmount if d is
+// negative or has more decimal places than c allows, with ErrAmountTooLarge
+// if it exceeds MaxUnits minor units, and with ErrInvalidArgument if c is
+// malformed. Zero is a valid Money; calls that move money refuse it.
+func NewMoney(d decimal.Decimal, c Currency) (Money, error) {
+	if err := c.validate(); err != nil {
+		return Money{}, err
+	}
+	amountErr := func(sentinel error, reason string) error {
+		return &AmountError{Amount: d.String(), Currency: c.Code, Reason: reason, Err: sentinel}
+	}
+	if d.Sign() < 0 {
+		return Money{}, amountErr(ErrInvalidAmount, "negative")
+	}
+	units := d.Shift(int32(c.Minor))
+	if !units.IsInteger() {
+		return Money{}, amountErr(ErrInvalidAmount, fmt.Sprintf("more than %d decimal places", c.Minor))
+	}
+	if units.Cmp(maxUnitsDecimal) > 0 {
+		return Money{}, amountErr(ErrAmountTooLarge, "exceeds the largest amount")
+	}
+	return Money{units: units.IntPart(), cur: c}, nil
+}
+
+var maxUnitsDecimal = decimal.NewFromInt(MaxUnits)
+
+// ParseMoney parses a decimal string such as "199.00" as an amount of c,
+// with the rules of NewMoney.
+func ParseMoney(s string, c Currency) (Money, error) {
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return Money{}, &AmountError{Amount: s, Currency: c.Code, Reason: "not a decimal number", Err: ErrInvalidAmount}
+	}
+	return NewMoney(d, c)
+}
+
+// MustParseMoney is like ParseMoney but panics on error. It is meant for
+// constants in programs and tests.
+func MustParseMoney(s string, c Currency) Money {
+	m, err := ParseMoney(s, c)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// MoneyFromUnits returns units minor units of c (199 fen is 1.99 CNY).
+func MoneyFromUnits(units int64, c Currency) (Money, error) {
+	if err := c.validate(); err != nil {
+		return Money{}, err
+	}
+	if units < 0 {
+		return Money{}, &AmountError{Amount: fmt.Sprint(units), Currency: c.Code, Reason: "negative", Err: ErrInvalidAmount}
+	}
+	if units > MaxUnits {
+		return Money{}, &AmountError{Amount: fmt.Sprint(units), Currency: c.Code, Reason: "exceeds the largest amount", Err: ErrAmountTooLarge}
+	}
+	return Money{units: units, cur: c}, nil
+}
+
+// Currency returns m's currency.
+func (m Money) Currency() Currency { return m.cur }
+
+// Units returns m in minor units.
+func (m Money) Units() int64 { return m.units }
+
+// IsZero reports whether m is zero (of any currency, or none).
+func (m Money) IsZero() bool { return m.units == 0 }
+
+// Decimal returns m as an exact decimal in major units.
+func (m Money) Decimal() decimal.Decimal { return decimal.New(m.units, -int32(m.cur.Minor)) }
+
+// String formats m with exactly its currency's decimal places and the code:
+// "199.00 CNY".
+func (m Money) String() string {
+	if m.cur.Code == "" {
+		return "0"
+	}
+	return m.amountString() + " " + m.cur.Code
+}
+
+func (m Money) amountString() string {
+	return m.Decimal().StringFixed(int32(m.cur.Minor))
+}
+
+type moneyJSON struct {
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// MarshalJSON encodes m as {"amount":"199.00","currency":"CNY"}, the amount a
+// string with exactly the currency's decimal places. The zero Money is null.
+func (m Money) MarshalJSON() ([]byte, error) {
+	if m.cur.Code == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(moneyJSON{Amount: m.amountString(), Currency: m.cur.Code})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes. The number of decimal
+// places in the amount gives the currency's minor units.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		*m = Money{}
+		return nil
+	}
+	var v moneyJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	minor := 0
+	if i := strings.IndexByte(v.Amount, '.'); i >= 0 {
+		minor = len(v.Amount) - i - 1
+	}
+	got, err := ParseMoney(v.Amount, Currency{Code: v.Currency, Minor: minor})
+	if err != nil {
+		return err
+	}
+	*m = got
+	return nil
+}
+
+// sameCurrency reports whether a and b are of one currency.
+func sameCurrency(a, b Money) bool { return a.cur == b.cur }
+
+// plus returns m+o, refusing a currency mix and a sum past MaxUnits.
+func (m Money) plus(o Money) (Money, error) {
+	if !sameCurrency(m, o) {
+		return Money{}, mismatch(m, o)
+	}
+	s := m.units + o.units // both ≤ MaxUnits < 2^62: cannot overflow int64
+	if s > MaxUnits {
+		return Money{}, &AmountError{Amount: o.amountString(), Currency: o.cur.Code, Reason: "sum exceeds the largest amount", Err: ErrAmountTooLarge}
+	}
+	return Money{units: s, cur: m.cur}, nil
+}
+
+// minus returns m−o; the caller guarantees o ≤ m and one currency.
+func (m Money) minus(o Money) Money { return Money{units: m.units - o.units, cur: m.cur} }
+
+func mismatch(a, b Money) error {
+	return &AmountError{Amount: b.amountString(), Currency: b.cur.Code,
+		Reason: "expected " + a.cur.Code, Err: ErrCurrencyMismatch}
+}
+
+func zeroOf(c Currency) Money { return Money{cur: c} }
+
+// Allocate splits m into parts proportional to weights, allocating every
+// minor unit: the parts always add up to m exactly. Units left over by
+// rounding down go one each to the parts with the largest remainders,
+// earlier parts first on ties. Weights must be non-negative with a positive
+// sum.
+func Allocate(m Money, weights ...int64) ([]Money, error) {
+	var total uint64
+	for _, w := range weights {
+		if w < 0 {
+			return nil, invalidArg("allocate: negative weight %d", w)
+		}
+		var carry uint64
+		total, carry = bits.Add64(total, uint64(w), 0)
+		if carry != 0 {
+			return nil, invalidArg("allocate: weights too large")
+		}
+	}
+	if total == 0 {
+		return nil, invalidArg("allocate: weights sum to zero")
+	}
+	parts := make([]Money, len(weights))
+	rems := make([]uint64, len(weights))
+	var given int64
+	for i, w := range weights {
+		hi, lo := bits.Mul64(uint64(m.units), uint64(w))
+		q, r := bits.Div64(hi, lo, total) // q ≤ units, cannot overflow
+		parts[i] = Money{units: int64(q), cur: m.cur}
+		rems[i] = r
+		given += int64(q)
+	}
+	for left := m.units - given; left > 0; left-- {
+		best := -1
+		for i, r := range rems {
+			if weights[i] > 0 && (best < 0 || r > rems[best]) {
+				best = i
+			}
+		}
+		parts[best].units++
+		rems[best] = 0
+	}
+	return parts, nil
+}
+
+// Rounding says how a computed amount that falls between two minor units is
+// rounded. The zero value is RoundHalfEven.
+type Rounding int
+
+// Rounding modes.
+const (
+	RoundHalfEven Rounding = iota // to nearest, ties to even (banker's rounding)
+	RoundHalfUp                   // to nearest, ties away from zero
+	RoundDown                     // toward zero
+	RoundUp                       // away from zero
+)
+
+func (r Rounding) String() string {
+	switch r {
+	case RoundHalfEven:
+		return "half-even"
+	case RoundHalfUp:
+		return "half-up"
+	case RoundDown:
+		return "down"
+	case RoundUp:
+		return "up"
+	}
+	return fmt.Sprintf("Rounding(%d)", int(r))
+}
+
+// mulDiv returns a·num/den rounded by mode, exact in 128 bits. a, num ≥ 0
+// and den > 0; the result must fit (callers pass num ≤ den).
+func mulDiv(a, num, den int64, mode Rounding) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(num))
+	q, r := bits.Div64(hi, lo, uint64(den))
+	if r == 0 {
+		return int64(q)
+	}
+	up := false
+	switch mode {
+	case RoundUp:
+		up = true
+	case RoundHalfUp:
+		up = 2*r >= uint64(den)
+	case RoundHalfEven:
+		twice := 2 * r
+		up = twice > uint64(den) || (twice == uint64(den) && q%2 == 1)
+	}
+	if up {
+		q++
+	}
+	return int64(q)
+}

@@ -1,0 +1,451 @@
+// Package memstore is an in-memory escrow.Storage: fast, safe for
+// concurrent use, and gone when the process ends. It suits tests, examples
+// and hosts that keep their own durable copy.
+//
+// Writers are serialised by one lock and change the maps in place, keeping
+// an undo log that is replayed backwards if the transaction fails; readers
+// share the lock, so View sees a consistent snapshot. Records are copied in
+// and out, so no caller memory is ever aliased.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+var _ escrow.Storage = (*Store)(nil)
+
+// Store is an in-memory escrow.Storage. The zero value is not usable; call New.
+type Store struct {
+	mu     sync.RWMutex
+	closed bool
+
+	accounts  map[string]escrow.Account
+	balances  map[balanceKey]escrow.Balance
+	escrows   map[string]escrow.Escrow
+	due       dueIndex
+	journal   []escrow.Entry
+	byAccount map[string][]uint64 // account → Seq of the entries that post to it
+	events    []escrow.Event
+	idem      map[string]escrow.IdempotencyRecord
+
+	w    tx        // the one write transaction, reused under mu
+	undo []undoRec // what the running write transaction changed
+}
+
+type balanceKey struct{ account, currency string }
+
+// New returns an empty store.
+func New() *Store {
+	s := &Store{
+		accounts:  map[string]escrow.Account{},
+		balances:  map[balanceKey]escrow.Balance{},
+		escrows:   map[string]escrow.Escrow{},
+		byAccount: map[string][]uint64{},
+		idem:      map[string]escrow.IdempotencyRecord{},
+	}
+	s.w.s = s
+	return s
+}
+
+// Update runs fn in a read-write transaction; see escrow.Storage.
+func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return escrow.ErrClosed
+	}
+	s.undo = s.undo[:0]
+	s.w.done = false
+	committed := false
+	defer func() {
+		s.w.done = true
+		if !committed {
+			s.rollback()
+		}
+		clear(s.undo) // drop references held by the undo log
+	}()
+	if err := fn(&s.w); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+// View runs fn in a read-only transaction; see escrow.Storage.
+func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return escrow.ErrClosed
+	}
+	t := &tx{s: s, readOnly: true}
+	defer func() { t.done = true }()
+	return fn(t)
+}
+
+// Close discards the data. It is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.accounts, s.balances, s.escrows, s.idem, s.byAccount = nil, nil, nil, nil, nil
+		s.journal, s.events, s.due = nil, nil, dueIndex{}
+	}
+	return nil
+}
+
+// undoRec records how to reverse one write.
+type undoRec struct {
+	kind    undoKind
+	key     string
+	bkey    balanceKey
+	existed bool
+	account escrow.Account
+	balance escrow.Balance
+	escrow  escrow.Escrow
+	idem    escrow.IdempotencyRecord
+}
+
+type undoKind uint8
+
+const (
+	undoAccount undoKind = iota
+	undoBalance
+	undoEscrow
+	undoEntry
+	undoEvent
+	undoIdem
+)
+
+func (s *Store) rollback() {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		u := &s.undo[i]
+		switch u.kind {
+		case undoAccount:
+			if u.existed {
+				s.accounts[u.key] = u.account
+			} else {
+				delete(s.accounts, u.key)
+			}
+		case undoBalance:
+			if u.existed {
+				s.balances[u.bkey] = u.balance
+			} else {
+				delete(s.balances, u.bkey)
+			}
+		case undoEscrow:
+			if cur, ok := s.escrows[u.key]; ok && !cur.DueAt.IsZero() {
+				s.due.delete(dueKey{cur.DueAt.UnixNano(), u.key})
+			}
+			if u.existed {
+				s.escrows[u.key] = u.escrow
+				if !u.escrow.DueAt.IsZero() {
+					s.due.insert(dueKey{u.escrow.DueAt.UnixNano(), u.key})
+				}
+			} else {
+				delete(s.escrows, u.key)
+			}
+		case undoEntry:
+			e := s.journal[len(s.journal)-1]
+			forEachAccount(e, func(a string) {
+				seqs := s.byAccount[a][:len(s.byAccount[a])-1]
+				if len(seqs) == 0 {
+					delete(s.byAccount, a)
+				} else {
+					s.byAccount[a] = seqs
+				}
+			})
+			s.journal[len(s.journal)-1] = escrow.Entry{}
+			s.journal = s.journal[:len(s.journal)-1]
+		case undoEvent:
+			s.events[len(s.events)-1] = escrow.Event{}
+			s.events = s.events[:len(s.events)-1]
+		case undoIdem:
+			if u.existed {
+				s.idem[u.key] = u.idem
+			} else {
+				delete(s.idem, u.key)
+			}
+		}
+	}
+}
+
+// forEachAccount calls fn once for each distinct account e posts to.
+func forEachAccount(e escrow.Entry, fn func(string)) {
+	for i, p := range e.Postings {
+		seen := false
+		for _, q := range e.Postings[:i] {
+			if q.Account == p.Account {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			fn(p.Account)
+		}
+	}
+}
+
+// tx implements escrow.Tx over the store's maps.
+type tx struct {
+	s        *Store
+	readOnly bool
+	done     bool
+}
+
+func (t *tx) check(write bool) error {
+	if t.done {
+		return fmt.Errorf("memstore: transaction used after it ended: %w", escrow.ErrClosed)
+	}
+	if write && t.readOnly {
+		return escrow.ErrReadOnly
+	}
+	return nil
+}
+
+func notFound(what, key string) error {
+	return fmt.Errorf("memstore: %s %q: %w", what, key, escrow.ErrNotFound)
+}
+
+func (t *tx) Account(id string) (escrow.Account, error) {
+	if err := t.check(false); err != nil {
+		return escrow.Account{}, err
+	}
+	a, ok := t.s.accounts[id]
+	if !ok {
+		return escrow.Account{}, notFound("account", id)
+	}
+	return a, nil
+}
+
+func (t *tx) PutAccount(a escrow.Account) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	old, ok := t.s.accounts[a.ID]
+	t.s.undo = append(t.s.undo, undoRec{kind: undoAccount, key: a.ID, existed: ok, account: old})
+	t.s.accounts[a.ID] = a
+	return nil
+}
+
+func (t *tx) Accounts(fn func(escrow.Account) error) error {
+	if err := t.check(false); err != nil {
+		return err
+	}
+	for _, id := range sortedKeys(t.s.accounts) {
+		if err := fn(t.s.accounts[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
+	if err := t.check(false); err != nil {
+		return escrow.Balance{}, err
+	}
+	b, ok := t.s.balances[balanceKey{account, currency}]
+	if !ok {
+		return escrow.Balance{}, notFound("balance", account+"/"+currency)
+	}
+	return b, nil
+}
+
+func (t *tx) PutBalance(b escrow.Balance) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	k := balanceKey{b.Account, b.Currency.Code}
+	old, ok := t.s.balances[k]
+	t.s.undo = append(t.s.undo, undoRec{kind: undoBalance, bkey: k, existed: ok, balance: old})
+	t.s.balances[k] = b
+	return nil
+}
+
+func (t *tx) Balances(fn func(escrow.Balance) error) error {
+	if err := t.check(false); err != nil {
+		return err
+	}
+	keys := make([]balanceKey, 0, len(t.s.balances))
+	for k := range t.s.balances {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].account != keys[j].account {
+			return keys[i].account < keys[j].account
+		}
+		return keys[i].currency < keys[j].currency
+	})
+	for _, k := range keys {
+		if err := fn(t.s.balances[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) Escrow(id string) (escrow.Escrow, error) {
+	if err := t.check(false); err != nil {
+		return escrow.Escrow{}, err
+	}
+	e, ok := t.s.escrows[id]
+	if !ok {
+		return escrow.Escrow{}, notFound("escrow", id)
+	}
+	e.Milestones = slices.Clone(e.Milestones)
+	return e, nil
+}
+
+func (t *tx) PutEscrow(e escrow.Escrow) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	old, ok := t.s.escrows[e.ID]
+	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok, escrow: old})
+	if ok && !old.DueAt.IsZero() {
+		t.s.due.delete(dueKey{old.DueAt.UnixNano(), e.ID})
+	}
+	if !e.DueAt.IsZero() {
+		t.s.due.insert(dueKey{e.DueAt.UnixNano(), e.ID})
+	}
+	e.Milestones = slices.Clone(e.Milestones)
+	t.s.escrows[e.ID] = e
+	return nil
+}
+
+func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	return t.s.due.due(at, limit, []string{}), nil
+}
+
+func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
+	if err := t.check(false); err != nil {
+		return err
+	}
+	for _, id := range sortedKeys(t.s.escrows) {
+		e := t.s.escrows[id]
+		e.Milestones = slices.Clone(e.Milestones)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) AppendEntry(e *escrow.Entry) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	e.Seq = uint64(len(t.s.journal)) + 1
+	stored := *e
+	stored.Postings = slices.Clone(e.Postings)
+	t.s.journal = append(t.s.journal, stored)
+	forEachAccount(stored, func(a string) {
+		t.s.byAccount[a] = append(t.s.byAccount[a], stored.Seq)
+	})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoEntry})
+	return nil
+}
+
+func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	seqs := t.s.byAccount[account]
+	i := sort.Search(len(seqs), func(i int) bool { return seqs[i] > after })
+	out := []escrow.Entry{}
+	for ; i < len(seqs) && len(out) < limit; i++ {
+		e := t.s.journal[seqs[i]-1]
+		e.Postings = slices.Clone(e.Postings)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (t *tx) AppendEvent(ev *escrow.Event) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	ev.Seq = uint64(len(t.s.events)) + 1
+	t.s.events = append(t.s.events, *ev)
+	t.s.undo = append(t.s.undo, undoRec{kind: undoEvent})
+	return nil
+}
+
+func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	out := []escrow.Event{}
+	if after >= uint64(len(t.s.events)) || limit <= 0 {
+		return out, nil
+	}
+	end := min(uint64(len(t.s.events)), after+uint64(limit))
+	return append(out, t.s.events[after:end]...), nil
+}
+
+func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
+	if err := t.check(false); err != nil {
+		return escrow.IdempotencyRecord{}, err
+	}
+	r, ok := t.s.idem[key]
+	if !ok {
+		return escrow.IdempotencyRecord{}, notFound("idempotency key", key)
+	}
+	r.Result = slices.Clone(r.Result)
+	return r, nil
+}
+
+func (t *tx) PutIdempotency(r escrow.IdempotencyRecord) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	old, ok := t.s.idem[r.Key]
+	t.s.undo = append(t.s.undo, undoRec{kind: undoIdem, key: r.Key, existed: ok, idem: old})
+	r.Result = slices.Clone(r.Result)
+	t.s.idem[r.Key] = r
+	return nil
+}
+
+func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
+	if err := t.check(false); err != nil {
+		return err
+	}
+	for _, k := range sortedKeys(t.s.idem) {
+		r := t.s.idem[k]
+		r.Result = slices.Clone(r.Result)
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, strings.Compare)
+	return keys
+}

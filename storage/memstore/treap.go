@@ -1,0 +1,126 @@
+package memstore
+
+import "time"
+
+// dueKey orders escrows in the due index: by deadline, then by ID.
+type dueKey struct {
+	at int64 // UnixNano of the deadline
+	id string
+}
+
+func (a dueKey) less(b dueKey) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.id < b.id
+}
+
+// dueIndex is an ordered set of dueKeys: a treap, so inserts, deletes and
+// the walk to the first due escrow cost O(log n) expected.
+type dueIndex struct {
+	root *node
+	seed uint64
+}
+
+type node struct {
+	key         dueKey
+	prio        uint64
+	left, right *node
+}
+
+func (t *dueIndex) rand() uint64 {
+	// xorshift64*: priorities need only be well spread, not secret.
+	if t.seed == 0 {
+		t.seed = 0x9E3779B97F4A7C15
+	}
+	t.seed ^= t.seed >> 12
+	t.seed ^= t.seed << 25
+	t.seed ^= t.seed >> 27
+	return t.seed * 2685821657736338717
+}
+
+func (t *dueIndex) insert(k dueKey) { t.root = t.insertAt(t.root, k) }
+
+func (t *dueIndex) insertAt(n *node, k dueKey) *node {
+	if n == nil {
+		return &node{key: k, prio: t.rand()}
+	}
+	switch {
+	case k.less(n.key):
+		n.left = t.insertAt(n.left, k)
+		if n.left.prio > n.prio {
+			n = rotateRight(n)
+		}
+	case n.key.less(k):
+		n.right = t.insertAt(n.right, k)
+		if n.right.prio > n.prio {
+			n = rotateLeft(n)
+		}
+	}
+	return n
+}
+
+func (t *dueIndex) delete(k dueKey) { t.root = deleteAt(t.root, k) }
+
+func deleteAt(n *node, k dueKey) *node {
+	if n == nil {
+		return nil
+	}
+	switch {
+	case k.less(n.key):
+		n.left = deleteAt(n.left, k)
+	case n.key.less(k):
+		n.right = deleteAt(n.right, k)
+	default:
+		return merge(n.left, n.right)
+	}
+	return n
+}
+
+func merge(a, b *node) *node {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	case a.prio > b.prio:
+		a.right = merge(a.right, b)
+		return a
+	default:
+		b.left = merge(a, b.left)
+		return b
+	}
+}
+
+func rotateRight(n *node) *node {
+	l := n.left
+	n.left, l.right = l.right, n
+	return l
+}
+
+func rotateLeft(n *node) *node {
+	r := n.right
+	n.right, r.left = r.left, n
+	return r
+}
+
+// due appends to out the IDs of at most limit keys not after t, in order.
+func (t *dueIndex) due(at time.Time, limit int, out []string) []string {
+	bound := at.UnixNano()
+	var walk func(n *node) bool
+	walk = func(n *node) bool {
+		if n == nil {
+			return true
+		}
+		if !walk(n.left) {
+			return false
+		}
+		if n.key.at > bound || len(out) >= limit {
+			return false
+		}
+		out = append(out, n.key.id)
+		return walk(n.right)
+	}
+	walk(t.root)
+	return out
+}

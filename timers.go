@@ -1,0 +1,108 @@
+package escrow
+
+import (
+	"context"
+	"time"
+)
+
+// ProcessDue fires every timer that is due by the clock's current time and
+// returns how many fired. Each timer's action runs in its own transaction,
+// as if its party had acted, and emits its event with ByTimer set:
+//
+//	AwaitingPayment       → Closed (unpaid)
+//	AwaitingShipment      → all held refunded to the buyer → Refunded
+//	AwaitingConfirmation  → all held released to the seller → Completed (auto-confirm)
+//	RefundRequested       → the refund made as asked (the seller ignored it)
+//
+// Due escrows are found through the store's due index, so the cost depends
+// on how many are due, not on how many exist. ProcessDue is safe to run
+// from several goroutines or processes at once: an escrow whose timer was
+// fired (or whose state changed) meanwhile is skipped.
+func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
+	const batch = 256
+	now := l.now()
+	fired := 0
+	for {
+		var ids []string
+		err := l.store.View(ctx, func(tx Tx) error {
+			var err error
+			ids, err = tx.DueEscrows(now, batch)
+			return err
+		})
+		if err != nil {
+			return fired, err
+		}
+		progress := 0
+		for _, id := range ids {
+			if err := ctx.Err(); err != nil {
+				return fired, err
+			}
+			ok, err := l.fire(ctx, id, now)
+			if err != nil {
+				return fired, err
+			}
+			if ok {
+				fired++
+				progress++
+			}
+		}
+		if len(ids) < batch || progress == 0 {
+			return fired, nil
+		}
+	}
+}
+
+// fire runs the due timer of one escrow, if it is still due.
+func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (bool, error) {
+	fired := false
+	err := l.store.Update(ctx, func(tx Tx) error {
+		fired = false
+		e, err := getEscrow(tx, id)
+		if err != nil {
+			return err
+		}
+		if e.DueAt.IsZero() || e.DueAt.After(now) {
+			return nil
+		}
+		ev := Event{At: now, Escrow: id, ByTimer: true}
+		switch e.State {
+		case AwaitingPayment:
+			e.enter(Closed, now)
+			ev.Type = EscrowClosed
+		case AwaitingShipment:
+			err = refund(tx, &e, &ev, e.Held, now)
+		case AwaitingConfirmation:
+			err = release(tx, &e, &ev, e.Held, now)
+		case RefundRequested:
+			err = refund(tx, &e, &ev, e.Refund.Amount, now)
+		default:
+			e.DueAt = time.Time{} // no timer runs in this state
+		}
+		if err != nil {
+			return err
+		}
+		fired = ev.Type != ""
+		if !fired {
+			return tx.PutEscrow(e)
+		}
+		return save(tx, &e, &ev, now)
+	})
+	return fired, err
+}
+
+// RunTimers calls ProcessDue every interval until ctx ends, passing any
+// error to onError (which may be nil). It returns when ctx is done.
+func (l *Ledger) RunTimers(ctx context.Context, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := l.ProcessDue(ctx); err != nil && onError != nil && ctx.Err() == nil {
+			onError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
