@@ -301,7 +301,7 @@ func checkID(what, id string) error {
 	if isSystem(id) {
 		return invalidArg("%s ID %q may not start with '@'", what, id)
 	}
-	return checkText(what+" ID", id, 128, false)
+	return checkText(what, id, 128, false)
 }
 
 // checkText refuses invalid UTF-8, control characters (newlines too, unless

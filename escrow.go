@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -217,25 +218,21 @@ func DefaultTimers() Timers {
 }
 
 func (t Timers) withDefaults(d Timers) (Timers, error) {
-	fields := []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"PayWithin", &t.PayWithin, d.PayWithin},
-		{"ShipWithin", &t.ShipWithin, d.ShipWithin},
-		{"ConfirmWithin", &t.ConfirmWithin, d.ConfirmWithin},
-		{"RefundResponseWithin", &t.RefundResponseWithin, d.RefundResponseWithin},
+	if t.PayWithin < 0 || t.ShipWithin < 0 || t.ConfirmWithin < 0 || t.RefundResponseWithin < 0 {
+		return Timers{}, invalidArg("timers may not be negative: %+v", t)
 	}
-	for _, f := range fields {
-		if *f.v < 0 {
-			return Timers{}, invalidArg("timer %s is negative (%s)", f.name, *f.v)
+	orDefault := func(v, def time.Duration) time.Duration {
+		if v == 0 {
+			return def
 		}
-		if *f.v == 0 {
-			*f.v = f.def
-		}
+		return v
 	}
-	return t, nil
+	return Timers{
+		PayWithin:            orDefault(t.PayWithin, d.PayWithin),
+		ShipWithin:           orDefault(t.ShipWithin, d.ShipWithin),
+		ConfirmWithin:        orDefault(t.ConfirmWithin, d.ConfirmWithin),
+		RefundResponseWithin: orDefault(t.RefundResponseWithin, d.RefundResponseWithin),
+	}, nil
 }
 
 // Terms are what buyer and seller agree on when an escrow is opened.
@@ -313,28 +310,34 @@ func (l *Ledger) Open(ctx context.Context, t Terms, opts ...CallOption) (Escrow,
 	if err != nil {
 		return Escrow{}, err
 	}
-	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("open|%+v", t) },
-		func(tx Tx, now time.Time) (Escrow, error) {
-			if old, err := tx.Escrow(t.ID); err == nil {
-				if termsEqual(old.Terms, t) {
-					return old, nil
-				}
-				return Escrow{}, fmt.Errorf("%w: escrow %q with other terms", ErrExists, t.ID)
-			} else if !errors.Is(err, ErrNotFound) {
-				return Escrow{}, err
-			}
-			for _, id := range []string{t.Buyer, t.Seller} {
-				if err := checkUserAccount(tx, id); err != nil {
-					return Escrow{}, err
-				}
-			}
-			zero := zeroOf(t.Price.cur)
-			e := Escrow{Terms: t, Fee: l.feeTermsFor(t.Price.cur), Held: zero, Released: zero, Fees: zero,
-				Refunded: zero, CreatedAt: now}
-			e.enter(AwaitingPayment, now)
-			ev := Event{Type: EscrowOpened, At: now, Escrow: t.ID, Actor: t.Buyer, Amount: t.Price, Note: t.Item}
-			return e, save(tx, &e, &ev, now)
-		})
+	c := l.newCall(actionOpen, t.ID, t.Buyer)
+	c.terms = t
+	return c.do(ctx, opts)
+}
+
+func (c *call) open(tx Tx) error {
+	t := &c.terms
+	if old, err := tx.Escrow(t.ID); err == nil {
+		if termsEqual(old.Terms, *t) {
+			c.e = old
+			return nil
+		}
+		return fmt.Errorf("%w: escrow %q with other terms", ErrExists, t.ID)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := checkUserAccount(tx, t.Buyer); err != nil {
+		return err
+	}
+	if err := checkUserAccount(tx, t.Seller); err != nil {
+		return err
+	}
+	zero := zeroOf(t.Price.cur)
+	c.e = Escrow{Terms: *t, Fee: c.l.feeTermsFor(t.Price.cur), Held: zero, Released: zero, Fees: zero,
+		Refunded: zero, CreatedAt: c.now}
+	c.e.enter(AwaitingPayment, c.now)
+	c.ev = Event{Type: EscrowOpened, At: c.now, Escrow: t.ID, Actor: t.Buyer, Amount: t.Price, Note: t.Item}
+	return save(tx, &c.e, &c.ev, c.now)
 }
 
 func (l *Ledger) checkTerms(t Terms) (Terms, error) {
@@ -424,20 +427,22 @@ func (l *Ledger) Escrow(ctx context.Context, id string) (Escrow, error) {
 // the buyer's available balance is short. The escrow moves to
 // AwaitingShipment and its shipping timer starts.
 func (l *Ledger) Pay(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, id, actor, ActionPay, opts, func() string { return "pay|" + id + "|" + actor },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			err := post(tx, &Entry{At: now, Kind: EntryHold, Escrow: e.ID, Currency: e.Price.cur, Postings: []Posting{
-				{Account: e.Buyer, Bucket: Available, Change: -e.Price.units},
-				{Account: e.Buyer, Bucket: Held, Change: e.Price.units},
-			}})
-			if err != nil {
-				return err
-			}
-			e.Held, e.PaidAt = e.Price, now
-			e.enter(AwaitingShipment, now)
-			ev.Type, ev.Amount = EscrowPaid, e.Price
-			return nil
-		})
+	return l.newCall(ActionPay, id, actor).do(ctx, opts)
+}
+
+func (c *call) pay(tx Tx) error {
+	e := &c.e
+	err := post(tx, &Entry{At: c.now, Kind: EntryHold, Escrow: e.ID, Currency: e.Price.cur, Postings: []Posting{
+		{Account: e.Buyer, Bucket: Available, Change: -e.Price.units},
+		{Account: e.Buyer, Bucket: Held, Change: e.Price.units},
+	}})
+	if err != nil {
+		return err
+	}
+	e.Held, e.PaidAt = e.Price, c.now
+	e.enter(AwaitingShipment, c.now)
+	c.ev.Type, c.ev.Amount = EscrowPaid, e.Price
+	return nil
 }
 
 // Ship records that the seller shipped, with an optional tracking number
@@ -447,23 +452,23 @@ func (l *Ledger) Ship(ctx context.Context, id, actor, tracking string, opts ...C
 	if err := checkText("tracking", tracking, 200, false); err != nil {
 		return Escrow{}, err
 	}
-	return l.act(ctx, id, actor, ActionShip, opts, func() string { return "ship|" + id + "|" + actor + "|" + tracking },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			e.Tracking, e.ShippedAt = tracking, now
-			e.enter(AwaitingConfirmation, now)
-			ev.Type, ev.Note = EscrowShipped, tracking
-			return nil
-		})
+	c := l.newCall(ActionShip, id, actor)
+	c.text = tracking
+	return c.do(ctx, opts)
+}
+
+func (c *call) ship() error {
+	c.e.Tracking, c.e.ShippedAt = c.text, c.now
+	c.e.enter(AwaitingConfirmation, c.now)
+	c.ev.Type, c.ev.Note = EscrowShipped, c.text
+	return nil
 }
 
 // Confirm records that the buyer received the goods and releases all that
 // is held to the seller, minus the fee. Only the buyer, in
 // AwaitingConfirmation. The escrow is Completed.
 func (l *Ledger) Confirm(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, id, actor, ActionConfirm, opts, func() string { return "confirm|" + id + "|" + actor },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			return release(tx, e, ev, e.Held, now)
-		})
+	return l.newCall(ActionConfirm, id, actor).do(ctx, opts)
 }
 
 // ConfirmMilestone releases milestone n (counting from 0) to the seller,
@@ -471,36 +476,34 @@ func (l *Ledger) Confirm(ctx context.Context, id, actor string, opts ...CallOpti
 // e.NextMilestone. Only the buyer, in AwaitingConfirmation. When the last
 // one is released the escrow is Completed.
 func (l *Ledger) ConfirmMilestone(ctx context.Context, id, actor string, n int, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, id, actor, ActionConfirmMilestone, opts,
-		func() string { return "confirm-milestone|" + id + "|" + actor + "|" + strconv.Itoa(n) },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			if len(e.Milestones) == 0 {
-				return invalidArg("escrow %q has no milestones", e.ID)
-			}
-			if n != e.NextMilestone || n >= len(e.Milestones) {
-				return invalidArg("milestone %d of escrow %q: the next to confirm is %d of %d", n, e.ID, e.NextMilestone, len(e.Milestones))
-			}
-			// Refunds came off the last tranches, so this one keeps its
-			// amount unless less than that is left.
-			amount := e.Milestones[n].Amount
-			if amount.units > e.Held.units || n == len(e.Milestones)-1 {
-				amount = e.Held
-			}
-			e.NextMilestone++
-			ev.Note = e.Milestones[n].Name
-			return release(tx, e, ev, amount, now)
-		})
+	c := l.newCall(ActionConfirmMilestone, id, actor)
+	c.n = n
+	return c.do(ctx, opts)
+}
+
+func (c *call) confirmMilestone(tx Tx) error {
+	e, n := &c.e, c.n
+	if len(e.Milestones) == 0 {
+		return invalidArg("escrow %q has no milestones", e.ID)
+	}
+	if n != e.NextMilestone || n >= len(e.Milestones) {
+		return invalidArg("milestone %d of escrow %q: the next to confirm is %d of %d", n, e.ID, e.NextMilestone, len(e.Milestones))
+	}
+	// Refunds came off the last tranches, so this one keeps its amount
+	// unless less than that is left.
+	amount := e.Milestones[n].Amount
+	if amount.units > e.Held.units || n == len(e.Milestones)-1 {
+		amount = e.Held
+	}
+	e.NextMilestone++
+	c.ev.Note = e.Milestones[n].Name
+	return release(tx, e, &c.ev, amount, c.now)
 }
 
 // Cancel closes an escrow before it is paid. The buyer or the seller, in
 // AwaitingPayment. No money has moved, so none moves.
 func (l *Ledger) Cancel(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, id, actor, ActionCancel, opts, func() string { return "cancel|" + id + "|" + actor },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			e.enter(Closed, now)
-			ev.Type = EscrowClosed
-			return nil
-		})
+	return l.newCall(ActionCancel, id, actor).do(ctx, opts)
 }
 
 // Refund returns amount of the held money to the buyer: the seller's own
@@ -512,14 +515,9 @@ func (l *Ledger) Refund(ctx context.Context, id, actor string, amount Money, opt
 	if err := l.checkPayment(amount); err != nil {
 		return Escrow{}, err
 	}
-	return l.act(ctx, id, actor, ActionRefund, opts,
-		func() string { return "refund|" + id + "|" + actor + "|" + amount.String() },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			if err := checkHeld(e, amount); err != nil {
-				return err
-			}
-			return refund(tx, e, ev, amount, now)
-		})
+	c := l.newCall(ActionRefund, id, actor)
+	c.amount = amount
+	return c.do(ctx, opts)
 }
 
 // RequestRefund asks the seller to return amount (all that is held, or
@@ -534,29 +532,29 @@ func (l *Ledger) RequestRefund(ctx context.Context, id, actor string, amount Mon
 	if err := checkText("reason", reason, 1000, true); err != nil {
 		return Escrow{}, err
 	}
-	return l.act(ctx, id, actor, ActionRequestRefund, opts,
-		func() string { return "request-refund|" + id + "|" + actor + "|" + amount.String() + "|" + reason },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			if err := checkHeld(e, amount); err != nil {
-				return err
-			}
-			e.Refund = RefundRequest{Amount: amount, Reason: reason, At: now}
-			e.Resume = e.State
-			e.pause(now)
-			e.enter(RefundRequested, now)
-			ev.Type, ev.Amount, ev.Note = EscrowRefundRequested, amount, reason
-			return nil
-		})
+	c := l.newCall(ActionRequestRefund, id, actor)
+	c.amount, c.text = amount, reason
+	return c.do(ctx, opts)
+}
+
+func (c *call) requestRefund() error {
+	e := &c.e
+	if err := checkHeld(e, c.amount); err != nil {
+		return err
+	}
+	e.Refund = RefundRequest{Amount: c.amount, Reason: c.text, At: c.now}
+	e.Resume = e.State
+	e.pause(c.now)
+	e.enter(RefundRequested, c.now)
+	c.ev.Type, c.ev.Amount, c.ev.Note = EscrowRefundRequested, c.amount, c.text
+	return nil
 }
 
 // AgreeRefund makes the refund the buyer asked for. Only the seller, in
 // RefundRequested. If money is still held afterwards, the escrow returns to
 // the state it was in and its timer resumes.
 func (l *Ledger) AgreeRefund(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, id, actor, ActionAgreeRefund, opts, func() string { return "agree-refund|" + id + "|" + actor },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			return refund(tx, e, ev, e.Refund.Amount, now)
-		})
+	return l.newCall(ActionAgreeRefund, id, actor).do(ctx, opts)
 }
 
 // RefuseRefund turns the buyer's request down, for a reason. Only the
@@ -566,13 +564,9 @@ func (l *Ledger) RefuseRefund(ctx context.Context, id, actor, reason string, opt
 	if err := checkText("reason", reason, 1000, true); err != nil {
 		return Escrow{}, err
 	}
-	return l.act(ctx, id, actor, ActionRefuseRefund, opts,
-		func() string { return "refuse-refund|" + id + "|" + actor + "|" + reason },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			e.resume(now)
-			ev.Type, ev.Note = EscrowRefundRefused, reason
-			return nil
-		})
+	c := l.newCall(ActionRefuseRefund, id, actor)
+	c.text = reason
+	return c.do(ctx, opts)
 }
 
 // Dispute calls the arbiter. The buyer or the seller, after payment and
@@ -583,19 +577,22 @@ func (l *Ledger) Dispute(ctx context.Context, id, actor, reason string, opts ...
 	if err := checkText("reason", reason, 1000, true); err != nil {
 		return Escrow{}, err
 	}
-	return l.act(ctx, id, actor, ActionDispute, opts,
-		func() string { return "dispute|" + id + "|" + actor + "|" + reason },
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			if e.Arbiter == "" {
-				return fmt.Errorf("%w: escrow %q", ErrNoArbiter, e.ID)
-			}
-			if e.State != RefundRequested { // a refund request already paused the timer
-				e.pause(now)
-			}
-			e.enter(Disputed, now)
-			ev.Type, ev.Note = EscrowDisputed, reason
-			return nil
-		})
+	c := l.newCall(ActionDispute, id, actor)
+	c.text = reason
+	return c.do(ctx, opts)
+}
+
+func (c *call) dispute() error {
+	e := &c.e
+	if e.Arbiter == "" {
+		return fmt.Errorf("%w: escrow %q", ErrNoArbiter, e.ID)
+	}
+	if e.State != RefundRequested { // a refund request already paused the timer
+		e.pause(c.now)
+	}
+	e.enter(Disputed, c.now)
+	c.ev.Type, c.ev.Note = EscrowDisputed, c.text
+	return nil
 }
 
 // Resolve ends a dispute by splitting what is held between buyer and seller;
@@ -603,68 +600,182 @@ func (l *Ledger) Dispute(ctx context.Context, id, actor, reason string, opts ...
 // fee is taken from the seller's part. Only the arbiter, in Disputed. The
 // escrow is Resolved.
 func (l *Ledger) Resolve(ctx context.Context, id, actor string, split Split, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, id, actor, ActionResolve, opts,
-		func() string {
-			return "resolve|" + id + "|" + actor + "|" + split.Buyer.String() + "|" + split.Seller.String()
-		},
-		func(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-			toBuyer, toSeller := split.Buyer, split.Seller
-			for _, part := range []*Money{&toBuyer, &toSeller} {
-				if part.cur.Code == "" && part.units == 0 {
-					*part = zeroOf(e.Price.cur)
-				}
-				if !sameCurrency(*part, e.Price) {
-					return mismatch(e.Price, *part)
-				}
-			}
-			if sum, err := toBuyer.plus(toSeller); err != nil || sum != e.Held {
-				return invalidArg("split %s + %s does not add up to the %s held", toBuyer, toSeller, e.Held)
-			}
-			fee := e.Fee.fee(toSeller, e.Released.IsZero())
-			postings := make([]Posting, 0, 4)
-			postings = append(postings, Posting{Account: e.Buyer, Bucket: Held, Change: -e.Held.units})
-			for _, p := range []Posting{
-				{Account: e.Buyer, Bucket: Available, Change: toBuyer.units},
-				{Account: e.Seller, Bucket: Available, Change: toSeller.units - fee.units},
-				{Account: FeeAccount, Bucket: Available, Change: fee.units},
-			} {
-				if p.Change != 0 {
-					postings = append(postings, p)
-				}
-			}
-			err := post(tx, &Entry{At: now, Kind: EntrySplit, Escrow: e.ID, Currency: e.Price.cur, Postings: postings})
-			if err != nil {
-				return err
-			}
-			ev.Type, ev.Amount, ev.Fee = EscrowResolved, e.Held, fee
-			ev.Note = "buyer " + toBuyer.String() + ", seller " + toSeller.String()
-			e.Held = zeroOf(e.Price.cur)
-			e.Refunded = e.Refunded.plusUnchecked(toBuyer)
-			e.Released = e.Released.plusUnchecked(toSeller)
-			e.Fees = e.Fees.plusUnchecked(fee)
-			e.enter(Resolved, now)
-			return nil
-		})
+	c := l.newCall(ActionResolve, id, actor)
+	c.split = split
+	return c.do(ctx, opts)
 }
 
-// act runs one action on one escrow: load it, check the actor and the state,
-// apply the change, save the escrow and its event.
-func (l *Ledger) act(ctx context.Context, id, actor string, action Action, opts []CallOption, describe func() string,
-	apply func(tx Tx, e *Escrow, ev *Event, now time.Time) error) (Escrow, error) {
-	return mutate(ctx, l, opts, describe, func(tx Tx, now time.Time) (Escrow, error) {
-		e, err := getEscrow(tx, id)
-		if err != nil {
-			return Escrow{}, err
+func (c *call) resolve(tx Tx) error {
+	e := &c.e
+	toBuyer, toSeller := c.split.Buyer, c.split.Seller
+	for _, part := range []*Money{&toBuyer, &toSeller} {
+		if part.cur.Code == "" && part.units == 0 {
+			*part = zeroOf(e.Price.cur)
 		}
-		if err := authorize(&e, action, actor); err != nil {
-			return Escrow{}, err
+		if !sameCurrency(*part, e.Price) {
+			return mismatch(e.Price, *part)
 		}
-		ev := Event{At: now, Escrow: id, Actor: actor}
-		if err := apply(tx, &e, &ev, now); err != nil {
-			return Escrow{}, err
+	}
+	if sum, err := toBuyer.plus(toSeller); err != nil || sum != e.Held {
+		return invalidArg("split %s + %s does not add up to the %s held", toBuyer, toSeller, e.Held)
+	}
+	fee := e.Fee.fee(toSeller, e.Released.IsZero())
+	postings := make([]Posting, 0, 4)
+	postings = append(postings, Posting{Account: e.Buyer, Bucket: Held, Change: -e.Held.units})
+	for _, p := range []Posting{
+		{Account: e.Buyer, Bucket: Available, Change: toBuyer.units},
+		{Account: e.Seller, Bucket: Available, Change: toSeller.units - fee.units},
+		{Account: FeeAccount, Bucket: Available, Change: fee.units},
+	} {
+		if p.Change != 0 {
+			postings = append(postings, p)
 		}
-		return e, save(tx, &e, &ev, now)
-	})
+	}
+	err := post(tx, &Entry{At: c.now, Kind: EntrySplit, Escrow: e.ID, Currency: e.Price.cur, Postings: postings})
+	if err != nil {
+		return err
+	}
+	c.ev.Type, c.ev.Amount, c.ev.Fee = EscrowResolved, e.Held, fee
+	c.ev.Note = "buyer " + toBuyer.String() + ", seller " + toSeller.String()
+	e.Held = zeroOf(e.Price.cur)
+	e.Refunded = e.Refunded.plusUnchecked(toBuyer)
+	e.Released = e.Released.plusUnchecked(toSeller)
+	e.Fees = e.Fees.plusUnchecked(fee)
+	e.enter(Resolved, c.now)
+	return nil
+}
+
+// actionOpen marks the call that opens an escrow; it is not an Action
+// because no party takes it on an existing escrow.
+const actionOpen Action = 0
+
+// A call is one mutating call on an escrow, from arguments to result. Calls
+// are pooled and each keeps its transaction function bound, so the hot path
+// (open, pay, ship, confirm) allocates only what storage keeps.
+type call struct {
+	l      *Ledger
+	action Action
+	id     string
+	actor  string
+	text   string // tracking number or reason
+	amount Money
+	n      int // milestone
+	split  Split
+	terms  Terms // for Open
+
+	key string
+	now time.Time
+	e   Escrow // the escrow being changed, then the result
+	ev  Event  // the event that tells of the change
+
+	txFn func(Tx) error // c.run, bound once
+}
+
+var callPool = sync.Pool{New: func() any {
+	c := new(call)
+	c.txFn = c.run
+	return c
+}}
+
+func (l *Ledger) newCall(action Action, id, actor string) *call {
+	c := callPool.Get().(*call)
+	c.l, c.action, c.id, c.actor = l, action, id, actor
+	return c
+}
+
+// do runs the call in one storage transaction and returns the call to the
+// pool.
+func (c *call) do(ctx context.Context, opts []CallOption) (Escrow, error) {
+	key, err := keyOf(opts)
+	if err == nil {
+		c.key, c.now = key, c.l.now()
+		err = c.l.store.Update(ctx, c.txFn)
+	}
+	out := c.e
+	*c = call{txFn: c.txFn}
+	callPool.Put(c)
+	if err != nil {
+		return Escrow{}, err
+	}
+	return out, nil
+}
+
+// run is the transaction: replay a remembered result, or apply the call
+// and remember its result under the idempotency key.
+func (c *call) run(tx Tx) error {
+	var request string
+	if c.key != "" {
+		request = c.describe()
+		if found, err := recall(tx, c.key, request, &c.e); found || err != nil {
+			return err
+		}
+	}
+	if err := c.apply(tx); err != nil {
+		return err
+	}
+	if c.key == "" {
+		return nil
+	}
+	return remember(tx, c.key, request, c.e, c.now)
+}
+
+// describe renders the call and its arguments canonically, to tell a true
+// repeat from a key reused for something else.
+func (c *call) describe() string {
+	if c.action == actionOpen {
+		return fmt.Sprintf("open|%+v", c.terms)
+	}
+	return fmt.Sprintf("%s|%s|%s|%q|%s|%d|%s|%s", c.action, c.id, c.actor, c.text, c.amount, c.n, c.split.Buyer, c.split.Seller)
+}
+
+// apply loads the escrow, checks the actor and the state, and makes the
+// change with its event.
+func (c *call) apply(tx Tx) error {
+	if c.action == actionOpen {
+		return c.open(tx)
+	}
+	var err error
+	if c.e, err = getEscrow(tx, c.id); err != nil {
+		return err
+	}
+	if err := authorize(&c.e, c.action, c.actor); err != nil {
+		return err
+	}
+	c.ev = Event{At: c.now, Escrow: c.id, Actor: c.actor}
+	switch c.action {
+	case ActionPay:
+		err = c.pay(tx)
+	case ActionShip:
+		err = c.ship()
+	case ActionConfirm:
+		err = release(tx, &c.e, &c.ev, c.e.Held, c.now)
+	case ActionConfirmMilestone:
+		err = c.confirmMilestone(tx)
+	case ActionCancel:
+		c.e.enter(Closed, c.now)
+		c.ev.Type = EscrowClosed
+	case ActionRefund:
+		if err = checkHeld(&c.e, c.amount); err == nil {
+			err = refund(tx, &c.e, &c.ev, c.amount, c.now)
+		}
+	case ActionRequestRefund:
+		err = c.requestRefund()
+	case ActionAgreeRefund:
+		err = refund(tx, &c.e, &c.ev, c.e.Refund.Amount, c.now)
+	case ActionRefuseRefund:
+		c.e.resume(c.now)
+		c.ev.Type, c.ev.Note = EscrowRefundRefused, c.text
+	case ActionDispute:
+		err = c.dispute()
+	case ActionResolve:
+		err = c.resolve(tx)
+	default:
+		err = fmt.Errorf("escrow: internal error: unknown action %d", c.action)
+	}
+	if err != nil {
+		return err
+	}
+	return save(tx, &c.e, &c.ev, c.now)
 }
 
 // save stores a changed escrow and the event that tells of the change.

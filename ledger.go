@@ -116,29 +116,18 @@ func IdempotencyKey(key string) CallOption { return CallOption{key: key} }
 // called only when there is a key.
 func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe func() string,
 	fn func(tx Tx, now time.Time) (T, error)) (T, error) {
-	var key string
-	for _, o := range opts {
-		if o.key != "" {
-			key = o.key
-		}
-	}
-	if len(key) > 256 {
-		var zero T
-		return zero, invalidArg("idempotency key is %d bytes, more than 256", len(key))
+	var zero T
+	key, err := keyOf(opts)
+	if err != nil {
+		return zero, err
 	}
 	now := l.now()
 	var out T
-	err := l.store.Update(ctx, func(tx Tx) error {
+	err = l.store.Update(ctx, func(tx Tx) error {
 		var request string
 		if key != "" {
 			request = describe()
-			rec, err := tx.Idempotency(key)
-			switch {
-			case err == nil && rec.Request != request:
-				return fmt.Errorf("%w: key %q was first used for %q", ErrIdempotencyMismatch, key, rec.Request)
-			case err == nil:
-				return json.Unmarshal(rec.Result, &out)
-			case !errors.Is(err, ErrNotFound):
+			if found, err := recall(tx, key, request, &out); found || err != nil {
 				return err
 			}
 		}
@@ -150,17 +139,51 @@ func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe f
 		if key == "" {
 			return nil
 		}
-		result, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		return tx.PutIdempotency(IdempotencyRecord{Key: key, Request: request, Result: result, At: now})
+		return remember(tx, key, request, v, now)
 	})
 	if err != nil {
-		var zero T
 		return zero, err
 	}
 	return out, nil
+}
+
+// keyOf returns the idempotency key among opts, if any.
+func keyOf(opts []CallOption) (string, error) {
+	var key string
+	for _, o := range opts {
+		if o.key != "" {
+			key = o.key
+		}
+	}
+	if len(key) > 256 {
+		return "", invalidArg("idempotency key is %d bytes, more than 256", len(key))
+	}
+	return key, nil
+}
+
+// recall looks key up. If a call was made with it, recall decodes that
+// call's result into out and reports true, or fails with
+// ErrIdempotencyMismatch if the call was another.
+func recall(tx Tx, key, request string, out any) (bool, error) {
+	rec, err := tx.Idempotency(key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	case rec.Request != request:
+		return true, fmt.Errorf("%w: key %q was first used for %q", ErrIdempotencyMismatch, key, rec.Request)
+	}
+	return true, json.Unmarshal(rec.Result, out)
+}
+
+// remember stores the result of the call made with key.
+func remember(tx Tx, key, request string, result any, now time.Time) error {
+	b, err := json.Marshal(result)
+	if err != nil {
+		return err
+	}
+	return tx.PutIdempotency(IdempotencyRecord{Key: key, Request: request, Result: b, At: now})
 }
 
 // checkCurrency refuses a currency the ledger does not know.

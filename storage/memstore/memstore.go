@@ -31,9 +31,10 @@ type Store struct {
 	balances  map[balanceKey]escrow.Balance
 	escrows   map[string]escrow.Escrow
 	due       dueIndex
-	journal   []escrow.Entry
+	journal   chunkedLog[escrow.Entry]
 	byAccount map[string][]uint64 // account → Seq of the entries that post to it
-	events    []escrow.Event
+	events    chunkedLog[escrow.Event]
+	slab      []escrow.Posting // where stored entries' postings live, many to an allocation
 	idem      map[string]escrow.IdempotencyRecord
 
 	w    tx        // the one write transaction, reused under mu
@@ -104,7 +105,7 @@ func (s *Store) Close() error {
 	if !s.closed {
 		s.closed = true
 		s.accounts, s.balances, s.escrows, s.idem, s.byAccount = nil, nil, nil, nil, nil
-		s.journal, s.events, s.due = nil, nil, dueIndex{}
+		s.journal, s.events, s.due, s.slab = chunkedLog[escrow.Entry]{}, chunkedLog[escrow.Event]{}, dueIndex{}, nil
 	}
 	return nil
 }
@@ -161,7 +162,7 @@ func (s *Store) rollback() {
 				delete(s.escrows, u.key)
 			}
 		case undoEntry:
-			e := s.journal[len(s.journal)-1]
+			e := *s.journal.at(s.journal.len() - 1)
 			forEachAccount(e, func(a string) {
 				seqs := s.byAccount[a][:len(s.byAccount[a])-1]
 				if len(seqs) == 0 {
@@ -170,11 +171,9 @@ func (s *Store) rollback() {
 					s.byAccount[a] = seqs
 				}
 			})
-			s.journal[len(s.journal)-1] = escrow.Entry{}
-			s.journal = s.journal[:len(s.journal)-1]
+			s.journal.pop()
 		case undoEvent:
-			s.events[len(s.events)-1] = escrow.Event{}
-			s.events = s.events[:len(s.events)-1]
+			s.events.pop()
 		case undoIdem:
 			if u.existed {
 				s.idem[u.key] = u.idem
@@ -218,9 +217,10 @@ func (t *tx) check(write bool) error {
 	return nil
 }
 
-func notFound(what, key string) error {
-	return fmt.Errorf("memstore: %s %q: %w", what, key, escrow.ErrNotFound)
-}
+// notFound is the error for a missing record: the sentinel itself, because
+// a miss is routine on the hot path (a new escrow ID, a first balance) and
+// the ledger adds the ID when it reports one.
+func notFound() error { return escrow.ErrNotFound }
 
 func (t *tx) Account(id string) (escrow.Account, error) {
 	if err := t.check(false); err != nil {
@@ -228,7 +228,7 @@ func (t *tx) Account(id string) (escrow.Account, error) {
 	}
 	a, ok := t.s.accounts[id]
 	if !ok {
-		return escrow.Account{}, notFound("account", id)
+		return escrow.Account{}, notFound()
 	}
 	return a, nil
 }
@@ -261,7 +261,7 @@ func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
 	}
 	b, ok := t.s.balances[balanceKey{account, currency}]
 	if !ok {
-		return escrow.Balance{}, notFound("balance", account+"/"+currency)
+		return escrow.Balance{}, notFound()
 	}
 	return b, nil
 }
@@ -305,7 +305,7 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 	}
 	e, ok := t.s.escrows[id]
 	if !ok {
-		return escrow.Escrow{}, notFound("escrow", id)
+		return escrow.Escrow{}, notFound()
 	}
 	e.Milestones = slices.Clone(e.Milestones)
 	return e, nil
@@ -335,6 +335,14 @@ func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
 	if limit <= 0 {
 		return []string{}, nil
 	}
+	// The index orders by UnixNano, which wraps outside the years 1678 to
+	// 2262; a far bound such as year 9999 must not wrap to before every
+	// deadline.
+	if earliest, latest := time.Unix(0, -1<<63), time.Unix(0, 1<<63-1); at.Before(earliest) {
+		at = earliest
+	} else if at.After(latest) {
+		at = latest
+	}
 	return t.s.due.due(at, limit, []string{}), nil
 }
 
@@ -356,10 +364,10 @@ func (t *tx) AppendEntry(e *escrow.Entry) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	e.Seq = uint64(len(t.s.journal)) + 1
+	e.Seq = uint64(t.s.journal.len()) + 1
 	stored := *e
-	stored.Postings = slices.Clone(e.Postings)
-	t.s.journal = append(t.s.journal, stored)
+	stored.Postings = t.s.copyPostings(e.Postings)
+	t.s.journal.append(stored)
 	forEachAccount(stored, func(a string) {
 		t.s.byAccount[a] = append(t.s.byAccount[a], stored.Seq)
 	})
@@ -375,7 +383,7 @@ func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, e
 	i := sort.Search(len(seqs), func(i int) bool { return seqs[i] > after })
 	out := []escrow.Entry{}
 	for ; i < len(seqs) && len(out) < limit; i++ {
-		e := t.s.journal[seqs[i]-1]
+		e := *t.s.journal.at(int(seqs[i] - 1))
 		e.Postings = slices.Clone(e.Postings)
 		out = append(out, e)
 	}
@@ -386,8 +394,8 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	ev.Seq = uint64(len(t.s.events)) + 1
-	t.s.events = append(t.s.events, *ev)
+	ev.Seq = uint64(t.s.events.len()) + 1
+	t.s.events.append(*ev)
 	t.s.undo = append(t.s.undo, undoRec{kind: undoEvent})
 	return nil
 }
@@ -397,11 +405,15 @@ func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
 		return nil, err
 	}
 	out := []escrow.Event{}
-	if after >= uint64(len(t.s.events)) || limit <= 0 {
+	n := uint64(t.s.events.len())
+	if after >= n || limit <= 0 {
 		return out, nil
 	}
-	end := min(uint64(len(t.s.events)), after+uint64(limit))
-	return append(out, t.s.events[after:end]...), nil
+	end := min(n, after+uint64(limit))
+	for i := after; i < end; i++ {
+		out = append(out, *t.s.events.at(int(i)))
+	}
+	return out, nil
 }
 
 func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
@@ -410,7 +422,7 @@ func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
 	}
 	r, ok := t.s.idem[key]
 	if !ok {
-		return escrow.IdempotencyRecord{}, notFound("idempotency key", key)
+		return escrow.IdempotencyRecord{}, notFound()
 	}
 	r.Result = slices.Clone(r.Result)
 	return r, nil
@@ -448,4 +460,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.SortFunc(keys, strings.Compare)
 	return keys
+}
+
+// copyPostings copies p into the store's posting slab. The result's
+// capacity equals its length, so an append by a later reader cannot reach
+// into a neighbour's postings.
+func (s *Store) copyPostings(p []escrow.Posting) []escrow.Posting {
+	if cap(s.slab)-len(s.slab) < len(p) {
+		s.slab = make([]escrow.Posting, 0, max(4096, len(p)))
+	}
+	start := len(s.slab)
+	s.slab = append(s.slab, p...)
+	return s.slab[start:len(s.slab):len(s.slab)]
 }

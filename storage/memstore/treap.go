@@ -20,6 +20,7 @@ func (a dueKey) less(b dueKey) bool {
 type dueIndex struct {
 	root *node
 	seed uint64
+	free *node // deleted nodes kept for reuse, linked through right
 }
 
 type node struct {
@@ -43,7 +44,7 @@ func (t *dueIndex) insert(k dueKey) { t.root = t.insertAt(t.root, k) }
 
 func (t *dueIndex) insertAt(n *node, k dueKey) *node {
 	if n == nil {
-		return &node{key: k, prio: t.rand()}
+		return t.newNode(k)
 	}
 	switch {
 	case k.less(n.key):
@@ -60,19 +61,35 @@ func (t *dueIndex) insertAt(n *node, k dueKey) *node {
 	return n
 }
 
-func (t *dueIndex) delete(k dueKey) { t.root = deleteAt(t.root, k) }
+// newNode returns a node for k, reusing a deleted one if there is one:
+// escrows move through the index several times in their life, so reuse
+// saves an allocation per move.
+func (t *dueIndex) newNode(k dueKey) *node {
+	n := t.free
+	if n == nil {
+		return &node{key: k, prio: t.rand()}
+	}
+	t.free = n.right
+	*n = node{key: k, prio: t.rand()}
+	return n
+}
 
-func deleteAt(n *node, k dueKey) *node {
+func (t *dueIndex) delete(k dueKey) { t.root = t.deleteAt(t.root, k) }
+
+func (t *dueIndex) deleteAt(n *node, k dueKey) *node {
 	if n == nil {
 		return nil
 	}
 	switch {
 	case k.less(n.key):
-		n.left = deleteAt(n.left, k)
+		n.left = t.deleteAt(n.left, k)
 	case n.key.less(k):
-		n.right = deleteAt(n.right, k)
+		n.right = t.deleteAt(n.right, k)
 	default:
-		return merge(n.left, n.right)
+		m := merge(n.left, n.right)
+		*n = node{right: t.free}
+		t.free = n
+		return m
 	}
 	return n
 }

@@ -1,0 +1,108 @@
+// Package escrow holds a buyer's money until the goods arrive, then pays the
+// seller; it refunds, or lets an arbiter split the money, when things go
+// wrong. It is a library, not a server: a Go program opens a store, creates
+// a Ledger over it and calls methods.
+//
+// # Basics
+//
+// A Ledger ties everything to one Storage:
+//
+//	store := memstore.New()
+//	l, err := escrow.New(ctx, store, &escrow.Options{
+//		Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, // 0.6%
+//	})
+//
+// Parties have accounts. Money enters with Deposit and leaves with Withdraw;
+// in between it only moves between accounts, so the ledger always balances.
+//
+//	l.OpenAccount(ctx, "alice")
+//	l.Deposit(ctx, "alice", escrow.MustParseMoney("500.00", escrow.CNY))
+//
+// A trade is an Escrow, opened with a caller-chosen ID:
+//
+//	l.Open(ctx, escrow.Terms{ID: "order-1001", Buyer: "alice", Seller: "teashop",
+//		Price: escrow.MustParseMoney("199.00", escrow.CNY), Item: "Longjing, 250 g"})
+//	l.Pay(ctx, "order-1001", "alice")          // alice's 199.00 is now held
+//	l.Ship(ctx, "order-1001", "teashop", "SF1234567890")
+//	l.Confirm(ctx, "order-1001", "alice")      // released: 197.81 to teashop, 1.19 fee
+//
+// # The trade lifecycle
+//
+// An escrow moves through these states (see State):
+//
+//	AwaitingPayment --Pay--> AwaitingShipment --Ship--> AwaitingConfirmation --Confirm--> Completed
+//
+// Before payment either party may Cancel (Closed). After payment the seller
+// may Refund any part of what is held, any number of times; the buyer may
+// RequestRefund, which the seller answers with AgreeRefund or RefuseRefund;
+// either party may Dispute, and the escrow's arbiter ends the dispute with
+// Resolve and a Split. An escrow with Milestones is paid once and released in
+// tranches, each confirmed on its own with ConfirmMilestone.
+//
+// Every action names its actor. Only the buyer pays, confirms and requests
+// refunds; only the seller ships, refunds and answers refund requests; only
+// the arbiter resolves. A wrong actor gets ErrNotParty, an action the state
+// does not allow gets ErrInvalidTransition; Allowed tells a user interface
+// in advance. Completed, Refunded, Resolved and Closed are terminal, and a
+// terminal escrow holds nothing.
+//
+// # Money
+//
+// Amounts are Money values: exact, non-negative, of one Currency with a
+// fixed number of minor units (CNY 2, JPY 0). They convert to and from
+// decimal.Decimal at the API and are counted in int64 minor units inside, so
+// arithmetic is exact and cheap. An amount more precise than its currency,
+// a negative one, zero where a payment is meant, a currency the ledger does
+// not know (register more with Options.Currencies), a mix of currencies, or
+// an amount past MaxUnits is refused with a typed error.
+//
+// Every movement of money is one journal Entry whose postings add up to
+// zero. A Balance has two buckets: Available, and Held — the buyer's money
+// paid into escrows, locked in the buyer's own account until it is released
+// or refunded. WorldAccount is the outside world (deposits and withdrawals)
+// and FeeAccount collects fees, which are rounded by a stated Rounding mode;
+// Allocate splits an amount without losing a minor unit. Check verifies the
+// invariants: each currency sums to zero, no user balance is negative, each
+// buyer's held money equals what their escrows hold, and terminal escrows
+// hold nothing.
+//
+// # Timers
+//
+// Each waiting state has a deadline and an action (see Timers and
+// DefaultTimers): unpaid escrows close, unshipped ones are refunded, shipped
+// ones are released to the seller after 10 days (auto-confirm), and a refund
+// request the seller ignores is granted. An open refund request or dispute
+// pauses the running timer. Time comes from Options.Clock; ProcessDue fires
+// whatever is due, finding it through the store's due index, and RunTimers
+// calls it on a ticker.
+//
+// # Idempotency and events
+//
+// Every mutating call accepts IdempotencyKey: a retry with the same key and
+// arguments returns the first result and changes nothing, and the same key
+// with other arguments fails with ErrIdempotencyMismatch. Opening an escrow
+// ID again with identical terms is also a no-op.
+//
+// Every change appends one Event in the same transaction — a transactional
+// outbox. Read it with Events from the last Seq you handled; you never miss
+// an event and never see one whose change was rolled back.
+//
+// # Errors
+//
+// Errors are the sentinels in errors.go, tested with errors.Is, and typed
+// errors (AmountError, RoleError, TransitionError, InsufficientFundsError,
+// InvariantError) where the caller needs the details. Messages start with
+// "escrow: ". A call that returns an error has changed nothing.
+//
+// # Storage
+//
+// Storage is a small transactional contract (Update, View and the Tx
+// methods) that adapters implement and storage/storagetest verifies.
+// storage/memstore keeps everything in memory.
+//
+// # Concurrency
+//
+// A Ledger is safe for concurrent use: each call is one storage transaction,
+// so two goroutines paying the same escrow, or spending the same balance,
+// cannot both succeed.
+package escrow
