@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// runOutput runs the example with args and returns what it printed.
+func runOutput(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(&out, args); err != nil {
+		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
+	}
+	return out.String()
+}
+
+// balances reads the final balance table: account → {available, held}.
+func balances(t *testing.T, out string) map[string][2]string {
+	t.Helper()
+	_, table, ok := strings.Cut(out, "\naccount ")
+	if !ok {
+		t.Fatalf("no balance table in the output:\n%s", out)
+	}
+	got := map[string][2]string{}
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			break
+		}
+		if len(f) == 3 {
+			got[f[0]] = [2]string{f[1], f[2]}
+		}
+	}
+	return got
+}
+
+// lineWith returns the first output line that contains every part.
+func lineWith(out string, parts ...string) (string, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		found := true
+		for _, p := range parts {
+			found = found && strings.Contains(line, p)
+		}
+		if found {
+			return line, true
+		}
+	}
+	return "", false
+}
+
+func TestDefaultRun(t *testing.T) {
+	out := runOutput(t)
+
+	// Each balance worked out by hand from the trades, fees at 0.6%
+	// rounded half-even: e.g. li.na 5000.00 − 168.00 − 96.50 + 19.30.
+	want := map[string][2]string{
+		"li.na":          {"4754.80", "0.00"},
+		"wang.fang":      {"4423.50", "0.00"},
+		"zhang.wei":      {"4626.80", "0.00"},
+		"chen.jie":       {"4808.96", "0.00"},
+		"liu.yang":       {"1400.00", "0.00"},
+		"west-lake-tea":  {"483.38", "0.00"},
+		"lantern-lamps":  {"4245.42", "0.00"},
+		"shenzhen-cases": {"127.23", "0.00"},
+		"@fees":          {"29.91", "0.00"},
+		"@world":         {"-24900.00", "0.00"},
+		"sum":            {"0.00", "0.00"},
+	}
+	if diff := cmp.Diff(want, balances(t, out)); diff != "" {
+		t.Errorf("balances (-want +got):\n%s", diff)
+	}
+
+	for _, parts := range [][]string{
+		{"order-1001", "EscrowReleased", "li.na confirmed: 168.00 CNY to the seller, fee 1.01 CNY", "[Completed]"},
+		{"order-1002", "EscrowRefunded", "lantern-lamps refunded 239.00 CNY", "[Refunded]"},
+		{"order-1003", "EscrowRefunded", "shenzhen-cases refunded 39.90 CNY", "[Refunded]"},
+		{"order-1004", "EscrowRefundRefused", "[AwaitingConfirmation]"},
+		{"order-1004", "EscrowResolved", "buyer 336.00 CNY, seller 144.00 CNY; fee 0.86 CNY", "[Resolved]"},
+		{"Mar 05 09:00", "order-1005", "EscrowClosed", "not paid before the deadline", "[Closed]"},
+		{"order-3001", "confirmed second 40 lanterns: 1200.00 CNY", "fee 7.20 CNY", "[AwaitingConfirmation]"},
+		{"order-3001", "confirmed last 40 lanterns", "[Completed]"},
+		{"Mar 12 09:00", "order-1006", "auto-confirmed: 128.00 CNY to the seller, fee 0.77 CNY", "[Completed]"},
+		{"Mar 12 09:00", "order-1007", "auto-confirmed: 96.50 CNY to the seller, fee 0.58 CNY", "[Completed]"},
+		{"refused:", "order-1006", "only the buyer may"},
+		{"ProcessDue fired 2 timers"},
+		{"ProcessDue fired 4 timers"},
+		{"Trades: 14 (9 Completed, 2 Refunded, 1 Resolved, 2 Closed)"},
+		{"Check: the books balance."},
+	} {
+		if _, ok := lineWith(out, parts...); !ok {
+			t.Errorf("no line with %q", parts)
+		}
+	}
+
+	// The retried payment carried the same idempotency key: one event only.
+	if n := strings.Count(out, "order-1001      EscrowPaid"); n != 1 {
+		t.Errorf("order-1001 was paid %d times, want once", n)
+	}
+	if !strings.HasSuffix(out, "Check: the books balance.\n") {
+		t.Errorf("the output does not end with the check:\n%s", out[max(0, len(out)-200):])
+	}
+}
+
+func TestSameSeedSameOutput(t *testing.T) {
+	first, second := runOutput(t, "-seed", "7"), runOutput(t, "-seed", "7")
+	if diff := cmp.Diff(first, second); diff != "" {
+		t.Errorf("two runs with seed 7 differ (-first +second):\n%s", diff)
+	}
+	if first == runOutput(t, "-seed", "8") {
+		t.Error("seeds 7 and 8 printed the same run")
+	}
+}
+
+// Every seed must end with balanced books and nothing held, since every
+// trade ends one way or another.
+func TestManySeedsBalance(t *testing.T) {
+	for seed := range 20 {
+		out := runOutput(t, "-store", "mem", "-seed", fmt.Sprint(seed))
+		got := balances(t, out)
+		if got["sum"] != [2]string{"0.00", "0.00"} {
+			t.Errorf("seed %d: balances add up to %v, want zero", seed, got["sum"])
+		}
+		for id, b := range got {
+			if b[1] != "0.00" {
+				t.Errorf("seed %d: %s still holds %s", seed, id, b[1])
+			}
+		}
+		if _, ok := lineWith(out, "Trades: 14 ("); !ok {
+			t.Errorf("seed %d: not 14 trades", seed)
+		}
+		if !strings.HasSuffix(out, "Check: the books balance.\n") {
+			t.Errorf("seed %d: no balanced check at the end", seed)
+		}
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	var out bytes.Buffer
+	err := run(&out, []string{"-store", "postgres"})
+	if err == nil || !strings.Contains(err.Error(), `unknown store "postgres"`) {
+		t.Errorf("-store postgres: got %v, want an unknown store error", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("-store postgres printed %q before failing", out.String())
+	}
+
+	out.Reset()
+	if err := run(&out, []string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: got %v, want flag.ErrHelp", err)
+	}
+	if !strings.Contains(out.String(), "-store") || !strings.Contains(out.String(), "-seed") {
+		t.Errorf("-h printed no usage:\n%s", out.String())
+	}
+
+	if err := run(&out, []string{"extra"}); err == nil {
+		t.Error("a stray argument was accepted")
+	}
+}
