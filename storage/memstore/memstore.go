@@ -151,12 +151,12 @@ func (s *Store) rollback() {
 			}
 		case undoEscrow:
 			if cur, ok := s.escrows[u.key]; ok && !cur.DueAt.IsZero() {
-				s.due.delete(dueKey{cur.DueAt.UnixNano(), u.key})
+				s.due.delete(dueKey{nanos(cur.DueAt), u.key})
 			}
 			if u.existed {
 				s.escrows[u.key] = u.escrow
 				if !u.escrow.DueAt.IsZero() {
-					s.due.insert(dueKey{u.escrow.DueAt.UnixNano(), u.key})
+					s.due.insert(dueKey{nanos(u.escrow.DueAt), u.key})
 				}
 			} else {
 				delete(s.escrows, u.key)
@@ -318,10 +318,10 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	old, ok := t.s.escrows[e.ID]
 	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok, escrow: old})
 	if ok && !old.DueAt.IsZero() {
-		t.s.due.delete(dueKey{old.DueAt.UnixNano(), e.ID})
+		t.s.due.delete(dueKey{nanos(old.DueAt), e.ID})
 	}
 	if !e.DueAt.IsZero() {
-		t.s.due.insert(dueKey{e.DueAt.UnixNano(), e.ID})
+		t.s.due.insert(dueKey{nanos(e.DueAt), e.ID})
 	}
 	e.Milestones = slices.Clone(e.Milestones)
 	t.s.escrows[e.ID] = e
@@ -334,14 +334,6 @@ func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
 	}
 	if limit <= 0 {
 		return []string{}, nil
-	}
-	// The index orders by UnixNano, which wraps outside the years 1678 to
-	// 2262; a far bound such as year 9999 must not wrap to before every
-	// deadline.
-	if earliest, latest := time.Unix(0, -1<<63), time.Unix(0, 1<<63-1); at.Before(earliest) {
-		at = earliest
-	} else if at.After(latest) {
-		at = latest
 	}
 	return t.s.due.due(at, limit, []string{}), nil
 }

@@ -4,8 +4,24 @@ import "time"
 
 // dueKey orders escrows in the due index: by deadline, then by ID.
 type dueKey struct {
-	at int64 // UnixNano of the deadline
+	at int64 // the deadline, as nanos returns it
 	id string
+}
+
+// Bounds of the time range UnixNano can represent (years 1678 to 2262).
+var earliest, latest = time.Unix(0, -1<<63), time.Unix(0, 1<<63-1)
+
+// nanos returns t as UnixNano, clamped to the range UnixNano can represent,
+// so that a far-future deadline or bound (the year 9999) sorts after every
+// nearer one instead of wrapping around.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(earliest):
+		return earliest.UnixNano()
+	case t.After(latest):
+		return latest.UnixNano()
+	}
+	return t.UnixNano()
 }
 
 func (a dueKey) less(b dueKey) bool {
@@ -123,7 +139,7 @@ func rotateLeft(n *node) *node {
 
 // due appends to out the IDs of at most limit keys not after t, in order.
 func (t *dueIndex) due(at time.Time, limit int, out []string) []string {
-	bound := at.UnixNano()
+	bound := nanos(at)
 	var walk func(n *node) bool
 	walk = func(n *node) bool {
 		if n == nil {
