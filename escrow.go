@@ -391,6 +391,8 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 			return t, invalidArg("milestones add up to %s, price is %s", sum, t.Price)
 		}
 		t.Milestones = append([]Milestone(nil), t.Milestones...)
+	} else {
+		t.Milestones = nil // an empty list and none are the same terms
 	}
 	var err error
 	t.Timers, err = t.Timers.withDefaults(l.timers)
@@ -720,12 +722,13 @@ func (c *call) run(tx Tx) error {
 }
 
 // describe renders the call and its arguments canonically, to tell a true
-// repeat from a key reused for something else.
+// repeat from a key reused for something else. IDs and text are quoted, so
+// that a '|' inside one cannot make two different calls render alike.
 func (c *call) describe() string {
 	if c.action == actionOpen {
-		return fmt.Sprintf("open|%+v", c.terms)
+		return fmt.Sprintf("open|%#v", c.terms)
 	}
-	return fmt.Sprintf("%s|%s|%s|%q|%s|%d|%s|%s", c.action, c.id, c.actor, c.text, c.amount, c.n, c.split.Buyer, c.split.Seller)
+	return fmt.Sprintf("%s|%q|%q|%q|%s|%d|%s|%s", c.action, c.id, c.actor, c.text, c.amount, c.n, c.split.Buyer, c.split.Seller)
 }
 
 // apply loads the escrow, checks the actor and the state, and makes the

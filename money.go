@@ -93,7 +93,11 @@ func ParseMoney(s string, c Currency) (Money, error) {
 	if err != nil {
 		return Money{}, &AmountError{Amount: s, Currency: c.Code, Reason: "not a decimal number", Err: ErrInvalidAmount}
 	}
-	return NewMoney(d, c)
+	m, err := NewMoney(d, c)
+	if ae, ok := err.(*AmountError); ok {
+		ae.Amount = s // report the amount as the caller wrote it
+	}
+	return m, err
 }
 
 // MustParseMoney is like ParseMoney but panics on error. It is meant for

@@ -1,0 +1,336 @@
+package escrow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/shopspring/decimal"
+)
+
+// A guaranteed trade from start to finish: the buyer's money is held until
+// the buyer confirms the goods arrived, then paid to the seller minus a
+// 0.6% platform fee.
+func Example() {
+	ctx := context.Background()
+	store := memstore.New()
+	defer store.Close()
+	ledger, err := escrow.New(ctx, store, &escrow.Options{
+		Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	for _, id := range []string{"alice", "bob"} {
+		if _, err := ledger.OpenAccount(ctx, id); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := ledger.Deposit(ctx, "alice", escrow.MustParseMoney("500.00", escrow.CNY)); err != nil {
+		log.Fatal(err)
+	}
+
+	// Alice buys a keyboard from Bob.
+	_, err = ledger.Open(ctx, escrow.Terms{
+		ID:     "order-1001",
+		Buyer:  "alice",
+		Seller: "bob",
+		Price:  escrow.MustParseMoney("199.00", escrow.CNY),
+		Item:   "mechanical keyboard",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Pay(ctx, "order-1001", "alice"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Ship(ctx, "order-1001", "bob", "SF1234567890"); err != nil {
+		log.Fatal(err)
+	}
+	e, err := ledger.Confirm(ctx, "order-1001", "alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("state:", e.State)
+	fmt.Println("fee:  ", e.Fees)
+
+	for _, id := range []string{"alice", "bob", escrow.FeeAccount} {
+		b, err := ledger.Balance(ctx, id, escrow.CNY)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%-6s available %s, held %s\n", id, b.Available, b.Held)
+	}
+	// Output:
+	// state: Completed
+	// fee:   1.19 CNY
+	// alice  available 301.00 CNY, held 0.00 CNY
+	// bob    available 197.81 CNY, held 0.00 CNY
+	// @fees  available 1.19 CNY, held 0.00 CNY
+}
+
+// exampleLedger returns a ledger over a new memstore whose clock is clock,
+// with accounts for alice (holding 500.00 CNY) and bob.
+func exampleLedger(clock escrow.Clock) *escrow.Ledger {
+	ctx := context.Background()
+	ledger, err := escrow.New(ctx, memstore.New(), &escrow.Options{Clock: clock})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, id := range []string{"alice", "bob"} {
+		if _, err := ledger.OpenAccount(ctx, id); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := ledger.Deposit(ctx, "alice", escrow.MustParseMoney("500.00", escrow.CNY)); err != nil {
+		log.Fatal(err)
+	}
+	return ledger
+}
+
+// Opening an escrow moves no money: it records the terms and starts the
+// buyer's payment timer. Opening the same ID with the same terms again
+// returns the same escrow, so a retried request is harmless.
+func ExampleLedger_Open() {
+	ctx := context.Background()
+	clock := escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	ledger := exampleLedger(clock)
+
+	terms := escrow.Terms{
+		ID:      "order-1002",
+		Buyer:   "alice",
+		Seller:  "bob",
+		Arbiter: "support",
+		Price:   escrow.MustParseMoney("80.00", escrow.CNY),
+		Item:    "used camera lens",
+		Timers:  escrow.Timers{PayWithin: 30 * time.Minute},
+	}
+	e, err := ledger.Open(ctx, terms)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(e.ID, e.State, e.Price)
+	fmt.Println("pay by:", e.DueAt.Format(time.DateTime))
+	fmt.Println("ship within:", e.Timers.ShipWithin) // a default
+
+	again, err := ledger.Open(ctx, terms)
+	fmt.Println("opened again:", again.ID, again.Version, err)
+
+	terms.Price = escrow.MustParseMoney("60.00", escrow.CNY)
+	_, err = ledger.Open(ctx, terms)
+	fmt.Println("other terms:", errors.Is(err, escrow.ErrExists))
+	// Output:
+	// order-1002 AwaitingPayment 80.00 CNY
+	// pay by: 2026-03-01 09:30:00
+	// ship within: 168h0m0s
+	// opened again: order-1002 1 <nil>
+	// other terms: true
+}
+
+// Timers run when ProcessDue is called. Here the buyer never confirms
+// receipt, so ten days after shipping the money is released to the seller
+// anyway (auto-confirm). A ManualClock lets the example skip the ten days.
+func ExampleLedger_ProcessDue() {
+	ctx := context.Background()
+	clock := escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	ledger := exampleLedger(clock)
+
+	terms := escrow.Terms{ID: "order-1003", Buyer: "alice", Seller: "bob", Price: escrow.MustParseMoney("45.50", escrow.CNY)}
+	if _, err := ledger.Open(ctx, terms); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Pay(ctx, "order-1003", "alice"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Ship(ctx, "order-1003", "bob", ""); err != nil {
+		log.Fatal(err)
+	}
+
+	clock.Advance(9 * 24 * time.Hour)
+	n, err := ledger.ProcessDue(ctx)
+	fmt.Println("after 9 days:", n, err)
+
+	clock.Advance(24 * time.Hour)
+	n, err = ledger.ProcessDue(ctx)
+	fmt.Println("after 10 days:", n, err)
+
+	e, err := ledger.Escrow(ctx, "order-1003")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(e.State, "released", e.Released)
+	// Output:
+	// after 9 days: 0 <nil>
+	// after 10 days: 1 <nil>
+	// Completed released 45.50 CNY
+}
+
+// The seller may refund part of what is held, for instance for a scratched
+// item the buyer keeps. The escrow goes on with the rest.
+func ExampleLedger_Refund() {
+	ctx := context.Background()
+	ledger := exampleLedger(nil)
+
+	terms := escrow.Terms{ID: "order-1004", Buyer: "alice", Seller: "bob", Price: escrow.MustParseMoney("120.00", escrow.CNY)}
+	if _, err := ledger.Open(ctx, terms); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Pay(ctx, "order-1004", "alice"); err != nil {
+		log.Fatal(err)
+	}
+	e, err := ledger.Refund(ctx, "order-1004", "bob", escrow.MustParseMoney("20.00", escrow.CNY))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(e.State, "held", e.Held, "refunded", e.Refunded)
+
+	b, err := ledger.Balance(ctx, "alice", escrow.CNY)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("alice: available", b.Available, "held", b.Held)
+	// Output:
+	// AwaitingShipment held 100.00 CNY refunded 20.00 CNY
+	// alice: available 400.00 CNY held 100.00 CNY
+}
+
+// When buyer and seller disagree, either may call the arbiter named in the
+// terms, who splits what is held between them.
+func ExampleLedger_Resolve() {
+	ctx := context.Background()
+	ledger := exampleLedger(nil)
+
+	terms := escrow.Terms{ID: "order-1005", Buyer: "alice", Seller: "bob", Arbiter: "support",
+		Price: escrow.MustParseMoney("300.00", escrow.CNY)}
+	if _, err := ledger.Open(ctx, terms); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Pay(ctx, "order-1005", "alice"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Ship(ctx, "order-1005", "bob", "YT998877"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Dispute(ctx, "order-1005", "alice", "half the set is missing"); err != nil {
+		log.Fatal(err)
+	}
+	e, err := ledger.Resolve(ctx, "order-1005", "support", escrow.Split{
+		Buyer:  escrow.MustParseMoney("150.00", escrow.CNY),
+		Seller: escrow.MustParseMoney("150.00", escrow.CNY),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(e.State, "refunded", e.Refunded, "released", e.Released)
+
+	for _, id := range []string{"alice", "bob"} {
+		b, err := ledger.Balance(ctx, id, escrow.CNY)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(id, b.Available)
+	}
+	// Output:
+	// Resolved refunded 150.00 CNY released 150.00 CNY
+	// alice 350.00 CNY
+	// bob 150.00 CNY
+}
+
+// A call made with an idempotency key can be retried safely, say after a
+// timeout: the repeat returns the first result and moves no money.
+func ExampleIdempotencyKey() {
+	ctx := context.Background()
+	ledger := exampleLedger(nil)
+	hundred := escrow.MustParseMoney("100.00", escrow.CNY)
+
+	for range 3 {
+		b, err := ledger.Deposit(ctx, "bob", hundred, escrow.IdempotencyKey("topup-7f3a"))
+		fmt.Println(b.Available, err)
+	}
+
+	// The same key with other arguments is a mistake, not a retry.
+	_, err := ledger.Deposit(ctx, "bob", escrow.MustParseMoney("1.00", escrow.CNY), escrow.IdempotencyKey("topup-7f3a"))
+	fmt.Println(errors.Is(err, escrow.ErrIdempotencyMismatch))
+	// Output:
+	// 100.00 CNY <nil>
+	// 100.00 CNY <nil>
+	// 100.00 CNY <nil>
+	// true
+}
+
+// Amounts are exact decimals, checked against the currency's minor units.
+func ExampleParseMoney() {
+	price, err := escrow.ParseMoney("199.9", escrow.CNY)
+	fmt.Println(price, price.Units(), err)
+
+	yen, err := escrow.ParseMoney("500", escrow.JPY)
+	fmt.Println(yen, yen.Units(), err)
+
+	_, err = escrow.ParseMoney("0.5", escrow.JPY)
+	fmt.Println(errors.Is(err, escrow.ErrInvalidAmount), err)
+	// Output:
+	// 199.90 CNY 19990 <nil>
+	// 500 JPY 500 <nil>
+	// true escrow: invalid amount: 0.5 JPY: more than 0 decimal places
+}
+
+// Allocate splits an amount without losing a cent: the leftover units go to
+// the parts that rounding shortchanged most.
+func ExampleAllocate() {
+	bill := escrow.MustParseMoney("100.00", escrow.CNY)
+	parts, err := escrow.Allocate(bill, 1, 1, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(parts)
+
+	parts, err = escrow.Allocate(bill, 70, 20, 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(parts)
+	// Output:
+	// [33.34 CNY 33.33 CNY 33.33 CNY]
+	// [70.00 CNY 20.00 CNY 10.00 CNY]
+}
+
+// Every change is also an event, written in the same transaction. A reader
+// keeps the Seq of the last event it handled and asks for what came after,
+// so it never misses one and never sees one twice.
+func ExampleLedger_Events() {
+	ctx := context.Background()
+	ledger := exampleLedger(nil)
+	terms := escrow.Terms{ID: "order-1006", Buyer: "alice", Seller: "bob", Price: escrow.MustParseMoney("9.99", escrow.CNY)}
+	if _, err := ledger.Open(ctx, terms); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Pay(ctx, "order-1006", "alice"); err != nil {
+		log.Fatal(err)
+	}
+
+	var cursor uint64 // in a real program, stored with the reader's own state
+	for {
+		events, err := ledger.Events(ctx, cursor, 2)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if len(events) == 0 {
+			break // up to date
+		}
+		for _, ev := range events {
+			fmt.Println(ev.Seq, ev.Type, ev.Account+ev.Escrow)
+			cursor = ev.Seq
+		}
+	}
+	// Output:
+	// 1 AccountOpened alice
+	// 2 AccountOpened bob
+	// 3 Deposited alice
+	// 4 EscrowOpened order-1006
+	// 5 EscrowPaid order-1006
+}

@@ -1,0 +1,1295 @@
+package storagetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// simSeeds are the seeds of the random runs. They are fixed so that a
+// failure can be replayed; the subtest name and every failure message carry
+// the seed.
+var simSeeds = []uint64{1, 20260301, 0x5eed_cafe}
+
+// testRandomOperations drives a ledger through long random sequences of
+// every call, valid and deliberately wrong, with clock jumps and timer runs
+// in between. Beside the ledger the test keeps its own model of every
+// balance and escrow, worked out from the rules as the test reads them, and
+// after each step it runs the invariant checker and compares the ledger with
+// the model. Every call the model says must be refused is checked to fail
+// with the right error and to leave the store byte for byte as it was.
+func testRandomOperations(t *testing.T, h Harness) {
+	steps := 3000
+	switch {
+	case testing.Short():
+		steps = 600
+	case raceDetector:
+		steps = 800
+	}
+	for _, seed := range simSeeds {
+		t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) {
+			t.Parallel()
+			s := newSim(t, h, seed)
+			for s.step = 1; s.step <= steps; s.step++ {
+				s.randomOp()
+				s.verify()
+			}
+			s.finish(!testing.Short())
+		})
+	}
+}
+
+// Operation kinds, as counted in the run's summary.
+const (
+	kindDeposit          = "deposit"
+	kindWithdraw         = "withdraw"
+	kindOpen             = "open"
+	kindReopen           = "reopen"
+	kindPay              = "pay"
+	kindShip             = "ship"
+	kindConfirm          = "confirm"
+	kindConfirmMilestone = "confirm-milestone"
+	kindCancel           = "cancel"
+	kindRefundPartial    = "refund-partial"
+	kindRefundFull       = "refund-full"
+	kindRequestRefund    = "request-refund"
+	kindAgreeRefund      = "agree-refund"
+	kindRefuseRefund     = "refuse-refund"
+	kindDispute          = "dispute"
+	kindResolve          = "resolve"
+	kindAdvance          = "advance-clock"
+	kindProcessDue       = "process-due"
+
+	// What ProcessDue did, one count per timer fired.
+	kindTimerClose     = "timer:close-unpaid"
+	kindTimerRefund    = "timer:refund-unshipped"
+	kindTimerConfirm   = "timer:auto-confirm"
+	kindTimerAsRequest = "timer:refund-as-requested"
+)
+
+// alwaysSucceed are the kinds that have no way to fail.
+var alwaysSucceed = []string{kindReopen, kindAdvance, kindProcessDue,
+	kindTimerClose, kindTimerRefund, kindTimerConfirm, kindTimerAsRequest}
+
+// sim is one random run: the ledger under test and the test's model of it.
+type sim struct {
+	t    *testing.T
+	f    *fixture
+	rng  *rand.Rand
+	seed uint64
+	step int
+	op   string // what the current step does, for failure messages
+
+	users                []string
+	avail, held          map[string]int64 // the model's balances, in fen
+	fees                 int64            // what the model says FeeAccount holds
+	deposited, withdrawn int64
+
+	escrows []*simEscrow
+	byID    map[string]*simEscrow
+	nextID  int
+
+	events  uint64 // Seq of the last event checked
+	clean   []byte // Dump of the store as it is now; nil if not known
+	skipped bool   // the operation found nothing to act on and did nothing
+	counts  map[string]*simCount
+	ops     []simOp
+	weight  int
+}
+
+type simCount struct{ ok, refused int }
+
+type simOp struct {
+	kind   string
+	weight int
+	run    func(bad bool)
+}
+
+// simEscrow is the model of one escrow.
+type simEscrow struct {
+	terms                          escrow.Terms
+	state                          escrow.State
+	held, released, fees, refunded int64
+	next                           int   // next milestone to confirm
+	asked                          int64 // the amount of the open refund request
+	resume                         escrow.State
+	paused                         time.Duration
+	dueAt                          time.Time
+}
+
+func newSim(t *testing.T, h Harness, seed uint64) *sim {
+	s := &sim{
+		t: t, f: newFixture(t, h), seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		users: []string{"ana", "bo", "chen", "dara", "eli", "fay"},
+		avail: map[string]int64{}, held: map[string]int64{},
+		byID: map[string]*simEscrow{}, counts: map[string]*simCount{},
+	}
+	s.f.accounts(s.users...)
+	for _, u := range s.users {
+		s.avail[u] = 100000
+		s.deposited += 100000
+	}
+	evs, err := s.f.l.Events(s.f.ctx, 0, 1000)
+	if err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	s.events = uint64(len(evs))
+	s.ops = []simOp{
+		{kindDeposit, 4, s.deposit},
+		{kindWithdraw, 3, s.withdraw},
+		{kindOpen, 12, s.open},
+		{kindReopen, 1, s.reopen},
+		{kindPay, 10, s.pay},
+		{kindShip, 8, s.ship},
+		{kindConfirm, 4, s.confirm},
+		{kindConfirmMilestone, 5, s.confirmMilestone},
+		{kindCancel, 3, s.cancel},
+		{kindRefundPartial, 3, func(bad bool) { s.refund(bad, false) }},
+		{kindRefundFull, 2, func(bad bool) { s.refund(bad, true) }},
+		{kindRequestRefund, 5, s.requestRefund},
+		{kindAgreeRefund, 3, s.agreeRefund},
+		{kindRefuseRefund, 3, s.refuseRefund},
+		{kindDispute, 4, s.dispute},
+		{kindResolve, 5, s.resolve},
+		{kindAdvance, 6, s.advance},
+		{kindProcessDue, 5, func(bool) { s.processDue() }},
+	}
+	for _, op := range s.ops {
+		s.weight += op.weight
+	}
+	return s
+}
+
+// randomOp runs one operation; about one in ten is deliberately wrong. A
+// kind of operation that has no valid target just now (no escrow in the
+// state it needs) is skipped and another drawn, so that most calls do
+// something.
+func (s *sim) randomOp() {
+	s.op = "?"
+	for {
+		op := s.draw()
+		s.skipped = false
+		bad := s.rng.IntN(10) == 0
+		if c := s.counts[op.kind]; !bad && (c == nil || c.refused == 0) {
+			// Until a kind has been refused once, try harder to get it
+			// refused, so that short runs cover every refusal too.
+			bad = s.rng.IntN(3) == 0
+		}
+		op.run(bad)
+		if !s.skipped {
+			return
+		}
+	}
+}
+
+// draw picks a kind of operation by weight.
+func (s *sim) draw() simOp {
+	n := s.rng.IntN(s.weight)
+	for _, op := range s.ops {
+		if n < op.weight {
+			return op
+		}
+		n -= op.weight
+	}
+	panic("weights do not add up")
+}
+
+func (s *sim) fatalf(format string, args ...any) {
+	s.t.Helper()
+	s.t.Fatalf("seed %d, step %d, %s: %s", s.seed, s.step, s.op, fmt.Sprintf(format, args...))
+}
+
+func (s *sim) count(kind string, ok bool) {
+	c := s.counts[kind]
+	if c == nil {
+		c = &simCount{}
+		s.counts[kind] = c
+	}
+	if ok {
+		c.ok++
+	} else {
+		c.refused++
+	}
+}
+
+func (s *sim) now() time.Time { return s.f.clock.Now() }
+
+// snapshot returns the store's dump, reusing the last one while nothing
+// has changed.
+func (s *sim) snapshot() []byte {
+	if s.clean == nil {
+		s.clean = s.f.dump()
+	}
+	return s.clean
+}
+
+// refuse runs call, which the model says must fail with want, and proves
+// that it changed nothing.
+func (s *sim) refuse(kind string, want error, call func() error) {
+	s.t.Helper()
+	before := s.snapshot()
+	err := call()
+	if !errors.Is(err, want) {
+		s.fatalf("got error %v, want %v", err, want)
+	}
+	s.sameStore(before)
+	s.count(kind, false)
+}
+
+// sameStore fails unless the store still dumps to before.
+func (s *sim) sameStore(before []byte) {
+	s.t.Helper()
+	after := s.f.dump()
+	if !bytes.Equal(before, after) {
+		s.fatalf("the store changed: %s", simFirstDiff(before, after))
+	}
+	s.clean = after
+}
+
+// succeed records a call the model says must succeed.
+func (s *sim) succeed(kind string, err error) {
+	s.t.Helper()
+	if err != nil {
+		s.fatalf("unexpected error: %v", err)
+	}
+	s.clean = nil
+	s.count(kind, true)
+}
+
+// simFirstDiff shows where two dumps part.
+func simFirstDiff(a, b []byte) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(0, i-300)
+	return fmt.Sprintf("at byte %d:\nbefore: …%s\nafter:  …%s", i, a[from:min(len(a), i+300)], b[from:min(len(b), i+300)])
+}
+
+// simFen returns units minor units of CNY.
+func simFen(units int64) escrow.Money {
+	m, err := escrow.MoneyFromUnits(units, escrow.CNY)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// simUSD is an amount in the wrong currency for every escrow of the run.
+var simUSD = escrow.MustParseMoney("1.00", escrow.USD)
+
+// simFee is the fixture's fee, 0.6% rounded half to even, worked out
+// independently of the ledger.
+func simFee(units int64) int64 {
+	q, r := units*6/1000, units*6%1000
+	if 2*r > 1000 || 2*r == 1000 && q%2 == 1 {
+		q++
+	}
+	return min(q, units)
+}
+
+// pick returns a random model escrow that satisfies ok, or nil.
+func (s *sim) pick(ok func(m *simEscrow) bool) *simEscrow {
+	var chosen *simEscrow
+	n := 0
+	for _, m := range s.escrows {
+		if ok(m) {
+			n++
+			if s.rng.IntN(n) == 0 {
+				chosen = m
+			}
+		}
+	}
+	return chosen
+}
+
+func (s *sim) live() int {
+	n := 0
+	for _, m := range s.escrows {
+		if !m.state.Terminal() {
+			n++
+		}
+	}
+	return n
+}
+
+func simInState(states ...escrow.State) func(m *simEscrow) bool {
+	return func(m *simEscrow) bool { return slices.Contains(states, m.state) }
+}
+
+// The rules as the test reads them: who may take each action, and from
+// which states.
+var (
+	simWho = map[escrow.Action]escrow.Role{
+		escrow.ActionPay: escrow.Buyer, escrow.ActionShip: escrow.Seller, escrow.ActionConfirm: escrow.Buyer,
+		escrow.ActionConfirmMilestone: escrow.Buyer, escrow.ActionCancel: escrow.Buyer | escrow.Seller,
+		escrow.ActionRefund: escrow.Seller, escrow.ActionRequestRefund: escrow.Buyer,
+		escrow.ActionAgreeRefund: escrow.Seller, escrow.ActionRefuseRefund: escrow.Seller,
+		escrow.ActionDispute: escrow.Buyer | escrow.Seller, escrow.ActionResolve: escrow.Arbiter,
+	}
+	simFrom = map[escrow.Action][]escrow.State{
+		escrow.ActionPay:              {escrow.AwaitingPayment},
+		escrow.ActionShip:             {escrow.AwaitingShipment},
+		escrow.ActionConfirm:          {escrow.AwaitingConfirmation},
+		escrow.ActionConfirmMilestone: {escrow.AwaitingConfirmation},
+		escrow.ActionCancel:           {escrow.AwaitingPayment},
+		escrow.ActionRefund:           {escrow.AwaitingShipment, escrow.AwaitingConfirmation},
+		escrow.ActionRequestRefund:    {escrow.AwaitingShipment, escrow.AwaitingConfirmation},
+		escrow.ActionAgreeRefund:      {escrow.RefundRequested},
+		escrow.ActionRefuseRefund:     {escrow.RefundRequested},
+		escrow.ActionDispute:          {escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested},
+		escrow.ActionResolve:          {escrow.Disputed},
+	}
+)
+
+// rightActor returns a party that may take action a on m, or "" if there
+// is none (Resolve on an escrow without an arbiter).
+func (s *sim) rightActor(m *simEscrow, a escrow.Action) string {
+	var c []string
+	who := simWho[a]
+	if who&escrow.Buyer != 0 {
+		c = append(c, m.terms.Buyer)
+	}
+	if who&escrow.Seller != 0 {
+		c = append(c, m.terms.Seller)
+	}
+	if who&escrow.Arbiter != 0 && m.terms.Arbiter != "" {
+		c = append(c, m.terms.Arbiter)
+	}
+	if len(c) == 0 {
+		return ""
+	}
+	return c[s.rng.IntN(len(c))]
+}
+
+// wrongActor returns someone who may not take action a on m: a party in
+// another role, a user with no part in it, or an unknown ID.
+func (s *sim) wrongActor(m *simEscrow, a escrow.Action) string {
+	who := simWho[a]
+	c := []string{"nobody"}
+	if who&escrow.Buyer == 0 {
+		c = append(c, m.terms.Buyer)
+	}
+	if who&escrow.Seller == 0 {
+		c = append(c, m.terms.Seller)
+	}
+	if who&escrow.Arbiter == 0 && m.terms.Arbiter != "" {
+		c = append(c, m.terms.Arbiter)
+	}
+	for _, u := range s.users {
+		if u != m.terms.Buyer && u != m.terms.Seller && u != m.terms.Arbiter {
+			c = append(c, u)
+		}
+	}
+	return c[s.rng.IntN(len(c))]
+}
+
+// call takes action a on escrow id as actor, with arguments that are valid
+// in themselves, and returns the error.
+func (s *sim) call(a escrow.Action, id, actor string) error {
+	ctx, l := s.f.ctx, s.f.l
+	var err error
+	switch a {
+	case escrow.ActionPay:
+		_, err = l.Pay(ctx, id, actor)
+	case escrow.ActionShip:
+		_, err = l.Ship(ctx, id, actor, "SF0001")
+	case escrow.ActionConfirm:
+		_, err = l.Confirm(ctx, id, actor)
+	case escrow.ActionConfirmMilestone:
+		_, err = l.ConfirmMilestone(ctx, id, actor, 0)
+	case escrow.ActionCancel:
+		_, err = l.Cancel(ctx, id, actor)
+	case escrow.ActionRefund:
+		_, err = l.Refund(ctx, id, actor, simFen(1))
+	case escrow.ActionRequestRefund:
+		_, err = l.RequestRefund(ctx, id, actor, simFen(1), "broken")
+	case escrow.ActionAgreeRefund:
+		_, err = l.AgreeRefund(ctx, id, actor)
+	case escrow.ActionRefuseRefund:
+		_, err = l.RefuseRefund(ctx, id, actor, "it was fine")
+	case escrow.ActionDispute:
+		_, err = l.Dispute(ctx, id, actor, "no agreement")
+	case escrow.ActionResolve:
+		_, err = l.Resolve(ctx, id, actor, escrow.Split{Buyer: simFen(1)})
+	default:
+		panic("unknown action " + a.String())
+	}
+	return err
+}
+
+// badAction makes a call of action a that must be refused: by the wrong
+// party or a stranger, in a state that does not allow it, or on an escrow
+// that does not exist.
+func (s *sim) badAction(kind string, a escrow.Action) {
+	switch s.rng.IntN(5) {
+	case 0, 1:
+		if m := s.pick(func(*simEscrow) bool { return true }); m != nil {
+			actor := s.wrongActor(m, a)
+			s.op = fmt.Sprintf("%s %s by %s (wrong actor)", kind, m.terms.ID, actor)
+			s.refuse(kind, escrow.ErrNotParty, func() error { return s.call(a, m.terms.ID, actor) })
+			return
+		}
+	case 2, 3:
+		m := s.pick(func(m *simEscrow) bool {
+			return !slices.Contains(simFrom[a], m.state) && (simWho[a] != escrow.Arbiter || m.terms.Arbiter != "")
+		})
+		if m != nil {
+			actor := s.rightActor(m, a)
+			s.op = fmt.Sprintf("%s %s by %s in %s (wrong state)", kind, m.terms.ID, actor, m.state)
+			s.refuse(kind, escrow.ErrInvalidTransition, func() error { return s.call(a, m.terms.ID, actor) })
+			return
+		}
+	}
+	s.op = kind + " of a missing escrow"
+	s.refuse(kind, escrow.ErrNotFound, func() error { return s.call(a, "missing", s.users[0]) })
+}
+
+// The model's moves, mirroring the rules of the state machine.
+
+func (m *simEscrow) enter(st escrow.State, now time.Time) {
+	m.state, m.dueAt = st, time.Time{}
+	switch st {
+	case escrow.AwaitingPayment:
+		m.dueAt = now.Add(m.terms.Timers.PayWithin)
+	case escrow.AwaitingShipment:
+		m.dueAt = now.Add(m.terms.Timers.ShipWithin)
+	case escrow.AwaitingConfirmation:
+		m.dueAt = now.Add(m.terms.Timers.ConfirmWithin)
+	case escrow.RefundRequested:
+		m.dueAt = now.Add(m.terms.Timers.RefundResponseWithin)
+	}
+	if st.Terminal() {
+		m.paused = 0
+	}
+}
+
+func (m *simEscrow) pause(now time.Time) {
+	m.paused = 0
+	if !m.dueAt.IsZero() && m.dueAt.After(now) {
+		m.paused = m.dueAt.Sub(now)
+	}
+}
+
+func (m *simEscrow) resumeTimer(now time.Time) {
+	m.state, m.dueAt = m.resume, now.Add(m.paused)
+	m.resume, m.paused = 0, 0
+}
+
+// release pays amount of m's held money to the seller, the fee to the
+// platform, and returns the fee.
+func (s *sim) release(m *simEscrow, amount int64, now time.Time) int64 {
+	fee := simFee(amount)
+	s.held[m.terms.Buyer] -= amount
+	s.avail[m.terms.Seller] += amount - fee
+	s.fees += fee
+	m.held -= amount
+	m.released += amount
+	m.fees += fee
+	if m.held == 0 {
+		m.enter(escrow.Completed, now)
+	}
+	return fee
+}
+
+// refundModel returns amount of m's held money to the buyer.
+func (s *sim) refundModel(m *simEscrow, amount int64, now time.Time) {
+	s.held[m.terms.Buyer] -= amount
+	s.avail[m.terms.Buyer] += amount
+	m.held -= amount
+	m.refunded += amount
+	switch {
+	case m.held == 0 && m.released == 0:
+		m.enter(escrow.Refunded, now)
+	case m.held == 0:
+		m.enter(escrow.Completed, now)
+	case m.state == escrow.RefundRequested:
+		m.resumeTimer(now)
+	}
+}
+
+// simView is the part of an escrow the model predicts.
+type simView struct {
+	State                          escrow.State
+	Held, Released, Fees, Refunded int64
+	NextMilestone                  int
+	Resume                         escrow.State  // compared in RefundRequested only
+	Paused                         time.Duration // compared in RefundRequested and Disputed only
+	DueAt                          time.Time
+}
+
+func (m *simEscrow) view() simView {
+	return simViewOf(m.state, m.held, m.released, m.fees, m.refunded, m.next, m.resume, m.paused, m.dueAt)
+}
+
+func simViewOf(st escrow.State, held, released, fees, refunded int64, next int, resume escrow.State,
+	paused time.Duration, due time.Time) simView {
+	v := simView{State: st, Held: held, Released: released, Fees: fees, Refunded: refunded, NextMilestone: next, DueAt: due}
+	if st == escrow.RefundRequested {
+		v.Resume = resume
+	}
+	if st == escrow.RefundRequested || st == escrow.Disputed {
+		v.Paused = paused
+	}
+	return v
+}
+
+func simStoredView(e escrow.Escrow) simView {
+	return simViewOf(e.State, e.Held.Units(), e.Released.Units(), e.Fees.Units(), e.Refunded.Units(),
+		e.NextMilestone, e.Resume, e.Paused, e.DueAt)
+}
+
+// compare fails if the escrow the ledger returned differs from the model.
+func (s *sim) compare(got escrow.Escrow, m *simEscrow) {
+	s.t.Helper()
+	if got.ID != m.terms.ID {
+		s.fatalf("got escrow %q, want %q", got.ID, m.terms.ID)
+	}
+	if diff := cmp.Diff(m.view(), simStoredView(got)); diff != "" {
+		s.fatalf("escrow %s differs from the model (-model +ledger):\n%s", m.terms.ID, diff)
+	}
+}
+
+// simEvent is the part of an event the model predicts.
+type simEvent struct {
+	Type                   escrow.EventType
+	Escrow, Account, Actor string
+	ByTimer                bool
+	State                  escrow.State
+	Amount, Fee            int64
+}
+
+// expectEvents fails unless the events appended since the last check are
+// exactly want, stamped with the current time.
+func (s *sim) expectEvents(want ...simEvent) {
+	s.t.Helper()
+	evs, err := s.f.l.Events(s.f.ctx, s.events, len(want)+10)
+	if err != nil {
+		s.fatalf("Events: %v", err)
+	}
+	got := make([]simEvent, len(evs))
+	for i, ev := range evs {
+		if ev.Seq != s.events+uint64(i)+1 || !ev.At.Equal(s.now()) {
+			s.fatalf("event %d has Seq %d and time %s, want %d and %s", i, ev.Seq, ev.At, s.events+uint64(i)+1, s.now())
+		}
+		got[i] = simEvent{Type: ev.Type, Escrow: ev.Escrow, Account: ev.Account, Actor: ev.Actor,
+			ByTimer: ev.ByTimer, State: ev.State, Amount: ev.Amount.Units(), Fee: ev.Fee.Units()}
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		s.fatalf("events (-want +got):\n%s", diff)
+	}
+	s.events += uint64(len(evs))
+}
+
+// simEscrowEvent is the event the model expects from a party's action on m.
+func simEscrowEvent(typ escrow.EventType, m *simEscrow, actor string, amount, fee int64) simEvent {
+	return simEvent{Type: typ, Escrow: m.terms.ID, Actor: actor, State: m.state, Amount: amount, Fee: fee}
+}
+
+// Operations.
+
+func (s *sim) deposit(bad bool) {
+	u := s.users[s.rng.IntN(len(s.users))]
+	amount := 1 + s.rng.Int64N(50000)
+	if bad {
+		switch s.rng.IntN(3) {
+		case 0:
+			s.op = "deposit into an unknown account"
+			s.refuse(kindDeposit, escrow.ErrNotFound, func() error {
+				_, err := s.f.l.Deposit(s.f.ctx, "ghost", simFen(amount))
+				return err
+			})
+		case 1:
+			s.op = "deposit of nothing into " + u
+			s.refuse(kindDeposit, escrow.ErrInvalidAmount, func() error {
+				_, err := s.f.l.Deposit(s.f.ctx, u, simFen(0))
+				return err
+			})
+		default:
+			s.op = "deposit into the fee account"
+			s.refuse(kindDeposit, escrow.ErrInvalidArgument, func() error {
+				_, err := s.f.l.Deposit(s.f.ctx, escrow.FeeAccount, simFen(amount))
+				return err
+			})
+		}
+		return
+	}
+	s.op = fmt.Sprintf("deposit %d into %s", amount, u)
+	b, err := s.f.l.Deposit(s.f.ctx, u, simFen(amount))
+	s.succeed(kindDeposit, err)
+	s.avail[u] += amount
+	s.deposited += amount
+	if b.Available.Units() != s.avail[u] || b.Held.Units() != s.held[u] {
+		s.fatalf("Deposit returned %d/%d, want %d/%d", b.Available.Units(), b.Held.Units(), s.avail[u], s.held[u])
+	}
+	s.expectEvents(simEvent{Type: escrow.Deposited, Account: u, Actor: u, Amount: amount})
+}
+
+func (s *sim) withdraw(bad bool) {
+	u := s.users[s.rng.IntN(len(s.users))]
+	if bad || s.avail[u] == 0 {
+		amount := s.avail[u] + 1 + s.rng.Int64N(10000)
+		s.op = fmt.Sprintf("withdraw %d from %s holding %d", amount, u, s.avail[u])
+		s.refuse(kindWithdraw, escrow.ErrInsufficientFunds, func() error {
+			_, err := s.f.l.Withdraw(s.f.ctx, u, simFen(amount))
+			return err
+		})
+		return
+	}
+	amount := 1 + s.rng.Int64N(min(s.avail[u], 80000))
+	s.op = fmt.Sprintf("withdraw %d from %s", amount, u)
+	b, err := s.f.l.Withdraw(s.f.ctx, u, simFen(amount))
+	s.succeed(kindWithdraw, err)
+	s.avail[u] -= amount
+	s.withdrawn += amount
+	if b.Available.Units() != s.avail[u] || b.Held.Units() != s.held[u] {
+		s.fatalf("Withdraw returned %d/%d, want %d/%d", b.Available.Units(), b.Held.Units(), s.avail[u], s.held[u])
+	}
+	s.expectEvents(simEvent{Type: escrow.Withdrawn, Account: u, Actor: u, Amount: amount})
+}
+
+// newTerms makes random terms under a fresh ID: a price from a few fen (no
+// fee) to 300.00, some priced so that the fee is a tie to round; an
+// arbiter with or without an account, or none; sometimes milestones; and
+// timers from half an hour to a few days.
+func (s *sim) newTerms() escrow.Terms {
+	s.nextID++
+	id := "e" + strconv.Itoa(s.nextID)
+	bi := s.rng.IntN(len(s.users))
+	si := (bi + 1 + s.rng.IntN(len(s.users)-1)) % len(s.users)
+	var price int64
+	switch r := s.rng.IntN(10); {
+	case r == 0: // too small to bear a fee
+		price = 1 + s.rng.Int64N(200)
+	case r == 1: // the fee falls exactly half-way between two fen
+		price = 250 + 500*s.rng.Int64N(60)
+	default:
+		price = 100 + s.rng.Int64N(30000)
+	}
+	t := escrow.Terms{ID: id, Buyer: s.users[bi], Seller: s.users[si], Price: simFen(price), Item: "item " + id}
+	switch r := s.rng.IntN(10); {
+	case r < 3: // no arbiter
+	case r < 6:
+		t.Arbiter = "arbiter"
+	default:
+		for t.Arbiter == "" || t.Arbiter == t.Buyer || t.Arbiter == t.Seller {
+			t.Arbiter = s.users[s.rng.IntN(len(s.users))]
+		}
+	}
+	if price >= 4 && s.rng.IntN(10) < 3 {
+		n := 2 + s.rng.IntN(3)
+		cuts := []int64{0, price}
+		for len(cuts) < n+1 {
+			if c := 1 + s.rng.Int64N(price-1); !slices.Contains(cuts, c) {
+				cuts = append(cuts, c)
+			}
+		}
+		slices.Sort(cuts)
+		for i := 1; i < len(cuts); i++ {
+			t.Milestones = append(t.Milestones, escrow.Milestone{Name: "part " + strconv.Itoa(i), Amount: simFen(cuts[i] - cuts[i-1])})
+		}
+	}
+	timer := func() time.Duration { return time.Duration(30+s.rng.IntN(72*60)) * time.Minute }
+	t.Timers = escrow.Timers{PayWithin: timer(), ShipWithin: timer(), ConfirmWithin: timer(), RefundResponseWithin: timer()}
+	return t
+}
+
+func (s *sim) open(bad bool) {
+	if !bad && s.live() >= 30 {
+		s.skipped = true
+		return
+	}
+	if !bad {
+		t := s.newTerms()
+		s.op = fmt.Sprintf("open %s: %s pays %s %d fen, arbiter %q, %d milestones",
+			t.ID, t.Buyer, t.Seller, t.Price.Units(), t.Arbiter, len(t.Milestones))
+		e, err := s.f.l.Open(s.f.ctx, t)
+		s.succeed(kindOpen, err)
+		m := &simEscrow{terms: t}
+		m.enter(escrow.AwaitingPayment, s.now())
+		s.escrows = append(s.escrows, m)
+		s.byID[t.ID] = m
+		s.compare(e, m)
+		s.expectEvents(simEscrowEvent(escrow.EscrowOpened, m, t.Buyer, t.Price.Units(), 0))
+		return
+	}
+	t := s.newTerms()
+	open := func() error { _, err := s.f.l.Open(s.f.ctx, t); return err }
+	switch s.rng.IntN(4) {
+	case 0:
+		t.Seller = t.Buyer
+		s.op = "open with the buyer as seller"
+		s.refuse(kindOpen, escrow.ErrInvalidArgument, open)
+	case 1:
+		if m := s.pick(func(*simEscrow) bool { return true }); m != nil {
+			t = m.terms
+			t.Item = "something else"
+			s.op = "open " + t.ID + " again with other terms"
+			s.refuse(kindOpen, escrow.ErrExists, open)
+			return
+		}
+		fallthrough
+	case 2:
+		t.Seller = "ghost"
+		s.op = "open with an unknown seller"
+		s.refuse(kindOpen, escrow.ErrNotFound, open)
+	default:
+		t.Milestones = []escrow.Milestone{{Name: "one fen too many", Amount: simFen(t.Price.Units() + 1)}}
+		s.op = "open with milestones that do not add up"
+		s.refuse(kindOpen, escrow.ErrInvalidArgument, open)
+	}
+}
+
+// reopen opens an existing escrow again with its own terms: a no-op that
+// returns the escrow as it is now.
+func (s *sim) reopen(bool) {
+	m := s.pick(func(*simEscrow) bool { return true })
+	if m == nil {
+		s.skipped = true
+		return
+	}
+	s.op = "reopen " + m.terms.ID + " with the same terms"
+	before := s.snapshot()
+	e, err := s.f.l.Open(s.f.ctx, m.terms)
+	if err != nil {
+		s.fatalf("unexpected error: %v", err)
+	}
+	s.compare(e, m)
+	s.sameStore(before)
+	s.count(kindReopen, true)
+}
+
+func (s *sim) pay(bad bool) {
+	m := s.pick(simInState(escrow.AwaitingPayment))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		s.badAction(kindPay, escrow.ActionPay)
+		return
+	}
+	buyer, price := m.terms.Buyer, m.terms.Price.Units()
+	s.op = fmt.Sprintf("pay %s: %s with %d available pays %d", m.terms.ID, buyer, s.avail[buyer], price)
+	if s.avail[buyer] < price {
+		s.refuse(kindPay, escrow.ErrInsufficientFunds, func() error { return s.call(escrow.ActionPay, m.terms.ID, buyer) })
+		return
+	}
+	e, err := s.f.l.Pay(s.f.ctx, m.terms.ID, buyer)
+	s.succeed(kindPay, err)
+	s.avail[buyer] -= price
+	s.held[buyer] += price
+	m.held = price
+	m.enter(escrow.AwaitingShipment, s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowPaid, m, buyer, price, 0))
+}
+
+func (s *sim) ship(bad bool) {
+	m := s.pick(simInState(escrow.AwaitingShipment))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		s.badAction(kindShip, escrow.ActionShip)
+		return
+	}
+	tracking := ""
+	if s.rng.IntN(2) == 0 {
+		tracking = "SF" + strconv.Itoa(s.rng.IntN(1e9))
+	}
+	s.op = "ship " + m.terms.ID
+	e, err := s.f.l.Ship(s.f.ctx, m.terms.ID, m.terms.Seller, tracking)
+	s.succeed(kindShip, err)
+	m.enter(escrow.AwaitingConfirmation, s.now())
+	s.compare(e, m)
+	if e.Tracking != tracking {
+		s.fatalf("tracking %q, want %q", e.Tracking, tracking)
+	}
+	s.expectEvents(simEscrowEvent(escrow.EscrowShipped, m, m.terms.Seller, 0, 0))
+}
+
+func (s *sim) confirm(bad bool) {
+	m := s.pick(simInState(escrow.AwaitingConfirmation))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		s.badAction(kindConfirm, escrow.ActionConfirm)
+		return
+	}
+	s.op = fmt.Sprintf("confirm %s holding %d", m.terms.ID, m.held)
+	e, err := s.f.l.Confirm(s.f.ctx, m.terms.ID, m.terms.Buyer)
+	s.succeed(kindConfirm, err)
+	amount := m.held
+	fee := s.release(m, amount, s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee))
+}
+
+func (s *sim) confirmMilestone(bad bool) {
+	m := s.pick(func(m *simEscrow) bool {
+		return m.state == escrow.AwaitingConfirmation && len(m.terms.Milestones) > 0
+	})
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		confirmN := func(m *simEscrow, n int) func() error {
+			return func() error {
+				_, err := s.f.l.ConfirmMilestone(s.f.ctx, m.terms.ID, m.terms.Buyer, n)
+				return err
+			}
+		}
+		switch s.rng.IntN(3) {
+		case 0:
+			if m != nil {
+				n := m.next + 1
+				if m.next > 0 && s.rng.IntN(2) == 0 {
+					n = m.next - 1
+				}
+				s.op = fmt.Sprintf("confirm milestone %d of %s, next is %d", n, m.terms.ID, m.next)
+				s.refuse(kindConfirmMilestone, escrow.ErrInvalidArgument, confirmN(m, n))
+				return
+			}
+		case 1:
+			plain := s.pick(func(m *simEscrow) bool {
+				return m.state == escrow.AwaitingConfirmation && len(m.terms.Milestones) == 0
+			})
+			if plain != nil {
+				s.op = "confirm a milestone of " + plain.terms.ID + ", which has none"
+				s.refuse(kindConfirmMilestone, escrow.ErrInvalidArgument, confirmN(plain, 0))
+				return
+			}
+		}
+		s.badAction(kindConfirmMilestone, escrow.ActionConfirmMilestone)
+		return
+	}
+	n := m.next
+	amount := m.terms.Milestones[n].Amount.Units()
+	if amount > m.held || n == len(m.terms.Milestones)-1 {
+		amount = m.held
+	}
+	s.op = fmt.Sprintf("confirm milestone %d of %d of %s holding %d", n, len(m.terms.Milestones), m.terms.ID, m.held)
+	e, err := s.f.l.ConfirmMilestone(s.f.ctx, m.terms.ID, m.terms.Buyer, n)
+	s.succeed(kindConfirmMilestone, err)
+	m.next++
+	fee := s.release(m, amount, s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee))
+}
+
+func (s *sim) cancel(bad bool) {
+	m := s.pick(simInState(escrow.AwaitingPayment))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		s.badAction(kindCancel, escrow.ActionCancel)
+		return
+	}
+	actor := s.rightActor(m, escrow.ActionCancel)
+	s.op = "cancel " + m.terms.ID + " by " + actor
+	e, err := s.f.l.Cancel(s.f.ctx, m.terms.ID, actor)
+	s.succeed(kindCancel, err)
+	m.enter(escrow.Closed, s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowClosed, m, actor, 0, 0))
+}
+
+// refund is the seller's own refund, of everything held or of part of it.
+func (s *sim) refund(bad, full bool) {
+	kind := kindRefundPartial
+	if full {
+		kind = kindRefundFull
+	}
+	m := s.pick(func(m *simEscrow) bool {
+		return (m.state == escrow.AwaitingShipment || m.state == escrow.AwaitingConfirmation) && (full || m.held >= 2)
+	})
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		if m != nil {
+			switch s.rng.IntN(3) {
+			case 0:
+				amount := m.held + 1 + s.rng.Int64N(1000)
+				s.op = fmt.Sprintf("refund %d of the %d held by %s", amount, m.held, m.terms.ID)
+				s.refuse(kind, escrow.ErrInvalidAmount, func() error {
+					_, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, simFen(amount))
+					return err
+				})
+				return
+			case 1:
+				s.op = "refund " + m.terms.ID + " in dollars"
+				s.refuse(kind, escrow.ErrCurrencyMismatch, func() error {
+					_, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, simUSD)
+					return err
+				})
+				return
+			}
+		}
+		s.badAction(kind, escrow.ActionRefund)
+		return
+	}
+	amount := m.held
+	if !full {
+		amount = 1 + s.rng.Int64N(m.held-1)
+	}
+	s.op = fmt.Sprintf("refund %d of the %d held by %s", amount, m.held, m.terms.ID)
+	e, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, simFen(amount))
+	s.succeed(kind, err)
+	s.refundModel(m, amount, s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))
+}
+
+func (s *sim) requestRefund(bad bool) {
+	m := s.pick(simInState(escrow.AwaitingShipment, escrow.AwaitingConfirmation))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		if m != nil && s.rng.IntN(2) == 0 {
+			amount := m.held + 1 + s.rng.Int64N(1000)
+			s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
+			s.refuse(kindRequestRefund, escrow.ErrInvalidAmount, func() error {
+				_, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, simFen(amount), "too much")
+				return err
+			})
+			return
+		}
+		s.badAction(kindRequestRefund, escrow.ActionRequestRefund)
+		return
+	}
+	amount := m.held
+	if s.rng.IntN(2) == 0 {
+		amount = 1 + s.rng.Int64N(m.held)
+	}
+	s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
+	e, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, simFen(amount), "not as described")
+	s.succeed(kindRequestRefund, err)
+	now := s.now()
+	m.asked = amount
+	m.resume = m.state
+	m.pause(now)
+	m.enter(escrow.RefundRequested, now)
+	s.compare(e, m)
+	if e.Refund.Amount.Units() != amount || !e.Refund.At.Equal(now) {
+		s.fatalf("refund request %+v, want %d at %s", e.Refund, amount, now)
+	}
+	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRequested, m, m.terms.Buyer, amount, 0))
+}
+
+func (s *sim) agreeRefund(bad bool) {
+	m := s.pick(simInState(escrow.RefundRequested))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		s.badAction(kindAgreeRefund, escrow.ActionAgreeRefund)
+		return
+	}
+	s.op = fmt.Sprintf("agree to refund %d of the %d held by %s", m.asked, m.held, m.terms.ID)
+	e, err := s.f.l.AgreeRefund(s.f.ctx, m.terms.ID, m.terms.Seller)
+	s.succeed(kindAgreeRefund, err)
+	amount := m.asked
+	s.refundModel(m, amount, s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))
+}
+
+func (s *sim) refuseRefund(bad bool) {
+	m := s.pick(simInState(escrow.RefundRequested))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		s.badAction(kindRefuseRefund, escrow.ActionRefuseRefund)
+		return
+	}
+	s.op = "refuse the refund on " + m.terms.ID
+	e, err := s.f.l.RefuseRefund(s.f.ctx, m.terms.ID, m.terms.Seller, "it arrived whole")
+	s.succeed(kindRefuseRefund, err)
+	m.resumeTimer(s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRefused, m, m.terms.Seller, 0, 0))
+}
+
+func (s *sim) dispute(bad bool) {
+	disputable := simInState(escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested)
+	m := s.pick(func(m *simEscrow) bool { return disputable(m) && m.terms.Arbiter != "" })
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		if lone := s.pick(func(m *simEscrow) bool { return disputable(m) && m.terms.Arbiter == "" }); lone != nil && s.rng.IntN(2) == 0 {
+			actor := s.rightActor(lone, escrow.ActionDispute)
+			s.op = "dispute " + lone.terms.ID + ", which has no arbiter"
+			s.refuse(kindDispute, escrow.ErrNoArbiter, func() error { return s.call(escrow.ActionDispute, lone.terms.ID, actor) })
+			return
+		}
+		s.badAction(kindDispute, escrow.ActionDispute)
+		return
+	}
+	actor := s.rightActor(m, escrow.ActionDispute)
+	s.op = fmt.Sprintf("dispute %s in %s by %s", m.terms.ID, m.state, actor)
+	e, err := s.f.l.Dispute(s.f.ctx, m.terms.ID, actor, "no agreement")
+	s.succeed(kindDispute, err)
+	now := s.now()
+	if m.state != escrow.RefundRequested {
+		m.pause(now)
+	}
+	m.enter(escrow.Disputed, now)
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowDisputed, m, actor, 0, 0))
+}
+
+// part is a split's share: a zero share is given either as zero CNY or as
+// the zero Money, which the ledger must read alike.
+func (s *sim) part(units int64) escrow.Money {
+	if units == 0 && s.rng.IntN(2) == 0 {
+		return escrow.Money{}
+	}
+	return simFen(units)
+}
+
+func (s *sim) resolve(bad bool) {
+	m := s.pick(simInState(escrow.Disputed))
+	if m == nil && !bad {
+		s.skipped = true
+		return
+	}
+	if bad {
+		if m != nil {
+			resolve := func(sp escrow.Split) func() error {
+				return func() error { _, err := s.f.l.Resolve(s.f.ctx, m.terms.ID, m.terms.Arbiter, sp); return err }
+			}
+			switch s.rng.IntN(3) {
+			case 0:
+				toBuyer := s.rng.Int64N(m.held + 1)
+				toSeller := m.held - toBuyer + 1
+				if toSeller > 1 && s.rng.IntN(2) == 0 {
+					toSeller -= 2
+				}
+				s.op = fmt.Sprintf("resolve %s holding %d as %d + %d", m.terms.ID, m.held, toBuyer, toSeller)
+				s.refuse(kindResolve, escrow.ErrInvalidArgument, resolve(escrow.Split{Buyer: s.part(toBuyer), Seller: s.part(toSeller)}))
+				return
+			case 1:
+				s.op = "resolve " + m.terms.ID + " with a part in dollars"
+				s.refuse(kindResolve, escrow.ErrCurrencyMismatch, resolve(escrow.Split{Buyer: simUSD, Seller: simFen(m.held)}))
+				return
+			}
+		}
+		s.badAction(kindResolve, escrow.ActionResolve)
+		return
+	}
+	var toBuyer int64
+	switch r := s.rng.IntN(4); r {
+	case 0:
+	case 1:
+		toBuyer = m.held
+	default:
+		toBuyer = s.rng.Int64N(m.held + 1)
+	}
+	toSeller := m.held - toBuyer
+	s.op = fmt.Sprintf("resolve %s holding %d as %d + %d", m.terms.ID, m.held, toBuyer, toSeller)
+	e, err := s.f.l.Resolve(s.f.ctx, m.terms.ID, m.terms.Arbiter, escrow.Split{Buyer: s.part(toBuyer), Seller: s.part(toSeller)})
+	s.succeed(kindResolve, err)
+	amount, fee := m.held, simFee(toSeller)
+	s.held[m.terms.Buyer] -= amount
+	s.avail[m.terms.Buyer] += toBuyer
+	s.avail[m.terms.Seller] += toSeller - fee
+	s.fees += fee
+	m.held = 0
+	m.refunded += toBuyer
+	m.released += toSeller
+	m.fees += fee
+	m.enter(escrow.Resolved, s.now())
+	s.compare(e, m)
+	s.expectEvents(simEscrowEvent(escrow.EscrowResolved, m, m.terms.Arbiter, amount, fee))
+}
+
+func (s *sim) advance(bool) {
+	d := time.Duration(5+s.rng.IntN(30*60)) * time.Minute
+	s.op = "advance the clock by " + d.String()
+	s.f.clock.Advance(d)
+	s.count(kindAdvance, true)
+}
+
+// processDue runs the timers. The model fires every escrow whose deadline
+// has passed, in deadline order, ties by ID, the way the due index lists
+// them.
+func (s *sim) processDue() {
+	now := s.now()
+	var due []*simEscrow
+	for _, m := range s.escrows {
+		if !m.dueAt.IsZero() && !m.dueAt.After(now) {
+			due = append(due, m)
+		}
+	}
+	slices.SortFunc(due, func(a, b *simEscrow) int {
+		if c := a.dueAt.Compare(b.dueAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.terms.ID, b.terms.ID)
+	})
+	s.op = fmt.Sprintf("process %d due escrows", len(due))
+	n, err := s.f.l.ProcessDue(s.f.ctx)
+	if err != nil {
+		s.fatalf("ProcessDue: %v", err)
+	}
+	if n != len(due) {
+		s.fatalf("ProcessDue fired %d timers, want %d", n, len(due))
+	}
+	s.count(kindProcessDue, true)
+	if len(due) == 0 {
+		s.expectEvents()
+		return
+	}
+	s.clean = nil
+	want := make([]simEvent, 0, len(due))
+	for _, m := range due {
+		var ev simEvent
+		switch m.state {
+		case escrow.AwaitingPayment:
+			m.enter(escrow.Closed, now)
+			ev = simEscrowEvent(escrow.EscrowClosed, m, "", 0, 0)
+			s.count(kindTimerClose, true)
+		case escrow.AwaitingShipment:
+			amount := m.held
+			s.refundModel(m, amount, now)
+			ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
+			s.count(kindTimerRefund, true)
+		case escrow.AwaitingConfirmation:
+			amount := m.held
+			fee := s.release(m, amount, now)
+			ev = simEscrowEvent(escrow.EscrowReleased, m, "", amount, fee)
+			s.count(kindTimerConfirm, true)
+		case escrow.RefundRequested:
+			amount := m.asked
+			s.refundModel(m, amount, now)
+			ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
+			s.count(kindTimerAsRequest, true)
+		default:
+			s.fatalf("the model has %s due in %s", m.terms.ID, m.state)
+		}
+		ev.ByTimer = true
+		want = append(want, ev)
+		e, err := s.f.l.Escrow(s.f.ctx, m.terms.ID)
+		if err != nil {
+			s.fatalf("Escrow(%q): %v", m.terms.ID, err)
+		}
+		s.compare(e, m)
+	}
+	s.expectEvents(want...)
+}
+
+// verify runs the invariant checker and compares every balance with the
+// model.
+func (s *sim) verify() {
+	s.t.Helper()
+	if err := s.f.l.Check(s.f.ctx); err != nil {
+		s.fatalf("invariants: %v", err)
+	}
+	for _, u := range s.users {
+		if a, h := s.f.balance(u); a != s.avail[u] || h != s.held[u] {
+			s.fatalf("%s has %d available and %d held, the model says %d and %d", u, a, h, s.avail[u], s.held[u])
+		}
+	}
+	if a, h := s.f.balance(escrow.FeeAccount); a != s.fees || h != 0 {
+		s.fatalf("the fee account has %d/%d, the model says %d/0", a, h, s.fees)
+	}
+	if a, _ := s.f.balance(escrow.WorldAccount); a != s.withdrawn-s.deposited {
+		s.fatalf("the world account has %d, want withdrawals %d minus deposits %d", a, s.withdrawn, s.deposited)
+	}
+}
+
+// finish compares every escrow and the money totals with the model, logs
+// what the run did and fails if some kind of operation never succeeded or,
+// for those that can fail, never failed. A short run (full false) is too
+// short to be sure of every kind of timer.
+func (s *sim) finish(full bool) {
+	s.op = "final check"
+	s.verify()
+	var stored []escrow.Escrow
+	err := s.f.store.View(s.f.ctx, func(tx escrow.Tx) error {
+		return tx.Escrows(func(e escrow.Escrow) error { stored = append(stored, e); return nil })
+	})
+	if err != nil {
+		s.fatalf("Escrows: %v", err)
+	}
+	if len(stored) != len(s.escrows) {
+		s.fatalf("the store has %d escrows, the model %d", len(stored), len(s.escrows))
+	}
+	var escrowFees, users int64
+	for _, e := range stored {
+		m := s.byID[e.ID]
+		if m == nil {
+			s.fatalf("the store has escrow %q the model never opened", e.ID)
+		}
+		s.compare(e, m)
+		escrowFees += e.Fees.Units()
+	}
+	feeBalance, _ := s.f.balance(escrow.FeeAccount)
+	if escrowFees != feeBalance || feeBalance != s.fees {
+		s.fatalf("the escrows' fees add up to %d, the fee account holds %d, the model says %d", escrowFees, feeBalance, s.fees)
+	}
+	for _, u := range s.users {
+		a, h := s.f.balance(u)
+		users += a + h
+	}
+	if users+feeBalance != s.deposited-s.withdrawn {
+		s.fatalf("users hold %d and fees %d, together %d, but deposits minus withdrawals are %d",
+			users, feeBalance, users+feeBalance, s.deposited-s.withdrawn)
+	}
+	if evs, err := s.f.l.Events(s.f.ctx, s.events, 10); err != nil || len(evs) != 0 {
+		s.fatalf("events the model did not expect: %v (error %v)", evs, err)
+	}
+
+	var summary strings.Builder
+	var kinds []string
+	for _, op := range s.ops {
+		kinds = append(kinds, op.kind)
+	}
+	kinds = append(kinds, kindTimerClose, kindTimerRefund, kindTimerConfirm, kindTimerAsRequest)
+	for _, k := range kinds {
+		c := s.counts[k]
+		if c == nil {
+			c = &simCount{}
+		}
+		fmt.Fprintf(&summary, "\n  %-26s %5d ok %5d refused", k, c.ok, c.refused)
+	}
+	s.t.Logf("seed %d: %d steps, %d escrows, fees %d fen:%s", s.seed, s.step-1, len(s.escrows), s.fees, summary.String())
+	for _, k := range kinds {
+		c := s.counts[k]
+		if c == nil {
+			c = &simCount{}
+		}
+		if c.ok == 0 && (full || !strings.HasPrefix(k, "timer:")) {
+			s.t.Errorf("seed %d: no %s ever succeeded", s.seed, k)
+		}
+		if c.refused == 0 && !slices.Contains(alwaysSucceed, k) {
+			s.t.Errorf("seed %d: no %s was ever refused", s.seed, k)
+		}
+	}
+}
