@@ -266,6 +266,20 @@ func post(tx Tx, e *Entry) error {
 	return tx.AppendEntry(e)
 }
 
+// entryBuf is room for one journal entry of up to four postings, kept in a
+// pooled call so that posting an entry allocates nothing.
+type entryBuf struct {
+	e        Entry
+	postings [4]Posting
+}
+
+// entry fills the buffer with an entry and returns it.
+func (b *entryBuf) entry(at time.Time, kind EntryKind, escrowID string, c Currency, ps ...Posting) *Entry {
+	n := copy(b.postings[:], ps)
+	b.e = Entry{At: at, Kind: kind, Escrow: escrowID, Currency: c, Postings: b.postings[:n]}
+	return &b.e
+}
+
 func getAccount(tx Tx, id string) (Account, error) {
 	a, err := tx.Account(id)
 	if errors.Is(err, ErrNotFound) {

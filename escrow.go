@@ -434,10 +434,9 @@ func (l *Ledger) Pay(ctx context.Context, id, actor string, opts ...CallOption) 
 
 func (c *call) pay(tx Tx) error {
 	e := &c.e
-	err := post(tx, &Entry{At: c.now, Kind: EntryHold, Escrow: e.ID, Currency: e.Price.cur, Postings: []Posting{
-		{Account: e.Buyer, Bucket: Available, Change: -e.Price.units},
-		{Account: e.Buyer, Bucket: Held, Change: e.Price.units},
-	}})
+	err := post(tx, c.buf.entry(c.now, EntryHold, e.ID, e.Price.cur,
+		Posting{Account: e.Buyer, Bucket: Available, Change: -e.Price.units},
+		Posting{Account: e.Buyer, Bucket: Held, Change: e.Price.units}))
 	if err != nil {
 		return err
 	}
@@ -499,7 +498,7 @@ func (c *call) confirmMilestone(tx Tx) error {
 	}
 	e.NextMilestone++
 	c.ev.Note = e.Milestones[n].Name
-	return release(tx, e, &c.ev, amount, c.now)
+	return release(tx, e, &c.ev, amount, c.now, &c.buf)
 }
 
 // Cancel closes an escrow before it is paid. The buyer or the seller, in
@@ -667,8 +666,9 @@ type call struct {
 
 	key string
 	now time.Time
-	e   Escrow // the escrow being changed, then the result
-	ev  Event  // the event that tells of the change
+	e   Escrow   // the escrow being changed, then the result
+	ev  Event    // the event that tells of the change
+	buf entryBuf // the journal entry it posts
 
 	txFn func(Tx) error // c.run, bound once
 }
@@ -751,7 +751,7 @@ func (c *call) apply(tx Tx) error {
 	case ActionShip:
 		err = c.ship()
 	case ActionConfirm:
-		err = release(tx, &c.e, &c.ev, c.e.Held, c.now)
+		err = release(tx, &c.e, &c.ev, c.e.Held, c.now, &c.buf)
 	case ActionConfirmMilestone:
 		err = c.confirmMilestone(tx)
 	case ActionCancel:
@@ -759,12 +759,12 @@ func (c *call) apply(tx Tx) error {
 		c.ev.Type = EscrowClosed
 	case ActionRefund:
 		if err = checkHeld(&c.e, c.amount); err == nil {
-			err = refund(tx, &c.e, &c.ev, c.amount, c.now)
+			err = refund(tx, &c.e, &c.ev, c.amount, c.now, &c.buf)
 		}
 	case ActionRequestRefund:
 		err = c.requestRefund()
 	case ActionAgreeRefund:
-		err = refund(tx, &c.e, &c.ev, c.e.Refund.Amount, c.now)
+		err = refund(tx, &c.e, &c.ev, c.e.Refund.Amount, c.now, &c.buf)
 	case ActionRefuseRefund:
 		c.e.resume(c.now)
 		c.ev.Type, c.ev.Note = EscrowRefundRefused, c.text
@@ -813,17 +813,16 @@ func checkHeld(e *Escrow, amount Money) error {
 
 // release pays amount of the held money to the seller, the fee to
 // FeeAccount; the escrow completes when nothing is left held.
-func release(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time) error {
+func release(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time, buf *entryBuf) error {
 	fee := e.Fee.fee(amount, e.Released.IsZero())
-	postings := []Posting{
-		{Account: e.Buyer, Bucket: Held, Change: -amount.units},
-		{Account: e.Seller, Bucket: Available, Change: amount.units - fee.units},
-		{Account: FeeAccount, Bucket: Available, Change: fee.units},
-	}
+	entry := buf.entry(now, EntryRelease, e.ID, e.Price.cur,
+		Posting{Account: e.Buyer, Bucket: Held, Change: -amount.units},
+		Posting{Account: e.Seller, Bucket: Available, Change: amount.units - fee.units},
+		Posting{Account: FeeAccount, Bucket: Available, Change: fee.units})
 	if fee.units == 0 {
-		postings = postings[:2]
+		entry.Postings = entry.Postings[:2]
 	}
-	if err := post(tx, &Entry{At: now, Kind: EntryRelease, Escrow: e.ID, Currency: e.Price.cur, Postings: postings}); err != nil {
+	if err := post(tx, entry); err != nil {
 		return err
 	}
 	e.Held = e.Held.minus(amount)
@@ -839,11 +838,10 @@ func release(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time) error {
 // refund returns amount of the held money to the buyer. With nothing left
 // held the escrow ends; otherwise a refund request ends and the escrow
 // resumes.
-func refund(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time) error {
-	err := post(tx, &Entry{At: now, Kind: EntryRefund, Escrow: e.ID, Currency: e.Price.cur, Postings: []Posting{
-		{Account: e.Buyer, Bucket: Held, Change: -amount.units},
-		{Account: e.Buyer, Bucket: Available, Change: amount.units},
-	}})
+func refund(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time, buf *entryBuf) error {
+	err := post(tx, buf.entry(now, EntryRefund, e.ID, e.Price.cur,
+		Posting{Account: e.Buyer, Bucket: Held, Change: -amount.units},
+		Posting{Account: e.Buyer, Bucket: Available, Change: amount.units}))
 	if err != nil {
 		return err
 	}

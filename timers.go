@@ -65,16 +65,17 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (bool, erro
 			return nil
 		}
 		ev := Event{At: now, Escrow: id, ByTimer: true}
+		var buf entryBuf
 		switch e.State {
 		case AwaitingPayment:
 			e.enter(Closed, now)
 			ev.Type = EscrowClosed
 		case AwaitingShipment:
-			err = refund(tx, &e, &ev, e.Held, now)
+			err = refund(tx, &e, &ev, e.Held, now, &buf)
 		case AwaitingConfirmation:
-			err = release(tx, &e, &ev, e.Held, now)
+			err = release(tx, &e, &ev, e.Held, now, &buf)
 		case RefundRequested:
-			err = refund(tx, &e, &ev, e.Refund.Amount, now)
+			err = refund(tx, &e, &ev, e.Refund.Amount, now, &buf)
 		default:
 			e.DueAt = time.Time{} // no timer runs in this state
 		}

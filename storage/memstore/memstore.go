@@ -37,8 +37,15 @@ type Store struct {
 	slab      []escrow.Posting // where stored entries' postings live, many to an allocation
 	idem      map[string]escrow.IdempotencyRecord
 
-	w    tx        // the one write transaction, reused under mu
-	undo []undoRec // what the running write transaction changed
+	w tx // the one write transaction, reused under mu
+	// What the running write transaction changed, newest last, with the
+	// records it replaced kept on one stack per kind so that an undo entry
+	// stays small.
+	undo         []undoRec
+	prevAccounts []escrow.Account
+	prevBalances []escrow.Balance
+	prevEscrows  []escrow.Escrow
+	prevIdem     []escrow.IdempotencyRecord
 }
 
 type balanceKey struct{ account, currency string }
@@ -67,6 +74,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 		return escrow.ErrClosed
 	}
 	s.undo = s.undo[:0]
+	s.prevAccounts, s.prevBalances, s.prevEscrows, s.prevIdem = s.prevAccounts[:0], s.prevBalances[:0], s.prevEscrows[:0], s.prevIdem[:0]
 	s.w.done = false
 	committed := false
 	defer func() {
@@ -74,7 +82,13 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 		if !committed {
 			s.rollback()
 		}
-		clear(s.undo) // drop references held by the undo log
+		// Drop the references the undo log holds, so that replaced
+		// records can be collected.
+		clear(s.undo)
+		clear(s.prevAccounts)
+		clear(s.prevBalances)
+		clear(s.prevEscrows)
+		clear(s.prevIdem)
 	}()
 	if err := fn(&s.w); err != nil {
 		return err
@@ -110,16 +124,13 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// undoRec records how to reverse one write.
+// undoRec records how to reverse one write. If the write replaced a
+// record (existed), the old record is on the stack of its kind.
 type undoRec struct {
 	kind    undoKind
+	existed bool
 	key     string
 	bkey    balanceKey
-	existed bool
-	account escrow.Account
-	balance escrow.Balance
-	escrow  escrow.Escrow
-	idem    escrow.IdempotencyRecord
 }
 
 type undoKind uint8
@@ -139,13 +150,13 @@ func (s *Store) rollback() {
 		switch u.kind {
 		case undoAccount:
 			if u.existed {
-				s.accounts[u.key] = u.account
+				s.accounts[u.key] = pop(&s.prevAccounts)
 			} else {
 				delete(s.accounts, u.key)
 			}
 		case undoBalance:
 			if u.existed {
-				s.balances[u.bkey] = u.balance
+				s.balances[u.bkey] = pop(&s.prevBalances)
 			} else {
 				delete(s.balances, u.bkey)
 			}
@@ -154,9 +165,10 @@ func (s *Store) rollback() {
 				s.due.delete(dueKey{nanos(cur.DueAt), u.key})
 			}
 			if u.existed {
-				s.escrows[u.key] = u.escrow
-				if !u.escrow.DueAt.IsZero() {
-					s.due.insert(dueKey{nanos(u.escrow.DueAt), u.key})
+				old := pop(&s.prevEscrows)
+				s.escrows[u.key] = old
+				if !old.DueAt.IsZero() {
+					s.due.insert(dueKey{nanos(old.DueAt), u.key})
 				}
 			} else {
 				delete(s.escrows, u.key)
@@ -176,12 +188,22 @@ func (s *Store) rollback() {
 			s.events.pop()
 		case undoIdem:
 			if u.existed {
-				s.idem[u.key] = u.idem
+				s.idem[u.key] = pop(&s.prevIdem)
 			} else {
 				delete(s.idem, u.key)
 			}
 		}
 	}
+}
+
+// pop removes and returns the last element of *stack.
+func pop[T any](stack *[]T) T {
+	last := len(*stack) - 1
+	v := (*stack)[last]
+	var zero T
+	(*stack)[last] = zero
+	*stack = (*stack)[:last]
+	return v
 }
 
 // forEachAccount calls fn once for each distinct account e posts to.
@@ -238,7 +260,10 @@ func (t *tx) PutAccount(a escrow.Account) error {
 		return err
 	}
 	old, ok := t.s.accounts[a.ID]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoAccount, key: a.ID, existed: ok, account: old})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoAccount, key: a.ID, existed: ok})
+	if ok {
+		t.s.prevAccounts = append(t.s.prevAccounts, old)
+	}
 	t.s.accounts[a.ID] = a
 	return nil
 }
@@ -272,7 +297,10 @@ func (t *tx) PutBalance(b escrow.Balance) error {
 	}
 	k := balanceKey{b.Account, b.Currency.Code}
 	old, ok := t.s.balances[k]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoBalance, bkey: k, existed: ok, balance: old})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoBalance, bkey: k, existed: ok})
+	if ok {
+		t.s.prevBalances = append(t.s.prevBalances, old)
+	}
 	t.s.balances[k] = b
 	return nil
 }
@@ -316,7 +344,10 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 		return err
 	}
 	old, ok := t.s.escrows[e.ID]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok, escrow: old})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok})
+	if ok {
+		t.s.prevEscrows = append(t.s.prevEscrows, old)
+	}
 	if ok && !old.DueAt.IsZero() {
 		t.s.due.delete(dueKey{nanos(old.DueAt), e.ID})
 	}
@@ -425,7 +456,10 @@ func (t *tx) PutIdempotency(r escrow.IdempotencyRecord) error {
 		return err
 	}
 	old, ok := t.s.idem[r.Key]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoIdem, key: r.Key, existed: ok, idem: old})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoIdem, key: r.Key, existed: ok})
+	if ok {
+		t.s.prevIdem = append(t.s.prevIdem, old)
+	}
 	r.Result = slices.Clone(r.Result)
 	t.s.idem[r.Key] = r
 	return nil
