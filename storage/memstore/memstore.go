@@ -29,7 +29,7 @@ type Store struct {
 
 	accounts  map[string]escrow.Account
 	balances  map[balanceKey]escrow.Balance
-	escrows   map[string]escrow.Escrow
+	escrows   map[string]*escrow.Escrow // by pointer, so a change is one copy in place
 	due       dueIndex
 	journal   chunkedLog[escrow.Entry]
 	byAccount map[string][]uint64 // account → Seq of the entries that post to it
@@ -55,7 +55,7 @@ func New() *Store {
 	s := &Store{
 		accounts:  map[string]escrow.Account{},
 		balances:  map[balanceKey]escrow.Balance{},
-		escrows:   map[string]escrow.Escrow{},
+		escrows:   map[string]*escrow.Escrow{},
 		byAccount: map[string][]uint64{},
 		idem:      map[string]escrow.IdempotencyRecord{},
 	}
@@ -161,12 +161,13 @@ func (s *Store) rollback() {
 				delete(s.balances, u.bkey)
 			}
 		case undoEscrow:
-			if cur, ok := s.escrows[u.key]; ok && !cur.DueAt.IsZero() {
+			cur := s.escrows[u.key] // present: the write being undone put it there
+			if !cur.DueAt.IsZero() {
 				s.due.delete(dueKey{nanos(cur.DueAt), u.key})
 			}
 			if u.existed {
 				old := pop(&s.prevEscrows)
-				s.escrows[u.key] = old
+				*cur = old
 				if !old.DueAt.IsZero() {
 					s.due.insert(dueKey{nanos(old.DueAt), u.key})
 				}
@@ -331,10 +332,11 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 	if err := t.check(false); err != nil {
 		return escrow.Escrow{}, err
 	}
-	e, ok := t.s.escrows[id]
+	p, ok := t.s.escrows[id]
 	if !ok {
 		return escrow.Escrow{}, notFound()
 	}
+	e := *p
 	e.Milestones = slices.Clone(e.Milestones)
 	return e, nil
 }
@@ -343,19 +345,28 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	old, ok := t.s.escrows[e.ID]
+	p, ok := t.s.escrows[e.ID]
 	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok})
 	if ok {
-		t.s.prevEscrows = append(t.s.prevEscrows, old)
-	}
-	if ok && !old.DueAt.IsZero() {
-		t.s.due.delete(dueKey{nanos(old.DueAt), e.ID})
+		t.s.prevEscrows = append(t.s.prevEscrows, *p)
+		if p.DueAt.Equal(e.DueAt) {
+			*p = e
+			p.Milestones = slices.Clone(e.Milestones)
+			return nil
+		}
+		if !p.DueAt.IsZero() {
+			t.s.due.delete(dueKey{nanos(p.DueAt), e.ID})
+		}
 	}
 	if !e.DueAt.IsZero() {
 		t.s.due.insert(dueKey{nanos(e.DueAt), e.ID})
 	}
 	e.Milestones = slices.Clone(e.Milestones)
-	t.s.escrows[e.ID] = e
+	if !ok {
+		p = new(escrow.Escrow)
+		t.s.escrows[e.ID] = p
+	}
+	*p = e
 	return nil
 }
 
@@ -374,7 +385,7 @@ func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
 		return err
 	}
 	for _, id := range sortedKeys(t.s.escrows) {
-		e := t.s.escrows[id]
+		e := *t.s.escrows[id]
 		e.Milestones = slices.Clone(e.Milestones)
 		if err := fn(e); err != nil {
 			return err
