@@ -75,6 +75,10 @@ type Tx interface {
 	// greater than after, in ascending Seq order. None: an empty slice.
 	Entries(account string, after uint64, limit int) ([]Entry, error)
 
+	// Journal returns at most limit entries with Seq greater than after, of
+	// every account, in ascending Seq order. None: an empty slice.
+	Journal(after uint64, limit int) ([]Entry, error)
+
 	// AppendEvent stores an event, setting ev.Seq to the next number of the
 	// event sequence (1, 2, 3, … with no gaps among committed events).
 	AppendEvent(ev *Event) error

@@ -424,6 +424,20 @@ func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, e
 	return out, nil
 }
 
+func (t *tx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	out := []escrow.Entry{}
+	n := uint64(t.s.journal.len())
+	for i := after; i < n && len(out) < limit; i++ {
+		e := *t.s.journal.at(int(i))
+		e.Postings = slices.Clone(e.Postings)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 func (t *tx) AppendEvent(ev *escrow.Event) error {
 	if err := t.check(true); err != nil {
 		return err

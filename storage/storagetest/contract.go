@@ -587,6 +587,28 @@ func contractJournalEntries(t *testing.T, h Harness) {
 			paged = append(paged, after)
 		}
 		contractDiff(t, "Seqs paged from @world", []uint64{1, 2, 5}, paged)
+
+		// Journal reads every account's entries in Seq order.
+		for _, tc := range []struct {
+			after uint64
+			limit int
+			want  []escrow.Entry
+		}{
+			{0, 100, want},
+			{2, 100, want[2:]},
+			{1, 2, want[1:3]},
+			{5, 100, []escrow.Entry{}},
+			{0, 0, []escrow.Entry{}},
+		} {
+			got, err := tx.Journal(tc.after, tc.limit)
+			if err != nil {
+				return err
+			}
+			if got == nil {
+				t.Errorf("Journal(%d, %d) = nil, want an empty slice", tc.after, tc.limit)
+			}
+			contractDiff(t, fmt.Sprintf("Journal(%d, %d)", tc.after, tc.limit), tc.want, got)
+		}
 		return nil
 	})
 }
