@@ -3,6 +3,7 @@ package escrow
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -161,8 +162,190 @@ func Check(ctx context.Context, store Storage) error {
 	return nil
 }
 
-// Check verifies the invariants of the ledger's store; see the function Check.
-func (l *Ledger) Check(ctx context.Context) error { return Check(ctx, l.store) }
+// Check verifies the invariants of the ledger's store (see the function
+// Check) and, under the ledger's reputation policy, that the reputation
+// aggregates equal a recomputation from scratch over all ratings:
+//
+//   - every rating belongs to an escrow whose Rated records it, and names
+//     that escrow's parties;
+//   - each aggregate's points, counts, detail sums and per-day counts are
+//     those of the counted ratings of its party and role, and its Beta sums
+//     are their decayed weights (to within rounding);
+//   - each pair's monthly points are those of its counted ratings, within
+//     the cap.
+func (l *Ledger) Check(ctx context.Context) error {
+	if err := Check(ctx, l.store); err != nil {
+		return err
+	}
+	var v []string
+	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	err := l.store.View(ctx, func(tx Tx) error {
+		v = v[:0]
+		type aggKey struct {
+			party string
+			role  Role
+		}
+		want := map[aggKey]*Aggregate{}
+		ratings := map[aggKey][]Rating{}
+		type pairPoints struct{ pos, neg int64 }
+		pairWant := map[[3]string]pairPoints{}
+		err := tx.Ratings(func(r Rating) error {
+			e, err := tx.Escrow(r.Escrow)
+			if err != nil {
+				bad("rating by %q on escrow %q: the escrow: %v", r.Rater, r.Escrow, err)
+				return nil
+			}
+			raterRole := e.RoleOf(r.Rater)
+			if (raterRole != Buyer && raterRole != Seller) || e.RoleOf(r.Ratee) == raterRole ||
+				e.RoleOf(r.Ratee) != r.RateeRole || e.Rated&raterRole == 0 {
+				bad("rating by %q of %q on escrow %q does not match the escrow's parties", r.Rater, r.Ratee, r.Escrow)
+			}
+			if !r.Counted {
+				if r.Points != 0 {
+					bad("uncounted rating by %q on escrow %q has %d points", r.Rater, r.Escrow, r.Points)
+				}
+				return nil
+			}
+			k := aggKey{r.Ratee, r.RateeRole}
+			a := want[k]
+			if a == nil {
+				a = &Aggregate{}
+				want[k] = a
+			}
+			a.Points += r.Points
+			switch r.Score {
+			case Positive:
+				a.Positive++
+			case Neutral:
+				a.Neutral++
+			case Negative:
+				a.Negative++
+			}
+			for i, d := range r.Details.array() {
+				if d != 0 {
+					a.DetailSums[i] += int64(d)
+					a.DetailCounts[i]++
+				}
+			}
+			ratings[k] = append(ratings[k], r)
+			pk := [3]string{r.Ratee, r.Rater, r.At.In(l.rep.loc).Format("2006-01")}
+			pp := pairWant[pk]
+			if r.Points > 0 {
+				pp.pos += r.Points
+			} else {
+				pp.neg -= r.Points
+			}
+			pairWant[pk] = pp
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		seen := map[aggKey]bool{}
+		err = tx.Aggregates(func(a Aggregate) error {
+			k := aggKey{a.Party, a.Role}
+			seen[k] = true
+			w := want[k]
+			if w == nil {
+				w = &Aggregate{}
+			}
+			if a.Points != w.Points || a.Positive != w.Positive || a.Neutral != w.Neutral || a.Negative != w.Negative ||
+				a.DetailSums != w.DetailSums || a.DetailCounts != w.DetailCounts {
+				bad("aggregate of %q as %s: points %d, counts %d/%d/%d; its ratings give %d, %d/%d/%d",
+					a.Party, a.Role, a.Points, a.Positive, a.Neutral, a.Negative, w.Points, w.Positive, w.Neutral, w.Negative)
+			}
+			// Per-day counts from the first day the aggregate still keeps.
+			from := l.dayOf(a.UpdatedAt) - 364
+			days := map[int32]DayCount{}
+			var betaPos, betaNeg float64
+			for _, r := range ratings[k] {
+				age := float64(a.BetaAt.Sub(r.At)) / float64(l.rep.decayPeriod)
+				switch r.Score {
+				case Positive:
+					betaPos += r.Weight * math.Pow(l.rep.decay, age)
+				case Negative:
+					betaNeg += r.Weight * math.Pow(l.rep.decay, age)
+				}
+				d := l.dayOf(r.At)
+				if d < from {
+					continue
+				}
+				c := days[d]
+				c.Day = d
+				switch r.Score {
+				case Positive:
+					c.Positive++
+				case Neutral:
+					c.Neutral++
+				case Negative:
+					c.Negative++
+				}
+				days[d] = c
+			}
+			kept := 0
+			for _, d := range a.Days {
+				if d.Day < from {
+					continue
+				}
+				kept++
+				if days[d.Day] != d {
+					bad("aggregate of %q as %s: day %d counts %+v, its ratings give %+v", a.Party, a.Role, d.Day, d, days[d.Day])
+				}
+			}
+			if kept != len(days) {
+				bad("aggregate of %q as %s keeps %d days, its ratings fall on %d", a.Party, a.Role, kept, len(days))
+			}
+			if !closeTo(a.BetaPositive, betaPos) || !closeTo(a.BetaNegative, betaNeg) {
+				bad("aggregate of %q as %s: Beta sums %g/%g, its ratings give %g/%g",
+					a.Party, a.Role, a.BetaPositive, a.BetaNegative, betaPos, betaNeg)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for k, w := range want {
+			if !seen[k] && (w.Positive+w.Neutral+w.Negative) > 0 {
+				bad("%q as %s has counted ratings but no aggregate", k.party, k.role)
+			}
+		}
+		gotPairs := map[[3]string]bool{}
+		err = tx.PairMonths(func(p PairMonth) error {
+			k := [3]string{p.Ratee, p.Rater, p.Month}
+			gotPairs[k] = true
+			w := pairWant[k]
+			if p.Positive != w.pos || p.Negative != w.neg {
+				bad("pair %q by %q in %s counts +%d/−%d, its ratings give +%d/−%d", p.Ratee, p.Rater, p.Month, p.Positive, p.Negative, w.pos, w.neg)
+			}
+			if p.Positive > l.rep.pairCap || p.Negative > l.rep.pairCap {
+				bad("pair %q by %q in %s counts +%d/−%d, past the cap %d", p.Ratee, p.Rater, p.Month, p.Positive, p.Negative, l.rep.pairCap)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for k, w := range pairWant {
+			if !gotPairs[k] && (w.pos != 0 || w.neg != 0) {
+				bad("pair %q by %q in %s has counted points but no record", k[0], k[1], k[2])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(v) > 0 {
+		sort.Strings(v)
+		return &InvariantError{Violations: v}
+	}
+	return nil
+}
+
+// closeTo compares floating-point sums built in different orders.
+func closeTo(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -47,6 +47,12 @@ var (
 	ErrInvalidTransition = errors.New("escrow: action not allowed in this state")
 	// ErrNoArbiter reports a dispute on an escrow that names no arbiter.
 	ErrNoArbiter = errors.New("escrow: escrow has no arbiter")
+	// ErrAlreadyRated reports a second rating of one escrow by one party,
+	// or a second reply to one rating.
+	ErrAlreadyRated = errors.New("escrow: already rated")
+	// ErrRatingClosed reports a rating after the escrow's rating window, or
+	// a revision after the revision window.
+	ErrRatingClosed = errors.New("escrow: rating window closed")
 	// ErrIdempotencyMismatch reports an idempotency key reused with
 	// different arguments.
 	ErrIdempotencyMismatch = errors.New("escrow: idempotency key reused with different arguments")

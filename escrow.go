@@ -95,10 +95,14 @@ const (
 	ActionRefuseRefund
 	ActionDispute
 	ActionResolve
+	// ActionRate is rating the other party after the escrow ended; see
+	// Ledger.Rate. It is not in Actions: it changes no state.
+	ActionRate
 )
 
 var actionNames = [...]string{"", "pay", "ship", "confirm", "confirm a milestone of", "cancel",
-	"refund", "request a refund on", "agree to the refund on", "refuse the refund on", "dispute", "resolve"}
+	"refund", "request a refund on", "agree to the refund on", "refuse the refund on", "dispute", "resolve",
+	"rate the other party of"}
 
 // Actions lists every action.
 func Actions() []Action {
@@ -283,8 +287,31 @@ type Escrow struct {
 	// DueAt is when the running timer fires; zero if none runs.
 	DueAt time.Time
 
+	// DisputeLoser is the party who got less than half of the money held
+	// when the arbiter resolved a dispute; zero if none did.
+	DisputeLoser Role
+	// Rated holds the parties who have rated the other (Buyer, Seller or
+	// both), by their own rating or by the default one.
+	Rated Role
+	// RatingDueAt is when the rating window of an ended escrow closes;
+	// zero before the escrow ends, for states that cannot be rated, and
+	// once the window has closed.
+	RatingDueAt time.Time
+
 	CreatedAt, PaidAt, ShippedAt, EndedAt, UpdatedAt time.Time
 	Version                                          uint64 // 1 when opened, +1 per change
+}
+
+// NextDue returns when ProcessDue next has something to do for e: the
+// earlier of DueAt and RatingDueAt that is not zero, or zero.
+func (e *Escrow) NextDue() time.Time {
+	switch {
+	case e.DueAt.IsZero():
+		return e.RatingDueAt
+	case e.RatingDueAt.IsZero() || e.DueAt.Before(e.RatingDueAt):
+		return e.DueAt
+	}
+	return e.RatingDueAt
 }
 
 // A RefundRequest is the buyer asking for money back.
@@ -638,6 +665,12 @@ func (c *call) resolve(tx Tx) error {
 	}
 	c.ev.Type, c.ev.Amount, c.ev.Fee = EscrowResolved, e.Held, fee
 	c.ev.Note = "buyer " + toBuyer.String() + ", seller " + toSeller.String()
+	switch {
+	case 2*toBuyer.units < e.Held.units:
+		e.DisputeLoser = Buyer
+	case 2*toSeller.units < e.Held.units:
+		e.DisputeLoser = Seller
+	}
 	e.Held = zeroOf(e.Price.cur)
 	e.Refunded = e.Refunded.plusUnchecked(toBuyer)
 	e.Released = e.Released.plusUnchecked(toSeller)
@@ -778,6 +811,7 @@ func (c *call) apply(tx Tx) error {
 	if err != nil {
 		return err
 	}
+	c.l.openRatings(&c.e)
 	return save(tx, &c.e, &c.ev, c.now)
 }
 

@@ -93,7 +93,7 @@ func TestActionString(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Actions() names (-want +got):\n%s", diff)
 	}
-	for a, want := range map[escrow.Action]string{0: "Action(0)", 12: "Action(12)"} {
+	for a, want := range map[escrow.Action]string{0: "Action(0)", escrow.ActionRate: "rate the other party of", 13: "Action(13)"} {
 		if got := a.String(); got != want {
 			t.Errorf("Action(%d).String() = %q, want %q", uint8(a), got, want)
 		}

@@ -23,7 +23,10 @@ const (
 	EscrowRefundRefused   EventType = "EscrowRefundRefused"   // the seller said no
 	EscrowDisputed        EventType = "EscrowDisputed"        // a party called the arbiter
 	EscrowResolved        EventType = "EscrowResolved"        // the arbiter split the money
-	EscrowClosed          EventType = "EscrowClosed"          // cancelled or expired before payment
+	EscrowClosed          EventType = "EscrowClosed"
+	RatingGiven           EventType = "RatingGiven"   // a party rated the other; ByTimer for a default rating
+	RatingRevised         EventType = "RatingRevised" // a neutral or negative was raised
+	RatingReplied         EventType = "RatingReplied" // the rated party answered          // cancelled or expired before payment
 )
 
 // An Event records one change, for the host to notify users from. Events

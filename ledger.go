@@ -25,6 +25,7 @@ type Ledger struct {
 	fee        feeTerms
 	fixedFees  map[string]int64
 	timers     Timers
+	rep        policy
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the
@@ -42,6 +43,9 @@ type Options struct {
 	// Timers are the defaults for escrows whose Terms leave a timer zero.
 	// Zero fields take DefaultTimers.
 	Timers Timers
+	// Reputation holds the rating and scoring rules; zero fields take the
+	// defaults.
+	Reputation ReputationPolicy
 }
 
 // New returns a Ledger over store, creating the system accounts if the store
@@ -71,6 +75,9 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 		return nil, err
 	}
 	if l.timers, err = opts.Timers.withDefaults(DefaultTimers()); err != nil {
+		return nil, err
+	}
+	if l.rep, err = opts.Reputation.compile(); err != nil {
 		return nil, err
 	}
 	err = store.Update(ctx, func(tx Tx) error {

@@ -124,6 +124,13 @@ func MoneyFromUnits(units int64, c Currency) (Money, error) {
 	return Money{units: units, cur: c}, nil
 }
 
+// RestoreMoney returns units minor units of c exactly as a storage adapter
+// stored them, without the checks of MoneyFromUnits: the available balance
+// of WorldAccount is negative, and an adapter that serialises records must be
+// able to read it back. Code outside storage adapters should use
+// MoneyFromUnits.
+func RestoreMoney(units int64, c Currency) Money { return Money{units: units, cur: c} }
+
 // Currency returns m's currency.
 func (m Money) Currency() Currency { return m.cur }
 

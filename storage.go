@@ -57,10 +57,11 @@ type Tx interface {
 	// Escrow returns the escrow with this ID, or ErrNotFound.
 	Escrow(id string) (Escrow, error)
 	// PutEscrow creates or replaces the escrow e.ID, and files it in the due
-	// index under e.DueAt, or removes it from that index when e.DueAt is zero.
+	// index under e.NextDue(): the earlier of e.DueAt and e.RatingDueAt that
+	// is not zero; it removes it from that index when both are zero.
 	PutEscrow(e Escrow) error
-	// DueEscrows returns the IDs of at most limit escrows whose DueAt is not
-	// after t, earliest first (ties by ID). None due: an empty slice. It must
+	// DueEscrows returns the IDs of at most limit escrows whose NextDue is
+	// not after t, earliest first (ties by ID). None due: an empty slice. It must
 	// use an index, not read every escrow.
 	DueEscrows(t time.Time, limit int) ([]string, error)
 	// Escrows calls fn for every escrow in ascending ID order, stopping at the
@@ -85,6 +86,44 @@ type Tx interface {
 	// Events returns at most limit events with Seq greater than after, in
 	// ascending Seq order. None: an empty slice.
 	Events(after uint64, limit int) ([]Event, error)
+
+	// Rating returns the rating rater gave on the escrow, or ErrNotFound.
+	Rating(escrow, rater string) (Rating, error)
+	// PutRating creates or replaces the rating of r.Rater on r.Escrow.
+	PutRating(r Rating) error
+	// RatingsOf calls fn for every rating whose Ratee is party, ordered by
+	// At, then Escrow, then Rater, stopping at the first error fn returns,
+	// which it returns. None: no calls.
+	RatingsOf(party string, fn func(Rating) error) error
+	// Ratings calls fn for every rating ordered by Escrow, then Rater,
+	// stopping at the first error fn returns, which it returns.
+	Ratings(fn func(Rating) error) error
+
+	// Aggregate returns the reputation aggregate of party in role (Buyer
+	// or Seller), or ErrNotFound.
+	Aggregate(party string, role Role) (Aggregate, error)
+	// PutAggregate creates or replaces the aggregate of a.Party in a.Role
+	// and files it in the ranking index of its role under a.Wilson and
+	// a.Expectation.
+	PutAggregate(a Aggregate) error
+	// TopAggregates returns at most limit aggregates of role with the
+	// highest values of key (RankWilson or RankExpectation), highest first,
+	// ties by Party ascending. It must use an index, not read every
+	// aggregate. None: an empty slice.
+	TopAggregates(role Role, key RankKey, limit int) ([]Aggregate, error)
+	// Aggregates calls fn for every aggregate ordered by Party, then Role,
+	// stopping at the first error fn returns, which it returns.
+	Aggregates(fn func(Aggregate) error) error
+
+	// PairMonth returns the points counted for ratings that rater gave
+	// ratee in month ("2006-01"), or ErrNotFound.
+	PairMonth(ratee, rater, month string) (PairMonth, error)
+	// PutPairMonth creates or replaces the record of p.Ratee, p.Rater and
+	// p.Month.
+	PutPairMonth(p PairMonth) error
+	// PairMonths calls fn for every record ordered by Ratee, Rater, then
+	// Month, stopping at the first error fn returns, which it returns.
+	PairMonths(fn func(PairMonth) error) error
 
 	// Idempotency returns the record stored under key, or ErrNotFound.
 	Idempotency(key string) (IdempotencyRecord, error)

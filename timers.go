@@ -14,6 +14,11 @@ import (
 //	AwaitingConfirmation  → all held released to the seller → Completed (auto-confirm)
 //	RefundRequested       → the refund made as asked (the seller ignored it)
 //
+// It also closes the rating windows that are due (see Rate): a party who
+// stayed silent while the other rated gets the default rating, with a
+// RatingGiven event. Closing a rating window is not counted in the result,
+// which counts the escrow timers above.
+//
 // Due escrows are found through the store's due index, so the cost depends
 // on how many are due, not on how many exist. ProcessDue is safe to run
 // from several goroutines or processes at once: an escrow whose timer was
@@ -37,12 +42,14 @@ func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
 			if err := ctx.Err(); err != nil {
 				return fired, err
 			}
-			ok, err := l.fire(ctx, id, now)
+			timer, acted, err := l.fire(ctx, id, now)
 			if err != nil {
 				return fired, err
 			}
-			if ok {
+			if timer {
 				fired++
+			}
+			if acted {
 				progress++
 			}
 		}
@@ -52,17 +59,23 @@ func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
 	}
 }
 
-// fire runs the due timer of one escrow, if it is still due.
-func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (bool, error) {
-	fired := false
-	err := l.store.Update(ctx, func(tx Tx) error {
-		fired = false
+// fire runs the due timer of one escrow, if it is still due, or closes its
+// rating window. It reports whether an escrow timer fired and whether it
+// did anything at all.
+func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (timer, acted bool, err error) {
+	err = l.store.Update(ctx, func(tx Tx) error {
+		timer, acted = false, false
 		e, err := getEscrow(tx, id)
 		if err != nil {
 			return err
 		}
 		if e.DueAt.IsZero() || e.DueAt.After(now) {
-			return nil
+			if e.RatingDueAt.IsZero() || e.RatingDueAt.After(now) {
+				return nil
+			}
+			acted = true
+			_, err := l.closeRatings(tx, &e, now)
+			return err
 		}
 		ev := Event{At: now, Escrow: id, ByTimer: true}
 		var buf entryBuf
@@ -82,13 +95,15 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (bool, erro
 		if err != nil {
 			return err
 		}
-		fired = ev.Type != ""
-		if !fired {
+		timer = ev.Type != ""
+		acted = true
+		if !timer {
 			return tx.PutEscrow(e)
 		}
+		l.openRatings(&e)
 		return save(tx, &e, &ev, now)
 	})
-	return fired, err
+	return timer, acted, err
 }
 
 // RunTimers calls ProcessDue every interval until ctx ends, passing any

@@ -36,6 +36,7 @@ type Store struct {
 	events    chunkedLog[escrow.Event]
 	slab      []escrow.Posting // where stored entries' postings live, many to an allocation
 	idem      map[string]escrow.IdempotencyRecord
+	ratings
 
 	w tx // the one write transaction, reused under mu
 	// What the running write transaction changed, newest last, with the
@@ -46,6 +47,9 @@ type Store struct {
 	prevBalances []escrow.Balance
 	prevEscrows  []escrow.Escrow
 	prevIdem     []escrow.IdempotencyRecord
+	prevRatings  []escrow.Rating
+	prevAggs     []escrow.Aggregate
+	prevPairs    []escrow.PairMonth
 }
 
 type balanceKey struct{ account, currency string }
@@ -58,6 +62,7 @@ func New() *Store {
 		escrows:   map[string]*escrow.Escrow{},
 		byAccount: map[string][]uint64{},
 		idem:      map[string]escrow.IdempotencyRecord{},
+		ratings:   newRatings(),
 	}
 	s.w.s = s
 	return s
@@ -75,6 +80,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 	}
 	s.undo = s.undo[:0]
 	s.prevAccounts, s.prevBalances, s.prevEscrows, s.prevIdem = s.prevAccounts[:0], s.prevBalances[:0], s.prevEscrows[:0], s.prevIdem[:0]
+	s.prevRatings, s.prevAggs, s.prevPairs = s.prevRatings[:0], s.prevAggs[:0], s.prevPairs[:0]
 	s.w.done = false
 	committed := false
 	defer func() {
@@ -89,6 +95,9 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 		clear(s.prevBalances)
 		clear(s.prevEscrows)
 		clear(s.prevIdem)
+		clear(s.prevRatings)
+		clear(s.prevAggs)
+		clear(s.prevPairs)
 	}()
 	if err := fn(&s.w); err != nil {
 		return err
@@ -119,6 +128,7 @@ func (s *Store) Close() error {
 	if !s.closed {
 		s.closed = true
 		s.accounts, s.balances, s.escrows, s.idem, s.byAccount = nil, nil, nil, nil, nil
+		s.ratings = newRatings()
 		s.journal, s.events, s.due, s.slab = chunkedLog[escrow.Entry]{}, chunkedLog[escrow.Event]{}, dueIndex{}, nil
 	}
 	return nil
@@ -131,6 +141,9 @@ type undoRec struct {
 	existed bool
 	key     string
 	bkey    balanceKey
+	rkey    ratingKey
+	akey    aggKey
+	pkey    pairKey
 }
 
 type undoKind uint8
@@ -142,6 +155,9 @@ const (
 	undoEntry
 	undoEvent
 	undoIdem
+	undoRating
+	undoAggregate
+	undoPair
 )
 
 func (s *Store) rollback() {
@@ -162,14 +178,14 @@ func (s *Store) rollback() {
 			}
 		case undoEscrow:
 			cur := s.escrows[u.key] // present: the write being undone put it there
-			if !cur.DueAt.IsZero() {
-				s.due.delete(dueKey{nanos(cur.DueAt), u.key})
+			if due := cur.NextDue(); !due.IsZero() {
+				s.due.delete(dueKey{nanos(due), u.key})
 			}
 			if u.existed {
 				old := pop(&s.prevEscrows)
 				*cur = old
-				if !old.DueAt.IsZero() {
-					s.due.insert(dueKey{nanos(old.DueAt), u.key})
+				if due := old.NextDue(); !due.IsZero() {
+					s.due.insert(dueKey{nanos(due), u.key})
 				}
 			} else {
 				delete(s.escrows, u.key)
@@ -187,6 +203,8 @@ func (s *Store) rollback() {
 			s.journal.pop()
 		case undoEvent:
 			s.events.pop()
+		case undoRating, undoAggregate, undoPair:
+			s.undoRatings(u)
 		case undoIdem:
 			if u.existed {
 				s.idem[u.key] = pop(&s.prevIdem)
@@ -349,17 +367,17 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok})
 	if ok {
 		t.s.prevEscrows = append(t.s.prevEscrows, *p)
-		if p.DueAt.Equal(e.DueAt) {
+		if p.NextDue().Equal(e.NextDue()) {
 			*p = e
 			p.Milestones = slices.Clone(e.Milestones)
 			return nil
 		}
-		if !p.DueAt.IsZero() {
-			t.s.due.delete(dueKey{nanos(p.DueAt), e.ID})
+		if due := p.NextDue(); !due.IsZero() {
+			t.s.due.delete(dueKey{nanos(due), e.ID})
 		}
 	}
-	if !e.DueAt.IsZero() {
-		t.s.due.insert(dueKey{nanos(e.DueAt), e.ID})
+	if due := e.NextDue(); !due.IsZero() {
+		t.s.due.insert(dueKey{nanos(due), e.ID})
 	}
 	e.Milestones = slices.Clone(e.Milestones)
 	if !ok {

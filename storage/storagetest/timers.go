@@ -240,7 +240,15 @@ func testTimers(t *testing.T, h Harness) {
 		timerSetup(t, func() (escrow.Escrow, error) {
 			return f.l.Resolve(f.ctx, "requested", partyArbiter, escrow.Split{Buyer: cny("100.00")})
 		})
+		// A year on, no escrow timer fires; only the resolved escrow's
+		// rating window closes, with no default rating, as nobody rated.
 		f.clock.Advance(365 * day)
+		if n, err := f.l.ProcessDue(f.ctx); err != nil || n != 0 {
+			t.Fatalf("ProcessDue = %d, %v; want 0 timers", n, err)
+		}
+		if e := escrowNow(f, "requested"); !e.RatingDueAt.IsZero() || e.Rated != 0 {
+			t.Errorf("rating window due %s, rated %v; want closed with no ratings", e.RatingDueAt, e.Rated)
+		}
 		expectFired(f, 0)
 		expectPurses(f, map[string]purse{partyBuyer: {80000, 20000}, partySeller: {100000, 0}})
 		f.check()

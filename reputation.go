@@ -1,0 +1,827 @@
+package escrow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Reputation is built only from real, finished trades: the buyer and the
+// seller of an escrow that ended may rate each other once, within a window,
+// and every rating records whether it counted towards the other party's
+// score and why not. Aggregates are updated in the same transaction as each
+// rating, so reading a reputation never reads the history.
+
+// A Score is a rating's verdict.
+type Score int8
+
+// Scores. The zero Score is not a valid rating.
+const (
+	Positive Score = 1
+	Neutral  Score = 2
+	Negative Score = 3
+)
+
+func (s Score) String() string {
+	switch s {
+	case Positive:
+		return "positive"
+	case Neutral:
+		return "neutral"
+	case Negative:
+		return "negative"
+	}
+	return "Score(" + strconv.Itoa(int(s)) + ")"
+}
+
+// rank orders scores from worst to best, for "revised upward".
+func (s Score) rank() int { return 4 - int(s) }
+
+// Details are a buyer's optional 1 to 5 scores of a seller; 0 means not
+// given.
+type Details struct {
+	Described     int8 // the item was as described
+	Communication int8
+	Shipping      int8
+}
+
+func (d Details) given() bool { return d != Details{} }
+
+func (d Details) array() [3]int8 { return [3]int8{d.Described, d.Communication, d.Shipping} }
+
+// RatingInput is what a party says when rating.
+type RatingInput struct {
+	Score   Score
+	Details Details // only a buyer rating a seller may give them
+	Comment string  // up to 500 bytes of UTF-8
+}
+
+// A Rating is one party's verdict on the other after an escrow ended.
+type Rating struct {
+	Escrow    string
+	Rater     string
+	Ratee     string
+	RateeRole Role // Seller if the buyer rated, Buyer if the seller did
+	Score     Score
+	Details   Details
+	Comment   string
+	At        time.Time // when it was given; its place in every window
+	Default   bool      // given by the ledger for a party who stayed silent
+	Value     Money     // the escrow's price
+	Weight    float64   // log10(10 + Value in major units): its weight in the Beta score
+
+	// Revised is set when a Neutral or Negative was revised upward; Original
+	// is the score it replaced.
+	Revised   bool
+	Original  Score
+	RevisedAt time.Time
+	// Reply is the rated party's one answer.
+	Reply     string
+	RepliedAt time.Time
+
+	// Counted reports whether the rating counts towards the ratee's
+	// reputation; if not, Reason says why. Points is what it added to the
+	// ratee's points (0 when not counted).
+	Counted bool
+	Reason  string
+	Points  int64
+}
+
+// Reasons a rating does not count.
+const (
+	ReasonBelowMinimum = "the escrow is worth less than the minimum that counts"
+	ReasonPairCap      = "the pair's monthly cap on points was reached"
+	ReasonDisputeLost  = "the rater lost the dispute on this escrow"
+)
+
+// PairMonth records the points counted for one rater's ratings of one
+// ratee in one calendar month, for the monthly cap.
+type PairMonth struct {
+	Ratee, Rater string
+	Month        string // "2006-01"
+	Positive     int64  // points added by positive ratings
+	Negative     int64  // points taken by negative ratings, as a positive number
+}
+
+// An Aggregate is what the ledger keeps of a party's ratings in one role,
+// updated as each rating counts. Hosts read Reputation instead.
+type Aggregate struct {
+	Party string
+	Role  Role // Seller: ratings received as a seller; Buyer: as a buyer
+	// Points is the sum of counted points.
+	Points int64
+	// Positive, Neutral and Negative count counted ratings, all time.
+	Positive, Neutral, Negative int64
+	// Days counts counted ratings per day (days since 1970-01-01 in the
+	// policy's location) for the last 365 days, oldest first, days without
+	// ratings left out.
+	Days []DayCount
+	// BetaPositive and BetaNegative are the weighted, decayed sums of
+	// positive and negative ratings as of BetaAt.
+	BetaPositive, BetaNegative float64
+	BetaAt                     time.Time
+	// DetailSums and DetailCounts total the detail scores given, in the
+	// order described, communication, shipping.
+	DetailSums, DetailCounts [3]int64
+	// Wilson and Expectation are the ranking keys as of UpdatedAt.
+	Wilson, Expectation float64
+	UpdatedAt           time.Time
+}
+
+// A DayCount counts one day's counted ratings.
+type DayCount struct {
+	Day                         int32
+	Positive, Neutral, Negative int32
+}
+
+// A RankKey is what TopSellers ranks by.
+type RankKey uint8
+
+// Rank keys.
+const (
+	RankWilson      RankKey = iota + 1 // the Wilson lower bound of the positive rate
+	RankExpectation                    // the Beta reputation's expectation
+)
+
+// ReputationPolicy holds the rating and scoring rules. Zero fields take the
+// defaults named on each.
+type ReputationPolicy struct {
+	// Window is how long after an escrow ends its parties may rate: 15 days.
+	Window time.Duration
+	// RateableStates are the end states whose parties may rate each other:
+	// Completed and Resolved.
+	RateableStates []State
+	// NoDefaultRating turns off the default: when the window closes and
+	// only one party rated, the silent one is taken to have rated Positive.
+	NoDefaultRating bool
+	// RevisionWindow is how long after a Neutral or Negative its rater may
+	// revise it upward, once: 30 days.
+	RevisionWindow time.Duration
+	// Points are the points of a Positive, Neutral and Negative rating:
+	// +1, 0 and −1.
+	Points *[3]int64
+	// PairCap caps the points one rater's ratings add to (and take from)
+	// one ratee in a calendar month: 6 each way.
+	PairCap int64
+	// MinValue is the least price, in major units of the escrow's
+	// currency, of an escrow whose ratings count: 1.
+	MinValue decimal.Decimal
+	// CountDisputeLosers lets the rating left by the party who lost a
+	// dispute count; by default it does not.
+	CountDisputeLosers bool
+	// RateWindow is the trailing window of the positive rate: 180 days.
+	RateWindow time.Duration
+	// Decay is the factor λ by which a rating's weight in the Beta score
+	// shrinks per DecayPeriod of age: 0.98 per 30 days.
+	Decay       float64
+	DecayPeriod time.Duration
+	// Location is where calendar months and days begin: UTC.
+	Location *time.Location
+}
+
+// policy is a ReputationPolicy with its defaults filled in.
+type policy struct {
+	window, revision, rateWindow, decayPeriod time.Duration
+	rateable                                  map[State]bool
+	noDefault, countLosers                    bool
+	points                                    [3]int64
+	pairCap                                   int64
+	minValue                                  decimal.Decimal
+	decay                                     float64
+	loc                                       *time.Location
+}
+
+func (p ReputationPolicy) compile() (policy, error) {
+	const day = 24 * time.Hour
+	or := func(v, def time.Duration) time.Duration {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	c := policy{
+		window: or(p.Window, 15*day), revision: or(p.RevisionWindow, 30*day),
+		rateWindow: or(p.RateWindow, 180*day), decayPeriod: or(p.DecayPeriod, 30*day),
+		noDefault: p.NoDefaultRating, countLosers: p.CountDisputeLosers,
+		points: [3]int64{1, 0, -1}, pairCap: p.PairCap, minValue: p.MinValue,
+		decay: p.Decay, loc: p.Location, rateable: map[State]bool{},
+	}
+	if c.window < 0 || c.revision < 0 || c.rateWindow < 0 || c.decayPeriod < 0 {
+		return policy{}, invalidArg("reputation policy durations may not be negative")
+	}
+	if c.revision > 365*day {
+		return policy{}, invalidArg("reputation RevisionWindow %s is longer than 365 days", c.revision)
+	}
+	if c.rateWindow > 365*day {
+		return policy{}, invalidArg("reputation RateWindow %s is longer than 365 days", c.rateWindow)
+	}
+	if p.Points != nil {
+		c.points = *p.Points
+	}
+	if c.points[0] < 0 || c.points[2] > 0 {
+		return policy{}, invalidArg("reputation points %v: a positive rating may not subtract, a negative one may not add", c.points)
+	}
+	if c.pairCap == 0 {
+		c.pairCap = 6
+	}
+	if c.pairCap < 0 {
+		return policy{}, invalidArg("reputation PairCap %d is negative", c.pairCap)
+	}
+	if c.minValue.IsZero() {
+		c.minValue = decimal.NewFromInt(1)
+	}
+	if c.minValue.Sign() < 0 {
+		return policy{}, invalidArg("reputation MinValue %s is negative", c.minValue)
+	}
+	if c.decay == 0 {
+		c.decay = 0.98
+	}
+	if c.decay <= 0 || c.decay > 1 || math.IsNaN(c.decay) {
+		return policy{}, invalidArg("reputation Decay %v must be in (0, 1]", c.decay)
+	}
+	if c.loc == nil {
+		c.loc = time.UTC
+	}
+	states := p.RateableStates
+	if states == nil {
+		states = []State{Completed, Resolved}
+	}
+	for _, s := range states {
+		if !s.Terminal() {
+			return policy{}, invalidArg("reputation: state %s is not an end state", s)
+		}
+		c.rateable[s] = true
+	}
+	return c, nil
+}
+
+// openRatings starts the rating window of an escrow that has just ended in
+// a rateable state.
+func (l *Ledger) openRatings(e *Escrow) {
+	if e.State.Terminal() && e.RatingDueAt.IsZero() && e.Rated == 0 && l.rep.rateable[e.State] {
+		e.RatingDueAt = e.EndedAt.Add(l.rep.window)
+	}
+}
+
+// Rate records rater's verdict on the other party of an escrow that ended
+// in a rateable state (by default Completed or Resolved), within the rating
+// window (by default 15 days from the end). It fails with ErrNotParty for a
+// stranger, ErrInvalidTransition for an escrow that has not ended or ended
+// in a state that cannot be rated, ErrAlreadyRated for a second rating and
+// ErrRatingClosed after the window, and with ErrInvalidArgument for a bad
+// score, details from a seller, or a comment over 500 bytes.
+func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInput, opts ...CallOption) (Rating, error) {
+	if in.Score < Positive || in.Score > Negative {
+		return Rating{}, invalidArg("score %d is not Positive, Neutral or Negative", in.Score)
+	}
+	for _, d := range in.Details.array() {
+		if d < 0 || d > 5 {
+			return Rating{}, invalidArg("detail score %d is not 1 to 5 (or 0 for none)", d)
+		}
+	}
+	if err := checkText("comment", in.Comment, 500, true); err != nil {
+		return Rating{}, err
+	}
+	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("rate|%q|%q|%#v", escrowID, rater, in) },
+		func(tx Tx, now time.Time) (Rating, error) {
+			e, err := getEscrow(tx, escrowID)
+			if err != nil {
+				return Rating{}, err
+			}
+			role := e.RoleOf(rater)
+			if role != Buyer && role != Seller {
+				return Rating{}, &RoleError{Escrow: e.ID, Action: ActionRate, Actor: rater, State: e.State, Want: (Buyer | Seller).String()}
+			}
+			if !e.State.Terminal() || !l.rep.rateable[e.State] {
+				return Rating{}, &TransitionError{Escrow: e.ID, Action: ActionRate, State: e.State}
+			}
+			if e.Rated&role != 0 {
+				return Rating{}, fmt.Errorf("%w: %q on escrow %q", ErrAlreadyRated, rater, e.ID)
+			}
+			if e.RatingDueAt.IsZero() || now.After(e.RatingDueAt) || now.Equal(e.RatingDueAt) {
+				return Rating{}, fmt.Errorf("%w: escrow %q ended %s", ErrRatingClosed, e.ID, e.EndedAt.Format(time.RFC3339))
+			}
+			if role == Seller && in.Details.given() {
+				return Rating{}, invalidArg("only a buyer rating a seller gives detail scores")
+			}
+			r := l.newRating(&e, role, in, now, false)
+			if err := l.countRating(tx, &e, &r, now); err != nil {
+				return Rating{}, err
+			}
+			if err := tx.PutRating(r); err != nil {
+				return Rating{}, err
+			}
+			e.Rated |= role
+			if e.Rated == Buyer|Seller {
+				e.RatingDueAt = time.Time{}
+			}
+			ev := Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: r.Ratee, Actor: rater, State: e.State, Note: r.Score.String()}
+			return r, save(tx, &e, &ev, now)
+		})
+}
+
+func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.Time, byDefault bool) Rating {
+	r := Rating{Escrow: e.ID, Score: in.Score, Details: in.Details, Comment: in.Comment, At: now,
+		Default: byDefault, Value: e.Price}
+	if raterRole == Buyer {
+		r.Rater, r.Ratee, r.RateeRole = e.Buyer, e.Seller, Seller
+	} else {
+		r.Rater, r.Ratee, r.RateeRole = e.Seller, e.Buyer, Buyer
+	}
+	major, _ := e.Price.Decimal().Float64()
+	r.Weight = math.Log10(10 + major)
+	return r
+}
+
+// closeRatings ends an escrow's rating window: a party who stayed silent
+// while the other rated is taken to have rated Positive, unless the policy
+// says otherwise. It reports how many default ratings it gave.
+func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) (int, error) {
+	given := 0
+	if !l.rep.noDefault && e.Rated != 0 && e.Rated != Buyer|Seller {
+		silent := Buyer
+		if e.Rated == Buyer {
+			silent = Seller
+		}
+		r := l.newRating(e, silent, RatingInput{Score: Positive}, e.RatingDueAt, true)
+		if err := l.countRating(tx, e, &r, now); err != nil {
+			return 0, err
+		}
+		if err := tx.PutRating(r); err != nil {
+			return 0, err
+		}
+		e.Rated |= silent
+		ev := Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: r.Ratee, ByTimer: true, State: e.State, Note: "positive (default)"}
+		e.RatingDueAt = time.Time{}
+		if err := save(tx, e, &ev, now); err != nil {
+			return 0, err
+		}
+		given++
+	}
+	if !e.RatingDueAt.IsZero() {
+		e.RatingDueAt = time.Time{}
+		e.UpdatedAt = now
+		if err := tx.PutEscrow(*e); err != nil {
+			return 0, err
+		}
+	}
+	return given, nil
+}
+
+// Revise raises a Neutral or Negative rating, once, within the revision
+// window (by default 30 days from the rating). Only its rater may revise it,
+// and only upward. It fails with ErrNotFound if there is no such rating,
+// ErrInvalidTransition if the rating cannot be revised (already revised,
+// positive, a default, or the new score is not higher) and ErrRatingClosed
+// after the window.
+func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score, comment string, opts ...CallOption) (Rating, error) {
+	if score < Positive || score > Negative {
+		return Rating{}, invalidArg("score %d is not Positive, Neutral or Negative", score)
+	}
+	if err := checkText("comment", comment, 500, true); err != nil {
+		return Rating{}, err
+	}
+	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("revise|%q|%q|%d|%q", escrowID, rater, score, comment) },
+		func(tx Tx, now time.Time) (Rating, error) {
+			r, err := tx.Rating(escrowID, rater)
+			if errors.Is(err, ErrNotFound) {
+				return Rating{}, fmt.Errorf("%w: no rating by %q on escrow %q", ErrNotFound, rater, escrowID)
+			} else if err != nil {
+				return Rating{}, err
+			}
+			switch {
+			case r.Revised || r.Default:
+				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q cannot be revised again", ErrInvalidTransition, rater, escrowID)
+			case r.Score == Positive || score.rank() <= r.Score.rank():
+				return Rating{}, fmt.Errorf("%w: a %s rating can only be revised upward, not to %s", ErrInvalidTransition, r.Score, score)
+			case now.After(r.At.Add(l.rep.revision)):
+				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q was given %s", ErrRatingClosed, rater, escrowID, r.At.Format(time.RFC3339))
+			}
+			e, err := getEscrow(tx, escrowID)
+			if err != nil {
+				return Rating{}, err
+			}
+			if err := l.uncountRating(tx, &r, now); err != nil {
+				return Rating{}, err
+			}
+			r.Original, r.Score, r.Revised, r.RevisedAt = r.Score, score, true, now
+			if comment != "" {
+				r.Comment = comment
+			}
+			if err := l.countRating(tx, &e, &r, now); err != nil {
+				return Rating{}, err
+			}
+			if err := tx.PutRating(r); err != nil {
+				return Rating{}, err
+			}
+			return r, tx.AppendEvent(&Event{Type: RatingRevised, At: now, Escrow: escrowID, Account: r.Ratee,
+				Actor: rater, State: e.State, Note: r.Original.String() + " to " + r.Score.String()})
+		})
+}
+
+// Reply posts the rated party's one answer to a rating (up to 500 bytes).
+// It fails with ErrNotFound if there is no such rating, ErrNotParty if the
+// actor is not the ratee and ErrAlreadyRated if there is a reply already.
+func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string, opts ...CallOption) (Rating, error) {
+	if err := checkText("reply", text, 500, true); err != nil {
+		return Rating{}, err
+	}
+	if text == "" {
+		return Rating{}, invalidArg("empty reply")
+	}
+	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("reply|%q|%q|%q|%q", escrowID, rater, actor, text) },
+		func(tx Tx, now time.Time) (Rating, error) {
+			r, err := tx.Rating(escrowID, rater)
+			if errors.Is(err, ErrNotFound) {
+				return Rating{}, fmt.Errorf("%w: no rating by %q on escrow %q", ErrNotFound, rater, escrowID)
+			} else if err != nil {
+				return Rating{}, err
+			}
+			if actor != r.Ratee {
+				return Rating{}, fmt.Errorf("%w: only %q may reply to this rating, not %q", ErrNotParty, r.Ratee, actor)
+			}
+			if r.Reply != "" {
+				return Rating{}, fmt.Errorf("%w: %q already replied to the rating on escrow %q", ErrAlreadyRated, actor, escrowID)
+			}
+			r.Reply, r.RepliedAt = text, now
+			if err := tx.PutRating(r); err != nil {
+				return Rating{}, err
+			}
+			return r, tx.AppendEvent(&Event{Type: RatingReplied, At: now, Escrow: escrowID, Account: rater, Actor: actor, Note: text})
+		})
+}
+
+// countRating decides whether r counts, and if it does adds it to the
+// ratee's aggregate and to the pair's monthly points.
+func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
+	r.Counted, r.Reason, r.Points = false, "", 0
+	raterRole := Buyer
+	if r.RateeRole == Buyer {
+		raterRole = Seller
+	}
+	switch {
+	case e.Price.Decimal().LessThan(l.rep.minValue):
+		r.Reason = ReasonBelowMinimum
+		return nil
+	case !l.rep.countLosers && e.DisputeLoser == raterRole:
+		r.Reason = ReasonDisputeLost
+		return nil
+	}
+	points := l.rep.points[r.Score-1]
+	month := r.At.In(l.rep.loc).Format("2006-01")
+	pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
+	if errors.Is(err, ErrNotFound) {
+		pm = PairMonth{Ratee: r.Ratee, Rater: r.Rater, Month: month}
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case points > 0 && pm.Positive+points > l.rep.pairCap, points < 0 && pm.Negative-points > l.rep.pairCap:
+		r.Reason = ReasonPairCap
+		return nil
+	case points > 0:
+		pm.Positive += points
+	case points < 0:
+		pm.Negative -= points
+	}
+	if points != 0 {
+		if err := tx.PutPairMonth(pm); err != nil {
+			return err
+		}
+	}
+	r.Counted, r.Points = true, points
+	return l.addToAggregate(tx, r, 1, now)
+}
+
+// uncountRating takes a counted rating back out, before it is revised.
+func (l *Ledger) uncountRating(tx Tx, r *Rating, now time.Time) error {
+	if !r.Counted {
+		return nil
+	}
+	if r.Points != 0 {
+		month := r.At.In(l.rep.loc).Format("2006-01")
+		pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
+		if err != nil {
+			return err
+		}
+		if r.Points > 0 {
+			pm.Positive -= r.Points
+		} else {
+			pm.Negative += r.Points
+		}
+		if err := tx.PutPairMonth(pm); err != nil {
+			return err
+		}
+	}
+	return l.addToAggregate(tx, r, -1, now)
+}
+
+// addToAggregate adds (sign 1) or removes (sign −1) a counted rating.
+func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) error {
+	a, err := tx.Aggregate(r.Ratee, r.RateeRole)
+	if errors.Is(err, ErrNotFound) {
+		a = Aggregate{Party: r.Ratee, Role: r.RateeRole, BetaAt: now}
+	} else if err != nil {
+		return err
+	}
+	a.Points += sign * r.Points
+	day := l.dayOf(r.At)
+	a.Days = pruneDays(a.Days, l.dayOf(now))
+	i := len(a.Days)
+	for i > 0 && a.Days[i-1].Day > day {
+		i--
+	}
+	if i == 0 || a.Days[i-1].Day != day {
+		if sign < 0 {
+			return fmt.Errorf("escrow: internal error: no day bucket for a rating being removed")
+		}
+		a.Days = append(a.Days, DayCount{})
+		copy(a.Days[i+1:], a.Days[i:])
+		a.Days[i] = DayCount{Day: day}
+		i++
+	}
+	d := &a.Days[i-1]
+	switch r.Score {
+	case Positive:
+		a.Positive += sign
+		d.Positive += int32(sign)
+	case Neutral:
+		a.Neutral += sign
+		d.Neutral += int32(sign)
+	case Negative:
+		a.Negative += sign
+		d.Negative += int32(sign)
+	}
+	if *d == (DayCount{Day: day}) {
+		a.Days = append(a.Days[:i-1], a.Days[i:]...)
+	}
+	// Bring the Beta sums to now, then add the rating at its age.
+	l.decayTo(&a, now)
+	w := r.Weight * math.Pow(l.rep.decay, float64(now.Sub(r.At))/float64(l.rep.decayPeriod))
+	switch r.Score {
+	case Positive:
+		a.BetaPositive = math.Max(0, a.BetaPositive+float64(sign)*w)
+	case Negative:
+		a.BetaNegative = math.Max(0, a.BetaNegative+float64(sign)*w)
+	}
+	for k, v := range r.Details.array() {
+		if v != 0 {
+			a.DetailSums[k] += sign * int64(v)
+			a.DetailCounts[k] += sign
+		}
+	}
+	v := l.view(&a, now)
+	a.Wilson, a.Expectation, a.UpdatedAt = v.Wilson, v.Expectation, now
+	return tx.PutAggregate(a)
+}
+
+// decayTo moves a's Beta sums forward to t.
+func (l *Ledger) decayTo(a *Aggregate, t time.Time) {
+	if t.After(a.BetaAt) {
+		f := math.Pow(l.rep.decay, float64(t.Sub(a.BetaAt))/float64(l.rep.decayPeriod))
+		a.BetaPositive *= f
+		a.BetaNegative *= f
+		a.BetaAt = t
+	}
+}
+
+// dayOf numbers the calendar day of t in the policy's location.
+func (l *Ledger) dayOf(t time.Time) int32 {
+	y, m, d := t.In(l.rep.loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// pruneDays drops the days older than the 365 that windows look at.
+func pruneDays(days []DayCount, today int32) []DayCount {
+	i := 0
+	for i < len(days) && days[i].Day <= today-365 {
+		i++
+	}
+	if i == 0 {
+		return days
+	}
+	return append(days[:0], days[i:]...)
+}
+
+// A Level is a rank earned by points: None (tier 0) below 4 points, then
+// Heart, Diamond, Crown and Gold crown, each in tiers 1 to 5.
+type Level struct {
+	Name string
+	Tier int
+}
+
+func (lv Level) String() string {
+	if lv.Tier == 0 {
+		return lv.Name
+	}
+	return lv.Name + " " + strconv.Itoa(lv.Tier)
+}
+
+// levelFloors are the least points of each level, Heart 1 to Gold crown 5.
+var levelFloors = [20]int64{4, 11, 41, 91, 151, 251, 501, 1001, 2001, 5001, 10001, 20001, 50001,
+	100001, 200001, 500001, 1000001, 2000001, 5000001, 10000001}
+
+var levelNames = [4]string{"Heart", "Diamond", "Crown", "Gold crown"}
+
+// LevelFor returns the level that points earn.
+func LevelFor(points int64) Level {
+	n := 0
+	for n < len(levelFloors) && points >= levelFloors[n] {
+		n++
+	}
+	if n == 0 {
+		return Level{Name: "None"}
+	}
+	return Level{Name: levelNames[(n-1)/5], Tier: (n-1)%5 + 1}
+}
+
+// Counts are counted ratings in a window.
+type Counts struct {
+	Positive, Neutral, Negative int64
+}
+
+// A View is a party's reputation in one role, as of a moment.
+type View struct {
+	Role Role
+	// Unrated is true when no rating of the party in this role counts;
+	// every figure below is then zero.
+	Unrated bool
+	Points  int64
+	Level   Level
+	// Total counts every counted rating.
+	Total Counts
+	// Last7, Last30, Last180 and Last365 count the counted ratings given in
+	// the last 7, 30, 180 and 365 days, today included.
+	Last7, Last30, Last180, Last365 Counts
+	// PositiveRate is positive/(positive+negative) over the policy's
+	// RateWindow (180 days); RateBasis is that denominator, and the rate
+	// is 0 when it is.
+	PositiveRate float64
+	RateBasis    int64
+	// Wilson is the lower bound of the 95% Wilson score interval (z = 1.96)
+	// of PositiveRate.
+	Wilson float64
+	// Expectation is α/(α+β) and Uncertainty 2/(α+β) of the Beta
+	// reputation, α = 1 + Σ w·positive and β = 1 + Σ w·negative, each rating
+	// weighted by w = log10(10 + value) and decayed by age.
+	Expectation, Uncertainty float64
+	// Described, Communication and Shipping average the detail scores
+	// buyers gave (sellers only); 0 when none were given.
+	Described, Communication, Shipping float64
+}
+
+// Reputation is a party's standing as a seller and as a buyer.
+type Reputation struct {
+	Party    string
+	AsSeller View
+	AsBuyer  View
+}
+
+// Reputation returns party's reputation now. It reads two aggregates and no
+// ratings. An unknown party, or one never rated, is reported unrated.
+func (l *Ledger) Reputation(ctx context.Context, party string) (Reputation, error) {
+	now := l.now()
+	rep := Reputation{Party: party}
+	err := l.store.View(ctx, func(tx Tx) error {
+		for _, role := range [2]Role{Seller, Buyer} {
+			a, err := tx.Aggregate(party, role)
+			if errors.Is(err, ErrNotFound) {
+				a = Aggregate{Party: party, Role: role}
+			} else if err != nil {
+				return err
+			}
+			v := l.view(&a, now)
+			if role == Seller {
+				rep.AsSeller = v
+			} else {
+				rep.AsBuyer = v
+			}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+const wilsonZ = 1.96
+
+// view computes a View from an aggregate as of now.
+func (l *Ledger) view(a *Aggregate, now time.Time) View {
+	v := View{Role: a.Role}
+	v.Total = Counts{a.Positive, a.Neutral, a.Negative}
+	if v.Total == (Counts{}) {
+		v.Unrated = true
+		v.Level = LevelFor(0)
+		return v
+	}
+	v.Points = a.Points
+	v.Level = LevelFor(a.Points)
+	today := l.dayOf(now)
+	rateDays := int32(l.rep.rateWindow / (24 * time.Hour))
+	var rate Counts
+	for _, d := range a.Days {
+		age := today - d.Day
+		c := Counts{int64(d.Positive), int64(d.Neutral), int64(d.Negative)}
+		for _, w := range []struct {
+			days int32
+			into *Counts
+		}{{7, &v.Last7}, {30, &v.Last30}, {180, &v.Last180}, {365, &v.Last365}, {rateDays, &rate}} {
+			if age >= 0 && age < w.days {
+				w.into.Positive += c.Positive
+				w.into.Neutral += c.Neutral
+				w.into.Negative += c.Negative
+			}
+		}
+	}
+	v.RateBasis = rate.Positive + rate.Negative
+	if v.RateBasis > 0 {
+		n := float64(v.RateBasis)
+		p := float64(rate.Positive) / n
+		v.PositiveRate = p
+		z2 := wilsonZ * wilsonZ
+		v.Wilson = (p + z2/(2*n) - wilsonZ*math.Sqrt(p*(1-p)/n+z2/(4*n*n))) / (1 + z2/n)
+	}
+	b := *a
+	l.decayTo(&b, now)
+	alpha, beta := 1+b.BetaPositive, 1+b.BetaNegative
+	v.Expectation, v.Uncertainty = alpha/(alpha+beta), 2/(alpha+beta)
+	avg := func(k int) float64 {
+		if a.DetailCounts[k] == 0 {
+			return 0
+		}
+		return float64(a.DetailSums[k]) / float64(a.DetailCounts[k])
+	}
+	v.Described, v.Communication, v.Shipping = avg(0), avg(1), avg(2)
+	return v
+}
+
+// A Contribution explains one rating's part in a reputation.
+type Contribution struct {
+	Rating
+	// BetaWeight is the weight it carries in the Beta score now, after
+	// decay; 0 if it does not count or is neutral.
+	BetaWeight float64
+	// InRateWindow reports whether it is within the positive rate's window.
+	InRateWindow bool
+}
+
+// Explain returns every rating party has received, oldest first, each with
+// whether it counted and why not, and what it contributes now, so a host
+// can show why a score is what it is. It reads the party's ratings, so it
+// is for a reputation page, not a listing.
+func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, error) {
+	now := l.now()
+	out := []Contribution{}
+	err := l.store.View(ctx, func(tx Tx) error {
+		return tx.RatingsOf(party, func(r Rating) error {
+			c := Contribution{Rating: r}
+			if r.Counted {
+				age := now.Sub(r.At)
+				c.InRateWindow = l.dayOf(now)-l.dayOf(r.At) < int32(l.rep.rateWindow/(24*time.Hour))
+				if r.Score != Neutral {
+					c.BetaWeight = r.Weight * math.Pow(l.rep.decay, float64(age)/float64(l.rep.decayPeriod))
+				}
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// A Ranked is one seller in a ranking.
+type Ranked struct {
+	Party string
+	View  View
+}
+
+// TopSellers returns at most n sellers with the highest Wilson bound or Beta
+// expectation, highest first. It reads them from the store's ranking index,
+// which orders sellers by their scores as of their latest rating; the Views
+// are computed as of now.
+func (l *Ledger) TopSellers(ctx context.Context, n int, by RankKey) ([]Ranked, error) {
+	if n <= 0 {
+		return nil, invalidArg("n %d must be positive", n)
+	}
+	if by != RankWilson && by != RankExpectation {
+		return nil, invalidArg("unknown rank key %d", by)
+	}
+	now := l.now()
+	var out []Ranked
+	err := l.store.View(ctx, func(tx Tx) error {
+		top, err := tx.TopAggregates(Seller, by, n)
+		if err != nil {
+			return err
+		}
+		out = make([]Ranked, 0, len(top))
+		for i := range top {
+			out = append(out, Ranked{Party: top[i].Party, View: l.view(&top[i], now)})
+		}
+		return nil
+	})
+	return out, err
+}
