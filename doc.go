@@ -76,6 +76,27 @@
 // whatever is due, finding it through the store's due index, and RunTimers
 // calls it on a ticker.
 //
+// # Reputation
+//
+// The buyer and the seller of an escrow that ended (Completed or Resolved by
+// default) may Rate each other once, within 15 days: Positive, Neutral or
+// Negative, and from a buyer optional Details scored 1 to 5. When the window
+// closes, ProcessDue gives a party who stayed silent while the other rated
+// a default Positive. Revise raises a Neutral or Negative once within 30
+// days; Reply answers a rating once.
+//
+// A rating counts +1, 0 or −1 point, unless one rater's ratings of one
+// ratee already reached 6 points either way in the calendar month, the
+// escrow was worth less than 1 unit, or the rater lost the dispute on it;
+// each Rating records whether it counted and why not. Reputation reads a
+// party's views as seller and as buyer from aggregates kept in the same
+// transaction as each rating: points and Level (see LevelFor), counts over
+// 7 to 365 days, the positive rate over 180 days and its Wilson lower
+// bound, a Beta reputation weighted by price and decayed by age, and the
+// averages of the detail scores. Explain lists the ratings behind it, and
+// TopSellers ranks sellers from the store's index. ReputationPolicy, in
+// Options.Reputation, changes the rules.
+//
 // # Idempotency and events
 //
 // Every mutating call accepts IdempotencyKey: a retry with the same key and

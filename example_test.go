@@ -334,3 +334,134 @@ func ExampleLedger_Events() {
 	// 4 EscrowOpened order-1006
 	// 5 EscrowPaid order-1006
 }
+
+// completedTrade runs an escrow from alice to bob from Open to Confirm.
+func completedTrade(ledger *escrow.Ledger, id, price string) {
+	ctx := context.Background()
+	terms := escrow.Terms{ID: id, Buyer: "alice", Seller: "bob", Price: escrow.MustParseMoney(price, escrow.CNY)}
+	if _, err := ledger.Open(ctx, terms); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Pay(ctx, id, "alice"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Ship(ctx, id, "bob", ""); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Confirm(ctx, id, "alice"); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Once a trade has ended, buyer and seller may each rate the other, once,
+// within 15 days. Only the buyer gives detail scores.
+func ExampleLedger_Rate() {
+	ctx := context.Background()
+	ledger := exampleLedger(escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+	completedTrade(ledger, "order-1007", "90.00")
+
+	r, err := ledger.Rate(ctx, "order-1007", "alice", escrow.RatingInput{
+		Score:   escrow.Positive,
+		Details: escrow.Details{Described: 5, Communication: 4, Shipping: 5},
+		Comment: "exactly as pictured",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(r.Rater, "rated", r.RateeRole, r.Ratee+":", r.Score)
+	fmt.Println("counted:", r.Counted, "points:", r.Points, "weight:", r.Weight)
+
+	_, err = ledger.Rate(ctx, "order-1007", "alice", escrow.RatingInput{Score: escrow.Negative})
+	fmt.Println("again:", errors.Is(err, escrow.ErrAlreadyRated))
+	_, err = ledger.Rate(ctx, "order-1007", "mallory", escrow.RatingInput{Score: escrow.Negative})
+	fmt.Println("a stranger:", errors.Is(err, escrow.ErrNotParty))
+	// Output:
+	// alice rated the seller bob: positive
+	// counted: true points: 1 weight: 2
+	// again: true
+	// a stranger: true
+}
+
+// A reputation is read from aggregates kept up to date by every rating.
+// Ratings weigh log10(10 + price), so a 990.00 trade weighs 3 and a 90.00
+// one 2: here α = 1 + 2 + 2 and β = 1 + 3.
+func ExampleLedger_Reputation() {
+	ctx := context.Background()
+	ledger := exampleLedger(escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+	if _, err := ledger.Deposit(ctx, "alice", escrow.MustParseMoney("1000.00", escrow.CNY)); err != nil {
+		log.Fatal(err)
+	}
+	for i, rating := range []struct {
+		price string
+		score escrow.Score
+	}{{"90.00", escrow.Positive}, {"90.00", escrow.Positive}, {"990.00", escrow.Negative}} {
+		id := fmt.Sprintf("order-%d", 2001+i)
+		completedTrade(ledger, id, rating.price)
+		if _, err := ledger.Rate(ctx, id, "alice", escrow.RatingInput{Score: rating.score}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	rep, err := ledger.Reputation(ctx, "bob")
+	if err != nil {
+		log.Fatal(err)
+	}
+	v := rep.AsSeller
+	fmt.Println("points:", v.Points, "level:", v.Level, "ratings:", v.Total)
+	fmt.Printf("positive rate %.3f, Wilson %.3f\n", v.PositiveRate, v.Wilson)
+	fmt.Printf("Beta expectation %.3f, uncertainty %.3f\n", v.Expectation, v.Uncertainty)
+	fmt.Println("as a buyer, unrated:", rep.AsBuyer.Unrated)
+	// Output:
+	// points: 1 level: None ratings: {2 0 1}
+	// positive rate 0.667, Wilson 0.208
+	// Beta expectation 0.556, uncertainty 0.222
+	// as a buyer, unrated: true
+}
+
+// Points earn levels: hearts from 4 points, then diamonds, crowns and gold
+// crowns, five tiers each.
+func ExampleLevelFor() {
+	for _, points := range []int64{0, 3, 4, 10, 11, 250, 251, 10001, 500001, 20000000} {
+		fmt.Println(points, escrow.LevelFor(points))
+	}
+	// Output:
+	// 0 None
+	// 3 None
+	// 4 Heart 1
+	// 10 Heart 1
+	// 11 Heart 2
+	// 250 Heart 5
+	// 251 Diamond 1
+	// 10001 Crown 1
+	// 500001 Gold crown 1
+	// 20000000 Gold crown 5
+}
+
+// Explain lists the ratings behind a reputation, including those that do
+// not count and why: here a trade below the minimum value of 1.00.
+func ExampleLedger_Explain() {
+	ctx := context.Background()
+	ledger := exampleLedger(escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+	completedTrade(ledger, "order-3001", "0.50")
+	completedTrade(ledger, "order-3002", "90.00")
+	for _, id := range []string{"order-3001", "order-3002"} {
+		if _, err := ledger.Rate(ctx, id, "alice", escrow.RatingInput{Score: escrow.Positive}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	contributions, err := ledger.Explain(ctx, "bob")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, c := range contributions {
+		fmt.Printf("%s %s counted=%t points=%d weight=%.1f\n", c.Escrow, c.Score, c.Counted, c.Points, c.BetaWeight)
+		if !c.Counted {
+			fmt.Println("  because", c.Reason)
+		}
+	}
+	// Output:
+	// order-3001 positive counted=false points=0 weight=0.0
+	//   because the escrow is worth less than the minimum that counts
+	// order-3002 positive counted=true points=1 weight=2.0
+}

@@ -154,7 +154,8 @@ type ReputationPolicy struct {
 	// Window is how long after an escrow ends its parties may rate: 15 days.
 	Window time.Duration
 	// RateableStates are the end states whose parties may rate each other:
-	// Completed and Resolved.
+	// Completed and Resolved. Refunded may be added; Closed may not, since
+	// nothing was paid.
 	RateableStates []State
 	// NoDefaultRating turns off the default: when the window closes and
 	// only one party rated, the silent one is taken to have rated Positive.
@@ -254,6 +255,9 @@ func (p ReputationPolicy) compile() (policy, error) {
 	for _, s := range states {
 		if !s.Terminal() {
 			return policy{}, invalidArg("reputation: state %s is not an end state", s)
+		}
+		if s == Closed { // ended before payment: no trade took place
+			return policy{}, invalidArg("reputation: a %s escrow cannot be rated", s)
 		}
 		c.rateable[s] = true
 	}
@@ -448,11 +452,16 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 			if r.Reply != "" {
 				return Rating{}, fmt.Errorf("%w: %q already replied to the rating on escrow %q", ErrAlreadyRated, actor, escrowID)
 			}
+			// The event carries the escrow's state, as every escrow event does.
+			e, err := getEscrow(tx, escrowID)
+			if err != nil {
+				return Rating{}, err
+			}
 			r.Reply, r.RepliedAt = text, now
 			if err := tx.PutRating(r); err != nil {
 				return Rating{}, err
 			}
-			return r, tx.AppendEvent(&Event{Type: RatingReplied, At: now, Escrow: escrowID, Account: rater, Actor: actor, Note: text})
+			return r, tx.AppendEvent(&Event{Type: RatingReplied, At: now, Escrow: escrowID, Account: rater, Actor: actor, State: e.State, Note: text})
 		})
 }
 

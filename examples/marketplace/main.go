@@ -1,15 +1,17 @@
 // Command marketplace runs a small simulated market on the escrow ledger:
 // three shops selling tea, lamps and phone cases, five buyers, a platform
-// that keeps 0.6% of every sale, and an arbiter for disputes. It prints each
-// event from the ledger's outbox as it is committed, then every balance, and
-// ends by checking that the books balance.
+// that keeps 0.6% of every sale, and an arbiter for disputes. After the
+// trades, buyers and shops rate each other. It prints each event from the
+// ledger's outbox as it is committed, then the shops' reputations and every
+// balance, and ends by checking that the books balance.
 //
 // Usage:
 //
 //	go run ./examples/marketplace [-store mem] [-seed N]
 //
 // The same seed always prints the same run. The trades themselves are in
-// trades.go; this file sets the ledger up and reports what it does.
+// trades.go and the ratings in ratings.go; this file sets the ledger up and
+// reports what it does.
 package main
 
 import (
@@ -91,6 +93,10 @@ func run(w io.Writer, args []string) error {
 		milestoneTrade,
 		confirmationDeadline,
 		cashOut,
+		rateTrades,
+		reviseRating,
+		ratingWindowsClose,
+		reputations,
 	}
 	for _, part := range parts {
 		part(m)
@@ -270,6 +276,15 @@ func describe(ev escrow.Event, seller string) string {
 		return fmt.Sprintf("%s called the arbiter: %s", who, ev.Note)
 	case escrow.EscrowResolved:
 		return fmt.Sprintf("%s split %s: %s; fee %s", who, ev.Amount, ev.Note, ev.Fee)
+	case escrow.RatingGiven:
+		if ev.ByTimer {
+			return fmt.Sprintf("window closed, the silent party's rating of %s: %s", ev.Account, ev.Note)
+		}
+		return fmt.Sprintf("%s rated %s %s", who, ev.Account, ev.Note)
+	case escrow.RatingRevised:
+		return fmt.Sprintf("%s revised the rating of %s: %s", who, ev.Account, ev.Note)
+	case escrow.RatingReplied:
+		return fmt.Sprintf("%s replied to %s's rating", who, ev.Account)
 	case escrow.EscrowClosed:
 		if ev.ByTimer {
 			return "closed: not paid before the deadline"

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/escrowkit/escrow"
 )
 
 // runOutput runs the example with args and returns what it printed.
@@ -39,6 +41,24 @@ func balances(t *testing.T, out string) map[string][2]string {
 		}
 	}
 	return got
+}
+
+// repTable reads the sellers' reputation table, a row of fields per
+// seller.
+func repTable(t *testing.T, out string) [][]string {
+	t.Helper()
+	_, table, ok := strings.Cut(out, "\nseller ")
+	if !ok {
+		t.Fatalf("no reputation table in the output:\n%s", out)
+	}
+	var rows [][]string
+	for _, line := range strings.Split(table, "\n")[1:] {
+		if line == "" || strings.HasPrefix(line, "Levels") {
+			break
+		}
+		rows = append(rows, strings.Fields(line))
+	}
+	return rows
 }
 
 // lineWith returns the first output line that contains every part.
@@ -93,10 +113,46 @@ func TestDefaultRun(t *testing.T) {
 		{"ProcessDue fired 4 timers"},
 		{"Trades: 14 (9 Completed, 2 Refunded, 1 Resolved, 2 Closed)"},
 		{"Check: the books balance."},
+
+		// The ratings.
+		{"Mar 12 11:00", "order-1001", "RatingGiven", "li.na rated west-lake-tea positive", "[Completed]"},
+		{"refused:", "already rated", `"li.na" on escrow "order-1001"`},
+		{"refused:", `escrow "order-1002" in state Refunded`},
+		{"Mar 12 12:40", "order-1004", "RatingReplied", "lantern-lamps replied to chen.jie's rating", "[Resolved]"},
+		{"order-1004", "lantern-lamps rated chen.jie negative", "[Resolved]"},
+		{"not counted: " + escrow.ReasonDisputeLost},
+		{"Mar 20 10:00", "order-1007", "RatingRevised", "wang.fang revised the rating of west-lake-tea: neutral to positive"},
+		{"Mar 28 09:00", "order-1007", "RatingGiven", "rating of wang.fang: positive (default)", "[Completed]"},
+		{"ProcessDue fired 0 timers"},
+		{"Top sellers by Wilson bound: 1. west-lake-tea, 2. shenzhen-cases, 3. lantern-lamps"},
+		{"Top sellers by Beta expectation: 1. west-lake-tea, 2. shenzhen-cases, 3. lantern-lamps"},
 	} {
 		if _, ok := lineWith(out, parts...); !ok {
 			t.Errorf("no line with %q", parts)
 		}
+	}
+
+	// Worked out by hand. Wilson lower bound with z = 1.96, z² = 3.8416:
+	// n = 2, p = 1 gives 1/(1 + z²/2) = 0.3424; n = 1, p = 1 gives
+	// 1/(1 + z²) = 0.2065; n = 2, p = 1/2 gives
+	// (0.5 + 0.9604 − 1.96·√(0.125 + 0.2401))/2.9208 = 0.0945.
+	// Beta expectation (1+P)/(2+P+N), each rating weighing log10(10 + price)
+	// times 0.98^(age/30 days) on March 28 09:00:
+	//   west-lake-tea: 168.00 rated 15d22h before, 96.50 15d20h before (the
+	//   neutral, revised to positive, keeps its time): P = 2.2264 + 2.0058,
+	//   N = 0, so 5.2322/6.2322 = 0.8395;
+	//   lantern-lamps: 3600.00 positive, 15d21.5h: P = 3.5196; 480.00
+	//   negative, 15d20.5h: N = 2.6616, so 4.5196/8.1812 = 0.5524;
+	//   shenzhen-cases: 128.00 positive, 15d21h: P = 2.1171, 3.1171/4.1171 = 0.7571.
+	// The details average what the buyers gave: (5+4)/2, (5+3)/2, (4+2)/2 for
+	// the tea shop, (5+2)/2, (5+1)/2, (5+3)/2 for the lamps.
+	wantRep := [][]string{
+		{"west-lake-tea", "None", "2", "2/0/0", "100.0%", "0.342", "0.840", "4.5/4.0/3.0"},
+		{"lantern-lamps", "None", "0", "1/0/1", "50.0%", "0.095", "0.552", "3.5/3.0/4.0"},
+		{"shenzhen-cases", "None", "1", "1/0/0", "100.0%", "0.207", "0.757", "4.0/4.0/5.0"},
+	}
+	if diff := cmp.Diff(wantRep, repTable(t, out)); diff != "" {
+		t.Errorf("sellers' reputations (-want +got):\n%s", diff)
 	}
 
 	// The retried payment carried the same idempotency key: one event only.
@@ -121,6 +177,7 @@ func TestSameSeedSameOutput(t *testing.T) {
 // Every seed must end with balanced books and nothing held, since every
 // trade ends one way or another.
 func TestManySeedsBalance(t *testing.T) {
+	defaultRep := repTable(t, runOutput(t))
 	for seed := range 20 {
 		out := runOutput(t, "-store", "mem", "-seed", fmt.Sprint(seed))
 		got := balances(t, out)
@@ -137,6 +194,10 @@ func TestManySeedsBalance(t *testing.T) {
 		}
 		if !strings.HasSuffix(out, "Check: the books balance.\n") {
 			t.Errorf("seed %d: no balanced check at the end", seed)
+		}
+		// Only the fixed trades are rated, so the seed changes no reputation.
+		if diff := cmp.Diff(defaultRep, repTable(t, out)); diff != "" {
+			t.Errorf("seed %d: reputations differ from the default run's (-default +seed):\n%s", seed, diff)
 		}
 	}
 }

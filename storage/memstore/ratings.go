@@ -49,7 +49,10 @@ func rankOrder(score float64) int64 {
 	if score < 0 || math.IsNaN(score) {
 		score = 0
 	}
-	return -int64(math.Float64bits(score) >> 1)
+	// A non-negative float64's bits fit in 63 bits, so negating them
+	// cannot overflow, and every bit is kept: two scores a bit apart
+	// must not tie.
+	return -int64(math.Float64bits(score))
 }
 
 func (r *ratings) rankIndex(role escrow.Role, key escrow.RankKey) *dueIndex {
@@ -100,19 +103,19 @@ func (s *Store) undoRatings(u *undoRec) {
 	switch u.kind {
 	case undoRating:
 		if u.existed {
-			r.ratingsByKey[u.rkey] = pop(&s.prevRatings)
+			cur, old := r.ratingsByKey[u.rkey], pop(&s.prevRatings)
+			r.ratingsByKey[u.rkey] = old
+			if cur.Ratee != old.Ratee || !cur.At.Equal(old.At) {
+				// The write moved the rating in the ratee index; move it
+				// back, now that the old record is in place to sort by.
+				r.unindexRating(cur.Ratee, u.rkey)
+				keys := r.byRatee[old.Ratee]
+				i, _ := slices.BinarySearchFunc(keys, u.rkey, r.ratingOrder)
+				r.byRatee[old.Ratee] = slices.Insert(keys, i, u.rkey)
+			}
 			return
 		}
-		ratee := r.ratingsByKey[u.rkey].Ratee
-		keys := r.byRatee[ratee]
-		if i := slices.Index(keys, u.rkey); i >= 0 {
-			keys = slices.Delete(keys, i, i+1)
-		}
-		if len(keys) == 0 {
-			delete(r.byRatee, ratee)
-		} else {
-			r.byRatee[ratee] = keys
-		}
+		r.unindexRating(r.ratingsByKey[u.rkey].Ratee, u.rkey)
 		delete(r.ratingsByKey, u.rkey)
 	case undoAggregate:
 		cur := r.aggs[u.akey]
@@ -130,6 +133,19 @@ func (s *Store) undoRatings(u *undoRec) {
 		} else {
 			delete(r.pairs, u.pkey)
 		}
+	}
+}
+
+// unindexRating takes k out of ratee's index.
+func (r *ratings) unindexRating(ratee string, k ratingKey) {
+	keys := r.byRatee[ratee]
+	if i := slices.Index(keys, k); i >= 0 {
+		keys = slices.Delete(keys, i, i+1)
+	}
+	if len(keys) == 0 {
+		delete(r.byRatee, ratee)
+	} else {
+		r.byRatee[ratee] = keys
 	}
 }
 
@@ -156,9 +172,7 @@ func (t *tx) PutRating(r escrow.Rating) error {
 		t.s.prevRatings = append(t.s.prevRatings, old)
 		if old.Ratee != r.Ratee || !old.At.Equal(r.At) {
 			// Keep the ratee index in order: take the key out and file it
-			// again below. Rollback restores the old record; re-sorting
-			// the index then is not needed because the ledger never moves
-			// a rating, but stay correct if a caller does.
+			// again below (rollback files it back in its old place).
 			keys := rs.byRatee[old.Ratee]
 			if i := slices.Index(keys, k); i >= 0 {
 				rs.byRatee[old.Ratee] = slices.Delete(keys, i, i+1)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/escrowkit/escrow"
 )
@@ -22,7 +23,9 @@ const benchPrice = 10000
 // int64 in the same run, so the cost of the ledger and the adapter can be
 // read as the ratio Lifecycle/Baseline on one machine at one moment. The
 // ns/step metric is ns/op divided by the four steps. Deposit and
-// ReadEscrow time one deposit and one escrow read.
+// ReadEscrow time one deposit and one escrow read. Rate times one rating
+// of a completed escrow by its buyer, Reputation one read of a busy
+// seller's reputation.
 func RunBenchmarks(b *testing.B, h Harness) {
 	b.Run("Lifecycle", func(b *testing.B) {
 		b.Run("Serial", func(b *testing.B) { benchLifecycleSerial(b, h) })
@@ -34,6 +37,8 @@ func RunBenchmarks(b *testing.B, h Harness) {
 	})
 	b.Run("Deposit", func(b *testing.B) { benchDeposit(b, h) })
 	b.Run("ReadEscrow", func(b *testing.B) { benchReadEscrow(b, h) })
+	b.Run("Rate", func(b *testing.B) { benchRate(b, h) })
+	b.Run("Reputation", func(b *testing.B) { benchReputation(b, h) })
 }
 
 // benchParties opens n buyer and seller accounts, each buyer funded for
@@ -303,5 +308,114 @@ func benchReadEscrow(b *testing.B, h Harness) {
 		if err != nil || e.ID != ids[i%escrows] {
 			b.Fatalf("Escrow(%q) = %q, %v", ids[i%escrows], e.ID, err)
 		}
+	}
+}
+
+// rateSellers is how many shops the Rate benchmark's buyers buy from.
+const rateSellers = 8
+
+// rateSeller returns the seller of the Rate benchmark's i-th escrow. Each
+// buyer makes ten purchases in the month: eight from a regular shop, so
+// that the last two of them meet the monthly pair cap and do not count,
+// and one each from two other shops.
+func rateSeller(i int) int {
+	buyer, j := i/10, i%10
+	return (buyer + max(0, j-7)) % rateSellers
+}
+
+func benchRate(b *testing.B, h Harness) {
+	f := newFixture(b, h)
+	buyers := make([]string, b.N/10+1)
+	for k := range buyers {
+		buyers[k] = "buyer-" + strconv.Itoa(k)
+		raceFunded(f, buyers[k], 10*benchPrice)
+	}
+	sellers := make([]string, rateSellers)
+	for k := range sellers {
+		sellers[k] = "seller-" + strconv.Itoa(k)
+		raceFunded(f, sellers[k], 0)
+	}
+	ids := make([]string, b.N)
+	for i := range ids {
+		_, ids[i] = benchID(nil, int64(i))
+		if err := benchTrade(f, ids[i], buyers[i/10], sellers[rateSeller(i)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	in := escrow.RatingInput{Score: escrow.Positive, Details: escrow.Details{Described: 5, Communication: 4, Shipping: 5}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Ratings arrive one after another, not all in the same instant;
+		// a tenth of a second apart keeps a million of them inside the
+		// rating window and the month.
+		f.clock.Advance(100 * time.Millisecond)
+		if _, err := f.l.Rate(f.ctx, ids[i], buyers[i/10], in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+
+	// Every rating was stored, and those over a pair's cap did not count:
+	// a buyer's seventh and eighth purchase from the regular shop.
+	var want, got int64
+	for k := range buyers {
+		n := min(b.N-10*k, 8)
+		want += int64(min(n, 6))
+		if b.N-10*k > 8 {
+			want += int64(min(b.N-10*k, 10) - 8)
+		}
+	}
+	for _, s := range sellers {
+		rep, err := f.l.Reputation(f.ctx, s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.AsSeller.Points != rep.AsSeller.Total.Positive {
+			b.Fatalf("%s has %d points from %d positive ratings", s, rep.AsSeller.Points, rep.AsSeller.Total.Positive)
+		}
+		got += rep.AsSeller.Points
+	}
+	if got != want {
+		b.Fatalf("the sellers have %d points from %d ratings, want %d", got, b.N, want)
+	}
+}
+
+// benchReputation reads the reputation of a seller rated by 2,000 buyers
+// over the past year, so that its aggregate holds a full year of days.
+func benchReputation(b *testing.B, h Harness) {
+	const ratings = 2000
+	f := newFixture(b, h)
+	raceFunded(f, "shop", 0)
+	step := 365 * 24 * time.Hour / ratings
+	for i := range ratings {
+		buyer := "buyer-" + strconv.Itoa(i)
+		raceFunded(f, buyer, benchPrice)
+		_, id := benchID(nil, int64(i))
+		if err := benchTrade(f, id, buyer, "shop"); err != nil {
+			b.Fatal(err)
+		}
+		score := escrow.Positive
+		if i%10 == 9 {
+			score = escrow.Negative
+		}
+		if _, err := f.l.Rate(f.ctx, id, buyer, escrow.RatingInput{Score: score}); err != nil {
+			b.Fatal(err)
+		}
+		f.clock.Advance(step)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var rep escrow.Reputation
+	for i := 0; i < b.N; i++ {
+		var err error
+		if rep, err = f.l.Reputation(f.ctx, "shop"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	// Nine in ten positive: 1,800 up, 200 down.
+	if v := rep.AsSeller; v.Points != 1600 || v.Total != (escrow.Counts{Positive: 1800, Negative: 200}) || v.Unrated {
+		b.Fatalf("the shop's reputation is %+v, want 1600 points from 1800 positive and 200 negative", v)
 	}
 }

@@ -41,6 +41,9 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Idempotency", testIdempotency},
 		{"RandomOperations", testRandomOperations},
 		{"Concurrency", testConcurrency},
+		{"RatingsContract", testRatingsContract},
+		{"Reputation", testReputation},
+		{"ReputationProperty", testReputationProperty},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -72,6 +75,11 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		Journal       map[string][]escrow.Entry
 		Events        []escrow.Event
 		Idempotencies []escrow.IdempotencyRecord
+		Ratings       []escrow.Rating
+		Aggregates    []escrow.Aggregate
+		PairMonths    []escrow.PairMonth
+		TopWilson     []string
+		TopBeta       []string
 	}
 	d.Journal = map[string][]escrow.Entry{}
 	err := store.View(ctx, func(tx escrow.Tx) error {
@@ -95,6 +103,27 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		}
 		if d.Due, err = tx.DueEscrows(maxTime, 1<<30); err != nil {
 			return err
+		}
+		if err := tx.Ratings(func(r escrow.Rating) error { d.Ratings = append(d.Ratings, r); return nil }); err != nil {
+			return err
+		}
+		if err := tx.Aggregates(func(a escrow.Aggregate) error { d.Aggregates = append(d.Aggregates, a); return nil }); err != nil {
+			return err
+		}
+		if err := tx.PairMonths(func(p escrow.PairMonth) error { d.PairMonths = append(d.PairMonths, p); return nil }); err != nil {
+			return err
+		}
+		for _, k := range []struct {
+			key  escrow.RankKey
+			into *[]string
+		}{{escrow.RankWilson, &d.TopWilson}, {escrow.RankExpectation, &d.TopBeta}} {
+			top, err := tx.TopAggregates(escrow.Seller, k.key, 1<<30)
+			if err != nil {
+				return err
+			}
+			for _, a := range top {
+				*k.into = append(*k.into, a.Party)
+			}
 		}
 		return tx.Idempotencies(func(r escrow.IdempotencyRecord) error { d.Idempotencies = append(d.Idempotencies, r); return nil })
 	})

@@ -1,0 +1,710 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// testRatingsContract holds the adapter to the part of the Tx contract
+// that reputation needs: ratings with their per-ratee order, aggregates
+// with their ranking index, the monthly pair records, and the due index
+// under an escrow's NextDue. Like testContract it talks to the store
+// directly, so a broken rule is reported where it is broken.
+func testRatingsContract(t *testing.T, h Harness) {
+	t.Run("Empty", func(t *testing.T) { rcEmpty(t, h) })
+	t.Run("Ratings", func(t *testing.T) { rcRatings(t, h) })
+	t.Run("RatingsOfOrder", func(t *testing.T) { rcRatingsOfOrder(t, h) })
+	t.Run("Aggregates", func(t *testing.T) { rcAggregates(t, h) })
+	t.Run("TopAggregates", func(t *testing.T) { rcTopAggregates(t, h) })
+	t.Run("PairMonths", func(t *testing.T) { rcPairMonths(t, h) })
+	t.Run("Rollback", func(t *testing.T) { rcRollback(t, h) })
+	t.Run("NoAliasing", func(t *testing.T) { rcNoAliasing(t, h) })
+	t.Run("View", func(t *testing.T) { rcViewReadOnly(t, h) })
+	t.Run("DueIndexUnderNextDue", func(t *testing.T) { rcDueIndex(t, h) })
+}
+
+// rcRating returns a rating with every field set, so that a field an
+// adapter forgets to store shows up in the diff.
+func rcRating(esc, rater, ratee string, at time.Time) escrow.Rating {
+	return escrow.Rating{
+		Escrow: esc, Rater: rater, Ratee: ratee, RateeRole: escrow.Seller,
+		Score:     escrow.Positive,
+		Details:   escrow.Details{Described: 5, Communication: 4, Shipping: 3},
+		Comment:   "fast shipping, well packed: 很好",
+		At:        at,
+		Value:     cny("120.50"),
+		Weight:    math.Log10(10 + 120.5),
+		Revised:   true,
+		Original:  escrow.Negative,
+		RevisedAt: at.Add(48 * time.Hour),
+		Reply:     "thank you",
+		RepliedAt: at.Add(72 * time.Hour),
+		Counted:   true,
+		Points:    1,
+	}
+}
+
+// rcAggregate returns an aggregate with every field set and the given
+// ranking keys.
+func rcAggregate(party string, role escrow.Role, wilson, expectation float64) escrow.Aggregate {
+	return escrow.Aggregate{
+		Party: party, Role: role,
+		Points: 7, Positive: 9, Neutral: 1, Negative: 2,
+		Days: []escrow.DayCount{
+			{Day: 20500, Positive: 3},
+			{Day: 20510, Positive: 6, Neutral: 1},
+			{Day: 20512, Negative: 2},
+		},
+		BetaPositive: 9.25, BetaNegative: 1.5, BetaAt: start.Add(time.Hour),
+		DetailSums: [3]int64{40, 35, 20}, DetailCounts: [3]int64{9, 8, 5},
+		Wilson: wilson, Expectation: expectation,
+		UpdatedAt: start.Add(2 * time.Hour),
+	}
+}
+
+func rcPutRatings(t *testing.T, s escrow.Storage, rs ...escrow.Rating) {
+	t.Helper()
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, r := range rs {
+			if err := tx.PutRating(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func rcPutAggregates(t *testing.T, s escrow.Storage, as ...escrow.Aggregate) {
+	t.Helper()
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, a := range as {
+			if err := tx.PutAggregate(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// rcRatingsOf returns what RatingsOf reports for party.
+func rcRatingsOf(t *testing.T, tx escrow.Tx, party string) []escrow.Rating {
+	t.Helper()
+	got, err := contractCollect(func(fn func(escrow.Rating) error) error { return tx.RatingsOf(party, fn) })
+	if err != nil {
+		t.Fatalf("RatingsOf(%q): %v", party, err)
+	}
+	return got
+}
+
+// rcTop returns the parties TopAggregates reports, in order.
+func rcTop(t *testing.T, tx escrow.Tx, role escrow.Role, key escrow.RankKey, limit int) []string {
+	t.Helper()
+	top, err := tx.TopAggregates(role, key, limit)
+	if err != nil {
+		t.Fatalf("TopAggregates(%v, %d, %d): %v", role, key, limit, err)
+	}
+	if top == nil {
+		t.Errorf("TopAggregates(%v, %d, %d) = nil, want an empty slice", role, key, limit)
+	}
+	out := []string{}
+	for _, a := range top {
+		out = append(out, a.Party)
+	}
+	return out
+}
+
+func rcEmpty(t *testing.T, h Harness) {
+	s := open(t, h)
+	contractView(t, s, func(tx escrow.Tx) error {
+		_, err := tx.Rating("e-1", "alice")
+		contractNotFound(t, "Rating on an empty store", err)
+		_, err = tx.Aggregate("bob", escrow.Seller)
+		contractNotFound(t, "Aggregate on an empty store", err)
+		_, err = tx.PairMonth("bob", "alice", "2026-03")
+		contractNotFound(t, "PairMonth on an empty store", err)
+
+		fail := errors.New("callback called on an empty store")
+		if err := tx.RatingsOf("bob", func(escrow.Rating) error { return fail }); err != nil {
+			t.Errorf("RatingsOf: %v", err)
+		}
+		if err := tx.Ratings(func(escrow.Rating) error { return fail }); err != nil {
+			t.Errorf("Ratings: %v", err)
+		}
+		if err := tx.Aggregates(func(escrow.Aggregate) error { return fail }); err != nil {
+			t.Errorf("Aggregates: %v", err)
+		}
+		if err := tx.PairMonths(func(escrow.PairMonth) error { return fail }); err != nil {
+			t.Errorf("PairMonths: %v", err)
+		}
+		for _, role := range []escrow.Role{escrow.Seller, escrow.Buyer} {
+			for _, key := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
+				contractDiff(t, fmt.Sprintf("TopAggregates(%v, %d) on an empty store", role, key),
+					[]string{}, rcTop(t, tx, role, key, 10))
+			}
+		}
+		return nil
+	})
+}
+
+func rcRatings(t *testing.T, h Harness) {
+	s := open(t, h)
+	china := time.FixedZone("CST", 8*60*60)
+	// By Escrow, then Rater. "e-1" < "e-1-a": an adapter that sorts on
+	// escrow+"/"+rater puts "e-1-a/…" before "e-1/…" and fails.
+	want := []escrow.Rating{
+		rcRating("e-1", "alice", "bob", start),
+		rcRating("e-1", "bob", "alice", start.Add(time.Hour).In(china)),
+		rcRating("e-1-a", "alice", "bob", start.Add(2*time.Hour)),
+		rcRating("e-2", "carol", "bob", start.Add(-time.Hour)),
+	}
+	want[1].RateeRole, want[1].Score, want[1].Details = escrow.Buyer, escrow.Negative, escrow.Details{}
+	want[1].Revised, want[1].Original, want[1].RevisedAt = false, 0, time.Time{}
+	want[1].Points = -1
+	want[2].Default, want[2].Comment, want[2].Reply, want[2].RepliedAt = true, "", "", time.Time{}
+	want[3].Counted, want[3].Reason, want[3].Points = false, escrow.ReasonPairCap, 0
+	rcPutRatings(t, s, want[3], want[1], want[2], want[0])
+
+	check := func() {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			for _, r := range want {
+				got, err := tx.Rating(r.Escrow, r.Rater)
+				if err != nil {
+					return fmt.Errorf("Rating(%q, %q): %w", r.Escrow, r.Rater, err)
+				}
+				contractDiff(t, "Rating("+r.Escrow+", "+r.Rater+")", r, got)
+			}
+			got, err := contractCollect(tx.Ratings)
+			if err != nil {
+				return fmt.Errorf("Ratings: %w", err)
+			}
+			contractDiff(t, "Ratings", want, got)
+			for _, k := range [][2]string{{"e-1", "carol"}, {"e-2", "alice"}, {"e-3", "alice"}, {"E-1", "alice"}, {"e-1", "ALICE"}} {
+				_, err := tx.Rating(k[0], k[1])
+				contractNotFound(t, fmt.Sprintf("Rating(%q, %q)", k[0], k[1]), err)
+			}
+			contractStops(t, "Ratings", tx.Ratings)
+			contractStops(t, "RatingsOf(bob)", func(fn func(escrow.Rating) error) error { return tx.RatingsOf("bob", fn) })
+			return nil
+		})
+	}
+	check()
+
+	// Replacing keeps one record under escrow and rater, with the new content.
+	want[0].Score, want[0].Original, want[0].Reply, want[0].Counted, want[0].Reason, want[0].Points =
+		escrow.Neutral, escrow.Negative, "revised after a call", false, escrow.ReasonBelowMinimum, 0
+	rcPutRatings(t, s, want[0])
+	check()
+}
+
+func rcRatingsOfOrder(t *testing.T, h Harness) {
+	s := open(t, h)
+	china := time.FixedZone("CST", 8*60*60)
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	// bob's ratings, in the order RatingsOf must report them: by At (as
+	// instants: one is written in UTC+8), then Escrow, then Rater.
+	bob := []escrow.Rating{
+		rcRating("e-9", "carol", "bob", at(time.Hour)),
+		rcRating("e-1", "alice", "bob", at(2*time.Hour).In(china)),
+		rcRating("e-1", "dan", "bob", at(2*time.Hour)),
+		rcRating("e-2", "alice", "bob", at(2*time.Hour)),
+		rcRating("e-0", "carol", "bob", at(3*time.Hour)),
+	}
+	alice := []escrow.Rating{
+		rcRating("e-2", "bob", "alice", at(-time.Hour)),
+		rcRating("e-1", "bob", "alice", at(2*time.Hour)),
+	}
+	// Written out of order and interleaved with another ratee's.
+	rcPutRatings(t, s, bob[4], alice[1], bob[2], bob[0])
+	rcPutRatings(t, s, bob[3], alice[0], bob[1])
+
+	check := func(what string) {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			contractDiff(t, "RatingsOf(bob) "+what, bob, rcRatingsOf(t, tx, "bob"))
+			contractDiff(t, "RatingsOf(alice) "+what, alice, rcRatingsOf(t, tx, "alice"))
+			contractDiff(t, "RatingsOf(carol) "+what, []escrow.Rating{}, rcRatingsOf(t, tx, "carol"))
+			return nil
+		})
+	}
+	check("as written")
+
+	// A replacement at the same time keeps its place and is not listed twice.
+	bob[2].Reply, bob[2].RepliedAt = "sorry about the box", at(5*time.Hour)
+	rcPutRatings(t, s, bob[2])
+	check("after replacing a rating in place")
+
+	// A replacement at another time moves; one for another ratee moves to
+	// that ratee's list.
+	moved := bob[0]
+	moved.At = at(4 * time.Hour)
+	bob = append(bob[1:], moved)
+	rcPutRatings(t, s, moved)
+	check("after moving a rating later")
+
+	toAlice := bob[1]
+	toAlice.Ratee, toAlice.RateeRole = "alice", escrow.Buyer
+	bob = append(bob[:1:1], bob[2:]...)
+	alice = append(alice, toAlice)
+	rcPutRatings(t, s, toAlice)
+	check("after moving a rating to another ratee")
+}
+
+func rcAggregates(t *testing.T, h Harness) {
+	s := open(t, h)
+	// By Party, then Role (Buyer before Seller). "a" < "a-b" < "ab".
+	want := []escrow.Aggregate{
+		rcAggregate("a", escrow.Buyer, 0.25, 0.5),
+		rcAggregate("a", escrow.Seller, 0.75, 0.8),
+		rcAggregate("a-b", escrow.Seller, 0.5, 0.6),
+		rcAggregate("ab", escrow.Buyer, 0, 0.5),
+	}
+	want[1].Days = nil
+	want[3].BetaAt = start.In(time.FixedZone("CST", 8*60*60))
+	rcPutAggregates(t, s, want[3], want[1], want[0], want[2])
+
+	check := func() {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			for _, a := range want {
+				got, err := tx.Aggregate(a.Party, a.Role)
+				if err != nil {
+					return fmt.Errorf("Aggregate(%q, %v): %w", a.Party, a.Role, err)
+				}
+				contractDiff(t, fmt.Sprintf("Aggregate(%s, %v)", a.Party, a.Role), a, got)
+			}
+			got, err := contractCollect(tx.Aggregates)
+			if err != nil {
+				return fmt.Errorf("Aggregates: %w", err)
+			}
+			contractDiff(t, "Aggregates", want, got)
+			for _, k := range []struct {
+				party string
+				role  escrow.Role
+			}{{"a-b", escrow.Buyer}, {"ab", escrow.Seller}, {"b", escrow.Seller}, {"A", escrow.Buyer}} {
+				_, err := tx.Aggregate(k.party, k.role)
+				contractNotFound(t, fmt.Sprintf("Aggregate(%q, %v)", k.party, k.role), err)
+			}
+			contractStops(t, "Aggregates", tx.Aggregates)
+			return nil
+		})
+	}
+	check()
+
+	want[2].Points, want[2].Positive, want[2].Days = 8, 10, append(want[2].Days, escrow.DayCount{Day: 20513, Positive: 1})
+	rcPutAggregates(t, s, want[2])
+	check()
+}
+
+func rcTopAggregates(t *testing.T, h Harness) {
+	s := open(t, h)
+	half := 0.5
+	justAbove := math.Nextafter(half, 1) // differs from 0.5 in the last bit only
+	top := rcAggregate("s-c", escrow.Seller, 0.95, 0.6)
+	rcPutAggregates(t, s,
+		rcAggregate("s-d", escrow.Seller, 0, 0.5),
+		rcAggregate("s-b", escrow.Seller, 0.9, 0.7),
+		rcAggregate("s-a", escrow.Seller, 0.9, 0.5),
+		top,
+		rcAggregate("s-e", escrow.Seller, half, justAbove),
+		rcAggregate("s-f", escrow.Seller, justAbove, half),
+		// Buyers, and a seller's buyer aggregate, rank on their own.
+		rcAggregate("s-a", escrow.Buyer, 0.99, 0.99),
+		rcAggregate("b-x", escrow.Buyer, 0.1, 0.2),
+	)
+	tests := []struct {
+		role  escrow.Role
+		key   escrow.RankKey
+		limit int
+		want  []string
+	}{
+		{escrow.Seller, escrow.RankWilson, 100, []string{"s-c", "s-a", "s-b", "s-f", "s-e", "s-d"}},
+		{escrow.Seller, escrow.RankWilson, 6, []string{"s-c", "s-a", "s-b", "s-f", "s-e", "s-d"}},
+		{escrow.Seller, escrow.RankWilson, 2, []string{"s-c", "s-a"}},
+		{escrow.Seller, escrow.RankWilson, 0, []string{}},
+		{escrow.Seller, escrow.RankExpectation, 100, []string{"s-b", "s-c", "s-e", "s-a", "s-d", "s-f"}},
+		{escrow.Seller, escrow.RankExpectation, 3, []string{"s-b", "s-c", "s-e"}},
+		{escrow.Buyer, escrow.RankWilson, 100, []string{"s-a", "b-x"}},
+		{escrow.Buyer, escrow.RankExpectation, 1, []string{"s-a"}},
+	}
+	check := func(what string) {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			for _, tc := range tests {
+				contractDiff(t, fmt.Sprintf("TopAggregates(%v, %d, %d) %s", tc.role, tc.key, tc.limit, what),
+					tc.want, rcTop(t, tx, tc.role, tc.key, tc.limit))
+			}
+			// The records themselves come back whole.
+			got, err := tx.TopAggregates(escrow.Seller, escrow.RankWilson, 1)
+			if err != nil {
+				return err
+			}
+			contractDiff(t, "TopAggregates record "+what, []escrow.Aggregate{top}, got)
+			return nil
+		})
+	}
+	check("as written")
+
+	// Replacing an aggregate moves it in both rankings, without leaving its
+	// old place behind.
+	top = rcAggregate("s-d", escrow.Seller, 0.97, 0.65)
+	rcPutAggregates(t, s, top)
+	tests[0].want = []string{"s-d", "s-c", "s-a", "s-b", "s-f", "s-e"}
+	tests[1].want = []string{"s-d", "s-c", "s-a", "s-b", "s-f", "s-e"}
+	tests[2].want = []string{"s-d", "s-c"}
+	tests[4].want = []string{"s-b", "s-d", "s-c", "s-e", "s-a", "s-f"}
+	tests[5].want = []string{"s-b", "s-d", "s-c"}
+	check("after replacing s-d")
+}
+
+func rcPairMonths(t *testing.T, h Harness) {
+	s := open(t, h)
+	// By Ratee, then Rater, then Month.
+	want := []escrow.PairMonth{
+		{Ratee: "a", Rater: "b", Month: "2025-12", Positive: 6, Negative: 0},
+		{Ratee: "a", Rater: "b", Month: "2026-01", Positive: 1, Negative: 2},
+		{Ratee: "a", Rater: "b-c", Month: "2026-01", Positive: 3},
+		{Ratee: "a-b", Rater: "a", Month: "2026-01", Negative: 6},
+		{Ratee: "ab", Rater: "a", Month: "2026-03"},
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, i := range []int{4, 1, 3, 0, 2} {
+			if err := tx.PutPairMonth(want[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	check := func() {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			for _, p := range want {
+				got, err := tx.PairMonth(p.Ratee, p.Rater, p.Month)
+				if err != nil {
+					return fmt.Errorf("PairMonth(%q, %q, %q): %w", p.Ratee, p.Rater, p.Month, err)
+				}
+				contractDiff(t, "PairMonth("+p.Ratee+", "+p.Rater+", "+p.Month+")", p, got)
+			}
+			got, err := contractCollect(tx.PairMonths)
+			if err != nil {
+				return fmt.Errorf("PairMonths: %w", err)
+			}
+			contractDiff(t, "PairMonths", want, got)
+			for _, k := range [][3]string{{"b", "a", "2026-01"}, {"a", "b", "2026-02"}, {"a", "c", "2026-01"}} {
+				_, err := tx.PairMonth(k[0], k[1], k[2])
+				contractNotFound(t, fmt.Sprintf("PairMonth(%q, %q, %q)", k[0], k[1], k[2]), err)
+			}
+			contractStops(t, "PairMonths", tx.PairMonths)
+			return nil
+		})
+	}
+	check()
+	want[1].Positive, want[1].Negative = 2, 1
+	contractUpdate(t, s, func(tx escrow.Tx) error { return tx.PutPairMonth(want[1]) })
+	check()
+}
+
+// rcSeed commits ratings of two ratees, aggregates of both roles and pair
+// records, for the rollback tests.
+func rcSeed(t *testing.T, s escrow.Storage) {
+	t.Helper()
+	contractSeed(t, s)
+	rcPutRatings(t, s,
+		rcRating("e-1", "alice", "bob", start),
+		rcRating("e-2", "alice", "bob", start.Add(time.Hour)),
+		rcRating("e-1", "bob", "alice", start.Add(30*time.Minute)),
+	)
+	rcPutAggregates(t, s,
+		rcAggregate("bob", escrow.Seller, 0.6, 0.7),
+		rcAggregate("carl", escrow.Seller, 0.5, 0.8),
+		rcAggregate("alice", escrow.Buyer, 0.3, 0.4),
+	)
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		return tx.PutPairMonth(escrow.PairMonth{Ratee: "bob", Rater: "alice", Month: "2026-03", Positive: 2})
+	})
+}
+
+// rcWriteAll makes a write of every reputation kind, new and replacing,
+// including a rating moved to another time and another ratee.
+func rcWriteAll(tx escrow.Tx) error {
+	moved := rcRating("e-1", "alice", "carl", start.Add(-time.Hour))
+	later := rcRating("e-2", "alice", "bob", start.Add(5*time.Hour))
+	later.Score = escrow.Negative
+	fresh := rcRating("e-3", "dan", "bob", start.Add(-2*time.Hour))
+	for _, r := range []escrow.Rating{moved, later, fresh} {
+		if err := tx.PutRating(r); err != nil {
+			return err
+		}
+	}
+	for _, a := range []escrow.Aggregate{
+		rcAggregate("bob", escrow.Seller, 0.1, 0.9), // replaced and moved in both rankings
+		rcAggregate("dan", escrow.Seller, 0.99, 0.1),
+		rcAggregate("bob", escrow.Buyer, 0.2, 0.2),
+		rcAggregate("bob", escrow.Seller, 0.05, 0.95), // replaced twice in one transaction
+	} {
+		if err := tx.PutAggregate(a); err != nil {
+			return err
+		}
+	}
+	for _, p := range []escrow.PairMonth{
+		{Ratee: "bob", Rater: "alice", Month: "2026-03", Positive: 3},
+		{Ratee: "bob", Rater: "alice", Month: "2026-04", Negative: 1},
+		{Ratee: "bob", Rater: "alice", Month: "2026-03", Positive: 4},
+	} {
+		if err := tx.PutPairMonth(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rcRollback(t *testing.T, h Harness) {
+	s := open(t, h)
+	rcSeed(t, s)
+	before := contractDump(t, s)
+	type listing struct {
+		Bob, Alice, Carl, Dan []escrow.Rating
+		TopBuyers             []string
+	}
+	list := func() listing {
+		t.Helper()
+		var l listing
+		contractView(t, s, func(tx escrow.Tx) error {
+			l.Bob, l.Alice = rcRatingsOf(t, tx, "bob"), rcRatingsOf(t, tx, "alice")
+			l.Carl, l.Dan = rcRatingsOf(t, tx, "carl"), rcRatingsOf(t, tx, "dan")
+			l.TopBuyers = rcTop(t, tx, escrow.Buyer, escrow.RankWilson, 100)
+			return nil
+		})
+		return l
+	}
+	wantList := list()
+	if len(wantList.Bob) != 2 || len(wantList.Alice) != 1 || len(wantList.Carl) != 0 {
+		t.Fatalf("seeded ratings: %d of bob, %d of alice, %d of carl; want 2, 1, 0", len(wantList.Bob), len(wantList.Alice), len(wantList.Carl))
+	}
+
+	// Inside the transaction the writes are visible.
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := rcWriteAll(tx); err != nil {
+			return err
+		}
+		bob := rcRatingsOf(t, tx, "bob")
+		if len(bob) != 2 || bob[0].Escrow != "e-3" || bob[1].Escrow != "e-2" || bob[1].Score != escrow.Negative {
+			t.Errorf("RatingsOf(bob) inside the transaction = %+v, want e-3 then the negative e-2", bob)
+		}
+		contractDiff(t, "TopAggregates(Seller, Wilson) inside the transaction", []string{"dan", "carl", "bob"},
+			rcTop(t, tx, escrow.Seller, escrow.RankWilson, 100))
+		return errContractAbort
+	})
+	if !errors.Is(err, errContractAbort) {
+		t.Fatalf("Update returned %v, want %v", err, errContractAbort)
+	}
+	contractUnchanged(t, s, before, "a failed Update of reputation records")
+	contractDiff(t, "ratings by ratee and buyer ranking after a failed Update", wantList, list())
+
+	pv := &contractPanic{"reputation"}
+	got := contractRecover(func() {
+		_ = s.Update(context.Background(), func(tx escrow.Tx) error {
+			if err := rcWriteAll(tx); err != nil {
+				return err
+			}
+			panic(pv)
+		})
+	})
+	if got != pv {
+		t.Fatalf("Update re-panicked with %v, want %v", got, pv)
+	}
+	contractUnchanged(t, s, before, "a panicking Update of reputation records")
+	contractDiff(t, "ratings by ratee and buyer ranking after a panicking Update", wantList, list())
+
+	// The store still takes writes after the rollbacks, and they commit.
+	contractUpdate(t, s, rcWriteAll)
+	contractView(t, s, func(tx escrow.Tx) error {
+		contractDiff(t, "TopAggregates(Seller, Wilson) after commit", []string{"dan", "carl", "bob"},
+			rcTop(t, tx, escrow.Seller, escrow.RankWilson, 100))
+		contractDiff(t, "TopAggregates(Seller, Expectation) after commit", []string{"bob", "carl", "dan"},
+			rcTop(t, tx, escrow.Seller, escrow.RankExpectation, 100))
+		carl := rcRatingsOf(t, tx, "carl")
+		if len(carl) != 1 || carl[0].Escrow != "e-1" || carl[0].Rater != "alice" {
+			t.Errorf("RatingsOf(carl) after commit = %+v, want the moved rating", carl)
+		}
+		p, err := tx.PairMonth("bob", "alice", "2026-03")
+		if err != nil {
+			return err
+		}
+		if p.Positive != 4 {
+			t.Errorf("PairMonth after commit: Positive %d, want 4", p.Positive)
+		}
+		return nil
+	})
+}
+
+func rcNoAliasing(t *testing.T, h Harness) {
+	s := open(t, h)
+	want := rcAggregate("bob", escrow.Seller, 0.6, 0.7)
+	scribble := func(a *escrow.Aggregate) {
+		for i := range a.Days {
+			a.Days[i] = escrow.DayCount{Day: -1, Negative: 99}
+		}
+	}
+	check := func(tx escrow.Tx, when string) error {
+		t.Helper()
+		a, err := tx.Aggregate("bob", escrow.Seller)
+		if err != nil {
+			return err
+		}
+		contractDiff(t, "Aggregate "+when, want, a)
+		scribble(&a)
+		top, err := tx.TopAggregates(escrow.Seller, escrow.RankWilson, 10)
+		if err != nil {
+			return err
+		}
+		contractDiff(t, "TopAggregates "+when, []escrow.Aggregate{want}, top)
+		for i := range top {
+			scribble(&top[i])
+		}
+		return tx.Aggregates(func(a escrow.Aggregate) error { scribble(&a); return nil })
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		a := rcAggregate("bob", escrow.Seller, 0.6, 0.7)
+		if err := tx.PutAggregate(a); err != nil {
+			return err
+		}
+		scribble(&a)
+		if err := check(tx, "in the writing transaction"); err != nil {
+			return err
+		}
+		return check(tx, "read again in the writing transaction")
+	})
+	contractView(t, s, func(tx escrow.Tx) error {
+		if err := check(tx, "after commit"); err != nil {
+			return err
+		}
+		return check(tx, "read again after commit")
+	})
+}
+
+func rcViewReadOnly(t *testing.T, h Harness) {
+	s := open(t, h)
+	rcSeed(t, s)
+	before := contractDump(t, s)
+	contractView(t, s, func(tx escrow.Tx) error {
+		writes := map[string]error{
+			"PutRating":    tx.PutRating(rcRating("e-9", "zed", "bob", start)),
+			"PutAggregate": tx.PutAggregate(rcAggregate("zed", escrow.Seller, 1, 1)),
+			"PutPairMonth": tx.PutPairMonth(escrow.PairMonth{Ratee: "bob", Rater: "zed", Month: "2026-03", Positive: 1}),
+		}
+		for name, err := range writes {
+			if !errors.Is(err, escrow.ErrReadOnly) {
+				t.Errorf("%s in View returned %v, want ErrReadOnly", name, err)
+			}
+		}
+		_, err := tx.Rating("e-9", "zed")
+		contractNotFound(t, "Rating after a refused PutRating", err)
+		_, err = tx.Aggregate("zed", escrow.Seller)
+		contractNotFound(t, "Aggregate after a refused PutAggregate", err)
+		_, err = tx.PairMonth("bob", "zed", "2026-03")
+		contractNotFound(t, "PairMonth after a refused PutPairMonth", err)
+		contractDiff(t, "TopAggregates after a refused PutAggregate", []string{"bob", "carl"},
+			rcTop(t, tx, escrow.Seller, escrow.RankWilson, 10))
+		return nil
+	})
+	contractUnchanged(t, s, before, "reputation writes in a View")
+}
+
+func rcDueIndex(t *testing.T, h Harness) {
+	s := open(t, h)
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	mk := func(id string, due, ratingDue time.Time) escrow.Escrow {
+		e := contractEscrow(id, due)
+		e.RatingDueAt = ratingDue
+		return e
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, e := range []escrow.Escrow{
+			mk("e-timer", at(3*time.Hour), time.Time{}),
+			mk("e-rating", time.Time{}, at(time.Hour)),                 // the rating window alone
+			mk("e-both-timer-first", at(2*time.Hour), at(5*time.Hour)), // the timer is earlier
+			mk("e-both-rating-first", at(6*time.Hour), at(4*time.Hour)),
+			mk("e-none", time.Time{}, time.Time{}),
+		} {
+			if err := tx.PutEscrow(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	contractDiff(t, "DueEscrows under NextDue",
+		[]string{"e-rating", "e-both-timer-first", "e-timer", "e-both-rating-first"}, contractDue(t, s, maxTime, 100))
+	contractDiff(t, "DueEscrows at 4h", []string{"e-rating", "e-both-timer-first", "e-timer", "e-both-rating-first"},
+		contractDue(t, s, at(4*time.Hour), 100))
+	contractDiff(t, "DueEscrows at 4h less a second", []string{"e-rating", "e-both-timer-first", "e-timer"},
+		contractDue(t, s, at(4*time.Hour-time.Second), 100))
+	contractDiff(t, "DueEscrows at 2h", []string{"e-rating", "e-both-timer-first"}, contractDue(t, s, at(2*time.Hour), 100))
+
+	// Moving: the timer of e-both-timer-first stops, leaving its rating
+	// window (5h); e-rating's window closes (both zero: out of the index);
+	// e-none opens a rating window; e-timer gets one earlier than its timer.
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, c := range []struct {
+			id             string
+			due, ratingDue time.Time
+		}{
+			{"e-both-timer-first", time.Time{}, at(5 * time.Hour)},
+			{"e-rating", time.Time{}, time.Time{}},
+			{"e-none", time.Time{}, at(90 * time.Minute)},
+			{"e-timer", at(3 * time.Hour), at(30 * time.Minute)},
+		} {
+			e, err := tx.Escrow(c.id)
+			if err != nil {
+				return err
+			}
+			e.DueAt, e.RatingDueAt = c.due, c.ratingDue
+			if err := tx.PutEscrow(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	contractDiff(t, "DueEscrows after moving",
+		[]string{"e-timer", "e-none", "e-both-rating-first", "e-both-timer-first"}, contractDue(t, s, maxTime, 100))
+	contractDiff(t, "DueEscrows at 1h after moving", []string{"e-timer"}, contractDue(t, s, at(time.Hour), 100))
+	contractView(t, s, func(tx escrow.Tx) error {
+		e, err := tx.Escrow("e-rating")
+		if err != nil {
+			return err
+		}
+		if !e.DueAt.IsZero() || !e.RatingDueAt.IsZero() {
+			t.Errorf("e-rating DueAt %v, RatingDueAt %v after clearing both, want zero", e.DueAt, e.RatingDueAt)
+		}
+		return nil
+	})
+
+	// A rolled-back move leaves the index as it was.
+	before := contractDump(t, s)
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		e, err := tx.Escrow("e-none")
+		if err != nil {
+			return err
+		}
+		e.RatingDueAt = time.Time{}
+		if err := tx.PutEscrow(e); err != nil {
+			return err
+		}
+		if err := tx.PutEscrow(mk("e-new", time.Time{}, at(-time.Hour))); err != nil {
+			return err
+		}
+		return errContractAbort
+	})
+	if !errors.Is(err, errContractAbort) {
+		t.Fatalf("Update returned %v, want %v", err, errContractAbort)
+	}
+	contractUnchanged(t, s, before, "a failed Update of rating deadlines")
+	contractDiff(t, "DueEscrows after a failed Update",
+		[]string{"e-timer", "e-none", "e-both-rating-first", "e-both-timer-first"}, contractDue(t, s, maxTime, 100))
+}
