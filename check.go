@@ -254,46 +254,32 @@ func (l *Ledger) Check(ctx context.Context) error {
 				bad("aggregate of %q as %s: points %d, counts %d/%d/%d; its ratings give %d, %d/%d/%d",
 					a.Party, a.Role, a.Points, a.Positive, a.Neutral, a.Negative, w.Points, w.Positive, w.Neutral, w.Negative)
 			}
-			// Per-day counts from the first day the aggregate still keeps.
-			from := l.dayOf(a.UpdatedAt) - 364
-			days := map[int32]DayCount{}
+			// The windows ending on WindowsDay, and the Beta sums.
+			var windows [5]Counts
+			lens := l.windowDays()
 			var betaPos, betaNeg float64
 			for _, r := range ratings[k] {
 				age := float64(a.BetaAt.Sub(r.At)) / float64(l.rep.decayPeriod)
+				one := Counts{}
 				switch r.Score {
 				case Positive:
 					betaPos += r.Weight * math.Pow(l.rep.decay, age)
+					one.Positive = 1
+				case Neutral:
+					one.Neutral = 1
 				case Negative:
 					betaNeg += r.Weight * math.Pow(l.rep.decay, age)
+					one.Negative = 1
 				}
 				d := l.dayOf(r.At)
-				if d < from {
-					continue
-				}
-				c := days[d]
-				c.Day = d
-				switch r.Score {
-				case Positive:
-					c.Positive++
-				case Neutral:
-					c.Neutral++
-				case Negative:
-					c.Negative++
-				}
-				days[d] = c
-			}
-			kept := 0
-			for _, d := range a.Days {
-				if d.Day < from {
-					continue
-				}
-				kept++
-				if days[d.Day] != d {
-					bad("aggregate of %q as %s: day %d counts %+v, its ratings give %+v", a.Party, a.Role, d.Day, d, days[d.Day])
+				for i, w := range lens {
+					if d <= a.WindowsDay && d > a.WindowsDay-w {
+						windows[i] = windows[i].plus(one)
+					}
 				}
 			}
-			if kept != len(days) {
-				bad("aggregate of %q as %s keeps %d days, its ratings fall on %d", a.Party, a.Role, kept, len(days))
+			if windows != a.Windows {
+				bad("aggregate of %q as %s: windows %v to day %d, its ratings give %v", a.Party, a.Role, a.Windows, a.WindowsDay, windows)
 			}
 			if !closeTo(a.BetaPositive, betaPos) || !closeTo(a.BetaNegative, betaNeg) {
 				bad("aggregate of %q as %s: Beta sums %g/%g, its ratings give %g/%g",
@@ -308,6 +294,45 @@ func (l *Ledger) Check(ctx context.Context) error {
 			if !seen[k] && (w.Positive+w.Neutral+w.Negative) > 0 {
 				bad("%q as %s has counted ratings but no aggregate", k.party, k.role)
 			}
+		}
+		type dayKey struct {
+			party string
+			role  Role
+			day   int32
+		}
+		dayWant := map[dayKey]DayCount{}
+		for k, rs := range ratings {
+			for _, r := range rs {
+				dk := dayKey{k.party, k.role, l.dayOf(r.At)}
+				d := dayWant[dk]
+				d.Party, d.Role, d.Day = dk.party, dk.role, dk.day
+				switch r.Score {
+				case Positive:
+					d.Positive++
+				case Neutral:
+					d.Neutral++
+				case Negative:
+					d.Negative++
+				}
+				dayWant[dk] = d
+			}
+		}
+		err = tx.DayCounts(func(d DayCount) error {
+			dk := dayKey{d.Party, d.Role, d.Day}
+			w := dayWant[dk]
+			w.Party, w.Role, w.Day = d.Party, d.Role, d.Day
+			if d != w {
+				bad("day %d of %q as %s counts %d/%d/%d, its ratings give %d/%d/%d", d.Day, d.Party, d.Role,
+					d.Positive, d.Neutral, d.Negative, w.Positive, w.Neutral, w.Negative)
+			}
+			delete(dayWant, dk)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for dk := range dayWant {
+			bad("day %d of %q as %s has counted ratings but no count", dk.day, dk.party, dk.role)
 		}
 		gotPairs := map[[3]string]bool{}
 		err = tx.PairMonths(func(p PairMonth) error {

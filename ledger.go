@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 // A Ledger is the entry point of the package: it ties the accounts, the
@@ -79,6 +81,14 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	}
 	if l.rep, err = opts.Reputation.compile(); err != nil {
 		return nil, err
+	}
+	l.rep.minUnits = map[string]int64{}
+	for code, c := range l.currencies {
+		units := l.rep.minValue.Shift(int32(c.Minor)).Ceil()
+		if units.GreaterThan(maxUnitsDecimal) {
+			units = maxUnitsDecimal.Add(decimal.NewFromInt(1))
+		}
+		l.rep.minUnits[code] = units.IntPart()
 	}
 	err = store.Update(ctx, func(tx Tx) error {
 		for _, id := range []string{WorldAccount, FeeAccount} {

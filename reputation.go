@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -117,10 +118,12 @@ type Aggregate struct {
 	Points int64
 	// Positive, Neutral and Negative count counted ratings, all time.
 	Positive, Neutral, Negative int64
-	// Days counts counted ratings per day (days since 1970-01-01 in the
-	// policy's location) for the last 365 days, oldest first, days without
-	// ratings left out.
-	Days []DayCount
+	// Windows count counted ratings in the windows that end on WindowsDay
+	// (days since 1970-01-01 in the policy's location): the last 7, 30,
+	// 180 and 365 days, and the positive rate's window, in that order. They
+	// are kept up to date as days pass, from the DayCount records.
+	Windows    [5]Counts
+	WindowsDay int32
 	// BetaPositive and BetaNegative are the weighted, decayed sums of
 	// positive and negative ratings as of BetaAt.
 	BetaPositive, BetaNegative float64
@@ -133,9 +136,11 @@ type Aggregate struct {
 	UpdatedAt           time.Time
 }
 
-// A DayCount counts one day's counted ratings.
+// A DayCount counts one day's counted ratings of a party in a role.
 type DayCount struct {
-	Day                         int32
+	Party                       string
+	Role                        Role
+	Day                         int32 // days since 1970-01-01 in the policy's location
 	Positive, Neutral, Negative int32
 }
 
@@ -195,6 +200,7 @@ type policy struct {
 	minValue                                  decimal.Decimal
 	decay                                     float64
 	loc                                       *time.Location
+	minUnits                                  map[string]int64 // minValue in each currency's minor units, rounded up
 }
 
 func (p ReputationPolicy) compile() (policy, error) {
@@ -474,7 +480,7 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 		raterRole = Seller
 	}
 	switch {
-	case e.Price.Decimal().LessThan(l.rep.minValue):
+	case e.Price.units < l.rep.minUnits[e.Price.cur.Code]:
 		r.Reason = ReasonBelowMinimum
 		return nil
 	case !l.rep.countLosers && e.DisputeLoser == raterRole:
@@ -539,35 +545,39 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 		return err
 	}
 	a.Points += sign * r.Points
-	day := l.dayOf(r.At)
-	a.Days = pruneDays(a.Days, l.dayOf(now))
-	i := len(a.Days)
-	for i > 0 && a.Days[i-1].Day > day {
-		i--
+	today, day := l.dayOf(now), l.dayOf(r.At)
+	if err := l.advanceWindows(tx, &a, today); err != nil {
+		return err
 	}
-	if i == 0 || a.Days[i-1].Day != day {
-		if sign < 0 {
-			return fmt.Errorf("escrow: internal error: no day bucket for a rating being removed")
-		}
-		a.Days = append(a.Days, DayCount{})
-		copy(a.Days[i+1:], a.Days[i:])
-		a.Days[i] = DayCount{Day: day}
-		i++
+	dc, err := l.dayCount(tx, r.Ratee, r.RateeRole, day)
+	if err != nil {
+		return err
 	}
-	d := &a.Days[i-1]
+	one := Counts{}
 	switch r.Score {
 	case Positive:
 		a.Positive += sign
-		d.Positive += int32(sign)
+		dc.Positive += int32(sign)
+		one.Positive = sign
 	case Neutral:
 		a.Neutral += sign
-		d.Neutral += int32(sign)
+		dc.Neutral += int32(sign)
+		one.Neutral = sign
 	case Negative:
 		a.Negative += sign
-		d.Negative += int32(sign)
+		dc.Negative += int32(sign)
+		one.Negative = sign
 	}
-	if *d == (DayCount{Day: day}) {
-		a.Days = append(a.Days[:i-1], a.Days[i:]...)
+	if dc.Positive < 0 || dc.Neutral < 0 || dc.Negative < 0 {
+		return fmt.Errorf("escrow: internal error: day %d of %q would count below zero", day, r.Ratee)
+	}
+	if err := tx.PutDayCount(dc); err != nil {
+		return err
+	}
+	for k, w := range l.windowDays() {
+		if age := today - day; age >= 0 && age < w {
+			a.Windows[k] = a.Windows[k].plus(one)
+		}
 	}
 	// Bring the Beta sums to now, then add the rating at its age.
 	l.decayTo(&a, now)
@@ -584,7 +594,10 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 			a.DetailCounts[k] += sign
 		}
 	}
-	v := l.view(&a, now)
+	v, err := l.view(tx, a, now)
+	if err != nil {
+		return err
+	}
 	a.Wilson, a.Expectation, a.UpdatedAt = v.Wilson, v.Expectation, now
 	return tx.PutAggregate(a)
 }
@@ -605,16 +618,65 @@ func (l *Ledger) dayOf(t time.Time) int32 {
 	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 }
 
-// pruneDays drops the days older than the 365 that windows look at.
-func pruneDays(days []DayCount, today int32) []DayCount {
-	i := 0
-	for i < len(days) && days[i].Day <= today-365 {
-		i++
+// windowDays returns the lengths in days of the aggregate's windows.
+func (l *Ledger) windowDays() [5]int32 {
+	return [5]int32{7, 30, 180, 365, int32(l.rep.rateWindow / (24 * time.Hour))}
+}
+
+// dayCount returns the DayCount of party in role on day, zero if none.
+func (l *Ledger) dayCount(tx Tx, party string, role Role, day int32) (DayCount, error) {
+	dc := DayCount{Party: party, Role: role, Day: day}
+	err := tx.DayRange(party, role, day, day, func(d DayCount) error { dc = d; return nil })
+	return dc, err
+}
+
+// advanceWindows moves a's window counts forward to today, taking out the
+// days that have left each window. It reads only those days, so an
+// aggregate already up to date costs nothing here.
+func (l *Ledger) advanceWindows(tx Tx, a *Aggregate, today int32) error {
+	if a.WindowsDay == 0 && a.Windows == ([5]Counts{}) {
+		a.WindowsDay = today
+		return nil
 	}
-	if i == 0 {
-		return days
+	if today <= a.WindowsDay {
+		return nil
 	}
-	return append(days[:0], days[i:]...)
+	w, err := l.expireWindows(tx, a.Party, a.Role, a.Windows, a.WindowsDay, today)
+	if err != nil {
+		return err
+	}
+	a.Windows, a.WindowsDay = w, today
+	return nil
+}
+
+// expireWindows returns windows, counted to day last, counted to today
+// instead. It takes values rather than the aggregate so that the common
+// case, where nothing expires, keeps the aggregate off the heap.
+func (l *Ledger) expireWindows(tx Tx, party string, role Role, windows [5]Counts, last, today int32) ([5]Counts, error) {
+	lens := l.windowDays()
+	var from, to int32 = math.MaxInt32, math.MinInt32
+	for k, w := range lens {
+		if today-w >= last { // the whole window has passed
+			windows[k] = Counts{}
+		} else {
+			from, to = min(from, last-w+1), max(to, today-w)
+		}
+	}
+	if from > to {
+		return windows, nil
+	}
+	err := tx.DayRange(party, role, from, to, func(d DayCount) error {
+		c := Counts{-int64(d.Positive), -int64(d.Neutral), -int64(d.Negative)}
+		for k, w := range lens {
+			// The day was inside the window ending at last and is
+			// outside the one ending today.
+			if today-w < last && d.Day > last-w && d.Day <= today-w {
+				windows[k] = windows[k].plus(c)
+			}
+		}
+		return nil
+	})
+	return windows, err
 }
 
 // A Level is a rank earned by points: None (tier 0) below 4 points, then
@@ -652,6 +714,10 @@ func LevelFor(points int64) Level {
 // Counts are counted ratings in a window.
 type Counts struct {
 	Positive, Neutral, Negative int64
+}
+
+func (c Counts) plus(o Counts) Counts {
+	return Counts{c.Positive + o.Positive, c.Neutral + o.Neutral, c.Negative + o.Negative}
 }
 
 // A View is a party's reputation in one role, as of a moment.
@@ -694,58 +760,70 @@ type Reputation struct {
 // Reputation returns party's reputation now. It reads two aggregates and no
 // ratings. An unknown party, or one never rated, is reported unrated.
 func (l *Ledger) Reputation(ctx context.Context, party string) (Reputation, error) {
-	now := l.now()
-	rep := Reputation{Party: party}
-	err := l.store.View(ctx, func(tx Tx) error {
-		for _, role := range [2]Role{Seller, Buyer} {
-			a, err := tx.Aggregate(party, role)
-			if errors.Is(err, ErrNotFound) {
-				a = Aggregate{Party: party, Role: role}
-			} else if err != nil {
-				return err
-			}
-			v := l.view(&a, now)
-			if role == Seller {
-				rep.AsSeller = v
-			} else {
-				rep.AsBuyer = v
-			}
-		}
-		return nil
-	})
+	r := readPool.Get().(*reputationRead)
+	r.l, r.now, r.rep = l, l.now(), Reputation{Party: party}
+	err := l.store.View(ctx, r.fn)
+	rep := r.rep
+	*r = reputationRead{fn: r.fn}
+	readPool.Put(r)
 	return rep, err
+}
+
+// A reputationRead is one Reputation call, pooled with its transaction
+// function bound, because reads are the hot path of a marketplace page.
+type reputationRead struct {
+	l   *Ledger
+	now time.Time
+	rep Reputation
+	fn  func(Tx) error
+}
+
+var readPool = sync.Pool{New: func() any {
+	r := new(reputationRead)
+	r.fn = r.run
+	return r
+}}
+
+func (r *reputationRead) run(tx Tx) error {
+	for _, role := range [2]Role{Seller, Buyer} {
+		a, err := tx.Aggregate(r.rep.Party, role)
+		if errors.Is(err, ErrNotFound) {
+			a = Aggregate{Party: r.rep.Party, Role: role}
+		} else if err != nil {
+			return err
+		}
+		v, err := r.l.view(tx, a, r.now)
+		if err != nil {
+			return err
+		}
+		if role == Seller {
+			r.rep.AsSeller = v
+		} else {
+			r.rep.AsBuyer = v
+		}
+	}
+	return nil
 }
 
 const wilsonZ = 1.96
 
 // view computes a View from an aggregate as of now.
-func (l *Ledger) view(a *Aggregate, now time.Time) View {
+func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
+	a := &agg
 	v := View{Role: a.Role}
 	v.Total = Counts{a.Positive, a.Neutral, a.Negative}
 	if v.Total == (Counts{}) {
 		v.Unrated = true
 		v.Level = LevelFor(0)
-		return v
+		return v, nil
 	}
 	v.Points = a.Points
 	v.Level = LevelFor(a.Points)
-	today := l.dayOf(now)
-	rateDays := int32(l.rep.rateWindow / (24 * time.Hour))
-	var rate Counts
-	for _, d := range a.Days {
-		age := today - d.Day
-		c := Counts{int64(d.Positive), int64(d.Neutral), int64(d.Negative)}
-		for _, w := range []struct {
-			days int32
-			into *Counts
-		}{{7, &v.Last7}, {30, &v.Last30}, {180, &v.Last180}, {365, &v.Last365}, {rateDays, &rate}} {
-			if age >= 0 && age < w.days {
-				w.into.Positive += c.Positive
-				w.into.Neutral += c.Neutral
-				w.into.Negative += c.Negative
-			}
-		}
+	if err := l.advanceWindows(tx, a, l.dayOf(now)); err != nil {
+		return View{}, err
 	}
+	v.Last7, v.Last30, v.Last180, v.Last365 = a.Windows[0], a.Windows[1], a.Windows[2], a.Windows[3]
+	rate := a.Windows[4]
 	v.RateBasis = rate.Positive + rate.Negative
 	if v.RateBasis > 0 {
 		n := float64(v.RateBasis)
@@ -765,7 +843,7 @@ func (l *Ledger) view(a *Aggregate, now time.Time) View {
 		return float64(a.DetailSums[k]) / float64(a.DetailCounts[k])
 	}
 	v.Described, v.Communication, v.Shipping = avg(0), avg(1), avg(2)
-	return v
+	return v, nil
 }
 
 // A Contribution explains one rating's part in a reputation.
@@ -827,8 +905,12 @@ func (l *Ledger) TopSellers(ctx context.Context, n int, by RankKey) ([]Ranked, e
 			return err
 		}
 		out = make([]Ranked, 0, len(top))
-		for i := range top {
-			out = append(out, Ranked{Party: top[i].Party, View: l.view(&top[i], now)})
+		for _, a := range top {
+			v, err := l.view(tx, a, now)
+			if err != nil {
+				return err
+			}
+			out = append(out, Ranked{Party: a.Party, View: v})
 		}
 		return nil
 	})

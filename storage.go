@@ -115,6 +115,17 @@ type Tx interface {
 	// stopping at the first error fn returns, which it returns.
 	Aggregates(fn func(Aggregate) error) error
 
+	// DayRange calls fn for the DayCount of party in role of every day
+	// from from to to, both included, that has one, in ascending Day order,
+	// stopping at the first error fn returns, which it returns.
+	DayRange(party string, role Role, from, to int32, fn func(DayCount) error) error
+	// PutDayCount creates or replaces the count of d.Party in d.Role on
+	// d.Day; a count whose three numbers are zero may be removed instead.
+	PutDayCount(d DayCount) error
+	// DayCounts calls fn for every DayCount ordered by Party, Role, then
+	// Day, stopping at the first error fn returns, which it returns.
+	DayCounts(fn func(DayCount) error) error
+
 	// PairMonth returns the points counted for ratings that rater gave
 	// ratee in month ("2006-01"), or ErrNotFound.
 	PairMonth(ratee, rater, month string) (PairMonth, error)

@@ -50,6 +50,7 @@ type Store struct {
 	prevRatings  []escrow.Rating
 	prevAggs     []escrow.Aggregate
 	prevPairs    []escrow.PairMonth
+	prevDays     []escrow.DayCount
 }
 
 type balanceKey struct{ account, currency string }
@@ -80,7 +81,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 	}
 	s.undo = s.undo[:0]
 	s.prevAccounts, s.prevBalances, s.prevEscrows, s.prevIdem = s.prevAccounts[:0], s.prevBalances[:0], s.prevEscrows[:0], s.prevIdem[:0]
-	s.prevRatings, s.prevAggs, s.prevPairs = s.prevRatings[:0], s.prevAggs[:0], s.prevPairs[:0]
+	s.prevRatings, s.prevAggs, s.prevPairs, s.prevDays = s.prevRatings[:0], s.prevAggs[:0], s.prevPairs[:0], s.prevDays[:0]
 	s.w.done = false
 	committed := false
 	defer func() {
@@ -98,6 +99,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 		clear(s.prevRatings)
 		clear(s.prevAggs)
 		clear(s.prevPairs)
+		clear(s.prevDays)
 	}()
 	if err := fn(&s.w); err != nil {
 		return err
@@ -144,6 +146,7 @@ type undoRec struct {
 	rkey    ratingKey
 	akey    aggKey
 	pkey    pairKey
+	day     int32
 }
 
 type undoKind uint8
@@ -158,6 +161,7 @@ const (
 	undoRating
 	undoAggregate
 	undoPair
+	undoDay
 )
 
 func (s *Store) rollback() {
@@ -203,7 +207,7 @@ func (s *Store) rollback() {
 			s.journal.pop()
 		case undoEvent:
 			s.events.pop()
-		case undoRating, undoAggregate, undoPair:
+		case undoRating, undoAggregate, undoPair, undoDay:
 			s.undoRatings(u)
 		case undoIdem:
 			if u.existed {

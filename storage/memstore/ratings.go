@@ -17,15 +17,35 @@ type aggKey struct {
 
 type pairKey struct{ ratee, rater, month string }
 
+// ratingRef files a rating in its ratee's index, carrying what the index
+// sorts by so that an insert compares without looking ratings up.
+type ratingRef struct {
+	at  int64 // nanos(At)
+	key ratingKey
+}
+
+func compareRefs(a, b ratingRef) int {
+	if c := cmp.Compare(a.at, b.at); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.key.escrow, b.key.escrow); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.key.rater, b.key.rater)
+}
+
+func refOf(r escrow.Rating) ratingRef { return ratingRef{nanos(r.At), ratingKey{r.Escrow, r.Rater}} }
+
 // ratings holds the reputation records: ratings with an index by ratee,
 // aggregates with a ranking index per role and key, and the monthly pair
 // counters.
 type ratings struct {
 	ratingsByKey map[ratingKey]escrow.Rating
-	byRatee      map[string][]ratingKey // in the order RatingsOf reports
+	byRatee      map[string][]ratingRef // in the order RatingsOf reports
 	aggs         map[aggKey]escrow.Aggregate
 	ranks        map[rankKey]*dueIndex
 	pairs        map[pairKey]escrow.PairMonth
+	days         map[aggKey][]escrow.DayCount // by Day
 }
 
 type rankKey struct {
@@ -36,10 +56,11 @@ type rankKey struct {
 func newRatings() ratings {
 	return ratings{
 		ratingsByKey: map[ratingKey]escrow.Rating{},
-		byRatee:      map[string][]ratingKey{},
+		byRatee:      map[string][]ratingRef{},
 		aggs:         map[aggKey]escrow.Aggregate{},
 		ranks:        map[rankKey]*dueIndex{},
 		pairs:        map[pairKey]escrow.PairMonth{},
+		days:         map[aggKey][]escrow.DayCount{},
 	}
 }
 
@@ -81,23 +102,6 @@ func (r *ratings) file(a *escrow.Aggregate, remove bool) {
 	}
 }
 
-// ratingOrder orders a ratee's ratings by time, then escrow, then rater.
-func (r *ratings) ratingOrder(a, b ratingKey) int {
-	ra, rb := r.ratingsByKey[a], r.ratingsByKey[b]
-	if c := ra.At.Compare(rb.At); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.escrow, b.escrow); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.rater, b.rater)
-}
-
-func cloneAggregate(a escrow.Aggregate) escrow.Aggregate {
-	a.Days = slices.Clone(a.Days)
-	return a
-}
-
 func (s *Store) undoRatings(u *undoRec) {
 	r := &s.ratings
 	switch u.kind {
@@ -107,15 +111,14 @@ func (s *Store) undoRatings(u *undoRec) {
 			r.ratingsByKey[u.rkey] = old
 			if cur.Ratee != old.Ratee || !cur.At.Equal(old.At) {
 				// The write moved the rating in the ratee index; move it
-				// back, now that the old record is in place to sort by.
-				r.unindexRating(cur.Ratee, u.rkey)
-				keys := r.byRatee[old.Ratee]
-				i, _ := slices.BinarySearchFunc(keys, u.rkey, r.ratingOrder)
-				r.byRatee[old.Ratee] = slices.Insert(keys, i, u.rkey)
+				// back.
+				r.unindexRating(cur.Ratee, refOf(cur))
+				r.indexRating(old)
 			}
 			return
 		}
-		r.unindexRating(r.ratingsByKey[u.rkey].Ratee, u.rkey)
+		cur := r.ratingsByKey[u.rkey]
+		r.unindexRating(cur.Ratee, refOf(cur))
 		delete(r.ratingsByKey, u.rkey)
 	case undoAggregate:
 		cur := r.aggs[u.akey]
@@ -133,13 +136,32 @@ func (s *Store) undoRatings(u *undoRec) {
 		} else {
 			delete(r.pairs, u.pkey)
 		}
+	case undoDay:
+		old := escrow.DayCount{Party: u.akey.party, Role: u.akey.role, Day: u.day}
+		if u.existed {
+			old = pop(&s.prevDays)
+		}
+		r.putDay(old)
 	}
 }
 
-// unindexRating takes k out of ratee's index.
-func (r *ratings) unindexRating(ratee string, k ratingKey) {
+// indexRating files r in its ratee's index. Ratings mostly arrive in time
+// order, so the place is usually the end.
+func (r *ratings) indexRating(rating escrow.Rating) {
+	ref := refOf(rating)
+	refs := r.byRatee[rating.Ratee]
+	if n := len(refs); n == 0 || compareRefs(refs[n-1], ref) < 0 {
+		r.byRatee[rating.Ratee] = append(refs, ref)
+		return
+	}
+	i, _ := slices.BinarySearchFunc(refs, ref, compareRefs)
+	r.byRatee[rating.Ratee] = slices.Insert(refs, i, ref)
+}
+
+// unindexRating takes ref out of ratee's index.
+func (r *ratings) unindexRating(ratee string, ref ratingRef) {
 	keys := r.byRatee[ratee]
-	if i := slices.Index(keys, k); i >= 0 {
+	if i, ok := slices.BinarySearchFunc(keys, ref, compareRefs); ok {
 		keys = slices.Delete(keys, i, i+1)
 	}
 	if len(keys) == 0 {
@@ -171,20 +193,15 @@ func (t *tx) PutRating(r escrow.Rating) error {
 	if ok {
 		t.s.prevRatings = append(t.s.prevRatings, old)
 		if old.Ratee != r.Ratee || !old.At.Equal(r.At) {
-			// Keep the ratee index in order: take the key out and file it
-			// again below (rollback files it back in its old place).
-			keys := rs.byRatee[old.Ratee]
-			if i := slices.Index(keys, k); i >= 0 {
-				rs.byRatee[old.Ratee] = slices.Delete(keys, i, i+1)
-			}
+			// Keep the ratee index in order: take the rating out and file
+			// it again below (rollback files it back in its old place).
+			rs.unindexRating(old.Ratee, refOf(old))
 			ok = false
 		}
 	}
 	rs.ratingsByKey[k] = r
 	if !ok {
-		keys := rs.byRatee[r.Ratee]
-		i, _ := slices.BinarySearchFunc(keys, k, rs.ratingOrder)
-		rs.byRatee[r.Ratee] = slices.Insert(keys, i, k)
+		rs.indexRating(r)
 	}
 	return nil
 }
@@ -193,8 +210,8 @@ func (t *tx) RatingsOf(party string, fn func(escrow.Rating) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	for _, k := range slices.Clone(t.s.byRatee[party]) {
-		if err := fn(t.s.ratingsByKey[k]); err != nil {
+	for _, ref := range slices.Clone(t.s.byRatee[party]) {
+		if err := fn(t.s.ratingsByKey[ref.key]); err != nil {
 			return err
 		}
 	}
@@ -231,7 +248,7 @@ func (t *tx) Aggregate(party string, role escrow.Role) (escrow.Aggregate, error)
 	if !ok {
 		return escrow.Aggregate{}, notFound()
 	}
-	return cloneAggregate(a), nil
+	return a, nil
 }
 
 func (t *tx) PutAggregate(a escrow.Aggregate) error {
@@ -246,7 +263,6 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 		t.s.prevAggs = append(t.s.prevAggs, old)
 		rs.file(&old, true)
 	}
-	a = cloneAggregate(a)
 	rs.aggs[k] = a
 	rs.file(&a, false)
 	return nil
@@ -265,7 +281,7 @@ func (t *tx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]e
 		return out, nil
 	}
 	for _, party := range idx.due(latest, limit, nil) {
-		out = append(out, cloneAggregate(t.s.aggs[aggKey{party, role}]))
+		out = append(out, t.s.aggs[aggKey{party, role}])
 	}
 	return out, nil
 }
@@ -285,7 +301,7 @@ func (t *tx) Aggregates(fn func(escrow.Aggregate) error) error {
 		return cmp.Compare(a.role, b.role)
 	})
 	for _, k := range keys {
-		if err := fn(cloneAggregate(t.s.aggs[k])); err != nil {
+		if err := fn(t.s.aggs[k]); err != nil {
 			return err
 		}
 	}
@@ -337,6 +353,82 @@ func (t *tx) PairMonths(fn func(escrow.PairMonth) error) error {
 	for _, k := range keys {
 		if err := fn(t.s.pairs[k]); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// putDay stores d in its party's sorted day list, or removes the day if d
+// counts nothing.
+func (r *ratings) putDay(d escrow.DayCount) {
+	k := aggKey{d.Party, d.Role}
+	days := r.days[k]
+	i, found := slices.BinarySearchFunc(days, d.Day, func(x escrow.DayCount, day int32) int { return cmp.Compare(x.Day, day) })
+	empty := d.Positive == 0 && d.Neutral == 0 && d.Negative == 0
+	switch {
+	case found && empty:
+		days = slices.Delete(days, i, i+1)
+	case found:
+		days[i] = d
+	case !empty:
+		days = slices.Insert(days, i, d)
+	}
+	if len(days) == 0 {
+		delete(r.days, k)
+	} else {
+		r.days[k] = days
+	}
+}
+
+func (t *tx) DayRange(party string, role escrow.Role, from, to int32, fn func(escrow.DayCount) error) error {
+	if err := t.check(false); err != nil {
+		return err
+	}
+	days := t.s.days[aggKey{party, role}]
+	i, _ := slices.BinarySearchFunc(days, from, func(x escrow.DayCount, day int32) int { return cmp.Compare(x.Day, day) })
+	for ; i < len(days) && days[i].Day <= to; i++ {
+		if err := fn(days[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) PutDayCount(d escrow.DayCount) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	rs := &t.s.ratings
+	k := aggKey{d.Party, d.Role}
+	days := rs.days[k]
+	i, found := slices.BinarySearchFunc(days, d.Day, func(x escrow.DayCount, day int32) int { return cmp.Compare(x.Day, day) })
+	t.s.undo = append(t.s.undo, undoRec{kind: undoDay, akey: k, day: d.Day, existed: found})
+	if found {
+		t.s.prevDays = append(t.s.prevDays, days[i])
+	}
+	rs.putDay(d)
+	return nil
+}
+
+func (t *tx) DayCounts(fn func(escrow.DayCount) error) error {
+	if err := t.check(false); err != nil {
+		return err
+	}
+	keys := make([]aggKey, 0, len(t.s.days))
+	for k := range t.s.days {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b aggKey) int {
+		if c := cmp.Compare(a.party, b.party); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.role, b.role)
+	})
+	for _, k := range keys {
+		for _, d := range slices.Clone(t.s.days[k]) {
+			if err := fn(d); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

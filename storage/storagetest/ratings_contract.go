@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,92 @@ func testRatingsContract(t *testing.T, h Harness) {
 	t.Run("NoAliasing", func(t *testing.T) { rcNoAliasing(t, h) })
 	t.Run("View", func(t *testing.T) { rcViewReadOnly(t, h) })
 	t.Run("DueIndexUnderNextDue", func(t *testing.T) { rcDueIndex(t, h) })
+	t.Run("DayCounts", func(t *testing.T) { rcDayCounts(t, h) })
+}
+
+// rcDayCounts checks DayRange, PutDayCount and DayCounts: ranges are
+// inclusive and ordered by day, replacing keeps one count per day, an
+// all-zero count reads as no count, and a rolled-back write leaves
+// nothing behind.
+func rcDayCounts(t *testing.T, h Harness) {
+	s := open(t, h)
+	day := func(party string, role escrow.Role, d int32, p, n, neg int32) escrow.DayCount {
+		return escrow.DayCount{Party: party, Role: role, Day: d, Positive: p, Neutral: n, Negative: neg}
+	}
+	rangeOf := func(tx escrow.Tx, party string, role escrow.Role, from, to int32) []escrow.DayCount {
+		t.Helper()
+		got, err := contractCollect(func(fn func(escrow.DayCount) error) error { return tx.DayRange(party, role, from, to, fn) })
+		if err != nil {
+			t.Fatalf("DayRange(%q, %v, %d, %d): %v", party, role, from, to, err)
+		}
+		return got
+	}
+	contractView(t, s, func(tx escrow.Tx) error {
+		contractDiff(t, "DayRange on an empty store", []escrow.DayCount{}, rangeOf(tx, "bob", escrow.Seller, 0, 1<<30))
+		all, err := contractCollect(tx.DayCounts)
+		contractDiff(t, "DayCounts on an empty store", []escrow.DayCount{}, all)
+		return err
+	})
+	// Written out of order, in two roles and for two parties whose names
+	// sort as prefixes of each other.
+	puts := []escrow.DayCount{
+		day("bob", escrow.Seller, 20512, 0, 0, 2),
+		day("bob", escrow.Seller, 20500, 3, 0, 0),
+		day("bob", escrow.Buyer, 20505, 1, 0, 0),
+		day("bob", escrow.Seller, 20510, 6, 1, 0),
+		day("bo", escrow.Seller, 20510, 1, 0, 0),
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, d := range puts {
+			if err := tx.PutDayCount(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	contractView(t, s, func(tx escrow.Tx) error {
+		contractDiff(t, "DayRange(bob, seller, all)", []escrow.DayCount{puts[1], puts[3], puts[0]}, rangeOf(tx, "bob", escrow.Seller, 0, 1<<30))
+		contractDiff(t, "DayRange inclusive at both ends", []escrow.DayCount{puts[1], puts[3]}, rangeOf(tx, "bob", escrow.Seller, 20500, 20510))
+		contractDiff(t, "DayRange between days", []escrow.DayCount{puts[3]}, rangeOf(tx, "bob", escrow.Seller, 20501, 20511))
+		contractDiff(t, "DayRange of one day", []escrow.DayCount{puts[0]}, rangeOf(tx, "bob", escrow.Seller, 20512, 20512))
+		contractDiff(t, "DayRange empty", []escrow.DayCount{}, rangeOf(tx, "bob", escrow.Seller, 20513, 20600))
+		contractDiff(t, "DayRange reversed", []escrow.DayCount{}, rangeOf(tx, "bob", escrow.Seller, 20512, 20500))
+		contractDiff(t, "DayRange(bob, buyer)", []escrow.DayCount{puts[2]}, rangeOf(tx, "bob", escrow.Buyer, 0, 1<<30))
+		all, err := contractCollect(tx.DayCounts)
+		contractDiff(t, "DayCounts", []escrow.DayCount{puts[4], puts[2], puts[1], puts[3], puts[0]}, all)
+		contractStops(t, "DayCounts", tx.DayCounts)
+		contractStops(t, "DayRange", func(fn func(escrow.DayCount) error) error { return tx.DayRange("bob", escrow.Seller, 0, 1<<30, fn) })
+		return err
+	})
+	// Replace one day, zero another; then a failed transaction that
+	// writes a new day and changes one changes nothing.
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		if err := tx.PutDayCount(day("bob", escrow.Seller, 20510, 7, 1, 0)); err != nil {
+			return err
+		}
+		return tx.PutDayCount(day("bob", escrow.Seller, 20500, 0, 0, 0))
+	})
+	before := contractDump(t, s)
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := tx.PutDayCount(day("bob", escrow.Seller, 20511, 1, 0, 0)); err != nil {
+			return err
+		}
+		if err := tx.PutDayCount(day("bob", escrow.Seller, 20512, 0, 0, 0)); err != nil {
+			return err
+		}
+		return errContractStop
+	})
+	if !errors.Is(err, errContractStop) {
+		t.Fatalf("failed Update returned %v", err)
+	}
+	if after := contractDump(t, s); !bytes.Equal(before, after) {
+		t.Errorf("a rolled-back PutDayCount changed the store")
+	}
+	contractView(t, s, func(tx escrow.Tx) error {
+		contractDiff(t, "DayRange after replace and zero", []escrow.DayCount{day("bob", escrow.Seller, 20510, 7, 1, 0), puts[0]},
+			rangeOf(tx, "bob", escrow.Seller, 0, 1<<30))
+		return nil
+	})
 }
 
 // rcRating returns a rating with every field set, so that a field an
@@ -56,11 +143,11 @@ func rcAggregate(party string, role escrow.Role, wilson, expectation float64) es
 	return escrow.Aggregate{
 		Party: party, Role: role,
 		Points: 7, Positive: 9, Neutral: 1, Negative: 2,
-		Days: []escrow.DayCount{
-			{Day: 20500, Positive: 3},
-			{Day: 20510, Positive: 6, Neutral: 1},
-			{Day: 20512, Negative: 2},
+		Windows: [5]escrow.Counts{
+			{Positive: 3}, {Positive: 6, Neutral: 1}, {Positive: 9, Neutral: 1, Negative: 2},
+			{Positive: 9, Neutral: 1, Negative: 2}, {Positive: 8, Negative: 2},
 		},
+		WindowsDay:   20512,
 		BetaPositive: 9.25, BetaNegative: 1.5, BetaAt: start.Add(time.Hour),
 		DetailSums: [3]int64{40, 35, 20}, DetailCounts: [3]int64{9, 8, 5},
 		Wilson: wilson, Expectation: expectation,
@@ -265,7 +352,7 @@ func rcAggregates(t *testing.T, h Harness) {
 		rcAggregate("a-b", escrow.Seller, 0.5, 0.6),
 		rcAggregate("ab", escrow.Buyer, 0, 0.5),
 	}
-	want[1].Days = nil
+	want[1].Windows = [5]escrow.Counts{}
 	want[3].BetaAt = start.In(time.FixedZone("CST", 8*60*60))
 	rcPutAggregates(t, s, want[3], want[1], want[0], want[2])
 
@@ -297,7 +384,8 @@ func rcAggregates(t *testing.T, h Harness) {
 	}
 	check()
 
-	want[2].Points, want[2].Positive, want[2].Days = 8, 10, append(want[2].Days, escrow.DayCount{Day: 20513, Positive: 1})
+	want[2].Points, want[2].Positive, want[2].WindowsDay = 8, 10, 20513
+	want[2].Windows[0].Positive++
 	rcPutAggregates(t, s, want[2])
 	check()
 }
@@ -548,9 +636,7 @@ func rcNoAliasing(t *testing.T, h Harness) {
 	s := open(t, h)
 	want := rcAggregate("bob", escrow.Seller, 0.6, 0.7)
 	scribble := func(a *escrow.Aggregate) {
-		for i := range a.Days {
-			a.Days[i] = escrow.DayCount{Day: -1, Negative: 99}
-		}
+		a.Windows[0] = escrow.Counts{Negative: 99}
 	}
 	check := func(tx escrow.Tx, when string) error {
 		t.Helper()

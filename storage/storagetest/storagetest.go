@@ -78,6 +78,7 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		Ratings       []escrow.Rating
 		Aggregates    []escrow.Aggregate
 		PairMonths    []escrow.PairMonth
+		DayCounts     []escrow.DayCount
 		TopWilson     []string
 		TopBeta       []string
 	}
@@ -111,6 +112,9 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 			return err
 		}
 		if err := tx.PairMonths(func(p escrow.PairMonth) error { d.PairMonths = append(d.PairMonths, p); return nil }); err != nil {
+			return err
+		}
+		if err := tx.DayCounts(func(c escrow.DayCount) error { d.DayCounts = append(d.DayCounts, c); return nil }); err != nil {
 			return err
 		}
 		for _, k := range []struct {
