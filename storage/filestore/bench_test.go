@@ -1,0 +1,213 @@
+package filestore
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// The commit benchmarks time one transaction shaped like a deposit (two
+// balances, a journal entry and an event) through Update, beside a raw
+// baseline in the same run: the same bytes appended to a file and
+// fdatasynced, one commit per fsync for one committer, and batches of the
+// size the store's group commit achieved for many.
+
+// benchTx writes a deposit-shaped transaction for worker w.
+func benchTx(tx escrow.Tx, w int) error {
+	acct := "bench-" + strconv.Itoa(w)
+	now := time.Unix(1_772_000_000, 0).UTC()
+	for _, b := range []escrow.Balance{
+		{Account: escrow.WorldAccount, Currency: escrow.CNY, Available: escrow.RestoreMoney(-100, escrow.CNY), Held: cny(0)},
+		{Account: acct, Currency: escrow.CNY, Available: cny(100), Held: cny(0)},
+	} {
+		if err := tx.PutBalance(b); err != nil {
+			return err
+		}
+	}
+	err := tx.AppendEntry(&escrow.Entry{At: now, Kind: escrow.EntryDeposit, Currency: escrow.CNY, Postings: []escrow.Posting{
+		{Account: escrow.WorldAccount, Bucket: escrow.Available, Change: -100},
+		{Account: acct, Bucket: escrow.Available, Change: 100},
+	}})
+	if err != nil {
+		return err
+	}
+	return tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: now, Account: acct, Actor: acct, Amount: cny(100)})
+}
+
+// benchFrame returns the bytes the store logs for one benchTx.
+func benchFrame(b *testing.B) []byte {
+	s := openT(b, b.TempDir(), &Options{NoSync: true})
+	defer s.Close()
+	if err := s.Update(context.Background(), func(tx escrow.Tx) error { return benchTx(tx, 0) }); err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(s.dir, segName(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+func reportRate(b *testing.B, commits int) {
+	b.ReportMetric(float64(commits)/b.Elapsed().Seconds(), "commits/s")
+}
+
+// reportP99 reports the 99th percentile of latencies.
+func reportP99(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// rawFile opens a file for the raw baselines.
+func rawFile(b *testing.B) *os.File {
+	f, err := os.OpenFile(filepath.Join(b.TempDir(), "raw"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return f
+}
+
+func BenchmarkCommit(b *testing.B) {
+	// One committer: each op is one commit to the store and one raw write
+	// and fdatasync of the same bytes, interleaved so that both see the
+	// same disk at the same moment; each is timed on its own.
+	b.Run("Serial", func(b *testing.B) {
+		s := openT(b, b.TempDir(), &Options{CompactRatio: -1})
+		defer s.Close()
+		frame := benchFrame(b)
+		f := rawFile(b)
+		ctx := context.Background()
+		var store, raw time.Duration
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, 0) }); err != nil {
+				b.Fatal(err)
+			}
+			mid := time.Now()
+			if _, err := f.Write(frame); err != nil {
+				b.Fatal(err)
+			}
+			if err := datasync(f); err != nil {
+				b.Fatal(err)
+			}
+			store, raw = store+mid.Sub(start), raw+time.Since(mid)
+		}
+		b.ReportMetric(float64(b.N)/store.Seconds(), "store-commits/s")
+		b.ReportMetric(float64(b.N)/raw.Seconds(), "raw-commits/s")
+		b.ReportMetric(100*raw.Seconds()/store.Seconds(), "%-of-raw")
+	})
+	for _, committers := range []int{64, 512} {
+		// batch is the mean batch of the store's run, for the baseline.
+		var batch atomic.Int64
+		b.Run(strconv.Itoa(committers), func(b *testing.B) {
+			b.Run("Store", func(b *testing.B) {
+				s := openT(b, b.TempDir(), &Options{CompactRatio: -1})
+				defer s.Close()
+				ctx := context.Background()
+				var next atomic.Int64
+				lat := make([][]time.Duration, committers)
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				for w := range committers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for next.Add(1) <= int64(b.N) {
+							start := time.Now()
+							if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
+								b.Error(err)
+								return
+							}
+							lat[w] = append(lat[w], time.Since(start))
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				reportRate(b, b.N)
+				reportP99(b, slices.Concat(lat...))
+				mean := float64(b.N) / float64(max(1, s.flushes.Load()))
+				b.ReportMetric(mean, "commits/fsync")
+				batch.Store(max(1, int64(mean+0.5)))
+			})
+			b.Run("Raw", func(b *testing.B) {
+				frame := benchFrame(b)
+				n := int(batch.Load())
+				if n == 0 {
+					b.Skip("run with the Store benchmark before it")
+				}
+				buf := slices.Repeat(frame, n)
+				f := rawFile(b)
+				var lat []time.Duration
+				b.ResetTimer()
+				for done := 0; done < b.N; done += n {
+					start := time.Now()
+					if _, err := f.Write(buf); err != nil {
+						b.Fatal(err)
+					}
+					if err := datasync(f); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(start))
+				}
+				b.StopTimer()
+				reportRate(b, b.N)
+				reportP99(b, lat)
+				b.ReportMetric(float64(n), "commits/fsync")
+			})
+		})
+	}
+}
+
+// BenchmarkRecovery times Open of a store holding about 32 MiB of log, or
+// of snapshot, and reports MB/s of files replayed.
+func BenchmarkRecovery(b *testing.B) {
+	for _, snapshot := range []bool{false, true} {
+		name := map[bool]string{false: "Log", true: "Snapshot"}[snapshot]
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			s := openT(b, dir, &Options{NoSync: true, CompactRatio: -1})
+			ctx := context.Background()
+			logSize := func() int64 { s.mu.Lock(); defer s.mu.Unlock(); return s.activeBytes }
+			for i := 0; logSize() < 32<<20; i++ {
+				if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, i%1000) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if snapshot {
+				if err := s.Compact(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s.Close()
+			var size int64
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				info, _ := e.Info()
+				size += info.Size()
+			}
+			b.SetBytes(size)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s, err := Open(dir, &Options{CompactRatio: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}

@@ -1,0 +1,618 @@
+package filestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// A record's payload is a sequence of operations, each a kind byte and its
+// fields. Each write method of escrow.Tx is one kind, so replaying the
+// operations in order through the same methods rebuilds exactly the state
+// the transaction left. Integers are varints; strings and byte slices carry
+// their length; slices carry their length plus one, zero meaning nil, so
+// that nil and empty survive a round trip.
+const (
+	opAccount     byte = 1
+	opBalance     byte = 2
+	opEscrow      byte = 3
+	opEntry       byte = 4
+	opEvent       byte = 5
+	opIdempotency byte = 6
+	opRating      byte = 7
+	opAggregate   byte = 8
+	opPairMonth   byte = 9
+	opDayCount    byte = 10
+	// opSnapshotEnd ends a snapshot file; it never appears in the log.
+	opSnapshotEnd byte = 0x7f
+)
+
+// errDecode reports a payload that does not decode. Callers wrap it in a
+// CorruptError naming the file and offset.
+var errDecode = errors.New("malformed record")
+
+// encoder appends the binary form of records to b.
+type encoder struct{ b []byte }
+
+func (e *encoder) byte(v byte)         { e.b = append(e.b, v) }
+func (e *encoder) uvarint(v uint64)    { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) varint(v int64)      { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s string)        { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) bool(v bool)         { e.byte(boolByte(v)) }
+func (e *encoder) dur(d time.Duration) { e.varint(int64(d)) }
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// time writes 0 for the zero time, else 1, the Unix seconds and the
+// nanoseconds. The location is not kept: the ledger stores UTC.
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.byte(0)
+		return
+	}
+	e.byte(1)
+	e.varint(t.Unix())
+	e.uvarint(uint64(t.Nanosecond()))
+}
+
+func (e *encoder) currency(c escrow.Currency) {
+	e.str(c.Code)
+	e.varint(int64(c.Minor))
+}
+
+func (e *encoder) money(m escrow.Money) {
+	e.currency(m.Currency())
+	e.varint(m.Units())
+}
+
+func (e *encoder) account(a *escrow.Account) {
+	e.byte(opAccount)
+	e.str(a.ID)
+	e.bool(a.System)
+	e.time(a.CreatedAt)
+}
+
+func (e *encoder) balance(b *escrow.Balance) {
+	e.byte(opBalance)
+	e.str(b.Account)
+	e.currency(b.Currency)
+	e.money(b.Available)
+	e.money(b.Held)
+}
+
+func (e *encoder) escrow(x *escrow.Escrow) {
+	e.byte(opEscrow)
+	e.str(x.ID)
+	e.str(x.Buyer)
+	e.str(x.Seller)
+	e.str(x.Arbiter)
+	e.money(x.Price)
+	e.str(x.Item)
+	if x.Milestones == nil {
+		e.uvarint(0)
+	} else {
+		e.uvarint(uint64(len(x.Milestones)) + 1)
+	}
+	for _, m := range x.Milestones {
+		e.str(m.Name)
+		e.money(m.Amount)
+	}
+	e.dur(x.Timers.PayWithin)
+	e.dur(x.Timers.ShipWithin)
+	e.dur(x.Timers.ConfirmWithin)
+	e.dur(x.Timers.RefundResponseWithin)
+	e.varint(x.Fee.RatePPM)
+	e.money(x.Fee.Fixed)
+	e.varint(int64(x.Fee.Rounding))
+	e.uvarint(uint64(x.State))
+	e.money(x.Held)
+	e.money(x.Released)
+	e.money(x.Fees)
+	e.money(x.Refunded)
+	e.varint(int64(x.NextMilestone))
+	e.str(x.Tracking)
+	e.money(x.Refund.Amount)
+	e.str(x.Refund.Reason)
+	e.time(x.Refund.At)
+	e.uvarint(uint64(x.Resume))
+	e.dur(x.Paused)
+	e.time(x.DueAt)
+	e.uvarint(uint64(x.DisputeLoser))
+	e.uvarint(uint64(x.Rated))
+	e.time(x.RatingDueAt)
+	e.time(x.CreatedAt)
+	e.time(x.PaidAt)
+	e.time(x.ShippedAt)
+	e.time(x.EndedAt)
+	e.time(x.UpdatedAt)
+	e.uvarint(x.Version)
+}
+
+func (e *encoder) entry(x *escrow.Entry) {
+	e.byte(opEntry)
+	e.uvarint(x.Seq)
+	e.time(x.At)
+	e.str(string(x.Kind))
+	e.str(x.Escrow)
+	e.currency(x.Currency)
+	if x.Postings == nil {
+		e.uvarint(0)
+	} else {
+		e.uvarint(uint64(len(x.Postings)) + 1)
+	}
+	for _, p := range x.Postings {
+		e.str(p.Account)
+		e.uvarint(uint64(p.Bucket))
+		e.varint(p.Change)
+	}
+}
+
+func (e *encoder) event(x *escrow.Event) {
+	e.byte(opEvent)
+	e.uvarint(x.Seq)
+	e.str(string(x.Type))
+	e.time(x.At)
+	e.str(x.Account)
+	e.str(x.Escrow)
+	e.str(x.Actor)
+	e.bool(x.ByTimer)
+	e.uvarint(uint64(x.State))
+	e.money(x.Amount)
+	e.money(x.Fee)
+	e.str(x.Note)
+}
+
+func (e *encoder) idempotency(r *escrow.IdempotencyRecord) {
+	e.byte(opIdempotency)
+	e.str(r.Key)
+	e.str(r.Request)
+	if r.Result == nil {
+		e.uvarint(0)
+	} else {
+		e.uvarint(uint64(len(r.Result)) + 1)
+		e.b = append(e.b, r.Result...)
+	}
+	e.time(r.At)
+}
+
+// op is one decoded operation: kind says which field holds it.
+type op struct {
+	kind    byte
+	account escrow.Account
+	balance escrow.Balance
+	escrow  escrow.Escrow
+	entry   escrow.Entry
+	event   escrow.Event
+	idem    escrow.IdempotencyRecord
+	rating  escrow.Rating
+	agg     escrow.Aggregate
+	pair    escrow.PairMonth
+	day     escrow.DayCount
+	// The end of a snapshot: the log sequence number it covers and how many
+	// chunks came before it.
+	snapSeq, snapChunks uint64
+}
+
+// decoder reads what encoder writes. It never panics: the first problem
+// sets err, after which every read returns a zero value.
+type decoder struct {
+	b   []byte
+	err error
+	// Short strings that recur in every record (currency codes, kinds of
+	// entries and events) are shared rather than allocated each time.
+	interned map[string]string
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errDecode
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// small reads an unsigned varint that must fit in max.
+func (d *decoder) small(max uint64) uint64 {
+	v := d.uvarint()
+	if v > max {
+		d.fail()
+		return 0
+	}
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }
+
+// istr is str for strings worth sharing.
+func (d *decoder) istr() string {
+	b := d.bytes()
+	if len(b) > 32 {
+		return string(b)
+	}
+	if s, ok := d.interned[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if d.interned == nil {
+		d.interned = map[string]string{}
+	}
+	if len(d.interned) < 1024 {
+		d.interned[s] = s
+	}
+	return s
+}
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
+func (d *decoder) dur() time.Duration { return time.Duration(d.varint()) }
+
+func (d *decoder) time() time.Time {
+	switch d.byte() {
+	case 0:
+		return time.Time{}
+	case 1:
+		sec := d.varint()
+		nsec := d.small(999_999_999)
+		return time.Unix(sec, int64(nsec)).UTC()
+	}
+	d.fail()
+	return time.Time{}
+}
+
+func (d *decoder) currency() escrow.Currency {
+	code := d.istr()
+	// A currency has 0 to 9 decimal places; more is damage, and would
+	// make formatting an amount absurdly slow.
+	minor := d.varint()
+	if minor < 0 || minor > 9 {
+		d.fail()
+		return escrow.Currency{}
+	}
+	return escrow.Currency{Code: code, Minor: int(minor)}
+}
+
+func (d *decoder) money() escrow.Money {
+	c := d.currency()
+	units := d.varint()
+	if c == (escrow.Currency{}) {
+		if units != 0 {
+			d.fail() // a Money without a currency is always zero
+		}
+		return escrow.Money{}
+	}
+	return escrow.RestoreMoney(units, c)
+}
+
+// count reads a slice length written as length plus one and checks that
+// the remaining input could hold that many items of at least min bytes.
+func (d *decoder) count(min int) (n int, isNil bool) {
+	v := d.uvarint()
+	if v == 0 {
+		return 0, d.err == nil
+	}
+	v--
+	if v > uint64(len(d.b)/min) {
+		d.fail()
+		return 0, false
+	}
+	return int(v), false
+}
+
+// next decodes the next operation into o, reusing o's slices where it can.
+// It reports false at the end of the input or on an error (d.err).
+func (d *decoder) next(o *op) bool {
+	if d.err != nil || len(d.b) == 0 {
+		return false
+	}
+	o.kind = d.byte()
+	switch o.kind {
+	case opAccount:
+		o.account = escrow.Account{ID: d.str(), System: d.bool(), CreatedAt: d.time()}
+	case opBalance:
+		o.balance = escrow.Balance{Account: d.str(), Currency: d.currency(), Available: d.money(), Held: d.money()}
+	case opEscrow:
+		d.escrow(&o.escrow)
+	case opEntry:
+		d.entry(&o.entry)
+	case opEvent:
+		o.event = escrow.Event{Seq: d.uvarint(), Type: escrow.EventType(d.istr()), At: d.time(),
+			Account: d.str(), Escrow: d.str(), Actor: d.str(), ByTimer: d.bool(),
+			State: escrow.State(d.small(255)), Amount: d.money(), Fee: d.money(), Note: d.str()}
+	case opIdempotency:
+		r := &o.idem
+		r.Key, r.Request = d.str(), d.str()
+		r.Result = nil
+		if n, isNil := d.count(1); !isNil && d.err == nil {
+			// Count checked n against the remaining input.
+			r.Result = append([]byte{}, d.b[:n]...)
+			d.b = d.b[n:]
+		}
+		r.At = d.time()
+	case opRating:
+		d.rating(&o.rating)
+	case opAggregate:
+		d.aggregate(&o.agg)
+	case opPairMonth:
+		o.pair = escrow.PairMonth{Ratee: d.str(), Rater: d.str(), Month: d.istr(), Positive: d.varint(), Negative: d.varint()}
+	case opDayCount:
+		o.day = escrow.DayCount{Party: d.str(), Role: escrow.Role(d.small(255)), Day: d.int32(),
+			Positive: d.int32(), Neutral: d.int32(), Negative: d.int32()}
+	case opSnapshotEnd:
+		o.snapSeq, o.snapChunks = d.uvarint(), d.uvarint()
+	default:
+		d.fail()
+	}
+	return d.err == nil
+}
+
+func (d *decoder) escrow(x *escrow.Escrow) {
+	*x = escrow.Escrow{}
+	x.ID, x.Buyer, x.Seller, x.Arbiter = d.str(), d.str(), d.str(), d.str()
+	x.Price = d.money()
+	x.Item = d.str()
+	if n, isNil := d.count(3); !isNil && d.err == nil {
+		x.Milestones = make([]escrow.Milestone, n)
+		for i := range x.Milestones {
+			x.Milestones[i] = escrow.Milestone{Name: d.str(), Amount: d.money()}
+		}
+	}
+	x.Timers = escrow.Timers{PayWithin: d.dur(), ShipWithin: d.dur(), ConfirmWithin: d.dur(), RefundResponseWithin: d.dur()}
+	x.Fee = escrow.FeeTerms{RatePPM: d.varint(), Fixed: d.money(), Rounding: escrow.Rounding(d.varint())}
+	x.State = escrow.State(d.small(255))
+	x.Held, x.Released, x.Fees, x.Refunded = d.money(), d.money(), d.money(), d.money()
+	x.NextMilestone = int(d.varint())
+	x.Tracking = d.str()
+	x.Refund = escrow.RefundRequest{Amount: d.money(), Reason: d.str(), At: d.time()}
+	x.Resume = escrow.State(d.small(255))
+	x.Paused = d.dur()
+	x.DueAt = d.time()
+	x.DisputeLoser = escrow.Role(d.small(255))
+	x.Rated = escrow.Role(d.small(255))
+	x.RatingDueAt = d.time()
+	x.CreatedAt, x.PaidAt, x.ShippedAt, x.EndedAt, x.UpdatedAt = d.time(), d.time(), d.time(), d.time(), d.time()
+	x.Version = d.uvarint()
+}
+
+func (d *decoder) entry(x *escrow.Entry) {
+	postings := x.Postings[:0]
+	*x = escrow.Entry{Seq: d.uvarint(), At: d.time(), Kind: escrow.EntryKind(d.istr()), Escrow: d.str(), Currency: d.currency()}
+	n, isNil := d.count(3)
+	if isNil || d.err != nil {
+		return
+	}
+	if postings == nil {
+		postings = make([]escrow.Posting, 0, n)
+	}
+	for range n {
+		postings = append(postings, escrow.Posting{Account: d.str(), Bucket: escrow.Bucket(d.small(255)), Change: d.varint()})
+	}
+	x.Postings = postings
+}
+
+// apply performs o through tx, as the transaction that recorded it did.
+// Appends must get back the sequence numbers they were first given.
+func apply(tx escrow.Tx, o *op) error {
+	switch o.kind {
+	case opAccount:
+		return tx.PutAccount(o.account)
+	case opBalance:
+		return tx.PutBalance(o.balance)
+	case opEscrow:
+		return tx.PutEscrow(o.escrow)
+	case opEntry:
+		want := o.entry.Seq
+		if err := tx.AppendEntry(&o.entry); err != nil {
+			return err
+		}
+		if o.entry.Seq != want {
+			return fmt.Errorf("%w: journal entry %d replayed as %d", errDecode, want, o.entry.Seq)
+		}
+	case opEvent:
+		want := o.event.Seq
+		if err := tx.AppendEvent(&o.event); err != nil {
+			return err
+		}
+		if o.event.Seq != want {
+			return fmt.Errorf("%w: event %d replayed as %d", errDecode, want, o.event.Seq)
+		}
+	case opIdempotency:
+		return tx.PutIdempotency(o.idem)
+	case opRating:
+		return tx.PutRating(o.rating)
+	case opAggregate:
+		return tx.PutAggregate(o.agg)
+	case opPairMonth:
+		return tx.PutPairMonth(o.pair)
+	case opDayCount:
+		return tx.PutDayCount(o.day)
+	default:
+		return fmt.Errorf("%w: operation %#x out of place", errDecode, o.kind)
+	}
+	return nil
+}
+
+func (e *encoder) float(f float64) { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f)) }
+
+func (e *encoder) rating(r *escrow.Rating) {
+	e.byte(opRating)
+	e.str(r.Escrow)
+	e.str(r.Rater)
+	e.str(r.Ratee)
+	e.uvarint(uint64(r.RateeRole))
+	e.varint(int64(r.Score))
+	e.varint(int64(r.Details.Described))
+	e.varint(int64(r.Details.Communication))
+	e.varint(int64(r.Details.Shipping))
+	e.str(r.Comment)
+	e.time(r.At)
+	e.bool(r.Default)
+	e.money(r.Value)
+	e.float(r.Weight)
+	e.bool(r.Revised)
+	e.varint(int64(r.Original))
+	e.time(r.RevisedAt)
+	e.str(r.Reply)
+	e.time(r.RepliedAt)
+	e.bool(r.Counted)
+	e.str(r.Reason)
+	e.varint(r.Points)
+}
+
+func (e *encoder) aggregate(a *escrow.Aggregate) {
+	e.byte(opAggregate)
+	e.str(a.Party)
+	e.uvarint(uint64(a.Role))
+	e.varint(a.Points)
+	e.varint(a.Positive)
+	e.varint(a.Neutral)
+	e.varint(a.Negative)
+	for _, w := range a.Windows {
+		e.varint(w.Positive)
+		e.varint(w.Neutral)
+		e.varint(w.Negative)
+	}
+	e.varint(int64(a.WindowsDay))
+	e.float(a.BetaPositive)
+	e.float(a.BetaNegative)
+	e.time(a.BetaAt)
+	for _, v := range a.DetailSums {
+		e.varint(v)
+	}
+	for _, v := range a.DetailCounts {
+		e.varint(v)
+	}
+	e.float(a.Wilson)
+	e.float(a.Expectation)
+	e.time(a.UpdatedAt)
+}
+
+func (e *encoder) dayCount(c *escrow.DayCount) {
+	e.byte(opDayCount)
+	e.str(c.Party)
+	e.uvarint(uint64(c.Role))
+	e.varint(int64(c.Day))
+	e.varint(int64(c.Positive))
+	e.varint(int64(c.Neutral))
+	e.varint(int64(c.Negative))
+}
+
+func (e *encoder) pairMonth(p *escrow.PairMonth) {
+	e.byte(opPairMonth)
+	e.str(p.Ratee)
+	e.str(p.Rater)
+	e.str(p.Month)
+	e.varint(p.Positive)
+	e.varint(p.Negative)
+}
+
+func (d *decoder) float() float64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return v
+}
+
+// int8 and int32 read a varint that must fit the type.
+func (d *decoder) int8() int8 {
+	v := d.varint()
+	if v < math.MinInt8 || v > math.MaxInt8 {
+		d.fail()
+		return 0
+	}
+	return int8(v)
+}
+
+func (d *decoder) int32() int32 {
+	v := d.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		d.fail()
+		return 0
+	}
+	return int32(v)
+}
+
+func (d *decoder) rating(r *escrow.Rating) {
+	*r = escrow.Rating{Escrow: d.str(), Rater: d.str(), Ratee: d.str(), RateeRole: escrow.Role(d.small(255)),
+		Score: escrow.Score(d.int8()), Details: escrow.Details{Described: d.int8(), Communication: d.int8(), Shipping: d.int8()},
+		Comment: d.str(), At: d.time(), Default: d.bool(), Value: d.money(), Weight: d.float(),
+		Revised: d.bool(), Original: escrow.Score(d.int8()), RevisedAt: d.time(), Reply: d.str(), RepliedAt: d.time(),
+		Counted: d.bool(), Reason: d.istr(), Points: d.varint()}
+}
+
+func (d *decoder) aggregate(a *escrow.Aggregate) {
+	*a = escrow.Aggregate{Party: d.str(), Role: escrow.Role(d.small(255)), Points: d.varint(),
+		Positive: d.varint(), Neutral: d.varint(), Negative: d.varint()}
+	for i := range a.Windows {
+		a.Windows[i] = escrow.Counts{Positive: d.varint(), Neutral: d.varint(), Negative: d.varint()}
+	}
+	a.WindowsDay = d.int32()
+	a.BetaPositive, a.BetaNegative, a.BetaAt = d.float(), d.float(), d.time()
+	for i := range a.DetailSums {
+		a.DetailSums[i] = d.varint()
+	}
+	for i := range a.DetailCounts {
+		a.DetailCounts[i] = d.varint()
+	}
+	a.Wilson, a.Expectation, a.UpdatedAt = d.float(), d.float(), d.time()
+}

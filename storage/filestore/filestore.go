@@ -1,0 +1,464 @@
+// Package filestore is a durable escrow.Storage in one directory: the
+// embedded default for a host that runs on one machine.
+//
+// # Design
+//
+// The live state is an in-memory store (storage/memstore), so reads cost
+// what they cost there. Every transaction that writes is also recorded as
+// the list of write calls it made, and when it commits that record is
+// appended to a log file, framed with its length, a sequence number and a
+// CRC-32C. Update returns only after the record is on disk (fdatasync).
+// Opening the store loads the newest snapshot and replays the log after it.
+//
+// Concurrent commits share a write and an fsync (group commit): a
+// committing transaction that finds no write in progress writes every
+// record waiting at that moment, its own and those of the transactions
+// that committed after it, and the others wait for it. Options.MaxBatchDelay
+// lets a writer wait a little for more records to join.
+//
+// A reader never sees a commit that is not yet durable: View waits until
+// every commit it could see has been synced, so an event read from the
+// outbox cannot be taken back by a crash.
+//
+// When the log grows past Options.CompactRatio times the newest snapshot,
+// the store writes a new snapshot in the background (to a temporary file,
+// fsynced, renamed into place, the directory fsynced) and removes the log it
+// covers. Compact does the same on demand.
+//
+// # Files
+//
+// The directory (created 0700) holds LOCK, log segments named
+// log-<first sequence number>.wal and snapshots named
+// snap-<last sequence number covered>.snap, all 0600. One store at a time
+// may open a directory: a second Open, in this process or another, fails
+// with ErrLocked.
+//
+// # Recovery
+//
+// A record torn by a crash at the end of the log is dropped and the file
+// truncated; such a record was never acknowledged. Damage anywhere else, a
+// record that does not decode, or a gap in the sequence numbers, fails Open
+// with an error wrapping ErrCorrupt that names the file and offset: the
+// store never skips a record it cannot read.
+//
+// # Failures
+//
+// A failed write or fsync cannot be retried safely (the kernel may already
+// have dropped the unsynced data), so after one the store refuses every
+// further Update with an error wrapping ErrFailed. Reads still work; they
+// see every transaction that was applied in memory, including any whose
+// Update returned the failure, whose fate on disk is unknown. Close the
+// store and open it again to continue from what is on disk.
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
+)
+
+var _ escrow.Storage = (*Store)(nil)
+
+// Errors. Errors that Open, Update and Compact return wrap these where they
+// apply; a CorruptError carries the file and offset.
+var (
+	// ErrCorrupt reports a directory whose contents cannot be recovered
+	// without losing data: damage before the end of the log, a snapshot or
+	// record that does not decode, a gap in the sequence.
+	ErrCorrupt = errors.New("filestore: corrupt")
+	// ErrFailed reports a store that refuses updates because a write or an
+	// fsync failed earlier.
+	ErrFailed = errors.New("filestore: store failed after a write error")
+	// ErrLocked reports a directory another open store holds.
+	ErrLocked = errors.New("filestore: directory is locked by another store")
+)
+
+// A CorruptError says where a store's files are damaged. It wraps ErrCorrupt.
+type CorruptError struct {
+	File   string // path of the damaged file
+	Offset int64  // byte offset of the damage
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("filestore: corrupt: %s at offset %d: %s", e.File, e.Offset, e.Reason)
+}
+
+// Unwrap returns ErrCorrupt.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// Options configure a Store. The zero value, or a nil *Options, means the
+// defaults.
+type Options struct {
+	// MaxBatchDelay is how long a commit waits, before writing, for other
+	// commits to join its write and fsync. Zero does not wait: commits that
+	// arrive while a write is in progress still share the next one, which
+	// is enough under load. A delay trades latency for fewer fsyncs.
+	MaxBatchDelay time.Duration
+	// NoSync skips every fsync. It is UNSAFE: a crash of the machine (not
+	// only of the process) can lose acknowledged commits or leave the log
+	// corrupt. It is meant for tests.
+	NoSync bool
+	// CompactRatio starts a compaction when the log after the newest
+	// snapshot is larger than CompactRatio times that snapshot (and than
+	// CompactMinBytes). Zero means 4; a negative ratio turns automatic
+	// compaction off, leaving Compact.
+	CompactRatio float64
+	// CompactMinBytes is the smallest log that is compacted automatically.
+	// Zero means 4 MiB.
+	CompactMinBytes int64
+
+	fs fileSystem // nil means osFS; tests substitute their own
+}
+
+// Store is a durable escrow.Storage over one directory. Create it with
+// Open and close it with Close. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	fs   fileSystem
+	lock io.Closer
+	mem  *memstore.Store
+
+	closed atomic.Bool
+	broken atomic.Bool // failed is set; read without mu on the hot path
+	// applied is the sequence number of the last record applied to mem
+	// (and queued for the log); durable that of the last one synced.
+	applied, durable atomic.Uint64
+
+	// ops holds the running write transaction's operations; it belongs to
+	// whoever holds mem's write lock.
+	ops encoder
+
+	mu   sync.Mutex // guards the fields below
+	cond sync.Cond  // broadcast when flushing ends, for takeLog
+	// waiters wait for their records to be durable, each on its own
+	// channel, so that a flush wakes only the commits it made durable
+	// and, if more are queued, one waiter to write them.
+	waiters []*waiter
+	// pending holds the framed records not yet written, the first of them
+	// numbered batchFirst.
+	pending, spare []byte
+	batchFirst     uint64
+	flushing       bool  // someone has the log file: a write or a rotation
+	failed         error // why the store refuses updates
+	log            file  // the segment records are appended to
+	logStart       uint64
+	logBytes       int64 // log bytes after the newest snapshot
+	activeBytes    int64 // bytes in the segment records are appended to
+	snapSeq        uint64
+	snapBytes      int64
+	compactAt      int64 // logBytes that starts a compaction
+
+	compactMu   sync.Mutex // one compaction at a time
+	compactKick chan struct{}
+	kickClosed  bool // compactKick is closed, under mu
+	compactDone chan struct{}
+	compactErr  error // the last automatic compaction's error, under mu
+
+	flushes atomic.Uint64 // writes of the log, each one fsync
+}
+
+// Open opens the store in dir, creating the directory and an empty store
+// if there is none, and recovers its contents. It fails with an error
+// wrapping ErrLocked if another store has dir open, and ErrCorrupt if the
+// contents are damaged.
+func Open(dir string, opts *Options) (*Store, error) {
+	s := &Store{dir: dir}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.CompactRatio == 0 {
+		s.opts.CompactRatio = 4
+	}
+	if s.opts.CompactMinBytes <= 0 {
+		s.opts.CompactMinBytes = 4 << 20
+	}
+	s.fs = s.opts.fs
+	if s.fs == nil {
+		s.fs = osFS{}
+	}
+	s.cond.L = &s.mu
+	if err := s.fs.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	lock, err := s.fs.Lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
+	if err := s.recover(); err != nil {
+		if s.log != nil {
+			s.log.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	s.compactKick = make(chan struct{}, 1)
+	s.compactDone = make(chan struct{})
+	go s.compactor()
+	s.mu.Lock()
+	s.maybeCompact()
+	s.mu.Unlock()
+	return s, nil
+}
+
+// Update runs fn in a read-write transaction; see escrow.Storage. It
+// returns after the transaction's record is durable. Once a write or fsync
+// has failed it returns an error wrapping ErrFailed without calling fn.
+func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	if s.closed.Load() {
+		return escrow.ErrClosed
+	}
+	if s.broken.Load() {
+		return s.failure()
+	}
+	var wait uint64 // the last commit fn may have seen, or its own
+	err := s.mem.Update(ctx, func(tx escrow.Tx) error {
+		s.ops.b = s.ops.b[:0]
+		rt := &recordingTx{s: s, tx: tx}
+		defer func() { rt.done = true }()
+		if err := fn(rt); err != nil {
+			wait = s.applied.Load()
+			return err
+		}
+		if len(s.ops.b) == 0 {
+			wait = s.applied.Load()
+			return nil
+		}
+		var err error
+		wait, err = s.enqueue()
+		return err
+	})
+	// Even an error or a transaction without writes may rest on commits
+	// that are not yet durable; answer only once they are.
+	if wait > 0 {
+		if werr := s.waitDurable(wait); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// View runs fn in a read-only transaction; see escrow.Storage. It sees
+// only durable commits: if the newest are still being written it waits.
+func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
+	if s.closed.Load() {
+		return escrow.ErrClosed
+	}
+	return s.mem.View(ctx, func(tx escrow.Tx) error {
+		// No commit can be applied while mem's read lock is held, so once
+		// applied is durable everything fn can see is.
+		if seq := s.applied.Load(); s.durable.Load() < seq {
+			// After a failure reads go on; see the package documentation.
+			_ = s.waitDurable(seq)
+		}
+		return fn(tx)
+	})
+}
+
+// Close waits for commits in progress to be written, then closes the
+// store's files and releases the directory. It is idempotent; calls after
+// the first return nil.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	// Closing mem waits for the transactions that hold it; after that no
+	// record can be queued.
+	s.mem.Close()
+	// An error here means a queued commit may not be on disk.
+	err := s.waitDurable(s.applied.Load())
+	s.mu.Lock()
+	s.kickClosed = true
+	close(s.compactKick)
+	s.mu.Unlock()
+	<-s.compactDone
+	s.compactMu.Lock() // wait out a Compact called directly
+	defer s.compactMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log != nil {
+		if cerr := s.log.Close(); err == nil {
+			err = cerr
+		}
+		s.log = nil
+	}
+	if cerr := s.lock.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// failure returns the error that Updates get after a failure, or nil.
+func (s *Store) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failedErr()
+}
+
+func (s *Store) failedErr() error {
+	if s.failed == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, s.failed)
+}
+
+// enqueue frames the running transaction's operations as the next record
+// and queues it for the log. It runs under mem's write lock, so records are
+// queued in the order their transactions were applied.
+func (s *Store) enqueue() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.failedErr(); err != nil {
+		return 0, err // mem rolls the transaction back
+	}
+	seq := s.applied.Load() + 1
+	if len(s.pending) == 0 {
+		s.batchFirst = seq
+	}
+	s.pending = appendFrame(s.pending, seq, uint32(seq-s.batchFirst), s.ops.b)
+	s.applied.Store(seq)
+	return seq, nil
+}
+
+// waitDurable returns once record seq is durable, or the store has failed.
+// If no write is in progress the caller becomes the writer for everything
+// queued, its own record and those of the transactions after it.
+func (s *Store) waitDurable(seq uint64) error {
+	if s.durable.Load() >= seq {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		switch {
+		case s.durable.Load() >= seq:
+			return nil
+		case s.failed != nil:
+			return s.failedErr()
+		case !s.flushing:
+			s.flush()
+		default:
+			w := waiterPool.Get().(*waiter)
+			w.seq = seq
+			s.waiters = append(s.waiters, w)
+			s.mu.Unlock()
+			<-w.wake
+			waiterPool.Put(w)
+			s.mu.Lock()
+		}
+	}
+}
+
+// A waiter is a goroutine in waitDurable waiting for record seq.
+type waiter struct {
+	seq  uint64
+	wake chan struct{}
+}
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{wake: make(chan struct{}, 1)} }}
+
+// wakeWaiters wakes the waiters whose records are durable, or all of them
+// if the store has failed, and if the log is free and records are queued,
+// the first of the others, to write them. It is called with mu held.
+func (s *Store) wakeWaiters() {
+	durable := s.durable.Load()
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		if w.seq <= durable || s.failed != nil {
+			w.wake <- struct{}{}
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
+	if !s.flushing && len(s.waiters) > 0 {
+		s.waiters[0].wake <- struct{}{}
+		s.waiters = append(s.waiters[:0], s.waiters[1:]...)
+	}
+}
+
+// flush writes and syncs every queued record. It is called with mu held and
+// no flush in progress, and releases mu while it writes.
+func (s *Store) flush() {
+	s.flushing = true
+	if d := s.opts.MaxBatchDelay; d > 0 {
+		s.mu.Unlock()
+		time.Sleep(d)
+		s.mu.Lock()
+	}
+	buf, last := s.pending, s.applied.Load()
+	s.pending = s.spare[:0]
+	log := s.log
+	s.mu.Unlock()
+
+	err := s.write(log, buf)
+
+	s.mu.Lock()
+	s.spare = buf[:0]
+	s.flushing = false
+	if err != nil {
+		s.failed = err
+		s.broken.Store(true)
+	} else {
+		s.durable.Store(last)
+		s.flushes.Add(1)
+		s.logBytes += int64(len(buf))
+		s.activeBytes += int64(len(buf))
+		s.maybeCompact()
+	}
+	s.cond.Broadcast()
+	s.wakeWaiters()
+}
+
+// write appends buf to f and syncs it.
+func (s *Store) write(f file, buf []byte) error {
+	n, err := f.Write(buf)
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return fmt.Errorf("write log: %w", err)
+	}
+	if s.opts.NoSync {
+		return nil
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync log: %w", err)
+	}
+	return nil
+}
+
+// takeLog waits for the log file to be free and takes it, as a flush does.
+// It is called with mu held.
+func (s *Store) takeLog() error {
+	for s.flushing {
+		s.cond.Wait()
+	}
+	if err := s.failedErr(); err != nil {
+		return err
+	}
+	s.flushing = true
+	return nil
+}
+
+// releaseLog gives the log file back after takeLog, failing the store if
+// err is not nil. It is called with mu held.
+func (s *Store) releaseLog(err error) {
+	s.flushing = false
+	if err != nil && s.failed == nil {
+		s.failed = err
+		s.broken.Store(true)
+	}
+	s.cond.Broadcast()
+	s.wakeWaiters()
+}

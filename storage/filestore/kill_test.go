@@ -1,0 +1,223 @@
+package filestore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// The kill test's workload: killWorkers goroutines, each with its own buyer
+// and seller, repeat a cycle of five calls (deposit, open, pay, ship,
+// confirm), each appending one event that names the worker. A worker's
+// events in a recovered store must be exactly its first k calls, in order,
+// with k at least what it acknowledged.
+const killWorkers = 8
+
+var killCycle = []escrow.EventType{escrow.Deposited, escrow.EscrowOpened, escrow.EscrowPaid, escrow.EscrowShipped, escrow.EscrowReleased}
+
+func killBuyer(w int) string  { return "kb" + strconv.Itoa(w) }
+func killSeller(w int) string { return "ks" + strconv.Itoa(w) }
+func killEscrow(w, step int) string {
+	return "k" + strconv.Itoa(w) + "-" + strconv.Itoa(step/len(killCycle))
+}
+
+func killCall(ctx context.Context, l *escrow.Ledger, w, step int) error {
+	id, buyer, seller := killEscrow(w, step), killBuyer(w), killSeller(w)
+	var err error
+	switch step % len(killCycle) {
+	case 0:
+		_, err = l.Deposit(ctx, buyer, cny(1000))
+	case 1:
+		_, err = l.Open(ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Price: cny(1000)})
+	case 2:
+		_, err = l.Pay(ctx, id, buyer)
+	case 3:
+		_, err = l.Ship(ctx, id, seller, "")
+	case 4:
+		_, err = l.Confirm(ctx, id, buyer)
+	}
+	return err
+}
+
+// killProgress reads the store's events and returns how many calls of
+// each worker it holds, checking that they are the worker's first calls in
+// order.
+func killProgress(ctx context.Context, s escrow.Storage) ([killWorkers]int, error) {
+	var done [killWorkers]int
+	var events []escrow.Event
+	err := s.View(ctx, func(tx escrow.Tx) error {
+		var err error
+		events, err = tx.Events(0, 1<<30)
+		return err
+	})
+	if err != nil {
+		return done, err
+	}
+	for _, ev := range events {
+		if ev.Type == escrow.AccountOpened {
+			continue
+		}
+		w := -1
+		for k := range killWorkers {
+			if ev.Account == killBuyer(k) || strings.HasPrefix(ev.Escrow, "k"+strconv.Itoa(k)+"-") {
+				w = k
+			}
+		}
+		if w < 0 {
+			return done, fmt.Errorf("event %d (%s) belongs to no worker", ev.Seq, ev.Type)
+		}
+		step := done[w]
+		if ev.Type != killCycle[step%len(killCycle)] || (ev.Escrow != "" && ev.Escrow != killEscrow(w, step)) {
+			return done, fmt.Errorf("event %d is %s on %q; worker %d's call %d should be %s on %q",
+				ev.Seq, ev.Type, ev.Escrow, w, step, killCycle[step%len(killCycle)], killEscrow(w, step))
+		}
+		done[w]++
+	}
+	return done, nil
+}
+
+// killOptions compact often, so that kills land in compactions too.
+var killOptions = Options{CompactMinBytes: 64 << 10, CompactRatio: 1}
+
+// TestKillChild is the child process of TestKill: it resumes the workload
+// where the store left it and prints "ack <worker> <call>" after each call
+// returns, until it is killed.
+func TestKillChild(t *testing.T) {
+	dir := os.Getenv("FILESTORE_KILL_DIR")
+	if dir == "" {
+		t.Skip("run by TestKill")
+	}
+	ctx := context.Background()
+	var s *Store
+	var err error
+	for range 100 { // the killed parent's lock is released at exit
+		if s, err = Open(dir, &killOptions); !errors.Is(err, ErrLocked) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	l, err := escrow.New(ctx, s, nil)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	for w := range killWorkers {
+		for _, id := range []string{killBuyer(w), killSeller(w)} {
+			if _, err := l.OpenAccount(ctx, id); err != nil && !errors.Is(err, escrow.ErrExists) {
+				fmt.Println("error", err)
+				os.Exit(2)
+			}
+		}
+	}
+	done, err := killProgress(ctx, s)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	var out sync.Mutex
+	var wg sync.WaitGroup
+	for w := range killWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for step := done[w]; ; step++ {
+				if err := killCall(ctx, l, w, step); err != nil {
+					out.Lock()
+					fmt.Println("error", err)
+					os.Exit(2)
+				}
+				out.Lock()
+				fmt.Printf("ack %d %d\n", w, step)
+				out.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestKill runs the workload in a child process and kills it with SIGKILL
+// at random moments, then checks the store against what the child
+// acknowledged. It kills a few times by default; FILESTORE_KILLS=n kills n
+// times.
+func TestKill(t *testing.T) {
+	if os.Getenv("FILESTORE_KILL_DIR") != "" {
+		t.Skip("inside the child")
+	}
+	kills := 3
+	if n, err := strconv.Atoi(os.Getenv("FILESTORE_KILLS")); err == nil {
+		kills = n
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	var acked [killWorkers]int // calls acknowledged, over all runs
+	for kill := range kills {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$")
+		cmd.Env = append(os.Environ(), "FILESTORE_KILL_DIR="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			var errLine string
+			for sc.Scan() {
+				var w, step int
+				if _, err := fmt.Sscanf(sc.Text(), "ack %d %d", &w, &step); err == nil && w >= 0 && w < killWorkers {
+					acked[w] = max(acked[w], step+1)
+				} else if strings.HasPrefix(sc.Text(), "error") {
+					errLine = sc.Text()
+				}
+			}
+			lines <- errLine
+		}()
+		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		errLine := <-lines // all acknowledgements read
+		cmd.Wait()
+		if errLine != "" {
+			t.Fatalf("kill %d: the child failed: %s", kill, errLine)
+		}
+
+		s, err := Open(dir, &killOptions)
+		if err != nil {
+			t.Fatalf("kill %d: Open: %v", kill, err)
+		}
+		done, err := killProgress(ctx, s)
+		if err != nil {
+			t.Fatalf("kill %d: %v", kill, err)
+		}
+		for w := range killWorkers {
+			if done[w] < acked[w] {
+				t.Fatalf("kill %d: worker %d acknowledged %d calls, the store holds %d", kill, w, acked[w], done[w])
+			}
+		}
+		if err := escrow.Check(ctx, s); err != nil {
+			t.Fatalf("kill %d: invariants: %v", kill, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kill %d: calls acknowledged %v, recovered %v", kill, acked, done)
+	}
+}

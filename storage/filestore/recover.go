@@ -1,0 +1,283 @@
+package filestore
+
+import (
+	"context"
+
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
+)
+
+// File names in a store's directory.
+const (
+	lockName   = "LOCK"
+	segPrefix  = "log-"
+	segSuffix  = ".wal"
+	snapPrefix = "snap-"
+	snapSuffix = ".snap"
+	tmpSuffix  = ".tmp"
+)
+
+func segName(start uint64) string { return segPrefix + fmt.Sprintf("%016x", start) + segSuffix }
+func snapName(seq uint64) string  { return snapPrefix + fmt.Sprintf("%016x", seq) + snapSuffix }
+
+// parseName returns the number in a name made by segName or snapName.
+func parseName(name, prefix, suffix string) (uint64, bool) {
+	if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) {
+		return 0, false
+	}
+	hex := name[len(prefix) : len(name)-len(suffix)]
+	if len(hex) != 16 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(hex, 16, 64)
+	return n, err == nil
+}
+
+func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
+
+// corrupt returns a CorruptError for the named file of the store.
+func (s *Store) corrupt(name string, off int, format string, args ...any) error {
+	return &CorruptError{File: s.path(name), Offset: int64(off), Reason: fmt.Sprintf(format, args...)}
+}
+
+// dirContents is what recovery finds in a store's directory.
+type dirContents struct {
+	segs, snaps []uint64 // ascending
+	tmps        []string
+}
+
+func (s *Store) list() (dirContents, error) {
+	var c dirContents
+	names, err := s.fs.ReadDir(s.dir)
+	if err != nil {
+		return c, fmt.Errorf("filestore: %w", err)
+	}
+	for _, name := range names {
+		if n, ok := parseName(name, segPrefix, segSuffix); ok {
+			c.segs = append(c.segs, n)
+		} else if n, ok := parseName(name, snapPrefix, snapSuffix); ok {
+			c.snaps = append(c.snaps, n)
+		} else if strings.HasSuffix(name, tmpSuffix) && strings.HasPrefix(name, snapPrefix) {
+			c.tmps = append(c.tmps, name)
+		}
+	}
+	slices.Sort(c.segs)
+	slices.Sort(c.snaps)
+	return c, nil
+}
+
+// recover loads the newest valid snapshot into a new in-memory store,
+// replays the log after it, truncates a torn tail and opens the last
+// segment for appending.
+func (s *Store) recover() error {
+	c, err := s.list()
+	if err != nil {
+		return err
+	}
+	s.mem = memstore.New()
+	var dec decoder
+
+	// The newest snapshot that checks out. An older one serves only if the
+	// log after it is still complete, which the chain check below decides.
+	var base uint64
+	var snapErr error
+	for i := len(c.snaps) - 1; i >= 0; i-- {
+		name := snapName(c.snaps[i])
+		data, err := s.fs.ReadFile(s.path(name))
+		if err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
+		chunks, err := s.verifySnapshot(name, data, c.snaps[i])
+		if err != nil {
+			snapErr = err
+			continue
+		}
+		if err := s.loadSnapshot(name, chunks, &dec); err != nil {
+			return err
+		}
+		base, s.snapSeq, s.snapBytes = c.snaps[i], c.snaps[i], int64(len(data))
+		break
+	}
+	if snapErr != nil && base == 0 && (len(c.segs) == 0 || c.segs[0] != 1) {
+		return snapErr // no older snapshot, and the log does not reach back to the start
+	}
+
+	// Replay the log. want is the number the next record must have.
+	var (
+		want     uint64
+		started  bool
+		obsolete []uint64
+	)
+	for i, start := range c.segs {
+		name := segName(start)
+		if !started && i+1 < len(c.segs) && c.segs[i+1] <= base+1 {
+			obsolete = append(obsolete, start) // wholly covered by the snapshot
+			continue
+		}
+		switch {
+		case !started && start > base+1:
+			if snapErr != nil {
+				return snapErr
+			}
+			return s.corrupt(name, 0, "log starts at record %d, but the snapshot covers only up to %d", start, base)
+		case started && start != want:
+			return s.corrupt(name, 0, "segment starts at record %d, expected %d", start, want)
+		}
+		started, want = true, start
+		data, err := s.fs.ReadFile(s.path(name))
+		if err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
+		last := i == len(c.segs)-1
+		end, err := s.replay(name, data, base, &want, last, &dec)
+		if err != nil {
+			return err
+		}
+		s.logBytes += int64(end)
+		if last {
+			s.log, err = s.fs.OpenAppend(s.path(name))
+			if err == nil && end < len(data) {
+				// A torn tail: drop it, durably, before appending after it.
+				err = s.log.Truncate(int64(end))
+				if err == nil && !s.opts.NoSync {
+					err = s.log.Sync()
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("filestore: %w", err)
+			}
+			s.logStart, s.activeBytes = start, int64(end)
+		}
+	}
+	next := max(want, base+1)
+	if s.log != nil && want < base+1 {
+		// The last segment ends before the snapshot does; appending to it
+		// would leave a gap in its numbers.
+		s.log.Close()
+		s.log = nil
+	}
+	if s.log == nil {
+		name := segName(next)
+		if s.log, err = s.fs.Create(s.path(name)); err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
+		if err := s.syncDir(); err != nil {
+			return err
+		}
+		s.logStart, s.activeBytes = next, 0
+	}
+	s.applied.Store(next - 1)
+	s.durable.Store(next - 1)
+	s.compactAt = s.compactThreshold()
+
+	// Left over by a compaction that crashed before it cleaned up.
+	removed := false
+	for _, start := range obsolete {
+		removed = s.fs.Remove(s.path(segName(start))) == nil || removed
+	}
+	for _, n := range c.snaps {
+		if n < base {
+			removed = s.fs.Remove(s.path(snapName(n))) == nil || removed
+		}
+	}
+	for _, name := range c.tmps {
+		removed = s.fs.Remove(s.path(name)) == nil || removed
+	}
+	if removed {
+		return s.syncDir()
+	}
+	return nil
+}
+
+func (s *Store) syncDir() error {
+	if s.opts.NoSync {
+		return nil
+	}
+	if err := s.fs.SyncDir(s.dir); err != nil {
+		return fmt.Errorf("filestore: sync %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// replayBatch is how many log records recovery applies in one in-memory
+// transaction.
+const replayBatch = 512
+
+// replay applies the records of one log segment that come after base,
+// checking that they are numbered want, want+1, …, and returns the length
+// of the valid prefix. Damage is an error unless it is a torn tail of the
+// last segment, in which case the returned length excludes it.
+func (s *Store) replay(name string, data []byte, base uint64, want *uint64, last bool, dec *decoder) (int, error) {
+	type rec struct {
+		payload []byte
+		off     int
+	}
+	batch := make([]rec, 0, replayBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.mem.Update(context.Background(), func(tx escrow.Tx) error {
+			var o op
+			for _, r := range batch {
+				dec.b, dec.err = r.payload, nil
+				n := 0
+				for dec.next(&o) {
+					if err := apply(tx, &o); err != nil {
+						return s.corrupt(name, r.off, "record does not replay: %v", err)
+					}
+					n++
+				}
+				if dec.err != nil || n == 0 {
+					return s.corrupt(name, r.off, "record does not decode")
+				}
+			}
+			return nil
+		})
+		batch = batch[:0]
+		return err
+	}
+
+	off := 0
+	for off < len(data) {
+		seq, _, payload, size, ok := parseFrame(data[off:])
+		if !ok {
+			break
+		}
+		if seq != *want {
+			return 0, s.corrupt(name, off, "record %d where %d was expected", seq, *want)
+		}
+		if seq > base {
+			batch = append(batch, rec{payload, off})
+			if len(batch) == replayBatch {
+				if err := flush(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		*want++
+		off += size
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	if off == len(data) {
+		return off, nil
+	}
+	switch {
+	case !last:
+		return 0, s.corrupt(name, off, "damaged record %d in a segment followed by others", *want)
+	case *want <= base:
+		return 0, s.corrupt(name, off, "damaged record %d, which the snapshot covers", *want)
+	}
+	if at, found := laterBatch(data[off:], *want); found {
+		return 0, s.corrupt(name, off, "damaged record %d followed by a valid record of a later write at offset %d", *want, off+at)
+	}
+	return off, nil
+}

@@ -1,0 +1,367 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/escrowkit/escrow"
+)
+
+// A snapshot file is snapMagic followed by frames: chunks of operations
+// numbered 1, 2, … whose replay into an empty store rebuilds every record,
+// then a frame holding one opSnapshotEnd with the log sequence number the
+// snapshot covers and the number of chunks. A snapshot is complete when it
+// is renamed into place, so any damage to one is corruption.
+const snapMagic = "escsnap1"
+
+// snapChunk is the size at which the snapshot writer starts a new chunk,
+// which also bounds the in-memory transaction that loads one.
+const snapChunk = 1 << 20
+
+// pageSize is how many journal entries or events a snapshot reads at once.
+const pageSize = 4096
+
+// verifySnapshot checks every frame of a snapshot and returns the chunks'
+// payloads.
+func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, error) {
+	if !bytes.HasPrefix(data, []byte(snapMagic)) {
+		return nil, s.corrupt(name, 0, "not a snapshot")
+	}
+	var chunks [][]byte
+	off := len(snapMagic)
+	for {
+		n, _, payload, size, ok := parseFrame(data[off:])
+		if !ok {
+			return nil, s.corrupt(name, off, "damaged or missing chunk %d", len(chunks)+1)
+		}
+		if n != uint64(len(chunks))+1 {
+			return nil, s.corrupt(name, off, "chunk %d where %d was expected", n, len(chunks)+1)
+		}
+		if len(payload) > 0 && payload[0] == opSnapshotEnd {
+			var o op
+			d := decoder{b: payload}
+			if !d.next(&o) || len(d.b) != 0 || o.snapSeq != seq || o.snapChunks != uint64(len(chunks)) {
+				return nil, s.corrupt(name, off, "end of snapshot does not match its name or its chunks")
+			}
+			if off+size != len(data) {
+				return nil, s.corrupt(name, off+size, "data after the end of the snapshot")
+			}
+			return chunks, nil
+		}
+		chunks = append(chunks, payload)
+		off += size
+	}
+}
+
+// loadSnapshot applies a verified snapshot's chunks to the empty store.
+func (s *Store) loadSnapshot(name string, chunks [][]byte, dec *decoder) error {
+	for i, chunk := range chunks {
+		err := s.mem.Update(context.Background(), func(tx escrow.Tx) error {
+			var o op
+			dec.b, dec.err = chunk, nil
+			for dec.next(&o) {
+				if err := apply(tx, &o); err != nil {
+					return s.corrupt(name, 0, "chunk %d does not replay: %v", i+1, err)
+				}
+			}
+			if dec.err != nil {
+				return s.corrupt(name, 0, "chunk %d does not decode", i+1)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotWriter cuts a stream of operations into framed chunks.
+type snapshotWriter struct {
+	out    []byte
+	enc    encoder
+	chunks uint64
+}
+
+func (w *snapshotWriter) maybeCut() {
+	if len(w.enc.b) >= snapChunk {
+		w.cut()
+	}
+}
+
+func (w *snapshotWriter) cut() {
+	if len(w.enc.b) == 0 {
+		return
+	}
+	w.chunks++
+	w.out = appendFrame(w.out, w.chunks, 0, w.enc.b)
+	w.enc.b = w.enc.b[:0]
+}
+
+// encodeSnapshot renders everything tx can read as a snapshot covering the
+// log up to seq. Replaying it calls the same write methods the log does.
+func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
+	w := &snapshotWriter{out: []byte(snapMagic)}
+	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); w.maybeCut(); return nil })
+	if err == nil {
+		err = tx.Balances(func(b escrow.Balance) error { w.enc.balance(&b); w.maybeCut(); return nil })
+	}
+	if err == nil {
+		err = tx.Escrows(func(e escrow.Escrow) error { w.enc.escrow(&e); w.maybeCut(); return nil })
+	}
+	for after := uint64(0); err == nil; {
+		var page []escrow.Entry
+		if page, err = tx.Journal(after, pageSize); err != nil || len(page) == 0 {
+			break
+		}
+		for i := range page {
+			w.enc.entry(&page[i])
+			w.maybeCut()
+		}
+		after = page[len(page)-1].Seq
+	}
+	for after := uint64(0); err == nil; {
+		var page []escrow.Event
+		if page, err = tx.Events(after, pageSize); err != nil || len(page) == 0 {
+			break
+		}
+		for i := range page {
+			w.enc.event(&page[i])
+			w.maybeCut()
+		}
+		after = page[len(page)-1].Seq
+	}
+	if err == nil {
+		err = tx.Idempotencies(func(r escrow.IdempotencyRecord) error { w.enc.idempotency(&r); w.maybeCut(); return nil })
+	}
+	if err == nil {
+		err = tx.Ratings(func(r escrow.Rating) error { w.enc.rating(&r); w.maybeCut(); return nil })
+	}
+	if err == nil {
+		err = tx.Aggregates(func(a escrow.Aggregate) error { w.enc.aggregate(&a); w.maybeCut(); return nil })
+	}
+	if err == nil {
+		err = tx.PairMonths(func(p escrow.PairMonth) error { w.enc.pairMonth(&p); w.maybeCut(); return nil })
+	}
+	if err == nil {
+		err = tx.DayCounts(func(d escrow.DayCount) error { w.enc.dayCount(&d); w.maybeCut(); return nil })
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.cut()
+	var end encoder
+	end.byte(opSnapshotEnd)
+	end.uvarint(seq)
+	end.uvarint(w.chunks)
+	return appendFrame(w.out, w.chunks+1, 0, end.b), nil
+}
+
+// Compact writes a snapshot of the store and removes the log it covers, so
+// that the directory holds about one copy of the data and Open replays
+// little. Commits wait while the snapshot is encoded in memory, not while
+// it is written. The store compacts on its own as the log grows (see
+// Options.CompactRatio); Compact is for doing it now.
+func (s *Store) Compact() error {
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	if s.closed.Load() {
+		return escrow.ErrClosed
+	}
+	return s.compact()
+}
+
+// compact does Compact's work; the caller holds compactMu.
+func (s *Store) compact() error {
+	var seq uint64
+	var snap []byte
+	err := s.mem.View(context.Background(), func(tx escrow.Tx) error {
+		// No commit can be applied while this view runs: the snapshot is
+		// exactly the state after record seq.
+		seq = s.applied.Load()
+		if err := s.waitDurable(seq); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		covered := seq == s.snapSeq
+		s.mu.Unlock()
+		if covered {
+			return nil
+		}
+		// Later records go to a new segment, so that the ones the snapshot
+		// covers can be removed with their files.
+		if err := s.rotate(seq + 1); err != nil {
+			return err
+		}
+		var err error
+		snap, err = encodeSnapshot(tx, seq)
+		return err
+	})
+	if err != nil || snap == nil {
+		return err
+	}
+	return s.install(seq, snap)
+}
+
+// rotate makes a new, empty segment starting at record start the one that
+// records are appended to. A failure fails the store: it leaves the log
+// in an unknown state.
+func (s *Store) rotate(start uint64) error {
+	s.mu.Lock()
+	if s.logStart == start {
+		s.mu.Unlock()
+		return nil // the active segment holds nothing older
+	}
+	if err := s.takeLog(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+
+	f, err := s.fs.Create(s.path(segName(start)))
+	if err == nil {
+		if err = s.syncDir(); err != nil {
+			f.Close()
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("rotate log: %w", err)
+		s.releaseLog(err)
+		return s.failedErr()
+	}
+	s.log.Close() // synced: every record in it is durable
+	s.log, s.logStart, s.activeBytes = f, start, 0
+	s.releaseLog(nil)
+	return nil
+}
+
+// install writes a snapshot covering the log up to seq, then removes the
+// segments and snapshots it makes obsolete. A failure leaves the store as
+// it was, with the log intact.
+func (s *Store) install(seq uint64, data []byte) error {
+	name := snapName(seq)
+	tmp := s.path(name + tmpSuffix)
+	_ = s.fs.Remove(tmp) // left by a compaction that failed
+	err := s.writeFile(tmp, data)
+	if err == nil {
+		err = s.fs.Rename(tmp, s.path(name))
+	}
+	if err == nil {
+		err = s.syncDir()
+	}
+	if err != nil {
+		_ = s.fs.Remove(tmp)
+		return fmt.Errorf("filestore: snapshot: %w", err)
+	}
+
+	s.mu.Lock()
+	s.snapSeq, s.snapBytes, s.logBytes = seq, int64(len(data)), s.activeBytes
+	s.compactAt = s.compactThreshold()
+	s.mu.Unlock()
+
+	// What the snapshot covers. Failing to remove it costs only space:
+	// recovery skips it, and the next compaction tries again.
+	c, err := s.list()
+	if err != nil {
+		return nil
+	}
+	for _, start := range c.segs {
+		if start <= seq {
+			_ = s.fs.Remove(s.path(segName(start)))
+		}
+	}
+	for _, n := range c.snaps {
+		if n < seq {
+			_ = s.fs.Remove(s.path(snapName(n)))
+		}
+	}
+	_ = s.syncDir()
+	return nil
+}
+
+// writeFile creates name holding data, synced.
+func (s *Store) writeFile(name string, data []byte) error {
+	f, err := s.fs.Create(name)
+	if err != nil {
+		return err
+	}
+	n, err := f.Write(data)
+	if err == nil && n < len(data) {
+		err = io.ErrShortWrite
+	}
+	if err == nil && !s.opts.NoSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// compactThreshold is the log size that starts an automatic compaction.
+// It is called with mu held.
+func (s *Store) compactThreshold() int64 {
+	return max(s.opts.CompactMinBytes, int64(s.opts.CompactRatio*float64(s.snapBytes)))
+}
+
+// maybeCompact starts a compaction in the background if the log has grown
+// enough. It is called with mu held.
+func (s *Store) maybeCompact() {
+	if s.opts.CompactRatio < 0 || s.kickClosed || s.logBytes < s.compactAt {
+		return
+	}
+	select {
+	case s.compactKick <- struct{}{}:
+	default: // one is already due
+	}
+}
+
+// compactor runs the compactions maybeCompact asks for, until Close.
+func (s *Store) compactor() {
+	defer close(s.compactDone)
+	for range s.compactKick {
+		s.compactMu.Lock()
+		if !s.closed.Load() {
+			if err := s.compact(); err != nil {
+				s.mu.Lock()
+				// Try again when the log has doubled, not after every commit.
+				s.compactErr, s.compactAt = err, 2*s.logBytes
+				s.mu.Unlock()
+			}
+		}
+		s.compactMu.Unlock()
+	}
+}
+
+// Stats describes a store's files.
+type Stats struct {
+	// Seq is the sequence number of the last committed record.
+	Seq uint64
+	// SnapshotSeq is the last record the newest snapshot covers (0: no
+	// snapshot), and SnapshotBytes its size.
+	SnapshotSeq   uint64
+	SnapshotBytes int64
+	// LogRecords and LogBytes count the log after the snapshot.
+	LogRecords uint64
+	LogBytes   int64
+	// Flushes counts the log writes since Open, each one fsync.
+	Flushes uint64
+	// CompactError is why the last automatic compaction failed, if it
+	// did; the store goes on without it and tries again later.
+	CompactError error
+}
+
+// Stats returns the store's current Stats.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq := s.durable.Load()
+	return Stats{Seq: seq, SnapshotSeq: s.snapSeq, SnapshotBytes: s.snapBytes,
+		LogRecords: seq - min(seq, s.snapSeq), LogBytes: s.logBytes, Flushes: s.flushes.Load(),
+		CompactError: s.compactErr}
+}
