@@ -119,7 +119,9 @@
 //
 // Storage is a small transactional contract (Update, View and the Tx
 // methods) that adapters implement and storage/storagetest verifies.
-// storage/memstore keeps everything in memory.
+// storage/filestore, the embedded default, keeps the books durably in one
+// directory (an fsynced append-only log with snapshots); storage/memstore
+// keeps everything in memory.
 //
 // # Concurrency
 //

@@ -7,11 +7,16 @@
 //
 // Usage:
 //
-//	go run ./examples/marketplace [-store mem] [-seed N]
+//	go run ./examples/marketplace [-store file|mem] [-data DIR] [-seed N]
 //
-// The same seed always prints the same run. The trades themselves are in
-// trades.go and the ratings in ratings.go; this file sets the ledger up and
-// reports what it does.
+// By default the books are kept in a file store in the directory
+// marketplace-data, so running the program again continues the same
+// market a month later: the accounts and their balances carry over, and
+// the new month's orders get IDs of their own. With -store mem the market
+// lives in memory and starts afresh every time. The same seed always
+// prints the same run. The trades themselves are in trades.go and the
+// ratings in ratings.go; this file sets the ledger up and reports what it
+// does.
 package main
 
 import (
@@ -28,6 +33,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/filestore"
 	"github.com/escrowkit/escrow/storage/memstore"
 )
 
@@ -47,7 +53,8 @@ func main() {
 func run(w io.Writer, args []string) error {
 	flags := flag.NewFlagSet("marketplace", flag.ContinueOnError)
 	flags.SetOutput(w)
-	storeKind := flags.String("store", "mem", "where the ledger keeps its books: mem (in memory; the only choice for now)")
+	storeKind := flags.String("store", "file", "where the ledger keeps its books: file (durable, in -data) or mem (in memory, gone at exit)")
+	dataDir := flags.String("data", "marketplace-data", "the file store's directory; created if missing")
 	seed := flags.Uint64("seed", 2025, "seed for the orders drawn at random")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -57,17 +64,25 @@ func run(w io.Writer, args []string) error {
 	}
 
 	ctx := context.Background()
-	store, err := openStore(*storeKind)
+	store, err := openStore(*storeKind, *dataDir)
 	if err != nil {
 		return err
 	}
 	// The ledger does not own its store: whoever opens the store closes it.
 	defer store.Close()
 
+	// A store that already holds a market is continued a month after the
+	// last month it holds.
+	month, cursor, err := resume(ctx, store)
+	if err != nil {
+		return err
+	}
+
 	// The clock starts at a fixed moment and moves only when the simulation
 	// moves it. That keeps the output the same on every run, and lets
 	// deadlines that are days away fire at once.
-	clock := escrow.NewManualClock(march(1, 9))
+	m := &market{ctx: ctx, out: w, states: map[string]escrow.State{}, month: month, cursor: cursor}
+	clock := escrow.NewManualClock(m.at(1, 9))
 	ledger, err := escrow.New(ctx, store, &escrow.Options{
 		Clock: clock,
 		// 0.6% of every release to a seller, rounded half-even to the fen.
@@ -77,8 +92,11 @@ func run(w io.Writer, args []string) error {
 		return err
 	}
 
-	m := &market{ctx: ctx, ledger: ledger, clock: clock, out: w, states: map[string]escrow.State{}}
-	rng := rand.New(rand.NewPCG(*seed, 0))
+	m.ledger, m.clock = ledger, clock
+	if month > 0 {
+		fmt.Fprintf(w, "Continuing the market kept in %s: month %d.\n", *dataDir, month+1)
+	}
+	rng := rand.New(rand.NewPCG(*seed, uint64(month)))
 	// The parts of the simulation, in the order they happen.
 	parts := []func(*market){
 		openAccounts,
@@ -107,23 +125,64 @@ func run(w io.Writer, args []string) error {
 	return m.report()
 }
 
-// openStore opens the store the ledger keeps its books in. Memory is the
-// only kind for now; durable stores will be chosen here.
-func openStore(kind string) (escrow.Storage, error) {
+// openStore opens the store the ledger keeps its books in.
+func openStore(kind, dir string) (escrow.Storage, error) {
 	switch kind {
+	case "file":
+		return filestore.Open(dir, nil)
 	case "mem":
 		return memstore.New(), nil
 	}
-	return nil, fmt.Errorf("unknown store %q (the only choice is mem)", kind)
+	return nil, fmt.Errorf("unknown store %q (choose file or mem)", kind)
+}
+
+// resume finds how many months of the market store already holds (the
+// first order of each month is order-1001 under that month's prefix) and
+// the Seq of its last event, so that this run prints only its own events.
+func resume(ctx context.Context, store escrow.Storage) (month int, cursor uint64, err error) {
+	err = store.View(ctx, func(tx escrow.Tx) error {
+		for ; ; month++ {
+			_, err := tx.Escrow(orderID(month, "order-1001"))
+			if errors.Is(err, escrow.ErrNotFound) {
+				break
+			} else if err != nil {
+				return err
+			}
+		}
+		for {
+			events, err := tx.Events(cursor, 1000)
+			if err != nil || len(events) == 0 {
+				return err
+			}
+			cursor = events[len(events)-1].Seq
+		}
+	})
+	return month, cursor, err
 }
 
 // cst is the market's time zone, China Standard Time. A fixed offset keeps
 // the output the same on machines without a time zone database.
 var cst = time.FixedZone("CST", 8*60*60)
 
-// march returns an hour of a day in March 2025, the month the simulation
-// runs in.
-func march(day, hour int) time.Time { return time.Date(2025, time.March, day, hour, 0, 0, 0, cst) }
+// at returns an hour of a day of the month the simulation runs in: March
+// 2025 on a new store, a month later on each run that continues one.
+func (m *market) at(day, hour int) time.Time {
+	return time.Date(2025, time.March+time.Month(m.month), day, hour, 0, 0, 0, cst)
+}
+
+// date names a day of the simulated month, as "March 12".
+func (m *market) date(day int) string { return m.at(day, 0).Format("January 2") }
+
+// id returns the ID of an order of this month. The first month's orders
+// keep their plain IDs; later months prefix theirs with the month.
+func (m *market) id(order string) string { return orderID(m.month, order) }
+
+func orderID(month int, order string) string {
+	if month == 0 {
+		return order
+	}
+	return time.Date(2025, time.March+time.Month(month), 1, 0, 0, 0, 0, cst).Format("2006-01") + "/" + order
+}
 
 // A market drives the ledger through its trades and prints the ledger's
 // events as they are committed.
@@ -136,6 +195,7 @@ type market struct {
 
 	cursor uint64                  // Seq of the last event printed
 	states map[string]escrow.State // every escrow's latest state, kept from its events
+	month  int                     // months the market ran before this run
 }
 
 // do takes the two results of a ledger call as they come, so that a trade

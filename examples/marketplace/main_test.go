@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,9 +15,14 @@ import (
 	"github.com/escrowkit/escrow"
 )
 
-// runOutput runs the example with args and returns what it printed.
+// runOutput runs the example with args and returns what it printed. It
+// keeps the books in memory unless args choose a store, so that tests never
+// write into the source tree.
 func runOutput(t *testing.T, args ...string) string {
 	t.Helper()
+	if !slices.Contains(args, "-store") && !slices.Contains(args, "-data") {
+		args = append([]string{"-store", "mem"}, args...)
+	}
 	var out bytes.Buffer
 	if err := run(&out, args); err != nil {
 		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
@@ -222,5 +229,39 @@ func TestBadArguments(t *testing.T) {
 
 	if err := run(&out, []string{"extra"}); err == nil {
 		t.Error("a stray argument was accepted")
+	}
+}
+
+// TestFileStoreContinues runs the market twice on one file store: the
+// first run prints what a memory run prints, and the second continues the
+// same market a month later, with the same accounts, their balances
+// carried over, orders of its own and books that still balance.
+func TestFileStoreContinues(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "books")
+	first := runOutput(t, "-data", dir)
+	if mem := runOutput(t); first != mem {
+		t.Errorf("the first run on a file store differs from a memory run")
+	}
+	second := runOutput(t, "-data", dir)
+	if !strings.HasPrefix(second, "Continuing the market kept in "+dir+": month 2.\n") {
+		t.Errorf("the second run does not say it continues:\n%.300s", second)
+	}
+	for _, want := range []string{"== April 1: accounts open, buyers top up ==", "2025-04/order-1001", "Check: the books balance.\n"} {
+		if !strings.Contains(second, want) {
+			t.Errorf("the second run does not print %q", want)
+		}
+	}
+	if strings.Contains(second, "AccountOpened") {
+		t.Errorf("the second run opened accounts again")
+	}
+	// Everyone's money carried over: each buyer topped up twice, so the
+	// world has given 2 × 5 × 5000.00.
+	b1, b2 := balances(t, first), balances(t, second)
+	if b1["@world"][0] != "-24900.00" || b2["@world"][0] != "-49800.00" {
+		t.Errorf("@world: %s after the first run, %s after the second; want -24900.00 and -49800.00", b1["@world"][0], b2["@world"][0])
+	}
+	third := runOutput(t, "-data", dir)
+	if !strings.HasPrefix(third, "Continuing the market kept in "+dir+": month 3.\n") || !strings.Contains(third, "2025-05/order-1001") {
+		t.Errorf("the third run does not continue into May:\n%.300s", third)
 	}
 }

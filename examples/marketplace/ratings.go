@@ -33,54 +33,54 @@ func (m *market) rate(id, rater string, score escrow.Score, details escrow.Detai
 // rateTrades: buyers and shops rate each other once the trades are over.
 // Each may rate the other once, within 15 days of the end of the trade.
 func rateTrades(m *market) {
-	m.section("March 12: buyers and shops rate each other")
+	m.section(m.date(12) + ": buyers and shops rate each other")
 	m.wait(1 * time.Hour)
-	m.rate("order-1001", "li.na", escrow.Positive, escrow.Details{Described: 5, Communication: 5, Shipping: 4}, "fresh and fragrant, as pictured")
-	m.rate("order-1001", "west-lake-tea", escrow.Positive, escrow.Details{}, "paid at once")
-	_, err := m.ledger.Rate(m.ctx, "order-1001", "li.na", escrow.RatingInput{Score: escrow.Negative})
+	m.rate(m.id("order-1001"), "li.na", escrow.Positive, escrow.Details{Described: 5, Communication: 5, Shipping: 4}, "fresh and fragrant, as pictured")
+	m.rate(m.id("order-1001"), "west-lake-tea", escrow.Positive, escrow.Details{}, "paid at once")
+	_, err := m.ledger.Rate(m.ctx, m.id("order-1001"), "li.na", escrow.RatingInput{Score: escrow.Negative})
 	m.refused(err, escrow.ErrAlreadyRated)
 	// A trade that was refunded in full is not rated: nothing was sold.
-	_, err = m.ledger.Rate(m.ctx, "order-1002", "wang.fang", escrow.RatingInput{Score: escrow.Negative})
+	_, err = m.ledger.Rate(m.ctx, m.id("order-1002"), "wang.fang", escrow.RatingInput{Score: escrow.Negative})
 	m.refused(err, escrow.ErrInvalidTransition)
 
 	m.wait(30 * time.Minute)
-	m.rate("order-3001", "liu.yang", escrow.Positive, escrow.Details{Described: 5, Communication: 5, Shipping: 5}, "all 120 lanterns, well packed")
-	m.rate("order-3001", "lantern-lamps", escrow.Positive, escrow.Details{}, "three deliveries, three prompt confirmations")
+	m.rate(m.id("order-3001"), "liu.yang", escrow.Positive, escrow.Details{Described: 5, Communication: 5, Shipping: 5}, "all 120 lanterns, well packed")
+	m.rate(m.id("order-3001"), "lantern-lamps", escrow.Positive, escrow.Details{}, "three deliveries, three prompt confirmations")
 
 	m.wait(30 * time.Minute)
-	m.rate("order-1006", "zhang.wei", escrow.Positive, escrow.Details{Described: 4, Communication: 4, Shipping: 5}, "snug fit, strong magnets")
-	m.rate("order-1006", "shenzhen-cases", escrow.Positive, escrow.Details{}, "")
+	m.rate(m.id("order-1006"), "zhang.wei", escrow.Positive, escrow.Details{Described: 4, Communication: 4, Shipping: 5}, "snug fit, strong magnets")
+	m.rate(m.id("order-1006"), "shenzhen-cases", escrow.Positive, escrow.Details{}, "")
 
 	// The disputed lamp. The arbiter gave the buyer 70%, so the shop lost
 	// the dispute: its rating of the buyer is kept but does not count. The
 	// shop answers the buyer's negative in public instead.
 	m.wait(30 * time.Minute)
-	m.rate("order-1004", "chen.jie", escrow.Negative, escrow.Details{Described: 2, Communication: 1, Shipping: 3}, "arrived cracked, no refund until the arbiter stepped in")
+	m.rate(m.id("order-1004"), "chen.jie", escrow.Negative, escrow.Details{Described: 2, Communication: 1, Shipping: 3}, "arrived cracked, no refund until the arbiter stepped in")
 	m.wait(10 * time.Minute)
 	const reply = "it left us whole, packed in foam; we accepted the arbiter's split"
-	m.do(m.ledger.Reply(m.ctx, "order-1004", "chen.jie", "lantern-lamps", reply))
+	m.do(m.ledger.Reply(m.ctx, m.id("order-1004"), "chen.jie", "lantern-lamps", reply))
 	m.note("%q", reply)
-	m.rate("order-1004", "lantern-lamps", escrow.Negative, escrow.Details{}, "blamed us for the courier")
+	m.rate(m.id("order-1004"), "lantern-lamps", escrow.Negative, escrow.Details{}, "blamed us for the courier")
 
 	// wang.fang is lukewarm about the oolong she never confirmed, and the
 	// shop does not rate her at all.
 	m.wait(20 * time.Minute)
-	m.rate("order-1007", "wang.fang", escrow.Neutral, escrow.Details{Described: 4, Communication: 3, Shipping: 2}, "good tea, slow to arrive")
+	m.rate(m.id("order-1007"), "wang.fang", escrow.Neutral, escrow.Details{Described: 4, Communication: 3, Shipping: 2}, "good tea, slow to arrive")
 }
 
 // reviseRating: a neutral or negative may be raised once, within 30 days.
 func reviseRating(m *market) {
-	m.section("March 20: a neutral revised upward")
-	m.clock.Set(march(20, 10))
-	m.do(m.ledger.Revise(m.ctx, "order-1007", "wang.fang", escrow.Positive, "the second pot was worth the wait"))
+	m.section(m.date(20) + ": a neutral revised upward")
+	m.clock.Set(m.at(20, 10))
+	m.do(m.ledger.Revise(m.ctx, m.id("order-1007"), "wang.fang", escrow.Positive, "the second pot was worth the wait"))
 }
 
 // ratingWindowsClose: 15 days after order-1007 was auto-confirmed its
 // rating window closes. wang.fang rated and the shop did not, so the shop
 // is taken to have rated her positive.
 func ratingWindowsClose(m *market) {
-	m.section("March 28: the rating windows have closed")
-	m.clock.Set(march(28, 9))
+	m.section(m.date(28) + ": the rating windows have closed")
+	m.clock.Set(m.at(28, 9))
 	m.processDue()
 	m.note("(closing rating windows is not counted among the timers fired)")
 }

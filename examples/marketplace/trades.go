@@ -50,9 +50,11 @@ func order(id, buyer, seller, item, price string) escrow.Terms {
 // openAccounts opens an account for everyone and tops the buyers up, as if
 // from their bank cards.
 func openAccounts(m *market) {
-	m.section("March 1: accounts open, buyers top up")
+	m.section(m.date(1) + ": accounts open, buyers top up")
 	for _, id := range append(append([]string{}, buyers...), sellers...) {
-		m.do(m.ledger.OpenAccount(m.ctx, id))
+		// The key makes opening idempotent, so a month that continues the
+		// market finds its accounts already open and changes nothing.
+		m.do(m.ledger.OpenAccount(m.ctx, id, escrow.IdempotencyKey("open-account/"+id)))
 	}
 	for _, id := range buyers {
 		m.do(m.ledger.Deposit(m.ctx, id, cny("5000.00")))
@@ -64,7 +66,7 @@ func openAccounts(m *market) {
 // goes to the seller, less the fee.
 func normalTrade(m *market) {
 	m.section("A normal trade: pay, ship, confirm")
-	const id = "order-1001"
+	id := m.id("order-1001")
 	m.wait(20 * time.Minute)
 	m.do(m.ledger.Open(m.ctx, escrow.Terms{
 		ID:      id, // chosen by the host, so opening again after a timeout is harmless
@@ -92,7 +94,7 @@ func normalTrade(m *market) {
 // itself. No request from the buyer is needed.
 func sellerRefund(m *market) {
 	m.section("Refunded by the seller: out of stock")
-	const id = "order-1002"
+	id := m.id("order-1002")
 	m.wait(10 * time.Minute)
 	m.do(m.ledger.Open(m.ctx, order(id, "wang.fang", "lantern-lamps", "Rattan floor lamp", "239.00")))
 	m.wait(10 * time.Minute)
@@ -105,7 +107,7 @@ func sellerRefund(m *market) {
 // While the request is open the confirmation deadline stands still.
 func refundAgreed(m *market) {
 	m.section("Refunded on request: the wrong model")
-	const id = "order-1003"
+	id := m.id("order-1003")
 	m.wait(10 * time.Minute)
 	m.do(m.ledger.Open(m.ctx, order(id, "zhang.wei", "shenzhen-cases", "Leather phone case", "39.90")))
 	m.do(m.ledger.Pay(m.ctx, id, "zhang.wei"))
@@ -121,7 +123,7 @@ func refundAgreed(m *market) {
 // and the arbiter divides the money.
 func disputeSplit(m *market) {
 	m.section("Disputed: a refund refused, the arbiter splits")
-	const id = "order-1004"
+	id := m.id("order-1004")
 	m.wait(10 * time.Minute)
 	m.do(m.ledger.Open(m.ctx, order(id, "chen.jie", "lantern-lamps", "Porcelain table lamp", "480.00")))
 	m.do(m.ledger.Pay(m.ctx, id, "chen.jie"))
@@ -154,7 +156,7 @@ func disputeSplit(m *market) {
 func unpaidOrder(m *market) {
 	m.section("Never paid")
 	m.wait(10 * time.Minute)
-	m.do(m.ledger.Open(m.ctx, order("order-1005", "li.na", "west-lake-tea", "Yixing clay teapot", "320.00")))
+	m.do(m.ledger.Open(m.ctx, order(m.id("order-1005"), "li.na", "west-lake-tea", "Yixing clay teapot", "320.00")))
 	m.note("li.na changes her mind and never pays")
 }
 
@@ -164,14 +166,14 @@ func unpaidOrder(m *market) {
 func leftUnconfirmed(m *market) {
 	m.section("Shipped, never confirmed")
 	m.wait(10 * time.Minute)
-	m.do(m.ledger.Open(m.ctx, order("order-1006", "zhang.wei", "shenzhen-cases", "Magnetic charging case", "128.00")))
-	m.do(m.ledger.Open(m.ctx, order("order-1007", "wang.fang", "west-lake-tea", "Tieguanyin oolong, 500 g", "96.50")))
-	m.do(m.ledger.Pay(m.ctx, "order-1006", "zhang.wei"))
-	m.do(m.ledger.Pay(m.ctx, "order-1007", "wang.fang"))
+	m.do(m.ledger.Open(m.ctx, order(m.id("order-1006"), "zhang.wei", "shenzhen-cases", "Magnetic charging case", "128.00")))
+	m.do(m.ledger.Open(m.ctx, order(m.id("order-1007"), "wang.fang", "west-lake-tea", "Tieguanyin oolong, 500 g", "96.50")))
+	m.do(m.ledger.Pay(m.ctx, m.id("order-1006"), "zhang.wei"))
+	m.do(m.ledger.Pay(m.ctx, m.id("order-1007"), "wang.fang"))
 	m.wait(30 * time.Minute)
-	m.do(m.ledger.Ship(m.ctx, "order-1006", "shenzhen-cases", "YT7781209950"))
-	m.do(m.ledger.Ship(m.ctx, "order-1007", "west-lake-tea", "SF1402941120"))
-	_, err := m.ledger.Confirm(m.ctx, "order-1006", "shenzhen-cases")
+	m.do(m.ledger.Ship(m.ctx, m.id("order-1006"), "shenzhen-cases", "YT7781209950"))
+	m.do(m.ledger.Ship(m.ctx, m.id("order-1007"), "west-lake-tea", "SF1402941120"))
+	_, err := m.ledger.Confirm(m.ctx, m.id("order-1006"), "shenzhen-cases")
 	m.refused(err, escrow.ErrNotParty)
 }
 
@@ -181,7 +183,7 @@ func leftUnconfirmed(m *market) {
 func randomOrders(m *market, rng *rand.Rand) {
 	m.section("More orders in the evening, drawn from -seed")
 	for i := range 6 {
-		id := fmt.Sprintf("order-%d", 2001+i)
+		id := m.id(fmt.Sprintf("order-%d", 2001+i))
 		buyer := buyers[rng.IntN(len(buyers))]
 		p := catalog[rng.IntN(len(catalog))]
 		m.wait(time.Duration(5+rng.IntN(40)) * time.Minute)
@@ -214,8 +216,8 @@ func randomOrders(m *market, rng *rand.Rand) {
 // paymentDeadline: on March 5 the orders of March 1 are past their three
 // days to pay. ProcessDue closes them.
 func paymentDeadline(m *market) {
-	m.section("March 5: past the payment deadline")
-	m.clock.Set(march(5, 9))
+	m.section(m.date(5) + ": past the payment deadline")
+	m.clock.Set(m.at(5, 9))
 	m.processDue()
 }
 
@@ -224,7 +226,7 @@ func paymentDeadline(m *market) {
 // side carries the risk of the whole order at once.
 func milestoneTrade(m *market) {
 	m.section("A milestone trade: three deliveries, paid one by one")
-	const id = "order-3001"
+	id := m.id("order-3001")
 	terms := order(id, "liu.yang", "lantern-lamps", "120 red silk lanterns for a restaurant", "3600.00")
 	terms.Milestones = []escrow.Milestone{
 		{Name: "first 40 lanterns", Amount: cny("1200.00")},
@@ -246,8 +248,8 @@ func milestoneTrade(m *market) {
 // the March 1 shipments. ProcessDue confirms for the silent buyers and
 // pays their sellers.
 func confirmationDeadline(m *market) {
-	m.section("March 12: past the confirmation deadline")
-	m.clock.Set(march(12, 9))
+	m.section(m.date(12) + ": past the confirmation deadline")
+	m.clock.Set(m.at(12, 9))
 	m.processDue()
 }
 
