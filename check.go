@@ -155,11 +155,7 @@ func Check(ctx context.Context, store Storage) error {
 	if err != nil {
 		return err
 	}
-	if len(v) > 0 {
-		sort.Strings(v)
-		return &InvariantError{Violations: v}
-	}
-	return nil
+	return violations(v)
 }
 
 // Check verifies the invariants of the ledger's store (see the function
@@ -360,11 +356,16 @@ func (l *Ledger) Check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(v) > 0 {
-		sort.Strings(v)
-		return &InvariantError{Violations: v}
+	return violations(v)
+}
+
+// violations returns nil, or an *InvariantError listing v in order.
+func violations(v []string) error {
+	if len(v) == 0 {
+		return nil
 	}
-	return nil
+	sort.Strings(v)
+	return &InvariantError{Violations: v}
 }
 
 // closeTo compares floating-point sums built in different orders.
