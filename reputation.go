@@ -297,42 +297,91 @@ func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInpu
 	if err := checkText("comment", in.Comment, 500, true); err != nil {
 		return Rating{}, err
 	}
-	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("rate|%q|%q|%#v", escrowID, rater, in) },
-		func(tx Tx, now time.Time) (Rating, error) {
-			e, err := getEscrow(tx, escrowID)
-			if err != nil {
-				return Rating{}, err
-			}
-			role := e.RoleOf(rater)
-			if role != Buyer && role != Seller {
-				return Rating{}, &RoleError{Escrow: e.ID, Action: ActionRate, Actor: rater, State: e.State, Want: (Buyer | Seller).String()}
-			}
-			if !e.State.Terminal() || !l.rep.rateable[e.State] {
-				return Rating{}, &TransitionError{Escrow: e.ID, Action: ActionRate, State: e.State}
-			}
-			if e.Rated&role != 0 {
-				return Rating{}, fmt.Errorf("%w: %q on escrow %q", ErrAlreadyRated, rater, e.ID)
-			}
-			if e.RatingDueAt.IsZero() || now.After(e.RatingDueAt) || now.Equal(e.RatingDueAt) {
-				return Rating{}, fmt.Errorf("%w: escrow %q ended %s", ErrRatingClosed, e.ID, e.EndedAt.Format(time.RFC3339))
-			}
-			if role == Seller && in.Details.given() {
-				return Rating{}, invalidArg("only a buyer rating a seller gives detail scores")
-			}
-			r := l.newRating(&e, role, in, now, false)
-			if err := l.countRating(tx, &e, &r, now); err != nil {
-				return Rating{}, err
-			}
-			if err := tx.PutRating(r); err != nil {
-				return Rating{}, err
-			}
-			e.Rated |= role
-			if e.Rated == Buyer|Seller {
-				e.RatingDueAt = time.Time{}
-			}
-			ev := Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: r.Ratee, Actor: rater, State: e.State, Note: r.Score.String()}
-			return r, save(tx, &e, &ev, now)
-		})
+	key, err := keyOf(opts)
+	if err != nil {
+		return Rating{}, err
+	}
+	c := ratePool.Get().(*rateCall)
+	c.l, c.escrowID, c.rater, c.in, c.key, c.now = l, escrowID, rater, in, key, l.now()
+	err = l.store.Update(ctx, c.fn)
+	r := c.r
+	*c = rateCall{fn: c.fn}
+	ratePool.Put(c)
+	if err != nil {
+		return Rating{}, err
+	}
+	return r, nil
+}
+
+// A rateCall is one Rate call, pooled with its transaction function bound
+// as escrow calls are, since rating follows every finished trade.
+type rateCall struct {
+	l               *Ledger
+	escrowID, rater string
+	in              RatingInput
+	key             string
+	now             time.Time
+	e               Escrow
+	r               Rating
+	ev              Event
+	fn              func(Tx) error
+}
+
+var ratePool = sync.Pool{New: func() any {
+	c := new(rateCall)
+	c.fn = c.run
+	return c
+}}
+
+func (c *rateCall) run(tx Tx) error {
+	var request string
+	if c.key != "" {
+		request = fmt.Sprintf("rate|%q|%q|%#v", c.escrowID, c.rater, c.in)
+		if found, err := recall(tx, c.key, request, &c.r); found || err != nil {
+			return err
+		}
+	}
+	if err := c.rate(tx); err != nil {
+		return err
+	}
+	if c.key == "" {
+		return nil
+	}
+	return remember(tx, c.key, request, c.r, c.now)
+}
+
+func (c *rateCall) rate(tx Tx) error {
+	l, e, now := c.l, &c.e, c.now
+	var err error
+	if *e, err = getEscrow(tx, c.escrowID); err != nil {
+		return err
+	}
+	role := e.RoleOf(c.rater)
+	switch {
+	case role != Buyer && role != Seller:
+		return &RoleError{Escrow: e.ID, Action: ActionRate, Actor: c.rater, State: e.State, Want: (Buyer | Seller).String()}
+	case !e.State.Terminal() || !l.rep.rateable[e.State]:
+		return &TransitionError{Escrow: e.ID, Action: ActionRate, State: e.State}
+	case e.Rated&role != 0:
+		return fmt.Errorf("%w: %q on escrow %q", ErrAlreadyRated, c.rater, e.ID)
+	case e.RatingDueAt.IsZero() || !now.Before(e.RatingDueAt):
+		return fmt.Errorf("%w: escrow %q ended %s", ErrRatingClosed, e.ID, e.EndedAt.Format(time.RFC3339))
+	case role == Seller && c.in.Details.given():
+		return invalidArg("only a buyer rating a seller gives detail scores")
+	}
+	c.r = l.newRating(e, role, c.in, now, false)
+	if err := l.countRating(tx, e, &c.r, now); err != nil {
+		return err
+	}
+	if err := tx.PutRating(c.r); err != nil {
+		return err
+	}
+	e.Rated |= role
+	if e.Rated == Buyer|Seller {
+		e.RatingDueAt = time.Time{}
+	}
+	c.ev = Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: c.r.Ratee, Actor: c.rater, State: e.State, Note: c.r.Score.String()}
+	return save(tx, e, &c.ev, now)
 }
 
 func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.Time, byDefault bool) Rating {
@@ -343,7 +392,7 @@ func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.T
 	} else {
 		r.Rater, r.Ratee, r.RateeRole = e.Seller, e.Buyer, Buyer
 	}
-	major, _ := e.Price.Decimal().Float64()
+	major := float64(e.Price.units) / math.Pow10(e.Price.cur.Minor)
 	r.Weight = math.Log10(10 + major)
 	return r
 }
