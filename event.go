@@ -9,7 +9,8 @@ import (
 type EventType string
 
 // Event types. Each mutating call appends exactly one event, in the same
-// transaction as its change.
+// transaction as its change; ProcessDue appends one per timer it fires and
+// per default rating it gives.
 const (
 	AccountOpened         EventType = "AccountOpened"
 	Deposited             EventType = "Deposited"
@@ -23,10 +24,10 @@ const (
 	EscrowRefundRefused   EventType = "EscrowRefundRefused"   // the seller said no
 	EscrowDisputed        EventType = "EscrowDisputed"        // a party called the arbiter
 	EscrowResolved        EventType = "EscrowResolved"        // the arbiter split the money
-	EscrowClosed          EventType = "EscrowClosed"
-	RatingGiven           EventType = "RatingGiven"   // a party rated the other; ByTimer for a default rating
-	RatingRevised         EventType = "RatingRevised" // a neutral or negative was raised
-	RatingReplied         EventType = "RatingReplied" // the rated party answered          // cancelled or expired before payment
+	EscrowClosed          EventType = "EscrowClosed"          // cancelled or expired before payment
+	RatingGiven           EventType = "RatingGiven"           // a party rated the other; ByTimer for a default rating
+	RatingRevised         EventType = "RatingRevised"         // a neutral or negative was raised
+	RatingReplied         EventType = "RatingReplied"         // the rated party answered
 )
 
 // An Event records one change, for the host to notify users from. Events
