@@ -406,7 +406,7 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 			if !sameCurrency(m.Amount, t.Price) {
 				return t, mismatch(t.Price, m.Amount)
 			}
-			if m.Amount.IsZero() {
+			if m.Amount.units <= 0 {
 				return t, invalidArg("milestone %d has no amount", i)
 			}
 			var err error
@@ -642,6 +642,9 @@ func (c *call) resolve(tx Tx) error {
 		}
 		if !sameCurrency(*part, e.Price) {
 			return mismatch(e.Price, *part)
+		}
+		if part.units < 0 {
+			return &AmountError{Amount: part.amountString(), Currency: part.cur.Code, Reason: "negative", Err: ErrInvalidAmount}
 		}
 	}
 	if sum, err := toBuyer.plus(toSeller); err != nil || sum != e.Held {

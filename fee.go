@@ -48,6 +48,9 @@ func (l *Ledger) compileFee(p FeePolicy) (feeTerms, map[string]int64, error) {
 		if err := l.checkCurrency(m.cur); err != nil {
 			return feeTerms{}, nil, err
 		}
+		if m.units < 0 {
+			return feeTerms{}, nil, &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "negative fixed fee", Err: ErrInvalidAmount}
+		}
 		if _, dup := fixed[m.cur.Code]; dup {
 			return feeTerms{}, nil, invalidArg("two fixed fees in %s", m.cur.Code)
 		}

@@ -197,6 +197,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"fixed fee disagreeing with the registry", Options{Fee: FeePolicy{Fixed: []Money{MustParseMoney("1", Currency{Code: "CNY", Minor: 3})}}}, ErrUnknownCurrency},
 		{"fixed fee without currency", Options{Fee: FeePolicy{Fixed: []Money{{}}}}, ErrUnknownCurrency},
 		{"duplicate fixed fees", Options{Fee: FeePolicy{Fixed: []Money{cny, MustParseMoney("2.00", CNY)}}}, ErrInvalidArgument},
+		{"negative fixed fee", Options{Fee: FeePolicy{Fixed: []Money{RestoreMoney(-100, CNY)}}}, ErrInvalidAmount},
 		{"host currency", Options{Currencies: []Currency{xts}}, errStoreReached},
 		{"default currency again", Options{Currencies: []Currency{CNY, JPY}}, errStoreReached},
 		{"host currency twice", Options{Currencies: []Currency{xts, xts}}, errStoreReached},

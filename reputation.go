@@ -593,8 +593,14 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	} else if err != nil {
 		return err
 	}
+	// A call that read the clock before another one committed a later
+	// update (ProcessDue reads it once for a whole run) must not count
+	// back in time: decay and windows only move forward.
+	if a.BetaAt.After(now) {
+		now = a.BetaAt
+	}
 	a.Points += sign * r.Points
-	today, day := l.dayOf(now), l.dayOf(r.At)
+	today, day := max(l.dayOf(now), a.WindowsDay), l.dayOf(r.At)
 	if err := l.advanceWindows(tx, &a, today); err != nil {
 		return err
 	}

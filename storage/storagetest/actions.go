@@ -572,6 +572,16 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 		}, escrow.ErrInvalidArgument, nil},
 		{"split of nothing", func() error { _, err := l.Resolve(ctx, "disputed", partyArbiter, escrow.Split{}); return err },
 			escrow.ErrInvalidArgument, nil},
+		{"split with a negative part", func() error {
+			// Only an adapter's RestoreMoney can make a negative Money; the
+			// ledger must still refuse one that reaches it.
+			_, err := l.Resolve(ctx, "disputed", partyArbiter,
+				escrow.Split{Buyer: escrow.RestoreMoney(-5000, escrow.CNY), Seller: cny("150.00")})
+			return err
+		}, escrow.ErrInvalidAmount, nil},
+		{"negative milestone", withTerms(func(t *escrow.Terms) {
+			t.Milestones = []escrow.Milestone{{Name: "a", Amount: cny("150.00")}, {Name: "b", Amount: escrow.RestoreMoney(-5000, escrow.CNY)}}
+		}), escrow.ErrInvalidArgument, nil},
 
 		// Actions the escrow cannot take.
 		{"dispute without arbiter by buyer", func() error { _, err := l.Dispute(ctx, "no-arbiter", partyBuyer, ""); return err },

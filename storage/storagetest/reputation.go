@@ -199,6 +199,7 @@ func testReputation(t *testing.T, h Harness) {
 	t.Run("CountWindows", func(t *testing.T) { repCountWindows(t, h) })
 	t.Run("Scores", func(t *testing.T) { repScores(t, h) })
 	t.Run("TopSellers", func(t *testing.T) { repTopSellers(t, h) })
+	t.Run("StaleClock", func(t *testing.T) { repStaleClock(t, h) })
 }
 
 func repWhoMayRate(t *testing.T, h Harness) {
@@ -1875,4 +1876,34 @@ func (s *repSim) finish() {
 		}
 	}
 	s.t.Logf("seed %d: %v", s.seed, s.counts)
+}
+
+// repStaleClock has two ledgers share one store, one of them a week behind,
+// as two processes whose calls read the clock before taking the store's
+// lock may be (ProcessDue reads it once for its whole run). A rating
+// counted with the older time must not decay the seller's Beta sums
+// backwards or put a rating into a window it has already left: the
+// aggregate only moves forward, and Check, which rebuilds it from the
+// ratings, agrees.
+func repStaleClock(t *testing.T, h Harness) {
+	f := repFixture(t, h, escrow.ReputationPolicy{}, "buyer1", "buyer2", "shop")
+	repTrade(f, "e1", "buyer1", "shop", cny("100.00"))
+	repTrade(f, "e2", "buyer2", "shop", cny("100.00"))
+	behind := escrow.NewManualClock(f.clock.Now())
+	late, err := escrow.New(f.ctx, f.store, &escrow.Options{Clock: behind})
+	if err != nil {
+		t.Fatalf("a second ledger on the same store: %v", err)
+	}
+	f.clock.Advance(8 * 24 * time.Hour)
+	behind.Advance(12 * time.Hour)
+	repRate(f, "e1", "buyer1", escrow.Positive) // the up-to-date ledger goes first
+	if _, err := late.Rate(f.ctx, "e2", "buyer2", escrow.RatingInput{Score: escrow.Positive}); err != nil {
+		t.Fatalf("rating through the ledger that is behind: %v", err)
+	}
+	f.check()
+	rep := repReputation(f, "shop").AsSeller
+	// Both ratings count as of the later clock: e2's rating carries its own
+	// time, a week and a half old, so it has left the 7-day window.
+	repDiff(t, "Last7", escrow.Counts{Positive: 1}, rep.Last7)
+	repDiff(t, "Last30", escrow.Counts{Positive: 2}, rep.Last30)
 }
