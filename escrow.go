@@ -738,29 +738,15 @@ func (c *call) do(ctx context.Context, opts []CallOption) (Escrow, error) {
 	return out, nil
 }
 
-// run is the transaction: replay a remembered result, or apply the call
-// and remember its result under the idempotency key.
-func (c *call) run(tx Tx) error {
-	var request string
-	if c.key != "" {
-		request = c.describe()
-		if found, err := recall(tx, c.key, request, &c.e); found || err != nil {
-			return err
-		}
-	}
-	if err := c.apply(tx); err != nil {
-		return err
-	}
-	if c.key == "" {
-		return nil
-	}
-	return remember(tx, c.key, request, c.e, c.now)
-}
+// run is the call's transaction.
+func (c *call) run(tx Tx) error { return runKeyed(tx, c.key, c.now, c) }
 
-// describe renders the call and its arguments canonically, to tell a true
+func (c *call) result() any { return &c.e }
+
+// request renders the call and its arguments canonically, to tell a true
 // repeat from a key reused for something else. IDs and text are quoted, so
 // that a '|' inside one cannot make two different calls render alike.
-func (c *call) describe() string {
+func (c *call) request() string {
 	if c.action == actionOpen {
 		return fmt.Sprintf("open|%#v", c.terms)
 	}

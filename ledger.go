@@ -138,30 +138,56 @@ func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe f
 	if err != nil {
 		return zero, err
 	}
-	now := l.now()
-	var out T
-	err = l.store.Update(ctx, func(tx Tx) error {
-		var request string
-		if key != "" {
-			request = describe()
-			if found, err := recall(tx, key, request, &out); found || err != nil {
-				return err
-			}
-		}
-		v, err := fn(tx, now)
-		if err != nil {
-			return err
-		}
-		out = v
-		if key == "" {
-			return nil
-		}
-		return remember(tx, key, request, v, now)
-	})
-	if err != nil {
+	c := &fnCall[T]{describe: describe, fn: fn, now: l.now()}
+	if err := l.store.Update(ctx, func(tx Tx) error { return runKeyed(tx, key, c.now, c) }); err != nil {
 		return zero, err
 	}
-	return out, nil
+	return c.out, nil
+}
+
+// A keyed call is one that can run under an idempotency key.
+type keyed interface {
+	request() string   // the call and its arguments, canonically
+	apply(tx Tx) error // make the call's change, setting its result
+	result() any       // a pointer to the result
+}
+
+// runKeyed runs c in tx. With a key, a call already made with it has its
+// result replayed instead (or fails with ErrIdempotencyMismatch if it was
+// another call), and a new call's result is remembered in the same
+// transaction.
+func runKeyed(tx Tx, key string, now time.Time, c keyed) error {
+	if key == "" {
+		return c.apply(tx)
+	}
+	request := c.request()
+	if found, err := recall(tx, key, request, c.result()); found || err != nil {
+		return err
+	}
+	if err := c.apply(tx); err != nil {
+		return err
+	}
+	return remember(tx, key, request, c.result(), now)
+}
+
+// fnCall is a keyed call made of functions, for the calls that are not
+// hot enough to pool.
+type fnCall[T any] struct {
+	describe func() string
+	fn       func(tx Tx, now time.Time) (T, error)
+	now      time.Time
+	out      T
+}
+
+func (c *fnCall[T]) request() string { return c.describe() }
+func (c *fnCall[T]) result() any     { return &c.out }
+
+func (c *fnCall[T]) apply(tx Tx) error {
+	v, err := c.fn(tx, c.now)
+	if err == nil {
+		c.out = v
+	}
+	return err
 }
 
 // keyOf returns the idempotency key among opts, if any.

@@ -333,24 +333,15 @@ var ratePool = sync.Pool{New: func() any {
 	return c
 }}
 
-func (c *rateCall) run(tx Tx) error {
-	var request string
-	if c.key != "" {
-		request = fmt.Sprintf("rate|%q|%q|%#v", c.escrowID, c.rater, c.in)
-		if found, err := recall(tx, c.key, request, &c.r); found || err != nil {
-			return err
-		}
-	}
-	if err := c.rate(tx); err != nil {
-		return err
-	}
-	if c.key == "" {
-		return nil
-	}
-	return remember(tx, c.key, request, c.r, c.now)
+func (c *rateCall) run(tx Tx) error { return runKeyed(tx, c.key, c.now, c) }
+
+func (c *rateCall) request() string {
+	return fmt.Sprintf("rate|%q|%q|%#v", c.escrowID, c.rater, c.in)
 }
 
-func (c *rateCall) rate(tx Tx) error {
+func (c *rateCall) result() any { return &c.r }
+
+func (c *rateCall) apply(tx Tx) error {
 	l, e, now := c.l, &c.e, c.now
 	var err error
 	if *e, err = getEscrow(tx, c.escrowID); err != nil {
