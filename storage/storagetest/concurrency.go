@@ -263,20 +263,28 @@ func testRaceOverspend(t *testing.T, h Harness) {
 		raceOpen(f, escrow.Terms{ID: "o-" + strconv.Itoa(i), Buyer: "buyer", Seller: "seller", Price: simFen(price)})
 	}
 
-	var negative atomic.Int64
+	var negative, reads, readErrs atomic.Int64
 	stop := make(chan struct{})
 	watched := make(chan struct{})
+	look := func() {
+		reads.Add(1)
+		b, err := f.l.Balance(f.ctx, "buyer", escrow.CNY)
+		switch {
+		case err != nil:
+			readErrs.Add(1)
+		case b.Available.Units() < 0 || b.Held.Units() < 0 || b.Total().Units() != k*price+price-1:
+			negative.Add(1)
+		}
+	}
 	go func() {
 		defer close(watched)
 		for {
 			select {
 			case <-stop:
+				look() // at least one read, whatever the scheduling
 				return
 			default:
-			}
-			b, err := f.l.Balance(f.ctx, "buyer", escrow.CNY)
-			if err == nil && (b.Available.Units() < 0 || b.Held.Units() < 0 || b.Total().Units() != k*price+price-1) {
-				negative.Add(1)
+				look()
 			}
 		}
 	}()
@@ -287,8 +295,8 @@ func testRaceOverspend(t *testing.T, h Harness) {
 	if ok := raceCountOK(t, errs, escrow.ErrInsufficientFunds); ok != k {
 		t.Fatalf("%d payments succeeded, want %d", ok, k)
 	}
-	if negative.Load() != 0 {
-		t.Fatalf("a reader saw %d inconsistent balances", negative.Load())
+	if negative.Load() != 0 || readErrs.Load() != 0 || reads.Load() == 0 {
+		t.Fatalf("a reader made %d reads: %d failed, %d saw inconsistent balances", reads.Load(), readErrs.Load(), negative.Load())
 	}
 	if a, held := f.balance("buyer"); a != price-1 || held != k*price {
 		t.Fatalf("buyer has %d available and %d held, want %d and %d", a, held, price-1, k*price)

@@ -836,11 +836,16 @@ func contractRecover(fn func()) (v any) {
 func contractOwnWrites(t *testing.T, h Harness) {
 	s := open(t, h)
 	contractSeed(t, s)
+	carol := escrow.Account{ID: "carol", CreatedAt: start.Add(time.Hour)}
+	b := escrow.Balance{Account: "alice", Currency: escrow.CNY, Available: cny("400.00"), Held: cny("600.00")}
+	e := contractEscrow("e-3", start.Add(-time.Minute))
+	entry := contractJournal()[2]
+	ev := contractEvents()[2]
+	r := contractIdem("k2", start.Add(time.Hour))
 	contractUpdate(t, s, func(tx escrow.Tx) error {
 		// The ledger reads a balance back after writing it when an entry
 		// posts to one account twice, so reads must see the transaction's
 		// own writes.
-		carol := escrow.Account{ID: "carol", CreatedAt: start.Add(time.Hour)}
 		if err := tx.PutAccount(carol); err != nil {
 			return err
 		}
@@ -850,7 +855,6 @@ func contractOwnWrites(t *testing.T, h Harness) {
 		}
 		contractDiff(t, "Account after PutAccount", carol, gotA)
 
-		b := escrow.Balance{Account: "alice", Currency: escrow.CNY, Available: cny("400.00"), Held: cny("600.00")}
 		if err := tx.PutBalance(b); err != nil {
 			return err
 		}
@@ -860,7 +864,6 @@ func contractOwnWrites(t *testing.T, h Harness) {
 		}
 		contractDiff(t, "Balance after PutBalance", b, gotB)
 
-		e := contractEscrow("e-3", start.Add(-time.Minute))
 		if err := tx.PutEscrow(e); err != nil {
 			return err
 		}
@@ -875,7 +878,6 @@ func contractOwnWrites(t *testing.T, h Harness) {
 		}
 		contractDiff(t, "DueEscrows after PutEscrow", []string{"e-3", "e-1", "e-2"}, due)
 
-		entry := contractJournal()[2]
 		if err := tx.AppendEntry(&entry); err != nil {
 			return err
 		}
@@ -889,7 +891,6 @@ func contractOwnWrites(t *testing.T, h Harness) {
 			contractDiff(t, "Entry after AppendEntry", entry, entries[1])
 		}
 
-		ev := contractEvents()[2]
 		if err := tx.AppendEvent(&ev); err != nil {
 			return err
 		}
@@ -899,7 +900,6 @@ func contractOwnWrites(t *testing.T, h Harness) {
 		}
 		contractDiff(t, "Events after AppendEvent", []escrow.Event{ev}, events)
 
-		r := contractIdem("k2", start.Add(time.Hour))
 		if err := tx.PutIdempotency(r); err != nil {
 			return err
 		}
@@ -911,24 +911,38 @@ func contractOwnWrites(t *testing.T, h Harness) {
 		return nil
 	})
 
-	// And the commit keeps them.
+	// And the commit keeps every one of them as written.
 	contractView(t, s, func(tx escrow.Tx) error {
-		if _, err := tx.Account("carol"); err != nil {
-			t.Errorf("Account(carol) after commit: %v", err)
+		gotA, err := tx.Account("carol")
+		if err != nil {
+			return fmt.Errorf("Account(carol) after commit: %w", err)
 		}
-		if _, err := tx.Escrow("e-3"); err != nil {
-			t.Errorf("Escrow(e-3) after commit: %v", err)
+		contractDiff(t, "Account after commit", carol, gotA)
+		gotB, err := tx.Balance("alice", "CNY")
+		if err != nil {
+			return fmt.Errorf("Balance(alice) after commit: %w", err)
 		}
-		if _, err := tx.Idempotency("k2"); err != nil {
-			t.Errorf("Idempotency(k2) after commit: %v", err)
+		contractDiff(t, "Balance after commit", b, gotB)
+		gotE, err := tx.Escrow("e-3")
+		if err != nil {
+			return fmt.Errorf("Escrow(e-3) after commit: %w", err)
 		}
-		events, err := tx.Events(0, 100)
+		contractDiff(t, "Escrow after commit", e, gotE)
+		entries, err := tx.Entries("alice", 2, 100)
 		if err != nil {
 			return err
 		}
-		if len(events) != 3 {
-			t.Errorf("%d events after commit, want 3", len(events))
+		contractDiff(t, "Entries after commit", []escrow.Entry{entry}, entries)
+		events, err := tx.Events(2, 100)
+		if err != nil {
+			return err
 		}
+		contractDiff(t, "Events after commit", []escrow.Event{ev}, events)
+		gotR, err := tx.Idempotency("k2")
+		if err != nil {
+			return fmt.Errorf("Idempotency(k2) after commit: %w", err)
+		}
+		contractDiff(t, "Idempotency after commit", r, gotR)
 		return nil
 	})
 }

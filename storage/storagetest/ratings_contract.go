@@ -556,25 +556,13 @@ func rcRollback(t *testing.T, h Harness) {
 	s := open(t, h)
 	rcSeed(t, s)
 	before := contractDump(t, s)
-	type listing struct {
-		Bob, Alice, Carl, Dan []escrow.Rating
-		TopBuyers             []string
-	}
-	list := func() listing {
-		t.Helper()
-		var l listing
-		contractView(t, s, func(tx escrow.Tx) error {
-			l.Bob, l.Alice = rcRatingsOf(t, tx, "bob"), rcRatingsOf(t, tx, "alice")
-			l.Carl, l.Dan = rcRatingsOf(t, tx, "carl"), rcRatingsOf(t, tx, "dan")
-			l.TopBuyers = rcTop(t, tx, escrow.Buyer, escrow.RankWilson, 100)
-			return nil
-		})
-		return l
-	}
-	wantList := list()
-	if len(wantList.Bob) != 2 || len(wantList.Alice) != 1 || len(wantList.Carl) != 0 {
-		t.Fatalf("seeded ratings: %d of bob, %d of alice, %d of carl; want 2, 1, 0", len(wantList.Bob), len(wantList.Alice), len(wantList.Carl))
-	}
+	contractView(t, s, func(tx escrow.Tx) error {
+		bob, alice, carl := rcRatingsOf(t, tx, "bob"), rcRatingsOf(t, tx, "alice"), rcRatingsOf(t, tx, "carl")
+		if len(bob) != 2 || len(alice) != 1 || len(carl) != 0 {
+			t.Fatalf("seeded ratings: %d of bob, %d of alice, %d of carl; want 2, 1, 0", len(bob), len(alice), len(carl))
+		}
+		return nil
+	})
 
 	// Inside the transaction the writes are visible.
 	err := s.Update(context.Background(), func(tx escrow.Tx) error {
@@ -592,8 +580,8 @@ func rcRollback(t *testing.T, h Harness) {
 	if !errors.Is(err, errContractAbort) {
 		t.Fatalf("Update returned %v, want %v", err, errContractAbort)
 	}
+	// The dump covers the ratee index and both rankings.
 	contractUnchanged(t, s, before, "a failed Update of reputation records")
-	contractDiff(t, "ratings by ratee and buyer ranking after a failed Update", wantList, list())
 
 	pv := &contractPanic{"reputation"}
 	got := contractRecover(func() {
@@ -608,7 +596,6 @@ func rcRollback(t *testing.T, h Harness) {
 		t.Fatalf("Update re-panicked with %v, want %v", got, pv)
 	}
 	contractUnchanged(t, s, before, "a panicking Update of reputation records")
-	contractDiff(t, "ratings by ratee and buyer ranking after a panicking Update", wantList, list())
 
 	// The store still takes writes after the rollbacks, and they commit.
 	contractUpdate(t, s, rcWriteAll)

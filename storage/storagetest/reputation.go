@@ -1906,4 +1906,20 @@ func repStaleClock(t *testing.T, h Harness) {
 	// time, a week and a half old, so it has left the 7-day window.
 	repDiff(t, "Last7", escrow.Counts{Positive: 1}, rep.Last7)
 	repDiff(t, "Last30", escrow.Counts{Positive: 2}, rep.Last30)
+	// And the aggregate itself stayed at the later time.
+	err = f.store.View(f.ctx, func(tx escrow.Tx) error {
+		a, err := tx.Aggregate("shop", escrow.Seller)
+		if err != nil {
+			return err
+		}
+		now := f.clock.Now().UTC()
+		if !a.BetaAt.Equal(now) || !a.UpdatedAt.Equal(now) || int64(a.WindowsDay) != repDayNum(now, time.UTC) {
+			t.Errorf("aggregate as of %s (updated %s, windows to day %d); want all as of %s, day %d",
+				a.BetaAt, a.UpdatedAt, a.WindowsDay, now, repDayNum(now, time.UTC))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

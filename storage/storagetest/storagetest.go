@@ -18,6 +18,7 @@ package storagetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/escrowkit/escrow"
@@ -79,8 +80,8 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		Aggregates    []escrow.Aggregate
 		PairMonths    []escrow.PairMonth
 		DayCounts     []escrow.DayCount
-		TopWilson     []string
-		TopBeta       []string
+		RatingsOf     map[string][]escrow.Rating // by ratee, in RatingsOf order
+		Top           map[string][]string        // the ranking indexes, by role and key
 	}
 	d.Journal = map[string][]escrow.Entry{}
 	err := store.View(ctx, func(tx escrow.Tx) error {
@@ -117,16 +118,30 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		if err := tx.DayCounts(func(c escrow.DayCount) error { d.DayCounts = append(d.DayCounts, c); return nil }); err != nil {
 			return err
 		}
-		for _, k := range []struct {
-			key  escrow.RankKey
-			into *[]string
-		}{{escrow.RankWilson, &d.TopWilson}, {escrow.RankExpectation, &d.TopBeta}} {
-			top, err := tx.TopAggregates(escrow.Seller, k.key, 1<<30)
+		// The secondary indexes too, so that a write that damages one
+		// shows up in a comparison of dumps.
+		ratees := map[string]bool{}
+		for _, r := range d.Ratings {
+			ratees[r.Ratee] = true
+		}
+		d.RatingsOf = map[string][]escrow.Rating{}
+		for ratee := range ratees {
+			err := tx.RatingsOf(ratee, func(r escrow.Rating) error { d.RatingsOf[ratee] = append(d.RatingsOf[ratee], r); return nil })
 			if err != nil {
 				return err
 			}
-			for _, a := range top {
-				*k.into = append(*k.into, a.Party)
+		}
+		d.Top = map[string][]string{}
+		for _, role := range []escrow.Role{escrow.Seller, escrow.Buyer} {
+			for _, key := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
+				top, err := tx.TopAggregates(role, key, 1<<30)
+				if err != nil {
+					return err
+				}
+				name := fmt.Sprintf("role %d by key %d", role, key)
+				for _, a := range top {
+					d.Top[name] = append(d.Top[name], a.Party)
+				}
 			}
 		}
 		return tx.Idempotencies(func(r escrow.IdempotencyRecord) error { d.Idempotencies = append(d.Idempotencies, r); return nil })
