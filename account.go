@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -240,25 +241,39 @@ func post(tx Tx, e *Entry) error {
 	if sum != 0 {
 		return fmt.Errorf("escrow: internal error: %s entry does not balance (%d)", e.Kind, sum)
 	}
-	for _, p := range e.Postings {
+	if len(e.Postings) == 0 {
+		return nil
+	}
+	// Each account's balance is read and written once, however many of
+	// the entry's postings name it (Pay posts to both of the buyer's
+	// buckets), applying its postings in order.
+	for i, p := range e.Postings {
+		if slices.ContainsFunc(e.Postings[:i], func(q Posting) bool { return q.Account == p.Account }) {
+			continue
+		}
 		b, err := getBalance(tx, p.Account, e.Currency)
 		if err != nil {
 			return err
 		}
-		m := &b.Available
-		if p.Bucket == Held {
-			m = &b.Held
+		for _, q := range e.Postings[i:] {
+			if q.Account != p.Account {
+				continue
+			}
+			m := &b.Available
+			if q.Bucket == Held {
+				m = &b.Held
+			}
+			next := m.units + q.Change
+			if next > MaxUnits || next < -MaxUnits {
+				return &AmountError{Amount: fmt.Sprint(q.Change), Currency: e.Currency.Code,
+					Reason: "balance would exceed the largest amount", Err: ErrAmountTooLarge}
+			}
+			if next < 0 && !isSystem(q.Account) {
+				return &InsufficientFundsError{Account: q.Account,
+					Needed: Money{units: -q.Change, cur: e.Currency}, Available: *m}
+			}
+			m.units = next
 		}
-		next := m.units + p.Change
-		if next > MaxUnits || next < -MaxUnits {
-			return &AmountError{Amount: fmt.Sprint(p.Change), Currency: e.Currency.Code,
-				Reason: "balance would exceed the largest amount", Err: ErrAmountTooLarge}
-		}
-		if next < 0 && !isSystem(p.Account) {
-			return &InsufficientFundsError{Account: p.Account,
-				Needed: Money{units: -p.Change, cur: e.Currency}, Available: *m}
-		}
-		m.units = next
 		if err := tx.PutBalance(b); err != nil {
 			return err
 		}
@@ -273,9 +288,16 @@ type entryBuf struct {
 	postings [4]Posting
 }
 
-// entry fills the buffer with an entry and returns it.
+// entry fills the buffer with an entry of the postings that move money
+// (those whose Change is not zero) and returns it.
 func (b *entryBuf) entry(at time.Time, kind EntryKind, escrowID string, c Currency, ps ...Posting) *Entry {
-	n := copy(b.postings[:], ps)
+	n := 0
+	for _, p := range ps {
+		if p.Change != 0 {
+			b.postings[n] = p
+			n++
+		}
+	}
 	b.e = Entry{At: at, Kind: kind, Escrow: escrowID, Currency: c, Postings: b.postings[:n]}
 	return &b.e
 }

@@ -49,7 +49,7 @@ func Check(ctx context.Context, store Storage) error {
 		if err != nil {
 			return err
 		}
-		for _, c := range sortedKeys(totals) {
+		for c := range totals { // violations are sorted at the end
 			if totals[c] != 0 {
 				bad("balances in %s add up to %d, not zero", c, totals[c])
 			}
@@ -76,7 +76,8 @@ func Check(ctx context.Context, store Storage) error {
 							replayed[k] = r
 						}
 					}
-					if sum != 0 {
+					// Reported once, from the account of its first posting.
+					if sum != 0 && e.Postings[0].Account == a.ID {
 						bad("journal entry %d does not balance: %d", e.Seq, sum)
 					}
 				}
@@ -224,7 +225,7 @@ func (l *Ledger) Check(ctx context.Context) error {
 				}
 			}
 			ratings[k] = append(ratings[k], r)
-			pk := [3]string{r.Ratee, r.Rater, r.At.In(l.rep.loc).Format("2006-01")}
+			pk := [3]string{r.Ratee, r.Rater, l.monthOf(r.At)}
 			pp := pairWant[pk]
 			if r.Points > 0 {
 				pp.pos += r.Points
@@ -255,16 +256,16 @@ func (l *Ledger) Check(ctx context.Context) error {
 			lens := l.windowDays()
 			var betaPos, betaNeg float64
 			for _, r := range ratings[k] {
-				age := float64(a.BetaAt.Sub(r.At)) / float64(l.rep.decayPeriod)
+				w := r.Weight * l.decayFactor(a.BetaAt.Sub(r.At))
 				one := Counts{}
 				switch r.Score {
 				case Positive:
-					betaPos += r.Weight * math.Pow(l.rep.decay, age)
+					betaPos += w
 					one.Positive = 1
 				case Neutral:
 					one.Neutral = 1
 				case Negative:
-					betaNeg += r.Weight * math.Pow(l.rep.decay, age)
+					betaNeg += w
 					one.Negative = 1
 				}
 				d := l.dayOf(r.At)
@@ -371,13 +372,4 @@ func violations(v []string) error {
 // closeTo compares floating-point sums built in different orders.
 func closeTo(a, b float64) bool {
 	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

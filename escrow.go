@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -195,10 +196,11 @@ func (e *Escrow) RoleOf(actor string) Role {
 // authorize refuses a stranger or wrong party (ErrNotParty) first, then an
 // action the state does not allow (ErrInvalidTransition).
 func authorize(e *Escrow, action Action, actor string) error {
-	if e.RoleOf(actor)&rules[action].who == 0 {
+	role := e.RoleOf(actor)
+	if role&rules[action].who == 0 {
 		return &RoleError{Escrow: e.ID, Action: action, Actor: actor, State: e.State, Want: rules[action].who.String()}
 	}
-	if !Allowed(action, e.RoleOf(actor), e.State) {
+	if !Allowed(action, role, e.State) {
 		return &TransitionError{Escrow: e.ID, Action: action, State: e.State}
 	}
 	return nil
@@ -427,17 +429,8 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 }
 
 func termsEqual(a, b Terms) bool {
-	if len(a.Milestones) != len(b.Milestones) {
-		return false
-	}
-	for i := range a.Milestones {
-		if a.Milestones[i] != b.Milestones[i] {
-			return false
-		}
-	}
-	a.Milestones, b.Milestones = nil, nil
 	return a.ID == b.ID && a.Buyer == b.Buyer && a.Seller == b.Seller && a.Arbiter == b.Arbiter &&
-		a.Price == b.Price && a.Item == b.Item && a.Timers == b.Timers
+		a.Price == b.Price && a.Item == b.Item && a.Timers == b.Timers && slices.Equal(a.Milestones, b.Milestones)
 }
 
 // Escrow returns the escrow with this ID, or ErrNotFound.
@@ -651,18 +644,11 @@ func (c *call) resolve(tx Tx) error {
 		return invalidArg("split %s + %s does not add up to the %s held", toBuyer, toSeller, e.Held)
 	}
 	fee := e.Fee.fee(toSeller, e.Released.IsZero())
-	postings := make([]Posting, 0, 4)
-	postings = append(postings, Posting{Account: e.Buyer, Bucket: Held, Change: -e.Held.units})
-	for _, p := range []Posting{
-		{Account: e.Buyer, Bucket: Available, Change: toBuyer.units},
-		{Account: e.Seller, Bucket: Available, Change: toSeller.units - fee.units},
-		{Account: FeeAccount, Bucket: Available, Change: fee.units},
-	} {
-		if p.Change != 0 {
-			postings = append(postings, p)
-		}
-	}
-	err := post(tx, &Entry{At: c.now, Kind: EntrySplit, Escrow: e.ID, Currency: e.Price.cur, Postings: postings})
+	err := post(tx, c.buf.entry(c.now, EntrySplit, e.ID, e.Price.cur,
+		Posting{Account: e.Buyer, Bucket: Held, Change: -e.Held.units},
+		Posting{Account: e.Buyer, Bucket: Available, Change: toBuyer.units},
+		Posting{Account: e.Seller, Bucket: Available, Change: toSeller.units - fee.units},
+		Posting{Account: FeeAccount, Bucket: Available, Change: fee.units}))
 	if err != nil {
 		return err
 	}
@@ -806,13 +792,18 @@ func (c *call) apply(tx Tx) error {
 
 // save stores a changed escrow and the event that tells of the change.
 func save(tx Tx, e *Escrow, ev *Event, now time.Time) error {
-	e.Version++
-	e.UpdatedAt = now
+	touch(e, now)
 	ev.State = e.State
 	if err := tx.PutEscrow(*e); err != nil {
 		return err
 	}
 	return tx.AppendEvent(ev)
+}
+
+// touch records that e changed at now.
+func touch(e *Escrow, now time.Time) {
+	e.Version++
+	e.UpdatedAt = now
 }
 
 func getEscrow(tx Tx, id string) (Escrow, error) {
@@ -842,9 +833,6 @@ func release(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time, buf *entr
 		Posting{Account: e.Buyer, Bucket: Held, Change: -amount.units},
 		Posting{Account: e.Seller, Bucket: Available, Change: amount.units - fee.units},
 		Posting{Account: FeeAccount, Bucket: Available, Change: fee.units})
-	if fee.units == 0 {
-		entry.Postings = entry.Postings[:2]
-	}
 	if err := post(tx, entry); err != nil {
 		return err
 	}

@@ -390,37 +390,28 @@ func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.T
 
 // closeRatings ends an escrow's rating window: a party who stayed silent
 // while the other rated is taken to have rated Positive, unless the policy
-// says otherwise. It reports how many default ratings it gave.
-func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) (int, error) {
-	given := 0
-	if !l.rep.noDefault && e.Rated != 0 && e.Rated != Buyer|Seller {
-		silent := Buyer
-		if e.Rated == Buyer {
-			silent = Seller
-		}
-		r := l.newRating(e, silent, RatingInput{Score: Positive}, e.RatingDueAt, true)
-		if err := l.countRating(tx, e, &r, now); err != nil {
-			return 0, err
-		}
-		if err := tx.PutRating(r); err != nil {
-			return 0, err
-		}
-		e.Rated |= silent
-		ev := Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: r.Ratee, ByTimer: true, State: e.State, Note: "positive (default)"}
-		e.RatingDueAt = time.Time{}
-		if err := save(tx, e, &ev, now); err != nil {
-			return 0, err
-		}
-		given++
+// says otherwise.
+func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) error {
+	closesAt := e.RatingDueAt
+	e.RatingDueAt = time.Time{}
+	if l.rep.noDefault || e.Rated == 0 || e.Rated == Buyer|Seller {
+		touch(e, now)
+		return tx.PutEscrow(*e)
 	}
-	if !e.RatingDueAt.IsZero() {
-		e.RatingDueAt = time.Time{}
-		e.UpdatedAt = now
-		if err := tx.PutEscrow(*e); err != nil {
-			return 0, err
-		}
+	silent := Buyer
+	if e.Rated == Buyer {
+		silent = Seller
 	}
-	return given, nil
+	r := l.newRating(e, silent, RatingInput{Score: Positive}, closesAt, true)
+	if err := l.countRating(tx, e, &r, now); err != nil {
+		return err
+	}
+	if err := tx.PutRating(r); err != nil {
+		return err
+	}
+	e.Rated |= silent
+	ev := Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: r.Ratee, ByTimer: true, Note: "positive (default)"}
+	return save(tx, e, &ev, now)
 }
 
 // Revise raises a Neutral or Negative rating, once, within the revision
@@ -528,7 +519,7 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 		return nil
 	}
 	points := l.rep.points[r.Score-1]
-	month := r.At.In(l.rep.loc).Format("2006-01")
+	month := l.monthOf(r.At)
 	pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
 	if errors.Is(err, ErrNotFound) {
 		pm = PairMonth{Ratee: r.Ratee, Rater: r.Rater, Month: month}
@@ -559,7 +550,7 @@ func (l *Ledger) uncountRating(tx Tx, r *Rating, now time.Time) error {
 		return nil
 	}
 	if r.Points != 0 {
-		month := r.At.In(l.rep.loc).Format("2006-01")
+		month := l.monthOf(r.At)
 		pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
 		if err != nil {
 			return err
@@ -627,7 +618,7 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	}
 	// Bring the Beta sums to now, then add the rating at its age.
 	l.decayTo(&a, now)
-	w := r.Weight * math.Pow(l.rep.decay, float64(now.Sub(r.At))/float64(l.rep.decayPeriod))
+	w := r.Weight * l.decayFactor(now.Sub(r.At))
 	switch r.Score {
 	case Positive:
 		a.BetaPositive = math.Max(0, a.BetaPositive+float64(sign)*w)
@@ -651,12 +642,21 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 // decayTo moves a's Beta sums forward to t.
 func (l *Ledger) decayTo(a *Aggregate, t time.Time) {
 	if t.After(a.BetaAt) {
-		f := math.Pow(l.rep.decay, float64(t.Sub(a.BetaAt))/float64(l.rep.decayPeriod))
+		f := l.decayFactor(t.Sub(a.BetaAt))
 		a.BetaPositive *= f
 		a.BetaNegative *= f
 		a.BetaAt = t
 	}
 }
+
+// decayFactor is what a weight shrinks to over age: λ^(age/period).
+func (l *Ledger) decayFactor(age time.Duration) float64 {
+	return math.Pow(l.rep.decay, float64(age)/float64(l.rep.decayPeriod))
+}
+
+// monthOf names the calendar month of t in the policy's location, the key
+// of the monthly pair cap.
+func (l *Ledger) monthOf(t time.Time) string { return t.In(l.rep.loc).Format("2006-01") }
 
 // dayOf numbers the calendar day of t in the policy's location.
 func (l *Ledger) dayOf(t time.Time) int32 {
@@ -916,7 +916,7 @@ func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, err
 				age := now.Sub(r.At)
 				c.InRateWindow = l.dayOf(now)-l.dayOf(r.At) < int32(l.rep.rateWindow/(24*time.Hour))
 				if r.Score != Neutral {
-					c.BetaWeight = r.Weight * math.Pow(l.rep.decay, float64(age)/float64(l.rep.decayPeriod))
+					c.BetaWeight = r.Weight * l.decayFactor(age)
 				}
 			}
 			out = append(out, c)

@@ -74,8 +74,7 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (timer, act
 				return nil
 			}
 			acted = true
-			_, err := l.closeRatings(tx, &e, now)
-			return err
+			return l.closeRatings(tx, &e, now)
 		}
 		ev := Event{At: now, Escrow: id, ByTimer: true}
 		var buf entryBuf
@@ -98,6 +97,7 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (timer, act
 		timer = ev.Type != ""
 		acted = true
 		if !timer {
+			touch(&e, now)
 			return tx.PutEscrow(e)
 		}
 		l.openRatings(&e)
