@@ -162,19 +162,6 @@ func TestAllowed(t *testing.T) {
 			}
 		}
 	}
-	// No action is allowed in a terminal state.
-	for _, s := range escrow.States() {
-		if !s.Terminal() {
-			continue
-		}
-		for _, a := range escrow.Actions() {
-			for _, r := range roles {
-				if escrow.Allowed(a, r, s) {
-					t.Errorf("Allowed(%s, %s, terminal %s) = true", a, r, s)
-				}
-			}
-		}
-	}
 }
 
 func TestRoleOf(t *testing.T) {

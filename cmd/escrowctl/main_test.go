@@ -164,3 +164,42 @@ func TestCheckFindsProblems(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckRatings shows that -ratings is what catches a reputation
+// aggregate that disagrees with its ratings: the plain check, which knows
+// no reputation policy, passes the same store.
+func TestCheckRatings(t *testing.T) {
+	dir := market(t)
+	ctx := context.Background()
+	s, err := filestore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := escrow.New(ctx, s, &escrow.Options{Clock: escrow.NewManualClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Rate(ctx, "e1", "ann", escrow.RatingInput{Score: escrow.Positive}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx escrow.Tx) error {
+		a, err := tx.Aggregate("bob", escrow.Seller)
+		if err != nil {
+			return err
+		}
+		a.Points++
+		return tx.PutAggregate(a)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runT(t, "check", dir); err != nil || !strings.HasPrefix(out, "ok:") {
+		t.Fatalf("check = %q, %v; want ok", out, err)
+	}
+	if _, err := runT(t, "check", "-ratings", dir); !errors.Is(err, escrow.ErrInvariant) {
+		t.Fatalf("check -ratings of a bad aggregate = %v, want ErrInvariant", err)
+	}
+}

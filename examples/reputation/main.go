@@ -222,6 +222,9 @@ func (d *demo) nextMonth() {
 // explain prints every rating the shop received, oldest first, with what
 // it counts for now.
 func (d *demo) explain() {
+	if d.err != nil {
+		return
+	}
 	d.section("Explain: the shop's ratings and what each counts for")
 	cs, err := d.ledger.Explain(d.ctx, shop)
 	if err != nil {

@@ -113,23 +113,9 @@ func (r *reference) dump(t testing.TB, n int) []byte {
 	if d, ok := r.dumps[n]; ok {
 		return d
 	}
-	ctx := context.Background()
 	s := memstore.New()
-	clock := escrow.NewManualClock(workloadStart)
-	l, err := escrow.New(ctx, s, workloadOptions(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		clock.Advance(time.Minute)
-		if err := workloadCall(ctx, l, i); err != nil {
-			t.Fatalf("reference call %d: %v", i, err)
-		}
-	}
-	d, err := storagetest.Dump(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runWorkload(t, s, n)
+	d := dumpT(t, s)
 	r.dumps[n] = d
 	return d
 }
@@ -242,7 +228,7 @@ func checkRecovery(t *testing.T, ref *reference, r crashRun, img *memFS) {
 			t.Fatalf("Deposit after recovery: %v", err)
 		}
 	}
-	before, _ := storagetest.Dump(ctx, s)
+	before := dumpT(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +236,7 @@ func checkRecovery(t *testing.T, ref *reference, r crashRun, img *memFS) {
 	if err != nil {
 		t.Fatalf("second Open after the crash: %v", err)
 	}
-	after, _ := storagetest.Dump(ctx, s2)
+	after := dumpT(t, s2)
 	s2.Close()
 	if !bytes.Equal(before, after) {
 		t.Fatalf("store changed across a clean reopen after recovery")

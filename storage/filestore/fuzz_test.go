@@ -100,14 +100,14 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Update of an opened store: %v", err)
 		}
-		before, _ := storagetest.Dump(ctx, s)
+		before := dumpT(t, s)
 		s.Close()
 		s, err = Open(crashDir, &Options{fs: fs})
 		if err != nil {
 			t.Fatalf("reopening a store that opened: %v", err)
 		}
 		defer s.Close()
-		if after, _ := storagetest.Dump(ctx, s); !bytes.Equal(before, after) {
+		if after := dumpT(t, s); !bytes.Equal(before, after) {
 			t.Fatalf("contents changed across a reopen:\nbefore %.1000s\nafter  %.1000s", before, after)
 		}
 	})

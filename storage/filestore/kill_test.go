@@ -220,4 +220,13 @@ func TestKill(t *testing.T) {
 		}
 		t.Logf("kill %d: calls acknowledged %v, recovered %v", kill, acked, done)
 	}
+	// Every check above holds trivially if the child never acknowledged
+	// anything, so insist that it did.
+	total := 0
+	for _, n := range acked {
+		total += n
+	}
+	if total == 0 {
+		t.Fatal("the child acknowledged no call before any kill; nothing was tested")
+	}
 }

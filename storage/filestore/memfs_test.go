@@ -9,7 +9,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 )
 
@@ -271,20 +270,6 @@ func (m *memFS) crashImage(rng *rand.Rand) *memFS {
 		c.names[name], c.durable[name] = nf, nf
 	}
 	return c
-}
-
-// size returns the total size of the files under dir whose names have
-// prefix.
-func (m *memFS) size(dir, prefix string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for name, f := range m.names {
-		if path.Dir(name) == dir && strings.HasPrefix(path.Base(name), prefix) {
-			n += len(f.data)
-		}
-	}
-	return n
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed)) }
