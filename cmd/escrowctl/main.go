@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore"
@@ -68,6 +69,12 @@ func run(w io.Writer, args []string) error {
 		flags.Usage()
 		return flag.ErrHelp
 	}
+	// Refuse a mistyped command before opening the store: Open takes the
+	// lock and may repair a torn tail.
+	if !slices.Contains([]string{"check", "stats", "dump", "compact"}, cmd) {
+		flags.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
 	dir := flags.Arg(0)
 	if _, err := os.Stat(dir); err != nil {
 		return err // Open would create an empty store
@@ -93,17 +100,13 @@ func run(w io.Writer, args []string) error {
 		after := store.Stats()
 		fmt.Fprintf(w, "compacted: snapshot of %d records, %d bytes; log %d → %d bytes\n",
 			after.SnapshotSeq, after.SnapshotBytes, before.LogBytes, after.LogBytes)
-		return nil
 	}
-	flags.Usage()
-	return fmt.Errorf("unknown command %q", cmd)
+	return nil
 }
 
 func check(ctx context.Context, w io.Writer, store *filestore.Store, ratings bool) error {
-	if err := escrow.Check(ctx, store); err != nil {
-		return err
-	}
 	if ratings {
+		// The ledger's Check is the store's Check plus reputation.
 		l, err := escrow.New(ctx, store, nil)
 		if err != nil {
 			return err
@@ -111,6 +114,8 @@ func check(ctx context.Context, w io.Writer, store *filestore.Store, ratings boo
 		if err := l.Check(ctx); err != nil {
 			return err
 		}
+	} else if err := escrow.Check(ctx, store); err != nil {
+		return err
 	}
 	st := store.Stats()
 	fmt.Fprintf(w, "ok: %d records (snapshot to %d, %d in the log), checksums and invariants hold\n",

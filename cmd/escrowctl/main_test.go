@@ -203,3 +203,19 @@ func TestCheckRatings(t *testing.T) {
 		t.Fatalf("check -ratings of a bad aggregate = %v, want ErrInvariant", err)
 	}
 }
+
+// TestUnknownCommandTouchesNothing: a mistyped command is refused before
+// the store is opened, so the directory gains no lock file and no log.
+func TestUnknownCommandTouchesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := runT(t, "chekc", dir); err == nil || !strings.Contains(err.Error(), `unknown command "chekc"`) {
+		t.Fatalf("escrowctl chekc = %v, want an unknown command error", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("a refused command left %d files in the directory", len(entries))
+	}
+}

@@ -224,7 +224,6 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	err := s.mem.Update(ctx, func(tx escrow.Tx) error {
 		s.ops.b = s.ops.b[:0]
 		rt := &recordingTx{s: s, tx: tx}
-		defer func() { rt.done = true }()
 		if err := fn(rt); err != nil {
 			wait = s.applied.Load()
 			return err

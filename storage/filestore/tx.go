@@ -1,7 +1,6 @@
 package filestore
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -13,29 +12,17 @@ import (
 // method rather than embedding escrow.Tx, so that a write method added to
 // the interface fails to compile here instead of going unrecorded.
 type recordingTx struct {
-	s    *Store
-	tx   escrow.Tx
-	done bool
+	s  *Store
+	tx escrow.Tx // ends with the Update, so a leaked recordingTx records nothing
 }
 
 var _ escrow.Tx = (*recordingTx)(nil)
 
-// errEnded is returned by a transaction used after its function returned.
-// The in-memory store reuses its transaction, so without this check a
-// leaked one could write into the next transaction.
-var errEnded = fmt.Errorf("filestore: transaction used after it ended: %w", escrow.ErrClosed)
-
 func (t *recordingTx) Account(id string) (escrow.Account, error) {
-	if t.done {
-		return escrow.Account{}, errEnded
-	}
 	return t.tx.Account(id)
 }
 
 func (t *recordingTx) PutAccount(a escrow.Account) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutAccount(a); err != nil {
 		return err
 	}
@@ -44,23 +31,14 @@ func (t *recordingTx) PutAccount(a escrow.Account) error {
 }
 
 func (t *recordingTx) Accounts(fn func(escrow.Account) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.Accounts(fn)
 }
 
 func (t *recordingTx) Balance(account, currency string) (escrow.Balance, error) {
-	if t.done {
-		return escrow.Balance{}, errEnded
-	}
 	return t.tx.Balance(account, currency)
 }
 
 func (t *recordingTx) PutBalance(b escrow.Balance) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutBalance(b); err != nil {
 		return err
 	}
@@ -69,23 +47,14 @@ func (t *recordingTx) PutBalance(b escrow.Balance) error {
 }
 
 func (t *recordingTx) Balances(fn func(escrow.Balance) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.Balances(fn)
 }
 
 func (t *recordingTx) Escrow(id string) (escrow.Escrow, error) {
-	if t.done {
-		return escrow.Escrow{}, errEnded
-	}
 	return t.tx.Escrow(id)
 }
 
 func (t *recordingTx) PutEscrow(e escrow.Escrow) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutEscrow(e); err != nil {
 		return err
 	}
@@ -94,23 +63,14 @@ func (t *recordingTx) PutEscrow(e escrow.Escrow) error {
 }
 
 func (t *recordingTx) DueEscrows(at time.Time, limit int) ([]string, error) {
-	if t.done {
-		return nil, errEnded
-	}
 	return t.tx.DueEscrows(at, limit)
 }
 
 func (t *recordingTx) Escrows(fn func(escrow.Escrow) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.Escrows(fn)
 }
 
 func (t *recordingTx) AppendEntry(e *escrow.Entry) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.AppendEntry(e); err != nil {
 		return err
 	}
@@ -119,23 +79,14 @@ func (t *recordingTx) AppendEntry(e *escrow.Entry) error {
 }
 
 func (t *recordingTx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
-	if t.done {
-		return nil, errEnded
-	}
 	return t.tx.Entries(account, after, limit)
 }
 
 func (t *recordingTx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
-	if t.done {
-		return nil, errEnded
-	}
 	return t.tx.Journal(after, limit)
 }
 
 func (t *recordingTx) AppendEvent(ev *escrow.Event) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.AppendEvent(ev); err != nil {
 		return err
 	}
@@ -144,23 +95,14 @@ func (t *recordingTx) AppendEvent(ev *escrow.Event) error {
 }
 
 func (t *recordingTx) Events(after uint64, limit int) ([]escrow.Event, error) {
-	if t.done {
-		return nil, errEnded
-	}
 	return t.tx.Events(after, limit)
 }
 
 func (t *recordingTx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
-	if t.done {
-		return escrow.IdempotencyRecord{}, errEnded
-	}
 	return t.tx.Idempotency(key)
 }
 
 func (t *recordingTx) PutIdempotency(r escrow.IdempotencyRecord) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutIdempotency(r); err != nil {
 		return err
 	}
@@ -169,23 +111,14 @@ func (t *recordingTx) PutIdempotency(r escrow.IdempotencyRecord) error {
 }
 
 func (t *recordingTx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.Idempotencies(fn)
 }
 
 func (t *recordingTx) Rating(escrowID, rater string) (escrow.Rating, error) {
-	if t.done {
-		return escrow.Rating{}, errEnded
-	}
 	return t.tx.Rating(escrowID, rater)
 }
 
 func (t *recordingTx) PutRating(r escrow.Rating) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutRating(r); err != nil {
 		return err
 	}
@@ -194,30 +127,18 @@ func (t *recordingTx) PutRating(r escrow.Rating) error {
 }
 
 func (t *recordingTx) RatingsOf(party string, fn func(escrow.Rating) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.RatingsOf(party, fn)
 }
 
 func (t *recordingTx) Ratings(fn func(escrow.Rating) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.Ratings(fn)
 }
 
 func (t *recordingTx) Aggregate(party string, role escrow.Role) (escrow.Aggregate, error) {
-	if t.done {
-		return escrow.Aggregate{}, errEnded
-	}
 	return t.tx.Aggregate(party, role)
 }
 
 func (t *recordingTx) PutAggregate(a escrow.Aggregate) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutAggregate(a); err != nil {
 		return err
 	}
@@ -226,30 +147,18 @@ func (t *recordingTx) PutAggregate(a escrow.Aggregate) error {
 }
 
 func (t *recordingTx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]escrow.Aggregate, error) {
-	if t.done {
-		return nil, errEnded
-	}
 	return t.tx.TopAggregates(role, key, limit)
 }
 
 func (t *recordingTx) Aggregates(fn func(escrow.Aggregate) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.Aggregates(fn)
 }
 
 func (t *recordingTx) PairMonth(ratee, rater, month string) (escrow.PairMonth, error) {
-	if t.done {
-		return escrow.PairMonth{}, errEnded
-	}
 	return t.tx.PairMonth(ratee, rater, month)
 }
 
 func (t *recordingTx) PutPairMonth(p escrow.PairMonth) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutPairMonth(p); err != nil {
 		return err
 	}
@@ -258,23 +167,14 @@ func (t *recordingTx) PutPairMonth(p escrow.PairMonth) error {
 }
 
 func (t *recordingTx) PairMonths(fn func(escrow.PairMonth) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.PairMonths(fn)
 }
 
 func (t *recordingTx) DayRange(party string, role escrow.Role, from, to int32, fn func(escrow.DayCount) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.DayRange(party, role, from, to, fn)
 }
 
 func (t *recordingTx) PutDayCount(d escrow.DayCount) error {
-	if t.done {
-		return errEnded
-	}
 	if err := t.tx.PutDayCount(d); err != nil {
 		return err
 	}
@@ -283,8 +183,5 @@ func (t *recordingTx) PutDayCount(d escrow.DayCount) error {
 }
 
 func (t *recordingTx) DayCounts(fn func(escrow.DayCount) error) error {
-	if t.done {
-		return errEnded
-	}
 	return t.tx.DayCounts(fn)
 }

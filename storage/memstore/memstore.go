@@ -38,7 +38,6 @@ type Store struct {
 	idem      map[string]escrow.IdempotencyRecord
 	ratings
 
-	w tx // the one write transaction, reused under mu
 	// What the running write transaction changed, newest last, with the
 	// records it replaced kept on one stack per kind so that an undo entry
 	// stays small.
@@ -65,7 +64,6 @@ func New() *Store {
 		idem:      map[string]escrow.IdempotencyRecord{},
 		ratings:   newRatings(),
 	}
-	s.w.s = s
 	return s
 }
 
@@ -82,10 +80,12 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 	s.undo = s.undo[:0]
 	s.prevAccounts, s.prevBalances, s.prevEscrows, s.prevIdem = s.prevAccounts[:0], s.prevBalances[:0], s.prevEscrows[:0], s.prevIdem[:0]
 	s.prevRatings, s.prevAggs, s.prevPairs, s.prevDays = s.prevRatings[:0], s.prevAggs[:0], s.prevPairs[:0], s.prevDays[:0]
-	s.w.done = false
+	// A transaction of its own, not a reused one: a Tx kept past its
+	// Update must find itself ended, not write into a later transaction.
+	t := &tx{s: s}
 	committed := false
 	defer func() {
-		s.w.done = true
+		t.done = true
 		if !committed {
 			s.rollback()
 		}
@@ -101,7 +101,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 		clear(s.prevPairs)
 		clear(s.prevDays)
 	}()
-	if err := fn(&s.w); err != nil {
+	if err := fn(t); err != nil {
 		return err
 	}
 	committed = true
@@ -437,7 +437,7 @@ func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, e
 	}
 	seqs := t.s.byAccount[account]
 	i := sort.Search(len(seqs), func(i int) bool { return seqs[i] > after })
-	out := []escrow.Entry{}
+	out := make([]escrow.Entry, 0, max(0, min(limit, len(seqs)-i)))
 	for ; i < len(seqs) && len(out) < limit; i++ {
 		e := *t.s.journal.at(int(seqs[i] - 1))
 		e.Postings = slices.Clone(e.Postings)
@@ -450,8 +450,8 @@ func (t *tx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
-	out := []escrow.Entry{}
 	n := uint64(t.s.journal.len())
+	out := make([]escrow.Entry, 0, pageSize(after, n, limit))
 	for i := after; i < n && len(out) < limit; i++ {
 		e := *t.s.journal.at(int(i))
 		e.Postings = slices.Clone(e.Postings)
@@ -474,16 +474,21 @@ func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
-	out := []escrow.Event{}
 	n := uint64(t.s.events.len())
-	if after >= n || limit <= 0 {
-		return out, nil
-	}
-	end := min(n, after+uint64(limit))
-	for i := after; i < end; i++ {
+	out := make([]escrow.Event, 0, pageSize(after, n, limit))
+	for i := after; i < n && len(out) < limit; i++ {
 		out = append(out, *t.s.events.at(int(i)))
 	}
 	return out, nil
+}
+
+// pageSize is how many records a page of at most limit after Seq after,
+// out of n, holds: the capacity to allocate for it once.
+func pageSize(after, n uint64, limit int) int {
+	if after >= n || limit <= 0 {
+		return 0
+	}
+	return int(min(n-after, uint64(limit)))
 }
 
 func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {

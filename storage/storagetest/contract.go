@@ -36,6 +36,7 @@ func testContract(t *testing.T, h Harness) {
 	t.Run("Close", func(t *testing.T) { contractClose(t, h) })
 	t.Run("CancelledContext", func(t *testing.T) { contractCancelled(t, h) })
 	t.Run("ConcurrentTransactions", func(t *testing.T) { contractConcurrent(t, h) })
+	t.Run("TxEndsWithItsTransaction", func(t *testing.T) { contractTxEnds(t, h) })
 }
 
 // contractOpts compares records read back with the records written: Money
@@ -1426,6 +1427,37 @@ func contractConcurrent(t *testing.T, h Harness) {
 			if ev.Seq != uint64(i+1) {
 				return fmt.Errorf("event %d has Seq %d: the sequence has a gap or a repeat", i, ev.Seq)
 			}
+		}
+		return nil
+	})
+}
+
+// contractTxEnds keeps a Tx past the end of its Update and of its View and
+// uses it inside a later Update: every call fails, and nothing it tried to
+// write appears, in that transaction or afterwards.
+func contractTxEnds(t *testing.T, h Harness) {
+	s := open(t, h)
+	var leakedW, leakedR escrow.Tx
+	contractUpdate(t, s, func(tx escrow.Tx) error { leakedW = tx; return nil })
+	contractView(t, s, func(tx escrow.Tx) error { leakedR = tx; return nil })
+	ghost := escrow.Account{ID: "ghost", CreatedAt: start}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for name, leaked := range map[string]escrow.Tx{"Update": leakedW, "View": leakedR} {
+			if err := leaked.PutAccount(ghost); err == nil {
+				t.Errorf("PutAccount through the Tx of an ended %s succeeded", name)
+			}
+			if _, err := leaked.Account("ghost"); err == nil {
+				t.Errorf("Account through the Tx of an ended %s succeeded", name)
+			}
+		}
+		if _, err := tx.Account("ghost"); !errors.Is(err, escrow.ErrNotFound) {
+			t.Errorf("the running transaction sees a write made through an ended one: %v", err)
+		}
+		return nil
+	})
+	contractView(t, s, func(tx escrow.Tx) error {
+		if _, err := tx.Account("ghost"); !errors.Is(err, escrow.ErrNotFound) {
+			t.Errorf("a write through an ended transaction was committed: %v", err)
 		}
 		return nil
 	})
