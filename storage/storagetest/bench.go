@@ -69,7 +69,7 @@ func benchTrade(f *fixture, id, buyer, seller string) error {
 	return err
 }
 
-var benchMoney = simFen(benchPrice)
+var benchMoney = fen(benchPrice)
 
 // benchID returns "e" and n, built in buf to keep the harness to one
 // allocation per ID.
@@ -278,7 +278,7 @@ func benchBaselineParallel(b *testing.B) {
 func benchDeposit(b *testing.B, h Harness) {
 	f := newFixture(b, h)
 	raceFunded(f, "depositor", 0)
-	amount := simFen(100)
+	amount := fen(100)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

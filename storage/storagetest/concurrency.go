@@ -50,7 +50,7 @@ func raceFunded(f *fixture, id string, units int64) {
 		f.t.Fatalf("OpenAccount(%q): %v", id, err)
 	}
 	if units > 0 {
-		if _, err := f.l.Deposit(f.ctx, id, simFen(units)); err != nil {
+		if _, err := f.l.Deposit(f.ctx, id, fen(units)); err != nil {
 			f.t.Fatalf("Deposit(%q): %v", id, err)
 		}
 	}
@@ -114,9 +114,6 @@ func raceCountOK(t *testing.T, errs []error, want error) int {
 	return ok
 }
 
-// raceMoney compares Money by value; its fields are unexported.
-var raceMoney = cmp.Comparer(func(a, b escrow.Money) bool { return a == b })
-
 func testRacePay(t *testing.T, h Harness) {
 	const goroutines, rounds, price = 16, 10, 19900
 	f := newFixture(t, h)
@@ -124,7 +121,7 @@ func testRacePay(t *testing.T, h Harness) {
 	raceFunded(f, "seller", 0)
 	for r := range rounds {
 		id := "pay-" + strconv.Itoa(r)
-		raceOpen(f, escrow.Terms{ID: id, Buyer: "buyer", Seller: "seller", Price: simFen(price)})
+		raceOpen(f, escrow.Terms{ID: id, Buyer: "buyer", Seller: "seller", Price: fen(price)})
 		errs := raceAll(goroutines, func(int) error { _, err := f.l.Pay(f.ctx, id, "buyer"); return err })
 		if ok := raceCountOK(t, errs, escrow.ErrInvalidTransition); ok != 1 {
 			t.Fatalf("round %d: %d of %d payments succeeded, want exactly 1", r, ok, goroutines)
@@ -160,7 +157,7 @@ func testRaceEndings(t *testing.T, h Harness) {
 	const rounds, price = 40, 25000
 	f := newFixture(t, h)
 	f.accounts("buyer", "seller")
-	if _, err := f.l.Deposit(f.ctx, "buyer", simFen(rounds*price)); err != nil {
+	if _, err := f.l.Deposit(f.ctx, "buyer", fen(rounds*price)); err != nil {
 		t.Fatal(err)
 	}
 	const (
@@ -172,7 +169,7 @@ func testRaceEndings(t *testing.T, h Harness) {
 	outcomes := map[int]int{}
 	for r := range rounds {
 		id := "end-" + strconv.Itoa(r)
-		raceOpen(f, escrow.Terms{ID: id, Buyer: "buyer", Seller: "seller", Arbiter: "arbiter", Price: simFen(price)})
+		raceOpen(f, escrow.Terms{ID: id, Buyer: "buyer", Seller: "seller", Arbiter: "arbiter", Price: fen(price)})
 		if _, err := f.l.Pay(f.ctx, id, "buyer"); err != nil {
 			t.Fatal(err)
 		}
@@ -189,9 +186,9 @@ func testRaceEndings(t *testing.T, h Harness) {
 			case confirm:
 				_, err = f.l.Confirm(f.ctx, id, "buyer")
 			case refund:
-				_, err = f.l.Refund(f.ctx, id, "seller", simFen(price))
+				_, err = f.l.Refund(f.ctx, id, "seller", fen(price))
 			case request:
-				_, err = f.l.RequestRefund(f.ctx, id, "buyer", simFen(price), "late")
+				_, err = f.l.RequestRefund(f.ctx, id, "buyer", fen(price), "late")
 			case dispute:
 				_, err = f.l.Dispute(f.ctx, id, "buyer", "no answer")
 			}
@@ -260,7 +257,7 @@ func testRaceOverspend(t *testing.T, h Harness) {
 	raceFunded(f, "buyer", k*price+price-1)
 	raceFunded(f, "seller", 0)
 	for i := range n {
-		raceOpen(f, escrow.Terms{ID: "o-" + strconv.Itoa(i), Buyer: "buyer", Seller: "seller", Price: simFen(price)})
+		raceOpen(f, escrow.Terms{ID: "o-" + strconv.Itoa(i), Buyer: "buyer", Seller: "seller", Price: fen(price)})
 	}
 
 	var negative, reads, readErrs atomic.Int64
@@ -332,13 +329,13 @@ func testRaceDeposits(t *testing.T, h Harness) {
 		for i := range pairs {
 			d := int64(1 + (g*131+i*17)%5000)
 			w := 1 + d/2
-			if _, err := f.l.Deposit(f.ctx, "shared", simFen(d)); err != nil {
+			if _, err := f.l.Deposit(f.ctx, "shared", fen(d)); err != nil {
 				return err
 			}
 			// Each goroutine withdraws less than it has just deposited, so
 			// the balance never drops below its start and no withdrawal
 			// may fail.
-			if _, err := f.l.Withdraw(f.ctx, "shared", simFen(w)); err != nil {
+			if _, err := f.l.Withdraw(f.ctx, "shared", fen(w)); err != nil {
 				return err
 			}
 			want.Add(d - w)
@@ -372,7 +369,7 @@ func testRaceDeposits(t *testing.T, h Harness) {
 	}
 
 	// Sixteen withdrawals of 10 fen from 100: exactly ten succeed.
-	errs = raceAll(16, func(int) error { _, err := f.l.Withdraw(f.ctx, "thin", simFen(10)); return err })
+	errs = raceAll(16, func(int) error { _, err := f.l.Withdraw(f.ctx, "thin", fen(10)); return err })
 	if ok := raceCountOK(t, errs, escrow.ErrInsufficientFunds); ok != 10 {
 		t.Fatalf("%d withdrawals of 10 from 100 succeeded, want 10", ok)
 	}
@@ -388,20 +385,20 @@ func testRaceIdempotency(t *testing.T, h Harness) {
 	const goroutines = 16
 	f := newFixture(t, h)
 	f.accounts("buyer", "seller")
-	raceOpen(f, escrow.Terms{ID: "idem", Buyer: "buyer", Seller: "seller", Arbiter: "arbiter", Price: simFen(4200),
-		Milestones: []escrow.Milestone{{Name: "half", Amount: simFen(2100)}, {Name: "rest", Amount: simFen(2100)}}})
+	raceOpen(f, escrow.Terms{ID: "idem", Buyer: "buyer", Seller: "seller", Arbiter: "arbiter", Price: fen(4200),
+		Milestones: []escrow.Milestone{{Name: "half", Amount: fen(2100)}, {Name: "rest", Amount: fen(2100)}}})
 
 	balances := make([]escrow.Balance, goroutines)
 	errs := raceAll(goroutines, func(i int) error {
 		var err error
-		balances[i], err = f.l.Deposit(f.ctx, "buyer", simFen(1234), escrow.IdempotencyKey("deposit-1"))
+		balances[i], err = f.l.Deposit(f.ctx, "buyer", fen(1234), escrow.IdempotencyKey("deposit-1"))
 		return err
 	})
 	if ok := raceCountOK(t, errs, nil); ok != goroutines {
 		t.Fatalf("%d of %d deposits succeeded", ok, goroutines)
 	}
 	for i := range balances {
-		if diff := cmp.Diff(balances[0], balances[i], raceMoney); diff != "" {
+		if diff := cmp.Diff(balances[0], balances[i], equalMoney); diff != "" {
 			t.Fatalf("deposit %d returned another balance (-first +this):\n%s", i, diff)
 		}
 	}
@@ -422,7 +419,7 @@ func testRaceIdempotency(t *testing.T, h Harness) {
 		t.Fatalf("%d of %d payments succeeded", ok, goroutines)
 	}
 	for i := range escrows {
-		if diff := cmp.Diff(escrows[0], escrows[i], raceMoney); diff != "" {
+		if diff := cmp.Diff(escrows[0], escrows[i], equalMoney); diff != "" {
 			t.Fatalf("payment %d returned another escrow (-first +this):\n%s", i, diff)
 		}
 	}
@@ -465,7 +462,7 @@ func testRaceProcessDue(t *testing.T, h Harness) {
 	var partial []string
 	for i := range 5 * perState {
 		id := "due-" + strconv.Itoa(i)
-		raceOpen(f, escrow.Terms{ID: id, Buyer: "buyer", Seller: "seller", Price: simFen(price), Timers: hour})
+		raceOpen(f, escrow.Terms{ID: id, Buyer: "buyer", Seller: "seller", Price: fen(price), Timers: hour})
 		step := i / perState
 		if step == 0 {
 			wants[id] = want{escrow.Closed, 0, 0, escrow.EscrowClosed}
@@ -484,7 +481,7 @@ func testRaceProcessDue(t *testing.T, h Harness) {
 			wants[id] = want{escrow.Completed, 0, price, escrow.EscrowReleased}
 		case 3:
 			// A full refund request: the timer refunds it all.
-			if _, err := f.l.RequestRefund(f.ctx, id, "buyer", simFen(price), "lost"); err != nil {
+			if _, err := f.l.RequestRefund(f.ctx, id, "buyer", fen(price), "lost"); err != nil {
 				t.Fatal(err)
 			}
 			wants[id] = want{escrow.Refunded, price, 0, escrow.EscrowRefunded}
@@ -498,7 +495,7 @@ func testRaceProcessDue(t *testing.T, h Harness) {
 	// hour it had left, so it is not due again at once.
 	f.clock.Advance(30 * time.Minute)
 	for _, id := range partial {
-		if _, err := f.l.RequestRefund(f.ctx, id, "buyer", simFen(price/4), "damaged"); err != nil {
+		if _, err := f.l.RequestRefund(f.ctx, id, "buyer", fen(price/4), "damaged"); err != nil {
 			t.Fatal(err)
 		}
 	}

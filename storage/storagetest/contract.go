@@ -135,15 +135,6 @@ func contractDiff(t *testing.T, what string, want, got any) {
 	}
 }
 
-// contractFen returns n fen of CNY.
-func contractFen(n int64) escrow.Money {
-	m, err := escrow.MoneyFromUnits(n, escrow.CNY)
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
 // Times in these tests are whole seconds in UTC or a fixed zone, so that an
 // adapter storing microseconds (PostgreSQL) round-trips them exactly.
 
@@ -1297,7 +1288,7 @@ func contractConcurrent(t *testing.T, h Harness) {
 		perWriter = 20
 	}
 	total := int64(writers * perWriter)
-	zero := escrow.Balance{Currency: escrow.CNY, Available: contractFen(0), Held: contractFen(0)}
+	zero := escrow.Balance{Currency: escrow.CNY, Available: fen(0), Held: fen(0)}
 	contractUpdate(t, s, func(tx escrow.Tx) error {
 		for _, id := range []string{"counter", "mirror"} {
 			b := zero
@@ -1321,14 +1312,14 @@ func contractConcurrent(t *testing.T, h Harness) {
 			return err
 		}
 		n := c.Available.Units() + 1
-		c.Available, m.Available = contractFen(n), contractFen(n)
+		c.Available, m.Available = fen(n), fen(n)
 		if err := tx.PutBalance(c); err != nil {
 			return err
 		}
 		if err := tx.PutBalance(m); err != nil {
 			return err
 		}
-		return tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "counter", Amount: contractFen(1)})
+		return tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "counter", Amount: fen(1)})
 	}
 
 	ctx := context.Background()

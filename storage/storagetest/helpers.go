@@ -44,6 +44,15 @@ func newFixtureWith(t testing.TB, h Harness, opts *escrow.Options) *fixture {
 	return f
 }
 
+// fen returns n fen (hundredths of a yuan) as CNY.
+func fen(n int64) escrow.Money {
+	m, err := escrow.MoneyFromUnits(n, escrow.CNY)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
 // cny parses a CNY amount or fails the test.
 func cny(s string) escrow.Money { return escrow.MustParseMoney(s, escrow.CNY) }
 

@@ -276,15 +276,6 @@ func simFirstDiff(a, b []byte) string {
 	return fmt.Sprintf("at byte %d:\nbefore: …%s\nafter:  …%s", i, a[from:min(len(a), i+300)], b[from:min(len(b), i+300)])
 }
 
-// simFen returns units minor units of CNY.
-func simFen(units int64) escrow.Money {
-	m, err := escrow.MoneyFromUnits(units, escrow.CNY)
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
 // simUSD is an amount in the wrong currency for every escrow of the run.
 var simUSD = escrow.MustParseMoney("1.00", escrow.USD)
 
@@ -411,9 +402,9 @@ func (s *sim) call(a escrow.Action, id, actor string) error {
 	case escrow.ActionCancel:
 		_, err = l.Cancel(ctx, id, actor)
 	case escrow.ActionRefund:
-		_, err = l.Refund(ctx, id, actor, simFen(1))
+		_, err = l.Refund(ctx, id, actor, fen(1))
 	case escrow.ActionRequestRefund:
-		_, err = l.RequestRefund(ctx, id, actor, simFen(1), "broken")
+		_, err = l.RequestRefund(ctx, id, actor, fen(1), "broken")
 	case escrow.ActionAgreeRefund:
 		_, err = l.AgreeRefund(ctx, id, actor)
 	case escrow.ActionRefuseRefund:
@@ -421,7 +412,7 @@ func (s *sim) call(a escrow.Action, id, actor string) error {
 	case escrow.ActionDispute:
 		_, err = l.Dispute(ctx, id, actor, "no agreement")
 	case escrow.ActionResolve:
-		_, err = l.Resolve(ctx, id, actor, escrow.Split{Buyer: simFen(1)})
+		_, err = l.Resolve(ctx, id, actor, escrow.Split{Buyer: fen(1)})
 	default:
 		panic("unknown action " + a.String())
 	}
@@ -606,26 +597,26 @@ func (s *sim) deposit(bad bool) {
 		case 0:
 			s.op = "deposit into an unknown account"
 			s.refuse(kindDeposit, escrow.ErrNotFound, func() error {
-				_, err := s.f.l.Deposit(s.f.ctx, "ghost", simFen(amount))
+				_, err := s.f.l.Deposit(s.f.ctx, "ghost", fen(amount))
 				return err
 			})
 		case 1:
 			s.op = "deposit of nothing into " + u
 			s.refuse(kindDeposit, escrow.ErrInvalidAmount, func() error {
-				_, err := s.f.l.Deposit(s.f.ctx, u, simFen(0))
+				_, err := s.f.l.Deposit(s.f.ctx, u, fen(0))
 				return err
 			})
 		default:
 			s.op = "deposit into the fee account"
 			s.refuse(kindDeposit, escrow.ErrInvalidArgument, func() error {
-				_, err := s.f.l.Deposit(s.f.ctx, escrow.FeeAccount, simFen(amount))
+				_, err := s.f.l.Deposit(s.f.ctx, escrow.FeeAccount, fen(amount))
 				return err
 			})
 		}
 		return
 	}
 	s.op = fmt.Sprintf("deposit %d into %s", amount, u)
-	b, err := s.f.l.Deposit(s.f.ctx, u, simFen(amount))
+	b, err := s.f.l.Deposit(s.f.ctx, u, fen(amount))
 	s.succeed(kindDeposit, err)
 	s.avail[u] += amount
 	s.deposited += amount
@@ -641,14 +632,14 @@ func (s *sim) withdraw(bad bool) {
 		amount := s.avail[u] + 1 + s.rng.Int64N(10000)
 		s.op = fmt.Sprintf("withdraw %d from %s holding %d", amount, u, s.avail[u])
 		s.refuse(kindWithdraw, escrow.ErrInsufficientFunds, func() error {
-			_, err := s.f.l.Withdraw(s.f.ctx, u, simFen(amount))
+			_, err := s.f.l.Withdraw(s.f.ctx, u, fen(amount))
 			return err
 		})
 		return
 	}
 	amount := 1 + s.rng.Int64N(min(s.avail[u], 80000))
 	s.op = fmt.Sprintf("withdraw %d from %s", amount, u)
-	b, err := s.f.l.Withdraw(s.f.ctx, u, simFen(amount))
+	b, err := s.f.l.Withdraw(s.f.ctx, u, fen(amount))
 	s.succeed(kindWithdraw, err)
 	s.avail[u] -= amount
 	s.withdrawn += amount
@@ -676,7 +667,7 @@ func (s *sim) newTerms() escrow.Terms {
 	default:
 		price = 100 + s.rng.Int64N(30000)
 	}
-	t := escrow.Terms{ID: id, Buyer: s.users[bi], Seller: s.users[si], Price: simFen(price), Item: "item " + id}
+	t := escrow.Terms{ID: id, Buyer: s.users[bi], Seller: s.users[si], Price: fen(price), Item: "item " + id}
 	switch r := s.rng.IntN(10); {
 	case r < 3: // no arbiter
 	case r < 6:
@@ -696,7 +687,7 @@ func (s *sim) newTerms() escrow.Terms {
 		}
 		slices.Sort(cuts)
 		for i := 1; i < len(cuts); i++ {
-			t.Milestones = append(t.Milestones, escrow.Milestone{Name: "part " + strconv.Itoa(i), Amount: simFen(cuts[i] - cuts[i-1])})
+			t.Milestones = append(t.Milestones, escrow.Milestone{Name: "part " + strconv.Itoa(i), Amount: fen(cuts[i] - cuts[i-1])})
 		}
 	}
 	timer := func() time.Duration { return time.Duration(30+s.rng.IntN(72*60)) * time.Minute }
@@ -744,7 +735,7 @@ func (s *sim) open(bad bool) {
 		s.op = "open with an unknown seller"
 		s.refuse(kindOpen, escrow.ErrNotFound, open)
 	default:
-		t.Milestones = []escrow.Milestone{{Name: "one fen too many", Amount: simFen(t.Price.Units() + 1)}}
+		t.Milestones = []escrow.Milestone{{Name: "one fen too many", Amount: fen(t.Price.Units() + 1)}}
 		s.op = "open with milestones that do not add up"
 		s.refuse(kindOpen, escrow.ErrInvalidArgument, open)
 	}
@@ -931,7 +922,7 @@ func (s *sim) refund(bad, full bool) {
 				amount := m.held + 1 + s.rng.Int64N(1000)
 				s.op = fmt.Sprintf("refund %d of the %d held by %s", amount, m.held, m.terms.ID)
 				s.refuse(kind, escrow.ErrInvalidAmount, func() error {
-					_, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, simFen(amount))
+					_, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, fen(amount))
 					return err
 				})
 				return
@@ -952,7 +943,7 @@ func (s *sim) refund(bad, full bool) {
 		amount = 1 + s.rng.Int64N(m.held-1)
 	}
 	s.op = fmt.Sprintf("refund %d of the %d held by %s", amount, m.held, m.terms.ID)
-	e, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, simFen(amount))
+	e, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, fen(amount))
 	s.succeed(kind, err)
 	s.refundModel(m, amount, s.now())
 	s.compare(e, m)
@@ -970,7 +961,7 @@ func (s *sim) requestRefund(bad bool) {
 			amount := m.held + 1 + s.rng.Int64N(1000)
 			s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
 			s.refuse(kindRequestRefund, escrow.ErrInvalidAmount, func() error {
-				_, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, simFen(amount), "too much")
+				_, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "too much")
 				return err
 			})
 			return
@@ -983,7 +974,7 @@ func (s *sim) requestRefund(bad bool) {
 		amount = 1 + s.rng.Int64N(m.held)
 	}
 	s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
-	e, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, simFen(amount), "not as described")
+	e, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "not as described")
 	s.succeed(kindRequestRefund, err)
 	now := s.now()
 	m.asked = amount
@@ -1070,7 +1061,7 @@ func (s *sim) part(units int64) escrow.Money {
 	if units == 0 && s.rng.IntN(2) == 0 {
 		return escrow.Money{}
 	}
-	return simFen(units)
+	return fen(units)
 }
 
 func (s *sim) resolve(bad bool) {
@@ -1096,7 +1087,7 @@ func (s *sim) resolve(bad bool) {
 				return
 			case 1:
 				s.op = "resolve " + m.terms.ID + " with a part in dollars"
-				s.refuse(kindResolve, escrow.ErrCurrencyMismatch, resolve(escrow.Split{Buyer: simUSD, Seller: simFen(m.held)}))
+				s.refuse(kindResolve, escrow.ErrCurrencyMismatch, resolve(escrow.Split{Buyer: simUSD, Seller: fen(m.held)}))
 				return
 			}
 		}
