@@ -29,7 +29,7 @@ type Store struct {
 
 	accounts  map[string]escrow.Account
 	balances  map[balanceKey]escrow.Balance
-	escrows   map[string]*escrow.Escrow // by pointer, so a change is one copy in place
+	escrows   map[string]*slot // by pointer, so a change is one copy in place
 	due       dueIndex
 	journal   chunkedLog[escrow.Entry]
 	byAccount map[string][]uint64 // account → Seq of the entries that post to it
@@ -59,7 +59,7 @@ func New() *Store {
 	s := &Store{
 		accounts:  map[string]escrow.Account{},
 		balances:  map[balanceKey]escrow.Balance{},
-		escrows:   map[string]*escrow.Escrow{},
+		escrows:   map[string]*slot{},
 		byAccount: map[string][]uint64{},
 		idem:      map[string]escrow.IdempotencyRecord{},
 		ratings:   newRatings(),
@@ -181,18 +181,18 @@ func (s *Store) rollback() {
 				delete(s.balances, u.bkey)
 			}
 		case undoEscrow:
-			cur := s.escrows[u.key] // present: the write being undone put it there
-			if due := cur.NextDue(); !due.IsZero() {
+			sl := s.escrows[u.key] // present: the write being undone put it there
+			if due := sl.e.NextDue(); !due.IsZero() {
 				s.due.delete(dueKey{nanos(due), u.key})
 			}
 			if u.existed {
-				old := pop(&s.prevEscrows)
-				*cur = old
-				if due := old.NextDue(); !due.IsZero() {
+				sl.e = pop(&s.prevEscrows)
+				if due := sl.e.NextDue(); !due.IsZero() {
 					s.due.insert(dueKey{nanos(due), u.key})
 				}
 			} else {
-				delete(s.escrows, u.key)
+				sl.e, sl.exists = escrow.Escrow{}, false
+				s.dropIfEmpty(u.key, sl)
 			}
 		case undoEntry:
 			e := *s.journal.at(s.journal.len() - 1)
@@ -354,11 +354,11 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 	if err := t.check(false); err != nil {
 		return escrow.Escrow{}, err
 	}
-	p, ok := t.s.escrows[id]
-	if !ok {
+	sl := t.s.escrows[id]
+	if sl == nil || !sl.exists {
 		return escrow.Escrow{}, notFound()
 	}
-	e := *p
+	e := sl.e
 	e.Milestones = slices.Clone(e.Milestones)
 	return e, nil
 }
@@ -367,28 +367,29 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	p, ok := t.s.escrows[e.ID]
+	sl := t.s.escrows[e.ID]
+	ok := sl != nil && sl.exists
 	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok})
 	if ok {
-		t.s.prevEscrows = append(t.s.prevEscrows, *p)
-		if p.NextDue().Equal(e.NextDue()) {
-			*p = e
-			p.Milestones = slices.Clone(e.Milestones)
+		t.s.prevEscrows = append(t.s.prevEscrows, sl.e)
+		if sl.e.NextDue().Equal(e.NextDue()) {
+			sl.e = e
+			sl.e.Milestones = slices.Clone(e.Milestones)
 			return nil
 		}
-		if due := p.NextDue(); !due.IsZero() {
+		if due := sl.e.NextDue(); !due.IsZero() {
 			t.s.due.delete(dueKey{nanos(due), e.ID})
 		}
 	}
 	if due := e.NextDue(); !due.IsZero() {
 		t.s.due.insert(dueKey{nanos(due), e.ID})
 	}
-	e.Milestones = slices.Clone(e.Milestones)
-	if !ok {
-		p = new(escrow.Escrow)
-		t.s.escrows[e.ID] = p
+	if sl == nil {
+		sl = new(slot)
+		t.s.escrows[e.ID] = sl
 	}
-	*p = e
+	sl.e, sl.exists = e, true
+	sl.e.Milestones = slices.Clone(e.Milestones)
 	return nil
 }
 
@@ -407,7 +408,11 @@ func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
 		return err
 	}
 	for _, id := range sortedKeys(t.s.escrows) {
-		e := *t.s.escrows[id]
+		sl := t.s.escrows[id]
+		if !sl.exists {
+			continue
+		}
+		e := sl.e
 		e.Milestones = slices.Clone(e.Milestones)
 		if err := fn(e); err != nil {
 			return err

@@ -17,50 +17,58 @@ type aggKey struct {
 
 type pairKey struct{ ratee, rater, month string }
 
-// ratingRef files a rating in its ratee's index, carrying what the index
-// sorts by so that an insert compares without looking ratings up.
+// ratingRef files a rating in its ratee's index: its time, which the index
+// sorts by first, and where it is stored, where the escrow and rater that
+// break a tie are found. Sixteen bytes, since a busy seller's index is
+// long and grows by copying.
 type ratingRef struct {
 	at  int64 // nanos(At)
-	key ratingKey
+	idx int   // in ratings.stored
 }
 
-func compareRefs(a, b ratingRef) int {
-	if c := cmp.Compare(a.at, b.at); c != 0 {
+// compareRef orders the indexed ref against rating r.
+func (rs *ratings) compareRef(ref ratingRef, r *escrow.Rating) int {
+	if c := cmp.Compare(ref.at, nanos(r.At)); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.key.escrow, b.key.escrow); c != 0 {
+	o := rs.stored.at(ref.idx)
+	if c := cmp.Compare(o.Escrow, r.Escrow); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.key.rater, b.key.rater)
+	return cmp.Compare(o.Rater, r.Rater)
 }
-
-func refOf(r escrow.Rating) ratingRef { return ratingRef{nanos(r.At), ratingKey{r.Escrow, r.Rater}} }
 
 // ratings holds the reputation records: ratings with an index by ratee,
 // aggregates with a ranking index per role and key, and the monthly pair
 // counters.
+//
+// Ratings themselves are kept in a chunked log, found through the slot of
+// their escrow (see slot). Ratings are never deleted, only replaced, so
+// the log only shrinks when a rollback takes back the newest.
 type ratings struct {
-	ratingsByKey map[ratingKey]escrow.Rating
-	byRatee      map[string][]ratingRef // in the order RatingsOf reports
-	aggs         map[aggKey]escrow.Aggregate
-	ranks        map[rankKey]*dueIndex
-	pairs        map[pairKey]escrow.PairMonth
-	days         map[aggKey][]escrow.DayCount // by Day
+	stored  chunkedLog[escrow.Rating]
+	byRatee map[string][]ratingRef // in the order RatingsOf reports
+	aggs    map[aggKey]escrow.Aggregate
+	ranks   []*rankTree
+	pairs   map[pairKey]escrow.PairMonth
+	days    map[aggKey][]escrow.DayCount // by Day
 }
 
-type rankKey struct {
+// A rankTree orders the aggregates of one role by one rank key. There are
+// four in use (two roles, two keys), found by a scan, which costs less than
+// hashing a map key on every write of an aggregate.
+type rankTree struct {
 	role escrow.Role
 	key  escrow.RankKey
+	dueIndex
 }
 
 func newRatings() ratings {
 	return ratings{
-		ratingsByKey: map[ratingKey]escrow.Rating{},
-		byRatee:      map[string][]ratingRef{},
-		aggs:         map[aggKey]escrow.Aggregate{},
-		ranks:        map[rankKey]*dueIndex{},
-		pairs:        map[pairKey]escrow.PairMonth{},
-		days:         map[aggKey][]escrow.DayCount{},
+		byRatee: map[string][]ratingRef{},
+		aggs:    map[aggKey]escrow.Aggregate{},
+		pairs:   map[pairKey]escrow.PairMonth{},
+		days:    map[aggKey][]escrow.DayCount{},
 	}
 }
 
@@ -76,14 +84,20 @@ func rankOrder(score float64) int64 {
 	return -int64(math.Float64bits(score))
 }
 
-func (r *ratings) rankIndex(role escrow.Role, key escrow.RankKey) *dueIndex {
-	k := rankKey{role, key}
-	idx := r.ranks[k]
-	if idx == nil {
-		idx = &dueIndex{}
-		r.ranks[k] = idx
+// rankIndex returns the ranking of role by key; with add, an empty one is
+// made if there is none, else the result may be nil.
+func (r *ratings) rankIndex(role escrow.Role, key escrow.RankKey, add bool) *dueIndex {
+	for _, t := range r.ranks {
+		if t.role == role && t.key == key {
+			return &t.dueIndex
+		}
 	}
-	return idx
+	if !add {
+		return nil
+	}
+	t := &rankTree{role: role, key: key}
+	r.ranks = append(r.ranks, t)
+	return &t.dueIndex
 }
 
 // file adds (or with remove, takes out) a's entries in the ranking indexes.
@@ -92,7 +106,7 @@ func (r *ratings) file(a *escrow.Aggregate, remove bool) {
 		key   escrow.RankKey
 		score float64
 	}{{escrow.RankWilson, a.Wilson}, {escrow.RankExpectation, a.Expectation}} {
-		idx := r.rankIndex(a.Role, k.key)
+		idx := r.rankIndex(a.Role, k.key, true)
 		dk := dueKey{rankOrder(k.score), a.Party}
 		if remove {
 			idx.delete(dk)
@@ -106,20 +120,26 @@ func (s *Store) undoRatings(u *undoRec) {
 	r := &s.ratings
 	switch u.kind {
 	case undoRating:
+		sl := s.escrows[u.rkey.escrow]
+		idx, _ := sl.rating(&r.stored, u.rkey.rater)
+		cur := r.stored.at(idx)
 		if u.existed {
-			cur, old := r.ratingsByKey[u.rkey], pop(&s.prevRatings)
-			r.ratingsByKey[u.rkey] = old
+			old := pop(&s.prevRatings)
 			if cur.Ratee != old.Ratee || !cur.At.Equal(old.At) {
 				// The write moved the rating in the ratee index; move it
 				// back.
-				r.unindexRating(cur.Ratee, refOf(cur))
-				r.indexRating(old)
+				r.unindexRating(cur)
+				r.indexRating(&old, idx)
 			}
+			*cur = old
 			return
 		}
-		cur := r.ratingsByKey[u.rkey]
-		r.unindexRating(cur.Ratee, refOf(cur))
-		delete(r.ratingsByKey, u.rkey)
+		// A rating this transaction created is the newest stored: undo
+		// runs backwards.
+		r.unindexRating(cur)
+		sl.dropRating()
+		s.dropIfEmpty(u.rkey.escrow, sl)
+		r.stored.pop()
 	case undoAggregate:
 		cur := r.aggs[u.akey]
 		r.file(&cur, true)
@@ -147,27 +167,28 @@ func (s *Store) undoRatings(u *undoRec) {
 
 // indexRating files r in its ratee's index. Ratings mostly arrive in time
 // order, so the place is usually the end.
-func (r *ratings) indexRating(rating escrow.Rating) {
-	ref := refOf(rating)
+func (r *ratings) indexRating(rating *escrow.Rating, idx int) {
+	ref := ratingRef{nanos(rating.At), idx}
 	refs := r.byRatee[rating.Ratee]
-	if n := len(refs); n == 0 || compareRefs(refs[n-1], ref) < 0 {
+	if n := len(refs); n == 0 || r.compareRef(refs[n-1], rating) < 0 {
 		r.byRatee[rating.Ratee] = append(refs, ref)
 		return
 	}
-	i, _ := slices.BinarySearchFunc(refs, ref, compareRefs)
+	i, _ := slices.BinarySearchFunc(refs, rating, r.compareRef)
 	r.byRatee[rating.Ratee] = slices.Insert(refs, i, ref)
 }
 
-// unindexRating takes ref out of ratee's index.
-func (r *ratings) unindexRating(ratee string, ref ratingRef) {
-	keys := r.byRatee[ratee]
-	if i, ok := slices.BinarySearchFunc(keys, ref, compareRefs); ok {
-		keys = slices.Delete(keys, i, i+1)
+// unindexRating takes rating out of its ratee's index. The index is found
+// by the rating's values, so they must be those it was filed with.
+func (r *ratings) unindexRating(rating *escrow.Rating) {
+	refs := r.byRatee[rating.Ratee]
+	if i, ok := slices.BinarySearchFunc(refs, rating, r.compareRef); ok {
+		refs = slices.Delete(refs, i, i+1)
 	}
-	if len(keys) == 0 {
-		delete(r.byRatee, ratee)
+	if len(refs) == 0 {
+		delete(r.byRatee, rating.Ratee)
 	} else {
-		r.byRatee[ratee] = keys
+		r.byRatee[rating.Ratee] = refs
 	}
 }
 
@@ -175,11 +196,11 @@ func (t *tx) Rating(escrowID, rater string) (escrow.Rating, error) {
 	if err := t.check(false); err != nil {
 		return escrow.Rating{}, err
 	}
-	r, ok := t.s.ratingsByKey[ratingKey{escrowID, rater}]
+	idx, ok := t.s.escrows[escrowID].rating(&t.s.stored, rater)
 	if !ok {
 		return escrow.Rating{}, notFound()
 	}
-	return r, nil
+	return *t.s.stored.at(idx), nil
 }
 
 func (t *tx) PutRating(r escrow.Rating) error {
@@ -188,21 +209,29 @@ func (t *tx) PutRating(r escrow.Rating) error {
 	}
 	rs := &t.s.ratings
 	k := ratingKey{r.Escrow, r.Rater}
-	old, ok := rs.ratingsByKey[k]
+	sl := t.s.escrows[r.Escrow]
+	idx, ok := sl.rating(&rs.stored, r.Rater)
 	t.s.undo = append(t.s.undo, undoRec{kind: undoRating, rkey: k, existed: ok})
-	if ok {
-		t.s.prevRatings = append(t.s.prevRatings, old)
-		if old.Ratee != r.Ratee || !old.At.Equal(r.At) {
-			// Keep the ratee index in order: take the rating out and file
-			// it again below (rollback files it back in its old place).
-			rs.unindexRating(old.Ratee, refOf(old))
-			ok = false
-		}
-	}
-	rs.ratingsByKey[k] = r
 	if !ok {
-		rs.indexRating(r)
+		if sl == nil {
+			sl = new(slot)
+			t.s.escrows[r.Escrow] = sl
+		}
+		idx = rs.stored.len()
+		sl.addRating(idx)
+		rs.stored.append(r)
+		rs.indexRating(&r, idx)
+		return nil
 	}
+	old := rs.stored.at(idx)
+	t.s.prevRatings = append(t.s.prevRatings, *old)
+	if old.Ratee != r.Ratee || !old.At.Equal(r.At) {
+		// Keep the ratee index in order: take the rating out and file it
+		// again (rollback files it back in its old place).
+		rs.unindexRating(old)
+		rs.indexRating(&r, idx)
+	}
+	*old = r
 	return nil
 }
 
@@ -211,7 +240,7 @@ func (t *tx) RatingsOf(party string, fn func(escrow.Rating) error) error {
 		return err
 	}
 	for _, ref := range slices.Clone(t.s.byRatee[party]) {
-		if err := fn(t.s.ratingsByKey[ref.key]); err != nil {
+		if err := fn(*t.s.stored.at(ref.idx)); err != nil {
 			return err
 		}
 	}
@@ -222,19 +251,18 @@ func (t *tx) Ratings(fn func(escrow.Rating) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	keys := make([]ratingKey, 0, len(t.s.ratingsByKey))
-	for k := range t.s.ratingsByKey {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b ratingKey) int {
-		if c := cmp.Compare(a.escrow, b.escrow); c != 0 {
-			return c
+	var on []escrow.Rating
+	for _, id := range sortedKeys(t.s.escrows) {
+		sl := t.s.escrows[id]
+		on = on[:0]
+		for i := range sl.nRatings() {
+			on = append(on, *t.s.stored.at(sl.ratingAt(i)))
 		}
-		return cmp.Compare(a.rater, b.rater)
-	})
-	for _, k := range keys {
-		if err := fn(t.s.ratingsByKey[k]); err != nil {
-			return err
+		slices.SortFunc(on, func(a, b escrow.Rating) int { return cmp.Compare(a.Rater, b.Rater) })
+		for _, r := range on {
+			if err := fn(r); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -259,11 +287,14 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 	k := aggKey{a.Party, a.Role}
 	old, ok := rs.aggs[k]
 	t.s.undo = append(t.s.undo, undoRec{kind: undoAggregate, akey: k, existed: ok})
+	rs.aggs[k] = a
 	if ok {
 		t.s.prevAggs = append(t.s.prevAggs, old)
+		if old.Wilson == a.Wilson && old.Expectation == a.Expectation {
+			return nil // filed where it belongs
+		}
 		rs.file(&old, true)
 	}
-	rs.aggs[k] = a
 	rs.file(&a, false)
 	return nil
 }
@@ -276,7 +307,7 @@ func (t *tx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]e
 	if limit <= 0 {
 		return out, nil
 	}
-	idx := t.s.ranks[rankKey{role, key}]
+	idx := t.s.rankIndex(role, key, false)
 	if idx == nil {
 		return out, nil
 	}
@@ -432,4 +463,69 @@ func (t *tx) DayCounts(fn func(escrow.DayCount) error) error {
 		}
 	}
 	return nil
+}
+
+// A slot is what the store keeps under an escrow ID: the escrow, if one
+// was put, and where the ratings given on it are. Keeping the ratings
+// there spares a Rate a lookup in a second map as large as the escrows',
+// and the growth of that map, on the escrow it has just read. A slot may
+// hold ratings and no escrow, since the contract does not tie the two.
+type slot struct {
+	e      escrow.Escrow
+	exists bool // e is a stored escrow
+
+	// The indexes in ratings.stored of the ratings given on the escrow,
+	// in the order they were first put: two fit in the slot (a buyer's
+	// and a seller's), more go to extra.
+	first [2]int
+	n     int
+	extra []int
+}
+
+func (sl *slot) nRatings() int { return sl.n }
+
+func (sl *slot) ratingAt(i int) int {
+	if i < len(sl.first) {
+		return sl.first[i]
+	}
+	return sl.extra[i-len(sl.first)]
+}
+
+func (sl *slot) addRating(idx int) {
+	if sl.n < len(sl.first) {
+		sl.first[sl.n] = idx
+	} else {
+		sl.extra = append(sl.extra, idx)
+	}
+	sl.n++
+}
+
+// dropRating forgets the rating added last.
+func (sl *slot) dropRating() {
+	sl.n--
+	if sl.n >= len(sl.first) {
+		sl.extra = sl.extra[:len(sl.extra)-1]
+	}
+}
+
+// rating returns where rater's rating on the escrow is stored. sl may be
+// nil: an ID with neither escrow nor ratings.
+func (sl *slot) rating(stored *chunkedLog[escrow.Rating], rater string) (int, bool) {
+	if sl == nil {
+		return 0, false
+	}
+	for i := range sl.n {
+		if idx := sl.ratingAt(i); stored.at(idx).Rater == rater {
+			return idx, true
+		}
+	}
+	return 0, false
+}
+
+// dropIfEmpty removes the slot of id once it holds neither an escrow nor
+// a rating, as a rollback may leave it.
+func (s *Store) dropIfEmpty(id string, sl *slot) {
+	if !sl.exists && sl.n == 0 {
+		delete(s.escrows, id)
+	}
 }
