@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -28,6 +29,7 @@ type Ledger struct {
 	fixedFees  map[string]int64
 	timers     Timers
 	rep        policy
+	month      atomic.Pointer[monthName] // the month monthOf named last
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the

@@ -631,11 +631,15 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 			a.DetailCounts[k] += sign
 		}
 	}
-	v, err := l.view(tx, a, now)
-	if err != nil {
-		return err
+	// The ranking keys, as view reports them now: the windows are at
+	// today and the sums at now already. An aggregate left with no
+	// counted rating is unrated and ranks with zeros.
+	a.Wilson, a.Expectation = 0, 0
+	if a.Positive != 0 || a.Neutral != 0 || a.Negative != 0 {
+		_, _, a.Wilson = positiveRate(a.Windows[4])
+		a.Expectation, _ = betaScore(a.BetaPositive, a.BetaNegative)
 	}
-	a.Wilson, a.Expectation, a.UpdatedAt = v.Wilson, v.Expectation, now
+	a.UpdatedAt = now
 	return tx.PutAggregate(a)
 }
 
@@ -655,8 +659,25 @@ func (l *Ledger) decayFactor(age time.Duration) float64 {
 }
 
 // monthOf names the calendar month of t in the policy's location, the key
-// of the monthly pair cap.
-func (l *Ledger) monthOf(t time.Time) string { return t.In(l.rep.loc).Format("2006-01") }
+// of the monthly pair cap. Nearly every rating falls in the month of the
+// one before, so the last month named is kept with its bounds and its name
+// reused.
+func (l *Ledger) monthOf(t time.Time) string {
+	if m := l.month.Load(); m != nil && !t.Before(m.from) && t.Before(m.to) {
+		return m.name
+	}
+	lt := t.In(l.rep.loc)
+	from := time.Date(lt.Year(), lt.Month(), 1, 0, 0, 0, 0, l.rep.loc)
+	m := &monthName{from: from, to: from.AddDate(0, 1, 0), name: lt.Format("2006-01")}
+	l.month.Store(m)
+	return m.name
+}
+
+// A monthName is a calendar month, [from, to), and its name.
+type monthName struct {
+	from, to time.Time
+	name     string
+}
 
 // dayOf numbers the calendar day of t in the policy's location.
 func (l *Ledger) dayOf(t time.Time) int32 {
@@ -671,10 +692,28 @@ func (l *Ledger) windowDays() [5]int32 {
 
 // dayCount returns the DayCount of party in role on day, zero if none.
 func (l *Ledger) dayCount(tx Tx, party string, role Role, day int32) (DayCount, error) {
-	dc := DayCount{Party: party, Role: role, Day: day}
-	err := tx.DayRange(party, role, day, day, func(d DayCount) error { dc = d; return nil })
+	r := dayReaders.Get().(*dayReader)
+	r.dc = DayCount{Party: party, Role: role, Day: day}
+	err := tx.DayRange(party, role, day, day, r.fn)
+	dc := r.dc
+	r.dc = DayCount{}
+	dayReaders.Put(r)
 	return dc, err
 }
+
+// A dayReader receives the one DayCount that dayCount asks for. It is
+// pooled with its function bound, since a closure over a local would be
+// an allocation on every counted rating.
+type dayReader struct {
+	dc DayCount
+	fn func(DayCount) error
+}
+
+var dayReaders = sync.Pool{New: func() any {
+	r := new(dayReader)
+	r.fn = func(d DayCount) error { r.dc = d; return nil }
+	return r
+}}
 
 // advanceWindows moves a's window counts forward to today, taking out the
 // days that have left each window. It reads only those days, so an
@@ -869,19 +908,9 @@ func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
 		return View{}, err
 	}
 	v.Last7, v.Last30, v.Last180, v.Last365 = a.Windows[0], a.Windows[1], a.Windows[2], a.Windows[3]
-	rate := a.Windows[4]
-	v.RateBasis = rate.Positive + rate.Negative
-	if v.RateBasis > 0 {
-		n := float64(v.RateBasis)
-		p := float64(rate.Positive) / n
-		v.PositiveRate = p
-		z2 := wilsonZ * wilsonZ
-		v.Wilson = (p + z2/(2*n) - wilsonZ*math.Sqrt(p*(1-p)/n+z2/(4*n*n))) / (1 + z2/n)
-	}
-	b := *a
-	l.decayTo(&b, now)
-	alpha, beta := 1+b.BetaPositive, 1+b.BetaNegative
-	v.Expectation, v.Uncertainty = alpha/(alpha+beta), 2/(alpha+beta)
+	v.RateBasis, v.PositiveRate, v.Wilson = positiveRate(a.Windows[4])
+	l.decayTo(a, now)
+	v.Expectation, v.Uncertainty = betaScore(a.BetaPositive, a.BetaNegative)
 	avg := func(k int) float64 {
 		if a.DetailCounts[k] == 0 {
 			return 0
@@ -890,6 +919,27 @@ func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
 	}
 	v.Described, v.Communication, v.Shipping = avg(0), avg(1), avg(2)
 	return v, nil
+}
+
+// positiveRate returns the positive rate of c, positive/(positive+negative),
+// with its basis, the denominator, and the lower bound of its Wilson
+// interval; the rate and the bound are 0 when the basis is.
+func positiveRate(c Counts) (basis int64, rate, wilson float64) {
+	basis = c.Positive + c.Negative
+	if basis == 0 {
+		return 0, 0, 0
+	}
+	n := float64(basis)
+	p := float64(c.Positive) / n
+	z2 := wilsonZ * wilsonZ
+	return basis, p, (p + z2/(2*n) - wilsonZ*math.Sqrt(p*(1-p)/n+z2/(4*n*n))) / (1 + z2/n)
+}
+
+// betaScore returns the expectation and uncertainty of the Beta
+// reputation with α = 1 + positive and β = 1 + negative.
+func betaScore(positive, negative float64) (expectation, uncertainty float64) {
+	alpha, beta := 1+positive, 1+negative
+	return alpha / (alpha + beta), 2 / (alpha + beta)
 }
 
 // A Contribution explains one rating's part in a reputation.
