@@ -100,18 +100,27 @@ func (r *ratings) rankIndex(role escrow.Role, key escrow.RankKey, add bool) *due
 	return &t.dueIndex
 }
 
-// file adds (or with remove, takes out) a's entries in the ranking indexes.
-func (r *ratings) file(a *escrow.Aggregate, remove bool) {
-	for _, k := range [2]struct {
-		key   escrow.RankKey
-		score float64
-	}{{escrow.RankWilson, a.Wilson}, {escrow.RankExpectation, a.Expectation}} {
-		idx := r.rankIndex(a.Role, k.key, true)
-		dk := dueKey{rankOrder(k.score), a.Party}
-		if remove {
-			idx.delete(dk)
-		} else {
-			idx.insert(dk)
+// rankedBy are the keys of the ranking indexes, in the order rankKeys
+// returns an aggregate's entries.
+var rankedBy = [2]escrow.RankKey{escrow.RankWilson, escrow.RankExpectation}
+
+// rankKeys returns a's entries in the ranking indexes.
+func rankKeys(a *escrow.Aggregate) [2]dueKey {
+	return [2]dueKey{{rankOrder(a.Wilson), a.Party}, {rankOrder(a.Expectation), a.Party}}
+}
+
+// refile moves the entries of an aggregate of role in the ranking indexes
+// from keys from (nil: it was not filed) to keys to (nil: take it out).
+func (r *ratings) refile(role escrow.Role, from, to *[2]dueKey) {
+	for i, key := range rankedBy {
+		idx := r.rankIndex(role, key, true)
+		switch {
+		case from == nil:
+			idx.insert(to[i])
+		case to == nil:
+			idx.delete(from[i])
+		case from[i] != to[i]:
+			idx.move(from[i], to[i])
 		}
 	}
 }
@@ -125,13 +134,16 @@ func (s *Store) undoRatings(u *undoRec) {
 		cur := r.stored.at(idx)
 		if u.existed {
 			old := pop(&s.prevRatings)
-			if cur.Ratee != old.Ratee || !cur.At.Equal(old.At) {
+			moved := cur.Ratee != old.Ratee || !cur.At.Equal(old.At)
+			if moved {
 				// The write moved the rating in the ratee index; move it
 				// back.
 				r.unindexRating(cur)
-				r.indexRating(&old, idx)
 			}
 			*cur = old
+			if moved {
+				r.indexRating(cur, idx)
+			}
 			return
 		}
 		// A rating this transaction created is the newest stored: undo
@@ -142,13 +154,15 @@ func (s *Store) undoRatings(u *undoRec) {
 		r.stored.pop()
 	case undoAggregate:
 		cur := r.aggs[u.akey]
-		r.file(&cur, true)
+		from := rankKeys(&cur)
 		if u.existed {
 			old := pop(&s.prevAggs)
 			r.aggs[u.akey] = old
-			r.file(&old, false)
+			to := rankKeys(&old)
+			r.refile(u.akey.role, &from, &to)
 		} else {
 			delete(r.aggs, u.akey)
+			r.refile(u.akey.role, &from, nil)
 		}
 	case undoPair:
 		if u.existed {
@@ -165,8 +179,8 @@ func (s *Store) undoRatings(u *undoRec) {
 	}
 }
 
-// indexRating files r in its ratee's index. Ratings mostly arrive in time
-// order, so the place is usually the end.
+// indexRating files the rating stored at idx in its ratee's index. Ratings
+// mostly arrive in time order, so the place is usually the end.
 func (r *ratings) indexRating(rating *escrow.Rating, idx int) {
 	ref := ratingRef{nanos(rating.At), idx}
 	refs := r.byRatee[rating.Ratee]
@@ -220,18 +234,21 @@ func (t *tx) PutRating(r escrow.Rating) error {
 		idx = rs.stored.len()
 		sl.addRating(idx)
 		rs.stored.append(r)
-		rs.indexRating(&r, idx)
+		rs.indexRating(rs.stored.at(idx), idx)
 		return nil
 	}
 	old := rs.stored.at(idx)
 	t.s.prevRatings = append(t.s.prevRatings, *old)
-	if old.Ratee != r.Ratee || !old.At.Equal(r.At) {
+	moved := old.Ratee != r.Ratee || !old.At.Equal(r.At)
+	if moved {
 		// Keep the ratee index in order: take the rating out and file it
 		// again (rollback files it back in its old place).
 		rs.unindexRating(old)
-		rs.indexRating(&r, idx)
 	}
 	*old = r
+	if moved {
+		rs.indexRating(old, idx)
+	}
 	return nil
 }
 
@@ -288,14 +305,14 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 	old, ok := rs.aggs[k]
 	t.s.undo = append(t.s.undo, undoRec{kind: undoAggregate, akey: k, existed: ok})
 	rs.aggs[k] = a
-	if ok {
-		t.s.prevAggs = append(t.s.prevAggs, old)
-		if old.Wilson == a.Wilson && old.Expectation == a.Expectation {
-			return nil // filed where it belongs
-		}
-		rs.file(&old, true)
+	to := rankKeys(&a)
+	if !ok {
+		rs.refile(a.Role, nil, &to)
+		return nil
 	}
-	rs.file(&a, false)
+	t.s.prevAggs = append(t.s.prevAggs, old)
+	from := rankKeys(&old)
+	rs.refile(a.Role, &from, &to)
 	return nil
 }
 

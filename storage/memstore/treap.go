@@ -110,6 +110,44 @@ func (t *dueIndex) deleteAt(n *node, k dueKey) *node {
 	return n
 }
 
+// move changes key from, which must be in the index, to to. When to still
+// sorts between from's neighbours the node keeps its place and only its
+// key changes: the common case in a ranking, where a score moves a little
+// with each rating.
+func (t *dueIndex) move(from, to dueKey) {
+	var lo, hi *node // the nearest keys below and above from
+	n := t.root
+	for n != nil && n.key != from {
+		if from.less(n.key) {
+			hi, n = n, n.left
+		} else {
+			lo, n = n, n.right
+		}
+	}
+	if n == nil {
+		t.insert(to)
+		return
+	}
+	if m := n.left; m != nil {
+		for m.right != nil {
+			m = m.right
+		}
+		lo = m
+	}
+	if m := n.right; m != nil {
+		for m.left != nil {
+			m = m.left
+		}
+		hi = m
+	}
+	if (lo == nil || lo.key.less(to)) && (hi == nil || to.less(hi.key)) {
+		n.key = to
+		return
+	}
+	t.delete(from)
+	t.insert(to)
+}
+
 func merge(a, b *node) *node {
 	switch {
 	case a == nil:

@@ -97,7 +97,7 @@ func TestDueIndexMatchesSortedModel(t *testing.T) {
 
 	var idx dueIndex
 	var model treapModel
-	inserts, deletes := 0, 0
+	inserts, deletes, moves := 0, 0, 0
 	for step := 0; step < steps; step++ {
 		// Grow for the first half, then shrink, so the tree is exercised
 		// both full and nearly empty.
@@ -106,6 +106,21 @@ func TestDueIndexMatchesSortedModel(t *testing.T) {
 			insertP = 30
 		}
 		switch p := r.IntN(100); {
+		case p%5 == 1 && len(model) > 0:
+			// Move a key, as a ranking does when a score changes: most
+			// often a little, keeping its place; sometimes across others.
+			from := model[r.IntN(len(model))]
+			to := dueKey{at: from.at + int64(r.IntN(3)-1), id: from.id}
+			if p%3 == 0 {
+				to = randomKey()
+			}
+			if _, found := slices.BinarySearchFunc(model, to, compareDueKeys); found && to != from {
+				continue // the index holds distinct keys: a move never lands on another
+			}
+			idx.move(from, to)
+			model.delete(from)
+			model.insert(to)
+			moves++
 		case p < insertP:
 			k := randomKey()
 			if p%10 == 0 && len(model) > 0 {
@@ -140,8 +155,8 @@ func TestDueIndexMatchesSortedModel(t *testing.T) {
 			}
 		}
 	}
-	if inserts < steps/3 || deletes < steps/3 {
-		t.Fatalf("the run made %d inserts and %d deletes; the mix is not exercising both", inserts, deletes)
+	if inserts < steps/4 || deletes < steps/4 || moves < steps/10 {
+		t.Fatalf("the run made %d inserts, %d deletes and %d moves; the mix is not exercising them all", inserts, deletes, moves)
 	}
 }
 
