@@ -746,7 +746,7 @@ func (c *call) apply(tx Tx) error {
 		return c.open(tx)
 	}
 	var err error
-	if c.e, err = getEscrow(tx, c.id); err != nil {
+	if err = loadEscrow(tx, c.id, &c.e); err != nil {
 		return err
 	}
 	if err := authorize(&c.e, c.action, c.actor); err != nil {
@@ -807,11 +807,18 @@ func touch(e *Escrow, now time.Time) {
 }
 
 func getEscrow(tx Tx, id string) (Escrow, error) {
-	e, err := tx.Escrow(id)
-	if errors.Is(err, ErrNotFound) {
-		return Escrow{}, fmt.Errorf("%w: escrow %q", ErrNotFound, id)
-	}
+	var e Escrow
+	err := loadEscrow(tx, id, &e)
 	return e, err
+}
+
+// loadEscrow reads escrow id into *e, which the hot paths keep in their
+// pooled call, sparing a copy of the record on the way.
+func loadEscrow(tx Tx, id string, e *Escrow) (err error) {
+	if *e, err = tx.Escrow(id); errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: escrow %q", ErrNotFound, id)
+	}
+	return err
 }
 
 func checkHeld(e *Escrow, amount Money) error {

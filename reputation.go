@@ -344,7 +344,7 @@ func (c *rateCall) result() any { return &c.r }
 func (c *rateCall) apply(tx Tx) error {
 	l, e, now := c.l, &c.e, c.now
 	var err error
-	if *e, err = getEscrow(tx, c.escrowID); err != nil {
+	if err = loadEscrow(tx, c.escrowID, e); err != nil {
 		return err
 	}
 	role := e.RoleOf(c.rater)
