@@ -48,9 +48,9 @@ func (rs *ratings) compareRef(ref ratingRef, r *escrow.Rating) int {
 type ratings struct {
 	stored  chunkedLog[escrow.Rating]
 	byRatee map[string][]ratingRef // in the order RatingsOf reports
-	aggs    map[aggKey]escrow.Aggregate
+	aggs    map[aggKey]*escrow.Aggregate // by pointer, as escrows are
 	ranks   []*rankTree
-	pairs   map[pairKey]escrow.PairMonth
+	pairs   map[pairKey]*escrow.PairMonth
 	days    map[aggKey][]escrow.DayCount // by Day
 }
 
@@ -66,8 +66,8 @@ type rankTree struct {
 func newRatings() ratings {
 	return ratings{
 		byRatee: map[string][]ratingRef{},
-		aggs:    map[aggKey]escrow.Aggregate{},
-		pairs:   map[pairKey]escrow.PairMonth{},
+		aggs:    map[aggKey]*escrow.Aggregate{},
+		pairs:   map[pairKey]*escrow.PairMonth{},
 		days:    map[aggKey][]escrow.DayCount{},
 	}
 }
@@ -154,11 +154,10 @@ func (s *Store) undoRatings(u *undoRec) {
 		r.stored.pop()
 	case undoAggregate:
 		cur := r.aggs[u.akey]
-		from := rankKeys(&cur)
+		from := rankKeys(cur)
 		if u.existed {
-			old := pop(&s.prevAggs)
-			r.aggs[u.akey] = old
-			to := rankKeys(&old)
+			*cur = pop(&s.prevAggs)
+			to := rankKeys(cur)
 			r.refile(u.akey.role, &from, &to)
 		} else {
 			delete(r.aggs, u.akey)
@@ -166,7 +165,7 @@ func (s *Store) undoRatings(u *undoRec) {
 		}
 	case undoPair:
 		if u.existed {
-			r.pairs[u.pkey] = pop(&s.prevPairs)
+			*r.pairs[u.pkey] = pop(&s.prevPairs)
 		} else {
 			delete(r.pairs, u.pkey)
 		}
@@ -289,11 +288,11 @@ func (t *tx) Aggregate(party string, role escrow.Role) (escrow.Aggregate, error)
 	if err := t.check(false); err != nil {
 		return escrow.Aggregate{}, err
 	}
-	a, ok := t.s.aggs[aggKey{party, role}]
-	if !ok {
+	a := t.s.aggs[aggKey{party, role}]
+	if a == nil {
 		return escrow.Aggregate{}, notFound()
 	}
-	return a, nil
+	return *a, nil
 }
 
 func (t *tx) PutAggregate(a escrow.Aggregate) error {
@@ -302,16 +301,19 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 	}
 	rs := &t.s.ratings
 	k := aggKey{a.Party, a.Role}
-	old, ok := rs.aggs[k]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoAggregate, akey: k, existed: ok})
-	rs.aggs[k] = a
+	cur := rs.aggs[k]
+	t.s.undo = append(t.s.undo, undoRec{kind: undoAggregate, akey: k, existed: cur != nil})
 	to := rankKeys(&a)
-	if !ok {
+	if cur == nil {
+		cur = new(escrow.Aggregate)
+		*cur = a
+		rs.aggs[k] = cur
 		rs.refile(a.Role, nil, &to)
 		return nil
 	}
-	t.s.prevAggs = append(t.s.prevAggs, old)
-	from := rankKeys(&old)
+	t.s.prevAggs = append(t.s.prevAggs, *cur)
+	from := rankKeys(cur)
+	*cur = a
 	rs.refile(a.Role, &from, &to)
 	return nil
 }
@@ -329,7 +331,7 @@ func (t *tx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]e
 		return out, nil
 	}
 	for _, party := range idx.due(latest, limit, nil) {
-		out = append(out, t.s.aggs[aggKey{party, role}])
+		out = append(out, *t.s.aggs[aggKey{party, role}])
 	}
 	return out, nil
 }
@@ -349,7 +351,7 @@ func (t *tx) Aggregates(fn func(escrow.Aggregate) error) error {
 		return cmp.Compare(a.role, b.role)
 	})
 	for _, k := range keys {
-		if err := fn(t.s.aggs[k]); err != nil {
+		if err := fn(*t.s.aggs[k]); err != nil {
 			return err
 		}
 	}
@@ -360,11 +362,11 @@ func (t *tx) PairMonth(ratee, rater, month string) (escrow.PairMonth, error) {
 	if err := t.check(false); err != nil {
 		return escrow.PairMonth{}, err
 	}
-	p, ok := t.s.pairs[pairKey{ratee, rater, month}]
-	if !ok {
+	p := t.s.pairs[pairKey{ratee, rater, month}]
+	if p == nil {
 		return escrow.PairMonth{}, notFound()
 	}
-	return p, nil
+	return *p, nil
 }
 
 func (t *tx) PutPairMonth(p escrow.PairMonth) error {
@@ -372,12 +374,15 @@ func (t *tx) PutPairMonth(p escrow.PairMonth) error {
 		return err
 	}
 	k := pairKey{p.Ratee, p.Rater, p.Month}
-	old, ok := t.s.pairs[k]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoPair, pkey: k, existed: ok})
-	if ok {
-		t.s.prevPairs = append(t.s.prevPairs, old)
+	cur := t.s.pairs[k]
+	t.s.undo = append(t.s.undo, undoRec{kind: undoPair, pkey: k, existed: cur != nil})
+	if cur == nil {
+		cur = new(escrow.PairMonth)
+		t.s.pairs[k] = cur
+	} else {
+		t.s.prevPairs = append(t.s.prevPairs, *cur)
 	}
-	t.s.pairs[k] = p
+	*cur = p
 	return nil
 }
 
@@ -399,7 +404,7 @@ func (t *tx) PairMonths(fn func(escrow.PairMonth) error) error {
 		return cmp.Compare(a.month, b.month)
 	})
 	for _, k := range keys {
-		if err := fn(t.s.pairs[k]); err != nil {
+		if err := fn(*t.s.pairs[k]); err != nil {
 			return err
 		}
 	}
@@ -411,15 +416,28 @@ func (t *tx) PairMonths(fn func(escrow.PairMonth) error) error {
 func (r *ratings) putDay(d escrow.DayCount) {
 	k := aggKey{d.Party, d.Role}
 	days := r.days[k]
-	i, found := slices.BinarySearchFunc(days, d.Day, func(x escrow.DayCount, day int32) int { return cmp.Compare(x.Day, day) })
+	i, found := findDay(days, d.Day)
+	r.setDay(k, days, i, found, d)
+}
+
+// findDay returns where day is, or would be, in the sorted list days.
+func findDay(days []escrow.DayCount, day int32) (int, bool) {
+	return slices.BinarySearchFunc(days, day, func(x escrow.DayCount, day int32) int { return cmp.Compare(x.Day, day) })
+}
+
+// setDay stores d in days, the list of k, at i where findDay put it.
+func (r *ratings) setDay(k aggKey, days []escrow.DayCount, i int, found bool, d escrow.DayCount) {
 	empty := d.Positive == 0 && d.Neutral == 0 && d.Negative == 0
 	switch {
 	case found && empty:
 		days = slices.Delete(days, i, i+1)
 	case found:
-		days[i] = d
+		days[i] = d // in place: the map's slice is this one
+		return
 	case !empty:
 		days = slices.Insert(days, i, d)
+	default:
+		return // no count, none to store
 	}
 	if len(days) == 0 {
 		delete(r.days, k)
@@ -433,7 +451,7 @@ func (t *tx) DayRange(party string, role escrow.Role, from, to int32, fn func(es
 		return err
 	}
 	days := t.s.days[aggKey{party, role}]
-	i, _ := slices.BinarySearchFunc(days, from, func(x escrow.DayCount, day int32) int { return cmp.Compare(x.Day, day) })
+	i, _ := findDay(days, from)
 	for ; i < len(days) && days[i].Day <= to; i++ {
 		if err := fn(days[i]); err != nil {
 			return err
@@ -449,12 +467,12 @@ func (t *tx) PutDayCount(d escrow.DayCount) error {
 	rs := &t.s.ratings
 	k := aggKey{d.Party, d.Role}
 	days := rs.days[k]
-	i, found := slices.BinarySearchFunc(days, d.Day, func(x escrow.DayCount, day int32) int { return cmp.Compare(x.Day, day) })
+	i, found := findDay(days, d.Day)
 	t.s.undo = append(t.s.undo, undoRec{kind: undoDay, akey: k, day: d.Day, existed: found})
 	if found {
 		t.s.prevDays = append(t.s.prevDays, days[i])
 	}
-	rs.putDay(d)
+	rs.setDay(k, days, i, found, d)
 	return nil
 }
 
