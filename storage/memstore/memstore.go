@@ -138,16 +138,22 @@ func (s *Store) Close() error {
 
 // undoRec records how to reverse one write. If the write replaced a
 // record (existed), the old record is on the stack of its kind.
+//
+// The record's key is kept in parts, the fewest bytes that hold any kind's
+// key: every write appends one undoRec, and Update clears them all.
 type undoRec struct {
 	kind    undoKind
 	existed bool
-	key     string
-	bkey    balanceKey
-	rkey    ratingKey
-	akey    aggKey
-	pkey    pairKey
+	role    escrow.Role
 	day     int32
+	k       [3]string
 }
+
+func (u *undoRec) key() string      { return u.k[0] }
+func (u *undoRec) bkey() balanceKey { return balanceKey{u.k[0], u.k[1]} }
+func (u *undoRec) rkey() ratingKey  { return ratingKey{u.k[0], u.k[1]} }
+func (u *undoRec) akey() aggKey     { return aggKey{u.k[0], u.role} }
+func (u *undoRec) pkey() pairKey    { return pairKey{u.k[0], u.k[1], u.k[2]} }
 
 type undoKind uint8
 
@@ -170,29 +176,29 @@ func (s *Store) rollback() {
 		switch u.kind {
 		case undoAccount:
 			if u.existed {
-				s.accounts[u.key] = pop(&s.prevAccounts)
+				s.accounts[u.key()] = pop(&s.prevAccounts)
 			} else {
-				delete(s.accounts, u.key)
+				delete(s.accounts, u.key())
 			}
 		case undoBalance:
 			if u.existed {
-				s.balances[u.bkey] = pop(&s.prevBalances)
+				s.balances[u.bkey()] = pop(&s.prevBalances)
 			} else {
-				delete(s.balances, u.bkey)
+				delete(s.balances, u.bkey())
 			}
 		case undoEscrow:
-			sl := s.escrows[u.key] // present: the write being undone put it there
+			sl := s.escrows[u.key()] // present: the write being undone put it there
 			if due := sl.e.NextDue(); !due.IsZero() {
-				s.due.delete(dueKey{nanos(due), u.key})
+				s.due.delete(dueKey{nanos(due), u.key()})
 			}
 			if u.existed {
 				sl.e = pop(&s.prevEscrows)
 				if due := sl.e.NextDue(); !due.IsZero() {
-					s.due.insert(dueKey{nanos(due), u.key})
+					s.due.insert(dueKey{nanos(due), u.key()})
 				}
 			} else {
 				sl.e, sl.exists = escrow.Escrow{}, false
-				s.dropIfEmpty(u.key, sl)
+				s.dropIfEmpty(u.key(), sl)
 			}
 		case undoEntry:
 			e := *s.journal.at(s.journal.len() - 1)
@@ -211,9 +217,9 @@ func (s *Store) rollback() {
 			s.undoRatings(u)
 		case undoIdem:
 			if u.existed {
-				s.idem[u.key] = pop(&s.prevIdem)
+				s.idem[u.key()] = pop(&s.prevIdem)
 			} else {
-				delete(s.idem, u.key)
+				delete(s.idem, u.key())
 			}
 		}
 	}
@@ -283,7 +289,7 @@ func (t *tx) PutAccount(a escrow.Account) error {
 		return err
 	}
 	old, ok := t.s.accounts[a.ID]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoAccount, key: a.ID, existed: ok})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoAccount, k: [3]string{a.ID}, existed: ok})
 	if ok {
 		t.s.prevAccounts = append(t.s.prevAccounts, old)
 	}
@@ -320,7 +326,7 @@ func (t *tx) PutBalance(b escrow.Balance) error {
 	}
 	k := balanceKey{b.Account, b.Currency.Code}
 	old, ok := t.s.balances[k]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoBalance, bkey: k, existed: ok})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoBalance, k: [3]string{k.account, k.currency}, existed: ok})
 	if ok {
 		t.s.prevBalances = append(t.s.prevBalances, old)
 	}
@@ -369,7 +375,7 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	}
 	sl := t.s.escrows[e.ID]
 	ok := sl != nil && sl.exists
-	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, key: e.ID, existed: ok})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, k: [3]string{e.ID}, existed: ok})
 	if ok {
 		t.s.prevEscrows = append(t.s.prevEscrows, sl.e)
 		if sl.e.NextDue().Equal(e.NextDue()) {
@@ -513,7 +519,7 @@ func (t *tx) PutIdempotency(r escrow.IdempotencyRecord) error {
 		return err
 	}
 	old, ok := t.s.idem[r.Key]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoIdem, key: r.Key, existed: ok})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoIdem, k: [3]string{r.Key}, existed: ok})
 	if ok {
 		t.s.prevIdem = append(t.s.prevIdem, old)
 	}

@@ -47,7 +47,7 @@ func (rs *ratings) compareRef(ref ratingRef, r *escrow.Rating) int {
 // the log only shrinks when a rollback takes back the newest.
 type ratings struct {
 	stored  chunkedLog[escrow.Rating]
-	byRatee map[string][]ratingRef // in the order RatingsOf reports
+	byRatee map[string][]ratingRef       // in the order RatingsOf reports
 	aggs    map[aggKey]*escrow.Aggregate // by pointer, as escrows are
 	ranks   []*rankTree
 	pairs   map[pairKey]*escrow.PairMonth
@@ -129,8 +129,8 @@ func (s *Store) undoRatings(u *undoRec) {
 	r := &s.ratings
 	switch u.kind {
 	case undoRating:
-		sl := s.escrows[u.rkey.escrow]
-		idx, _ := sl.rating(&r.stored, u.rkey.rater)
+		sl := s.escrows[u.rkey().escrow]
+		idx, _ := sl.rating(&r.stored, u.rkey().rater)
 		cur := r.stored.at(idx)
 		if u.existed {
 			old := pop(&s.prevRatings)
@@ -150,27 +150,27 @@ func (s *Store) undoRatings(u *undoRec) {
 		// runs backwards.
 		r.unindexRating(cur)
 		sl.dropRating()
-		s.dropIfEmpty(u.rkey.escrow, sl)
+		s.dropIfEmpty(u.rkey().escrow, sl)
 		r.stored.pop()
 	case undoAggregate:
-		cur := r.aggs[u.akey]
+		cur := r.aggs[u.akey()]
 		from := rankKeys(cur)
 		if u.existed {
 			*cur = pop(&s.prevAggs)
 			to := rankKeys(cur)
-			r.refile(u.akey.role, &from, &to)
+			r.refile(u.akey().role, &from, &to)
 		} else {
-			delete(r.aggs, u.akey)
-			r.refile(u.akey.role, &from, nil)
+			delete(r.aggs, u.akey())
+			r.refile(u.akey().role, &from, nil)
 		}
 	case undoPair:
 		if u.existed {
-			*r.pairs[u.pkey] = pop(&s.prevPairs)
+			*r.pairs[u.pkey()] = pop(&s.prevPairs)
 		} else {
-			delete(r.pairs, u.pkey)
+			delete(r.pairs, u.pkey())
 		}
 	case undoDay:
-		old := escrow.DayCount{Party: u.akey.party, Role: u.akey.role, Day: u.day}
+		old := escrow.DayCount{Party: u.akey().party, Role: u.akey().role, Day: u.day}
 		if u.existed {
 			old = pop(&s.prevDays)
 		}
@@ -224,7 +224,7 @@ func (t *tx) PutRating(r escrow.Rating) error {
 	k := ratingKey{r.Escrow, r.Rater}
 	sl := t.s.escrows[r.Escrow]
 	idx, ok := sl.rating(&rs.stored, r.Rater)
-	t.s.undo = append(t.s.undo, undoRec{kind: undoRating, rkey: k, existed: ok})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoRating, k: [3]string{k.escrow, k.rater}, existed: ok})
 	if !ok {
 		if sl == nil {
 			sl = new(slot)
@@ -302,7 +302,7 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 	rs := &t.s.ratings
 	k := aggKey{a.Party, a.Role}
 	cur := rs.aggs[k]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoAggregate, akey: k, existed: cur != nil})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoAggregate, k: [3]string{k.party}, role: k.role, existed: cur != nil})
 	to := rankKeys(&a)
 	if cur == nil {
 		cur = new(escrow.Aggregate)
@@ -375,7 +375,7 @@ func (t *tx) PutPairMonth(p escrow.PairMonth) error {
 	}
 	k := pairKey{p.Ratee, p.Rater, p.Month}
 	cur := t.s.pairs[k]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoPair, pkey: k, existed: cur != nil})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoPair, k: [3]string{k.ratee, k.rater, k.month}, existed: cur != nil})
 	if cur == nil {
 		cur = new(escrow.PairMonth)
 		t.s.pairs[k] = cur
@@ -468,7 +468,7 @@ func (t *tx) PutDayCount(d escrow.DayCount) error {
 	k := aggKey{d.Party, d.Role}
 	days := rs.days[k]
 	i, found := findDay(days, d.Day)
-	t.s.undo = append(t.s.undo, undoRec{kind: undoDay, akey: k, day: d.Day, existed: found})
+	t.s.undo = append(t.s.undo, undoRec{kind: undoDay, k: [3]string{k.party}, role: k.role, day: d.Day, existed: found})
 	if found {
 		t.s.prevDays = append(t.s.prevDays, days[i])
 	}
