@@ -361,13 +361,9 @@ func (c *rateCall) apply(tx Tx) error {
 		return invalidArg("only a buyer rating a seller gives detail scores")
 	}
 	c.r = l.newRating(e, role, c.in, now, false)
-	if err := l.countRating(tx, e, &c.r, now); err != nil {
+	if err := l.record(tx, e, &c.r, role, now); err != nil {
 		return err
 	}
-	if err := tx.PutRating(c.r); err != nil {
-		return err
-	}
-	e.Rated |= role
 	if e.Rated == Buyer|Seller {
 		e.RatingDueAt = time.Time{}
 	}
@@ -388,6 +384,19 @@ func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.T
 	return r
 }
 
+// record counts r, given by the party of e in raterRole, stores it and
+// marks that party as having rated.
+func (l *Ledger) record(tx Tx, e *Escrow, r *Rating, raterRole Role, now time.Time) error {
+	if err := l.countRating(tx, e, r, now); err != nil {
+		return err
+	}
+	if err := tx.PutRating(*r); err != nil {
+		return err
+	}
+	e.Rated |= raterRole
+	return nil
+}
+
 // closeRatings ends an escrow's rating window: a party who stayed silent
 // while the other rated is taken to have rated Positive, unless the policy
 // says otherwise.
@@ -403,13 +412,9 @@ func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) error {
 		silent = Seller
 	}
 	r := l.newRating(e, silent, RatingInput{Score: Positive}, closesAt, true)
-	if err := l.countRating(tx, e, &r, now); err != nil {
+	if err := l.record(tx, e, &r, silent, now); err != nil {
 		return err
 	}
-	if err := tx.PutRating(r); err != nil {
-		return err
-	}
-	e.Rated |= silent
 	ev := Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: r.Ratee, ByTimer: true, Note: "positive (default)"}
 	return save(tx, e, &ev, now)
 }
