@@ -29,7 +29,8 @@ type Ledger struct {
 	fixedFees  map[string]int64
 	timers     Timers
 	rep        policy
-	month      atomic.Pointer[monthName] // the month monthOf named last
+	month      atomic.Pointer[span[string]] // the month monthOf worked out last
+	day        atomic.Pointer[span[int32]]  // the day dayOf worked out last
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the

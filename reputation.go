@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -664,30 +665,60 @@ func (l *Ledger) decayFactor(age time.Duration) float64 {
 }
 
 // monthOf names the calendar month of t in the policy's location, the key
-// of the monthly pair cap. Nearly every rating falls in the month of the
-// one before, so the last month named is kept with its bounds and its name
-// reused.
+// of the monthly pair cap.
 func (l *Ledger) monthOf(t time.Time) string {
-	if m := l.month.Load(); m != nil && !t.Before(m.from) && t.Before(m.to) {
-		return m.name
+	if m := l.month.Load(); m.holds(t) {
+		return m.v
 	}
 	lt := t.In(l.rep.loc)
 	from := time.Date(lt.Year(), lt.Month(), 1, 0, 0, 0, 0, l.rep.loc)
-	m := &monthName{from: from, to: from.AddDate(0, 1, 0), name: lt.Format("2006-01")}
-	l.month.Store(m)
-	return m.name
-}
-
-// A monthName is a calendar month, [from, to), and its name.
-type monthName struct {
-	from, to time.Time
-	name     string
+	name := lt.Format("2006-01")
+	keep(&l.month, &span[string]{from, from.AddDate(0, 1, 0), name})
+	return name
 }
 
 // dayOf numbers the calendar day of t in the policy's location.
 func (l *Ledger) dayOf(t time.Time) int32 {
-	y, m, d := t.In(l.rep.loc).Date()
-	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+	if d := l.day.Load(); d.holds(t) {
+		return d.v
+	}
+	y, m, dd := t.In(l.rep.loc).Date()
+	day := int32(time.Date(y, m, dd, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+	from := time.Date(y, m, dd, 0, 0, 0, 0, l.rep.loc)
+	keep(&l.day, &span[int32]{from, from.AddDate(0, 0, 1), day})
+	return day
+}
+
+// A span is a stretch of time, [from, to), and the calendar month or day
+// that every instant in it falls on. Nearly every rating falls on the day
+// and in the month of the one before, so the ledger keeps the last span of
+// each it worked out, and reuses its answer instead of working it out
+// again from a date in the policy's location.
+type span[T any] struct {
+	from, to time.Time
+	v        T
+}
+
+func (s *span[T]) holds(t time.Time) bool {
+	return s != nil && !t.Before(s.from) && t.Before(s.to)
+}
+
+// keep keeps s in p unless the location's offset changes within three
+// hours of either end. Offsets change by at most two hours, so a change
+// further inside cannot carry an instant's local date out of the span; one
+// near an end could, and midnights that do not exist or come twice make
+// the ends themselves unsure. Such a span is worked out each time instead.
+func keep[T any](p *atomic.Pointer[span[T]], s *span[T]) {
+	if steady(s.from) && steady(s.to) {
+		p.Store(s)
+	}
+}
+
+// steady reports whether the offset of t's location stays the same from
+// three hours before t to three hours after.
+func steady(t time.Time) bool {
+	_, end := t.Add(-3 * time.Hour).ZoneBounds()
+	return end.IsZero() || end.After(t.Add(3*time.Hour))
 }
 
 // windowDays returns the lengths in days of the aggregate's windows.
