@@ -47,7 +47,7 @@ func (rs *ratings) compareRef(ref ratingRef, r *escrow.Rating) int {
 // the log only shrinks when a rollback takes back the newest.
 type ratings struct {
 	stored  chunkedLog[escrow.Rating]
-	byRatee map[string][]ratingRef       // in the order RatingsOf reports
+	byRatee map[string]*[]ratingRef      // in the order RatingsOf reports
 	aggs    map[aggKey]*escrow.Aggregate // by pointer, as escrows are
 	ranks   []*rankTree
 	pairs   map[pairKey]*escrow.PairMonth
@@ -65,7 +65,7 @@ type rankTree struct {
 
 func newRatings() ratings {
 	return ratings{
-		byRatee: map[string][]ratingRef{},
+		byRatee: map[string]*[]ratingRef{},
 		aggs:    map[aggKey]*escrow.Aggregate{},
 		pairs:   map[pairKey]*escrow.PairMonth{},
 		days:    map[aggKey][]escrow.DayCount{},
@@ -182,26 +182,31 @@ func (s *Store) undoRatings(u *undoRec) {
 // mostly arrive in time order, so the place is usually the end.
 func (r *ratings) indexRating(rating *escrow.Rating, idx int) {
 	ref := ratingRef{nanos(rating.At), idx}
-	refs := r.byRatee[rating.Ratee]
-	if n := len(refs); n == 0 || r.compareRef(refs[n-1], rating) < 0 {
-		r.byRatee[rating.Ratee] = append(refs, ref)
+	p := r.byRatee[rating.Ratee]
+	if p == nil {
+		p = new([]ratingRef)
+		r.byRatee[rating.Ratee] = p
+	}
+	if n := len(*p); n == 0 || r.compareRef((*p)[n-1], rating) < 0 {
+		*p = append(*p, ref)
 		return
 	}
-	i, _ := slices.BinarySearchFunc(refs, rating, r.compareRef)
-	r.byRatee[rating.Ratee] = slices.Insert(refs, i, ref)
+	i, _ := slices.BinarySearchFunc(*p, rating, r.compareRef)
+	*p = slices.Insert(*p, i, ref)
 }
 
 // unindexRating takes rating out of its ratee's index. The index is found
 // by the rating's values, so they must be those it was filed with.
 func (r *ratings) unindexRating(rating *escrow.Rating) {
-	refs := r.byRatee[rating.Ratee]
-	if i, ok := slices.BinarySearchFunc(refs, rating, r.compareRef); ok {
-		refs = slices.Delete(refs, i, i+1)
+	p := r.byRatee[rating.Ratee]
+	if p == nil {
+		return
 	}
-	if len(refs) == 0 {
+	if i, ok := slices.BinarySearchFunc(*p, rating, r.compareRef); ok {
+		*p = slices.Delete(*p, i, i+1)
+	}
+	if len(*p) == 0 {
 		delete(r.byRatee, rating.Ratee)
-	} else {
-		r.byRatee[rating.Ratee] = refs
 	}
 }
 
@@ -255,7 +260,11 @@ func (t *tx) RatingsOf(party string, fn func(escrow.Rating) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	for _, ref := range slices.Clone(t.s.byRatee[party]) {
+	var refs []ratingRef
+	if p := t.s.byRatee[party]; p != nil {
+		refs = slices.Clone(*p)
+	}
+	for _, ref := range refs {
 		if err := fn(*t.s.stored.at(ref.idx)); err != nil {
 			return err
 		}
