@@ -9,6 +9,7 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -301,7 +302,7 @@ func (t *tx) Accounts(fn func(escrow.Account) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	for _, id := range sortedKeys(t.s.accounts) {
+	for _, id := range sortedKeys(t.s.accounts, strings.Compare) {
 		if err := fn(t.s.accounts[id]); err != nil {
 			return err
 		}
@@ -338,17 +339,9 @@ func (t *tx) Balances(fn func(escrow.Balance) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	keys := make([]balanceKey, 0, len(t.s.balances))
-	for k := range t.s.balances {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].account != keys[j].account {
-			return keys[i].account < keys[j].account
-		}
-		return keys[i].currency < keys[j].currency
-	})
-	for _, k := range keys {
+	for _, k := range sortedKeys(t.s.balances, func(a, b balanceKey) int {
+		return cmp.Or(strings.Compare(a.account, b.account), strings.Compare(a.currency, b.currency))
+	}) {
 		if err := fn(t.s.balances[k]); err != nil {
 			return err
 		}
@@ -413,7 +406,7 @@ func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	for _, id := range sortedKeys(t.s.escrows) {
+	for _, id := range sortedKeys(t.s.escrows, strings.Compare) {
 		sl := t.s.escrows[id]
 		if !sl.exists {
 			continue
@@ -532,7 +525,7 @@ func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	for _, k := range sortedKeys(t.s.idem) {
+	for _, k := range sortedKeys(t.s.idem, strings.Compare) {
 		r := t.s.idem[k]
 		r.Result = slices.Clone(r.Result)
 		if err := fn(r); err != nil {
@@ -542,12 +535,14 @@ func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys returns the keys of m in the order compare gives them: the
+// order in which the listing methods report records.
+func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, strings.Compare)
+	slices.SortFunc(keys, compare)
 	return keys
 }
 

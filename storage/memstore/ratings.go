@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/escrowkit/escrow"
 )
@@ -13,6 +14,10 @@ type ratingKey struct{ escrow, rater string }
 type aggKey struct {
 	party string
 	role  escrow.Role
+}
+
+func compareAggKeys(a, b aggKey) int {
+	return cmp.Or(strings.Compare(a.party, b.party), cmp.Compare(a.role, b.role))
 }
 
 type pairKey struct{ ratee, rater, month string }
@@ -277,7 +282,7 @@ func (t *tx) Ratings(fn func(escrow.Rating) error) error {
 		return err
 	}
 	var on []escrow.Rating
-	for _, id := range sortedKeys(t.s.escrows) {
+	for _, id := range sortedKeys(t.s.escrows, strings.Compare) {
 		sl := t.s.escrows[id]
 		on = on[:0]
 		for i := range sl.nRatings() {
@@ -349,17 +354,7 @@ func (t *tx) Aggregates(fn func(escrow.Aggregate) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	keys := make([]aggKey, 0, len(t.s.aggs))
-	for k := range t.s.aggs {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b aggKey) int {
-		if c := cmp.Compare(a.party, b.party); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.role, b.role)
-	})
-	for _, k := range keys {
+	for _, k := range sortedKeys(t.s.aggs, compareAggKeys) {
 		if err := fn(*t.s.aggs[k]); err != nil {
 			return err
 		}
@@ -399,20 +394,9 @@ func (t *tx) PairMonths(fn func(escrow.PairMonth) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	keys := make([]pairKey, 0, len(t.s.pairs))
-	for k := range t.s.pairs {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b pairKey) int {
-		if c := cmp.Compare(a.ratee, b.ratee); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.rater, b.rater); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.month, b.month)
-	})
-	for _, k := range keys {
+	for _, k := range sortedKeys(t.s.pairs, func(a, b pairKey) int {
+		return cmp.Or(strings.Compare(a.ratee, b.ratee), strings.Compare(a.rater, b.rater), strings.Compare(a.month, b.month))
+	}) {
 		if err := fn(*t.s.pairs[k]); err != nil {
 			return err
 		}
@@ -489,17 +473,7 @@ func (t *tx) DayCounts(fn func(escrow.DayCount) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	keys := make([]aggKey, 0, len(t.s.days))
-	for k := range t.s.days {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b aggKey) int {
-		if c := cmp.Compare(a.party, b.party); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.role, b.role)
-	})
-	for _, k := range keys {
+	for _, k := range sortedKeys(t.s.days, compareAggKeys) {
 		for _, d := range slices.Clone(t.s.days[k]) {
 			if err := fn(d); err != nil {
 				return err
