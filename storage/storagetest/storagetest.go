@@ -73,7 +73,8 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		Balances      []escrow.Balance
 		Escrows       []escrow.Escrow
 		Due           []string
-		Journal       map[string][]escrow.Entry
+		Journal       []escrow.Entry
+		EntriesOf     map[string][]escrow.Entry // by account, in Entries order
 		Events        []escrow.Event
 		Idempotencies []escrow.IdempotencyRecord
 		Ratings       []escrow.Rating
@@ -83,16 +84,36 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		RatingsOf     map[string][]escrow.Rating // by ratee, in RatingsOf order
 		Top           map[string][]string        // the ranking indexes, by role and key
 	}
-	d.Journal = map[string][]escrow.Entry{}
 	err := store.View(ctx, func(tx escrow.Tx) error {
-		err := tx.Accounts(func(a escrow.Account) error {
-			d.Accounts = append(d.Accounts, a)
-			entries, err := tx.Entries(a.ID, 0, 1<<30)
-			d.Journal[a.ID] = entries
-			return err
-		})
+		err := tx.Accounts(func(a escrow.Account) error { d.Accounts = append(d.Accounts, a); return nil })
 		if err != nil {
 			return err
+		}
+		// The whole journal, then the per-account index of every account
+		// it posts to or that exists, whether or not the two agree.
+		if d.Journal, err = tx.Journal(0, 1<<30); err != nil {
+			return err
+		}
+		d.EntriesOf = map[string][]escrow.Entry{}
+		indexed := func(account string) error {
+			if _, done := d.EntriesOf[account]; done {
+				return nil
+			}
+			entries, err := tx.Entries(account, 0, 1<<30)
+			d.EntriesOf[account] = entries
+			return err
+		}
+		for _, a := range d.Accounts {
+			if err := indexed(a.ID); err != nil {
+				return err
+			}
+		}
+		for _, e := range d.Journal {
+			for _, p := range e.Postings {
+				if err := indexed(p.Account); err != nil {
+					return err
+				}
+			}
 		}
 		if err := tx.Balances(func(b escrow.Balance) error { d.Balances = append(d.Balances, b); return nil }); err != nil {
 			return err
