@@ -131,7 +131,7 @@ func (s *Store) Close() error {
 	if !s.closed {
 		s.closed = true
 		s.accounts, s.balances, s.escrows, s.idem, s.byAccount = nil, nil, nil, nil, nil
-		s.ratings = newRatings()
+		s.ratings = ratings{}
 		s.journal, s.events, s.due, s.slab = chunkedLog[escrow.Entry]{}, chunkedLog[escrow.Event]{}, dueIndex{}, nil
 	}
 	return nil
@@ -189,18 +189,14 @@ func (s *Store) rollback() {
 			}
 		case undoEscrow:
 			sl := s.escrows[u.key()] // present: the write being undone put it there
-			if due := sl.e.NextDue(); !due.IsZero() {
-				s.due.delete(dueKey{nanos(due), u.key()})
-			}
+			due := sl.e.NextDue()
 			if u.existed {
 				sl.e = pop(&s.prevEscrows)
-				if due := sl.e.NextDue(); !due.IsZero() {
-					s.due.insert(dueKey{nanos(due), u.key()})
-				}
 			} else {
 				sl.e, sl.exists = escrow.Escrow{}, false
-				s.dropIfEmpty(u.key(), sl)
 			}
+			s.due.refile(u.key(), due, sl.e.NextDue())
+			s.dropIfEmpty(u.key(), sl)
 		case undoEntry:
 			e := *s.journal.at(s.journal.len() - 1)
 			forEachAccount(e, func(a string) {
@@ -272,15 +268,13 @@ func (t *tx) check(write bool) error {
 // notFound is the error for a missing record: the sentinel itself, because
 // a miss is routine on the hot path (a new escrow ID, a first balance) and
 // the ledger adds the ID when it reports one.
-func notFound() error { return escrow.ErrNotFound }
-
 func (t *tx) Account(id string) (escrow.Account, error) {
 	if err := t.check(false); err != nil {
 		return escrow.Account{}, err
 	}
 	a, ok := t.s.accounts[id]
 	if !ok {
-		return escrow.Account{}, notFound()
+		return escrow.Account{}, escrow.ErrNotFound
 	}
 	return a, nil
 }
@@ -316,7 +310,7 @@ func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
 	}
 	b, ok := t.s.balances[balanceKey{account, currency}]
 	if !ok {
-		return escrow.Balance{}, notFound()
+		return escrow.Balance{}, escrow.ErrNotFound
 	}
 	return b, nil
 }
@@ -355,7 +349,7 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 	}
 	sl := t.s.escrows[id]
 	if sl == nil || !sl.exists {
-		return escrow.Escrow{}, notFound()
+		return escrow.Escrow{}, escrow.ErrNotFound
 	}
 	e := sl.e
 	e.Milestones = slices.Clone(e.Milestones)
@@ -369,20 +363,12 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	sl := t.s.escrows[e.ID]
 	ok := sl != nil && sl.exists
 	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, k: [3]string{e.ID}, existed: ok})
+	var due time.Time
 	if ok {
 		t.s.prevEscrows = append(t.s.prevEscrows, sl.e)
-		if sl.e.NextDue().Equal(e.NextDue()) {
-			sl.e = e
-			sl.e.Milestones = slices.Clone(e.Milestones)
-			return nil
-		}
-		if due := sl.e.NextDue(); !due.IsZero() {
-			t.s.due.delete(dueKey{nanos(due), e.ID})
-		}
+		due = sl.e.NextDue()
 	}
-	if due := e.NextDue(); !due.IsZero() {
-		t.s.due.insert(dueKey{nanos(due), e.ID})
-	}
+	t.s.due.refile(e.ID, due, e.NextDue())
 	if sl == nil {
 		sl = new(slot)
 		t.s.escrows[e.ID] = sl
@@ -501,7 +487,7 @@ func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
 	}
 	r, ok := t.s.idem[key]
 	if !ok {
-		return escrow.IdempotencyRecord{}, notFound()
+		return escrow.IdempotencyRecord{}, escrow.ErrNotFound
 	}
 	r.Result = slices.Clone(r.Result)
 	return r, nil

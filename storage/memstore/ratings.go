@@ -221,7 +221,7 @@ func (t *tx) Rating(escrowID, rater string) (escrow.Rating, error) {
 	}
 	idx, ok := t.s.escrows[escrowID].rating(&t.s.stored, rater)
 	if !ok {
-		return escrow.Rating{}, notFound()
+		return escrow.Rating{}, escrow.ErrNotFound
 	}
 	return *t.s.stored.at(idx), nil
 }
@@ -285,7 +285,7 @@ func (t *tx) Ratings(fn func(escrow.Rating) error) error {
 	for _, id := range sortedKeys(t.s.escrows, strings.Compare) {
 		sl := t.s.escrows[id]
 		on = on[:0]
-		for i := range sl.nRatings() {
+		for i := range sl.n {
 			on = append(on, *t.s.stored.at(sl.ratingAt(i)))
 		}
 		slices.SortFunc(on, func(a, b escrow.Rating) int { return cmp.Compare(a.Rater, b.Rater) })
@@ -304,7 +304,7 @@ func (t *tx) Aggregate(party string, role escrow.Role) (escrow.Aggregate, error)
 	}
 	a := t.s.aggs[aggKey{party, role}]
 	if a == nil {
-		return escrow.Aggregate{}, notFound()
+		return escrow.Aggregate{}, escrow.ErrNotFound
 	}
 	return *a, nil
 }
@@ -368,7 +368,7 @@ func (t *tx) PairMonth(ratee, rater, month string) (escrow.PairMonth, error) {
 	}
 	p := t.s.pairs[pairKey{ratee, rater, month}]
 	if p == nil {
-		return escrow.PairMonth{}, notFound()
+		return escrow.PairMonth{}, escrow.ErrNotFound
 	}
 	return *p, nil
 }
@@ -499,8 +499,6 @@ type slot struct {
 	n     int
 	extra []int
 }
-
-func (sl *slot) nRatings() int { return sl.n }
 
 func (sl *slot) ratingAt(i int) int {
 	if i < len(sl.first) {

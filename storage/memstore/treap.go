@@ -148,6 +148,20 @@ func (t *dueIndex) move(from, to dueKey) {
 	t.insert(to)
 }
 
+// refile moves escrow id's entry from deadline from to deadline to; a zero
+// deadline is no entry.
+func (t *dueIndex) refile(id string, from, to time.Time) {
+	switch {
+	case from.Equal(to):
+	case from.IsZero():
+		t.insert(dueKey{nanos(to), id})
+	case to.IsZero():
+		t.delete(dueKey{nanos(from), id})
+	default:
+		t.move(dueKey{nanos(from), id}, dueKey{nanos(to), id})
+	}
+}
+
 func merge(a, b *node) *node {
 	switch {
 	case a == nil:
