@@ -97,11 +97,7 @@ func (e *encoder) escrow(x *escrow.Escrow) {
 	e.str(x.Arbiter)
 	e.money(x.Price)
 	e.str(x.Item)
-	if x.Milestones == nil {
-		e.uvarint(0)
-	} else {
-		e.uvarint(uint64(len(x.Milestones)) + 1)
-	}
+	e.count(len(x.Milestones), x.Milestones == nil)
 	for _, m := range x.Milestones {
 		e.str(m.Name)
 		e.money(m.Amount)
@@ -144,11 +140,7 @@ func (e *encoder) entry(x *escrow.Entry) {
 	e.str(string(x.Kind))
 	e.str(x.Escrow)
 	e.currency(x.Currency)
-	if x.Postings == nil {
-		e.uvarint(0)
-	} else {
-		e.uvarint(uint64(len(x.Postings)) + 1)
-	}
+	e.count(len(x.Postings), x.Postings == nil)
 	for _, p := range x.Postings {
 		e.str(p.Account)
 		e.uvarint(uint64(p.Bucket))
@@ -171,16 +163,22 @@ func (e *encoder) event(x *escrow.Event) {
 	e.str(x.Note)
 }
 
+// count writes the length of a slice that may be nil, as decoder.count
+// reads it: 0 for nil, else the length plus one.
+func (e *encoder) count(n int, isNil bool) {
+	if isNil {
+		e.uvarint(0)
+	} else {
+		e.uvarint(uint64(n) + 1)
+	}
+}
+
 func (e *encoder) idempotency(r *escrow.IdempotencyRecord) {
 	e.byte(opIdempotency)
 	e.str(r.Key)
 	e.str(r.Request)
-	if r.Result == nil {
-		e.uvarint(0)
-	} else {
-		e.uvarint(uint64(len(r.Result)) + 1)
-		e.b = append(e.b, r.Result...)
-	}
+	e.count(len(r.Result), r.Result == nil)
+	e.b = append(e.b, r.Result...)
 	e.time(r.At)
 }
 

@@ -224,17 +224,12 @@ func (s *Store) replay(name string, data []byte, base uint64, want *uint64, last
 			return nil
 		}
 		err := s.mem.Update(context.Background(), func(tx escrow.Tx) error {
-			var o op
 			for _, r := range batch {
-				dec.b, dec.err = r.payload, nil
-				n := 0
-				for dec.next(&o) {
-					if err := apply(tx, &o); err != nil {
-						return s.corrupt(name, r.off, "record does not replay: %v", err)
-					}
-					n++
-				}
-				if dec.err != nil || n == 0 {
+				n, err := applyPayload(tx, dec, r.payload)
+				switch {
+				case err != nil:
+					return s.corrupt(name, r.off, "record does not replay: %v", err)
+				case dec.err != nil || n == 0:
 					return s.corrupt(name, r.off, "record does not decode")
 				}
 			}

@@ -55,16 +55,28 @@ func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, 
 	}
 }
 
+// applyPayload decodes the operations in payload with dec and applies them
+// to tx, returning how many it applied and the first error applying one;
+// a payload that does not decode leaves dec.err set.
+func applyPayload(tx escrow.Tx, dec *decoder, payload []byte) (int, error) {
+	var o op
+	dec.b, dec.err = payload, nil
+	n := 0
+	for dec.next(&o) {
+		if err := apply(tx, &o); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // loadSnapshot applies a verified snapshot's chunks to the empty store.
 func (s *Store) loadSnapshot(name string, chunks [][]byte, dec *decoder) error {
 	for i, chunk := range chunks {
 		err := s.mem.Update(context.Background(), func(tx escrow.Tx) error {
-			var o op
-			dec.b, dec.err = chunk, nil
-			for dec.next(&o) {
-				if err := apply(tx, &o); err != nil {
-					return s.corrupt(name, 0, "chunk %d does not replay: %v", i+1, err)
-				}
+			if _, err := applyPayload(tx, dec, chunk); err != nil {
+				return s.corrupt(name, 0, "chunk %d does not replay: %v", i+1, err)
 			}
 			if dec.err != nil {
 				return s.corrupt(name, 0, "chunk %d does not decode", i+1)
