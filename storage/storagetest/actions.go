@@ -45,6 +45,15 @@ var actionSpec = map[escrow.Action]struct {
 	escrow.ActionResolve:          {"resolve", []escrow.Role{escrow.Arbiter}, []escrow.State{escrow.Disputed}},
 }
 
+// specWho returns the roles actionSpec lets take action a, as one set.
+func specWho(a escrow.Action) escrow.Role {
+	var who escrow.Role
+	for _, r := range actionSpec[a].who {
+		who |= r
+	}
+	return who
+}
+
 // actionOutcome is what an allowed action does to the 100.00 CNY escrow that
 // reachState builds: the new state, the event, and the changes to the
 // balances in fen. The fee is 0.6%.
@@ -348,10 +357,7 @@ func runActionCase(t *testing.T, h Harness, s escrow.State, a escrow.Action, act
 		if *re != want {
 			t.Errorf("RoleError %+v, want %+v", *re, want)
 		}
-		var who escrow.Role
-		for _, r := range actionSpec[a].who {
-			who |= r
-		}
+		who := specWho(a)
 		if re.Want != who.String() {
 			t.Errorf("RoleError.Want = %q, want %q", re.Want, who.String())
 		}

@@ -66,31 +66,11 @@ func raceOpen(f *fixture, t escrow.Terms) escrow.Escrow {
 	return e
 }
 
-// raceEscrow returns the stored escrow or fails the test.
-func raceEscrow(f *fixture, id string) escrow.Escrow {
-	f.t.Helper()
-	e, err := f.l.Escrow(f.ctx, id)
-	if err != nil {
-		f.t.Fatalf("Escrow(%q): %v", id, err)
-	}
-	return e
-}
-
-// raceEvents returns every event, oldest first.
-func raceEvents(f *fixture) []escrow.Event {
-	f.t.Helper()
-	evs, err := f.l.Events(f.ctx, 0, 1<<30)
-	if err != nil {
-		f.t.Fatalf("Events: %v", err)
-	}
-	return evs
-}
-
 // raceEventTypes returns the types of the events of one escrow, in order.
 func raceEventTypes(f *fixture, id string) []escrow.EventType {
 	f.t.Helper()
 	var types []escrow.EventType
-	for _, ev := range raceEvents(f) {
+	for _, ev := range eventsAfter(f, 0) {
 		if ev.Escrow == id {
 			types = append(types, ev.Type)
 		}
@@ -130,7 +110,7 @@ func testRacePay(t *testing.T, h Harness) {
 			t.Fatalf("round %d: buyer has %d available and %d held, want %d and %d",
 				r, a, held, int64(rounds-r-1)*price, int64(r+1)*price)
 		}
-		if e := raceEscrow(f, id); e.State != escrow.AwaitingShipment || e.Held.Units() != price || e.Version != 2 {
+		if e := escrowNow(f, id); e.State != escrow.AwaitingShipment || e.Held.Units() != price || e.Version != 2 {
 			t.Fatalf("round %d: escrow is %s holding %s at version %d, want AwaitingShipment holding %d at version 2",
 				r, e.State, e.Held, e.Version, price)
 		}
@@ -205,7 +185,7 @@ func testRaceEndings(t *testing.T, h Harness) {
 		}
 		outcomes[won]++
 
-		e := raceEscrow(f, id)
+		e := escrowNow(f, id)
 		var wantState escrow.State
 		var wantEvents []escrow.EventType
 		var held, released, refunded, fee int64
@@ -300,7 +280,7 @@ func testRaceOverspend(t *testing.T, h Harness) {
 	}
 	paid := 0
 	for i := range n {
-		e := raceEscrow(f, "o-"+strconv.Itoa(i))
+		e := escrowNow(f, "o-"+strconv.Itoa(i))
 		switch {
 		case errs[i] == nil && e.State == escrow.AwaitingShipment && e.Held.Units() == price:
 			paid++
@@ -430,7 +410,7 @@ func testRaceIdempotency(t *testing.T, h Harness) {
 		t.Fatalf("buyer has %d available and %d held, want %d and 4200", a, held, 101234-4200)
 	}
 	var deposits int
-	for _, ev := range raceEvents(f) {
+	for _, ev := range eventsAfter(f, 0) {
 		if ev.Type == escrow.Deposited && ev.Account == "buyer" && ev.Amount.Units() == 1234 {
 			deposits++
 		}
@@ -514,7 +494,7 @@ func testRaceProcessDue(t *testing.T, h Harness) {
 		t.Fatalf("the ProcessDue calls fired %d timers together, want %d", fired.Load(), len(wants))
 	}
 	byTimer := map[string][]escrow.EventType{}
-	for _, ev := range raceEvents(f) {
+	for _, ev := range eventsAfter(f, 0) {
 		if ev.ByTimer {
 			byTimer[ev.Escrow] = append(byTimer[ev.Escrow], ev.Type)
 		}
@@ -523,7 +503,7 @@ func testRaceProcessDue(t *testing.T, h Harness) {
 		if diff := cmp.Diff([]escrow.EventType{w.event}, byTimer[id]); diff != "" {
 			t.Errorf("%s: timer events (-want +got):\n%s", id, diff)
 		}
-		e := raceEscrow(f, id)
+		e := escrowNow(f, id)
 		if e.State != w.state || e.Refunded.Units() != w.refunded || e.Released.Units() != w.released {
 			t.Errorf("%s is %s with %s refunded and %s released, want %s with %d and %d",
 				id, e.State, e.Refunded, e.Released, w.state, w.refunded, w.released)

@@ -104,3 +104,23 @@ func (f *fixture) unchanged(before []byte, what string) {
 		f.t.Fatalf("%s changed the store:\nbefore: %.2000s\nafter: %.2000s", what, before, after)
 	}
 }
+
+// escrowNow returns the stored escrow or fails the test.
+func escrowNow(f *fixture, id string) escrow.Escrow {
+	f.t.Helper()
+	e, err := f.l.Escrow(f.ctx, id)
+	if err != nil {
+		f.t.Fatalf("Escrow(%s): %v", id, err)
+	}
+	return e
+}
+
+// setup runs setup calls, failing the test on the first error.
+func setup(t testing.TB, calls ...func() (escrow.Escrow, error)) {
+	t.Helper()
+	for i, call := range calls {
+		if _, err := call(); err != nil {
+			t.Fatalf("setup call %d: %v", i, err)
+		}
+	}
+}

@@ -19,40 +19,27 @@ type idempotentCall struct {
 	other func(f *fixture, key escrow.CallOption) (any, error)
 }
 
-// idemSetup calls each function in turn and fails the test on the first error.
-func idemSetup(f *fixture, calls ...func() (escrow.Escrow, error)) {
-	f.t.Helper()
-	for i, call := range calls {
-		if _, err := call(); err != nil {
-			f.t.Fatalf("setup call %d: %v", i, err)
-		}
-	}
-}
-
 func testIdempotency(t *testing.T, h Harness) {
 	openDeal := func(f *fixture) {
-		idemSetup(f, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", false)) })
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", false)) })
 	}
 	payDeal := func(f *fixture) {
 		openDeal(f)
-		idemSetup(f, func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) })
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) })
 	}
 	shipDeal := func(f *fixture) {
 		payDeal(f)
-		idemSetup(f, func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
 	}
 	requestOnDeal := func(f *fixture) {
 		payDeal(f)
-		idemSetup(f, func() (escrow.Escrow, error) {
+		setup(f.t, func() (escrow.Escrow, error) {
 			return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "")
 		})
 	}
 	disputeDeal := func(f *fixture) {
 		payDeal(f)
-		idemSetup(f, func() (escrow.Escrow, error) { return f.l.Dispute(f.ctx, "deal", partyBuyer, "") })
-	}
-	escrowCall := func(fn func(f *fixture, key escrow.CallOption) (escrow.Escrow, error)) func(*fixture, escrow.CallOption) (any, error) {
-		return func(f *fixture, key escrow.CallOption) (any, error) { return fn(f, key) }
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Dispute(f.ctx, "deal", partyBuyer, "") })
 	}
 
 	calls := []idempotentCall{
@@ -74,93 +61,93 @@ func testIdempotency(t *testing.T, h Harness) {
 				return f.l.Withdraw(f.ctx, partySeller, cny("10.00"), k)
 			}},
 		{"Open", func(f *fixture) {},
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Open(f.ctx, dealTerms("deal", true), k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Open(f.ctx, dealTerms("deal", false), k)
-			})},
+			}},
 		{"Pay", openDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Pay(f.ctx, "deal", partyBuyer, k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Pay(f.ctx, "deal", partyStranger, k)
-			})},
+			}},
 		{"Ship", payDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Ship(f.ctx, "deal", partySeller, "SF-1", k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Ship(f.ctx, "deal", partySeller, "SF-2", k)
-			})},
+			}},
 		{"Confirm", shipDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Confirm(f.ctx, "deal", partyBuyer, k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Confirm(f.ctx, "deal", partySeller, k)
-			})},
+			}},
 		{"ConfirmMilestone", func(f *fixture) {
-			idemSetup(f, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", true)) },
+			setup(f.t, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", true)) },
 				func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) },
 				func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
 		},
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 0, k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 1, k)
-			})},
+			}},
 		{"Cancel", openDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Cancel(f.ctx, "deal", partyBuyer, k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Cancel(f.ctx, "deal", partySeller, k)
-			})},
+			}},
 		{"Refund", payDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.00"), k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.01"), k)
-			})},
+			}},
 		{"RequestRefund", payDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "late", k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "very late", k)
-			})},
+			}},
 		{"AgreeRefund", requestOnDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.AgreeRefund(f.ctx, "deal", partySeller, k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.AgreeRefund(f.ctx, "deal", partyBuyer, k)
-			})},
+			}},
 		{"RefuseRefund", requestOnDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no", k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no!", k)
-			})},
+			}},
 		{"Dispute", payDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Dispute(f.ctx, "deal", partyBuyer, "help", k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Dispute(f.ctx, "deal", partySeller, "help", k)
-			})},
+			}},
 		{"Resolve", disputeDeal,
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("40.00"), Seller: cny("60.00")}, k)
-			}),
-			escrowCall(func(f *fixture, k escrow.CallOption) (escrow.Escrow, error) {
+			},
+			func(f *fixture, k escrow.CallOption) (any, error) {
 				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("60.00"), Seller: cny("40.00")}, k)
-			})},
+			}},
 	}
 
 	for _, c := range calls {
@@ -212,7 +199,7 @@ func testIdempotency(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		idemSetup(f, func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
 		before := f.dump()
 		// A retry that arrives late still gets the answer to the first
 		// call, not an error about the escrow's new state.
@@ -240,7 +227,7 @@ func testIdempotency(t *testing.T, h Harness) {
 		// Pay("x|buyer", "buyer") and Pay("x", "buyer|buyer") are different
 		// calls even though their arguments joined by '|' read the same.
 		terms := dealTerms("x|"+partyBuyer, false)
-		idemSetup(f, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, terms) })
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, terms) })
 		key := escrow.IdempotencyKey("pay")
 		if _, err := f.l.Pay(f.ctx, terms.ID, partyBuyer, key); err != nil {
 			t.Fatal(err)
@@ -295,7 +282,7 @@ func testIdempotency(t *testing.T, h Harness) {
 		// A payment refused for want of money, retried after a deposit.
 		expensive := dealTerms("expensive", false)
 		expensive.Price = cny("1500.00")
-		idemSetup(f, func() (escrow.Escrow, error) { return l.Open(ctx, expensive) })
+		setup(f.t, func() (escrow.Escrow, error) { return l.Open(ctx, expensive) })
 		pay := escrow.IdempotencyKey("pay")
 		before = f.dump()
 		if _, err := l.Pay(ctx, "expensive", partyBuyer, pay); !errors.Is(err, escrow.ErrInsufficientFunds) {
@@ -311,14 +298,14 @@ func testIdempotency(t *testing.T, h Harness) {
 		}
 
 		// A shipment too early, retried once the escrow is paid.
-		idemSetup(f, func() (escrow.Escrow, error) { return l.Open(ctx, dealTerms("deal", false)) })
+		setup(f.t, func() (escrow.Escrow, error) { return l.Open(ctx, dealTerms("deal", false)) })
 		ship := escrow.IdempotencyKey("ship")
 		before = f.dump()
 		if _, err := l.Ship(ctx, "deal", partySeller, "", ship); !errors.Is(err, escrow.ErrInvalidTransition) {
 			t.Fatalf("err = %v, want ErrInvalidTransition", err)
 		}
 		f.unchanged(before, "a failed shipment with a key")
-		idemSetup(f, func() (escrow.Escrow, error) { return l.Pay(ctx, "deal", partyBuyer) })
+		setup(f.t, func() (escrow.Escrow, error) { return l.Pay(ctx, "deal", partyBuyer) })
 		if e, err := l.Ship(ctx, "deal", partySeller, "", ship); err != nil || e.State != escrow.AwaitingConfirmation {
 			t.Fatalf("retry after payment: %s, %v", e.State, err)
 		}
@@ -346,7 +333,7 @@ func testIdempotency(t *testing.T, h Harness) {
 		f.unchanged(before, "opening the same escrow again")
 
 		// Once paid, opening it again returns it as it now is.
-		idemSetup(f, func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) })
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) })
 		before = f.dump()
 		now, err := f.l.Open(f.ctx, terms)
 		if err != nil {

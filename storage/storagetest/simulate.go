@@ -318,36 +318,11 @@ func simInState(states ...escrow.State) func(m *simEscrow) bool {
 	return func(m *simEscrow) bool { return slices.Contains(states, m.state) }
 }
 
-// The rules as the test reads them: who may take each action, and from
-// which states.
-var (
-	simWho = map[escrow.Action]escrow.Role{
-		escrow.ActionPay: escrow.Buyer, escrow.ActionShip: escrow.Seller, escrow.ActionConfirm: escrow.Buyer,
-		escrow.ActionConfirmMilestone: escrow.Buyer, escrow.ActionCancel: escrow.Buyer | escrow.Seller,
-		escrow.ActionRefund: escrow.Seller, escrow.ActionRequestRefund: escrow.Buyer,
-		escrow.ActionAgreeRefund: escrow.Seller, escrow.ActionRefuseRefund: escrow.Seller,
-		escrow.ActionDispute: escrow.Buyer | escrow.Seller, escrow.ActionResolve: escrow.Arbiter,
-	}
-	simFrom = map[escrow.Action][]escrow.State{
-		escrow.ActionPay:              {escrow.AwaitingPayment},
-		escrow.ActionShip:             {escrow.AwaitingShipment},
-		escrow.ActionConfirm:          {escrow.AwaitingConfirmation},
-		escrow.ActionConfirmMilestone: {escrow.AwaitingConfirmation},
-		escrow.ActionCancel:           {escrow.AwaitingPayment},
-		escrow.ActionRefund:           {escrow.AwaitingShipment, escrow.AwaitingConfirmation},
-		escrow.ActionRequestRefund:    {escrow.AwaitingShipment, escrow.AwaitingConfirmation},
-		escrow.ActionAgreeRefund:      {escrow.RefundRequested},
-		escrow.ActionRefuseRefund:     {escrow.RefundRequested},
-		escrow.ActionDispute:          {escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested},
-		escrow.ActionResolve:          {escrow.Disputed},
-	}
-)
-
 // rightActor returns a party that may take action a on m, or "" if there
 // is none (Resolve on an escrow without an arbiter).
 func (s *sim) rightActor(m *simEscrow, a escrow.Action) string {
 	var c []string
-	who := simWho[a]
+	who := specWho(a)
 	if who&escrow.Buyer != 0 {
 		c = append(c, m.terms.Buyer)
 	}
@@ -366,7 +341,7 @@ func (s *sim) rightActor(m *simEscrow, a escrow.Action) string {
 // wrongActor returns someone who may not take action a on m: a party in
 // another role, a user with no part in it, or an unknown ID.
 func (s *sim) wrongActor(m *simEscrow, a escrow.Action) string {
-	who := simWho[a]
+	who := specWho(a)
 	c := []string{"nobody"}
 	if who&escrow.Buyer == 0 {
 		c = append(c, m.terms.Buyer)
@@ -433,7 +408,7 @@ func (s *sim) badAction(kind string, a escrow.Action) {
 		}
 	case 2, 3:
 		m := s.pick(func(m *simEscrow) bool {
-			return !slices.Contains(simFrom[a], m.state) && (simWho[a] != escrow.Arbiter || m.terms.Arbiter != "")
+			return !slices.Contains(actionSpec[a].from, m.state) && (specWho(a) != escrow.Arbiter || m.terms.Arbiter != "")
 		})
 		if m != nil {
 			actor := s.rightActor(m, a)

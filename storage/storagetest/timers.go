@@ -52,15 +52,6 @@ func expectDeadline(f *fixture, id string, at time.Time) escrow.Escrow {
 	return after
 }
 
-func escrowNow(f *fixture, id string) escrow.Escrow {
-	f.t.Helper()
-	e, err := f.l.Escrow(f.ctx, id)
-	if err != nil {
-		f.t.Fatalf("Escrow(%s): %v", id, err)
-	}
-	return e
-}
-
 // newestEvent returns the newest event.
 func newestEvent(f *fixture) escrow.Event {
 	f.t.Helper()
@@ -76,16 +67,6 @@ func expectLastEvent(f *fixture, want eventLine) {
 	f.t.Helper()
 	if diff := cmp.Diff(want, lineOf(newestEvent(f))); diff != "" {
 		f.t.Errorf("last event (-want +got):\n%s", diff)
-	}
-}
-
-// timerSetup runs setup calls, failing the test on the first error.
-func timerSetup(t testing.TB, calls ...func() (escrow.Escrow, error)) {
-	t.Helper()
-	for i, call := range calls {
-		if _, err := call(); err != nil {
-			t.Fatalf("setup call %d: %v", i, err)
-		}
 	}
 }
 
@@ -115,7 +96,7 @@ func testTimers(t *testing.T, h Harness) {
 
 	t.Run("UnpaidCloses", func(t *testing.T) {
 		f := begin(t)
-		timerSetup(t, open(f, dealTerms("deal", false)))
+		setup(t, open(f, dealTerms("deal", false)))
 		e := expectDeadline(f, "deal", start.Add(3*day))
 		if e.State != escrow.Closed || !e.DueAt.IsZero() || !e.EndedAt.Equal(start.Add(3*day)) {
 			t.Errorf("after the payment deadline: %s, due %s, ended %s", e.State, e.DueAt, e.EndedAt)
@@ -128,9 +109,9 @@ func testTimers(t *testing.T, h Harness) {
 
 	t.Run("UnshippedRefunded", func(t *testing.T) {
 		f := begin(t)
-		timerSetup(t, open(f, dealTerms("deal", false)))
+		setup(t, open(f, dealTerms("deal", false)))
 		f.clock.Advance(time.Hour)
-		timerSetup(t, pay(f, "deal"))
+		setup(t, pay(f, "deal"))
 		// The shipping deadline runs from payment.
 		e := expectDeadline(f, "deal", start.Add(time.Hour+7*day))
 		if diff := cmp.Diff(figures{State: escrow.Refunded, Refunded: 10000, Version: 3}, figuresOf(e)); diff != "" {
@@ -144,9 +125,9 @@ func testTimers(t *testing.T, h Harness) {
 
 	t.Run("UnconfirmedReleased", func(t *testing.T) {
 		f := begin(t)
-		timerSetup(t, open(f, dealTerms("deal", false)), pay(f, "deal"))
+		setup(t, open(f, dealTerms("deal", false)), pay(f, "deal"))
 		f.clock.Advance(2 * time.Hour)
-		timerSetup(t, ship(f, "deal"))
+		setup(t, ship(f, "deal"))
 		e := expectDeadline(f, "deal", start.Add(2*time.Hour+10*day))
 		if diff := cmp.Diff(figures{State: escrow.Completed, Released: 10000, Fees: 60, Version: 4}, figuresOf(e)); diff != "" {
 			t.Errorf("escrow (-want +got):\n%s", diff)
@@ -159,9 +140,9 @@ func testTimers(t *testing.T, h Harness) {
 
 	t.Run("IgnoredRefundRequest", func(t *testing.T) {
 		f := begin(t)
-		timerSetup(t, open(f, dealTerms("deal", false)), pay(f, "deal"), ship(f, "deal"))
+		setup(t, open(f, dealTerms("deal", false)), pay(f, "deal"), ship(f, "deal"))
 		f.clock.Advance(day)
-		timerSetup(t, request(f, "deal", "40.00"))
+		setup(t, request(f, "deal", "40.00"))
 		// The seller had five days to answer; the refund is made as asked
 		// and the nine days of confirmation that were left run again.
 		e := expectDeadline(f, "deal", start.Add(6*day))
@@ -180,9 +161,9 @@ func testTimers(t *testing.T, h Harness) {
 
 	t.Run("IgnoredFullRefundRequest", func(t *testing.T) {
 		f := begin(t)
-		timerSetup(t, open(f, dealTerms("deal", false)), pay(f, "deal"))
+		setup(t, open(f, dealTerms("deal", false)), pay(f, "deal"))
 		f.clock.Advance(2 * day)
-		timerSetup(t, request(f, "deal", "100.00"))
+		setup(t, request(f, "deal", "100.00"))
 		e := expectDeadline(f, "deal", start.Add(7*day))
 		if diff := cmp.Diff(figures{State: escrow.Refunded, Refunded: 10000, Version: 4}, figuresOf(e)); diff != "" {
 			t.Errorf("escrow (-want +got):\n%s", diff)
@@ -195,9 +176,9 @@ func testTimers(t *testing.T, h Harness) {
 
 	t.Run("RefundRequestPausesAutoConfirm", func(t *testing.T) {
 		f := begin(t)
-		timerSetup(t, open(f, dealTerms("deal", false)), pay(f, "deal"), ship(f, "deal"))
+		setup(t, open(f, dealTerms("deal", false)), pay(f, "deal"), ship(f, "deal"))
 		f.clock.Set(start.Add(6 * day))
-		timerSetup(t, request(f, "deal", "40.00"))
+		setup(t, request(f, "deal", "40.00"))
 		if e := escrowNow(f, "deal"); e.Paused != 4*day || !e.DueAt.Equal(start.Add(11*day)) {
 			t.Errorf("paused with %s left, answer due %s; want 4 days, day 11", e.Paused, e.DueAt.Sub(start))
 		}
@@ -208,7 +189,7 @@ func testTimers(t *testing.T, h Harness) {
 		if e := escrowNow(f, "deal"); e.State != escrow.RefundRequested || e.Held != cny("100.00") {
 			t.Fatalf("escrow %s holding %s", e.State, e.Held)
 		}
-		timerSetup(t, func() (escrow.Escrow, error) { return f.l.RefuseRefund(f.ctx, "deal", partySeller, "it did come") })
+		setup(t, func() (escrow.Escrow, error) { return f.l.RefuseRefund(f.ctx, "deal", partySeller, "it did come") })
 		// The four days left restart from the refusal.
 		e := expectDeadline(f, "deal", start.Add(14*day+time.Hour))
 		if diff := cmp.Diff(figures{State: escrow.Completed, Released: 10000, Fees: 60, Version: 6}, figuresOf(e)); diff != "" {
@@ -223,7 +204,7 @@ func testTimers(t *testing.T, h Harness) {
 		dispute := func(id string) func() (escrow.Escrow, error) {
 			return func() (escrow.Escrow, error) { return f.l.Dispute(f.ctx, id, partyBuyer, "") }
 		}
-		timerSetup(t,
+		setup(t,
 			open(f, dealTerms("shipping", false)), pay(f, "shipping"), dispute("shipping"),
 			open(f, dealTerms("confirming", false)), pay(f, "confirming"), ship(f, "confirming"), dispute("confirming"),
 			open(f, dealTerms("requested", false)), pay(f, "requested"), ship(f, "requested"),
@@ -237,7 +218,7 @@ func testTimers(t *testing.T, h Harness) {
 				t.Errorf("%s: %s, due %s, holding %s", id, e.State, e.DueAt, e.Held)
 			}
 		}
-		timerSetup(t, func() (escrow.Escrow, error) {
+		setup(t, func() (escrow.Escrow, error) {
 			return f.l.Resolve(f.ctx, "requested", partyArbiter, escrow.Split{Buyer: cny("100.00")})
 		})
 		// A year on, no escrow timer fires; only the resolved escrow's
@@ -261,7 +242,7 @@ func testTimers(t *testing.T, h Harness) {
 			RefundResponseWithin: 30 * time.Minute}
 		partial := dealTerms("partial", false)
 		partial.Timers = escrow.Timers{ConfirmWithin: time.Hour}
-		timerSetup(t, open(f, custom), open(f, partial), pay(f, "partial"), ship(f, "partial"), open(f, dealTerms("plain", false)))
+		setup(t, open(f, custom), open(f, partial), pay(f, "partial"), ship(f, "partial"), open(f, dealTerms("plain", false)))
 		if e := escrowNow(f, "custom"); e.Timers != custom.Timers {
 			t.Errorf("custom timers %+v, want %+v", e.Timers, custom.Timers)
 		}
@@ -286,7 +267,7 @@ func testTimers(t *testing.T, h Harness) {
 		// The custom refund-response time: 30 minutes.
 		short := dealTerms("short", false)
 		short.Timers = custom.Timers
-		timerSetup(t, open(f, short), pay(f, "short"), request(f, "short", "100.00"))
+		setup(t, open(f, short), pay(f, "short"), request(f, "short", "100.00"))
 		expectDeadline(f, "short", start.Add(90*time.Minute))
 		if e := escrowNow(f, "short"); e.State != escrow.Refunded {
 			t.Errorf("short is %s, want Refunded", e.State)
@@ -297,7 +278,7 @@ func testTimers(t *testing.T, h Harness) {
 	t.Run("LedgerDefaults", func(t *testing.T) {
 		f := newFixtureWith(t, h, &escrow.Options{Timers: escrow.Timers{PayWithin: 2 * time.Hour}})
 		f.accounts(partyBuyer, partySeller)
-		timerSetup(t, open(f, dealTerms("deal", false)))
+		setup(t, open(f, dealTerms("deal", false)))
 		want := escrow.DefaultTimers()
 		want.PayWithin = 2 * time.Hour
 		if e := escrowNow(f, "deal"); e.Timers != want {
@@ -312,24 +293,24 @@ func testTimers(t *testing.T, h Harness) {
 		// 300 escrows, more than one batch of ProcessDue, in the three
 		// states with a deadline that has passed by day 10; and five more,
 		// opened on day 8, whose payment is not due until day 11.
-		var setup []func() (escrow.Escrow, error)
+		var calls []func() (escrow.Escrow, error)
 		for i := 0; i < 300; i++ {
 			terms := dealTerms(fmt.Sprintf("deal-%03d", i), false)
 			terms.Price = cny("1.00")
-			setup = append(setup, open(f, terms))
+			calls = append(calls, open(f, terms))
 			switch i % 3 {
 			case 1:
-				setup = append(setup, pay(f, terms.ID))
+				calls = append(calls, pay(f, terms.ID))
 			case 2:
-				setup = append(setup, pay(f, terms.ID), ship(f, terms.ID))
+				calls = append(calls, pay(f, terms.ID), ship(f, terms.ID))
 			}
 		}
-		timerSetup(t, setup...)
+		setup(t, calls...)
 		f.clock.Set(start.Add(8 * day))
 		notDue := map[string]escrow.Escrow{}
 		for i := 0; i < 5; i++ {
 			terms := dealTerms(fmt.Sprintf("later-%d", i), false)
-			timerSetup(t, open(f, terms))
+			setup(t, open(f, terms))
 			notDue[terms.ID] = escrowNow(f, terms.ID)
 		}
 		seq := uint64(len(eventsAfter(f, 0)))
@@ -370,7 +351,7 @@ func testTimers(t *testing.T, h Harness) {
 
 	t.Run("RunTimers", func(t *testing.T) {
 		f := begin(t)
-		timerSetup(t, open(f, dealTerms("deal", false)))
+		setup(t, open(f, dealTerms("deal", false)))
 		ctx, cancel := context.WithCancel(f.ctx)
 		defer cancel()
 		var mu sync.Mutex
