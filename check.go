@@ -210,14 +210,8 @@ func (l *Ledger) Check(ctx context.Context) error {
 				want[k] = a
 			}
 			a.Points += r.Points
-			switch r.Score {
-			case Positive:
-				a.Positive++
-			case Neutral:
-				a.Neutral++
-			case Negative:
-				a.Negative++
-			}
+			one := r.Score.counts(1)
+			a.Positive, a.Neutral, a.Negative = a.Positive+one.Positive, a.Neutral+one.Neutral, a.Negative+one.Negative
 			for i, d := range r.Details.array() {
 				if d != 0 {
 					a.DetailSums[i] += int64(d)
@@ -303,14 +297,10 @@ func (l *Ledger) Check(ctx context.Context) error {
 				dk := dayKey{k.party, k.role, l.dayOf(r.At)}
 				d := dayWant[dk]
 				d.Party, d.Role, d.Day = dk.party, dk.role, dk.day
-				switch r.Score {
-				case Positive:
-					d.Positive++
-				case Neutral:
-					d.Neutral++
-				case Negative:
-					d.Negative++
-				}
+				one := r.Score.counts(1)
+				d.Positive += int32(one.Positive)
+				d.Neutral += int32(one.Neutral)
+				d.Negative += int32(one.Negative)
 				dayWant[dk] = d
 			}
 		}

@@ -136,6 +136,7 @@ func TestCheckFindsCorruption(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
+		rate    bool // alice rates bob Positive on "done" before the damage
 		corrupt func(tx escrow.Tx) error
 		want    []string // each must appear in some violation
 	}{
@@ -271,11 +272,80 @@ func TestCheckFindsCorruption(t *testing.T) {
 				`account "alice" holds 20000 CNY but its escrows hold 0`,
 			},
 		},
+		{
+			name: "a rating whose ratee is not the escrow's other party",
+			rate: true,
+			corrupt: func(tx escrow.Tx) error {
+				r, err := tx.Rating("done", "alice")
+				if err != nil {
+					return err
+				}
+				r.Ratee = "carol"
+				return tx.PutRating(r)
+			},
+			want: []string{`rating by "alice" of "carol" on escrow "done" does not match the escrow's parties`},
+		},
+		{
+			name: "an aggregate whose windows miss a rating",
+			rate: true,
+			corrupt: func(tx escrow.Tx) error {
+				a, err := tx.Aggregate("bob", escrow.Seller)
+				if err != nil {
+					return err
+				}
+				a.Windows[0].Positive++
+				return tx.PutAggregate(a)
+			},
+			want: []string{`aggregate of "bob" as the seller: windows`},
+		},
+		{
+			name: "an aggregate whose Beta sums drifted",
+			rate: true,
+			corrupt: func(tx escrow.Tx) error {
+				a, err := tx.Aggregate("bob", escrow.Seller)
+				if err != nil {
+					return err
+				}
+				a.BetaPositive++
+				return tx.PutAggregate(a)
+			},
+			want: []string{`aggregate of "bob" as the seller: Beta sums`},
+		},
+		{
+			name: "a day that counts a rating twice",
+			rate: true,
+			corrupt: func(tx escrow.Tx) error {
+				return tx.DayRange("bob", escrow.Seller, 0, 1<<30, func(d escrow.DayCount) error {
+					d.Positive++
+					return tx.PutDayCount(d)
+				})
+			},
+			want: []string{`of "bob" as the seller counts 2/0/0, its ratings give 1/0/0`},
+		},
+		{
+			name: "a pair month above its ratings",
+			rate: true,
+			corrupt: func(tx escrow.Tx) error {
+				return tx.PairMonths(func(p escrow.PairMonth) error {
+					p.Positive++
+					return tx.PutPairMonth(p)
+				})
+			},
+			want: []string{`pair "bob" by "alice" in`, `counts +2/−0, its ratings give +1/−0`},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			l, store := tradedLedger(t)
+			if tc.rate {
+				if _, err := l.Rate(ctx, "done", "alice", escrow.RatingInput{Score: escrow.Positive}); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.Check(ctx); err != nil {
+					t.Fatalf("Check after rating, before the damage: %v", err)
+				}
+			}
 			if err := store.Update(ctx, tc.corrupt); err != nil {
 				t.Fatalf("corrupting the store: %v", err)
 			}

@@ -41,6 +41,36 @@ func (s Score) String() string {
 	return "Score(" + strconv.Itoa(int(s)) + ")"
 }
 
+// check refuses a score that is not Positive, Neutral or Negative.
+func (s Score) check() error {
+	if s < Positive || s > Negative {
+		return invalidArg("score %d is not Positive, Neutral or Negative", s)
+	}
+	return nil
+}
+
+// counts returns sign (1 or −1) counted under s's kind.
+func (s Score) counts(sign int64) Counts {
+	switch s {
+	case Positive:
+		return Counts{Positive: sign}
+	case Neutral:
+		return Counts{Neutral: sign}
+	case Negative:
+		return Counts{Negative: sign}
+	}
+	return Counts{}
+}
+
+// getRating reads rater's rating on escrowID, naming both if there is none.
+func getRating(tx Tx, escrowID, rater string) (Rating, error) {
+	r, err := tx.Rating(escrowID, rater)
+	if errors.Is(err, ErrNotFound) {
+		return Rating{}, fmt.Errorf("%w: no rating by %q on escrow %q", ErrNotFound, rater, escrowID)
+	}
+	return r, err
+}
+
 // rank orders scores from worst to best, for "revised upward".
 func (s Score) rank() int { return 4 - int(s) }
 
@@ -289,8 +319,8 @@ func (l *Ledger) openRatings(e *Escrow) {
 // ErrRatingClosed after the window, and with ErrInvalidArgument for a bad
 // score, details from a seller, or a comment over 500 bytes.
 func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInput, opts ...CallOption) (Rating, error) {
-	if in.Score < Positive || in.Score > Negative {
-		return Rating{}, invalidArg("score %d is not Positive, Neutral or Negative", in.Score)
+	if err := in.Score.check(); err != nil {
+		return Rating{}, err
 	}
 	for _, d := range in.Details.array() {
 		if d < 0 || d > 5 {
@@ -429,18 +459,16 @@ func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) error {
 // positive, a default, or the new score is not higher) and ErrRatingClosed
 // after the window.
 func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score, comment string, opts ...CallOption) (Rating, error) {
-	if score < Positive || score > Negative {
-		return Rating{}, invalidArg("score %d is not Positive, Neutral or Negative", score)
+	if err := score.check(); err != nil {
+		return Rating{}, err
 	}
 	if err := checkText("comment", comment, 500, true); err != nil {
 		return Rating{}, err
 	}
 	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("revise|%q|%q|%d|%q", escrowID, rater, score, comment) },
 		func(tx Tx, now time.Time) (Rating, error) {
-			r, err := tx.Rating(escrowID, rater)
-			if errors.Is(err, ErrNotFound) {
-				return Rating{}, fmt.Errorf("%w: no rating by %q on escrow %q", ErrNotFound, rater, escrowID)
-			} else if err != nil {
+			r, err := getRating(tx, escrowID, rater)
+			if err != nil {
 				return Rating{}, err
 			}
 			switch {
@@ -485,10 +513,8 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 	}
 	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("reply|%q|%q|%q|%q", escrowID, rater, actor, text) },
 		func(tx Tx, now time.Time) (Rating, error) {
-			r, err := tx.Rating(escrowID, rater)
-			if errors.Is(err, ErrNotFound) {
-				return Rating{}, fmt.Errorf("%w: no rating by %q on escrow %q", ErrNotFound, rater, escrowID)
-			} else if err != nil {
+			r, err := getRating(tx, escrowID, rater)
+			if err != nil {
 				return Rating{}, err
 			}
 			if actor != r.Ratee {
@@ -598,21 +624,11 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	if err != nil {
 		return err
 	}
-	one := Counts{}
-	switch r.Score {
-	case Positive:
-		a.Positive += sign
-		dc.Positive += int32(sign)
-		one.Positive = sign
-	case Neutral:
-		a.Neutral += sign
-		dc.Neutral += int32(sign)
-		one.Neutral = sign
-	case Negative:
-		a.Negative += sign
-		dc.Negative += int32(sign)
-		one.Negative = sign
-	}
+	one := r.Score.counts(sign)
+	a.Positive, a.Neutral, a.Negative = a.Positive+one.Positive, a.Neutral+one.Neutral, a.Negative+one.Negative
+	dc.Positive += int32(one.Positive)
+	dc.Neutral += int32(one.Neutral)
+	dc.Negative += int32(one.Negative)
 	if dc.Positive < 0 || dc.Neutral < 0 || dc.Negative < 0 {
 		return fmt.Errorf("escrow: internal error: day %d of %q would count below zero", day, r.Ratee)
 	}
@@ -1004,7 +1020,7 @@ func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, err
 			c := Contribution{Rating: r}
 			if r.Counted {
 				age := now.Sub(r.At)
-				c.InRateWindow = l.dayOf(now)-l.dayOf(r.At) < int32(l.rep.rateWindow/(24*time.Hour))
+				c.InRateWindow = l.dayOf(now)-l.dayOf(r.At) < l.windowDays()[4]
 				if r.Score != Neutral {
 					c.BetaWeight = r.Weight * l.decayFactor(age)
 				}
