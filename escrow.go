@@ -408,7 +408,10 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 			if !sameCurrency(m.Amount, t.Price) {
 				return t, mismatch(t.Price, m.Amount)
 			}
-			if m.Amount.units <= 0 {
+			if err := m.Amount.check(); err != nil {
+				return t, err
+			}
+			if m.Amount.units == 0 {
 				return t, invalidArg("milestone %d has no amount", i)
 			}
 			var err error
@@ -636,8 +639,8 @@ func (c *call) resolve(tx Tx) error {
 		if !sameCurrency(*part, e.Price) {
 			return mismatch(e.Price, *part)
 		}
-		if part.units < 0 {
-			return &AmountError{Amount: part.amountString(), Currency: part.cur.Code, Reason: "negative", Err: ErrInvalidAmount}
+		if err := part.check(); err != nil {
+			return err
 		}
 	}
 	if sum, err := toBuyer.plus(toSeller); err != nil || sum != e.Held {

@@ -240,12 +240,16 @@ func (l *Ledger) checkCurrency(c Currency) error {
 	return nil
 }
 
-// checkPayment refuses an amount that cannot be paid: unknown currency or zero.
+// checkPayment refuses an amount that cannot be paid: unknown currency,
+// zero, negative or past MaxUnits.
 func (l *Ledger) checkPayment(m Money) error {
 	if err := l.checkCurrency(m.cur); err != nil {
 		return err
 	}
-	if m.units <= 0 {
+	if err := m.check(); err != nil {
+		return err
+	}
+	if m.units == 0 {
 		return &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "a payment must be more than zero", Err: ErrInvalidAmount}
 	}
 	return nil

@@ -115,13 +115,23 @@ func MoneyFromUnits(units int64, c Currency) (Money, error) {
 	if err := c.validate(); err != nil {
 		return Money{}, err
 	}
-	if units < 0 {
-		return Money{}, &AmountError{Amount: fmt.Sprint(units), Currency: c.Code, Reason: "negative", Err: ErrInvalidAmount}
+	m := Money{units: units, cur: c}
+	if err := m.check(); err != nil {
+		return Money{}, err
 	}
-	if units > MaxUnits {
-		return Money{}, &AmountError{Amount: fmt.Sprint(units), Currency: c.Code, Reason: "exceeds the largest amount", Err: ErrAmountTooLarge}
+	return m, nil
+}
+
+// check is the one rule every amount a caller hands in must meet: not
+// negative and not past MaxUnits. A Money made by RestoreMoney may break it.
+func (m Money) check() error {
+	switch {
+	case m.units < 0:
+		return &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "negative", Err: ErrInvalidAmount}
+	case m.units > MaxUnits:
+		return &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "exceeds the largest amount", Err: ErrAmountTooLarge}
 	}
-	return Money{units: units, cur: c}, nil
+	return nil
 }
 
 // RestoreMoney returns units minor units of c exactly as a storage adapter
@@ -222,8 +232,12 @@ func zeroOf(c Currency) Money { return Money{cur: c} }
 // minor unit: the parts always add up to m exactly. Units left over by
 // rounding down go one each to the parts with the largest remainders,
 // earlier parts first on ties. Weights must be non-negative with a positive
-// sum.
+// sum. It fails with ErrInvalidAmount for a negative m (such as the balance
+// of WorldAccount) and ErrAmountTooLarge for one past MaxUnits.
 func Allocate(m Money, weights ...int64) ([]Money, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
 	var total uint64
 	for _, w := range weights {
 		if w < 0 {

@@ -587,7 +587,7 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 		}, escrow.ErrInvalidAmount, nil},
 		{"negative milestone", withTerms(func(t *escrow.Terms) {
 			t.Milestones = []escrow.Milestone{{Name: "a", Amount: cny("150.00")}, {Name: "b", Amount: escrow.RestoreMoney(-5000, escrow.CNY)}}
-		}), escrow.ErrInvalidArgument, nil},
+		}), escrow.ErrInvalidAmount, nil},
 
 		// Actions the escrow cannot take.
 		{"dispute without arbiter by buyer", func() error { _, err := l.Dispute(ctx, "no-arbiter", partyBuyer, ""); return err },

@@ -1,0 +1,171 @@
+package escrow_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/escrowkit/escrow/storage/storagetest"
+)
+
+// inputStart is the manual clock's first reading in the input tests.
+var inputStart = time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+
+// inputFixture is a ledger over a fresh memstore holding one escrow in each
+// state a refused call may meet:
+//
+//	unpaid    AwaitingPayment
+//	held      AwaitingShipment, 100.00 held
+//	shipped   AwaitingConfirmation, 100.00 held
+//	disputed  Disputed, 100.00 held
+//	done      Completed, rated Neutral by alice
+type inputFixture struct {
+	t     *testing.T
+	ctx   context.Context
+	store *memstore.Store
+	clock *escrow.ManualClock
+	l     *escrow.Ledger
+}
+
+func newInputFixture(t *testing.T, opts *escrow.Options) *inputFixture {
+	t.Helper()
+	f := &inputFixture{t: t, ctx: context.Background(), store: memstore.New(), clock: escrow.NewManualClock(inputStart)}
+	t.Cleanup(func() { f.store.Close() })
+	o := escrow.Options{}
+	if opts != nil {
+		o = *opts
+	}
+	o.Clock = f.clock
+	var err error
+	if f.l, err = escrow.New(f.ctx, f.store, &o); err != nil {
+		t.Fatal(err)
+	}
+	l, ctx := f.l, f.ctx
+	steps := []func() error{
+		func() error { _, err := l.OpenAccount(ctx, "alice"); return err },
+		func() error { _, err := l.OpenAccount(ctx, "bob"); return err },
+		func() error { _, err := l.Deposit(ctx, "alice", cny("1000.00")); return err },
+	}
+	for _, id := range []string{"unpaid", "held", "shipped", "disputed", "done"} {
+		steps = append(steps, func() error {
+			_, err := l.Open(ctx, escrow.Terms{ID: id, Buyer: "alice", Seller: "bob", Arbiter: "carol", Price: cny("100.00")})
+			return err
+		})
+	}
+	for _, id := range []string{"held", "shipped", "disputed", "done"} {
+		steps = append(steps, func() error { _, err := l.Pay(ctx, id, "alice"); return err })
+	}
+	for _, id := range []string{"shipped", "disputed", "done"} {
+		steps = append(steps, func() error { _, err := l.Ship(ctx, id, "bob", "SF1"); return err })
+	}
+	steps = append(steps,
+		func() error { _, err := l.Dispute(ctx, "disputed", "alice", "broken"); return err },
+		func() error { _, err := l.Confirm(ctx, "done", "alice"); return err },
+		func() error {
+			_, err := l.Rate(ctx, "done", "alice", escrow.RatingInput{Score: escrow.Neutral})
+			return err
+		},
+	)
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("setup step %d: %v", i, err)
+		}
+	}
+	return f
+}
+
+func cny(s string) escrow.Money { return escrow.MustParseMoney(s, escrow.CNY) }
+
+// dump returns everything in the store.
+func (f *inputFixture) dump() []byte {
+	f.t.Helper()
+	d, err := storagetest.Dump(f.ctx, f.store)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d
+}
+
+// refused runs call and fails the test unless it returns an error wrapping
+// want and leaves the store exactly as it was.
+func (f *inputFixture) refused(what string, want error, call func() error) {
+	f.t.Helper()
+	before := f.dump()
+	err := call()
+	if !errors.Is(err, want) {
+		f.t.Errorf("%s: err = %v, want %v", what, err, want)
+	}
+	if after := f.dump(); !bytes.Equal(before, after) {
+		f.t.Errorf("%s changed the store:\nbefore: %.1500s\nafter: %.1500s", what, before, after)
+	}
+}
+
+// TestAmountsPastMaxUnitsRefusedEverywhere holds every call that takes an
+// amount to the one rule Deposit already kept: an amount past MaxUnits is
+// ErrAmountTooLarge, a negative one ErrInvalidAmount, and nothing changes.
+func TestAmountsPastMaxUnitsRefusedEverywhere(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	for _, tc := range []struct {
+		name   string
+		amount escrow.Money
+		want   error
+	}{
+		{"MaxInt64", escrow.RestoreMoney(math.MaxInt64, escrow.CNY), escrow.ErrAmountTooLarge},
+		{"MaxUnits+1", escrow.RestoreMoney(escrow.MaxUnits+1, escrow.CNY), escrow.ErrAmountTooLarge},
+		{"negative", escrow.RestoreMoney(-1, escrow.CNY), escrow.ErrInvalidAmount},
+	} {
+		m := tc.amount
+		calls := map[string]func() error{
+			"Open": func() error {
+				_, err := l.Open(ctx, escrow.Terms{ID: "big", Buyer: "alice", Seller: "bob", Price: m})
+				return err
+			},
+			"Open milestone": func() error {
+				_, err := l.Open(ctx, escrow.Terms{ID: "big", Buyer: "alice", Seller: "bob", Price: cny("1.00"),
+					Milestones: []escrow.Milestone{{Name: "a", Amount: m}, {Name: "b", Amount: cny("1.00")}}})
+				return err
+			},
+			"Deposit":       func() error { _, err := l.Deposit(ctx, "alice", m); return err },
+			"Withdraw":      func() error { _, err := l.Withdraw(ctx, "alice", m); return err },
+			"Refund":        func() error { _, err := l.Refund(ctx, "held", "bob", m); return err },
+			"RequestRefund": func() error { _, err := l.RequestRefund(ctx, "held", "alice", m, ""); return err },
+			"Resolve": func() error {
+				_, err := l.Resolve(ctx, "disputed", "carol", escrow.Split{Buyer: m, Seller: cny("100.00")})
+				return err
+			},
+		}
+		for name, call := range calls {
+			f.refused(tc.name+" "+name, tc.want, call)
+		}
+	}
+}
+
+// TestAllocateRefusesBadAmounts: a balance read from the public API can be
+// negative (WorldAccount's); Allocate refuses it rather than splitting
+// garbage.
+func TestAllocateRefusesBadAmounts(t *testing.T) {
+	f := newInputFixture(t, nil)
+	world, err := f.l.Balance(f.ctx, escrow.WorldAccount, escrow.CNY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		m    escrow.Money
+		want error
+	}{
+		{world.Available, escrow.ErrInvalidAmount},
+		{escrow.RestoreMoney(-1, escrow.CNY), escrow.ErrInvalidAmount},
+		{escrow.RestoreMoney(escrow.MaxUnits+1, escrow.CNY), escrow.ErrAmountTooLarge},
+	} {
+		parts, err := escrow.Allocate(tc.m, 1, 2)
+		if !errors.Is(err, tc.want) || parts != nil {
+			t.Errorf("Allocate(%v, 1, 2) = %v, %v; want nil, %v", tc.m, parts, err, tc.want)
+		}
+	}
+}
