@@ -169,3 +169,30 @@ func TestAllocateRefusesBadAmounts(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyIdempotencyKeyRefused: an empty key is a caller's bug, not "no
+// key"; ignoring it would make a retried deposit deposit twice.
+func TestEmptyIdempotencyKeyRefused(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx, empty := f.l, f.ctx, escrow.IdempotencyKey("")
+	calls := map[string]func() error{
+		"OpenAccount": func() error { _, err := l.OpenAccount(ctx, "dave", empty); return err },
+		"Deposit":     func() error { _, err := l.Deposit(ctx, "alice", cny("5.00"), empty); return err },
+		"Pay":         func() error { _, err := l.Pay(ctx, "unpaid", "alice", empty); return err },
+		"Rate": func() error {
+			_, err := l.Rate(ctx, "done", "bob", escrow.RatingInput{Score: escrow.Positive}, empty)
+			return err
+		},
+		"Deposit, empty key last": func() error {
+			_, err := l.Deposit(ctx, "alice", cny("5.00"), escrow.IdempotencyKey("k"), empty)
+			return err
+		},
+	}
+	for name, call := range calls {
+		f.refused(name, escrow.ErrInvalidArgument, call)
+	}
+	// The zero CallOption is no option at all.
+	if _, err := l.Deposit(ctx, "alice", cny("5.00"), escrow.CallOption{}); err != nil {
+		t.Errorf("Deposit with a zero CallOption: %v", err)
+	}
+}

@@ -118,9 +118,11 @@ func (l *Ledger) Storage() Storage { return l.store }
 // part, so that it survives storage unchanged.
 func (l *Ledger) now() time.Time { return l.clock.Now().Round(0).UTC() }
 
-// A CallOption modifies one mutating call.
+// A CallOption modifies one mutating call. The zero CallOption changes
+// nothing.
 type CallOption struct {
-	key string
+	key    string
+	hasKey bool // set by IdempotencyKey, so that an empty key is noticed
 }
 
 // IdempotencyKey makes a call safe to retry: the first call made with key
@@ -128,8 +130,10 @@ type CallOption struct {
 // with the same key and the same arguments returns that result and changes
 // nothing; one with different arguments fails with ErrIdempotencyMismatch.
 // A call that fails is not remembered, so it may be retried with its key.
-// Keys are global to the ledger; 1 to 256 bytes.
-func IdempotencyKey(key string) CallOption { return CallOption{key: key} }
+// Keys are global to the ledger; 1 to 256 bytes. An empty key is refused
+// with ErrInvalidArgument rather than ignored, so that a caller whose key
+// went missing does not make the call twice.
+func IdempotencyKey(key string) CallOption { return CallOption{key: key, hasKey: true} }
 
 // mutate runs fn in one storage transaction, honouring an idempotency key
 // among opts. describe renders the call and its arguments canonically; it is
@@ -196,10 +200,14 @@ func (c *fnCall[T]) apply(tx Tx) error {
 // keyOf returns the idempotency key among opts, if any.
 func keyOf(opts []CallOption) (string, error) {
 	var key string
+	hasKey := false
 	for _, o := range opts {
-		if o.key != "" {
-			key = o.key
+		if o.hasKey {
+			key, hasKey = o.key, true
 		}
+	}
+	if hasKey && key == "" {
+		return "", invalidArg("empty idempotency key")
 	}
 	if len(key) > 256 {
 		return "", invalidArg("idempotency key is %d bytes, more than 256", len(key))
