@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // System accounts. Their IDs start with '@', which user account IDs may not.
@@ -109,7 +111,8 @@ func (e Entry) Change(account string) int64 {
 }
 
 // OpenAccount opens an account for a party. IDs are 1 to 128 bytes of
-// printable UTF-8 and may not start with '@'. Opening an ID that exists
+// printable UTF-8 (unicode.IsPrint: no control, format or bidirectional
+// characters, no space but U+0020) and may not start with '@'. Opening an ID that exists
 // fails with ErrExists (unless the call repeats an idempotency key).
 func (l *Ledger) OpenAccount(ctx context.Context, id string, opts ...CallOption) (Account, error) {
 	if err := checkID("account", id); err != nil {
@@ -329,7 +332,9 @@ func getBalance(tx Tx, account string, c Currency) (Balance, error) {
 
 func isSystem(id string) bool { return strings.HasPrefix(id, "@") }
 
-// checkID validates a caller-chosen account or escrow ID.
+// checkID validates a caller-chosen account or escrow ID: 1 to 128 bytes
+// of printable UTF-8 as unicode.IsPrint has it (no control, format or
+// bidirectional characters, no space but U+0020), not starting with '@'.
 func checkID(what, id string) error {
 	if id == "" || len(id) > 128 {
 		return invalidArg("%s ID %q must be 1 to 128 bytes", what, id)
@@ -337,20 +342,31 @@ func checkID(what, id string) error {
 	if isSystem(id) {
 		return invalidArg("%s ID %q may not start with '@'", what, id)
 	}
-	return checkText(what, id, 128, false)
+	if err := checkText(what, id, 128, false); err != nil {
+		return err
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return invalidArg("%s ID %q contains non-printable character %U", what, id, r)
+		}
+	}
+	return nil
 }
 
-// checkText refuses invalid UTF-8, control characters (newlines too, unless
-// multiline) and text longer than max bytes.
+// checkText refuses text longer than max bytes, invalid UTF-8, control
+// characters (C0, DEL and C1; newlines and tabs are allowed if multiline)
+// and bidirectional formatting characters, which would let a text show
+// other than what it says.
 func checkText(what, s string, max int, multiline bool) error {
 	if len(s) > max {
 		return invalidArg("%s is %d bytes, more than %d", what, len(s), max)
 	}
 	for i, r := range s {
-		if r == '\uFFFD' && !strings.HasPrefix(s[i:], "\uFFFD") {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
 			return invalidArg("%s is not valid UTF-8", what)
-		}
-		if r < 0x20 && !(multiline && (r == '\n' || r == '\t')) || r == 0x7f {
+		case multiline && (r == '\n' || r == '\t'):
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
 			return invalidArg("%s contains control character %U", what, r)
 		}
 	}

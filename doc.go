@@ -26,6 +26,14 @@
 //	l.Ship(ctx, "order-1001", "teashop", "SF1234567890")
 //	l.Confirm(ctx, "order-1001", "alice")      // released: 197.81 to teashop, 1.19 fee
 //
+// Account and escrow IDs are 1 to 128 bytes of printable UTF-8 in the sense
+// of unicode.IsPrint: no control, format or bidirectional characters and no
+// space but U+0020. Free text (an item, a tracking number, a reason, a
+// comment, a reply) may hold no control characters, newlines and tabs aside
+// where a text may span lines, and no bidirectional formatting characters
+// such as U+202E, which would make it display as something else. Either is
+// refused with ErrInvalidArgument.
+//
 // # The trade lifecycle
 //
 // An escrow moves through these states (see State):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -194,5 +195,82 @@ func TestEmptyIdempotencyKeyRefused(t *testing.T) {
 	// The zero CallOption is no option at all.
 	if _, err := l.Deposit(ctx, "alice", cny("5.00"), escrow.CallOption{}); err != nil {
 		t.Errorf("Deposit with a zero CallOption: %v", err)
+	}
+}
+
+// TestIDsMustBePrintable: C1 controls, bidi overrides and other
+// non-printable runes are refused in every caller-chosen ID, as the docs
+// promise.
+func TestIDsMustBePrintable(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	bad := []string{"ab\u0085cd", "ab\u202ecd", "ab\u2067cd", "ab\u200fcd", "ab\u00adcd", "ab\u200bcd",
+		"ab\u3000cd", "ab\x1bcd", "ab\x7fcd", "ab\ncd", "ab\xffcd"}
+	for _, id := range bad {
+		terms := func(set func(*escrow.Terms)) func() error {
+			return func() error {
+				tm := escrow.Terms{ID: "new", Buyer: "alice", Seller: "bob", Arbiter: "carol", Price: cny("1.00")}
+				set(&tm)
+				_, err := l.Open(ctx, tm)
+				return err
+			}
+		}
+		calls := map[string]func() error{
+			"OpenAccount":  func() error { _, err := l.OpenAccount(ctx, id); return err },
+			"Open ID":      terms(func(tm *escrow.Terms) { tm.ID = id }),
+			"Open Buyer":   terms(func(tm *escrow.Terms) { tm.Buyer = id }),
+			"Open Seller":  terms(func(tm *escrow.Terms) { tm.Seller = id }),
+			"Open Arbiter": terms(func(tm *escrow.Terms) { tm.Arbiter = id }),
+		}
+		for name, call := range calls {
+			f.refused(fmt.Sprintf("%s(%q)", name, id), escrow.ErrInvalidArgument, call)
+		}
+	}
+	for _, id := range []string{"茶叶店", "café-1", "a b", "Ünïcödé_42"} {
+		if _, err := l.OpenAccount(ctx, id); err != nil {
+			t.Errorf("OpenAccount(%q): %v", id, err)
+		}
+	}
+}
+
+// TestTextRefusesControlAndBidi applies one rule to every free text a call
+// takes: no control characters (newlines and tabs where text may span
+// lines) and no bidirectional formatting characters.
+func TestTextRefusesControlAndBidi(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	for _, s := range []string{"ab\u0085cd", "ab\u009bcd", "ab\u202ecd", "ab\u202acd", "ab\u2066cd", "ab\u061ccd", "ab\x00cd"} {
+		calls := map[string]func() error{
+			"Ship tracking": func() error { _, err := l.Ship(ctx, "held", "bob", s); return err },
+			"RequestRefund reason": func() error {
+				_, err := l.RequestRefund(ctx, "held", "alice", cny("1.00"), s)
+				return err
+			},
+			"RefuseRefund reason": func() error { _, err := l.RefuseRefund(ctx, "held", "bob", s); return err },
+			"Dispute reason":      func() error { _, err := l.Dispute(ctx, "held", "alice", s); return err },
+			"Rate comment": func() error {
+				_, err := l.Rate(ctx, "done", "bob", escrow.RatingInput{Score: escrow.Positive, Comment: s})
+				return err
+			},
+			"Revise comment": func() error { _, err := l.Revise(ctx, "done", "alice", escrow.Positive, s); return err },
+			"Reply":          func() error { _, err := l.Reply(ctx, "done", "alice", "bob", s); return err },
+			"Open item": func() error {
+				_, err := l.Open(ctx, escrow.Terms{ID: "new", Buyer: "alice", Seller: "bob", Price: cny("1.00"), Item: s})
+				return err
+			},
+			"Open milestone name": func() error {
+				_, err := l.Open(ctx, escrow.Terms{ID: "new", Buyer: "alice", Seller: "bob", Price: cny("1.00"),
+					Milestones: []escrow.Milestone{{Name: s, Amount: cny("1.00")}}})
+				return err
+			},
+		}
+		for name, call := range calls {
+			f.refused(fmt.Sprintf("%s %q", name, s), escrow.ErrInvalidArgument, call)
+		}
+	}
+	// Multi-line text keeps its newlines and tabs, and any script.
+	reason := "箱子破了。\n\tThe box was crushed — see photo."
+	if _, err := l.Dispute(ctx, "held", "alice", reason); err != nil {
+		t.Errorf("Dispute with a multi-line reason: %v", err)
 	}
 }
