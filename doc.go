@@ -121,7 +121,10 @@
 // Errors are the sentinels in errors.go, tested with errors.Is, and typed
 // errors (AmountError, RoleError, TransitionError, InsufficientFundsError,
 // InvariantError) where the caller needs the details. Messages start with
-// "escrow: ". A call that returns an error has changed nothing.
+// "escrow: ". A call whose context is cancelled or past its deadline fails
+// with an error for which errors.Is(err, context.Canceled) (or
+// context.DeadlineExceeded) is true. A call that returns an error has
+// changed nothing.
 //
 // # Storage
 //

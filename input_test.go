@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -272,5 +273,88 @@ func TestTextRefusesControlAndBidi(t *testing.T) {
 	reason := "箱子破了。\n\tThe box was crushed — see photo."
 	if _, err := l.Dispute(ctx, "held", "alice", reason); err != nil {
 		t.Errorf("Dispute with a multi-line reason: %v", err)
+	}
+}
+
+// TestContextErrorsAreWordedAndMatch: a call its context ended fails with
+// an "escrow: " error that still matches the context's error, and changes
+// nothing.
+func TestContextErrorsAreWordedAndMatch(t *testing.T) {
+	f := newInputFixture(t, nil)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel2()
+	f.clock.Advance(30 * 24 * time.Hour) // every timer is due
+	l := f.l
+	for _, c := range []struct {
+		ctx  context.Context
+		want error
+	}{{cancelled, context.Canceled}, {expired, context.DeadlineExceeded}} {
+		calls := map[string]func() error{
+			"Deposit": func() error { _, err := l.Deposit(c.ctx, "alice", cny("1.00")); return err },
+			"Pay":     func() error { _, err := l.Pay(c.ctx, "unpaid", "alice"); return err },
+			"Rate": func() error {
+				_, err := l.Rate(c.ctx, "done", "bob", escrow.RatingInput{Score: escrow.Positive})
+				return err
+			},
+			"Balance":    func() error { _, err := l.Balance(c.ctx, "alice", escrow.CNY); return err },
+			"ProcessDue": func() error { _, err := l.ProcessDue(c.ctx); return err },
+			"New":        func() error { _, err := escrow.New(c.ctx, f.store, nil); return err },
+		}
+		for name, call := range calls {
+			f.refused(name, c.want, func() error {
+				err := call()
+				if err != nil && !strings.HasPrefix(err.Error(), "escrow: ") {
+					t.Errorf("%s: error %q does not start with \"escrow: \"", name, err)
+				}
+				return err
+			})
+		}
+	}
+}
+
+// cancellingStore cancels a context once an Update has committed an
+// event, as a host shutting down in the middle of ProcessDue would.
+type cancellingStore struct {
+	escrow.Storage
+	cancel context.CancelFunc
+}
+
+func (s cancellingStore) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	wrote := false
+	err := s.Storage.Update(ctx, func(tx escrow.Tx) error {
+		before, err := tx.Events(0, 1<<30)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		after, err := tx.Events(0, 1<<30)
+		wrote = len(after) > len(before)
+		return err
+	})
+	if wrote {
+		s.cancel()
+	}
+	return err
+}
+
+// TestProcessDueCancelledMidway: ProcessDue stopped between two timers by
+// its context reports the timer it fired and an error in the package's
+// words.
+func TestProcessDueCancelledMidway(t *testing.T) {
+	f := newInputFixture(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := escrow.New(context.Background(), cancellingStore{Storage: f.store, cancel: cancel}, &escrow.Options{Clock: f.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(30 * 24 * time.Hour)
+	n, err := l.ProcessDue(ctx)
+	if n != 1 || !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "escrow: ") {
+		t.Errorf("ProcessDue = %d, %v; want 1 and an \"escrow: \" error matching context.Canceled", n, err)
 	}
 }

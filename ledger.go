@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // retried call safe. Every method that fails returns an error from the
 // documented set (see errors.go) and leaves the ledger unchanged.
 type Ledger struct {
-	store      Storage
+	host       Storage  // the store as the host gave it
+	store      ctxStore // the same, as the ledger calls it
 	clock      Clock
 	currencies map[string]Currency
 	fee        feeTerms
@@ -62,7 +64,7 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	l := &Ledger{store: store, clock: opts.Clock, currencies: map[string]Currency{}}
+	l := &Ledger{host: store, store: ctxStore{store}, clock: opts.Clock, currencies: map[string]Currency{}}
 	if l.clock == nil {
 		l.clock = SystemClock{}
 	}
@@ -93,7 +95,7 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 		}
 		l.rep.minUnits[code] = units.IntPart()
 	}
-	err = store.Update(ctx, func(tx Tx) error {
+	err = l.store.Update(ctx, func(tx Tx) error {
 		for _, id := range []string{WorldAccount, FeeAccount} {
 			if _, err := tx.Account(id); errors.Is(err, ErrNotFound) {
 				if err := tx.PutAccount(Account{ID: id, System: true, CreatedAt: l.now()}); err != nil {
@@ -112,7 +114,30 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 }
 
 // Storage returns the store the ledger writes to.
-func (l *Ledger) Storage() Storage { return l.store }
+func (l *Ledger) Storage() Storage { return l.host }
+
+// ctxStore is the host's store as the ledger calls it. A call that its
+// context ended fails with an error that starts "escrow: " like every
+// other, and still matches context.Canceled or context.DeadlineExceeded.
+type ctxStore struct{ Storage }
+
+func (s ctxStore) Update(ctx context.Context, fn func(Tx) error) error {
+	return ctxErr(s.Storage.Update(ctx, fn))
+}
+
+func (s ctxStore) View(ctx context.Context, fn func(Tx) error) error {
+	return ctxErr(s.Storage.View(ctx, fn))
+}
+
+// ctxErr words an error that comes from a context, unless the store
+// already did.
+func ctxErr(err error) error {
+	if (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) &&
+		!strings.HasPrefix(err.Error(), "escrow: ") {
+		return fmt.Errorf("escrow: call ended: %w", err)
+	}
+	return err
+}
 
 // now is the ledger's time: the clock's reading in UTC without a monotonic
 // part, so that it survives storage unchanged.

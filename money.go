@@ -181,7 +181,9 @@ func (m Money) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes. The number of decimal
-// places in the amount gives the currency's minor units.
+// places in the amount gives the currency's minor units. Input that is not
+// such an object, or whose amount is not a string, fails with an error
+// wrapping ErrInvalidAmount and the encoding/json error.
 func (m *Money) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
 		*m = Money{}
@@ -189,7 +191,7 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 	}
 	var v moneyJSON
 	if err := json.Unmarshal(b, &v); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrInvalidAmount, err)
 	}
 	minor := 0
 	if i := strings.IndexByte(v.Amount, '.'); i >= 0 {

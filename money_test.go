@@ -312,7 +312,7 @@ func TestMoneyJSONInStruct(t *testing.T) {
 func TestMoneyUnmarshalJSONRefusals(t *testing.T) {
 	tests := []struct {
 		in   string
-		want error // nil: any error will do (malformed JSON)
+		want error
 	}{
 		{`{"amount":"-1.00","currency":"CNY"}`, escrow.ErrInvalidAmount},
 		{`{"amount":"one","currency":"CNY"}`, escrow.ErrInvalidAmount},
@@ -321,9 +321,11 @@ func TestMoneyUnmarshalJSONRefusals(t *testing.T) {
 		{`{"amount":"1.00","currency":"cny"}`, escrow.ErrInvalidArgument},
 		{`{"amount":"1.00","currency":""}`, escrow.ErrInvalidArgument},
 		{`{"amount":"1.0000000000","currency":"BTC"}`, escrow.ErrInvalidArgument}, // ten places
-		{`{"amount":1.00,"currency":"CNY"}`, nil},
-		{`"1.00 CNY"`, nil},
-		{`{"amount":"1.00"`, nil},
+		{`{"amount":1.00,"currency":"CNY"}`, escrow.ErrInvalidAmount},
+		{`{"amount":5,"currency":"CNY"}`, escrow.ErrInvalidAmount},
+		{`"1.00 CNY"`, escrow.ErrInvalidAmount},
+		{`[1,2]`, escrow.ErrInvalidAmount},
+		{`{"amount":"1.00"`, escrow.ErrInvalidAmount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -333,7 +335,7 @@ func TestMoneyUnmarshalJSONRefusals(t *testing.T) {
 			if err == nil {
 				t.Fatalf("UnmarshalJSON(%s) = %v, want an error", tc.in, m)
 			}
-			if tc.want != nil && !errors.Is(err, tc.want) {
+			if !errors.Is(err, tc.want) || !strings.HasPrefix(err.Error(), "escrow: ") {
 				t.Errorf("UnmarshalJSON(%s) = %v, want %v", tc.in, err, tc.want)
 			}
 			if m != old {

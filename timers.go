@@ -40,7 +40,7 @@ func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
 		progress := 0
 		for _, id := range ids {
 			if err := ctx.Err(); err != nil {
-				return fired, err
+				return fired, ctxErr(err)
 			}
 			timer, acted, err := l.fire(ctx, id, now)
 			if err != nil {
