@@ -118,7 +118,7 @@ func (l *Ledger) OpenAccount(ctx context.Context, id string, opts ...CallOption)
 	if err := checkID("account", id); err != nil {
 		return Account{}, err
 	}
-	return mutate(ctx, l, opts, func() string { return "open-account|" + id },
+	return mutate(ctx, l, opts, func() string { return newRequest("open-account").str("id", id).String() },
 		func(tx Tx, now time.Time) (Account, error) {
 			if _, err := tx.Account(id); err == nil {
 				return Account{}, fmt.Errorf("%w: account %q", ErrExists, id)
@@ -169,7 +169,7 @@ func (l *Ledger) Deposit(ctx context.Context, account string, amount Money, opts
 	if err := l.checkPayment(amount); err != nil {
 		return Balance{}, err
 	}
-	return mutate(ctx, l, opts, func() string { return "deposit|" + account + "|" + amount.String() },
+	return mutate(ctx, l, opts, func() string { return newRequest("deposit").str("account", account).money("amount", amount).String() },
 		func(tx Tx, now time.Time) (Balance, error) {
 			if err := checkUserAccount(tx, account); err != nil {
 				return Balance{}, err
@@ -195,7 +195,7 @@ func (l *Ledger) Withdraw(ctx context.Context, account string, amount Money, opt
 	if err := l.checkPayment(amount); err != nil {
 		return Balance{}, err
 	}
-	return mutate(ctx, l, opts, func() string { return "withdraw|" + account + "|" + amount.String() },
+	return mutate(ctx, l, opts, func() string { return newRequest("withdraw").str("account", account).money("amount", amount).String() },
 		func(tx Tx, now time.Time) (Balance, error) {
 			if err := checkUserAccount(tx, account); err != nil {
 				return Balance{}, err

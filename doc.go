@@ -109,8 +109,12 @@
 //
 // Every mutating call accepts IdempotencyKey: a retry with the same key and
 // arguments returns the first result and changes nothing, and the same key
-// with other arguments fails with ErrIdempotencyMismatch. Opening an escrow
-// ID again with identical terms is also a no-op.
+// with other arguments fails with ErrIdempotencyMismatch. Arguments are
+// compared in an explicit, versioned form that leaves out zero values, so
+// a zero spelled two ways (Money{} or 0.00 CNY in a Split) is the same
+// argument, and a field added to Terms in a later release does not turn a
+// retry across the upgrade into a mismatch. Opening an escrow ID again
+// with identical terms is also a no-op.
 //
 // Every change appends one Event in the same transaction — a transactional
 // outbox. Read it with Events from the last Seq you handled; you never miss

@@ -732,14 +732,14 @@ func (c *call) run(tx Tx) error { return runKeyed(tx, c.key, c.now, c) }
 
 func (c *call) result() any { return &c.e }
 
-// request renders the call and its arguments canonically, to tell a true
-// repeat from a key reused for something else. IDs and text are quoted, so
-// that a '|' inside one cannot make two different calls render alike.
+// request renders the call and its arguments canonically (see request).
 func (c *call) request() string {
+	r := newRequest(requestNames[c.action])
 	if c.action == actionOpen {
-		return fmt.Sprintf("open|%#v", c.terms)
+		return r.terms(&c.terms).String()
 	}
-	return fmt.Sprintf("%s|%q|%q|%q|%s|%d|%s|%s", c.action, c.id, c.actor, c.text, c.amount, c.n, c.split.Buyer, c.split.Seller)
+	return r.str("escrow", c.id).str("actor", c.actor).str("text", c.text).money("amount", c.amount).
+		int("milestone", int64(c.n)).money("buyer-part", c.split.Buyer).money("seller-part", c.split.Seller).String()
 }
 
 // apply loads the escrow, checks the actor and the state, and makes the

@@ -13,6 +13,7 @@ import (
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
 	"github.com/escrowkit/escrow/storage/storagetest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // inputStart is the manual clock's first reading in the input tests.
@@ -357,4 +358,199 @@ func TestProcessDueCancelledMidway(t *testing.T) {
 	if n != 1 || !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "escrow: ") {
 		t.Errorf("ProcessDue = %d, %v; want 1 and an \"escrow: \" error matching context.Canceled", n, err)
 	}
+}
+
+// goldenRequests pins the canonical request of every call kind, as an
+// idempotency record keeps it. A change here breaks every retry made
+// across an upgrade: it needs a new request version, not an edit.
+var goldenRequests = []struct {
+	key, request string
+	call         func(f *inputFixture, key escrow.CallOption) (marker string, err error)
+}{
+	{"open-account", `v1 open-account id="dave"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		a, err := f.l.OpenAccount(f.ctx, "dave", k)
+		return a.ID, err
+	}},
+	{"deposit", `v1 deposit account="alice" amount="12.30 CNY"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		b, err := f.l.Deposit(f.ctx, "alice", cny("12.30"), k)
+		return b.Account, err
+	}},
+	{"withdraw", `v1 withdraw account="alice" amount="12.30 CNY"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		b, err := f.l.Withdraw(f.ctx, "alice", cny("12.30"), k)
+		return b.Account, err
+	}},
+	{"open", `v1 open id="e-9" buyer="alice" seller="bob" arbiter="carol" price="300.00 CNY" item="teapot" ` +
+		`milestone="a" milestone-amount="100.00 CNY" milestone="b" milestone-amount="200.00 CNY" pay-within=3600000000000 ` +
+		`ship-within=604800000000000 confirm-within=864000000000000 refund-response-within=432000000000000`,
+		func(f *inputFixture, k escrow.CallOption) (string, error) {
+			e, err := f.l.Open(f.ctx, escrow.Terms{ID: "e-9", Buyer: "alice", Seller: "bob", Arbiter: "carol",
+				Price: cny("300.00"), Item: "teapot", Timers: escrow.Timers{PayWithin: time.Hour},
+				Milestones: []escrow.Milestone{{Name: "a", Amount: cny("100.00")}, {Name: "b", Amount: cny("200.00")}}}, k)
+			return e.ID, err
+		}},
+	{"pay", `v1 pay escrow="unpaid" actor="alice"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.Pay(f.ctx, "unpaid", "alice", k)
+		return e.ID, err
+	}},
+	{"ship", `v1 ship escrow="held" actor="bob" text="SF 1"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.Ship(f.ctx, "held", "bob", "SF 1", k)
+		return e.ID, err
+	}},
+	{"confirm", `v1 confirm escrow="shipped" actor="alice"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.Confirm(f.ctx, "shipped", "alice", k)
+		return e.ID, err
+	}},
+	{"confirm-milestone", `v1 confirm-milestone escrow="shipped" actor="alice" milestone=1`,
+		func(f *inputFixture, k escrow.CallOption) (string, error) {
+			e, err := f.l.ConfirmMilestone(f.ctx, "shipped", "alice", 1, k)
+			return e.ID, err
+		}},
+	{"cancel", `v1 cancel escrow="unpaid" actor="bob"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.Cancel(f.ctx, "unpaid", "bob", k)
+		return e.ID, err
+	}},
+	{"refund", `v1 refund escrow="held" actor="bob" amount="1.00 CNY"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.Refund(f.ctx, "held", "bob", cny("1.00"), k)
+		return e.ID, err
+	}},
+	{"request-refund", `v1 request-refund escrow="held" actor="alice" text="late\n" amount="2.00 CNY"`,
+		func(f *inputFixture, k escrow.CallOption) (string, error) {
+			e, err := f.l.RequestRefund(f.ctx, "held", "alice", cny("2.00"), "late\n", k)
+			return e.ID, err
+		}},
+	{"agree-refund", `v1 agree-refund escrow="held" actor="bob"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.AgreeRefund(f.ctx, "held", "bob", k)
+		return e.ID, err
+	}},
+	{"refuse-refund", `v1 refuse-refund escrow="held" actor="bob" text="no"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.RefuseRefund(f.ctx, "held", "bob", "no", k)
+		return e.ID, err
+	}},
+	{"dispute", `v1 dispute escrow="held" actor="alice"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		e, err := f.l.Dispute(f.ctx, "held", "alice", "", k)
+		return e.ID, err
+	}},
+	{"resolve", `v1 resolve escrow="disputed" actor="carol" buyer-part="40.00 CNY" seller-part="60.00 CNY"`,
+		func(f *inputFixture, k escrow.CallOption) (string, error) {
+			e, err := f.l.Resolve(f.ctx, "disputed", "carol", escrow.Split{Buyer: cny("40.00"), Seller: cny("60.00")}, k)
+			return e.ID, err
+		}},
+	{"rate", `v1 rate escrow="done" rater="alice" score=1 described=5 communication=4 shipping=3 comment="好"`,
+		func(f *inputFixture, k escrow.CallOption) (string, error) {
+			r, err := f.l.Rate(f.ctx, "done", "alice", escrow.RatingInput{Score: escrow.Positive,
+				Details: escrow.Details{Described: 5, Communication: 4, Shipping: 3}, Comment: "好"}, k)
+			return r.Escrow, err
+		}},
+	{"revise", `v1 revise escrow="done" rater="alice" score=1 comment="ok"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		r, err := f.l.Revise(f.ctx, "done", "alice", escrow.Positive, "ok", k)
+		return r.Escrow, err
+	}},
+	{"reply", `v1 reply escrow="done" rater="alice" actor="bob" text="thanks"`, func(f *inputFixture, k escrow.CallOption) (string, error) {
+		r, err := f.l.Reply(f.ctx, "done", "alice", "bob", "thanks", k)
+		return r.Escrow, err
+	}},
+}
+
+// TestGoldenRequestsReplay seeds, for every call kind, a record whose
+// Request is the pinned canonical form and whose result is a marker: the
+// call made with that key must replay the marker and change nothing. It
+// fails if the encoding of any call drifts from its golden form.
+func TestGoldenRequestsReplay(t *testing.T) {
+	f := newInputFixture(t, nil)
+	marker := `{"ID":"from-record","Account":"from-record","Escrow":"from-record"}`
+	err := f.store.Update(f.ctx, func(tx escrow.Tx) error {
+		for _, g := range goldenRequests {
+			r := escrow.IdempotencyRecord{Key: g.key, Request: g.request, Result: []byte(marker), At: inputStart}
+			if err := tx.PutIdempotency(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range goldenRequests {
+		var got string
+		f.refused(g.key, nil, func() error {
+			var err error
+			got, err = g.call(f, escrow.IdempotencyKey(g.key))
+			return err
+		})
+		if got != "from-record" {
+			t.Errorf("%s: result %q, want the recorded marker", g.key, got)
+		}
+	}
+}
+
+// TestGoldenRequestsWritten makes each call for real under a fresh key and
+// reads back the Request its record keeps: the current encoding writes the
+// golden form. The fixture has no escrow with milestones and alice has
+// rated "done" already; the replay test covers those two.
+func TestGoldenRequestsWritten(t *testing.T) {
+	for _, g := range goldenRequests {
+		if g.key == "confirm-milestone" || g.key == "rate" {
+			continue
+		}
+		f := newInputFixture(t, nil)
+		if g.key == "agree-refund" || g.key == "refuse-refund" {
+			if _, err := f.l.RequestRefund(f.ctx, "held", "alice", cny("2.00"), ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := g.call(f, escrow.IdempotencyKey("k")); err != nil {
+			t.Errorf("%s: %v", g.key, err)
+			continue
+		}
+		err := f.store.View(f.ctx, func(tx escrow.Tx) error {
+			r, err := tx.Idempotency("k")
+			if err == nil && r.Request != g.request {
+				t.Errorf("%s: recorded request\n%s\nwant\n%s", g.key, r.Request, g.request)
+			}
+			return err
+		})
+		if err != nil {
+			t.Errorf("%s: %v", g.key, err)
+		}
+	}
+}
+
+// TestRequestZeroFormsAreOne: a retry that spells a zero argument another
+// way (Money{} or 0.00 CNY in a split, no milestones or an empty list,
+// zero timers or the defaults they stand for) is the same request and
+// replays; a real difference is still a mismatch.
+func TestRequestZeroFormsAreOne(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	key := escrow.IdempotencyKey("resolve-1")
+	first, err := l.Resolve(ctx, "disputed", "carol", escrow.Split{Seller: cny("100.00")}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again escrow.Escrow
+	f.refused("Resolve retried with 0.00 CNY for Money{}", nil, func() error {
+		again, err = l.Resolve(ctx, "disputed", "carol", escrow.Split{Buyer: cny("0.00"), Seller: cny("100.00")}, key)
+		return err
+	})
+	if diff := cmp.Diff(first, again, cmp.Comparer(func(a, b escrow.Money) bool { return a == b })); diff != "" {
+		t.Errorf("replayed escrow differs (-first +again):\n%s", diff)
+	}
+
+	terms := escrow.Terms{ID: "e-7", Buyer: "alice", Seller: "bob", Price: cny("5.00")}
+	key = escrow.IdempotencyKey("open-1")
+	if _, err := l.Open(ctx, terms, key); err != nil {
+		t.Fatal(err)
+	}
+	spelled := terms
+	spelled.Milestones = []escrow.Milestone{}
+	spelled.Timers = escrow.DefaultTimers()
+	f.refused("Open retried with an empty milestone list and explicit default timers", nil, func() error {
+		_, err := l.Open(ctx, spelled, key)
+		return err
+	})
+	spelled.Item = "something else"
+	f.refused("Open retried with another item", escrow.ErrIdempotencyMismatch, func() error {
+		_, err := l.Open(ctx, spelled, key)
+		return err
+	})
 }

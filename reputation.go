@@ -369,7 +369,10 @@ var ratePool = sync.Pool{New: func() any {
 func (c *rateCall) run(tx Tx) error { return runKeyed(tx, c.key, c.now, c) }
 
 func (c *rateCall) request() string {
-	return fmt.Sprintf("rate|%q|%q|%#v", c.escrowID, c.rater, c.in)
+	d := c.in.Details
+	return newRequest("rate").str("escrow", c.escrowID).str("rater", c.rater).int("score", int64(c.in.Score)).
+		int("described", int64(d.Described)).int("communication", int64(d.Communication)).
+		int("shipping", int64(d.Shipping)).str("comment", c.in.Comment).String()
 }
 
 func (c *rateCall) result() any { return &c.r }
@@ -465,7 +468,10 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 	if err := checkText("comment", comment, 500, true); err != nil {
 		return Rating{}, err
 	}
-	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("revise|%q|%q|%d|%q", escrowID, rater, score, comment) },
+	return mutate(ctx, l, opts, func() string {
+		return newRequest("revise").str("escrow", escrowID).str("rater", rater).int("score", int64(score)).
+			str("comment", comment).String()
+	},
 		func(tx Tx, now time.Time) (Rating, error) {
 			r, err := getRating(tx, escrowID, rater)
 			if err != nil {
@@ -511,7 +517,9 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 	if text == "" {
 		return Rating{}, invalidArg("empty reply")
 	}
-	return mutate(ctx, l, opts, func() string { return fmt.Sprintf("reply|%q|%q|%q|%q", escrowID, rater, actor, text) },
+	return mutate(ctx, l, opts, func() string {
+		return newRequest("reply").str("escrow", escrowID).str("rater", rater).str("actor", actor).str("text", text).String()
+	},
 		func(tx Tx, now time.Time) (Rating, error) {
 			r, err := getRating(tx, escrowID, rater)
 			if err != nil {

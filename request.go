@@ -1,0 +1,91 @@
+package escrow
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// requestVersion tags the canonical form of a call's arguments that an
+// idempotency record keeps. A record whose form carries another tag (or
+// none: those written before the form was versioned) never matches, so a
+// retry with its key fails with ErrIdempotencyMismatch until the record
+// expires.
+const requestVersion = "v1"
+
+// A request renders one call and its arguments in the canonical form an
+// idempotency record keeps, to tell a true retry from a key reused for
+// something else:
+//
+//	v1 deposit account="alice" amount="12.30 CNY"
+//
+// Arguments follow the call's name in a fixed order, each as name=value;
+// strings are quoted with strconv.Quote, so no value can pass for another
+// argument. An argument whose value is zero (an empty string, 0, a zero
+// amount of any currency or none) is left out, so that every zero form of
+// an argument is one request, and so that an argument added in a later
+// release, whose zero value keeps the old behaviour, leaves the form of
+// every older call as it was. A change to the meaning of an existing
+// argument needs a new requestVersion.
+type request struct{ b strings.Builder }
+
+func newRequest(call string) *request {
+	r := &request{}
+	r.b.WriteString(requestVersion)
+	r.b.WriteByte(' ')
+	r.b.WriteString(call)
+	return r
+}
+
+func (r *request) field(name string) {
+	r.b.WriteByte(' ')
+	r.b.WriteString(name)
+	r.b.WriteByte('=')
+}
+
+func (r *request) str(name, v string) *request {
+	if v != "" {
+		r.field(name)
+		r.b.WriteString(strconv.Quote(v))
+	}
+	return r
+}
+
+func (r *request) int(name string, v int64) *request {
+	if v != 0 {
+		r.field(name)
+		r.b.WriteString(strconv.FormatInt(v, 10))
+	}
+	return r
+}
+
+func (r *request) money(name string, m Money) *request {
+	if !m.IsZero() {
+		r.str(name, m.String())
+	}
+	return r
+}
+
+func (r *request) dur(name string, d time.Duration) *request {
+	return r.int(name, int64(d))
+}
+
+func (r *request) String() string { return r.b.String() }
+
+// terms adds the terms of an escrow, as Open normalised them.
+func (r *request) terms(t *Terms) *request {
+	r.str("id", t.ID).str("buyer", t.Buyer).str("seller", t.Seller).str("arbiter", t.Arbiter).
+		money("price", t.Price).str("item", t.Item)
+	for _, m := range t.Milestones {
+		r.str("milestone", m.Name).money("milestone-amount", m.Amount)
+	}
+	return r.dur("pay-within", t.Timers.PayWithin).dur("ship-within", t.Timers.ShipWithin).
+		dur("confirm-within", t.Timers.ConfirmWithin).dur("refund-response-within", t.Timers.RefundResponseWithin)
+}
+
+// requestNames are the names of escrow actions in requests: fixed here,
+// apart from Action.String, which is worded for messages.
+var requestNames = [...]string{actionOpen: "open", ActionPay: "pay", ActionShip: "ship",
+	ActionConfirm: "confirm", ActionConfirmMilestone: "confirm-milestone", ActionCancel: "cancel",
+	ActionRefund: "refund", ActionRequestRefund: "request-refund", ActionAgreeRefund: "agree-refund",
+	ActionRefuseRefund: "refuse-refund", ActionDispute: "dispute", ActionResolve: "resolve"}
