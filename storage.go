@@ -143,6 +143,13 @@ type Tx interface {
 	// Idempotencies calls fn for every record in ascending key order,
 	// stopping at the first error fn returns, which it returns.
 	Idempotencies(fn func(IdempotencyRecord) error) error
+	// IdempotenciesUntil returns the keys of at most limit records whose
+	// At is not after t, oldest first (ties by key). None: an empty slice.
+	// It must use an index, not read every record.
+	IdempotenciesUntil(t time.Time, limit int) ([]string, error)
+	// DeleteIdempotency removes the record stored under key, from that
+	// index too. No record under key: it does nothing and returns nil.
+	DeleteIdempotency(key string) error
 }
 
 // IdempotencyRecord remembers the outcome of a call made with an

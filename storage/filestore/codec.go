@@ -27,6 +27,8 @@ const (
 	opAggregate   byte = 8
 	opPairMonth   byte = 9
 	opDayCount    byte = 10
+	// opDeleteIdempotency removes the idempotency record under its key.
+	opDeleteIdempotency byte = 11
 	// opSnapshotEnd ends a snapshot file; it never appears in the log.
 	opSnapshotEnd byte = 0x7f
 )
@@ -180,6 +182,11 @@ func (e *encoder) idempotency(r *escrow.IdempotencyRecord) {
 	e.count(len(r.Result), r.Result == nil)
 	e.b = append(e.b, r.Result...)
 	e.time(r.At)
+}
+
+func (e *encoder) deleteIdempotency(key string) {
+	e.byte(opDeleteIdempotency)
+	e.str(key)
 }
 
 // op is one decoded operation: kind says which field holds it.
@@ -384,6 +391,8 @@ func (d *decoder) next(o *op) bool {
 			d.b = d.b[n:]
 		}
 		r.At = d.time()
+	case opDeleteIdempotency:
+		o.idem = escrow.IdempotencyRecord{Key: d.str()}
 	case opRating:
 		d.rating(&o.rating)
 	case opAggregate:
@@ -473,6 +482,8 @@ func apply(tx escrow.Tx, o *op) error {
 		}
 	case opIdempotency:
 		return tx.PutIdempotency(o.idem)
+	case opDeleteIdempotency:
+		return tx.DeleteIdempotency(o.idem.Key)
 	case opRating:
 		return tx.PutRating(o.rating)
 	case opAggregate:

@@ -114,6 +114,7 @@ func filledOps() []op {
 	o = op{kind: opDayCount}
 	fill(&o.day)
 	add(o)
+	add(op{kind: opDeleteIdempotency, idem: escrow.IdempotencyRecord{Key: o.day.Party}})
 	return ops
 }
 
@@ -139,6 +140,8 @@ func encodeOp(e *encoder, o *op) {
 		e.pairMonth(&o.pair)
 	case opDayCount:
 		e.dayCount(&o.day)
+	case opDeleteIdempotency:
+		e.deleteIdempotency(o.idem.Key)
 	default:
 		panic("encodeOp: kind " + strconv.Itoa(int(o.kind)))
 	}
@@ -166,7 +169,7 @@ func decodeAll(b []byte) ([]op, error) {
 			}
 		case opEvent:
 			c.event = o.event
-		case opIdempotency:
+		case opIdempotency, opDeleteIdempotency:
 			c.idem = o.idem
 		case opRating:
 			c.rating = o.rating

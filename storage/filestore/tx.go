@@ -114,6 +114,18 @@ func (t *recordingTx) Idempotencies(fn func(escrow.IdempotencyRecord) error) err
 	return t.tx.Idempotencies(fn)
 }
 
+func (t *recordingTx) IdempotenciesUntil(at time.Time, limit int) ([]string, error) {
+	return t.tx.IdempotenciesUntil(at, limit)
+}
+
+func (t *recordingTx) DeleteIdempotency(key string) error {
+	if err := t.tx.DeleteIdempotency(key); err != nil {
+		return err
+	}
+	t.s.ops.deleteIdempotency(key)
+	return nil
+}
+
 func (t *recordingTx) Rating(escrowID, rater string) (escrow.Rating, error) {
 	return t.tx.Rating(escrowID, rater)
 }

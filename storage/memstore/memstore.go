@@ -37,6 +37,7 @@ type Store struct {
 	events    chunkedLog[escrow.Event]
 	slab      []escrow.Posting // where stored entries' postings live, many to an allocation
 	idem      map[string]escrow.IdempotencyRecord
+	idemAge   dueIndex // idempotency keys by At
 	ratings
 
 	// What the running write transaction changed, newest last, with the
@@ -131,6 +132,7 @@ func (s *Store) Close() error {
 	if !s.closed {
 		s.closed = true
 		s.accounts, s.balances, s.escrows, s.idem, s.byAccount = nil, nil, nil, nil, nil
+		s.idemAge = dueIndex{}
 		s.ratings = ratings{}
 		s.journal, s.events, s.due, s.slab = chunkedLog[escrow.Entry]{}, chunkedLog[escrow.Event]{}, dueIndex{}, nil
 	}
@@ -213,10 +215,9 @@ func (s *Store) rollback() {
 		case undoRating, undoAggregate, undoPair, undoDay:
 			s.undoRatings(u)
 		case undoIdem:
+			s.dropIdem(u.key())
 			if u.existed {
-				s.idem[u.key()] = pop(&s.prevIdem)
-			} else {
-				delete(s.idem, u.key())
+				s.putIdem(pop(&s.prevIdem))
 			}
 		}
 	}
@@ -497,14 +498,55 @@ func (t *tx) PutIdempotency(r escrow.IdempotencyRecord) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	old, ok := t.s.idem[r.Key]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoIdem, k: [3]string{r.Key}, existed: ok})
-	if ok {
-		t.s.prevIdem = append(t.s.prevIdem, old)
-	}
+	t.s.saveIdem(r.Key)
 	r.Result = slices.Clone(r.Result)
-	t.s.idem[r.Key] = r
+	t.s.putIdem(r)
 	return nil
+}
+
+func (t *tx) DeleteIdempotency(key string) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	if _, ok := t.s.idem[key]; ok {
+		t.s.saveIdem(key)
+		t.s.dropIdem(key)
+	}
+	return nil
+}
+
+func (t *tx) IdempotenciesUntil(at time.Time, limit int) ([]string, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	return t.s.idemAge.due(at, limit, []string{}), nil
+}
+
+// saveIdem records how to undo a write to the record under key.
+func (s *Store) saveIdem(key string) {
+	old, ok := s.idem[key]
+	s.undo = append(s.undo, undoRec{kind: undoIdem, k: [3]string{key}, existed: ok})
+	if ok {
+		s.prevIdem = append(s.prevIdem, old)
+	}
+}
+
+// putIdem stores r and files it by age, replacing any record under r.Key.
+func (s *Store) putIdem(r escrow.IdempotencyRecord) {
+	s.dropIdem(r.Key)
+	s.idem[r.Key] = r
+	s.idemAge.insert(dueKey{nanos(r.At), r.Key})
+}
+
+// dropIdem removes the record under key, if any, and its index entry.
+func (s *Store) dropIdem(key string) {
+	if old, ok := s.idem[key]; ok {
+		s.idemAge.delete(dueKey{nanos(old.At), key})
+		delete(s.idem, key)
+	}
 }
 
 func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {

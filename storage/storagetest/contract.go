@@ -24,6 +24,7 @@ func testContract(t *testing.T, h Harness) {
 	t.Run("Balances", func(t *testing.T) { contractBalances(t, h) })
 	t.Run("Escrows", func(t *testing.T) { contractEscrows(t, h) })
 	t.Run("Idempotencies", func(t *testing.T) { contractIdempotencies(t, h) })
+	t.Run("IdempotenciesUntil", func(t *testing.T) { contractIdempotenciesUntil(t, h) })
 	t.Run("Journal", func(t *testing.T) { contractJournalEntries(t, h) })
 	t.Run("Events", func(t *testing.T) { contractEventLog(t, h) })
 	t.Run("DueEscrows", func(t *testing.T) { contractDueEscrows(t, h) })
@@ -496,6 +497,108 @@ func contractIdempotencies(t *testing.T, h Harness) {
 	want[0].At = start.Add(time.Hour)
 	contractUpdate(t, s, func(tx escrow.Tx) error { return tx.PutIdempotency(want[0]) })
 	check()
+}
+
+// contractIdemUntil reads IdempotenciesUntil(at, limit) in a View.
+func contractIdemUntil(t *testing.T, s escrow.Storage, at time.Time, limit int) []string {
+	t.Helper()
+	var got []string
+	contractView(t, s, func(tx escrow.Tx) error {
+		var err error
+		got, err = tx.IdempotenciesUntil(at, limit)
+		if err == nil && got == nil {
+			t.Errorf("IdempotenciesUntil(%v, %d) = nil, want an empty slice", at, limit)
+		}
+		return err
+	})
+	return got
+}
+
+func contractIdempotenciesUntil(t *testing.T, h Harness) {
+	s := open(t, h)
+	contractDiff(t, "IdempotenciesUntil on an empty store", []string{}, contractIdemUntil(t, s, maxTime, 100))
+	contractUpdate(t, s, func(tx escrow.Tx) error { return tx.DeleteIdempotency("k-missing") })
+
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	// k-a and k-b were made at the same instant, k-a's written in UTC+8.
+	china := time.FixedZone("CST", 8*60*60)
+	made := map[string]time.Time{
+		"k-c": at(time.Hour), "k-a": at(2 * time.Hour).In(china), "k-b": at(2 * time.Hour),
+		"k-d": at(3 * time.Hour), "k-early": at(-24 * time.Hour),
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, k := range []string{"k-d", "k-b", "k-c", "k-early", "k-a"} {
+			if err := tx.PutIdempotency(contractIdem(k, made[k])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	tests := []struct {
+		at    time.Time
+		limit int
+		want  []string
+	}{
+		{maxTime, 100, []string{"k-early", "k-c", "k-a", "k-b", "k-d"}},
+		{maxTime, 3, []string{"k-early", "k-c", "k-a"}},
+		{maxTime, 0, []string{}},
+		{at(2 * time.Hour), 100, []string{"k-early", "k-c", "k-a", "k-b"}}, // made at exactly t
+		{at(2*time.Hour - time.Second), 100, []string{"k-early", "k-c"}},
+		{at(-48 * time.Hour), 100, []string{}},
+	}
+	for _, tc := range tests {
+		got := contractIdemUntil(t, s, tc.at, tc.limit)
+		contractDiff(t, fmt.Sprintf("IdempotenciesUntil(%v, %d)", tc.at, tc.limit), tc.want, got)
+	}
+
+	// A failed Update that deletes, replaces and adds changes nothing.
+	before := contractDump(t, s)
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := tx.DeleteIdempotency("k-a"); err != nil {
+			return err
+		}
+		if err := tx.PutIdempotency(contractIdem("k-early", at(5*time.Hour))); err != nil {
+			return err
+		}
+		if err := tx.PutIdempotency(contractIdem("k-new", at(-time.Hour))); err != nil {
+			return err
+		}
+		got, err := tx.IdempotenciesUntil(maxTime, 100)
+		contractDiff(t, "IdempotenciesUntil inside the transaction", []string{"k-new", "k-c", "k-b", "k-d", "k-early"}, got)
+		if err != nil {
+			return err
+		}
+		return errContractAbort
+	})
+	if !errors.Is(err, errContractAbort) {
+		t.Fatalf("Update returned %v, want %v", err, errContractAbort)
+	}
+	contractUnchanged(t, s, before, "a failed Update of idempotency records")
+
+	// Replacing a record refiles it by its new At; deleting one removes it
+	// from the index and from Idempotency; deleting a missing key is nil.
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		if err := tx.PutIdempotency(contractIdem("k-early", at(4*time.Hour))); err != nil {
+			return err
+		}
+		if err := tx.DeleteIdempotency("k-c"); err != nil {
+			return err
+		}
+		return tx.DeleteIdempotency("k-missing")
+	})
+	contractDiff(t, "IdempotenciesUntil after a replace and a delete",
+		[]string{"k-a", "k-b", "k-d", "k-early"}, contractIdemUntil(t, s, maxTime, 100))
+	contractView(t, s, func(tx escrow.Tx) error {
+		_, err := tx.Idempotency("k-c")
+		contractNotFound(t, "Idempotency(k-c) after DeleteIdempotency", err)
+		got, err := contractCollect(tx.Idempotencies)
+		keys := []string{}
+		for _, r := range got {
+			keys = append(keys, r.Key)
+		}
+		contractDiff(t, "Idempotencies after DeleteIdempotency", []string{"k-a", "k-b", "k-d", "k-early"}, keys)
+		return err
+	})
 }
 
 func contractJournalEntries(t *testing.T, h Harness) {
@@ -1120,12 +1223,13 @@ func contractViewReadOnly(t *testing.T, h Harness) {
 
 		entry, ev := contractJournal()[2], contractEvents()[2]
 		writes := map[string]error{
-			"PutAccount":     tx.PutAccount(escrow.Account{ID: "carol", CreatedAt: start}),
-			"PutBalance":     tx.PutBalance(escrow.Balance{Account: "alice", Currency: escrow.CNY, Available: cny("1.00"), Held: cny("0.00")}),
-			"PutEscrow":      tx.PutEscrow(contractEscrow("e-3", start)),
-			"AppendEntry":    tx.AppendEntry(&entry),
-			"AppendEvent":    tx.AppendEvent(&ev),
-			"PutIdempotency": tx.PutIdempotency(contractIdem("k2", start)),
+			"PutAccount":        tx.PutAccount(escrow.Account{ID: "carol", CreatedAt: start}),
+			"PutBalance":        tx.PutBalance(escrow.Balance{Account: "alice", Currency: escrow.CNY, Available: cny("1.00"), Held: cny("0.00")}),
+			"PutEscrow":         tx.PutEscrow(contractEscrow("e-3", start)),
+			"AppendEntry":       tx.AppendEntry(&entry),
+			"AppendEvent":       tx.AppendEvent(&ev),
+			"PutIdempotency":    tx.PutIdempotency(contractIdem("k2", start)),
+			"DeleteIdempotency": tx.DeleteIdempotency("k1"),
 		}
 		for name, err := range writes {
 			if !errors.Is(err, escrow.ErrReadOnly) {

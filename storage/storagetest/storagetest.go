@@ -77,6 +77,7 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		EntriesOf     map[string][]escrow.Entry // by account, in Entries order
 		Events        []escrow.Event
 		Idempotencies []escrow.IdempotencyRecord
+		IdemByAge     []string // the index of IdempotenciesUntil
 		Ratings       []escrow.Rating
 		Aggregates    []escrow.Aggregate
 		PairMonths    []escrow.PairMonth
@@ -164,6 +165,9 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 					d.Top[name] = append(d.Top[name], a.Party)
 				}
 			}
+		}
+		if d.IdemByAge, err = tx.IdempotenciesUntil(maxTime, 1<<30); err != nil {
+			return err
 		}
 		return tx.Idempotencies(func(r escrow.IdempotencyRecord) error { d.Idempotencies = append(d.Idempotencies, r); return nil })
 	})
