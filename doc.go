@@ -113,8 +113,11 @@
 // compared in an explicit, versioned form that leaves out zero values, so
 // a zero spelled two ways (Money{} or 0.00 CNY in a Split) is the same
 // argument, and a field added to Terms in a later release does not turn a
-// retry across the upgrade into a mismatch. Opening an escrow ID again
-// with identical terms is also a no-op.
+// retry across the upgrade into a mismatch. A result is replayed while
+// less than Options.IdempotencyRetention (default 7 days) has passed since
+// the first call; after that a call with the key is a new call, and
+// ProcessDue deletes the old record. Opening an escrow ID again with
+// identical terms is also a no-op.
 //
 // Every change appends one Event in the same transaction — a transactional
 // outbox. Read it with Events from the last Seq you handled; you never miss

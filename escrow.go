@@ -728,7 +728,7 @@ func (c *call) do(ctx context.Context, opts []CallOption) (Escrow, error) {
 }
 
 // run is the call's transaction.
-func (c *call) run(tx Tx) error { return runKeyed(tx, c.key, c.now, c) }
+func (c *call) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
 
 func (c *call) result() any { return &c.e }
 

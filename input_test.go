@@ -554,3 +554,110 @@ func TestRequestZeroFormsAreOne(t *testing.T) {
 		return err
 	})
 }
+
+// idempotencyKeys returns the keys of the records in the store.
+func (f *inputFixture) idempotencyKeys() []string {
+	f.t.Helper()
+	keys := []string{}
+	err := f.store.View(f.ctx, func(tx escrow.Tx) error {
+		return tx.Idempotencies(func(r escrow.IdempotencyRecord) error { keys = append(keys, r.Key); return nil })
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return keys
+}
+
+// available returns alice's available CNY in fen.
+func (f *inputFixture) available() int64 {
+	f.t.Helper()
+	b, err := f.l.Balance(f.ctx, "alice", escrow.CNY)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b.Available.Units()
+}
+
+// TestIdempotencyRetention: a result is replayed until exactly the
+// retention has passed since the first call; from then on the key is a new
+// call, even with other arguments, and its record starts again.
+func TestIdempotencyRetention(t *testing.T) {
+	f := newInputFixture(t, &escrow.Options{IdempotencyRetention: 48 * time.Hour})
+	l, ctx, key := f.l, f.ctx, escrow.IdempotencyKey("d")
+	if _, err := l.Deposit(ctx, "alice", cny("5.00"), key); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(48*time.Hour - time.Nanosecond)
+	f.refused("a retry just inside the retention", nil, func() error {
+		_, err := l.Deposit(ctx, "alice", cny("5.00"), key)
+		return err
+	})
+	f.refused("other arguments inside the retention", escrow.ErrIdempotencyMismatch, func() error {
+		_, err := l.Deposit(ctx, "alice", cny("7.00"), key)
+		return err
+	})
+	f.clock.Advance(time.Nanosecond)
+	before := f.available()
+	if _, err := l.Deposit(ctx, "alice", cny("7.00"), key); err != nil {
+		t.Fatalf("a call with an expired key: %v", err)
+	}
+	if got := f.available() - before; got != 700 {
+		t.Errorf("a call with an expired key deposited %d fen, want 700", got)
+	}
+	f.clock.Advance(47 * time.Hour)
+	f.refused("a retry of the new call", nil, func() error {
+		_, err := l.Deposit(ctx, "alice", cny("7.00"), key)
+		return err
+	})
+}
+
+// TestProcessDuePrunesIdempotency: ProcessDue deletes every record past the
+// retention, however many, and keeps the younger ones.
+func TestProcessDuePrunesIdempotency(t *testing.T) {
+	f := newInputFixture(t, &escrow.Options{IdempotencyRetention: time.Hour})
+	var old []string
+	err := f.store.Update(f.ctx, func(tx escrow.Tx) error {
+		for i := range 600 {
+			k := fmt.Sprintf("old-%03d", i)
+			old = append(old, k)
+			if err := tx.PutIdempotency(escrow.IdempotencyRecord{Key: k, Request: "r", At: inputStart.Add(-time.Duration(i) * time.Second)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(30 * time.Minute)
+	if _, err := f.l.Deposit(f.ctx, "alice", cny("1.00"), escrow.IdempotencyKey("young")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.l.ProcessDue(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(append(old, "young"), f.idempotencyKeys()); diff != "" {
+		t.Errorf("before any record expired, ProcessDue deleted (-want +got):\n%s", diff)
+	}
+	f.clock.Advance(30 * time.Minute) // old-000 is exactly an hour old, "young" half an hour
+	if _, err := f.l.ProcessDue(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"young"}, f.idempotencyKeys()); diff != "" {
+		t.Errorf("records after ProcessDue (-want +got):\n%s", diff)
+	}
+	f.clock.Advance(30 * time.Minute)
+	if _, err := f.l.ProcessDue(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{}, f.idempotencyKeys()); diff != "" {
+		t.Errorf("records after the last expired (-want +got):\n%s", diff)
+	}
+}
+
+func TestNewRefusesNegativeRetention(t *testing.T) {
+	_, err := escrow.New(context.Background(), memstore.New(), &escrow.Options{IdempotencyRetention: -time.Second})
+	if !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Errorf("New with a negative retention: %v, want ErrInvalidArgument", err)
+	}
+}

@@ -31,6 +31,7 @@ type Ledger struct {
 	fixedFees  map[string]int64
 	timers     Timers
 	rep        policy
+	retention  time.Duration                // how long an idempotency key's result is replayed
 	month      atomic.Pointer[span[string]] // the month monthOf worked out last
 	day        atomic.Pointer[span[int32]]  // the day dayOf worked out last
 }
@@ -53,7 +54,16 @@ type Options struct {
 	// Reputation holds the rating and scoring rules; zero fields take the
 	// defaults.
 	Reputation ReputationPolicy
+	// IdempotencyRetention is how long the result of a call made with an
+	// IdempotencyKey is replayed; zero means DefaultIdempotencyRetention.
+	// A retry after it is a new call. It may not be negative.
+	IdempotencyRetention time.Duration
 }
+
+// DefaultIdempotencyRetention is how long the result of a keyed call is
+// replayed unless Options say otherwise: 7 days, inside the 24 hours to 30
+// days that payment APIs keep idempotency keys for.
+const DefaultIdempotencyRetention = 7 * 24 * time.Hour
 
 // New returns a Ledger over store, creating the system accounts if the store
 // is new. The Ledger does not own the store: close the store when done.
@@ -86,6 +96,12 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	}
 	if l.rep, err = opts.Reputation.compile(); err != nil {
 		return nil, err
+	}
+	switch l.retention = opts.IdempotencyRetention; {
+	case l.retention < 0:
+		return nil, invalidArg("IdempotencyRetention %v may not be negative", l.retention)
+	case l.retention == 0:
+		l.retention = DefaultIdempotencyRetention
 	}
 	l.rep.minUnits = map[string]int64{}
 	for code, c := range l.currencies {
@@ -155,6 +171,9 @@ type CallOption struct {
 // with the same key and the same arguments returns that result and changes
 // nothing; one with different arguments fails with ErrIdempotencyMismatch.
 // A call that fails is not remembered, so it may be retried with its key.
+// A result is replayed while less than Options.IdempotencyRetention (by
+// default 7 days) has passed since the first call; from then on the key is
+// free, a call with it is a new call, and ProcessDue deletes the record.
 // Keys are global to the ledger; 1 to 256 bytes. An empty key is refused
 // with ErrInvalidArgument rather than ignored, so that a caller whose key
 // went missing does not make the call twice.
@@ -171,7 +190,7 @@ func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe f
 		return zero, err
 	}
 	c := &fnCall[T]{describe: describe, fn: fn, now: l.now()}
-	if err := l.store.Update(ctx, func(tx Tx) error { return runKeyed(tx, key, c.now, c) }); err != nil {
+	if err := l.store.Update(ctx, func(tx Tx) error { return l.runKeyed(tx, key, c.now, c) }); err != nil {
 		return zero, err
 	}
 	return c.out, nil
@@ -188,12 +207,12 @@ type keyed interface {
 // result replayed instead (or fails with ErrIdempotencyMismatch if it was
 // another call), and a new call's result is remembered in the same
 // transaction.
-func runKeyed(tx Tx, key string, now time.Time, c keyed) error {
+func (l *Ledger) runKeyed(tx Tx, key string, now time.Time, c keyed) error {
 	if key == "" {
 		return c.apply(tx)
 	}
 	request := c.request()
-	if found, err := recall(tx, key, request, c.result()); found || err != nil {
+	if found, err := l.recall(tx, key, request, c.result(), now); found || err != nil {
 		return err
 	}
 	if err := c.apply(tx); err != nil {
@@ -240,16 +259,18 @@ func keyOf(opts []CallOption) (string, error) {
 	return key, nil
 }
 
-// recall looks key up. If a call was made with it, recall decodes that
-// call's result into out and reports true, or fails with
-// ErrIdempotencyMismatch if the call was another.
-func recall(tx Tx, key, request string, out any) (bool, error) {
+// recall looks key up. If a call was made with it less than the retention
+// before now, recall decodes that call's result into out and reports true,
+// or fails with ErrIdempotencyMismatch if the call was another.
+func (l *Ledger) recall(tx Tx, key, request string, out any, now time.Time) (bool, error) {
 	rec, err := tx.Idempotency(key)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return false, nil
 	case err != nil:
 		return false, err
+	case !now.Before(rec.At.Add(l.retention)):
+		return false, nil // expired: the call is new, and its record replaces this one
 	case rec.Request != request:
 		return true, fmt.Errorf("%w: key %q was first used for %q", ErrIdempotencyMismatch, key, rec.Request)
 	}
@@ -263,6 +284,32 @@ func remember(tx Tx, key, request string, result any, now time.Time) error {
 		return err
 	}
 	return tx.PutIdempotency(IdempotencyRecord{Key: key, Request: request, Result: b, At: now})
+}
+
+// pruneIdempotency deletes the idempotency records that expired by now,
+// a batch per transaction, through the store's index of them by age.
+func (l *Ledger) pruneIdempotency(ctx context.Context, now time.Time) error {
+	const batch = 256
+	until := now.Add(-l.retention)
+	for {
+		n := 0
+		err := l.store.Update(ctx, func(tx Tx) error {
+			keys, err := tx.IdempotenciesUntil(until, batch)
+			if err != nil {
+				return err
+			}
+			n = len(keys)
+			for _, k := range keys {
+				if err := tx.DeleteIdempotency(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || n < batch {
+			return err
+		}
+	}
 }
 
 // checkCurrency refuses a currency the ledger does not know.

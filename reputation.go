@@ -366,7 +366,7 @@ var ratePool = sync.Pool{New: func() any {
 	return c
 }}
 
-func (c *rateCall) run(tx Tx) error { return runKeyed(tx, c.key, c.now, c) }
+func (c *rateCall) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
 
 func (c *rateCall) request() string {
 	d := c.in.Details

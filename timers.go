@@ -19,6 +19,10 @@ import (
 // RatingGiven event. Closing a rating window is not counted in the result,
 // which counts the escrow timers above.
 //
+// Before the timers it deletes the idempotency records older than
+// Options.IdempotencyRetention (see IdempotencyKey), found through the
+// store's index of them by age.
+//
 // Due escrows are found through the store's due index, so the cost depends
 // on how many are due, not on how many exist. ProcessDue is safe to run
 // from several goroutines or processes at once: an escrow whose timer was
@@ -26,6 +30,9 @@ import (
 func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
 	const batch = 256
 	now := l.now()
+	if err := l.pruneIdempotency(ctx, now); err != nil {
+		return 0, err
+	}
 	fired := 0
 	for {
 		var ids []string
