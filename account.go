@@ -112,8 +112,9 @@ func (e Entry) Change(account string) int64 {
 
 // OpenAccount opens an account for a party. IDs are 1 to 128 bytes of
 // printable UTF-8 (unicode.IsPrint: no control, format or bidirectional
-// characters, no space but U+0020) and may not start with '@'. Opening an ID that exists
-// fails with ErrExists (unless the call repeats an idempotency key).
+// characters, no space but U+0020) and may not start with '@'. Opening an
+// ID that exists fails with ErrExists (unless the call repeats an
+// idempotency key).
 func (l *Ledger) OpenAccount(ctx context.Context, id string, opts ...CallOption) (Account, error) {
 	if err := checkID("account", id); err != nil {
 		return Account{}, err
