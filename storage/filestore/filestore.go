@@ -31,7 +31,11 @@
 // log-<first sequence number>.wal and snapshots named
 // snap-<last sequence number covered>.snap, all 0600. One store at a time
 // may open a directory: a second Open, in this process or another, fails
-// with ErrLocked.
+// with a LockedError, which names the holder's process where the platform
+// allows. The lock is held on the directory itself where the system can
+// lock a directory (Linux, macOS, the BSDs), and on LOCK as well (alone
+// on Windows, which does not let an open file be removed), so removing
+// LOCK does not let a second store in.
 //
 // # Recovery
 //
@@ -67,7 +71,8 @@ import (
 var _ escrow.Storage = (*Store)(nil)
 
 // Errors. Errors that Open, Update and Compact return wrap these where they
-// apply; a CorruptError carries the file and offset.
+// apply; a CorruptError carries the file and offset, a LockedError the
+// directory and the holder.
 var (
 	// ErrCorrupt reports a directory whose contents cannot be recovered
 	// without losing data: damage before the end of the log, a snapshot or
@@ -76,7 +81,8 @@ var (
 	// ErrFailed reports a store that refuses updates because a write or an
 	// fsync failed earlier.
 	ErrFailed = errors.New("filestore: store failed after a write error")
-	// ErrLocked reports a directory another open store holds.
+	// ErrLocked reports a directory another open store holds; the error
+	// is a LockedError.
 	ErrLocked = errors.New("filestore: directory is locked by another store")
 )
 
@@ -189,7 +195,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err := s.fs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
-	lock, err := s.fs.Lock(dir)
+	lock, err := s.fs.Lock(dir, false)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,8 @@
 package filestore
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // fileSystem is everything the store does to its directory. The store uses
@@ -13,9 +10,10 @@ import (
 // write or fsync and forget what was not synced.
 type fileSystem interface {
 	MkdirAll(dir string) error
-	// Lock takes an exclusive lock on dir, failing with ErrLocked if
-	// another store holds it.
-	Lock(dir string) (io.Closer, error)
+	// Lock locks dir, shared or exclusively, without waiting; it fails
+	// with an error wrapping ErrLocked if another store holds a lock that
+	// conflicts.
+	Lock(dir string, shared bool) (io.Closer, error)
 	// ReadDir returns the names of the files in dir.
 	ReadDir(dir string) ([]string, error)
 	ReadFile(name string) ([]byte, error)
@@ -84,22 +82,6 @@ func (osFS) SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
-}
-
-func (osFS) Lock(dir string) (io.Closer, error) {
-	name := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := lockFile(f); err != nil {
-		f.Close()
-		if errors.Is(err, errWouldBlock) {
-			return nil, fmt.Errorf("filestore: %s: %w", dir, ErrLocked)
-		}
-		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
-	}
-	return f, nil // closing the file releases the lock
 }
 
 // osFile is an *os.File whose Sync is fdatasync where there is one: the

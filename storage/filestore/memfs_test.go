@@ -26,7 +26,7 @@ type memFS struct {
 	mu      sync.Mutex
 	names   map[string]*memFile // what the process sees
 	durable map[string]*memFile // what survives a crash
-	locked  map[string]bool
+	locked  map[string]int
 	rng     *rand.Rand
 
 	ops             int // counted operations so far
@@ -46,7 +46,7 @@ type memFile struct {
 var errInjected = errors.New("injected I/O error")
 
 func newMemFS(seed uint64) *memFS {
-	return &memFS{names: map[string]*memFile{}, durable: map[string]*memFile{}, locked: map[string]bool{},
+	return &memFS{names: map[string]*memFile{}, durable: map[string]*memFile{}, locked: map[string]int{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
@@ -67,17 +67,26 @@ func (m *memFS) step(kind string) (fail bool) {
 
 func (m *memFS) MkdirAll(dir string) error { return nil }
 
-func (m *memFS) Lock(dir string) (io.Closer, error) {
+func (m *memFS) Lock(dir string, shared bool) (io.Closer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.locked[dir] {
-		return nil, fmt.Errorf("filestore: %s: %w", dir, ErrLocked)
+	// locked counts the shared holders of a directory; -1 is a writer.
+	if n := m.locked[dir]; n < 0 || n > 0 && !shared {
+		return nil, &LockedError{Dir: dir}
 	}
-	m.locked[dir] = true
+	if shared {
+		m.locked[dir]++
+	} else {
+		m.locked[dir] = -1
+	}
 	return closerFunc(func() error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		delete(m.locked, dir)
+		if m.locked[dir] > 0 {
+			m.locked[dir]--
+		} else {
+			m.locked[dir] = 0
+		}
 		return nil
 	}), nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -215,14 +216,7 @@ func TestLockAndPermissions(t *testing.T) {
 	}
 
 	// Another process is refused too.
-	if os.Getenv("FILESTORE_LOCK_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$")
-		cmd.Env = append(os.Environ(), "FILESTORE_LOCK_CHILD="+dir)
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "locked as expected") {
-			t.Fatalf("child process: %v\n%s", err, out)
-		}
-	}
+	lockChild(t, dir)
 
 	// Closing releases the lock; Close is idempotent; use after Close.
 	if err := s.Close(); err != nil {
@@ -245,15 +239,59 @@ func TestLockAndPermissions(t *testing.T) {
 	s2.Close()
 }
 
-// TestLockChild is the other process of TestLockAndPermissions.
+// TestLockWithoutLockFile removes LOCK from under an open store: another
+// process is still refused, because the lock is held on the directory
+// itself, which cannot be unlinked while it holds the store.
+func TestLockWithoutLockFile(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, nil)
+	defer s.Close()
+	runWorkload(t, s, 5)
+	if err := os.Remove(filepath.Join(dir, lockName)); err != nil {
+		t.Skipf("LOCK cannot be removed while open on this system: %v", err)
+	}
+	lockChild(t, dir)
+	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open in the same process = %v, want ErrLocked", err)
+	}
+	// The holder goes on.
+	if err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		return tx.PutAccount(escrow.Account{ID: "after"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lockChild runs TestLockChild in another process, which must find dir
+// locked.
+func lockChild(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$")
+	cmd.Env = append(os.Environ(), "FILESTORE_LOCK_CHILD="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "locked as expected") {
+		t.Fatalf("child process: %v\n%s", err, out)
+	}
+}
+
+// TestLockChild is the other process of the lock tests.
 func TestLockChild(t *testing.T) {
 	dir := os.Getenv("FILESTORE_LOCK_CHILD")
 	if dir == "" {
-		t.Skip("run by TestLockAndPermissions")
+		t.Skip("run by TestLockAndPermissions and TestLockWithoutLockFile")
 	}
 	_, err := Open(dir, nil)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
-		t.Fatalf("Open of a locked directory = %v, want ErrLocked naming it", err)
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Open of a locked directory = %v, want a LockedError naming it", err)
+	}
+	// The holder's ID is in LOCK, where there is one to read.
+	want := 0
+	if _, err := os.Stat(filepath.Join(dir, lockName)); err == nil && runtime.GOOS != "windows" {
+		want = os.Getppid()
+	}
+	if le.PID != want {
+		t.Fatalf("LockedError.PID = %d, want %d", le.PID, want)
 	}
 	t.Log("locked as expected")
 	os.Stdout.WriteString("locked as expected\n")
