@@ -64,7 +64,8 @@ var (
 	ErrConflict = errors.New("escrow: transaction conflict")
 	// ErrClosed reports use of a ledger or store after Close.
 	ErrClosed = errors.New("escrow: closed")
-	// ErrReadOnly reports a write attempted inside a read-only transaction.
+	// ErrReadOnly reports a write attempted inside a read-only transaction,
+	// or on a store opened read-only.
 	ErrReadOnly = errors.New("escrow: read-only transaction")
 	// ErrInvariant reports a broken ledger invariant, found by Check.
 	ErrInvariant = errors.New("escrow: invariant violated")

@@ -40,10 +40,23 @@
 // # Recovery
 //
 // A record torn by a crash at the end of the log is dropped and the file
-// truncated; such a record was never acknowledged. Damage anywhere else, a
+// truncated; such a record was never acknowledged. Damage to the last
+// record looks the same and is dropped the same way, so Stats().TornTail
+// says what was dropped: the file, the offset, the bytes and the records
+// they held. Damage anywhere else, a
 // record that does not decode, or a gap in the sequence numbers, fails Open
 // with an error wrapping ErrCorrupt that names the file and offset: the
 // store never skips a record it cannot read.
+//
+// # Read-only
+//
+// With Options.ReadOnly, Open reads a store without changing its
+// directory: it creates no file, truncates no torn tail (it skips it and
+// reports it in Stats) and removes nothing a crashed compaction left.
+// Update and Compact fail with escrow.ErrReadOnly. A read-only store holds
+// a shared lock until Close, so that no writer can append, truncate or
+// compact under it: read-only stores may share a directory, but not with
+// a writer. A directory that holds no store fails Open with ErrNotStore.
 //
 // # Failures
 //
@@ -84,6 +97,9 @@ var (
 	// ErrLocked reports a directory another open store holds; the error
 	// is a LockedError.
 	ErrLocked = errors.New("filestore: directory is locked by another store")
+	// ErrNotStore reports a read-only Open of a directory that holds no
+	// store: no log segment and no snapshot.
+	ErrNotStore = errors.New("filestore: not an escrow store")
 )
 
 // A CorruptError says where a store's files are damaged. It wraps ErrCorrupt.
@@ -120,6 +136,9 @@ type Options struct {
 	// CompactMinBytes is the smallest log that is compacted automatically.
 	// Zero means 4 MiB.
 	CompactMinBytes int64
+	// ReadOnly opens the store for reading only, changing nothing in its
+	// directory; see the package documentation.
+	ReadOnly bool
 
 	fs fileSystem // nil means osFS; tests substitute their own
 }
@@ -162,6 +181,7 @@ type Store struct {
 	snapSeq        uint64
 	snapBytes      int64
 	compactAt      int64 // logBytes that starts a compaction
+	torn           TornTail
 
 	compactMu   sync.Mutex // one compaction at a time
 	compactKick chan struct{}
@@ -175,11 +195,15 @@ type Store struct {
 // Open opens the store in dir, creating the directory and an empty store
 // if there is none, and recovers its contents. It fails with an error
 // wrapping ErrLocked if another store has dir open, and ErrCorrupt if the
-// contents are damaged.
+// contents are damaged. With Options.ReadOnly it creates nothing and fails
+// with an error wrapping ErrNotStore if dir holds no store.
 func Open(dir string, opts *Options) (*Store, error) {
 	s := &Store{dir: dir}
 	if opts != nil {
 		s.opts = *opts
+	}
+	if s.opts.ReadOnly {
+		s.opts.CompactRatio = -1
 	}
 	if s.opts.CompactRatio == 0 {
 		s.opts.CompactRatio = 4
@@ -192,10 +216,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 		s.fs = osFS{}
 	}
 	s.cond.L = &s.mu
-	if err := s.fs.MkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("filestore: %w", err)
+	if !s.opts.ReadOnly {
+		if err := s.fs.MkdirAll(dir); err != nil {
+			return nil, fmt.Errorf("filestore: %w", err)
+		}
 	}
-	lock, err := s.fs.Lock(dir, false)
+	lock, err := s.fs.Lock(dir, s.opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -218,10 +244,14 @@ func Open(dir string, opts *Options) (*Store, error) {
 
 // Update runs fn in a read-write transaction; see escrow.Storage. It
 // returns after the transaction's record is durable. Once a write or fsync
-// has failed it returns an error wrapping ErrFailed without calling fn.
+// has failed it returns an error wrapping ErrFailed without calling fn; on
+// a read-only store it returns escrow.ErrReadOnly without calling fn.
 func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	if s.closed.Load() {
 		return escrow.ErrClosed
+	}
+	if s.opts.ReadOnly {
+		return escrow.ErrReadOnly
 	}
 	if s.broken.Load() {
 		return s.failure()

@@ -69,6 +69,9 @@ func (s *Store) list() (dirContents, error) {
 	}
 	slices.Sort(c.segs)
 	slices.Sort(c.snaps)
+	if s.opts.ReadOnly && len(c.segs)+len(c.snaps) == 0 {
+		return c, fmt.Errorf("%w: %s", ErrNotStore, s.dir) // and not to be made one
+	}
 	return c, nil
 }
 
@@ -140,7 +143,10 @@ func (s *Store) recover() error {
 			return err
 		}
 		s.logBytes += int64(end)
-		if last {
+		if last && end < len(data) {
+			s.torn = tornTail(s.path(name), data, end, want)
+		}
+		if last && !s.opts.ReadOnly {
 			s.log, err = s.fs.OpenAppend(s.path(name))
 			if err == nil && end < len(data) {
 				// A torn tail: drop it, durably, before appending after it.
@@ -162,7 +168,7 @@ func (s *Store) recover() error {
 		s.log.Close()
 		s.log = nil
 	}
-	if s.log == nil {
+	if s.log == nil && !s.opts.ReadOnly {
 		name := segName(next)
 		if s.log, err = s.fs.Create(s.path(name)); err != nil {
 			return fmt.Errorf("filestore: %w", err)
@@ -175,6 +181,9 @@ func (s *Store) recover() error {
 	s.applied.Store(next - 1)
 	s.durable.Store(next - 1)
 	s.compactAt = s.compactThreshold()
+	if s.opts.ReadOnly {
+		return nil
+	}
 
 	// Left over by a compaction that crashed before it cleaned up.
 	removed := false

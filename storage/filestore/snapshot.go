@@ -175,12 +175,16 @@ func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
 // that the directory holds about one copy of the data and Open replays
 // little. Commits wait while the snapshot is encoded in memory, not while
 // it is written. The store compacts on its own as the log grows (see
-// Options.CompactRatio); Compact is for doing it now.
+// Options.CompactRatio); Compact is for doing it now. On a read-only store
+// it returns escrow.ErrReadOnly.
 func (s *Store) Compact() error {
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	if s.closed.Load() {
 		return escrow.ErrClosed
+	}
+	if s.opts.ReadOnly {
+		return escrow.ErrReadOnly
 	}
 	return s.compact()
 }
@@ -366,6 +370,9 @@ type Stats struct {
 	// CompactError is why the last automatic compaction failed, if it
 	// did; the store goes on without it and tries again later.
 	CompactError error
+	// TornTail is the damaged end of the log that Open dropped, or with
+	// Options.ReadOnly skipped; its Bytes is 0 if there was none.
+	TornTail TornTail
 }
 
 // Stats returns the store's current Stats.
@@ -375,5 +382,5 @@ func (s *Store) Stats() Stats {
 	seq := s.durable.Load()
 	return Stats{Seq: seq, SnapshotSeq: s.snapSeq, SnapshotBytes: s.snapBytes,
 		LogRecords: seq - min(seq, s.snapSeq), LogBytes: s.logBytes, Flushes: s.flushes.Load(),
-		CompactError: s.compactErr}
+		CompactError: s.compactErr, TornTail: s.torn}
 }

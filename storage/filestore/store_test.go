@@ -386,10 +386,41 @@ func TestCorruption(t *testing.T) {
 		if got := accounts(t, s); strings.Join(got, ",") != "a,b" {
 			t.Errorf("accounts after a torn tail = %v, want a, b", got)
 		}
+		// Cut inside its header, the record cannot be told.
+		wantTorn(t, s, TornTail{File: seg(dir), Offset: ends[1], Bytes: (ends[2] - ends[1]) / 2})
 		s.Close()
 		if st, _ := os.Stat(seg(dir)); st.Size() != ends[1] {
 			t.Errorf("segment is %d bytes after recovery, want it truncated to %d", st.Size(), ends[1])
 		}
+		s = openT(t, dir, nil)
+		wantTorn(t, s, TornTail{}) // dropped once, for good
+		s.Close()
+	})
+	t.Run("BitFlipInLastRecord", func(t *testing.T) {
+		dir, ends := build(t)
+		data, _ := os.ReadFile(seg(dir))
+		data[ends[2]-1] ^= 0x10
+		os.WriteFile(seg(dir), data, 0o600)
+		s := openT(t, dir, nil)
+		defer s.Close()
+		if got := accounts(t, s); strings.Join(got, ",") != "a,b" {
+			t.Errorf("accounts after damage to the last record = %v, want a, b", got)
+		}
+		wantTorn(t, s, TornTail{File: seg(dir), Offset: ends[1], Bytes: ends[2] - ends[1], FirstSeq: 3, LastSeq: 3})
+	})
+	t.Run("TornBatch", func(t *testing.T) {
+		// Records 3 and 4 written together; 3 did not reach the disk
+		// whole, 4 did.
+		dir, ends := build(t)
+		data, _ := os.ReadFile(seg(dir))
+		_, _, payload, _, _ := parseFrame(data[ends[1]:])
+		batch := appendFrame(nil, 3, 0, payload)
+		batch[frameHeader] ^= 1
+		batch = appendFrame(batch, 4, 1, payload)
+		os.WriteFile(seg(dir), append(data[:ends[1]:ends[1]], batch...), 0o600)
+		s := openT(t, dir, nil)
+		defer s.Close()
+		wantTorn(t, s, TornTail{File: seg(dir), Offset: ends[1], Bytes: int64(len(batch)), FirstSeq: 3, LastSeq: 4})
 	})
 	t.Run("GarbageTail", func(t *testing.T) {
 		dir, ends := build(t)
@@ -400,6 +431,8 @@ func TestCorruption(t *testing.T) {
 		if got := accounts(t, s); len(got) != 3 {
 			t.Errorf("accounts = %v, want all three", got)
 		}
+		// Zeros hold no record: bytes dropped, none lost.
+		wantTorn(t, s, TornTail{File: seg(dir), Offset: ends[2], Bytes: 4096})
 		s.Close()
 		if st, _ := os.Stat(seg(dir)); st.Size() != ends[2] {
 			t.Errorf("segment is %d bytes, want %d", st.Size(), ends[2])
@@ -454,6 +487,14 @@ func TestCorruption(t *testing.T) {
 			t.Fatalf("Open without the snapshot the log needs = %v, want ErrCorrupt", err)
 		}
 	})
+}
+
+// wantTorn checks what s reports of a torn tail.
+func wantTorn(t *testing.T, s *Store, want TornTail) {
+	t.Helper()
+	if got := s.Stats().TornTail; got != want {
+		t.Errorf("Stats().TornTail = %+v, want %+v", got, want)
+	}
 }
 
 // TestViewWaitsForDurability holds a commit's fsync and checks that a
