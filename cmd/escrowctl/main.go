@@ -1,5 +1,4 @@
-// Command escrowctl inspects and maintains a file store (storage/filestore)
-// while no program has it open.
+// Command escrowctl inspects and maintains a file store (storage/filestore).
 //
 // Usage:
 //
@@ -8,13 +7,26 @@
 //	escrowctl dump [-escrow ID] DIR   the event outbox, or one escrow's history, as JSON lines
 //	escrowctl compact DIR             write a snapshot and drop the log it covers
 //
-// check exits with status 1 on any problem: damaged files (opening a store
-// verifies every checksum it reads) or a broken invariant. With -ratings it
-// also recomputes every reputation aggregate under the default reputation
-// policy, which is right only for hosts that use it.
+// check, stats and dump open the store read-only: they change nothing in
+// DIR (they create no file, and report a torn tail at the end of the log
+// instead of truncating it), and they may run side by side, but not while
+// a program has the store open: then they fail, naming its process where
+// the system allows. While one runs, a program cannot open the store.
+// compact opens the store for writing, which drops a torn tail as any
+// program's open does. Every command refuses a directory that holds no
+// store ("not an escrow store") rather than create one.
 //
-// Opening a store drops a torn record at the end of its log, as any open
-// does; apart from that only compact writes.
+// check reports a problem on damaged files (opening a store verifies every
+// checksum it reads), a broken invariant, or a torn tail: a write cut short
+// by a crash, or damage to the last record, which the next open for
+// writing drops. With -ratings it also recomputes every reputation
+// aggregate under the default reputation policy, which is right only for
+// hosts that use it. stats shows a torn tail; compact says what it dropped.
+//
+// Errors and the usage go to standard error. The exit status is 0 when
+// all is well, 1 when a problem was found or the store could not be
+// opened, and 2 for a command line that makes no sense; -h prints the
+// usage and exits 0.
 package main
 
 import (
@@ -27,20 +39,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore"
 )
 
 func main() {
-	err := run(os.Stdout, os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "escrowctl:", err)
-		os.Exit(1)
-	}
+	os.Exit(exitStatus(os.Stderr, run(os.Stdout, os.Args[1:])))
 }
 
 const usage = `usage:
@@ -50,36 +56,69 @@ const usage = `usage:
   escrowctl compact DIR
 `
 
-// run is the whole program but for the exit status.
+// A usageError is a command line that makes no sense.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// exitStatus reports err on stderr and returns the exit status for it.
+func exitStatus(stderr io.Writer, err error) int {
+	var usageErr usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stderr, usage)
+		return 0
+	case errors.As(err, &usageErr):
+		fmt.Fprintf(stderr, "escrowctl: %s\n%s", usageErr, usage)
+		return 2
+	}
+	fmt.Fprintln(stderr, "escrowctl:", message(err))
+	return 1
+}
+
+// message is err's text without the prefixes that name the package each
+// wrapped error came from: here escrowctl's is the one that counts.
+func message(err error) string {
+	msg := err.Error()
+	for _, prefix := range []string{"filestore: ", "escrow: "} {
+		msg = strings.TrimPrefix(msg, prefix)
+		msg = strings.ReplaceAll(msg, ": "+prefix, ": ")
+	}
+	return msg
+}
+
+// run is the whole program but for reporting errors and the exit status.
 func run(w io.Writer, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(w, usage)
-		return flag.ErrHelp
+		return usageError("no command")
 	}
 	cmd := args[0]
 	flags := flag.NewFlagSet("escrowctl "+cmd, flag.ContinueOnError)
-	flags.SetOutput(w)
-	flags.Usage = func() { fmt.Fprint(w, usage) }
+	flags.SetOutput(io.Discard) // exitStatus reports the error
 	ratings := flags.Bool("ratings", false, "check: also recompute reputation under the default policy")
 	escrowID := flags.String("escrow", "", "dump: only this escrow's history")
-	if err := flags.Parse(args[1:]); err != nil {
+	if err := flags.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
 		return err
+	} else if err != nil {
+		return usageError(err.Error())
+	}
+	// Refuse a mistyped command before opening the store.
+	if !slices.Contains([]string{"check", "stats", "dump", "compact"}, cmd) {
+		return usageError(fmt.Sprintf("unknown command %q", cmd))
 	}
 	if flags.NArg() != 1 {
-		flags.Usage()
-		return flag.ErrHelp
-	}
-	// Refuse a mistyped command before opening the store: Open takes the
-	// lock and may repair a torn tail.
-	if !slices.Contains([]string{"check", "stats", "dump", "compact"}, cmd) {
-		flags.Usage()
-		return fmt.Errorf("unknown command %q", cmd)
+		return usageError(cmd + " takes one directory")
 	}
 	dir := flags.Arg(0)
 	if _, err := os.Stat(dir); err != nil {
-		return err // Open would create an empty store
+		return err
 	}
-	store, err := filestore.Open(dir, &filestore.Options{CompactRatio: -1})
+	if cmd == "compact" {
+		return compact(w, dir)
+	}
+	store, err := filestore.Open(dir, &filestore.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -90,18 +129,44 @@ func run(w io.Writer, args []string) error {
 		return check(ctx, w, store, *ratings)
 	case "stats":
 		return stats(ctx, w, dir, store)
-	case "dump":
+	default:
 		return dump(ctx, w, store, *escrowID)
-	case "compact":
-		before := store.Stats()
-		if err := store.Compact(); err != nil {
-			return err
-		}
-		after := store.Stats()
-		fmt.Fprintf(w, "compacted: snapshot of %d records, %d bytes; log %d → %d bytes\n",
-			after.SnapshotSeq, after.SnapshotBytes, before.LogBytes, after.LogBytes)
 	}
+}
+
+// compact opens the store for writing, which drops a torn tail, and
+// compacts it. A read-only open first refuses a directory that holds no
+// store, which opening for writing would make into one.
+func compact(w io.Writer, dir string) error {
+	store, err := filestore.Open(dir, &filestore.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	store.Close()
+	if store, err = filestore.Open(dir, &filestore.Options{CompactRatio: -1}); err != nil {
+		return err
+	}
+	defer store.Close()
+	before := store.Stats()
+	if before.TornTail.Bytes > 0 {
+		fmt.Fprintf(w, "dropped a torn tail: %s\n", tornTail(before.TornTail))
+	}
+	if err := store.Compact(); err != nil {
+		return err
+	}
+	after := store.Stats()
+	fmt.Fprintf(w, "compacted: snapshot of %d records, %d bytes; log %d → %d bytes\n",
+		after.SnapshotSeq, after.SnapshotBytes, before.LogBytes, after.LogBytes)
 	return nil
+}
+
+// tornTail describes a torn tail in a few words.
+func tornTail(t filestore.TornTail) string {
+	s := fmt.Sprintf("%s: %d bytes at offset %d", t.File, t.Bytes, t.Offset)
+	if t.FirstSeq > 0 {
+		s += fmt.Sprintf(", holding records %d to %d", t.FirstSeq, t.LastSeq)
+	}
+	return s
 }
 
 func check(ctx context.Context, w io.Writer, store *filestore.Store, ratings bool) error {
@@ -118,6 +183,10 @@ func check(ctx context.Context, w io.Writer, store *filestore.Store, ratings boo
 		return err
 	}
 	st := store.Stats()
+	if st.TornTail.Bytes > 0 {
+		return fmt.Errorf("torn tail in %s; the %d records before it check out, and the next open for writing drops it",
+			tornTail(st.TornTail), st.Seq)
+	}
 	fmt.Fprintf(w, "ok: %d records (snapshot to %d, %d in the log), checksums and invariants hold\n",
 		st.Seq, st.SnapshotSeq, st.LogRecords)
 	return nil
@@ -164,6 +233,9 @@ func stats(ctx context.Context, w io.Writer, dir string, store *filestore.Store)
 	fmt.Fprintf(w, "directory  %s: %d files, %d bytes\n", abs, files, size)
 	fmt.Fprintf(w, "records    %d committed; snapshot to %d (%d bytes); %d in the log (%d bytes)\n",
 		st.Seq, st.SnapshotSeq, st.SnapshotBytes, st.LogRecords, st.LogBytes)
+	if st.TornTail.Bytes > 0 {
+		fmt.Fprintf(w, "torn tail  %s (the next open for writing drops it)\n", tornTail(st.TornTail))
+	}
 	fmt.Fprintf(w, "accounts   %d\n", accounts)
 	fmt.Fprintf(w, "events     %d\n", events)
 	total := 0

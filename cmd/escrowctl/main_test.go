@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -153,10 +153,11 @@ func TestCheckFindsProblems(t *testing.T) {
 		}
 	})
 	t.Run("Usage", func(t *testing.T) {
-		if _, err := runT(t); !errors.Is(err, flag.ErrHelp) {
-			t.Errorf("no arguments = %v, want the usage", err)
+		var usageErr usageError
+		if _, err := runT(t); !errors.As(err, &usageErr) {
+			t.Errorf("no arguments = %v, want a usage error", err)
 		}
-		if _, err := runT(t, "frobnicate", t.TempDir()); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		if _, err := runT(t, "frobnicate", t.TempDir()); !errors.As(err, &usageErr) || !strings.Contains(err.Error(), "unknown command") {
 			t.Errorf("unknown command = %v", err)
 		}
 		if _, err := runT(t, "stats", filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
@@ -217,5 +218,182 @@ func TestUnknownCommandTouchesNothing(t *testing.T) {
 	}
 	if len(entries) != 0 {
 		t.Fatalf("a refused command left %d files in the directory", len(entries))
+	}
+}
+
+// dirImage is every file in a directory: name, mode and contents.
+func dirImage(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := map[string]string{}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img[e.Name()] = info.Mode().String() + " " + string(data)
+	}
+	return img
+}
+
+// changedFiles lists the files that differ between two dirImages.
+func changedFiles(before, after map[string]string) []string {
+	var names []string
+	for name := range before {
+		if before[name] != after[name] {
+			names = append(names, name)
+		}
+	}
+	for name := range after {
+		if _, ok := before[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// runStatus runs escrowctl as main does and returns its output, its
+// standard error and its exit status.
+func runStatus(args ...string) (stdout, stderr string, status int) {
+	var out, errOut bytes.Buffer
+	status = exitStatus(&errOut, run(&out, args))
+	return out.String(), errOut.String(), status
+}
+
+// TestReadOnlyCommands runs check, stats and dump on a sound store, on one
+// whose log ends in a torn write, and on directories that hold no store:
+// none changes a byte or a name in the directory, and each reports what
+// it finds with the exit status it promises.
+func TestReadOnlyCommands(t *testing.T) {
+	torn := market(t)
+	seg := filepath.Join(torn, "log-0000000000000001.wal")
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 1 // the last record, record 13
+	os.WriteFile(seg, data, 0o600)
+	empty := t.TempDir()
+	notStore := t.TempDir()
+	os.WriteFile(filepath.Join(notStore, "notes.txt"), []byte("hello"), 0o600)
+
+	for _, tc := range []struct {
+		name, dir string
+		status    map[string]int
+		stdout    map[string]string // a line each command's output must hold
+		stderr    string            // what every failing command says
+	}{
+		{"Sound", market(t), map[string]int{"check": 0, "stats": 0, "dump": 0},
+			map[string]string{"check": "ok: 13 records", "stats": "records    13 committed", "dump": `"Type":"EscrowOpened"`}, ""},
+		{"TornTail", torn, map[string]int{"check": 1, "stats": 0, "dump": 0},
+			map[string]string{"stats": "torn tail  " + seg + ": ", "dump": `"Type":"EscrowPaid"`},
+			"escrowctl: torn tail in " + seg + ": "},
+		{"Empty", empty, map[string]int{"check": 1, "stats": 1, "dump": 1}, nil,
+			"escrowctl: not an escrow store: " + empty + "\n"},
+		{"NotStore", notStore, map[string]int{"check": 1, "stats": 1, "dump": 1}, nil,
+			"escrowctl: not an escrow store: " + notStore + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := dirImage(t, tc.dir)
+			for _, cmd := range []string{"check", "stats", "dump"} {
+				stdout, stderr, status := runStatus(cmd, tc.dir)
+				if status != tc.status[cmd] {
+					t.Errorf("%s: exit status %d, want %d; stderr %q", cmd, status, tc.status[cmd], stderr)
+				}
+				if want := tc.stdout[cmd]; !strings.Contains(stdout, want) {
+					t.Errorf("%s: output lacks %q:\n%s", cmd, want, stdout)
+				}
+				if status != 0 && !strings.HasPrefix(stderr, tc.stderr) {
+					t.Errorf("%s: stderr = %q, want it to start %q", cmd, stderr, tc.stderr)
+				}
+				if changed := changedFiles(before, dirImage(t, tc.dir)); len(changed) > 0 {
+					t.Fatalf("%s changed %v in the directory", cmd, changed)
+				}
+			}
+		})
+	}
+
+	// The torn record is record 13, which runs to the end of the file;
+	// compact drops it.
+	_, stderr, _ := runStatus("check", torn)
+	var n, off int
+	_, err = fmt.Sscanf(strings.TrimPrefix(stderr, "escrowctl: torn tail in "+seg+": "), "%d bytes at offset %d", &n, &off)
+	if err != nil || n+off != len(data) || n <= 0 ||
+		!strings.Contains(stderr, ", holding records 13 to 13; the 12 records before it check out") {
+		t.Errorf("check of a torn tail says %q; want the %d bytes it ends with, record 13 and 12 records kept", stderr, len(data))
+	}
+	if stdout, _, status := runStatus("compact", torn); status != 0 || !strings.HasPrefix(stdout, "dropped a torn tail: "+seg) {
+		t.Errorf("compact of a torn tail: status %d, output %q", status, stdout)
+	}
+	if _, _, status := runStatus("check", torn); status != 0 {
+		t.Errorf("check after compact: status %d, want 0", status)
+	}
+	// compact refuses to make a store too.
+	before := dirImage(t, notStore)
+	if _, stderr, status := runStatus("compact", notStore); status != 1 || !strings.HasPrefix(stderr, "escrowctl: not an escrow store") {
+		t.Errorf("compact of a directory without a store: status %d, stderr %q", status, stderr)
+	}
+	if changed := changedFiles(before, dirImage(t, notStore)); len(changed) > 0 {
+		t.Errorf("compact changed %v in a directory that holds no store", changed)
+	}
+}
+
+// TestExitStatus: every command reports on standard error with one
+// prefix, and exits 0 when all is well, 1 on a problem, 2 on a usage
+// error.
+func TestExitStatus(t *testing.T) {
+	dir := market(t)
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		args   []string
+		status int
+		stderr string // how standard error starts
+	}{
+		{nil, 2, "escrowctl: no command\nusage:"},
+		{[]string{"chekc", dir}, 2, "escrowctl: unknown command \"chekc\"\nusage:"},
+		{[]string{"check"}, 2, "escrowctl: check takes one directory\nusage:"},
+		{[]string{"stats", dir, dir}, 2, "escrowctl: stats takes one directory\nusage:"},
+		{[]string{"dump", "-bogus", dir}, 2, "escrowctl: flag provided but not defined: -bogus\nusage:"},
+		{[]string{"check", "-h"}, 0, "usage:"},
+		{[]string{"dump", missing}, 1, "escrowctl: stat " + missing + ": no such file or directory\n"},
+		{[]string{"dump", "-escrow", "nope", dir}, 1, "escrowctl: escrow \"nope\": not found\n"},
+		{[]string{"check", dir}, 0, ""},
+	} {
+		stdout, stderr, status := runStatus(tc.args...)
+		if status != tc.status || !strings.HasPrefix(stderr, tc.stderr) || tc.stderr == "" && stderr != "" {
+			t.Errorf("escrowctl %q: status %d, stderr %q; want %d and %q", tc.args, status, stderr, tc.status, tc.stderr)
+		}
+		if status == 2 && stdout != "" {
+			t.Errorf("escrowctl %q printed %q on standard output", tc.args, stdout)
+		}
+	}
+}
+
+// TestLockedStore: while a program has the store open, every command is
+// refused, naming the program's process, and changes nothing.
+func TestLockedStore(t *testing.T) {
+	dir := market(t)
+	s, err := filestore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := dirImage(t, dir)
+	want := fmt.Sprintf("escrowctl: %s is locked by another store (process %d)\n", dir, os.Getpid())
+	for _, cmd := range []string{"check", "stats", "dump", "compact"} {
+		if _, stderr, status := runStatus(cmd, dir); status != 1 || stderr != want {
+			t.Errorf("%s of a store in use: status %d, stderr %q; want 1 and %q", cmd, status, stderr, want)
+		}
+	}
+	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
+		t.Errorf("refused commands changed %v in the directory", changed)
 	}
 }

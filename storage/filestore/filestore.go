@@ -53,7 +53,7 @@
 // With Options.ReadOnly, Open reads a store without changing its
 // directory: it creates no file, truncates no torn tail (it skips it and
 // reports it in Stats) and removes nothing a crashed compaction left.
-// Update and Compact fail with escrow.ErrReadOnly. A read-only store holds
+// Writes in an Update, and Compact, fail with escrow.ErrReadOnly. A read-only store holds
 // a shared lock until Close, so that no writer can append, truncate or
 // compact under it: read-only stores may share a directory, but not with
 // a writer. A directory that holds no store fails Open with ErrNotStore.
@@ -244,14 +244,16 @@ func Open(dir string, opts *Options) (*Store, error) {
 
 // Update runs fn in a read-write transaction; see escrow.Storage. It
 // returns after the transaction's record is durable. Once a write or fsync
-// has failed it returns an error wrapping ErrFailed without calling fn; on
-// a read-only store it returns escrow.ErrReadOnly without calling fn.
+// has failed it returns an error wrapping ErrFailed without calling fn. On
+// a read-only store it runs fn as View does: every write fails with
+// escrow.ErrReadOnly, and a transaction that only reads (such as
+// escrow.New's on a store that has its system accounts) succeeds.
 func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	if s.closed.Load() {
 		return escrow.ErrClosed
 	}
 	if s.opts.ReadOnly {
-		return escrow.ErrReadOnly
+		return s.mem.View(ctx, fn)
 	}
 	if s.broken.Load() {
 		return s.failure()

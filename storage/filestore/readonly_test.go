@@ -90,9 +90,15 @@ func TestReadOnly(t *testing.T) {
 	if st := r.Stats(); st.Seq != seq {
 		t.Errorf("Stats().Seq = %d, want %d", st.Seq, seq)
 	}
-	ran := false
-	if err := r.Update(ctx, func(escrow.Tx) error { ran = true; return nil }); !errors.Is(err, escrow.ErrReadOnly) || ran {
-		t.Errorf("Update on a read-only store = %v (ran %v), want ErrReadOnly without running", err, ran)
+	err = r.Update(ctx, func(tx escrow.Tx) error { return tx.PutAccount(escrow.Account{ID: "refused"}) })
+	if !errors.Is(err, escrow.ErrReadOnly) {
+		t.Errorf("a write on a read-only store = %v, want ErrReadOnly", err)
+	}
+	if _, err := escrow.New(ctx, r, nil); err != nil { // its Update only reads
+		t.Errorf("escrow.New on a read-only store: %v", err)
+	}
+	if got := dumpT(t, r); !bytes.Equal(got, want) {
+		t.Errorf("read-only store changed after a refused write")
 	}
 	if err := r.Compact(); !errors.Is(err, escrow.ErrReadOnly) {
 		t.Errorf("Compact on a read-only store = %v, want ErrReadOnly", err)
