@@ -53,10 +53,11 @@
 // With Options.ReadOnly, Open reads a store without changing its
 // directory: it creates no file, truncates no torn tail (it skips it and
 // reports it in Stats) and removes nothing a crashed compaction left.
-// Writes in an Update, and Compact, fail with escrow.ErrReadOnly. A read-only store holds
-// a shared lock until Close, so that no writer can append, truncate or
-// compact under it: read-only stores may share a directory, but not with
-// a writer. A directory that holds no store fails Open with ErrNotStore.
+// Writes in an Update, and Compact, fail with escrow.ErrReadOnly. A
+// read-only store holds a shared lock until Close, so that no writer can
+// append, truncate or compact under it: read-only stores may share a
+// directory, but not with a writer. A directory that holds no store fails
+// Open with ErrNotStore.
 //
 // # Failures
 //
