@@ -888,7 +888,7 @@ type View struct {
 	PositiveRate float64
 	RateBasis    int64
 	// Wilson is the lower bound of the 95% Wilson score interval (z = 1.96)
-	// of PositiveRate.
+	// of PositiveRate; exactly 0 when no rating in the window is positive.
 	Wilson float64
 	// Expectation is α/(α+β) and Uncertainty 2/(α+β) of the Beta
 	// reputation, α = 1 + Σ w·positive and β = 1 + Σ w·negative, each rating
@@ -987,11 +987,14 @@ func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
 
 // positiveRate returns the positive rate of c, positive/(positive+negative),
 // with its basis, the denominator, and the lower bound of its Wilson
-// interval; the rate and the bound are 0 when the basis is.
+// interval; the rate and the bound are 0 when the basis is. With no
+// positives the bound is exactly 0: the formula works it out as a
+// difference of equal terms, which leaves rounding noise of either sign,
+// and a ranking would order all-negative parties by that noise.
 func positiveRate(c Counts) (basis int64, rate, wilson float64) {
 	basis = c.Positive + c.Negative
-	if basis == 0 {
-		return 0, 0, 0
+	if c.Positive == 0 {
+		return basis, 0, 0
 	}
 	n := float64(basis)
 	p := float64(c.Positive) / n

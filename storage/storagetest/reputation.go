@@ -161,9 +161,9 @@ func repDiff(t testing.TB, what string, want, got any) {
 func repWeight(fen int64) float64 { return math.Log10(10 + float64(fen)/100) }
 
 // repWilson is the lower bound of the Wilson score interval, z = 1.96,
-// written in the textbook form.
+// written in the textbook form; exactly 0 when nothing is positive.
 func repWilson(pos, n int64) float64 {
-	if n == 0 {
+	if pos == 0 {
 		return 0
 	}
 	const z = 1.96
