@@ -82,7 +82,8 @@
 // request the seller ignores is granted. An open refund request or dispute
 // pauses the running timer. Time comes from Options.Clock; ProcessDue fires
 // whatever is due, finding it through the store's due index, and RunTimers
-// calls it on a ticker.
+// calls it on a ticker. An escrow whose action fails is skipped, stays due
+// and is reported in a DueError; the others fire all the same.
 //
 // # Reputation
 //
@@ -131,7 +132,8 @@
 // "escrow: ". A call whose context is cancelled or past its deadline fails
 // with an error for which errors.Is(err, context.Canceled) (or
 // context.DeadlineExceeded) is true. A call that returns an error has
-// changed nothing.
+// changed nothing, except ProcessDue, whose DueError names the escrows it
+// skipped while the others went ahead.
 //
 // # Storage
 //

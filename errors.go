@@ -3,6 +3,8 @@ package escrow
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // Sentinel errors. Every error the package returns either is one of these or
@@ -10,6 +12,9 @@ import (
 // (which state, which actor, how much was missing), the error is also a typed
 // value that errors.As can extract. A call that returns any of these errors
 // has changed nothing: no money moved, no state changed, no event was written.
+// ProcessDue is the exception: it acts on many escrows, each in its own
+// transaction, and its DueError lists the ones it could not act on while
+// the others went ahead.
 var (
 	// Errors in the arguments of a call.
 
@@ -154,4 +159,49 @@ func (e *InvariantError) Unwrap() error { return ErrInvariant }
 
 func invalidArg(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
+}
+
+// DueError reports the escrows whose due timer or rating window ProcessDue
+// could not act on. It skipped each of them and went on with the rest, so
+// one escrow that cannot fire does not hold up the others; a skipped escrow
+// stays due and is tried again by the next ProcessDue. DueError unwraps to
+// Stopped, if set, and then to each escrow's error in ID order, so
+// errors.Is and errors.As see through it.
+type DueError struct {
+	// Escrows maps the ID of each skipped escrow to why its action failed.
+	Escrows map[string]error
+	// Stopped is the error that ended the run early (the store closed, or
+	// the context ended), or nil if ProcessDue got through everything due.
+	Stopped error
+}
+
+func (e *DueError) Error() string {
+	msg := fmt.Sprintf("escrow: %d due escrow(s) skipped", len(e.Escrows))
+	if e.Stopped != nil {
+		msg += fmt.Sprintf(", then stopped: %v", e.Stopped)
+	}
+	for i, id := range e.ids() {
+		if i == 5 {
+			msg += fmt.Sprintf("; and %d more", len(e.Escrows)-i)
+			break
+		}
+		msg += fmt.Sprintf("; %q: %v", id, e.Escrows[id])
+	}
+	return msg
+}
+
+// Unwrap returns Stopped, if set, and each escrow's error in ID order.
+func (e *DueError) Unwrap() []error {
+	var out []error
+	if e.Stopped != nil {
+		out = append(out, e.Stopped)
+	}
+	for _, id := range e.ids() {
+		out = append(out, e.Escrows[id])
+	}
+	return out
+}
+
+func (e *DueError) ids() []string {
+	return slices.Sorted(maps.Keys(e.Escrows))
 }

@@ -2,6 +2,7 @@ package escrow
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -27,43 +28,86 @@ import (
 // on how many are due, not on how many exist. ProcessDue is safe to run
 // from several goroutines or processes at once: an escrow whose timer was
 // fired (or whose state changed) meanwhile is skipped.
+//
+// An escrow whose action fails (its transaction returns an error) is
+// skipped for the rest of the run and stays due; ProcessDue goes on with
+// the others and then returns the count with a *DueError that lists each
+// skipped escrow and its error. Only the store closing (ErrClosed) or ctx
+// ending stops a run early; with escrows skipped before that, the
+// DueError carries that error as Stopped.
 func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
-	const batch = 256
-	now := l.now()
-	if err := l.pruneIdempotency(ctx, now); err != nil {
+	r := dueRun{l: l, ctx: ctx, now: l.now(), failed: map[string]error{}}
+	if err := l.pruneIdempotency(ctx, r.now); err != nil {
 		return 0, err
 	}
-	fired := 0
+	err := r.escrows()
+	if len(r.failed) > 0 {
+		err = &DueError{Escrows: r.failed, Stopped: err}
+	}
+	return r.fired, err
+}
+
+// A dueRun is one ProcessDue call.
+type dueRun struct {
+	l      *Ledger
+	ctx    context.Context
+	now    time.Time
+	fired  int
+	failed map[string]error // the escrows skipped, by ID
+}
+
+// dueBatch is how many due escrows a run reads at a time.
+const dueBatch = 256
+
+// escrows acts on every escrow due at r.now, a batch at a time. Each batch
+// asks for as many more IDs as have been skipped, so skipped escrows,
+// which stay first in the due index, cannot crowd out the rest.
+func (r *dueRun) escrows() error {
 	for {
+		limit := dueBatch + len(r.failed)
 		var ids []string
-		err := l.store.View(ctx, func(tx Tx) error {
+		err := r.l.store.View(r.ctx, func(tx Tx) error {
 			var err error
-			ids, err = tx.DueEscrows(now, batch)
+			ids, err = tx.DueEscrows(r.now, limit)
 			return err
 		})
 		if err != nil {
-			return fired, err
+			return err
 		}
 		progress := 0
 		for _, id := range ids {
-			if err := ctx.Err(); err != nil {
-				return fired, ctxErr(err)
+			if _, skipped := r.failed[id]; skipped {
+				continue
 			}
-			timer, acted, err := l.fire(ctx, id, now)
+			if err := r.ctx.Err(); err != nil {
+				return ctxErr(err)
+			}
+			timer, acted, err := r.l.fire(r.ctx, id, r.now)
 			if err != nil {
-				return fired, err
+				if r.stops(err) {
+					return err
+				}
+				r.failed[id] = err
+				timer, acted = false, true
 			}
 			if timer {
-				fired++
+				r.fired++
 			}
 			if acted {
 				progress++
 			}
 		}
-		if len(ids) < batch || progress == 0 {
-			return fired, nil
+		if len(ids) < limit || progress == 0 {
+			return nil
 		}
 	}
+}
+
+// stops reports whether err ends the run rather than one escrow's turn:
+// the store is closed or the context has ended.
+func (r *dueRun) stops(err error) bool {
+	return r.ctx.Err() != nil || errors.Is(err, ErrClosed) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // fire runs the due timer of one escrow, if it is still due, or closes its
@@ -114,7 +158,8 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (timer, act
 }
 
 // RunTimers calls ProcessDue every interval until ctx ends, passing any
-// error to onError (which may be nil). It returns when ctx is done.
+// error to onError (which may be nil), a *DueError included. It returns
+// when ctx is done.
 func (l *Ledger) RunTimers(ctx context.Context, interval time.Duration, onError func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

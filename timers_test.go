@@ -1,0 +1,175 @@
+package escrow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/google/go-cmp/cmp"
+)
+
+// errStuck is what stuckStore fails writes of its stuck escrows with.
+var errStuck = errors.New("escrow: test: this escrow cannot be written")
+
+// stuckStore is a memstore whose transactions refuse to write the escrows
+// named in stuck, as a store might refuse a record it cannot encode: the
+// write fails with what fail returns (errStuck by default).
+type stuckStore struct {
+	*memstore.Store
+	stuck map[string]bool
+	fail  func(id string) error
+}
+
+func (s *stuckStore) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	return s.Store.Update(ctx, func(tx escrow.Tx) error { return fn(stuckTx{tx, s}) })
+}
+
+type stuckTx struct {
+	escrow.Tx
+	s *stuckStore
+}
+
+func (t stuckTx) PutEscrow(e escrow.Escrow) error {
+	switch {
+	case !t.s.stuck[e.ID]:
+		return t.Tx.PutEscrow(e)
+	case t.s.fail != nil:
+		return t.s.fail(e.ID)
+	}
+	return fmt.Errorf("%w: %q", errStuck, e.ID)
+}
+
+// stuckWorld returns a world over a stuckStore with stuck unpaid escrows
+// due first, more of them than ProcessDue reads at a time, then good ones;
+// all are due.
+func stuckWorld(t *testing.T, stuck, good int) (*world, *stuckStore, []string, []string) {
+	store := &stuckStore{Store: memstore.New(), stuck: map[string]bool{}}
+	t.Cleanup(func() { store.Close() })
+	w := newWorld(t, store, escrow.Options{})
+	w.account("alice")
+	w.account("bob")
+	open := func(prefix string, n int) []string {
+		var ids []string
+		for i := range n {
+			id := fmt.Sprintf("%s-%03d", prefix, i)
+			_, err := w.l.Open(w.ctx, escrow.Terms{ID: id, Buyer: "alice", Seller: "bob", Price: cny("10.00")})
+			w.must("Open", err)
+			ids = append(ids, id)
+		}
+		w.clock.Advance(time.Minute)
+		return ids
+	}
+	// The good ones sort first by ID and last by deadline.
+	stuckIDs, goodIDs := open("z-stuck", stuck), open("a-good", good)
+	for _, id := range stuckIDs {
+		store.stuck[id] = true
+	}
+	w.clock.Advance(escrow.DefaultTimers().PayWithin)
+	return w, store, stuckIDs, goodIDs
+}
+
+// TestProcessDueSkipsFailingEscrows: escrows whose action fails are
+// skipped and reported, and every other due escrow fires, however many
+// failing ones come first in the due index.
+func TestProcessDueSkipsFailingEscrows(t *testing.T) {
+	w, store, stuckIDs, goodIDs := stuckWorld(t, 300, 3)
+	for run := 1; run <= 2; run++ {
+		fired, err := w.l.ProcessDue(w.ctx)
+		wantFired := len(goodIDs)
+		if run == 2 {
+			wantFired = 0 // the good ones fired in the first run
+		}
+		if fired != wantFired {
+			t.Errorf("run %d: ProcessDue fired %d, want %d", run, fired, wantFired)
+		}
+		var due *escrow.DueError
+		if !errors.As(err, &due) {
+			t.Fatalf("run %d: ProcessDue error %v, want a *DueError", run, err)
+		}
+		if !errors.Is(err, errStuck) {
+			t.Errorf("run %d: errors.Is(%v, errStuck) = false", run, err)
+		}
+		want := map[string]string{}
+		for _, id := range stuckIDs {
+			want[id] = fmt.Sprintf("%v: %q", errStuck, id)
+		}
+		got := map[string]string{}
+		for id, err := range due.Escrows {
+			got[id] = err.Error()
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("run %d: DueError.Escrows (-want +got):\n%s", run, diff)
+		}
+		if due.Stopped != nil {
+			t.Errorf("run %d: DueError.Stopped = %v, want nil", run, due.Stopped)
+		}
+	}
+	// The stuck ones stay due, to be tried again; the good ones closed.
+	states := map[string]escrow.State{}
+	wantStates := map[string]escrow.State{}
+	for _, ids := range [][]string{stuckIDs, goodIDs} {
+		for _, id := range ids {
+			e, err := w.l.Escrow(w.ctx, id)
+			w.must("Escrow", err)
+			states[id] = e.State
+			wantStates[id] = escrow.Closed
+			if store.stuck[id] {
+				wantStates[id] = escrow.AwaitingPayment
+			}
+		}
+	}
+	if diff := cmp.Diff(wantStates, states); diff != "" {
+		t.Errorf("states after ProcessDue (-want +got):\n%s", diff)
+	}
+}
+
+// TestProcessDueStopsWhenStoreCloses: a closed store ends the run with
+// ErrClosed, not with every escrow reported as skipped.
+func TestProcessDueStopsWhenStoreCloses(t *testing.T) {
+	w, store, _, _ := stuckWorld(t, 0, 3)
+	store.Close()
+	fired, err := w.l.ProcessDue(w.ctx)
+	var due *escrow.DueError
+	if fired != 0 || !errors.Is(err, escrow.ErrClosed) || errors.As(err, &due) {
+		t.Errorf("ProcessDue on a closed store = %d, %v; want 0, ErrClosed and no DueError", fired, err)
+	}
+}
+
+// TestProcessDueStoppedAfterSkipping: a context that ends after an escrow
+// was skipped returns a DueError whose Stopped is the context's error.
+func TestProcessDueStoppedAfterSkipping(t *testing.T) {
+	w, store, stuckIDs, goodIDs := stuckWorld(t, 1, 2)
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	// The first good escrow's write ends the context instead.
+	store.stuck[goodIDs[0]] = true
+	store.fail = func(id string) error {
+		if id == goodIDs[0] {
+			cancel()
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %q", errStuck, id)
+	}
+	fired, err := w.l.ProcessDue(ctx)
+	var due *escrow.DueError
+	if !errors.As(err, &due) {
+		t.Fatalf("ProcessDue = %d, %v; want a *DueError", fired, err)
+	}
+	if fired != 0 || !errors.Is(err, context.Canceled) || !errors.Is(due.Stopped, context.Canceled) {
+		t.Errorf("ProcessDue = %d, %v; want 0 and Stopped context.Canceled", fired, err)
+	}
+	skipped := slices.Sorted(maps.Keys(due.Escrows))
+	if diff := cmp.Diff(stuckIDs, skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	e, err := w.l.Escrow(w.ctx, goodIDs[1])
+	if err != nil || e.State != escrow.AwaitingPayment {
+		t.Errorf("escrow after the stop: %v, %v; want it untouched, in AwaitingPayment", e.State, err)
+	}
+}
