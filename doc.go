@@ -80,10 +80,13 @@
 // DefaultTimers): unpaid escrows close, unshipped ones are refunded, shipped
 // ones are released to the seller after 10 days (auto-confirm), and a refund
 // request the seller ignores is granted. An open refund request or dispute
-// pauses the running timer. Time comes from Options.Clock; ProcessDue fires
-// whatever is due, finding it through the store's due index, and RunTimers
-// calls it on a ticker. An escrow whose action fails is skipped, stays due
-// and is reported in a DueError; the others fire all the same.
+// pauses the running timer. A timer that has run out cannot be paused: a
+// refund request or dispute made after its deadline, before ProcessDue
+// fired it, fires it first, so the outcome does not depend on which ran
+// first. Time comes from Options.Clock; ProcessDue fires whatever is due,
+// finding it through the store's due index, and RunTimers calls it on a
+// ticker. An escrow whose action fails is skipped, stays due and is
+// reported in a DueError; the others fire all the same.
 //
 // # Reputation
 //

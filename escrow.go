@@ -548,7 +548,10 @@ func (l *Ledger) Refund(ctx context.Context, id, actor string, amount Money, opt
 // less) for a reason (up to 1,000 bytes). Only the buyer, in
 // AwaitingShipment or AwaitingConfirmation. The running timer pauses; the
 // seller has Timers.RefundResponseWithin to agree or refuse, after which the
-// refund is made as asked.
+// refund is made as asked. A timer that has already run out cannot be
+// paused: if ProcessDue has not fired it yet, the request fires it first,
+// as ProcessDue would have, and is then refused with ErrInvalidTransition
+// (and so changes nothing) because the escrow has ended.
 func (l *Ledger) RequestRefund(ctx context.Context, id, actor string, amount Money, reason string, opts ...CallOption) (Escrow, error) {
 	if err := l.checkPayment(amount); err != nil {
 		return Escrow{}, err
@@ -596,7 +599,13 @@ func (l *Ledger) RefuseRefund(ctx context.Context, id, actor, reason string, opt
 // Dispute calls the arbiter. The buyer or the seller, after payment and
 // before the escrow ends (AwaitingShipment, AwaitingConfirmation or
 // RefundRequested); the escrow must name an arbiter (else ErrNoArbiter).
-// Every timer stops until the arbiter resolves it.
+// Every timer stops until the arbiter resolves it. A timer that has already
+// run out is not stopped: if ProcessDue has not fired it yet, the dispute
+// fires it first, as ProcessDue would have, and is judged on the state it
+// left. So a dispute after the shipping or confirmation deadline is refused
+// with ErrInvalidTransition (and changes nothing), and one after an
+// ignored partial refund request finds the refund made and the escrow
+// resumed, and disputes that.
 func (l *Ledger) Dispute(ctx context.Context, id, actor, reason string, opts ...CallOption) (Escrow, error) {
 	if err := checkText("reason", reason, 1000, true); err != nil {
 		return Escrow{}, err
@@ -751,6 +760,11 @@ func (c *call) apply(tx Tx) error {
 	var err error
 	if err = loadEscrow(tx, c.id, &c.e); err != nil {
 		return err
+	}
+	if c.action == ActionRequestRefund || c.action == ActionDispute {
+		if err := c.expireFirst(tx); err != nil {
+			return err
+		}
 	}
 	if err := authorize(&c.e, c.action, c.actor); err != nil {
 		return err

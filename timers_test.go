@@ -11,6 +11,7 @@ import (
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/escrowkit/escrow/storage/storagetest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -171,5 +172,86 @@ func TestProcessDueStoppedAfterSkipping(t *testing.T) {
 	e, err := w.l.Escrow(w.ctx, goodIDs[1])
 	if err != nil || e.State != escrow.AwaitingPayment {
 		t.Errorf("escrow after the stop: %v, %v; want it untouched, in AwaitingPayment", e.State, err)
+	}
+}
+
+// TestExpiredTimerFiresFirst: a refund request or dispute made after the
+// running timer ran out, but before ProcessDue fired it, finds the timer
+// fired first, and the store ends the same whichever of the two ran first.
+func TestExpiredTimerFiresFirst(t *testing.T) {
+	day := 24 * time.Hour
+	tests := []struct {
+		name string
+		// setup leaves escrow e-001 with its timer run out, and returns
+		// the call to make.
+		setup   func(w *world) func() error
+		wantErr error
+		want    escrow.State
+		// wantRefunded, wantReleased and wantPaused are in the end state.
+		wantRefunded, wantReleased string
+		wantPaused                 time.Duration
+	}{{
+		name: "refund request after auto-confirm",
+		setup: func(w *world) func() error {
+			id := w.shipped("alice", "bob")
+			w.clock.Advance(escrow.DefaultTimers().ConfirmWithin)
+			return func() error { _, err := w.l.RequestRefund(w.ctx, id, "alice", cny("40.00"), "late"); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Completed,
+		wantRefunded: "0.00 CNY", wantReleased: "100.00 CNY",
+	}, {
+		name: "dispute after the shipping deadline",
+		setup: func(w *world) func() error {
+			id := w.paid("alice", "bob")
+			w.clock.Advance(escrow.DefaultTimers().ShipWithin + time.Hour)
+			return func() error { _, err := w.l.Dispute(w.ctx, id, "bob", "shipped, honest"); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Refunded,
+		wantRefunded: "100.00 CNY", wantReleased: "0.00 CNY",
+	}, {
+		name: "dispute after an ignored partial refund request",
+		setup: func(w *world) func() error {
+			id := w.shipped("alice", "bob")
+			w.clock.Advance(2 * day)
+			_, err := w.l.RequestRefund(w.ctx, id, "alice", cny("40.00"), "one cup broken")
+			w.must("RequestRefund", err)
+			w.clock.Advance(escrow.DefaultTimers().RefundResponseWithin)
+			return func() error { _, err := w.l.Dispute(w.ctx, id, "alice", "the rest is broken too"); return err }
+		},
+		// The refund is made as asked, then the dispute pauses the
+		// auto-confirm timer again with the 8 days it had left.
+		want: escrow.Disputed, wantRefunded: "40.00 CNY", wantReleased: "0.00 CNY", wantPaused: 8 * day,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var dumps [2][]byte
+			for order := range 2 {
+				w := newWorld(t, nil, escrow.Options{})
+				call := tc.setup(w)
+				var err error
+				if order == 0 {
+					w.processDue()
+					err = call()
+				} else {
+					err = call()
+					w.processDue()
+				}
+				if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+					t.Errorf("order %d: call returned %v, want %v", order, err, tc.wantErr)
+				}
+				e, err := w.l.Escrow(w.ctx, "e-001")
+				w.must("Escrow", err)
+				got := []any{e.State, e.Refunded.String(), e.Released.String(), e.Paused}
+				want := []any{tc.want, tc.wantRefunded, tc.wantReleased, tc.wantPaused}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("order %d: state, refunded, released, paused (-want +got):\n%s", order, diff)
+				}
+				dumps[order], err = storagetest.Dump(w.ctx, w.l.Storage())
+				w.must("Dump", err)
+			}
+			if diff := cmp.Diff(string(dumps[0]), string(dumps[1])); diff != "" {
+				t.Errorf("ProcessDue first, then the call (-) vs the call first (+):\n%s", diff)
+			}
+		})
 	}
 }

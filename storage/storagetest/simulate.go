@@ -935,7 +935,11 @@ func (s *sim) requestRefund(bad bool) {
 		if m != nil && s.rng.IntN(2) == 0 {
 			amount := m.held + 1 + s.rng.Int64N(1000)
 			s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
-			s.refuse(kindRequestRefund, escrow.ErrInvalidAmount, func() error {
+			want := escrow.ErrInvalidAmount
+			if s.expired(m) { // the timer ends the escrow first
+				want = escrow.ErrInvalidTransition
+			}
+			s.refuse(kindRequestRefund, want, func() error {
 				_, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "too much")
 				return err
 			})
@@ -949,6 +953,14 @@ func (s *sim) requestRefund(bad bool) {
 		amount = 1 + s.rng.Int64N(m.held)
 	}
 	s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
+	if s.expired(m) {
+		s.op += ", whose timer ran out"
+		s.refuse(kindRequestRefund, escrow.ErrInvalidTransition, func() error {
+			_, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "not as described")
+			return err
+		})
+		return
+	}
 	e, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "not as described")
 	s.succeed(kindRequestRefund, err)
 	now := s.now()
@@ -1011,7 +1023,11 @@ func (s *sim) dispute(bad bool) {
 		if lone := s.pick(func(m *simEscrow) bool { return disputable(m) && m.terms.Arbiter == "" }); lone != nil && s.rng.IntN(2) == 0 {
 			actor := s.rightActor(lone, escrow.ActionDispute)
 			s.op = "dispute " + lone.terms.ID + ", which has no arbiter"
-			s.refuse(kindDispute, escrow.ErrNoArbiter, func() error { return s.call(escrow.ActionDispute, lone.terms.ID, actor) })
+			want := escrow.ErrNoArbiter
+			if s.expired(lone) && endsWhenFired(lone) {
+				want = escrow.ErrInvalidTransition
+			}
+			s.refuse(kindDispute, want, func() error { return s.call(escrow.ActionDispute, lone.terms.ID, actor) })
 			return
 		}
 		s.badAction(kindDispute, escrow.ActionDispute)
@@ -1019,15 +1035,26 @@ func (s *sim) dispute(bad bool) {
 	}
 	actor := s.rightActor(m, escrow.ActionDispute)
 	s.op = fmt.Sprintf("dispute %s in %s by %s", m.terms.ID, m.state, actor)
+	now := s.now()
+	var want []simEvent
+	if s.expired(m) {
+		s.op += ", whose timer ran out"
+		if endsWhenFired(m) {
+			s.refuse(kindDispute, escrow.ErrInvalidTransition, func() error { return s.call(escrow.ActionDispute, m.terms.ID, actor) })
+			return
+		}
+		// The refund is made as asked and the escrow resumes, then the
+		// dispute pauses it.
+		want = append(want, s.fireTimer(m, now))
+	}
 	e, err := s.f.l.Dispute(s.f.ctx, m.terms.ID, actor, "no agreement")
 	s.succeed(kindDispute, err)
-	now := s.now()
 	if m.state != escrow.RefundRequested {
 		m.pause(now)
 	}
 	m.enter(escrow.Disputed, now)
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowDisputed, m, actor, 0, 0))
+	s.expectEvents(append(want, simEscrowEvent(escrow.EscrowDisputed, m, actor, 0, 0))...)
 }
 
 // part is a split's share: a zero share is given either as zero CNY or as
@@ -1137,32 +1164,7 @@ func (s *sim) processDue() {
 	}
 	want := make([]simEvent, 0, len(due))
 	for _, m := range due {
-		var ev simEvent
-		switch m.state {
-		case escrow.AwaitingPayment:
-			m.enter(escrow.Closed, now)
-			ev = simEscrowEvent(escrow.EscrowClosed, m, "", 0, 0)
-			s.count(kindTimerClose, true)
-		case escrow.AwaitingShipment:
-			amount := m.held
-			s.refundModel(m, amount, now)
-			ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
-			s.count(kindTimerRefund, true)
-		case escrow.AwaitingConfirmation:
-			amount := m.held
-			fee := s.release(m, amount, now)
-			ev = simEscrowEvent(escrow.EscrowReleased, m, "", amount, fee)
-			s.count(kindTimerConfirm, true)
-		case escrow.RefundRequested:
-			amount := m.asked
-			s.refundModel(m, amount, now)
-			ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
-			s.count(kindTimerAsRequest, true)
-		default:
-			s.fatalf("the model has %s due in %s", m.terms.ID, m.state)
-		}
-		ev.ByTimer = true
-		want = append(want, ev)
+		want = append(want, s.fireTimer(m, now))
 		e, err := s.f.l.Escrow(s.f.ctx, m.terms.ID)
 		if err != nil {
 			s.fatalf("Escrow(%q): %v", m.terms.ID, err)
@@ -1170,6 +1172,48 @@ func (s *sim) processDue() {
 		s.compare(e, m)
 	}
 	s.expectEvents(want...)
+}
+
+// fireTimer runs m's expired timer in the model and returns its event.
+func (s *sim) fireTimer(m *simEscrow, now time.Time) simEvent {
+	var ev simEvent
+	switch m.state {
+	case escrow.AwaitingPayment:
+		m.enter(escrow.Closed, now)
+		ev = simEscrowEvent(escrow.EscrowClosed, m, "", 0, 0)
+		s.count(kindTimerClose, true)
+	case escrow.AwaitingShipment:
+		amount := m.held
+		s.refundModel(m, amount, now)
+		ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
+		s.count(kindTimerRefund, true)
+	case escrow.AwaitingConfirmation:
+		amount := m.held
+		fee := s.release(m, amount, now)
+		ev = simEscrowEvent(escrow.EscrowReleased, m, "", amount, fee)
+		s.count(kindTimerConfirm, true)
+	case escrow.RefundRequested:
+		amount := m.asked
+		s.refundModel(m, amount, now)
+		ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
+		s.count(kindTimerAsRequest, true)
+	default:
+		s.fatalf("the model has %s due in %s", m.terms.ID, m.state)
+	}
+	ev.ByTimer = true
+	return ev
+}
+
+// expired reports whether m's running timer has run out, unfired. A
+// refund request or dispute then finds it fired first.
+func (s *sim) expired(m *simEscrow) bool {
+	return !m.dueAt.IsZero() && !m.dueAt.After(s.now())
+}
+
+// endsWhenFired reports whether firing m's timer ends the escrow: every
+// timer does, but a refund request's only when it asked for all held.
+func endsWhenFired(m *simEscrow) bool {
+	return m.state != escrow.RefundRequested || m.asked == m.held
 }
 
 // verify runs the invariant checker and compares every balance with the
