@@ -106,7 +106,8 @@
 // 7 to 365 days, the positive rate over 180 days and its Wilson lower
 // bound, a Beta reputation weighted by price and decayed by age, and the
 // averages of the detail scores. Explain lists the ratings behind it, and
-// TopSellers ranks sellers from the store's index. ReputationPolicy, in
+// TopSellers ranks sellers from the store's index, which ProcessDue keeps
+// current as days pass (see TopSellers for how far). ReputationPolicy, in
 // Options.Reputation, changes the rules.
 //
 // # Idempotency and events

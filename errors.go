@@ -1,10 +1,12 @@
 package escrow
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Sentinel errors. Every error the package returns either is one of these or
@@ -162,46 +164,60 @@ func invalidArg(format string, args ...any) error {
 }
 
 // DueError reports the escrows whose due timer or rating window ProcessDue
-// could not act on. It skipped each of them and went on with the rest, so
-// one escrow that cannot fire does not hold up the others; a skipped escrow
-// stays due and is tried again by the next ProcessDue. DueError unwraps to
-// Stopped, if set, and then to each escrow's error in ID order, so
-// errors.Is and errors.As see through it.
+// could not act on, and the aggregates whose ranking keys it could not
+// work out again. It skipped each of them and went on with the rest, so
+// one that cannot be done does not hold up the others; a skipped one stays
+// due and is tried again by the next ProcessDue. DueError unwraps to
+// Stopped, if set, then to each escrow's error in ID order, then to each
+// aggregate's in party and role order, so errors.Is and errors.As see
+// through it.
 type DueError struct {
 	// Escrows maps the ID of each skipped escrow to why its action failed.
 	Escrows map[string]error
+	// Aggregates maps each skipped aggregate to why re-keying it failed.
+	Aggregates map[PartyRole]error
 	// Stopped is the error that ended the run early (the store closed, or
 	// the context ended), or nil if ProcessDue got through everything due.
 	Stopped error
 }
 
 func (e *DueError) Error() string {
-	msg := fmt.Sprintf("escrow: %d due escrow(s) skipped", len(e.Escrows))
+	msg := fmt.Sprintf("escrow: %d due escrow(s) and %d aggregate(s) skipped", len(e.Escrows), len(e.Aggregates))
 	if e.Stopped != nil {
 		msg += fmt.Sprintf(", then stopped: %v", e.Stopped)
 	}
-	for i, id := range e.ids() {
+	names, errs := e.list()
+	for i, name := range names {
 		if i == 5 {
-			msg += fmt.Sprintf("; and %d more", len(e.Escrows)-i)
+			msg += fmt.Sprintf("; and %d more", len(names)-i)
 			break
 		}
-		msg += fmt.Sprintf("; %q: %v", id, e.Escrows[id])
+		msg += fmt.Sprintf("; %s: %v", name, errs[i])
 	}
 	return msg
 }
 
-// Unwrap returns Stopped, if set, and each escrow's error in ID order.
+// Unwrap returns Stopped, if set, then each escrow's and each aggregate's
+// error.
 func (e *DueError) Unwrap() []error {
-	var out []error
+	_, errs := e.list()
 	if e.Stopped != nil {
-		out = append(out, e.Stopped)
+		errs = append([]error{e.Stopped}, errs...)
 	}
-	for _, id := range e.ids() {
-		out = append(out, e.Escrows[id])
-	}
-	return out
+	return errs
 }
 
-func (e *DueError) ids() []string {
-	return slices.Sorted(maps.Keys(e.Escrows))
+// list names what was skipped, escrows by ID, then aggregates by party
+// and role, with the error of each.
+func (e *DueError) list() (names []string, errs []error) {
+	for _, id := range slices.Sorted(maps.Keys(e.Escrows)) {
+		names, errs = append(names, fmt.Sprintf("escrow %q", id)), append(errs, e.Escrows[id])
+	}
+	keys := slices.SortedFunc(maps.Keys(e.Aggregates), func(a, b PartyRole) int {
+		return cmp.Or(strings.Compare(a.Party, b.Party), cmp.Compare(a.Role, b.Role))
+	})
+	for _, k := range keys {
+		names, errs = append(names, fmt.Sprintf("%q as %s", k.Party, k.Role)), append(errs, e.Aggregates[k])
+	}
+	return names, errs
 }

@@ -102,15 +102,21 @@ type Tx interface {
 	// Aggregate returns the reputation aggregate of party in role (Buyer
 	// or Seller), or ErrNotFound.
 	Aggregate(party string, role Role) (Aggregate, error)
-	// PutAggregate creates or replaces the aggregate of a.Party in a.Role
-	// and files it in the ranking index of its role under a.Wilson and
-	// a.Expectation.
+	// PutAggregate creates or replaces the aggregate of a.Party in a.Role,
+	// files it in the ranking index of its role under a.Wilson and
+	// a.Expectation, and in the re-key index under a.RekeyDay; it removes
+	// it from that index when a.RekeyDay is zero.
 	PutAggregate(a Aggregate) error
 	// TopAggregates returns at most limit aggregates of role with the
 	// highest values of key (RankWilson or RankExpectation), highest first,
 	// ties by Party ascending. It must use an index, not read every
 	// aggregate. None: an empty slice.
 	TopAggregates(role Role, key RankKey, limit int) ([]Aggregate, error)
+	// DueAggregates returns at most limit aggregates, of either role, whose
+	// RekeyDay is not zero and not after day, earliest RekeyDay first, ties
+	// by Party, then Role. None due: an empty slice. It must use an index,
+	// not read every aggregate.
+	DueAggregates(day int32, limit int) ([]Aggregate, error)
 	// Aggregates calls fn for every aggregate ordered by Party, then Role,
 	// stopping at the first error fn returns, which it returns.
 	Aggregates(fn func(Aggregate) error) error

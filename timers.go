@@ -17,96 +17,171 @@ import (
 //
 // It also closes the rating windows that are due (see Rate): a party who
 // stayed silent while the other rated gets the default rating, with a
-// RatingGiven event. Closing a rating window is not counted in the result,
-// which counts the escrow timers above.
+// RatingGiven event. And it works out again the ranking keys of the
+// aggregates that time has changed (see TopSellers), a batch of them per
+// transaction. Neither is counted in the result, which counts the escrow
+// timers above.
 //
 // Before the timers it deletes the idempotency records older than
 // Options.IdempotencyRetention (see IdempotencyKey), found through the
 // store's index of them by age.
 //
-// Due escrows are found through the store's due index, so the cost depends
-// on how many are due, not on how many exist. ProcessDue is safe to run
-// from several goroutines or processes at once: an escrow whose timer was
-// fired (or whose state changed) meanwhile is skipped.
+// Due escrows and aggregates are found through the store's indexes, so the
+// cost depends on how many are due, not on how many exist. ProcessDue is
+// safe to run from several goroutines or processes at once: an escrow
+// whose timer was fired (or whose state changed) meanwhile is skipped.
 //
-// An escrow whose action fails (its transaction returns an error) is
-// skipped for the rest of the run and stays due; ProcessDue goes on with
-// the others and then returns the count with a *DueError that lists each
-// skipped escrow and its error. Only the store closing (ErrClosed) or ctx
-// ending stops a run early; with escrows skipped before that, the
-// DueError carries that error as Stopped.
+// An escrow or aggregate whose transaction fails is skipped for the rest
+// of the run and stays due; ProcessDue goes on with the others and then
+// returns the count with a *DueError that lists each one skipped and its
+// error. Only the store closing (ErrClosed) or ctx ending stops a run
+// early; with some skipped before that, the DueError carries that error
+// as Stopped.
 func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
-	r := dueRun{l: l, ctx: ctx, now: l.now(), failed: map[string]error{}}
+	r := dueRun{l: l, ctx: ctx, now: l.now(), escrows: map[string]error{}, aggregates: map[PartyRole]error{}}
+	r.today = l.dayOf(r.now)
 	if err := l.pruneIdempotency(ctx, r.now); err != nil {
 		return 0, err
 	}
-	err := r.escrows()
-	if len(r.failed) > 0 {
-		err = &DueError{Escrows: r.failed, Stopped: err}
+	err := drain(&r, r.escrows, r.dueEscrows, r.fireEach)
+	if err == nil {
+		err = drain(&r, r.aggregates, r.dueAggregates, r.rekeyAll)
+	}
+	if len(r.escrows) > 0 || len(r.aggregates) > 0 {
+		err = &DueError{Escrows: r.escrows, Aggregates: r.aggregates, Stopped: err}
 	}
 	return r.fired, err
 }
 
 // A dueRun is one ProcessDue call.
 type dueRun struct {
-	l      *Ledger
-	ctx    context.Context
-	now    time.Time
-	fired  int
-	failed map[string]error // the escrows skipped, by ID
+	l     *Ledger
+	ctx   context.Context
+	now   time.Time
+	today int32
+	fired int
+	// The escrows and aggregates skipped, each with its error.
+	escrows    map[string]error
+	aggregates map[PartyRole]error
 }
 
-// dueBatch is how many due escrows a run reads at a time.
-const dueBatch = 256
+// dueBatch is how many due escrows or aggregates a run reads at a time;
+// rekeyBatch is how many aggregates it re-keys in one transaction.
+const (
+	dueBatch   = 256
+	rekeyBatch = 64
+)
 
-// escrows acts on every escrow due at r.now, a batch at a time. Each batch
-// asks for as many more IDs as have been skipped, so skipped escrows,
-// which stay first in the due index, cannot crowd out the rest.
-func (r *dueRun) escrows() error {
+// drain acts on everything list reports due, a batch at a time, until a
+// batch comes back short or act made no progress on it. Each batch asks
+// for as many more as have been skipped (those in failed, which act
+// fills), so skipped ones, which stay first in their index, cannot crowd
+// out the rest.
+func drain[K comparable](r *dueRun, failed map[K]error, list func(tx Tx, limit int) ([]K, error),
+	act func([]K) (progress int, err error)) error {
 	for {
-		limit := dueBatch + len(r.failed)
-		var ids []string
+		limit := dueBatch + len(failed)
+		var keys []K
 		err := r.l.store.View(r.ctx, func(tx Tx) error {
 			var err error
-			ids, err = tx.DueEscrows(r.now, limit)
+			keys, err = list(tx, limit)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		progress := 0
-		for _, id := range ids {
-			if _, skipped := r.failed[id]; skipped {
-				continue
-			}
-			if err := r.ctx.Err(); err != nil {
-				return ctxErr(err)
-			}
-			timer, acted, err := r.l.fire(r.ctx, id, r.now)
-			if err != nil {
-				if r.stops(err) {
-					return err
-				}
-				r.failed[id] = err
-				timer, acted = false, true
-			}
-			if timer {
-				r.fired++
-			}
-			if acted {
-				progress++
+		fresh := make([]K, 0, len(keys))
+		for _, k := range keys {
+			if _, skipped := failed[k]; !skipped {
+				fresh = append(fresh, k)
 			}
 		}
-		if len(ids) < limit || progress == 0 {
-			return nil
+		progress, err := act(fresh)
+		if err != nil || len(keys) < limit || progress == 0 {
+			return err
 		}
 	}
 }
 
-// stops reports whether err ends the run rather than one escrow's turn:
-// the store is closed or the context has ended.
+func (r *dueRun) dueEscrows(tx Tx, limit int) ([]string, error) {
+	return tx.DueEscrows(r.now, limit)
+}
+
+// fireEach fires the timer or closes the rating window of each escrow.
+func (r *dueRun) fireEach(ids []string) (progress int, err error) {
+	for _, id := range ids {
+		if err := r.ctx.Err(); err != nil {
+			return progress, ctxErr(err)
+		}
+		timer, acted, err := r.l.fire(r.ctx, id, r.now)
+		switch {
+		case err != nil && r.stops(err):
+			return progress, err
+		case err != nil:
+			r.escrows[id] = err
+			progress++
+		case acted:
+			progress++
+		}
+		if timer && err == nil {
+			r.fired++
+		}
+	}
+	return progress, nil
+}
+
+func (r *dueRun) dueAggregates(tx Tx, limit int) ([]PartyRole, error) {
+	due, err := tx.DueAggregates(r.today, limit)
+	keys := make([]PartyRole, len(due))
+	for i, a := range due {
+		keys[i] = PartyRole{a.Party, a.Role}
+	}
+	return keys, err
+}
+
+// rekeyAll re-keys the aggregates, rekeyBatch to a transaction. When a
+// batch's transaction fails, it re-keys that batch one by one, so as to
+// skip only the aggregate at fault.
+func (r *dueRun) rekeyAll(keys []PartyRole) (progress int, err error) {
+	for start := 0; start < len(keys); start += rekeyBatch {
+		if err := r.ctx.Err(); err != nil {
+			return start, ctxErr(err)
+		}
+		batch := keys[start:min(start+rekeyBatch, len(keys))]
+		err := r.rekey(batch...)
+		if err == nil {
+			continue
+		}
+		if r.stops(err) {
+			return start, err
+		}
+		for _, k := range batch {
+			if err := r.rekey(k); r.stops(err) {
+				return start, err
+			} else if err != nil {
+				r.aggregates[k] = err
+			}
+		}
+	}
+	return len(keys), nil
+}
+
+// rekey re-keys the aggregates of keys in one transaction.
+func (r *dueRun) rekey(keys ...PartyRole) error {
+	return r.l.store.Update(r.ctx, func(tx Tx) error {
+		for _, k := range keys {
+			if err := r.l.rekey(tx, k, r.now, r.today); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// stops reports whether err ends the run rather than one escrow's or
+// aggregate's turn: the store is closed or the context has ended.
 func (r *dueRun) stops(err error) bool {
-	return r.ctx.Err() != nil || errors.Is(err, ErrClosed) ||
+	return err != nil && r.ctx.Err() != nil || errors.Is(err, ErrClosed) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 

@@ -36,6 +36,14 @@ type stuckTx struct {
 	s *stuckStore
 }
 
+// PutAggregate refuses the aggregates of parties named in stuck.
+func (t stuckTx) PutAggregate(a escrow.Aggregate) error {
+	if t.s.stuck[a.Party] {
+		return fmt.Errorf("%w: %q", errStuck, a.Party)
+	}
+	return t.Tx.PutAggregate(a)
+}
+
 func (t stuckTx) PutEscrow(e escrow.Escrow) error {
 	switch {
 	case !t.s.stuck[e.ID]:

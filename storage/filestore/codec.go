@@ -551,6 +551,7 @@ func (e *encoder) aggregate(a *escrow.Aggregate) {
 	e.float(a.Wilson)
 	e.float(a.Expectation)
 	e.time(a.UpdatedAt)
+	e.varint(int64(a.RekeyDay))
 }
 
 func (e *encoder) dayCount(c *escrow.DayCount) {
@@ -624,4 +625,5 @@ func (d *decoder) aggregate(a *escrow.Aggregate) {
 		a.DetailCounts[i] = d.varint()
 	}
 	a.Wilson, a.Expectation, a.UpdatedAt = d.float(), d.float(), d.time()
+	a.RekeyDay = d.int32()
 }

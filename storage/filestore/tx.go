@@ -162,6 +162,10 @@ func (t *recordingTx) TopAggregates(role escrow.Role, key escrow.RankKey, limit 
 	return t.tx.TopAggregates(role, key, limit)
 }
 
+func (t *recordingTx) DueAggregates(day int32, limit int) ([]escrow.Aggregate, error) {
+	return t.tx.DueAggregates(day, limit)
+}
+
 func (t *recordingTx) Aggregates(fn func(escrow.Aggregate) error) error {
 	return t.tx.Aggregates(fn)
 }

@@ -57,6 +57,7 @@ type ratings struct {
 	ranks   []*rankTree
 	pairs   map[pairKey]*escrow.PairMonth
 	days    map[aggKey][]escrow.DayCount // by Day
+	rekeys  dueIndex                     // aggregates by RekeyDay, see rekeyKey
 }
 
 // A rankTree orders the aggregates of one role by one rank key. There are
@@ -130,6 +131,41 @@ func (r *ratings) refile(role escrow.Role, from, to *[2]dueKey) {
 	}
 }
 
+// rekeyKey returns a's entry in the re-key index, if it has one: its
+// RekeyDay, then its party and role. The party is followed by a zero byte,
+// which sorts below every byte a party ID may hold, so the entries of one
+// day sort by party, then role.
+func rekeyKey(a *escrow.Aggregate) (dueKey, bool) {
+	return dueKey{int64(a.RekeyDay), a.Party + "\x00" + string([]byte{byte(a.Role)})}, a.RekeyDay != 0
+}
+
+// parseRekeyID splits the ID of a rekeyKey into party and role.
+func parseRekeyID(id string) aggKey {
+	i := strings.LastIndexByte(id, 0)
+	return aggKey{id[:i], escrow.Role(id[i+1])}
+}
+
+// refileRekey moves an aggregate's entry in the re-key index from where
+// from has it to where to has it; nil is no aggregate.
+func (r *ratings) refileRekey(from, to *escrow.Aggregate) {
+	var old, cur dueKey
+	var had, has bool
+	if from != nil {
+		old, had = rekeyKey(from)
+	}
+	if to != nil {
+		cur, has = rekeyKey(to)
+	}
+	switch {
+	case had && has && old != cur:
+		r.rekeys.move(old, cur)
+	case had && !has:
+		r.rekeys.delete(old)
+	case has && !had:
+		r.rekeys.insert(cur)
+	}
+}
+
 func (s *Store) undoRatings(u *undoRec) {
 	r := &s.ratings
 	switch u.kind {
@@ -161,12 +197,15 @@ func (s *Store) undoRatings(u *undoRec) {
 		cur := r.aggs[u.akey()]
 		from := rankKeys(cur)
 		if u.existed {
+			was := *cur
 			*cur = pop(&s.prevAggs)
 			to := rankKeys(cur)
 			r.refile(u.akey().role, &from, &to)
+			r.refileRekey(&was, cur)
 		} else {
 			delete(r.aggs, u.akey())
 			r.refile(u.akey().role, &from, nil)
+			r.refileRekey(cur, nil)
 		}
 	case undoPair:
 		if u.existed {
@@ -323,13 +362,29 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 		*cur = a
 		rs.aggs[k] = cur
 		rs.refile(a.Role, nil, &to)
+		rs.refileRekey(nil, cur)
 		return nil
 	}
 	t.s.prevAggs = append(t.s.prevAggs, *cur)
 	from := rankKeys(cur)
+	rs.refileRekey(cur, &a)
 	*cur = a
 	rs.refile(a.Role, &from, &to)
 	return nil
+}
+
+func (t *tx) DueAggregates(day int32, limit int) ([]escrow.Aggregate, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	out := []escrow.Aggregate{}
+	if limit <= 0 {
+		return out, nil
+	}
+	for _, id := range t.s.rekeys.upTo(int64(day), limit, nil) {
+		out = append(out, *t.s.aggs[parseRekeyID(id)])
+	}
+	return out, nil
 }
 
 func (t *tx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]escrow.Aggregate, error) {

@@ -191,7 +191,12 @@ func rotateLeft(n *node) *node {
 
 // due appends to out the IDs of at most limit keys not after t, in order.
 func (t *dueIndex) due(at time.Time, limit int, out []string) []string {
-	bound := nanos(at)
+	return t.upTo(nanos(at), limit, out)
+}
+
+// upTo appends to out the IDs of at most limit keys whose at is not after
+// bound, in order.
+func (t *dueIndex) upTo(bound int64, limit int, out []string) []string {
 	var walk func(n *node) bool
 	walk = func(n *node) bool {
 		if n == nil {

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -87,6 +88,23 @@ func (f *fixture) dump() []byte {
 		f.t.Fatalf("Dump: %v", err)
 	}
 	return d
+}
+
+// dumpWithout returns the store's dump without the named top-level fields.
+func (f *fixture) dumpWithout(fields ...string) []byte {
+	f.t.Helper()
+	var d map[string]json.RawMessage
+	if err := json.Unmarshal(f.dump(), &d); err != nil {
+		f.t.Fatalf("Dump: %v", err)
+	}
+	for _, name := range fields {
+		delete(d, name)
+	}
+	b, err := json.Marshal(d) // map keys sorted: deterministic
+	if err != nil {
+		f.t.Fatalf("Dump: %v", err)
+	}
+	return b
 }
 
 // check runs the invariant checker or fails the test.

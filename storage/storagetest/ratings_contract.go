@@ -28,6 +28,7 @@ func testRatingsContract(t *testing.T, h Harness) {
 	t.Run("View", func(t *testing.T) { rcViewReadOnly(t, h) })
 	t.Run("DueIndexUnderNextDue", func(t *testing.T) { rcDueIndex(t, h) })
 	t.Run("DayCounts", func(t *testing.T) { rcDayCounts(t, h) })
+	t.Run("DueAggregates", func(t *testing.T) { rcDueAggregates(t, h) })
 }
 
 // rcDayCounts checks DayRange, PutDayCount and DayCounts: ranges are
@@ -149,6 +150,7 @@ func rcAggregate(party string, role escrow.Role, wilson, expectation float64) es
 		DetailSums: [3]int64{40, 35, 20}, DetailCounts: [3]int64{9, 8, 5},
 		Wilson: wilson, Expectation: expectation,
 		UpdatedAt: start.Add(2 * time.Hour),
+		RekeyDay:  20513,
 	}
 }
 
@@ -232,7 +234,98 @@ func rcEmpty(t *testing.T, h Harness) {
 					[]string{}, rcTop(t, tx, role, key, 10))
 			}
 		}
+		contractDiff(t, "DueAggregates on an empty store", []string{}, rcDue(t, tx, math.MaxInt32, 10))
 		return nil
+	})
+}
+
+// rcDue returns the aggregates DueAggregates reports, as party/role.
+func rcDue(t *testing.T, tx escrow.Tx, day int32, limit int) []string {
+	t.Helper()
+	due, err := tx.DueAggregates(day, limit)
+	if err != nil {
+		t.Fatalf("DueAggregates(%d, %d): %v", day, limit, err)
+	}
+	if due == nil {
+		t.Errorf("DueAggregates(%d, %d) = nil, want an empty slice", day, limit)
+	}
+	out := []string{}
+	for _, a := range due {
+		out = append(out, rcName(a))
+	}
+	return out
+}
+
+// rcName names an aggregate's party and role, as "bob/seller".
+func rcName(a escrow.Aggregate) string {
+	return a.Party + "/" + map[escrow.Role]string{escrow.Buyer: "buyer", escrow.Seller: "seller"}[a.Role]
+}
+
+// rcDueAt returns an aggregate due for re-keying on day (0: never).
+func rcDueAt(party string, role escrow.Role, day int32) escrow.Aggregate {
+	a := rcAggregate(party, role, 0.5, 0.5)
+	a.RekeyDay = day
+	return a
+}
+
+func rcDueAggregates(t *testing.T, h Harness) {
+	s := open(t, h)
+	first := rcDueAt("s-a", escrow.Buyer, 10)
+	rcPutAggregates(t, s,
+		rcDueAt("s-c", escrow.Seller, 10),
+		rcDueAt("s-a", escrow.Seller, 12),
+		rcDueAt("b-x", escrow.Buyer, 0), // never due
+		rcDueAt("s-b", escrow.Seller, 10),
+		first,
+		// One party's two roles on one day: by role.
+		rcDueAt("s-d", escrow.Seller, 11),
+		rcDueAt("s-d", escrow.Buyer, 11),
+	)
+	all := []string{"s-a/buyer", "s-b/seller", "s-c/seller", "s-d/buyer", "s-d/seller", "s-a/seller"}
+	check := func(what string, tests map[[2]int32][]string) {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			for args, want := range tests {
+				contractDiff(t, fmt.Sprintf("DueAggregates(%d, %d) %s", args[0], args[1], what),
+					want, rcDue(t, tx, args[0], int(args[1])))
+			}
+			return nil
+		})
+	}
+	check("as written", map[[2]int32][]string{
+		{math.MaxInt32, 100}: all,
+		{12, 6}:              all,
+		{11, 100}:            all[:5],
+		{10, 100}:            all[:3],
+		{10, 2}:              all[:2],
+		{9, 100}:             {},
+		{math.MaxInt32, 0}:   {},
+	})
+	contractView(t, s, func(tx escrow.Tx) error {
+		got, err := tx.DueAggregates(10, 1)
+		contractDiff(t, "DueAggregates record", []escrow.Aggregate{first}, got)
+		return err
+	})
+
+	// Replacing moves an aggregate in the index, or takes it out at 0;
+	// a rolled-back replacement does neither.
+	before := contractDump(t, s)
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		for _, a := range []escrow.Aggregate{rcDueAt("s-a", escrow.Seller, 0), rcDueAt("s-e", escrow.Seller, 1)} {
+			if err := tx.PutAggregate(a); err != nil {
+				return err
+			}
+		}
+		return errContractAbort
+	})
+	if !errors.Is(err, errContractAbort) {
+		t.Fatalf("Update returned %v, want %v", err, errContractAbort)
+	}
+	contractUnchanged(t, s, before, "a failed Update of re-key days")
+	rcPutAggregates(t, s, rcDueAt("s-a", escrow.Seller, 9), rcDueAt("s-b", escrow.Seller, 0), rcDueAt("s-c", escrow.Seller, 10))
+	check("after replacing", map[[2]int32][]string{
+		{math.MaxInt32, 100}: {"s-a/seller", "s-a/buyer", "s-c/seller", "s-d/buyer", "s-d/seller"},
+		{9, 100}:             {"s-a/seller"},
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/escrowkit/escrow"
@@ -84,6 +85,7 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		DayCounts     []escrow.DayCount
 		RatingsOf     map[string][]escrow.Rating // by ratee, in RatingsOf order
 		Top           map[string][]string        // the ranking indexes, by role and key
+		Rekey         []string                   // the re-key index, as party/role
 	}
 	err := store.View(ctx, func(tx escrow.Tx) error {
 		err := tx.Accounts(func(a escrow.Account) error { d.Accounts = append(d.Accounts, a); return nil })
@@ -168,6 +170,13 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 		}
 		if d.IdemByAge, err = tx.IdempotenciesUntil(maxTime, 1<<30); err != nil {
 			return err
+		}
+		due, err := tx.DueAggregates(math.MaxInt32, 1<<30)
+		if err != nil {
+			return err
+		}
+		for _, a := range due {
+			d.Rekey = append(d.Rekey, rcName(a))
 		}
 		return tx.Idempotencies(func(r escrow.IdempotencyRecord) error { d.Idempotencies = append(d.Idempotencies, r); return nil })
 	})

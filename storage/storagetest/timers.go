@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -12,12 +13,15 @@ import (
 )
 
 // expectFired runs ProcessDue at the clock's current time and checks how
-// many timers fired. If none should, it also checks that nothing changed.
+// many timers fired. If none should, it also checks that nothing changed
+// but the reputation aggregates, whose ranking keys ProcessDue works out
+// again as days pass.
 func expectFired(f *fixture, want int) {
 	f.t.Helper()
+	rekeyed := []string{"Aggregates", "Top", "Rekey"}
 	var before []byte
 	if want == 0 {
-		before = f.dump()
+		before = f.dumpWithout(rekeyed...)
 	}
 	n, err := f.l.ProcessDue(f.ctx)
 	if err != nil {
@@ -26,8 +30,11 @@ func expectFired(f *fixture, want int) {
 	if n != want {
 		f.t.Fatalf("ProcessDue at %s fired %d, want %d", f.clock.Now().Sub(start), n, want)
 	}
-	if want == 0 {
-		f.unchanged(before, "ProcessDue with nothing due")
+	if want != 0 {
+		return
+	}
+	if after := f.dumpWithout(rekeyed...); !bytes.Equal(before, after) {
+		f.t.Fatalf("ProcessDue with nothing due changed the store:\nbefore: %.2000s\nafter: %.2000s", before, after)
 	}
 }
 
