@@ -13,6 +13,7 @@ import (
 	"github.com/escrowkit/escrow/storage/memstore"
 	"github.com/escrowkit/escrow/storage/storagetest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // errStuck is what stuckStore fails writes of its stuck escrows with.
@@ -261,5 +262,24 @@ func TestExpiredTimerFiresFirst(t *testing.T) {
 				t.Errorf("ProcessDue first, then the call (-) vs the call first (+):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDueErrorMessage: the message names what was skipped in order, and
+// Unwrap gives Stopped first, then each error in the same order.
+func TestDueErrorMessage(t *testing.T) {
+	errA, errB, errC := errors.New("a failed"), errors.New("b failed"), errors.New("c failed")
+	err := &escrow.DueError{
+		Escrows:    map[string]error{"e-2": errB, "e-1": errA},
+		Aggregates: map[escrow.PartyRole]error{{Party: "bob", Role: escrow.Seller}: errC},
+		Stopped:    context.Canceled,
+	}
+	want := `escrow: 2 due escrow(s) and 1 aggregate(s) skipped, then stopped: context canceled; ` +
+		`escrow "e-1": a failed; escrow "e-2": b failed; "bob" as the seller: c failed`
+	if got := err.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if diff := cmp.Diff([]error{context.Canceled, errA, errB, errC}, err.Unwrap(), cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("Unwrap() (-want +got):\n%s", diff)
 	}
 }
