@@ -115,7 +115,7 @@ func (r *dueRun) fireEach(ids []string) (progress int, err error) {
 		}
 		timer, acted, err := r.l.fire(r.ctx, id, r.now)
 		switch {
-		case err != nil && r.stops(err):
+		case r.stops(err):
 			return progress, err
 		case err != nil:
 			r.escrows[id] = err
