@@ -1,0 +1,331 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/google/go-cmp/cmp"
+	"github.com/shopspring/decimal"
+)
+
+// writeTestdata makes TestWriteV1Store regenerate testdata/v1store. It is
+// meant to be run once, by the release that wrote format version 1; later
+// releases keep the files it wrote and only read them.
+var writeTestdata = flag.Bool("write-testdata", false, "TestWriteV1Store: rewrite testdata/v1store")
+
+// Where the store written by format version 1 and its expected contents
+// (storagetest.Dump of the store, as JSON) live.
+var (
+	v1StoreDir  = filepath.Join("testdata", "v1store")
+	v1StoreDump = filepath.Join("testdata", "v1store.json")
+)
+
+// TestWriteV1Store writes testdata/v1store through the public API: escrows
+// in every state, milestones, refunds, disputes, ratings given, revised,
+// replied to and given by default, idempotency records, a snapshot and a
+// log after it.
+//
+//	go test ./storage/filestore -run TestWriteV1Store -args -write-testdata
+func TestWriteV1Store(t *testing.T) {
+	if !*writeTestdata {
+		t.Skip("rewrites testdata only with -write-testdata")
+	}
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{CompactRatio: -1})
+	w := &v1Writer{t: t, ctx: context.Background(), clock: escrow.NewManualClock(time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC))}
+	var err error
+	w.l, err = escrow.New(w.ctx, s, &escrow.Options{Clock: w.clock,
+		Fee: escrow.FeePolicy{Rate: escrowDecimal("0.02"), Fixed: []escrow.Money{cny(50)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.beforeSnapshot()
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	w.afterSnapshot()
+	dump := dumpT(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.RemoveAll(v1StoreDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(v1StoreDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range names {
+		if e.Name() == lockName {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(v1StoreDir, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, dump); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(v1StoreDump, compact.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// v1Writer makes the calls of TestWriteV1Store, failing the test on any
+// error.
+type v1Writer struct {
+	t     *testing.T
+	ctx   context.Context
+	l     *escrow.Ledger
+	clock *escrow.ManualClock
+}
+
+func (w *v1Writer) must(_ any, err error) {
+	w.t.Helper()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *v1Writer) tick() { w.clock.Advance(7 * time.Minute) }
+
+// open opens escrow id from buyer to seller, with arbiter "arb".
+func (w *v1Writer) open(id, buyer, seller string, price int64, milestones ...escrow.Milestone) {
+	w.t.Helper()
+	w.tick()
+	w.must(w.l.Open(w.ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Arbiter: "arb",
+		Price: cny(price), Item: "item " + id, Milestones: milestones}))
+}
+
+func (w *v1Writer) payShip(id, buyer, seller string) {
+	w.t.Helper()
+	w.tick()
+	w.must(w.l.Pay(w.ctx, id, buyer, escrow.IdempotencyKey("pay-"+id)))
+	w.tick()
+	w.must(w.l.Ship(w.ctx, id, seller, "SF-"+id))
+}
+
+func (w *v1Writer) beforeSnapshot() {
+	w.t.Helper()
+	ctx, l := w.ctx, w.l
+	for _, p := range []string{"alice", "bob", "carol", "dave"} {
+		w.tick()
+		w.must(l.OpenAccount(ctx, p))
+		w.must(l.Deposit(ctx, p, cny(1_000_000), escrow.IdempotencyKey("deposit-"+p)))
+	}
+	// Completed, rated by both; a neutral revised upward, then replied to.
+	w.tick()
+	w.must(l.Open(ctx, escrow.Terms{ID: "done", Buyer: "alice", Seller: "bob", Price: cny(20_000), Item: "keyed"},
+		escrow.IdempotencyKey("open-done")))
+	w.payShip("done", "alice", "bob")
+	w.tick()
+	w.must(l.Confirm(ctx, "done", "alice"))
+	w.must(l.Rate(ctx, "done", "alice", escrow.RatingInput{Score: escrow.Neutral,
+		Details: escrow.Details{Described: 3, Communication: 4, Shipping: 2}, Comment: "slow"}))
+	w.must(l.Rate(ctx, "done", "bob", escrow.RatingInput{Score: escrow.Positive}))
+	w.tick()
+	w.must(l.Revise(ctx, "done", "alice", escrow.Positive, "arrived after all"))
+	w.must(l.Reply(ctx, "done", "alice", "bob", "thanks"))
+	// Completed; only the buyer rates, the seller's rating comes by default.
+	w.open("quiet", "carol", "dave", 3_000)
+	w.payShip("quiet", "carol", "dave")
+	w.must(l.Confirm(ctx, "quiet", "carol"))
+	w.must(l.Rate(ctx, "quiet", "carol", escrow.RatingInput{Score: escrow.Negative, Comment: "broken"}))
+	// Closed by its timer, unpaid.
+	w.open("unpaid", "bob", "carol", 700)
+	w.clock.Advance(16 * 24 * time.Hour)
+	w.must(l.ProcessDue(ctx))
+	// Closed by the buyer.
+	w.open("cancelled", "alice", "carol", 900)
+	w.must(l.Cancel(ctx, "cancelled", "alice"))
+	// Refunded in full by the seller.
+	w.open("refunded", "dave", "alice", 4_200)
+	w.tick()
+	w.must(l.Pay(ctx, "refunded", "dave"))
+	w.must(l.Refund(ctx, "refunded", "alice", cny(4_200)))
+	// A partial refund agreed, then confirmed for the rest.
+	w.open("partial", "bob", "dave", 10_000)
+	w.payShip("partial", "bob", "dave")
+	w.must(l.RequestRefund(ctx, "partial", "bob", cny(2_500), "one missing"))
+	w.tick()
+	w.must(l.AgreeRefund(ctx, "partial", "dave"))
+	w.must(l.Confirm(ctx, "partial", "bob"))
+	// Resolved by the arbiter.
+	w.open("resolved", "carol", "bob", 8_000)
+	w.payShip("resolved", "carol", "bob")
+	w.must(l.Dispute(ctx, "resolved", "carol", "not as described"))
+	w.tick()
+	w.must(l.Resolve(ctx, "resolved", "arb", escrow.Split{Buyer: cny(5_000), Seller: cny(3_000)}))
+	// Milestones, all confirmed.
+	w.open("stages", "dave", "carol", 9_000, escrow.Milestone{Name: "design", Amount: cny(4_000)},
+		escrow.Milestone{Name: "build", Amount: cny(5_000)})
+	w.payShip("stages", "dave", "carol")
+	w.must(l.ConfirmMilestone(ctx, "stages", "dave", 0))
+	w.tick()
+	w.must(l.ConfirmMilestone(ctx, "stages", "dave", 1))
+	w.must(l.Withdraw(ctx, "carol", cny(1_234), escrow.IdempotencyKey("withdraw-carol")))
+}
+
+// afterSnapshot leaves escrows open in every state that is not an end, in
+// the log after the snapshot.
+func (w *v1Writer) afterSnapshot() {
+	w.t.Helper()
+	ctx, l := w.ctx, w.l
+	w.open("waiting", "alice", "dave", 1_100)
+	w.open("paid", "bob", "alice", 1_200)
+	w.tick()
+	w.must(l.Pay(ctx, "paid", "bob"))
+	w.open("shipped", "carol", "alice", 1_300)
+	w.payShip("shipped", "carol", "alice")
+	w.open("asking", "dave", "bob", 1_400)
+	w.payShip("asking", "dave", "bob")
+	w.must(l.RequestRefund(ctx, "asking", "dave", cny(400), "scratched"))
+	w.open("disputed", "alice", "bob", 1_500)
+	w.payShip("disputed", "alice", "bob")
+	w.must(l.Dispute(ctx, "disputed", "bob", "buyer unreachable"))
+	w.open("halfway", "bob", "carol", 2_000, escrow.Milestone{Name: "first", Amount: cny(800)},
+		escrow.Milestone{Name: "second", Amount: cny(1_200)})
+	w.payShip("halfway", "bob", "carol")
+	w.must(l.ConfirmMilestone(ctx, "halfway", "bob", 0))
+	w.must(l.Rate(ctx, "stages", "dave", escrow.RatingInput{Score: escrow.Positive,
+		Details: escrow.Details{Communication: 5}}, escrow.IdempotencyKey("rate-stages")))
+	w.must(l.Deposit(ctx, "alice", cny(77), escrow.IdempotencyKey("deposit-alice-2")))
+}
+
+func escrowDecimal(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+// decodeDump decodes a storagetest.Dump.
+func decodeDump(t testing.TB, dump []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(dump, &v); err != nil {
+		t.Fatalf("decode dump: %v", err)
+	}
+	return v
+}
+
+// dropNewZeros removes from got, a decoded dump, the object fields that
+// want lacks and that hold a zero value: fields added to a record after
+// want was written, which an old store leaves zero.
+func dropNewZeros(want, got any) {
+	switch g := got.(type) {
+	case map[string]any:
+		w, _ := want.(map[string]any)
+		for k, v := range g {
+			if wv, ok := w[k]; ok {
+				dropNewZeros(wv, v)
+			} else if isZeroJSON(v) {
+				delete(g, k)
+			}
+		}
+	case []any:
+		w, _ := want.([]any)
+		for i := range min(len(w), len(g)) {
+			dropNewZeros(w[i], g[i])
+		}
+	}
+}
+
+// isZeroJSON reports whether v is how encoding/json renders a zero value.
+func isZeroJSON(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !v
+	case float64:
+		return v == 0
+	case string:
+		return v == "" || v == "0001-01-01T00:00:00Z"
+	case []any:
+		for _, e := range v {
+			if !isZeroJSON(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range v {
+			if !isZeroJSON(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// copyDir copies the files of testdata directory src into a new temporary
+// directory, so that opening the store cannot change the testdata.
+func copyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	names, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range names {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestOpenV1Store opens the store written by format version 1 and finds
+// exactly what it held; it then takes new commits, which survive a reopen
+// alongside the old records.
+func TestOpenV1Store(t *testing.T) {
+	ctx := context.Background()
+	golden, err := os.ReadFile(v1StoreDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := decodeDump(t, golden)
+	dir := copyDir(t, v1StoreDir)
+	s := openT(t, dir, &Options{CompactRatio: -1})
+	got := decodeDump(t, dumpT(t, s))
+	dropNewZeros(want, got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("version 1 store opened with different contents (-want +got):\n%s", diff)
+	}
+	if err := escrow.Check(ctx, s); err != nil {
+		t.Fatalf("invariants of the version 1 store: %v", err)
+	}
+	l, err := escrow.New(ctx, s, &escrow.Options{Clock: escrow.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Deposit(ctx, "alice", cny(5)); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpT(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, &Options{CompactRatio: -1})
+	defer s.Close()
+	if diff := cmp.Diff(string(before), string(dumpT(t, s))); diff != "" {
+		t.Fatalf("version 1 store with a new commit reopened with different contents (-want +got):\n%s", diff)
+	}
+}
