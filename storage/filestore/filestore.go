@@ -18,7 +18,8 @@
 //
 // A reader never sees a commit that is not yet durable: View waits until
 // every commit it could see has been synced, so an event read from the
-// outbox cannot be taken back by a crash.
+// outbox cannot be taken back by a crash or a failed write, and a sequence
+// number once shown never names anything else.
 //
 // When the log grows past Options.CompactRatio times the newest snapshot,
 // the store writes a new snapshot in the background (to a temporary file,
@@ -63,10 +64,11 @@
 //
 // A failed write or fsync cannot be retried safely (the kernel may already
 // have dropped the unsynced data), so after one the store refuses every
-// further Update with an error wrapping ErrFailed. Reads still work; they
-// see every transaction that was applied in memory, including any whose
-// Update returned the failure, whose fate on disk is unknown. Close the
-// store and open it again to continue from what is on disk.
+// further Update with an error wrapping ErrFailed. Reads fail the same way
+// once the failure has left a commit in memory whose fate on disk is
+// unknown (the commit whose Update returned the failure, or one behind
+// it), since showing it could show a record that a reopen does not have.
+// Close the store and open it again to continue from what is on disk.
 package filestore
 
 import (
@@ -286,7 +288,9 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 }
 
 // View runs fn in a read-only transaction; see escrow.Storage. It sees
-// only durable commits: if the newest are still being written it waits.
+// only durable commits: if the newest are still being written it waits,
+// and if writing them failed it returns an error wrapping ErrFailed
+// without calling fn.
 func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 	if s.closed.Load() {
 		return escrow.ErrClosed
@@ -294,9 +298,8 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 	return s.mem.View(ctx, func(tx escrow.Tx) error {
 		// No commit can be applied while mem's read lock is held, so once
 		// applied is durable everything fn can see is.
-		if seq := s.applied.Load(); s.durable.Load() < seq {
-			// After a failure reads go on; see the package documentation.
-			_ = s.waitDurable(seq)
+		if err := s.waitDurable(s.applied.Load()); err != nil {
+			return err // fn would see a commit that may be lost
 		}
 		return fn(tx)
 	})
