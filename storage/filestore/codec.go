@@ -10,12 +10,24 @@ import (
 	"github.com/escrowkit/escrow"
 )
 
-// A record's payload is a sequence of operations, each a kind byte and its
-// fields. Each write method of escrow.Tx is one kind, so replaying the
-// operations in order through the same methods rebuilds exactly the state
-// the transaction left. Integers are varints; strings and byte slices carry
-// their length; slices carry their length plus one, zero meaning nil, so
-// that nil and empty survive a round trip.
+// A record's payload is a sequence of operations. Each write method of
+// escrow.Tx is one kind, so replaying the operations in order through the
+// same methods rebuilds exactly the state the transaction left. Integers
+// are varints; strings and byte slices carry their length; slices carry
+// their length plus one, zero meaning nil, so that nil and empty survive a
+// round trip.
+//
+// In format version 2 an operation is its kind byte, the length of its
+// fields as a uvarint, and the fields. In version 1 (files without a
+// header) it is the kind byte and the fields, unframed.
+//
+// To add a field to an operation: append it to the end of the operation's
+// encoder, and read it at the end of its decoder under a check of
+// d.version against formatVersion (bumped if the version that carries the
+// field has been released). Version 1 ops are not framed, so their decoder
+// must stop where version 1 stopped; a framed op that ends before a field
+// decodes that field as zero. Old stores therefore open unchanged, and the
+// new field reads as zero in their records.
 const (
 	opAccount     byte = 1
 	opBalance     byte = 2
@@ -47,6 +59,24 @@ func (e *encoder) str(s string)        { e.uvarint(uint64(len(s))); e.b = append
 func (e *encoder) bool(v bool)         { e.byte(boolByte(v)) }
 func (e *encoder) dur(d time.Duration) { e.varint(int64(d)) }
 
+// begin starts an operation of the given kind; end, passed what begin
+// returned, puts the length of its fields before them.
+func (e *encoder) begin(kind byte) int {
+	e.b = append(e.b, kind, 0)
+	return len(e.b)
+}
+
+func (e *encoder) end(start int) {
+	n := len(e.b) - start
+	var lb [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(lb[:], uint64(n))
+	if k > 1 { // the one byte begin reserved is too few: move the fields
+		e.b = append(e.b, lb[1:k]...)
+		copy(e.b[start+k-1:], e.b[start:start+n])
+	}
+	copy(e.b[start-1:], lb[:k])
+}
+
 func boolByte(v bool) byte {
 	if v {
 		return 1
@@ -77,22 +107,24 @@ func (e *encoder) money(m escrow.Money) {
 }
 
 func (e *encoder) account(a *escrow.Account) {
-	e.byte(opAccount)
+	at := e.begin(opAccount)
 	e.str(a.ID)
 	e.bool(a.System)
 	e.time(a.CreatedAt)
+	e.end(at)
 }
 
 func (e *encoder) balance(b *escrow.Balance) {
-	e.byte(opBalance)
+	at := e.begin(opBalance)
 	e.str(b.Account)
 	e.currency(b.Currency)
 	e.money(b.Available)
 	e.money(b.Held)
+	e.end(at)
 }
 
 func (e *encoder) escrow(x *escrow.Escrow) {
-	e.byte(opEscrow)
+	at := e.begin(opEscrow)
 	e.str(x.ID)
 	e.str(x.Buyer)
 	e.str(x.Seller)
@@ -133,10 +165,11 @@ func (e *encoder) escrow(x *escrow.Escrow) {
 	e.time(x.EndedAt)
 	e.time(x.UpdatedAt)
 	e.uvarint(x.Version)
+	e.end(at)
 }
 
 func (e *encoder) entry(x *escrow.Entry) {
-	e.byte(opEntry)
+	at := e.begin(opEntry)
 	e.uvarint(x.Seq)
 	e.time(x.At)
 	e.str(string(x.Kind))
@@ -148,10 +181,11 @@ func (e *encoder) entry(x *escrow.Entry) {
 		e.uvarint(uint64(p.Bucket))
 		e.varint(p.Change)
 	}
+	e.end(at)
 }
 
 func (e *encoder) event(x *escrow.Event) {
-	e.byte(opEvent)
+	at := e.begin(opEvent)
 	e.uvarint(x.Seq)
 	e.str(string(x.Type))
 	e.time(x.At)
@@ -163,6 +197,16 @@ func (e *encoder) event(x *escrow.Event) {
 	e.money(x.Amount)
 	e.money(x.Fee)
 	e.str(x.Note)
+	e.end(at)
+}
+
+// snapshotEnd writes the operation that ends a snapshot covering the log
+// up to seq in chunks chunks.
+func (e *encoder) snapshotEnd(seq, chunks uint64) {
+	at := e.begin(opSnapshotEnd)
+	e.uvarint(seq)
+	e.uvarint(chunks)
+	e.end(at)
 }
 
 // count writes the length of a slice that may be nil, as decoder.count
@@ -176,17 +220,19 @@ func (e *encoder) count(n int, isNil bool) {
 }
 
 func (e *encoder) idempotency(r *escrow.IdempotencyRecord) {
-	e.byte(opIdempotency)
+	at := e.begin(opIdempotency)
 	e.str(r.Key)
 	e.str(r.Request)
 	e.count(len(r.Result), r.Result == nil)
 	e.b = append(e.b, r.Result...)
 	e.time(r.At)
+	e.end(at)
 }
 
 func (e *encoder) deleteIdempotency(key string) {
-	e.byte(opDeleteIdempotency)
+	at := e.begin(opDeleteIdempotency)
 	e.str(key)
+	e.end(at)
 }
 
 // op is one decoded operation: kind says which field holds it.
@@ -212,6 +258,11 @@ type op struct {
 type decoder struct {
 	b   []byte
 	err error
+	// version is the format version of the input: 1 or 2.
+	version uint32
+	// short is set while decoding a framed operation's fields: reading
+	// past their end gives zero values, for fields newer than the writer.
+	short bool
 	// Short strings that recur in every record (currency codes, kinds of
 	// entries and events) are shared rather than allocated each time.
 	interned map[string]string
@@ -224,7 +275,14 @@ func (d *decoder) fail() {
 	d.b = nil
 }
 
+// ended reports whether the fields of a framed operation are used up, so
+// that the remaining fields read as zero.
+func (d *decoder) ended() bool { return d.short && len(d.b) == 0 }
+
 func (d *decoder) byte() byte {
+	if d.ended() {
+		return 0
+	}
 	if len(d.b) == 0 {
 		d.fail()
 		return 0
@@ -235,6 +293,9 @@ func (d *decoder) byte() byte {
 }
 
 func (d *decoder) uvarint() uint64 {
+	if d.ended() {
+		return 0
+	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail()
@@ -245,6 +306,9 @@ func (d *decoder) uvarint() uint64 {
 }
 
 func (d *decoder) varint() int64 {
+	if d.ended() {
+		return 0
+	}
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail()
@@ -265,6 +329,9 @@ func (d *decoder) small(max uint64) uint64 {
 }
 
 func (d *decoder) bytes() []byte {
+	if d.ended() {
+		return nil
+	}
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
@@ -368,6 +435,30 @@ func (d *decoder) next(o *op) bool {
 		return false
 	}
 	o.kind = d.byte()
+	if d.version < 2 {
+		d.fields(o)
+		return d.err == nil
+	}
+	fields := d.bytes()
+	if d.err != nil {
+		return false
+	}
+	rest := d.b
+	d.b, d.short = fields, true
+	d.fields(o)
+	if len(d.b) != 0 {
+		d.fail() // fields this version does not know
+	}
+	d.short = false
+	if d.err != nil {
+		return false
+	}
+	d.b = rest
+	return true
+}
+
+// fields decodes the fields of an operation of kind o.kind into o.
+func (d *decoder) fields(o *op) {
 	switch o.kind {
 	case opAccount:
 		o.account = escrow.Account{ID: d.str(), System: d.bool(), CreatedAt: d.time()}
@@ -407,7 +498,6 @@ func (d *decoder) next(o *op) bool {
 	default:
 		d.fail()
 	}
-	return d.err == nil
 }
 
 func (d *decoder) escrow(x *escrow.Escrow) {
@@ -501,7 +591,7 @@ func apply(tx escrow.Tx, o *op) error {
 func (e *encoder) float(f float64) { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f)) }
 
 func (e *encoder) rating(r *escrow.Rating) {
-	e.byte(opRating)
+	at := e.begin(opRating)
 	e.str(r.Escrow)
 	e.str(r.Rater)
 	e.str(r.Ratee)
@@ -523,10 +613,11 @@ func (e *encoder) rating(r *escrow.Rating) {
 	e.bool(r.Counted)
 	e.str(r.Reason)
 	e.varint(r.Points)
+	e.end(at)
 }
 
 func (e *encoder) aggregate(a *escrow.Aggregate) {
-	e.byte(opAggregate)
+	at := e.begin(opAggregate)
 	e.str(a.Party)
 	e.uvarint(uint64(a.Role))
 	e.varint(a.Points)
@@ -552,28 +643,34 @@ func (e *encoder) aggregate(a *escrow.Aggregate) {
 	e.float(a.Expectation)
 	e.time(a.UpdatedAt)
 	e.varint(int64(a.RekeyDay))
+	e.end(at)
 }
 
 func (e *encoder) dayCount(c *escrow.DayCount) {
-	e.byte(opDayCount)
+	at := e.begin(opDayCount)
 	e.str(c.Party)
 	e.uvarint(uint64(c.Role))
 	e.varint(int64(c.Day))
 	e.varint(int64(c.Positive))
 	e.varint(int64(c.Neutral))
 	e.varint(int64(c.Negative))
+	e.end(at)
 }
 
 func (e *encoder) pairMonth(p *escrow.PairMonth) {
-	e.byte(opPairMonth)
+	at := e.begin(opPairMonth)
 	e.str(p.Ratee)
 	e.str(p.Rater)
 	e.str(p.Month)
 	e.varint(p.Positive)
 	e.varint(p.Negative)
+	e.end(at)
 }
 
 func (d *decoder) float() float64 {
+	if d.ended() {
+		return 0
+	}
 	if len(d.b) < 8 {
 		d.fail()
 		return 0
@@ -625,5 +722,7 @@ func (d *decoder) aggregate(a *escrow.Aggregate) {
 		a.DetailCounts[i] = d.varint()
 	}
 	a.Wilson, a.Expectation, a.UpdatedAt = d.float(), d.float(), d.time()
-	a.RekeyDay = d.int32()
+	if d.version >= 2 { // version 1 ended here
+		a.RekeyDay = d.int32()
+	}
 }

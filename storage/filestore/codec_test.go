@@ -150,7 +150,7 @@ func encodeOp(e *encoder, o *op) {
 // decodeAll decodes every operation of a payload, copying each out of the
 // decoder's reused buffers.
 func decodeAll(b []byte) ([]op, error) {
-	d := decoder{b: b}
+	d := decoder{b: b, version: formatVersion}
 	var out []op
 	var o op
 	for d.next(&o) {
@@ -325,9 +325,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		var e encoder
 		for i := range got {
 			if got[i].kind == opSnapshotEnd {
-				e.byte(opSnapshotEnd)
-				e.uvarint(got[i].snapSeq)
-				e.uvarint(got[i].snapChunks)
+				e.snapshotEnd(got[i].snapSeq, got[i].snapChunks)
 				continue
 			}
 			encodeOp(&e, &got[i])

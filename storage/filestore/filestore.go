@@ -38,6 +38,15 @@
 // on Windows, which does not let an open file be removed), so removing
 // LOCK does not let a second store in.
 //
+// # Format versions
+//
+// Every segment and snapshot starts with a header naming its format
+// version, and each operation in a record carries its length. This release
+// writes version 2 and reads versions 1 (the headerless files of earlier
+// releases) and 2: a store written by an earlier release opens, and new
+// records go to a new segment. A file of a newer version fails Open with a
+// VersionError wrapping ErrNewerVersion, and changes nothing.
+//
 // # Recovery
 //
 // A record torn by a crash at the end of the log is dropped and the file
@@ -103,7 +112,25 @@ var (
 	// ErrNotStore reports a read-only Open of a directory that holds no
 	// store: no log segment and no snapshot.
 	ErrNotStore = errors.New("filestore: not an escrow store")
+	// ErrNewerVersion reports a file written in a format newer than this
+	// release reads; a VersionError says which. A newer release opens it.
+	ErrNewerVersion = errors.New("filestore: written by a newer release")
 )
+
+// A VersionError reports a file in a format version this release does not
+// read. It wraps ErrNewerVersion.
+type VersionError struct {
+	File    string // path of the file
+	Version uint32 // its format version
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("filestore: %s is in format version %d, newer than this release reads (up to %d): open the store with a newer release",
+		e.File, e.Version, formatVersion)
+}
+
+// Unwrap returns ErrNewerVersion.
+func (e *VersionError) Unwrap() error { return ErrNewerVersion }
 
 // A CorruptError says where a store's files are damaged. It wraps ErrCorrupt.
 type CorruptError struct {

@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 )
@@ -80,4 +81,60 @@ func laterBatch(b []byte, want uint64) (at int, found bool) {
 		}
 	}
 	return 0, false
+}
+
+// A file header starts every log segment and snapshot written by format
+// version 2 and later:
+//
+//	offset  size  field
+//	0       8     magic: segMagic or snapMagic
+//	8       4     format version, little-endian
+//	12      4     CRC-32C of bytes 0–11
+//
+// Version 1 files have none: a segment starts with its first frame, whose
+// length field can never spell segMagic, and a snapshot with snapMagicV1.
+const (
+	segMagic       = "escrowLG"
+	snapMagic      = "escrowSN"
+	snapMagicV1    = "escsnap1"
+	fileHeaderSize = 16
+)
+
+// formatVersion is the format this release writes. It reads every version
+// from 1 up to it.
+const formatVersion = 2
+
+// appendFileHeader appends a header for a file of the current version.
+func appendFileHeader(dst []byte, magic string) []byte {
+	start := len(dst)
+	dst = append(dst, magic...)
+	dst = binary.LittleEndian.AppendUint32(dst, formatVersion)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// A fileHeader is what parseFileHeader finds at the start of a file.
+type fileHeader struct {
+	version uint32 // 0 if the file holds no header yet
+	size    int    // bytes before the first frame
+	reason  string // why the header is damaged, if it is
+}
+
+// parseFileHeader reads the header of a file that begins with magic, or,
+// if it does not, is of version 1 and begins with magicV1 (empty for a
+// segment). A file too short to hold a whole header that begins as one
+// was torn while it was created: it holds no record, and version 0.
+func parseFileHeader(data []byte, magic, magicV1 string) fileHeader {
+	n := min(len(data), len(magic))
+	switch {
+	case string(data[:n]) != magic[:n] || (n == 0 && magicV1 != ""):
+		if !bytes.HasPrefix(data, []byte(magicV1)) {
+			return fileHeader{reason: "not a store file"}
+		}
+		return fileHeader{version: 1, size: len(magicV1)}
+	case len(data) < fileHeaderSize:
+		return fileHeader{}
+	case binary.LittleEndian.Uint32(data[12:]) != crc32.Checksum(data[:12], castagnoli):
+		return fileHeader{reason: "damaged file header"}
+	}
+	return fileHeader{version: binary.LittleEndian.Uint32(data[8:]), size: fileHeaderSize}
 }

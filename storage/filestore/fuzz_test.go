@@ -13,7 +13,7 @@ import (
 // Fuzz input modes for FuzzOpen.
 const (
 	fuzzRawLog      = iota // the input is the log segment
-	fuzzFramedLog          // the input, cut at '|', is framed as records 1, 2, …
+	fuzzFramedLog          // the input, cut at '|', is framed as records 1, 2, … after a header
 	fuzzRawSnapshot        // the input is a snapshot covering record 1
 	fuzzModes
 )
@@ -29,7 +29,7 @@ func fuzzDir(mode byte, data []byte) *memFS {
 	case fuzzRawLog:
 		put(segName(1), data)
 	case fuzzFramedLog:
-		var log []byte
+		log := appendFileHeader(nil, segMagic)
 		for i, piece := range bytes.Split(data, []byte("|")) {
 			log = appendFrame(log, uint64(i+1), uint32(i), piece)
 		}
@@ -56,7 +56,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(byte(fuzzRawLog), log)
 	f.Add(byte(fuzzRawLog), log[:len(log)-5])
 	var pieces [][]byte
-	for off := 0; off < len(log); {
+	for off := fileHeaderSize; off < len(log); {
 		_, _, payload, size, ok := parseFrame(log[off:])
 		if !ok {
 			break
@@ -74,11 +74,9 @@ func FuzzOpen(f *testing.F) {
 		encodeOp(&e, &op)
 		f.Add(byte(fuzzFramedLog), e.b)
 	}
-	snap := appendFrame([]byte(snapMagic), 1, 0, pieces[0])
+	snap := appendFrame(appendFileHeader(nil, snapMagic), 1, 0, pieces[0])
 	var end encoder
-	end.byte(opSnapshotEnd)
-	end.uvarint(1)
-	end.uvarint(1)
+	end.snapshotEnd(1, 1)
 	f.Add(byte(fuzzRawSnapshot), appendFrame(snap, 2, 0, end.b))
 
 	f.Fuzz(func(t *testing.T, mode byte, data []byte) {

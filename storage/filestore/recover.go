@@ -2,7 +2,7 @@ package filestore
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -96,11 +96,15 @@ func (s *Store) recover() error {
 		if err != nil {
 			return fmt.Errorf("filestore: %w", err)
 		}
-		chunks, err := s.verifySnapshot(name, data, c.snaps[i])
+		chunks, version, err := s.verifySnapshot(name, data, c.snaps[i])
+		if errors.Is(err, ErrNewerVersion) {
+			return err
+		}
 		if err != nil {
 			snapErr = err
 			continue
 		}
+		dec.version = version
 		if err := s.loadSnapshot(name, chunks, &dec); err != nil {
 			return err
 		}
@@ -137,8 +141,13 @@ func (s *Store) recover() error {
 		if err != nil {
 			return fmt.Errorf("filestore: %w", err)
 		}
+		h, err := s.checkHeader(name, data, segMagic, "")
+		if err != nil {
+			return err
+		}
+		dec.version = h.version
 		last := i == len(c.segs)-1
-		end, err := s.replay(name, data, base, &want, last, &dec)
+		end, err := s.replay(name, data, h.size, base, &want, last, &dec)
 		if err != nil {
 			return err
 		}
@@ -147,18 +156,9 @@ func (s *Store) recover() error {
 			s.torn = tornTail(s.path(name), data, end, want)
 		}
 		if last && !s.opts.ReadOnly {
-			s.log, err = s.fs.OpenAppend(s.path(name))
-			if err == nil && end < len(data) {
-				// A torn tail: drop it, durably, before appending after it.
-				err = s.log.Truncate(int64(end))
-				if err == nil && !s.opts.NoSync {
-					err = s.log.Sync()
-				}
-			}
-			if err != nil {
+			if err := s.openLast(name, start, h.version, end, len(data)); err != nil {
 				return fmt.Errorf("filestore: %w", err)
 			}
-			s.logStart, s.activeBytes = start, int64(end)
 		}
 	}
 	next := max(want, base+1)
@@ -169,14 +169,10 @@ func (s *Store) recover() error {
 		s.log = nil
 	}
 	if s.log == nil && !s.opts.ReadOnly {
-		name := segName(next)
-		if s.log, err = s.fs.Create(s.path(name)); err != nil {
+		if s.log, err = s.startSegment(next); err != nil {
 			return fmt.Errorf("filestore: %w", err)
 		}
-		if err := s.syncDir(); err != nil {
-			return err
-		}
-		s.logStart, s.activeBytes = next, 0
+		s.logStart, s.activeBytes = next, fileHeaderSize
 	}
 	s.applied.Store(next - 1)
 	s.durable.Store(next - 1)
@@ -204,6 +200,63 @@ func (s *Store) recover() error {
 	return nil
 }
 
+// checkHeader reads the header of the named file (see parseFileHeader),
+// refusing damage and a version newer than this release reads.
+func (s *Store) checkHeader(name string, data []byte, magic, magicV1 string) (fileHeader, error) {
+	h := parseFileHeader(data, magic, magicV1)
+	switch {
+	case h.reason != "":
+		return h, s.corrupt(name, 0, "%s", h.reason)
+	case h.version > formatVersion:
+		return h, &VersionError{File: s.path(name), Version: h.version}
+	}
+	return h, nil
+}
+
+// openLast opens the last segment, whose valid records end at offset end
+// of its size bytes, to append to it. A torn tail is dropped, durably,
+// before anything is appended after it. A segment of an older version, or
+// one whose header a crash tore, is left for a new segment (s.log stays
+// nil), so that each file holds one version.
+func (s *Store) openLast(name string, start uint64, version uint32, end, size int) error {
+	if version == 0 { // no record, and no whole header
+		return s.fs.Remove(s.path(name))
+	}
+	f, err := s.fs.OpenAppend(s.path(name))
+	if err != nil {
+		return err
+	}
+	if end < size {
+		err = f.Truncate(int64(end))
+		if err == nil && !s.opts.NoSync {
+			err = f.Sync()
+		}
+	}
+	if err != nil || version != formatVersion {
+		f.Close()
+		return err
+	}
+	s.log, s.logStart, s.activeBytes = f, start, int64(end)
+	return nil
+}
+
+// startSegment creates the segment starting at record start, holding only
+// its header, durably.
+func (s *Store) startSegment(start uint64) (file, error) {
+	f, err := s.fs.Create(s.path(segName(start)))
+	if err != nil {
+		return nil, err
+	}
+	if err = s.write(f, appendFileHeader(nil, segMagic)); err == nil {
+		err = s.syncDir()
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 func (s *Store) syncDir() error {
 	if s.opts.NoSync {
 		return nil
@@ -218,11 +271,11 @@ func (s *Store) syncDir() error {
 // transaction.
 const replayBatch = 512
 
-// replay applies the records of one log segment that come after base,
-// checking that they are numbered want, want+1, …, and returns the length
+// replay applies the records of one log segment, from offset off, that
+// come after base, checking that they are numbered want, want+1, …, and returns the length
 // of the valid prefix. Damage is an error unless it is a torn tail of the
 // last segment, in which case the returned length excludes it.
-func (s *Store) replay(name string, data []byte, base uint64, want *uint64, last bool, dec *decoder) (int, error) {
+func (s *Store) replay(name string, data []byte, off int, base uint64, want *uint64, last bool, dec *decoder) (int, error) {
 	type rec struct {
 		payload []byte
 		off     int
@@ -248,7 +301,6 @@ func (s *Store) replay(name string, data []byte, base uint64, want *uint64, last
 		return err
 	}
 
-	off := 0
 	for off < len(data) {
 		seq, _, payload, size, ok := parseFrame(data[off:])
 		if !ok {

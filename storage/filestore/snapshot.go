@@ -1,7 +1,6 @@
 package filestore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,12 +8,12 @@ import (
 	"github.com/escrowkit/escrow"
 )
 
-// A snapshot file is snapMagic followed by frames: chunks of operations
-// numbered 1, 2, … whose replay into an empty store rebuilds every record,
-// then a frame holding one opSnapshotEnd with the log sequence number the
-// snapshot covers and the number of chunks. A snapshot is complete when it
-// is renamed into place, so any damage to one is corruption.
-const snapMagic = "escsnap1"
+// A snapshot file is a file header (snapMagic; in version 1, snapMagicV1
+// alone) followed by frames: chunks of operations numbered 1, 2, … whose
+// replay into an empty store rebuilds every record, then a frame holding
+// one opSnapshotEnd with the log sequence number the snapshot covers and
+// the number of chunks. A snapshot is complete when it is renamed into
+// place, so any damage to one is corruption.
 
 // snapChunk is the size at which the snapshot writer starts a new chunk,
 // which also bounds the in-memory transaction that loads one.
@@ -24,31 +23,35 @@ const snapChunk = 1 << 20
 const pageSize = 4096
 
 // verifySnapshot checks every frame of a snapshot and returns the chunks'
-// payloads.
-func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, error) {
-	if !bytes.HasPrefix(data, []byte(snapMagic)) {
-		return nil, s.corrupt(name, 0, "not a snapshot")
+// payloads and the snapshot's format version.
+func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, uint32, error) {
+	h, err := s.checkHeader(name, data, snapMagic, snapMagicV1)
+	if err == nil && h.version == 0 {
+		err = s.corrupt(name, 0, "not a snapshot")
+	}
+	if err != nil {
+		return nil, 0, err
 	}
 	var chunks [][]byte
-	off := len(snapMagic)
+	off := h.size
 	for {
 		n, _, payload, size, ok := parseFrame(data[off:])
 		if !ok {
-			return nil, s.corrupt(name, off, "damaged or missing chunk %d", len(chunks)+1)
+			return nil, 0, s.corrupt(name, off, "damaged or missing chunk %d", len(chunks)+1)
 		}
 		if n != uint64(len(chunks))+1 {
-			return nil, s.corrupt(name, off, "chunk %d where %d was expected", n, len(chunks)+1)
+			return nil, 0, s.corrupt(name, off, "chunk %d where %d was expected", n, len(chunks)+1)
 		}
 		if len(payload) > 0 && payload[0] == opSnapshotEnd {
 			var o op
-			d := decoder{b: payload}
+			d := decoder{b: payload, version: h.version}
 			if !d.next(&o) || len(d.b) != 0 || o.snapSeq != seq || o.snapChunks != uint64(len(chunks)) {
-				return nil, s.corrupt(name, off, "end of snapshot does not match its name or its chunks")
+				return nil, 0, s.corrupt(name, off, "end of snapshot does not match its name or its chunks")
 			}
 			if off+size != len(data) {
-				return nil, s.corrupt(name, off+size, "data after the end of the snapshot")
+				return nil, 0, s.corrupt(name, off+size, "data after the end of the snapshot")
 			}
-			return chunks, nil
+			return chunks, h.version, nil
 		}
 		chunks = append(chunks, payload)
 		off += size
@@ -60,7 +63,7 @@ func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, 
 // a payload that does not decode leaves dec.err set.
 func applyPayload(tx escrow.Tx, dec *decoder, payload []byte) (int, error) {
 	var o op
-	dec.b, dec.err = payload, nil
+	dec.b, dec.err, dec.short = payload, nil, false
 	n := 0
 	for dec.next(&o) {
 		if err := apply(tx, &o); err != nil {
@@ -115,7 +118,7 @@ func (w *snapshotWriter) cut() {
 // encodeSnapshot renders everything tx can read as a snapshot covering the
 // log up to seq. Replaying it calls the same write methods the log does.
 func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
-	w := &snapshotWriter{out: []byte(snapMagic)}
+	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic)}
 	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); w.maybeCut(); return nil })
 	if err == nil {
 		err = tx.Balances(func(b escrow.Balance) error { w.enc.balance(&b); w.maybeCut(); return nil })
@@ -165,9 +168,7 @@ func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
 	}
 	w.cut()
 	var end encoder
-	end.byte(opSnapshotEnd)
-	end.uvarint(seq)
-	end.uvarint(w.chunks)
+	end.snapshotEnd(seq, w.chunks)
 	return appendFrame(w.out, w.chunks+1, 0, end.b), nil
 }
 
@@ -236,12 +237,7 @@ func (s *Store) rotate(start uint64) error {
 	}
 	s.mu.Unlock()
 
-	f, err := s.fs.Create(s.path(segName(start)))
-	if err == nil {
-		if err = s.syncDir(); err != nil {
-			f.Close()
-		}
-	}
+	f, err := s.startSegment(start)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -251,7 +247,7 @@ func (s *Store) rotate(start uint64) error {
 		return s.failedErr()
 	}
 	s.log.Close() // synced: every record in it is durable
-	s.log, s.logStart, s.activeBytes = f, start, 0
+	s.log, s.logStart, s.activeBytes = f, start, fileHeaderSize
 	s.releaseLog(nil)
 	return nil
 }
