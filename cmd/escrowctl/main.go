@@ -228,14 +228,9 @@ func stats(ctx context.Context, w io.Writer, dir string, store *filestore.Store)
 	if err != nil {
 		return err
 	}
-	st := store.Stats()
 	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(w, "directory  %s: %d files, %d bytes\n", abs, files, size)
-	fmt.Fprintf(w, "records    %d committed; snapshot to %d (%d bytes); %d in the log (%d bytes)\n",
-		st.Seq, st.SnapshotSeq, st.SnapshotBytes, st.LogRecords, st.LogBytes)
-	if st.TornTail.Bytes > 0 {
-		fmt.Fprintf(w, "torn tail  %s (the next open for writing drops it)\n", tornTail(st.TornTail))
-	}
+	records(w, store.Stats())
 	fmt.Fprintf(w, "accounts   %d\n", accounts)
 	fmt.Fprintf(w, "events     %d\n", events)
 	total := 0
@@ -249,6 +244,20 @@ func stats(ctx context.Context, w io.Writer, dir string, store *filestore.Store)
 		}
 	}
 	return nil
+}
+
+// records writes the lines of stats about the store's files: its records,
+// a torn tail the open found, and why the last compaction failed, if it
+// did.
+func records(w io.Writer, st filestore.Stats) {
+	fmt.Fprintf(w, "records    %d committed; snapshot to %d (%d bytes); %d in the log (%d bytes)\n",
+		st.Seq, st.SnapshotSeq, st.SnapshotBytes, st.LogRecords, st.LogBytes)
+	if st.TornTail.Bytes > 0 {
+		fmt.Fprintf(w, "torn tail  %s (the next open for writing drops it)\n", tornTail(st.TornTail))
+	}
+	if st.CompactError != nil {
+		fmt.Fprintf(w, "compaction failed: %v\n", st.CompactError)
+	}
 }
 
 // dump writes events as JSON lines: all of them, or those of one escrow.

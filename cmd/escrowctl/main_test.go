@@ -16,6 +16,7 @@ import (
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore"
+	"github.com/google/go-cmp/cmp"
 )
 
 // market makes a store with two accounts and three escrows: one
@@ -399,5 +400,26 @@ func TestLockedStore(t *testing.T) {
 	}
 	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
 		t.Errorf("refused commands changed %v in the directory", changed)
+	}
+}
+
+// TestStatsCompactionError shows a failed compaction in the records lines
+// of stats, and nothing when there is none.
+func TestStatsCompactionError(t *testing.T) {
+	for _, tc := range []struct {
+		st   filestore.Stats
+		want string
+	}{
+		{filestore.Stats{Seq: 9, SnapshotSeq: 4, SnapshotBytes: 100, LogRecords: 5, LogBytes: 50},
+			"records    9 committed; snapshot to 4 (100 bytes); 5 in the log (50 bytes)\n"},
+		{filestore.Stats{Seq: 9, CompactError: errors.New("filestore: compact: cannot start log segment x")},
+			"records    9 committed; snapshot to 0 (0 bytes); 0 in the log (0 bytes)\n" +
+				"compaction failed: filestore: compact: cannot start log segment x\n"},
+	} {
+		var out bytes.Buffer
+		records(&out, tc.st)
+		if diff := cmp.Diff(tc.want, out.String()); diff != "" {
+			t.Errorf("records(%+v) (-want +got):\n%s", tc.st, diff)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/google/go-cmp/cmp"
@@ -81,5 +82,62 @@ func TestNoReadOfLostCommit(t *testing.T) {
 				t.Errorf("event %d was shown before the failure as another event (-before +after):\n%s", ev.Seq, diff)
 			}
 		}
+	}
+}
+
+// TestRotateFailure fails the creation of the segment a compaction
+// rotates to. Compact reports it, naming what failed, and so does Stats;
+// commits go on to the current segment, the next compaction succeeds, and
+// a reopened store holds every commit.
+func TestRotateFailure(t *testing.T) {
+	ctx := context.Background()
+	fs := newMemFS(1)
+	s := openT(t, crashDir, &Options{fs: fs, CompactRatio: -1})
+	clock := escrow.NewManualClock(workloadStart)
+	l, err := escrow.New(ctx, s, workloadOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			clock.Advance(time.Minute)
+			if err := workloadCall(ctx, l, i); err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+		}
+	}
+	calls(0, 30)
+	fs.mu.Lock()
+	fs.failCreate = true
+	fs.mu.Unlock()
+	err = s.Compact()
+	want := "filestore: compact: cannot start log segment " + segName(s.Stats().Seq+1) +
+		", so records go on to " + segName(1) + ": " + errInjected.Error()
+	if err == nil || errors.Is(err, ErrFailed) || err.Error() != want {
+		t.Fatalf("Compact = %v, want %q", err, want)
+	}
+	if got := s.Stats().CompactError; !errors.Is(got, errInjected) || got.Error() != want {
+		t.Errorf("Stats().CompactError = %v, want %q", got, want)
+	}
+	calls(30, 60)
+	fs.mu.Lock()
+	fs.failCreate = false
+	fs.mu.Unlock()
+	if err := s.Compact(); err != nil {
+		t.Fatalf("Compact once the segment can be created: %v", err)
+	}
+	if st := s.Stats(); st.CompactError != nil || st.SnapshotSeq != st.Seq {
+		t.Errorf("Stats after a compaction = %+v, want no error and a snapshot of every record", st)
+	}
+	calls(60, 70)
+	before := dumpT(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, crashDir, &Options{fs: fs.crashImage(newRand(1))})
+	defer s.Close()
+	if diff := cmp.Diff(string(before), string(dumpT(t, s))); diff != "" {
+		t.Errorf("reopened store (-before +after):\n%s", diff)
 	}
 }

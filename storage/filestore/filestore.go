@@ -78,6 +78,11 @@
 // unknown (the commit whose Update returned the failure, or one behind
 // it), since showing it could show a record that a reopen does not have.
 // Close the store and open it again to continue from what is on disk.
+//
+// A compaction that cannot start a new log segment (a read-only directory,
+// too many open files) loses nothing and does not fail the store: records
+// go on to the current segment, Compact returns the error and Stats keeps
+// it, and the next compaction tries again.
 package filestore
 
 import (

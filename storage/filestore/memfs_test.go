@@ -33,6 +33,9 @@ type memFS struct {
 	fault           int
 	crashAfterFault bool
 	faulted         bool
+	// failCreate fails every Create, as a read-only directory or a
+	// process out of file descriptors does.
+	failCreate bool
 	// points lists the kind of each counted operation, for tests that
 	// loop over them.
 	points []string
@@ -123,7 +126,7 @@ var errNotExist = errors.New("file does not exist")
 func (m *memFS) Create(name string) (file, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.step("create") {
+	if m.step("create") || m.failCreate {
 		return nil, errInjected
 	}
 	if _, ok := m.names[name]; ok {

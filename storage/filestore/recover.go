@@ -241,21 +241,35 @@ func (s *Store) openLast(name string, start uint64, version uint32, end, size in
 }
 
 // startSegment creates the segment starting at record start, holding only
-// its header, durably.
+// its header, durably. On failure it removes what it created, durably; if
+// it cannot, the error wraps errLeftover.
 func (s *Store) startSegment(start uint64) (file, error) {
-	f, err := s.fs.Create(s.path(segName(start)))
+	name := s.path(segName(start))
+	f, err := s.fs.Create(name)
 	if err != nil {
-		return nil, err
+		return nil, err // nothing was created
 	}
 	if err = s.write(f, appendFileHeader(nil, segMagic)); err == nil {
 		err = s.syncDir()
 	}
-	if err != nil {
-		f.Close()
-		return nil, err
+	if err == nil {
+		return f, nil
 	}
-	return f, nil
+	f.Close()
+	rerr := s.fs.Remove(name)
+	if rerr == nil {
+		rerr = s.syncDir()
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("%w (%w: %v)", err, errLeftover, rerr)
+	}
+	return nil, err
 }
+
+// errLeftover reports a segment that a failed rotation could not remove.
+// Records appended to the segment before it would leave the log with a
+// segment that starts too early, which recovery refuses.
+var errLeftover = errors.New("cannot remove the new segment")
 
 func (s *Store) syncDir() error {
 	if s.opts.NoSync {

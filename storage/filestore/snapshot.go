@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -190,8 +191,18 @@ func (s *Store) Compact() error {
 	return s.compact()
 }
 
-// compact does Compact's work; the caller holds compactMu.
+// compact does Compact's work and keeps its error for Stats; the caller
+// holds compactMu.
 func (s *Store) compact() error {
+	err := s.snapshot()
+	s.mu.Lock()
+	s.compactErr = err
+	s.mu.Unlock()
+	return err
+}
+
+// snapshot writes a snapshot and removes the log it covers.
+func (s *Store) snapshot() error {
 	var seq uint64
 	var snap []byte
 	err := s.mem.View(context.Background(), func(tx escrow.Tx) error {
@@ -223,8 +234,9 @@ func (s *Store) compact() error {
 }
 
 // rotate makes a new, empty segment starting at record start the one that
-// records are appended to. A failure fails the store: it leaves the log
-// in an unknown state.
+// records are appended to. If the segment cannot be started (a read-only
+// directory, too many open files) nothing is lost: records go on to the
+// segment they went to, and the next compaction tries again.
 func (s *Store) rotate(start uint64) error {
 	s.mu.Lock()
 	if s.logStart == start {
@@ -241,10 +253,14 @@ func (s *Store) rotate(start uint64) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil {
-		err = fmt.Errorf("rotate log: %w", err)
-		s.releaseLog(err)
+	if errors.Is(err, errLeftover) {
+		s.releaseLog(fmt.Errorf("rotate log: %w", err))
 		return s.failedErr()
+	}
+	if err != nil {
+		s.releaseLog(nil)
+		return fmt.Errorf("filestore: compact: cannot start log segment %s, so records go on to %s: %w",
+			segName(start), segName(s.logStart), err)
 	}
 	s.log.Close() // synced: every record in it is durable
 	s.log, s.logStart, s.activeBytes = f, start, fileHeaderSize
@@ -342,7 +358,7 @@ func (s *Store) compactor() {
 			if err := s.compact(); err != nil {
 				s.mu.Lock()
 				// Try again when the log has doubled, not after every commit.
-				s.compactErr, s.compactAt = err, 2*s.logBytes
+				s.compactAt = 2 * s.logBytes
 				s.mu.Unlock()
 			}
 		}
@@ -363,8 +379,11 @@ type Stats struct {
 	LogBytes   int64
 	// Flushes counts the log writes since Open, each one fsync.
 	Flushes uint64
-	// CompactError is why the last automatic compaction failed, if it
-	// did; the store goes on without it and tries again later.
+	// CompactError is why the last compaction, automatic or by Compact,
+	// failed, if it did: it names what failed, such as starting a new log
+	// segment or writing the snapshot. The store goes on without the
+	// compaction, and an automatic one tries again when the log has
+	// doubled.
 	CompactError error
 	// TornTail is the damaged end of the log that Open dropped, or with
 	// Options.ReadOnly skipped; its Bytes is 0 if there was none.
