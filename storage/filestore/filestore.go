@@ -29,8 +29,9 @@
 // # Files
 //
 // The directory (created 0700) holds LOCK, log segments named
-// log-<first sequence number>.wal and snapshots named
-// snap-<last sequence number covered>.snap, all 0600. One store at a time
+// log-<first sequence number>.wal, snapshots named
+// snap-<last sequence number covered>.snap, and MANIFEST, which names the
+// newest segment, all 0600. One store at a time
 // may open a directory: a second Open, in this process or another, fails
 // with a LockedError, which names the holder's process where the platform
 // allows. The lock is held on the directory itself where the system can
@@ -53,10 +54,11 @@
 // truncated; such a record was never acknowledged. Damage to the last
 // record looks the same and is dropped the same way, so Stats().TornTail
 // says what was dropped: the file, the offset, the bytes and the records
-// they held. Damage anywhere else, a
-// record that does not decode, or a gap in the sequence numbers, fails Open
-// with an error wrapping ErrCorrupt that names the file and offset: the
-// store never skips a record it cannot read.
+// they held. Damage anywhere else, a record that does not decode, a gap in
+// the sequence numbers, or a missing file (a segment the manifest names or
+// that the sequence needs, the snapshot the log starts after, the manifest
+// itself) fails Open with an error wrapping ErrCorrupt that names the file
+// and offset: the store never skips a record it cannot read.
 //
 // # Read-only
 //
@@ -106,7 +108,7 @@ var _ escrow.Storage = (*Store)(nil)
 var (
 	// ErrCorrupt reports a directory whose contents cannot be recovered
 	// without losing data: damage before the end of the log, a snapshot or
-	// record that does not decode, a gap in the sequence.
+	// record that does not decode, a gap in the sequence, a missing file.
 	ErrCorrupt = errors.New("filestore: corrupt")
 	// ErrFailed reports a store that refuses updates because a write or an
 	// fsync failed earlier.

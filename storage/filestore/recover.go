@@ -50,6 +50,7 @@ func (s *Store) corrupt(name string, off int, format string, args ...any) error 
 type dirContents struct {
 	segs, snaps []uint64 // ascending
 	tmps        []string
+	manifest    bool
 }
 
 func (s *Store) list() (dirContents, error) {
@@ -63,7 +64,9 @@ func (s *Store) list() (dirContents, error) {
 			c.segs = append(c.segs, n)
 		} else if n, ok := parseName(name, snapPrefix, snapSuffix); ok {
 			c.snaps = append(c.snaps, n)
-		} else if strings.HasSuffix(name, tmpSuffix) && strings.HasPrefix(name, snapPrefix) {
+		} else if name == manifestName {
+			c.manifest = true
+		} else if strings.HasSuffix(name, tmpSuffix) && (strings.HasPrefix(name, snapPrefix) || name == manifestName+tmpSuffix) {
 			c.tmps = append(c.tmps, name)
 		}
 	}
@@ -83,8 +86,13 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	named, err := s.checkManifest(c)
+	if err != nil {
+		return err
+	}
 	s.mem = memstore.New()
 	var dec decoder
+	v2Records := false // which a manifest would have named a segment for
 
 	// The newest snapshot that checks out. An older one serves only if the
 	// log after it is still complete, which the chain check below decides.
@@ -108,6 +116,7 @@ func (s *Store) recover() error {
 		if err := s.loadSnapshot(name, chunks, &dec); err != nil {
 			return err
 		}
+		v2Records = version > 1
 		base, s.snapSeq, s.snapBytes = c.snaps[i], c.snaps[i], int64(len(data))
 		break
 	}
@@ -132,7 +141,10 @@ func (s *Store) recover() error {
 			if snapErr != nil {
 				return snapErr
 			}
-			return s.corrupt(name, 0, "log starts at record %d, but the snapshot covers only up to %d", start, base)
+			if base == 0 {
+				return s.corrupt(name, 0, "snapshot missing: the log starts at record %d, and no snapshot covers the records before it", start)
+			}
+			return s.corrupt(name, 0, "snapshot missing: the log starts at record %d, but the newest snapshot covers only up to %d", start, base)
 		case started && start != want:
 			return s.corrupt(name, 0, "segment starts at record %d, expected %d", start, want)
 		}
@@ -152,6 +164,7 @@ func (s *Store) recover() error {
 			return err
 		}
 		s.logBytes += int64(end)
+		v2Records = v2Records || h.version > 1 && end > h.size
 		if last && end < len(data) {
 			s.torn = tornTail(s.path(name), data, end, want)
 		}
@@ -168,11 +181,21 @@ func (s *Store) recover() error {
 		s.log.Close()
 		s.log = nil
 	}
+	if !c.manifest && v2Records {
+		return s.corrupt(manifestName, 0, "manifest missing, so a deleted log segment would go unnoticed")
+	}
 	if s.log == nil && !s.opts.ReadOnly {
 		if s.log, err = s.startSegment(next); err != nil {
 			return fmt.Errorf("filestore: %w", err)
 		}
-		s.logStart, s.activeBytes = next, fileHeaderSize
+		s.logStart, s.activeBytes, named = next, fileHeaderSize, next
+	}
+	if named != s.logStart && !s.opts.ReadOnly {
+		// A rotation that crashed before its manifest, or a store from
+		// before manifests.
+		if err := s.writeManifest(s.logStart); err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
 	}
 	s.applied.Store(next - 1)
 	s.durable.Store(next - 1)
@@ -253,9 +276,15 @@ func (s *Store) startSegment(start uint64) (file, error) {
 		err = s.syncDir()
 	}
 	if err == nil {
+		err = s.writeManifest(start)
+	}
+	if err == nil {
 		return f, nil
 	}
 	f.Close()
+	if errors.Is(err, errLeftover) {
+		return nil, err // the manifest may name the segment: keep it
+	}
 	rerr := s.fs.Remove(name)
 	if rerr == nil {
 		rerr = s.syncDir()
