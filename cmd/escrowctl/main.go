@@ -12,8 +12,9 @@
 // instead of truncating it), and they may run side by side, but not while
 // a program has the store open: then they fail, naming its process where
 // the system allows. While one runs, a program cannot open the store.
-// compact opens the store for writing, which drops a torn tail as any
-// program's open does. Every command refuses a directory that holds no
+// compact opens the store for writing, which drops a torn tail, and starts
+// a new log segment in the current format for a store written by an older
+// release, as any program's open does. Every command refuses a directory that holds no
 // store ("not an escrow store") rather than create one.
 //
 // check reports a problem on damaged files (opening a store verifies every

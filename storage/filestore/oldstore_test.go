@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -18,31 +19,33 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// writeTestdata makes TestWriteV1Store regenerate testdata/v1store. It is
-// meant to be run once, by the release that wrote format version 1; later
-// releases keep the files it wrote and only read them.
-var writeTestdata = flag.Bool("write-testdata", false, "TestWriteV1Store: rewrite testdata/v1store")
+// writeTestdata makes TestWriteStore write a store in the current format
+// to testdata. It is meant to be run once per released format version, by
+// the release that introduced it; later releases keep the files and only
+// read them.
+var writeTestdata = flag.Bool("write-testdata", false, "TestWriteStore: write testdata/v<format version>store")
 
-// Where the store written by format version 1 and its expected contents
-// (storagetest.Dump of the store, as JSON) live.
-var (
-	v1StoreDir  = filepath.Join("testdata", "v1store")
-	v1StoreDump = filepath.Join("testdata", "v1store.json")
-)
+// storeTestdata returns where the store written in format version v and
+// its expected contents (storagetest.Dump of the store, as JSON) live.
+func storeTestdata(v int) (dir, dump string) {
+	dir = filepath.Join("testdata", fmt.Sprintf("v%dstore", v))
+	return dir, dir + ".json"
+}
 
-// TestWriteV1Store writes testdata/v1store through the public API: escrows
-// in every state, milestones, refunds, disputes, ratings given, revised,
-// replied to and given by default, idempotency records, a snapshot and a
-// log after it.
+// TestWriteStore writes testdata/v<format version>store through the
+// public API: escrows in every state, milestones, refunds, disputes,
+// ratings given, revised, replied to and given by default, idempotency
+// records, a snapshot and a log after it. testdata/v1store was written by
+// the last release without a file header.
 //
-//	go test ./storage/filestore -run TestWriteV1Store -args -write-testdata
-func TestWriteV1Store(t *testing.T) {
+//	go test ./storage/filestore -run TestWriteStore -args -write-testdata
+func TestWriteStore(t *testing.T) {
 	if !*writeTestdata {
 		t.Skip("rewrites testdata only with -write-testdata")
 	}
 	dir := t.TempDir()
 	s := openT(t, dir, &Options{CompactRatio: -1})
-	w := &v1Writer{t: t, ctx: context.Background(), clock: escrow.NewManualClock(time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC))}
+	w := &storeWriter{t: t, ctx: context.Background(), clock: escrow.NewManualClock(time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC))}
 	var err error
 	w.l, err = escrow.New(w.ctx, s, &escrow.Options{Clock: w.clock,
 		Fee: escrow.FeePolicy{Rate: escrowDecimal("0.02"), Fixed: []escrow.Money{cny(50)}}})
@@ -59,10 +62,11 @@ func TestWriteV1Store(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := os.RemoveAll(v1StoreDir); err != nil {
+	storeDir, storeDump := storeTestdata(formatVersion)
+	if err := os.RemoveAll(storeDir); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(v1StoreDir, 0o700); err != nil {
+	if err := os.MkdirAll(storeDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	names, err := os.ReadDir(dir)
@@ -77,7 +81,7 @@ func TestWriteV1Store(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(v1StoreDir, e.Name()), data, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(storeDir, e.Name()), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,38 +89,38 @@ func TestWriteV1Store(t *testing.T) {
 	if err := json.Compact(&compact, dump); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(v1StoreDump, compact.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(storeDump, compact.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// v1Writer makes the calls of TestWriteV1Store, failing the test on any
+// storeWriter makes the calls of TestWriteStore, failing the test on any
 // error.
-type v1Writer struct {
+type storeWriter struct {
 	t     *testing.T
 	ctx   context.Context
 	l     *escrow.Ledger
 	clock *escrow.ManualClock
 }
 
-func (w *v1Writer) must(_ any, err error) {
+func (w *storeWriter) must(_ any, err error) {
 	w.t.Helper()
 	if err != nil {
 		w.t.Fatal(err)
 	}
 }
 
-func (w *v1Writer) tick() { w.clock.Advance(7 * time.Minute) }
+func (w *storeWriter) tick() { w.clock.Advance(7 * time.Minute) }
 
 // open opens escrow id from buyer to seller, with arbiter "arb".
-func (w *v1Writer) open(id, buyer, seller string, price int64, milestones ...escrow.Milestone) {
+func (w *storeWriter) open(id, buyer, seller string, price int64, milestones ...escrow.Milestone) {
 	w.t.Helper()
 	w.tick()
 	w.must(w.l.Open(w.ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Arbiter: "arb",
 		Price: cny(price), Item: "item " + id, Milestones: milestones}))
 }
 
-func (w *v1Writer) payShip(id, buyer, seller string) {
+func (w *storeWriter) payShip(id, buyer, seller string) {
 	w.t.Helper()
 	w.tick()
 	w.must(w.l.Pay(w.ctx, id, buyer, escrow.IdempotencyKey("pay-"+id)))
@@ -124,7 +128,7 @@ func (w *v1Writer) payShip(id, buyer, seller string) {
 	w.must(w.l.Ship(w.ctx, id, seller, "SF-"+id))
 }
 
-func (w *v1Writer) beforeSnapshot() {
+func (w *storeWriter) beforeSnapshot() {
 	w.t.Helper()
 	ctx, l := w.ctx, w.l
 	for _, p := range []string{"alice", "bob", "carol", "dave"} {
@@ -187,7 +191,7 @@ func (w *v1Writer) beforeSnapshot() {
 
 // afterSnapshot leaves escrows open in every state that is not an end, in
 // the log after the snapshot.
-func (w *v1Writer) afterSnapshot() {
+func (w *storeWriter) afterSnapshot() {
 	w.t.Helper()
 	ctx, l := w.ctx, w.l
 	w.open("waiting", "alice", "dave", 1_100)
@@ -295,17 +299,27 @@ func copyDir(t testing.TB, src string) string {
 	return dst
 }
 
-// TestOpenV1Store opens the store written by format version 1 and finds
-// exactly what it held; it then takes new commits, which survive a reopen
-// alongside the old records.
-func TestOpenV1Store(t *testing.T) {
+// TestOpenOldStores opens each store in testdata, written by an earlier
+// format version, and finds exactly what it held; it then takes a new
+// commit, which survives a reopen alongside the old records.
+func TestOpenOldStores(t *testing.T) {
+	for v := 1; v <= formatVersion; v++ {
+		dir, dump := storeTestdata(v)
+		if _, err := os.Stat(dir); v > 1 && errors.Is(err, os.ErrNotExist) {
+			continue // not released yet
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) { testOpenOldStore(t, dir, dump) })
+	}
+}
+
+func testOpenOldStore(t *testing.T, storeDir, storeDump string) {
 	ctx := context.Background()
-	golden, err := os.ReadFile(v1StoreDump)
+	golden, err := os.ReadFile(storeDump)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := decodeDump(t, golden)
-	dir := copyDir(t, v1StoreDir)
+	dir := copyDir(t, storeDir)
 	s := openT(t, dir, &Options{CompactRatio: -1})
 	got := decodeDump(t, dumpT(t, s))
 	// Sections a later Dump added list the same records by another index;
@@ -317,10 +331,10 @@ func TestOpenV1Store(t *testing.T) {
 	}
 	dropNewZeros(want, got)
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("version 1 store opened with different contents (-want +got):\n%s", diff)
+		t.Fatalf("store opened with different contents (-want +got):\n%s", diff)
 	}
 	if err := escrow.Check(ctx, s); err != nil {
-		t.Fatalf("invariants of the version 1 store: %v", err)
+		t.Fatalf("invariants: %v", err)
 	}
 	l, err := escrow.New(ctx, s, &escrow.Options{Clock: escrow.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))})
 	if err != nil {
@@ -336,7 +350,7 @@ func TestOpenV1Store(t *testing.T) {
 	s = openT(t, dir, &Options{CompactRatio: -1})
 	defer s.Close()
 	if diff := cmp.Diff(string(before), string(dumpT(t, s))); diff != "" {
-		t.Fatalf("version 1 store with a new commit reopened with different contents (-want +got):\n%s", diff)
+		t.Fatalf("store with a new commit reopened with different contents (-want +got):\n%s", diff)
 	}
 }
 
