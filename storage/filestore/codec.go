@@ -724,5 +724,11 @@ func (d *decoder) aggregate(a *escrow.Aggregate) {
 	a.Wilson, a.Expectation, a.UpdatedAt = d.float(), d.float(), d.time()
 	if d.version >= 2 { // version 1 ended here
 		a.RekeyDay = d.int32()
+	} else if a.Windows != ([5]escrow.Counts{}) {
+		// Version 1 predates re-keying. File an aggregate with ratings in
+		// its windows as the ledger would have: due the day after its
+		// windows were last brought up to date, so that ProcessDue
+		// catches up its ranking keys.
+		a.RekeyDay = a.WindowsDay + 1
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,6 +280,18 @@ func isZeroJSON(v any) bool {
 	return false
 }
 
+// fileV1Rekeys sets in want, the dump of a version 1 store, the RekeyDay
+// that decoding gives an aggregate of that version: the day after its
+// WindowsDay if any of its windows counts a rating, else none.
+func fileV1Rekeys(want any) {
+	for _, a := range want.(map[string]any)["Aggregates"].([]any) {
+		a := a.(map[string]any)
+		if !isZeroJSON(a["Windows"]) {
+			a["RekeyDay"] = a["WindowsDay"].(float64) + 1
+		}
+	}
+}
+
 // copyDir copies the files of testdata directory src into a new temporary
 // directory, so that opening the store cannot change the testdata.
 func copyDir(t testing.TB, src string) string {
@@ -319,6 +333,9 @@ func testOpenOldStore(t *testing.T, storeDir, storeDump string) {
 		t.Fatal(err)
 	}
 	want := decodeDump(t, golden)
+	if strings.HasSuffix(storeDir, "v1store") {
+		fileV1Rekeys(want)
+	}
 	dir := copyDir(t, storeDir)
 	s := openT(t, dir, &Options{CompactRatio: -1})
 	got := decodeDump(t, dumpT(t, s))
@@ -336,12 +353,36 @@ func testOpenOldStore(t *testing.T, storeDir, storeDump string) {
 	if err := escrow.Check(ctx, s); err != nil {
 		t.Fatalf("invariants: %v", err)
 	}
-	l, err := escrow.New(ctx, s, &escrow.Options{Clock: escrow.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))})
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	l, err := escrow.New(ctx, s, &escrow.Options{Clock: escrow.NewManualClock(now)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Deposit(ctx, "alice", cny(5)); err != nil {
 		t.Fatal(err)
+	}
+	// Every aggregate with ratings in its windows is due for re-keying,
+	// and ProcessDue re-keys them all.
+	due := func(day int32) (n int) {
+		t.Helper()
+		err := s.View(ctx, func(tx escrow.Tx) error {
+			aggs, err := tx.DueAggregates(day, 1000)
+			n = len(aggs)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := due(math.MaxInt32); n == 0 {
+		t.Fatal("no aggregate of the old store is due for re-keying")
+	}
+	if _, err := l.ProcessDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := due(int32(now.Unix() / 86400)); n != 0 {
+		t.Fatalf("%d aggregates still due after ProcessDue", n)
 	}
 	before := dumpT(t, s)
 	if err := s.Close(); err != nil {
