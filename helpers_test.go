@@ -1,23 +1,37 @@
 package escrow_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/escrowkit/escrow/storage/storagetest"
+	"github.com/google/go-cmp/cmp"
+	"github.com/shopspring/decimal"
 )
 
 // worldStart is the manual clock's reading when a test world opens.
 var worldStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+// start is the manual clock's first reading in a fixture: the rule tables
+// (actions, flows, timers, idempotency, reputation) state their times as
+// offsets from it.
+var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// equalMoney lets cmp compare Money, whose fields are unexported.
+var equalMoney = cmp.Comparer(func(a, b escrow.Money) bool { return a == b })
 
 // A world is a ledger over a fresh memstore, with a manual clock, for
 // tests of the ledger's rules.
 type world struct {
 	t      *testing.T
 	ctx    context.Context
+	store  escrow.Storage
 	l      *escrow.Ledger
 	clock  *escrow.ManualClock
 	opened map[string]bool // accounts opened so far
@@ -28,12 +42,31 @@ type world struct {
 // (Clock is set by newWorld).
 func newWorld(t *testing.T, store escrow.Storage, opts escrow.Options) *world {
 	t.Helper()
+	return newWorldAt(t, store, opts, worldStart)
+}
+
+// newFixture is a world whose clock starts at start, with a 0.6% fee
+// rounded half to even: the setting of the rule tables.
+func newFixture(t *testing.T) *world {
+	t.Helper()
+	return newFixtureWith(t, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}})
+}
+
+// newFixtureWith is a world over a fresh memstore whose clock starts at
+// start, with opts.
+func newFixtureWith(t *testing.T, opts *escrow.Options) *world {
+	t.Helper()
+	return newWorldAt(t, nil, *opts, start)
+}
+
+func newWorldAt(t *testing.T, store escrow.Storage, opts escrow.Options, at time.Time) *world {
+	t.Helper()
 	if store == nil {
 		s := memstore.New()
 		t.Cleanup(func() { s.Close() })
 		store = s
 	}
-	w := &world{t: t, ctx: context.Background(), clock: escrow.NewManualClock(worldStart), opened: map[string]bool{}}
+	w := &world{t: t, ctx: context.Background(), store: store, clock: escrow.NewManualClock(at), opened: map[string]bool{}}
 	opts.Clock = w.clock
 	l, err := escrow.New(w.ctx, store, &opts)
 	if err != nil {
@@ -117,4 +150,84 @@ func (w *world) processDue() int {
 	n, err := w.l.ProcessDue(w.ctx)
 	w.must("ProcessDue", err)
 	return n
+}
+
+// fen returns n fen (hundredths of a yuan) as CNY.
+func fen(n int64) escrow.Money {
+	m, err := escrow.MoneyFromUnits(n, escrow.CNY)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// funded opens accounts and deposits 1,000.00 CNY into each.
+func (w *world) funded(ids ...string) {
+	w.t.Helper()
+	for _, id := range ids {
+		w.account(id)
+		_, err := w.l.Deposit(w.ctx, id, cny("1000.00"))
+		w.must("Deposit "+id, err)
+	}
+}
+
+// balance returns the available and held CNY of an account, in fen.
+func (w *world) balance(id string) (available, held int64) {
+	w.t.Helper()
+	b, err := w.l.Balance(w.ctx, id, escrow.CNY)
+	w.must("Balance "+id, err)
+	return b.Available.Units(), b.Held.Units()
+}
+
+// dump returns storagetest.Dump of the world's store or fails the test.
+func (w *world) dump() []byte {
+	w.t.Helper()
+	d, err := storagetest.Dump(w.ctx, w.store)
+	w.must("Dump", err)
+	return d
+}
+
+// dumpWithout returns the store's dump without the named top-level fields.
+func (w *world) dumpWithout(fields ...string) []byte {
+	w.t.Helper()
+	var d map[string]json.RawMessage
+	w.must("Dump", json.Unmarshal(w.dump(), &d))
+	for _, name := range fields {
+		delete(d, name)
+	}
+	b, err := json.Marshal(d) // map keys sorted: deterministic
+	w.must("Dump", err)
+	return b
+}
+
+// check runs the invariant checker or fails the test.
+func (w *world) check() {
+	w.t.Helper()
+	w.must("invariants", w.l.Check(w.ctx))
+}
+
+// unchanged fails the test if the store's dump differs from before.
+func (w *world) unchanged(before []byte, what string) {
+	w.t.Helper()
+	if after := w.dump(); !bytes.Equal(before, after) {
+		w.t.Fatalf("%s changed the store:\nbefore: %.2000s\nafter: %.2000s", what, before, after)
+	}
+}
+
+// escrowNow returns the stored escrow or fails the test.
+func escrowNow(w *world, id string) escrow.Escrow {
+	w.t.Helper()
+	e, err := w.l.Escrow(w.ctx, id)
+	w.must("Escrow "+id, err)
+	return e
+}
+
+// setup runs setup calls, failing the test on the first error.
+func setup(t testing.TB, calls ...func() (escrow.Escrow, error)) {
+	t.Helper()
+	for i, call := range calls {
+		if _, err := call(); err != nil {
+			t.Fatalf("setup call %d: %v", i, err)
+		}
+	}
 }

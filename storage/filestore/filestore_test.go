@@ -42,6 +42,18 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestSimulation runs the random simulation under every variant; its
+// whole-store checks make it the suite's longest part, so it is here rather
+// than in RunConformanceTests (ESCROW_SIM=long runs it for a million steps).
+func TestSimulation(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			storagetest.RunSimulation(t, harness(v.opts), storagetest.SimulationBudget(storagetest.MediumSimulation))
+		})
+	}
+}
+
 func BenchmarkConformance(b *testing.B) {
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) { storagetest.RunBenchmarks(b, harness(v.opts)) })

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/google/go-cmp/cmp"
 	"github.com/shopspring/decimal"
 )
 
@@ -140,5 +141,25 @@ func setup(t testing.TB, calls ...func() (escrow.Escrow, error)) {
 		if _, err := call(); err != nil {
 			t.Fatalf("setup call %d: %v", i, err)
 		}
+	}
+}
+
+// equalMoney lets cmp compare Money, whose fields are unexported.
+var equalMoney = cmp.Comparer(func(a, b escrow.Money) bool { return a == b })
+
+// eventsAfter returns every event after seq, reading in pages.
+func eventsAfter(f *fixture, seq uint64) []escrow.Event {
+	f.t.Helper()
+	var out []escrow.Event
+	for {
+		page, err := f.l.Events(f.ctx, seq, 50)
+		if err != nil {
+			f.t.Fatalf("Events(%d): %v", seq, err)
+		}
+		if len(page) == 0 {
+			return out
+		}
+		out = append(out, page...)
+		seq = page[len(page)-1].Seq
 	}
 }

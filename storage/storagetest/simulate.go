@@ -2,9 +2,11 @@ package storagetest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,32 +23,128 @@ import (
 // the seed.
 var simSeeds = []uint64{1, 20260301, 0x5eed_cafe}
 
-// testRandomOperations drives a ledger through long random sequences of
-// every call, valid and deliberately wrong, with clock jumps and timer runs
-// in between. Beside the ledger the test keeps its own model of every
-// balance and escrow, worked out from the rules as the test reads them, and
-// after each step it runs the invariant checker and compares the ledger with
-// the model. Every call the model says must be refused is checked to fail
-// with the right error and to leave the store byte for byte as it was.
-func testRandomOperations(t *testing.T, h Harness) {
-	steps := 3000
-	switch {
-	case testing.Short():
-		steps = 600
-	case raceDetector:
-		steps = 800
+// RunSimulation drives a ledger over the stores h makes through long random
+// sequences of every call, valid and deliberately wrong, with clock jumps
+// and timer runs in between: steps calls for each of three fixed seeds, run
+// side by side. Beside the ledger it keeps its own model of every balance
+// and escrow, worked out from the rules as the test reads them, and compares
+// the ledger with the model after every step. Every call the model says must
+// be refused is checked to fail with the right error and to change nothing.
+//
+// The whole-store checks (the invariant checker, and a byte-for-byte dump
+// of the store around a refused call) cost time in proportion to the
+// store, so they run every CheckEvery steps, after the last step, and
+// whenever a step fails; see Budget. The run is not part of
+// RunConformanceTests: an adapter calls it from its own test, with
+// SimulationBudget.
+//
+// A failure message names the seed and the step, so a run can be replayed.
+func RunSimulation(t *testing.T, h Harness, b Budget) {
+	if b.Steps <= 0 {
+		t.Fatalf("RunSimulation: %d steps", b.Steps)
 	}
 	for _, seed := range simSeeds {
 		t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) {
 			t.Parallel()
-			s := newSim(t, h, seed)
-			for s.step = 1; s.step <= steps; s.step++ {
-				s.randomOp()
-				s.verify()
-			}
-			s.finish(!testing.Short())
+			runSimulation(t, h, seed, b)
 		})
 	}
+}
+
+// runSimulation is one seed's run.
+func runSimulation(t testing.TB, h Harness, seed uint64, b Budget) {
+	s := newSim(t, h, seed)
+	s.every = b.checkEvery()
+	for s.step = 1; s.step <= b.Steps; s.step++ {
+		s.randomOp()
+		s.verify()
+	}
+	s.step = b.Steps + 1
+	s.finish(b.Steps >= everyTimerSteps)
+}
+
+// Budgets for RunSimulation, in steps per seed.
+const (
+	ShortSimulation  = 600       // under go test -short
+	MediumSimulation = 3000      // what an adapter runs by default
+	LongSimulation   = 1_000_000 // ESCROW_SIM=long
+)
+
+// everyTimerSteps is the length from which a run must see every kind of
+// timer fire; a shorter one may not.
+const everyTimerSteps = 800
+
+// A Budget is how long RunSimulation runs and how often it runs the
+// whole-store checks.
+type Budget struct {
+	// Steps is the number of calls per seed.
+	Steps int
+	// CheckEvery is how many steps apart the whole-store checks run, besides
+	// after the last step and at a failure. Zero means Steps/100, at least
+	// 1 and at most 10,000: a hundred checks per run whatever its length, so
+	// the run's cost grows with Steps rather than its square.
+	CheckEvery int
+}
+
+func (b Budget) checkEvery() int {
+	if b.CheckEvery > 0 {
+		return b.CheckEvery
+	}
+	return min(max(b.Steps/100, 1), 10_000)
+}
+
+// SimulationBudget returns the budget the environment asks for, given the
+// adapter's medium number of steps: with ESCROW_SIM=long, LongSimulation
+// steps; with ESCROW_SIM set to a number, that many; under -short,
+// ShortSimulation (or medium, if fewer); under the race detector, which
+// makes every step many times slower while the run is one goroutine with
+// nothing for it to find, 800 steps (or medium, if fewer).
+func SimulationBudget(medium int) Budget {
+	switch v := os.Getenv("ESCROW_SIM"); {
+	case v == "long":
+		return Budget{Steps: LongSimulation}
+	case v != "":
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return Budget{Steps: n}
+		}
+		panic("storagetest: ESCROW_SIM must be \"long\" or a number of steps, not " + strconv.Quote(v))
+	case testing.Short():
+		return Budget{Steps: min(medium, ShortSimulation)}
+	case raceDetector:
+		return Budget{Steps: min(medium, everyTimerSteps)}
+	}
+	return Budget{Steps: medium}
+}
+
+// actionSpec is the state machine as the specification states it: who may
+// take each action, and from which states. The random run's model takes
+// who may act, and from which states, from this table, not from the
+// package's own rules.
+var actionSpec = map[escrow.Action]struct {
+	name string
+	who  []escrow.Role
+	from []escrow.State
+}{
+	escrow.ActionPay:              {"pay", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingPayment}},
+	escrow.ActionShip:             {"ship", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment}},
+	escrow.ActionConfirm:          {"confirm", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingConfirmation}},
+	escrow.ActionConfirmMilestone: {"confirm-milestone", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingConfirmation}},
+	escrow.ActionCancel:           {"cancel", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingPayment}},
+	escrow.ActionRefund:           {"refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
+	escrow.ActionRequestRefund:    {"request-refund", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
+	escrow.ActionAgreeRefund:      {"agree-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
+	escrow.ActionRefuseRefund:     {"refuse-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
+	escrow.ActionDispute:          {"dispute", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested}},
+	escrow.ActionResolve:          {"resolve", []escrow.Role{escrow.Arbiter}, []escrow.State{escrow.Disputed}},
+}
+
+// specWho returns the roles actionSpec lets take action a, as one set.
+func specWho(a escrow.Action) escrow.Role {
+	var who escrow.Role
+	for _, r := range actionSpec[a].who {
+		who |= r
+	}
+	return who
 }
 
 // Operation kinds, as counted in the run's summary.
@@ -83,12 +181,13 @@ var alwaysSucceed = []string{kindReopen, kindAdvance, kindProcessDue,
 
 // sim is one random run: the ledger under test and the test's model of it.
 type sim struct {
-	t    *testing.T
-	f    *fixture
-	rng  *rand.Rand
-	seed uint64
-	step int
-	op   string // what the current step does, for failure messages
+	t     testing.TB
+	f     *fixture
+	rng   *rand.Rand
+	seed  uint64
+	step  int
+	every int    // steps between whole-store checks
+	op    string // what the current step does, for failure messages
 
 	users                []string
 	avail, held          map[string]int64 // the model's balances, in fen
@@ -98,6 +197,13 @@ type sim struct {
 	escrows []*simEscrow
 	byID    map[string]*simEscrow
 	nextID  int
+	// active are the escrows the operations choose from: every one not
+	// yet ended and the simRecentlyEnded last opened of those that have,
+	// so that a step costs the same however long the run has gone on.
+	active []*simEscrow
+
+	journal  uint64 // Seq of the last journal entry seen
+	finished bool   // the final check is running
 
 	events  uint64 // Seq of the last event checked
 	clean   []byte // Dump of the store as it is now; nil if not known
@@ -127,7 +233,7 @@ type simEscrow struct {
 	dueAt                          time.Time
 }
 
-func newSim(t *testing.T, h Harness, seed uint64) *sim {
+func newSim(t testing.TB, h Harness, seed uint64) *sim {
 	s := &sim{
 		t: t, f: newFixture(t, h), seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		users: []string{"ana", "bo", "chen", "dara", "eli", "fay"},
@@ -176,6 +282,7 @@ func newSim(t *testing.T, h Harness, seed uint64) *sim {
 // something.
 func (s *sim) randomOp() {
 	s.op = "?"
+	s.prune()
 	for {
 		op := s.draw()
 		s.skipped = false
@@ -192,6 +299,35 @@ func (s *sim) randomOp() {
 	}
 }
 
+// simRecentlyEnded is how many ended escrows stay among the active ones,
+// for the calls that must be refused because an escrow has ended.
+const simRecentlyEnded = 32
+
+// prune drops from the active escrows all ended ones but the
+// simRecentlyEnded last opened.
+func (s *sim) prune() {
+	ended := 0
+	for _, m := range s.active {
+		if m.state.Terminal() {
+			ended++
+		}
+	}
+	if ended <= 2*simRecentlyEnded {
+		return
+	}
+	kept := s.active[:0]
+	for _, m := range s.active {
+		if !m.state.Terminal() || ended <= simRecentlyEnded {
+			kept = append(kept, m)
+		}
+		if m.state.Terminal() {
+			ended--
+		}
+	}
+	clear(s.active[len(kept):])
+	s.active = kept
+}
+
 // draw picks a kind of operation by weight.
 func (s *sim) draw() simOp {
 	n := s.rng.IntN(s.weight)
@@ -204,10 +340,21 @@ func (s *sim) draw() simOp {
 	panic("weights do not add up")
 }
 
+// fatalf fails the run. Since the whole-store checks do not run after every
+// step, it runs the invariant checker too, so that the report says whether
+// the store is still sound.
 func (s *sim) fatalf(format string, args ...any) {
 	s.t.Helper()
-	s.t.Fatalf("seed %d, step %d, %s: %s", s.seed, s.step, s.op, fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	if err := s.f.l.Check(s.f.ctx); err != nil && !strings.Contains(msg, err.Error()) {
+		msg += "\nand the invariant checker says: " + err.Error()
+	}
+	s.t.Fatalf("seed %d, step %d, %s: %s", s.seed, s.step, s.op, msg)
 }
+
+// wholeStore reports whether this step runs the whole-store checks: every
+// s.every steps, and at the end.
+func (s *sim) wholeStore() bool { return s.finished || s.step%s.every == 0 }
 
 func (s *sim) count(kind string, ok bool) {
 	c := s.counts[kind]
@@ -224,20 +371,76 @@ func (s *sim) count(kind string, ok bool) {
 
 func (s *sim) now() time.Time { return s.f.clock.Now() }
 
-// snapshot returns the store's dump, reusing the last one while nothing
-// has changed.
-func (s *sim) snapshot() []byte {
-	if s.clean == nil {
-		s.clean = s.f.dump()
+// A simMark is the store as it was before a call that must change nothing:
+// its footprint always, and its whole dump on a whole-store step.
+type simMark struct{ footprint, dump []byte }
+
+// mark records the store before a call that must change nothing.
+func (s *sim) mark() simMark {
+	m := simMark{footprint: s.footprint()}
+	if s.wholeStore() {
+		if s.clean == nil {
+			s.clean = s.f.dump()
+		}
+		m.dump = s.clean
 	}
-	return s.clean
+	return m
+}
+
+// footprint renders, as deterministic JSON, the part of the store a call
+// can reach whose size follows the live set rather than the history: every
+// account and balance, the due index and every escrow in it, and whatever
+// follows the journal and the event log as last seen. A call that must
+// change nothing is checked against it on every step, and against a dump
+// of the whole store on whole-store steps.
+func (s *sim) footprint() []byte {
+	s.t.Helper()
+	var fp struct {
+		Accounts []escrow.Account
+		Balances []escrow.Balance
+		Due      []string
+		Escrows  []escrow.Escrow
+		Journal  []escrow.Entry
+		Events   []escrow.Event
+	}
+	err := s.f.store.View(s.f.ctx, func(tx escrow.Tx) (err error) {
+		if err = tx.Accounts(func(a escrow.Account) error { fp.Accounts = append(fp.Accounts, a); return nil }); err != nil {
+			return err
+		}
+		if err = tx.Balances(func(b escrow.Balance) error { fp.Balances = append(fp.Balances, b); return nil }); err != nil {
+			return err
+		}
+		if fp.Due, err = tx.DueEscrows(maxTime, 1<<30); err != nil {
+			return err
+		}
+		for _, id := range fp.Due {
+			e, err := tx.Escrow(id)
+			if err != nil {
+				return err
+			}
+			fp.Escrows = append(fp.Escrows, e)
+		}
+		if fp.Journal, err = tx.Journal(s.journal, 1<<30); err != nil {
+			return err
+		}
+		fp.Events, err = tx.Events(s.events, 1<<30)
+		return err
+	})
+	if err != nil {
+		s.fatalf("reading the store's footprint: %v", err)
+	}
+	b, err := json.Marshal(fp)
+	if err != nil {
+		s.fatalf("footprint: %v", err)
+	}
+	return b
 }
 
 // refuse runs call, which the model says must fail with want, and proves
 // that it changed nothing.
 func (s *sim) refuse(kind string, want error, call func() error) {
 	s.t.Helper()
-	before := s.snapshot()
+	before := s.mark()
 	err := call()
 	if !errors.Is(err, want) {
 		s.fatalf("got error %v, want %v", err, want)
@@ -246,12 +449,18 @@ func (s *sim) refuse(kind string, want error, call func() error) {
 	s.count(kind, false)
 }
 
-// sameStore fails unless the store still dumps to before.
-func (s *sim) sameStore(before []byte) {
+// sameStore fails unless the store is still as before.
+func (s *sim) sameStore(before simMark) {
 	s.t.Helper()
+	if after := s.footprint(); !bytes.Equal(before.footprint, after) {
+		s.fatalf("the store changed: %s", simFirstDiff(before.footprint, after))
+	}
+	if before.dump == nil {
+		return
+	}
 	after := s.f.dump()
-	if !bytes.Equal(before, after) {
-		s.fatalf("the store changed: %s", simFirstDiff(before, after))
+	if !bytes.Equal(before.dump, after) {
+		s.fatalf("the store changed: %s", simFirstDiff(before.dump, after))
 	}
 	s.clean = after
 }
@@ -293,7 +502,7 @@ func simFee(units int64) int64 {
 func (s *sim) pick(ok func(m *simEscrow) bool) *simEscrow {
 	var chosen *simEscrow
 	n := 0
-	for _, m := range s.escrows {
+	for _, m := range s.active {
 		if ok(m) {
 			n++
 			if s.rng.IntN(n) == 0 {
@@ -306,7 +515,7 @@ func (s *sim) pick(ok func(m *simEscrow) bool) *simEscrow {
 
 func (s *sim) live() int {
 	n := 0
-	for _, m := range s.escrows {
+	for _, m := range s.active {
 		if !m.state.Terminal() {
 			n++
 		}
@@ -684,6 +893,7 @@ func (s *sim) open(bad bool) {
 		m := &simEscrow{terms: t}
 		m.enter(escrow.AwaitingPayment, s.now())
 		s.escrows = append(s.escrows, m)
+		s.active = append(s.active, m)
 		s.byID[t.ID] = m
 		s.compare(e, m)
 		s.expectEvents(simEscrowEvent(escrow.EscrowOpened, m, t.Buyer, t.Price.Units(), 0))
@@ -725,7 +935,7 @@ func (s *sim) reopen(bool) {
 		return
 	}
 	s.op = "reopen " + m.terms.ID + " with the same terms"
-	before := s.snapshot()
+	before := s.mark()
 	e, err := s.f.l.Open(s.f.ctx, m.terms)
 	if err != nil {
 		s.fatalf("unexpected error: %v", err)
@@ -1135,7 +1345,7 @@ func (s *sim) advance(bool) {
 func (s *sim) processDue() {
 	now := s.now()
 	var due []*simEscrow
-	for _, m := range s.escrows {
+	for _, m := range s.active { // an ended escrow has no timer
 		if !m.dueAt.IsZero() && !m.dueAt.After(now) {
 			due = append(due, m)
 		}
@@ -1220,8 +1430,10 @@ func endsWhenFired(m *simEscrow) bool {
 // model.
 func (s *sim) verify() {
 	s.t.Helper()
-	if err := s.f.l.Check(s.f.ctx); err != nil {
-		s.fatalf("invariants: %v", err)
+	if s.wholeStore() {
+		if err := s.f.l.Check(s.f.ctx); err != nil {
+			s.fatalf("invariants: %v", err)
+		}
 	}
 	for _, u := range s.users {
 		if a, h := s.f.balance(u); a != s.avail[u] || h != s.held[u] {
@@ -1234,6 +1446,18 @@ func (s *sim) verify() {
 	if a, _ := s.f.balance(escrow.WorldAccount); a != s.withdrawn-s.deposited {
 		s.fatalf("the world account has %d, want withdrawals %d minus deposits %d", a, s.withdrawn, s.deposited)
 	}
+	// Move the footprint's view of the journal up to now.
+	var tail []escrow.Entry
+	err := s.f.store.View(s.f.ctx, func(tx escrow.Tx) (err error) {
+		tail, err = tx.Journal(s.journal, 1<<30)
+		return err
+	})
+	if err != nil {
+		s.fatalf("Journal: %v", err)
+	}
+	if len(tail) > 0 {
+		s.journal = tail[len(tail)-1].Seq
+	}
 }
 
 // finish compares every escrow and the money totals with the model, logs
@@ -1242,6 +1466,7 @@ func (s *sim) verify() {
 // short to be sure of every kind of timer.
 func (s *sim) finish(full bool) {
 	s.op = "final check"
+	s.finished = true
 	s.verify()
 	var stored []escrow.Escrow
 	err := s.f.store.View(s.f.ctx, func(tx escrow.Tx) error {

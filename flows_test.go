@@ -1,4 +1,4 @@
-package storagetest
+package escrow_test
 
 import (
 	"errors"
@@ -27,7 +27,7 @@ func figuresOf(e escrow.Escrow) figures {
 // flowRun drives escrows through a fixture, moving the clock an hour before
 // every step so that each event has its own time.
 type flowRun struct {
-	*fixture
+	*world
 	t *testing.T
 }
 
@@ -57,7 +57,7 @@ func (fl flowRun) step(what string, want figures, call func() (escrow.Escrow, er
 type purse struct{ Available, Held int64 }
 
 // expectPurses checks the CNY balances of the accounts in want.
-func expectPurses(f *fixture, want map[string]purse) {
+func expectPurses(f *world, want map[string]purse) {
 	f.t.Helper()
 	got := map[string]purse{}
 	for id := range want {
@@ -90,7 +90,7 @@ func lineOf(ev escrow.Event) eventLine {
 		ByTimer: ev.ByTimer, State: ev.State, Amount: ev.Amount.String(), Fee: ev.Fee.String(), Note: ev.Note}
 }
 
-// accountLines are the events fixture.accounts writes for ids at the start.
+// accountLines are the events world.funded writes for ids at the start.
 func accountLines(ids ...string) []eventLine {
 	var out []eventLine
 	for _, id := range ids {
@@ -103,7 +103,7 @@ func accountLines(ids ...string) []eventLine {
 
 // pagedEvents reads the whole event log through Ledger.Events in pages of
 // size, checking that Seq runs 1, 2, 3, … and that no page is too long.
-func pagedEvents(f *fixture, size int) []escrow.Event {
+func pagedEvents(f *world, size int) []escrow.Event {
 	f.t.Helper()
 	var out []escrow.Event
 	var after uint64
@@ -129,7 +129,7 @@ func pagedEvents(f *fixture, size int) []escrow.Event {
 }
 
 // expectEvents checks the whole event log, read in pages of several sizes.
-func expectEvents(f *fixture, want []eventLine) {
+func expectEvents(f *world, want []eventLine) {
 	f.t.Helper()
 	for _, size := range []int{1, 3, 1000} {
 		var got []eventLine
@@ -152,7 +152,7 @@ type entryLine struct {
 
 // expectJournal checks the journal of account, read through Ledger.Journal
 // in pages of several sizes.
-func expectJournal(f *fixture, account string, want []entryLine) {
+func expectJournal(f *world, account string, want []entryLine) {
 	f.t.Helper()
 	for _, size := range []int{1, 2, 1000} {
 		var got []entryLine
@@ -185,7 +185,7 @@ func expectJournal(f *fixture, account string, want []entryLine) {
 	}
 }
 
-// Journal lines that fixture.accounts(partyBuyer, partySeller) writes.
+// Journal lines that world.funded(partyBuyer, partySeller) writes.
 var (
 	buyerDeposit = entryLine{Seq: 1, Kind: escrow.EntryDeposit, Postings: []escrow.Posting{
 		{Account: escrow.WorldAccount, Change: -100000}, {Account: partyBuyer, Change: 100000}}}
@@ -218,13 +218,13 @@ func refundLine(seq uint64, id string, units int64) entryLine {
 		{Account: partyBuyer, Bucket: escrow.Available, Change: units}}}
 }
 
-func testFlows(t *testing.T, h Harness) {
+func TestFlows(t *testing.T) {
 	hour := func(n int) time.Duration { return time.Duration(n) * time.Hour }
 	const day = 24 * time.Hour
 
 	t.Run("Lifecycle", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		fl := flowRun{f, t}
 		l, ctx := f.l, f.ctx
 		// 0.6% of 497.50 is 2.985: a tie between 2.98 and 2.99 that half-even
@@ -277,8 +277,8 @@ func testFlows(t *testing.T, h Harness) {
 	})
 
 	t.Run("FeeRoundsHalfEven", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		if _, err := f.l.Deposit(f.ctx, partyBuyer, cny("1000.00")); err != nil {
 			t.Fatal(err)
 		}
@@ -330,8 +330,8 @@ func testFlows(t *testing.T, h Harness) {
 	})
 
 	t.Run("PartialRefundsThenConfirm", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		fl := flowRun{f, t}
 		l, ctx := f.l, f.ctx
 		terms := escrow.Terms{ID: "sofa", Buyer: partyBuyer, Seller: partySeller, Price: cny("300.00")}
@@ -364,8 +364,8 @@ func testFlows(t *testing.T, h Harness) {
 	})
 
 	t.Run("RefundRequestsAgreed", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		fl := flowRun{f, t}
 		l, ctx := f.l, f.ctx
 		terms := escrow.Terms{ID: "lamp", Buyer: partyBuyer, Seller: partySeller, Price: cny("200.00")}
@@ -422,8 +422,8 @@ func testFlows(t *testing.T, h Harness) {
 	})
 
 	t.Run("RefusedDisputedResolved", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		fl := flowRun{f, t}
 		l, ctx := f.l, f.ctx
 		terms := escrow.Terms{ID: "rug", Buyer: partyBuyer, Seller: partySeller, Arbiter: partyArbiter, Price: cny("400.00")}
@@ -474,8 +474,8 @@ func testFlows(t *testing.T, h Harness) {
 	})
 
 	t.Run("Milestones", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		fl := flowRun{f, t}
 		l, ctx := f.l, f.ctx
 		terms := escrow.Terms{ID: "site", Buyer: partyBuyer, Seller: partySeller, Price: cny("600.00"), Milestones: []escrow.Milestone{
@@ -514,9 +514,9 @@ func testFlows(t *testing.T, h Harness) {
 	})
 
 	t.Run("MilestonesFixedFee", func(t *testing.T) {
-		f := newFixtureWith(t, h, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006"),
+		f := newFixtureWith(t, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006"),
 			Fixed: []escrow.Money{cny("1.00")}}})
-		f.accounts(partyBuyer, partySeller)
+		f.funded(partyBuyer, partySeller)
 		fl := flowRun{f, t}
 		l, ctx := f.l, f.ctx
 		terms := escrow.Terms{ID: "roof", Buyer: partyBuyer, Seller: partySeller, Price: cny("300.00"), Milestones: []escrow.Milestone{
@@ -557,8 +557,8 @@ func testFlows(t *testing.T, h Harness) {
 		terms := escrow.Terms{ID: "app", Buyer: partyBuyer, Seller: partySeller, Price: cny("600.00"), Milestones: []escrow.Milestone{
 			{Name: "one", Amount: cny("100.00")}, {Name: "two", Amount: cny("200.00")}, {Name: "three", Amount: cny("300.00")}}}
 		begin := func(t *testing.T) (flowRun, *escrow.Ledger) {
-			f := newFixture(t, h)
-			f.accounts(partyBuyer, partySeller)
+			f := newFixture(t)
+			f.funded(partyBuyer, partySeller)
 			fl := flowRun{f, t}
 			l, ctx := f.l, f.ctx
 			fl.step("open", figures{State: escrow.AwaitingPayment, Version: 1}, func() (escrow.Escrow, error) { return l.Open(ctx, terms) })
@@ -584,8 +584,8 @@ func testFlows(t *testing.T, h Harness) {
 				func() (escrow.Escrow, error) { return l.ConfirmMilestone(ctx, "app", partyBuyer, 1) })
 			fl.step("three", figures{State: escrow.Completed, Released: 35000, Refunded: 25000, Fees: 210, NextMilestone: 3, Version: 7},
 				func() (escrow.Escrow, error) { return l.ConfirmMilestone(ctx, "app", partyBuyer, 2) })
-			expectPurses(fl.fixture, map[string]purse{partyBuyer: {65000, 0}, partySeller: {134790, 0}, escrow.FeeAccount: {210, 0}})
-			evs := eventsAfter(fl.fixture, 0)
+			expectPurses(fl.world, map[string]purse{partyBuyer: {65000, 0}, partySeller: {134790, 0}, escrow.FeeAccount: {210, 0}})
+			evs := eventsAfter(fl.world, 0)
 			if last := evs[len(evs)-1]; last.Amount != cny("50.00") || last.Note != "three" || last.Fee != cny("0.30") {
 				t.Errorf("last release %+v, want 50.00 of three with 0.30 fee", last)
 			}
@@ -602,21 +602,21 @@ func testFlows(t *testing.T, h Harness) {
 				func() (escrow.Escrow, error) { return l.Refund(ctx, "app", partySeller, cny("350.00")) })
 			fl.step("two", figures{State: escrow.Completed, Released: 25000, Refunded: 35000, Fees: 150, NextMilestone: 2, Version: 6},
 				func() (escrow.Escrow, error) { return l.ConfirmMilestone(ctx, "app", partyBuyer, 1) })
-			expectPurses(fl.fixture, map[string]purse{partyBuyer: {75000, 0}, partySeller: {124850, 0}, escrow.FeeAccount: {150, 0}})
+			expectPurses(fl.world, map[string]purse{partyBuyer: {75000, 0}, partySeller: {124850, 0}, escrow.FeeAccount: {150, 0}})
 			before := fl.dump()
 			if _, err := l.ConfirmMilestone(ctx, "app", partyBuyer, 2); !errors.Is(err, escrow.ErrInvalidTransition) {
 				t.Errorf("confirming the refunded tranche: err = %v, want ErrInvalidTransition", err)
 			}
 			fl.unchanged(before, "confirming the refunded tranche")
-			expectJournal(fl.fixture, partyBuyer, []entryLine{buyerDeposit, holdLine(3, "app", 60000), releaseLine(4, "app", 10000, 60),
+			expectJournal(fl.world, partyBuyer, []entryLine{buyerDeposit, holdLine(3, "app", 60000), releaseLine(4, "app", 10000, 60),
 				refundLine(5, "app", 35000), releaseLine(6, "app", 15000, 90)})
 			fl.check()
 		})
 	})
 
 	t.Run("Cancel", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		fl := flowRun{f, t}
 		l, ctx := f.l, f.ctx
 		for _, c := range []struct{ id, actor string }{{"by-seller", partySeller}, {"by-buyer", partyBuyer}} {

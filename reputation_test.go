@@ -1,4 +1,4 @@
-package storagetest
+package escrow_test
 
 import (
 	"errors"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/shopspring/decimal"
@@ -27,20 +28,27 @@ import (
 
 const repDay = 24 * time.Hour
 
-// repOpts compares ratings and views: Money by value, floats to 1e-12.
-var repOpts = cmp.Options{contractOpts, cmpopts.EquateApprox(0, 1e-12)}
+// repOpts compares ratings and views: Money by currency and minor units,
+// times as instants, a nil slice the same as an empty one, floats to 1e-12.
+var repOpts = cmp.Options{
+	cmp.Comparer(func(a, b escrow.Money) bool {
+		return a.Units() == b.Units() && a.Currency() == b.Currency()
+	}),
+	cmpopts.EquateEmpty(),
+	cmpopts.EquateApprox(0, 1e-12),
+}
 
 // repFixture returns a fixture whose ledger has the reputation policy p,
 // with accounts for ids.
-func repFixture(t *testing.T, h Harness, p escrow.ReputationPolicy, ids ...string) *fixture {
+func repFixture(t *testing.T, p escrow.ReputationPolicy, ids ...string) *world {
 	t.Helper()
-	f := newFixtureWith(t, h, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Reputation: p})
-	f.accounts(ids...)
+	f := newFixtureWith(t, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Reputation: p})
+	f.funded(ids...)
 	return f
 }
 
 // repMust fails the test if a setup call fails.
-func repMust(f *fixture, what string, _ escrow.Escrow, err error) {
+func repMust(f *world, what string, _ escrow.Escrow, err error) {
 	f.t.Helper()
 	if err != nil {
 		f.t.Fatalf("%s: %v", what, err)
@@ -48,7 +56,7 @@ func repMust(f *fixture, what string, _ escrow.Escrow, err error) {
 }
 
 // repOpenPaid opens an escrow and pays it: AwaitingShipment.
-func repOpenPaid(f *fixture, id, buyer, seller string, price escrow.Money) {
+func repOpenPaid(f *world, id, buyer, seller string, price escrow.Money) {
 	f.t.Helper()
 	e, err := f.l.Open(f.ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Arbiter: "arb", Price: price, Item: "a teapot"})
 	repMust(f, "open "+id, e, err)
@@ -57,7 +65,7 @@ func repOpenPaid(f *fixture, id, buyer, seller string, price escrow.Money) {
 }
 
 // repTrade runs an escrow to Completed at the clock's time.
-func repTrade(f *fixture, id, buyer, seller string, price escrow.Money) {
+func repTrade(f *world, id, buyer, seller string, price escrow.Money) {
 	f.t.Helper()
 	repOpenPaid(f, id, buyer, seller, price)
 	e, err := f.l.Ship(f.ctx, id, seller, "SF"+id)
@@ -71,7 +79,7 @@ func repTrade(f *fixture, id, buyer, seller string, price escrow.Money) {
 
 // repResolve runs an escrow through a dispute to Resolved, the buyer
 // getting toBuyer fen of the price.
-func repResolve(f *fixture, id, buyer, seller string, price escrow.Money, toBuyer int64) escrow.Escrow {
+func repResolve(f *world, id, buyer, seller string, price escrow.Money, toBuyer int64) escrow.Escrow {
 	f.t.Helper()
 	repOpenPaid(f, id, buyer, seller, price)
 	e, err := f.l.Dispute(f.ctx, id, buyer, "never arrived")
@@ -84,12 +92,12 @@ func repResolve(f *fixture, id, buyer, seller string, price escrow.Money, toBuye
 }
 
 // repRate rates or fails the test.
-func repRate(f *fixture, id, rater string, score escrow.Score) escrow.Rating {
+func repRate(f *world, id, rater string, score escrow.Score) escrow.Rating {
 	f.t.Helper()
 	return repRateWith(f, id, rater, escrow.RatingInput{Score: score})
 }
 
-func repRateWith(f *fixture, id, rater string, in escrow.RatingInput) escrow.Rating {
+func repRateWith(f *world, id, rater string, in escrow.RatingInput) escrow.Rating {
 	f.t.Helper()
 	r, err := f.l.Rate(f.ctx, id, rater, in)
 	if err != nil {
@@ -99,7 +107,7 @@ func repRateWith(f *fixture, id, rater string, in escrow.RatingInput) escrow.Rat
 }
 
 // repRefused checks that call fails with want and changes nothing.
-func repRefused(f *fixture, what string, want error, call func() error) {
+func repRefused(f *world, what string, want error, call func() error) {
 	f.t.Helper()
 	before := f.dump()
 	err := call()
@@ -109,7 +117,7 @@ func repRefused(f *fixture, what string, want error, call func() error) {
 	f.unchanged(before, what)
 }
 
-func repReputation(f *fixture, party string) escrow.Reputation {
+func repReputation(f *world, party string) escrow.Reputation {
 	f.t.Helper()
 	r, err := f.l.Reputation(f.ctx, party)
 	if err != nil {
@@ -118,7 +126,7 @@ func repReputation(f *fixture, party string) escrow.Reputation {
 	return r
 }
 
-func repStored(f *fixture, id, rater string) escrow.Rating {
+func repStored(f *world, id, rater string) escrow.Rating {
 	f.t.Helper()
 	var r escrow.Rating
 	err := f.store.View(f.ctx, func(tx escrow.Tx) error {
@@ -133,7 +141,7 @@ func repStored(f *fixture, id, rater string) escrow.Rating {
 }
 
 // repPair returns the pair record, zero if there is none.
-func repPair(f *fixture, ratee, rater, month string) escrow.PairMonth {
+func repPair(f *world, ratee, rater, month string) escrow.PairMonth {
 	f.t.Helper()
 	var p escrow.PairMonth
 	err := f.store.View(f.ctx, func(tx escrow.Tx) error {
@@ -183,27 +191,27 @@ func repDayNum(t time.Time, loc *time.Location) int64 {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }
 
-func testReputation(t *testing.T, h Harness) {
-	t.Run("WhoMayRate", func(t *testing.T) { repWhoMayRate(t, h) })
-	t.Run("EndStates", func(t *testing.T) { repEndStates(t, h) })
-	t.Run("Window", func(t *testing.T) { repWindow(t, h) })
-	t.Run("Arguments", func(t *testing.T) { repArguments(t, h) })
-	t.Run("DefaultRating", func(t *testing.T) { repDefaultRating(t, h) })
-	t.Run("Revision", func(t *testing.T) { repRevision(t, h) })
-	t.Run("Reply", func(t *testing.T) { repReply(t, h) })
-	t.Run("Points", func(t *testing.T) { repPoints(t, h) })
-	t.Run("PairCap", func(t *testing.T) { repPairCap(t, h) })
-	t.Run("MinimumValue", func(t *testing.T) { repMinimum(t, h) })
-	t.Run("DisputeLoser", func(t *testing.T) { repDisputeLoser(t, h) })
-	t.Run("Levels", func(t *testing.T) { repLevels(t, h) })
-	t.Run("CountWindows", func(t *testing.T) { repCountWindows(t, h) })
-	t.Run("Scores", func(t *testing.T) { repScores(t, h) })
-	t.Run("TopSellers", func(t *testing.T) { repTopSellers(t, h) })
-	t.Run("StaleClock", func(t *testing.T) { repStaleClock(t, h) })
+func TestReputation(t *testing.T) {
+	t.Run("WhoMayRate", func(t *testing.T) { repWhoMayRate(t) })
+	t.Run("EndStates", func(t *testing.T) { repEndStates(t) })
+	t.Run("Window", func(t *testing.T) { repWindow(t) })
+	t.Run("Arguments", func(t *testing.T) { repArguments(t) })
+	t.Run("DefaultRating", func(t *testing.T) { repDefaultRating(t) })
+	t.Run("Revision", func(t *testing.T) { repRevision(t) })
+	t.Run("Reply", func(t *testing.T) { repReply(t) })
+	t.Run("Points", func(t *testing.T) { repPoints(t) })
+	t.Run("PairCap", func(t *testing.T) { repPairCap(t) })
+	t.Run("MinimumValue", func(t *testing.T) { repMinimum(t) })
+	t.Run("DisputeLoser", func(t *testing.T) { repDisputeLoser(t) })
+	t.Run("Levels", func(t *testing.T) { repLevels(t) })
+	t.Run("CountWindows", func(t *testing.T) { repCountWindows(t) })
+	t.Run("Scores", func(t *testing.T) { repScores(t) })
+	t.Run("TopSellers", func(t *testing.T) { repTopSellers(t) })
+	t.Run("StaleClock", func(t *testing.T) { repStaleClock(t) })
 }
 
-func repWhoMayRate(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob", "mallory")
+func repWhoMayRate(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob", "mallory")
 	repTrade(f, "e-1", "alice", "bob", cny("100.00"))
 	e := escrowNow(f, "e-1")
 	if want := start.Add(15 * repDay); !e.RatingDueAt.Equal(want) || e.Rated != 0 {
@@ -259,8 +267,8 @@ func repWhoMayRate(t *testing.T, h Harness) {
 	f.check()
 }
 
-func repEndStates(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob")
+func repEndStates(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
 	rate := func(id string) func() error {
 		return func() error {
 			_, err := f.l.Rate(f.ctx, id, "alice", escrow.RatingInput{Score: escrow.Positive})
@@ -311,7 +319,7 @@ func repEndStates(t *testing.T, h Harness) {
 	}
 
 	// A policy that adds Refunded makes it rateable, with its window.
-	g := repFixture(t, h, escrow.ReputationPolicy{RateableStates: []escrow.State{escrow.Completed, escrow.Refunded}}, "alice", "bob")
+	g := repFixture(t, escrow.ReputationPolicy{RateableStates: []escrow.State{escrow.Completed, escrow.Refunded}}, "alice", "bob")
 	repOpenPaid(g, "e-refunded", "alice", "bob", cny("10.00"))
 	g.clock.Advance(time.Hour)
 	e, err = g.l.Refund(g.ctx, "e-refunded", "bob", cny("10.00"))
@@ -332,7 +340,7 @@ func repEndStates(t *testing.T, h Harness) {
 
 	// Closed is never rateable: nothing was paid.
 	for _, states := range [][]escrow.State{{escrow.Completed, escrow.Closed}, {escrow.AwaitingConfirmation}} {
-		_, err := escrow.New(f.ctx, open(t, h), &escrow.Options{Reputation: escrow.ReputationPolicy{RateableStates: states}})
+		_, err := escrow.New(f.ctx, memstore.New(), &escrow.Options{Reputation: escrow.ReputationPolicy{RateableStates: states}})
 		if !errors.Is(err, escrow.ErrInvalidArgument) {
 			t.Errorf("New with RateableStates %v: %v, want ErrInvalidArgument", states, err)
 		}
@@ -340,8 +348,8 @@ func repEndStates(t *testing.T, h Harness) {
 	f.check()
 }
 
-func repWindow(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob")
+func repWindow(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
 	repTrade(f, "e-1", "alice", "bob", cny("10.00"))
 	end := start.Add(15 * repDay)
 	f.clock.Set(end.Add(-time.Second))
@@ -356,7 +364,7 @@ func repWindow(t *testing.T, h Harness) {
 		})
 	}
 	// A custom window.
-	g := repFixture(t, h, escrow.ReputationPolicy{Window: 2 * time.Hour}, "alice", "bob")
+	g := repFixture(t, escrow.ReputationPolicy{Window: 2 * time.Hour}, "alice", "bob")
 	repTrade(g, "e-1", "alice", "bob", cny("10.00"))
 	g.clock.Set(start.Add(2*time.Hour - time.Second))
 	repRate(g, "e-1", "alice", escrow.Positive)
@@ -367,8 +375,8 @@ func repWindow(t *testing.T, h Harness) {
 	})
 }
 
-func repArguments(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob")
+func repArguments(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
 	repTrade(f, "e-1", "alice", "bob", cny("10.00"))
 	bad := []struct {
 		what  string
@@ -402,9 +410,9 @@ func repArguments(t *testing.T, h Harness) {
 	}
 }
 
-func repDefaultRating(t *testing.T, h Harness) {
+func repDefaultRating(t *testing.T) {
 	t.Run("OneSideRated", func(t *testing.T) {
-		f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob")
+		f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
 		repTrade(f, "e-1", "alice", "bob", cny("50.00"))
 		f.clock.Advance(repDay)
 		repRate(f, "e-1", "alice", escrow.Negative)
@@ -438,7 +446,7 @@ func repDefaultRating(t *testing.T, h Harness) {
 		f.check()
 	})
 	t.Run("NeitherRated", func(t *testing.T) {
-		f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob")
+		f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
 		repTrade(f, "e-1", "alice", "bob", cny("50.00"))
 		events := len(eventsAfter(f, 0))
 		f.clock.Set(start.Add(15 * repDay))
@@ -460,7 +468,7 @@ func repDefaultRating(t *testing.T, h Harness) {
 		f.check()
 	})
 	t.Run("NoDefaultRating", func(t *testing.T) {
-		f := repFixture(t, h, escrow.ReputationPolicy{NoDefaultRating: true}, "alice", "bob")
+		f := repFixture(t, escrow.ReputationPolicy{NoDefaultRating: true}, "alice", "bob")
 		repTrade(f, "e-1", "alice", "bob", cny("50.00"))
 		repRate(f, "e-1", "alice", escrow.Positive)
 		f.clock.Set(start.Add(15 * repDay))
@@ -489,7 +497,7 @@ func repDefaultRating(t *testing.T, h Harness) {
 }
 
 // repNoRatings fails the test if the store holds any rating.
-func repNoRatings(f *fixture) {
+func repNoRatings(f *world) {
 	f.t.Helper()
 	err := f.store.View(f.ctx, func(tx escrow.Tx) error {
 		return tx.Ratings(func(r escrow.Rating) error { return fmt.Errorf("unexpected rating %+v", r) })
@@ -499,8 +507,8 @@ func repNoRatings(f *fixture) {
 	}
 }
 
-func repRevision(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob", "carol", "mallory")
+func repRevision(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob", "carol", "mallory")
 	repTrade(f, "e-1", "alice", "bob", cny("100.00"))
 	repTrade(f, "e-2", "carol", "bob", cny("100.00"))
 	repTrade(f, "e-3", "alice", "bob", cny("100.00"))
@@ -578,8 +586,8 @@ func repRevision(t *testing.T, h Harness) {
 	f.check()
 }
 
-func repReply(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob", "mallory")
+func repReply(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob", "mallory")
 	repTrade(f, "e-1", "alice", "bob", cny("10.00"))
 	r := repRate(f, "e-1", "alice", escrow.Negative)
 	reply := func(actor, text string) func() error {
@@ -612,8 +620,8 @@ func repReply(t *testing.T, h Harness) {
 	f.check()
 }
 
-func repPoints(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "b1", "b2", "b3", "bob")
+func repPoints(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "b3", "bob")
 	for i, s := range []escrow.Score{escrow.Positive, escrow.Neutral, escrow.Negative} {
 		id := fmt.Sprintf("e-%d", i+1)
 		buyer := fmt.Sprintf("b%d", i+1)
@@ -628,7 +636,7 @@ func repPoints(t *testing.T, h Harness) {
 		t.Errorf("bob: points %d, total %+v, unrated %v; want 0, 1/1/1, rated", rep.Points, rep.Total, rep.Unrated)
 	}
 	// Custom points.
-	g := repFixture(t, h, escrow.ReputationPolicy{Points: &[3]int64{2, 0, -3}, PairCap: 4}, "alice", "bob")
+	g := repFixture(t, escrow.ReputationPolicy{Points: &[3]int64{2, 0, -3}, PairCap: 4}, "alice", "bob")
 	for i, s := range []escrow.Score{escrow.Positive, escrow.Positive, escrow.Positive, escrow.Negative, escrow.Negative} {
 		id := fmt.Sprintf("e-%d", i+1)
 		repTrade(g, id, "alice", "bob", cny("10.00"))
@@ -645,7 +653,7 @@ func repPoints(t *testing.T, h Harness) {
 	g.check()
 }
 
-func repPairCap(t *testing.T, h Harness) {
+func repPairCap(t *testing.T) {
 	cst := time.FixedZone("CST", 8*3600)
 	for _, tc := range []struct {
 		name string
@@ -659,7 +667,7 @@ func repPairCap(t *testing.T, h Harness) {
 		{"CST", cst, []bool{false, true, true, true}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := repFixture(t, h, escrow.ReputationPolicy{Location: tc.loc}, "alice", "bob", "carol", "dan")
+			f := repFixture(t, escrow.ReputationPolicy{Location: tc.loc}, "alice", "bob", "carol", "dan")
 			f.clock.Set(time.Date(2026, 3, 20, 9, 0, 0, 0, time.UTC))
 			for i := 1; i <= 10; i++ {
 				repTrade(f, fmt.Sprintf("a-%02d", i), "alice", "bob", cny("10.00"))
@@ -732,8 +740,8 @@ func repPairCap(t *testing.T, h Harness) {
 	}
 }
 
-func repMinimum(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob", "sam")
+func repMinimum(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob", "sam")
 	if _, err := f.l.Deposit(f.ctx, "alice", escrow.MustParseMoney("100", escrow.JPY)); err != nil {
 		t.Fatal(err)
 	}
@@ -760,7 +768,7 @@ func repMinimum(t *testing.T, h Harness) {
 	f.check()
 
 	// A higher minimum.
-	g := repFixture(t, h, escrow.ReputationPolicy{MinValue: decimal.RequireFromString("10")}, "alice", "bob")
+	g := repFixture(t, escrow.ReputationPolicy{MinValue: decimal.RequireFromString("10")}, "alice", "bob")
 	repTrade(g, "e-999", "alice", "bob", cny("9.99"))
 	repTrade(g, "e-1000", "alice", "bob", cny("10.00"))
 	if r := repRate(g, "e-999", "alice", escrow.Negative); r.Counted || r.Reason != escrow.ReasonBelowMinimum || r.Points != 0 {
@@ -776,8 +784,8 @@ func repMinimum(t *testing.T, h Harness) {
 	g.check()
 }
 
-func repDisputeLoser(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob")
+func repDisputeLoser(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
 	e := repResolve(f, "e-buyer-lost", "alice", "bob", cny("100.00"), 2000) // buyer gets 20.00
 	if e.DisputeLoser != escrow.Buyer || !e.RatingDueAt.Equal(start.Add(15*repDay)) {
 		t.Fatalf("resolved: loser %v, RatingDueAt %v", e.DisputeLoser, e.RatingDueAt)
@@ -815,7 +823,7 @@ func repDisputeLoser(t *testing.T, h Harness) {
 	}
 	f.check()
 
-	g := repFixture(t, h, escrow.ReputationPolicy{CountDisputeLosers: true}, "alice", "bob")
+	g := repFixture(t, escrow.ReputationPolicy{CountDisputeLosers: true}, "alice", "bob")
 	repResolve(g, "e-1", "alice", "bob", cny("100.00"), 0)
 	if r := repRate(g, "e-1", "alice", escrow.Negative); !r.Counted || r.Points != -1 || r.Reason != "" {
 		t.Errorf("the loser's rating under CountDisputeLosers: %+v", r)
@@ -823,7 +831,7 @@ func repDisputeLoser(t *testing.T, h Harness) {
 	g.check()
 }
 
-func repLevels(t *testing.T, h Harness) {
+func repLevels(t *testing.T) {
 	// The table of the issue, range by range.
 	table := []struct {
 		lo, hi int64
@@ -862,7 +870,7 @@ func repLevels(t *testing.T, h Harness) {
 	}
 
 	// Through the ledger: 3 points is no level, the 4th makes Heart 1.
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "alice", "bob")
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
 	for i := 1; i <= 4; i++ {
 		id := fmt.Sprintf("e-%d", i)
 		repTrade(f, id, "alice", "bob", cny("10.00"))
@@ -906,8 +914,8 @@ func repCounts(rs []repRated, now time.Time, days int64, loc *time.Location) esc
 	return c
 }
 
-func repCountWindows(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "b1", "b2", "b3", "b4", "bob")
+func repCountWindows(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "b3", "b4", "bob")
 	// Ratings at these times, each right after its trade.
 	plan := []struct {
 		at    time.Time
@@ -968,7 +976,7 @@ func repCountWindows(t *testing.T, h Harness) {
 	spot := func(at time.Time, last7, last30 escrow.Counts) {
 		t.Helper()
 		// The ledger reads the clock; views are as of now, so set it.
-		f2 := repFixture(t, h, escrow.ReputationPolicy{}, "b1", "b2", "bob")
+		f2 := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "bob")
 		f2.clock.Set(start)
 		repTrade(f2, "e-1", "b1", "bob", cny("10.00"))
 		repRate(f2, "e-1", "b1", escrow.Positive)
@@ -1000,7 +1008,7 @@ type repScored struct {
 	counted bool
 }
 
-func repScores(t *testing.T, h Harness) {
+func repScores(t *testing.T) {
 	plan := []repScored{
 		{"b1", 0, 10000, escrow.Positive, escrow.Details{Described: 5, Communication: 4}, true},
 		{"b2", 10 * repDay, 3550, escrow.Negative, escrow.Details{Described: 2, Shipping: 1}, true},
@@ -1008,7 +1016,7 @@ func repScores(t *testing.T, h Harness) {
 		{"b4", 41 * repDay, 99, escrow.Positive, escrow.Details{Described: 1, Communication: 1, Shipping: 1}, false},
 		{"b5", 200*repDay + 7*time.Hour, 1234, escrow.Positive, escrow.Details{}, true},
 	}
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "b1", "b2", "b3", "b4", "b5", "bob", "s9")
+	f := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "b3", "b4", "b5", "bob", "s9")
 	// bob also buys, and is rated as a buyer.
 	repTrade(f, "e-bob-buys", "bob", "s9", cny("20.00"))
 	f.clock.Advance(time.Hour)
@@ -1088,7 +1096,7 @@ func repScores(t *testing.T, h Harness) {
 	}
 	// Written-out figures at day 45, with the weights worked by hand:
 	// w1 = log10(110) · 0.98^(45/30), w2 = log10(45.5) · 0.98^(35/30).
-	g := repFixture(t, h, escrow.ReputationPolicy{}, "b1", "b2", "bob")
+	g := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "bob")
 	for i, p := range plan[:2] {
 		g.clock.Set(start.Add(p.after))
 		id := fmt.Sprintf("e-%d", i+1)
@@ -1157,8 +1165,8 @@ func repScores(t *testing.T, h Harness) {
 	f.check()
 }
 
-func repTopSellers(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "b1", "b2", "s-ten", "s-three", "s-three-b", "s-mixed", "s-big", "s-neg")
+func repTopSellers(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "s-ten", "s-three", "s-three-b", "s-mixed", "s-big", "s-neg")
 	n := 0
 	rate := func(buyer, seller string, price escrow.Money, s escrow.Score) {
 		n++
@@ -1259,12 +1267,12 @@ func repTopSellers(t *testing.T, h Harness) {
 	f.check()
 }
 
-// testReputationProperty runs seeded random sequences of trades, ratings,
+// TestReputationProperty runs seeded random sequences of trades, ratings,
 // revisions, replies, clock jumps and timer runs, and after every step
 // checks the ledger's invariants (which recompute the aggregates) and
 // compares every party's reputation with one this test works out from all
 // the ratings, from scratch.
-func testReputationProperty(t *testing.T, h Harness) {
+func TestReputationProperty(t *testing.T) {
 	// Every step reads the whole store (the invariant checker and the
 	// recomputation), so the run grows faster than its length; the race
 	// detector slows it about tenfold.
@@ -1284,7 +1292,7 @@ func testReputationProperty(t *testing.T, h Harness) {
 		p := policies[i]
 		t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) {
 			t.Parallel()
-			s := newRepSim(t, h, seed, p)
+			s := newRepSim(t, seed, p)
 			s.steps = steps
 			for s.step = 1; s.step <= steps; s.step++ {
 				s.randomOp()
@@ -1298,7 +1306,7 @@ func testReputationProperty(t *testing.T, h Harness) {
 // repSim is one random run.
 type repSim struct {
 	t      *testing.T
-	f      *fixture
+	f      *world
 	rng    *rand.Rand
 	seed   uint64
 	step   int
@@ -1317,7 +1325,7 @@ type repSim struct {
 	rateable map[escrow.State]bool
 }
 
-func newRepSim(t *testing.T, h Harness, seed uint64, p escrow.ReputationPolicy) *repSim {
+func newRepSim(t *testing.T, seed uint64, p escrow.ReputationPolicy) *repSim {
 	s := &repSim{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d)), policy: p,
 		users: []string{"ana", "bo", "chen", "dara"}, counts: map[string]int{}, loc: p.Location, cap: p.PairCap,
 		rateable: map[escrow.State]bool{escrow.Completed: true, escrow.Resolved: true}}
@@ -1333,7 +1341,7 @@ func newRepSim(t *testing.T, h Harness, seed uint64, p escrow.ReputationPolicy) 
 			s.rateable[st] = true
 		}
 	}
-	s.f = repFixture(t, h, p, s.users...)
+	s.f = repFixture(t, p, s.users...)
 	for _, u := range s.users {
 		if _, err := s.f.l.Deposit(s.f.ctx, u, cny("100000.00")); err != nil {
 			t.Fatal(err)
@@ -1877,8 +1885,8 @@ func (s *repSim) finish() {
 // backwards or put a rating into a window it has already left: the
 // aggregate only moves forward, and Check, which rebuilds it from the
 // ratings, agrees.
-func repStaleClock(t *testing.T, h Harness) {
-	f := repFixture(t, h, escrow.ReputationPolicy{}, "buyer1", "buyer2", "shop")
+func repStaleClock(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "buyer1", "buyer2", "shop")
 	repTrade(f, "e1", "buyer1", "shop", cny("100.00"))
 	repTrade(f, "e2", "buyer2", "shop", cny("100.00"))
 	behind := escrow.NewManualClock(f.clock.Now())

@@ -1,4 +1,4 @@
-package storagetest
+package escrow_test
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 // many timers fired. If none should, it also checks that nothing changed
 // but the reputation aggregates, whose ranking keys ProcessDue works out
 // again as days pass.
-func expectFired(f *fixture, want int) {
+func expectFired(f *world, want int) {
 	f.t.Helper()
 	rekeyed := []string{"Aggregates", "Top", "Rekey"}
 	var before []byte
@@ -40,7 +40,7 @@ func expectFired(f *fixture, want int) {
 
 // expectDeadline checks that the escrow's timer fires at exactly at: not
 // one nanosecond before, and again not a second time.
-func expectDeadline(f *fixture, id string, at time.Time) escrow.Escrow {
+func expectDeadline(f *world, id string, at time.Time) escrow.Escrow {
 	f.t.Helper()
 	e := escrowNow(f, id)
 	if !e.DueAt.Equal(at) {
@@ -60,7 +60,7 @@ func expectDeadline(f *fixture, id string, at time.Time) escrow.Escrow {
 }
 
 // newestEvent returns the newest event.
-func newestEvent(f *fixture) escrow.Event {
+func newestEvent(f *world) escrow.Event {
 	f.t.Helper()
 	evs := eventsAfter(f, 0)
 	if len(evs) == 0 {
@@ -70,34 +70,34 @@ func newestEvent(f *fixture) escrow.Event {
 }
 
 // expectLastEvent checks the newest event against want.
-func expectLastEvent(f *fixture, want eventLine) {
+func expectLastEvent(f *world, want eventLine) {
 	f.t.Helper()
 	if diff := cmp.Diff(want, lineOf(newestEvent(f))); diff != "" {
 		f.t.Errorf("last event (-want +got):\n%s", diff)
 	}
 }
 
-func testTimers(t *testing.T, h Harness) {
+func TestTimers(t *testing.T) {
 	const day = 24 * time.Hour
 
 	// Shorthands for the calls a timer test sets up with.
-	open := func(f *fixture, terms escrow.Terms) func() (escrow.Escrow, error) {
+	open := func(f *world, terms escrow.Terms) func() (escrow.Escrow, error) {
 		return func() (escrow.Escrow, error) { return f.l.Open(f.ctx, terms) }
 	}
-	pay := func(f *fixture, id string) func() (escrow.Escrow, error) {
+	pay := func(f *world, id string) func() (escrow.Escrow, error) {
 		return func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, id, partyBuyer) }
 	}
-	ship := func(f *fixture, id string) func() (escrow.Escrow, error) {
+	ship := func(f *world, id string) func() (escrow.Escrow, error) {
 		return func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, id, partySeller, "") }
 	}
-	request := func(f *fixture, id, amount string) func() (escrow.Escrow, error) {
+	request := func(f *world, id, amount string) func() (escrow.Escrow, error) {
 		return func() (escrow.Escrow, error) {
 			return f.l.RequestRefund(f.ctx, id, partyBuyer, cny(amount), "never came")
 		}
 	}
-	begin := func(t *testing.T) *fixture {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+	begin := func(t *testing.T) *world {
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		return f
 	}
 
@@ -283,8 +283,8 @@ func testTimers(t *testing.T, h Harness) {
 	})
 
 	t.Run("LedgerDefaults", func(t *testing.T) {
-		f := newFixtureWith(t, h, &escrow.Options{Timers: escrow.Timers{PayWithin: 2 * time.Hour}})
-		f.accounts(partyBuyer, partySeller)
+		f := newFixtureWith(t, &escrow.Options{Timers: escrow.Timers{PayWithin: 2 * time.Hour}})
+		f.funded(partyBuyer, partySeller)
 		setup(t, open(f, dealTerms("deal", false)))
 		want := escrow.DefaultTimers()
 		want.PayWithin = 2 * time.Hour

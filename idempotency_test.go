@@ -1,4 +1,4 @@
-package storagetest
+package escrow_test
 
 import (
 	"errors"
@@ -13,147 +13,147 @@ import (
 type idempotentCall struct {
 	name string
 	// setup brings the fixture to where call succeeds.
-	setup func(f *fixture)
-	call  func(f *fixture, key escrow.CallOption) (any, error)
+	setup func(f *world)
+	call  func(f *world, key escrow.CallOption) (any, error)
 	// other is the same method with different arguments.
-	other func(f *fixture, key escrow.CallOption) (any, error)
+	other func(f *world, key escrow.CallOption) (any, error)
 }
 
-func testIdempotency(t *testing.T, h Harness) {
-	openDeal := func(f *fixture) {
+func TestIdempotency(t *testing.T) {
+	openDeal := func(f *world) {
 		setup(f.t, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", false)) })
 	}
-	payDeal := func(f *fixture) {
+	payDeal := func(f *world) {
 		openDeal(f)
 		setup(f.t, func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) })
 	}
-	shipDeal := func(f *fixture) {
+	shipDeal := func(f *world) {
 		payDeal(f)
 		setup(f.t, func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
 	}
-	requestOnDeal := func(f *fixture) {
+	requestOnDeal := func(f *world) {
 		payDeal(f)
 		setup(f.t, func() (escrow.Escrow, error) {
 			return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "")
 		})
 	}
-	disputeDeal := func(f *fixture) {
+	disputeDeal := func(f *world) {
 		payDeal(f)
 		setup(f.t, func() (escrow.Escrow, error) { return f.l.Dispute(f.ctx, "deal", partyBuyer, "") })
 	}
 
 	calls := []idempotentCall{
-		{"OpenAccount", func(f *fixture) {},
-			func(f *fixture, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "newcomer", k) },
-			func(f *fixture, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "latecomer", k) }},
-		{"Deposit", func(f *fixture) {},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+		{"OpenAccount", func(f *world) {},
+			func(f *world, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "newcomer", k) },
+			func(f *world, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "latecomer", k) }},
+		{"Deposit", func(f *world) {},
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Deposit(f.ctx, partyBuyer, cny("10.00"), k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Deposit(f.ctx, partyBuyer, cny("10.01"), k)
 			}},
-		{"Withdraw", func(f *fixture) {},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+		{"Withdraw", func(f *world) {},
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Withdraw(f.ctx, partyBuyer, cny("10.00"), k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Withdraw(f.ctx, partySeller, cny("10.00"), k)
 			}},
-		{"Open", func(f *fixture) {},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+		{"Open", func(f *world) {},
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Open(f.ctx, dealTerms("deal", true), k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Open(f.ctx, dealTerms("deal", false), k)
 			}},
 		{"Pay", openDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Pay(f.ctx, "deal", partyBuyer, k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Pay(f.ctx, "deal", partyStranger, k)
 			}},
 		{"Ship", payDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Ship(f.ctx, "deal", partySeller, "SF-1", k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Ship(f.ctx, "deal", partySeller, "SF-2", k)
 			}},
 		{"Confirm", shipDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Confirm(f.ctx, "deal", partyBuyer, k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Confirm(f.ctx, "deal", partySeller, k)
 			}},
-		{"ConfirmMilestone", func(f *fixture) {
+		{"ConfirmMilestone", func(f *world) {
 			setup(f.t, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", true)) },
 				func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) },
 				func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
 		},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 0, k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 1, k)
 			}},
 		{"Cancel", openDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Cancel(f.ctx, "deal", partyBuyer, k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Cancel(f.ctx, "deal", partySeller, k)
 			}},
 		{"Refund", payDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.00"), k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.01"), k)
 			}},
 		{"RequestRefund", payDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "late", k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "very late", k)
 			}},
 		{"AgreeRefund", requestOnDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.AgreeRefund(f.ctx, "deal", partySeller, k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.AgreeRefund(f.ctx, "deal", partyBuyer, k)
 			}},
 		{"RefuseRefund", requestOnDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no", k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no!", k)
 			}},
 		{"Dispute", payDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Dispute(f.ctx, "deal", partyBuyer, "help", k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Dispute(f.ctx, "deal", partySeller, "help", k)
 			}},
 		{"Resolve", disputeDeal,
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("40.00"), Seller: cny("60.00")}, k)
 			},
-			func(f *fixture, k escrow.CallOption) (any, error) {
+			func(f *world, k escrow.CallOption) (any, error) {
 				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("60.00"), Seller: cny("40.00")}, k)
 			}},
 	}
 
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(t, h)
-			f.accounts(partyBuyer, partySeller, partyStranger)
+			f := newFixture(t)
+			f.funded(partyBuyer, partySeller, partyStranger)
 			c.setup(f)
 			key := escrow.IdempotencyKey("key-" + c.name)
 			before := f.dump()
@@ -191,8 +191,8 @@ func testIdempotency(t *testing.T, h Harness) {
 	}
 
 	t.Run("RepeatAfterStateMovedOn", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		openDeal(f)
 		key := escrow.IdempotencyKey("pay-deal")
 		paid, err := f.l.Pay(f.ctx, "deal", partyBuyer, key)
@@ -222,8 +222,8 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("ArgumentsDoNotRunTogether", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		// Pay("x|buyer", "buyer") and Pay("x", "buyer|buyer") are different
 		// calls even though their arguments joined by '|' read the same.
 		terms := dealTerms("x|"+partyBuyer, false)
@@ -240,8 +240,8 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("KeysAreGlobal", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		key := escrow.IdempotencyKey("shared")
 		if _, err := f.l.Deposit(f.ctx, partyBuyer, cny("5.00"), key); err != nil {
 			t.Fatal(err)
@@ -257,8 +257,8 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("FailedCallsAreNotRemembered", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		l, ctx := f.l, f.ctx
 
 		// A withdrawal the balance cannot cover, retried after a deposit.
@@ -314,8 +314,8 @@ func testIdempotency(t *testing.T, h Harness) {
 	})
 
 	t.Run("OpenTwiceWithoutKey", func(t *testing.T) {
-		f := newFixture(t, h)
-		f.accounts(partyBuyer, partySeller)
+		f := newFixture(t)
+		f.funded(partyBuyer, partySeller)
 		terms := dealTerms("deal", true)
 		first, err := f.l.Open(f.ctx, terms)
 		if err != nil {
