@@ -389,8 +389,9 @@ func (s *sim) mark() simMark {
 
 // footprint renders, as deterministic JSON, the part of the store a call
 // can reach whose size follows the live set rather than the history: every
-// account and balance, the due index and every escrow in it, and whatever
-// follows the journal and the event log as last seen. A call that must
+// account and balance, the due index and every escrow in it, whatever
+// follows the journal and the event log as last seen, and the idempotency
+// keys (the run uses none). A call that must
 // change nothing is checked against it on every step, and against a dump
 // of the whole store on whole-store steps.
 func (s *sim) footprint() []byte {
@@ -402,6 +403,7 @@ func (s *sim) footprint() []byte {
 		Escrows  []escrow.Escrow
 		Journal  []escrow.Entry
 		Events   []escrow.Event
+		Keys     []string // by age
 	}
 	err := s.f.store.View(s.f.ctx, func(tx escrow.Tx) (err error) {
 		if err = tx.Accounts(func(a escrow.Account) error { fp.Accounts = append(fp.Accounts, a); return nil }); err != nil {
@@ -423,7 +425,10 @@ func (s *sim) footprint() []byte {
 		if fp.Journal, err = tx.Journal(s.journal, 1<<30); err != nil {
 			return err
 		}
-		fp.Events, err = tx.Events(s.events, 1<<30)
+		if fp.Events, err = tx.Events(s.events, 1<<30); err != nil {
+			return err
+		}
+		fp.Keys, err = tx.IdempotenciesUntil(maxTime, 1<<30)
 		return err
 	})
 	if err != nil {

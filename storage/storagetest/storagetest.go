@@ -4,15 +4,24 @@
 //	func TestConformance(t *testing.T) {
 //		storagetest.RunConformanceTests(t, func(t testing.TB) escrow.Storage { return memstore.New() })
 //	}
+//	func TestSimulation(t *testing.T) {
+//		storagetest.RunSimulation(t, harness, storagetest.SimulationBudget(storagetest.MediumSimulation))
+//	}
 //	func BenchmarkConformance(b *testing.B) {
 //		storagetest.RunBenchmarks(b, func(t testing.TB) escrow.Storage { return memstore.New() })
 //	}
 //
-// The suite checks the Storage contract method by method, then drives a
-// Ledger over the adapter: every action in every state by every role, calls
-// that must be refused without changing a byte, timers, idempotency, a long
-// seeded random run with the invariant checker after every step, and
-// concurrent calls that must never spend the same money twice.
+// RunConformanceTests checks the Storage contract method by method (empty
+// cases, ordering, rollback on error and panic, read-only View, values
+// copied in and out), then drives a Ledger over the adapter through one
+// short end-to-end flow, a table of calls that must be refused without
+// changing a byte, and concurrent calls that must never spend the same money
+// twice. It runs in seconds. The ledger's own rules (every action in every
+// state by every role, fees, timers, idempotency, reputation) do not depend
+// on the adapter and are tested once, in package escrow over memstore.
+//
+// RunSimulation is a long seeded random run with a model of the ledger
+// beside it; an adapter runs it from its own test with a budget.
 package storagetest
 
 import (
