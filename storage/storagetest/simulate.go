@@ -628,6 +628,12 @@ func (s *sim) badAction(kind string, a escrow.Action) {
 		}
 	case 2, 3:
 		m := s.pick(func(m *simEscrow) bool {
+			// A refund request fires a run-out timer first and is judged
+			// on the state that leaves: after an ignored partial request
+			// the escrow has resumed, where a new request is allowed.
+			if a == escrow.ActionRequestRefund && m.state == escrow.RefundRequested && s.expired(m) && !endsWhenFired(m) {
+				return false
+			}
 			return !slices.Contains(actionSpec[a].from, m.state) && (specWho(a) != escrow.Arbiter || m.terms.Arbiter != "")
 		})
 		if m != nil {
