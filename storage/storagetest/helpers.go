@@ -3,7 +3,6 @@ package storagetest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -91,23 +90,6 @@ func (f *fixture) dump() []byte {
 	return d
 }
 
-// dumpWithout returns the store's dump without the named top-level fields.
-func (f *fixture) dumpWithout(fields ...string) []byte {
-	f.t.Helper()
-	var d map[string]json.RawMessage
-	if err := json.Unmarshal(f.dump(), &d); err != nil {
-		f.t.Fatalf("Dump: %v", err)
-	}
-	for _, name := range fields {
-		delete(d, name)
-	}
-	b, err := json.Marshal(d) // map keys sorted: deterministic
-	if err != nil {
-		f.t.Fatalf("Dump: %v", err)
-	}
-	return b
-}
-
 // check runs the invariant checker or fails the test.
 func (f *fixture) check() {
 	f.t.Helper()
@@ -132,16 +114,6 @@ func escrowNow(f *fixture, id string) escrow.Escrow {
 		f.t.Fatalf("Escrow(%s): %v", id, err)
 	}
 	return e
-}
-
-// setup runs setup calls, failing the test on the first error.
-func setup(t testing.TB, calls ...func() (escrow.Escrow, error)) {
-	t.Helper()
-	for i, call := range calls {
-		if _, err := call(); err != nil {
-			t.Fatalf("setup call %d: %v", i, err)
-		}
-	}
 }
 
 // equalMoney lets cmp compare Money, whose fields are unexported.
