@@ -209,7 +209,6 @@ type sim struct {
 	dumpDue  bool   // the next refused call is checked against a whole dump
 
 	events  uint64 // Seq of the last event checked
-	clean   []byte // Dump of the store as it is now; nil if not known
 	skipped bool   // the operation found nothing to act on and did nothing
 	counts  map[string]*simCount
 	ops     []simOp
@@ -383,10 +382,7 @@ type simMark struct{ footprint, dump []byte }
 func (s *sim) mark() simMark {
 	m := simMark{footprint: s.footprint()}
 	if s.dumpDue || s.wholeStore() {
-		if s.clean == nil {
-			s.clean = s.f.dump()
-		}
-		m.dump = s.clean
+		m.dump = s.f.dump()
 	}
 	return m
 }
@@ -472,7 +468,6 @@ func (s *sim) sameStore(before simMark) {
 	if !bytes.Equal(before.dump, after) {
 		s.fatalf("the store changed: %s", simFirstDiff(before.dump, after))
 	}
-	s.clean = after
 	s.dumpDue = false
 }
 
@@ -482,7 +477,6 @@ func (s *sim) succeed(kind string, err error) {
 	if err != nil {
 		s.fatalf("unexpected error: %v", err)
 	}
-	s.clean = nil
 	s.count(kind, true)
 }
 
@@ -1382,9 +1376,6 @@ func (s *sim) processDue() {
 		s.fatalf("ProcessDue fired %d timers, want %d", n, len(due))
 	}
 	s.count(kindProcessDue, true)
-	// Closing the rating windows of ended escrows changes them too, so the
-	// last clean dump is stale either way.
-	s.clean = nil
 	if len(due) == 0 {
 		s.expectEvents()
 		return
