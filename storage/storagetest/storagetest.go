@@ -26,6 +26,7 @@ package storagetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -72,6 +73,30 @@ func open(t testing.TB, h Harness) escrow.Storage {
 // bytes. Tests compare dumps taken before and after a call that must change
 // nothing.
 func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
+	d, err := collect(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(d, "", " ")
+}
+
+// digest returns a SHA-256 of store's content, encoded as Dump encodes it
+// without the indentation: what a long simulation compares, since it need
+// not hold a large store's dump in memory.
+func digest(ctx context.Context, store escrow.Storage) ([]byte, error) {
+	d, err := collect(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	if err := json.NewEncoder(h).Encode(d); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// collect reads everything in store for Dump.
+func collect(ctx context.Context, store escrow.Storage) (any, error) {
 	var d struct {
 		Accounts      []escrow.Account
 		Balances      []escrow.Balance
@@ -186,5 +211,5 @@ func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.MarshalIndent(d, "", " ")
+	return &d, nil
 }
