@@ -484,7 +484,7 @@ func (s *sim) sameStore(before simMark) {
 	after := s.wholeDump()
 	if !bytes.Equal(before.dump, after) {
 		if s.digests {
-			s.fatalf("the store changed (its digest did; replay the seed with fewer steps to see where)")
+			s.fatalf("the store changed (its digest did; rerun the seed with a Budget ending at this step to see the bytes)")
 		}
 		s.fatalf("the store changed: %s", simFirstDiff(before.dump, after))
 	}
