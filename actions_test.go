@@ -3,6 +3,7 @@ package escrow_test
 import (
 	"errors"
 	"fmt"
+	"github.com/escrowkit/escrow/internal/spec"
 	"strings"
 	"testing"
 
@@ -20,35 +21,12 @@ const (
 	partyStranger = "stranger"
 )
 
-// actionSpec is the state machine as the specification states it: who may
-// take each action, and from which states. Every expected outcome in
-// testActions comes from this table, not from the package's own rules.
-var actionSpec = map[escrow.Action]struct {
-	name string
-	who  []escrow.Role
-	from []escrow.State
-}{
-	escrow.ActionPay:              {"pay", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingPayment}},
-	escrow.ActionShip:             {"ship", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment}},
-	escrow.ActionConfirm:          {"confirm", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingConfirmation}},
-	escrow.ActionConfirmMilestone: {"confirm-milestone", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingConfirmation}},
-	escrow.ActionCancel:           {"cancel", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingPayment}},
-	escrow.ActionRefund:           {"refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
-	escrow.ActionRequestRefund:    {"request-refund", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
-	escrow.ActionAgreeRefund:      {"agree-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
-	escrow.ActionRefuseRefund:     {"refuse-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
-	escrow.ActionDispute:          {"dispute", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested}},
-	escrow.ActionResolve:          {"resolve", []escrow.Role{escrow.Arbiter}, []escrow.State{escrow.Disputed}},
-}
+// actionSpec is the specification's state machine, written apart from
+// the package's own rules; see internal/spec.
+var actionSpec = spec.Actions
 
 // specWho returns the roles actionSpec lets take action a, as one set.
-func specWho(a escrow.Action) escrow.Role {
-	var who escrow.Role
-	for _, r := range actionSpec[a].who {
-		who |= r
-	}
-	return who
-}
+var specWho = spec.Who
 
 // actionOutcome is what an allowed action does to the 100.00 CNY escrow that
 // reachState builds: the new state, the event, and the changes to the
@@ -120,11 +98,11 @@ var actionRoles = []struct {
 
 // specAllows reports whether actionSpec lets role take action from state s.
 func specAllows(action escrow.Action, role escrow.Role, s escrow.State) (roleOK, stateOK bool) {
-	spec := actionSpec[action]
-	for _, r := range spec.who {
+	rule := actionSpec[action]
+	for _, r := range rule.Who {
 		roleOK = roleOK || r == role
 	}
-	for _, f := range spec.from {
+	for _, f := range rule.From {
 		stateOK = stateOK || f == s
 	}
 	return roleOK, stateOK
@@ -279,7 +257,7 @@ func TestActions(t *testing.T) {
 					t.Errorf("Allowed(%s, %s, %s) = %t, spec says %t", a, r.name, s, got, roleOK && stateOK)
 				}
 				if _, ok := actionOutcomes[a][s]; ok != stateOK {
-					t.Errorf("outcome table and spec disagree on %s from %s", actionSpec[a].name, s)
+					t.Errorf("outcome table and spec disagree on %s from %s", actionSpec[a].Name, s)
 				}
 			}
 		}
@@ -291,7 +269,7 @@ func TestActions(t *testing.T) {
 	for _, s := range escrow.States() {
 		for _, a := range escrow.Actions() {
 			for _, r := range actionRoles {
-				name := fmt.Sprintf("%s/%s/%s", s, actionSpec[a].name, r.name)
+				name := fmt.Sprintf("%s/%s/%s", s, actionSpec[a].Name, r.name)
 				t.Run(name, func(t *testing.T) { runActionCase(t, s, a, r.id, r.role) })
 			}
 		}
@@ -376,7 +354,7 @@ func runActionCase(t *testing.T, s escrow.State, a escrow.Action, actor string, 
 		if diff := cmp.Diff(escrow.Escrow{}, got, equalMoney); diff != "" {
 			t.Errorf("a refused call returned an escrow:\n%s", diff)
 		}
-		f.unchanged(before, fmt.Sprintf("refused %s by %s in %s", actionSpec[a].name, actor, s))
+		f.unchanged(before, fmt.Sprintf("refused %s by %s in %s", actionSpec[a].Name, actor, s))
 	}
 	f.check()
 }

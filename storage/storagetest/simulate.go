@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/escrowkit/escrow/internal/spec"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -121,36 +122,12 @@ func SimulationBudget(medium int) Budget {
 	return Budget{Steps: medium}
 }
 
-// actionSpec is the state machine as the specification states it: who may
-// take each action, and from which states. The random run's model takes
-// who may act, and from which states, from this table, not from the
-// package's own rules.
-var actionSpec = map[escrow.Action]struct {
-	name string
-	who  []escrow.Role
-	from []escrow.State
-}{
-	escrow.ActionPay:              {"pay", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingPayment}},
-	escrow.ActionShip:             {"ship", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment}},
-	escrow.ActionConfirm:          {"confirm", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingConfirmation}},
-	escrow.ActionConfirmMilestone: {"confirm-milestone", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingConfirmation}},
-	escrow.ActionCancel:           {"cancel", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingPayment}},
-	escrow.ActionRefund:           {"refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
-	escrow.ActionRequestRefund:    {"request-refund", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
-	escrow.ActionAgreeRefund:      {"agree-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
-	escrow.ActionRefuseRefund:     {"refuse-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
-	escrow.ActionDispute:          {"dispute", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested}},
-	escrow.ActionResolve:          {"resolve", []escrow.Role{escrow.Arbiter}, []escrow.State{escrow.Disputed}},
-}
+// actionSpec is the specification's state machine, written apart from
+// the package's own rules; see internal/spec.
+var actionSpec = spec.Actions
 
 // specWho returns the roles actionSpec lets take action a, as one set.
-func specWho(a escrow.Action) escrow.Role {
-	var who escrow.Role
-	for _, r := range actionSpec[a].who {
-		who |= r
-	}
-	return who
-}
+var specWho = spec.Who
 
 // Operation kinds, as counted in the run's summary.
 const (
@@ -648,7 +625,7 @@ func (s *sim) badAction(kind string, a escrow.Action) {
 			if a == escrow.ActionRequestRefund && m.state == escrow.RefundRequested && s.expired(m) && !endsWhenFired(m) {
 				return false
 			}
-			return !slices.Contains(actionSpec[a].from, m.state) && (specWho(a) != escrow.Arbiter || m.terms.Arbiter != "")
+			return !slices.Contains(actionSpec[a].From, m.state) && (specWho(a) != escrow.Arbiter || m.terms.Arbiter != "")
 		})
 		if m != nil {
 			actor := s.rightActor(m, a)
