@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -101,19 +100,20 @@ const (
 	ActionRate
 )
 
-var actionNames = [...]string{"", "pay", "ship", "confirm", "confirm a milestone of", "cancel",
-	"refund", "request a refund on", "agree to the refund on", "refuse the refund on", "dispute", "resolve",
-	"rate the other party of"}
-
 // Actions lists every action.
 func Actions() []Action {
-	return []Action{ActionPay, ActionShip, ActionConfirm, ActionConfirmMilestone, ActionCancel,
-		ActionRefund, ActionRequestRefund, ActionAgreeRefund, ActionRefuseRefund, ActionDispute, ActionResolve}
+	var all []Action
+	for a, r := range rules {
+		if r.do != nil {
+			all = append(all, Action(a))
+		}
+	}
+	return all
 }
 
 func (a Action) String() string {
-	if int(a) < len(actionNames) && a != 0 {
-		return actionNames[a]
+	if a != 0 && int(a) < len(rules) {
+		return rules[a].name
 	}
 	return "Action(" + strconv.Itoa(int(a)) + ")"
 }
@@ -144,23 +144,49 @@ func (r Role) String() string {
 	return "Role(" + strconv.Itoa(int(r)) + ")"
 }
 
-// rules is the whole state machine: who may take each action, and from
-// which states. Anything not listed is refused.
-var rules = [...]struct {
-	who  Role
-	from []State
+// A rule is one action's row in the state machine.
+type rule struct {
+	name    string // worded for messages: "may not <name> escrow …"
+	request string // its name in idempotency records, fixed once released
+	who     Role
+	from    []State
+	// firesDue makes a timer that has run out fire first, as ProcessDue
+	// would have, so that the action is judged on the state it left: a
+	// run-out timer cannot be paused.
+	firesDue bool
+	do       func(c *change) error // the change, once who and from allow it
+}
+
+// rules is the whole state machine: who may take each action, from which
+// states, and what it does. Anything not listed is refused. The clock
+// takes its actions from here too (see clock).
+var rules = [...]rule{
+	ActionPay:              {"pay", "pay", Buyer, []State{AwaitingPayment}, false, (*change).pay},
+	ActionShip:             {"ship", "ship", Seller, []State{AwaitingShipment}, false, (*change).ship},
+	ActionConfirm:          {"confirm", "confirm", Buyer, []State{AwaitingConfirmation}, false, (*change).confirm},
+	ActionConfirmMilestone: {"confirm a milestone of", "confirm-milestone", Buyer, []State{AwaitingConfirmation}, false, (*change).confirmMilestone},
+	ActionCancel:           {"cancel", "cancel", Buyer | Seller, []State{AwaitingPayment}, false, (*change).cancel},
+	ActionRefund:           {"refund", "refund", Seller, []State{AwaitingShipment, AwaitingConfirmation}, false, (*change).refundPart},
+	ActionRequestRefund:    {"request a refund on", "request-refund", Buyer, []State{AwaitingShipment, AwaitingConfirmation}, true, (*change).requestRefund},
+	ActionAgreeRefund:      {"agree to the refund on", "agree-refund", Seller, []State{RefundRequested}, false, (*change).agreeRefund},
+	ActionRefuseRefund:     {"refuse the refund on", "refuse-refund", Seller, []State{RefundRequested}, false, (*change).refuseRefund},
+	ActionDispute:          {"dispute", "dispute", Buyer | Seller, []State{AwaitingShipment, AwaitingConfirmation, RefundRequested}, true, (*change).dispute},
+	ActionResolve:          {"resolve", "resolve", Arbiter, []State{Disputed}, false, (*change).resolve},
+	// Rating changes no state: Ledger.Rate checks its own rules.
+	ActionRate: {name: "rate the other party of"},
+}
+
+// clock is what happens when a state's timer runs out: the clock takes
+// the state's action from rules, with all that is held as its amount
+// (only Refund reads it). A state without a row runs no timer.
+var clock = [Closed + 1]struct {
+	action Action
+	within func(Timers) time.Duration
 }{
-	ActionPay:              {Buyer, []State{AwaitingPayment}},
-	ActionShip:             {Seller, []State{AwaitingShipment}},
-	ActionConfirm:          {Buyer, []State{AwaitingConfirmation}},
-	ActionConfirmMilestone: {Buyer, []State{AwaitingConfirmation}},
-	ActionCancel:           {Buyer | Seller, []State{AwaitingPayment}},
-	ActionRefund:           {Seller, []State{AwaitingShipment, AwaitingConfirmation}},
-	ActionRequestRefund:    {Buyer, []State{AwaitingShipment, AwaitingConfirmation}},
-	ActionAgreeRefund:      {Seller, []State{RefundRequested}},
-	ActionRefuseRefund:     {Seller, []State{RefundRequested}},
-	ActionDispute:          {Buyer | Seller, []State{AwaitingShipment, AwaitingConfirmation, RefundRequested}},
-	ActionResolve:          {Arbiter, []State{Disputed}},
+	AwaitingPayment:      {ActionCancel, func(t Timers) time.Duration { return t.PayWithin }},
+	AwaitingShipment:     {ActionRefund, func(t Timers) time.Duration { return t.ShipWithin }},
+	AwaitingConfirmation: {ActionConfirm, func(t Timers) time.Duration { return t.ConfirmWithin }},
+	RefundRequested:      {ActionAgreeRefund, func(t Timers) time.Duration { return t.RefundResponseWithin }},
 }
 
 // Allowed reports whether role may take action on an escrow in state s.
@@ -339,34 +365,32 @@ func (l *Ledger) Open(ctx context.Context, t Terms, opts ...CallOption) (Escrow,
 	if err != nil {
 		return Escrow{}, err
 	}
-	c := l.newCall(actionOpen, t.ID, t.Buyer)
-	c.terms = t
-	return c.do(ctx, opts)
+	return mutate(ctx, l, opts, func() string { return newRequest("open").terms(&t).String() },
+		func(tx Tx, now time.Time) (Escrow, error) { return l.open(tx, &t, now) })
 }
 
-func (c *call) open(tx Tx) error {
-	t := &c.terms
+func (l *Ledger) open(tx Tx, t *Terms, now time.Time) (Escrow, error) {
 	if old, err := tx.Escrow(t.ID); err == nil {
 		if termsEqual(old.Terms, *t) {
-			c.e = old
-			return nil
+			return old, nil
 		}
-		return fmt.Errorf("%w: escrow %q with other terms", ErrExists, t.ID)
+		return Escrow{}, fmt.Errorf("%w: escrow %q with other terms", ErrExists, t.ID)
 	} else if !errors.Is(err, ErrNotFound) {
-		return err
+		return Escrow{}, err
 	}
 	if err := checkUserAccount(tx, t.Buyer); err != nil {
-		return err
+		return Escrow{}, err
 	}
 	if err := checkUserAccount(tx, t.Seller); err != nil {
-		return err
+		return Escrow{}, err
 	}
 	zero := zeroOf(t.Price.cur)
-	c.e = Escrow{Terms: *t, Fee: c.l.feeTermsFor(t.Price.cur), Held: zero, Released: zero, Fees: zero,
-		Refunded: zero, CreatedAt: c.now}
-	c.e.enter(AwaitingPayment, c.now)
-	c.ev = Event{Type: EscrowOpened, At: c.now, Escrow: t.ID, Actor: t.Buyer, Amount: t.Price, Note: t.Item}
-	return save(tx, &c.e, &c.ev, c.now)
+	e := Escrow{Terms: *t, Fee: l.feeTermsFor(t.Price.cur), Held: zero, Released: zero, Fees: zero,
+		Refunded: zero, CreatedAt: now}
+	e.enter(AwaitingPayment, now)
+	ev := Event{Type: EscrowOpened, At: now, Escrow: t.ID, Actor: t.Buyer, Amount: t.Price, Note: t.Item}
+	err := save(tx, &e, &ev, now)
+	return e, err
 }
 
 func (l *Ledger) checkTerms(t Terms) (Terms, error) {
@@ -452,14 +476,14 @@ func (l *Ledger) Escrow(ctx context.Context, id string) (Escrow, error) {
 // the buyer's available balance is short. The escrow moves to
 // AwaitingShipment and its shipping timer starts.
 func (l *Ledger) Pay(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.newCall(ActionPay, id, actor).do(ctx, opts)
+	return l.act(ctx, ActionPay, id, actor, args{}, opts)
 }
 
-func (c *call) pay(tx Tx) error {
-	e := &c.e
-	err := post(tx, c.buf.entry(c.now, EntryHold, e.ID, e.Price.cur,
+func (c *change) pay() error {
+	e := c.e
+	err := c.post(EntryHold,
 		Posting{Account: e.Buyer, Bucket: Available, Change: -e.Price.units},
-		Posting{Account: e.Buyer, Bucket: Held, Change: e.Price.units}))
+		Posting{Account: e.Buyer, Bucket: Held, Change: e.Price.units})
 	if err != nil {
 		return err
 	}
@@ -476,12 +500,10 @@ func (l *Ledger) Ship(ctx context.Context, id, actor, tracking string, opts ...C
 	if err := checkText("tracking", tracking, 200, false); err != nil {
 		return Escrow{}, err
 	}
-	c := l.newCall(ActionShip, id, actor)
-	c.text = tracking
-	return c.do(ctx, opts)
+	return l.act(ctx, ActionShip, id, actor, args{text: tracking}, opts)
 }
 
-func (c *call) ship() error {
+func (c *change) ship() error {
 	c.e.Tracking, c.e.ShippedAt = c.text, c.now
 	c.e.enter(AwaitingConfirmation, c.now)
 	c.ev.Type, c.ev.Note = EscrowShipped, c.text
@@ -492,21 +514,21 @@ func (c *call) ship() error {
 // is held to the seller, minus the fee. Only the buyer, in
 // AwaitingConfirmation. The escrow is Completed.
 func (l *Ledger) Confirm(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.newCall(ActionConfirm, id, actor).do(ctx, opts)
+	return l.act(ctx, ActionConfirm, id, actor, args{}, opts)
 }
+
+func (c *change) confirm() error { return c.release(c.e.Held) }
 
 // ConfirmMilestone releases milestone n (counting from 0) to the seller,
 // minus the fee. Milestones are confirmed in order, so n must be
 // e.NextMilestone. Only the buyer, in AwaitingConfirmation. When the last
 // one is released the escrow is Completed.
 func (l *Ledger) ConfirmMilestone(ctx context.Context, id, actor string, n int, opts ...CallOption) (Escrow, error) {
-	c := l.newCall(ActionConfirmMilestone, id, actor)
-	c.n = n
-	return c.do(ctx, opts)
+	return l.act(ctx, ActionConfirmMilestone, id, actor, args{n: n}, opts)
 }
 
-func (c *call) confirmMilestone(tx Tx) error {
-	e, n := &c.e, c.n
+func (c *change) confirmMilestone() error {
+	e, n := c.e, c.n
 	if len(e.Milestones) == 0 {
 		return invalidArg("escrow %q has no milestones", e.ID)
 	}
@@ -521,13 +543,19 @@ func (c *call) confirmMilestone(tx Tx) error {
 	}
 	e.NextMilestone++
 	c.ev.Note = e.Milestones[n].Name
-	return release(tx, e, &c.ev, amount, c.now, &c.buf)
+	return c.release(amount)
 }
 
 // Cancel closes an escrow before it is paid. The buyer or the seller, in
 // AwaitingPayment. No money has moved, so none moves.
 func (l *Ledger) Cancel(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.newCall(ActionCancel, id, actor).do(ctx, opts)
+	return l.act(ctx, ActionCancel, id, actor, args{}, opts)
+}
+
+func (c *change) cancel() error {
+	c.e.enter(Closed, c.now)
+	c.ev.Type = EscrowClosed
+	return nil
 }
 
 // Refund returns amount of the held money to the buyer: the seller's own
@@ -539,9 +567,14 @@ func (l *Ledger) Refund(ctx context.Context, id, actor string, amount Money, opt
 	if err := l.checkPayment(amount); err != nil {
 		return Escrow{}, err
 	}
-	c := l.newCall(ActionRefund, id, actor)
-	c.amount = amount
-	return c.do(ctx, opts)
+	return l.act(ctx, ActionRefund, id, actor, args{amount: amount}, opts)
+}
+
+func (c *change) refundPart() error {
+	if err := checkHeld(c.e, c.amount); err != nil {
+		return err
+	}
+	return c.refund(c.amount)
 }
 
 // RequestRefund asks the seller to return amount (all that is held, or
@@ -559,13 +592,11 @@ func (l *Ledger) RequestRefund(ctx context.Context, id, actor string, amount Mon
 	if err := checkText("reason", reason, 1000, true); err != nil {
 		return Escrow{}, err
 	}
-	c := l.newCall(ActionRequestRefund, id, actor)
-	c.amount, c.text = amount, reason
-	return c.do(ctx, opts)
+	return l.act(ctx, ActionRequestRefund, id, actor, args{amount: amount, text: reason}, opts)
 }
 
-func (c *call) requestRefund() error {
-	e := &c.e
+func (c *change) requestRefund() error {
+	e := c.e
 	if err := checkHeld(e, c.amount); err != nil {
 		return err
 	}
@@ -581,8 +612,10 @@ func (c *call) requestRefund() error {
 // RefundRequested. If money is still held afterwards, the escrow returns to
 // the state it was in and its timer resumes.
 func (l *Ledger) AgreeRefund(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.newCall(ActionAgreeRefund, id, actor).do(ctx, opts)
+	return l.act(ctx, ActionAgreeRefund, id, actor, args{}, opts)
 }
+
+func (c *change) agreeRefund() error { return c.refund(c.e.Refund.Amount) }
 
 // RefuseRefund turns the buyer's request down, for a reason. Only the
 // seller, in RefundRequested. The escrow returns to the state it was in and
@@ -591,9 +624,13 @@ func (l *Ledger) RefuseRefund(ctx context.Context, id, actor, reason string, opt
 	if err := checkText("reason", reason, 1000, true); err != nil {
 		return Escrow{}, err
 	}
-	c := l.newCall(ActionRefuseRefund, id, actor)
-	c.text = reason
-	return c.do(ctx, opts)
+	return l.act(ctx, ActionRefuseRefund, id, actor, args{text: reason}, opts)
+}
+
+func (c *change) refuseRefund() error {
+	c.e.resume(c.now)
+	c.ev.Type, c.ev.Note = EscrowRefundRefused, c.text
+	return nil
 }
 
 // Dispute calls the arbiter. The buyer or the seller, after payment and
@@ -610,13 +647,11 @@ func (l *Ledger) Dispute(ctx context.Context, id, actor, reason string, opts ...
 	if err := checkText("reason", reason, 1000, true); err != nil {
 		return Escrow{}, err
 	}
-	c := l.newCall(ActionDispute, id, actor)
-	c.text = reason
-	return c.do(ctx, opts)
+	return l.act(ctx, ActionDispute, id, actor, args{text: reason}, opts)
 }
 
-func (c *call) dispute() error {
-	e := &c.e
+func (c *change) dispute() error {
+	e := c.e
 	if e.Arbiter == "" {
 		return fmt.Errorf("%w: escrow %q", ErrNoArbiter, e.ID)
 	}
@@ -633,13 +668,11 @@ func (c *call) dispute() error {
 // fee is taken from the seller's part. Only the arbiter, in Disputed. The
 // escrow is Resolved.
 func (l *Ledger) Resolve(ctx context.Context, id, actor string, split Split, opts ...CallOption) (Escrow, error) {
-	c := l.newCall(ActionResolve, id, actor)
-	c.split = split
-	return c.do(ctx, opts)
+	return l.act(ctx, ActionResolve, id, actor, args{split: split}, opts)
 }
 
-func (c *call) resolve(tx Tx) error {
-	e := &c.e
+func (c *change) resolve() error {
+	e := c.e
 	toBuyer, toSeller := c.split.Buyer, c.split.Seller
 	for _, part := range []*Money{&toBuyer, &toSeller} {
 		if part.cur.Code == "" && part.units == 0 {
@@ -656,11 +689,11 @@ func (c *call) resolve(tx Tx) error {
 		return invalidArg("split %s + %s does not add up to the %s held", toBuyer, toSeller, e.Held)
 	}
 	fee := e.Fee.fee(toSeller, e.Released.IsZero())
-	err := post(tx, c.buf.entry(c.now, EntrySplit, e.ID, e.Price.cur,
+	err := c.post(EntrySplit,
 		Posting{Account: e.Buyer, Bucket: Held, Change: -e.Held.units},
 		Posting{Account: e.Buyer, Bucket: Available, Change: toBuyer.units},
 		Posting{Account: e.Seller, Bucket: Available, Change: toSeller.units - fee.units},
-		Posting{Account: FeeAccount, Bucket: Available, Change: fee.units}))
+		Posting{Account: FeeAccount, Bucket: Available, Change: fee.units})
 	if err != nil {
 		return err
 	}
@@ -680,131 +713,85 @@ func (c *call) resolve(tx Tx) error {
 	return nil
 }
 
-// actionOpen marks the call that opens an escrow; it is not an Action
-// because no party takes it on an existing escrow.
-const actionOpen Action = 0
-
-// A call is one mutating call on an escrow, from arguments to result. Calls
-// are pooled and each keeps its transaction function bound, so the hot path
-// (open, pay, ship, confirm) allocates only what storage keeps.
-type call struct {
-	l      *Ledger
-	action Action
-	id     string
-	actor  string
+// args are the arguments of an action. All actions share one set so that
+// the clock can take the same actions as the parties (rules[a].do), and so
+// that every action's request has one canonical form.
+type args struct {
 	text   string // tracking number or reason
 	amount Money
 	n      int // milestone
 	split  Split
-	terms  Terms // for Open
+}
 
-	key string
+// request renders action on escrow id by actor with a, canonically (see
+// request).
+func (a args) request(action Action, id, actor string) string {
+	return newRequest(rules[action].request).str("escrow", id).str("actor", actor).str("text", a.text).
+		money("amount", a.amount).int("milestone", int64(a.n)).
+		money("buyer-part", a.split.Buyer).money("seller-part", a.split.Seller).String()
+}
+
+// act is every party's action on an existing escrow: in one transaction,
+// under the call's idempotency key if any, it loads the escrow, fires a
+// run-out timer first where the rule says so, checks the actor and the
+// state, and takes the action.
+func (l *Ledger) act(ctx context.Context, action Action, id, actor string, a args, opts []CallOption) (Escrow, error) {
+	return mutate(ctx, l, opts, func() string { return a.request(action, id, actor) },
+		func(tx Tx, now time.Time) (Escrow, error) {
+			e, err := getEscrow(tx, id)
+			if err != nil {
+				return Escrow{}, err
+			}
+			if rules[action].firesDue {
+				if _, err := l.fireDue(tx, &e, now); err != nil {
+					return Escrow{}, err
+				}
+			}
+			if err := authorize(&e, action, actor); err != nil {
+				return Escrow{}, err
+			}
+			err = l.take(tx, &e, action, a, Event{Actor: actor}, now)
+			return e, err
+		})
+}
+
+// fireDue fires e's timer if it has run out by now: the clock takes the
+// action clock names for e's state, with no actor, and its event is
+// marked ByTimer. It reports whether a timer fired. In a state where no
+// timer runs it only clears DueAt, in e.
+func (l *Ledger) fireDue(tx Tx, e *Escrow, now time.Time) (bool, error) {
+	if e.DueAt.IsZero() || e.DueAt.After(now) {
+		return false, nil
+	}
+	action := clock[e.State].action
+	if action == 0 {
+		e.DueAt = time.Time{}
+		return false, nil
+	}
+	return true, l.take(tx, e, action, args{amount: e.Held}, Event{ByTimer: true}, now)
+}
+
+// A change is one action being taken on an escrow in a transaction: what
+// each rule's do works with.
+type change struct {
+	tx  Tx
 	now time.Time
-	e   Escrow   // the escrow being changed, then the result
-	ev  Event    // the event that tells of the change
-	buf entryBuf // the journal entry it posts
-
-	txFn func(Tx) error // c.run, bound once
+	e   *Escrow
+	ev  *Event // the event that tells of the change
+	args
 }
 
-var callPool = sync.Pool{New: func() any {
-	c := new(call)
-	c.txFn = c.run
-	return c
-}}
-
-func (l *Ledger) newCall(action Action, id, actor string) *call {
-	c := callPool.Get().(*call)
-	c.l, c.action, c.id, c.actor = l, action, id, actor
-	return c
-}
-
-// do runs the call in one storage transaction and returns the call to the
-// pool.
-func (c *call) do(ctx context.Context, opts []CallOption) (Escrow, error) {
-	key, err := keyOf(opts)
-	if err == nil {
-		c.key, c.now = key, c.l.now()
-		err = c.l.store.Update(ctx, c.txFn)
-	}
-	out := c.e
-	*c = call{txFn: c.txFn}
-	callPool.Put(c)
-	if err != nil {
-		return Escrow{}, err
-	}
-	return out, nil
-}
-
-// run is the call's transaction.
-func (c *call) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
-
-func (c *call) result() any { return &c.e }
-
-// request renders the call and its arguments canonically (see request).
-func (c *call) request() string {
-	r := newRequest(requestNames[c.action])
-	if c.action == actionOpen {
-		return r.terms(&c.terms).String()
-	}
-	return r.str("escrow", c.id).str("actor", c.actor).str("text", c.text).money("amount", c.amount).
-		int("milestone", int64(c.n)).money("buyer-part", c.split.Buyer).money("seller-part", c.split.Seller).String()
-}
-
-// apply loads the escrow, checks the actor and the state, and makes the
-// change with its event.
-func (c *call) apply(tx Tx) error {
-	if c.action == actionOpen {
-		return c.open(tx)
-	}
-	var err error
-	if err = loadEscrow(tx, c.id, &c.e); err != nil {
+// take makes action's change to e, which is allowed, and saves e with the
+// event (ev, filled in) that tells of it, opening the rating window if e
+// ended.
+func (l *Ledger) take(tx Tx, e *Escrow, action Action, a args, ev Event, now time.Time) error {
+	ev.At, ev.Escrow = now, e.ID
+	c := change{tx: tx, now: now, e: e, ev: &ev, args: a}
+	if err := rules[action].do(&c); err != nil {
 		return err
 	}
-	if c.action == ActionRequestRefund || c.action == ActionDispute {
-		if err := c.expireFirst(tx); err != nil {
-			return err
-		}
-	}
-	if err := authorize(&c.e, c.action, c.actor); err != nil {
-		return err
-	}
-	c.ev = Event{At: c.now, Escrow: c.id, Actor: c.actor}
-	switch c.action {
-	case ActionPay:
-		err = c.pay(tx)
-	case ActionShip:
-		err = c.ship()
-	case ActionConfirm:
-		err = release(tx, &c.e, &c.ev, c.e.Held, c.now, &c.buf)
-	case ActionConfirmMilestone:
-		err = c.confirmMilestone(tx)
-	case ActionCancel:
-		c.e.enter(Closed, c.now)
-		c.ev.Type = EscrowClosed
-	case ActionRefund:
-		if err = checkHeld(&c.e, c.amount); err == nil {
-			err = refund(tx, &c.e, &c.ev, c.amount, c.now, &c.buf)
-		}
-	case ActionRequestRefund:
-		err = c.requestRefund()
-	case ActionAgreeRefund:
-		err = refund(tx, &c.e, &c.ev, c.e.Refund.Amount, c.now, &c.buf)
-	case ActionRefuseRefund:
-		c.e.resume(c.now)
-		c.ev.Type, c.ev.Note = EscrowRefundRefused, c.text
-	case ActionDispute:
-		err = c.dispute()
-	case ActionResolve:
-		err = c.resolve(tx)
-	default:
-		err = fmt.Errorf("escrow: internal error: unknown action %d", c.action)
-	}
-	if err != nil {
-		return err
-	}
-	c.l.openRatings(&c.e)
-	return save(tx, &c.e, &c.ev, c.now)
+	l.openRatings(e)
+	return save(tx, e, &ev, now)
 }
 
 // save stores a changed escrow and the event that tells of the change.
@@ -824,18 +811,11 @@ func touch(e *Escrow, now time.Time) {
 }
 
 func getEscrow(tx Tx, id string) (Escrow, error) {
-	var e Escrow
-	err := loadEscrow(tx, id, &e)
-	return e, err
-}
-
-// loadEscrow reads escrow id into *e, which the hot paths keep in their
-// pooled call, sparing a copy of the record on the way.
-func loadEscrow(tx Tx, id string, e *Escrow) (err error) {
-	if *e, err = tx.Escrow(id); errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("%w: escrow %q", ErrNotFound, id)
+	e, err := tx.Escrow(id)
+	if errors.Is(err, ErrNotFound) {
+		return Escrow{}, fmt.Errorf("%w: escrow %q", ErrNotFound, id)
 	}
-	return err
+	return e, err
 }
 
 func checkHeld(e *Escrow, amount Money) error {
@@ -849,23 +829,36 @@ func checkHeld(e *Escrow, amount Money) error {
 	return nil
 }
 
+// post posts the journal entry of the change: the postings that move money
+// (those whose Change is not zero), in the escrow's currency.
+func (c *change) post(kind EntryKind, ps ...Posting) error {
+	moving := ps[:0]
+	for _, p := range ps {
+		if p.Change != 0 {
+			moving = append(moving, p)
+		}
+	}
+	return post(c.tx, &Entry{At: c.now, Kind: kind, Escrow: c.e.ID, Currency: c.e.Price.cur, Postings: moving})
+}
+
 // release pays amount of the held money to the seller, the fee to
 // FeeAccount; the escrow completes when nothing is left held.
-func release(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time, buf *entryBuf) error {
+func (c *change) release(amount Money) error {
+	e := c.e
 	fee := e.Fee.fee(amount, e.Released.IsZero())
-	entry := buf.entry(now, EntryRelease, e.ID, e.Price.cur,
+	err := c.post(EntryRelease,
 		Posting{Account: e.Buyer, Bucket: Held, Change: -amount.units},
 		Posting{Account: e.Seller, Bucket: Available, Change: amount.units - fee.units},
 		Posting{Account: FeeAccount, Bucket: Available, Change: fee.units})
-	if err := post(tx, entry); err != nil {
+	if err != nil {
 		return err
 	}
 	e.Held = e.Held.minus(amount)
 	e.Released = e.Released.plusUnchecked(amount)
 	e.Fees = e.Fees.plusUnchecked(fee)
-	ev.Type, ev.Amount, ev.Fee = EscrowReleased, amount, fee
+	c.ev.Type, c.ev.Amount, c.ev.Fee = EscrowReleased, amount, fee
 	if e.Held.IsZero() {
-		e.enter(Completed, now)
+		e.enter(Completed, c.now)
 	}
 	return nil
 }
@@ -873,23 +866,24 @@ func release(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time, buf *entr
 // refund returns amount of the held money to the buyer. With nothing left
 // held the escrow ends; otherwise a refund request ends and the escrow
 // resumes.
-func refund(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time, buf *entryBuf) error {
-	err := post(tx, buf.entry(now, EntryRefund, e.ID, e.Price.cur,
+func (c *change) refund(amount Money) error {
+	e := c.e
+	err := c.post(EntryRefund,
 		Posting{Account: e.Buyer, Bucket: Held, Change: -amount.units},
-		Posting{Account: e.Buyer, Bucket: Available, Change: amount.units}))
+		Posting{Account: e.Buyer, Bucket: Available, Change: amount.units})
 	if err != nil {
 		return err
 	}
 	e.Held = e.Held.minus(amount)
 	e.Refunded = e.Refunded.plusUnchecked(amount)
-	ev.Type, ev.Amount = EscrowRefunded, amount
+	c.ev.Type, c.ev.Amount = EscrowRefunded, amount
 	switch {
 	case e.Held.IsZero() && e.Released.IsZero():
-		e.enter(Refunded, now)
+		e.enter(Refunded, c.now)
 	case e.Held.IsZero():
-		e.enter(Completed, now)
+		e.enter(Completed, c.now)
 	case e.State == RefundRequested:
-		e.resume(now)
+		e.resume(c.now)
 	}
 	return nil
 }
@@ -898,19 +892,12 @@ func refund(tx Tx, e *Escrow, ev *Event, amount Money, now time.Time, buf *entry
 // price.
 func (m Money) plusUnchecked(o Money) Money { return Money{units: m.units + o.units, cur: m.cur} }
 
-// enter moves e to state s and starts that state's timer.
+// enter moves e to state s and starts that state's timer, if it has one.
 func (e *Escrow) enter(s State, now time.Time) {
 	e.State = s
 	e.DueAt = time.Time{}
-	switch s {
-	case AwaitingPayment:
-		e.DueAt = now.Add(e.Timers.PayWithin)
-	case AwaitingShipment:
-		e.DueAt = now.Add(e.Timers.ShipWithin)
-	case AwaitingConfirmation:
-		e.DueAt = now.Add(e.Timers.ConfirmWithin)
-	case RefundRequested:
-		e.DueAt = now.Add(e.Timers.RefundResponseWithin)
+	if t := clock[s]; t.within != nil {
+		e.DueAt = now.Add(t.within(e.Timers))
 	}
 	if s.Terminal() {
 		e.EndedAt = now

@@ -82,10 +82,3 @@ func (r *request) terms(t *Terms) *request {
 	return r.dur("pay-within", t.Timers.PayWithin).dur("ship-within", t.Timers.ShipWithin).
 		dur("confirm-within", t.Timers.ConfirmWithin).dur("refund-response-within", t.Timers.RefundResponseWithin)
 }
-
-// requestNames are the names of escrow actions in requests: fixed here,
-// apart from Action.String, which is worded for messages.
-var requestNames = [...]string{actionOpen: "open", ActionPay: "pay", ActionShip: "ship",
-	ActionConfirm: "confirm", ActionConfirmMilestone: "confirm-milestone", ActionCancel: "cancel",
-	ActionRefund: "refund", ActionRequestRefund: "request-refund", ActionAgreeRefund: "agree-refund",
-	ActionRefuseRefund: "refuse-refund", ActionDispute: "dispute", ActionResolve: "resolve"}

@@ -202,61 +202,14 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (timer, act
 			acted = true
 			return l.closeRatings(tx, &e, now)
 		}
-		var buf entryBuf
-		ev, err := fireTimer(tx, &e, now, &buf)
-		if err != nil {
+		acted = true
+		if timer, err = l.fireDue(tx, &e, now); err != nil || timer {
 			return err
 		}
-		timer = ev.Type != ""
-		acted = true
-		if !timer {
-			touch(&e, now)
-			return tx.PutEscrow(e)
-		}
-		l.openRatings(&e)
-		return save(tx, &e, &ev, now)
+		touch(&e, now) // no timer runs in its state: fireDue cleared DueAt
+		return tx.PutEscrow(e)
 	})
 	return timer, acted, err
-}
-
-// fireTimer runs the action of e's running timer, due by now, and returns
-// the event that tells of it. In a state where no timer runs it clears
-// DueAt and returns an event with no Type.
-func fireTimer(tx Tx, e *Escrow, now time.Time, buf *entryBuf) (Event, error) {
-	ev := Event{At: now, Escrow: e.ID, ByTimer: true}
-	var err error
-	switch e.State {
-	case AwaitingPayment:
-		e.enter(Closed, now)
-		ev.Type = EscrowClosed
-	case AwaitingShipment:
-		err = refund(tx, e, &ev, e.Held, now, buf)
-	case AwaitingConfirmation:
-		err = release(tx, e, &ev, e.Held, now, buf)
-	case RefundRequested:
-		err = refund(tx, e, &ev, e.Refund.Amount, now, buf)
-	default:
-		e.DueAt = time.Time{} // no timer runs in this state
-	}
-	return ev, err
-}
-
-// expireFirst fires the escrow's running timer if it is due by the call's
-// time, as ProcessDue would have, with its own event. A refund request or
-// a dispute is then judged on the state the timer left, so its outcome is
-// the same whether ProcessDue ran before it or not: a timer that has run
-// out cannot be paused.
-func (c *call) expireFirst(tx Tx) error {
-	e := &c.e
-	if e.DueAt.IsZero() || e.DueAt.After(c.now) {
-		return nil
-	}
-	ev, err := fireTimer(tx, e, c.now, &c.buf)
-	if err != nil || ev.Type == "" {
-		return err
-	}
-	c.l.openRatings(e)
-	return save(tx, e, &ev, c.now)
 }
 
 // RunTimers calls ProcessDue every interval until ctx ends, passing any
