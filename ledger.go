@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -31,9 +30,7 @@ type Ledger struct {
 	fixedFees  map[string]int64
 	timers     Timers
 	rep        policy
-	retention  time.Duration                // how long an idempotency key's result is replayed
-	month      atomic.Pointer[span[string]] // the month monthOf worked out last
-	day        atomic.Pointer[span[int32]]  // the day dayOf worked out last
+	retention  time.Duration // how long an idempotency key's result is replayed
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the

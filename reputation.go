@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -700,58 +698,14 @@ func (l *Ledger) decayFactor(age time.Duration) float64 {
 // monthOf names the calendar month of t in the policy's location, the key
 // of the monthly pair cap.
 func (l *Ledger) monthOf(t time.Time) string {
-	if m := l.month.Load(); m.holds(t) {
-		return m.v
-	}
-	lt := t.In(l.rep.loc)
-	from := time.Date(lt.Year(), lt.Month(), 1, 0, 0, 0, 0, l.rep.loc)
-	name := lt.Format("2006-01")
-	keep(&l.month, &span[string]{from, from.AddDate(0, 1, 0), name})
-	return name
+	return t.In(l.rep.loc).Format("2006-01")
 }
 
-// dayOf numbers the calendar day of t in the policy's location.
+// dayOf numbers the calendar day of t in the policy's location: days since
+// 1970-01-01.
 func (l *Ledger) dayOf(t time.Time) int32 {
-	if d := l.day.Load(); d.holds(t) {
-		return d.v
-	}
-	y, m, dd := t.In(l.rep.loc).Date()
-	day := int32(time.Date(y, m, dd, 0, 0, 0, 0, time.UTC).Unix() / 86400)
-	from := time.Date(y, m, dd, 0, 0, 0, 0, l.rep.loc)
-	keep(&l.day, &span[int32]{from, from.AddDate(0, 0, 1), day})
-	return day
-}
-
-// A span is a stretch of time, [from, to), and the calendar month or day
-// that every instant in it falls on. Nearly every rating falls on the day
-// and in the month of the one before, so the ledger keeps the last span of
-// each it worked out, and reuses its answer instead of working it out
-// again from a date in the policy's location.
-type span[T any] struct {
-	from, to time.Time
-	v        T
-}
-
-func (s *span[T]) holds(t time.Time) bool {
-	return s != nil && !t.Before(s.from) && t.Before(s.to)
-}
-
-// keep keeps s in p unless the location's offset changes within three
-// hours of either end. Offsets change by at most two hours, so a change
-// further inside cannot carry an instant's local date out of the span; one
-// near an end could, and midnights that do not exist or come twice make
-// the ends themselves unsure. Such a span is worked out each time instead.
-func keep[T any](p *atomic.Pointer[span[T]], s *span[T]) {
-	if steady(s.from) && steady(s.to) {
-		p.Store(s)
-	}
-}
-
-// steady reports whether the offset of t's location stays the same from
-// three hours before t to three hours after.
-func steady(t time.Time) bool {
-	_, end := t.Add(-3 * time.Hour).ZoneBounds()
-	return end.IsZero() || end.After(t.Add(3*time.Hour))
+	y, m, d := t.In(l.rep.loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 }
 
 // windowDays returns the lengths in days of the aggregate's windows.
@@ -761,28 +715,10 @@ func (l *Ledger) windowDays() [5]int32 {
 
 // dayCount returns the DayCount of party in role on day, zero if none.
 func (l *Ledger) dayCount(tx Tx, party string, role Role, day int32) (DayCount, error) {
-	r := dayReaders.Get().(*dayReader)
-	r.dc = DayCount{Party: party, Role: role, Day: day}
-	err := tx.DayRange(party, role, day, day, r.fn)
-	dc := r.dc
-	r.dc = DayCount{}
-	dayReaders.Put(r)
+	dc := DayCount{Party: party, Role: role, Day: day}
+	err := tx.DayRange(party, role, day, day, func(d DayCount) error { dc = d; return nil })
 	return dc, err
 }
-
-// A dayReader receives the one DayCount that dayCount asks for. It is
-// pooled with its function bound, since a closure over a local would be
-// an allocation on every counted rating.
-type dayReader struct {
-	dc DayCount
-	fn func(DayCount) error
-}
-
-var dayReaders = sync.Pool{New: func() any {
-	r := new(dayReader)
-	r.fn = func(d DayCount) error { r.dc = d; return nil }
-	return r
-}}
 
 // advanceWindows moves a's window counts forward to today, taking out the
 // days that have left each window. It reads only those days, so an
@@ -914,49 +850,29 @@ type Reputation struct {
 // Reputation returns party's reputation now. It reads two aggregates and no
 // ratings. An unknown party, or one never rated, is reported unrated.
 func (l *Ledger) Reputation(ctx context.Context, party string) (Reputation, error) {
-	r := readPool.Get().(*reputationRead)
-	r.l, r.now, r.rep = l, l.now(), Reputation{Party: party}
-	err := l.store.View(ctx, r.fn)
-	rep := r.rep
-	*r = reputationRead{fn: r.fn}
-	readPool.Put(r)
+	now := l.now()
+	rep := Reputation{Party: party}
+	err := l.store.View(ctx, func(tx Tx) error {
+		for _, role := range [2]Role{Seller, Buyer} {
+			a, err := tx.Aggregate(party, role)
+			if errors.Is(err, ErrNotFound) {
+				a = Aggregate{Party: party, Role: role}
+			} else if err != nil {
+				return err
+			}
+			v, err := l.view(tx, a, now)
+			if err != nil {
+				return err
+			}
+			if role == Seller {
+				rep.AsSeller = v
+			} else {
+				rep.AsBuyer = v
+			}
+		}
+		return nil
+	})
 	return rep, err
-}
-
-// A reputationRead is one Reputation call, pooled with its transaction
-// function bound, because reads are the hot path of a marketplace page.
-type reputationRead struct {
-	l   *Ledger
-	now time.Time
-	rep Reputation
-	fn  func(Tx) error
-}
-
-var readPool = sync.Pool{New: func() any {
-	r := new(reputationRead)
-	r.fn = r.run
-	return r
-}}
-
-func (r *reputationRead) run(tx Tx) error {
-	for _, role := range [2]Role{Seller, Buyer} {
-		a, err := tx.Aggregate(r.rep.Party, role)
-		if errors.Is(err, ErrNotFound) {
-			a = Aggregate{Party: r.rep.Party, Role: role}
-		} else if err != nil {
-			return err
-		}
-		v, err := r.l.view(tx, a, r.now)
-		if err != nil {
-			return err
-		}
-		if role == Seller {
-			r.rep.AsSeller = v
-		} else {
-			r.rep.AsBuyer = v
-		}
-	}
-	return nil
 }
 
 const wilsonZ = 1.96
