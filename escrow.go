@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -731,28 +732,75 @@ func (a args) request(action Action, id, actor string) string {
 		money("buyer-part", a.split.Buyer).money("seller-part", a.split.Seller).String()
 }
 
-// act is every party's action on an existing escrow: in one transaction,
-// under the call's idempotency key if any, it loads the escrow, fires a
-// run-out timer first where the rule says so, checks the actor and the
-// state, and takes the action.
+// act is every party's action on an existing escrow: it runs a call (see
+// call.apply) in one transaction, under the idempotency key among opts.
 func (l *Ledger) act(ctx context.Context, action Action, id, actor string, a args, opts []CallOption) (Escrow, error) {
-	return mutate(ctx, l, opts, func() string { return a.request(action, id, actor) },
-		func(tx Tx, now time.Time) (Escrow, error) {
-			e, err := getEscrow(tx, id)
-			if err != nil {
-				return Escrow{}, err
-			}
-			if rules[action].firesDue {
-				if _, err := l.fireDue(tx, &e, now); err != nil {
-					return Escrow{}, err
-				}
-			}
-			if err := authorize(&e, action, actor); err != nil {
-				return Escrow{}, err
-			}
-			err = l.take(tx, &e, action, a, Event{Actor: actor}, now)
-			return e, err
-		})
+	key, err := keyOf(opts)
+	if err != nil {
+		return Escrow{}, err
+	}
+	c := callPool.Get().(*call)
+	c.l, c.action, c.id, c.actor, c.args, c.key, c.now = l, action, id, actor, a, key, l.now()
+	err = l.store.Update(ctx, c.txFn)
+	out := c.e
+	*c = call{txFn: c.txFn}
+	callPool.Put(c)
+	if err != nil {
+		return Escrow{}, err
+	}
+	return out, nil
+}
+
+// A call is one party's action on an escrow, from arguments to result.
+// Calls are pooled, each with its transaction function bound, so that the
+// hot path (pay, ship, confirm) allocates only what storage keeps: made
+// with closures, as the other calls are (see mutate), the lifecycle
+// benchmark took 60% longer serially and 150% in parallel, allocating six
+// times as much, most of it copies of the escrow.
+type call struct {
+	l         *Ledger
+	action    Action
+	id, actor string
+	args
+	key string
+	now time.Time
+
+	e    Escrow // the escrow being changed, then the result
+	ev   Event  // the event that tells of the change
+	ch   change
+	txFn func(Tx) error // c.run, bound once
+}
+
+var callPool = sync.Pool{New: func() any {
+	c := new(call)
+	c.txFn = c.run
+	return c
+}}
+
+func (c *call) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
+
+func (c *call) request() string { return c.args.request(c.action, c.id, c.actor) }
+
+func (c *call) result() any { return &c.e }
+
+// apply loads the escrow, fires a run-out timer first where the rule says
+// so, checks the actor and the state, and takes the action.
+func (c *call) apply(tx Tx) error {
+	var err error
+	if c.e, err = getEscrow(tx, c.id); err != nil {
+		return err
+	}
+	if rules[c.action].firesDue {
+		if _, err := c.l.fireDue(tx, &c.e, c.now); err != nil {
+			return err
+		}
+	}
+	if err := authorize(&c.e, c.action, c.actor); err != nil {
+		return err
+	}
+	c.ev = Event{Actor: c.actor}
+	c.ch = change{tx: tx, now: c.now, e: &c.e, ev: &c.ev, args: c.args}
+	return c.l.take(&c.ch, c.action)
 }
 
 // fireDue fires e's timer if it has run out by now: the clock takes the
@@ -768,7 +816,8 @@ func (l *Ledger) fireDue(tx Tx, e *Escrow, now time.Time) (bool, error) {
 		e.DueAt = time.Time{}
 		return false, nil
 	}
-	return true, l.take(tx, e, action, args{amount: e.Held}, Event{ByTimer: true}, now)
+	c := &change{tx: tx, now: now, e: e, ev: &Event{ByTimer: true}, args: args{amount: e.Held}}
+	return true, l.take(c, action)
 }
 
 // A change is one action being taken on an escrow in a transaction: what
@@ -781,17 +830,16 @@ type change struct {
 	args
 }
 
-// take makes action's change to e, which is allowed, and saves e with the
-// event (ev, filled in) that tells of it, opening the rating window if e
-// ended.
-func (l *Ledger) take(tx Tx, e *Escrow, action Action, a args, ev Event, now time.Time) error {
-	ev.At, ev.Escrow = now, e.ID
-	c := change{tx: tx, now: now, e: e, ev: &ev, args: a}
-	if err := rules[action].do(&c); err != nil {
+// take makes action's change to c.e, which is allowed, and saves the
+// escrow with the event that tells of it, opening the rating window if the
+// escrow ended.
+func (l *Ledger) take(c *change, action Action) error {
+	c.ev.At, c.ev.Escrow = c.now, c.e.ID
+	if err := rules[action].do(c); err != nil {
 		return err
 	}
-	l.openRatings(e)
-	return save(tx, e, &ev, now)
+	l.openRatings(c.e)
+	return save(c.tx, c.e, c.ev, c.now)
 }
 
 // save stores a changed escrow and the event that tells of the change.

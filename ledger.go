@@ -176,42 +176,65 @@ type CallOption struct {
 // went missing does not make the call twice.
 func IdempotencyKey(key string) CallOption { return CallOption{key: key, hasKey: true} }
 
-// mutate runs fn in one storage transaction, the way every mutating call
-// runs. With an idempotency key among opts, a call already made with it
-// has its result replayed instead (or fails with ErrIdempotencyMismatch if
-// it was another call), and a new call's result is remembered in the same
-// transaction. describe renders the call and its arguments canonically;
-// it is called only when there is a key.
+// mutate runs fn in one storage transaction, honouring an idempotency key
+// among opts (see runKeyed). describe renders the call and its arguments
+// canonically; it is called only when there is a key.
 func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe func() string,
 	fn func(tx Tx, now time.Time) (T, error)) (T, error) {
-	var zero, out T
 	key, err := keyOf(opts)
 	if err != nil {
-		return zero, err
+		return *new(T), err
 	}
-	now := l.now()
-	err = l.store.Update(ctx, func(tx Tx) error {
-		out = zero // the store may run this again after a conflict
-		if key == "" {
-			var err error
-			out, err = fn(tx, now)
-			return err
-		}
-		request := describe()
-		if found, err := l.recall(tx, key, request, &out, now); found || err != nil {
-			return err
-		}
-		v, err := fn(tx, now)
-		if err != nil {
-			return err
-		}
-		out = v
-		return remember(tx, key, request, &out, now)
-	})
-	if err != nil {
-		return zero, err
+	c := &fnCall[T]{describe: describe, fn: fn, now: l.now()}
+	if err := l.store.Update(ctx, func(tx Tx) error { return l.runKeyed(tx, key, c.now, c) }); err != nil {
+		return *new(T), err
 	}
-	return out, nil
+	return c.out, nil
+}
+
+// A keyed call is one that can run under an idempotency key: the pooled
+// escrow call, or an fnCall.
+type keyed interface {
+	request() string   // the call and its arguments, canonically
+	apply(tx Tx) error // make the call's change, setting its result
+	result() any       // a pointer to the result
+}
+
+// runKeyed runs c in tx. With a key, a call already made with it has its
+// result replayed instead (or fails with ErrIdempotencyMismatch if it was
+// another call), and a new call's result is remembered in the same
+// transaction.
+func (l *Ledger) runKeyed(tx Tx, key string, now time.Time, c keyed) error {
+	if key == "" {
+		return c.apply(tx)
+	}
+	request := c.request()
+	if found, err := l.recall(tx, key, request, c.result(), now); found || err != nil {
+		return err
+	}
+	if err := c.apply(tx); err != nil {
+		return err
+	}
+	return remember(tx, key, request, c.result(), now)
+}
+
+// fnCall is a keyed call made of functions.
+type fnCall[T any] struct {
+	describe func() string
+	fn       func(tx Tx, now time.Time) (T, error)
+	now      time.Time
+	out      T
+}
+
+func (c *fnCall[T]) request() string { return c.describe() }
+func (c *fnCall[T]) result() any     { return &c.out }
+
+func (c *fnCall[T]) apply(tx Tx) error {
+	v, err := c.fn(tx, c.now)
+	if err == nil {
+		c.out = v
+	}
+	return err
 }
 
 // keyOf returns the idempotency key among opts, if any.
