@@ -1,0 +1,31 @@
+package escrow
+
+import "time"
+
+// IdempotencyTx is the part of a Tx that keeps idempotency records and
+// their index by age. Idempotencies is for snapshots.
+type IdempotencyTx interface {
+	// Idempotency returns the record stored under key, or ErrNotFound.
+	Idempotency(key string) (IdempotencyRecord, error)
+	// PutIdempotency stores r under r.Key, replacing any record there.
+	PutIdempotency(r IdempotencyRecord) error
+	// Idempotencies calls fn for every record in ascending key order,
+	// stopping at the first error fn returns, which it returns.
+	Idempotencies(fn func(IdempotencyRecord) error) error
+	// IdempotenciesUntil returns the keys of at most limit records whose
+	// At is not after t, oldest first (ties by key). None: an empty slice.
+	// It must use an index, not read every record.
+	IdempotenciesUntil(t time.Time, limit int) ([]string, error)
+	// DeleteIdempotency removes the record stored under key, from that
+	// index too. No record under key: it does nothing and returns nil.
+	DeleteIdempotency(key string) error
+}
+
+// IdempotencyRecord remembers the outcome of a call made with an
+// idempotency key, so that a repeat of the call returns the same result.
+type IdempotencyRecord struct {
+	Key     string    // the caller's key
+	Request string    // a canonical description of the call and its arguments
+	Result  []byte    // the call's result, JSON-encoded
+	At      time.Time // when the call was made
+}

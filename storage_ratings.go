@@ -1,0 +1,62 @@
+package escrow
+
+// RatingsTx is the part of a Tx that keeps ratings and what reputation is
+// counted from them: aggregates with their ranking and re-key indexes, day
+// counts and the pairs' monthly points. Ratings, Aggregates, DayCounts and
+// PairMonths are for Check and snapshots.
+type RatingsTx interface {
+	// Rating returns the rating rater gave on the escrow, or ErrNotFound.
+	Rating(escrow, rater string) (Rating, error)
+	// PutRating creates or replaces the rating of r.Rater on r.Escrow.
+	PutRating(r Rating) error
+	// RatingsOf calls fn for every rating whose Ratee is party, ordered by
+	// At, then Escrow, then Rater, stopping at the first error fn returns,
+	// which it returns. None: no calls.
+	RatingsOf(party string, fn func(Rating) error) error
+	// Ratings calls fn for every rating ordered by Escrow, then Rater,
+	// stopping at the first error fn returns, which it returns.
+	Ratings(fn func(Rating) error) error
+
+	// Aggregate returns the reputation aggregate of party in role (Buyer
+	// or Seller), or ErrNotFound.
+	Aggregate(party string, role Role) (Aggregate, error)
+	// PutAggregate creates or replaces the aggregate of a.Party in a.Role,
+	// files it in the ranking index of its role under a.Wilson and
+	// a.Expectation, and in the re-key index under a.RekeyDay; it removes
+	// it from that index when a.RekeyDay is zero.
+	PutAggregate(a Aggregate) error
+	// TopAggregates returns at most limit aggregates of role with the
+	// highest values of key (RankWilson or RankExpectation), highest first,
+	// ties by Party ascending. It must use an index, not read every
+	// aggregate. None: an empty slice.
+	TopAggregates(role Role, key RankKey, limit int) ([]Aggregate, error)
+	// DueAggregates returns at most limit aggregates, of either role, whose
+	// RekeyDay is not zero and not after day, earliest RekeyDay first, ties
+	// by Party, then Role. None due: an empty slice. It must use an index,
+	// not read every aggregate.
+	DueAggregates(day int32, limit int) ([]Aggregate, error)
+	// Aggregates calls fn for every aggregate ordered by Party, then Role,
+	// stopping at the first error fn returns, which it returns.
+	Aggregates(fn func(Aggregate) error) error
+
+	// DayRange calls fn for the DayCount of party in role of every day
+	// from from to to, both included, that has one, in ascending Day order,
+	// stopping at the first error fn returns, which it returns.
+	DayRange(party string, role Role, from, to int32, fn func(DayCount) error) error
+	// PutDayCount creates or replaces the count of d.Party in d.Role on
+	// d.Day; a count whose three numbers are zero may be removed instead.
+	PutDayCount(d DayCount) error
+	// DayCounts calls fn for every DayCount ordered by Party, Role, then
+	// Day, stopping at the first error fn returns, which it returns.
+	DayCounts(fn func(DayCount) error) error
+
+	// PairMonth returns the points counted for ratings that rater gave
+	// ratee in month ("2006-01"), or ErrNotFound.
+	PairMonth(ratee, rater, month string) (PairMonth, error)
+	// PutPairMonth creates or replaces the record of p.Ratee, p.Rater and
+	// p.Month.
+	PutPairMonth(p PairMonth) error
+	// PairMonths calls fn for every record ordered by Ratee, Rater, then
+	// Month, stopping at the first error fn returns, which it returns.
+	PairMonths(fn func(PairMonth) error) error
+}
