@@ -532,7 +532,7 @@ func TestRequestZeroFormsAreOne(t *testing.T) {
 		again, err = l.Resolve(ctx, "disputed", "carol", escrow.Split{Buyer: cny("0.00"), Seller: cny("100.00")}, key)
 		return err
 	})
-	if diff := cmp.Diff(first, again, cmp.Comparer(func(a, b escrow.Money) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(first, again); diff != "" {
 		t.Errorf("replayed escrow differs (-first +again):\n%s", diff)
 	}
 

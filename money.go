@@ -147,6 +147,11 @@ func (m Money) Currency() Currency { return m.cur }
 // Units returns m in minor units.
 func (m Money) Units() int64 { return m.units }
 
+// Equal reports whether m and o are the same amount of the same currency.
+// A zero amount of one currency is not equal to a zero amount of another,
+// nor to the zero Money. (It also lets go-cmp compare Money values.)
+func (m Money) Equal(o Money) bool { return m == o }
+
 // IsZero reports whether m is zero (of any currency, or none).
 func (m Money) IsZero() bool { return m.units == 0 }
 

@@ -631,3 +631,30 @@ func FuzzMoneyUnmarshalJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestMoneyEqual checks that Equal tells amounts apart by units and by
+// currency, a zero of any currency from the zero Money included, and that
+// cmp.Diff, which calls it, needs no comparer for Money.
+func TestMoneyEqual(t *testing.T) {
+	a := escrow.RestoreMoney(150, escrow.CNY)
+	tests := []struct {
+		b    escrow.Money
+		want bool
+	}{
+		{escrow.RestoreMoney(150, escrow.CNY), true},
+		{escrow.RestoreMoney(151, escrow.CNY), false},
+		{escrow.RestoreMoney(150, escrow.JPY), false},
+		{escrow.Money{}, false},
+	}
+	for _, tt := range tests {
+		if got := a.Equal(tt.b); got != tt.want {
+			t.Errorf("%v.Equal(%v) = %v, want %v", a, tt.b, got, tt.want)
+		}
+		if got := cmp.Equal(a, tt.b); got != tt.want {
+			t.Errorf("cmp.Equal(%v, %v) = %v, want %v", a, tt.b, got, tt.want)
+		}
+	}
+	if !escrow.RestoreMoney(0, escrow.CNY).IsZero() || escrow.RestoreMoney(0, escrow.CNY).Equal(escrow.Money{}) {
+		t.Error("a zero CNY is zero but not the zero Money")
+	}
+}
