@@ -1,0 +1,225 @@
+package escrow
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Counting: how a rating is counted into, or taken out of, the ratee's
+// aggregate, day counts and the pair's monthly points, and how the
+// aggregate's windows and Beta sums move with time.
+
+// countRating decides whether r counts, and if it does adds it to the
+// ratee's aggregate and to the pair's monthly points.
+func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
+	r.Counted, r.Reason, r.Points = false, "", 0
+	raterRole := Buyer
+	if r.RateeRole == Buyer {
+		raterRole = Seller
+	}
+	switch {
+	case e.Price.units < l.rep.minUnits[e.Price.cur.Code]:
+		r.Reason = ReasonBelowMinimum
+		return nil
+	case !l.rep.countLosers && e.DisputeLoser == raterRole:
+		r.Reason = ReasonDisputeLost
+		return nil
+	}
+	points := l.rep.points[r.Score-1]
+	month := l.monthOf(r.At)
+	pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
+	if errors.Is(err, ErrNotFound) {
+		pm = PairMonth{Ratee: r.Ratee, Rater: r.Rater, Month: month}
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case points > 0 && pm.Positive+points > l.rep.pairCap, points < 0 && pm.Negative-points > l.rep.pairCap:
+		r.Reason = ReasonPairCap
+		return nil
+	case points > 0:
+		pm.Positive += points
+	case points < 0:
+		pm.Negative -= points
+	}
+	if points != 0 {
+		if err := tx.PutPairMonth(pm); err != nil {
+			return err
+		}
+	}
+	r.Counted, r.Points = true, points
+	return l.addToAggregate(tx, r, 1, now)
+}
+
+// uncountRating takes a counted rating back out, before it is revised.
+func (l *Ledger) uncountRating(tx Tx, r *Rating, now time.Time) error {
+	if !r.Counted {
+		return nil
+	}
+	if r.Points != 0 {
+		month := l.monthOf(r.At)
+		pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
+		if err != nil {
+			return err
+		}
+		if r.Points > 0 {
+			pm.Positive -= r.Points
+		} else {
+			pm.Negative += r.Points
+		}
+		if err := tx.PutPairMonth(pm); err != nil {
+			return err
+		}
+	}
+	return l.addToAggregate(tx, r, -1, now)
+}
+
+// addToAggregate adds (sign 1) or removes (sign −1) a counted rating.
+func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) error {
+	a, err := tx.Aggregate(r.Ratee, r.RateeRole)
+	if errors.Is(err, ErrNotFound) {
+		a = Aggregate{Party: r.Ratee, Role: r.RateeRole, BetaAt: now}
+	} else if err != nil {
+		return err
+	}
+	// A call that read the clock before another one committed a later
+	// update (ProcessDue reads it once for a whole run) must not count
+	// back in time: decay and windows only move forward.
+	if a.BetaAt.After(now) {
+		now = a.BetaAt
+	}
+	a.Points += sign * r.Points
+	today, day := max(l.dayOf(now), a.WindowsDay), l.dayOf(r.At)
+	if err := l.advanceWindows(tx, &a, today); err != nil {
+		return err
+	}
+	dc, err := l.dayCount(tx, r.Ratee, r.RateeRole, day)
+	if err != nil {
+		return err
+	}
+	one := r.Score.counts(sign)
+	a.Positive, a.Neutral, a.Negative = a.Positive+one.Positive, a.Neutral+one.Neutral, a.Negative+one.Negative
+	dc.Positive += int32(one.Positive)
+	dc.Neutral += int32(one.Neutral)
+	dc.Negative += int32(one.Negative)
+	if dc.Positive < 0 || dc.Neutral < 0 || dc.Negative < 0 {
+		return fmt.Errorf("escrow: internal error: day %d of %q would count below zero", day, r.Ratee)
+	}
+	if err := tx.PutDayCount(dc); err != nil {
+		return err
+	}
+	for k, w := range l.windowDays() {
+		if age := today - day; age >= 0 && age < w {
+			a.Windows[k] = a.Windows[k].plus(one)
+		}
+	}
+	// Bring the Beta sums to now, then add the rating at its age.
+	l.decayTo(&a, now)
+	w := r.Weight * l.decayFactor(now.Sub(r.At))
+	switch r.Score {
+	case Positive:
+		a.BetaPositive = math.Max(0, a.BetaPositive+float64(sign)*w)
+	case Negative:
+		a.BetaNegative = math.Max(0, a.BetaNegative+float64(sign)*w)
+	}
+	for k, v := range r.Details.array() {
+		if v != 0 {
+			a.DetailSums[k] += sign * int64(v)
+			a.DetailCounts[k] += sign
+		}
+	}
+	return putAggregate(tx, &a, now, today)
+}
+
+// decayTo moves a's Beta sums forward to t.
+func (l *Ledger) decayTo(a *Aggregate, t time.Time) {
+	if t.After(a.BetaAt) {
+		f := l.decayFactor(t.Sub(a.BetaAt))
+		a.BetaPositive *= f
+		a.BetaNegative *= f
+		a.BetaAt = t
+	}
+}
+
+// decayFactor is what a weight shrinks to over age: λ^(age/period),
+// worked out as e^(age·ln λ/period), which spares Pow's general case on
+// every counted rating and every read.
+func (l *Ledger) decayFactor(age time.Duration) float64 {
+	return math.Exp(float64(age) * l.rep.decayRate)
+}
+
+// monthOf names the calendar month of t in the policy's location, the key
+// of the monthly pair cap.
+func (l *Ledger) monthOf(t time.Time) string {
+	return t.In(l.rep.loc).Format("2006-01")
+}
+
+// dayOf numbers the calendar day of t in the policy's location: days since
+// 1970-01-01.
+func (l *Ledger) dayOf(t time.Time) int32 {
+	y, m, d := t.In(l.rep.loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// windowDays returns the lengths in days of the aggregate's windows.
+func (l *Ledger) windowDays() [5]int32 {
+	return [5]int32{7, 30, 180, 365, int32(l.rep.rateWindow / (24 * time.Hour))}
+}
+
+// dayCount returns the DayCount of party in role on day, zero if none.
+func (l *Ledger) dayCount(tx Tx, party string, role Role, day int32) (DayCount, error) {
+	dc := DayCount{Party: party, Role: role, Day: day}
+	err := tx.DayRange(party, role, day, day, func(d DayCount) error { dc = d; return nil })
+	return dc, err
+}
+
+// advanceWindows moves a's window counts forward to today, taking out the
+// days that have left each window. It reads only those days, so an
+// aggregate already up to date costs nothing here.
+func (l *Ledger) advanceWindows(tx Tx, a *Aggregate, today int32) error {
+	if a.WindowsDay == 0 && a.Windows == ([5]Counts{}) {
+		a.WindowsDay = today
+		return nil
+	}
+	if today <= a.WindowsDay {
+		return nil
+	}
+	w, err := l.expireWindows(tx, a.Party, a.Role, a.Windows, a.WindowsDay, today)
+	if err != nil {
+		return err
+	}
+	a.Windows, a.WindowsDay = w, today
+	return nil
+}
+
+// expireWindows returns windows, counted to day last, counted to today
+// instead. It takes values rather than the aggregate so that the common
+// case, where nothing expires, keeps the aggregate off the heap.
+func (l *Ledger) expireWindows(tx Tx, party string, role Role, windows [5]Counts, last, today int32) ([5]Counts, error) {
+	lens := l.windowDays()
+	var from, to int32 = math.MaxInt32, math.MinInt32
+	for k, w := range lens {
+		if today-w >= last { // the whole window has passed
+			windows[k] = Counts{}
+		} else {
+			from, to = min(from, last-w+1), max(to, today-w)
+		}
+	}
+	if from > to {
+		return windows, nil
+	}
+	err := tx.DayRange(party, role, from, to, func(d DayCount) error {
+		c := Counts{-int64(d.Positive), -int64(d.Neutral), -int64(d.Negative)}
+		for k, w := range lens {
+			// The day was inside the window ending at last and is
+			// outside the one ending today.
+			if today-w < last && d.Day > last-w && d.Day <= today-w {
+				windows[k] = windows[k].plus(c)
+			}
+		}
+		return nil
+	})
+	return windows, err
+}

@@ -1,0 +1,100 @@
+package escrow
+
+import (
+	"context"
+	"time"
+)
+
+// Ranking: the keys an aggregate is ranked by, kept current as time
+// passes, and TopSellers, which reads the ranking index.
+
+// putAggregate works out a's ranking keys, as view reports them now (its
+// windows are at today and its sums at now already), and when they are
+// next due, and stores it. An aggregate left with no counted rating is
+// unrated and ranks with zeros.
+//
+// While a counted rating is in one of a's windows, its keys change with
+// time alone: Wilson when a rating leaves the positive rate's window, and
+// Expectation every day, as the Beta sums decay. Such an aggregate is due
+// again tomorrow. Once every window is empty, Wilson is 0 and stays 0, and
+// the Expectation key is left as it is: it then lags the decay.
+func putAggregate(tx Tx, a *Aggregate, now time.Time, today int32) error {
+	a.Wilson, a.Expectation, a.RekeyDay = 0, 0, 0
+	if a.Positive != 0 || a.Neutral != 0 || a.Negative != 0 {
+		_, _, a.Wilson = positiveRate(a.Windows[4])
+		a.Expectation, _ = betaScore(a.BetaPositive, a.BetaNegative)
+	}
+	if a.Windows != ([5]Counts{}) {
+		a.RekeyDay = today + 1
+	}
+	a.UpdatedAt = now
+	return tx.PutAggregate(*a)
+}
+
+// rekey brings the ranking keys of party in role to now, if they are due
+// by today.
+func (l *Ledger) rekey(tx Tx, k PartyRole, now time.Time, today int32) error {
+	a, err := tx.Aggregate(k.Party, k.Role)
+	if err != nil || a.RekeyDay == 0 || a.RekeyDay > today {
+		return err // re-keyed, or rated, meanwhile
+	}
+	if a.BetaAt.After(now) { // as in addToAggregate: never back in time
+		now = a.BetaAt
+	}
+	today = max(l.dayOf(now), a.WindowsDay)
+	if err := l.advanceWindows(tx, &a, today); err != nil {
+		return err
+	}
+	l.decayTo(&a, now)
+	return putAggregate(tx, &a, now, today)
+}
+
+// A Ranked is one seller in a ranking.
+type Ranked struct {
+	Party string
+	View  View
+}
+
+// TopSellers returns at most n sellers with the highest Wilson bound or Beta
+// expectation, highest first. It reads them from the store's ranking index,
+// which orders sellers by their keys as of their latest rating or the
+// latest ProcessDue, whichever came later; the Views are computed as of now.
+//
+// ProcessDue keeps the keys current as time passes: it works out again,
+// once a day, the keys of every party with a counted rating in one of its
+// windows (the last 365 days at most), through the store's index of due
+// aggregates, not a scan. So the ranking is as of the day ProcessDue last
+// ran (run it at least daily): by RankWilson exactly, since the Wilson
+// bound changes only when a day leaves the positive rate's window; by
+// RankExpectation to within that day's decay. A party with no counted
+// rating in any window has a Wilson bound of 0 for good, and its
+// Expectation key stays as of the day its last rating left the windows,
+// while its View's Expectation goes on decaying towards ½ (by at most 2%
+// of its distance from ½ every 30 days, with the default Decay): the
+// ranking does not follow that.
+func (l *Ledger) TopSellers(ctx context.Context, n int, by RankKey) ([]Ranked, error) {
+	if n <= 0 {
+		return nil, invalidArg("n %d must be positive", n)
+	}
+	if by != RankWilson && by != RankExpectation {
+		return nil, invalidArg("unknown rank key %d", by)
+	}
+	now := l.now()
+	var out []Ranked
+	err := l.store.View(ctx, func(tx Tx) error {
+		top, err := tx.TopAggregates(Seller, by, n)
+		if err != nil {
+			return err
+		}
+		out = make([]Ranked, 0, len(top))
+		for _, a := range top {
+			v, err := l.view(tx, a, now)
+			if err != nil {
+				return err
+			}
+			out = append(out, Ranked{Party: a.Party, View: v})
+		}
+		return nil
+	})
+	return out, err
+}

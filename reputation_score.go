@@ -1,0 +1,207 @@
+package escrow
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Scores: the levels, counts and figures a View reports, worked out from
+// an aggregate as of a moment, and Explain.
+
+// A Level is a rank earned by points: None (tier 0) below 4 points, then
+// Heart, Diamond, Crown and Gold crown, each in tiers 1 to 5.
+type Level struct {
+	Name string
+	Tier int
+}
+
+func (lv Level) String() string {
+	if lv.Tier == 0 {
+		return lv.Name
+	}
+	return lv.Name + " " + strconv.Itoa(lv.Tier)
+}
+
+// levelFloors are the least points of each level, Heart 1 to Gold crown 5.
+var levelFloors = [20]int64{4, 11, 41, 91, 151, 251, 501, 1001, 2001, 5001, 10001, 20001, 50001,
+	100001, 200001, 500001, 1000001, 2000001, 5000001, 10000001}
+
+var levelNames = [4]string{"Heart", "Diamond", "Crown", "Gold crown"}
+
+// LevelFor returns the level that points earn.
+func LevelFor(points int64) Level {
+	n := 0
+	for n < len(levelFloors) && points >= levelFloors[n] {
+		n++
+	}
+	if n == 0 {
+		return Level{Name: "None"}
+	}
+	return Level{Name: levelNames[(n-1)/5], Tier: (n-1)%5 + 1}
+}
+
+// Counts are counted ratings in a window.
+type Counts struct {
+	Positive, Neutral, Negative int64
+}
+
+func (c Counts) plus(o Counts) Counts {
+	return Counts{c.Positive + o.Positive, c.Neutral + o.Neutral, c.Negative + o.Negative}
+}
+
+// A View is a party's reputation in one role, as of a moment.
+type View struct {
+	Role Role
+	// Unrated is true when no rating of the party in this role counts;
+	// every figure below is then zero.
+	Unrated bool
+	Points  int64
+	Level   Level
+	// Total counts every counted rating.
+	Total Counts
+	// Last7, Last30, Last180 and Last365 count the counted ratings given in
+	// the last 7, 30, 180 and 365 days, today included.
+	Last7, Last30, Last180, Last365 Counts
+	// PositiveRate is positive/(positive+negative) over the policy's
+	// RateWindow (180 days); RateBasis is that denominator, and the rate
+	// is 0 when it is.
+	PositiveRate float64
+	RateBasis    int64
+	// Wilson is the lower bound of the 95% Wilson score interval (z = 1.96)
+	// of PositiveRate; exactly 0 when no rating in the window is positive.
+	Wilson float64
+	// Expectation is α/(α+β) and Uncertainty 2/(α+β) of the Beta
+	// reputation, α = 1 + Σ w·positive and β = 1 + Σ w·negative, each rating
+	// weighted by w = log10(10 + value) and decayed by age.
+	Expectation, Uncertainty float64
+	// Described, Communication and Shipping average the detail scores
+	// buyers gave (sellers only); 0 when none were given.
+	Described, Communication, Shipping float64
+}
+
+// Reputation is a party's standing as a seller and as a buyer.
+type Reputation struct {
+	Party    string
+	AsSeller View
+	AsBuyer  View
+}
+
+// Reputation returns party's reputation now. It reads two aggregates and no
+// ratings. An unknown party, or one never rated, is reported unrated.
+func (l *Ledger) Reputation(ctx context.Context, party string) (Reputation, error) {
+	now := l.now()
+	rep := Reputation{Party: party}
+	err := l.store.View(ctx, func(tx Tx) error {
+		for _, role := range [2]Role{Seller, Buyer} {
+			a, err := tx.Aggregate(party, role)
+			if errors.Is(err, ErrNotFound) {
+				a = Aggregate{Party: party, Role: role}
+			} else if err != nil {
+				return err
+			}
+			v, err := l.view(tx, a, now)
+			if err != nil {
+				return err
+			}
+			if role == Seller {
+				rep.AsSeller = v
+			} else {
+				rep.AsBuyer = v
+			}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+const wilsonZ = 1.96
+
+// view computes a View from an aggregate as of now.
+func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
+	a := &agg
+	v := View{Role: a.Role}
+	v.Total = Counts{a.Positive, a.Neutral, a.Negative}
+	if v.Total == (Counts{}) {
+		v.Unrated = true
+		v.Level = LevelFor(0)
+		return v, nil
+	}
+	v.Points = a.Points
+	v.Level = LevelFor(a.Points)
+	if err := l.advanceWindows(tx, a, l.dayOf(now)); err != nil {
+		return View{}, err
+	}
+	v.Last7, v.Last30, v.Last180, v.Last365 = a.Windows[0], a.Windows[1], a.Windows[2], a.Windows[3]
+	v.RateBasis, v.PositiveRate, v.Wilson = positiveRate(a.Windows[4])
+	l.decayTo(a, now)
+	v.Expectation, v.Uncertainty = betaScore(a.BetaPositive, a.BetaNegative)
+	avg := func(k int) float64 {
+		if a.DetailCounts[k] == 0 {
+			return 0
+		}
+		return float64(a.DetailSums[k]) / float64(a.DetailCounts[k])
+	}
+	v.Described, v.Communication, v.Shipping = avg(0), avg(1), avg(2)
+	return v, nil
+}
+
+// positiveRate returns the positive rate of c, positive/(positive+negative),
+// with its basis, the denominator, and the lower bound of its Wilson
+// interval; the rate and the bound are 0 when the basis is. With no
+// positives the bound is exactly 0: the formula works it out as a
+// difference of equal terms, which leaves rounding noise of either sign,
+// and a ranking would order all-negative parties by that noise.
+func positiveRate(c Counts) (basis int64, rate, wilson float64) {
+	basis = c.Positive + c.Negative
+	if c.Positive == 0 {
+		return basis, 0, 0
+	}
+	n := float64(basis)
+	p := float64(c.Positive) / n
+	z2 := wilsonZ * wilsonZ
+	return basis, p, (p + z2/(2*n) - wilsonZ*math.Sqrt(p*(1-p)/n+z2/(4*n*n))) / (1 + z2/n)
+}
+
+// betaScore returns the expectation and uncertainty of the Beta
+// reputation with α = 1 + positive and β = 1 + negative.
+func betaScore(positive, negative float64) (expectation, uncertainty float64) {
+	alpha, beta := 1+positive, 1+negative
+	return alpha / (alpha + beta), 2 / (alpha + beta)
+}
+
+// A Contribution explains one rating's part in a reputation.
+type Contribution struct {
+	Rating
+	// BetaWeight is the weight it carries in the Beta score now, after
+	// decay; 0 if it does not count or is neutral.
+	BetaWeight float64
+	// InRateWindow reports whether it is within the positive rate's window.
+	InRateWindow bool
+}
+
+// Explain returns every rating party has received, oldest first, each with
+// whether it counted and why not, and what it contributes now, so a host
+// can show why a score is what it is. It reads the party's ratings, so it
+// is for a reputation page, not a listing.
+func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, error) {
+	now := l.now()
+	out := []Contribution{}
+	err := l.store.View(ctx, func(tx Tx) error {
+		return tx.RatingsOf(party, func(r Rating) error {
+			c := Contribution{Rating: r}
+			if r.Counted {
+				age := now.Sub(r.At)
+				c.InRateWindow = l.dayOf(now)-l.dayOf(r.At) < l.windowDays()[4]
+				if r.Score != Neutral {
+					c.BetaWeight = r.Weight * l.decayFactor(age)
+				}
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}
