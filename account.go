@@ -167,48 +167,39 @@ func (l *Ledger) Balance(ctx context.Context, account string, c Currency) (Balan
 // Deposit moves amount from the outside world into the account's available
 // balance and returns the new balance.
 func (l *Ledger) Deposit(ctx context.Context, account string, amount Money, opts ...CallOption) (Balance, error) {
-	if err := l.checkPayment(amount); err != nil {
-		return Balance{}, err
-	}
-	return mutate(ctx, l, opts, func() string { return newRequest("deposit").str("account", account).money("amount", amount).String() },
-		func(tx Tx, now time.Time) (Balance, error) {
-			if err := checkUserAccount(tx, account); err != nil {
-				return Balance{}, err
-			}
-			err := post(tx, &Entry{At: now, Kind: EntryDeposit, Currency: amount.cur, Postings: []Posting{
-				{Account: WorldAccount, Bucket: Available, Change: -amount.units},
-				{Account: account, Bucket: Available, Change: amount.units},
-			}})
-			if err != nil {
-				return Balance{}, err
-			}
-			if err := tx.AppendEvent(&Event{Type: Deposited, At: now, Account: account, Actor: account, Amount: amount}); err != nil {
-				return Balance{}, err
-			}
-			return getBalance(tx, account, amount.cur)
-		})
+	return l.move(ctx, EntryDeposit, account, amount, opts)
 }
 
 // Withdraw moves amount from the account's available balance to the outside
 // world and returns the new balance. It fails with ErrInsufficientFunds if
 // the available balance is smaller.
 func (l *Ledger) Withdraw(ctx context.Context, account string, amount Money, opts ...CallOption) (Balance, error) {
+	return l.move(ctx, EntryWithdrawal, account, amount, opts)
+}
+
+// move is Deposit (kind EntryDeposit) and Withdraw (EntryWithdrawal): it
+// moves amount between WorldAccount and account's available balance.
+func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amount Money, opts []CallOption) (Balance, error) {
 	if err := l.checkPayment(amount); err != nil {
 		return Balance{}, err
 	}
-	return mutate(ctx, l, opts, func() string { return newRequest("withdraw").str("account", account).money("amount", amount).String() },
+	request, event, from, to := "deposit", Deposited, WorldAccount, account
+	if kind == EntryWithdrawal {
+		request, event, from, to = "withdraw", Withdrawn, account, WorldAccount
+	}
+	return mutate(ctx, l, opts, func() string { return newRequest(request).str("account", account).money("amount", amount).String() },
 		func(tx Tx, now time.Time) (Balance, error) {
 			if err := checkUserAccount(tx, account); err != nil {
 				return Balance{}, err
 			}
-			err := post(tx, &Entry{At: now, Kind: EntryWithdrawal, Currency: amount.cur, Postings: []Posting{
-				{Account: account, Bucket: Available, Change: -amount.units},
-				{Account: WorldAccount, Bucket: Available, Change: amount.units},
+			err := post(tx, &Entry{At: now, Kind: kind, Currency: amount.cur, Postings: []Posting{
+				{Account: from, Bucket: Available, Change: -amount.units},
+				{Account: to, Bucket: Available, Change: amount.units},
 			}})
 			if err != nil {
 				return Balance{}, err
 			}
-			if err := tx.AppendEvent(&Event{Type: Withdrawn, At: now, Account: account, Actor: account, Amount: amount}); err != nil {
+			if err := tx.AppendEvent(&Event{Type: event, At: now, Account: account, Actor: account, Amount: amount}); err != nil {
 				return Balance{}, err
 			}
 			return getBalance(tx, account, amount.cur)
@@ -283,27 +274,6 @@ func post(tx Tx, e *Entry) error {
 		}
 	}
 	return tx.AppendEntry(e)
-}
-
-// entryBuf is room for one journal entry of up to four postings, kept in a
-// pooled call so that posting an entry allocates nothing.
-type entryBuf struct {
-	e        Entry
-	postings [4]Posting
-}
-
-// entry fills the buffer with an entry of the postings that move money
-// (those whose Change is not zero) and returns it.
-func (b *entryBuf) entry(at time.Time, kind EntryKind, escrowID string, c Currency, ps ...Posting) *Entry {
-	n := 0
-	for _, p := range ps {
-		if p.Change != 0 {
-			b.postings[n] = p
-			n++
-		}
-	}
-	b.e = Entry{At: at, Kind: kind, Escrow: escrowID, Currency: c, Postings: b.postings[:n]}
-	return &b.e
 }
 
 func getAccount(tx Tx, id string) (Account, error) {
