@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -170,10 +171,28 @@ func (l *Ledger) windowDays() [5]int32 {
 
 // dayCount returns the DayCount of party in role on day, zero if none.
 func (l *Ledger) dayCount(tx Tx, party string, role Role, day int32) (DayCount, error) {
-	dc := DayCount{Party: party, Role: role, Day: day}
-	err := tx.DayRange(party, role, day, day, func(d DayCount) error { dc = d; return nil })
+	r := dayReaders.Get().(*dayReader)
+	r.dc = DayCount{Party: party, Role: role, Day: day}
+	err := tx.DayRange(party, role, day, day, r.fn)
+	dc := r.dc
+	r.dc = DayCount{}
+	dayReaders.Put(r)
 	return dc, err
 }
+
+// A dayReader receives the one DayCount that dayCount asks for. It is
+// pooled with its function bound, since a closure over a local would be
+// an allocation on every counted rating.
+type dayReader struct {
+	dc DayCount
+	fn func(DayCount) error
+}
+
+var dayReaders = sync.Pool{New: func() any {
+	r := new(dayReader)
+	r.fn = func(d DayCount) error { r.dc = d; return nil }
+	return r
+}}
 
 // advanceWindows moves a's window counts forward to today, taking out the
 // days that have left each window. It reads only those days, so an

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -92,29 +93,51 @@ type Reputation struct {
 // Reputation returns party's reputation now. It reads two aggregates and no
 // ratings. An unknown party, or one never rated, is reported unrated.
 func (l *Ledger) Reputation(ctx context.Context, party string) (Reputation, error) {
-	now := l.now()
-	rep := Reputation{Party: party}
-	err := l.store.View(ctx, func(tx Tx) error {
-		for _, role := range [2]Role{Seller, Buyer} {
-			a, err := tx.Aggregate(party, role)
-			if errors.Is(err, ErrNotFound) {
-				a = Aggregate{Party: party, Role: role}
-			} else if err != nil {
-				return err
-			}
-			v, err := l.view(tx, a, now)
-			if err != nil {
-				return err
-			}
-			if role == Seller {
-				rep.AsSeller = v
-			} else {
-				rep.AsBuyer = v
-			}
-		}
-		return nil
-	})
+	r := readPool.Get().(*reputationRead)
+	r.l, r.now, r.rep = l, l.now(), Reputation{Party: party}
+	err := l.store.View(ctx, r.fn)
+	rep := r.rep
+	*r = reputationRead{fn: r.fn}
+	readPool.Put(r)
 	return rep, err
+}
+
+// A reputationRead is one Reputation call, pooled with its transaction
+// function bound, because reads are the hot path of a marketplace page:
+// made with a closure, the result escapes and a read took about 80% longer
+// (benchmark Conformance/Reputation).
+type reputationRead struct {
+	l   *Ledger
+	now time.Time
+	rep Reputation
+	fn  func(Tx) error
+}
+
+var readPool = sync.Pool{New: func() any {
+	r := new(reputationRead)
+	r.fn = r.run
+	return r
+}}
+
+func (r *reputationRead) run(tx Tx) error {
+	for _, role := range [2]Role{Seller, Buyer} {
+		a, err := tx.Aggregate(r.rep.Party, role)
+		if errors.Is(err, ErrNotFound) {
+			a = Aggregate{Party: r.rep.Party, Role: role}
+		} else if err != nil {
+			return err
+		}
+		v, err := r.l.view(tx, a, r.now)
+		if err != nil {
+			return err
+		}
+		if role == Seller {
+			r.rep.AsSeller = v
+		} else {
+			r.rep.AsBuyer = v
+		}
+	}
+	return nil
 }
 
 const wilsonZ = 1.96
