@@ -7,7 +7,7 @@ import (
 	"sort"
 )
 
-// Check verifies the ledger's invariants over everything in store, in one
+// CheckMoney verifies the money invariants over everything in store, in one
 // read transaction, and returns nil or an *InvariantError (wrapping
 // ErrInvariant) listing every violation found:
 //
@@ -24,7 +24,7 @@ import (
 //
 // It reads every record, so it is for tests, audits and escrowctl check,
 // not for the request path. Any error from the store is returned as is.
-func Check(ctx context.Context, store Storage) error {
+func CheckMoney(ctx context.Context, store Storage) error {
 	var v []string
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	err := store.View(ctx, func(tx Tx) error {
@@ -159,8 +159,9 @@ func Check(ctx context.Context, store Storage) error {
 	return violations(v)
 }
 
-// Check verifies the invariants of the ledger's store (see the function
-// Check) and, under the ledger's reputation policy, that the reputation
+// Check verifies everything: the money invariants of the ledger's store
+// (see CheckMoney, which needs no Ledger, and so no reputation policy)
+// and, under the ledger's reputation policy, that the reputation
 // aggregates equal a recomputation from scratch over all ratings:
 //
 //   - every rating belongs to an escrow whose Rated records it, and names
@@ -171,7 +172,7 @@ func Check(ctx context.Context, store Storage) error {
 //   - each pair's monthly points are those of its counted ratings, within
 //     the cap.
 func (l *Ledger) Check(ctx context.Context) error {
-	if err := Check(ctx, l.store); err != nil {
+	if err := CheckMoney(ctx, l.store); err != nil {
 		return err
 	}
 	var v []string

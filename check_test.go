@@ -83,10 +83,10 @@ func TestCheckCleanLedger(t *testing.T) {
 	if err := l.Check(ctx); err != nil {
 		t.Fatalf("Ledger.Check on a clean ledger: %v", err)
 	}
-	if err := escrow.Check(ctx, store); err != nil {
+	if err := escrow.CheckMoney(ctx, store); err != nil {
 		t.Fatalf("Check on a clean ledger: %v", err)
 	}
-	if err := escrow.Check(ctx, memstore.New()); err != nil {
+	if err := escrow.CheckMoney(ctx, memstore.New()); err != nil {
 		t.Fatalf("Check on an empty store: %v", err)
 	}
 }
@@ -94,7 +94,7 @@ func TestCheckCleanLedger(t *testing.T) {
 func TestCheckReturnsStoreErrors(t *testing.T) {
 	_, store := tradedLedger(t)
 	store.Close()
-	err := escrow.Check(context.Background(), store)
+	err := escrow.CheckMoney(context.Background(), store)
 	if !errors.Is(err, escrow.ErrClosed) || errors.Is(err, escrow.ErrInvariant) {
 		t.Fatalf("Check on a closed store = %v, want ErrClosed and no invariant error", err)
 	}

@@ -69,10 +69,10 @@
 // paid into escrows, locked in the buyer's own account until it is released
 // or refunded. WorldAccount is the outside world (deposits and withdrawals)
 // and FeeAccount collects fees, which are rounded by a stated Rounding mode;
-// Allocate splits an amount without losing a minor unit. Check verifies the
-// invariants: each currency sums to zero, no user balance is negative, each
-// buyer's held money equals what their escrows hold, and terminal escrows
-// hold nothing.
+// Allocate splits an amount without losing a minor unit. CheckMoney
+// verifies the money invariants: each currency sums to zero, no user
+// balance is negative, each buyer's held money equals what their escrows
+// hold, and terminal escrows hold nothing; Ledger.Check adds reputation's.
 //
 // # Timers
 //

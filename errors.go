@@ -74,7 +74,7 @@ var (
 	// ErrReadOnly reports a write attempted inside a read-only transaction,
 	// or on a store opened read-only.
 	ErrReadOnly = errors.New("escrow: read-only transaction")
-	// ErrInvariant reports a broken ledger invariant, found by Check.
+	// ErrInvariant reports a broken ledger invariant, found by Check or CheckMoney.
 	ErrInvariant = errors.New("escrow: invariant violated")
 )
 
@@ -139,8 +139,8 @@ func (e *InsufficientFundsError) Error() string {
 
 func (e *InsufficientFundsError) Unwrap() error { return ErrInsufficientFunds }
 
-// InvariantError lists the invariants that Check found broken. It wraps
-// ErrInvariant.
+// InvariantError lists the invariants that Check or CheckMoney found
+// broken. It wraps ErrInvariant.
 type InvariantError struct {
 	Violations []string
 }

@@ -180,7 +180,7 @@ func check(ctx context.Context, w io.Writer, store *filestore.Store, ratings boo
 		if err := l.Check(ctx); err != nil {
 			return err
 		}
-	} else if err := escrow.Check(ctx, store); err != nil {
+	} else if err := escrow.CheckMoney(ctx, store); err != nil {
 		return err
 	}
 	st := store.Stats()

@@ -216,7 +216,7 @@ func checkRecovery(t *testing.T, ref *reference, r crashRun, img *memFS) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("recovered store with %d calls differs from the reference:\ngot  %.1500s\nwant %.1500s", n, got, want)
 	}
-	if err := escrow.Check(ctx, s); err != nil {
+	if err := escrow.CheckMoney(ctx, s); err != nil {
 		t.Fatalf("invariants after recovery: %v", err)
 	}
 	// The recovered log takes appends where it was cut.

@@ -212,7 +212,7 @@ func TestKill(t *testing.T) {
 				t.Fatalf("kill %d: worker %d acknowledged %d calls, the store holds %d", kill, w, acked[w], done[w])
 			}
 		}
-		if err := escrow.Check(ctx, s); err != nil {
+		if err := escrow.CheckMoney(ctx, s); err != nil {
 			t.Fatalf("kill %d: invariants: %v", kill, err)
 		}
 		if err := s.Close(); err != nil {

@@ -350,7 +350,7 @@ func testOpenOldStore(t *testing.T, storeDir, storeDump string) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("store opened with different contents (-want +got):\n%s", diff)
 	}
-	if err := escrow.Check(ctx, s); err != nil {
+	if err := escrow.CheckMoney(ctx, s); err != nil {
 		t.Fatalf("invariants: %v", err)
 	}
 	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

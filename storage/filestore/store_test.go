@@ -166,7 +166,7 @@ func TestReopen(t *testing.T) {
 			if after := dumpT(t, s); !bytes.Equal(before, after) {
 				t.Fatalf("dump after reopening differs:\nbefore %.2000s\nafter  %.2000s", before, after)
 			}
-			if err := escrow.Check(ctx, s); err != nil {
+			if err := escrow.CheckMoney(ctx, s); err != nil {
 				t.Fatalf("invariants after reopening: %v", err)
 			}
 			names, _ := os.ReadDir(dir)
