@@ -47,7 +47,7 @@ type Balance struct {
 
 // Total returns Available plus Held.
 func (b Balance) Total() Money {
-	return Money{units: b.Available.units + b.Held.units, cur: b.Currency}
+	return RestoreMoney(b.Available.units+b.Held.units, b.Currency)
 }
 
 // A Bucket names one of the two parts of a Balance.
@@ -192,7 +192,7 @@ func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amoun
 			if err := checkUserAccount(tx, account); err != nil {
 				return Balance{}, err
 			}
-			err := post(tx, &Entry{At: now, Kind: kind, Currency: amount.cur, Postings: []Posting{
+			err := post(tx, &Entry{At: now, Kind: kind, Currency: amount.currency(), Postings: []Posting{
 				{Account: from, Bucket: Available, Change: -amount.units},
 				{Account: to, Bucket: Available, Change: amount.units},
 			}})
@@ -202,7 +202,7 @@ func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amoun
 			if err := tx.AppendEvent(&Event{Type: event, At: now, Account: account, Actor: account, Amount: amount}); err != nil {
 				return Balance{}, err
 			}
-			return getBalance(tx, account, amount.cur)
+			return getBalance(tx, account, amount.currency())
 		})
 }
 
@@ -265,7 +265,7 @@ func post(tx Tx, e *Entry) error {
 			}
 			if next < 0 && !isSystem(q.Account) {
 				return &InsufficientFundsError{Account: q.Account,
-					Needed: Money{units: -q.Change, cur: e.Currency}, Available: *m}
+					Needed: RestoreMoney(-q.Change, e.Currency), Available: *m}
 			}
 			m.units = next
 		}
@@ -296,7 +296,7 @@ func checkUserAccount(tx Tx, id string) error {
 func getBalance(tx Tx, account string, c Currency) (Balance, error) {
 	b, err := tx.Balance(account, c.Code)
 	if errors.Is(err, ErrNotFound) {
-		return Balance{Account: account, Currency: c, Available: zeroOf(c), Held: zeroOf(c)}, nil
+		return Balance{Account: account, Currency: c, Available: RestoreMoney(0, c), Held: RestoreMoney(0, c)}, nil
 	}
 	return b, err
 }

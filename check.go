@@ -41,7 +41,7 @@ func CheckMoney(ctx context.Context, store Storage) error {
 			if isSystem(b.Account) && b.Held.units != 0 {
 				bad("system account %q holds %d %s in the held bucket", b.Account, b.Held.units, b.Currency)
 			}
-			if b.Available.cur != b.Currency || b.Held.cur != b.Currency {
+			if b.Available.currency() != b.Currency || b.Held.currency() != b.Currency {
 				bad("balance of %q in %s has amounts in another currency", b.Account, b.Currency)
 			}
 			return nil
@@ -105,16 +105,15 @@ func CheckMoney(ctx context.Context, store Storage) error {
 		// Escrows against their own arithmetic and against buyers' holds.
 		heldByBuyer := map[key]int64{}
 		err = tx.Escrows(func(e Escrow) error {
-			c := e.Price.cur
 			for _, m := range []Money{e.Held, e.Released, e.Refunded, e.Fees} {
-				if m.cur != c {
-					bad("escrow %q mixes currencies: %s and %s", e.ID, m.cur, c)
+				if !sameCurrency(m, e.Price) {
+					bad("escrow %q mixes currencies: %s and %s", e.ID, m.currency(), e.Price.currency())
 				}
 				if m.units < 0 {
 					bad("escrow %q has a negative amount %d", e.ID, m.units)
 				}
 			}
-			heldByBuyer[key{e.Buyer, c.Code}] += e.Held.units
+			heldByBuyer[key{e.Buyer, e.Price.currency().Code}] += e.Held.units
 			accounted := e.Held.units + e.Released.units + e.Refunded.units
 			paid := !e.PaidAt.IsZero()
 			if paid && accounted != e.Price.units {

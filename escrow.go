@@ -678,7 +678,7 @@ func (c *change) resolve() error {
 	e := c.e
 	toBuyer, toSeller := c.split.Buyer, c.split.Seller
 	for _, part := range []*Money{&toBuyer, &toSeller} {
-		if part.cur.Code == "" && part.units == 0 {
+		if part.cur == nil && part.units == 0 {
 			*part = zeroOf(e.Price.cur)
 		}
 		if !sameCurrency(*part, e.Price) {
@@ -899,7 +899,7 @@ func checkHeld(e *Escrow, amount Money) error {
 		return mismatch(e.Price, amount)
 	}
 	if amount.units > e.Held.units {
-		return &AmountError{Amount: amount.amountString(), Currency: amount.cur.Code,
+		return &AmountError{Amount: amount.amountString(), Currency: amount.currency().Code,
 			Reason: "more than the " + e.Held.amountString() + " held", Err: ErrInvalidAmount}
 	}
 	return nil
@@ -914,7 +914,7 @@ func (c *change) post(kind EntryKind, ps ...Posting) error {
 			moving = append(moving, p)
 		}
 	}
-	c.entry = Entry{At: c.now, Kind: kind, Escrow: c.e.ID, Currency: c.e.Price.cur, Postings: moving}
+	c.entry = Entry{At: c.now, Kind: kind, Escrow: c.e.ID, Currency: c.e.Price.currency(), Postings: moving}
 	return post(c.tx, &c.entry)
 }
 

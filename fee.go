@@ -45,22 +45,22 @@ func (l *Ledger) compileFee(p FeePolicy) (feeTerms, map[string]int64, error) {
 	}
 	fixed := map[string]int64{}
 	for _, m := range p.Fixed {
-		if err := l.checkCurrency(m.cur); err != nil {
+		if err := l.checkCurrency(m.currency()); err != nil {
 			return feeTerms{}, nil, err
 		}
 		if m.units < 0 {
-			return feeTerms{}, nil, &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "negative fixed fee", Err: ErrInvalidAmount}
+			return feeTerms{}, nil, &AmountError{Amount: m.amountString(), Currency: m.currency().Code, Reason: "negative fixed fee", Err: ErrInvalidAmount}
 		}
-		if _, dup := fixed[m.cur.Code]; dup {
-			return feeTerms{}, nil, invalidArg("two fixed fees in %s", m.cur.Code)
+		if _, dup := fixed[m.currency().Code]; dup {
+			return feeTerms{}, nil, invalidArg("two fixed fees in %s", m.currency().Code)
 		}
-		fixed[m.cur.Code] = m.units
+		fixed[m.currency().Code] = m.units
 	}
 	return feeTerms{ppm: ppm.IntPart(), rounding: p.Rounding}, fixed, nil
 }
 
 // feeTermsFor returns the terms an escrow in currency c is opened with.
-func (l *Ledger) feeTermsFor(c Currency) FeeTerms {
+func (l *Ledger) feeTermsFor(c *Currency) FeeTerms {
 	return FeeTerms{RatePPM: l.fee.ppm, Fixed: Money{units: l.fixedFees[c.Code], cur: c}, Rounding: l.fee.rounding}
 }
 

@@ -115,7 +115,7 @@ func TestRoundingString(t *testing.T) {
 }
 
 func TestFeeTermsFee(t *testing.T) {
-	cny := func(units int64) Money { return Money{units: units, cur: CNY} }
+	cny := func(units int64) Money { return RestoreMoney(units, CNY) }
 	tests := []struct {
 		name  string
 		terms FeeTerms
@@ -143,8 +143,8 @@ func TestFeeTermsFee(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.terms.fee(cny(tc.gross), tc.first)
-			if got.units != tc.want || got.cur != CNY {
-				t.Errorf("fee(%d, first %v) = %d units of %v, want %d CNY", tc.gross, tc.first, got.units, got.cur, tc.want)
+			if got.units != tc.want || got.Currency() != CNY {
+				t.Errorf("fee(%d, first %v) = %d units of %v, want %d CNY", tc.gross, tc.first, got.units, got.Currency(), tc.want)
 			}
 		})
 	}
@@ -250,12 +250,12 @@ func TestFeeTermsFor(t *testing.T) {
 		cur  Currency
 		want FeeTerms
 	}{
-		{USD, FeeTerms{RatePPM: 12_500, Fixed: Money{units: 30, cur: USD}, Rounding: RoundHalfUp}},
-		{JPY, FeeTerms{RatePPM: 12_500, Fixed: Money{units: 50, cur: JPY}, Rounding: RoundHalfUp}},
-		{CNY, FeeTerms{RatePPM: 12_500, Fixed: Money{units: 0, cur: CNY}, Rounding: RoundHalfUp}},
+		{USD, FeeTerms{RatePPM: 12_500, Fixed: RestoreMoney(30, USD), Rounding: RoundHalfUp}},
+		{JPY, FeeTerms{RatePPM: 12_500, Fixed: RestoreMoney(50, JPY), Rounding: RoundHalfUp}},
+		{CNY, FeeTerms{RatePPM: 12_500, Fixed: RestoreMoney(0, CNY), Rounding: RoundHalfUp}},
 	}
 	for _, tc := range tests {
-		if got := l.feeTermsFor(tc.cur); got != tc.want {
+		if got := l.feeTermsFor(RestoreMoney(0, tc.cur).cur); got != tc.want {
 			t.Errorf("feeTermsFor(%s) = %+v, want %+v", tc.cur, got, tc.want)
 		}
 	}

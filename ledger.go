@@ -319,14 +319,14 @@ func (l *Ledger) checkCurrency(c Currency) error {
 // checkPayment refuses an amount that cannot be paid: unknown currency,
 // zero, negative or past MaxUnits.
 func (l *Ledger) checkPayment(m Money) error {
-	if err := l.checkCurrency(m.cur); err != nil {
+	if err := l.checkCurrency(m.currency()); err != nil {
 		return err
 	}
 	if err := m.check(); err != nil {
 		return err
 	}
 	if m.units == 0 {
-		return &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "a payment must be more than zero", Err: ErrInvalidAmount}
+		return &AmountError{Amount: m.amountString(), Currency: m.currency().Code, Reason: "a payment must be more than zero", Err: ErrInvalidAmount}
 	}
 	return nil
 }

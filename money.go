@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+	"sync"
 
 	"github.com/shopspring/decimal"
 )
@@ -55,17 +56,65 @@ func (c Currency) validate() error {
 // value; the zero Money has no currency and is the "no amount" value.
 // Internally it counts minor units (fen, cents) in an int64, so arithmetic is
 // exact and cheap; at the API it converts to and from decimal.Decimal.
+//
+// A Money is 16 bytes: its currency is held by a pointer to the one copy
+// of that currency the process keeps (see intern). Escrows, events and
+// balances carry several Money each and are copied on every change, so the
+// size shows in every call. Money values may be compared with == or Equal.
 type Money struct {
 	units int64
-	cur   Currency
+	cur   *Currency // interned; nil in the zero Money
+}
+
+// maxCurrencies bounds how many distinct currencies a process interns, so
+// that amounts in made-up currencies, read from untrusted input, cannot
+// grow memory without limit. Ledgers need a handful.
+var maxCurrencies = 4096
+
+var currencies = struct {
+	sync.RWMutex
+	m map[Currency]*Currency
+}{m: map[Currency]*Currency{}}
+
+func init() {
+	for _, c := range DefaultCurrencies() {
+		intern(c)
+	}
+}
+
+// intern returns the process's one copy of c, making it if there is room.
+// It fails with ErrInvalidArgument once maxCurrencies distinct currencies
+// have been seen.
+func intern(c Currency) (*Currency, error) {
+	currencies.RLock()
+	p := currencies.m[c]
+	currencies.RUnlock()
+	if p != nil {
+		return p, nil
+	}
+	currencies.Lock()
+	defer currencies.Unlock()
+	if p := currencies.m[c]; p != nil {
+		return p, nil
+	}
+	if len(currencies.m) >= maxCurrencies {
+		return nil, invalidArg("currency %s: more than %d distinct currencies in this process", c.Code, maxCurrencies)
+	}
+	p = &c
+	currencies.m[c] = p
+	return p, nil
 }
 
 // NewMoney returns d of currency c. It fails with ErrInvalidAmount if d is
 // negative or has more decimal places than c allows, with ErrAmountTooLarge
 // if it exceeds MaxUnits minor units, and with ErrInvalidArgument if c is
-// malformed. Zero is a valid Money; calls that move money refuse it.
+// malformed or would be the 4,097th distinct currency of the process. Zero is a valid Money; calls that move money refuse it.
 func NewMoney(d decimal.Decimal, c Currency) (Money, error) {
 	if err := c.validate(); err != nil {
+		return Money{}, err
+	}
+	cur, err := intern(c)
+	if err != nil {
 		return Money{}, err
 	}
 	amountErr := func(sentinel error, reason string) error {
@@ -81,7 +130,7 @@ func NewMoney(d decimal.Decimal, c Currency) (Money, error) {
 	if units.Cmp(maxUnitsDecimal) > 0 {
 		return Money{}, amountErr(ErrAmountTooLarge, "exceeds the largest amount")
 	}
-	return Money{units: units.IntPart(), cur: c}, nil
+	return Money{units: units.IntPart(), cur: cur}, nil
 }
 
 var maxUnitsDecimal = decimal.NewFromInt(MaxUnits)
@@ -110,12 +159,17 @@ func MustParseMoney(s string, c Currency) Money {
 	return m
 }
 
-// MoneyFromUnits returns units minor units of c (199 fen is 1.99 CNY).
+// MoneyFromUnits returns units minor units of c (199 fen is 1.99 CNY), with
+// the rules of NewMoney.
 func MoneyFromUnits(units int64, c Currency) (Money, error) {
 	if err := c.validate(); err != nil {
 		return Money{}, err
 	}
-	m := Money{units: units, cur: c}
+	cur, err := intern(c)
+	if err != nil {
+		return Money{}, err
+	}
+	m := Money{units: units, cur: cur}
 	if err := m.check(); err != nil {
 		return Money{}, err
 	}
@@ -127,9 +181,9 @@ func MoneyFromUnits(units int64, c Currency) (Money, error) {
 func (m Money) check() error {
 	switch {
 	case m.units < 0:
-		return &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "negative", Err: ErrInvalidAmount}
+		return &AmountError{Amount: m.amountString(), Currency: m.currency().Code, Reason: "negative", Err: ErrInvalidAmount}
 	case m.units > MaxUnits:
-		return &AmountError{Amount: m.amountString(), Currency: m.cur.Code, Reason: "exceeds the largest amount", Err: ErrAmountTooLarge}
+		return &AmountError{Amount: m.amountString(), Currency: m.currency().Code, Reason: "exceeds the largest amount", Err: ErrAmountTooLarge}
 	}
 	return nil
 }
@@ -138,11 +192,26 @@ func (m Money) check() error {
 // stored them, without the checks of MoneyFromUnits: the available balance
 // of WorldAccount is negative, and an adapter that serialises records must be
 // able to read it back. Code outside storage adapters should use
-// MoneyFromUnits.
-func RestoreMoney(units int64, c Currency) Money { return Money{units: units, cur: c} }
+// MoneyFromUnits. Past the process's limit of distinct currencies the
+// Money it returns keeps a currency of its own, which Equal still compares
+// by value but == does not.
+func RestoreMoney(units int64, c Currency) Money {
+	cur, err := intern(c)
+	if err != nil {
+		cur = &c
+	}
+	return Money{units: units, cur: cur}
+}
 
 // Currency returns m's currency.
-func (m Money) Currency() Currency { return m.cur }
+func (m Money) Currency() Currency { return m.currency() }
+
+func (m Money) currency() Currency {
+	if m.cur == nil {
+		return Currency{}
+	}
+	return *m.cur
+}
 
 // Units returns m in minor units.
 func (m Money) Units() int64 { return m.units }
@@ -150,25 +219,25 @@ func (m Money) Units() int64 { return m.units }
 // Equal reports whether m and o are the same amount of the same currency.
 // A zero amount of one currency is not equal to a zero amount of another,
 // nor to the zero Money. (It also lets go-cmp compare Money values.)
-func (m Money) Equal(o Money) bool { return m == o }
+func (m Money) Equal(o Money) bool { return m.units == o.units && sameCurrency(m, o) }
 
 // IsZero reports whether m is zero (of any currency, or none).
 func (m Money) IsZero() bool { return m.units == 0 }
 
 // Decimal returns m as an exact decimal in major units.
-func (m Money) Decimal() decimal.Decimal { return decimal.New(m.units, -int32(m.cur.Minor)) }
+func (m Money) Decimal() decimal.Decimal { return decimal.New(m.units, -int32(m.currency().Minor)) }
 
 // String formats m with exactly its currency's decimal places and the code:
 // "199.00 CNY".
 func (m Money) String() string {
-	if m.cur.Code == "" {
+	if m.cur == nil {
 		return "0"
 	}
 	return m.amountString() + " " + m.cur.Code
 }
 
 func (m Money) amountString() string {
-	return m.Decimal().StringFixed(int32(m.cur.Minor))
+	return m.Decimal().StringFixed(int32(m.currency().Minor))
 }
 
 type moneyJSON struct {
@@ -179,7 +248,7 @@ type moneyJSON struct {
 // MarshalJSON encodes m as {"amount":"199.00","currency":"CNY"}, the amount a
 // string with exactly the currency's decimal places. The zero Money is null.
 func (m Money) MarshalJSON() ([]byte, error) {
-	if m.cur.Code == "" {
+	if m.cur == nil {
 		return []byte("null"), nil
 	}
 	return json.Marshal(moneyJSON{Amount: m.amountString(), Currency: m.cur.Code})
@@ -211,7 +280,9 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 }
 
 // sameCurrency reports whether a and b are of one currency.
-func sameCurrency(a, b Money) bool { return a.cur == b.cur }
+func sameCurrency(a, b Money) bool {
+	return a.cur == b.cur || a.cur != nil && b.cur != nil && *a.cur == *b.cur
+}
 
 // plus returns m+o, refusing a currency mix and a sum past MaxUnits.
 func (m Money) plus(o Money) (Money, error) {
@@ -220,7 +291,7 @@ func (m Money) plus(o Money) (Money, error) {
 	}
 	s := m.units + o.units // both ≤ MaxUnits < 2^62: cannot overflow int64
 	if s > MaxUnits {
-		return Money{}, &AmountError{Amount: o.amountString(), Currency: o.cur.Code, Reason: "sum exceeds the largest amount", Err: ErrAmountTooLarge}
+		return Money{}, &AmountError{Amount: o.amountString(), Currency: o.currency().Code, Reason: "sum exceeds the largest amount", Err: ErrAmountTooLarge}
 	}
 	return Money{units: s, cur: m.cur}, nil
 }
@@ -229,11 +300,12 @@ func (m Money) plus(o Money) (Money, error) {
 func (m Money) minus(o Money) Money { return Money{units: m.units - o.units, cur: m.cur} }
 
 func mismatch(a, b Money) error {
-	return &AmountError{Amount: b.amountString(), Currency: b.cur.Code,
-		Reason: "expected " + a.cur.Code, Err: ErrCurrencyMismatch}
+	return &AmountError{Amount: b.amountString(), Currency: b.currency().Code,
+		Reason: "expected " + a.currency().Code, Err: ErrCurrencyMismatch}
 }
 
-func zeroOf(c Currency) Money { return Money{cur: c} }
+// zeroOf returns no money of c's currency.
+func zeroOf(c *Currency) Money { return Money{cur: c} }
 
 // Allocate splits m into parts proportional to weights, allocating every
 // minor unit: the parts always add up to m exactly. Units left over by

@@ -430,7 +430,7 @@ func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.T
 	} else {
 		r.Rater, r.Ratee, r.RateeRole = e.Seller, e.Buyer, Buyer
 	}
-	major := float64(e.Price.units) / math.Pow10(e.Price.cur.Minor)
+	major := float64(e.Price.units) / math.Pow10(e.Price.currency().Minor)
 	r.Weight = math.Log10(10 + major)
 	return r
 }

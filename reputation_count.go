@@ -21,7 +21,7 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 		raterRole = Seller
 	}
 	switch {
-	case e.Price.units < l.rep.minUnits[e.Price.cur.Code]:
+	case e.Price.units < l.rep.minUnits[e.Price.currency().Code]:
 		r.Reason = ReasonBelowMinimum
 		return nil
 	case !l.rep.countLosers && e.DisputeLoser == raterRole:
