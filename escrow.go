@@ -273,7 +273,7 @@ type Terms struct {
 	ID      string // chosen by the caller; opening the same ID with the same terms again is a no-op
 	Buyer   string // account ID of the payer
 	Seller  string // account ID of the payee
-	Arbiter string // who resolves disputes; optional, need not have an account
+	Arbiter string // who resolves disputes; optional (Options.Arbiter if empty), need not have an account
 	Price   Money
 	Item    string // what is sold, up to 1,000 bytes
 	// Milestones, if any, release the price in tranches, in order, each
@@ -360,7 +360,8 @@ type Split struct {
 // Open opens an escrow in AwaitingPayment. The buyer and seller must have
 // accounts; the price must be positive in a registered currency. Opening an
 // existing ID with identical terms returns that escrow and changes nothing;
-// with different terms it fails with ErrExists.
+// with different terms it fails with ErrExists. Terms that name no arbiter
+// get the ledger's default (Options.Arbiter), before they are compared.
 func (l *Ledger) Open(ctx context.Context, t Terms, opts ...CallOption) (Escrow, error) {
 	t, err := l.checkTerms(t)
 	if err != nil {
@@ -413,9 +414,11 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 		if err := checkID("arbiter", t.Arbiter); err != nil {
 			return t, err
 		}
-		if t.Arbiter == t.Buyer || t.Arbiter == t.Seller {
-			return t, invalidArg("arbiter %q is also a party", t.Arbiter)
-		}
+	} else if t.Arbiter = l.arbiter; t.Arbiter != "" && (t.Arbiter == t.Buyer || t.Arbiter == t.Seller) {
+		return t, invalidArg("the ledger's default arbiter %q is also a party; name another in Terms.Arbiter", t.Arbiter)
+	}
+	if t.Arbiter != "" && (t.Arbiter == t.Buyer || t.Arbiter == t.Seller) {
+		return t, invalidArg("arbiter %q is also a party", t.Arbiter)
 	}
 	if err := l.checkPayment(t.Price); err != nil {
 		return t, err

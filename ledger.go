@@ -31,6 +31,7 @@ type Ledger struct {
 	timers     Timers
 	rep        policy
 	retention  time.Duration // how long an idempotency key's result is replayed
+	arbiter    string        // for escrows whose Terms name none
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the
@@ -55,6 +56,11 @@ type Options struct {
 	// IdempotencyKey is replayed; zero means DefaultIdempotencyRetention.
 	// A retry after it is a new call. It may not be negative.
 	IdempotencyRetention time.Duration
+	// Arbiter resolves the disputes of escrows whose Terms name no arbiter:
+	// Open fills it in, so the escrow and its events name it. Empty means
+	// such escrows have none, and a Dispute on them fails with
+	// ErrNoArbiter. It must be a valid ID and need not have an account.
+	Arbiter string
 }
 
 // DefaultIdempotencyRetention is how long the result of a keyed call is
@@ -93,6 +99,12 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	}
 	if l.rep, err = opts.Reputation.compile(); err != nil {
 		return nil, err
+	}
+	if opts.Arbiter != "" {
+		if err := checkID("default arbiter", opts.Arbiter); err != nil {
+			return nil, err
+		}
+		l.arbiter = opts.Arbiter
 	}
 	switch l.retention = opts.IdempotencyRetention; {
 	case l.retention < 0:
