@@ -11,7 +11,6 @@ import (
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
 	"github.com/escrowkit/escrow/storage/storagetest"
-	"github.com/google/go-cmp/cmp"
 	"github.com/shopspring/decimal"
 )
 
@@ -22,9 +21,6 @@ var worldStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 // (actions, flows, timers, idempotency, reputation) state their times as
 // offsets from it.
 var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-
-// equalMoney lets cmp compare Money, whose fields are unexported.
-var equalMoney = cmp.Comparer(func(a, b escrow.Money) bool { return a == b })
 
 // A world is a ledger over a fresh memstore, with a manual clock, for
 // tests of the ledger's rules.

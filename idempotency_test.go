@@ -176,7 +176,7 @@ func TestIdempotency(t *testing.T) {
 				if err != nil {
 					t.Fatalf("repeat %d: %v", i, err)
 				}
-				if diff := cmp.Diff(first, again, equalMoney); diff != "" {
+				if diff := cmp.Diff(first, again); diff != "" {
 					t.Errorf("repeat %d returned another result (-first +repeat):\n%s", i, diff)
 				}
 				f.unchanged(done, "a repeated call")
@@ -207,7 +207,7 @@ func TestIdempotency(t *testing.T) {
 		if err != nil {
 			t.Fatalf("late retry: %v", err)
 		}
-		if diff := cmp.Diff(paid, again, equalMoney); diff != "" {
+		if diff := cmp.Diff(paid, again); diff != "" {
 			t.Errorf("late retry (-first +retry):\n%s", diff)
 		}
 		if again.State != escrow.AwaitingShipment || again.Version != 2 {
@@ -327,7 +327,7 @@ func TestIdempotency(t *testing.T) {
 		if err != nil {
 			t.Fatalf("second Open: %v", err)
 		}
-		if diff := cmp.Diff(first, again, equalMoney); diff != "" {
+		if diff := cmp.Diff(first, again); diff != "" {
 			t.Errorf("second Open (-first +second):\n%s", diff)
 		}
 		f.unchanged(before, "opening the same escrow again")

@@ -28,12 +28,10 @@ import (
 
 const repDay = 24 * time.Hour
 
-// repOpts compares ratings and views: Money by currency and minor units,
-// times as instants, a nil slice the same as an empty one, floats to 1e-12.
+// repOpts compares ratings and views: times as instants (and Money, by
+// its Equal method, as cmp does by default), a nil slice the same as an
+// empty one, floats to 1e-12.
 var repOpts = cmp.Options{
-	cmp.Comparer(func(a, b escrow.Money) bool {
-		return a.Units() == b.Units() && a.Currency() == b.Currency()
-	}),
 	cmpopts.EquateEmpty(),
 	cmpopts.EquateApprox(0, 1e-12),
 }

@@ -378,7 +378,7 @@ func testRaceIdempotency(t *testing.T, h Harness) {
 		t.Fatalf("%d of %d deposits succeeded", ok, goroutines)
 	}
 	for i := range balances {
-		if diff := cmp.Diff(balances[0], balances[i], equalMoney); diff != "" {
+		if diff := cmp.Diff(balances[0], balances[i]); diff != "" {
 			t.Fatalf("deposit %d returned another balance (-first +this):\n%s", i, diff)
 		}
 	}
@@ -399,7 +399,7 @@ func testRaceIdempotency(t *testing.T, h Harness) {
 		t.Fatalf("%d of %d payments succeeded", ok, goroutines)
 	}
 	for i := range escrows {
-		if diff := cmp.Diff(escrows[0], escrows[i], equalMoney); diff != "" {
+		if diff := cmp.Diff(escrows[0], escrows[i]); diff != "" {
 			t.Fatalf("payment %d returned another escrow (-first +this):\n%s", i, diff)
 		}
 	}

@@ -32,7 +32,7 @@ func testFlow(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatalf("%s: Escrow: %v", what, err)
 		}
-		if diff := cmp.Diff(e, stored, equalMoney); diff != "" {
+		if diff := cmp.Diff(e, stored); diff != "" {
 			t.Errorf("%s: returned escrow differs from the stored one (-returned +stored):\n%s", what, diff)
 		}
 	}

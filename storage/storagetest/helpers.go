@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
-	"github.com/google/go-cmp/cmp"
 	"github.com/shopspring/decimal"
 )
 
@@ -115,9 +114,6 @@ func escrowNow(f *fixture, id string) escrow.Escrow {
 	}
 	return e
 }
-
-// equalMoney lets cmp compare Money, whose fields are unexported.
-var equalMoney = cmp.Comparer(func(a, b escrow.Money) bool { return a == b })
 
 // eventsAfter returns every event after seq, reading in pages.
 func eventsAfter(f *fixture, seq uint64) []escrow.Event {
