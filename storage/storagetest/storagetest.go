@@ -25,11 +25,13 @@
 package storagetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/escrowkit/escrow"
@@ -71,28 +73,40 @@ func open(t testing.TB, h Harness) escrow.Storage {
 // Dump renders everything in store, read through the Storage contract, as
 // deterministic JSON: two stores with the same content dump to the same
 // bytes. Tests compare dumps taken before and after a call that must change
-// nothing.
+// nothing. The records are rendered in a form of the dump's own (see
+// appendPlain), not in their JSON forms, so that dumps taken by different
+// releases compare.
 func Dump(ctx context.Context, store escrow.Storage) ([]byte, error) {
-	d, err := collect(ctx, store)
+	b, err := compactDump(ctx, store)
 	if err != nil {
 		return nil, err
 	}
-	return json.MarshalIndent(d, "", " ")
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", " "); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // digest returns a SHA-256 of store's content, encoded as Dump encodes it
 // without the indentation: what a long simulation compares, since it need
 // not hold a large store's dump in memory.
 func digest(ctx context.Context, store escrow.Storage) ([]byte, error) {
+	b, err := compactDump(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], nil
+}
+
+// compactDump is Dump without the indentation.
+func compactDump(ctx context.Context, store escrow.Storage) ([]byte, error) {
 	d, err := collect(ctx, store)
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
-	if err := json.NewEncoder(h).Encode(d); err != nil {
-		return nil, err
-	}
-	return h.Sum(nil), nil
+	return appendPlain(nil, reflect.ValueOf(d))
 }
 
 // collect reads everything in store for Dump.
