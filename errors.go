@@ -61,7 +61,8 @@ var (
 	// a revision after the revision window.
 	ErrRatingClosed = errors.New("escrow: rating window closed")
 	// ErrIdempotencyMismatch reports an idempotency key reused with
-	// different arguments.
+	// different arguments, or one whose record holds a result this release
+	// cannot read (one written by a newer release).
 	ErrIdempotencyMismatch = errors.New("escrow: idempotency key reused with different arguments")
 
 	// Errors from storage. Adapters return these (possibly wrapped).

@@ -2,7 +2,6 @@ package escrow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -126,12 +125,15 @@ func (l *Ledger) recall(tx Tx, key, request string, out any, now time.Time) (boo
 	case rec.Request != request:
 		return true, fmt.Errorf("%w: key %q was first used for %q", ErrIdempotencyMismatch, key, rec.Request)
 	}
-	return true, json.Unmarshal(rec.Result, out)
+	if err := decodeResult(rec.Result, out); err != nil {
+		return true, fmt.Errorf("%w: key %q holds a result this release cannot read: %w", ErrIdempotencyMismatch, key, err)
+	}
+	return true, nil
 }
 
 // remember stores the result of the call made with key.
 func remember(tx Tx, key, request string, result any, now time.Time) error {
-	b, err := json.Marshal(result)
+	b, err := encodeResult(result)
 	if err != nil {
 		return err
 	}

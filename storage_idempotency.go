@@ -26,6 +26,6 @@ type IdempotencyTx interface {
 type IdempotencyRecord struct {
 	Key     string    // the caller's key
 	Request string    // a canonical description of the call and its arguments
-	Result  []byte    // the call's result, JSON-encoded
+	Result  []byte    // the call's result, in a versioned JSON form only the ledger reads
 	At      time.Time // when the call was made
 }

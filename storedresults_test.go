@@ -2,10 +2,12 @@ package escrow_test
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,13 +22,29 @@ import (
 // earlier releases, and check that a retry gets exactly what the first
 // call returned.
 
+// writeResults makes TestStoredResults write the records of keyedScenario
+// in the current form to testdata. It is meant to be run once per form, by
+// the release that introduces it; later releases keep the file and only
+// read it.
 var writeResults = flag.Bool("write-results", false,
-	"TestStoredResults: write testdata/idempotency/results-v1.json from this release's records")
+	"TestStoredResults: write testdata/idempotency/results-v<form>.json from this release's records")
 
 // resultsFixture is where the records of keyedScenario, as a release
-// stored them, are kept.
-func resultsFixture(version int) string {
-	return filepath.Join("testdata", "idempotency", fmt.Sprintf("results-v%d.json", version))
+// stored them in the given form, are kept.
+func resultsFixture(form int) string {
+	return filepath.Join("testdata", "idempotency", fmt.Sprintf("results-v%d.json", form))
+}
+
+// resultForm returns the form a stored result is in: the "v" of its
+// envelope, or 1, the form without one.
+func resultForm(t testing.TB, result []byte) int {
+	var env struct {
+		V int `json:"v"`
+	}
+	if err := json.Unmarshal(result, &env); err != nil {
+		t.Fatalf("stored result %s: %v", result, err)
+	}
+	return max(env.V, 1)
 }
 
 // A storedResult is an idempotency record as a fixture keeps it: the
@@ -166,11 +184,12 @@ func TestStoredResults(t *testing.T) {
 	}
 	f := keyedWorld(t)
 	runKeyedScenario(f)
-	b, err := json.MarshalIndent(storedRecords(f), "", "  ")
+	records := storedRecords(f)
+	b, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := resultsFixture(1)
+	name := resultsFixture(resultForm(t, records[0].Result))
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -179,19 +198,27 @@ func TestStoredResults(t *testing.T) {
 	}
 }
 
-// TestReplayStoredResults replays every call of the scenario over records
-// whose results are in the form of an earlier release: each retry returns
-// exactly what the first call returned, and changes nothing.
+// TestReplayStoredResults replays every call of the scenario over the
+// records kept in testdata, each in a form some release stored: each retry
+// returns exactly what the first call returned, and changes nothing.
 func TestReplayStoredResults(t *testing.T) {
-	for _, version := range []int{1} {
-		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
-			raw, err := os.ReadFile(resultsFixture(version))
-			if err != nil {
-				t.Fatal(err)
-			}
+	for form := 1; ; form++ {
+		raw, err := os.ReadFile(resultsFixture(form))
+		if errors.Is(err, os.ErrNotExist) && form > 1 {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprintf("v%d", form), func(t *testing.T) {
 			var old []storedResult
 			if err := json.Unmarshal(raw, &old); err != nil {
 				t.Fatal(err)
+			}
+			for _, r := range old {
+				if got := resultForm(t, r.Result); got != form {
+					t.Fatalf("record %s in %s is in form %d", r.Key, resultsFixture(form), got)
+				}
 			}
 			f := keyedWorld(t)
 			first := runKeyedScenario(f)
@@ -222,6 +249,40 @@ func TestReplayStoredResults(t *testing.T) {
 				}
 			}
 			f.unchanged(before, "replaying stored results")
+		})
+	}
+}
+
+// TestUnreadableStoredResult retries calls whose records hold a result
+// this release cannot read: one from a newer release, and a damaged one.
+// The retry fails with ErrIdempotencyMismatch and changes nothing: making
+// the call again could pay twice.
+func TestUnreadableStoredResult(t *testing.T) {
+	for name, result := range map[string]string{
+		"NewerForm": `{"v":3,"result":{"id":"alice"}}`,
+		"Damaged":   `{"ID":`,
+		"WrongType": `{"ID":7}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := keyedWorld(t)
+			key := escrow.IdempotencyKey("account-alice")
+			if _, err := f.l.OpenAccount(f.ctx, "alice", key); err != nil {
+				t.Fatal(err)
+			}
+			records := storedRecords(f)
+			f.must("put record", f.store.Update(f.ctx, func(tx escrow.Tx) error {
+				return tx.PutIdempotency(escrow.IdempotencyRecord{Key: records[0].Key, Request: records[0].Request,
+					Result: []byte(result), At: records[0].At})
+			}))
+			before := f.dump()
+			a, err := f.l.OpenAccount(f.ctx, "alice", key)
+			if !errors.Is(err, escrow.ErrIdempotencyMismatch) || a != (escrow.Account{}) {
+				t.Fatalf("retry = %+v, %v; want ErrIdempotencyMismatch", a, err)
+			}
+			if !strings.Contains(err.Error(), "cannot read") {
+				t.Errorf("error %q does not say the result cannot be read", err)
+			}
+			f.unchanged(before, "a retry over an unreadable result")
 		})
 	}
 }
