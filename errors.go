@@ -160,6 +160,21 @@ func (e *InvariantError) Error() string {
 
 func (e *InvariantError) Unwrap() error { return ErrInvariant }
 
+// EnumError reports a word that names no value of an enumeration (a
+// State, Role, Score, Action, …) where its text form was decoded, or a
+// value with no word where one was encoded. It wraps ErrInvalidArgument.
+type EnumError struct {
+	Type  string   // the enumeration, in words: "state", "role", "event type"
+	Text  string   // the word as given, or the value as String shows it
+	Words []string // the words that name a value
+}
+
+func (e *EnumError) Error() string {
+	return fmt.Sprintf("%s: unknown %s %q (want one of %s)", ErrInvalidArgument, e.Type, e.Text, strings.Join(e.Words, ", "))
+}
+
+func (e *EnumError) Unwrap() error { return ErrInvalidArgument }
+
 func invalidArg(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
 }

@@ -57,29 +57,6 @@ func (s State) String() string {
 // Terminal reports whether no action can change an escrow in state s.
 func (s State) Terminal() bool { return s >= Completed }
 
-// MarshalText encodes s by name; the zero State (no state) as "".
-func (s State) MarshalText() ([]byte, error) {
-	if s == 0 {
-		return []byte{}, nil
-	}
-	return []byte(s.String()), nil
-}
-
-// UnmarshalText decodes a state name.
-func (s *State) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*s = 0
-		return nil
-	}
-	for i, n := range stateNames {
-		if i > 0 && n == string(b) {
-			*s = State(i)
-			return nil
-		}
-	}
-	return invalidArg("unknown state %q", b)
-}
-
 // Action names something a party can do to an escrow.
 type Action uint8
 
@@ -148,7 +125,7 @@ func (r Role) String() string {
 // A rule is one action's row in the state machine.
 type rule struct {
 	name    string // worded for messages: "may not <name> escrow …"
-	request string // its name in idempotency records, fixed once released
+	request string // its name in idempotency records, fixed once released; its word (see Action.MarshalText) with _ for -
 	who     Role
 	from    []State
 	// firesDue makes a timer that has run out fire first, as ProcessDue
@@ -174,7 +151,7 @@ var rules = [...]rule{
 	ActionDispute:          {"dispute", "dispute", Buyer | Seller, []State{AwaitingShipment, AwaitingConfirmation, RefundRequested}, true, (*change).dispute},
 	ActionResolve:          {"resolve", "resolve", Arbiter, []State{Disputed}, false, (*change).resolve},
 	// Rating changes no state: Ledger.Rate checks its own rules.
-	ActionRate: {name: "rate the other party of"},
+	ActionRate: {name: "rate the other party of", request: "rate"},
 }
 
 // clock is what happens when a state's timer runs out: the clock takes

@@ -1,7 +1,6 @@
 package escrow_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -33,53 +32,6 @@ func TestStateTerminal(t *testing.T) {
 		if s.Terminal() != terminal[s] {
 			t.Errorf("%s.Terminal() = %v, want %v", s, s.Terminal(), terminal[s])
 		}
-	}
-}
-
-func TestStateText(t *testing.T) {
-	for _, s := range append(escrow.States(), 0) {
-		b, err := s.MarshalText()
-		if err != nil {
-			t.Fatalf("%s.MarshalText: %v", s, err)
-		}
-		wantText := s.String()
-		if s == 0 {
-			wantText = ""
-		}
-		if string(b) != wantText {
-			t.Errorf("%s.MarshalText() = %q, want %q", s, b, wantText)
-		}
-		got := escrow.State(99) // must be overwritten, also by ""
-		if err := got.UnmarshalText(b); err != nil || got != s {
-			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", b, got, err, s)
-		}
-	}
-	for _, bad := range []string{"awaitingpayment", "Paid", "State(3)", "3", " Completed"} {
-		s := escrow.Completed
-		err := s.UnmarshalText([]byte(bad))
-		if !errors.Is(err, escrow.ErrInvalidArgument) || s != escrow.Completed {
-			t.Errorf("UnmarshalText(%q) = %v leaving %v, want ErrInvalidArgument and no change", bad, err, s)
-		}
-	}
-}
-
-// TestStateJSON shows that states travel by name in JSON, where text
-// marshalling applies.
-func TestStateJSON(t *testing.T) {
-	type row struct {
-		State escrow.State
-		None  escrow.State
-	}
-	b, err := json.Marshal(row{State: escrow.RefundRequested})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := `{"State":"RefundRequested","None":""}`; string(b) != want {
-		t.Errorf("Marshal = %s, want %s", b, want)
-	}
-	var back row
-	if err := json.Unmarshal(b, &back); err != nil || back != (row{State: escrow.RefundRequested}) {
-		t.Errorf("Unmarshal(%s) = %+v, %v", b, back, err)
 	}
 }
 

@@ -385,7 +385,7 @@ func (c *rateCall) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
 
 func (c *rateCall) request() string {
 	d := c.in.Details
-	return newRequest("rate").str("escrow", c.escrowID).str("rater", c.rater).int("score", int64(c.in.Score)).
+	return newRequest(rules[ActionRate].request).str("escrow", c.escrowID).str("rater", c.rater).int("score", int64(c.in.Score)).
 		int("described", int64(d.Described)).int("communication", int64(d.Communication)).
 		int("shipping", int64(d.Shipping)).str("comment", c.in.Comment).String()
 }

@@ -294,9 +294,9 @@ func TestReadOnlyCommands(t *testing.T) {
 		stderr    string            // what every failing command says
 	}{
 		{"Sound", market(t), map[string]int{"check": 0, "stats": 0, "dump": 0},
-			map[string]string{"check": "ok: 13 records", "stats": "records    13 committed", "dump": `"Type":"EscrowOpened"`}, ""},
+			map[string]string{"check": "ok: 13 records", "stats": "records    13 committed", "dump": `"escrow_opened"`}, ""},
 		{"TornTail", torn, map[string]int{"check": 1, "stats": 0, "dump": 0},
-			map[string]string{"stats": "torn tail  " + seg + ": ", "dump": `"Type":"EscrowPaid"`},
+			map[string]string{"stats": "torn tail  " + seg + ": ", "dump": `"escrow_paid"`},
 			"escrowctl: torn tail in " + seg + ": "},
 		{"Empty", empty, map[string]int{"check": 1, "stats": 1, "dump": 1}, nil,
 			"escrowctl: not an escrow store: " + empty + "\n"},

@@ -1,0 +1,278 @@
+package escrow
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Wire forms: the text and JSON of the public types (see doc.go, "JSON").
+// Every enumeration is written as a lower-case word, its Go name in
+// snake_case ("awaiting_payment", "buyer", "request_refund"), through
+// MarshalText and UnmarshalText, so it reads the same in JSON, in a URL and
+// as a map key. String, by contrast, is for people and messages, and may
+// be prose ("request a refund on").
+
+// An enum is the text form of one enumeration: the word of each value,
+// indexed by value. A value without a word ("") has no text form, except
+// that the zero value's "" stands for "none" in enumerations whose zero is
+// no value (no state, no score).
+type enum struct {
+	name  string   // what the values are, in messages: "state"
+	words []string // by value
+}
+
+// text returns the word of value v, or an *EnumError naming it as shown.
+func (e *enum) text(v int, shown string) ([]byte, error) {
+	if v >= 0 && v < len(e.words) && (e.words[v] != "" || v == 0) {
+		return []byte(e.words[v]), nil
+	}
+	return nil, e.unknown(shown)
+}
+
+// value returns the value whose word is b.
+func (e *enum) value(b []byte) (int, error) {
+	if i := slices.Index(e.words, string(b)); i >= 0 {
+		return i, nil
+	}
+	return 0, e.unknown(string(b))
+}
+
+func (e *enum) unknown(text string) error {
+	var want []string
+	for _, w := range e.words {
+		if w != "" {
+			want = append(want, w)
+		}
+	}
+	return &EnumError{Type: e.name, Text: text, Words: want}
+}
+
+var stateWords = enum{"state", []string{"", "awaiting_payment", "awaiting_shipment", "awaiting_confirmation",
+	"refund_requested", "disputed", "completed", "refunded", "resolved", "closed"}}
+
+// MarshalText encodes s as its word: "awaiting_payment", "refund_requested";
+// the zero State (no state) as "".
+func (s State) MarshalText() ([]byte, error) { return stateWords.text(int(s), s.String()) }
+
+// UnmarshalText decodes a state's word, or "" as the zero State. The Go
+// names that earlier releases wrote ("AwaitingPayment") are read too.
+func (s *State) UnmarshalText(b []byte) error {
+	v, err := stateWords.value(b)
+	if err != nil {
+		for i, name := range stateNames {
+			if i > 0 && name == string(b) {
+				v, err = i, nil
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	*s = State(v)
+	return nil
+}
+
+var actionWords = func() enum {
+	e := enum{name: "action", words: make([]string, len(rules))}
+	for a, r := range rules {
+		e.words[a] = strings.ReplaceAll(r.request, "-", "_")
+	}
+	return e
+}()
+
+// MarshalText encodes a as its word: "pay", "confirm_milestone",
+// "request_refund", "rate".
+func (a Action) MarshalText() ([]byte, error) { return actionWords.text(int(a), a.String()) }
+
+// UnmarshalText decodes an action's word, or "" as the zero Action.
+func (a *Action) UnmarshalText(b []byte) error {
+	v, err := actionWords.value(b)
+	if err == nil {
+		*a = Action(v)
+	}
+	return err
+}
+
+// roleWords are the words of the single roles, by bit.
+var roleWords = enum{"role", []string{"buyer", "seller", "arbiter"}}
+
+// MarshalText encodes r as its word: "buyer", "seller" or "arbiter".
+// Roles combined with | are their words joined by commas, in that order
+// ("buyer,seller"); the zero Role (nobody) is "".
+func (r Role) MarshalText() ([]byte, error) {
+	if r >= 1<<len(roleWords.words) {
+		return nil, roleWords.unknown(r.String())
+	}
+	var b []byte
+	for i, w := range roleWords.words {
+		if r&(1<<i) != 0 {
+			if len(b) > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, w...)
+		}
+	}
+	return b, nil
+}
+
+// UnmarshalText decodes a role's word, or several joined by commas, each
+// once, in any order; "" is the zero Role.
+func (r *Role) UnmarshalText(b []byte) error {
+	var v Role
+	if len(b) > 0 {
+		for _, w := range strings.Split(string(b), ",") {
+			i, err := roleWords.value([]byte(w))
+			if err != nil || v&(1<<i) != 0 {
+				return roleWords.unknown(string(b))
+			}
+			v |= 1 << i
+		}
+	}
+	*r = v
+	return nil
+}
+
+var scoreWords = enum{"score", []string{"", "positive", "neutral", "negative"}}
+
+// MarshalText encodes s as "positive", "neutral" or "negative"; the zero
+// Score (none) as "".
+func (s Score) MarshalText() ([]byte, error) { return scoreWords.text(int(s), s.String()) }
+
+// UnmarshalText decodes a score's word, or "" as the zero Score.
+func (s *Score) UnmarshalText(b []byte) error {
+	v, err := scoreWords.value(b)
+	if err == nil {
+		*s = Score(v)
+	}
+	return err
+}
+
+var roundingWords = enum{"rounding mode", []string{"half_even", "half_up", "down", "up"}}
+
+// MarshalText encodes r as "half_even", "half_up", "down" or "up".
+func (r Rounding) MarshalText() ([]byte, error) { return roundingWords.text(int(r), r.String()) }
+
+// UnmarshalText decodes a rounding mode's word. Since the zero Rounding is
+// RoundHalfEven, "" is not one.
+func (r *Rounding) UnmarshalText(b []byte) error {
+	v, err := roundingWords.value(b)
+	if err == nil {
+		*r = Rounding(v)
+	}
+	return err
+}
+
+var bucketWords = enum{"bucket", []string{"available", "held"}}
+
+// MarshalText encodes b as "available" or "held".
+func (b Bucket) MarshalText() ([]byte, error) {
+	return bucketWords.text(int(b), "Bucket("+strconv.Itoa(int(b))+")")
+}
+
+// UnmarshalText decodes a bucket's word.
+func (b *Bucket) UnmarshalText(text []byte) error {
+	v, err := bucketWords.value(text)
+	if err == nil {
+		*b = Bucket(v)
+	}
+	return err
+}
+
+var rankKeyWords = enum{"rank key", []string{"", "wilson", "expectation"}}
+
+// MarshalText encodes k as "wilson" or "expectation"; the zero RankKey as "".
+func (k RankKey) MarshalText() ([]byte, error) {
+	return rankKeyWords.text(int(k), "RankKey("+strconv.Itoa(int(k))+")")
+}
+
+// UnmarshalText decodes a rank key's word, or "" as the zero RankKey.
+func (k *RankKey) UnmarshalText(b []byte) error {
+	v, err := rankKeyWords.value(b)
+	if err == nil {
+		*k = RankKey(v)
+	}
+	return err
+}
+
+// eventTypes are the event types, in the order of their words.
+var eventTypes = []EventType{AccountOpened, Deposited, Withdrawn, EscrowOpened, EscrowPaid, EscrowShipped,
+	EscrowReleased, EscrowRefunded, EscrowRefundRequested, EscrowRefundRefused, EscrowDisputed,
+	EscrowResolved, EscrowClosed, RatingGiven, RatingRevised, RatingReplied}
+
+var eventTypeWords = func() enum {
+	e := enum{name: "event type"}
+	for _, t := range eventTypes {
+		e.words = append(e.words, snakeCase(string(t)))
+	}
+	return e
+}()
+
+// snakeCase returns a Go name in snake_case: EscrowRefundRequested is
+// escrow_refund_requested.
+func snakeCase(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// MarshalText encodes t as its word: "escrow_paid", "rating_given". The
+// value of the constant ("EscrowPaid") is what storage keeps; the word is
+// what JSON carries.
+func (t EventType) MarshalText() ([]byte, error) {
+	if i := slices.Index(eventTypes, t); i >= 0 {
+		return []byte(eventTypeWords.words[i]), nil
+	}
+	return nil, eventTypeWords.unknown(string(t))
+}
+
+// UnmarshalText decodes an event type's word. The constants' values,
+// which earlier releases wrote ("EscrowPaid"), are read too.
+func (t *EventType) UnmarshalText(b []byte) error {
+	if i := slices.Index(eventTypes, EventType(b)); i >= 0 {
+		*t = eventTypes[i]
+		return nil
+	}
+	i, err := eventTypeWords.value(b)
+	if err == nil {
+		*t = eventTypes[i]
+	}
+	return err
+}
+
+// entryKinds are the journal entry kinds; their values are their words.
+var entryKinds = []EntryKind{EntryDeposit, EntryWithdrawal, EntryHold, EntryRelease, EntryRefund, EntrySplit}
+
+var entryKindWords = func() enum {
+	e := enum{name: "entry kind"}
+	for _, k := range entryKinds {
+		e.words = append(e.words, string(k))
+	}
+	return e
+}()
+
+// MarshalText encodes k as its value, which is its word: "deposit",
+// "release".
+func (k EntryKind) MarshalText() ([]byte, error) {
+	if slices.Contains(entryKinds, k) {
+		return []byte(k), nil
+	}
+	return nil, entryKindWords.unknown(string(k))
+}
+
+// UnmarshalText decodes an entry kind's word.
+func (k *EntryKind) UnmarshalText(b []byte) error {
+	i, err := entryKindWords.value(b)
+	if err == nil {
+		*k = entryKinds[i]
+	}
+	return err
+}
