@@ -25,9 +25,9 @@ const (
 // An Account belongs to one party of the market (or is a system account).
 // It holds one Balance per currency it has ever used.
 type Account struct {
-	ID        string
-	System    bool // WorldAccount or FeeAccount
-	CreatedAt time.Time
+	ID        string    `json:"id"`
+	System    bool      `json:"system"` // WorldAccount or FeeAccount
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // A Balance is what an account holds in one currency, in two buckets:
@@ -39,10 +39,10 @@ type Account struct {
 // A user account's buckets are never negative; WorldAccount's available
 // bucket is negative by the money deposited.
 type Balance struct {
-	Account   string
-	Currency  Currency
-	Available Money
-	Held      Money
+	Account   string   `json:"account"`
+	Currency  Currency `json:"currency"`
+	Available Money    `json:"available"`
+	Held      Money    `json:"held"`
 }
 
 // Total returns Available plus Held.
@@ -82,20 +82,20 @@ const (
 // An Entry is one movement of money in the double-entry journal: postings in
 // one currency that add up to zero. Entries are never changed or removed.
 type Entry struct {
-	Seq      uint64 // position in the journal, from 1
-	At       time.Time
-	Kind     EntryKind
-	Escrow   string // the escrow it belongs to, if any
-	Currency Currency
-	Postings []Posting
+	Seq      uint64    `json:"seq"` // position in the journal, from 1
+	At       time.Time `json:"at,omitzero"`
+	Kind     EntryKind `json:"kind"`
+	Escrow   string    `json:"escrow,omitempty"` // the escrow it belongs to, if any
+	Currency Currency  `json:"currency"`
+	Postings []Posting `json:"postings"`
 }
 
 // A Posting changes one bucket of one account by Change minor units
 // (positive in, negative out).
 type Posting struct {
-	Account string
-	Bucket  Bucket
-	Change  int64
+	Account string `json:"account"`
+	Bucket  Bucket `json:"bucket"`
+	Change  int64  `json:"change"`
 }
 
 // Change returns the net change the entry makes to account, both buckets

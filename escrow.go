@@ -214,10 +214,10 @@ func authorize(e *Escrow, action Action, actor string) error {
 // action when it expires, fired by ProcessDue. A zero field takes the
 // ledger's default.
 type Timers struct {
-	PayWithin            time.Duration // AwaitingPayment: then Closed
-	ShipWithin           time.Duration // AwaitingShipment: then all held is refunded
-	ConfirmWithin        time.Duration // AwaitingConfirmation: then all held is released (auto-confirm)
-	RefundResponseWithin time.Duration // RefundRequested: then the refund is made as asked
+	PayWithin            time.Duration `json:"pay_within,omitzero"`             // AwaitingPayment: then Closed
+	ShipWithin           time.Duration `json:"ship_within,omitzero"`            // AwaitingShipment: then all held is refunded
+	ConfirmWithin        time.Duration `json:"confirm_within,omitzero"`         // AwaitingConfirmation: then all held is released (auto-confirm)
+	RefundResponseWithin time.Duration `json:"refund_response_within,omitzero"` // RefundRequested: then the refund is made as asked
 }
 
 // DefaultTimers returns the defaults: 3 days to pay, 7 to ship, 10 to
@@ -247,23 +247,23 @@ func (t Timers) withDefaults(d Timers) (Timers, error) {
 
 // Terms are what buyer and seller agree on when an escrow is opened.
 type Terms struct {
-	ID      string // chosen by the caller; opening the same ID with the same terms again is a no-op
-	Buyer   string // account ID of the payer
-	Seller  string // account ID of the payee
-	Arbiter string // who resolves disputes; optional (Options.Arbiter if empty), need not have an account
-	Price   Money
-	Item    string // what is sold, up to 1,000 bytes
+	ID      string `json:"id"`                // chosen by the caller; opening the same ID with the same terms again is a no-op
+	Buyer   string `json:"buyer"`             // account ID of the payer
+	Seller  string `json:"seller"`            // account ID of the payee
+	Arbiter string `json:"arbiter,omitempty"` // who resolves disputes; optional (Options.Arbiter if empty), need not have an account
+	Price   Money  `json:"price"`
+	Item    string `json:"item,omitempty"` // what is sold, up to 1,000 bytes
 	// Milestones, if any, release the price in tranches, in order, each
 	// confirmed on its own with ConfirmMilestone. Their amounts add up to
 	// Price. Refunds come off the last tranches first.
-	Milestones []Milestone
-	Timers     Timers
+	Milestones []Milestone `json:"milestones,omitzero"`
+	Timers     Timers      `json:"timers"`
 }
 
 // A Milestone is one tranche of an escrow released in parts.
 type Milestone struct {
-	Name   string
-	Amount Money
+	Name   string `json:"name"`
+	Amount Money  `json:"amount"`
 }
 
 // An Escrow is one guaranteed trade: the buyer's money held by the ledger
@@ -273,39 +273,43 @@ type Milestone struct {
 // Released that went to FeeAccount.
 type Escrow struct {
 	Terms
-	Fee      FeeTerms
-	State    State
-	Held     Money // still held in the buyer's account
-	Released Money // released to the seller, fees included
-	Fees     Money
-	Refunded Money
+	Fee      FeeTerms `json:"fee"`
+	State    State    `json:"state"`
+	Held     Money    `json:"held"`     // still held in the buyer's account
+	Released Money    `json:"released"` // released to the seller, fees included
+	Fees     Money    `json:"fees"`
+	Refunded Money    `json:"refunded"`
 
-	NextMilestone int    // milestones released so far
-	Tracking      string // from Ship
+	NextMilestone int    `json:"next_milestone"`     // milestones released so far
+	Tracking      string `json:"tracking,omitempty"` // from Ship
 	// Refund is the open refund request in RefundRequested, else the last one.
-	Refund RefundRequest
+	Refund RefundRequest `json:"refund,omitzero"`
 	// Resume is the state a refund request returns to when it is refused or
 	// only partly refunds the escrow.
-	Resume State
+	Resume State `json:"resume,omitzero"`
 	// Paused is what was left of the running timer when a refund request or
 	// a dispute stopped it; it restarts with that much when the request ends.
-	Paused time.Duration
+	Paused time.Duration `json:"paused,omitzero"`
 	// DueAt is when the running timer fires; zero if none runs.
-	DueAt time.Time
+	DueAt time.Time `json:"due_at,omitzero"`
 
 	// DisputeLoser is the party who got less than half of the money held
 	// when the arbiter resolved a dispute; zero if none did.
-	DisputeLoser Role
+	DisputeLoser Role `json:"dispute_loser,omitzero"`
 	// Rated holds the parties who have rated the other (Buyer, Seller or
 	// both), by their own rating or by the default one.
-	Rated Role
+	Rated Role `json:"rated,omitzero"`
 	// RatingDueAt is when the rating window of an ended escrow closes;
 	// zero before the escrow ends, for states that cannot be rated, and
 	// once the window has closed.
-	RatingDueAt time.Time
+	RatingDueAt time.Time `json:"rating_due_at,omitzero"`
 
-	CreatedAt, PaidAt, ShippedAt, EndedAt, UpdatedAt time.Time
-	Version                                          uint64 // 1 when opened, +1 per change
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	PaidAt    time.Time `json:"paid_at,omitzero"`
+	ShippedAt time.Time `json:"shipped_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	Version   uint64    `json:"version"` // 1 when opened, +1 per change
 }
 
 // NextDue returns when ProcessDue next has something to do for e: the
@@ -322,16 +326,16 @@ func (e *Escrow) NextDue() time.Time {
 
 // A RefundRequest is the buyer asking for money back.
 type RefundRequest struct {
-	Amount Money
-	Reason string
-	At     time.Time
+	Amount Money     `json:"amount"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at,omitzero"`
 }
 
 // A Split divides an escrow's held money between buyer and seller. The parts
 // must add up to exactly what is held; the fee is taken from the seller's.
 type Split struct {
-	Buyer  Money
-	Seller Money
+	Buyer  Money `json:"buyer"`
+	Seller Money `json:"seller"`
 }
 
 // Open opens an escrow in AwaitingPayment. The buyer and seller must have

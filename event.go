@@ -35,17 +35,17 @@ const (
 // was committed, and Seq numbers them 1, 2, 3, … in commit order, so a
 // reader that remembers the last Seq it handled never misses one.
 type Event struct {
-	Seq     uint64
-	Type    EventType
-	At      time.Time
-	Account string // the account, for account events
-	Escrow  string // the escrow, for escrow events
-	Actor   string // who acted; empty when a timer fired
-	ByTimer bool   // the change was made by ProcessDue
-	State   State  // the escrow's state after the change
-	Amount  Money  // money moved, when some did
-	Fee     Money  // the fee taken from Amount, on releases
-	Note    string // tracking number, reason, milestone name
+	Seq     uint64    `json:"seq"`
+	Type    EventType `json:"type"`
+	At      time.Time `json:"at,omitzero"`
+	Account string    `json:"account,omitempty"` // the account, for account events
+	Escrow  string    `json:"escrow,omitempty"`  // the escrow, for escrow events
+	Actor   string    `json:"actor,omitempty"`   // who acted; empty when a timer fired
+	ByTimer bool      `json:"by_timer"`          // the change was made by ProcessDue
+	State   State     `json:"state,omitzero"`    // the escrow's state after the change
+	Amount  Money     `json:"amount"`            // money moved, when some did
+	Fee     Money     `json:"fee"`               // the fee taken from Amount, on releases
+	Note    string    `json:"note,omitempty"`    // tracking number, reason, milestone name
 }
 
 // Events returns at most limit events with Seq greater than after, oldest

@@ -22,9 +22,9 @@ type FeePolicy struct {
 
 // FeeTerms are the fee terms an escrow was opened with.
 type FeeTerms struct {
-	RatePPM  int64    // the rate in parts per million
-	Fixed    Money    // charged once, on the first release
-	Rounding Rounding // how the rate part is rounded
+	RatePPM  int64    `json:"rate_ppm"` // the rate in parts per million
+	Fixed    Money    `json:"fixed"`    // charged once, on the first release
+	Rounding Rounding `json:"rounding"` // how the rate part is rounded
 }
 
 // feeTerms is FeeTerms without the currency-specific part.

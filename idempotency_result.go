@@ -3,6 +3,7 @@ package escrow
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -50,6 +51,9 @@ func decodeResult(b []byte, out any) error {
 	case 0:
 		return decodeResultV1(b, out)
 	case resultVersion:
+		// The call may be a retry of a transaction that set out before
+		// it conflicted: a field the result leaves out must be zero.
+		reflect.ValueOf(out).Elem().SetZero()
 		return json.Unmarshal(env.Result, out)
 	}
 	return fmt.Errorf("a result in form %d, newer than this release reads", env.V)

@@ -15,8 +15,8 @@ import (
 // has 2 (fen), JPY has 0. A ledger accepts only the currencies in its
 // registry: the defaults below plus those given in Options.Currencies.
 type Currency struct {
-	Code  string // "CNY"; 1 to 12 upper-case letters or digits
-	Minor int    // decimal places of the minor unit, 0 to 9
+	Code  string `json:"code"`  // "CNY"; 1 to 12 upper-case letters or digits
+	Minor int    `json:"minor"` // decimal places of the minor unit, 0 to 9
 }
 
 // The currencies every ledger knows.

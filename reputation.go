@@ -80,9 +80,9 @@ func (s Score) rank() int { return 4 - int(s) }
 // Details are a buyer's optional 1 to 5 scores of a seller; 0 means not
 // given.
 type Details struct {
-	Described     int8 // the item was as described
-	Communication int8
-	Shipping      int8
+	Described     int8 `json:"described,omitzero"` // the item was as described
+	Communication int8 `json:"communication,omitzero"`
+	Shipping      int8 `json:"shipping,omitzero"`
 }
 
 func (d Details) given() bool { return d != Details{} }
@@ -91,40 +91,40 @@ func (d Details) array() [3]int8 { return [3]int8{d.Described, d.Communication, 
 
 // RatingInput is what a party says when rating.
 type RatingInput struct {
-	Score   Score
-	Details Details // only a buyer rating a seller may give them
-	Comment string  // up to 500 bytes of UTF-8
+	Score   Score   `json:"score"`
+	Details Details `json:"details,omitzero"`  // only a buyer rating a seller may give them
+	Comment string  `json:"comment,omitempty"` // up to 500 bytes of UTF-8
 }
 
 // A Rating is one party's verdict on the other after an escrow ended.
 type Rating struct {
-	Escrow    string
-	Rater     string
-	Ratee     string
-	RateeRole Role // Seller if the buyer rated, Buyer if the seller did
-	Score     Score
-	Details   Details
-	Comment   string
-	At        time.Time // when it was given; its place in every window
-	Default   bool      // given by the ledger for a party who stayed silent
-	Value     Money     // the escrow's price
-	Weight    float64   // log10(10 + Value in major units): its weight in the Beta score
+	Escrow    string    `json:"escrow"`
+	Rater     string    `json:"rater"`
+	Ratee     string    `json:"ratee"`
+	RateeRole Role      `json:"ratee_role"` // Seller if the buyer rated, Buyer if the seller did
+	Score     Score     `json:"score"`
+	Details   Details   `json:"details,omitzero"`
+	Comment   string    `json:"comment,omitempty"`
+	At        time.Time `json:"at,omitzero"` // when it was given; its place in every window
+	Default   bool      `json:"default"`     // given by the ledger for a party who stayed silent
+	Value     Money     `json:"value"`       // the escrow's price
+	Weight    float64   `json:"weight"`      // log10(10 + Value in major units): its weight in the Beta score
 
 	// Revised is set when a Neutral or Negative was revised upward; Original
 	// is the score it replaced.
-	Revised   bool
-	Original  Score
-	RevisedAt time.Time
+	Revised   bool      `json:"revised"`
+	Original  Score     `json:"original,omitzero"`
+	RevisedAt time.Time `json:"revised_at,omitzero"`
 	// Reply is the rated party's one answer.
-	Reply     string
-	RepliedAt time.Time
+	Reply     string    `json:"reply,omitempty"`
+	RepliedAt time.Time `json:"replied_at,omitzero"`
 
 	// Counted reports whether the rating counts towards the ratee's
 	// reputation; if not, Reason says why. Points is what it added to the
 	// ratee's points (0 when not counted).
-	Counted bool
-	Reason  string
-	Points  int64
+	Counted bool   `json:"counted"`
+	Reason  string `json:"reason,omitempty"`
+	Points  int64  `json:"points"`
 }
 
 // Reasons a rating does not count.
@@ -137,55 +137,63 @@ const (
 // PairMonth records the points counted for one rater's ratings of one
 // ratee in one calendar month, for the monthly cap.
 type PairMonth struct {
-	Ratee, Rater string
-	Month        string // "2006-01"
-	Positive     int64  // points added by positive ratings
-	Negative     int64  // points taken by negative ratings, as a positive number
+	Ratee    string `json:"ratee"`
+	Rater    string `json:"rater"`
+	Month    string `json:"month"`    // "2006-01"
+	Positive int64  `json:"positive"` // points added by positive ratings
+	Negative int64  `json:"negative"` // points taken by negative ratings, as a positive number
 }
 
 // An Aggregate is what the ledger keeps of a party's ratings in one role,
 // updated as each rating counts. Hosts read Reputation instead.
 type Aggregate struct {
-	Party string
-	Role  Role // Seller: ratings received as a seller; Buyer: as a buyer
+	Party string `json:"party"`
+	Role  Role   `json:"role"` // Seller: ratings received as a seller; Buyer: as a buyer
 	// Points is the sum of counted points.
-	Points int64
+	Points int64 `json:"points"`
 	// Positive, Neutral and Negative count counted ratings, all time.
-	Positive, Neutral, Negative int64
+	Positive int64 `json:"positive"`
+	Neutral  int64 `json:"neutral"`
+	Negative int64 `json:"negative"`
 	// Windows count counted ratings in the windows that end on WindowsDay
 	// (days since 1970-01-01 in the policy's location): the last 7, 30,
 	// 180 and 365 days, and the positive rate's window, in that order. They
 	// are kept up to date as days pass, from the DayCount records.
-	Windows    [5]Counts
-	WindowsDay int32
+	Windows    [5]Counts `json:"windows"`
+	WindowsDay int32     `json:"windows_day"`
 	// BetaPositive and BetaNegative are the weighted, decayed sums of
 	// positive and negative ratings as of BetaAt.
-	BetaPositive, BetaNegative float64
-	BetaAt                     time.Time
+	BetaPositive float64   `json:"beta_positive"`
+	BetaNegative float64   `json:"beta_negative"`
+	BetaAt       time.Time `json:"beta_at,omitzero"`
 	// DetailSums and DetailCounts total the detail scores given, in the
 	// order described, communication, shipping.
-	DetailSums, DetailCounts [3]int64
+	DetailSums   [3]int64 `json:"detail_sums"`
+	DetailCounts [3]int64 `json:"detail_counts"`
 	// Wilson and Expectation are the ranking keys as of UpdatedAt.
-	Wilson, Expectation float64
-	UpdatedAt           time.Time
+	Wilson      float64   `json:"wilson"`
+	Expectation float64   `json:"expectation"`
+	UpdatedAt   time.Time `json:"updated_at,omitzero"`
 	// RekeyDay is the day (numbered as WindowsDay) on which ProcessDue next
 	// works the ranking keys out again, as time alone changes them; 0 when
 	// time alone no longer does. See TopSellers.
-	RekeyDay int32
+	RekeyDay int32 `json:"rekey_day"`
 }
 
 // A PartyRole names a party in one role: whose aggregate it is.
 type PartyRole struct {
-	Party string
-	Role  Role
+	Party string `json:"party"`
+	Role  Role   `json:"role"`
 }
 
 // A DayCount counts one day's counted ratings of a party in a role.
 type DayCount struct {
-	Party                       string
-	Role                        Role
-	Day                         int32 // days since 1970-01-01 in the policy's location
-	Positive, Neutral, Negative int32
+	Party    string `json:"party"`
+	Role     Role   `json:"role"`
+	Day      int32  `json:"day"` // days since 1970-01-01 in the policy's location
+	Positive int32  `json:"positive"`
+	Neutral  int32  `json:"neutral"`
+	Negative int32  `json:"negative"`
 }
 
 // A RankKey is what TopSellers ranks by.

@@ -51,8 +51,8 @@ func (l *Ledger) rekey(tx Tx, k PartyRole, now time.Time, today int32) error {
 
 // A Ranked is one seller in a ranking.
 type Ranked struct {
-	Party string
-	View  View
+	Party string `json:"party"`
+	View  View   `json:"view"`
 }
 
 // TopSellers returns at most n sellers with the highest Wilson bound or Beta

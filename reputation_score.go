@@ -15,8 +15,8 @@ import (
 // A Level is a rank earned by points: None (tier 0) below 4 points, then
 // Heart, Diamond, Crown and Gold crown, each in tiers 1 to 5.
 type Level struct {
-	Name string
-	Tier int
+	Name string `json:"name"`
+	Tier int    `json:"tier"`
 }
 
 func (lv Level) String() string {
@@ -46,7 +46,9 @@ func LevelFor(points int64) Level {
 
 // Counts are counted ratings in a window.
 type Counts struct {
-	Positive, Neutral, Negative int64
+	Positive int64 `json:"positive"`
+	Neutral  int64 `json:"neutral"`
+	Negative int64 `json:"negative"`
 }
 
 func (c Counts) plus(o Counts) Counts {
@@ -55,39 +57,45 @@ func (c Counts) plus(o Counts) Counts {
 
 // A View is a party's reputation in one role, as of a moment.
 type View struct {
-	Role Role
+	Role Role `json:"role"`
 	// Unrated is true when no rating of the party in this role counts;
 	// every figure below is then zero.
-	Unrated bool
-	Points  int64
-	Level   Level
+	Unrated bool  `json:"unrated"`
+	Points  int64 `json:"points"`
+	Level   Level `json:"level"`
 	// Total counts every counted rating.
-	Total Counts
+	Total Counts `json:"total"`
 	// Last7, Last30, Last180 and Last365 count the counted ratings given in
 	// the last 7, 30, 180 and 365 days, today included.
-	Last7, Last30, Last180, Last365 Counts
+	Last7   Counts `json:"last_7"`
+	Last30  Counts `json:"last_30"`
+	Last180 Counts `json:"last_180"`
+	Last365 Counts `json:"last_365"`
 	// PositiveRate is positive/(positive+negative) over the policy's
 	// RateWindow (180 days); RateBasis is that denominator, and the rate
 	// is 0 when it is.
-	PositiveRate float64
-	RateBasis    int64
+	PositiveRate float64 `json:"positive_rate"`
+	RateBasis    int64   `json:"rate_basis"`
 	// Wilson is the lower bound of the 95% Wilson score interval (z = 1.96)
 	// of PositiveRate; exactly 0 when no rating in the window is positive.
-	Wilson float64
+	Wilson float64 `json:"wilson"`
 	// Expectation is α/(α+β) and Uncertainty 2/(α+β) of the Beta
 	// reputation, α = 1 + Σ w·positive and β = 1 + Σ w·negative, each rating
 	// weighted by w = log10(10 + value) and decayed by age.
-	Expectation, Uncertainty float64
+	Expectation float64 `json:"expectation"`
+	Uncertainty float64 `json:"uncertainty"`
 	// Described, Communication and Shipping average the detail scores
 	// buyers gave (sellers only); 0 when none were given.
-	Described, Communication, Shipping float64
+	Described     float64 `json:"described"`
+	Communication float64 `json:"communication"`
+	Shipping      float64 `json:"shipping"`
 }
 
 // Reputation is a party's standing as a seller and as a buyer.
 type Reputation struct {
-	Party    string
-	AsSeller View
-	AsBuyer  View
+	Party    string `json:"party"`
+	AsSeller View   `json:"as_seller"`
+	AsBuyer  View   `json:"as_buyer"`
 }
 
 // Reputation returns party's reputation now. It reads two aggregates and no
@@ -200,9 +208,9 @@ type Contribution struct {
 	Rating
 	// BetaWeight is the weight it carries in the Beta score now, after
 	// decay; 0 if it does not count or is neutral.
-	BetaWeight float64
+	BetaWeight float64 `json:"beta_weight"`
 	// InRateWindow reports whether it is within the positive rate's window.
-	InRateWindow bool
+	InRateWindow bool `json:"in_rate_window"`
 }
 
 // Explain returns every rating party has received, oldest first, each with

@@ -24,8 +24,8 @@ type IdempotencyTx interface {
 // IdempotencyRecord remembers the outcome of a call made with an
 // idempotency key, so that a repeat of the call returns the same result.
 type IdempotencyRecord struct {
-	Key     string    // the caller's key
-	Request string    // a canonical description of the call and its arguments
-	Result  []byte    // the call's result, in a versioned JSON form only the ledger reads
-	At      time.Time // when the call was made
+	Key     string    `json:"key"`         // the caller's key
+	Request string    `json:"request"`     // a canonical description of the call and its arguments
+	Result  []byte    `json:"result"`      // the call's result, in a versioned JSON form only the ledger reads
+	At      time.Time `json:"at,omitzero"` // when the call was made
 }

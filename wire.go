@@ -1,9 +1,11 @@
 package escrow
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Wire forms: the text and JSON of the public types (see doc.go, "JSON").
@@ -224,21 +226,25 @@ func snakeCase(name string) string {
 	return b.String()
 }
 
-// MarshalText encodes t as its word: "escrow_paid", "rating_given". The
-// value of the constant ("EscrowPaid") is what storage keeps; the word is
-// what JSON carries.
+// MarshalText encodes t as its word: "escrow_paid", "rating_given"; the
+// empty EventType (none) as "". The value of the constant ("EscrowPaid")
+// is what storage keeps; the word is what JSON carries.
 func (t EventType) MarshalText() ([]byte, error) {
 	if i := slices.Index(eventTypes, t); i >= 0 {
 		return []byte(eventTypeWords.words[i]), nil
 	}
+	if t == "" {
+		return []byte{}, nil
+	}
 	return nil, eventTypeWords.unknown(string(t))
 }
 
-// UnmarshalText decodes an event type's word. The constants' values,
-// which earlier releases wrote ("EscrowPaid"), are read too.
+// UnmarshalText decodes an event type's word, or "" as the empty
+// EventType. The constants' values, which earlier releases wrote
+// ("EscrowPaid"), are read too.
 func (t *EventType) UnmarshalText(b []byte) error {
-	if i := slices.Index(eventTypes, EventType(b)); i >= 0 {
-		*t = eventTypes[i]
+	if i := slices.Index(eventTypes, EventType(b)); i >= 0 || len(b) == 0 {
+		*t = EventType(b)
 		return nil
 	}
 	i, err := eventTypeWords.value(b)
@@ -260,19 +266,147 @@ var entryKindWords = func() enum {
 }()
 
 // MarshalText encodes k as its value, which is its word: "deposit",
-// "release".
+// "release"; the empty EntryKind (none) as "".
 func (k EntryKind) MarshalText() ([]byte, error) {
-	if slices.Contains(entryKinds, k) {
+	if k == "" || slices.Contains(entryKinds, k) {
 		return []byte(k), nil
 	}
 	return nil, entryKindWords.unknown(string(k))
 }
 
-// UnmarshalText decodes an entry kind's word.
+// UnmarshalText decodes an entry kind's word, or "" as the empty
+// EntryKind.
 func (k *EntryKind) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*k = ""
+		return nil
+	}
 	i, err := entryKindWords.value(b)
 	if err == nil {
 		*k = entryKinds[i]
 	}
 	return err
+}
+
+// A duration is a time.Duration in JSON: a string as Duration.String
+// writes it ("72h0m0s", "1.5s"), read back by time.ParseDuration, which
+// gives the same value to the nanosecond. A number is refused, not taken
+// as nanoseconds: 72 meant as hours would be 72ns.
+type duration time.Duration
+
+func (d duration) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
+}
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return invalidArg("duration %s is not a string such as \"72h0m0s\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return invalidArg("duration %q is not one time.ParseDuration reads, such as \"72h0m0s\"", s)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// timersJSON is Timers in JSON.
+type timersJSON struct {
+	PayWithin            duration `json:"pay_within,omitzero"`
+	ShipWithin           duration `json:"ship_within,omitzero"`
+	ConfirmWithin        duration `json:"confirm_within,omitzero"`
+	RefundResponseWithin duration `json:"refund_response_within,omitzero"`
+}
+
+// MarshalJSON encodes t with each duration as a string ("72h0m0s"),
+// leaving out the zero ones, which take the defaults.
+func (t Timers) MarshalJSON() ([]byte, error) {
+	return json.Marshal(timersJSON{PayWithin: duration(t.PayWithin), ShipWithin: duration(t.ShipWithin),
+		ConfirmWithin: duration(t.ConfirmWithin), RefundResponseWithin: duration(t.RefundResponseWithin)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes; a duration that is not
+// such a string fails with an error wrapping ErrInvalidArgument.
+func (t *Timers) UnmarshalJSON(b []byte) error {
+	var v timersJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*t = Timers{PayWithin: time.Duration(v.PayWithin), ShipWithin: time.Duration(v.ShipWithin),
+		ConfirmWithin: time.Duration(v.ConfirmWithin), RefundResponseWithin: time.Duration(v.RefundResponseWithin)}
+	return nil
+}
+
+// escrowFields is Escrow without its methods, so that its JSON form can
+// be Escrow's with Paused as a duration.
+type escrowFields Escrow
+
+// escrowJSON is Escrow in JSON: its fields, and its Terms' in line, under
+// their tags, with Paused, which hides escrowFields.Paused, as a string.
+type escrowJSON struct {
+	*escrowFields
+	Paused duration `json:"paused,omitzero"`
+}
+
+// MarshalJSON encodes e with its fields and its Terms' in one object, and
+// Paused as a duration string (see doc.go, "JSON").
+func (e Escrow) MarshalJSON() ([]byte, error) {
+	return json.Marshal(escrowJSON{(*escrowFields)(&e), duration(e.Paused)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes into e, replacing all of
+// it: a field the JSON leaves out is zero.
+func (e *Escrow) UnmarshalJSON(b []byte) error {
+	var v Escrow
+	w := escrowJSON{escrowFields: (*escrowFields)(&v)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	v.Paused = time.Duration(w.Paused)
+	*e = v
+	return nil
+}
+
+// signedMoney is an amount in JSON that may be negative: a bucket of
+// WorldAccount's Balance, which is minus all the money deposited.
+type signedMoney Money
+
+func (m *signedMoney) UnmarshalJSON(b []byte) error {
+	var v moneyJSON
+	if err := json.Unmarshal(b, &v); err != nil || !strings.HasPrefix(v.Amount, "-") {
+		return (*Money)(m).UnmarshalJSON(b)
+	}
+	v.Amount = v.Amount[1:]
+	abs, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var pos Money
+	if err := pos.UnmarshalJSON(abs); err != nil {
+		return err
+	}
+	*m = signedMoney{units: -pos.units, cur: pos.cur}
+	return nil
+}
+
+// UnmarshalJSON decodes a Balance from its fields' JSON. Unlike a Money
+// alone, its amounts may be negative, as WorldAccount's are.
+func (b *Balance) UnmarshalJSON(data []byte) error {
+	type fields Balance
+	var v Balance
+	w := struct {
+		*fields
+		Available signedMoney `json:"available"`
+		Held      signedMoney `json:"held"`
+	}{fields: (*fields)(&v)}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	v.Available, v.Held = Money(w.Available), Money(w.Held)
+	*b = v
+	return nil
 }

@@ -87,6 +87,7 @@ func textEnums() []textEnum {
 			escrow.RankExpectation: "expectation",
 		}, invalid: []any{escrow.RankKey(3)}},
 		{name: "EventType", words: map[any]string{
+			escrow.EventType(""):         "",
 			escrow.AccountOpened:         "account_opened",
 			escrow.Deposited:             "deposited",
 			escrow.Withdrawn:             "withdrawn",
@@ -103,16 +104,17 @@ func textEnums() []textEnum {
 			escrow.RatingGiven:           "rating_given",
 			escrow.RatingRevised:         "rating_revised",
 			escrow.RatingReplied:         "rating_replied",
-		}, invalid: []any{escrow.EventType(""), escrow.EventType("EscrowLost")},
+		}, invalid: []any{escrow.EventType("EscrowLost"), escrow.EventType("escrow_paid")},
 			legacy: map[string]any{"EscrowPaid": escrow.EscrowPaid, "RatingGiven": escrow.RatingGiven}},
 		{name: "EntryKind", words: map[any]string{
+			escrow.EntryKind(""):   "",
 			escrow.EntryDeposit:    "deposit",
 			escrow.EntryWithdrawal: "withdrawal",
 			escrow.EntryHold:       "hold",
 			escrow.EntryRelease:    "release",
 			escrow.EntryRefund:     "refund",
 			escrow.EntrySplit:      "split",
-		}, invalid: []any{escrow.EntryKind(""), escrow.EntryKind("Deposit")}},
+		}, invalid: []any{escrow.EntryKind("Deposit")}},
 	}
 }
 
