@@ -160,6 +160,39 @@ func (e *InvariantError) Error() string {
 
 func (e *InvariantError) Unwrap() error { return ErrInvariant }
 
+// IdempotencyMismatchError reports an idempotency key that was first used
+// for another call, or for the same call with other arguments. It says in
+// words which call that was (not in the form the ledger compares calls
+// in), so that a client can see why its key was refused. It wraps
+// ErrIdempotencyMismatch.
+type IdempotencyMismatchError struct {
+	Key string
+	// Call is the first call's word: an action's ("pay",
+	// "request_refund", "rate"), or "open", "open_account", "deposit",
+	// "withdraw", "revise" or "reply"; "" if its record is of a form too
+	// old to tell.
+	Call string
+	// Escrow or Account is what the first call was made on, when its
+	// record says.
+	Escrow, Account string
+}
+
+func (e *IdempotencyMismatchError) Error() string {
+	msg := fmt.Sprintf("%s: key %q was first used ", ErrIdempotencyMismatch, e.Key)
+	phrase := callPhrase(e.Call)
+	switch {
+	case phrase != "" && e.Escrow != "":
+		return msg + fmt.Sprintf("to %s escrow %q", phrase, e.Escrow)
+	case phrase != "" && e.Account != "":
+		return msg + fmt.Sprintf("to %s account %q", phrase, e.Account)
+	case e.Call != "":
+		return msg + "for " + e.Call
+	}
+	return msg + "for another call"
+}
+
+func (e *IdempotencyMismatchError) Unwrap() error { return ErrIdempotencyMismatch }
+
 // EnumError reports a word that names no value of an enumeration (a
 // State, Role, Score, Action, …) where its text form was decoded, or a
 // value with no word where one was encoded. It wraps ErrInvalidArgument.

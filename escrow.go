@@ -727,14 +727,15 @@ func (l *Ledger) act(ctx context.Context, action Action, id, actor string, a arg
 // run takes a call from the pool, lets set fill in what it does, and runs
 // it in one transaction under the idempotency key among opts.
 func (l *Ledger) run(ctx context.Context, opts []CallOption, set func(*call)) (Escrow, error) {
-	key, err := keyOf(opts)
+	o, err := optionsOf(opts)
 	if err != nil {
 		return Escrow{}, err
 	}
 	c := callPool.Get().(*call)
-	c.l, c.key, c.now = l, key, l.now()
+	c.l, c.key, c.now = l, o.key, l.now()
 	set(c)
 	err = l.store.Update(ctx, c.txFn)
+	o.done(c.replayed, err)
 	out := c.e
 	*c = call{txFn: c.txFn}
 	callPool.Put(c)
@@ -755,8 +756,9 @@ type call struct {
 	action    Action
 	id, actor string
 	args
-	key string
-	now time.Time
+	key      string
+	now      time.Time
+	replayed bool // the result was the one remembered under key
 
 	// Open's call creates the escrow of terms instead of taking an action.
 	opening bool
@@ -774,7 +776,10 @@ var callPool = sync.Pool{New: func() any {
 	return c
 }}
 
-func (c *call) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
+func (c *call) run(tx Tx) (err error) {
+	c.replayed, err = c.l.runKeyed(tx, c.key, c.now, c)
+	return err
+}
 
 func (c *call) request() string {
 	if c.opening {

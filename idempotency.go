@@ -14,34 +14,105 @@ import (
 // A CallOption modifies one mutating call. The zero CallOption changes
 // nothing.
 type CallOption struct {
-	key    string
-	hasKey bool // set by IdempotencyKey, so that an empty key is noticed
+	key      string
+	hasKey   bool // set by IdempotencyKey, so that an empty key is noticed
+	replayed *bool
+	// hasReplayed is set by Replayed, so that a nil pointer is noticed.
+	hasReplayed bool
 }
 
 // IdempotencyKey makes a call safe to retry: the first call made with key
 // runs and its result is remembered in the same transaction; a later call
 // with the same key and the same arguments returns that result and changes
-// nothing; one with different arguments fails with ErrIdempotencyMismatch.
-// A call that fails is not remembered, so it may be retried with its key.
-// A result is replayed while less than Options.IdempotencyRetention (by
-// default 7 days) has passed since the first call; from then on the key is
-// free, a call with it is a new call, and ProcessDue deletes the record.
-// Keys are global to the ledger; 1 to 256 bytes. An empty key is refused
-// with ErrInvalidArgument rather than ignored, so that a caller whose key
-// went missing does not make the call twice.
+// nothing; one with different arguments fails with an
+// *IdempotencyMismatchError (ErrIdempotencyMismatch), which says what the
+// key was first used for. A call that fails is not remembered, so it may
+// be retried with its key. A result is replayed while less than
+// Options.IdempotencyRetention (by default 7 days) has passed since the
+// first call; from then on the key is free, a call with it is a new call,
+// and ProcessDue deletes the record. Replayed tells a replay from a first
+// run.
+//
+// Keys are global to the ledger: one namespace for every party and every
+// method. A host that takes keys from its clients (an Idempotency-Key
+// header) must prefix them with whatever scopes them, such as the
+// authenticated user or tenant ("user-42:" + key); otherwise one client's
+// key collides with another's, and the mismatch error tells the second
+// which call and which escrow or account the first used it for. A key is
+// 1 to 256 bytes. An empty key is refused with ErrInvalidArgument rather
+// than ignored, so that a caller whose key went missing does not make the
+// call twice.
 func IdempotencyKey(key string) CallOption { return CallOption{key: key, hasKey: true} }
+
+// Replayed makes a call report in *replayed whether its result was
+// replayed: true if the call succeeded by returning the result remembered
+// under its IdempotencyKey, false if it ran now, or failed, or had no key.
+// It sets *replayed to false when it is called, and the call sets it to
+// true only if it replays. A host passes the flag on to its client, as
+// payment APIs do with an Idempotent-Replayed header, so that a retry's
+// answer can be told from a first one. A nil pointer is refused with
+// ErrInvalidArgument.
+func Replayed(replayed *bool) CallOption {
+	if replayed != nil {
+		*replayed = false
+	}
+	return CallOption{replayed: replayed, hasReplayed: true}
+}
+
+// callOptions are the options of one call, gathered.
+type callOptions struct {
+	key      string
+	replayed *bool
+}
+
+// optionsOf gathers opts; where one is given twice, the last counts.
+func optionsOf(opts []CallOption) (callOptions, error) {
+	var o callOptions
+	hasKey := false
+	for _, opt := range opts {
+		if opt.hasKey {
+			o.key, hasKey = opt.key, true
+		}
+		if opt.hasReplayed {
+			if opt.replayed == nil {
+				return callOptions{}, invalidArg("Replayed with a nil pointer")
+			}
+			o.replayed = opt.replayed
+		}
+	}
+	if hasKey && o.key == "" {
+		return callOptions{}, invalidArg("empty idempotency key")
+	}
+	if len(o.key) > 256 {
+		return callOptions{}, invalidArg("idempotency key is %d bytes, more than 256", len(o.key))
+	}
+	return o, nil
+}
+
+// done tells a Replayed option how the call ended.
+func (o *callOptions) done(replayed bool, err error) {
+	if o.replayed != nil {
+		*o.replayed = replayed && err == nil
+	}
+}
 
 // mutate runs fn in one storage transaction, honouring an idempotency key
 // among opts (see runKeyed). describe renders the call and its arguments
 // canonically; it is called only when there is a key.
 func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe func() string,
 	fn func(tx Tx, now time.Time) (T, error)) (T, error) {
-	key, err := keyOf(opts)
+	o, err := optionsOf(opts)
 	if err != nil {
 		return *new(T), err
 	}
 	c := &fnCall[T]{describe: describe, fn: fn, now: l.now()}
-	if err := l.store.Update(ctx, func(tx Tx) error { return l.runKeyed(tx, key, c.now, c) }); err != nil {
+	err = l.store.Update(ctx, func(tx Tx) error {
+		var err error
+		c.replayed, err = l.runKeyed(tx, o.key, c.now, c)
+		return err
+	})
+	o.done(c.replayed, err)
+	if err != nil {
 		return *new(T), err
 	}
 	return c.out, nil
@@ -56,21 +127,21 @@ type keyed interface {
 }
 
 // runKeyed runs c in tx. With a key, a call already made with it has its
-// result replayed instead (or fails with ErrIdempotencyMismatch if it was
-// another call), and a new call's result is remembered in the same
-// transaction.
-func (l *Ledger) runKeyed(tx Tx, key string, now time.Time, c keyed) error {
+// result replayed instead, and runKeyed reports true (or fails with
+// ErrIdempotencyMismatch if it was another call); a new call's result is
+// remembered in the same transaction.
+func (l *Ledger) runKeyed(tx Tx, key string, now time.Time, c keyed) (replayed bool, err error) {
 	if key == "" {
-		return c.apply(tx)
+		return false, c.apply(tx)
 	}
 	request := c.request()
 	if found, err := l.recall(tx, key, request, c.result(), now); found || err != nil {
-		return err
+		return found, err
 	}
 	if err := c.apply(tx); err != nil {
-		return err
+		return false, err
 	}
-	return remember(tx, key, request, c.result(), now)
+	return false, remember(tx, key, request, c.result(), now)
 }
 
 // fnCall is a keyed call made of functions.
@@ -79,6 +150,7 @@ type fnCall[T any] struct {
 	fn       func(tx Tx, now time.Time) (T, error)
 	now      time.Time
 	out      T
+	replayed bool
 }
 
 func (c *fnCall[T]) request() string { return c.describe() }
@@ -90,24 +162,6 @@ func (c *fnCall[T]) apply(tx Tx) error {
 		c.out = v
 	}
 	return err
-}
-
-// keyOf returns the idempotency key among opts, if any.
-func keyOf(opts []CallOption) (string, error) {
-	var key string
-	hasKey := false
-	for _, o := range opts {
-		if o.hasKey {
-			key, hasKey = o.key, true
-		}
-	}
-	if hasKey && key == "" {
-		return "", invalidArg("empty idempotency key")
-	}
-	if len(key) > 256 {
-		return "", invalidArg("idempotency key is %d bytes, more than 256", len(key))
-	}
-	return key, nil
 }
 
 // recall looks key up. If a call was made with it less than the retention
@@ -123,7 +177,7 @@ func (l *Ledger) recall(tx Tx, key, request string, out any, now time.Time) (boo
 	case !now.Before(rec.At.Add(l.retention)):
 		return false, nil // expired: the call is new, and its record replaces this one
 	case rec.Request != request:
-		return true, fmt.Errorf("%w: key %q was first used for %q", ErrIdempotencyMismatch, key, rec.Request)
+		return true, keyReused(key, rec.Request)
 	}
 	if err := decodeResult(rec.Result, out); err != nil {
 		return true, fmt.Errorf("%w: key %q holds a result this release cannot read: %w", ErrIdempotencyMismatch, key, err)

@@ -2,6 +2,7 @@ package escrow_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,9 +15,11 @@ type idempotentCall struct {
 	name string
 	// setup brings the fixture to where call succeeds.
 	setup func(f *world)
-	call  func(f *world, key escrow.CallOption) (any, error)
+	call  func(f *world, key ...escrow.CallOption) (any, error)
 	// other is the same method with different arguments.
-	other func(f *world, key escrow.CallOption) (any, error)
+	other func(f *world, key ...escrow.CallOption) (any, error)
+	// firstUse is what the mismatch error says the key was first used for.
+	firstUse string
 }
 
 func TestIdempotency(t *testing.T) {
@@ -37,6 +40,16 @@ func TestIdempotency(t *testing.T) {
 			return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "")
 		})
 	}
+	completeDeal := func(f *world) {
+		shipDeal(f)
+		setup(f.t, func() (escrow.Escrow, error) { return f.l.Confirm(f.ctx, "deal", partyBuyer) })
+	}
+	rateDeal := func(f *world) {
+		completeDeal(f)
+		if _, err := f.l.Rate(f.ctx, "deal", partyBuyer, escrow.RatingInput{Score: escrow.Neutral}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
 	disputeDeal := func(f *world) {
 		payDeal(f)
 		setup(f.t, func() (escrow.Escrow, error) { return f.l.Dispute(f.ctx, "deal", partyBuyer, "") })
@@ -44,110 +57,131 @@ func TestIdempotency(t *testing.T) {
 
 	calls := []idempotentCall{
 		{"OpenAccount", func(f *world) {},
-			func(f *world, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "newcomer", k) },
-			func(f *world, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "latecomer", k) }},
+			func(f *world, k ...escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "newcomer", k...) },
+			func(f *world, k ...escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "latecomer", k...) }, `to open account "newcomer"`},
 		{"Deposit", func(f *world) {},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Deposit(f.ctx, partyBuyer, cny("10.00"), k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Deposit(f.ctx, partyBuyer, cny("10.00"), k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Deposit(f.ctx, partyBuyer, cny("10.01"), k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Deposit(f.ctx, partyBuyer, cny("10.01"), k...)
+			}, `to deposit into account "buyer"`},
 		{"Withdraw", func(f *world) {},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Withdraw(f.ctx, partyBuyer, cny("10.00"), k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Withdraw(f.ctx, partyBuyer, cny("10.00"), k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Withdraw(f.ctx, partySeller, cny("10.00"), k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Withdraw(f.ctx, partySeller, cny("10.00"), k...)
+			}, `to withdraw from account "buyer"`},
 		{"Open", func(f *world) {},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Open(f.ctx, dealTerms("deal", true), k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Open(f.ctx, dealTerms("deal", true), k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Open(f.ctx, dealTerms("deal", false), k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Open(f.ctx, dealTerms("deal", false), k...)
+			}, `to open escrow "deal"`},
 		{"Pay", openDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Pay(f.ctx, "deal", partyBuyer, k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Pay(f.ctx, "deal", partyBuyer, k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Pay(f.ctx, "deal", partyStranger, k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Pay(f.ctx, "deal", partyStranger, k...)
+			}, `to pay escrow "deal"`},
 		{"Ship", payDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Ship(f.ctx, "deal", partySeller, "SF-1", k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Ship(f.ctx, "deal", partySeller, "SF-1", k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Ship(f.ctx, "deal", partySeller, "SF-2", k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Ship(f.ctx, "deal", partySeller, "SF-2", k...)
+			}, `to ship escrow "deal"`},
 		{"Confirm", shipDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Confirm(f.ctx, "deal", partyBuyer, k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Confirm(f.ctx, "deal", partyBuyer, k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Confirm(f.ctx, "deal", partySeller, k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Confirm(f.ctx, "deal", partySeller, k...)
+			}, `to confirm escrow "deal"`},
 		{"ConfirmMilestone", func(f *world) {
 			setup(f.t, func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", true)) },
 				func() (escrow.Escrow, error) { return f.l.Pay(f.ctx, "deal", partyBuyer) },
 				func() (escrow.Escrow, error) { return f.l.Ship(f.ctx, "deal", partySeller, "") })
 		},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 0, k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 0, k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 1, k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.ConfirmMilestone(f.ctx, "deal", partyBuyer, 1, k...)
+			}, `to confirm a milestone of escrow "deal"`},
 		{"Cancel", openDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Cancel(f.ctx, "deal", partyBuyer, k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Cancel(f.ctx, "deal", partyBuyer, k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Cancel(f.ctx, "deal", partySeller, k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Cancel(f.ctx, "deal", partySeller, k...)
+			}, `to cancel escrow "deal"`},
 		{"Refund", payDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.00"), k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.00"), k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.01"), k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Refund(f.ctx, "deal", partySeller, cny("10.01"), k...)
+			}, `to refund escrow "deal"`},
 		{"RequestRefund", payDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "late", k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "late", k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "very late", k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "very late", k...)
+			}, `to request a refund on escrow "deal"`},
 		{"AgreeRefund", requestOnDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.AgreeRefund(f.ctx, "deal", partySeller, k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.AgreeRefund(f.ctx, "deal", partySeller, k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.AgreeRefund(f.ctx, "deal", partyBuyer, k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.AgreeRefund(f.ctx, "deal", partyBuyer, k...)
+			}, `to agree to the refund on escrow "deal"`},
 		{"RefuseRefund", requestOnDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no", k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no", k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no!", k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.RefuseRefund(f.ctx, "deal", partySeller, "no!", k...)
+			}, `to refuse the refund on escrow "deal"`},
 		{"Dispute", payDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Dispute(f.ctx, "deal", partyBuyer, "help", k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Dispute(f.ctx, "deal", partyBuyer, "help", k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Dispute(f.ctx, "deal", partySeller, "help", k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Dispute(f.ctx, "deal", partySeller, "help", k...)
+			}, `to dispute escrow "deal"`},
 		{"Resolve", disputeDeal,
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("40.00"), Seller: cny("60.00")}, k)
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("40.00"), Seller: cny("60.00")}, k...)
 			},
-			func(f *world, k escrow.CallOption) (any, error) {
-				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("60.00"), Seller: cny("40.00")}, k)
-			}},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Resolve(f.ctx, "deal", partyArbiter, escrow.Split{Buyer: cny("60.00"), Seller: cny("40.00")}, k...)
+			}, `to resolve escrow "deal"`},
+		{"Rate", completeDeal,
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Rate(f.ctx, "deal", partyBuyer, escrow.RatingInput{Score: escrow.Positive}, k...)
+			},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Rate(f.ctx, "deal", partyBuyer, escrow.RatingInput{Score: escrow.Positive, Comment: "fine"}, k...)
+			}, `to rate the other party of escrow "deal"`},
+		{"Revise", rateDeal,
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Revise(f.ctx, "deal", partyBuyer, escrow.Positive, "", k...)
+			},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Revise(f.ctx, "deal", partyBuyer, escrow.Positive, "better now", k...)
+			}, `to revise the rating on escrow "deal"`},
+		{"Reply", rateDeal,
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Reply(f.ctx, "deal", partyBuyer, partySeller, "thanks", k...)
+			},
+			func(f *world, k ...escrow.CallOption) (any, error) {
+				return f.l.Reply(f.ctx, "deal", partyBuyer, partySeller, "thank you", k...)
+			}, `to reply to the rating on escrow "deal"`},
 	}
 
 	for _, c := range calls {
@@ -158,9 +192,13 @@ func TestIdempotency(t *testing.T) {
 			key := escrow.IdempotencyKey("key-" + c.name)
 			before := f.dump()
 			seq := uint64(len(eventsAfter(f, 0)))
-			first, err := c.call(f, key)
+			replayed := true
+			first, err := c.call(f, key, escrow.Replayed(&replayed))
 			if err != nil {
 				t.Fatalf("first call: %v", err)
+			}
+			if replayed {
+				t.Error("the first call reports a replay")
 			}
 			if evs := eventsAfter(f, seq); len(evs) != 1 {
 				t.Fatalf("first call wrote %d events, want 1", len(evs))
@@ -172,9 +210,12 @@ func TestIdempotency(t *testing.T) {
 
 			done := f.dump()
 			for i := 0; i < 2; i++ {
-				again, err := c.call(f, key)
+				again, err := c.call(f, key, escrow.Replayed(&replayed))
 				if err != nil {
 					t.Fatalf("repeat %d: %v", i, err)
+				}
+				if !replayed {
+					t.Errorf("repeat %d does not report a replay", i)
 				}
 				if diff := cmp.Diff(first, again); diff != "" {
 					t.Errorf("repeat %d returned another result (-first +repeat):\n%s", i, diff)
@@ -182,8 +223,21 @@ func TestIdempotency(t *testing.T) {
 				f.unchanged(done, "a repeated call")
 			}
 
-			if _, err := c.other(f, key); !errors.Is(err, escrow.ErrIdempotencyMismatch) {
-				t.Fatalf("same key, other arguments: err = %v, want ErrIdempotencyMismatch", err)
+			replayed = true
+			opts := []escrow.CallOption{key, escrow.Replayed(&replayed)}
+			replayed = true // as a reused option would leave it
+			_, err = c.other(f, opts...)
+			var mismatch *escrow.IdempotencyMismatchError
+			if !errors.Is(err, escrow.ErrIdempotencyMismatch) || !errors.As(err, &mismatch) {
+				t.Fatalf("same key, other arguments: err = %v, want an IdempotencyMismatchError", err)
+			}
+			if want := `escrow: idempotency key reused with different arguments: key "key-` + c.name +
+				`" was first used ` + c.firstUse; err.Error() != want {
+				t.Errorf("mismatch error:\n got %s\nwant %s", err, want)
+			}
+			assertNoRequest(t, err)
+			if replayed {
+				t.Error("a refused call reports a replay")
 			}
 			f.unchanged(done, "a key reused with other arguments")
 			f.check()
@@ -247,9 +301,12 @@ func TestIdempotency(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := f.dump()
-		if _, err := f.l.OpenAccount(f.ctx, "someone", key); !errors.Is(err, escrow.ErrIdempotencyMismatch) {
-			t.Errorf("key reused by another method: err = %v, want ErrIdempotencyMismatch", err)
+		_, err := f.l.OpenAccount(f.ctx, "someone", key)
+		var mismatch *escrow.IdempotencyMismatchError
+		if !errors.As(err, &mismatch) || *mismatch != (escrow.IdempotencyMismatchError{Key: "shared", Call: "deposit", Account: partyBuyer}) {
+			t.Errorf("key reused by another method: err = %v, want an IdempotencyMismatchError naming the deposit", err)
 		}
+		assertNoRequest(t, err)
 		if _, err := f.l.Open(f.ctx, dealTerms("deal", false), key); !errors.Is(err, escrow.ErrIdempotencyMismatch) {
 			t.Errorf("key reused by Open: err = %v, want ErrIdempotencyMismatch", err)
 		}
@@ -345,4 +402,136 @@ func TestIdempotency(t *testing.T) {
 		f.unchanged(before, "opening a paid escrow again")
 		f.check()
 	})
+}
+
+// assertNoRequest fails the test if err's message shows the canonical
+// form of a call, which is the ledger's business, not the caller's.
+func assertNoRequest(t *testing.T, err error) {
+	t.Helper()
+	for _, internal := range []string{"v1 ", "escrow=", "actor=", "amount=", "account=", "id="} {
+		if strings.Contains(err.Error(), internal) {
+			t.Errorf("error %q shows the canonical request (%q)", err, internal)
+		}
+	}
+}
+
+// TestReplayedOption checks the replay flag where it is not a first call
+// or a plain retry: no key, a failing call, a retry after the retention,
+// a nil pointer.
+func TestReplayedOption(t *testing.T) {
+	f := newFixture(t)
+	f.funded(partyBuyer, partySeller)
+	l, ctx := f.l, f.ctx
+
+	replayed := true
+	if _, err := l.Deposit(ctx, partyBuyer, cny("1.00"), escrow.Replayed(&replayed)); err != nil || replayed {
+		t.Errorf("a call without a key: replayed %v, err %v; want false, nil", replayed, err)
+	}
+
+	// A call that fails reports no replay, with a key or without.
+	key := escrow.IdempotencyKey("withdraw")
+	for _, opts := range [][]escrow.CallOption{{escrow.Replayed(&replayed)}, {key, escrow.Replayed(&replayed)}} {
+		replayed = true // as an option used before would leave it
+		if _, err := l.Withdraw(ctx, partyBuyer, cny("5000.00"), opts...); !errors.Is(err, escrow.ErrInsufficientFunds) || replayed {
+			t.Errorf("a failing call: replayed %v, err %v; want false, ErrInsufficientFunds", replayed, err)
+		}
+	}
+
+	// A key past its retention is free: the call runs again, no replay.
+	if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), key); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(escrow.DefaultIdempotencyRetention)
+	b, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), key, escrow.Replayed(&replayed))
+	if err != nil || replayed || b.Available != cny("999.00") {
+		t.Errorf("a call after the retention: %s available, replayed %v, err %v; want 999.00 CNY, false, nil",
+			b.Available, replayed, err)
+	}
+	if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), key, escrow.Replayed(&replayed)); err != nil || !replayed {
+		t.Errorf("its retry: replayed %v, err %v; want true, nil", replayed, err)
+	}
+
+	// A nil pointer is a mistake in the caller, refused before anything
+	// happens.
+	before := f.dump()
+	for name, call := range map[string]func() error{
+		"Deposit": func() error { _, err := l.Deposit(ctx, partyBuyer, cny("1.00"), escrow.Replayed(nil)); return err },
+		"Open": func() error {
+			_, err := l.Open(ctx, dealTerms("deal", false), key, escrow.Replayed(nil))
+			return err
+		},
+		"Rate": func() error {
+			_, err := l.Rate(ctx, "deal", partyBuyer, escrow.RatingInput{Score: escrow.Positive}, escrow.Replayed(nil))
+			return err
+		},
+	} {
+		if err := call(); !errors.Is(err, escrow.ErrInvalidArgument) || !strings.Contains(err.Error(), "Replayed") {
+			t.Errorf("%s with Replayed(nil): err = %v, want ErrInvalidArgument naming Replayed", name, err)
+		}
+	}
+	f.unchanged(before, "calls with Replayed(nil)")
+}
+
+// TestMismatchNamesFirstCall checks what the mismatch error says of the
+// first call, from records of every form: the call and what it was made
+// on for a versioned request, the call alone for a request of the form
+// before versions, and nothing for one of a form it does not know. The
+// error never shows the request itself, and the call changes nothing.
+func TestMismatchNamesFirstCall(t *testing.T) {
+	tests := []struct {
+		request string
+		want    escrow.IdempotencyMismatchError
+		says    string
+	}{
+		{`v1 pay escrow="deal \"one\"" actor="buyer"`, escrow.IdempotencyMismatchError{Call: "pay", Escrow: `deal "one"`},
+			`to pay escrow "deal \"one\""`},
+		{`v1 confirm-milestone escrow="e=1 x" actor="buyer" milestone=1`,
+			escrow.IdempotencyMismatchError{Call: "confirm_milestone", Escrow: "e=1 x"}, `to confirm a milestone of escrow "e=1 x"`},
+		{`v1 resolve escrow="e2" actor="arb" buyer-part="1.00 CNY" seller-part="2.00 CNY"`,
+			escrow.IdempotencyMismatchError{Call: "resolve", Escrow: "e2"}, `to resolve escrow "e2"`},
+		{`v1 withdraw account="alice" amount="1.00 CNY"`, escrow.IdempotencyMismatchError{Call: "withdraw", Account: "alice"},
+			`to withdraw from account "alice"`},
+		{`v1 open-account id="bob"`, escrow.IdempotencyMismatchError{Call: "open_account", Account: "bob"}, `to open account "bob"`},
+		{`v1 open id="e3" buyer="alice" seller="bob" price="1.00 CNY"`, escrow.IdempotencyMismatchError{Call: "open", Escrow: "e3"},
+			`to open escrow "e3"`},
+		{`v1 rate escrow="e4" rater="alice" score=1`, escrow.IdempotencyMismatchError{Call: "rate", Escrow: "e4"},
+			`to rate the other party of escrow "e4"`},
+		{`pay|"asking"|"dave"|""|0|0|0|0`, escrow.IdempotencyMismatchError{Call: "pay"}, "for pay"},
+		{`open|escrow.Terms{ID:"done", Buyer:"alice"}`, escrow.IdempotencyMismatchError{Call: "open"}, "for open"},
+		{`deposit|alice|10000.00 CNY`, escrow.IdempotencyMismatchError{Call: "deposit"}, "for deposit"},
+		{`v2 pay escrow="x"`, escrow.IdempotencyMismatchError{}, "for another call"},
+		{`v1 fly escrow="x"`, escrow.IdempotencyMismatchError{}, "for another call"},
+		{``, escrow.IdempotencyMismatchError{}, "for another call"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.request, func(t *testing.T) {
+			f := newFixture(t)
+			f.funded(partyBuyer, partySeller)
+			f.must("put record", f.store.Update(f.ctx, func(tx escrow.Tx) error {
+				return tx.PutIdempotency(escrow.IdempotencyRecord{Key: "k", Request: tc.request, Result: []byte(`{}`),
+					At: f.clock.Now()})
+			}))
+			before := f.dump()
+			replayed := true
+			_, err := f.l.Deposit(f.ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey("k"), escrow.Replayed(&replayed))
+			var got *escrow.IdempotencyMismatchError
+			if !errors.As(err, &got) {
+				t.Fatalf("err = %v, want an IdempotencyMismatchError", err)
+			}
+			tc.want.Key = "k"
+			if diff := cmp.Diff(tc.want, *got); diff != "" {
+				t.Errorf("error fields (-want +got):\n%s", diff)
+			}
+			if want := `escrow: idempotency key reused with different arguments: key "k" was first used ` + tc.says; err.Error() != want {
+				t.Errorf("message:\n got %s\nwant %s", err, want)
+			}
+			if tc.request != "" && strings.Contains(err.Error(), tc.request) {
+				t.Errorf("message %q shows the request", err)
+			}
+			if replayed {
+				t.Error("a refused call reports a replay")
+			}
+			f.unchanged(before, "a refused call")
+		})
+	}
 }

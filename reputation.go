@@ -351,13 +351,14 @@ func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInpu
 	if err := checkText("comment", in.Comment, 500, true); err != nil {
 		return Rating{}, err
 	}
-	key, err := keyOf(opts)
+	o, err := optionsOf(opts)
 	if err != nil {
 		return Rating{}, err
 	}
 	c := ratePool.Get().(*rateCall)
-	c.l, c.escrowID, c.rater, c.in, c.key, c.now = l, escrowID, rater, in, key, l.now()
+	c.l, c.escrowID, c.rater, c.in, c.key, c.now = l, escrowID, rater, in, o.key, l.now()
 	err = l.store.Update(ctx, c.fn)
+	o.done(c.replayed, err)
 	r := c.r
 	*c = rateCall{fn: c.fn}
 	ratePool.Put(c)
@@ -377,6 +378,7 @@ type rateCall struct {
 	in              RatingInput
 	key             string
 	now             time.Time
+	replayed        bool
 	e               Escrow
 	r               Rating
 	ev              Event
@@ -389,7 +391,10 @@ var ratePool = sync.Pool{New: func() any {
 	return c
 }}
 
-func (c *rateCall) run(tx Tx) error { return c.l.runKeyed(tx, c.key, c.now, c) }
+func (c *rateCall) run(tx Tx) (err error) {
+	c.replayed, err = c.l.runKeyed(tx, c.key, c.now, c)
+	return err
+}
 
 func (c *rateCall) request() string {
 	d := c.in.Details

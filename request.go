@@ -1,6 +1,7 @@
 package escrow
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,4 +82,84 @@ func (r *request) terms(t *Terms) *request {
 	}
 	return r.dur("pay-within", t.Timers.PayWithin).dur("ship-within", t.Timers.ShipWithin).
 		dur("confirm-within", t.Timers.ConfirmWithin).dur("refund-response-within", t.Timers.RefundResponseWithin)
+}
+
+// keyReused is the error for a key whose record holds request, another
+// call than the one being made. It names that call in words read back
+// from request, never request itself.
+func keyReused(key, request string) error {
+	e := &IdempotencyMismatchError{Key: key}
+	call, fields := readRequest(request)
+	e.Call = strings.ReplaceAll(call, "-", "_")
+	switch call {
+	case "open":
+		e.Escrow = fields["id"]
+	case "open-account":
+		e.Account = fields["id"]
+	default:
+		e.Escrow, e.Account = fields["escrow"], fields["account"]
+	}
+	return e
+}
+
+// otherCalls are the names in requests of the calls that are not actions.
+var otherCalls = []string{"open", "open-account", "deposit", "withdraw", "revise", "reply"}
+
+// readRequest reads back from a request the call's name and its string
+// arguments, for messages. From a request of the form before versions
+// ("pay|…") it reads only the name; from one it does not know, nothing.
+func readRequest(s string) (call string, fields map[string]string) {
+	known := func(name string) bool {
+		return slices.Contains(otherCalls, name) || slices.ContainsFunc(rules[:], func(r rule) bool {
+			return r.request != "" && r.request == name
+		})
+	}
+	rest, versioned := strings.CutPrefix(s, requestVersion+" ")
+	if !versioned {
+		if name, _, ok := strings.Cut(s, "|"); ok && known(name) {
+			return name, nil
+		}
+		return "", nil
+	}
+	call, rest, _ = strings.Cut(rest, " ")
+	if !known(call) {
+		return "", nil
+	}
+	fields = map[string]string{}
+	for rest != "" {
+		name, value, ok := strings.Cut(rest, "=")
+		if !ok {
+			break
+		}
+		if quoted, err := strconv.QuotedPrefix(value); err == nil {
+			fields[name], _ = strconv.Unquote(quoted)
+			rest = strings.TrimPrefix(value[len(quoted):], " ")
+			continue
+		}
+		_, rest, _ = strings.Cut(value, " ") // a number
+	}
+	return call, fields
+}
+
+// callPhrase words a call for messages, to take an escrow or an account
+// after it ("pay" escrow "e1", "deposit into" account "alice"), given its
+// word; "" for a word that names no call.
+func callPhrase(word string) string {
+	switch word {
+	case "open", "open_account":
+		return "open"
+	case "deposit":
+		return "deposit into"
+	case "withdraw":
+		return "withdraw from"
+	case "revise":
+		return "revise the rating on"
+	case "reply":
+		return "reply to the rating on"
+	}
+	var a Action
+	if word != "" && a.UnmarshalText([]byte(word)) == nil {
+		return rules[a].name
+	}
+	return ""
 }

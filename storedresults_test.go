@@ -60,7 +60,7 @@ type storedResult struct {
 // scenario gives it, the first time and on replay.
 type keyedStep struct {
 	key  string
-	call func(f *world, key escrow.CallOption) (any, error)
+	call func(f *world, key ...escrow.CallOption) (any, error)
 }
 
 // keyedScenario makes every kind of keyed call, so that every kind of
@@ -75,69 +75,75 @@ func keyedScenario() []keyedStep {
 		Item: "three parcels", Milestones: []escrow.Milestone{{Name: "first", Amount: cny("100.00")},
 			{Name: "the rest", Amount: cny("200.00")}},
 		Timers: escrow.Timers{ShipWithin: 36 * time.Hour, ConfirmWithin: 90*time.Minute + 5*time.Second}}
-	step := func(key string, call func(f *world, k escrow.CallOption) (any, error)) keyedStep {
+	step := func(key string, call func(f *world, k ...escrow.CallOption) (any, error)) keyedStep {
 		return keyedStep{key, call}
 	}
 	return []keyedStep{
-		step("account-alice", func(f *world, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "alice", k) }),
-		step("account-bob", func(f *world, k escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "bob", k) }),
-		step("deposit", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Deposit(f.ctx, "alice", cny("1000.00"), k)
+		step("account-alice", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "alice", k...) }),
+		step("account-bob", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.OpenAccount(f.ctx, "bob", k...) }),
+		step("deposit", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Deposit(f.ctx, "alice", cny("1000.00"), k...)
 		}),
-		step("withdraw", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Withdraw(f.ctx, "alice", cny("12.34"), k)
+		step("withdraw", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Withdraw(f.ctx, "alice", cny("12.34"), k...)
 		}),
-		step("open-e1", func(f *world, k escrow.CallOption) (any, error) { return f.l.Open(f.ctx, big, k) }),
-		step("pay-e1", func(f *world, k escrow.CallOption) (any, error) { return f.l.Pay(f.ctx, "e1", "alice", k) }),
-		step("deposit-after-pay", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Deposit(f.ctx, "alice", cny("0.01"), k)
+		step("open-e1", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Open(f.ctx, big, k...) }),
+		step("pay-e1", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Pay(f.ctx, "e1", "alice", k...) }),
+		step("deposit-after-pay", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Deposit(f.ctx, "alice", cny("0.01"), k...)
 		}),
-		step("ship-e1", func(f *world, k escrow.CallOption) (any, error) { return f.l.Ship(f.ctx, "e1", "bob", "SF-1", k) }),
-		step("request-e1", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.RequestRefund(f.ctx, "e1", "alice", cny("50.00"), "one parcel damaged", k)
+		step("ship-e1", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Ship(f.ctx, "e1", "bob", "SF-1", k...) }),
+		step("request-e1", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.RequestRefund(f.ctx, "e1", "alice", cny("50.00"), "one parcel damaged", k...)
 		}),
-		step("refuse-e1", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.RefuseRefund(f.ctx, "e1", "bob", "it left intact", k)
+		step("refuse-e1", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.RefuseRefund(f.ctx, "e1", "bob", "it left intact", k...)
 		}),
-		step("milestone-e1", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.ConfirmMilestone(f.ctx, "e1", "alice", 0, k)
+		step("milestone-e1", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.ConfirmMilestone(f.ctx, "e1", "alice", 0, k...)
 		}),
-		step("dispute-e1", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Dispute(f.ctx, "e1", "alice", "second parcel missing", k)
+		step("dispute-e1", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Dispute(f.ctx, "e1", "alice", "second parcel missing", k...)
 		}),
-		step("resolve-e1", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Resolve(f.ctx, "e1", "carol", escrow.Split{Buyer: cny("150.00"), Seller: cny("50.00")}, k)
+		step("resolve-e1", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Resolve(f.ctx, "e1", "carol", escrow.Split{Buyer: cny("150.00"), Seller: cny("50.00")}, k...)
 		}),
-		step("rate-e1-alice", func(f *world, k escrow.CallOption) (any, error) {
+		step("rate-e1-alice", func(f *world, k ...escrow.CallOption) (any, error) {
 			return f.l.Rate(f.ctx, "e1", "alice", escrow.RatingInput{Score: escrow.Negative,
-				Details: escrow.Details{Described: 1, Communication: 2, Shipping: 3}, Comment: "half of it"}, k)
+				Details: escrow.Details{Described: 1, Communication: 2, Shipping: 3}, Comment: "half of it"}, k...)
 		}),
-		step("rate-e1-bob", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Rate(f.ctx, "e1", "bob", escrow.RatingInput{Score: escrow.Neutral, Comment: "hard work"}, k)
+		step("rate-e1-bob", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Rate(f.ctx, "e1", "bob", escrow.RatingInput{Score: escrow.Neutral, Comment: "hard work"}, k...)
 		}),
-		step("revise-e1", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Revise(f.ctx, "e1", "alice", escrow.Positive, "sorted out in the end", k)
+		step("revise-e1", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Revise(f.ctx, "e1", "alice", escrow.Positive, "sorted out in the end", k...)
 		}),
-		step("reply-e1", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Reply(f.ctx, "e1", "alice", "bob", "thank you", k)
+		step("reply-e1", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Reply(f.ctx, "e1", "alice", "bob", "thank you", k...)
 		}),
 		// Opening it again returns the escrow as it now is: rated by both.
-		step("reopen-e1", func(f *world, k escrow.CallOption) (any, error) { return f.l.Open(f.ctx, big, k) }),
-		step("open-e2", func(f *world, k escrow.CallOption) (any, error) { return f.l.Open(f.ctx, terms("e2", "20.00"), k) }),
-		step("cancel-e2", func(f *world, k escrow.CallOption) (any, error) { return f.l.Cancel(f.ctx, "e2", "bob", k) }),
-		step("open-e3", func(f *world, k escrow.CallOption) (any, error) { return f.l.Open(f.ctx, terms("e3", "30.00"), k) }),
-		step("pay-e3", func(f *world, k escrow.CallOption) (any, error) { return f.l.Pay(f.ctx, "e3", "alice", k) }),
-		step("refund-e3", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.Refund(f.ctx, "e3", "bob", cny("30.00"), k)
+		step("reopen-e1", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Open(f.ctx, big, k...) }),
+		step("open-e2", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Open(f.ctx, terms("e2", "20.00"), k...)
 		}),
-		step("open-e4", func(f *world, k escrow.CallOption) (any, error) { return f.l.Open(f.ctx, terms("e4", "40.00"), k) }),
-		step("pay-e4", func(f *world, k escrow.CallOption) (any, error) { return f.l.Pay(f.ctx, "e4", "alice", k) }),
-		step("request-e4", func(f *world, k escrow.CallOption) (any, error) {
-			return f.l.RequestRefund(f.ctx, "e4", "alice", cny("5.00"), "", k)
+		step("cancel-e2", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Cancel(f.ctx, "e2", "bob", k...) }),
+		step("open-e3", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Open(f.ctx, terms("e3", "30.00"), k...)
 		}),
-		step("agree-e4", func(f *world, k escrow.CallOption) (any, error) { return f.l.AgreeRefund(f.ctx, "e4", "bob", k) }),
-		step("ship-e4", func(f *world, k escrow.CallOption) (any, error) { return f.l.Ship(f.ctx, "e4", "bob", "", k) }),
-		step("confirm-e4", func(f *world, k escrow.CallOption) (any, error) { return f.l.Confirm(f.ctx, "e4", "alice", k) }),
+		step("pay-e3", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Pay(f.ctx, "e3", "alice", k...) }),
+		step("refund-e3", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Refund(f.ctx, "e3", "bob", cny("30.00"), k...)
+		}),
+		step("open-e4", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.Open(f.ctx, terms("e4", "40.00"), k...)
+		}),
+		step("pay-e4", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Pay(f.ctx, "e4", "alice", k...) }),
+		step("request-e4", func(f *world, k ...escrow.CallOption) (any, error) {
+			return f.l.RequestRefund(f.ctx, "e4", "alice", cny("5.00"), "", k...)
+		}),
+		step("agree-e4", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.AgreeRefund(f.ctx, "e4", "bob", k...) }),
+		step("ship-e4", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Ship(f.ctx, "e4", "bob", "", k...) }),
+		step("confirm-e4", func(f *world, k ...escrow.CallOption) (any, error) { return f.l.Confirm(f.ctx, "e4", "alice", k...) }),
 	}
 }
 
@@ -239,9 +245,10 @@ func TestReplayStoredResults(t *testing.T) {
 			before := f.dump()
 			f.clock.Advance(time.Hour)
 			for i, s := range keyedScenario() {
-				again, err := s.call(f, escrow.IdempotencyKey(s.key))
-				if err != nil {
-					t.Errorf("replay of %s: %v", s.key, err)
+				var replayed bool
+				again, err := s.call(f, escrow.IdempotencyKey(s.key), escrow.Replayed(&replayed))
+				if err != nil || !replayed {
+					t.Errorf("replay of %s: replayed %v, err %v", s.key, replayed, err)
 					continue
 				}
 				if diff := cmp.Diff(first[i], again); diff != "" {
