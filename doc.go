@@ -114,7 +114,11 @@
 //
 // Every mutating call accepts IdempotencyKey: a retry with the same key and
 // arguments returns the first result and changes nothing, and the same key
-// with other arguments fails with ErrIdempotencyMismatch. Arguments are
+// with other arguments fails with an *IdempotencyMismatchError
+// (ErrIdempotencyMismatch) that says which call, on which escrow or
+// account, the key was first used for. Replayed reports whether a result
+// was replayed. Keys are global to the ledger, so a host that takes them
+// from its clients prefixes them with the user or tenant. Arguments are
 // compared in an explicit, versioned form that leaves out zero values, so
 // a zero spelled two ways (Money{} or 0.00 CNY in a Split) is the same
 // argument, and a field added to Terms in a later release does not turn a
@@ -128,11 +132,57 @@
 // outbox. Read it with Events from the last Seq you handled; you never miss
 // an event and never see one whose change was rolled back.
 //
+// # JSON
+//
+// Every type a Ledger takes or returns, and every record of the Storage
+// contract, has a stable JSON form, meant to go straight into an API;
+// testdata/wire holds an example of each, and the tests hold the package
+// to them. (Options and the policies in it are configuration, set in Go,
+// and have none.)
+//
+//   - Fields are snake_case: "id", "next_milestone", "rating_due_at". An
+//     Escrow is one object, the fields of its Terms in line with its own;
+//     a Contribution likewise carries its Rating's.
+//   - Enumerations are lower-case words, their Go names in snake_case, by
+//     MarshalText and UnmarshalText: states ("awaiting_payment",
+//     "refund_requested"), roles ("buyer", "seller", "arbiter"; several
+//     joined by commas, "buyer,seller"), scores ("positive"), actions
+//     ("pay", "request_refund"), rounding modes ("half_even"), buckets
+//     ("available"), rank keys ("wilson"), event types ("escrow_paid") and
+//     entry kinds ("deposit"). A word that names no value fails with an
+//     *EnumError, wrapping ErrInvalidArgument, that lists the words there
+//     are. States and event types are also read in the Go names earlier
+//     releases wrote ("AwaitingPayment", "EscrowPaid"). String is for
+//     people and messages, and may differ: Action's is prose ("request a
+//     refund on"), and an EventType's value ("EscrowPaid") is what stores
+//     keep.
+//   - Times are RFC 3339 in UTC, with as many fractional digits as they
+//     need, and are left out when unset: a field such as "paid_at" is
+//     there only once it happened.
+//   - Durations (an escrow's "timers" and "paused") are strings as
+//     time.Duration's String writes them, "72h0m0s" or "1.5s", which
+//     time.ParseDuration reads back to the nanosecond; a zero timer, which
+//     takes the default, is left out. A number is refused, not taken as
+//     nanoseconds.
+//   - Amounts are Money's {"amount":"199.00","currency":"CNY"}, the
+//     amount a string with the currency's decimal places; no amount (the
+//     zero Money) is null. A Balance's amounts may be negative, as
+//     WorldAccount's are.
+//   - Optional text (an arbiter, an item, a tracking number, a reason, a
+//     comment, a reply, a note), an unset state, score or role, no detail
+//     scores and no refund request are left out; numbers, booleans and
+//     amounts are always there.
+//
+// Decoding any of these forms gives back exactly the value that was
+// encoded. Idempotency records keep results in a versioned form of their
+// own, so a result stored by an earlier release replays unchanged.
+//
 // # Errors
 //
 // Errors are the sentinels in errors.go, tested with errors.Is, and typed
 // errors (AmountError, RoleError, TransitionError, InsufficientFundsError,
-// InvariantError) where the caller needs the details. Messages start with
+// IdempotencyMismatchError, EnumError, InvariantError) where the caller
+// needs the details. Messages start with
 // "escrow: ". A call whose context is cancelled or past its deadline fails
 // with an error for which errors.Is(err, context.Canceled) (or
 // context.DeadlineExceeded) is true. A call that returns an error has

@@ -212,7 +212,8 @@ func authorize(e *Escrow, action Action, actor string) error {
 
 // Timers are an escrow's deadlines. Each runs in one state and has its own
 // action when it expires, fired by ProcessDue. A zero field takes the
-// ledger's default.
+// ledger's default. In JSON the durations are strings, "72h0m0s", and the
+// zero ones are left out.
 type Timers struct {
 	PayWithin            time.Duration `json:"pay_within,omitzero"`             // AwaitingPayment: then Closed
 	ShipWithin           time.Duration `json:"ship_within,omitzero"`            // AwaitingShipment: then all held is refunded

@@ -2,6 +2,7 @@ package escrow_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -261,6 +262,60 @@ func ExampleIdempotencyKey() {
 	// 100.00 CNY <nil>
 	// 100.00 CNY <nil>
 	// true
+}
+
+// A host serving the ledger over HTTP scopes its clients' keys to the
+// user (keys are global to the ledger), and tells a client whether a
+// response is a replay, as payment APIs do with an Idempotent-Replayed
+// header. A key reused for something else is refused with a message that
+// says what it was first used for.
+func ExampleReplayed() {
+	ctx := context.Background()
+	ledger := exampleLedger(nil)
+	hundred := escrow.MustParseMoney("100.00", escrow.CNY)
+	user, clientKey := "bob", "7f3a" // the authenticated user, and the Idempotency-Key header
+	key := escrow.IdempotencyKey(user + ":" + clientKey)
+
+	for range 2 {
+		var replayed bool
+		b, err := ledger.Deposit(ctx, "bob", hundred, key, escrow.Replayed(&replayed))
+		fmt.Println(b.Available, "replayed:", replayed, err)
+	}
+	_, err := ledger.Withdraw(ctx, "bob", hundred, key)
+	fmt.Println(err)
+	// Output:
+	// 100.00 CNY replayed: false <nil>
+	// 100.00 CNY replayed: true <nil>
+	// escrow: idempotency key reused with different arguments: key "bob:7f3a" was first used to deposit into account "bob"
+}
+
+// Events, like every type the ledger returns, have a JSON form that can go
+// straight into an API or a message queue: snake_case names, words for
+// enumerations, RFC 3339 times, exact amounts.
+func ExampleEvent() {
+	ctx := context.Background()
+	ledger := exampleLedger(escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+	terms := escrow.Terms{ID: "order-1007", Buyer: "alice", Seller: "bob", Price: escrow.MustParseMoney("9.99", escrow.CNY)}
+	if _, err := ledger.Open(ctx, terms); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Pay(ctx, "order-1007", "alice"); err != nil {
+		log.Fatal(err)
+	}
+	events, err := ledger.Events(ctx, 3, 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, ev := range events {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(string(b))
+	}
+	// Output:
+	// {"seq":4,"type":"escrow_opened","at":"2026-03-01T09:00:00Z","escrow":"order-1007","actor":"alice","by_timer":false,"state":"awaiting_payment","amount":{"amount":"9.99","currency":"CNY"},"fee":null}
+	// {"seq":5,"type":"escrow_paid","at":"2026-03-01T09:00:00Z","escrow":"order-1007","actor":"alice","by_timer":false,"state":"awaiting_shipment","amount":{"amount":"9.99","currency":"CNY"},"fee":null}
 }
 
 // Amounts are exact decimals, checked against the currency's minor units.

@@ -18,7 +18,7 @@ import (
 //     field names, roles, scores and rounding modes as numbers, durations
 //     in nanoseconds, unset times written out);
 //   - version 2: {"v":2,"result":…}, the result in its documented JSON
-//     form (see doc.go, "JSON").
+//     form (the JSON section of doc.go).
 //
 // A new version is needed when a type's JSON form changes in a way that
 // version's decoder would not read back exactly; the golden files in

@@ -8,7 +8,9 @@ import (
 	"time"
 )
 
-// Wire forms: the text and JSON of the public types (see doc.go, "JSON").
+// Wire forms: the text and JSON of the public types, as the JSON section
+// of the package documentation (doc.go) describes them.
+//
 // Every enumeration is written as a lower-case word, its Go name in
 // snake_case ("awaiting_payment", "buyer", "request_refund"), through
 // MarshalText and UnmarshalText, so it reads the same in JSON, in a URL and
@@ -353,7 +355,8 @@ type escrowJSON struct {
 }
 
 // MarshalJSON encodes e with its fields and its Terms' in one object, and
-// Paused as a duration string (see doc.go, "JSON").
+// Paused as a duration string (see the JSON section of the package
+// documentation).
 func (e Escrow) MarshalJSON() ([]byte, error) {
 	return json.Marshal(escrowJSON{(*escrowFields)(&e), duration(e.Paused)})
 }
