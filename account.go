@@ -116,10 +116,12 @@ func (e Entry) Change(account string) int64 {
 // ID that exists fails with ErrExists (unless the call repeats an
 // idempotency key).
 func (l *Ledger) OpenAccount(ctx context.Context, id string, opts ...CallOption) (Account, error) {
+	start := l.begin()
 	if err := checkID("account", id); err != nil {
-		return Account{}, err
+		return Account{}, l.finish(start, "open_account", err)
 	}
-	return mutate(ctx, l, opts, func() string { return newRequest("open-account").str("id", id).String() },
+	return mutate(ctx, l, start, "open_account", opts,
+		func() string { return newRequest("open-account").str("id", id).String() },
 		func(tx Tx, now time.Time) (Account, error) {
 			if _, err := tx.Account(id); err == nil {
 				return Account{}, fmt.Errorf("%w: account %q", ErrExists, id)
@@ -136,21 +138,23 @@ func (l *Ledger) OpenAccount(ctx context.Context, id string, opts ...CallOption)
 
 // Account returns the account with this ID, or ErrNotFound.
 func (l *Ledger) Account(ctx context.Context, id string) (Account, error) {
+	start := l.begin()
 	var a Account
 	err := l.store.View(ctx, func(tx Tx) error {
 		var err error
 		a, err = getAccount(tx, id)
 		return err
 	})
-	return a, err
+	return a, l.finish(start, "account", err)
 }
 
 // Balance returns what account holds in currency c; an account that has
 // never used c holds zero. It fails with ErrNotFound for an unknown account
 // and ErrUnknownCurrency for a currency not in the registry.
 func (l *Ledger) Balance(ctx context.Context, account string, c Currency) (Balance, error) {
+	start := l.begin()
 	if err := l.checkCurrency(c); err != nil {
-		return Balance{}, err
+		return Balance{}, l.finish(start, "balance", err)
 	}
 	var b Balance
 	err := l.store.View(ctx, func(tx Tx) error {
@@ -161,7 +165,7 @@ func (l *Ledger) Balance(ctx context.Context, account string, c Currency) (Balan
 		b, err = getBalance(tx, account, c)
 		return err
 	})
-	return b, err
+	return b, l.finish(start, "balance", err)
 }
 
 // Deposit moves amount from the outside world into the account's available
@@ -180,14 +184,16 @@ func (l *Ledger) Withdraw(ctx context.Context, account string, amount Money, opt
 // move is Deposit (kind EntryDeposit) and Withdraw (EntryWithdrawal): it
 // moves amount between WorldAccount and account's available balance.
 func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amount Money, opts []CallOption) (Balance, error) {
-	if err := l.checkPayment(amount); err != nil {
-		return Balance{}, err
-	}
+	start := l.begin()
 	request, event, from, to := "deposit", Deposited, WorldAccount, account
 	if kind == EntryWithdrawal {
 		request, event, from, to = "withdraw", Withdrawn, account, WorldAccount
 	}
-	return mutate(ctx, l, opts, func() string { return newRequest(request).str("account", account).money("amount", amount).String() },
+	if err := l.checkPayment(amount); err != nil {
+		return Balance{}, l.finish(start, request, err)
+	}
+	return mutate(ctx, l, start, request, opts,
+		func() string { return newRequest(request).str("account", account).money("amount", amount).String() },
 		func(tx Tx, now time.Time) (Balance, error) {
 			if err := checkUserAccount(tx, account); err != nil {
 				return Balance{}, err
@@ -210,8 +216,9 @@ func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amoun
 // greater than after, oldest first. Pass the last Seq you have read as after
 // to read on; an empty result means you are up to date.
 func (l *Ledger) Journal(ctx context.Context, account string, after uint64, limit int) ([]Entry, error) {
+	start := l.begin()
 	if limit <= 0 {
-		return nil, invalidArg("limit %d must be positive", limit)
+		return nil, l.finish(start, "journal", invalidArg("limit %d must be positive", limit))
 	}
 	var out []Entry
 	err := l.store.View(ctx, func(tx Tx) error {
@@ -222,7 +229,7 @@ func (l *Ledger) Journal(ctx context.Context, account string, after uint64, limi
 		out, err = tx.Entries(account, after, limit)
 		return err
 	})
-	return out, err
+	return out, l.finish(start, "journal", err)
 }
 
 // post applies a journal entry to the balances it names and appends it. It

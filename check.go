@@ -171,6 +171,11 @@ func CheckMoney(ctx context.Context, store Storage) error {
 //   - each pair's monthly points are those of its counted ratings, within
 //     the cap.
 func (l *Ledger) Check(ctx context.Context) error {
+	start := l.begin()
+	return l.finish(start, "check", l.check(ctx))
+}
+
+func (l *Ledger) check(ctx context.Context) error {
 	if err := CheckMoney(ctx, l.store); err != nil {
 		return err
 	}

@@ -89,6 +89,9 @@ func Actions() []Action {
 	return all
 }
 
+// word is a's word (see MarshalText), for a valid action.
+func (a Action) word() string { return actionWords.words[a] }
+
 func (a Action) String() string {
 	if a != 0 && int(a) < len(rules) {
 		return rules[a].name
@@ -345,11 +348,12 @@ type Split struct {
 // with different terms it fails with ErrExists. Terms that name no arbiter
 // get the ledger's default (Options.Arbiter), before they are compared.
 func (l *Ledger) Open(ctx context.Context, t Terms, opts ...CallOption) (Escrow, error) {
+	start := l.begin()
 	t, err := l.checkTerms(t)
 	if err != nil {
-		return Escrow{}, err
+		return Escrow{}, l.finish(start, "open", err)
 	}
-	return l.run(ctx, opts, func(c *call) { c.opening, c.terms, c.id, c.actor = true, t, t.ID, t.Buyer })
+	return l.run(ctx, start, opts, func(c *call) { c.opening, c.terms, c.id, c.actor = true, t, t.ID, t.Buyer })
 }
 
 // open opens the escrow of c.terms, or finds it opened before with the same
@@ -450,13 +454,14 @@ func termsEqual(a, b Terms) bool {
 
 // Escrow returns the escrow with this ID, or ErrNotFound.
 func (l *Ledger) Escrow(ctx context.Context, id string) (Escrow, error) {
+	start := l.begin()
 	var e Escrow
 	err := l.store.View(ctx, func(tx Tx) error {
 		var err error
 		e, err = getEscrow(tx, id)
 		return err
 	})
-	return e, err
+	return e, l.finish(start, "escrow", err)
 }
 
 // Pay moves the price from the buyer's available balance to held. Only the
@@ -464,7 +469,7 @@ func (l *Ledger) Escrow(ctx context.Context, id string) (Escrow, error) {
 // the buyer's available balance is short. The escrow moves to
 // AwaitingShipment and its shipping timer starts.
 func (l *Ledger) Pay(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, ActionPay, id, actor, args{}, opts)
+	return l.act(ctx, l.begin(), ActionPay, id, actor, args{}, opts)
 }
 
 func (c *change) pay() error {
@@ -485,10 +490,11 @@ func (c *change) pay() error {
 // (up to 200 bytes). Only the seller, in AwaitingShipment. The escrow moves
 // to AwaitingConfirmation and the auto-confirm timer starts.
 func (l *Ledger) Ship(ctx context.Context, id, actor, tracking string, opts ...CallOption) (Escrow, error) {
+	start := l.begin()
 	if err := checkText("tracking", tracking, 200, false); err != nil {
-		return Escrow{}, err
+		return Escrow{}, l.finish(start, ActionShip.word(), err)
 	}
-	return l.act(ctx, ActionShip, id, actor, args{text: tracking}, opts)
+	return l.act(ctx, start, ActionShip, id, actor, args{text: tracking}, opts)
 }
 
 func (c *change) ship() error {
@@ -502,7 +508,7 @@ func (c *change) ship() error {
 // is held to the seller, minus the fee. Only the buyer, in
 // AwaitingConfirmation. The escrow is Completed.
 func (l *Ledger) Confirm(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, ActionConfirm, id, actor, args{}, opts)
+	return l.act(ctx, l.begin(), ActionConfirm, id, actor, args{}, opts)
 }
 
 func (c *change) confirm() error { return c.release(c.e.Held) }
@@ -512,7 +518,7 @@ func (c *change) confirm() error { return c.release(c.e.Held) }
 // e.NextMilestone. Only the buyer, in AwaitingConfirmation. When the last
 // one is released the escrow is Completed.
 func (l *Ledger) ConfirmMilestone(ctx context.Context, id, actor string, n int, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, ActionConfirmMilestone, id, actor, args{n: n}, opts)
+	return l.act(ctx, l.begin(), ActionConfirmMilestone, id, actor, args{n: n}, opts)
 }
 
 func (c *change) confirmMilestone() error {
@@ -537,7 +543,7 @@ func (c *change) confirmMilestone() error {
 // Cancel closes an escrow before it is paid. The buyer or the seller, in
 // AwaitingPayment. No money has moved, so none moves.
 func (l *Ledger) Cancel(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, ActionCancel, id, actor, args{}, opts)
+	return l.act(ctx, l.begin(), ActionCancel, id, actor, args{}, opts)
 }
 
 func (c *change) cancel() error {
@@ -552,10 +558,11 @@ func (c *change) cancel() error {
 // nothing is left held the escrow is Refunded (Completed if some money was
 // already released).
 func (l *Ledger) Refund(ctx context.Context, id, actor string, amount Money, opts ...CallOption) (Escrow, error) {
+	start := l.begin()
 	if err := l.checkPayment(amount); err != nil {
-		return Escrow{}, err
+		return Escrow{}, l.finish(start, ActionRefund.word(), err)
 	}
-	return l.act(ctx, ActionRefund, id, actor, args{amount: amount}, opts)
+	return l.act(ctx, start, ActionRefund, id, actor, args{amount: amount}, opts)
 }
 
 func (c *change) refundPart() error {
@@ -574,13 +581,14 @@ func (c *change) refundPart() error {
 // as ProcessDue would have, and is then refused with ErrInvalidTransition
 // (and so changes nothing) because the escrow has ended.
 func (l *Ledger) RequestRefund(ctx context.Context, id, actor string, amount Money, reason string, opts ...CallOption) (Escrow, error) {
+	start := l.begin()
 	if err := l.checkPayment(amount); err != nil {
-		return Escrow{}, err
+		return Escrow{}, l.finish(start, ActionRequestRefund.word(), err)
 	}
 	if err := checkText("reason", reason, 1000, true); err != nil {
-		return Escrow{}, err
+		return Escrow{}, l.finish(start, ActionRequestRefund.word(), err)
 	}
-	return l.act(ctx, ActionRequestRefund, id, actor, args{amount: amount, text: reason}, opts)
+	return l.act(ctx, start, ActionRequestRefund, id, actor, args{amount: amount, text: reason}, opts)
 }
 
 func (c *change) requestRefund() error {
@@ -600,7 +608,7 @@ func (c *change) requestRefund() error {
 // RefundRequested. If money is still held afterwards, the escrow returns to
 // the state it was in and its timer resumes.
 func (l *Ledger) AgreeRefund(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, ActionAgreeRefund, id, actor, args{}, opts)
+	return l.act(ctx, l.begin(), ActionAgreeRefund, id, actor, args{}, opts)
 }
 
 func (c *change) agreeRefund() error { return c.refund(c.e.Refund.Amount) }
@@ -609,10 +617,11 @@ func (c *change) agreeRefund() error { return c.refund(c.e.Refund.Amount) }
 // seller, in RefundRequested. The escrow returns to the state it was in and
 // its timer resumes; the buyer may then Dispute.
 func (l *Ledger) RefuseRefund(ctx context.Context, id, actor, reason string, opts ...CallOption) (Escrow, error) {
+	start := l.begin()
 	if err := checkText("reason", reason, 1000, true); err != nil {
-		return Escrow{}, err
+		return Escrow{}, l.finish(start, ActionRefuseRefund.word(), err)
 	}
-	return l.act(ctx, ActionRefuseRefund, id, actor, args{text: reason}, opts)
+	return l.act(ctx, start, ActionRefuseRefund, id, actor, args{text: reason}, opts)
 }
 
 func (c *change) refuseRefund() error {
@@ -632,10 +641,11 @@ func (c *change) refuseRefund() error {
 // ignored partial refund request finds the refund made and the escrow
 // resumed, and disputes that.
 func (l *Ledger) Dispute(ctx context.Context, id, actor, reason string, opts ...CallOption) (Escrow, error) {
+	start := l.begin()
 	if err := checkText("reason", reason, 1000, true); err != nil {
-		return Escrow{}, err
+		return Escrow{}, l.finish(start, ActionDispute.word(), err)
 	}
-	return l.act(ctx, ActionDispute, id, actor, args{text: reason}, opts)
+	return l.act(ctx, start, ActionDispute, id, actor, args{text: reason}, opts)
 }
 
 func (c *change) dispute() error {
@@ -656,7 +666,7 @@ func (c *change) dispute() error {
 // fee is taken from the seller's part. Only the arbiter, in Disputed. The
 // escrow is Resolved.
 func (l *Ledger) Resolve(ctx context.Context, id, actor string, split Split, opts ...CallOption) (Escrow, error) {
-	return l.act(ctx, ActionResolve, id, actor, args{split: split}, opts)
+	return l.act(ctx, l.begin(), ActionResolve, id, actor, args{split: split}, opts)
 }
 
 func (c *change) resolve() error {
@@ -721,26 +731,30 @@ func (a args) request(action Action, id, actor string) string {
 
 // act is every party's action on an existing escrow: it runs a call (see
 // call.apply) in one transaction, under the idempotency key among opts.
-func (l *Ledger) act(ctx context.Context, action Action, id, actor string, a args, opts []CallOption) (Escrow, error) {
-	return l.run(ctx, opts, func(c *call) { c.action, c.id, c.actor, c.args = action, id, actor, a })
+func (l *Ledger) act(ctx context.Context, start time.Time, action Action, id, actor string, a args, opts []CallOption) (Escrow, error) {
+	return l.run(ctx, start, opts, func(c *call) { c.action, c.id, c.actor, c.args = action, id, actor, a })
 }
 
 // run takes a call from the pool, lets set fill in what it does, and runs
-// it in one transaction under the idempotency key among opts.
-func (l *Ledger) run(ctx context.Context, opts []CallOption, set func(*call)) (Escrow, error) {
-	o, err := optionsOf(opts)
-	if err != nil {
-		return Escrow{}, err
-	}
+// it in one transaction under the idempotency key among opts. The call
+// began at start (see Ledger.begin).
+func (l *Ledger) run(ctx context.Context, start time.Time, opts []CallOption, set func(*call)) (Escrow, error) {
 	c := callPool.Get().(*call)
-	c.l, c.key, c.now = l, o.key, l.now()
 	set(c)
-	err = l.store.Update(ctx, c.txFn)
-	o.done(c.replayed, err)
-	out := c.e
+	name := "open"
+	if !c.opening {
+		name = c.action.word()
+	}
+	o, err := optionsOf(opts)
+	if err == nil {
+		c.l, c.key, c.now = l, o.key, l.now()
+		err = l.update(ctx, name, c.txFn)
+		o.done(c.replayed, err)
+	}
+	out, replayed := c.e, c.replayed
 	*c = call{txFn: c.txFn}
 	callPool.Put(c)
-	if err != nil {
+	if err = l.finishKeyed(start, name, replayed, err); err != nil {
 		return Escrow{}, err
 	}
 	return out, nil

@@ -52,8 +52,9 @@ type Event struct {
 // first. Pass the Seq of the last event handled as after; an empty result
 // means there is nothing new.
 func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, error) {
+	start := l.begin()
 	if limit <= 0 {
-		return nil, invalidArg("limit %d must be positive", limit)
+		return nil, l.finish(start, "events", invalidArg("limit %d must be positive", limit))
 	}
 	var out []Event
 	err := l.store.View(ctx, func(tx Tx) error {
@@ -61,5 +62,5 @@ func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, 
 		out, err = tx.Events(after, limit)
 		return err
 	})
-	return out, err
+	return out, l.finish(start, "events", err)
 }

@@ -97,22 +97,23 @@ func (o *callOptions) done(replayed bool, err error) {
 }
 
 // mutate runs fn in one storage transaction, honouring an idempotency key
-// among opts (see runKeyed). describe renders the call and its arguments
-// canonically; it is called only when there is a key.
-func mutate[T any](ctx context.Context, l *Ledger, opts []CallOption, describe func() string,
-	fn func(tx Tx, now time.Time) (T, error)) (T, error) {
+// among opts (see runKeyed), for the call named call, begun at start (see
+// Ledger.begin). describe renders the call and its arguments canonically;
+// it is called only when there is a key.
+func mutate[T any](ctx context.Context, l *Ledger, start time.Time, call string, opts []CallOption,
+	describe func() string, fn func(tx Tx, now time.Time) (T, error)) (T, error) {
 	o, err := optionsOf(opts)
 	if err != nil {
-		return *new(T), err
+		return *new(T), l.finish(start, call, err)
 	}
 	c := &fnCall[T]{describe: describe, fn: fn, now: l.now()}
-	err = l.store.Update(ctx, func(tx Tx) error {
+	err = l.update(ctx, call, func(tx Tx) error {
 		var err error
 		c.replayed, err = l.runKeyed(tx, o.key, c.now, c)
 		return err
 	})
 	o.done(c.replayed, err)
-	if err != nil {
+	if err = l.finishKeyed(start, call, c.replayed, err); err != nil {
 		return *new(T), err
 	}
 	return c.out, nil
@@ -201,7 +202,7 @@ func (l *Ledger) pruneIdempotency(ctx context.Context, now time.Time) error {
 	until := now.Add(-l.retention)
 	for {
 		n := 0
-		err := l.store.Update(ctx, func(tx Tx) error {
+		err := l.update(ctx, "process_due", func(tx Tx) error {
 			keys, err := tx.IdempotenciesUntil(until, batch)
 			if err != nil {
 				return err

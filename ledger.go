@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -31,6 +32,8 @@ type Ledger struct {
 	rep        policy
 	retention  time.Duration // how long an idempotency key's result is replayed
 	arbiter    string        // for escrows whose Terms name none
+	obs        Observer      // nil: no one is told
+	log        *slog.Logger  // nil: nothing is logged
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the
@@ -60,6 +63,18 @@ type Options struct {
 	// such escrows have none, and a Dispute on them fails with
 	// ErrNoArbiter. It must be a valid ID and need not have an account.
 	Arbiter string
+	// Logger, if not nil, is told of what happens without a caller to
+	// return an error to: each timer ProcessDue fires and each rating
+	// window it closes (Info), each escrow or aggregate it skips, with the
+	// error (Error), and each write the store refuses: at Warn when it is
+	// closed or read-only, at Error when it failed in some other way of its
+	// own. Records carry the IDs, action and state words, and errors as
+	// attributes; no amounts. Nil logs nothing.
+	Logger *slog.Logger
+	// Observer, if not nil, is told of every call, every read-write
+	// transaction and every timer, for metrics; see Observer. Nil costs
+	// nothing.
+	Observer Observer
 }
 
 // DefaultIdempotencyRetention is how long the result of a keyed call is
@@ -76,7 +91,8 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	l := &Ledger{host: store, store: ctxStore{store}, clock: opts.Clock, currencies: map[string]Currency{}}
+	l := &Ledger{host: store, store: ctxStore{store}, clock: opts.Clock, currencies: map[string]Currency{},
+		obs: opts.Observer, log: opts.Logger}
 	if l.clock == nil {
 		l.clock = SystemClock{}
 	}
@@ -119,7 +135,7 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 		}
 		l.rep.minUnits[code] = units.IntPart()
 	}
-	err = l.store.Update(ctx, func(tx Tx) error {
+	err = l.update(ctx, "new", func(tx Tx) error {
 		for _, id := range []string{WorldAccount, FeeAccount} {
 			if _, err := tx.Account(id); errors.Is(err, ErrNotFound) {
 				if err := tx.PutAccount(Account{ID: id, System: true, CreatedAt: l.now()}); err != nil {

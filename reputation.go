@@ -340,32 +340,39 @@ func (l *Ledger) openRatings(e *Escrow) {
 // ErrRatingClosed after the window, and with ErrInvalidArgument for a bad
 // score, details from a seller, or a comment over 500 bytes.
 func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInput, opts ...CallOption) (Rating, error) {
-	if err := in.Score.check(); err != nil {
-		return Rating{}, err
+	start := l.begin()
+	err := in.check()
+	var o callOptions
+	if err == nil {
+		o, err = optionsOf(opts)
 	}
-	for _, d := range in.Details.array() {
-		if d < 0 || d > 5 {
-			return Rating{}, invalidArg("detail score %d is not 1 to 5 (or 0 for none)", d)
-		}
-	}
-	if err := checkText("comment", in.Comment, 500, true); err != nil {
-		return Rating{}, err
-	}
-	o, err := optionsOf(opts)
 	if err != nil {
-		return Rating{}, err
+		return Rating{}, l.finish(start, "rate", err)
 	}
 	c := ratePool.Get().(*rateCall)
 	c.l, c.escrowID, c.rater, c.in, c.key, c.now = l, escrowID, rater, in, o.key, l.now()
-	err = l.store.Update(ctx, c.fn)
+	err = l.update(ctx, "rate", c.fn)
 	o.done(c.replayed, err)
-	r := c.r
+	r, replayed := c.r, c.replayed
 	*c = rateCall{fn: c.fn}
 	ratePool.Put(c)
-	if err != nil {
+	if err = l.finishKeyed(start, "rate", replayed, err); err != nil {
 		return Rating{}, err
 	}
 	return r, nil
+}
+
+// check refuses a bad score or detail score, or a comment over 500 bytes.
+func (in RatingInput) check() error {
+	if err := in.Score.check(); err != nil {
+		return err
+	}
+	for _, d := range in.Details.array() {
+		if d < 0 || d > 5 {
+			return invalidArg("detail score %d is not 1 to 5 (or 0 for none)", d)
+		}
+	}
+	return checkText("comment", in.Comment, 500, true)
 }
 
 // A rateCall is one Rate call, pooled with its transaction function bound
@@ -490,13 +497,14 @@ func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) error {
 // positive, a default, or the new score is not higher) and ErrRatingClosed
 // after the window.
 func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score, comment string, opts ...CallOption) (Rating, error) {
+	start := l.begin()
 	if err := score.check(); err != nil {
-		return Rating{}, err
+		return Rating{}, l.finish(start, "revise", err)
 	}
 	if err := checkText("comment", comment, 500, true); err != nil {
-		return Rating{}, err
+		return Rating{}, l.finish(start, "revise", err)
 	}
-	return mutate(ctx, l, opts, func() string {
+	return mutate(ctx, l, start, "revise", opts, func() string {
 		return newRequest("revise").str("escrow", escrowID).str("rater", rater).int("score", int64(score)).
 			str("comment", comment).String()
 	},
@@ -539,13 +547,14 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 // It fails with ErrNotFound if there is no such rating, ErrNotParty if the
 // actor is not the ratee and ErrAlreadyRated if there is a reply already.
 func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string, opts ...CallOption) (Rating, error) {
+	start := l.begin()
 	if err := checkText("reply", text, 500, true); err != nil {
-		return Rating{}, err
+		return Rating{}, l.finish(start, "reply", err)
 	}
 	if text == "" {
-		return Rating{}, invalidArg("empty reply")
+		return Rating{}, l.finish(start, "reply", invalidArg("empty reply"))
 	}
-	return mutate(ctx, l, opts, func() string {
+	return mutate(ctx, l, start, "reply", opts, func() string {
 		return newRequest("reply").str("escrow", escrowID).str("rater", rater).str("actor", actor).str("text", text).String()
 	},
 		func(tx Tx, now time.Time) (Rating, error) {

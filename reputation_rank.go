@@ -73,11 +73,12 @@ type Ranked struct {
 // of its distance from ½ every 30 days, with the default Decay): the
 // ranking does not follow that.
 func (l *Ledger) TopSellers(ctx context.Context, n int, by RankKey) ([]Ranked, error) {
+	start := l.begin()
 	if n <= 0 {
-		return nil, invalidArg("n %d must be positive", n)
+		return nil, l.finish(start, "top_sellers", invalidArg("n %d must be positive", n))
 	}
 	if by != RankWilson && by != RankExpectation {
-		return nil, invalidArg("unknown rank key %d", by)
+		return nil, l.finish(start, "top_sellers", invalidArg("unknown rank key %d", by))
 	}
 	now := l.now()
 	var out []Ranked
@@ -96,5 +97,5 @@ func (l *Ledger) TopSellers(ctx context.Context, n int, by RankKey) ([]Ranked, e
 		}
 		return nil
 	})
-	return out, err
+	return out, l.finish(start, "top_sellers", err)
 }

@@ -101,13 +101,14 @@ type Reputation struct {
 // Reputation returns party's reputation now. It reads two aggregates and no
 // ratings. An unknown party, or one never rated, is reported unrated.
 func (l *Ledger) Reputation(ctx context.Context, party string) (Reputation, error) {
+	start := l.begin()
 	r := readPool.Get().(*reputationRead)
 	r.l, r.now, r.rep = l, l.now(), Reputation{Party: party}
 	err := l.store.View(ctx, r.fn)
 	rep := r.rep
 	*r = reputationRead{fn: r.fn}
 	readPool.Put(r)
-	return rep, err
+	return rep, l.finish(start, "reputation", err)
 }
 
 // A reputationRead is one Reputation call, pooled with its transaction
@@ -218,7 +219,7 @@ type Contribution struct {
 // can show why a score is what it is. It reads the party's ratings, so it
 // is for a reputation page, not a listing.
 func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, error) {
-	now := l.now()
+	start, now := l.begin(), l.now()
 	out := []Contribution{}
 	err := l.store.View(ctx, func(tx Tx) error {
 		return tx.RatingsOf(party, func(r Rating) error {
@@ -234,5 +235,5 @@ func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, err
 			return nil
 		})
 	})
-	return out, err
+	return out, l.finish(start, "explain", err)
 }

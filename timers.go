@@ -37,11 +37,15 @@ import (
 // error. Only the store closing (ErrClosed) or ctx ending stops a run
 // early; with some skipped before that, the DueError carries that error
 // as Stopped.
+//
+// Options.Logger and Options.Observer are told of each timer fired, each
+// rating window closed and each escrow or aggregate skipped, as it happens.
 func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
+	start := l.begin()
 	r := dueRun{l: l, ctx: ctx, now: l.now(), escrows: map[string]error{}, aggregates: map[PartyRole]error{}}
 	r.today = l.dayOf(r.now)
 	if err := l.pruneIdempotency(ctx, r.now); err != nil {
-		return 0, err
+		return 0, l.finish(start, "process_due", err)
 	}
 	err := drain(&r, r.escrows, r.dueEscrows, r.fireEach)
 	if err == nil {
@@ -50,7 +54,7 @@ func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
 	if len(r.escrows) > 0 || len(r.aggregates) > 0 {
 		err = &DueError{Escrows: r.escrows, Aggregates: r.aggregates, Stopped: err}
 	}
-	return r.fired, err
+	return r.fired, l.finish(start, "process_due", err)
 }
 
 // A dueRun is one ProcessDue call.
@@ -113,17 +117,19 @@ func (r *dueRun) fireEach(ids []string) (progress int, err error) {
 		if err := r.ctx.Err(); err != nil {
 			return progress, ctxErr(err)
 		}
-		timer, acted, err := r.l.fire(r.ctx, id, r.now)
-		switch {
-		case r.stops(err):
+		f, err := r.l.fire(r.ctx, id, r.now)
+		if r.stops(err) {
 			return progress, err
+		}
+		r.l.fired(r.ctx, id, f, err)
+		switch {
 		case err != nil:
 			r.escrows[id] = err
 			progress++
-		case acted:
+		case f.acted:
 			progress++
 		}
-		if timer && err == nil {
+		if f.timer && err == nil {
 			r.fired++
 		}
 	}
@@ -160,6 +166,7 @@ func (r *dueRun) rekeyAll(keys []PartyRole) (progress int, err error) {
 				return start, err
 			} else if err != nil {
 				r.aggregates[k] = err
+				r.l.rekeyFailed(r.ctx, k, err)
 			}
 		}
 	}
@@ -168,7 +175,7 @@ func (r *dueRun) rekeyAll(keys []PartyRole) (progress int, err error) {
 
 // rekey re-keys the aggregates of keys in one transaction.
 func (r *dueRun) rekey(keys ...PartyRole) error {
-	return r.l.store.Update(r.ctx, func(tx Tx) error {
+	return r.l.update(r.ctx, "process_due", func(tx Tx) error {
 		for _, k := range keys {
 			if err := r.l.rekey(tx, k, r.now, r.today); err != nil {
 				return err
@@ -186,11 +193,11 @@ func (r *dueRun) stops(err error) bool {
 }
 
 // fire runs the due timer of one escrow, if it is still due, or closes its
-// rating window. It reports whether an escrow timer fired and whether it
-// did anything at all.
-func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (timer, acted bool, err error) {
-	err = l.store.Update(ctx, func(tx Tx) error {
-		timer, acted = false, false
+// rating window. It reports whether an escrow timer fired, whether it did
+// anything at all, and what.
+func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (f firing, err error) {
+	err = l.update(ctx, "process_due", func(tx Tx) error {
+		f = firing{}
 		e, err := getEscrow(tx, id)
 		if err != nil {
 			return err
@@ -199,17 +206,21 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (timer, act
 			if e.RatingDueAt.IsZero() || e.RatingDueAt.After(now) {
 				return nil
 			}
-			acted = true
-			return l.closeRatings(tx, &e, now)
-		}
-		acted = true
-		if timer, err = l.fireDue(tx, &e, now); err != nil || timer {
+			f.acted, f.action = true, ActionRate
+			err := l.closeRatings(tx, &e, now)
+			f.state = e.State
 			return err
 		}
+		f.acted, f.action = true, clock[e.State].action
+		if f.timer, err = l.fireDue(tx, &e, now); err != nil || f.timer {
+			f.state = e.State
+			return err
+		}
+		f.action = 0
 		touch(&e, now) // no timer runs in its state: fireDue cleared DueAt
 		return tx.PutEscrow(e)
 	})
-	return timer, acted, err
+	return f, err
 }
 
 // RunTimers calls ProcessDue every interval until ctx ends, passing any

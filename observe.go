@@ -1,0 +1,254 @@
+package escrow
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// An Observer is told what a Ledger does, for metrics: each call of its
+// methods, each read-write transaction, and each timer that ProcessDue
+// fires or fails to fire. Set one in Options.Observer; the standard
+// library's expvar is enough to export what it is told (see
+// examples/metrics).
+//
+// The Ledger calls its methods synchronously, on the goroutine that made
+// the call, so they must be quick (count, add, and return) and safe for
+// concurrent use. They must not call the Ledger. The values they are given
+// are theirs to keep.
+type Observer interface {
+	// Call is told of each call of a Ledger method (Currency and Storage
+	// aside) when it returns, whether it succeeded or not.
+	Call(CallInfo)
+	// Commit is told of each read-write transaction when it ends: committed
+	// (Err nil) or rolled back. A call makes at most one, ProcessDue one for
+	// each escrow it acts on and each batch it prunes or re-keys.
+	Commit(CommitInfo)
+	// Timer is told of each due escrow ProcessDue acted on: a timer it
+	// fired, a rating window it closed, or one of these that failed and was
+	// skipped.
+	Timer(TimerInfo)
+}
+
+// CallInfo describes one call of a Ledger method, for an Observer.
+type CallInfo struct {
+	// Call is the method's word: an action's word for the actions ("pay",
+	// "ship", "confirm", "request_refund", …, "rate"); "open",
+	// "open_account", "deposit", "withdraw", "revise", "reply" for the
+	// other calls that change the ledger; "escrow", "account", "balance",
+	// "journal", "events", "reputation", "explain", "top_sellers", "check"
+	// for the reads; "process_due" for ProcessDue.
+	Call string
+	// Duration is how long the call took, by the system's monotonic
+	// clock (not Options.Clock).
+	Duration time.Duration
+	// Err is what the call returned: nil, or an error from the documented
+	// set, so errors.Is and errors.As tell why it was refused.
+	Err error
+	// Replayed is true for a call that returned the result remembered
+	// under its IdempotencyKey, as Replayed reports it to the caller.
+	Replayed bool
+}
+
+// CommitInfo describes one read-write transaction, for an Observer.
+type CommitInfo struct {
+	// Call is the word of the call that ran it (see CallInfo), or "new"
+	// for the one New runs to create the system accounts.
+	Call string
+	// Duration is how long Storage.Update took, the transaction's work and
+	// its commit together (and its retries, if the store ran it again).
+	Duration time.Duration
+	// Writes is how many records the transaction wrote: every account,
+	// balance, journal entry, event, escrow, rating, aggregate, day count,
+	// pair month and idempotency record it put, appended or deleted (in its
+	// last run, if the store ran it again). A transaction that failed
+	// reports those it wrote before it failed, none of which were kept.
+	Writes int
+	// Err is nil if the transaction committed; otherwise why it did not,
+	// an error of the call's or of the store's.
+	Err error
+}
+
+// TimerInfo describes one due escrow that ProcessDue acted on, for an
+// Observer.
+type TimerInfo struct {
+	// Escrow is the escrow's ID.
+	Escrow string
+	// Action is what the clock did: the action of a state's timer
+	// (ActionCancel for an unpaid escrow, ActionRefund for an unshipped
+	// one or an unanswered refund request, ActionConfirm for an
+	// unconfirmed one), or ActionRate for a rating window closed. It is
+	// zero if the escrow failed before the clock chose its action.
+	Action Action
+	// State is the state the escrow was left in; zero if Err is set.
+	State State
+	// Err is nil if the timer fired; otherwise why it did not, and the
+	// escrow was skipped (it stays due, for the next ProcessDue).
+	Err error
+}
+
+// begin starts timing a call for the observer: it returns the time now,
+// or the zero time when there is no observer, so that a ledger without
+// one does not read the clock.
+func (l *Ledger) begin() time.Time {
+	if l.obs == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// finish tells the observer that the call named call, begun at start,
+// returned err, and returns err.
+func (l *Ledger) finish(start time.Time, call string, err error) error {
+	return l.finishKeyed(start, call, false, err)
+}
+
+// finishKeyed is finish for a call that may have replayed its result.
+func (l *Ledger) finishKeyed(start time.Time, call string, replayed bool, err error) error {
+	if l.obs != nil {
+		l.obs.Call(CallInfo{Call: call, Duration: time.Since(start), Err: err, Replayed: replayed && err == nil})
+	}
+	return err
+}
+
+// update runs fn in a read-write transaction for the call named call,
+// telling the observer of the transaction and logging a store that
+// refused it. Without an observer it adds nothing to the transaction.
+func (l *Ledger) update(ctx context.Context, call string, fn func(Tx) error) error {
+	var err error
+	if l.obs == nil {
+		err = l.store.Update(ctx, fn)
+	} else {
+		err = l.observedUpdate(ctx, call, fn)
+	}
+	if err != nil && l.log != nil {
+		l.logRefused(ctx, call, err)
+	}
+	return err
+}
+
+// observedUpdate is update with an observer: it counts the transaction's
+// writes through a countingTx and times it.
+func (l *Ledger) observedUpdate(ctx context.Context, call string, fn func(Tx) error) error {
+	start, writes := time.Now(), 0
+	err := l.store.Update(ctx, func(tx Tx) error {
+		counted := &countingTx{Tx: tx}
+		err := fn(counted)
+		writes = counted.writes
+		return err
+	})
+	l.obs.Commit(CommitInfo{Call: call, Duration: time.Since(start), Writes: writes, Err: err})
+	return err
+}
+
+// callErrors are the errors that tell of a call refused by the ledger's
+// rules or its arguments, or that the caller can retry: they say nothing
+// about the store's health, so a failed write with one of them is not
+// logged.
+var callErrors = []error{ErrInvalidAmount, ErrAmountTooLarge, ErrUnknownCurrency, ErrCurrencyMismatch,
+	ErrInvalidArgument, ErrNotFound, ErrExists, ErrInsufficientFunds, ErrNotParty, ErrInvalidTransition,
+	ErrNoArbiter, ErrAlreadyRated, ErrRatingClosed, ErrIdempotencyMismatch, ErrConflict,
+	context.Canceled, context.DeadlineExceeded}
+
+// logRefused logs a write that the store refused: at Warn if it is closed
+// or read-only, at Error if it failed in some other way of its own (a disk
+// write or fsync that failed, after which a file store refuses every
+// update). A write refused by the ledger's rules is the caller's to
+// handle, and is not logged.
+func (l *Ledger) logRefused(ctx context.Context, call string, err error) {
+	level, msg := slog.LevelError, "escrow: store failed a write"
+	switch {
+	case errors.Is(err, ErrReadOnly), errors.Is(err, ErrClosed):
+		level, msg = slog.LevelWarn, "escrow: store refused a write"
+	default:
+		for _, e := range callErrors {
+			if errors.Is(err, e) {
+				return
+			}
+		}
+	}
+	l.log.LogAttrs(ctx, level, msg, slog.String("call", call), slog.Any("error", err))
+}
+
+// countingTx counts the writes of a transaction for the observer. Every
+// write method of Tx is counted here: one added to Tx must be added here
+// too.
+type countingTx struct {
+	Tx
+	writes int
+}
+
+// count counts one write that succeeded, and returns err.
+func (t *countingTx) count(err error) error {
+	if err == nil {
+		t.writes++
+	}
+	return err
+}
+
+func (t *countingTx) PutAccount(a Account) error     { return t.count(t.Tx.PutAccount(a)) }
+func (t *countingTx) PutBalance(b Balance) error     { return t.count(t.Tx.PutBalance(b)) }
+func (t *countingTx) AppendEntry(e *Entry) error     { return t.count(t.Tx.AppendEntry(e)) }
+func (t *countingTx) AppendEvent(ev *Event) error    { return t.count(t.Tx.AppendEvent(ev)) }
+func (t *countingTx) PutEscrow(e Escrow) error       { return t.count(t.Tx.PutEscrow(e)) }
+func (t *countingTx) PutRating(r Rating) error       { return t.count(t.Tx.PutRating(r)) }
+func (t *countingTx) PutAggregate(a Aggregate) error { return t.count(t.Tx.PutAggregate(a)) }
+func (t *countingTx) PutDayCount(d DayCount) error   { return t.count(t.Tx.PutDayCount(d)) }
+func (t *countingTx) PutPairMonth(p PairMonth) error { return t.count(t.Tx.PutPairMonth(p)) }
+func (t *countingTx) PutIdempotency(r IdempotencyRecord) error {
+	return t.count(t.Tx.PutIdempotency(r))
+}
+func (t *countingTx) DeleteIdempotency(key string) error {
+	return t.count(t.Tx.DeleteIdempotency(key))
+}
+
+// firing is what ProcessDue did to one due escrow.
+type firing struct {
+	timer  bool   // a state's timer fired
+	acted  bool   // a timer fired or a rating window closed
+	action Action // the clock's action, once chosen
+	state  State  // the state the escrow was left in
+}
+
+// fired tells the logger and the observer what ProcessDue did to escrow
+// id: a timer fired, a rating window closed, or a failure. It tells
+// nothing of an escrow it found no longer due, or only tidied.
+func (l *Ledger) fired(ctx context.Context, id string, f firing, err error) {
+	if err == nil && !f.timer && f.action != ActionRate {
+		return
+	}
+	if l.obs != nil {
+		info := TimerInfo{Escrow: id, Action: f.action, State: f.state, Err: err}
+		if err != nil {
+			info.State = 0
+		}
+		l.obs.Timer(info)
+	}
+	if l.log == nil {
+		return
+	}
+	switch {
+	case err != nil:
+		attrs := []slog.Attr{slog.String("escrow", id)}
+		if f.action != 0 {
+			attrs = append(attrs, slog.String("action", actionWords.words[f.action]))
+		}
+		l.log.LogAttrs(ctx, slog.LevelError, "escrow: due escrow skipped", append(attrs, slog.Any("error", err))...)
+	case f.timer:
+		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: timer fired", slog.String("escrow", id),
+			slog.String("action", actionWords.words[f.action]), slog.String("state", stateWords.words[f.state]))
+	default:
+		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: rating window closed", slog.String("escrow", id),
+			slog.String("state", stateWords.words[f.state]))
+	}
+}
+
+// rekeyFailed logs an aggregate whose ranking keys ProcessDue could not
+// work out again, and skipped.
+func (l *Ledger) rekeyFailed(ctx context.Context, k PartyRole, err error) {
+	if l.log != nil {
+		l.log.LogAttrs(ctx, slog.LevelError, "escrow: aggregate re-key skipped", slog.String("party", k.Party),
+			slog.Any("role", k.Role), slog.Any("error", err))
+	}
+}
