@@ -197,6 +197,23 @@
 // directory (an fsynced append-only log with snapshots); storage/memstore
 // keeps everything in memory.
 //
+// # Observability
+//
+// Options.Logger, a *slog.Logger, is told of what has no caller to return
+// an error to: the timers ProcessDue fires and the rating windows it
+// closes (Info), the escrows and aggregates it skips (Error), and the
+// writes a store refuses, at Warn when it is closed or read-only and at
+// Error when it failed on its own (a failed disk write). Records carry
+// IDs, action and state words and the error as attributes, never amounts.
+//
+// Options.Observer is told, for metrics, of each call (its word such as
+// "pay", its duration, its error and whether it was a replay), each
+// read-write transaction (its duration, outcome and the records it wrote)
+// and each timer fired or skipped. Its methods run synchronously on the
+// caller's goroutine: they must be quick and safe for concurrent use.
+// examples/metrics wires one to expvar. With neither set, the ledger does
+// no more than without them: no clock read, no transaction wrapped.
+//
 // # Concurrency
 //
 // A Ledger is safe for concurrent use: each call is one storage transaction,

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -519,4 +521,74 @@ func ExampleLedger_Explain() {
 	// order-3001 positive counted=false points=0 weight=0.0
 	//   because the escrow is worth less than the minimum that counts
 	// order-3002 positive counted=true points=1 weight=2.0
+}
+
+// printer is an Observer that prints what it is told, without the times.
+type printer struct{}
+
+func (printer) Call(c escrow.CallInfo) {
+	fmt.Println("call:", c.Call, "error:", c.Err, "replayed:", c.Replayed)
+}
+
+func (printer) Commit(c escrow.CommitInfo) {
+	fmt.Println("commit:", c.Call, "writes:", c.Writes, "error:", c.Err)
+}
+
+func (printer) Timer(t escrow.TimerInfo) {
+	fmt.Println("timer:", t.Escrow, t.Action, "left it", t.State)
+}
+
+// An Observer is told of every call, every write transaction with the
+// number of records it wrote, and every timer; a Logger of what has no
+// caller to tell, such as a timer firing. examples/metrics counts the same
+// into expvar.
+func ExampleObserver() {
+	ctx := context.Background()
+	clock := escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{} // for output that does not change
+			}
+			return a
+		},
+	}))
+	ledger, err := escrow.New(ctx, memstore.New(), &escrow.Options{Clock: clock, Observer: printer{}, Logger: logger})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.OpenAccount(ctx, "alice"); err != nil {
+		log.Fatal(err)
+	}
+	ledger.OpenAccount(ctx, "alice") // refused: it exists
+	terms := escrow.Terms{ID: "order-1009", Buyer: "alice", Seller: "bob", Price: escrow.MustParseMoney("9.90", escrow.CNY)}
+	ledger.Open(ctx, terms) // refused: bob has no account
+	if _, err := ledger.OpenAccount(ctx, "bob"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ledger.Open(ctx, terms); err != nil {
+		log.Fatal(err)
+	}
+
+	clock.Advance(4 * 24 * time.Hour) // alice never pays
+	if _, err := ledger.ProcessDue(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// commit: new writes: 2 error: <nil>
+	// commit: open_account writes: 2 error: <nil>
+	// call: open_account error: <nil> replayed: false
+	// commit: open_account writes: 0 error: escrow: already exists: account "alice"
+	// call: open_account error: escrow: already exists: account "alice" replayed: false
+	// commit: open writes: 0 error: escrow: not found: account "bob"
+	// call: open error: escrow: not found: account "bob" replayed: false
+	// commit: open_account writes: 2 error: <nil>
+	// call: open_account error: <nil> replayed: false
+	// commit: open writes: 2 error: <nil>
+	// call: open error: <nil> replayed: false
+	// commit: process_due writes: 0 error: <nil>
+	// commit: process_due writes: 2 error: <nil>
+	// timer: order-1009 cancel left it Closed
+	// {"level":"INFO","msg":"escrow: timer fired","escrow":"order-1009","action":"cancel","state":"closed"}
+	// call: process_due error: <nil> replayed: false
 }
