@@ -421,3 +421,65 @@ func TestObserverRefusedStore(t *testing.T) {
 		t.Errorf("Deposit on a closed store: %v; told of calls %+v and commits %+v", err, calls, commits)
 	}
 }
+
+// TestObserverWords: every method of the Ledger that calls the store
+// tells the observer its word, once, whether it succeeds or not.
+func TestObserverWords(t *testing.T) {
+	rec := &recorder{}
+	w := newWorld(t, nil, escrow.Options{Observer: rec})
+	w.funded("alice", "bob")
+	_, err := w.l.Open(w.ctx, escrow.Terms{ID: "m", Buyer: "alice", Seller: "bob", Arbiter: "carol", Price: cny("10.00"),
+		Milestones: []escrow.Milestone{{Name: "half", Amount: cny("5.00")}, {Name: "rest", Amount: cny("5.00")}}})
+	w.must("Open", err)
+	id, ctx, l := "m", w.ctx, w.l
+	half := cny("1.00")
+	for _, c := range []struct {
+		word string
+		call func() error
+	}{
+		{"open_account", func() error { return errOf(l.OpenAccount(ctx, "dave")) }},
+		{"account", func() error { return errOf(l.Account(ctx, "dave")) }},
+		{"deposit", func() error { return errOf(l.Deposit(ctx, "dave", half)) }},
+		{"withdraw", func() error { return errOf(l.Withdraw(ctx, "dave", half)) }},
+		{"balance", func() error { return errOf(l.Balance(ctx, "dave", escrow.CNY)) }},
+		{"journal", func() error { return errOf(l.Journal(ctx, "dave", 0, 10)) }},
+		{"events", func() error { return errOf(l.Events(ctx, 0, 10)) }},
+		{"open", func() error {
+			return errOf(l.Open(ctx, escrow.Terms{ID: "x", Buyer: "dave", Seller: "bob", Price: half}))
+		}},
+		{"cancel", func() error { return errOf(l.Cancel(ctx, "x", "dave")) }},
+		{"pay", func() error { return errOf(l.Pay(ctx, id, "alice")) }},
+		{"request_refund", func() error { return errOf(l.RequestRefund(ctx, id, "alice", half, "late")) }},
+		{"refuse_refund", func() error { return errOf(l.RefuseRefund(ctx, id, "bob", "on its way")) }},
+		{"agree_refund", func() error { return errOf(l.AgreeRefund(ctx, id, "bob")) }}, // refused: answered
+		{"refund", func() error { return errOf(l.Refund(ctx, id, "bob", half)) }},
+		{"ship", func() error { return errOf(l.Ship(ctx, id, "bob", "")) }},
+		{"confirm_milestone", func() error { return errOf(l.ConfirmMilestone(ctx, id, "alice", 0)) }},
+		{"dispute", func() error { return errOf(l.Dispute(ctx, id, "alice", "broken")) }},
+		{"resolve", func() error {
+			return errOf(l.Resolve(ctx, id, "carol", escrow.Split{Buyer: cny("2.00"), Seller: cny("2.00")}))
+		}},
+		{"confirm", func() error { return errOf(l.Confirm(ctx, id, "alice")) }}, // refused: resolved
+		{"rate", func() error { return errOf(l.Rate(ctx, id, "alice", escrow.RatingInput{Score: escrow.Negative})) }},
+		{"revise", func() error { return errOf(l.Revise(ctx, id, "alice", escrow.Neutral, "")) }},
+		{"reply", func() error { return errOf(l.Reply(ctx, id, "alice", "bob", "thanks")) }},
+		{"escrow", func() error { return errOf(l.Escrow(ctx, id)) }},
+		{"reputation", func() error { return errOf(l.Reputation(ctx, "bob")) }},
+		{"explain", func() error { return errOf(l.Explain(ctx, "bob")) }},
+		{"top_sellers", func() error { return errOf(l.TopSellers(ctx, 3, escrow.RankWilson)) }},
+		{"process_due", func() error { return errOf(l.ProcessDue(ctx)) }},
+		{"check", func() error { return l.Check(ctx) }},
+	} {
+		rec.reset()
+		err := c.call()
+		rec.mu.Lock()
+		got := rec.calls
+		rec.mu.Unlock()
+		if len(got) != 1 || got[0].Call != c.word || !errors.Is(got[0].Err, err) || (err == nil) != (got[0].Err == nil) {
+			t.Errorf("%s (returned %v): observer told of %+v, want one call of that word and error", c.word, err, got)
+		}
+	}
+}
+
+// errOf returns a call's error, dropping its result.
+func errOf[T any](_ T, err error) error { return err }
