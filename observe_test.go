@@ -483,3 +483,31 @@ func TestObserverWords(t *testing.T) {
 
 // errOf returns a call's error, dropping its result.
 func errOf[T any](_ T, err error) error { return err }
+
+// TestObserverConcurrent: calls from many goroutines are each told once,
+// with the writes of each transaction counted apart.
+func TestObserverConcurrent(t *testing.T) {
+	rec := &recorder{}
+	w := newWorld(t, nil, escrow.Options{Observer: rec})
+	w.funded("alice")
+	rec.reset()
+	const goroutines, each = 8, 25
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if _, err := w.l.Deposit(w.ctx, "alice", cny("0.01")); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	calls, commits := rec.rows(t)
+	want := slices.Repeat([]commitRow{{"deposit", 4, ""}}, goroutines*each)
+	if diff := cmp.Diff(want, commits); diff != "" || len(calls) != goroutines*each {
+		t.Errorf("%d calls; commits (-want +got):\n%s", len(calls), diff)
+	}
+}
