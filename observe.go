@@ -18,8 +18,9 @@ import (
 // concurrent use. They must not call the Ledger. The values they are given
 // are theirs to keep.
 type Observer interface {
-	// Call is told of each call of a Ledger method (Currency and Storage
-	// aside) when it returns, whether it succeeded or not.
+	// Call is told of each call of a Ledger method when it returns,
+	// whether it succeeded or not: every method but Currency and Storage,
+	// which read no store, and RunTimers, whose ProcessDue calls are told.
 	Call(CallInfo)
 	// Commit is told of each read-write transaction when it ends: committed
 	// (Err nil) or rolled back. A call makes at most one, ProcessDue one for
