@@ -286,8 +286,11 @@ type Escrow struct {
 
 	NextMilestone int    `json:"next_milestone"`     // milestones released so far
 	Tracking      string `json:"tracking,omitempty"` // from Ship
-	// Refund is the open refund request in RefundRequested, else the last one.
+	// Refund is the open refund request in RefundRequested, else the last
+	// one, with the seller's answer if it was refused.
 	Refund RefundRequest `json:"refund,omitzero"`
+	// Dispute is who called the arbiter, when and why; zero if nobody did.
+	Dispute DisputeClaim `json:"dispute,omitzero"`
 	// Resume is the state a refund request returns to when it is refused or
 	// only partly refunds the escrow.
 	Resume State `json:"resume,omitzero"`
@@ -328,9 +331,23 @@ func (e *Escrow) NextDue() time.Time {
 	return e.RatingDueAt
 }
 
-// A RefundRequest is the buyer asking for money back.
+// A RefundRequest is the buyer asking for money back, for Reason, and
+// the seller's answer if it was a refusal: RefusedAt is when the seller
+// refused, for RefuseReason; zero while the request is open and when it
+// was agreed to (an agreed request shows in Escrow.Refunded).
 type RefundRequest struct {
-	Amount Money     `json:"amount"`
+	Amount       Money     `json:"amount"`
+	Reason       string    `json:"reason,omitempty"`
+	At           time.Time `json:"at,omitzero"`
+	RefuseReason string    `json:"refuse_reason,omitempty"`
+	RefusedAt    time.Time `json:"refused_at,omitzero"`
+}
+
+// A DisputeClaim is a party calling the arbiter: By is the buyer or the
+// seller, Reason what they gave to Dispute and At when. An escrow is
+// disputed at most once.
+type DisputeClaim struct {
+	By     Role      `json:"by,omitzero"`
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at,omitzero"`
 }
@@ -573,7 +590,7 @@ func (c *change) refundPart() error {
 }
 
 // RequestRefund asks the seller to return amount (all that is held, or
-// less) for a reason (up to 1,000 bytes). Only the buyer, in
+// less) for a reason (up to 1,000 bytes), kept in e.Refund. Only the buyer, in
 // AwaitingShipment or AwaitingConfirmation. The running timer pauses; the
 // seller has Timers.RefundResponseWithin to agree or refuse, after which the
 // refund is made as asked. A timer that has already run out cannot be
@@ -613,9 +630,10 @@ func (l *Ledger) AgreeRefund(ctx context.Context, id, actor string, opts ...Call
 
 func (c *change) agreeRefund() error { return c.refund(c.e.Refund.Amount) }
 
-// RefuseRefund turns the buyer's request down, for a reason. Only the
-// seller, in RefundRequested. The escrow returns to the state it was in and
-// its timer resumes; the buyer may then Dispute.
+// RefuseRefund turns the buyer's request down, for a reason (up to 1,000
+// bytes), kept with the request in e.Refund (RefuseReason, RefusedAt).
+// Only the seller, in RefundRequested. The escrow returns to the state it
+// was in and its timer resumes; the buyer may then Dispute.
 func (l *Ledger) RefuseRefund(ctx context.Context, id, actor, reason string, opts ...CallOption) (Escrow, error) {
 	start := l.begin()
 	if err := checkText("reason", reason, 1000, true); err != nil {
@@ -625,12 +643,14 @@ func (l *Ledger) RefuseRefund(ctx context.Context, id, actor, reason string, opt
 }
 
 func (c *change) refuseRefund() error {
+	c.e.Refund.RefuseReason, c.e.Refund.RefusedAt = c.text, c.now
 	c.e.resume(c.now)
 	c.ev.Type, c.ev.Note = EscrowRefundRefused, c.text
 	return nil
 }
 
-// Dispute calls the arbiter. The buyer or the seller, after payment and
+// Dispute calls the arbiter, for a reason (up to 1,000 bytes), kept with
+// who disputed and when in e.Dispute. The buyer or the seller, after payment and
 // before the escrow ends (AwaitingShipment, AwaitingConfirmation or
 // RefundRequested); the escrow must name an arbiter (else ErrNoArbiter).
 // Every timer stops until the arbiter resolves it. A timer that has already
@@ -656,6 +676,7 @@ func (c *change) dispute() error {
 	if e.State != RefundRequested { // a refund request already paused the timer
 		e.pause(c.now)
 	}
+	e.Dispute = DisputeClaim{By: e.RoleOf(c.ev.Actor), Reason: c.text, At: c.now}
 	e.enter(Disputed, c.now)
 	c.ev.Type, c.ev.Note = EscrowDisputed, c.text
 	return nil

@@ -204,6 +204,15 @@ func TestStoredResults(t *testing.T) {
 	}
 }
 
+// withoutLaterFields compares escrows without the fields added after the
+// fixtures were written: a result an earlier release stored cannot hold
+// them, and a retry gets that result as the release stored it.
+var withoutLaterFields = cmp.Transformer("withoutLaterFields", func(e escrow.Escrow) escrow.Escrow {
+	e.Refund.RefuseReason, e.Refund.RefusedAt = "", time.Time{}
+	e.Dispute = escrow.DisputeClaim{}
+	return e
+})
+
 // TestReplayStoredResults replays every call of the scenario over the
 // records kept in testdata, each in a form some release stored: each retry
 // returns exactly what the first call returned, and changes nothing.
@@ -251,7 +260,7 @@ func TestReplayStoredResults(t *testing.T) {
 					t.Errorf("replay of %s: replayed %v, err %v", s.key, replayed, err)
 					continue
 				}
-				if diff := cmp.Diff(first[i], again); diff != "" {
+				if diff := cmp.Diff(first[i], again, withoutLaterFields); diff != "" {
 					t.Errorf("replay of %s from a stored result (-first call +replay):\n%s", s.key, diff)
 				}
 			}

@@ -53,8 +53,10 @@ func wireForms() map[string][]wireCase {
 		Fee:   escrow.FeeTerms{RatePPM: 6000, Fixed: cny("0.50"), Rounding: escrow.RoundHalfUp},
 		State: escrow.RefundRequested, Held: cny("49.00"), Released: cny("150.00"), Fees: cny("1.40"),
 		Refunded: cny("0.00"), NextMilestone: 1, Tracking: "SF1234567890",
-		Refund: escrow.RefundRequest{Amount: cny("49.00"), Reason: "the pot\narrived broken", At: at(5 * h)},
-		Resume: escrow.AwaitingConfirmation, Paused: 4*h + 5*time.Minute + 250*time.Millisecond, DueAt: at(125 * h),
+		Refund: escrow.RefundRequest{Amount: cny("49.00"), Reason: "the pot\narrived broken", At: at(5 * h),
+			RefuseReason: "packed with care", RefusedAt: at(6 * h)},
+		Dispute: escrow.DisputeClaim{By: escrow.Buyer, Reason: "see the photos", At: at(7 * h)},
+		Resume:  escrow.AwaitingConfirmation, Paused: 4*h + 5*time.Minute + 250*time.Millisecond, DueAt: at(125 * h),
 		DisputeLoser: escrow.Seller, Rated: escrow.Buyer | escrow.Seller, RatingDueAt: at(400 * h),
 		CreatedAt: at(0), PaidAt: at(h), ShippedAt: at(2 * h), EndedAt: at(300 * h), UpdatedAt: at(5 * h), Version: 7}
 	fullRating := escrow.Rating{Escrow: "order-1001", Rater: "alice", Ratee: "teashop", RateeRole: escrow.Seller,

@@ -165,6 +165,13 @@ func (e *encoder) escrow(x *escrow.Escrow) {
 	e.time(x.EndedAt)
 	e.time(x.UpdatedAt)
 	e.uvarint(x.Version)
+	// Added in format version 2 after its first records (see the top of
+	// this file): a record that ends before them decodes them as zero.
+	e.str(x.Refund.RefuseReason)
+	e.time(x.Refund.RefusedAt)
+	e.uvarint(uint64(x.Dispute.By))
+	e.str(x.Dispute.Reason)
+	e.time(x.Dispute.At)
 	e.end(at)
 }
 
@@ -526,6 +533,11 @@ func (d *decoder) escrow(x *escrow.Escrow) {
 	x.RatingDueAt = d.time()
 	x.CreatedAt, x.PaidAt, x.ShippedAt, x.EndedAt, x.UpdatedAt = d.time(), d.time(), d.time(), d.time(), d.time()
 	x.Version = d.uvarint()
+	if d.version < 2 { // version 1 ended here
+		return
+	}
+	x.Refund.RefuseReason, x.Refund.RefusedAt = d.str(), d.time()
+	x.Dispute = escrow.DisputeClaim{By: escrow.Role(d.small(255)), Reason: d.str(), At: d.time()}
 }
 
 func (d *decoder) entry(x *escrow.Entry) {

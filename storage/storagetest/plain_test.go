@@ -58,7 +58,8 @@ func TestDumpForm(t *testing.T) {
 			`"Timers":{"PayWithin":3600000000000,"ShipWithin":0,"ConfirmWithin":0,"RefundResponseWithin":0},` +
 			`"Fee":{"RatePPM":6000,"Fixed":{"amount":"0.00","currency":"CNY"},"Rounding":3},"State":"Disputed",` +
 			`"Held":{"amount":"19.99","currency":"CNY"},"Released":null,"Fees":null,"Refunded":null,` +
-			`"NextMilestone":0,"Tracking":"","Refund":{"Amount":null,"Reason":"","At":"0001-01-01T00:00:00Z"},` +
+			`"NextMilestone":0,"Tracking":"","Refund":{"Amount":null,"Reason":"","At":"0001-01-01T00:00:00Z",` +
+			`"RefuseReason":"","RefusedAt":"0001-01-01T00:00:00Z"},"Dispute":{"By":0,"Reason":"","At":"0001-01-01T00:00:00Z"},` +
 			`"Resume":"","Paused":1000000000,"DueAt":"0001-01-01T00:00:00Z","DisputeLoser":2,"Rated":3,` +
 			`"RatingDueAt":"0001-01-01T00:00:00Z","CreatedAt":"2026-01-02T03:04:05.0000006Z",` +
 			`"PaidAt":"0001-01-01T00:00:00Z","ShippedAt":"0001-01-01T00:00:00Z","EndedAt":"0001-01-01T00:00:00Z",` +
