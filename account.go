@@ -336,17 +336,26 @@ func checkID(what, id string) error {
 // and bidirectional formatting characters, which would let a text show
 // other than what it says.
 func checkText(what, s string, max int, multiline bool) error {
+	if problem := textProblem(s, max, multiline); problem != "" {
+		return invalidArg("%s %s", what, problem)
+	}
+	return nil
+}
+
+// textProblem says what checkText finds wrong with s ("is 1001 bytes, more
+// than 1000"), or "" if nothing.
+func textProblem(s string, max int, multiline bool) string {
 	if len(s) > max {
-		return invalidArg("%s is %d bytes, more than %d", what, len(s), max)
+		return fmt.Sprintf("is %d bytes, more than %d", len(s), max)
 	}
 	for i, r := range s {
 		switch {
 		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			return invalidArg("%s is not valid UTF-8", what)
+			return "is not valid UTF-8"
 		case multiline && (r == '\n' || r == '\t'):
 		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
-			return invalidArg("%s contains control character %U", what, r)
+			return fmt.Sprintf("contains control character %U", r)
 		}
 	}
-	return nil
+	return ""
 }

@@ -170,8 +170,10 @@
 //     WorldAccount's are.
 //   - Optional text (an arbiter, an item, a tracking number, a reason, a
 //     comment, a reply, a note), an unset state, score or role, no detail
-//     scores and no refund request are left out; numbers, booleans and
-//     amounts are always there.
+//     scores, no refund request, no dispute and no metadata are left out;
+//     numbers, booleans and amounts are always there.
+//   - Metadata, the host's own data on an escrow and its events, is an
+//     object of strings: "metadata":{"order":"A-1001"}.
 //
 // Decoding any of these forms gives back exactly the value that was
 // encoded. Idempotency records keep results in a versioned form of their
@@ -181,7 +183,7 @@
 //
 // Errors are the sentinels in errors.go, tested with errors.Is, and typed
 // errors (AmountError, RoleError, TransitionError, InsufficientFundsError,
-// IdempotencyMismatchError, EnumError, InvariantError) where the caller
+// IdempotencyMismatchError, EnumError, MetadataError, InvariantError) where the caller
 // needs the details. Messages start with
 // "escrow: ". A call whose context is cancelled or past its deadline fails
 // with an error for which errors.Is(err, context.Canceled) (or

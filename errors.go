@@ -95,6 +95,26 @@ func (e *AmountError) Error() string {
 
 func (e *AmountError) Unwrap() error { return e.Err }
 
+// MetadataError reports Terms.Metadata that breaks a limit: more than
+// MetadataMaxKeys keys, or a key or value that is empty, too long, or not
+// text as the ledger takes it (see Terms.Metadata). It wraps
+// ErrInvalidArgument.
+type MetadataError struct {
+	Keys   int    // the number of keys given, if more than MetadataMaxKeys; else 0
+	Key    string // otherwise the key at fault
+	Reason string // what is wrong with it, in a few words
+}
+
+func (e *MetadataError) Error() string {
+	if e.Keys > 0 {
+		return fmt.Sprintf("%s: metadata has %d keys, more than %d", ErrInvalidArgument, e.Keys, MetadataMaxKeys)
+	}
+	return fmt.Sprintf("%s: metadata key %q: %s", ErrInvalidArgument, e.Key, e.Reason)
+}
+
+// Unwrap returns ErrInvalidArgument.
+func (e *MetadataError) Unwrap() error { return ErrInvalidArgument }
+
 // RoleError reports an actor refused for an action. It wraps ErrNotParty.
 type RoleError struct {
 	Escrow string

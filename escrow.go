@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -262,6 +263,18 @@ type Terms struct {
 	// Price. Refunds come off the last tranches first.
 	Milestones []Milestone `json:"milestones,omitzero"`
 	Timers     Timers      `json:"timers"`
+	// Metadata is the host's own data about the trade (an order number, a
+	// customer's reference), kept as given and returned on the escrow and
+	// on every event of it; the ledger never reads it. At most
+	// MetadataMaxKeys keys of 1 to MetadataMaxKeyBytes bytes, each with a
+	// value of 1 to MetadataMaxValueBytes bytes (the limits of Stripe's
+	// metadata); both are text as the ledger takes it elsewhere (valid
+	// UTF-8, no control or bidirectional formatting characters), and
+	// values, like an item, may hold newlines and tabs. An empty map is
+	// no metadata. The ledger copies the map in and out: changing it after
+	// Open, or changing the one an Escrow or Event carries, changes
+	// nothing stored.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // A Milestone is one tranche of an escrow released in parts.
@@ -460,13 +473,17 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 		t.Milestones = nil // an empty list and none are the same terms
 	}
 	var err error
+	if t.Metadata, err = checkMetadata(t.Metadata); err != nil {
+		return t, err
+	}
 	t.Timers, err = t.Timers.withDefaults(l.timers)
 	return t, err
 }
 
 func termsEqual(a, b Terms) bool {
 	return a.ID == b.ID && a.Buyer == b.Buyer && a.Seller == b.Seller && a.Arbiter == b.Arbiter &&
-		a.Price == b.Price && a.Item == b.Item && a.Timers == b.Timers && slices.Equal(a.Milestones, b.Milestones)
+		a.Price == b.Price && a.Item == b.Item && a.Timers == b.Timers && slices.Equal(a.Milestones, b.Milestones) &&
+		maps.Equal(a.Metadata, b.Metadata)
 }
 
 // Escrow returns the escrow with this ID, or ErrNotFound.
@@ -478,6 +495,7 @@ func (l *Ledger) Escrow(ctx context.Context, id string) (Escrow, error) {
 		e, err = getEscrow(tx, id)
 		return err
 	})
+	e.Metadata = maps.Clone(e.Metadata) // the store's own map
 	return e, l.finish(start, "escrow", err)
 }
 
@@ -773,6 +791,7 @@ func (l *Ledger) run(ctx context.Context, start time.Time, opts []CallOption, se
 		o.done(c.replayed, err)
 	}
 	out, replayed := c.e, c.replayed
+	out.Metadata = maps.Clone(out.Metadata) // the map the store keeps
 	*c = call{txFn: c.txFn}
 	callPool.Put(c)
 	if err = l.finishKeyed(start, name, replayed, err); err != nil {
@@ -895,10 +914,11 @@ func (l *Ledger) take(c *change, action Action) error {
 	return save(c.tx, c.e, c.ev, c.now)
 }
 
-// save stores a changed escrow and the event that tells of the change.
+// save stores a changed escrow and the event that tells of the change,
+// which carries the escrow's state and metadata.
 func save(tx Tx, e *Escrow, ev *Event, now time.Time) error {
 	touch(e, now)
-	ev.State = e.State
+	ev.State, ev.Metadata = e.State, e.Metadata
 	if err := tx.PutEscrow(*e); err != nil {
 		return err
 	}

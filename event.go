@@ -2,6 +2,7 @@ package escrow
 
 import (
 	"context"
+	"maps"
 	"time"
 )
 
@@ -46,6 +47,9 @@ type Event struct {
 	Amount  Money     `json:"amount"`            // money moved, when some did
 	Fee     Money     `json:"fee"`               // the fee taken from Amount, on releases
 	Note    string    `json:"note,omitempty"`    // tracking number, reason, milestone name
+	// Metadata is the escrow's Terms.Metadata, on every event of an escrow
+	// that has some, so that a notifier need not read the escrow for it.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // Events returns at most limit events with Seq greater than after, oldest
@@ -62,5 +66,8 @@ func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, 
 		out, err = tx.Events(after, limit)
 		return err
 	})
+	for i := range out {
+		out[i].Metadata = maps.Clone(out[i].Metadata) // the store's own map
+	}
 	return out, l.finish(start, "events", err)
 }

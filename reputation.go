@@ -539,7 +539,7 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 				return Rating{}, err
 			}
 			return r, tx.AppendEvent(&Event{Type: RatingRevised, At: now, Escrow: escrowID, Account: r.Ratee,
-				Actor: rater, State: e.State, Note: r.Original.String() + " to " + r.Score.String()})
+				Actor: rater, State: e.State, Note: r.Original.String() + " to " + r.Score.String(), Metadata: e.Metadata})
 		})
 }
 
@@ -568,7 +568,7 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 			if r.Reply != "" {
 				return Rating{}, fmt.Errorf("%w: %q already replied to the rating on escrow %q", ErrAlreadyRated, actor, escrowID)
 			}
-			// The event carries the escrow's state, as every escrow event does.
+			// The event carries the escrow's state and metadata, as every escrow event does.
 			e, err := getEscrow(tx, escrowID)
 			if err != nil {
 				return Rating{}, err
@@ -577,6 +577,7 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 			if err := tx.PutRating(r); err != nil {
 				return Rating{}, err
 			}
-			return r, tx.AppendEvent(&Event{Type: RatingReplied, At: now, Escrow: escrowID, Account: rater, Actor: actor, State: e.State, Note: text})
+			return r, tx.AppendEvent(&Event{Type: RatingReplied, At: now, Escrow: escrowID, Account: rater, Actor: actor,
+				State: e.State, Note: text, Metadata: e.Metadata})
 		})
 }

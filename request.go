@@ -81,7 +81,8 @@ func (r *request) terms(t *Terms) *request {
 		r.str("milestone", m.Name).money("milestone-amount", m.Amount)
 	}
 	return r.dur("pay-within", t.Timers.PayWithin).dur("ship-within", t.Timers.ShipWithin).
-		dur("confirm-within", t.Timers.ConfirmWithin).dur("refund-response-within", t.Timers.RefundResponseWithin)
+		dur("confirm-within", t.Timers.ConfirmWithin).dur("refund-response-within", t.Timers.RefundResponseWithin).
+		metadata("metadata", t.Metadata)
 }
 
 // keyReused is the error for a key whose record holds request, another

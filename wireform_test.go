@@ -48,7 +48,8 @@ func wireForms() map[string][]wireCase {
 		Price: cny("199.00"), Item: "Longjing, 250 g <first flush> & \"more\"",
 		Milestones: []escrow.Milestone{{Name: "tea", Amount: cny("150.00")}, {Name: "pot", Amount: cny("49.00")}},
 		Timers: escrow.Timers{PayWithin: 72 * h, ShipWithin: 36*h + 30*time.Minute, ConfirmWithin: 1500 * time.Millisecond,
-			RefundResponseWithin: 1<<63 - 1}}
+			RefundResponseWithin: 1<<63 - 1},
+		Metadata: map[string]string{"order": "A-1001", "gift note": "for <Mei> & \"Lin\"\nwith love"}}
 	fullEscrow := escrow.Escrow{Terms: fullTerms,
 		Fee:   escrow.FeeTerms{RatePPM: 6000, Fixed: cny("0.50"), Rounding: escrow.RoundHalfUp},
 		State: escrow.RefundRequested, Held: cny("49.00"), Released: cny("150.00"), Fees: cny("1.40"),
@@ -89,7 +90,7 @@ func wireForms() map[string][]wireCase {
 		"event": {
 			{"full", escrow.Event{Seq: 9, Type: escrow.EscrowReleased, At: at(3 * h), Account: "teashop", Escrow: "order-1001",
 				Actor: "alice", ByTimer: true, State: escrow.Completed, Amount: cny("150.00"), Fee: cny("0.00"),
-				Note: "milestone tea"}},
+				Note: "milestone tea", Metadata: map[string]string{"order": "A-1001", "channel": "app"}}},
 			{"zero", escrow.Event{}}},
 		"terms": {{"full", fullTerms}, {"zero", escrow.Terms{}}},
 		"timers": {{"full", fullTerms.Timers}, {"zero", escrow.Timers{}},

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -28,6 +30,15 @@ import (
 // must stop where version 1 stopped; a framed op that ends before a field
 // decodes that field as zero. Old stores therefore open unchanged, and the
 // new field reads as zero in their records.
+//
+// Fields added so: an escrow's refusal (RefuseReason, RefusedAt), its
+// Dispute and its Metadata, and an event's Metadata, all at the end of
+// their operations. Version 2 had not been released when they came, so
+// they did not bump formatVersion: a version 2 record written before them
+// ends where they begin and reads them as zero, a version 1 record never
+// has them. A map is written as count writes a slice's length, then its
+// pairs in key order, so that one map always encodes the same; a decoder
+// refuses keys repeated or out of order.
 const (
 	opAccount     byte = 1
 	opBalance     byte = 2
@@ -172,7 +183,18 @@ func (e *encoder) escrow(x *escrow.Escrow) {
 	e.uvarint(uint64(x.Dispute.By))
 	e.str(x.Dispute.Reason)
 	e.time(x.Dispute.At)
+	e.metadata(x.Metadata)
 	e.end(at)
+}
+
+// metadata writes a map's length as count does, then its pairs in key
+// order, so that one map always encodes the same.
+func (e *encoder) metadata(m map[string]string) {
+	e.count(len(m), m == nil)
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		e.str(k)
+		e.str(m[k])
+	}
 }
 
 func (e *encoder) entry(x *escrow.Entry) {
@@ -204,6 +226,7 @@ func (e *encoder) event(x *escrow.Event) {
 	e.money(x.Amount)
 	e.money(x.Fee)
 	e.str(x.Note)
+	e.metadata(x.Metadata) // added after version 2's first records
 	e.end(at)
 }
 
@@ -479,6 +502,9 @@ func (d *decoder) fields(o *op) {
 		o.event = escrow.Event{Seq: d.uvarint(), Type: escrow.EventType(d.istr()), At: d.time(),
 			Account: d.str(), Escrow: d.str(), Actor: d.str(), ByTimer: d.bool(),
 			State: escrow.State(d.small(255)), Amount: d.money(), Fee: d.money(), Note: d.str()}
+		if d.version >= 2 { // version 1 ended here
+			o.event.Metadata = d.metadata()
+		}
 	case opIdempotency:
 		r := &o.idem
 		r.Key, r.Request = d.str(), d.str()
@@ -538,6 +564,27 @@ func (d *decoder) escrow(x *escrow.Escrow) {
 	}
 	x.Refund.RefuseReason, x.Refund.RefusedAt = d.str(), d.time()
 	x.Dispute = escrow.DisputeClaim{By: escrow.Role(d.small(255)), Reason: d.str(), At: d.time()}
+	x.Metadata = d.metadata()
+}
+
+// metadata reads what encoder.metadata writes. A key twice, or keys out
+// of order, is damage.
+func (d *decoder) metadata() map[string]string {
+	n, isNil := d.count(2)
+	if isNil || d.err != nil {
+		return nil
+	}
+	m := make(map[string]string, n)
+	last := ""
+	for i := range n {
+		k, v := d.str(), d.str()
+		if d.err != nil || (i > 0 && k <= last) {
+			d.fail()
+			return nil
+		}
+		m[k], last = v, k
+	}
+	return m
 }
 
 func (d *decoder) entry(x *escrow.Entry) {

@@ -3,6 +3,7 @@ package filestore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strconv"
@@ -72,6 +73,15 @@ func (f *filler) fill(v reflect.Value) {
 		for i := range v.Len() {
 			f.fill(v.Index(i))
 		}
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		for range 3 {
+			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			f.fill(k)
+			f.fill(e)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
 	default:
 		panic("filler: unhandled kind " + v.Kind().String())
 	}
@@ -207,7 +217,10 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestCodecNilAndEmpty(t *testing.T) {
 	ops := []op{
 		{kind: opEscrow, escrow: escrow.Escrow{Terms: escrow.Terms{ID: "nil"}}},
-		{kind: opEscrow, escrow: escrow.Escrow{Terms: escrow.Terms{ID: "empty", Milestones: []escrow.Milestone{}}}},
+		{kind: opEscrow, escrow: escrow.Escrow{Terms: escrow.Terms{ID: "empty", Milestones: []escrow.Milestone{},
+			Metadata: map[string]string{}}}},
+		{kind: opEvent, event: escrow.Event{Seq: 1}},
+		{kind: opEvent, event: escrow.Event{Seq: 2, Metadata: map[string]string{}}},
 		{kind: opEntry, entry: escrow.Entry{Seq: 1, Postings: []escrow.Posting{}}},
 		{kind: opEntry, entry: escrow.Entry{Seq: 2}},
 		{kind: opIdempotency, idem: escrow.IdempotencyRecord{Key: "nil"}},
@@ -229,8 +242,12 @@ func TestCodecNilAndEmpty(t *testing.T) {
 	if got[0].escrow.Milestones != nil || got[1].escrow.Milestones == nil {
 		t.Errorf("milestones: nil came back as %#v, empty as %#v", got[0].escrow.Milestones, got[1].escrow.Milestones)
 	}
-	if got[4].idem.Result != nil || got[5].idem.Result == nil {
-		t.Errorf("results: nil came back as %#v, empty as %#v", got[4].idem.Result, got[5].idem.Result)
+	if got[0].escrow.Metadata != nil || got[1].escrow.Metadata == nil || got[2].event.Metadata != nil || got[3].event.Metadata == nil {
+		t.Errorf("metadata: nil came back as %#v and %#v, empty as %#v and %#v", got[0].escrow.Metadata,
+			got[2].event.Metadata, got[1].escrow.Metadata, got[3].event.Metadata)
+	}
+	if got[6].idem.Result != nil || got[7].idem.Result == nil {
+		t.Errorf("results: nil came back as %#v, empty as %#v", got[6].idem.Result, got[7].idem.Result)
 	}
 }
 
@@ -407,5 +424,86 @@ func TestEveryWriteIsRecorded(t *testing.T) {
 	}
 	if writes < 10 {
 		t.Fatalf("found %d write methods, want at least 10", writes)
+	}
+}
+
+// TestCodecRecordsBeforeLaterFields: a version 2 operation written before
+// fields were added to its end (an escrow's refusal, dispute and
+// metadata; an event's metadata) stops where they begin, and decodes with
+// them zero.
+func TestCodecRecordsBeforeLaterFields(t *testing.T) {
+	var want []op
+	for _, o := range filledOps() {
+		switch o.kind {
+		case opEscrow:
+			o.escrow.Refund.RefuseReason, o.escrow.Refund.RefusedAt = "", time.Time{}
+			o.escrow.Dispute, o.escrow.Metadata = escrow.DisputeClaim{}, nil
+		case opEvent:
+			o.event.Metadata = nil
+		default:
+			continue
+		}
+		want = append(want, o)
+	}
+	// Each later field, zero, is one zero byte: 6 in an escrow, 1 in an event.
+	later := map[byte]int{opEscrow: 6, opEvent: 1}
+	var old []byte
+	for i := range want {
+		var e encoder
+		encodeOp(&e, &want[i])
+		kind := e.b[0]
+		n, k := binary.Uvarint(e.b[1:])
+		fields := e.b[1+k:]
+		if uint64(len(fields)) != n {
+			t.Fatalf("op %d: frame says %d bytes, has %d", kind, n, len(fields))
+		}
+		cut := fields[len(fields)-later[kind]:]
+		if !bytes.Equal(cut, make([]byte, len(cut))) {
+			t.Fatalf("op %d: later fields, all zero, encode as %x", kind, cut)
+		}
+		fields = fields[:len(fields)-len(cut)]
+		old = append(old, kind)
+		old = binary.AppendUvarint(old, uint64(len(fields)))
+		old = append(old, fields...)
+	}
+	got, err := decodeAll(old)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if diff := cmp.Diff(want, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
+		t.Errorf("records without the later fields (-want +got):\n%s", diff)
+	}
+}
+
+// TestCodecMetadataDamage: metadata whose keys repeat or are out of
+// order was not written by the encoder, and fails to decode.
+func TestCodecMetadataDamage(t *testing.T) {
+	for name, pairs := range map[string][]string{"sorted": {"a", "1", "b", "2"},
+		"repeated": {"a", "1", "a", "2"}, "unsorted": {"b", "1", "a", "2"}} {
+		e := encoder{}
+		at := e.begin(opEvent)
+		e.uvarint(1)
+		e.str(string(escrow.EscrowPaid))
+		e.time(time.Time{})
+		e.str("")
+		e.str("e1")
+		e.str("")
+		e.bool(false)
+		e.uvarint(0)
+		e.money(escrow.Money{})
+		e.money(escrow.Money{})
+		e.str("")
+		e.count(len(pairs)/2, false)
+		for _, s := range pairs {
+			e.str(s)
+		}
+		e.end(at)
+		got, err := decodeAll(e.b)
+		switch {
+		case name == "sorted" && (err != nil || len(got) != 1 || got[0].event.Metadata["b"] != "2"):
+			t.Errorf("sorted keys: %+v, %v", got, err)
+		case name != "sorted" && !errors.Is(err, errDecode):
+			t.Errorf("%s keys: err = %v, want errDecode", name, err)
+		}
 	}
 }

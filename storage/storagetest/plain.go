@@ -17,7 +17,8 @@ import (
 // embedded structs' fields in line; numbers, enumerations and durations
 // are plain numbers, a State is its Go name, a time is RFC 3339 with
 // nanoseconds (the zero time too), an amount is {"amount","currency"} (or
-// null for the zero Money) and bytes are base64. It is what encoding/json
+// null for the zero Money), bytes are base64 and a map is an object in
+// key order. It is what encoding/json
 // made of the records before they had JSON forms, and it stays so: a dump
 // compares with one taken by an earlier release, as filestore's tests of
 // old stores do, whatever the records' wire forms become.

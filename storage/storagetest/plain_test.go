@@ -13,8 +13,9 @@ import (
 
 // TestDumpForm pins the dump's own form of records (see appendPlain):
 // Go field names, embedded fields in line, plain numbers for enumerations
-// and durations, state names, zero times written out, base64 bytes. Dumps
-// kept by filestore's tests of old stores are in this form.
+// and durations, state names, zero times written out, base64 bytes, maps
+// in key order. Dumps kept by filestore's tests of old stores are in this
+// form.
 func TestDumpForm(t *testing.T) {
 	ctx := context.Background()
 	s := memstore.New()
@@ -24,7 +25,7 @@ func TestDumpForm(t *testing.T) {
 	err := s.Update(ctx, func(tx escrow.Tx) error {
 		e := escrow.Escrow{Terms: escrow.Terms{ID: "e<1>", Buyer: "b", Seller: "s", Price: cny(1999),
 			Milestones: []escrow.Milestone{{Name: "m", Amount: cny(1999)}},
-			Timers:     escrow.Timers{PayWithin: time.Hour}},
+			Timers:     escrow.Timers{PayWithin: time.Hour}, Metadata: map[string]string{"b": "2", "a": "<1>"}},
 			Fee: escrow.FeeTerms{RatePPM: 6000, Fixed: cny(0), Rounding: escrow.RoundUp}, State: escrow.Disputed,
 			Held: cny(1999), Paused: time.Second, DisputeLoser: escrow.Seller, Rated: escrow.Buyer | escrow.Seller,
 			CreatedAt: at, Version: 3}
@@ -56,6 +57,7 @@ func TestDumpForm(t *testing.T) {
 			`"Price":{"amount":"19.99","currency":"CNY"},"Item":"",` +
 			`"Milestones":[{"Name":"m","Amount":{"amount":"19.99","currency":"CNY"}}],` +
 			`"Timers":{"PayWithin":3600000000000,"ShipWithin":0,"ConfirmWithin":0,"RefundResponseWithin":0},` +
+			`"Metadata":{"a":"\u003c1\u003e","b":"2"},` +
 			`"Fee":{"RatePPM":6000,"Fixed":{"amount":"0.00","currency":"CNY"},"Rounding":3},"State":"Disputed",` +
 			`"Held":{"amount":"19.99","currency":"CNY"},"Released":null,"Fees":null,"Refunded":null,` +
 			`"NextMilestone":0,"Tracking":"","Refund":{"Amount":null,"Reason":"","At":"0001-01-01T00:00:00Z",` +
