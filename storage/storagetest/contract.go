@@ -145,7 +145,8 @@ func contractEscrow(id string, due time.Time) escrow.Escrow {
 				{Name: "deposit", Amount: cny("100.00")},
 				{Name: "delivery", Amount: cny("200.00")},
 			},
-			Timers: escrow.DefaultTimers(),
+			Timers:   escrow.DefaultTimers(),
+			Metadata: map[string]string{"order": "A-1001", "gift note": "red ribbon,\nno invoice"},
 		},
 		Fee:           escrow.FeeTerms{RatePPM: 6000, Fixed: cny("1.00"), Rounding: escrow.RoundHalfUp},
 		State:         escrow.AwaitingConfirmation,
@@ -155,15 +156,17 @@ func contractEscrow(id string, due time.Time) escrow.Escrow {
 		Refunded:      cny("50.00"),
 		NextMilestone: 1,
 		Tracking:      "SF1234567890",
-		Refund:        escrow.RefundRequest{Amount: cny("50.00"), Reason: "lid chipped", At: start.Add(3 * time.Hour)},
-		Resume:        escrow.AwaitingConfirmation,
-		Paused:        36 * time.Hour,
-		DueAt:         due,
-		CreatedAt:     start,
-		PaidAt:        start.Add(time.Hour),
-		ShippedAt:     start.Add(2 * time.Hour),
-		UpdatedAt:     start.Add(4 * time.Hour),
-		Version:       6,
+		Refund: escrow.RefundRequest{Amount: cny("50.00"), Reason: "lid chipped", At: start.Add(3 * time.Hour),
+			RefuseReason: "it left here whole", RefusedAt: start.Add(4 * time.Hour)},
+		Dispute:   escrow.DisputeClaim{By: escrow.Buyer, Reason: "see the photos", At: start.Add(5 * time.Hour)},
+		Resume:    escrow.AwaitingConfirmation,
+		Paused:    36 * time.Hour,
+		DueAt:     due,
+		CreatedAt: start,
+		PaidAt:    start.Add(time.Hour),
+		ShippedAt: start.Add(2 * time.Hour),
+		UpdatedAt: start.Add(4 * time.Hour),
+		Version:   6,
 	}
 }
 
@@ -196,17 +199,19 @@ func contractJournal() []escrow.Entry {
 	}
 }
 
-// contractEvents returns five events, without Seq.
+// contractEvents returns five events, without Seq; those of the escrow
+// carry its metadata.
 func contractEvents() []escrow.Event {
+	md := map[string]string{"order": "A-1001", "channel": "app"}
 	return []escrow.Event{
 		{Type: escrow.AccountOpened, At: start, Account: "alice", Actor: "alice"},
 		{Type: escrow.Deposited, At: start.Add(time.Minute), Account: "alice", Actor: "alice", Amount: cny("1000.00")},
 		{Type: escrow.EscrowOpened, At: start.Add(2 * time.Minute), Escrow: "e-1", Actor: "alice",
-			State: escrow.AwaitingPayment, Amount: cny("300.00"), Note: "a cast-iron teapot"},
+			State: escrow.AwaitingPayment, Amount: cny("300.00"), Note: "a cast-iron teapot", Metadata: md},
 		{Type: escrow.EscrowPaid, At: start.Add(3 * time.Minute), Escrow: "e-1", Actor: "alice",
-			State: escrow.AwaitingShipment, Amount: cny("300.00")},
+			State: escrow.AwaitingShipment, Amount: cny("300.00"), Metadata: md},
 		{Type: escrow.EscrowReleased, At: start.Add(4 * time.Minute), Escrow: "e-1", ByTimer: true,
-			State: escrow.Completed, Amount: cny("300.00"), Fee: cny("1.80"), Note: "auto-confirm"},
+			State: escrow.Completed, Amount: cny("300.00"), Fee: cny("1.80"), Note: "auto-confirm", Metadata: md},
 	}
 }
 
@@ -408,7 +413,9 @@ func contractEscrows(t *testing.T, h Harness) {
 		contractEscrow("e-10", time.Time{}),
 		contractEscrow("e-2", start.Add(2*time.Hour)),
 	}
-	want[1].Milestones = nil
+	// One with nothing optional: no milestones, metadata, refusal or dispute.
+	want[1].Milestones, want[1].Metadata = nil, nil
+	want[1].Refund, want[1].Dispute = escrow.RefundRequest{}, escrow.DisputeClaim{}
 	want[1].State = escrow.AwaitingPayment
 	contractUpdate(t, s, func(tx escrow.Tx) error {
 		for _, i := range []int{2, 0, 1} {
@@ -441,9 +448,11 @@ func contractEscrows(t *testing.T, h Harness) {
 	}
 	check()
 
-	// A replacement may change everything, the number of milestones too.
+	// A replacement may change everything, the number of milestones and
+	// the metadata too.
 	want[0].State = escrow.Completed
 	want[0].Milestones = append(want[0].Milestones, escrow.Milestone{Name: "bonus", Amount: cny("0.01")})
+	want[0].Metadata = map[string]string{"order": "A-1001-R"}
 	want[0].Held, want[0].Released = cny("0.00"), cny("300.01")
 	want[0].Version++
 	contractUpdate(t, s, func(tx escrow.Tx) error { return tx.PutEscrow(want[0]) })
