@@ -45,7 +45,11 @@
 // RequestRefund, which the seller answers with AgreeRefund or RefuseRefund;
 // either party may Dispute, and the escrow's arbiter ends the dispute with
 // Resolve and a Split. An escrow with Milestones is paid once and released in
-// tranches, each confirmed on its own with ConfirmMilestone.
+// tranches, each confirmed on its own with ConfirmMilestone. The reasons
+// given stay on the escrow: Escrow.Refund holds the request and any
+// refusal of it, Escrow.Dispute who disputed, why and when. Terms.Metadata
+// carries the host's own data about the trade (up to 50 keys, as Stripe
+// allows), returned on the escrow and on each of its events.
 //
 // Every action names its actor. Only the buyer pays, confirms and requests
 // refunds; only the seller ships, refunds and answers refund requests; only

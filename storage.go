@@ -9,7 +9,8 @@ import "context"
 // checks every rule below, so an adapter that passes it is a correct one.
 //
 // Records go in and come out by value: an adapter must not keep or hand out
-// memory the caller can still reach (it copies slices on the way in and out).
+// memory the caller can still reach (it copies slices and maps, such as
+// Terms.Metadata and Event.Metadata, on the way in and out).
 type Storage interface {
 	// Update runs fn in a read-write transaction. If fn returns nil, every
 	// write it made is committed atomically and durably before Update
