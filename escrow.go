@@ -495,7 +495,6 @@ func (l *Ledger) Escrow(ctx context.Context, id string) (Escrow, error) {
 		e, err = getEscrow(tx, id)
 		return err
 	})
-	e.Metadata = maps.Clone(e.Metadata) // the store's own map
 	return e, l.finish(start, "escrow", err)
 }
 
@@ -791,7 +790,6 @@ func (l *Ledger) run(ctx context.Context, start time.Time, opts []CallOption, se
 		o.done(c.replayed, err)
 	}
 	out, replayed := c.e, c.replayed
-	out.Metadata = maps.Clone(out.Metadata) // the map the store keeps
 	*c = call{txFn: c.txFn}
 	callPool.Put(c)
 	if err = l.finishKeyed(start, name, replayed, err); err != nil {

@@ -2,7 +2,6 @@ package escrow
 
 import (
 	"context"
-	"maps"
 	"time"
 )
 
@@ -66,8 +65,5 @@ func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, 
 		out, err = tx.Events(after, limit)
 		return err
 	})
-	for i := range out {
-		out[i].Metadata = maps.Clone(out[i].Metadata) // the store's own map
-	}
 	return out, l.finish(start, "events", err)
 }

@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -352,9 +353,7 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 	if sl == nil || !sl.exists {
 		return escrow.Escrow{}, escrow.ErrNotFound
 	}
-	e := sl.e
-	e.Milestones = slices.Clone(e.Milestones)
-	return e, nil
+	return copyEscrow(sl.e), nil
 }
 
 func (t *tx) PutEscrow(e escrow.Escrow) error {
@@ -374,9 +373,16 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 		sl = new(slot)
 		t.s.escrows[e.ID] = sl
 	}
-	sl.e, sl.exists = e, true
-	sl.e.Milestones = slices.Clone(e.Milestones)
+	sl.e, sl.exists = copyEscrow(e), true
 	return nil
+}
+
+// copyEscrow returns e with slices and maps of its own, so that no caller
+// memory is aliased.
+func copyEscrow(e escrow.Escrow) escrow.Escrow {
+	e.Milestones = slices.Clone(e.Milestones)
+	e.Metadata = maps.Clone(e.Metadata)
+	return e
 }
 
 func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
@@ -398,9 +404,7 @@ func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
 		if !sl.exists {
 			continue
 		}
-		e := sl.e
-		e.Milestones = slices.Clone(e.Milestones)
-		if err := fn(e); err != nil {
+		if err := fn(copyEscrow(sl.e)); err != nil {
 			return err
 		}
 	}
@@ -456,7 +460,9 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 		return err
 	}
 	ev.Seq = uint64(t.s.events.len()) + 1
-	t.s.events.append(*ev)
+	kept := *ev
+	kept.Metadata = maps.Clone(ev.Metadata)
+	t.s.events.append(kept)
 	t.s.undo = append(t.s.undo, undoRec{kind: undoEvent})
 	return nil
 }
@@ -468,7 +474,9 @@ func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
 	n := uint64(t.s.events.len())
 	out := make([]escrow.Event, 0, pageSize(after, n, limit))
 	for i := after; i < n && len(out) < limit; i++ {
-		out = append(out, *t.s.events.at(int(i)))
+		ev := *t.s.events.at(int(i))
+		ev.Metadata = maps.Clone(ev.Metadata)
+		out = append(out, ev)
 	}
 	return out, nil
 }

@@ -1263,11 +1263,23 @@ func contractNoAliasing(t *testing.T, h Harness) {
 	wantEntry.Seq = 1
 	wantR := contractIdem("k1", start)
 
-	// scribble changes every element of the slices in place.
+	wantEv := contractEvents()[2]
+	wantEv.Seq = 1
+
+	// scribble changes every element of the slices and maps in place.
+	scribbleMap := func(m map[string]string) {
+		for k := range m {
+			m[k] = "scribbled"
+		}
+		if m != nil {
+			m["scribbled"] = "yes"
+		}
+	}
 	scribbleE := func(e *escrow.Escrow) {
 		for i := range e.Milestones {
 			e.Milestones[i] = escrow.Milestone{Name: "scribbled", Amount: cny("0.01")}
 		}
+		scribbleMap(e.Metadata)
 	}
 	scribbleEntry := func(e *escrow.Entry) {
 		for i := range e.Postings {
@@ -1301,6 +1313,14 @@ func contractNoAliasing(t *testing.T, h Harness) {
 		}
 		contractDiff(t, "Idempotency "+when, wantR, r)
 		scribbleR(&r)
+		events, err := tx.Events(0, 10)
+		if err != nil {
+			return err
+		}
+		contractDiff(t, "Events "+when, []escrow.Event{wantEv}, events)
+		for i := range events {
+			scribbleMap(events[i].Metadata)
+		}
 		// The scans hand out copies too.
 		if err := tx.Escrows(func(e escrow.Escrow) error { scribbleE(&e); return nil }); err != nil {
 			return err
@@ -1319,8 +1339,13 @@ func contractNoAliasing(t *testing.T, h Harness) {
 		if err := tx.PutIdempotency(r); err != nil {
 			return err
 		}
+		ev := contractEvents()[2]
+		if err := tx.AppendEvent(&ev); err != nil {
+			return err
+		}
 		// Before the commit: an adapter that buffers writes must have
 		// copied them already.
+		scribbleMap(ev.Metadata)
 		scribbleE(&e)
 		scribbleEntry(&entry)
 		scribbleR(&r)
