@@ -330,10 +330,11 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 		return escrow.ErrClosed
 	}
 	return s.mem.View(ctx, func(tx escrow.Tx) error {
-		// No commit can be applied while mem's read lock is held, so once
-		// applied is durable everything fn can see is.
+		// A commit is queued, and applied advanced, before mem makes it
+		// visible, and tx's snapshot was taken before this read: once
+		// applied is durable, everything fn can see is.
 		if err := s.waitDurable(s.applied.Load()); err != nil {
-			return err // fn would see a commit that may be lost
+			return err // fn could see a commit that may be lost
 		}
 		return fn(tx)
 	})

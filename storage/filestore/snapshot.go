@@ -202,26 +202,32 @@ func (s *Store) compact() error {
 }
 
 // snapshot writes a snapshot and removes the log it covers.
+//
+// The snapshot must hold exactly the records up to seq, and the records
+// after seq must start a new segment, so that the ones it covers can be
+// removed with their files. Both are settled in taken, which memstore
+// runs with commits held off; the snapshot is encoded after that, from
+// the state taken saw, whether or not commits go on meanwhile.
 func (s *Store) snapshot() error {
 	var seq uint64
 	var snap []byte
-	err := s.mem.View(context.Background(), func(tx escrow.Tx) error {
-		// No commit can be applied while this view runs: the snapshot is
-		// exactly the state after record seq.
+	covered := false
+	taken := func() error {
 		seq = s.applied.Load()
 		if err := s.waitDurable(seq); err != nil {
 			return err
 		}
 		s.mu.Lock()
-		covered := seq == s.snapSeq
+		covered = seq == s.snapSeq
 		s.mu.Unlock()
 		if covered {
 			return nil
 		}
-		// Later records go to a new segment, so that the ones the snapshot
-		// covers can be removed with their files.
-		if err := s.rotate(seq + 1); err != nil {
-			return err
+		return s.rotate(seq + 1)
+	}
+	err := s.mem.Snapshot(context.Background(), taken, func(tx escrow.Tx) error {
+		if covered {
+			return nil
 		}
 		var err error
 		snap, err = encodeSnapshot(tx, seq)

@@ -126,6 +126,24 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 	return fn(t)
 }
 
+// Snapshot is View for a caller that must know exactly which commits fn
+// sees, as filestore must when it writes a snapshot to disk. If taken is
+// not nil, Snapshot calls it while no write transaction runs and the
+// committed data is what fn will see, so that a count of commits read
+// there numbers the snapshot; if taken returns an error, Snapshot returns
+// it without calling fn. Then fn runs as in View.
+func (s *Store) Snapshot(ctx context.Context, taken func() error, fn func(escrow.Tx) error) error {
+	return s.View(ctx, func(tx escrow.Tx) error {
+		// The read lock View holds keeps commits out until fn returns.
+		if taken != nil {
+			if err := taken(); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+}
+
 // Close discards the data. It is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
