@@ -1,22 +1,41 @@
 // Package memstore is an in-memory escrow.Storage: fast, safe for
 // concurrent use, and gone when the process ends. It suits tests, examples
-// and hosts that keep their own durable copy.
+// and hosts that keep their own durable copy, such as storage/filestore.
 //
-// Writers are serialised by one lock and change the maps in place, keeping
-// an undo log that is replayed backwards if the transaction fails; readers
-// share the lock, so View sees a consistent snapshot. Records are copied in
-// and out, so no caller memory is ever aliased.
+// # Design
+//
+// Each kind of record is a table, an ordered B-tree (github.com/tidwall/btree)
+// of rows that point to the records, and each index is a tree of its own:
+// escrows by deadline, idempotency keys by age, journal entries by account,
+// ratings by ratee, aggregates by rank and by re-key day. The journal and
+// the events are trees of the records themselves, ordered by Seq. Listing
+// methods walk a tree in order; nothing is sorted on demand.
+//
+// One writer at a time holds the write lock and changes the trees in place.
+// Every tree remembers what the running transaction changed (the item each
+// write replaced, or that there was none), and a rollback undoes it, newest
+// first; a commit forgets it.
+//
+// A reader works on a snapshot: a copy of every tree, which a B-tree makes
+// in O(1) by sharing its nodes until the writer next changes one. So a
+// View never waits for a writer while it runs, nor holds one up. Snapshots
+// are made lazily: the first View after a commit takes the write lock for
+// the moment it takes to copy the trees (and only those the commits since
+// the last snapshot changed), publishes the snapshot, and later Views share
+// it until the next commit. A store nobody reads from pays nothing for
+// snapshots, and a View always sees every commit made before it began.
+//
+// Records are copied in and out, so no caller memory is ever aliased.
 package memstore
 
 import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"sort"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -26,52 +45,89 @@ var _ escrow.Storage = (*Store)(nil)
 
 // Store is an in-memory escrow.Storage. The zero value is not usable; call New.
 type Store struct {
-	mu     sync.RWMutex
-	closed bool
+	mu     sync.Mutex // held by the running write transaction and while a snapshot is made
+	live   state      // what writers change, under mu
+	trees  []undoer   // every tree of live
+	closed bool       // under mu
 
-	accounts  map[string]escrow.Account
-	balances  map[balanceKey]escrow.Balance
-	escrows   map[string]*slot // by pointer, so a change is one copy in place
-	due       dueIndex
-	journal   chunkedLog[escrow.Entry]
-	byAccount map[string][]uint64 // account → Seq of the entries that post to it
-	events    chunkedLog[escrow.Event]
-	slab      []escrow.Posting // where stored entries' postings live, many to an allocation
-	idem      map[string]escrow.IdempotencyRecord
-	idemAge   dueIndex // idempotency keys by At
-	ratings
-
-	// What the running write transaction changed, newest last, with the
-	// records it replaced kept on one stack per kind so that an undo entry
-	// stays small.
-	undo         []undoRec
-	prevAccounts []escrow.Account
-	prevBalances []escrow.Balance
-	prevEscrows  []escrow.Escrow
-	prevIdem     []escrow.IdempotencyRecord
-	prevRatings  []escrow.Rating
-	prevAggs     []escrow.Aggregate
-	prevPairs    []escrow.PairMonth
-	prevDays     []escrow.DayCount
+	commits  atomic.Uint64         // commits that wrote, written under mu
+	snapshot atomic.Pointer[state] // the newest snapshot; nil once closed
 }
 
-type balanceKey struct{ account, currency string }
+// state is a store's data.
+type state struct {
+	accounts  table[string, escrow.Account]
+	balances  table[balanceKey, escrow.Balance]
+	escrows   table[string, escrow.Escrow]
+	due       tree[timeKey] // escrows by NextDue
+	journal   seqLog[escrow.Entry]
+	postings  []escrow.Posting // where the journal's postings are, see copyPostings
+	byAccount tree[accountSeq] // entries under each account they post to
+	events    seqLog[escrow.Event]
+	idem      table[string, escrow.IdempotencyRecord]
+	idemAge   tree[timeKey] // idempotency keys by At
+	reputation
+
+	commits uint64 // in a snapshot, the commits it holds
+}
+
+// undoer is a tree as Update sees it.
+type undoer interface {
+	commit()
+	rollback()
+}
+
+func (st *state) undoers() []undoer {
+	return []undoer{&st.accounts, &st.balances, &st.escrows, &st.due, &st.journal,
+		&st.byAccount, &st.events, &st.idem, &st.idemAge, &st.ratings, &st.byRatee,
+		&st.aggs, &st.ranks, &st.rekeys, &st.days, &st.pairs}
+}
+
+// snapshotOf returns a snapshot of st, sharing with prev every tree that
+// has not changed since prev was made.
+func snapshotOf(st, prev *state) *state {
+	return &state{
+		accounts:  st.accounts.snapshot(prev.accounts),
+		balances:  st.balances.snapshot(prev.balances),
+		escrows:   st.escrows.snapshot(prev.escrows),
+		due:       st.due.snapshot(prev.due),
+		journal:   st.journal.snapshot(prev.journal),
+		postings:  st.postings,
+		byAccount: st.byAccount.snapshot(prev.byAccount),
+		events:    st.events.snapshot(prev.events),
+		idem:      st.idem.snapshot(prev.idem),
+		idemAge:   st.idemAge.snapshot(prev.idemAge),
+		reputation: reputation{
+			ratings: st.ratings.snapshot(prev.ratings),
+			byRatee: st.byRatee.snapshot(prev.byRatee),
+			aggs:    st.aggs.snapshot(prev.aggs),
+			ranks:   st.ranks.snapshot(prev.ranks),
+			rekeys:  st.rekeys.snapshot(prev.rekeys),
+			days:    st.days.snapshot(prev.days),
+			pairs:   st.pairs.snapshot(prev.pairs),
+		},
+	}
+}
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{
-		accounts:  map[string]escrow.Account{},
-		balances:  map[balanceKey]escrow.Balance{},
-		escrows:   map[string]*slot{},
-		byAccount: map[string][]uint64{},
-		idem:      map[string]escrow.IdempotencyRecord{},
-		ratings:   newRatings(),
-	}
+	s := &Store{live: state{
+		accounts:   newTable[string, escrow.Account](strings.Compare),
+		balances:   newTable[balanceKey, escrow.Balance](balanceKey.compare),
+		escrows:    newTable[string, escrow.Escrow](strings.Compare),
+		due:        newTree(timeKey.less),
+		byAccount:  newTree(accountSeq.less),
+		idem:       newTable[string, escrow.IdempotencyRecord](strings.Compare),
+		idemAge:    newTree(timeKey.less),
+		reputation: newReputation(),
+	}}
+	s.trees = s.live.undoers()
+	s.snapshot.Store(snapshotOf(&s.live, &state{}))
 	return s
 }
 
 // Update runs fn in a read-write transaction; see escrow.Storage.
-func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error) {
+func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -80,50 +136,35 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) (err error
 	if s.closed {
 		return escrow.ErrClosed
 	}
-	s.undo = s.undo[:0]
-	s.prevAccounts, s.prevBalances, s.prevEscrows, s.prevIdem = s.prevAccounts[:0], s.prevBalances[:0], s.prevEscrows[:0], s.prevIdem[:0]
-	s.prevRatings, s.prevAggs, s.prevPairs, s.prevDays = s.prevRatings[:0], s.prevAggs[:0], s.prevPairs[:0], s.prevDays[:0]
 	// A transaction of its own, not a reused one: a Tx kept past its
 	// Update must find itself ended, not write into a later transaction.
-	t := &tx{s: s}
+	t := &tx{st: &s.live, write: true}
 	committed := false
-	defer func() {
+	defer func() { // also when fn panics
 		t.done = true
-		if !committed {
-			s.rollback()
+		for _, tr := range s.trees {
+			if committed {
+				tr.commit()
+			} else {
+				tr.rollback()
+			}
 		}
-		// Drop the references the undo log holds, so that replaced
-		// records can be collected.
-		clear(s.undo)
-		clear(s.prevAccounts)
-		clear(s.prevBalances)
-		clear(s.prevEscrows)
-		clear(s.prevIdem)
-		clear(s.prevRatings)
-		clear(s.prevAggs)
-		clear(s.prevPairs)
-		clear(s.prevDays)
 	}()
 	if err := fn(t); err != nil {
 		return err
 	}
 	committed = true
+	if t.wrote {
+		s.commits.Add(1)
+	}
 	return nil
 }
 
-// View runs fn in a read-only transaction; see escrow.Storage.
+// View runs fn in a read-only transaction on a snapshot of the committed
+// data; see escrow.Storage. It neither waits for a writer while fn runs
+// nor holds one up.
 func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return escrow.ErrClosed
-	}
-	t := &tx{s: s, readOnly: true}
-	defer func() { t.done = true }()
-	return fn(t)
+	return s.Snapshot(ctx, nil, fn)
 }
 
 // Snapshot is View for a caller that must know exactly which commits fn
@@ -131,483 +172,207 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 // not nil, Snapshot calls it while no write transaction runs and the
 // committed data is what fn will see, so that a count of commits read
 // there numbers the snapshot; if taken returns an error, Snapshot returns
-// it without calling fn. Then fn runs as in View.
+// it without calling fn. Then fn runs as in View, holding up no writer.
 func (s *Store) Snapshot(ctx context.Context, taken func() error, fn func(escrow.Tx) error) error {
-	return s.View(ctx, func(tx escrow.Tx) error {
-		// The read lock View holds keeps commits out until fn returns.
-		if taken != nil {
-			if err := taken(); err != nil {
-				return err
-			}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st := s.snapshot.Load()
+	if st != nil && (taken != nil || st.commits != s.commits.Load()) {
+		var err error
+		if st, err = s.takeSnapshot(taken); err != nil {
+			return err
 		}
-		return fn(tx)
-	})
+	}
+	if st == nil {
+		return escrow.ErrClosed
+	}
+	t := &tx{st: st}
+	defer func() { t.done = true }()
+	return fn(t)
 }
 
-// Close discards the data. It is idempotent.
+// takeSnapshot returns a snapshot of the committed data, made now if the
+// newest is out of date, and calls taken, if not nil, before any other
+// commit. It returns nil if the store is closed.
+func (s *Store) takeSnapshot(taken func() error) (*state, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.snapshot.Load()
+	if st == nil {
+		return nil, nil
+	}
+	if n := s.commits.Load(); st.commits != n {
+		st = snapshotOf(&s.live, st)
+		st.commits = n
+		s.snapshot.Store(st)
+	}
+	if taken != nil {
+		if err := taken(); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// Close discards the data, once the running write transaction has ended.
+// Read transactions already running keep their snapshot. It is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		s.accounts, s.balances, s.escrows, s.idem, s.byAccount = nil, nil, nil, nil, nil
-		s.idemAge = dueIndex{}
-		s.ratings = ratings{}
-		s.journal, s.events, s.due, s.slab = chunkedLog[escrow.Entry]{}, chunkedLog[escrow.Event]{}, dueIndex{}, nil
-	}
+	s.closed = true
+	s.snapshot.Store(nil)
+	s.live, s.trees = state{}, nil
 	return nil
 }
 
-// undoRec records how to reverse one write. If the write replaced a
-// record (existed), the old record is on the stack of its kind.
-//
-// The record's key is kept in parts, the fewest bytes that hold any kind's
-// key: every write appends one undoRec, and Update clears them all.
-type undoRec struct {
-	kind    undoKind
-	existed bool
-	role    escrow.Role
-	day     int32
-	k       [3]string
-}
-
-func (u *undoRec) key() string      { return u.k[0] }
-func (u *undoRec) bkey() balanceKey { return balanceKey{u.k[0], u.k[1]} }
-func (u *undoRec) rkey() ratingKey  { return ratingKey{u.k[0], u.k[1]} }
-func (u *undoRec) akey() aggKey     { return aggKey{u.k[0], u.role} }
-func (u *undoRec) pkey() pairKey    { return pairKey{u.k[0], u.k[1], u.k[2]} }
-
-type undoKind uint8
-
-const (
-	undoAccount undoKind = iota
-	undoBalance
-	undoEscrow
-	undoEntry
-	undoEvent
-	undoIdem
-	undoRating
-	undoAggregate
-	undoPair
-	undoDay
-)
-
-func (s *Store) rollback() {
-	for i := len(s.undo) - 1; i >= 0; i-- {
-		u := &s.undo[i]
-		switch u.kind {
-		case undoAccount:
-			if u.existed {
-				s.accounts[u.key()] = pop(&s.prevAccounts)
-			} else {
-				delete(s.accounts, u.key())
-			}
-		case undoBalance:
-			if u.existed {
-				s.balances[u.bkey()] = pop(&s.prevBalances)
-			} else {
-				delete(s.balances, u.bkey())
-			}
-		case undoEscrow:
-			sl := s.escrows[u.key()] // present: the write being undone put it there
-			due := sl.e.NextDue()
-			if u.existed {
-				sl.e = pop(&s.prevEscrows)
-			} else {
-				sl.e, sl.exists = escrow.Escrow{}, false
-			}
-			s.due.refile(u.key(), due, sl.e.NextDue())
-			s.dropIfEmpty(u.key(), sl)
-		case undoEntry:
-			e := *s.journal.at(s.journal.len() - 1)
-			forEachAccount(e, func(a string) {
-				seqs := s.byAccount[a][:len(s.byAccount[a])-1]
-				if len(seqs) == 0 {
-					delete(s.byAccount, a)
-				} else {
-					s.byAccount[a] = seqs
-				}
-			})
-			s.journal.pop()
-		case undoEvent:
-			s.events.pop()
-		case undoRating, undoAggregate, undoPair, undoDay:
-			s.undoRatings(u)
-		case undoIdem:
-			s.dropIdem(u.key())
-			if u.existed {
-				s.putIdem(pop(&s.prevIdem))
-			}
-		}
-	}
-}
-
-// pop removes and returns the last element of *stack.
-func pop[T any](stack *[]T) T {
-	last := len(*stack) - 1
-	v := (*stack)[last]
-	var zero T
-	(*stack)[last] = zero
-	*stack = (*stack)[:last]
-	return v
-}
-
-// forEachAccount calls fn once for each distinct account e posts to.
-func forEachAccount(e escrow.Entry, fn func(string)) {
-	for i, p := range e.Postings {
-		seen := false
-		for _, q := range e.Postings[:i] {
-			if q.Account == p.Account {
-				seen = true
-				break
-			}
-		}
-		if !seen {
-			fn(p.Account)
-		}
-	}
-}
-
-// tx implements escrow.Tx over the store's maps.
+// tx implements escrow.Tx over a state: the live one in a write
+// transaction, a snapshot in a read transaction.
 type tx struct {
-	s        *Store
-	readOnly bool
-	done     bool
+	st    *state
+	write bool
+	wrote bool
+	done  bool
 }
 
 func (t *tx) check(write bool) error {
 	if t.done {
 		return fmt.Errorf("memstore: transaction used after it ended: %w", escrow.ErrClosed)
 	}
-	if write && t.readOnly {
-		return escrow.ErrReadOnly
+	if write {
+		if !t.write {
+			return escrow.ErrReadOnly
+		}
+		t.wrote = true
 	}
 	return nil
 }
 
-// notFound is the error for a missing record: the sentinel itself, because
-// a miss is routine on the hot path (a new escrow ID, a first balance) and
-// the ledger adds the ID when it reports one.
-func (t *tx) Account(id string) (escrow.Account, error) {
+// get returns a copy, made by out, of the record under k, or ErrNotFound:
+// the sentinel itself, because a miss is routine on the hot path (a new
+// escrow ID, a first balance) and the ledger adds the ID when it reports one.
+func get[K comparable, V any](t *tx, tbl *table[K, V], k K, out func(*V) V) (V, error) {
+	var zero V
 	if err := t.check(false); err != nil {
-		return escrow.Account{}, err
+		return zero, err
 	}
-	a, ok := t.s.accounts[id]
+	v, ok := tbl.get(k)
 	if !ok {
-		return escrow.Account{}, escrow.ErrNotFound
+		return zero, escrow.ErrNotFound
 	}
-	return a, nil
+	return out(v), nil
 }
 
-func (t *tx) PutAccount(a escrow.Account) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	old, ok := t.s.accounts[a.ID]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoAccount, k: [3]string{a.ID}, existed: ok})
-	if ok {
-		t.s.prevAccounts = append(t.s.prevAccounts, old)
-	}
-	t.s.accounts[a.ID] = a
-	return nil
-}
+// val copies a record that holds no memory a caller could change.
+func val[V any](v *V) V { return *v }
 
-func (t *tx) Accounts(fn func(escrow.Account) error) error {
+// walk calls fn with the items of tr in order, from the first not below
+// from (nil: the first), while in (nil: always) holds of them, until fn
+// returns an error, which it returns. It is for the methods that call
+// back; those that return a slice read the tree directly.
+func walk[T any](t *tx, tr *tree[T], from *T, in func(T) bool, fn func(T) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
-	for _, id := range sortedKeys(t.s.accounts, strings.Compare) {
-		if err := fn(t.s.accounts[id]); err != nil {
-			return err
+	ascend := func(visit func(T) bool) {
+		if from == nil {
+			tr.bt.Scan(visit)
+		} else {
+			tr.bt.Ascend(*from, visit)
 		}
 	}
-	return nil
-}
-
-func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
-	if err := t.check(false); err != nil {
-		return escrow.Balance{}, err
-	}
-	b, ok := t.s.balances[balanceKey{account, currency}]
-	if !ok {
-		return escrow.Balance{}, escrow.ErrNotFound
-	}
-	return b, nil
-}
-
-func (t *tx) PutBalance(b escrow.Balance) error {
-	if err := t.check(true); err != nil {
+	if !t.write {
+		var err error
+		ascend(func(item T) bool {
+			if in != nil && !in(item) {
+				return false
+			}
+			err = fn(item)
+			return err == nil
+		})
 		return err
 	}
-	k := balanceKey{b.Account, b.Currency.Code}
-	old, ok := t.s.balances[k]
-	t.s.undo = append(t.s.undo, undoRec{kind: undoBalance, k: [3]string{k.account, k.currency}, existed: ok})
-	if ok {
-		t.s.prevBalances = append(t.s.prevBalances, old)
-	}
-	t.s.balances[k] = b
-	return nil
-}
-
-func (t *tx) Balances(fn func(escrow.Balance) error) error {
-	if err := t.check(false); err != nil {
-		return err
-	}
-	for _, k := range sortedKeys(t.s.balances, func(a, b balanceKey) int {
-		return cmp.Or(strings.Compare(a.account, b.account), strings.Compare(a.currency, b.currency))
-	}) {
-		if err := fn(t.s.balances[k]); err != nil {
-			return err
+	// In a write transaction fn may write to the tree, which must not
+	// change under a walk: gather the items first.
+	var buf [4]T
+	items := buf[:0]
+	ascend(func(item T) bool {
+		if in != nil && !in(item) {
+			return false
 		}
-	}
-	return nil
-}
-
-func (t *tx) Escrow(id string) (escrow.Escrow, error) {
-	if err := t.check(false); err != nil {
-		return escrow.Escrow{}, err
-	}
-	sl := t.s.escrows[id]
-	if sl == nil || !sl.exists {
-		return escrow.Escrow{}, escrow.ErrNotFound
-	}
-	return copyEscrow(sl.e), nil
-}
-
-func (t *tx) PutEscrow(e escrow.Escrow) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	sl := t.s.escrows[e.ID]
-	ok := sl != nil && sl.exists
-	t.s.undo = append(t.s.undo, undoRec{kind: undoEscrow, k: [3]string{e.ID}, existed: ok})
-	var due time.Time
-	if ok {
-		t.s.prevEscrows = append(t.s.prevEscrows, sl.e)
-		due = sl.e.NextDue()
-	}
-	t.s.due.refile(e.ID, due, e.NextDue())
-	if sl == nil {
-		sl = new(slot)
-		t.s.escrows[e.ID] = sl
-	}
-	sl.e, sl.exists = copyEscrow(e), true
-	return nil
-}
-
-// copyEscrow returns e with slices and maps of its own, so that no caller
-// memory is aliased.
-func copyEscrow(e escrow.Escrow) escrow.Escrow {
-	e.Milestones = slices.Clone(e.Milestones)
-	e.Metadata = maps.Clone(e.Metadata)
-	return e
-}
-
-func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		return []string{}, nil
-	}
-	return t.s.due.due(at, limit, []string{}), nil
-}
-
-func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
-	if err := t.check(false); err != nil {
-		return err
-	}
-	for _, id := range sortedKeys(t.s.escrows, strings.Compare) {
-		sl := t.s.escrows[id]
-		if !sl.exists {
-			continue
-		}
-		if err := fn(copyEscrow(sl.e)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *tx) AppendEntry(e *escrow.Entry) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	e.Seq = uint64(t.s.journal.len()) + 1
-	stored := *e
-	stored.Postings = t.s.copyPostings(e.Postings)
-	t.s.journal.append(stored)
-	forEachAccount(stored, func(a string) {
-		t.s.byAccount[a] = append(t.s.byAccount[a], stored.Seq)
+		items = append(items, item)
+		return true
 	})
-	t.s.undo = append(t.s.undo, undoRec{kind: undoEntry})
-	return nil
-}
-
-func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	seqs := t.s.byAccount[account]
-	i := sort.Search(len(seqs), func(i int) bool { return seqs[i] > after })
-	out := make([]escrow.Entry, 0, max(0, min(limit, len(seqs)-i)))
-	for ; i < len(seqs) && len(out) < limit; i++ {
-		e := *t.s.journal.at(int(seqs[i] - 1))
-		e.Postings = slices.Clone(e.Postings)
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-func (t *tx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	n := uint64(t.s.journal.len())
-	out := make([]escrow.Entry, 0, pageSize(after, n, limit))
-	for i := after; i < n && len(out) < limit; i++ {
-		e := *t.s.journal.at(int(i))
-		e.Postings = slices.Clone(e.Postings)
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-func (t *tx) AppendEvent(ev *escrow.Event) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	ev.Seq = uint64(t.s.events.len()) + 1
-	kept := *ev
-	kept.Metadata = maps.Clone(ev.Metadata)
-	t.s.events.append(kept)
-	t.s.undo = append(t.s.undo, undoRec{kind: undoEvent})
-	return nil
-}
-
-func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	n := uint64(t.s.events.len())
-	out := make([]escrow.Event, 0, pageSize(after, n, limit))
-	for i := after; i < n && len(out) < limit; i++ {
-		ev := *t.s.events.at(int(i))
-		ev.Metadata = maps.Clone(ev.Metadata)
-		out = append(out, ev)
-	}
-	return out, nil
-}
-
-// pageSize is how many records a page of at most limit after Seq after,
-// out of n, holds: the capacity to allocate for it once.
-func pageSize(after, n uint64, limit int) int {
-	if after >= n || limit <= 0 {
-		return 0
-	}
-	return int(min(n-after, uint64(limit)))
-}
-
-func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
-	if err := t.check(false); err != nil {
-		return escrow.IdempotencyRecord{}, err
-	}
-	r, ok := t.s.idem[key]
-	if !ok {
-		return escrow.IdempotencyRecord{}, escrow.ErrNotFound
-	}
-	r.Result = slices.Clone(r.Result)
-	return r, nil
-}
-
-func (t *tx) PutIdempotency(r escrow.IdempotencyRecord) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	t.s.saveIdem(r.Key)
-	r.Result = slices.Clone(r.Result)
-	t.s.putIdem(r)
-	return nil
-}
-
-func (t *tx) DeleteIdempotency(key string) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	if _, ok := t.s.idem[key]; ok {
-		t.s.saveIdem(key)
-		t.s.dropIdem(key)
-	}
-	return nil
-}
-
-func (t *tx) IdempotenciesUntil(at time.Time, limit int) ([]string, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		return []string{}, nil
-	}
-	return t.s.idemAge.due(at, limit, []string{}), nil
-}
-
-// saveIdem records how to undo a write to the record under key.
-func (s *Store) saveIdem(key string) {
-	old, ok := s.idem[key]
-	s.undo = append(s.undo, undoRec{kind: undoIdem, k: [3]string{key}, existed: ok})
-	if ok {
-		s.prevIdem = append(s.prevIdem, old)
-	}
-}
-
-// putIdem stores r and files it by age, replacing any record under r.Key.
-func (s *Store) putIdem(r escrow.IdempotencyRecord) {
-	s.dropIdem(r.Key)
-	s.idem[r.Key] = r
-	s.idemAge.insert(dueKey{nanos(r.At), r.Key})
-}
-
-// dropIdem removes the record under key, if any, and its index entry.
-func (s *Store) dropIdem(key string) {
-	if old, ok := s.idem[key]; ok {
-		s.idemAge.delete(dueKey{nanos(old.At), key})
-		delete(s.idem, key)
-	}
-}
-
-func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
-	if err := t.check(false); err != nil {
-		return err
-	}
-	for _, k := range sortedKeys(t.s.idem, strings.Compare) {
-		r := t.s.idem[k]
-		r.Result = slices.Clone(r.Result)
-		if err := fn(r); err != nil {
+	for _, item := range items {
+		if err := fn(item); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// sortedKeys returns the keys of m in the order compare gives them: the
-// order in which the listing methods report records.
-func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compare)
-	return keys
+// each calls fn with a copy, made by out, of every record of tbl in key
+// order, until fn returns an error, which it returns.
+func each[K comparable, V any](t *tx, tbl *table[K, V], out func(*V) V, fn func(V) error) error {
+	return walk(t, &tbl.tree, nil, nil, func(r row[K, V]) error { return fn(out(r.val)) })
 }
 
-// copyPostings copies p into the store's posting slab. The result's
-// capacity equals its length, so an append by a later reader cannot reach
-// into a neighbour's postings.
-func (s *Store) copyPostings(p []escrow.Posting) []escrow.Posting {
-	if cap(s.slab)-len(s.slab) < len(p) {
-		s.slab = make([]escrow.Posting, 0, max(4096, len(p)))
+// upTo returns the IDs of at most limit keys of tr whose time is not
+// after at, in order.
+func upTo(t *tx, tr *tree[timeKey], at time.Time, limit int) ([]string, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
 	}
-	start := len(s.slab)
-	s.slab = append(s.slab, p...)
-	return s.slab[start:len(s.slab):len(s.slab)]
+	ids := []string{}
+	until := nanos(at)
+	tr.bt.Scan(func(k timeKey) bool {
+		if k.at > until || len(ids) >= limit {
+			return false
+		}
+		ids = append(ids, k.id)
+		return true
+	})
+	return ids, nil
+}
+
+type balanceKey struct{ account, currency string }
+
+func (a balanceKey) compare(b balanceKey) int {
+	return cmp.Or(strings.Compare(a.account, b.account), strings.Compare(a.currency, b.currency))
+}
+
+// timeKey files an ID under a time, ties by ID.
+type timeKey struct {
+	at int64 // nanos(the time): 8 bytes where a time.Time takes 24
+	id string
+}
+
+func (a timeKey) less(b timeKey) bool {
+	return a.at < b.at || a.at == b.at && a.id < b.id
+}
+
+// The times UnixNano can represent (years 1678 to 2262).
+var earliest, latest = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// nanos returns t as UnixNano, clamped to the range UnixNano can represent,
+// so that a far-future time (the year 9999) sorts after every nearer one
+// instead of wrapping around.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(earliest):
+		return math.MinInt64
+	case t.After(latest):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// accountSeq files a journal entry under an account it posts to.
+type accountSeq struct {
+	account string
+	seq     uint64
+}
+
+func (a accountSeq) less(b accountSeq) bool {
+	return a.account < b.account || a.account == b.account && a.seq < b.seq
 }

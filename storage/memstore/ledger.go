@@ -1,0 +1,211 @@
+package memstore
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// This file holds the methods of escrow.Tx for accounts, balances,
+// escrows, the journal, events and idempotency records.
+
+func (t *tx) Account(id string) (escrow.Account, error) {
+	return get(t, &t.st.accounts, id, val)
+}
+
+func (t *tx) PutAccount(a escrow.Account) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	t.st.accounts.put(a.ID, a)
+	return nil
+}
+
+func (t *tx) Accounts(fn func(escrow.Account) error) error {
+	return each(t, &t.st.accounts, val, fn)
+}
+
+func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
+	return get(t, &t.st.balances, balanceKey{account, currency}, val)
+}
+
+func (t *tx) PutBalance(b escrow.Balance) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	t.st.balances.put(balanceKey{b.Account, b.Currency.Code}, b)
+	return nil
+}
+
+func (t *tx) Balances(fn func(escrow.Balance) error) error {
+	return each(t, &t.st.balances, val, fn)
+}
+
+func escrowOut(e *escrow.Escrow) escrow.Escrow {
+	c := *e
+	c.Milestones = slices.Clone(e.Milestones)
+	return c
+}
+
+func (t *tx) Escrow(id string) (escrow.Escrow, error) {
+	return get(t, &t.st.escrows, id, escrowOut)
+}
+
+func (t *tx) PutEscrow(e escrow.Escrow) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	due := e.NextDue()
+	if old, ok := t.st.escrows.get(e.ID); ok {
+		if was := old.NextDue(); !was.IsZero() && !was.Equal(due) {
+			t.st.due.delete(timeKey{nanos(was), e.ID})
+		}
+	}
+	if !due.IsZero() {
+		t.st.due.set(timeKey{nanos(due), e.ID})
+	}
+	e.Milestones = slices.Clone(e.Milestones)
+	t.st.escrows.put(e.ID, e)
+	return nil
+}
+
+func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
+	return upTo(t, &t.st.due, at, limit)
+}
+
+func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
+	return each(t, &t.st.escrows, escrowOut, fn)
+}
+
+func entryOut(e *escrow.Entry) escrow.Entry {
+	c := *e
+	c.Postings = slices.Clone(e.Postings)
+	return c
+}
+
+func (t *tx) AppendEntry(e *escrow.Entry) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	e.Seq = uint64(t.st.journal.n) + 1
+	stored := *e
+	stored.Postings = t.st.copyPostings(e.Postings)
+	t.st.journal.append(stored)
+	for _, p := range stored.Postings {
+		t.st.byAccount.set(accountSeq{p.Account, stored.Seq})
+	}
+	return nil
+}
+
+// copyPostings copies p to the end of st.postings, a page shared by many
+// entries, which spares an allocation per entry. The result's capacity is
+// its length, so that an append by a reader cannot reach a neighbour's
+// postings; a snapshot shares the page, and the writer only writes past
+// the postings that a snapshot's entries hold.
+func (st *state) copyPostings(p []escrow.Posting) []escrow.Posting {
+	if cap(st.postings)-len(st.postings) < len(p) {
+		st.postings = make([]escrow.Posting, 0, max(4096, len(p)))
+	}
+	start := len(st.postings)
+	st.postings = append(st.postings, p...)
+	return st.postings[start:len(st.postings):len(st.postings)]
+}
+
+func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	page := []escrow.Entry{}
+	if after == math.MaxUint64 {
+		return page, nil
+	}
+	t.st.byAccount.bt.Ascend(accountSeq{account, after + 1}, func(k accountSeq) bool {
+		if k.account != account || len(page) >= limit {
+			return false
+		}
+		page = append(page, entryOut(t.st.journal.at(k.seq)))
+		return true
+	})
+	return page, nil
+}
+
+func (t *tx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	page := make([]escrow.Entry, 0, pageSize(after, t.st.journal.n, limit))
+	for seq := after + 1; len(page) < cap(page); seq++ {
+		page = append(page, entryOut(t.st.journal.at(seq)))
+	}
+	return page, nil
+}
+
+func (t *tx) AppendEvent(ev *escrow.Event) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	ev.Seq = uint64(t.st.events.n) + 1
+	t.st.events.append(*ev)
+	return nil
+}
+
+func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	page := make([]escrow.Event, 0, pageSize(after, t.st.events.n, limit))
+	for seq := after + 1; len(page) < cap(page); seq++ {
+		page = append(page, *t.st.events.at(seq))
+	}
+	return page, nil
+}
+
+// pageSize is how many records a page of at most limit after Seq after,
+// out of n numbered from 1, holds: the capacity to allocate for it once.
+func pageSize(after uint64, n, limit int) int {
+	if after >= uint64(n) || limit <= 0 {
+		return 0
+	}
+	return int(min(uint64(n)-after, uint64(limit)))
+}
+
+func idemOut(r *escrow.IdempotencyRecord) escrow.IdempotencyRecord {
+	c := *r
+	c.Result = slices.Clone(r.Result)
+	return c
+}
+
+func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
+	return get(t, &t.st.idem, key, idemOut)
+}
+
+func (t *tx) PutIdempotency(r escrow.IdempotencyRecord) error {
+	if err := t.DeleteIdempotency(r.Key); err != nil {
+		return err
+	}
+	r.Result = slices.Clone(r.Result)
+	t.st.idem.put(r.Key, r)
+	t.st.idemAge.set(timeKey{nanos(r.At), r.Key})
+	return nil
+}
+
+func (t *tx) DeleteIdempotency(key string) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	if old, ok := t.st.idem.get(key); ok {
+		t.st.idemAge.delete(timeKey{nanos(old.At), key})
+		t.st.idem.delete(key)
+	}
+	return nil
+}
+
+func (t *tx) IdempotenciesUntil(at time.Time, limit int) ([]string, error) {
+	return upTo(t, &t.st.idemAge, at, limit)
+}
+
+func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
+	return each(t, &t.st.idem, idemOut, fn)
+}

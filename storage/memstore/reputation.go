@@ -1,0 +1,249 @@
+package memstore
+
+import (
+	"cmp"
+	"math"
+	"strings"
+
+	"github.com/escrowkit/escrow"
+)
+
+// This file holds the methods of escrow.Tx for ratings, aggregates, day
+// counts and monthly pair counters.
+
+// reputation holds the reputation records and their indexes, whose rows
+// point to the records of their table.
+type reputation struct {
+	ratings table[ratingKey, escrow.Rating]
+	byRatee tree[row[rateeKey, escrow.Rating]]
+	aggs    table[aggKey, escrow.Aggregate]
+	ranks   tree[row[rankKey, escrow.Aggregate]]
+	rekeys  tree[row[rekeyKey, escrow.Aggregate]]
+	days    table[dayKey, escrow.DayCount]
+	pairs   table[pairKey, escrow.PairMonth]
+}
+
+func newReputation() reputation {
+	return reputation{
+		ratings: newTable[ratingKey, escrow.Rating](ratingKey.compare),
+		byRatee: newTree(byKey[rateeKey, escrow.Rating](rateeKey.compare)),
+		aggs:    newTable[aggKey, escrow.Aggregate](aggKey.compare),
+		ranks:   newTree(byKey[rankKey, escrow.Aggregate](rankKey.compare)),
+		rekeys:  newTree(byKey[rekeyKey, escrow.Aggregate](rekeyKey.compare)),
+		days:    newTable[dayKey, escrow.DayCount](dayKey.compare),
+		pairs:   newTable[pairKey, escrow.PairMonth](pairKey.compare),
+	}
+}
+
+type ratingKey struct{ escrow, rater string }
+
+func (a ratingKey) compare(b ratingKey) int {
+	return cmp.Or(strings.Compare(a.escrow, b.escrow), strings.Compare(a.rater, b.rater))
+}
+
+// rateeKey files a rating in the order RatingsOf reports a ratee's.
+type rateeKey struct {
+	ratee string
+	at    int64 // nanos(At)
+	ratingKey
+}
+
+func rateeKeyOf(r *escrow.Rating) rateeKey {
+	return rateeKey{r.Ratee, nanos(r.At), ratingKey{r.Escrow, r.Rater}}
+}
+
+func (a rateeKey) compare(b rateeKey) int {
+	return cmp.Or(strings.Compare(a.ratee, b.ratee), cmp.Compare(a.at, b.at), a.ratingKey.compare(b.ratingKey))
+}
+
+type aggKey struct {
+	party string
+	role  escrow.Role
+}
+
+func (a aggKey) compare(b aggKey) int {
+	return cmp.Or(strings.Compare(a.party, b.party), cmp.Compare(a.role, b.role))
+}
+
+// rankKey files an aggregate in the ranking of its role by one key:
+// highest score first, ties by party.
+type rankKey struct {
+	role  escrow.Role
+	by    escrow.RankKey
+	score float64
+	party string
+}
+
+func (a rankKey) compare(b rankKey) int {
+	return cmp.Or(cmp.Compare(a.role, b.role), cmp.Compare(a.by, b.by),
+		cmp.Compare(b.score, a.score), strings.Compare(a.party, b.party))
+}
+
+// rankKeys returns a's places in the rankings. A score below zero, or
+// NaN, ranks as zero.
+func rankKeys(a *escrow.Aggregate) [2]rankKey {
+	score := func(f float64) float64 {
+		if f < 0 || math.IsNaN(f) {
+			return 0
+		}
+		return f
+	}
+	return [2]rankKey{
+		{a.Role, escrow.RankWilson, score(a.Wilson), a.Party},
+		{a.Role, escrow.RankExpectation, score(a.Expectation), a.Party},
+	}
+}
+
+// rekeyKey files an aggregate under its RekeyDay, ties by party, then role.
+type rekeyKey struct {
+	day int32
+	aggKey
+}
+
+func (a rekeyKey) compare(b rekeyKey) int {
+	return cmp.Or(cmp.Compare(a.day, b.day), a.aggKey.compare(b.aggKey))
+}
+
+type dayKey struct {
+	aggKey
+	day int32
+}
+
+func (a dayKey) compare(b dayKey) int {
+	return cmp.Or(a.aggKey.compare(b.aggKey), cmp.Compare(a.day, b.day))
+}
+
+type pairKey struct{ ratee, rater, month string }
+
+func (a pairKey) compare(b pairKey) int {
+	return cmp.Or(strings.Compare(a.ratee, b.ratee), strings.Compare(a.rater, b.rater), strings.Compare(a.month, b.month))
+}
+
+func (t *tx) Rating(escrowID, rater string) (escrow.Rating, error) {
+	return get(t, &t.st.ratings, ratingKey{escrowID, rater}, val)
+}
+
+func (t *tx) PutRating(r escrow.Rating) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	k := ratingKey{r.Escrow, r.Rater}
+	if old, ok := t.st.ratings.get(k); ok {
+		t.st.byRatee.delete(row[rateeKey, escrow.Rating]{key: rateeKeyOf(old)})
+	}
+	p := t.st.ratings.put(k, r)
+	t.st.byRatee.set(row[rateeKey, escrow.Rating]{key: rateeKeyOf(p), val: p})
+	return nil
+}
+
+func (t *tx) RatingsOf(party string, fn func(escrow.Rating) error) error {
+	from := row[rateeKey, escrow.Rating]{key: rateeKey{ratee: party, at: math.MinInt64}}
+	return walk(t, &t.st.byRatee, &from,
+		func(r row[rateeKey, escrow.Rating]) bool { return r.key.ratee == party },
+		func(r row[rateeKey, escrow.Rating]) error { return fn(*r.val) })
+}
+
+func (t *tx) Ratings(fn func(escrow.Rating) error) error {
+	return each(t, &t.st.ratings, val, fn)
+}
+
+func (t *tx) Aggregate(party string, role escrow.Role) (escrow.Aggregate, error) {
+	return get(t, &t.st.aggs, aggKey{party, role}, val)
+}
+
+func (t *tx) PutAggregate(a escrow.Aggregate) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	k := aggKey{a.Party, a.Role}
+	if old, ok := t.st.aggs.get(k); ok {
+		for _, rk := range rankKeys(old) {
+			t.st.ranks.delete(row[rankKey, escrow.Aggregate]{key: rk})
+		}
+		t.st.rekeys.delete(row[rekeyKey, escrow.Aggregate]{key: rekeyKey{old.RekeyDay, k}})
+	}
+	p := t.st.aggs.put(k, a)
+	for _, rk := range rankKeys(p) {
+		t.st.ranks.set(row[rankKey, escrow.Aggregate]{key: rk, val: p})
+	}
+	if a.RekeyDay != 0 {
+		t.st.rekeys.set(row[rekeyKey, escrow.Aggregate]{key: rekeyKey{a.RekeyDay, k}, val: p})
+	}
+	return nil
+}
+
+func (t *tx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]escrow.Aggregate, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	top := []escrow.Aggregate{}
+	from := row[rankKey, escrow.Aggregate]{key: rankKey{role, key, math.Inf(1), ""}}
+	t.st.ranks.bt.Ascend(from, func(r row[rankKey, escrow.Aggregate]) bool {
+		if r.key.role != role || r.key.by != key || len(top) >= limit {
+			return false
+		}
+		top = append(top, *r.val)
+		return true
+	})
+	return top, nil
+}
+
+func (t *tx) DueAggregates(day int32, limit int) ([]escrow.Aggregate, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	due := []escrow.Aggregate{}
+	t.st.rekeys.bt.Scan(func(r row[rekeyKey, escrow.Aggregate]) bool {
+		if r.key.day > day || len(due) >= limit {
+			return false
+		}
+		due = append(due, *r.val)
+		return true
+	})
+	return due, nil
+}
+
+func (t *tx) Aggregates(fn func(escrow.Aggregate) error) error {
+	return each(t, &t.st.aggs, val, fn)
+}
+
+func (t *tx) DayRange(party string, role escrow.Role, from, to int32, fn func(escrow.DayCount) error) error {
+	k := aggKey{party, role}
+	start := row[dayKey, escrow.DayCount]{key: dayKey{k, from}}
+	return walk(t, &t.st.days.tree, &start,
+		func(r row[dayKey, escrow.DayCount]) bool { return r.key.aggKey == k && r.key.day <= to },
+		func(r row[dayKey, escrow.DayCount]) error { return fn(*r.val) })
+}
+
+func (t *tx) PutDayCount(d escrow.DayCount) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	k := dayKey{aggKey{d.Party, d.Role}, d.Day}
+	if d.Positive == 0 && d.Neutral == 0 && d.Negative == 0 {
+		t.st.days.delete(k) // the contract allows it, and it keeps DayRange short
+		return nil
+	}
+	t.st.days.put(k, d)
+	return nil
+}
+
+func (t *tx) DayCounts(fn func(escrow.DayCount) error) error {
+	return each(t, &t.st.days, val, fn)
+}
+
+func (t *tx) PairMonth(ratee, rater, month string) (escrow.PairMonth, error) {
+	return get(t, &t.st.pairs, pairKey{ratee, rater, month}, val)
+}
+
+func (t *tx) PutPairMonth(p escrow.PairMonth) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	t.st.pairs.put(pairKey{p.Ratee, p.Rater, p.Month}, p)
+	return nil
+}
+
+func (t *tx) PairMonths(fn func(escrow.PairMonth) error) error {
+	return each(t, &t.st.pairs, val, fn)
+}
