@@ -93,8 +93,10 @@ func (t *tx) AppendEntry(e *escrow.Entry) error {
 	stored := *e
 	stored.Postings = t.st.copyPostings(e.Postings)
 	t.st.journal.append(stored)
-	for _, p := range stored.Postings {
-		t.st.byAccount.set(accountSeq{p.Account, stored.Seq})
+	for i, p := range stored.Postings {
+		if !slices.ContainsFunc(stored.Postings[:i], func(q escrow.Posting) bool { return q.Account == p.Account }) {
+			t.st.fileEntry(p.Account, stored.Seq)
+		}
 	}
 	return nil
 }
@@ -113,21 +115,34 @@ func (st *state) copyPostings(p []escrow.Posting) []escrow.Posting {
 	return st.postings[start:len(st.postings):len(st.postings)]
 }
 
+// fileEntry adds seq to the entries of account. The list is appended to
+// in place, even where a snapshot shares it: a snapshot's list ends where
+// it did when the snapshot was made, and the writer only writes past the
+// end of the committed list.
+func (st *state) fileEntry(account string, seq uint64) {
+	var seqs []uint64
+	if p, ok := st.byAccount.get(account); ok {
+		seqs = *p
+	}
+	st.byAccount.put(account, append(seqs, seq))
+}
+
 func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
-	page := []escrow.Entry{}
-	if after == math.MaxUint64 {
-		return page, nil
+	var seqs []uint64
+	if p, ok := t.st.byAccount.get(account); ok {
+		seqs = *p
 	}
-	t.st.byAccount.bt.Ascend(accountSeq{account, after + 1}, func(k accountSeq) bool {
-		if k.account != account || len(page) >= limit {
-			return false
-		}
-		page = append(page, entryOut(t.st.journal.at(k.seq)))
-		return true
-	})
+	i, _ := slices.BinarySearch(seqs, after+1)
+	if after == math.MaxUint64 {
+		i = len(seqs)
+	}
+	page := make([]escrow.Entry, 0, max(0, min(limit, len(seqs)-i)))
+	for ; len(page) < cap(page); i++ {
+		page = append(page, entryOut(t.st.journal.at(seqs[i])))
+	}
 	return page, nil
 }
 

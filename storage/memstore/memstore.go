@@ -61,8 +61,8 @@ type state struct {
 	escrows   table[string, escrow.Escrow]
 	due       tree[timeKey] // escrows by NextDue
 	journal   seqLog[escrow.Entry]
-	postings  []escrow.Posting // where the journal's postings are, see copyPostings
-	byAccount tree[accountSeq] // entries under each account they post to
+	postings  []escrow.Posting        // where the journal's postings are, see copyPostings
+	byAccount table[string, []uint64] // the Seq of the entries that post to each account
 	events    seqLog[escrow.Event]
 	idem      table[string, escrow.IdempotencyRecord]
 	idemAge   tree[timeKey] // idempotency keys by At
@@ -116,7 +116,7 @@ func New() *Store {
 		balances:   newTable[balanceKey, escrow.Balance](balanceKey.compare),
 		escrows:    newTable[string, escrow.Escrow](strings.Compare),
 		due:        newTree(timeKey.less),
-		byAccount:  newTree(accountSeq.less),
+		byAccount:  newTable[string, []uint64](strings.Compare),
 		idem:       newTable[string, escrow.IdempotencyRecord](strings.Compare),
 		idemAge:    newTree(timeKey.less),
 		reputation: newReputation(),
@@ -365,14 +365,4 @@ func nanos(t time.Time) int64 {
 		return math.MaxInt64
 	}
 	return t.UnixNano()
-}
-
-// accountSeq files a journal entry under an account it posts to.
-type accountSeq struct {
-	account string
-	seq     uint64
-}
-
-func (a accountSeq) less(b accountSeq) bool {
-	return a.account < b.account || a.account == b.account && a.seq < b.seq
 }
