@@ -24,7 +24,8 @@
 // When the log grows past Options.CompactRatio times the newest snapshot,
 // the store writes a new snapshot in the background (to a temporary file,
 // fsynced, renamed into place, the directory fsynced) and removes the log it
-// covers. Compact does the same on demand.
+// covers. Compact does the same on demand. Commits go on while a snapshot
+// is encoded and written; they wait only while a new log segment starts.
 //
 // # Files
 //

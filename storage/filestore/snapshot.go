@@ -175,8 +175,8 @@ func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
 
 // Compact writes a snapshot of the store and removes the log it covers, so
 // that the directory holds about one copy of the data and Open replays
-// little. Commits wait while the snapshot is encoded in memory, not while
-// it is written. The store compacts on its own as the log grows (see
+// little. Commits wait only while a new log segment is started, not while
+// the snapshot is encoded or written. The store compacts on its own as the log grows (see
 // Options.CompactRatio); Compact is for doing it now. On a read-only store
 // it returns escrow.ErrReadOnly.
 func (s *Store) Compact() error {

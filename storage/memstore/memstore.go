@@ -4,26 +4,33 @@
 //
 // # Design
 //
-// Each kind of record is a table, an ordered B-tree (github.com/tidwall/btree)
-// of rows that point to the records, and each index is a tree of its own:
-// escrows by deadline, idempotency keys by age, journal entries by account,
-// ratings by ratee, aggregates by rank and by re-key day. The journal and
-// the events are trees of the records themselves, ordered by Seq. Listing
-// methods walk a tree in order; nothing is sorted on demand.
+// Each kind of record is a table: an ordered B-tree
+// (github.com/tidwall/btree) of rows that point to the records, which
+// listing methods walk in key order. Each index is a B-tree of its own:
+// escrows by deadline, idempotency keys by age, ratings by ratee,
+// aggregates by rank and by re-key day. Two things are kept otherwise,
+// because they only grow at one end: the journal and the events are pages
+// of records numbered from 1 (seqLog), and the entries of an account are
+// a list of Seq numbers in a table.
 //
-// One writer at a time holds the write lock and changes the trees in place.
-// Every tree remembers what the running transaction changed (the item each
-// write replaced, or that there was none), and a rollback undoes it, newest
-// first; a commit forgets it.
+// One writer at a time holds the write lock and changes the live data in
+// place. Every tree remembers what the running transaction changed (the
+// item each write replaced, or that there was none), and a rollback puts
+// it back, newest first; a commit forgets it. A table also finds rows by
+// key in a map, for the writer: a hash lookup costs far less than a tree
+// search, and most writes change a record that is already there.
 //
 // A reader works on a snapshot: a copy of every tree, which a B-tree makes
-// in O(1) by sharing its nodes until the writer next changes one. So a
-// View never waits for a writer while it runs, nor holds one up. Snapshots
-// are made lazily: the first View after a commit takes the write lock for
-// the moment it takes to copy the trees (and only those the commits since
-// the last snapshot changed), publishes the snapshot, and later Views share
-// it until the next commit. A store nobody reads from pays nothing for
-// snapshots, and a View always sees every commit made before it began.
+// in O(1) by sharing its nodes until the writer next changes one; the
+// pages and lists are shared as they are, since the writer only writes past
+// the end a snapshot sees. So a View never waits for a writer while it
+// runs, nor holds one up. Snapshots are made lazily: the first View after
+// a commit takes the write lock for the moment it takes to copy the trees
+// (only those changed since the last snapshot) and publishes the copy;
+// later Views share it until the next commit. A store nobody reads pays
+// nothing for snapshots, and a View sees every commit made before it
+// began. A record a snapshot may share is never changed: the writer stores
+// a new one (see table).
 //
 // Records are copied in and out, so no caller memory is ever aliased.
 package memstore
