@@ -189,7 +189,7 @@ const pageLen = 1024
 // it never moves a record, and a copy shares every page: the writer only
 // writes past the end that a copy sees.
 type seqLog[T any] struct {
-	pages    [][]T
+	pages    []*[pageLen]T
 	n        int
 	appended int // by the running transaction
 }
@@ -201,24 +201,18 @@ func (l *seqLog[T]) at(seq uint64) *T {
 }
 
 func (l *seqLog[T]) append(v T) {
-	if l.n%pageLen == 0 {
-		l.pages = append(l.pages, make([]T, 0, pageLen))
+	if l.n == len(l.pages)*pageLen {
+		l.pages = append(l.pages, new([pageLen]T))
 	}
-	last := &l.pages[len(l.pages)-1]
-	*last = append(*last, v)
+	*l.at(uint64(l.n) + 1) = v
 	l.n++
 	l.appended++
 }
 
 func (l *seqLog[T]) rollback() {
 	for ; l.appended > 0; l.appended-- {
-		last := &l.pages[len(l.pages)-1]
-		clear((*last)[len(*last)-1:])
-		*last = (*last)[:len(*last)-1]
+		*l.at(uint64(l.n)) = *new(T) // drop what it holds
 		l.n--
-		if len(*last) == 0 {
-			l.pages = l.pages[:len(l.pages)-1]
-		}
 	}
 }
 
