@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -43,14 +44,15 @@ func (t *tx) Balances(fn func(escrow.Balance) error) error {
 	return each(t, &t.st.balances, val, fn)
 }
 
-func escrowOut(e *escrow.Escrow) escrow.Escrow {
+func copyEscrow(e *escrow.Escrow) escrow.Escrow {
 	c := *e
 	c.Milestones = slices.Clone(e.Milestones)
+	c.Metadata = maps.Clone(e.Metadata)
 	return c
 }
 
 func (t *tx) Escrow(id string) (escrow.Escrow, error) {
-	return get(t, &t.st.escrows, id, escrowOut)
+	return get(t, &t.st.escrows, id, copyEscrow)
 }
 
 func (t *tx) PutEscrow(e escrow.Escrow) error {
@@ -66,8 +68,7 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	if !due.IsZero() {
 		t.st.due.set(timeKey{nanos(due), e.ID})
 	}
-	e.Milestones = slices.Clone(e.Milestones)
-	t.st.escrows.put(e.ID, e)
+	t.st.escrows.put(e.ID, copyEscrow(&e))
 	return nil
 }
 
@@ -76,10 +77,10 @@ func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
 }
 
 func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
-	return each(t, &t.st.escrows, escrowOut, fn)
+	return each(t, &t.st.escrows, copyEscrow, fn)
 }
 
-func entryOut(e *escrow.Entry) escrow.Entry {
+func copyEntry(e *escrow.Entry) escrow.Entry {
 	c := *e
 	c.Postings = slices.Clone(e.Postings)
 	return c
@@ -141,7 +142,7 @@ func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, e
 	}
 	page := make([]escrow.Entry, 0, max(0, min(limit, len(seqs)-i)))
 	for ; len(page) < cap(page); i++ {
-		page = append(page, entryOut(t.st.journal.at(seqs[i])))
+		page = append(page, copyEntry(t.st.journal.at(seqs[i])))
 	}
 	return page, nil
 }
@@ -152,7 +153,7 @@ func (t *tx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
 	}
 	page := make([]escrow.Entry, 0, pageSize(after, t.st.journal.n, limit))
 	for seq := after + 1; len(page) < cap(page); seq++ {
-		page = append(page, entryOut(t.st.journal.at(seq)))
+		page = append(page, copyEntry(t.st.journal.at(seq)))
 	}
 	return page, nil
 }
@@ -162,8 +163,14 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 		return err
 	}
 	ev.Seq = uint64(t.st.events.n) + 1
-	t.st.events.append(*ev)
+	t.st.events.append(copyEvent(ev))
 	return nil
+}
+
+func copyEvent(ev *escrow.Event) escrow.Event {
+	c := *ev
+	c.Metadata = maps.Clone(ev.Metadata)
+	return c
 }
 
 func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
@@ -172,7 +179,7 @@ func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
 	}
 	page := make([]escrow.Event, 0, pageSize(after, t.st.events.n, limit))
 	for seq := after + 1; len(page) < cap(page); seq++ {
-		page = append(page, *t.st.events.at(seq))
+		page = append(page, copyEvent(t.st.events.at(seq)))
 	}
 	return page, nil
 }
@@ -186,14 +193,14 @@ func pageSize(after uint64, n, limit int) int {
 	return int(min(uint64(n)-after, uint64(limit)))
 }
 
-func idemOut(r *escrow.IdempotencyRecord) escrow.IdempotencyRecord {
+func copyIdempotency(r *escrow.IdempotencyRecord) escrow.IdempotencyRecord {
 	c := *r
 	c.Result = slices.Clone(r.Result)
 	return c
 }
 
 func (t *tx) Idempotency(key string) (escrow.IdempotencyRecord, error) {
-	return get(t, &t.st.idem, key, idemOut)
+	return get(t, &t.st.idem, key, copyIdempotency)
 }
 
 func (t *tx) PutIdempotency(r escrow.IdempotencyRecord) error {
@@ -222,5 +229,5 @@ func (t *tx) IdempotenciesUntil(at time.Time, limit int) ([]string, error) {
 }
 
 func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
-	return each(t, &t.st.idem, idemOut, fn)
+	return each(t, &t.st.idem, copyIdempotency, fn)
 }
