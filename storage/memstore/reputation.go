@@ -3,6 +3,7 @@ package memstore
 import (
 	"cmp"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/escrowkit/escrow"
@@ -15,7 +16,7 @@ import (
 // point to the records of their table.
 type reputation struct {
 	ratings table[ratingKey, escrow.Rating]
-	byRatee tree[row[rateeKey, escrow.Rating]]
+	byRatee table[string, []rateeRef] // the ratings of each ratee
 	aggs    table[aggKey, escrow.Aggregate]
 	ranks   tree[row[rankKey, escrow.Aggregate]]
 	rekeys  tree[row[rekeyKey, escrow.Aggregate]]
@@ -26,7 +27,7 @@ type reputation struct {
 func newReputation() reputation {
 	return reputation{
 		ratings: newTable[ratingKey, escrow.Rating](ratingKey.compare),
-		byRatee: newTree(byKey[rateeKey, escrow.Rating](rateeKey.compare)),
+		byRatee: newTable[string, []rateeRef](strings.Compare),
 		aggs:    newTable[aggKey, escrow.Aggregate](aggKey.compare),
 		ranks:   newTree(byKey[rankKey, escrow.Aggregate](rankKey.compare)),
 		rekeys:  newTree(byKey[rekeyKey, escrow.Aggregate](rekeyKey.compare)),
@@ -41,19 +42,15 @@ func (a ratingKey) compare(b ratingKey) int {
 	return cmp.Or(strings.Compare(a.escrow, b.escrow), strings.Compare(a.rater, b.rater))
 }
 
-// rateeKey files a rating in the order RatingsOf reports a ratee's.
-type rateeKey struct {
-	ratee string
-	at    int64 // nanos(At)
+// rateeRef files a rating in its ratee's list, in the order RatingsOf
+// reports them.
+type rateeRef struct {
+	at int64 // nanos(At)
 	ratingKey
 }
 
-func rateeKeyOf(r *escrow.Rating) rateeKey {
-	return rateeKey{r.Ratee, nanos(r.At), ratingKey{r.Escrow, r.Rater}}
-}
-
-func (a rateeKey) compare(b rateeKey) int {
-	return cmp.Or(strings.Compare(a.ratee, b.ratee), cmp.Compare(a.at, b.at), a.ratingKey.compare(b.ratingKey))
+func (a rateeRef) compare(b rateeRef) int {
+	return cmp.Or(cmp.Compare(a.at, b.at), a.ratingKey.compare(b.ratingKey))
 }
 
 type aggKey struct {
@@ -128,19 +125,61 @@ func (t *tx) PutRating(r escrow.Rating) error {
 		return err
 	}
 	k := ratingKey{r.Escrow, r.Rater}
-	if old, ok := t.st.ratings.get(k); ok {
-		t.st.byRatee.delete(row[rateeKey, escrow.Rating]{key: rateeKeyOf(old)})
+	ref := rateeRef{nanos(r.At), k}
+	old, had := t.st.ratings.get(k)
+	filed := had && old.Ratee == r.Ratee && nanos(old.At) == ref.at
+	if had && !filed {
+		t.st.unfileRating(old.Ratee, rateeRef{nanos(old.At), k})
 	}
-	p := t.st.ratings.put(k, r)
-	t.st.byRatee.set(row[rateeKey, escrow.Rating]{key: rateeKeyOf(p), val: p})
+	t.st.ratings.put(k, r)
+	if !filed {
+		t.st.fileRating(r.Ratee, ref)
+	}
+	return nil
+}
+
+// fileRating adds ref to the ratings of ratee. Ratings mostly arrive in
+// order, so the list is appended to in place, as fileEntry does; one that
+// belongs before the end is filed in a new list, since a snapshot may
+// share the old one.
+func (st *state) fileRating(ratee string, ref rateeRef) {
+	refs := st.ratingsOf(ratee)
+	if n := len(refs); n == 0 || refs[n-1].compare(ref) < 0 {
+		st.byRatee.put(ratee, append(refs, ref))
+		return
+	}
+	i, _ := slices.BinarySearchFunc(refs, ref, rateeRef.compare)
+	st.byRatee.put(ratee, slices.Insert(slices.Clip(refs), i, ref))
+}
+
+// unfileRating takes ref out of the ratings of ratee, in a new list.
+func (st *state) unfileRating(ratee string, ref rateeRef) {
+	refs := st.ratingsOf(ratee)
+	if i, ok := slices.BinarySearchFunc(refs, ref, rateeRef.compare); ok {
+		st.byRatee.put(ratee, append(slices.Clip(refs[:i]), refs[i+1:]...))
+	}
+}
+
+func (st *state) ratingsOf(ratee string) []rateeRef {
+	if p, ok := st.byRatee.get(ratee); ok {
+		return *p
+	}
 	return nil
 }
 
 func (t *tx) RatingsOf(party string, fn func(escrow.Rating) error) error {
-	from := row[rateeKey, escrow.Rating]{key: rateeKey{ratee: party, at: math.MinInt64}}
-	return walk(t, &t.st.byRatee, &from,
-		func(r row[rateeKey, escrow.Rating]) bool { return r.key.ratee == party },
-		func(r row[rateeKey, escrow.Rating]) error { return fn(*r.val) })
+	if err := t.check(false); err != nil {
+		return err
+	}
+	// fn may rate in a write transaction, which changes the list only past
+	// the end of refs or in a new list.
+	for _, ref := range t.st.ratingsOf(party) {
+		r, _ := t.st.ratings.get(ref.ratingKey)
+		if err := fn(*r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *tx) Ratings(fn func(escrow.Rating) error) error {
