@@ -912,15 +912,21 @@ func (l *Ledger) take(c *change, action Action) error {
 	return save(c.tx, c.e, c.ev, c.now)
 }
 
-// save stores a changed escrow and the event that tells of the change,
-// which carries the escrow's state and metadata.
+// save stores a changed escrow and the event that tells of the change.
 func save(tx Tx, e *Escrow, ev *Event, now time.Time) error {
 	touch(e, now)
-	ev.State, ev.Metadata = e.State, e.Metadata
+	about(ev, e)
 	if err := tx.PutEscrow(*e); err != nil {
 		return err
 	}
 	return tx.AppendEvent(ev)
+}
+
+// about fills in what every event of an escrow carries: the escrow, its
+// parties, its state after the change and its metadata.
+func about(ev *Event, e *Escrow) {
+	ev.Escrow, ev.Buyer, ev.Seller = e.ID, e.Buyer, e.Seller
+	ev.State, ev.Metadata = e.State, e.Metadata
 }
 
 // touch records that e changed at now.

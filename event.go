@@ -40,12 +40,16 @@ type Event struct {
 	At      time.Time `json:"at,omitzero"`
 	Account string    `json:"account,omitempty"` // the account, for account events
 	Escrow  string    `json:"escrow,omitempty"`  // the escrow, for escrow events
-	Actor   string    `json:"actor,omitempty"`   // who acted; empty when a timer fired
-	ByTimer bool      `json:"by_timer"`          // the change was made by ProcessDue
-	State   State     `json:"state,omitzero"`    // the escrow's state after the change
-	Amount  Money     `json:"amount"`            // money moved, when some did
-	Fee     Money     `json:"fee"`               // the fee taken from Amount, on releases
-	Note    string    `json:"note,omitempty"`    // tracking number, reason, milestone name
+	// Buyer and Seller are the escrow's parties, on every escrow event,
+	// so that a notifier knows whom to tell without reading the escrow.
+	Buyer   string `json:"buyer,omitempty"`
+	Seller  string `json:"seller,omitempty"`
+	Actor   string `json:"actor,omitempty"` // who acted; empty when a timer fired
+	ByTimer bool   `json:"by_timer"`        // the change was made by ProcessDue
+	State   State  `json:"state,omitzero"`  // the escrow's state after the change
+	Amount  Money  `json:"amount"`          // money moved, when some did
+	Fee     Money  `json:"fee"`             // the fee taken from Amount, on releases
+	Note    string `json:"note,omitempty"`  // tracking number, reason, milestone name
 	// Metadata is the escrow's Terms.Metadata, on every event of an escrow
 	// that has some, so that a notifier need not read the escrow for it.
 	Metadata map[string]string `json:"metadata,omitempty"`

@@ -316,8 +316,8 @@ func ExampleEvent() {
 		fmt.Println(string(b))
 	}
 	// Output:
-	// {"seq":4,"type":"escrow_opened","at":"2026-03-01T09:00:00Z","escrow":"order-1007","actor":"alice","by_timer":false,"state":"awaiting_payment","amount":{"amount":"9.99","currency":"CNY"},"fee":null}
-	// {"seq":5,"type":"escrow_paid","at":"2026-03-01T09:00:00Z","escrow":"order-1007","actor":"alice","by_timer":false,"state":"awaiting_shipment","amount":{"amount":"9.99","currency":"CNY"},"fee":null}
+	// {"seq":4,"type":"escrow_opened","at":"2026-03-01T09:00:00Z","escrow":"order-1007","buyer":"alice","seller":"bob","actor":"alice","by_timer":false,"state":"awaiting_payment","amount":{"amount":"9.99","currency":"CNY"},"fee":null}
+	// {"seq":5,"type":"escrow_paid","at":"2026-03-01T09:00:00Z","escrow":"order-1007","buyer":"alice","seller":"bob","actor":"alice","by_timer":false,"state":"awaiting_shipment","amount":{"amount":"9.99","currency":"CNY"},"fee":null}
 }
 
 // Amounts are exact decimals, checked against the currency's minor units.

@@ -538,8 +538,10 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 			if err := tx.PutRating(r); err != nil {
 				return Rating{}, err
 			}
-			return r, tx.AppendEvent(&Event{Type: RatingRevised, At: now, Escrow: escrowID, Account: r.Ratee,
-				Actor: rater, State: e.State, Note: r.Original.String() + " to " + r.Score.String(), Metadata: e.Metadata})
+			ev := Event{Type: RatingRevised, At: now, Account: r.Ratee, Actor: rater,
+				Note: r.Original.String() + " to " + r.Score.String()}
+			about(&ev, &e)
+			return r, tx.AppendEvent(&ev)
 		})
 }
 
@@ -568,7 +570,7 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 			if r.Reply != "" {
 				return Rating{}, fmt.Errorf("%w: %q already replied to the rating on escrow %q", ErrAlreadyRated, actor, escrowID)
 			}
-			// The event carries the escrow's state and metadata, as every escrow event does.
+			// The event carries the escrow's parties, state and metadata, as every escrow event does.
 			e, err := getEscrow(tx, escrowID)
 			if err != nil {
 				return Rating{}, err
@@ -577,7 +579,8 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 			if err := tx.PutRating(r); err != nil {
 				return Rating{}, err
 			}
-			return r, tx.AppendEvent(&Event{Type: RatingReplied, At: now, Escrow: escrowID, Account: rater, Actor: actor,
-				State: e.State, Note: text, Metadata: e.Metadata})
+			ev := Event{Type: RatingReplied, At: now, Account: rater, Actor: actor, Note: text}
+			about(&ev, &e)
+			return r, tx.AppendEvent(&ev)
 		})
 }

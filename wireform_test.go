@@ -88,7 +88,7 @@ func wireForms() map[string][]wireCase {
 					{Account: escrow.FeeAccount, Bucket: escrow.Available, Change: 59}}}},
 			{"zero", escrow.Entry{}}},
 		"event": {
-			{"full", escrow.Event{Seq: 9, Type: escrow.EscrowReleased, At: at(3 * h), Account: "teashop", Escrow: "order-1001",
+			{"full", escrow.Event{Seq: 9, Type: escrow.EscrowReleased, At: at(3 * h), Account: "teashop", Escrow: "order-1001", Buyer: "alice", Seller: "teashop",
 				Actor: "alice", ByTimer: true, State: escrow.Completed, Amount: cny("150.00"), Fee: cny("0.00"),
 				Note: "milestone tea", Metadata: map[string]string{"order": "A-1001", "channel": "app"}}},
 			{"zero", escrow.Event{}}},

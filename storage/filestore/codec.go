@@ -32,11 +32,11 @@ import (
 // new field reads as zero in their records.
 //
 // Fields added so: an escrow's refusal (RefuseReason, RefusedAt), its
-// Dispute and its Metadata, and an event's Metadata, all at the end of
-// their operations. Version 2 had not been released when they came, so
-// they did not bump formatVersion: a version 2 record written before them
-// ends where they begin and reads them as zero, a version 1 record never
-// has them. A map is written as count writes a slice's length, then its
+// Dispute and its Metadata, and an event's Metadata, Buyer and Seller, all
+// at the end of their operations. Version 2 had not been released when
+// they came, so they did not bump formatVersion: a version 2 record
+// written before them ends where they begin and reads them as zero, a
+// version 1 record never has them. A map is written as count writes a slice's length, then its
 // pairs in key order, so that one map always encodes the same; a decoder
 // refuses keys repeated or out of order.
 const (
@@ -227,6 +227,8 @@ func (e *encoder) event(x *escrow.Event) {
 	e.money(x.Fee)
 	e.str(x.Note)
 	e.metadata(x.Metadata) // added after version 2's first records
+	e.str(x.Buyer)         // added after version 2's first records
+	e.str(x.Seller)
 	e.end(at)
 }
 
@@ -504,6 +506,7 @@ func (d *decoder) fields(o *op) {
 			State: escrow.State(d.small(255)), Amount: d.money(), Fee: d.money(), Note: d.str()}
 		if d.version >= 2 { // version 1 ended here
 			o.event.Metadata = d.metadata()
+			o.event.Buyer, o.event.Seller = d.str(), d.str()
 		}
 	case opIdempotency:
 		r := &o.idem

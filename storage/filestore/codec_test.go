@@ -429,8 +429,8 @@ func TestEveryWriteIsRecorded(t *testing.T) {
 
 // TestCodecRecordsBeforeLaterFields: a version 2 operation written before
 // fields were added to its end (an escrow's refusal, dispute and
-// metadata; an event's metadata) stops where they begin, and decodes with
-// them zero.
+// metadata; an event's metadata and parties) stops where they begin, and
+// decodes with them zero.
 func TestCodecRecordsBeforeLaterFields(t *testing.T) {
 	var want []op
 	for _, o := range filledOps() {
@@ -439,14 +439,14 @@ func TestCodecRecordsBeforeLaterFields(t *testing.T) {
 			o.escrow.Refund.RefuseReason, o.escrow.Refund.RefusedAt = "", time.Time{}
 			o.escrow.Dispute, o.escrow.Metadata = escrow.DisputeClaim{}, nil
 		case opEvent:
-			o.event.Metadata = nil
+			o.event.Metadata, o.event.Buyer, o.event.Seller = nil, "", ""
 		default:
 			continue
 		}
 		want = append(want, o)
 	}
-	// Each later field, zero, is one zero byte: 6 in an escrow, 1 in an event.
-	later := map[byte]int{opEscrow: 6, opEvent: 1}
+	// Each later field, zero, is one zero byte: 6 in an escrow, 3 in an event.
+	later := map[byte]int{opEscrow: 6, opEvent: 3}
 	var old []byte
 	for i := range want {
 		var e encoder
