@@ -39,4 +39,8 @@ type AccountsTx interface {
 	// Events returns at most limit events with Seq greater than after, in
 	// ascending Seq order. None: an empty slice.
 	Events(after uint64, limit int) ([]Event, error)
+	// EscrowEvents returns at most limit events whose Escrow is id, with Seq
+	// greater than after, in ascending Seq order. None: an empty slice. It
+	// must use an index, not read every event.
+	EscrowEvents(id string, after uint64, limit int) ([]Event, error)
 }

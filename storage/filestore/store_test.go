@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +37,43 @@ func dumpT(t testing.TB, s escrow.Storage) []byte {
 		t.Fatalf("Dump: %v", err)
 	}
 	return d
+}
+
+// indexesT reads s through the indexes behind the ledger's queries: the
+// events of every escrow, and the escrows of every party, in every role.
+func indexesT(t testing.TB, s escrow.Storage) string {
+	t.Helper()
+	var b strings.Builder
+	err := s.View(context.Background(), func(tx escrow.Tx) error {
+		parties := map[string]bool{}
+		err := tx.Escrows(func(e escrow.Escrow) error {
+			parties[e.Buyer], parties[e.Seller], parties[e.Arbiter] = true, true, true
+			evs, err := tx.EscrowEvents(e.ID, 0, 1<<20)
+			for _, ev := range evs {
+				fmt.Fprintf(&b, "%s %d %s\n", e.ID, ev.Seq, ev.Type)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range slices.Sorted(maps.Keys(parties)) {
+			for _, role := range []escrow.Role{escrow.Buyer, escrow.Seller, escrow.Arbiter} {
+				es, err := tx.PartyEscrows(escrow.PartyQuery{Party: p, Role: role, Limit: 1 << 20})
+				if err != nil {
+					return err
+				}
+				for _, e := range es {
+					fmt.Fprintf(&b, "%s %v %s\n", p, role, e.ID)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading the indexes: %v", err)
+	}
+	return b.String()
 }
 
 // runWorkload runs the first n calls of the crash workload on s.
@@ -157,7 +197,7 @@ func TestReopen(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			before := dumpT(t, s)
+			before, indexes := dumpT(t, s), indexesT(t, s)
 			if err := s.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
@@ -165,6 +205,9 @@ func TestReopen(t *testing.T) {
 			defer s.Close()
 			if after := dumpT(t, s); !bytes.Equal(before, after) {
 				t.Fatalf("dump after reopening differs:\nbefore %.2000s\nafter  %.2000s", before, after)
+			}
+			if diff := cmp.Diff(indexes, indexesT(t, s)); diff != "" || !strings.Contains(indexes, " EscrowPaid\n") {
+				t.Fatalf("the indexes after reopening differ (-before +after):\n%s", diff)
 			}
 			if err := escrow.CheckMoney(ctx, s); err != nil {
 				t.Fatalf("invariants after reopening: %v", err)

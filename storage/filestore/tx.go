@@ -70,6 +70,14 @@ func (t *recordingTx) Escrows(fn func(escrow.Escrow) error) error {
 	return t.tx.Escrows(fn)
 }
 
+func (t *recordingTx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
+	return t.tx.PartyEscrows(q)
+}
+
+func (t *recordingTx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, error) {
+	return t.tx.EscrowEvents(id, after, limit)
+}
+
 func (t *recordingTx) AppendEntry(e *escrow.Entry) error {
 	if err := t.tx.AppendEntry(e); err != nil {
 		return err

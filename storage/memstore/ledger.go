@@ -1,9 +1,11 @@
 package memstore
 
 import (
+	"cmp"
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -60,7 +62,8 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 		return err
 	}
 	due := e.NextDue()
-	if old, ok := t.st.escrows.get(e.ID); ok {
+	old, had := t.st.escrows.get(e.ID)
+	if had {
 		if was := old.NextDue(); !was.IsZero() && !was.Equal(due) {
 			t.st.due.delete(timeKey{nanos(was), e.ID})
 		}
@@ -68,8 +71,72 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	if !due.IsZero() {
 		t.st.due.set(timeKey{nanos(due), e.ID})
 	}
+	if now := partyKeys(&e); !had || partyKeys(old) != now {
+		if had {
+			for _, k := range partyKeys(old) {
+				t.st.parties.delete(k)
+			}
+		}
+		for _, k := range now {
+			if k.party != "" {
+				t.st.parties.set(k)
+			}
+		}
+	}
 	t.st.escrows.put(e.ID, copyEscrow(&e))
 	return nil
+}
+
+// partyKey files an escrow under one of its parties.
+type partyKey struct {
+	party string
+	at    int64 // nanos(CreatedAt)
+	id    string
+	role  escrow.Role
+}
+
+func (a partyKey) less(b partyKey) bool {
+	return cmp.Or(strings.Compare(a.party, b.party), cmp.Compare(a.at, b.at),
+		strings.Compare(a.id, b.id), cmp.Compare(a.role, b.role)) < 0
+}
+
+// partyKeys returns the keys of e in the party index; an escrow with no
+// arbiter has no key under the empty party.
+func partyKeys(e *escrow.Escrow) [3]partyKey {
+	at := nanos(e.CreatedAt)
+	return [3]partyKey{{e.Buyer, at, e.ID, escrow.Buyer}, {e.Seller, at, e.ID, escrow.Seller},
+		{e.Arbiter, at, e.ID, escrow.Arbiter}}
+}
+
+// PartyEscrows walks the party's keys from the newest down: the index
+// sorts them oldest first, so the walk descends, from the greatest key
+// below the one after (or from the top of the party's keys, which end
+// below party+"\x00").
+func (t *tx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	from := partyKey{party: q.Party + "\x00", at: math.MinInt64}
+	if q.After != (escrow.EscrowPos{}) {
+		from = partyKey{party: q.Party, at: nanos(q.After.CreatedAt), id: q.After.ID} // role 0: below its keys
+	}
+	page := []escrow.Escrow{}
+	last := ""
+	t.st.parties.bt.Descend(from, func(k partyKey) bool {
+		if k.party != q.Party || len(page) >= q.Limit {
+			return false
+		}
+		if k.role&q.Role == 0 || k.id == last {
+			return true
+		}
+		e, ok := t.st.escrows.get(k.id)
+		if ok && (len(q.States) == 0 || slices.Contains(q.States, e.State)) {
+			page = append(page, copyEscrow(e))
+			last = k.id
+		}
+		return true
+	})
+	return page, nil
 }
 
 func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
@@ -96,7 +163,7 @@ func (t *tx) AppendEntry(e *escrow.Entry) error {
 	t.st.journal.append(stored)
 	for i, p := range stored.Postings {
 		if !slices.ContainsFunc(stored.Postings[:i], func(q escrow.Posting) bool { return q.Account == p.Account }) {
-			t.st.fileEntry(p.Account, stored.Seq)
+			fileSeq(&t.st.byAccount, p.Account, stored.Seq)
 		}
 	}
 	return nil
@@ -116,33 +183,40 @@ func (st *state) copyPostings(p []escrow.Posting) []escrow.Posting {
 	return st.postings[start:len(st.postings):len(st.postings)]
 }
 
-// fileEntry adds seq to the entries of account. The list is appended to
-// in place, even where a snapshot shares it: a snapshot's list ends where
-// it did when the snapshot was made, and the writer only writes past the
-// end of the committed list.
-func (st *state) fileEntry(account string, seq uint64) {
-	var seqs []uint64
-	if p, ok := st.byAccount.get(account); ok {
-		seqs = *p
+// fileSeq adds seq, the newest of its kind, to the list under key in
+// index. The list is appended to in place, even where a snapshot shares
+// it: a snapshot's list ends where it did when the snapshot was made, and
+// the writer only writes past the end of the committed list.
+func fileSeq(index *table[string, []uint64], key string, seq uint64) {
+	index.put(key, append(seqsOf(index, key), seq))
+}
+
+func seqsOf(index *table[string, []uint64], key string) []uint64 {
+	if p, ok := index.get(key); ok {
+		return *p
 	}
-	st.byAccount.put(account, append(seqs, seq))
+	return nil
+}
+
+// seqPage returns the numbers of at most limit records filed under key in
+// index, with Seq greater than after.
+func seqPage(index *table[string, []uint64], key string, after uint64, limit int) []uint64 {
+	seqs := seqsOf(index, key)
+	i, _ := slices.BinarySearch(seqs, after+1)
+	if after == math.MaxUint64 {
+		i = len(seqs)
+	}
+	return seqs[i : i+max(0, min(limit, len(seqs)-i))]
 }
 
 func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
-	var seqs []uint64
-	if p, ok := t.st.byAccount.get(account); ok {
-		seqs = *p
-	}
-	i, _ := slices.BinarySearch(seqs, after+1)
-	if after == math.MaxUint64 {
-		i = len(seqs)
-	}
-	page := make([]escrow.Entry, 0, max(0, min(limit, len(seqs)-i)))
-	for ; len(page) < cap(page); i++ {
-		page = append(page, copyEntry(t.st.journal.at(seqs[i])))
+	seqs := seqPage(&t.st.byAccount, account, after, limit)
+	page := make([]escrow.Entry, len(seqs))
+	for i, seq := range seqs {
+		page[i] = copyEntry(t.st.journal.at(seq))
 	}
 	return page, nil
 }
@@ -164,7 +238,22 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 	}
 	ev.Seq = uint64(t.st.events.n) + 1
 	t.st.events.append(copyEvent(ev))
+	if ev.Escrow != "" {
+		fileSeq(&t.st.byEscrow, ev.Escrow, ev.Seq)
+	}
 	return nil
+}
+
+func (t *tx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	seqs := seqPage(&t.st.byEscrow, id, after, limit)
+	page := make([]escrow.Event, len(seqs))
+	for i, seq := range seqs {
+		page[i] = copyEvent(t.st.events.at(seq))
+	}
+	return page, nil
 }
 
 func copyEvent(ev *escrow.Event) escrow.Event {

@@ -66,11 +66,13 @@ type state struct {
 	accounts  table[string, escrow.Account]
 	balances  table[balanceKey, escrow.Balance]
 	escrows   table[string, escrow.Escrow]
-	due       tree[timeKey] // escrows by NextDue
+	due       tree[timeKey]  // escrows by NextDue
+	parties   tree[partyKey] // escrows by party
 	journal   seqLog[escrow.Entry]
 	postings  []escrow.Posting        // where the journal's postings are, see copyPostings
 	byAccount table[string, []uint64] // the Seq of the entries that post to each account
 	events    seqLog[escrow.Event]
+	byEscrow  table[string, []uint64] // the Seq of each escrow's events
 	idem      table[string, escrow.IdempotencyRecord]
 	idemAge   tree[timeKey] // idempotency keys by At
 	reputation
@@ -85,8 +87,8 @@ type undoer interface {
 }
 
 func (st *state) undoers() []undoer {
-	return []undoer{&st.accounts, &st.balances, &st.escrows, &st.due, &st.journal,
-		&st.byAccount, &st.events, &st.idem, &st.idemAge, &st.ratings, &st.byRatee,
+	return []undoer{&st.accounts, &st.balances, &st.escrows, &st.due, &st.parties, &st.journal,
+		&st.byAccount, &st.events, &st.byEscrow, &st.idem, &st.idemAge, &st.ratings, &st.byRatee,
 		&st.aggs, &st.ranks, &st.rekeys, &st.days, &st.pairs}
 }
 
@@ -98,10 +100,12 @@ func snapshotOf(st, prev *state) *state {
 		balances:  st.balances.snapshot(prev.balances),
 		escrows:   st.escrows.snapshot(prev.escrows),
 		due:       st.due.snapshot(prev.due),
+		parties:   st.parties.snapshot(prev.parties),
 		journal:   st.journal.snapshot(prev.journal),
 		postings:  st.postings,
 		byAccount: st.byAccount.snapshot(prev.byAccount),
 		events:    st.events.snapshot(prev.events),
+		byEscrow:  st.byEscrow.snapshot(prev.byEscrow),
 		idem:      st.idem.snapshot(prev.idem),
 		idemAge:   st.idemAge.snapshot(prev.idemAge),
 		reputation: reputation{
@@ -123,7 +127,9 @@ func New() *Store {
 		balances:   newTable[balanceKey, escrow.Balance](balanceKey.compare),
 		escrows:    newTable[string, escrow.Escrow](strings.Compare),
 		due:        newTree(timeKey.less),
+		parties:    newTree(partyKey.less),
 		byAccount:  newTable[string, []uint64](strings.Compare),
+		byEscrow:   newTable[string, []uint64](strings.Compare),
 		idem:       newTable[string, escrow.IdempotencyRecord](strings.Compare),
 		idemAge:    newTree(timeKey.less),
 		reputation: newReputation(),

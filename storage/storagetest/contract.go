@@ -27,6 +27,8 @@ func testContract(t *testing.T, h Harness) {
 	t.Run("IdempotenciesUntil", func(t *testing.T) { contractIdempotenciesUntil(t, h) })
 	t.Run("Journal", func(t *testing.T) { contractJournalEntries(t, h) })
 	t.Run("Events", func(t *testing.T) { contractEventLog(t, h) })
+	t.Run("EscrowEvents", func(t *testing.T) { contractEscrowEvents(t, h) })
+	t.Run("PartyEscrows", func(t *testing.T) { contractPartyEscrows(t, h) })
 	t.Run("DueEscrows", func(t *testing.T) { contractDueEscrows(t, h) })
 	t.Run("DueEscrowsSurviveRollback", func(t *testing.T) { contractDueRollback(t, h) })
 	t.Run("UpdateSeesItsOwnWrites", func(t *testing.T) { contractOwnWrites(t, h) })
@@ -206,11 +208,11 @@ func contractEvents() []escrow.Event {
 	return []escrow.Event{
 		{Type: escrow.AccountOpened, At: start, Account: "alice", Actor: "alice"},
 		{Type: escrow.Deposited, At: start.Add(time.Minute), Account: "alice", Actor: "alice", Amount: cny("1000.00")},
-		{Type: escrow.EscrowOpened, At: start.Add(2 * time.Minute), Escrow: "e-1", Actor: "alice",
+		{Type: escrow.EscrowOpened, At: start.Add(2 * time.Minute), Escrow: "e-1", Buyer: "alice", Seller: "bob", Actor: "alice",
 			State: escrow.AwaitingPayment, Amount: cny("300.00"), Note: "a cast-iron teapot", Metadata: md},
-		{Type: escrow.EscrowPaid, At: start.Add(3 * time.Minute), Escrow: "e-1", Actor: "alice",
+		{Type: escrow.EscrowPaid, At: start.Add(3 * time.Minute), Escrow: "e-1", Buyer: "alice", Seller: "bob", Actor: "alice",
 			State: escrow.AwaitingShipment, Amount: cny("300.00"), Metadata: md},
-		{Type: escrow.EscrowReleased, At: start.Add(4 * time.Minute), Escrow: "e-1", ByTimer: true,
+		{Type: escrow.EscrowReleased, At: start.Add(4 * time.Minute), Escrow: "e-1", Buyer: "alice", Seller: "bob", ByTimer: true,
 			State: escrow.Completed, Amount: cny("300.00"), Fee: cny("1.80"), Note: "auto-confirm", Metadata: md},
 	}
 }
