@@ -168,6 +168,26 @@ func (l *Ledger) Balance(ctx context.Context, account string, c Currency) (Balan
 	return b, l.finish(start, "balance", err)
 }
 
+// Balances returns what account holds in every currency it has used,
+// ordered by currency code; an account that has used none holds an empty
+// list. It fails with ErrNotFound for an unknown account.
+func (l *Ledger) Balances(ctx context.Context, account string) ([]Balance, error) {
+	start := l.begin()
+	var out []Balance
+	err := l.store.View(ctx, func(tx Tx) error {
+		if _, err := getAccount(tx, account); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.AccountBalances(account)
+		return err
+	})
+	if err != nil {
+		return nil, l.finish(start, "balances", err)
+	}
+	return out, l.finish(start, "balances", nil)
+}
+
 // Deposit moves amount from the outside world into the account's available
 // balance and returns the new balance.
 func (l *Ledger) Deposit(ctx context.Context, account string, amount Money, opts ...CallOption) (Balance, error) {

@@ -114,6 +114,14 @@
 // current as days pass (see TopSellers for how far). ReputationPolicy, in
 // Options.Reputation, changes the rules.
 //
+// # Queries
+//
+// Escrows lists a party's escrows (as buyer, seller or arbiter, in given
+// states) newest first, a page at a time behind an opaque cursor; History
+// returns one escrow's events; Balances an account's balance in every
+// currency. Explain and TopSellers are paged with a Page. Each reads an
+// index the store keeps, never every record.
+//
 // # Idempotency and events
 //
 // Every mutating call accepts IdempotencyKey: a retry with the same key and

@@ -507,11 +507,11 @@ func ExampleLedger_Explain() {
 		}
 	}
 
-	contributions, err := ledger.Explain(ctx, "bob")
+	page, err := ledger.Explain(ctx, "bob", escrow.Page{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, c := range contributions {
+	for _, c := range page.Contributions {
 		fmt.Printf("%s %s counted=%t points=%d weight=%.1f\n", c.Escrow, c.Score, c.Counted, c.Points, c.BetaWeight)
 		if !c.Counted {
 			fmt.Println("  because", c.Reason)

@@ -128,16 +128,33 @@ func (w *world) rated(seller string, score escrow.Score) {
 	w.must("Rate "+id, err)
 }
 
-// top returns the sellers TopSellers ranks first by key, in order.
+// top returns the first n sellers TopSellers ranks by key, in order.
 func (w *world) top(by escrow.RankKey, n int) []string {
 	w.t.Helper()
-	ranked, err := w.l.TopSellers(w.ctx, n, by)
-	w.must("TopSellers", err)
 	out := []string{}
-	for _, r := range ranked {
-		out = append(out, r.Party)
+	for _, r := range w.ranking(by) {
+		if len(out) < n {
+			out = append(out, r.Party)
+		}
 	}
 	return out
+}
+
+// ranking returns every seller TopSellers ranks by key, in order, read
+// a few at a time.
+func (w *world) ranking(by escrow.RankKey) []escrow.Ranked {
+	w.t.Helper()
+	var out []escrow.Ranked
+	p := escrow.Page{Limit: 3}
+	for {
+		page, err := w.l.TopSellers(w.ctx, by, p)
+		w.must("TopSellers", err)
+		out = append(out, page.Sellers...)
+		if page.Next == "" {
+			return out
+		}
+		p.Cursor = page.Next
+	}
 }
 
 // processDue runs ProcessDue and fails the test on an error.

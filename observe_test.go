@@ -465,8 +465,8 @@ func TestObserverWords(t *testing.T) {
 		{"reply", func() error { return errOf(l.Reply(ctx, id, "alice", "bob", "thanks")) }},
 		{"escrow", func() error { return errOf(l.Escrow(ctx, id)) }},
 		{"reputation", func() error { return errOf(l.Reputation(ctx, "bob")) }},
-		{"explain", func() error { return errOf(l.Explain(ctx, "bob")) }},
-		{"top_sellers", func() error { return errOf(l.TopSellers(ctx, 3, escrow.RankWilson)) }},
+		{"explain", func() error { return errOf(l.Explain(ctx, "bob", escrow.Page{})) }},
+		{"top_sellers", func() error { return errOf(l.TopSellers(ctx, escrow.RankWilson, escrow.Page{Limit: 3})) }},
 		{"process_due", func() error { return errOf(l.ProcessDue(ctx)) }},
 		{"check", func() error { return l.Check(ctx) }},
 	} {

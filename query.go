@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
-	"strings"
 	"time"
 )
 
@@ -34,6 +34,18 @@ type EscrowPage struct {
 	// Next is the cursor of the following page; empty on the last page.
 	Next string `json:"next,omitempty"`
 }
+
+// Page asks for one page of a listing: Explain, TopSellers.
+type Page struct {
+	// Limit is the most items in the page, 1 to MaxPageLimit; zero means
+	// DefaultPageLimit.
+	Limit int `json:"limit,omitzero"`
+	// Cursor is the Next of the page before; empty for the first page.
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// errPageFull stops a scan that has filled its page.
+var errPageFull = errors.New("escrow: page full")
 
 // Page sizes of the listing calls.
 const (
@@ -70,7 +82,7 @@ func (l *Ledger) Escrows(ctx context.Context, q EscrowQuery) (EscrowPage, error)
 	if len(page) == pq.Limit { // one more than asked: there is a next page
 		out.Escrows = page[:len(page)-1]
 		last := out.Escrows[len(out.Escrows)-1]
-		out.Next = encodeCursor(EscrowPos{last.CreatedAt, last.ID})
+		out.Next = encodeCursor("escrows", cursorTime(last.CreatedAt), last.ID)
 	}
 	return out, l.finish(start, "escrows", nil)
 }
@@ -100,9 +112,14 @@ func (q EscrowQuery) storage() (PartyQuery, error) {
 	if err != nil {
 		return PartyQuery{}, err
 	}
-	pos, err := decodeCursor(q.Cursor)
-	if err != nil {
+	var pos EscrowPos
+	if f, err := decodeCursor(q.Cursor, "escrows", 2); err != nil {
 		return PartyQuery{}, err
+	} else if f != nil {
+		if pos.CreatedAt, err = parseCursorTime(f[0], q.Cursor, "escrows"); err != nil {
+			return PartyQuery{}, err
+		}
+		pos.ID = f[1]
 	}
 	return PartyQuery{Party: q.Party, Role: q.Role, States: q.States, After: pos, Limit: limit + 1}, nil
 }
@@ -118,32 +135,60 @@ func pageLimit(limit int) (int, error) {
 	return limit, nil
 }
 
-// A cursor is an escrow's CreatedAt and ID, "<RFC 3339 time>|<ID>", then
-// the CRC-32 of those bytes, in base64 so that a host treats it as
-// opaque. The time is exact to the nanosecond and holds no "|", so the
-// first one ends it; the checksum refuses a cursor cut short or changed
-// by mistake (not by design: a cursor only says where a page starts).
-func encodeCursor(p EscrowPos) string {
-	b := []byte(p.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + p.ID)
+// A cursor is a place in one listing: the listing's name, then the
+// fields of the place (an escrow's CreatedAt and ID, say), each as its
+// length and its bytes, then the CRC-32 of all that, in base64 so that a
+// host treats it as opaque. The name refuses a cursor of another listing;
+// the checksum, one cut short or changed by mistake (not by design: a
+// cursor only says where a page starts).
+func encodeCursor(listing string, fields ...string) string {
+	b := binary.AppendUvarint(nil, uint64(len(listing)))
+	b = append(b, listing...)
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
 	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b)))
 }
 
-func decodeCursor(c string) (EscrowPos, error) {
+// decodeCursor returns the n fields of cursor c of the listing, none if c
+// is empty.
+func decodeCursor(c, listing string, n int) ([]string, error) {
 	if c == "" {
-		return EscrowPos{}, nil
+		return nil, nil
 	}
-	bad := invalidArg("cursor %q is not one a listing returned", c)
+	bad := invalidArg("cursor %q is not one the %s listing returned", c, listing)
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil || len(b) < 4 {
-		return EscrowPos{}, bad
+		return nil, bad
 	}
 	b, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	at, id, ok := strings.Cut(string(b), "|")
-	t, err := time.Parse(time.RFC3339Nano, at)
-	if sum != crc32.ChecksumIEEE(b) || !ok || err != nil || id == "" {
-		return EscrowPos{}, bad
+	if sum != crc32.ChecksumIEEE(b) {
+		return nil, bad
 	}
-	return EscrowPos{CreatedAt: t, ID: id}, nil
+	var fields []string
+	for len(b) > 0 {
+		size, k := binary.Uvarint(b)
+		if k <= 0 || size > uint64(len(b)-k) {
+			return nil, bad
+		}
+		fields, b = append(fields, string(b[k:k+int(size)])), b[k+int(size):]
+	}
+	if len(fields) != n+1 || fields[0] != listing {
+		return nil, bad
+	}
+	return fields[1:], nil
+}
+
+// A time in a cursor is exact to the nanosecond.
+func cursorTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseCursorTime(s, c, listing string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, invalidArg("cursor %q is not one the %s listing returned", c, listing)
+	}
+	return t, nil
 }
 
 // historyPage is how many events History reads at a time.

@@ -309,3 +309,43 @@ func TestEscrowsQueryRefused(t *testing.T) {
 	}
 	w.unchanged(before, "refused queries")
 }
+
+// TestBalances: Balances lists what an account holds in every currency it
+// has used, by currency code, as Balance reports each.
+func TestBalances(t *testing.T) {
+	w := newFixture(t)
+	w.account("alice")
+	w.account("bob")
+	got, err := w.l.Balances(w.ctx, "alice")
+	if err != nil || got == nil || len(got) != 0 {
+		t.Errorf("Balances of an account that has used no currency = %#v, %v; want an empty list", got, err)
+	}
+	for _, m := range []escrow.Money{escrow.MustParseMoney("5.00", escrow.USD), cny("10.00"), escrow.MustParseMoney("300", escrow.JPY)} {
+		_, err := w.l.Deposit(w.ctx, "alice", m)
+		w.must("Deposit", err)
+	}
+	_, err = w.l.Deposit(w.ctx, "bob", cny("1.00"))
+	w.must("Deposit", err)
+	_, err = w.l.Open(w.ctx, escrow.Terms{ID: "e1", Buyer: "alice", Seller: "bob", Price: cny("4.00")})
+	w.must("Open", err)
+	_, err = w.l.Pay(w.ctx, "e1", "alice")
+	w.must("Pay", err)
+
+	got, err = w.l.Balances(w.ctx, "alice")
+	w.must("Balances", err)
+	var want []escrow.Balance
+	for _, c := range []escrow.Currency{escrow.CNY, escrow.JPY, escrow.USD} {
+		b, err := w.l.Balance(w.ctx, "alice", c)
+		w.must("Balance", err)
+		want = append(want, b)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Balances(alice) (-Balance of each +Balances):\n%s", diff)
+	}
+	if got[0].Held.String() != "4.00 CNY" {
+		t.Errorf("alice holds %v in CNY, want 4.00 CNY held for e1", got[0].Held)
+	}
+	if got, err := w.l.Balances(w.ctx, "nobody"); !errors.Is(err, escrow.ErrNotFound) || got != nil {
+		t.Errorf("Balances(nobody) = %v, %v; want nil, ErrNotFound", got, err)
+	}
+}

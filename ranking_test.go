@@ -52,10 +52,8 @@ func (w *world) aggregate(party string) escrow.Aggregate {
 // View's figure for that key, and the key stored in its aggregate.
 func (w *world) ranked(by escrow.RankKey) [][3]any {
 	w.t.Helper()
-	top, err := w.l.TopSellers(w.ctx, 100, by)
-	w.must("TopSellers", err)
 	var out [][3]any
-	for _, r := range top {
+	for _, r := range w.ranking(by) {
 		a := w.aggregate(r.Party)
 		if by == escrow.RankWilson {
 			out = append(out, [3]any{r.Party, r.View.Wilson, a.Wilson})

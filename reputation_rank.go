@@ -2,6 +2,7 @@ package escrow
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -55,8 +56,9 @@ type Ranked struct {
 	View  View   `json:"view"`
 }
 
-// TopSellers returns at most n sellers with the highest Wilson bound or Beta
-// expectation, highest first. It reads them from the store's ranking index,
+// TopSellers returns a page of the sellers with the highest Wilson bound
+// or Beta expectation, highest first. It reads them from the store's
+// ranking index,
 // which orders sellers by their keys as of their latest rating or the
 // latest ProcessDue, whichever came later; the Views are computed as of now.
 //
@@ -72,30 +74,68 @@ type Ranked struct {
 // while its View's Expectation goes on decaying towards ½ (by at most 2%
 // of its distance from ½ every 30 days, with the default Decay): the
 // ranking does not follow that.
-func (l *Ledger) TopSellers(ctx context.Context, n int, by RankKey) ([]Ranked, error) {
+//
+// Pass the returned Next as p.Cursor for the next page: it holds the last
+// seller's place (its key and ID), so a page begins after that place
+// even if the ranking has moved since; a seller whose key moved between
+// pages may then be listed twice or not at all. It fails with
+// ErrInvalidArgument for an unknown key, a p.Limit out of range or a
+// p.Cursor that is not one TopSellers returned for the same key.
+func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage, error) {
 	start := l.begin()
-	if n <= 0 {
-		return nil, l.finish(start, "top_sellers", invalidArg("n %d must be positive", n))
-	}
 	if by != RankWilson && by != RankExpectation {
-		return nil, l.finish(start, "top_sellers", invalidArg("unknown rank key %d", by))
+		return RankedPage{}, l.finish(start, "top_sellers", invalidArg("unknown rank key %d", by))
+	}
+	limit, err := pageLimit(p.Limit)
+	if err != nil {
+		return RankedPage{}, l.finish(start, "top_sellers", err)
+	}
+	listing := "top_sellers/" + strconv.Itoa(int(by))
+	var after RankPos
+	if f, err := decodeCursor(p.Cursor, listing, 2); err != nil {
+		return RankedPage{}, l.finish(start, "top_sellers", err)
+	} else if f != nil {
+		score, err := strconv.ParseFloat(f[0], 64)
+		if err != nil || f[1] == "" {
+			return RankedPage{}, l.finish(start, "top_sellers", invalidArg("cursor %q is not one the %s listing returned", p.Cursor, listing))
+		}
+		after = RankPos{Score: score, Party: f[1]}
 	}
 	now := l.now()
-	var out []Ranked
-	err := l.store.View(ctx, func(tx Tx) error {
-		top, err := tx.TopAggregates(Seller, by, n)
+	var out RankedPage
+	err = l.store.View(ctx, func(tx Tx) error {
+		top, err := tx.TopAggregates(Seller, by, after, limit+1)
 		if err != nil {
 			return err
 		}
-		out = make([]Ranked, 0, len(top))
+		if len(top) > limit { // one more: a next page
+			top = top[:limit]
+			last := top[limit-1]
+			score := last.Wilson
+			if by == RankExpectation {
+				score = last.Expectation
+			}
+			out.Next = encodeCursor(listing, strconv.FormatFloat(score, 'g', -1, 64), last.Party)
+		}
+		out.Sellers = make([]Ranked, 0, len(top))
 		for _, a := range top {
 			v, err := l.view(tx, a, now)
 			if err != nil {
 				return err
 			}
-			out = append(out, Ranked{Party: a.Party, View: v})
+			out.Sellers = append(out.Sellers, Ranked{Party: a.Party, View: v})
 		}
 		return nil
 	})
-	return out, l.finish(start, "top_sellers", err)
+	if err != nil {
+		return RankedPage{}, l.finish(start, "top_sellers", err)
+	}
+	return out, l.finish(start, "top_sellers", nil)
+}
+
+// RankedPage is one page of TopSellers.
+type RankedPage struct {
+	Sellers []Ranked `json:"sellers"`
+	// Next is the cursor of the following page; empty on the last page.
+	Next string `json:"next,omitempty"`
 }

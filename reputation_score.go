@@ -214,15 +214,43 @@ type Contribution struct {
 	InRateWindow bool `json:"in_rate_window"`
 }
 
-// Explain returns every rating party has received, oldest first, each with
-// whether it counted and why not, and what it contributes now, so a host
-// can show why a score is what it is. It reads the party's ratings, so it
-// is for a reputation page, not a listing.
-func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, error) {
+// ContributionPage is one page of Explain.
+type ContributionPage struct {
+	Contributions []Contribution `json:"contributions"`
+	// Next is the cursor of the following page; empty on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// Explain returns the ratings party has received, oldest first (by At,
+// then escrow, then rater), a page at a time, each with whether it
+// counted and why not, and what it contributes now, so a host can show
+// why a score is what it is. Pass the returned Next as p.Cursor for the
+// next page. It reads the store's index of ratings by ratee, from where
+// the cursor points. It fails with ErrInvalidArgument if p.Limit is out
+// of range or p.Cursor is not one Explain returned.
+func (l *Ledger) Explain(ctx context.Context, party string, p Page) (ContributionPage, error) {
 	start, now := l.begin(), l.now()
-	out := []Contribution{}
-	err := l.store.View(ctx, func(tx Tx) error {
-		return tx.RatingsOf(party, func(r Rating) error {
+	limit, err := pageLimit(p.Limit)
+	if err != nil {
+		return ContributionPage{}, l.finish(start, "explain", err)
+	}
+	var after RatingPos
+	if f, err := decodeCursor(p.Cursor, "explain", 3); err != nil {
+		return ContributionPage{}, l.finish(start, "explain", err)
+	} else if f != nil {
+		if after.At, err = parseCursorTime(f[0], p.Cursor, "explain"); err != nil {
+			return ContributionPage{}, l.finish(start, "explain", err)
+		}
+		after.Escrow, after.Rater = f[1], f[2]
+	}
+	out := ContributionPage{Contributions: []Contribution{}}
+	err = l.store.View(ctx, func(tx Tx) error {
+		err := tx.RatingsOf(party, after, func(r Rating) error {
+			if len(out.Contributions) == limit { // one more: a next page
+				last := out.Contributions[limit-1]
+				out.Next = encodeCursor("explain", cursorTime(last.At), last.Escrow, last.Rater)
+				return errPageFull
+			}
 			c := Contribution{Rating: r}
 			if r.Counted {
 				age := now.Sub(r.At)
@@ -231,9 +259,16 @@ func (l *Ledger) Explain(ctx context.Context, party string) ([]Contribution, err
 					c.BetaWeight = r.Weight * l.decayFactor(age)
 				}
 			}
-			out = append(out, c)
+			out.Contributions = append(out.Contributions, c)
 			return nil
 		})
+		if errors.Is(err, errPageFull) {
+			return nil
+		}
+		return err
 	})
-	return out, l.finish(start, "explain", err)
+	if err != nil {
+		return ContributionPage{}, l.finish(start, "explain", err)
+	}
+	return out, l.finish(start, "explain", nil)
 }

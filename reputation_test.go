@@ -1130,10 +1130,7 @@ func repScores(t *testing.T) {
 	// Explain: every rating bob received as seller or buyer, oldest first.
 	now := start.Add(379 * repDay)
 	f.clock.Set(now)
-	got, err := f.l.Explain(f.ctx, "bob")
-	if err != nil {
-		t.Fatalf("Explain: %v", err)
-	}
+	got := explainAll(f, "bob", 2)
 	var want []escrow.Contribution
 	for i, r := range ratings {
 		c := escrow.Contribution{Rating: r}
@@ -1156,11 +1153,41 @@ func repScores(t *testing.T) {
 	if want[4].Reason != escrow.ReasonBelowMinimum || want[4].Points != 0 || want[4].BetaWeight != 0 {
 		t.Errorf("the uncounted rating's explanation: %+v", want[4])
 	}
-	empty, err := f.l.Explain(f.ctx, "nobody")
-	if err != nil || empty == nil || len(empty) != 0 {
-		t.Errorf("Explain(nobody) = %#v, %v; want an empty slice", empty, err)
+	for _, limit := range []int{1, 3, 100} {
+		repDiff(t, fmt.Sprintf("Explain(bob) in pages of %d", limit), want, explainAll(f, "bob", limit))
+	}
+	empty, err := f.l.Explain(f.ctx, "nobody", escrow.Page{})
+	if err != nil || empty.Contributions == nil || len(empty.Contributions) != 0 || empty.Next != "" {
+		t.Errorf("Explain(nobody) = %#v, %v; want an empty page", empty, err)
+	}
+	first, err := f.l.Explain(f.ctx, "bob", escrow.Page{Limit: 1})
+	f.must("Explain", err)
+	for _, p := range []escrow.Page{{Limit: -1}, {Limit: escrow.MaxPageLimit + 1}, {Cursor: "x"},
+		{Cursor: first.Next[:len(first.Next)-2]}, {Cursor: first.Next + "A"}} {
+		if got, err := f.l.Explain(f.ctx, "bob", p); !errors.Is(err, escrow.ErrInvalidArgument) || got.Contributions != nil {
+			t.Errorf("Explain(bob, %+v) = %+v, %v; want ErrInvalidArgument", p, got, err)
+		}
 	}
 	f.check()
+}
+
+// explainAll reads every page of Explain(party), limit at a time.
+func explainAll(f *world, party string, limit int) []escrow.Contribution {
+	f.t.Helper()
+	var out []escrow.Contribution
+	p := escrow.Page{Limit: limit}
+	for {
+		page, err := f.l.Explain(f.ctx, party, p)
+		f.must("Explain", err)
+		if len(page.Contributions) > limit || page.Next != "" && len(page.Contributions) != limit {
+			f.t.Fatalf("Explain(%s, %+v) returned a page of %d", party, p, len(page.Contributions))
+		}
+		out = append(out, page.Contributions...)
+		if page.Next == "" {
+			return out
+		}
+		p.Cursor = page.Next
+	}
 }
 
 func repTopSellers(t *testing.T) {
@@ -1234,12 +1261,15 @@ func repTopSellers(t *testing.T) {
 		{escrow.RankExpectation, 100, byExpectation, expectation},
 		{escrow.RankExpectation, 4, byExpectation[:4], expectation},
 	} {
-		got, err := f.l.TopSellers(f.ctx, tc.n, tc.by)
+		got, err := f.l.TopSellers(f.ctx, tc.by, escrow.Page{Limit: tc.n})
 		if err != nil {
 			t.Fatalf("TopSellers(%d, %d): %v", tc.n, tc.by, err)
 		}
+		if more := tc.n < len(byWilson); more != (got.Next != "") {
+			t.Errorf("TopSellers(%d, %d): Next %q, want one only if more sellers follow", tc.n, tc.by, got.Next)
+		}
 		var parties []string
-		for _, r := range got {
+		for _, r := range got.Sellers {
 			parties = append(parties, r.Party)
 			repDiff(t, "TopSellers view of "+r.Party, repReputation(f, r.Party).AsSeller, r.View)
 			key := r.View.Wilson
@@ -1257,9 +1287,30 @@ func repTopSellers(t *testing.T) {
 	for _, bad := range []struct {
 		n  int
 		by escrow.RankKey
-	}{{0, escrow.RankWilson}, {-1, escrow.RankExpectation}, {5, 0}, {5, 9}} {
-		if _, err := f.l.TopSellers(f.ctx, bad.n, bad.by); !errors.Is(err, escrow.ErrInvalidArgument) {
+	}{{-1, escrow.RankExpectation}, {escrow.MaxPageLimit + 1, escrow.RankWilson}, {5, 0}, {5, 9}} {
+		if _, err := f.l.TopSellers(f.ctx, bad.by, escrow.Page{Limit: bad.n}); !errors.Is(err, escrow.ErrInvalidArgument) {
 			t.Errorf("TopSellers(%d, %d): %v, want ErrInvalidArgument", bad.n, bad.by, err)
+		}
+	}
+	// Pages follow on from each other, by either key; a cursor of one key
+	// is refused by the other.
+	for by, want := range map[escrow.RankKey][]string{escrow.RankWilson: byWilson, escrow.RankExpectation: byExpectation} {
+		var got []string
+		for _, r := range f.ranking(by) {
+			got = append(got, r.Party)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("TopSellers(%d) page by page (-want +got):\n%s", by, diff)
+		}
+	}
+	page, err := f.l.TopSellers(f.ctx, escrow.RankWilson, escrow.Page{Limit: 2})
+	f.must("TopSellers", err)
+	for _, c := range []struct {
+		by     escrow.RankKey
+		cursor string
+	}{{escrow.RankExpectation, page.Next}, {escrow.RankWilson, page.Next[1:]}, {escrow.RankWilson, "!"}} {
+		if got, err := f.l.TopSellers(f.ctx, c.by, escrow.Page{Cursor: c.cursor}); !errors.Is(err, escrow.ErrInvalidArgument) || got.Sellers != nil {
+			t.Errorf("TopSellers(%d, cursor %q) = %+v, %v; want ErrInvalidArgument", c.by, c.cursor, got, err)
 		}
 	}
 	f.check()

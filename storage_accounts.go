@@ -17,6 +17,10 @@ type AccountsTx interface {
 	Balance(account, currency string) (Balance, error)
 	// PutBalance creates or replaces the balance of b.Account in b.Currency.
 	PutBalance(b Balance) error
+	// AccountBalances returns every balance of account, ordered by currency
+	// code. None: an empty slice. It must use an index, not read every
+	// balance.
+	AccountBalances(account string) ([]Balance, error)
 	// Balances calls fn for every balance ordered by account, then currency
 	// code, stopping at the first error fn returns, which it returns.
 	Balances(fn func(Balance) error) error

@@ -1,5 +1,7 @@
 package escrow
 
+import "time"
+
 // RatingsTx is the part of a Tx that keeps ratings and what reputation is
 // counted from them: aggregates with their ranking and re-key indexes, day
 // counts and the pairs' monthly points. Ratings, Aggregates, DayCounts and
@@ -10,9 +12,11 @@ type RatingsTx interface {
 	// PutRating creates or replaces the rating of r.Rater on r.Escrow.
 	PutRating(r Rating) error
 	// RatingsOf calls fn for every rating whose Ratee is party, ordered by
-	// At, then Escrow, then Rater, stopping at the first error fn returns,
-	// which it returns. None: no calls.
-	RatingsOf(party string, fn func(Rating) error) error
+	// At, then Escrow, then Rater, beginning after the rating at after (the
+	// zero RatingPos: from the first), stopping at the first error fn
+	// returns, which it returns. None: no calls. It must use an index, not
+	// read every rating.
+	RatingsOf(party string, after RatingPos, fn func(Rating) error) error
 	// Ratings calls fn for every rating ordered by Escrow, then Rater,
 	// stopping at the first error fn returns, which it returns.
 	Ratings(fn func(Rating) error) error
@@ -27,9 +31,11 @@ type RatingsTx interface {
 	PutAggregate(a Aggregate) error
 	// TopAggregates returns at most limit aggregates of role with the
 	// highest values of key (RankWilson or RankExpectation), highest first,
-	// ties by Party ascending. It must use an index, not read every
-	// aggregate. None: an empty slice.
-	TopAggregates(role Role, key RankKey, limit int) ([]Aggregate, error)
+	// ties by Party ascending, beginning after the aggregate at after (the
+	// zero RankPos: from the highest). A value below zero, or NaN, ranks
+	// as zero. It must use an index, not read every aggregate. None: an
+	// empty slice.
+	TopAggregates(role Role, key RankKey, after RankPos, limit int) ([]Aggregate, error)
 	// DueAggregates returns at most limit aggregates, of either role, whose
 	// RekeyDay is not zero and not after day, earliest RekeyDay first, ties
 	// by Party, then Role. None due: an empty slice. It must use an index,
@@ -59,4 +65,18 @@ type RatingsTx interface {
 	// PairMonths calls fn for every record ordered by Ratee, Rater, then
 	// Month, stopping at the first error fn returns, which it returns.
 	PairMonths(fn func(PairMonth) error) error
+}
+
+// RatingPos is a rating's place in the order of RatingsOf.
+type RatingPos struct {
+	At     time.Time
+	Escrow string
+	Rater  string
+}
+
+// RankPos is an aggregate's place in the order of TopAggregates: its
+// Party, and its value of the key ranked by, as the aggregate holds it.
+type RankPos struct {
+	Score float64
+	Party string
 }

@@ -124,6 +124,17 @@ func wireForms() map[string][]wireCase {
 		"pair_month": {{"full", escrow.PairMonth{Ratee: "teashop", Rater: "alice", Month: "2026-03", Positive: 6, Negative: 2}},
 			{"zero", escrow.PairMonth{}}},
 		"party_role": {{"full", escrow.PartyRole{Party: "teashop", Role: escrow.Arbiter}}, {"zero", escrow.PartyRole{}}},
+		"escrow_query": {{"full", escrow.EscrowQuery{Party: "teashop", Role: escrow.Seller | escrow.Arbiter,
+			States: []escrow.State{escrow.Disputed, escrow.RefundRequested}, Limit: 50, Cursor: "opaque"}},
+			{"zero", escrow.EscrowQuery{}}},
+		"escrow_page": {{"full", escrow.EscrowPage{Escrows: []escrow.Escrow{fullEscrow}, Next: "opaque"}},
+			{"last", escrow.EscrowPage{Escrows: []escrow.Escrow{}}}},
+		"page": {{"full", escrow.Page{Limit: 50, Cursor: "opaque"}}, {"zero", escrow.Page{}}},
+		"contribution_page": {{"full", escrow.ContributionPage{Contributions: []escrow.Contribution{{Rating: fullRating,
+			BetaWeight: 1.5, InRateWindow: true}}, Next: "opaque"}},
+			{"last", escrow.ContributionPage{Contributions: []escrow.Contribution{}}}},
+		"ranked_page": {{"full", escrow.RankedPage{Sellers: []escrow.Ranked{{Party: "teashop", View: fullView}}, Next: "opaque"}},
+			{"last", escrow.RankedPage{Sellers: []escrow.Ranked{}}}},
 		"idempotency_record": {{"full", escrow.IdempotencyRecord{Key: "pay-order-1001", Request: `v1 pay escrow="order-1001" actor="alice"`,
 			Result: []byte(`{"v":2}`), At: at(h)}}, {"zero", escrow.IdempotencyRecord{}}},
 	}
@@ -185,9 +196,9 @@ func TestWireFormsRoundTripFromLedger(t *testing.T) {
 	values := runKeyedScenario(f)
 	rep, err := f.l.Reputation(f.ctx, "bob")
 	f.must("Reputation", err)
-	explained, err := f.l.Explain(f.ctx, "bob")
+	explained, err := f.l.Explain(f.ctx, "bob", escrow.Page{Limit: 2})
 	f.must("Explain", err)
-	top, err := f.l.TopSellers(f.ctx, 5, escrow.RankWilson)
+	top, err := f.l.TopSellers(f.ctx, escrow.RankWilson, escrow.Page{Limit: 1})
 	f.must("TopSellers", err)
 	events := eventsAfter(f, 0)
 	journal, err := f.l.Journal(f.ctx, "alice", 0, 100)

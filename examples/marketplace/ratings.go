@@ -117,13 +117,13 @@ func reputations(m *market) {
 		key  escrow.RankKey
 		name string
 	}{{escrow.RankWilson, "Wilson bound"}, {escrow.RankExpectation, "Beta expectation"}} {
-		top, err := m.ledger.TopSellers(m.ctx, 3, by.key)
+		top, err := m.ledger.TopSellers(m.ctx, by.key, escrow.Page{Limit: 3})
 		if err != nil {
 			m.err = err
 			return
 		}
 		var names []string
-		for i, r := range top {
+		for i, r := range top.Sellers {
 			names = append(names, fmt.Sprintf("%d. %s", i+1, r.Party))
 		}
 		fmt.Fprintf(w, "Top sellers by %s: %s\n", by.name, strings.Join(names, ", "))

@@ -226,10 +226,17 @@ func (d *demo) explain() {
 		return
 	}
 	d.section("Explain: the shop's ratings and what each counts for")
-	cs, err := d.ledger.Explain(d.ctx, shop)
-	if err != nil {
-		d.err = err
-		return
+	var cs []escrow.Contribution
+	for p := (escrow.Page{}); ; {
+		page, err := d.ledger.Explain(d.ctx, shop, p)
+		if err != nil {
+			d.err = err
+			return
+		}
+		cs = append(cs, page.Contributions...)
+		if p.Cursor = page.Next; p.Cursor == "" {
+			break
+		}
 	}
 	for _, c := range cs {
 		score := c.Score.String()

@@ -46,6 +46,10 @@ func (t *recordingTx) PutBalance(b escrow.Balance) error {
 	return nil
 }
 
+func (t *recordingTx) AccountBalances(account string) ([]escrow.Balance, error) {
+	return t.tx.AccountBalances(account)
+}
+
 func (t *recordingTx) Balances(fn func(escrow.Balance) error) error {
 	return t.tx.Balances(fn)
 }
@@ -146,8 +150,8 @@ func (t *recordingTx) PutRating(r escrow.Rating) error {
 	return nil
 }
 
-func (t *recordingTx) RatingsOf(party string, fn func(escrow.Rating) error) error {
-	return t.tx.RatingsOf(party, fn)
+func (t *recordingTx) RatingsOf(party string, after escrow.RatingPos, fn func(escrow.Rating) error) error {
+	return t.tx.RatingsOf(party, after, fn)
 }
 
 func (t *recordingTx) Ratings(fn func(escrow.Rating) error) error {
@@ -166,8 +170,8 @@ func (t *recordingTx) PutAggregate(a escrow.Aggregate) error {
 	return nil
 }
 
-func (t *recordingTx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]escrow.Aggregate, error) {
-	return t.tx.TopAggregates(role, key, limit)
+func (t *recordingTx) TopAggregates(role escrow.Role, key escrow.RankKey, after escrow.RankPos, limit int) ([]escrow.Aggregate, error) {
+	return t.tx.TopAggregates(role, key, after, limit)
 }
 
 func (t *recordingTx) DueAggregates(day int32, limit int) ([]escrow.Aggregate, error) {

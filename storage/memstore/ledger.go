@@ -42,6 +42,22 @@ func (t *tx) PutBalance(b escrow.Balance) error {
 	return nil
 }
 
+func (t *tx) AccountBalances(account string) ([]escrow.Balance, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	out := []escrow.Balance{}
+	t.st.balances.bt.Ascend(row[balanceKey, escrow.Balance]{key: balanceKey{account, ""}},
+		func(r row[balanceKey, escrow.Balance]) bool {
+			if r.key.account != account {
+				return false
+			}
+			out = append(out, *r.val)
+			return true
+		})
+	return out, nil
+}
+
 func (t *tx) Balances(fn func(escrow.Balance) error) error {
 	return each(t, &t.st.balances, val, fn)
 }

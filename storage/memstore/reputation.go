@@ -79,16 +79,18 @@ func (a rankKey) compare(b rankKey) int {
 // rankKeys returns a's places in the rankings. A score below zero, or
 // NaN, ranks as zero.
 func rankKeys(a *escrow.Aggregate) [2]rankKey {
-	score := func(f float64) float64 {
-		if f < 0 || math.IsNaN(f) {
-			return 0
-		}
-		return f
-	}
 	return [2]rankKey{
-		{a.Role, escrow.RankWilson, score(a.Wilson), a.Party},
-		{a.Role, escrow.RankExpectation, score(a.Expectation), a.Party},
+		{a.Role, escrow.RankWilson, rankScore(a.Wilson), a.Party},
+		{a.Role, escrow.RankExpectation, rankScore(a.Expectation), a.Party},
 	}
+}
+
+// rankScore is the place of a key's value in a ranking.
+func rankScore(f float64) float64 {
+	if f < 0 || math.IsNaN(f) {
+		return 0
+	}
+	return f
 }
 
 // rekeyKey files an aggregate under its RekeyDay, ties by party, then role.
@@ -167,13 +169,22 @@ func (st *state) ratingsOf(ratee string) []rateeRef {
 	return nil
 }
 
-func (t *tx) RatingsOf(party string, fn func(escrow.Rating) error) error {
+func (t *tx) RatingsOf(party string, after escrow.RatingPos, fn func(escrow.Rating) error) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
+	refs := t.st.ratingsOf(party)
+	if after != (escrow.RatingPos{}) {
+		pos := rateeRef{nanos(after.At), ratingKey{after.Escrow, after.Rater}}
+		i, found := slices.BinarySearchFunc(refs, pos, rateeRef.compare)
+		if found {
+			i++
+		}
+		refs = refs[i:]
+	}
 	// fn may rate in a write transaction, which changes the list only past
 	// the end of refs or in a new list.
-	for _, ref := range t.st.ratingsOf(party) {
+	for _, ref := range refs {
 		r, _ := t.st.ratings.get(ref.ratingKey)
 		if err := fn(*r); err != nil {
 			return err
@@ -211,15 +222,21 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 	return nil
 }
 
-func (t *tx) TopAggregates(role escrow.Role, key escrow.RankKey, limit int) ([]escrow.Aggregate, error) {
+func (t *tx) TopAggregates(role escrow.Role, key escrow.RankKey, after escrow.RankPos, limit int) ([]escrow.Aggregate, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
 	top := []escrow.Aggregate{}
-	from := row[rankKey, escrow.Aggregate]{key: rankKey{role, key, math.Inf(1), ""}}
-	t.st.ranks.bt.Ascend(from, func(r row[rankKey, escrow.Aggregate]) bool {
+	from := rankKey{role, key, math.Inf(1), ""}
+	if after != (escrow.RankPos{}) {
+		from = rankKey{role, key, rankScore(after.Score), after.Party}
+	}
+	t.st.ranks.bt.Ascend(row[rankKey, escrow.Aggregate]{key: from}, func(r row[rankKey, escrow.Aggregate]) bool {
 		if r.key.role != role || r.key.by != key || len(top) >= limit {
 			return false
+		}
+		if after != (escrow.RankPos{}) && r.key == from {
+			return true // the last of the page before
 		}
 		top = append(top, *r.val)
 		return true

@@ -397,6 +397,22 @@ func contractBalances(t *testing.T, h Harness) {
 				contractNotFound(t, fmt.Sprintf("Balance(%q, %q)", k[0], k[1]), err)
 			}
 			contractStops(t, "Balances", tx.Balances)
+			for _, account := range []string{"a", "a-b", "ab", "b", "c", ""} {
+				got, err := tx.AccountBalances(account)
+				if err != nil {
+					return fmt.Errorf("AccountBalances(%q): %w", account, err)
+				}
+				if got == nil {
+					t.Errorf("AccountBalances(%q) = nil, want an empty slice", account)
+				}
+				mine := []escrow.Balance{}
+				for _, b := range want {
+					if b.Account == account {
+						mine = append(mine, b)
+					}
+				}
+				contractDiff(t, fmt.Sprintf("AccountBalances(%q)", account), mine, got)
+			}
 			return nil
 		})
 	}

@@ -181,17 +181,41 @@ func rcPutAggregates(t *testing.T, s escrow.Storage, as ...escrow.Aggregate) {
 // rcRatingsOf returns what RatingsOf reports for party.
 func rcRatingsOf(t *testing.T, tx escrow.Tx, party string) []escrow.Rating {
 	t.Helper()
-	got, err := contractCollect(func(fn func(escrow.Rating) error) error { return tx.RatingsOf(party, fn) })
+	got, err := contractCollect(func(fn func(escrow.Rating) error) error { return tx.RatingsOf(party, escrow.RatingPos{}, fn) })
 	if err != nil {
 		t.Fatalf("RatingsOf(%q): %v", party, err)
 	}
 	return got
 }
 
+// rcRatingsAfter returns what RatingsOf reports for party after pos.
+func rcRatingsAfter(t *testing.T, tx escrow.Tx, party string, pos escrow.RatingPos) []escrow.Rating {
+	t.Helper()
+	got, err := contractCollect(func(fn func(escrow.Rating) error) error { return tx.RatingsOf(party, pos, fn) })
+	if err != nil {
+		t.Fatalf("RatingsOf(%q, %+v): %v", party, pos, err)
+	}
+	return got
+}
+
+// rcTopAfter returns the sellers TopAggregates reports by key after pos.
+func rcTopAfter(t *testing.T, tx escrow.Tx, key escrow.RankKey, pos escrow.RankPos, limit int) []string {
+	t.Helper()
+	top, err := tx.TopAggregates(escrow.Seller, key, pos, limit)
+	if err != nil {
+		t.Fatalf("TopAggregates(Seller, %d, %+v, %d): %v", key, pos, limit, err)
+	}
+	out := []string{}
+	for _, a := range top {
+		out = append(out, a.Party)
+	}
+	return out
+}
+
 // rcTop returns the parties TopAggregates reports, in order.
 func rcTop(t *testing.T, tx escrow.Tx, role escrow.Role, key escrow.RankKey, limit int) []string {
 	t.Helper()
-	top, err := tx.TopAggregates(role, key, limit)
+	top, err := tx.TopAggregates(role, key, escrow.RankPos{}, limit)
 	if err != nil {
 		t.Fatalf("TopAggregates(%v, %d, %d): %v", role, key, limit, err)
 	}
@@ -216,7 +240,7 @@ func rcEmpty(t *testing.T, h Harness) {
 		contractNotFound(t, "PairMonth on an empty store", err)
 
 		fail := errors.New("callback called on an empty store")
-		if err := tx.RatingsOf("bob", func(escrow.Rating) error { return fail }); err != nil {
+		if err := tx.RatingsOf("bob", escrow.RatingPos{}, func(escrow.Rating) error { return fail }); err != nil {
 			t.Errorf("RatingsOf: %v", err)
 		}
 		if err := tx.Ratings(func(escrow.Rating) error { return fail }); err != nil {
@@ -367,7 +391,7 @@ func rcRatings(t *testing.T, h Harness) {
 				contractNotFound(t, fmt.Sprintf("Rating(%q, %q)", k[0], k[1]), err)
 			}
 			contractStops(t, "Ratings", tx.Ratings)
-			contractStops(t, "RatingsOf(bob)", func(fn func(escrow.Rating) error) error { return tx.RatingsOf("bob", fn) })
+			contractStops(t, "RatingsOf(bob)", func(fn func(escrow.Rating) error) error { return tx.RatingsOf("bob", escrow.RatingPos{}, fn) })
 			return nil
 		})
 	}
@@ -407,6 +431,22 @@ func rcRatingsOfOrder(t *testing.T, h Harness) {
 			contractDiff(t, "RatingsOf(bob) "+what, bob, rcRatingsOf(t, tx, "bob"))
 			contractDiff(t, "RatingsOf(alice) "+what, alice, rcRatingsOf(t, tx, "alice"))
 			contractDiff(t, "RatingsOf(carol) "+what, []escrow.Rating{}, rcRatingsOf(t, tx, "carol"))
+			// From a place: the rating there, or where one would be.
+			for i, r := range bob {
+				pos := escrow.RatingPos{At: r.At, Escrow: r.Escrow, Rater: r.Rater}
+				contractDiff(t, fmt.Sprintf("RatingsOf(bob) after %+v %s", pos, what), bob[i+1:], rcRatingsAfter(t, tx, "bob", pos))
+			}
+			between := escrow.RatingPos{At: at(2 * time.Hour), Escrow: "e-1", Rater: "b"} // after e-1 by alice
+			after := []escrow.Rating{}
+			for _, r := range bob {
+				if c := r.At.Compare(between.At); c > 0 || c == 0 && (r.Escrow > between.Escrow ||
+					r.Escrow == between.Escrow && r.Rater > between.Rater) {
+					after = append(after, r)
+				}
+			}
+			contractDiff(t, "RatingsOf(bob) after a place between two "+what, after, rcRatingsAfter(t, tx, "bob", between))
+			first := escrow.RatingPos{At: at(-time.Hour), Escrow: "e-2", Rater: "bob"} // alice's first
+			contractDiff(t, "RatingsOf(bob) after a place of another ratee "+what, bob, rcRatingsAfter(t, tx, "bob", first))
 			return nil
 		})
 	}
@@ -518,8 +558,31 @@ func rcTopAggregates(t *testing.T, h Harness) {
 				contractDiff(t, fmt.Sprintf("TopAggregates(%v, %d, %d) %s", tc.role, tc.key, tc.limit, what),
 					tc.want, rcTop(t, tx, tc.role, tc.key, tc.limit))
 			}
+			// From a place: the aggregate there, or where one would be.
+			for _, key := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
+				all := rcTop(t, tx, escrow.Seller, key, 100)
+				for i, party := range all {
+					a, err := tx.Aggregate(party, escrow.Seller)
+					if err != nil {
+						return err
+					}
+					pos := escrow.RankPos{Score: a.Wilson, Party: party}
+					if key == escrow.RankExpectation {
+						pos.Score = a.Expectation
+					}
+					contractDiff(t, fmt.Sprintf("TopAggregates(Seller, %d) after %+v %s", key, pos, what),
+						all[i+1:], rcTopAfter(t, tx, key, pos, 100))
+					if i+2 <= len(all) {
+						contractDiff(t, fmt.Sprintf("TopAggregates(Seller, %d, limit 1) after %+v %s", key, pos, what),
+							all[i+1:i+2], rcTopAfter(t, tx, key, pos, 1))
+					}
+				}
+			}
+			last := rcTop(t, tx, escrow.Seller, escrow.RankWilson, 100)
+			below := escrow.RankPos{Score: -1, Party: last[len(last)-1]} // ranks as 0, where the last is
+			contractDiff(t, "TopAggregates after a place below zero "+what, []string{}, rcTopAfter(t, tx, escrow.RankWilson, below, 100))
 			// The records themselves come back whole.
-			got, err := tx.TopAggregates(escrow.Seller, escrow.RankWilson, 1)
+			got, err := tx.TopAggregates(escrow.Seller, escrow.RankWilson, escrow.RankPos{}, 1)
 			if err != nil {
 				return err
 			}
@@ -723,7 +786,7 @@ func rcNoAliasing(t *testing.T, h Harness) {
 		}
 		contractDiff(t, "Aggregate "+when, want, a)
 		scribble(&a)
-		top, err := tx.TopAggregates(escrow.Seller, escrow.RankWilson, 10)
+		top, err := tx.TopAggregates(escrow.Seller, escrow.RankWilson, escrow.RankPos{}, 10)
 		if err != nil {
 			return err
 		}

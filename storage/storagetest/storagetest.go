@@ -192,7 +192,7 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 		}
 		d.RatingsOf = map[string][]escrow.Rating{}
 		for ratee := range ratees {
-			err := tx.RatingsOf(ratee, func(r escrow.Rating) error { d.RatingsOf[ratee] = append(d.RatingsOf[ratee], r); return nil })
+			err := tx.RatingsOf(ratee, escrow.RatingPos{}, func(r escrow.Rating) error { d.RatingsOf[ratee] = append(d.RatingsOf[ratee], r); return nil })
 			if err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 		d.Top = map[string][]string{}
 		for _, role := range []escrow.Role{escrow.Seller, escrow.Buyer} {
 			for _, key := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
-				top, err := tx.TopAggregates(role, key, 1<<30)
+				top, err := tx.TopAggregates(role, key, escrow.RankPos{}, 1<<30)
 				if err != nil {
 					return err
 				}
