@@ -142,7 +142,10 @@
 //
 // Every change appends one Event in the same transaction — a transactional
 // outbox. Read it with Events from the last Seq you handled; you never miss
-// an event and never see one whose change was rolled back.
+// an event and never see one whose change was rolled back. WaitEvents
+// blocks until there is news, woken by this Ledger's commits; Consume runs
+// a named consumer whose place the store keeps, delivering each event at
+// least once.
 //
 // # JSON
 //

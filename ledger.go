@@ -34,6 +34,8 @@ type Ledger struct {
 	arbiter    string        // for escrows whose Terms name none
 	obs        Observer      // nil: no one is told
 	log        *slog.Logger  // nil: nothing is logged
+	commits    commitSignal  // wakes WaitEvents and Consume
+	poll       time.Duration // how often they look for events committed elsewhere
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the
@@ -75,7 +77,16 @@ type Options struct {
 	// transaction and every timer, for metrics; see Observer. Nil costs
 	// nothing.
 	Observer Observer
+	// EventPoll is how often WaitEvents and Consume look for events that
+	// another Ledger committed to the same store (another process, with a
+	// store that several may share); zero means DefaultEventPoll. A commit
+	// through this Ledger wakes them at once. It may not be negative.
+	EventPoll time.Duration
 }
+
+// DefaultEventPoll is how often a waiting reader looks for events
+// committed by another Ledger, unless Options say otherwise.
+const DefaultEventPoll = time.Second
 
 // DefaultIdempotencyRetention is how long the result of a keyed call is
 // replayed unless Options say otherwise: 7 days, inside the 24 hours to 30
@@ -120,6 +131,12 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 			return nil, err
 		}
 		l.arbiter = opts.Arbiter
+	}
+	switch l.poll = opts.EventPoll; {
+	case l.poll < 0:
+		return nil, invalidArg("EventPoll %v may not be negative", l.poll)
+	case l.poll == 0:
+		l.poll = DefaultEventPoll
 	}
 	switch l.retention = opts.IdempotencyRetention; {
 	case l.retention < 0:

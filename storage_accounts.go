@@ -2,7 +2,7 @@ package escrow
 
 // AccountsTx is the part of a Tx that keeps accounts, their balances, the
 // double-entry journal and the event outbox. Accounts, Balances and Journal
-// are for Check, escrowctl and snapshots.
+// are for Check, escrowctl and snapshots, and so is Consumers.
 type AccountsTx interface {
 	// Account returns the account with this ID, or ErrNotFound.
 	Account(id string) (Account, error)
@@ -43,6 +43,13 @@ type AccountsTx interface {
 	// Events returns at most limit events with Seq greater than after, in
 	// ascending Seq order. None: an empty slice.
 	Events(after uint64, limit int) ([]Event, error)
+	// Consumer returns the consumer with this name, or ErrNotFound.
+	Consumer(name string) (Consumer, error)
+	// PutConsumer creates or replaces the consumer c.Name.
+	PutConsumer(c Consumer) error
+	// Consumers calls fn for every consumer in ascending name order,
+	// stopping at the first error fn returns, which it returns.
+	Consumers(fn func(Consumer) error) error
 	// EscrowEvents returns at most limit events whose Escrow is id, with Seq
 	// greater than after, in ascending Seq order. None: an empty slice. It
 	// must use an index, not read every event.

@@ -52,6 +52,7 @@ const (
 	opDayCount    byte = 10
 	// opDeleteIdempotency removes the idempotency record under its key.
 	opDeleteIdempotency byte = 11
+	opConsumer          byte = 12 // added after version 2's first records
 	// opSnapshotEnd ends a snapshot file; it never appears in the log.
 	opSnapshotEnd byte = 0x7f
 )
@@ -280,6 +281,7 @@ type op struct {
 	agg     escrow.Aggregate
 	pair    escrow.PairMonth
 	day     escrow.DayCount
+	cons    escrow.Consumer
 	// The end of a snapshot: the log sequence number it covers and how many
 	// chunks came before it.
 	snapSeq, snapChunks uint64
@@ -529,6 +531,8 @@ func (d *decoder) fields(o *op) {
 	case opDayCount:
 		o.day = escrow.DayCount{Party: d.str(), Role: escrow.Role(d.small(255)), Day: d.int32(),
 			Positive: d.int32(), Neutral: d.int32(), Negative: d.int32()}
+	case opConsumer:
+		o.cons = escrow.Consumer{Name: d.str(), Seq: d.uvarint(), UpdatedAt: d.time()}
 	case opSnapshotEnd:
 		o.snapSeq, o.snapChunks = d.uvarint(), d.uvarint()
 	default:
@@ -644,6 +648,8 @@ func apply(tx escrow.Tx, o *op) error {
 		return tx.PutPairMonth(o.pair)
 	case opDayCount:
 		return tx.PutDayCount(o.day)
+	case opConsumer:
+		return tx.PutConsumer(o.cons)
 	default:
 		return fmt.Errorf("%w: operation %#x out of place", errDecode, o.kind)
 	}
@@ -716,6 +722,14 @@ func (e *encoder) dayCount(c *escrow.DayCount) {
 	e.varint(int64(c.Positive))
 	e.varint(int64(c.Neutral))
 	e.varint(int64(c.Negative))
+	e.end(at)
+}
+
+func (e *encoder) consumer(c *escrow.Consumer) {
+	at := e.begin(opConsumer)
+	e.str(c.Name)
+	e.uvarint(c.Seq)
+	e.time(c.UpdatedAt)
 	e.end(at)
 }
 

@@ -124,6 +124,9 @@ func filledOps() []op {
 	o = op{kind: opDayCount}
 	fill(&o.day)
 	add(o)
+	o = op{kind: opConsumer}
+	fill(&o.cons)
+	add(o)
 	add(op{kind: opDeleteIdempotency, idem: escrow.IdempotencyRecord{Key: o.day.Party}})
 	return ops
 }
@@ -152,6 +155,8 @@ func encodeOp(e *encoder, o *op) {
 		e.dayCount(&o.day)
 	case opDeleteIdempotency:
 		e.deleteIdempotency(o.idem.Key)
+	case opConsumer:
+		e.consumer(&o.cons)
 	default:
 		panic("encodeOp: kind " + strconv.Itoa(int(o.kind)))
 	}
@@ -189,6 +194,8 @@ func decodeAll(b []byte) ([]op, error) {
 			c.pair = o.pair
 		case opDayCount:
 			c.day = o.day
+		case opConsumer:
+			c.cons = o.cons
 		case opSnapshotEnd:
 			c.snapSeq, c.snapChunks = o.snapSeq, o.snapChunks
 		}

@@ -164,6 +164,9 @@ func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
 	if err == nil {
 		err = tx.DayCounts(func(d escrow.DayCount) error { w.enc.dayCount(&d); w.maybeCut(); return nil })
 	}
+	if err == nil {
+		err = tx.Consumers(func(c escrow.Consumer) error { w.enc.consumer(&c); w.maybeCut(); return nil })
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -183,6 +183,11 @@ func TestReopen(t *testing.T) {
 			dir := t.TempDir()
 			s := openT(t, dir, &tc.opts)
 			runWorkload(t, s, 600)
+			if err := s.Update(ctx, func(tx escrow.Tx) error {
+				return tx.PutConsumer(escrow.Consumer{Name: "mailer", Seq: 42, UpdatedAt: workloadStart})
+			}); err != nil {
+				t.Fatal(err)
+			}
 			if tc.compact {
 				if err := s.Compact(); err != nil {
 					t.Fatalf("Compact: %v", err)
@@ -192,6 +197,9 @@ func TestReopen(t *testing.T) {
 					t.Fatal(err)
 				}
 				if err := s.Update(ctx, func(tx escrow.Tx) error {
+					if err := tx.PutConsumer(escrow.Consumer{Name: "sms", Seq: 7}); err != nil {
+						return err
+					}
 					return tx.PutIdempotency(escrow.IdempotencyRecord{Key: "after", Request: "r", Result: []byte(`{}`)})
 				}); err != nil {
 					t.Fatal(err)
@@ -205,6 +213,9 @@ func TestReopen(t *testing.T) {
 			defer s.Close()
 			if after := dumpT(t, s); !bytes.Equal(before, after) {
 				t.Fatalf("dump after reopening differs:\nbefore %.2000s\nafter  %.2000s", before, after)
+			}
+			if !bytes.Contains(before, []byte(`"mailer"`)) {
+				t.Fatalf("the dump lacks the consumer:\n%.2000s", before)
 			}
 			if diff := cmp.Diff(indexes, indexesT(t, s)); diff != "" || !strings.Contains(indexes, " EscrowPaid\n") {
 				t.Fatalf("the indexes after reopening differ (-before +after):\n%s", diff)

@@ -78,6 +78,22 @@ func (t *recordingTx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error)
 	return t.tx.PartyEscrows(q)
 }
 
+func (t *recordingTx) Consumer(name string) (escrow.Consumer, error) {
+	return t.tx.Consumer(name)
+}
+
+func (t *recordingTx) PutConsumer(c escrow.Consumer) error {
+	if err := t.tx.PutConsumer(c); err != nil {
+		return err
+	}
+	t.s.ops.consumer(&c)
+	return nil
+}
+
+func (t *recordingTx) Consumers(fn func(escrow.Consumer) error) error {
+	return t.tx.Consumers(fn)
+}
+
 func (t *recordingTx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, error) {
 	return t.tx.EscrowEvents(id, after, limit)
 }

@@ -260,6 +260,22 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 	return nil
 }
 
+func (t *tx) Consumer(name string) (escrow.Consumer, error) {
+	return get(t, &t.st.consumers, name, val)
+}
+
+func (t *tx) PutConsumer(c escrow.Consumer) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	t.st.consumers.put(c.Name, c)
+	return nil
+}
+
+func (t *tx) Consumers(fn func(escrow.Consumer) error) error {
+	return each(t, &t.st.consumers, val, fn)
+}
+
 func (t *tx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, error) {
 	if err := t.check(false); err != nil {
 		return nil, err

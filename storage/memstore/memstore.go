@@ -73,6 +73,7 @@ type state struct {
 	byAccount table[string, []uint64] // the Seq of the entries that post to each account
 	events    seqLog[escrow.Event]
 	byEscrow  table[string, []uint64] // the Seq of each escrow's events
+	consumers table[string, escrow.Consumer]
 	idem      table[string, escrow.IdempotencyRecord]
 	idemAge   tree[timeKey] // idempotency keys by At
 	reputation
@@ -88,7 +89,7 @@ type undoer interface {
 
 func (st *state) undoers() []undoer {
 	return []undoer{&st.accounts, &st.balances, &st.escrows, &st.due, &st.parties, &st.journal,
-		&st.byAccount, &st.events, &st.byEscrow, &st.idem, &st.idemAge, &st.ratings, &st.byRatee,
+		&st.byAccount, &st.events, &st.byEscrow, &st.consumers, &st.idem, &st.idemAge, &st.ratings, &st.byRatee,
 		&st.aggs, &st.ranks, &st.rekeys, &st.days, &st.pairs}
 }
 
@@ -106,6 +107,7 @@ func snapshotOf(st, prev *state) *state {
 		byAccount: st.byAccount.snapshot(prev.byAccount),
 		events:    st.events.snapshot(prev.events),
 		byEscrow:  st.byEscrow.snapshot(prev.byEscrow),
+		consumers: st.consumers.snapshot(prev.consumers),
 		idem:      st.idem.snapshot(prev.idem),
 		idemAge:   st.idemAge.snapshot(prev.idemAge),
 		reputation: reputation{
@@ -130,6 +132,7 @@ func New() *Store {
 		parties:    newTree(partyKey.less),
 		byAccount:  newTable[string, []uint64](strings.Compare),
 		byEscrow:   newTable[string, []uint64](strings.Compare),
+		consumers:  newTable[string, escrow.Consumer](strings.Compare),
 		idem:       newTable[string, escrow.IdempotencyRecord](strings.Compare),
 		idemAge:    newTree(timeKey.less),
 		reputation: newReputation(),

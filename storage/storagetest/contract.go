@@ -29,6 +29,7 @@ func testContract(t *testing.T, h Harness) {
 	t.Run("Events", func(t *testing.T) { contractEventLog(t, h) })
 	t.Run("EscrowEvents", func(t *testing.T) { contractEscrowEvents(t, h) })
 	t.Run("PartyEscrows", func(t *testing.T) { contractPartyEscrows(t, h) })
+	t.Run("Consumers", func(t *testing.T) { contractConsumers(t, h) })
 	t.Run("DueEscrows", func(t *testing.T) { contractDueEscrows(t, h) })
 	t.Run("DueEscrowsSurviveRollback", func(t *testing.T) { contractDueRollback(t, h) })
 	t.Run("UpdateSeesItsOwnWrites", func(t *testing.T) { contractOwnWrites(t, h) })
@@ -1118,6 +1119,7 @@ func contractWriteEverything(t *testing.T, tx escrow.Tx) error {
 		},
 		func() error { return tx.PutIdempotency(contractIdem("k1", start.Add(time.Hour))) },
 		func() error { return tx.PutIdempotency(contractIdem("k2", start)) },
+		func() error { return tx.PutConsumer(escrow.Consumer{Name: "mailer", Seq: 3, UpdatedAt: start}) },
 	}
 	for _, w := range writes {
 		if err := w(); err != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 // This file holds the contract of the indexes behind the ledger's
-// queries: events by escrow, and escrows by party.
+// queries (events by escrow, escrows by party) and of consumers.
 
 func contractEscrowEvents(t *testing.T, h Harness) {
 	s := open(t, h)
@@ -217,4 +217,66 @@ func contractPartyEscrows(t *testing.T, h Harness) {
 	contractView(t, s, func(tx escrow.Tx) error { return read(tx, "after a rollback", all) })
 	contractUpdate(t, s, write)
 	contractView(t, s, func(tx escrow.Tx) error { return read(tx, "after a commit", changed) })
+}
+
+func contractConsumers(t *testing.T, h Harness) {
+	s := open(t, h)
+	want := []escrow.Consumer{
+		{Name: "@audit", Seq: 0, UpdatedAt: start},
+		{Name: "mailer", Seq: 7, UpdatedAt: start.Add(time.Minute)},
+		{Name: "mailer-eu", Seq: 1 << 40, UpdatedAt: start.Add(time.Hour)},
+		{Name: "sms"},
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, i := range []int{2, 0, 3, 1} {
+			if err := tx.PutConsumer(want[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	check := func(what string) {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			for _, c := range want {
+				got, err := tx.Consumer(c.Name)
+				if err != nil {
+					return fmt.Errorf("%s: Consumer(%q): %w", what, c.Name, err)
+				}
+				contractDiff(t, what+": Consumer("+c.Name+")", c, got)
+			}
+			_, err := tx.Consumer("mail")
+			contractNotFound(t, what+": Consumer(mail)", err)
+			got, err := contractCollect(tx.Consumers)
+			if err != nil {
+				return err
+			}
+			contractDiff(t, what+": Consumers", want, got)
+			contractStops(t, "Consumers", tx.Consumers)
+			return nil
+		})
+	}
+	check("as written")
+	want[1].Seq, want[1].UpdatedAt = 9, start.Add(2*time.Minute)
+	contractUpdate(t, s, func(tx escrow.Tx) error { return tx.PutConsumer(want[1]) })
+	check("after a replacement")
+	before := contractDump(t, s)
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := tx.PutConsumer(escrow.Consumer{Name: "mailer", Seq: 100}); err != nil {
+			return err
+		}
+		if err := tx.PutConsumer(escrow.Consumer{Name: "new", Seq: 1}); err != nil {
+			return err
+		}
+		got, err := tx.Consumer("mailer")
+		if err != nil || got.Seq != 100 {
+			t.Errorf("Consumer(mailer) inside the transaction = %+v, %v; want Seq 100", got, err)
+		}
+		return errContractAbort
+	})
+	if !errors.Is(err, errContractAbort) {
+		t.Fatalf("Update returned %v, want %v", err, errContractAbort)
+	}
+	contractUnchanged(t, s, before, "a failed Update")
+	check("after a rollback")
 }

@@ -125,6 +125,7 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 		Aggregates    []escrow.Aggregate
 		PairMonths    []escrow.PairMonth
 		DayCounts     []escrow.DayCount
+		Consumers     []escrow.Consumer
 		RatingsOf     map[string][]escrow.Rating // by ratee, in RatingsOf order
 		Top           map[string][]string        // the ranking indexes, by role and key
 		Rekey         []string                   // the re-key index, as party/role
@@ -182,6 +183,9 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 			return err
 		}
 		if err := tx.DayCounts(func(c escrow.DayCount) error { d.DayCounts = append(d.DayCounts, c); return nil }); err != nil {
+			return err
+		}
+		if err := tx.Consumers(func(c escrow.Consumer) error { d.Consumers = append(d.Consumers, c); return nil }); err != nil {
 			return err
 		}
 		// The secondary indexes too, so that a write that damages one
