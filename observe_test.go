@@ -467,6 +467,15 @@ func TestObserverWords(t *testing.T) {
 		{"reputation", func() error { return errOf(l.Reputation(ctx, "bob")) }},
 		{"explain", func() error { return errOf(l.Explain(ctx, "bob", escrow.Page{})) }},
 		{"top_sellers", func() error { return errOf(l.TopSellers(ctx, escrow.RankWilson, escrow.Page{Limit: 3})) }},
+		{"balances", func() error { return errOf(l.Balances(ctx, "dave")) }},
+		{"escrows", func() error { return errOf(l.Escrows(ctx, escrow.EscrowQuery{Party: "alice"})) }},
+		{"history", func() error { return errOf(l.History(ctx, id)) }},
+		{"wait_events", func() error { return errOf(l.WaitEvents(ctx, 0, 10)) }},
+		{"set_consumer", func() error { return errOf(l.SetConsumer(ctx, "mailer", 1)) }},
+		{"consumer", func() error { return errOf(l.Consumer(ctx, "mailer")) }},
+		{"consume", func() error {
+			return l.Consume(ctx, "mailer", func(escrow.Event) error { return errors.New("stop") })
+		}},
 		{"process_due", func() error { return errOf(l.ProcessDue(ctx)) }},
 		{"check", func() error { return l.Check(ctx) }},
 	} {
