@@ -255,7 +255,7 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 	ev.Seq = uint64(t.st.events.n) + 1
 	t.st.events.append(copyEvent(ev))
 	if ev.Escrow != "" {
-		fileSeq(&t.st.byEscrow, ev.Escrow, ev.Seq)
+		t.st.byEscrow.set(escrowSeq{ev.Escrow, ev.Seq})
 	}
 	return nil
 }
@@ -280,13 +280,28 @@ func (t *tx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, e
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
-	seqs := seqPage(&t.st.byEscrow, id, after, limit)
-	page := make([]escrow.Event, len(seqs))
-	for i, seq := range seqs {
-		page[i] = copyEvent(t.st.events.at(seq))
+	page := []escrow.Event{}
+	if after == math.MaxUint64 {
+		return page, nil
 	}
+	t.st.byEscrow.bt.Ascend(escrowSeq{id, after + 1}, func(k escrowSeq) bool {
+		if k.id != id || len(page) >= limit {
+			return false
+		}
+		page = append(page, copyEvent(t.st.events.at(k.seq)))
+		return true
+	})
 	return page, nil
 }
+
+// escrowSeq files an event under its escrow. An escrow's events arrive in
+// Seq order, so each goes to the end of its escrow's run of keys.
+type escrowSeq struct {
+	id  string
+	seq uint64
+}
+
+func (a escrowSeq) less(b escrowSeq) bool { return a.id < b.id || a.id == b.id && a.seq < b.seq }
 
 func copyEvent(ev *escrow.Event) escrow.Event {
 	c := *ev

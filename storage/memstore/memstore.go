@@ -72,7 +72,7 @@ type state struct {
 	postings  []escrow.Posting        // where the journal's postings are, see copyPostings
 	byAccount table[string, []uint64] // the Seq of the entries that post to each account
 	events    seqLog[escrow.Event]
-	byEscrow  table[string, []uint64] // the Seq of each escrow's events
+	byEscrow  tree[escrowSeq] // the events of each escrow
 	consumers table[string, escrow.Consumer]
 	idem      table[string, escrow.IdempotencyRecord]
 	idemAge   tree[timeKey] // idempotency keys by At
@@ -131,7 +131,7 @@ func New() *Store {
 		due:        newTree(timeKey.less),
 		parties:    newTree(partyKey.less),
 		byAccount:  newTable[string, []uint64](strings.Compare),
-		byEscrow:   newTable[string, []uint64](strings.Compare),
+		byEscrow:   newTree(escrowSeq.less),
 		consumers:  newTable[string, escrow.Consumer](strings.Compare),
 		idem:       newTable[string, escrow.IdempotencyRecord](strings.Compare),
 		idemAge:    newTree(timeKey.less),
