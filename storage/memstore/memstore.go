@@ -7,11 +7,11 @@
 // Each kind of record is a table: an ordered B-tree
 // (github.com/tidwall/btree) of rows that point to the records, which
 // listing methods walk in key order. Each index is a B-tree of its own:
-// escrows by deadline, idempotency keys by age, ratings by ratee,
-// aggregates by rank and by re-key day. Two things are kept otherwise,
-// because they only grow at one end: the journal and the events are pages
-// of records numbered from 1 (seqLog), and the entries of an account are
-// a list of Seq numbers in a table.
+// escrows by deadline and by party, events by escrow, idempotency keys by
+// age, aggregates by rank and by re-key day. Some things are kept
+// otherwise, because they mostly grow at one end: the journal and the
+// events are pages of records numbered from 1 (seqLog), and the entries
+// of an account and the ratings of a ratee are lists in a table.
 //
 // One writer at a time holds the write lock and changes the live data in
 // place. Every tree remembers what the running transaction changed (the
