@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/escrowkit/escrow"
+)
+
+// The people of the shop: who you may act as.
+const (
+	buyer   = "mei"
+	seller  = "teahouse"
+	arbiter = "arbiter"
+)
+
+var people = []string{buyer, seller, arbiter}
+
+// shop serves the page and the forms it posts.
+type shop struct {
+	ledger *escrow.Ledger
+	page   *template.Template
+	orders int // orders opened through this shop, for their IDs
+	mux    *http.ServeMux
+}
+
+//go:embed page.html
+var pageHTML string
+
+// newShop opens the ledger over store, with the arbiter as the default for
+// every order, and gives the buyer an account with money in it.
+func newShop(ctx context.Context, store escrow.Storage, clock escrow.Clock) (*shop, error) {
+	l, err := escrow.New(ctx, store, &escrow.Options{Clock: clock, Arbiter: arbiter})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range []string{buyer, seller} {
+		if _, err := l.OpenAccount(ctx, id); err != nil && !errors.Is(err, escrow.ErrExists) {
+			return nil, err
+		}
+	}
+	// The buyer's money comes in once: the deposit is keyed.
+	if _, err := l.Deposit(ctx, buyer, escrow.MustParseMoney("500.00", escrow.CNY), escrow.IdempotencyKey("shop-first-deposit")); err != nil {
+		return nil, err
+	}
+	page, err := template.New("page").Parse(pageHTML)
+	if err != nil {
+		return nil, err
+	}
+	s := &shop{ledger: l, page: page, mux: http.NewServeMux()}
+	mine, err := l.Escrows(ctx, escrow.EscrowQuery{Party: buyer, Limit: escrow.MaxPageLimit})
+	if err != nil {
+		return nil, err
+	}
+	s.orders = len(mine.Escrows) // a reopened shop numbers on from its orders
+	s.mux.HandleFunc("GET /{$}", s.show)
+	s.mux.HandleFunc("POST /order", s.order)
+	s.mux.HandleFunc("POST /act", s.act)
+	return s, nil
+}
+
+func (s *shop) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// as returns whom the request acts as: ?as= or the form's "as".
+func as(r *http.Request) string {
+	who := r.FormValue("as")
+	for _, p := range people {
+		if who == p {
+			return who
+		}
+	}
+	return buyer
+}
+
+// view is what the page shows.
+type view struct {
+	As, Buyer, Seller string
+	People            []string
+	Problem           string // the last action's refusal, if any
+	Orders            []order
+	Balances          []escrow.Balance
+	Reputation        escrow.View
+}
+
+// order is an escrow as the page shows it: with its timeline and what the
+// person acting may do next.
+type order struct {
+	escrow.Escrow
+	Timeline []escrow.Event
+	Actions  []string
+	CanRate  bool
+}
+
+func (s *shop) show(w http.ResponseWriter, r *http.Request) {
+	ctx, who := r.Context(), as(r)
+	v := view{As: who, Buyer: buyer, Seller: seller, People: people, Problem: r.FormValue("problem")}
+	page, err := s.ledger.Escrows(ctx, escrow.EscrowQuery{Party: who, Limit: escrow.MaxPageLimit})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	for _, e := range page.Escrows {
+		o := order{Escrow: e}
+		if o.Timeline, err = s.ledger.History(ctx, e.ID); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		role := roleOf(e, who)
+		for _, a := range escrow.Actions() {
+			if escrow.Allowed(a, role, e.State) && a != escrow.ActionConfirmMilestone {
+				o.Actions = append(o.Actions, word(a))
+			}
+		}
+		o.CanRate = (role == escrow.Buyer || role == escrow.Seller) && e.State.Terminal() &&
+			!e.RatingDueAt.IsZero() && e.Rated&role == 0
+		v.Orders = append(v.Orders, o)
+	}
+	if who != arbiter {
+		if v.Balances, err = s.ledger.Balances(ctx, who); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	rep, err := s.ledger.Reputation(ctx, seller)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	v.Reputation = rep.AsSeller
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := s.page.Execute(w, v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+// roleOf returns who's part in e.
+func roleOf(e escrow.Escrow, who string) escrow.Role {
+	switch who {
+	case e.Buyer:
+		return escrow.Buyer
+	case e.Seller:
+		return escrow.Seller
+	case e.Arbiter:
+		return escrow.Arbiter
+	}
+	return 0
+}
+
+// word is an action's word in the page's forms: its JSON form.
+func word(a escrow.Action) string {
+	b, _ := a.MarshalText()
+	return string(b)
+}
+
+// back sends the browser to the page again, as who, with the refusal of
+// the action if there was one.
+func back(w http.ResponseWriter, r *http.Request, who string, err error) {
+	q := url.Values{"as": {who}}
+	if err != nil {
+		q.Set("problem", err.Error())
+	}
+	http.Redirect(w, r, "/?"+q.Encode(), http.StatusSeeOther)
+}
+
+// order opens an escrow for a teapot at the price asked, as the buyer.
+func (s *shop) order(w http.ResponseWriter, r *http.Request) {
+	price, err := escrow.ParseMoney(r.FormValue("price"), escrow.CNY)
+	if err == nil {
+		s.orders++
+		_, err = s.ledger.Open(r.Context(), escrow.Terms{ID: fmt.Sprintf("order-%d", s.orders), Buyer: buyer,
+			Seller: seller, Price: price, Item: r.FormValue("item")})
+	}
+	back(w, r, buyer, err)
+}
+
+// act takes the action the form names on the escrow it names.
+func (s *shop) act(w http.ResponseWriter, r *http.Request) {
+	ctx, who, id := r.Context(), as(r), r.FormValue("id")
+	amount := func() (escrow.Money, error) { return escrow.ParseMoney(r.FormValue("amount"), escrow.CNY) }
+	reason := r.FormValue("reason")
+	var err error
+	switch r.FormValue("action") {
+	case "pay":
+		_, err = s.ledger.Pay(ctx, id, who)
+	case "ship":
+		_, err = s.ledger.Ship(ctx, id, who, r.FormValue("tracking"))
+	case "confirm":
+		_, err = s.ledger.Confirm(ctx, id, who)
+	case "cancel":
+		_, err = s.ledger.Cancel(ctx, id, who)
+	case "refund":
+		var m escrow.Money
+		if m, err = amount(); err == nil {
+			_, err = s.ledger.Refund(ctx, id, who, m)
+		}
+	case "request_refund":
+		var m escrow.Money
+		if m, err = amount(); err == nil {
+			_, err = s.ledger.RequestRefund(ctx, id, who, m, reason)
+		}
+	case "agree_refund":
+		_, err = s.ledger.AgreeRefund(ctx, id, who)
+	case "refuse_refund":
+		_, err = s.ledger.RefuseRefund(ctx, id, who, reason)
+	case "dispute":
+		_, err = s.ledger.Dispute(ctx, id, who, reason)
+	case "resolve":
+		var m escrow.Money
+		if m, err = amount(); err == nil {
+			var e escrow.Escrow
+			if e, err = s.ledger.Escrow(ctx, id); err == nil {
+				rest := escrow.RestoreMoney(e.Held.Units()-m.Units(), escrow.CNY) // the ledger refuses a negative part
+				_, err = s.ledger.Resolve(ctx, id, who, escrow.Split{Buyer: m, Seller: rest})
+			}
+		}
+	case "rate":
+		var score escrow.Score
+		if err = score.UnmarshalText([]byte(r.FormValue("score"))); err == nil {
+			in := escrow.RatingInput{Score: score, Comment: r.FormValue("comment")}
+			if stars, _ := strconv.Atoi(r.FormValue("stars")); who == buyer && stars >= 1 && stars <= 5 {
+				in.Details = escrow.Details{Described: int8(stars), Communication: int8(stars), Shipping: int8(stars)}
+			}
+			_, err = s.ledger.Rate(ctx, id, who, in)
+		}
+	default:
+		err = fmt.Errorf("no action %q", r.FormValue("action"))
+	}
+	back(w, r, who, err)
+}

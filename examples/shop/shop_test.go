@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
+)
+
+// client drives the shop over HTTP as a browser with forms would.
+type client struct {
+	t      *testing.T
+	srv    *httptest.Server
+	ledger *escrow.Ledger
+	clock  *escrow.ManualClock
+}
+
+func newClient(t *testing.T) *client {
+	t.Helper()
+	store := memstore.New()
+	t.Cleanup(func() { store.Close() })
+	clock := escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	s, err := newShop(context.Background(), store, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &client{t: t, srv: srv, ledger: s.ledger, clock: clock}
+}
+
+// page returns the page as who sees it.
+func (c *client) page(who string) string {
+	c.t.Helper()
+	resp, err := http.Get(c.srv.URL + "/?as=" + who)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("GET / as %s: %s\n%s", who, resp.Status, b)
+	}
+	return string(b)
+}
+
+// post submits a form as who and returns the page it leads to.
+func (c *client) post(path, who string, form url.Values) string {
+	c.t.Helper()
+	form.Set("as", who)
+	resp, err := http.PostForm(c.srv.URL+path, form)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("POST %s as %s: %s\n%s", path, who, resp.Status, b)
+	}
+	return string(b)
+}
+
+// act presses the button for action on escrow id as who, which the page
+// must show, and returns the page after.
+func (c *client) act(who, id, action string, fields ...string) string {
+	c.t.Helper()
+	if !strings.Contains(c.page(who), `id="`+id+`-`+action+`"`) {
+		c.t.Fatalf("%s sees no %s button on %s", who, action, id)
+	}
+	form := url.Values{"id": {id}, "action": {action}}
+	for i := 0; i+1 < len(fields); i += 2 {
+		form.Set(fields[i], fields[i+1])
+	}
+	page := c.post("/act", who, form)
+	if p := problem(page); p != "" {
+		c.t.Fatalf("%s %s on %s was refused: %s", who, action, id, p)
+	}
+	return page
+}
+
+var problemRE = regexp.MustCompile(`<p class="problem" id="problem">([^<]*)</p>`)
+
+func problem(page string) string {
+	if m := problemRE.FindStringSubmatch(page); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// state returns the state the page shows for escrow id.
+func state(t *testing.T, page, id string) string {
+	t.Helper()
+	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(id) + `-state">([A-Za-z]+)<`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page shows no state for %s", id)
+	}
+	return m[1]
+}
+
+// TestTrade acts out a trade through the page: order, pay, ship, confirm,
+// and both ratings. The page shows each state, only the buttons the
+// person may press, the timeline, the balances and the seller's
+// reputation, as the ledger has them.
+func TestTrade(t *testing.T) {
+	c := newClient(t)
+	page := c.post("/order", buyer, url.Values{"item": {"Yixing teapot"}, "price": {"120.00"}})
+	if got := state(t, page, "order-1"); got != "AwaitingPayment" {
+		t.Fatalf("a new order is %s", got)
+	}
+	if strings.Contains(c.page(seller), `id="order-1-pay"`) {
+		t.Errorf("the seller is offered to pay")
+	}
+	page = c.act(buyer, "order-1", "pay")
+	if got := state(t, page, "order-1"); got != "AwaitingShipment" {
+		t.Errorf("after paying the order is %s", got)
+	}
+	if !strings.Contains(page, "<td>CNY</td><td>380.00 CNY</td><td>120.00 CNY</td>") {
+		t.Errorf("the buyer's balances do not show 380.00 available and 120.00 held:\n%s", page)
+	}
+	c.act(seller, "order-1", "ship", "tracking", "SF42")
+	page = c.act(buyer, "order-1", "confirm")
+	if got := state(t, page, "order-1"); got != "Completed" {
+		t.Errorf("after confirming the order is %s", got)
+	}
+	c.act(buyer, "order-1", "rate", "score", "positive", "stars", "5")
+	page = c.act(seller, "order-1", "rate", "score", "positive")
+
+	h, err := c.ledger.History(context.Background(), "order-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	for _, ev := range h {
+		want.WriteString(string(ev.Type))
+		want.WriteByte(' ')
+	}
+	timeline := regexp.MustCompile(`(?s)<ol class="timeline" id="order-1-timeline">(.*?)</ol>`).FindStringSubmatch(page)
+	if timeline == nil {
+		t.Fatal("no timeline for order-1")
+	}
+	var got bytes.Buffer
+	for _, m := range regexp.MustCompile(`\d\d:\d\d:\d\d (\w+)`).FindAllStringSubmatch(timeline[1], -1) {
+		got.WriteString(m[1])
+		got.WriteByte(' ')
+	}
+	if got.String() != want.String() || !strings.HasPrefix(got.String(), "EscrowOpened EscrowPaid EscrowShipped EscrowReleased RatingGiven RatingGiven") {
+		t.Errorf("timeline %q, want the escrow's history %q", got.String(), want.String())
+	}
+	if !strings.Contains(page, `<p id="reputation">1 points`) {
+		t.Errorf("the seller's reputation does not show 1 point:\n%s", page)
+	}
+	if strings.Contains(page, `id="order-1-rate"`) {
+		t.Errorf("the seller is offered to rate again")
+	}
+	sellerPage := c.page(seller)
+	if !strings.Contains(sellerPage, "<td>CNY</td><td>120.00 CNY</td><td>0.00 CNY</td>") {
+		t.Errorf("the seller's balance does not show the 120.00 released:\n%s", sellerPage)
+	}
+}
+
+// TestRefundAndDispute: the buyer asks for money back, the seller
+// refuses, the buyer calls the arbiter, who splits the money; and an
+// action the rules refuse shows why and changes nothing.
+func TestRefundAndDispute(t *testing.T) {
+	c := newClient(t)
+	c.post("/order", buyer, url.Values{"item": {"Teacups"}, "price": {"120.00"}})
+	c.act(buyer, "order-1", "pay")
+	c.act(seller, "order-1", "ship")
+	c.act(buyer, "order-1", "request_refund", "amount", "120.00", "reason", "cracked")
+	c.act(seller, "order-1", "refuse_refund", "reason", "packed with care")
+	c.act(buyer, "order-1", "dispute", "reason", "see the photos")
+	page := c.act(arbiter, "order-1", "resolve", "amount", "50.00")
+	if got := state(t, page, "order-1"); got != "Resolved" {
+		t.Errorf("after the arbiter's split the order is %s", got)
+	}
+	for who, balance := range map[string]string{buyer: "430.00 CNY", seller: "70.00 CNY"} {
+		b, err := c.ledger.Balance(context.Background(), who, escrow.CNY)
+		if err != nil || b.Available.String() != balance {
+			t.Errorf("%s holds %v (%v), want %s available", who, b.Available, err, balance)
+		}
+	}
+
+	// The seller posts a confirm the page never offered.
+	c.post("/order", buyer, url.Values{"item": {"Tea"}, "price": {"10.00"}})
+	before, _ := c.ledger.Escrow(context.Background(), "order-2")
+	page = c.post("/act", seller, url.Values{"id": {"order-2"}, "action": {"confirm"}})
+	if p := problem(page); !strings.Contains(p, "may not") {
+		t.Errorf("a refused action shows %q, want why", p)
+	}
+	after, _ := c.ledger.Escrow(context.Background(), "order-2")
+	if after.Version != before.Version || after.State != escrow.AwaitingPayment {
+		t.Errorf("a refused action changed the escrow: %+v", after)
+	}
+	page = c.post("/order", buyer, url.Values{"item": {"Tea"}, "price": {"-1"}})
+	if problem(page) == "" {
+		t.Errorf("an order at a negative price was not refused")
+	}
+}
+
+// TestRun: the command prints the address it serves, and -h is not an
+// error.
+func TestRun(t *testing.T) {
+	if err := run(io.Discard, []string{"-h"}); err == nil || !strings.Contains(err.Error(), "help") {
+		t.Errorf("run -h = %v, want flag.ErrHelp", err)
+	}
+}
