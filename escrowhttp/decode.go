@@ -1,0 +1,262 @@
+package escrowhttp
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// This file reads what a request carries: its JSON body, strictly, and
+// its query parameters.
+
+// decode reads the request body into v, a pointer to the route's body
+// type. An empty body is read as {}. It refuses what is not one JSON value
+// (invalid_json), a member v has no field for, in any object however deep
+// (unknown_field), and a value of the wrong JSON type (invalid_json); a
+// value the ledger's types refuse as they decode, such as a negative
+// amount or an unknown state, fails with the ledger's error.
+func (c *call) decode(v any) error {
+	b, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		if _, ok := as[*http.MaxBytesError](err); ok {
+			return err
+		}
+		return refuse("invalid_json", "reading the body: %v", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		b = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var raw any
+	if err := dec.Decode(&raw); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return refuse("invalid_json", "the body holds more than one JSON value")
+	}
+	if path := unknownField(raw, reflect.TypeOf(v).Elem(), ""); path != "" {
+		e := refuse("unknown_field", "the body has a field %q that the request does not take", path)
+		e.details = map[string]any{"field": path}
+		return e
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+// jsonError words an error of encoding/json; an error of the ledger's
+// types (a bad amount, an unknown word) is returned as it is.
+func jsonError(err error) error {
+	if e, ok := as[*json.SyntaxError](err); ok {
+		a := refuse("invalid_json", "the body is not valid JSON: %v", e)
+		a.details = map[string]any{"offset": e.Offset}
+		return a
+	}
+	if e, ok := as[*json.UnmarshalTypeError](err); ok {
+		if e.Field == "" {
+			return refuse("invalid_json", "the body must be a JSON object, not %s", article(e.Value))
+		}
+		a := refuse("invalid_json", "field %q must be %s, not %s", e.Field, article(jsonKind(e.Type)), article(e.Value))
+		a.details = map[string]any{"field": e.Field, "expected": jsonKind(e.Type), "got": e.Value}
+		return a
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return refuse("invalid_json", "the body is cut short")
+	}
+	return err
+}
+
+// article puts "a" or "an" before a JSON kind.
+func article(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
+// jsonKind names the JSON a Go type is read from.
+func jsonKind(t reflect.Type) string {
+	if t.Implements(textUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return "string"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.String:
+		return "string"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	}
+	return "object"
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// unknownField returns the path of the first member, in key order, of
+// raw (JSON decoded into any) that t has no field for ("price.amont",
+// "milestones[1].nmae"), or "". encoding/json's DisallowUnknownFields
+// stops at types that decode themselves, such as Money and Timers, and
+// matches names without regard to case; this walk goes into both and
+// takes a name only as it is spelt.
+func unknownField(raw any, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch raw := raw.(type) {
+	case map[string]any:
+		keys := slices.Sorted(func(yield func(string) bool) {
+			for k := range raw {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		if t.Kind() == reflect.Map {
+			for _, k := range keys {
+				if p := unknownField(raw[k], t.Elem(), path+"."+k); p != "" {
+					return p
+				}
+			}
+			return ""
+		}
+		fields := jsonFields(t)
+		if fields == nil {
+			return "" // not an object in Go: the decode refuses it
+		}
+		for _, k := range keys {
+			ft, ok := fields[k]
+			name := strings.TrimPrefix(path+"."+k, ".")
+			if !ok {
+				return name
+			}
+			if p := unknownField(raw[k], ft, name); p != "" {
+				return p
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for i, x := range raw {
+				if p := unknownField(x, t.Elem(), path+"["+strconv.Itoa(i)+"]"); p != "" {
+					return p
+				}
+			}
+		}
+	}
+	return ""
+}
+
+var moneyType = reflect.TypeFor[escrow.Money]()
+
+// jsonFields returns the members of the JSON object that t is written as,
+// with the type of each; nil if t is not written as an object with fixed
+// members. A Money is {"amount","currency"}; other structs are their
+// exported fields under their json names, embedded structs' in line.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if t == moneyType {
+		str := reflect.TypeFor[string]()
+		return map[string]reflect.Type{"amount": str, "currency": str}
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Time]() {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	for f := range structFields(t) {
+		fields[f.name] = f.typ
+	}
+	return fields
+}
+
+// A jsonField is one member of a struct's JSON object.
+type jsonField struct {
+	name     string
+	typ      reflect.Type
+	optional bool // omitempty or omitzero: it may be left out
+	doc      reflect.StructField
+}
+
+// structFields yields the members of the JSON object of struct t, as
+// encoding/json writes them: exported fields under their json names,
+// fields of embedded structs without a name in line, "-" left out.
+func structFields(t reflect.Type) func(yield func(jsonField) bool) {
+	return func(yield func(jsonField) bool) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			name, opts, _ := strings.Cut(tag, ",")
+			if tag == "-" || !f.IsExported() && !f.Anonymous {
+				continue
+			}
+			if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+				for g := range structFields(f.Type) {
+					if !yield(g) {
+						return
+					}
+				}
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			optional := slices.ContainsFunc(strings.Split(opts, ","), func(o string) bool {
+				return o == "omitempty" || o == "omitzero"
+			})
+			if !yield(jsonField{name: name, typ: f.Type, optional: optional, doc: f}) {
+				return
+			}
+		}
+	}
+}
+
+// Query parameters.
+
+// queryInt reads an integer parameter from lo to hi; def if it is absent.
+func (c *call) queryInt(name string, def, lo, hi int) (int, error) {
+	s := c.r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, refuse("invalid_argument", "%s=%q: want a whole number from %d to %d", name, s, lo, hi)
+	}
+	return n, nil
+}
+
+// querySeq reads an event or journal sequence number; 0 if absent.
+func (c *call) querySeq(name string) (uint64, error) {
+	s := c.r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, refuse("invalid_argument", "%s=%q: want a sequence number, 0 or more", name, s)
+	}
+	return n, nil
+}
+
+// queryWord reads a parameter in an enumeration's words into v; an
+// absent one leaves v as it is. An unknown word fails with the ledger's
+// *escrow.EnumError, which lists the words there are.
+func (c *call) queryWord(name string, v encoding.TextUnmarshaler) error {
+	if s := c.r.URL.Query().Get(name); s != "" {
+		return v.UnmarshalText([]byte(s))
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package escrowhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/escrowkit/escrow"
+)
+
+// An apiError is a refusal as the client sees it: a status, a code that
+// names its class, a message for people and details for programs.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	details map[string]any
+	header  map[string]string // sent with it: Allow, Retry-After
+}
+
+func (e *apiError) Error() string { return e.message }
+
+// errorBody is the JSON of every refusal:
+//
+//	{"error":{"code":"insufficient_funds","message":"…","details":{…}}}
+type errorBody struct {
+	Error errorObject `json:"error"`
+}
+
+// errorObject is the refusal inside errorBody.
+type errorObject struct {
+	// Code names the class of the refusal, one of the codes below. It is
+	// stable: clients switch on it, not on the message.
+	Code string `json:"code"`
+	// Message says what went wrong, for people; its wording may change.
+	Message string `json:"message"`
+	// Details carry what the refusal is about, by class: the escrow, the
+	// action and the state of a transition refused, what an account needed
+	// and had, the words an enumeration takes.
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// A class is one kind of refusal: its code and its status.
+type class struct {
+	code   string
+	status int
+	err    error // the ledger's sentinel it answers, if any
+}
+
+// classes lists every code the API answers with. The ledger's sentinels
+// come in the order classify tries them; the rest are the handler's own.
+var classes = []class{
+	{"not_found", http.StatusNotFound, escrow.ErrNotFound},
+	{"already_exists", http.StatusConflict, escrow.ErrExists},
+	{"invalid_transition", http.StatusConflict, escrow.ErrInvalidTransition},
+	{"already_rated", http.StatusConflict, escrow.ErrAlreadyRated},
+	{"rating_closed", http.StatusConflict, escrow.ErrRatingClosed},
+	{"no_arbiter", http.StatusConflict, escrow.ErrNoArbiter},
+	{"idempotency_mismatch", http.StatusConflict, escrow.ErrIdempotencyMismatch},
+	{"conflict", http.StatusConflict, escrow.ErrConflict},
+	{"not_party", http.StatusForbidden, escrow.ErrNotParty},
+	{"invalid_amount", http.StatusUnprocessableEntity, escrow.ErrInvalidAmount},
+	{"amount_too_large", http.StatusUnprocessableEntity, escrow.ErrAmountTooLarge},
+	{"unknown_currency", http.StatusUnprocessableEntity, escrow.ErrUnknownCurrency},
+	{"currency_mismatch", http.StatusUnprocessableEntity, escrow.ErrCurrencyMismatch},
+	{"insufficient_funds", http.StatusPaymentRequired, escrow.ErrInsufficientFunds},
+	{"invalid_argument", http.StatusBadRequest, escrow.ErrInvalidArgument},
+	{"closed", http.StatusServiceUnavailable, escrow.ErrClosed},
+	{"read_only", http.StatusServiceUnavailable, escrow.ErrReadOnly},
+	{"timeout", http.StatusServiceUnavailable, context.DeadlineExceeded},
+	{"canceled", http.StatusServiceUnavailable, context.Canceled},
+
+	{"invalid_json", http.StatusBadRequest, nil},
+	{"unknown_field", http.StatusBadRequest, nil},
+	{"unauthenticated", http.StatusUnauthorized, nil},
+	{"forbidden", http.StatusForbidden, nil},
+	{"route_not_found", http.StatusNotFound, nil},
+	{"method_not_allowed", http.StatusMethodNotAllowed, nil},
+	{"body_too_large", http.StatusRequestEntityTooLarge, nil},
+	{"unsupported_media_type", http.StatusUnsupportedMediaType, nil},
+	{"rate_limited", http.StatusTooManyRequests, nil},
+	{"internal", http.StatusInternalServerError, nil},
+}
+
+// refuse returns the refusal of class code, with a message.
+func refuse(code, format string, args ...any) *apiError {
+	for _, c := range classes {
+		if c.code == code {
+			return &apiError{status: c.status, code: code, message: fmt.Sprintf(format, args...)}
+		}
+	}
+	panic("escrowhttp: no class " + code)
+}
+
+// fixedMessages replace the ledger's message where it speaks of the
+// store, which is the host's business, not the client's.
+var fixedMessages = map[string]string{
+	"conflict":  "the request lost a race with another; retry it",
+	"closed":    "the ledger is closed",
+	"read_only": "the ledger is read-only",
+	"timeout":   "the request ran out of time before the ledger answered",
+	"canceled":  "the request ended before the ledger answered",
+	"internal":  "internal error",
+}
+
+// classify turns an error from the ledger, or from reading the request,
+// into what the client is told. c is the call it came from; nil outside
+// a route.
+func (s *server) classify(c *call, err error) *apiError {
+	if e, ok := as[*apiError](err); ok {
+		return e
+	}
+	if e, ok := as[*http.MaxBytesError](err); ok {
+		a := refuse("body_too_large", "the request body is over %d bytes", e.Limit)
+		a.details = map[string]any{"limit": e.Limit}
+		return a
+	}
+	for _, cl := range classes {
+		if cl.err == nil || !errors.Is(err, cl.err) {
+			continue
+		}
+		a := &apiError{status: cl.status, code: cl.code, message: err.Error()}
+		if msg, ok := fixedMessages[cl.code]; ok {
+			a.message = msg
+		}
+		a.details = details(err)
+		if e, ok := as[*escrow.RoleError](err); ok {
+			a.message = roleMessage(e)
+		}
+		if e, ok := as[*escrow.IdempotencyMismatchError](err); ok && c != nil {
+			a.message, a.details = mismatch(e, c.key)
+		}
+		return a
+	}
+	a := refuse("internal", "%s", fixedMessages["internal"])
+	attrs := []slog.Attr{slog.Any("error", err)}
+	if c != nil {
+		attrs = append(attrs, slog.String("method", c.r.Method), slog.String("path", c.r.URL.Path), slog.String("actor", c.actor))
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelError, "escrowhttp: internal error", attrs...)
+	return a
+}
+
+// details returns what a typed error of the ledger carries, for the
+// client; nil for a plain sentinel.
+func details(err error) map[string]any {
+	if e, ok := as[*escrow.AmountError](err); ok {
+		return map[string]any{"amount": e.Amount, "currency": e.Currency, "reason": e.Reason}
+	}
+	if e, ok := as[*escrow.RoleError](err); ok {
+		// Not the state: a stranger who knows an escrow's ID learns no
+		// more of it by trying an action.
+		return map[string]any{"escrow": e.Escrow, "action": e.Action, "actor": e.Actor}
+	}
+	if e, ok := as[*escrow.TransitionError](err); ok {
+		return map[string]any{"escrow": e.Escrow, "action": e.Action, "state": e.State}
+	}
+	if e, ok := as[*escrow.InsufficientFundsError](err); ok {
+		return map[string]any{"account": e.Account, "needed": e.Needed, "available": e.Available}
+	}
+	if e, ok := as[*escrow.EnumError](err); ok {
+		return map[string]any{"type": e.Type, "text": e.Text, "words": e.Words}
+	}
+	if e, ok := as[*escrow.MetadataError](err); ok {
+		if e.Keys > 0 {
+			return map[string]any{"keys": e.Keys, "max_keys": escrow.MetadataMaxKeys}
+		}
+		return map[string]any{"key": e.Key, "reason": e.Reason}
+	}
+	return nil
+}
+
+// roleMessage words a RoleError without the escrow's state, which a
+// stranger may not read.
+func roleMessage(e *escrow.RoleError) string {
+	return fmt.Sprintf("escrow: %q may not %s escrow %q: only %s may", e.Actor, e.Action, e.Escrow, e.Want)
+}
+
+// mismatch words an IdempotencyMismatchError with the key the client
+// sent, not the one the ledger keeps (prefixed with the actor).
+func mismatch(e *escrow.IdempotencyMismatchError, key string) (string, map[string]any) {
+	shown := *e
+	shown.Key = key
+	d := map[string]any{"key": key}
+	for name, v := range map[string]string{"call": e.Call, "escrow": e.Escrow, "account": e.Account} {
+		if v != "" {
+			d[name] = v
+		}
+	}
+	return shown.Error(), d
+}
+
+// as is errors.As for a type: the first error in err's tree of type E.
+func as[E error](err error) (E, bool) {
+	var e E
+	ok := errors.As(err, &e)
+	return e, ok
+}

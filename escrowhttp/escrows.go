@@ -1,0 +1,162 @@
+package escrowhttp
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/escrowkit/escrow"
+)
+
+// This file serves the escrows: opening, listing and reading them, and
+// every action on them.
+
+// shipBody is the body of ship.
+type shipBody struct {
+	Tracking string `json:"tracking,omitempty"`
+}
+
+// milestoneBody is the body of confirm_milestone. The milestone is
+// required, though 0 is a valid one: a retry that names the milestone it
+// meant cannot release the next.
+type milestoneBody struct {
+	Milestone *int `json:"milestone"`
+}
+
+// refundRequestBody is the body of request_refund.
+type refundRequestBody struct {
+	Amount escrow.Money `json:"amount"`
+	Reason string       `json:"reason,omitempty"`
+}
+
+// reasonBody is the body of refuse_refund and dispute.
+type reasonBody struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// history answers an escrow's events.
+type history struct {
+	Events []escrow.Event `json:"events"`
+}
+
+func (s *server) open(c *call, t *escrow.Terms) (escrow.Escrow, error) {
+	if t.Buyer == "" {
+		t.Buyer = c.actor
+	}
+	if t.Buyer != c.actor {
+		return escrow.Escrow{}, refuse("forbidden", "%q may not open an escrow for buyer %q: the buyer opens it", c.actor, t.Buyer)
+	}
+	e, err := s.ledger.Open(c.ctx, *t, c.opts...)
+	if err == nil {
+		c.w.Header().Set("Location", "escrows/"+url.PathEscape(e.ID))
+	}
+	return e, err
+}
+
+func (s *server) escrows(c *call) (escrow.EscrowPage, error) {
+	q := escrow.EscrowQuery{Party: c.actor, Cursor: c.r.URL.Query().Get("cursor")}
+	if p := c.r.URL.Query().Get("party"); p != "" && p != c.actor {
+		if !c.operator {
+			return escrow.EscrowPage{}, refuse("forbidden", "%q may not list the escrows of %q", c.actor, p)
+		}
+		q.Party = p
+	}
+	if err := c.queryWord("role", &q.Role); err != nil {
+		return escrow.EscrowPage{}, err
+	}
+	for _, v := range c.r.URL.Query()["state"] {
+		for _, word := range strings.Split(v, ",") {
+			var st escrow.State
+			if word == "" {
+				return escrow.EscrowPage{}, refuse("invalid_argument", "state=%q holds an empty state", v)
+			}
+			if err := st.UnmarshalText([]byte(word)); err != nil {
+				return escrow.EscrowPage{}, err
+			}
+			q.States = append(q.States, st)
+		}
+	}
+	var err error
+	if q.Limit, err = c.queryInt("limit", 0, 1, escrow.MaxPageLimit); err != nil {
+		return escrow.EscrowPage{}, err
+	}
+	page, err := s.ledger.Escrows(c.ctx, q)
+	page.Escrows = nonNil(page.Escrows)
+	return page, err
+}
+
+// party returns the escrow of the request's path if the actor may read
+// it: as its buyer, seller or arbiter, or as an operator. Anyone else gets
+// not_party (403). An escrow's existence is no secret (POST /v1/escrows
+// with a taken ID answers 409 already_exists), so an ID nobody opened is
+// 404 for everyone.
+func (s *server) party(c *call) (escrow.Escrow, error) {
+	e, err := s.ledger.Escrow(c.ctx, c.r.PathValue("id"))
+	if err != nil {
+		return escrow.Escrow{}, err
+	}
+	if e.RoleOf(c.actor) == 0 && !c.operator {
+		return escrow.Escrow{}, refuse("not_party", "%q is not a party to escrow %q", c.actor, e.ID)
+	}
+	return e, nil
+}
+
+func (s *server) escrow(c *call) (escrow.Escrow, error) { return s.party(c) }
+
+func (s *server) history(c *call) (history, error) {
+	e, err := s.party(c)
+	if err != nil {
+		return history{}, err
+	}
+	events, err := s.ledger.History(c.ctx, e.ID)
+	return history{Events: nonNil(events)}, err
+}
+
+// The actions. The ledger checks that the actor may take each one, in the
+// escrow's state.
+
+func (s *server) pay(c *call, _ *empty) (escrow.Escrow, error) {
+	return s.ledger.Pay(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+func (s *server) ship(c *call, b *shipBody) (escrow.Escrow, error) {
+	return s.ledger.Ship(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.opts...)
+}
+
+func (s *server) confirm(c *call, _ *empty) (escrow.Escrow, error) {
+	return s.ledger.Confirm(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+func (s *server) confirmMilestone(c *call, b *milestoneBody) (escrow.Escrow, error) {
+	if b.Milestone == nil {
+		return escrow.Escrow{}, refuse("invalid_argument", "the body must name the milestone to confirm, counting from 0")
+	}
+	return s.ledger.ConfirmMilestone(c.ctx, c.r.PathValue("id"), c.actor, *b.Milestone, c.opts...)
+}
+
+func (s *server) cancel(c *call, _ *empty) (escrow.Escrow, error) {
+	return s.ledger.Cancel(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+func (s *server) refund(c *call, b *amountBody) (escrow.Escrow, error) {
+	return s.ledger.Refund(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, c.opts...)
+}
+
+func (s *server) requestRefund(c *call, b *refundRequestBody) (escrow.Escrow, error) {
+	return s.ledger.RequestRefund(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, b.Reason, c.opts...)
+}
+
+func (s *server) agreeRefund(c *call, _ *empty) (escrow.Escrow, error) {
+	return s.ledger.AgreeRefund(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+func (s *server) refuseRefund(c *call, b *reasonBody) (escrow.Escrow, error) {
+	return s.ledger.RefuseRefund(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.opts...)
+}
+
+func (s *server) dispute(c *call, b *reasonBody) (escrow.Escrow, error) {
+	return s.ledger.Dispute(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.opts...)
+}
+
+func (s *server) resolve(c *call, split *escrow.Split) (escrow.Escrow, error) {
+	return s.ledger.Resolve(c.ctx, c.r.PathValue("id"), c.actor, *split, c.opts...)
+}

@@ -1,0 +1,302 @@
+package escrowhttp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// Limits the handler takes unless Options say otherwise.
+const (
+	// DefaultMaxBodyBytes is the largest request body: 64 KiB, room for
+	// terms with the most metadata the ledger takes (50 values of 500
+	// bytes) and then some.
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultMaxWait is the longest a long poll of the events waits, and
+	// how often an idle event stream sends a comment to keep proxies from
+	// closing it.
+	DefaultMaxWait = 30 * time.Second
+)
+
+// Options configure the handler that New returns. Actor is required; the
+// zero value of every other field takes its default.
+type Options struct {
+	// Actor names the party a request comes from: an account ID, or an
+	// arbiter's ID. It is the host's authentication: the handler reads no
+	// credentials itself. An error, or an empty name, refuses the request
+	// with 401 and the error's text as the message. Every route calls it
+	// but the API's description (GET /v1/openapi.json).
+	Actor func(*http.Request) (string, error)
+	// Operator reports whether a request comes from the host itself (its
+	// payment gateway, its back office): only operators deposit, withdraw,
+	// read the whole event stream, and read accounts and escrows that are
+	// not theirs. It is asked after Actor, so an operator has an actor
+	// name too. Nil means nobody is an operator, and the operator routes
+	// answer 403.
+	Operator func(*http.Request) bool
+	// MaxBodyBytes is the largest request body; a larger one is refused
+	// with 413. Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// RateLimit caps each actor's requests; the zero value caps nothing.
+	RateLimit RateLimit
+	// MaxWait caps how long a long poll of GET /v1/events waits for an
+	// event (its wait parameter). Zero means DefaultMaxWait.
+	MaxWait time.Duration
+	// Logger is told of each request answered 500, with the error the
+	// client is not shown. Nil means slog.Default(), as net/http logs to
+	// the standard logger: an internal error must be seen somewhere.
+	Logger *slog.Logger
+}
+
+// A server is the handler New returns.
+type server struct {
+	ledger   *escrow.Ledger
+	actor    func(*http.Request) (string, error)
+	operator func(*http.Request) bool
+	maxBody  int64
+	maxWait  time.Duration
+	limit    *limiter // nil: no limit
+	log      *slog.Logger
+	mux      *http.ServeMux
+	openapi  []byte           // the API's description, built once
+	now      func() time.Time // the rate limiter's clock
+}
+
+// New returns an http.Handler that serves l as the JSON API described in
+// the package documentation, under /v1/. It listens nowhere: mount it on
+// the host's own server, behind whatever authenticates its users.
+//
+// It fails with an error wrapping escrow.ErrInvalidArgument if l or
+// opts.Actor is nil (so opts may not be nil), or a limit is negative.
+func New(l *escrow.Ledger, opts *Options) (http.Handler, error) {
+	switch {
+	case l == nil:
+		return nil, invalid("a nil Ledger")
+	case opts == nil || opts.Actor == nil:
+		return nil, invalid("Options.Actor is required: the handler has no other way to know who calls")
+	case opts.MaxBodyBytes < 0 || opts.MaxWait < 0:
+		return nil, invalid("a negative MaxBodyBytes or MaxWait")
+	case opts.RateLimit.Rate < 0 || opts.RateLimit.Burst < 0:
+		return nil, invalid("a negative RateLimit")
+	}
+	s := &server{
+		ledger:   l,
+		actor:    opts.Actor,
+		operator: opts.Operator,
+		maxBody:  cmpOr(opts.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxWait:  cmpOr(opts.MaxWait, DefaultMaxWait),
+		limit:    newLimiter(opts.RateLimit),
+		log:      opts.Logger,
+		mux:      http.NewServeMux(),
+		now:      time.Now,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	doc, err := json.Marshal(openAPI())
+	if err != nil {
+		return nil, fmt.Errorf("escrowhttp: describing the API: %w", err)
+	}
+	s.openapi = doc
+	for i := range routes {
+		rt := &routes[i]
+		s.mux.HandleFunc(rt.method+" "+rt.path, s.serve(rt))
+	}
+	s.mux.HandleFunc("/", s.noRoute)
+	return s, nil
+}
+
+func invalid(what string) error {
+	return fmt.Errorf("escrowhttp: %w: %s", escrow.ErrInvalidArgument, what)
+}
+
+// cmpOr returns v, or def if v is zero.
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// ServeHTTP answers one request.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// Answers carry balances and trades: no cache may keep them.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+// A call is one request on its way through a route.
+type call struct {
+	w        http.ResponseWriter
+	r        *http.Request
+	ctx      context.Context
+	route    *route
+	actor    string
+	operator bool
+	// key is the client's Idempotency-Key, "" without one; opts carry it,
+	// prefixed with the actor, to the ledger, with Replayed.
+	key      string
+	opts     []escrow.CallOption
+	replayed bool
+}
+
+// serve returns the handler of one route.
+func (s *server) serve(rt *route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{w: w, r: r, ctx: r.Context(), route: rt}
+		v, err := s.admit(c)
+		if err == nil {
+			v, err = rt.handle(s, c)
+		}
+		if c.key != "" {
+			w.Header().Set("Idempotent-Replayed", strconv.FormatBool(c.replayed))
+		}
+		switch {
+		case err != nil:
+			s.fail(w, s.classify(c, err))
+		case v != nil: // nil: the route wrote its own answer
+			s.respond(w, rt.status, v)
+		}
+	}
+}
+
+// admit lets a request through to its route, or returns why not: no
+// actor (401), an empty bucket (429), not an operator (403), unknown
+// query parameters (400), a body of the wrong type (415) or too large
+// (413), or an empty Idempotency-Key (400).
+func (s *server) admit(c *call) (any, error) {
+	r, rt := c.r, c.route
+	if rt.access == public {
+		return nil, s.checkQuery(c)
+	}
+	actor, err := s.actor(r)
+	if err != nil {
+		return nil, refuse("unauthenticated", "%s", err)
+	}
+	if actor == "" {
+		return nil, refuse("unauthenticated", "the request names no actor")
+	}
+	c.actor = actor
+	if s.limit != nil {
+		if ok, wait := s.limit.allow(actor, s.now()); !ok {
+			e := refuse("rate_limited", "too many requests from %q; retry in %s", actor, wait.Round(time.Millisecond))
+			e.header = map[string]string{"Retry-After": strconv.FormatInt(retryAfter(wait), 10)}
+			e.details = map[string]any{"retry_after": retryAfter(wait)}
+			return nil, e
+		}
+	}
+	c.operator = s.operator != nil && s.operator(r)
+	if rt.access == operatorOnly && !c.operator {
+		return nil, refuse("forbidden", "only the platform's operators may %s %s", r.Method, r.URL.Path)
+	}
+	if err := s.checkQuery(c); err != nil {
+		return nil, err
+	}
+	if rt.body == nil {
+		return nil, nil
+	}
+	// A browser sends application/json to another site only after a CORS
+	// preflight, so requiring it keeps a page elsewhere from making a
+	// signed-in user pay, even with an empty body.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, refuse("unsupported_media_type", "a %s request must have Content-Type application/json", r.Method)
+	}
+	if r.ContentLength > s.maxBody {
+		e := refuse("body_too_large", "the request body is over %d bytes", s.maxBody)
+		e.details = map[string]any{"limit": s.maxBody}
+		return nil, e
+	}
+	r.Body = http.MaxBytesReader(c.w, r.Body, s.maxBody)
+	if keys, ok := r.Header["Idempotency-Key"]; ok {
+		c.key = strings.Join(keys, ",")
+		if c.key == "" {
+			return nil, refuse("invalid_argument", "an empty Idempotency-Key: send a key, or no header")
+		}
+		c.opts = []escrow.CallOption{escrow.IdempotencyKey(ledgerKey(c.actor, c.key)), escrow.Replayed(&c.replayed)}
+	}
+	return nil, nil
+}
+
+// ledgerKey is the idempotency key the ledger keeps for an actor's key.
+// The ledger's keys are global, so each actor's are put in a namespace of
+// their own: the actor, quoted (so that no actor's prefix is another's),
+// and a colon. One client's key then never meets another's, and the
+// mismatch error for a reused key names only the actor's own calls.
+func ledgerKey(actor, key string) string { return strconv.Quote(actor) + ":" + key }
+
+// checkQuery refuses a query parameter the route does not take, or one
+// given twice that may be given once, so that a misspelt filter is an
+// error rather than a listing of everything.
+func (s *server) checkQuery(c *call) error {
+	for name, values := range c.r.URL.Query() {
+		i := slices.IndexFunc(c.route.query, func(p param) bool { return p.name == name })
+		switch {
+		case i < 0:
+			return refuse("invalid_argument", "unknown query parameter %q", name)
+		case len(values) > 1 && !c.route.query[i].repeated:
+			return refuse("invalid_argument", "query parameter %q given %d times", name, len(values))
+		}
+	}
+	return nil
+}
+
+// respond writes v as the JSON answer, with status.
+func (s *server) respond(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.fail(w, s.classify(nil, fmt.Errorf("escrowhttp: encoding the answer: %w", err)))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// fail writes a refusal.
+func (s *server) fail(w http.ResponseWriter, e *apiError) {
+	for k, v := range e.header {
+		w.Header().Set(k, v)
+	}
+	body := errorBody{errorObject{Code: e.code, Message: e.message, Details: e.details}}
+	b, err := json.Marshal(body)
+	if err != nil { // details the ledger gave that do not encode: send none
+		body.Error.Details = nil
+		b, _ = json.Marshal(body)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	w.Write(append(b, '\n'))
+}
+
+// noRoute answers a request that no route takes: 405 with the methods
+// the path takes, if some route takes the path, else 404. The mux would
+// answer both in plain text; clients of a JSON API want JSON.
+func (s *server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		s.fail(w, refuse("route_not_found", "no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	e := refuse("method_not_allowed", "%s takes %s, not %s", r.URL.Path, strings.Join(allow, ", "), r.Method)
+	e.header = map[string]string{"Allow": strings.Join(allow, ", ")}
+	s.fail(w, e)
+}

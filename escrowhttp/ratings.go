@@ -1,0 +1,70 @@
+package escrowhttp
+
+import (
+	"github.com/escrowkit/escrow"
+)
+
+// This file serves ratings and reputation.
+
+// reviseBody is the body of revise: the higher score, and a new comment
+// (none keeps the old one).
+type reviseBody struct {
+	Score   escrow.Score `json:"score"`
+	Comment string       `json:"comment,omitempty"`
+}
+
+// replyBody is the body of reply.
+type replyBody struct {
+	Text string `json:"text"`
+}
+
+func (s *server) rate(c *call, in *escrow.RatingInput) (escrow.Rating, error) {
+	return s.ledger.Rate(c.ctx, c.r.PathValue("id"), c.actor, *in, c.opts...)
+}
+
+func (s *server) revise(c *call, b *reviseBody) (escrow.Rating, error) {
+	// The ledger's Revise takes the rater as the one who revises: the
+	// handler must see that it is the actor.
+	if rater := c.r.PathValue("rater"); rater != c.actor {
+		return escrow.Rating{}, refuse("not_party", "only %q, who gave the rating, may revise it, not %q", rater, c.actor)
+	}
+	return s.ledger.Revise(c.ctx, c.r.PathValue("id"), c.actor, b.Score, b.Comment, c.opts...)
+}
+
+func (s *server) reply(c *call, b *replyBody) (escrow.Rating, error) {
+	return s.ledger.Reply(c.ctx, c.r.PathValue("id"), c.r.PathValue("rater"), c.actor, b.Text, c.opts...)
+}
+
+func (s *server) reputation(c *call) (escrow.Reputation, error) {
+	return s.ledger.Reputation(c.ctx, c.r.PathValue("party"))
+}
+
+func (s *server) explain(c *call) (escrow.ContributionPage, error) {
+	p, err := c.page()
+	if err != nil {
+		return escrow.ContributionPage{}, err
+	}
+	page, err := s.ledger.Explain(c.ctx, c.r.PathValue("party"), p)
+	page.Contributions = nonNil(page.Contributions)
+	return page, err
+}
+
+func (s *server) topSellers(c *call) (escrow.RankedPage, error) {
+	by := escrow.RankWilson
+	if err := c.queryWord("by", &by); err != nil {
+		return escrow.RankedPage{}, err
+	}
+	p, err := c.page()
+	if err != nil {
+		return escrow.RankedPage{}, err
+	}
+	page, err := s.ledger.TopSellers(c.ctx, by, p)
+	page.Sellers = nonNil(page.Sellers)
+	return page, err
+}
+
+// page reads the limit and cursor parameters.
+func (c *call) page() (escrow.Page, error) {
+	limit, err := c.queryInt("limit", 0, 1, escrow.MaxPageLimit)
+	return escrow.Page{Limit: limit, Cursor: c.r.URL.Query().Get("cursor")}, err
+}
