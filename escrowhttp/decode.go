@@ -5,7 +5,9 @@ import (
 	"encoding"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -22,10 +24,11 @@ import (
 // decode reads the request body into v, a pointer to the route's body
 // type. An empty body is read as {}. It refuses what is not one JSON value
 // (invalid_json), a member v has no field for, in any object however deep
-// (unknown_field), and a value of the wrong JSON type (invalid_json); a
-// value the ledger's types refuse as they decode, such as a negative
-// amount or an unknown state, fails with the ledger's error.
-func (c *call) decode(v any) error {
+// (unknown_field), an amount with other decimal places than its currency
+// takes (invalid_amount), and a value of the wrong JSON type
+// (invalid_json); a value the ledger's types refuse as they decode, such
+// as a negative amount or an unknown state, fails with the ledger's error.
+func (s *server) decode(c *call, v any) error {
 	b, err := io.ReadAll(c.r.Body)
 	if err != nil {
 		if _, ok := as[*http.MaxBytesError](err); ok {
@@ -45,10 +48,8 @@ func (c *call) decode(v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return refuse("invalid_json", "the body holds more than one JSON value")
 	}
-	if path := unknownField(raw, reflect.TypeOf(v).Elem(), ""); path != "" {
-		e := refuse("unknown_field", "the body has a field %q that the request does not take", path)
-		e.details = map[string]any{"field": path}
-		return e
+	if err := s.check(raw, reflect.TypeOf(v).Elem(), ""); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return jsonError(err)
@@ -108,57 +109,82 @@ func jsonKind(t reflect.Type) string {
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
-// unknownField returns the path of the first member, in key order, of
-// raw (JSON decoded into any) that t has no field for ("price.amont",
-// "milestones[1].nmae"), or "". encoding/json's DisallowUnknownFields
-// stops at types that decode themselves, such as Money and Timers, and
-// matches names without regard to case; this walk goes into both and
-// takes a name only as it is spelt.
-func unknownField(raw any, t reflect.Type, path string) string {
+// check walks raw (JSON decoded into any) beside t, the type it is to be
+// decoded into, and refuses the first member, in key order, that t has no
+// field for ("price.amont", "milestones[1].nmae"). encoding/json's
+// DisallowUnknownFields stops at types that decode themselves, such as
+// Money and Timers, and matches names without regard to case; this walk
+// goes into both and takes a name only as it is spelt.
+//
+// It also refuses an amount written with other decimal places than its
+// currency takes ("1.5" CNY). Money's own decoding would read it as a
+// currency of one decimal place, which the ledger then calls unknown,
+// and the client would be told its currency is wrong when its amount is.
+func (s *server) check(raw any, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch raw := raw.(type) {
 	case map[string]any:
-		keys := slices.Sorted(func(yield func(string) bool) {
-			for k := range raw {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		keys := slices.Sorted(maps.Keys(raw))
 		if t.Kind() == reflect.Map {
 			for _, k := range keys {
-				if p := unknownField(raw[k], t.Elem(), path+"."+k); p != "" {
-					return p
+				if err := s.check(raw[k], t.Elem(), path+"."+k); err != nil {
+					return err
 				}
 			}
-			return ""
+			return nil
 		}
 		fields := jsonFields(t)
 		if fields == nil {
-			return "" // not an object in Go: the decode refuses it
+			return nil // not an object in Go: the decode refuses it
 		}
 		for _, k := range keys {
 			ft, ok := fields[k]
 			name := strings.TrimPrefix(path+"."+k, ".")
 			if !ok {
-				return name
+				e := refuse("unknown_field", "the body has a field %q that the request does not take", name)
+				e.details = map[string]any{"field": name}
+				return e
 			}
-			if p := unknownField(raw[k], ft, name); p != "" {
-				return p
+			if err := s.check(raw[k], ft, name); err != nil {
+				return err
 			}
+		}
+		if t == moneyType {
+			return s.checkPlaces(raw, path)
 		}
 	case []any:
 		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 			for i, x := range raw {
-				if p := unknownField(x, t.Elem(), path+"["+strconv.Itoa(i)+"]"); p != "" {
-					return p
+				if err := s.check(x, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	return ""
+	return nil
+}
+
+// checkPlaces refuses an amount, at path, whose decimal places are not
+// those of its currency, if the ledger knows the currency.
+func (s *server) checkPlaces(m map[string]any, path string) error {
+	amount, ok := m["amount"].(string)
+	code, _ := m["currency"].(string)
+	cur, err := s.ledger.Currency(code)
+	if !ok || err != nil {
+		return nil // Money's decoding and the ledger say what is wrong
+	}
+	places := 0
+	if i := strings.IndexByte(amount, '.'); i >= 0 {
+		places = len(amount) - i - 1
+	}
+	if places == cur.Minor {
+		return nil
+	}
+	e := refuse("invalid_amount", "%s: amount %q has %d decimal places; %s amounts have exactly %d", path, amount, places, code, cur.Minor)
+	e.details = map[string]any{"field": path, "amount": amount, "currency": code, "reason": fmt.Sprintf("%s amounts have exactly %d decimal places", code, cur.Minor)}
+	return e
 }
 
 var moneyType = reflect.TypeFor[escrow.Money]()

@@ -220,7 +220,7 @@ func (s *server) admit(c *call) (any, error) {
 	}
 	r.Body = http.MaxBytesReader(c.w, r.Body, s.maxBody)
 	if keys, ok := r.Header["Idempotency-Key"]; ok {
-		c.key = strings.Join(keys, ",")
+		c.key = strings.TrimSpace(strings.Join(keys, ","))
 		if c.key == "" {
 			return nil, refuse("invalid_argument", "an empty Idempotency-Key: send a key, or no header")
 		}

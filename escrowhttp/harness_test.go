@@ -29,7 +29,7 @@ var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 // and X-Operator: yes makes it an operator.
 func headerActor(r *http.Request) (string, error) {
 	if v, ok := r.Header["X-Actor"]; ok {
-		return v[0], nil
+		return strings.TrimSpace(v[0]), nil
 	}
 	return "", errors.New("no credentials")
 }
@@ -127,6 +127,8 @@ type req struct {
 	body   any
 	header map[string]string // more headers; a "" value removes one
 	ctx    context.Context
+	// chunked sends the body without a Content-Length.
+	chunked bool
 }
 
 // A resp is the answer.
@@ -169,6 +171,9 @@ func (h *harness) request(r req) *http.Request {
 	hr := httptest.NewRequest(r.method, r.path, body)
 	if r.ctx != nil {
 		hr = hr.WithContext(r.ctx)
+	}
+	if r.chunked {
+		hr.ContentLength = -1
 	}
 	if r.method == http.MethodPost {
 		hr.Header.Set("Content-Type", "application/json")

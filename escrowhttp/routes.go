@@ -71,7 +71,7 @@ func post[B, R any](rt route, fn func(*server, *call, *B) (R, error)) route {
 	rt.status = cmpOr(rt.status, http.StatusOK)
 	rt.handle = func(s *server, c *call) (any, error) {
 		b := new(B)
-		if err := c.decode(b); err != nil {
+		if err := s.decode(c, b); err != nil {
 			return nil, err
 		}
 		v, err := fn(s, c, b)

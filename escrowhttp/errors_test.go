@@ -1,0 +1,258 @@
+package escrowhttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/google/go-cmp/cmp"
+)
+
+// refusalFixture is a ledger in which every refusal can be provoked:
+//
+//   - accounts alice (100.00 CNY), bob (nothing) and shop;
+//   - "unpaid", opened by alice with the key k1; "paid", paid by alice;
+//     "noarb", paid, with no arbiter; "done", completed and rated by
+//     alice, whose one-hour rating window has closed.
+func refusalFixture(t *testing.T, opts *Options) *harness {
+	h := newHarness(t, opts, &escrow.Options{Reputation: escrow.ReputationPolicy{Window: time.Hour}})
+	for _, a := range []string{"alice", "bob", "shop"} {
+		h.do(req{method: "POST", path: "/v1/accounts", actor: a}).ok(http.StatusCreated)
+	}
+	must(h.l.Deposit(h.ctx, "alice", money("100.00")))
+	open := func(id, key string) {
+		arbiter := "arb"
+		if id == "noarb" {
+			arbiter = ""
+		}
+		r := req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": id, "seller": "shop", "arbiter": arbiter, "price": cny("10.00")}}
+		if key != "" {
+			r.header = map[string]string{"Idempotency-Key": key}
+		}
+		h.do(r).ok(http.StatusCreated)
+	}
+	open("unpaid", "k1")
+	for _, id := range []string{"paid", "noarb", "done"} {
+		open(id, "")
+		must(h.l.Pay(h.ctx, id, "alice"))
+	}
+	must(h.l.Ship(h.ctx, "done", "shop", ""))
+	must(h.l.Confirm(h.ctx, "done", "alice"))
+	must(h.l.Rate(h.ctx, "done", "alice", escrow.RatingInput{Score: escrow.Positive}))
+	h.clock.Advance(2 * time.Hour)
+	return h
+}
+
+// A refusalCase is one request that must be refused.
+type refusalCase struct {
+	name    string
+	r       req
+	status  int
+	code    string
+	details map[string]any // if not nil, what the details must hold
+	fault   error          // the store fails with it while the request runs
+}
+
+// TestRefusals holds every class of refusal to its status and code, and
+// checks that a refused request changes nothing in the store.
+func TestRefusals(t *testing.T) {
+	big := `{"tracking":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), start)
+	defer cancel2()
+	post := func(path, actor string, body any) req {
+		return req{method: "POST", path: path, actor: actor, body: body}
+	}
+	get := func(path, actor string) req { return req{method: "GET", path: path, actor: actor} }
+	ops := func(r req) req { r.operator = true; return r }
+	withHeader := func(r req, k, v string) req { r.header = map[string]string{k: v}; return r }
+	chunked := func(r req) req { r.chunked = true; return r }
+
+	cases := []refusalCase{
+		// 404
+		{name: "no such escrow", r: get("/v1/escrows/nope", "alice"), status: 404, code: "not_found"},
+		{name: "action on no escrow", r: post("/v1/escrows/nope/pay", "alice", nil), status: 404, code: "not_found"},
+		{name: "no such account", r: ops(get("/v1/accounts/nobody", "ops")), status: 404, code: "not_found"},
+		{name: "no such rating", r: post("/v1/escrows/done/ratings/shop/reply", "alice", map[string]string{"text": "hi"}), status: 404, code: "not_found"},
+		{name: "no such route", r: get("/v2/escrows", "alice"), status: 404, code: "route_not_found"},
+		// 405
+		{name: "method", r: req{method: "DELETE", path: "/v1/escrows/paid", actor: "alice"}, status: 405, code: "method_not_allowed"},
+		// 409
+		{name: "wrong state", r: post("/v1/escrows/unpaid/ship", "shop", nil), status: 409, code: "invalid_transition",
+			details: map[string]any{"escrow": "unpaid", "action": "ship", "state": "awaiting_payment"}},
+		{name: "account exists", r: post("/v1/accounts", "alice", nil), status: 409, code: "already_exists"},
+		{name: "escrow exists", r: post("/v1/escrows", "alice", map[string]any{"id": "paid", "seller": "shop", "price": cny("1.00")}),
+			status: 409, code: "already_exists"},
+		{name: "rated twice", r: post("/v1/escrows/done/ratings", "alice", map[string]any{"score": "positive"}), status: 409, code: "already_rated"},
+		{name: "rating closed", r: post("/v1/escrows/done/ratings", "shop", map[string]any{"score": "positive"}), status: 409, code: "rating_closed"},
+		{name: "no arbiter", r: post("/v1/escrows/noarb/dispute", "alice", map[string]any{"reason": "late"}), status: 409, code: "no_arbiter"},
+		{name: "key reused by its actor", r: withHeader(post("/v1/escrows/unpaid/pay", "alice", nil), "Idempotency-Key", "k1"), status: 409,
+			code: "idempotency_mismatch", details: map[string]any{"key": "k1", "call": "open", "escrow": "unpaid"}},
+		{name: "conflict", r: post("/v1/escrows/paid/ship", "shop", nil), fault: escrow.ErrConflict, status: 409, code: "conflict"},
+		// 403
+		{name: "wrong party", r: post("/v1/escrows/unpaid/pay", "shop", nil), status: 403, code: "not_party",
+			details: map[string]any{"escrow": "unpaid", "action": "pay", "actor": "shop"}},
+		{name: "stranger acts", r: post("/v1/escrows/paid/dispute", "bob", nil), status: 403, code: "not_party"},
+		{name: "stranger reads escrow", r: get("/v1/escrows/paid", "bob"), status: 403, code: "not_party"},
+		{name: "stranger reads history", r: get("/v1/escrows/paid/history", "bob"), status: 403, code: "not_party"},
+		{name: "stranger rates", r: post("/v1/escrows/done/ratings", "bob", map[string]any{"score": "negative"}), status: 403, code: "not_party"},
+		{name: "revise for another", r: post("/v1/escrows/done/ratings/alice/revise", "shop", map[string]any{"score": "positive"}),
+			status: 403, code: "not_party"},
+		{name: "reply for another", r: post("/v1/escrows/done/ratings/alice/reply", "bob", map[string]any{"text": "hi"}),
+			status: 403, code: "not_party"},
+		{name: "stranger reads account", r: get("/v1/accounts/alice", "bob"), status: 403, code: "forbidden"},
+		{name: "stranger reads missing account", r: get("/v1/accounts/nobody", "bob"), status: 403, code: "forbidden"},
+		{name: "stranger reads balances", r: get("/v1/accounts/alice/balances", "bob"), status: 403, code: "forbidden"},
+		{name: "stranger reads balance", r: get("/v1/accounts/alice/balances/CNY", "bob"), status: 403, code: "forbidden"},
+		{name: "stranger reads journal", r: get("/v1/accounts/alice/journal", "bob"), status: 403, code: "forbidden"},
+		{name: "stranger lists escrows", r: get("/v1/escrows?party=alice", "bob"), status: 403, code: "forbidden"},
+		{name: "deposit, not an operator", r: post("/v1/accounts/alice/deposits", "alice", map[string]any{"amount": cny("5.00")}),
+			status: 403, code: "forbidden"},
+		{name: "withdraw, not an operator", r: post("/v1/accounts/alice/withdrawals", "alice", map[string]any{"amount": cny("5.00")}),
+			status: 403, code: "forbidden"},
+		{name: "events, not an operator", r: get("/v1/events", "alice"), status: 403, code: "forbidden"},
+		{name: "stream, not an operator", r: get("/v1/events/stream", "alice"), status: 403, code: "forbidden"},
+		{name: "open for another buyer", r: post("/v1/escrows", "bob", map[string]any{"id": "x", "buyer": "alice", "seller": "shop", "price": cny("1.00")}),
+			status: 403, code: "forbidden"},
+		// 401
+		{name: "no actor", r: get("/v1/escrows", ""), status: 401, code: "unauthenticated"},
+		{name: "empty actor", r: withHeader(get("/v1/escrows", ""), "X-Actor", " "), status: 401, code: "unauthenticated"},
+		// 422
+		{name: "negative amount", r: ops(post("/v1/accounts/alice/deposits", "ops", map[string]any{"amount": cny("-1.00")})),
+			status: 422, code: "invalid_amount"},
+		{name: "zero amount", r: ops(post("/v1/accounts/alice/deposits", "ops", map[string]any{"amount": cny("0.00")})),
+			status: 422, code: "invalid_amount"},
+		{name: "too large", r: ops(post("/v1/accounts/alice/deposits", "ops", map[string]any{"amount": cny("10000000000000000.00")})),
+			status: 422, code: "amount_too_large"},
+		{name: "unknown currency", r: ops(post("/v1/accounts/alice/deposits", "ops",
+			map[string]any{"amount": map[string]string{"amount": "1.00", "currency": "XYZ"}})),
+			status: 422, code: "unknown_currency", details: map[string]any{"currency": "XYZ"}},
+		{name: "decimal places", r: ops(post("/v1/accounts/alice/deposits", "ops", map[string]any{"amount": cny("1.5")})),
+			status: 422, code: "invalid_amount", details: map[string]any{"field": "amount", "amount": "1.5", "currency": "CNY"}},
+		{name: "decimal places of a part", r: post("/v1/escrows/paid/resolve", "arb", map[string]any{"buyer": cny("5"), "seller": cny("5.00")}),
+			status: 422, code: "invalid_amount", details: map[string]any{"field": "buyer"}},
+		{name: "amount a number", r: ops(post("/v1/accounts/alice/deposits", "ops", `{"amount":{"amount":1.50,"currency":"CNY"}}`)),
+			status: 400, code: "invalid_json"},
+		{name: "unknown currency read", r: get("/v1/accounts/alice/balances/XYZ", "alice"), status: 422, code: "unknown_currency"},
+		{name: "currency mismatch", r: post("/v1/escrows/paid/refund", "shop", map[string]any{"amount": map[string]string{"amount": "1.00", "currency": "USD"}}),
+			status: 422, code: "currency_mismatch"},
+		// 402
+		{name: "insufficient funds", r: ops(post("/v1/accounts/alice/withdrawals", "ops", map[string]any{"amount": cny("1000.00")})),
+			status: 402, code: "insufficient_funds",
+			details: map[string]any{"account": "alice", "needed": cny("1000.00"), "available": cny("70.00")}},
+		// 400
+		{name: "unknown state", r: get("/v1/escrows?state=lost", "alice"), status: 400, code: "invalid_argument",
+			details: map[string]any{"type": "state", "text": "lost"}},
+		{name: "empty state", r: get("/v1/escrows?state=awaiting_shipment,", "alice"), status: 400, code: "invalid_argument"},
+		{name: "unknown role", r: get("/v1/escrows?role=thief", "alice"), status: 400, code: "invalid_argument"},
+		{name: "unknown rank key", r: get("/v1/top-sellers?by=luck", "alice"), status: 400, code: "invalid_argument"},
+		{name: "limit 0", r: get("/v1/escrows?limit=0", "alice"), status: 400, code: "invalid_argument"},
+		{name: "limit too big", r: get("/v1/reputation/shop/ratings?limit=101", "alice"), status: 400, code: "invalid_argument"},
+		{name: "bad cursor", r: get("/v1/escrows?cursor=nonsense", "alice"), status: 400, code: "invalid_argument"},
+		{name: "bad after", r: get("/v1/accounts/alice/journal?after=-1", "alice"), status: 400, code: "invalid_argument"},
+		{name: "bad wait", r: ops(get("/v1/events?wait=forever", "ops")), status: 400, code: "invalid_argument"},
+		{name: "bad Last-Event-ID", r: ops(withHeader(get("/v1/events/stream", "ops"), "Last-Event-ID", "x")), status: 400, code: "invalid_argument"},
+		{name: "unknown parameter", r: get("/v1/escrows?stat=paid", "alice"), status: 400, code: "invalid_argument"},
+		{name: "parameter twice", r: get("/v1/escrows?limit=1&limit=2", "alice"), status: 400, code: "invalid_argument"},
+		{name: "empty key", r: withHeader(post("/v1/escrows/paid/ship", "shop", nil), "Idempotency-Key", " "), status: 400, code: "invalid_argument"},
+		{name: "no milestone", r: post("/v1/escrows/paid/confirm_milestone", "alice", nil), status: 400, code: "invalid_argument"},
+		{name: "bad score", r: post("/v1/escrows/done/ratings", "shop", map[string]any{"score": "great"}), status: 400, code: "invalid_argument",
+			details: map[string]any{"type": "score", "text": "great"}},
+		{name: "bad timer", r: post("/v1/escrows", "alice", map[string]any{"id": "t", "seller": "shop", "price": cny("1.00"),
+			"timers": map[string]any{"pay_within": 72}}), status: 400, code: "invalid_argument"},
+		{name: "control character", r: post("/v1/escrows/paid/dispute", "alice", map[string]any{"reason": "a\u202eb"}), status: 400, code: "invalid_argument"},
+		{name: "syntax", r: post("/v1/escrows/paid/ship", "shop", `{"tracking":`), status: 400, code: "invalid_json"},
+		{name: "not JSON", r: post("/v1/escrows/paid/ship", "shop", `tracking=1`), status: 400, code: "invalid_json"},
+		{name: "not an object", r: post("/v1/escrows/paid/ship", "shop", `["x"]`), status: 400, code: "invalid_json"},
+		{name: "two values", r: post("/v1/escrows/paid/ship", "shop", `{} {}`), status: 400, code: "invalid_json"},
+		{name: "wrong type", r: post("/v1/escrows/paid/ship", "shop", `{"tracking":5}`), status: 400, code: "invalid_json",
+			details: map[string]any{"field": "tracking", "expected": "string", "got": "number"}},
+		{name: "unknown field", r: post("/v1/escrows/paid/ship", "shop", `{"trackin":"SF1"}`), status: 400, code: "unknown_field",
+			details: map[string]any{"field": "trackin"}},
+		{name: "field of another case", r: post("/v1/escrows/paid/ship", "shop", `{"Tracking":"SF1"}`), status: 400, code: "unknown_field"},
+		{name: "unknown field in an amount", r: post("/v1/escrows/paid/refund", "shop", `{"amount":{"amount":"1.00","currency":"CNY","note":"x"}}`),
+			status: 400, code: "unknown_field", details: map[string]any{"field": "amount.note"}},
+		{name: "unknown field in timers", r: post("/v1/escrows", "alice", `{"id":"t","seller":"shop","price":{"amount":"1.00","currency":"CNY"},"timers":{"ship_witin":"1h"}}`),
+			status: 400, code: "unknown_field", details: map[string]any{"field": "timers.ship_witin"}},
+		{name: "unknown field in a milestone", r: post("/v1/escrows", "alice", `{"id":"t","seller":"shop","price":{"amount":"1.00","currency":"CNY"},"milestones":[{"name":"a","amount":null,"due":1}]}`),
+			status: 400, code: "unknown_field", details: map[string]any{"field": "milestones[0].due"}},
+		// 413, 415
+		{name: "body too large", r: post("/v1/escrows/paid/ship", "shop", big), status: 413, code: "body_too_large",
+			details: map[string]any{"limit": float64(DefaultMaxBodyBytes)}},
+		{name: "body too large, no length", r: chunked(post("/v1/escrows/paid/ship", "shop", big)), status: 413, code: "body_too_large"},
+		{name: "form", r: withHeader(post("/v1/escrows/paid/pay", "alice", nil), "Content-Type", "application/x-www-form-urlencoded"),
+			status: 415, code: "unsupported_media_type"},
+		{name: "no content type", r: withHeader(post("/v1/escrows/paid/pay", "alice", nil), "Content-Type", ""), status: 415, code: "unsupported_media_type"},
+		// 503, 500
+		{name: "closed", r: get("/v1/escrows/paid", "alice"), fault: escrow.ErrClosed, status: 503, code: "closed"},
+		{name: "read-only", r: post("/v1/escrows/paid/ship", "shop", nil), fault: escrow.ErrReadOnly, status: 503, code: "read_only"},
+		{name: "canceled", r: req{method: "POST", path: "/v1/escrows/paid/ship", actor: "shop", ctx: canceled}, status: 503, code: "canceled"},
+		{name: "timed out", r: req{method: "GET", path: "/v1/reputation/shop", actor: "shop", ctx: expired}, status: 503, code: "timeout"},
+		{name: "internal", r: get("/v1/escrows/paid", "alice"), fault: errors.New("disk on fire at /var/secret"), status: 500, code: "internal"},
+	}
+	h := refusalFixture(t, nil)
+	seen := map[string]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h.t = t
+			before := h.dump()
+			h.store.fail(c.fault)
+			r := h.do(c.r)
+			h.store.fail(nil)
+			if r.status != c.status {
+				t.Fatalf("status %d, want %d: %s", r.status, c.status, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			got := r.refusal()
+			if got.Code != c.code || got.Message == "" {
+				t.Errorf("code %q, message %q; want code %q", got.Code, got.Message, c.code)
+			}
+			seen[got.Code] = true
+			if r.status == 500 && (got.Message != "internal error" || bytes.Contains(r.body, []byte("secret"))) {
+				t.Errorf("a 500 tells the client %s", r.body)
+			}
+			for k, want := range c.details {
+				if d := cmp.Diff(jsonOf(t, want), jsonOf(t, got.Details[k])); d != "" {
+					t.Errorf("details[%q] (-want +got):\n%s", k, d)
+				}
+			}
+			if !bytes.Equal(before, h.dump()) {
+				t.Errorf("a refused request changed the store")
+			}
+		})
+	}
+	h.t = t
+	if logged := h.logged.String(); !strings.Contains(logged, "disk on fire") {
+		t.Errorf("the internal error was not logged: %q", logged)
+	}
+	for _, c := range classes {
+		if c.code != "rate_limited" && !seen[c.code] {
+			t.Errorf("no case answers %s (TestLimits answers rate_limited)", c.code)
+		}
+	}
+}
+
+// jsonOf returns v as JSON decodes it into any, to compare values that
+// went through JSON with values that did not.
+func jsonOf(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
