@@ -1,0 +1,215 @@
+package escrowhttp
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// settle is how long a test lets a request reach its wait before it
+// commits the event the request waits for. The test passes without it;
+// with it, the wake-up is what is tested.
+const settle = 50 * time.Millisecond
+
+// bound is how long any wait of these tests may take before it fails.
+const bound = 5 * time.Second
+
+func TestEventsPage(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	must(h.l.Deposit(h.ctx, "alice", money("5.00")))
+	var page eventPage
+	r := h.do(req{method: "GET", path: "/v1/events?after=1&limit=10", actor: "ops", operator: true}).ok(http.StatusOK)
+	r.into(&page)
+	r.same(eventPage{Events: must(h.l.Events(h.ctx, 1, 10)), Next: page.Next})
+	if len(page.Events) != 1 || page.Events[0].Type != escrow.Deposited || page.Next != page.Events[0].Seq {
+		t.Errorf("page after 1: %+v", page)
+	}
+	h.do(req{method: "GET", path: "/v1/events?after=" + strconv.FormatUint(page.Next, 10), actor: "ops", operator: true}).
+		ok(http.StatusOK).same(eventPage{Events: []escrow.Event{}, Next: page.Next})
+}
+
+// TestLongPoll: a long poll answers as soon as an event commits, and with
+// no events when its wait is over.
+func TestLongPoll(t *testing.T) {
+	h := newHarness(t, &Options{MaxWait: time.Minute}, nil)
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	last := must(h.l.Events(h.ctx, 0, 100))
+	after := last[len(last)-1].Seq
+
+	done := make(chan *resp, 1)
+	began := time.Now()
+	go func() {
+		done <- h.do(req{method: "GET", path: "/v1/events?wait=50s&after=" + strconv.FormatUint(after, 10), actor: "ops", operator: true})
+	}()
+	time.Sleep(settle)
+	must(h.l.Deposit(h.ctx, "alice", money("5.00")))
+	select {
+	case r := <-done:
+		var page eventPage
+		r.ok(http.StatusOK).into(&page)
+		if len(page.Events) != 1 || page.Events[0].Type != escrow.Deposited || page.Next != after+1 {
+			t.Errorf("long poll answered %+v", page)
+		}
+		if took := time.Since(began); took > bound {
+			t.Errorf("the long poll took %s", took)
+		}
+	case <-time.After(bound):
+		t.Fatal("the long poll did not answer when an event committed")
+	}
+
+	// With nothing to come, the wait is capped by MaxWait.
+	short := newHarness(t, &Options{MaxWait: 20 * time.Millisecond}, nil)
+	done2 := make(chan *resp, 1)
+	go func() {
+		done2 <- short.do(req{method: "GET", path: "/v1/events?after=100&wait=1h", actor: "ops", operator: true})
+	}()
+	select {
+	case r := <-done2:
+		r.ok(http.StatusOK).same(eventPage{Events: []escrow.Event{}, Next: 100})
+	case <-time.After(bound):
+		t.Fatal("the long poll outwaited MaxWait")
+	}
+}
+
+// TestStream: server-sent events carry each event with its seq as id,
+// and a reconnecting client's Last-Event-ID resumes after it.
+func TestStream(t *testing.T) {
+	h := newHarness(t, &Options{MaxWait: 20 * time.Millisecond}, nil)
+	ts := httptest.NewServer(h.srv)
+	defer ts.Close()
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	events := must(h.l.Events(h.ctx, 0, 100))
+	base := events[len(events)-1].Seq // alice's opening
+
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	s := openStream(t, ctx, ts.URL+"/v1/events/stream?after="+strconv.FormatUint(base, 10), "")
+	time.Sleep(settle)
+	must(h.l.Deposit(h.ctx, "alice", money("5.00")))
+	must(h.l.Withdraw(h.ctx, "alice", money("1.00")))
+	got := s.next(t, 2)
+	if got[0].id != base+1 || got[1].id != base+2 || got[0].event.Type != escrow.Deposited || got[1].event.Type != escrow.Withdrawn {
+		t.Fatalf("stream sent ids %d, %d: %s, %s", got[0].id, got[1].id, got[0].data, got[1].data)
+	}
+	want := must(h.l.Events(h.ctx, base, 2))
+	for i := range got {
+		sameJSON(t, got[i].data, want[i])
+	}
+	s.close()
+
+	// Reconnect after the deposit: the withdrawal comes first, though
+	// after says to start from the beginning.
+	s = openStream(t, ctx, ts.URL+"/v1/events/stream?after=0", strconv.FormatUint(base+1, 10))
+	if got := s.next(t, 1); got[0].id != base+2 {
+		t.Fatalf("resumed with id %d", got[0].id)
+	}
+	s.close()
+}
+
+// A stream is a client's side of GET /v1/events/stream.
+type stream struct {
+	resp *http.Response
+	r    *bufio.Reader
+	idle int // comments read
+}
+
+// A message is one server-sent event.
+type message struct {
+	id    uint64
+	data  []byte
+	event escrow.Event
+}
+
+func openStream(t *testing.T, ctx context.Context, url, lastID string) *stream {
+	t.Helper()
+	hr, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Header.Set("X-Actor", "ops")
+	hr.Header.Set("X-Operator", "yes")
+	if lastID != "" {
+		hr.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return &stream{resp: resp, r: bufio.NewReader(resp.Body)}
+}
+
+// next reads n messages, skipping comments. The request's context bounds
+// it: if the messages do not come, the read fails.
+func (s *stream) next(t *testing.T, n int) []message {
+	t.Helper()
+	var out []message
+	var m message
+	for len(out) < n {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(out), err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if m.data != nil {
+				if err := json.Unmarshal(m.data, &m.event); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, m)
+			}
+			m = message{}
+		case strings.HasPrefix(line, ":"):
+			s.idle++
+		case strings.HasPrefix(line, "id: "):
+			m.id, err = strconv.ParseUint(strings.TrimPrefix(line, "id: "), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+		case strings.HasPrefix(line, "data: "):
+			m.data = []byte(strings.TrimPrefix(line, "data: "))
+		default:
+			t.Fatalf("unexpected line %q", line)
+		}
+	}
+	return out
+}
+
+func (s *stream) close() { s.resp.Body.Close() }
+
+// TestStreamError: a ledger failure once the stream has begun is sent as
+// an error event, and ends the stream.
+func TestStreamError(t *testing.T) {
+	h := newHarness(t, &Options{MaxWait: 10 * time.Millisecond}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	done := make(chan *resp, 1)
+	go func() {
+		done <- h.do(req{method: "GET", path: "/v1/events/stream?after=100", actor: "ops", operator: true, ctx: ctx})
+	}()
+	time.Sleep(settle)
+	h.store.fail(escrow.ErrClosed)
+	select {
+	case r := <-done:
+		if !strings.Contains(string(r.body), "event: error\ndata: {\"error\":{\"code\":\"closed\"") {
+			t.Errorf("stream ended with %q", r.body)
+		}
+		if !strings.HasPrefix(string(r.body), ": idle\n\n") {
+			t.Errorf("an idle stream sent no comment first: %q", r.body)
+		}
+	case <-ctx.Done():
+		t.Fatal("the stream did not end when the store closed")
+	}
+}
