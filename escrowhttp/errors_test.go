@@ -199,6 +199,8 @@ func TestRefusals(t *testing.T) {
 		{name: "internal", r: get("/v1/escrows/paid", "alice"), fault: errors.New("disk on fire at /var/secret"), status: 500, code: "internal"},
 	}
 	h := refusalFixture(t, nil)
+	doc := h.document()
+	v := newValidator(doc)
 	seen := map[string]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -218,6 +220,12 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("code %q, message %q; want code %q", got.Code, got.Message, c.code)
 			}
 			seen[got.Code] = true
+			// A refusal by a route is one the document lists for it.
+			if _, pattern := h.srv.mux.Handler(h.request(c.r)); pattern != "/" {
+				if err := v.answer(doc, pattern, r); err != nil {
+					t.Error(err)
+				}
+			}
 			if r.status == 500 && (got.Message != "internal error" || bytes.Contains(r.body, []byte("secret"))) {
 				t.Errorf("a 500 tells the client %s", r.body)
 			}

@@ -27,6 +27,18 @@ type eventPage struct {
 // says otherwise.
 const defaultEventLimit = 100
 
+// writeSlack is how long past a wait the handler gives itself to write
+// its answer, when it moves the server's write deadline (see extend).
+const writeSlack = 10 * time.Second
+
+// extend moves the write deadline of c's connection to wait (and
+// writeSlack) from now, so that a server's WriteTimeout, meant for
+// ordinary answers, does not cut a long poll or a stream as it waits. A
+// ResponseWriter that cannot is left as it is.
+func extend(c *call, wait time.Duration) {
+	http.NewResponseController(c.w).SetWriteDeadline(time.Now().Add(wait + writeSlack))
+}
+
 func (s *server) events(c *call) (eventPage, error) {
 	after, err := c.querySeq("after")
 	if err != nil {
@@ -44,7 +56,9 @@ func (s *server) events(c *call) (eventPage, error) {
 	if wait == 0 {
 		events, err = s.ledger.Events(c.ctx, after, limit)
 	} else {
-		ctx, cancel := context.WithTimeout(c.ctx, min(wait, s.maxWait))
+		wait = min(wait, s.maxWait)
+		extend(c, wait)
+		ctx, cancel := context.WithTimeout(c.ctx, wait)
 		events, err = s.ledger.WaitEvents(ctx, after, limit)
 		cancel()
 		if err != nil && ctx.Err() != nil && c.ctx.Err() == nil {
@@ -96,6 +110,7 @@ func (s *server) stream(c *call) (any, error) {
 		return nil, nil
 	}
 	for {
+		extend(c, s.maxWait)
 		ctx, cancel := context.WithTimeout(c.ctx, s.maxWait)
 		events, err := s.ledger.WaitEvents(ctx, after, defaultEventLimit)
 		cancel()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -212,4 +213,46 @@ func TestStreamError(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the stream did not end when the store closed")
 	}
+}
+
+// TestWaitOutlastsWriteTimeout: a long poll and a stream that wait longer
+// than the server's WriteTimeout still answer.
+func TestWaitOutlastsWriteTimeout(t *testing.T) {
+	h := newHarness(t, &Options{MaxWait: time.Second}, nil)
+	ts := httptest.NewUnstartedServer(h.srv)
+	ts.Config.WriteTimeout = 50 * time.Millisecond
+	ts.Start()
+	defer ts.Close()
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	events := must(h.l.Events(h.ctx, 0, 100))
+	base := strconv.FormatUint(events[len(events)-1].Seq, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+
+	s := openStream(t, ctx, ts.URL+"/v1/events/stream?after="+base, "")
+	hr := must(http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/events?wait=10s&after="+base, nil))
+	hr.Header.Set("X-Actor", "ops")
+	hr.Header.Set("X-Operator", "yes")
+	polled := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(hr)
+		if err == nil {
+			defer resp.Body.Close()
+			var page eventPage
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			if err == nil && (resp.StatusCode != http.StatusOK || len(page.Events) != 1) {
+				err = fmt.Errorf("status %d, page %+v", resp.StatusCode, page)
+			}
+		}
+		polled <- err
+	}()
+	time.Sleep(3 * ts.Config.WriteTimeout)
+	must(h.l.Deposit(h.ctx, "alice", money("1.00")))
+	if err := <-polled; err != nil {
+		t.Errorf("the long poll: %v", err)
+	}
+	if got := s.next(t, 1); strconv.FormatUint(got[0].id-1, 10) != base {
+		t.Errorf("the stream sent id %d after %s", got[0].id, base)
+	}
+	s.close()
 }

@@ -1,0 +1,157 @@
+// Package escrowhttp serves an escrow.Ledger as a JSON API over HTTP, so
+// that a host whose own service is not written in Go can run the ledger
+// beside it and call it, or let its users call it, over HTTP.
+//
+// # Basics
+//
+// New returns an http.Handler; it listens nowhere, so the host chooses the
+// listener, TLS and timeouts, and whatever middleware it runs:
+//
+//	api, err := escrowhttp.New(ledger, &escrowhttp.Options{
+//		Actor:    func(r *http.Request) (string, error) { return sessions.User(r) },
+//		Operator: func(r *http.Request) bool { return gateway.Signed(r) },
+//	})
+//	mux.Handle("/v1/", api)
+//
+// Authentication stays the host's. Options.Actor names the party a
+// request comes from, an account ID or an arbiter's ID, and the handler
+// trusts it; it never reads credentials itself. Options.Operator names the
+// host's own callers, its payment gateway and back office: only they move
+// money in and out, read the whole event stream, and read what is not
+// theirs.
+//
+// # Routes
+//
+// Every path is under /v1/. IDs in paths are percent-encoded ("order/1"
+// is order%2F1). GET /v1/openapi.json describes every route, its
+// parameters and bodies, and the schemas of what it answers.
+//
+//	GET  /v1/openapi.json                         this API in OpenAPI 3.1; needs no actor
+//	POST /v1/accounts                             open the actor's own account (201)
+//	GET  /v1/accounts/{id}                        an account: its owner or an operator
+//	GET  /v1/accounts/{id}/balances               its balance in every currency
+//	GET  /v1/accounts/{id}/balances/{currency}    its balance in one currency
+//	GET  /v1/accounts/{id}/journal                its journal entries: ?after=&limit=
+//	POST /v1/accounts/{id}/deposits               operators: {"amount":…}
+//	POST /v1/accounts/{id}/withdrawals            operators: {"amount":…}
+//	POST /v1/escrows                              open an escrow as its buyer: Terms (201)
+//	GET  /v1/escrows                              the actor's escrows: ?party=&role=&state=&limit=&cursor=
+//	GET  /v1/escrows/{id}                         an escrow: its parties or an operator
+//	GET  /v1/escrows/{id}/history                 its events
+//	POST /v1/escrows/{id}/pay                     the buyer
+//	POST /v1/escrows/{id}/ship                    the seller: {"tracking":…}
+//	POST /v1/escrows/{id}/confirm                 the buyer
+//	POST /v1/escrows/{id}/confirm_milestone       the buyer: {"milestone":0}
+//	POST /v1/escrows/{id}/cancel                  the buyer or the seller
+//	POST /v1/escrows/{id}/refund                  the seller: {"amount":…}
+//	POST /v1/escrows/{id}/request_refund          the buyer: {"amount":…,"reason":…}
+//	POST /v1/escrows/{id}/agree_refund            the seller
+//	POST /v1/escrows/{id}/refuse_refund           the seller: {"reason":…}
+//	POST /v1/escrows/{id}/dispute                 the buyer or the seller: {"reason":…}
+//	POST /v1/escrows/{id}/resolve                 the arbiter: a Split, {"buyer":…,"seller":…}
+//	POST /v1/escrows/{id}/ratings                 rate the other party: a RatingInput (201)
+//	POST /v1/escrows/{id}/ratings/{rater}/revise  the rater: {"score":…,"comment":…}
+//	POST /v1/escrows/{id}/ratings/{rater}/reply   the rated party: {"text":…}
+//	GET  /v1/reputation/{party}                   a party's reputation
+//	GET  /v1/reputation/{party}/ratings           the ratings behind it: ?limit=&cursor=
+//	GET  /v1/top-sellers                          ?by=wilson|expectation&limit=&cursor=
+//	GET  /v1/events                               operators: ?after=&limit=&wait=
+//	GET  /v1/events/stream                        operators: server-sent events, ?after=
+//
+// The actions' paths end in the words escrow.Action marshals to, and each
+// answers the escrow as the action left it. A POST that makes something
+// answers 201 with a Location relative to its own URL (so it holds
+// wherever the host mounts the handler); every other success is 200.
+//
+// # Bodies and answers
+//
+// Bodies and answers are the ledger's own JSON wire forms (see the JSON
+// section of package escrow): Terms, Split and RatingInput are bodies as
+// they are, and an amount is {"amount":"199.00","currency":"CNY"}, with
+// exactly the currency's decimal places. A call's other arguments are the
+// members of an object named as the ledger names them. Lists come in an
+// object ({"balances":[…]}, {"events":[…],"next":7}), never bare.
+//
+// A POST must say Content-Type: application/json, even with no body (an
+// empty body is {}): a browser sends that type to another site only after
+// a CORS preflight, so a page elsewhere cannot make a signed-in user pay.
+// A body is read strictly: a member the call does not take, at any depth
+// and in any letter case but its own, is refused (unknown_field), and so
+// is a query parameter a route does not take.
+//
+// # Who may read what
+//
+// An account is read by its owner, the actor whose ID it is, and by
+// operators; anyone else gets 403 before the ledger is read, so a stranger
+// cannot tell whether an account exists. An escrow and its history are
+// read by its buyer, seller and arbiter, and by operators; anyone else
+// gets 403 not_party. An escrow ID nobody opened is 404 for everyone:
+// escrow IDs are one namespace, chosen by buyers, and opening a taken ID
+// answers 409 already_exists whatever the handler did on reads, so hiding
+// an escrow's existence behind a 404 would promise what the API cannot
+// keep. Hosts that want IDs unguessable choose them so. A refusal of an
+// action to a stranger does not tell the escrow's state. Reputation, the
+// ratings behind it and the top sellers are public to every actor, as a
+// shop's page is.
+//
+// # Idempotency
+//
+// Every POST takes an Idempotency-Key header, passed to the ledger as
+// escrow.IdempotencyKey: a retry with the same key and body answers the
+// first call's result, with its status, and changes nothing; the same key
+// with another body is 409 idempotency_mismatch. An answer to a keyed call
+// carries Idempotent-Replayed: true if it was replayed, false if the call
+// ran. The ledger's keys are global, so the handler puts each actor's in a
+// namespace of its own: it keeps the key as the actor, quoted as Go quotes
+// strings, a colon and the client's key (alice's "k-1" is "alice":k-1).
+// One client's key never meets another's, and the ledger's limit of 256
+// bytes holds for that whole form: keep client keys short (a UUID is 36).
+//
+// # Errors
+//
+// A refusal is {"error":{"code":…,"message":…,"details":{…}}}. The code
+// names its class and is stable; the message is for people; details carry
+// what the ledger's typed errors carry (the escrow, action and state of a
+// refused transition, what an account needed and had, the words an
+// enumeration takes, the field a body got wrong).
+//
+//	400 invalid_argument, invalid_json, unknown_field
+//	401 unauthenticated        no actor
+//	402 insufficient_funds
+//	403 not_party, forbidden   the wrong party; not the actor's, or not an operator
+//	404 not_found, route_not_found
+//	405 method_not_allowed     with an Allow header
+//	409 invalid_transition, already_exists, already_rated, rating_closed,
+//	    no_arbiter, idempotency_mismatch, conflict
+//	413 body_too_large
+//	415 unsupported_media_type
+//	422 invalid_amount, amount_too_large, unknown_currency, currency_mismatch
+//	429 rate_limited           with a Retry-After header
+//	500 internal               the message says no more; Options.Logger is told
+//	503 closed, read_only, timeout, canceled
+//
+// # Events
+//
+// The ledger's events, its transactional outbox, are the operators': GET
+// /v1/events reads a page after a seq, and with wait (a duration such as
+// 25s, capped by Options.MaxWait) it is a long poll, answering as soon as
+// an event commits, or with no events when the wait is over. GET
+// /v1/events/stream sends them as server-sent events: each is one message
+// whose id is its seq and whose data is its JSON on one line. A
+// reconnecting client's Last-Event-ID resumes after it. An idle stream
+// sends a comment every MaxWait to keep proxies from closing it, and runs
+// until the client goes away; a failure of the ledger is sent as an event
+// named error, with a refusal as its data, and ends it. While a long poll
+// or a stream waits, the handler moves its connection's write deadline
+// forward, so that a server's WriteTimeout does not cut it.
+//
+// # Caveats
+//
+//   - The rate limit is per actor and per handler: replicas of the host
+//     each keep their own buckets.
+//   - Long polls and streams wake at once on commits made through the same
+//     Ledger; events committed by another process on the same store are
+//     seen within escrow.Options.EventPoll.
+//   - Operators act on escrows as their Actor: being an operator lets one
+//     read any escrow, not take its parties' actions.
+package escrowhttp

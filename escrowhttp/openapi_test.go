@@ -1,0 +1,317 @@
+package escrowhttp
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+)
+
+// document fetches the API's description through the API.
+func (h *harness) document() map[string]any {
+	h.t.Helper()
+	r := h.do(req{method: "GET", path: "/v1/openapi.json"}).ok(http.StatusOK)
+	var doc map[string]any
+	r.into(&doc)
+	return doc
+}
+
+// TestOpenAPIRoutes holds the document and the mux to each other: every
+// route is documented, and every documented method and path is served by
+// the route of that pattern.
+func TestOpenAPIRoutes(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	doc := h.document()
+	if doc["openapi"] != "3.1.0" {
+		t.Errorf("openapi %v", doc["openapi"])
+	}
+	documented := map[string]bool{}
+	for path, item := range doc["paths"].(map[string]any) {
+		for method := range item.(map[string]any) {
+			pattern := strings.ToUpper(method) + " " + path
+			documented[pattern] = true
+			// A request to the path, with each wildcard filled in,
+			// reaches the handler registered under the pattern.
+			url := regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllString(path, "x")
+			hr, err := http.NewRequest(strings.ToUpper(method), url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, got := h.srv.mux.Handler(hr); got != pattern {
+				t.Errorf("documented %s is served by %q", pattern, got)
+			}
+		}
+	}
+	served := map[string]bool{}
+	for _, rt := range routes {
+		pattern := rt.method + " " + rt.path
+		if served[pattern] {
+			t.Errorf("route %s twice", pattern)
+		}
+		served[pattern] = true
+		if !documented[pattern] {
+			t.Errorf("route %s is not documented", pattern)
+		}
+	}
+	if len(documented) != len(served) {
+		t.Errorf("%d operations documented, %d routes", len(documented), len(served))
+	}
+	// Every action the ledger knows has its route, named by its word.
+	for _, a := range escrow.Actions() {
+		word := must(a.MarshalText())
+		if !served["POST /v1/escrows/{id}/"+string(word)] {
+			t.Errorf("no route for the action %s", word)
+		}
+	}
+}
+
+// TestOpenAPIReferences: every $ref names a component.
+func TestOpenAPIReferences(t *testing.T) {
+	doc := newHarness(t, nil, nil).document()
+	comps := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				name, found := strings.CutPrefix(ref, "#/components/schemas/")
+				if _, ok := comps[name]; !found || !ok {
+					t.Errorf("%s: $ref %q names no component", at, ref)
+				}
+			}
+			for k, x := range v {
+				walk(x, at+"/"+k)
+			}
+		case []any:
+			for i, x := range v {
+				walk(x, fmt.Sprintf("%s/%d", at, i))
+			}
+		}
+	}
+	walk(doc, "")
+}
+
+// TestOpenAPIWire holds the document's schemas to the ledger's own
+// examples of its wire forms (testdata/wire in the module's root): each
+// must validate, with no member the schema does not name.
+func TestOpenAPIWire(t *testing.T) {
+	doc := newHarness(t, nil, nil).document()
+	v := newValidator(doc)
+	components := map[string]string{"account": "Account", "balance": "Balance", "contribution": "Contribution",
+		"contribution_page": "ContributionPage", "currency": "Currency", "entry": "Entry", "escrow": "Escrow",
+		"escrow_page": "EscrowPage", "event": "Event", "ranked": "Ranked", "ranked_page": "RankedPage",
+		"rating": "Rating", "rating_input": "RatingInput", "reputation": "Reputation", "split": "Split",
+		"terms": "Terms", "timers": "Timers", "view": "View"}
+	for file, name := range components {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "wire", file+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var examples map[string]any
+		if err := json.Unmarshal(b, &examples); err != nil {
+			t.Fatal(err)
+		}
+		for ex, value := range examples {
+			if ex == "zero" { // a zero value, which no answer carries
+				continue
+			}
+			if err := v.check(ref(name), value, file+"."+ex); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+	// The validator refuses what it should, or the above proves nothing.
+	for _, bad := range []struct {
+		name string
+		x    any
+	}{
+		{"Event", map[string]any{"seq": 1, "type": "escrow_lost", "by_timer": false, "amount": nil, "fee": nil}},
+		{"Event", map[string]any{"seq": 1, "type": "escrow_paid", "by_timer": false, "amount": nil}},
+		{"Account", map[string]any{"id": "a", "system": false, "surprise": 1}},
+		{"Money", map[string]any{"amount": 1, "currency": "CNY"}},
+		{"Counts", map[string]any{"positive": 1.5, "neutral": 0, "negative": 0}},
+		{"Entry", map[string]any{"seq": 1, "at": "yesterday", "kind": "deposit", "currency": map[string]any{"code": "CNY", "minor": 2}, "postings": []any{}}},
+	} {
+		var x any
+		if err := json.Unmarshal(must(json.Marshal(bad.x)), &x); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.check(ref(bad.name), x, bad.name); err == nil {
+			t.Errorf("%s %v passed", bad.name, bad.x)
+		}
+	}
+}
+
+// TestDocumentedInGodoc: the package documentation lists every route.
+func TestDocumentedInGodoc(t *testing.T) {
+	b, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range routes {
+		if !regexp.MustCompile(`(?m)^//\s+` + rt.method + `\s+` + regexp.QuoteMeta(rt.path) + `(\s|$)`).Match(b) {
+			t.Errorf("doc.go does not list %s %s", rt.method, rt.path)
+		}
+	}
+}
+
+// A validator checks JSON values against the document's schemas, as far
+// as the document uses JSON Schema: $ref, type, enum, pattern, format
+// date-time, properties and required, additionalProperties, items and
+// numeric bounds. It is strict where the document is not: an object may
+// have no member its schema does not name, so that a field the handler
+// answers and the document forgets fails.
+type validator struct{ comps map[string]any }
+
+func newValidator(doc map[string]any) *validator {
+	return &validator{comps: doc["components"].(map[string]any)["schemas"].(map[string]any)}
+}
+
+func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
+
+func (v *validator) check(schema map[string]any, x any, at string) error {
+	if r, ok := schema["$ref"].(string); ok {
+		target, ok := v.comps[strings.TrimPrefix(r, "#/components/schemas/")].(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: no component %s", at, r)
+		}
+		return v.check(target, x, at)
+	}
+	if types, ok := schema["type"]; ok && !typeIn(types, x) {
+		return fmt.Errorf("%s: %v is not of type %v", at, x, types)
+	}
+	if enum, ok := schema["enum"].([]any); ok && !slices.Contains(enum, x) {
+		return fmt.Errorf("%s: %v is not one of %v", at, x, enum)
+	}
+	if p, ok := schema["pattern"].(string); ok {
+		if s, ok := x.(string); ok && !regexp.MustCompile(p).MatchString(s) {
+			return fmt.Errorf("%s: %q does not match %s", at, s, p)
+		}
+	}
+	if schema["format"] == "date-time" {
+		if _, err := time.Parse(time.RFC3339Nano, x.(string)); err != nil {
+			return fmt.Errorf("%s: %v", at, err)
+		}
+	}
+	if n, ok := x.(float64); ok {
+		if lo, ok := schema["minimum"].(float64); ok && n < lo {
+			return fmt.Errorf("%s: %v below %v", at, n, lo)
+		}
+		if hi, ok := schema["maximum"].(float64); ok && n > hi {
+			return fmt.Errorf("%s: %v above %v", at, n, hi)
+		}
+	}
+	switch x := x.(type) {
+	case map[string]any:
+		props, named := schema["properties"].(map[string]any)
+		for k, value := range x {
+			var sub map[string]any
+			var ok bool
+			if named {
+				if sub, ok = props[k].(map[string]any); !ok {
+					return fmt.Errorf("%s: member %q is not in the schema", at, k)
+				}
+			} else if sub, ok = schema["additionalProperties"].(map[string]any); !ok {
+				continue
+			}
+			if err := v.check(sub, value, at+"."+k); err != nil {
+				return err
+			}
+		}
+		if req, ok := schema["required"].([]any); ok {
+			for _, k := range req {
+				if _, ok := x[k.(string)]; !ok {
+					return fmt.Errorf("%s: required member %q is missing", at, k)
+				}
+			}
+		}
+	case []any:
+		if items, ok := schema["items"].(map[string]any); ok {
+			for i, value := range x {
+				if err := v.check(items, value, fmt.Sprintf("%s[%d]", at, i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// typeIn reports whether x is of the JSON Schema type, or one of the
+// types, given.
+func typeIn(types any, x any) bool {
+	list, ok := types.([]any)
+	if !ok {
+		list = []any{types}
+	}
+	for _, t := range list {
+		switch t {
+		case "null":
+			if x == nil {
+				return true
+			}
+		case "boolean":
+			if _, ok := x.(bool); ok {
+				return true
+			}
+		case "string":
+			if _, ok := x.(string); ok {
+				return true
+			}
+		case "number":
+			if _, ok := x.(float64); ok {
+				return true
+			}
+		case "integer":
+			if n, ok := x.(float64); ok && n == math.Trunc(n) {
+				return true
+			}
+		case "array":
+			if _, ok := x.([]any); ok {
+				return true
+			}
+		case "object":
+			if _, ok := x.(map[string]any); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// answer checks an answer to r against what the document says the
+// route answers with its status.
+func (v *validator) answer(doc map[string]any, pattern string, r *resp) error {
+	method, path, _ := strings.Cut(pattern, " ")
+	op, ok := doc["paths"].(map[string]any)[path].(map[string]any)[strings.ToLower(method)].(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s is not documented", pattern)
+	}
+	status := fmt.Sprint(r.status)
+	documented, ok := op["responses"].(map[string]any)[status].(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s does not document status %s", pattern, status)
+	}
+	content := documented["content"].(map[string]any)
+	media, ok := content[strings.Split(r.header.Get("Content-Type"), ";")[0]].(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s %s answered %s, documented %v", pattern, status, r.header.Get("Content-Type"), content)
+	}
+	if r.header.Get("Content-Type") != "application/json" {
+		return nil
+	}
+	var x any
+	if err := json.Unmarshal(r.body, &x); err != nil {
+		return err
+	}
+	return v.check(media["schema"].(map[string]any), x, pattern)
+}
