@@ -3,6 +3,7 @@ package escrowhttp
 import (
 	"bytes"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,6 +26,8 @@ func TestNewRefuses(t *testing.T) {
 		"negative wait":  {h.l, &Options{Actor: headerActor, MaxWait: -time.Second}},
 		"negative rate":  {h.l, &Options{Actor: headerActor, RateLimit: RateLimit{Rate: -1}}},
 		"negative burst": {h.l, &Options{Actor: headerActor, RateLimit: RateLimit{Rate: 1, Burst: -1}}},
+		"NaN rate":       {h.l, &Options{Actor: headerActor, RateLimit: RateLimit{Rate: math.NaN()}}},
+		"infinite rate":  {h.l, &Options{Actor: headerActor, RateLimit: RateLimit{Rate: math.Inf(1)}}},
 	} {
 		if _, err := New(c.l, c.opts); !errors.Is(err, escrow.ErrInvalidArgument) {
 			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)

@@ -213,7 +213,6 @@ type jsonField struct {
 	name     string
 	typ      reflect.Type
 	optional bool // omitempty or omitzero: it may be left out
-	doc      reflect.StructField
 }
 
 // structFields yields the members of the JSON object of struct t, as
@@ -242,7 +241,7 @@ func structFields(t reflect.Type) func(yield func(jsonField) bool) {
 			optional := slices.ContainsFunc(strings.Split(opts, ","), func(o string) bool {
 				return o == "omitempty" || o == "omitzero"
 			})
-			if !yield(jsonField{name: name, typ: f.Type, optional: optional, doc: f}) {
+			if !yield(jsonField{name: name, typ: f.Type, optional: optional}) {
 				return
 			}
 		}

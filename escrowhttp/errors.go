@@ -94,6 +94,13 @@ func refuse(code, format string, args ...any) *apiError {
 	panic("escrowhttp: no class " + code)
 }
 
+// tooLarge is the refusal of a body over limit bytes.
+func tooLarge(limit int64) *apiError {
+	e := refuse("body_too_large", "the request body is over %d bytes", limit)
+	e.details = map[string]any{"limit": limit}
+	return e
+}
+
 // fixedMessages replace the ledger's message where it speaks of the
 // store, which is the host's business, not the client's.
 var fixedMessages = map[string]string{
@@ -113,9 +120,7 @@ func (s *server) classify(c *call, err error) *apiError {
 		return e
 	}
 	if e, ok := as[*http.MaxBytesError](err); ok {
-		a := refuse("body_too_large", "the request body is over %d bytes", e.Limit)
-		a.details = map[string]any{"limit": e.Limit}
-		return a
+		return tooLarge(e.Limit)
 	}
 	for _, cl := range classes {
 		if cl.err == nil || !errors.Is(err, cl.err) {

@@ -105,6 +105,9 @@ func (s *server) stream(c *call) (any, error) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no") // nginx would hold events back otherwise
 	c.w.WriteHeader(http.StatusOK)
+	if c.r.Method == http.MethodHead { // the headers say all a HEAD asks
+		return nil, nil
+	}
 	if err := rc.Flush(); err != nil {
 		s.log.Error("escrowhttp: the ResponseWriter cannot flush, so it cannot stream events", "error", err)
 		return nil, nil

@@ -36,6 +36,15 @@ func TestEventsPage(t *testing.T) {
 	}
 	h.do(req{method: "GET", path: "/v1/events?after=" + strconv.FormatUint(page.Next, 10), actor: "ops", operator: true}).
 		ok(http.StatusOK).same(eventPage{Events: []escrow.Event{}, Next: page.Next})
+
+	// A HEAD of the stream answers its headers and ends; the context
+	// bounds it, should it wait.
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	r = h.do(req{method: "HEAD", path: "/v1/events/stream", actor: "ops", operator: true, ctx: ctx}).ok(http.StatusOK)
+	if ctx.Err() != nil || r.header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("HEAD of the stream: %v, %v", ctx.Err(), r.header)
+	}
 }
 
 // TestLongPoll: a long poll answers as soon as an event commits, and with

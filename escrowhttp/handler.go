@@ -1,10 +1,12 @@
 package escrowhttp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
@@ -49,7 +51,8 @@ type Options struct {
 	// RateLimit caps each actor's requests; the zero value caps nothing.
 	RateLimit RateLimit
 	// MaxWait caps how long a long poll of GET /v1/events waits for an
-	// event (its wait parameter). Zero means DefaultMaxWait.
+	// event (its wait parameter), and is how often an idle event stream
+	// sends a comment. Zero means DefaultMaxWait.
 	MaxWait time.Duration
 	// Logger is told of each request answered 500, with the error the
 	// client is not shown. Nil means slog.Default(), as net/http logs to
@@ -67,8 +70,7 @@ type server struct {
 	limit    *limiter // nil: no limit
 	log      *slog.Logger
 	mux      *http.ServeMux
-	openapi  []byte           // the API's description, built once
-	now      func() time.Time // the rate limiter's clock
+	openapi  []byte // the API's description, built once
 }
 
 // New returns an http.Handler that serves l as the JSON API described in
@@ -85,19 +87,18 @@ func New(l *escrow.Ledger, opts *Options) (http.Handler, error) {
 		return nil, invalid("Options.Actor is required: the handler has no other way to know who calls")
 	case opts.MaxBodyBytes < 0 || opts.MaxWait < 0:
 		return nil, invalid("a negative MaxBodyBytes or MaxWait")
-	case opts.RateLimit.Rate < 0 || opts.RateLimit.Burst < 0:
-		return nil, invalid("a negative RateLimit")
+	case !(opts.RateLimit.Rate >= 0) || math.IsInf(opts.RateLimit.Rate, 0) || opts.RateLimit.Burst < 0:
+		return nil, invalid("a RateLimit that is negative or not a finite number")
 	}
 	s := &server{
 		ledger:   l,
 		actor:    opts.Actor,
 		operator: opts.Operator,
-		maxBody:  cmpOr(opts.MaxBodyBytes, DefaultMaxBodyBytes),
-		maxWait:  cmpOr(opts.MaxWait, DefaultMaxWait),
+		maxBody:  cmp.Or(opts.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxWait:  cmp.Or(opts.MaxWait, DefaultMaxWait),
 		limit:    newLimiter(opts.RateLimit),
 		log:      opts.Logger,
 		mux:      http.NewServeMux(),
-		now:      time.Now,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -117,15 +118,6 @@ func New(l *escrow.Ledger, opts *Options) (http.Handler, error) {
 
 func invalid(what string) error {
 	return fmt.Errorf("escrowhttp: %w: %s", escrow.ErrInvalidArgument, what)
-}
-
-// cmpOr returns v, or def if v is zero.
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // ServeHTTP answers one request.
@@ -156,7 +148,8 @@ type call struct {
 func (s *server) serve(rt *route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := &call{w: w, r: r, ctx: r.Context(), route: rt}
-		v, err := s.admit(c)
+		var v any
+		err := s.admit(c)
 		if err == nil {
 			v, err = rt.handle(s, c)
 		}
@@ -176,57 +169,55 @@ func (s *server) serve(rt *route) http.HandlerFunc {
 // actor (401), an empty bucket (429), not an operator (403), unknown
 // query parameters (400), a body of the wrong type (415) or too large
 // (413), or an empty Idempotency-Key (400).
-func (s *server) admit(c *call) (any, error) {
+func (s *server) admit(c *call) error {
 	r, rt := c.r, c.route
 	if rt.access == public {
-		return nil, s.checkQuery(c)
+		return s.checkQuery(c)
 	}
 	actor, err := s.actor(r)
 	if err != nil {
-		return nil, refuse("unauthenticated", "%s", err)
+		return refuse("unauthenticated", "%s", err)
 	}
 	if actor == "" {
-		return nil, refuse("unauthenticated", "the request names no actor")
+		return refuse("unauthenticated", "the request names no actor")
 	}
 	c.actor = actor
 	if s.limit != nil {
-		if ok, wait := s.limit.allow(actor, s.now()); !ok {
+		if ok, wait := s.limit.allow(actor, time.Now()); !ok {
 			e := refuse("rate_limited", "too many requests from %q; retry in %s", actor, wait.Round(time.Millisecond))
 			e.header = map[string]string{"Retry-After": strconv.FormatInt(retryAfter(wait), 10)}
 			e.details = map[string]any{"retry_after": retryAfter(wait)}
-			return nil, e
+			return e
 		}
 	}
 	c.operator = s.operator != nil && s.operator(r)
 	if rt.access == operatorOnly && !c.operator {
-		return nil, refuse("forbidden", "only the platform's operators may %s %s", r.Method, r.URL.Path)
+		return refuse("forbidden", "only the platform's operators may %s %s", r.Method, r.URL.Path)
 	}
 	if err := s.checkQuery(c); err != nil {
-		return nil, err
+		return err
 	}
 	if rt.body == nil {
-		return nil, nil
+		return nil
 	}
 	// A browser sends application/json to another site only after a CORS
 	// preflight, so requiring it keeps a page elsewhere from making a
 	// signed-in user pay, even with an empty body.
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, refuse("unsupported_media_type", "a %s request must have Content-Type application/json", r.Method)
+		return refuse("unsupported_media_type", "a %s request must have Content-Type application/json", r.Method)
 	}
 	if r.ContentLength > s.maxBody {
-		e := refuse("body_too_large", "the request body is over %d bytes", s.maxBody)
-		e.details = map[string]any{"limit": s.maxBody}
-		return nil, e
+		return tooLarge(s.maxBody)
 	}
 	r.Body = http.MaxBytesReader(c.w, r.Body, s.maxBody)
 	if keys, ok := r.Header["Idempotency-Key"]; ok {
 		c.key = strings.TrimSpace(strings.Join(keys, ","))
 		if c.key == "" {
-			return nil, refuse("invalid_argument", "an empty Idempotency-Key: send a key, or no header")
+			return refuse("invalid_argument", "an empty Idempotency-Key: send a key, or no header")
 		}
 		c.opts = []escrow.CallOption{escrow.IdempotencyKey(ledgerKey(c.actor, c.key)), escrow.Replayed(&c.replayed)}
 	}
-	return nil, nil
+	return nil
 }
 
 // ledgerKey is the idempotency key the ledger keeps for an actor's key.

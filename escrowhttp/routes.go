@@ -1,6 +1,7 @@
 package escrowhttp
 
 import (
+	"cmp"
 	"net/http"
 	"reflect"
 	"strings"
@@ -53,7 +54,7 @@ type route struct {
 // get makes rt a GET route served by fn, which answers R.
 func get[R any](rt route, fn func(*server, *call) (R, error)) route {
 	rt.method, rt.result = http.MethodGet, reflect.TypeFor[R]()
-	rt.status = cmpOr(rt.status, http.StatusOK)
+	rt.status = cmp.Or(rt.status, http.StatusOK)
 	rt.handle = func(s *server, c *call) (any, error) {
 		v, err := fn(s, c)
 		if err != nil {
@@ -68,7 +69,7 @@ func get[R any](rt route, fn func(*server, *call) (R, error)) route {
 // into a B and answers R.
 func post[B, R any](rt route, fn func(*server, *call, *B) (R, error)) route {
 	rt.method, rt.body, rt.result = http.MethodPost, reflect.TypeFor[B](), reflect.TypeFor[R]()
-	rt.status = cmpOr(rt.status, http.StatusOK)
+	rt.status = cmp.Or(rt.status, http.StatusOK)
 	rt.handle = func(s *server, c *call) (any, error) {
 		b := new(B)
 		if err := s.decode(c, b); err != nil {
