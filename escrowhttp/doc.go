@@ -154,4 +154,6 @@
 //     seen within escrow.Options.EventPoll.
 //   - Operators act on escrows as their Actor: being an operator lets one
 //     read any escrow, not take its parties' actions.
+//   - The handler fires no timers: the host runs Ledger.RunTimers, or
+//     ProcessDue, as it would without it.
 package escrowhttp
