@@ -13,6 +13,11 @@
 // -data (a new temporary directory by default, removed at exit). The page
 // is plain HTML forms rendered by html/template: no script and no build
 // step. Acting as someone is a link, not a login: this is a demonstration.
+//
+// The same ledger is served as escrowhttp's JSON API under /v1/, acting
+// as whoever the X-Actor header names (mei, teahouse or arbiter):
+//
+//	curl -H 'X-Actor: mei' http://localhost:8080/v1/escrows
 package main
 
 import (

@@ -8,9 +8,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/escrowhttp"
 )
 
 // The people of the shop: who you may act as.
@@ -62,6 +64,20 @@ func newShop(ctx context.Context, store escrow.Storage, clock escrow.Clock) (*sh
 	s.mux.HandleFunc("GET /{$}", s.show)
 	s.mux.HandleFunc("POST /order", s.order)
 	s.mux.HandleFunc("POST /act", s.act)
+	// The same ledger as a JSON API, for a front end or a script: whoever
+	// the X-Actor header names, as long as it is one of the shop's people.
+	// A real host names the actor from its own sign-in.
+	api, err := escrowhttp.New(l, &escrowhttp.Options{Actor: func(r *http.Request) (string, error) {
+		who := r.Header.Get("X-Actor")
+		if !slices.Contains(people, who) {
+			return "", fmt.Errorf("X-Actor must name one of %v", people)
+		}
+		return who, nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	s.mux.Handle("/v1/", api)
 	return s, nil
 }
 

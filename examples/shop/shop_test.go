@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -164,6 +165,40 @@ func TestTrade(t *testing.T) {
 	sellerPage := c.page(seller)
 	if !strings.Contains(sellerPage, "<td>CNY</td><td>120.00 CNY</td><td>0.00 CNY</td>") {
 		t.Errorf("the seller's balance does not show the 120.00 released:\n%s", sellerPage)
+	}
+}
+
+// TestAPI: the shop serves the ledger's JSON API beside its page, acting
+// as the X-Actor header says, and refuses a request that names nobody.
+func TestAPI(t *testing.T) {
+	c := newClient(t)
+	c.post("/order", buyer, url.Values{"item": {"Yixing teapot"}, "price": {"120.00"}})
+	c.act(buyer, "order-1", "pay")
+	get := func(who, path string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", c.srv.URL+path, nil)
+		if who != "" {
+			req.Header.Set("X-Actor", who)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	status, body := get(seller, "/v1/escrows/order-1")
+	var got escrow.Escrow
+	if err := json.Unmarshal(body, &got); status != http.StatusOK || err != nil {
+		t.Fatalf("GET /v1/escrows/order-1 as the seller: %d %s (%v)", status, body, err)
+	}
+	want, _ := c.ledger.Escrow(context.Background(), "order-1")
+	if got.ID != want.ID || got.State != escrow.AwaitingShipment || got.Version != want.Version || !got.Held.Equal(want.Held) {
+		t.Errorf("the API's escrow %+v, want the ledger's %+v", got, want)
+	}
+	if status, body := get("", "/v1/escrows/order-1"); status != http.StatusUnauthorized {
+		t.Errorf("GET with no actor: %d %s, want 401", status, body)
 	}
 }
 
