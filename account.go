@@ -306,7 +306,7 @@ func post(tx Tx, e *Entry) error {
 func getAccount(tx Tx, id string) (Account, error) {
 	a, err := tx.Account(id)
 	if errors.Is(err, ErrNotFound) {
-		return Account{}, fmt.Errorf("%w: account %q", ErrNotFound, id)
+		return Account{}, &NotFoundError{Kind: "account", ID: id}
 	}
 	return a, err
 }

@@ -192,7 +192,7 @@ func (l *Ledger) Consumer(ctx context.Context, name string) (Consumer, error) {
 		var err error
 		c, err = tx.Consumer(name)
 		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("%w: consumer %q", ErrNotFound, name)
+			return &NotFoundError{Kind: "consumer", ID: name}
 		}
 		return err
 	})

@@ -2,6 +2,7 @@ package escrow
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -289,4 +290,68 @@ func (e *DueError) list() (names []string, errs []error) {
 		names, errs = append(names, fmt.Sprintf("%q as %s", k.Party, k.Role)), append(errs, e.Aggregates[k])
 	}
 	return names, errs
+}
+
+// NotFoundError reports what is missing: the kind of record ("account",
+// "escrow", "rating", "consumer") and its ID (for a rating, the escrow's,
+// with the rater in Rater). It wraps ErrNotFound.
+type NotFoundError struct {
+	Kind  string
+	ID    string
+	Rater string // for a rating: whose
+}
+
+func (e *NotFoundError) Error() string {
+	if e.Kind == "rating" {
+		return fmt.Sprintf("%s: no rating by %q on escrow %q", ErrNotFound, e.Rater, e.ID)
+	}
+	return fmt.Sprintf("%s: %s %q", ErrNotFound, e.Kind, e.ID)
+}
+
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+// codes are the machine codes of the sentinel errors, in the order Code
+// tries them: the more specific first where one error may wrap two.
+var codes = []struct {
+	err  error
+	code string
+}{
+	{ErrIdempotencyMismatch, "idempotency_mismatch"},
+	{ErrInvalidAmount, "invalid_amount"},
+	{ErrAmountTooLarge, "amount_too_large"},
+	{ErrUnknownCurrency, "unknown_currency"},
+	{ErrCurrencyMismatch, "currency_mismatch"},
+	{ErrInvalidArgument, "invalid_argument"},
+	{ErrNotFound, "not_found"},
+	{ErrExists, "already_exists"},
+	{ErrInsufficientFunds, "insufficient_funds"},
+	{ErrNotParty, "not_party"},
+	{ErrInvalidTransition, "invalid_transition"},
+	{ErrNoArbiter, "no_arbiter"},
+	{ErrAlreadyRated, "already_rated"},
+	{ErrRatingClosed, "rating_closed"},
+	{ErrConflict, "conflict"},
+	{ErrClosed, "closed"},
+	{ErrReadOnly, "read_only"},
+	{ErrInvariant, "invariant_violated"},
+	{context.Canceled, "canceled"},
+	{context.DeadlineExceeded, "timeout"},
+}
+
+// Code returns a stable machine code for err, a snake_case word an API
+// can send its clients: "insufficient_funds" for an error that wraps
+// ErrInsufficientFunds, "not_party", "invalid_transition", and so on for
+// every sentinel above, "canceled" and "timeout" for a call whose context
+// ended. It returns "" for nil and "internal" for an error that wraps none
+// of them (a store's own failure). The words never change once released.
+func Code(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "internal"
 }

@@ -938,7 +938,7 @@ func touch(e *Escrow, now time.Time) {
 func getEscrow(tx Tx, id string) (Escrow, error) {
 	e, err := tx.Escrow(id)
 	if errors.Is(err, ErrNotFound) {
-		return Escrow{}, fmt.Errorf("%w: escrow %q", ErrNotFound, id)
+		return Escrow{}, &NotFoundError{Kind: "escrow", ID: id}
 	}
 	return e, err
 }

@@ -69,7 +69,7 @@ func (s Score) counts(sign int64) Counts {
 func getRating(tx Tx, escrowID, rater string) (Rating, error) {
 	r, err := tx.Rating(escrowID, rater)
 	if errors.Is(err, ErrNotFound) {
-		return Rating{}, fmt.Errorf("%w: no rating by %q on escrow %q", ErrNotFound, rater, escrowID)
+		return Rating{}, &NotFoundError{Kind: "rating", ID: escrowID, Rater: rater}
 	}
 	return r, err
 }

@@ -264,3 +264,14 @@ func jsonOf(t *testing.T, v any) any {
 	}
 	return out
 }
+
+// TestCodesAreTheLedgers: every class that answers a ledger's sentinel
+// uses the ledger's own code for it, so a client sees one word for one
+// refusal whether it came through this API or from escrow.Code.
+func TestCodesAreTheLedgers(t *testing.T) {
+	for _, c := range classes {
+		if c.err != nil && c.code != escrow.Code(c.err) {
+			t.Errorf("class %q answers %v, whose code is %q", c.code, c.err, escrow.Code(c.err))
+		}
+	}
+}
