@@ -91,6 +91,9 @@ type AmountError struct {
 }
 
 func (e *AmountError) Error() string {
+	if e.Amount == "" {
+		return fmt.Sprintf("%s: %s: %s", e.Err, e.Currency, e.Reason)
+	}
 	return fmt.Sprintf("%s: %s %s: %s", e.Err, e.Amount, e.Currency, e.Reason)
 }
 

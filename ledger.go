@@ -167,6 +167,9 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, c := range l.currencies {
+		register(c) // so that JSON amounts of c take its minor units
+	}
 	return l, nil
 }
 
@@ -202,8 +205,11 @@ func (l *Ledger) now() time.Time { return l.clock.Now().Round(0).UTC() }
 
 // checkCurrency refuses a currency the ledger does not know.
 func (l *Ledger) checkCurrency(c Currency) error {
-	if known, ok := l.currencies[c.Code]; !ok || known != c {
-		return &AmountError{Amount: "", Currency: c.Code, Reason: "not in the ledger's registry", Err: ErrUnknownCurrency}
+	if known, ok := l.currencies[c.Code]; !ok {
+		return &AmountError{Currency: c.Code, Reason: "not in the ledger's registry", Err: ErrUnknownCurrency}
+	} else if known != c {
+		return &AmountError{Currency: c.Code, Err: ErrUnknownCurrency,
+			Reason: fmt.Sprintf("has %d decimal places in the ledger's registry, not %d", known.Minor, c.Minor)}
 	}
 	return nil
 }

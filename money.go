@@ -79,6 +79,7 @@ var currencies = struct {
 func init() {
 	for _, c := range DefaultCurrencies() {
 		intern(c)
+		register(c)
 	}
 }
 
@@ -135,9 +136,14 @@ func NewMoney(d decimal.Decimal, c Currency) (Money, error) {
 
 var maxUnitsDecimal = decimal.NewFromInt(MaxUnits)
 
-// ParseMoney parses a decimal string such as "199.00" as an amount of c,
-// with the rules of NewMoney.
+// ParseMoney parses a decimal string such as "199.00" or "12.3" as an
+// amount of c, with the rules of NewMoney. The string is digits with an
+// optional fraction after a '.', as amounts are written on the wire: no
+// exponent ("1e3"), no '+', no leading or trailing '.', no spaces.
 func ParseMoney(s string, c Currency) (Money, error) {
+	if !plainDecimal(s) {
+		return Money{}, &AmountError{Amount: s, Currency: c.Code, Reason: "not a decimal number as amounts are written (digits, a fraction after a '.' if any)", Err: ErrInvalidAmount}
+	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
 		return Money{}, &AmountError{Amount: s, Currency: c.Code, Reason: "not a decimal number", Err: ErrInvalidAmount}
@@ -147,6 +153,48 @@ func ParseMoney(s string, c Currency) (Money, error) {
 		ae.Amount = s // report the amount as the caller wrote it
 	}
 	return m, err
+}
+
+// plainDecimal reports whether s is an optional '-', digits, and an
+// optional '.' followed by digits.
+func plainDecimal(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, dot := strings.Cut(s, ".")
+	digits := func(p string) bool {
+		return p != "" && strings.IndexFunc(p, func(r rune) bool { return r < '0' || r > '9' }) < 0
+	}
+	return digits(whole) && (!dot || digits(frac))
+}
+
+// byCode maps a currency code to the currency a Ledger of this process
+// registered under it (every default currency is registered), so that an
+// amount read from JSON takes its minor units from its code, not from how
+// many places it was written with. A code registered with two different
+// minor units maps to nothing: such an amount keeps the places it has.
+var byCode = struct {
+	sync.RWMutex
+	m map[string]*Currency // nil value: ambiguous
+}{m: map[string]*Currency{}}
+
+// register records c under its code; see codes.
+func register(c Currency) {
+	byCode.Lock()
+	defer byCode.Unlock()
+	if known, ok := byCode.m[c.Code]; !ok {
+		byCode.m[c.Code] = &c
+	} else if known != nil && *known != c {
+		byCode.m[c.Code] = nil
+	}
+}
+
+// registered returns the currency registered under code, if exactly one is.
+func registered(code string) (Currency, bool) {
+	byCode.RLock()
+	defer byCode.RUnlock()
+	if c := byCode.m[code]; c != nil {
+		return *c, true
+	}
+	return Currency{}, false
 }
 
 // MustParseMoney is like ParseMoney but panics on error. It is meant for
@@ -267,11 +315,18 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidAmount, err)
 	}
-	minor := 0
-	if i := strings.IndexByte(v.Amount, '.'); i >= 0 {
-		minor = len(v.Amount) - i - 1
+	// The code decides the minor units: "12.3" CNY is 12.30 CNY, and
+	// "12.345" CNY is refused for its third place. A code no Ledger of
+	// this process registered keeps the places it was written with, and a
+	// Ledger then refuses it as not in its registry.
+	c, ok := registered(v.Currency)
+	if !ok {
+		c = Currency{Code: v.Currency}
+		if i := strings.IndexByte(v.Amount, '.'); i >= 0 {
+			c.Minor = len(v.Amount) - i - 1
+		}
 	}
-	got, err := ParseMoney(v.Amount, Currency{Code: v.Currency, Minor: minor})
+	got, err := ParseMoney(v.Amount, c)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,6 @@ func TestParseMoney(t *testing.T) {
 		{"0.01", escrow.USD, 1, "0.01 USD"},
 		{"500", escrow.JPY, 500, "500 JPY"},
 		{"500.0", escrow.JPY, 500, "500 JPY"},
-		{"1e2", escrow.EUR, 10000, "100.00 EUR"},
 		{"0.00000001", btc, 1, "0.00000001 BTC"},
 		{"21000000", btc, 2_100_000_000_000_000, "21000000.00000000 BTC"},
 		{"9999999999999999.99", escrow.CNY, escrow.MaxUnits, "9999999999999999.99 CNY"},
@@ -101,7 +100,13 @@ func TestParseMoneyRefusals(t *testing.T) {
 		{"one past the largest", "10000000000000000.00", escrow.CNY, escrow.ErrAmountTooLarge, "largest"},
 		{"one unit past the largest", "1000000000000000000", escrow.JPY, escrow.ErrAmountTooLarge, "largest"},
 		{"huge decimal", "123456789012345678901234567890.12", escrow.CNY, escrow.ErrAmountTooLarge, "largest"},
-		{"huge exponent", "1e30", escrow.CNY, escrow.ErrAmountTooLarge, "largest"},
+		{"exponent", "1e3", escrow.CNY, escrow.ErrInvalidAmount, "not a decimal"},
+		{"huge exponent", "1e30", escrow.CNY, escrow.ErrInvalidAmount, "not a decimal"},
+		{"plus sign", "+3", escrow.CNY, escrow.ErrInvalidAmount, "not a decimal"},
+		{"no whole part", ".5", escrow.CNY, escrow.ErrInvalidAmount, "not a decimal"},
+		{"no fraction after the point", "5.", escrow.CNY, escrow.ErrInvalidAmount, "not a decimal"},
+		{"space", " 5", escrow.CNY, escrow.ErrInvalidAmount, "not a decimal"},
+		{"two points", "1.2.3", escrow.CNY, escrow.ErrInvalidAmount, "not a decimal"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -317,7 +322,9 @@ func TestMoneyUnmarshalJSONRefusals(t *testing.T) {
 		{`{"amount":"-1.00","currency":"CNY"}`, escrow.ErrInvalidAmount},
 		{`{"amount":"one","currency":"CNY"}`, escrow.ErrInvalidAmount},
 		{`{"amount":"","currency":"CNY"}`, escrow.ErrInvalidAmount},
-		{`{"amount":"1e30","currency":"JPY"}`, escrow.ErrAmountTooLarge},
+		{`{"amount":"1e30","currency":"JPY"}`, escrow.ErrInvalidAmount},
+		{`{"amount":"12.345","currency":"CNY"}`, escrow.ErrInvalidAmount},
+		{`{"amount":"1500.5","currency":"JPY"}`, escrow.ErrInvalidAmount},
 		{`{"amount":"1.00","currency":"cny"}`, escrow.ErrInvalidArgument},
 		{`{"amount":"1.00","currency":""}`, escrow.ErrInvalidArgument},
 		{`{"amount":"1.0000000000","currency":"BTC"}`, escrow.ErrInvalidArgument}, // ten places
@@ -657,4 +664,39 @@ func TestMoneyEqual(t *testing.T) {
 	if !escrow.RestoreMoney(0, escrow.CNY).IsZero() || escrow.RestoreMoney(0, escrow.CNY).Equal(escrow.Money{}) {
 		t.Error("a zero CNY is zero but not the zero Money")
 	}
+}
+
+// TestMoneyJSONTakesPlacesFromCode: an amount read from JSON takes its
+// minor units from its currency's code, as registered by a Ledger (every
+// default currency is), not from the places it was written with; and a
+// currency the ledger does not know is refused with a message that says
+// so plainly.
+func TestMoneyJSONTakesPlacesFromCode(t *testing.T) {
+	var m escrow.Money
+	if err := json.Unmarshal([]byte(`{"amount":"12.3","currency":"CNY"}`), &m); err != nil || m != cny("12.30") {
+		t.Errorf(`"12.3" CNY decodes as %v, %v; want 12.30 CNY`, m, err)
+	}
+	err := json.Unmarshal([]byte(`{"amount":"12.345","currency":"CNY"}`), &m)
+	if !errors.Is(err, escrow.ErrInvalidAmount) || !strings.Contains(err.Error(), "more than 2 decimal places") {
+		t.Errorf(`"12.345" CNY: %v, want ErrInvalidAmount naming CNY's 2 places`, err)
+	}
+	tok := escrow.Currency{Code: "TOK", Minor: 4}
+	w := newFixtureWith(t, &escrow.Options{Currencies: []escrow.Currency{tok}})
+	if err := json.Unmarshal([]byte(`{"amount":"1.5","currency":"TOK"}`), &m); err != nil || m != escrow.MustParseMoney("1.5000", tok) {
+		t.Errorf(`"1.5" TOK, registered with 4 places, decodes as %v (%d units), %v`, m, m.Units(), err)
+	}
+	w.account("alice")
+	before := w.dump()
+	if err := json.Unmarshal([]byte(`{"amount":"1.0","currency":"XYZ"}`), &m); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.l.Deposit(w.ctx, "alice", m)
+	if !errors.Is(err, escrow.ErrUnknownCurrency) || err.Error() != "escrow: unknown currency: XYZ: not in the ledger's registry" {
+		t.Errorf("a deposit in a currency nobody registered: %v", err)
+	}
+	_, err = w.l.Deposit(w.ctx, "alice", escrow.MustParseMoney("1.5", escrow.Currency{Code: "CNY", Minor: 1}))
+	if !errors.Is(err, escrow.ErrUnknownCurrency) || !strings.Contains(err.Error(), "CNY: has 2 decimal places in the ledger's registry, not 1") {
+		t.Errorf("a deposit of CNY with 1 place: %v", err)
+	}
+	w.unchanged(before, "refused deposits")
 }
