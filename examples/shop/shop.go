@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/escrowhttp"
@@ -28,7 +29,7 @@ var people = []string{buyer, seller, arbiter}
 type shop struct {
 	ledger *escrow.Ledger
 	page   *template.Template
-	orders int // orders opened through this shop, for their IDs
+	orders atomic.Int64 // orders opened in this shop, for their IDs; requests come concurrently
 	mux    *http.ServeMux
 }
 
@@ -56,11 +57,17 @@ func newShop(ctx context.Context, store escrow.Storage, clock escrow.Clock) (*sh
 		return nil, err
 	}
 	s := &shop{ledger: l, page: page, mux: http.NewServeMux()}
-	mine, err := l.Escrows(ctx, escrow.EscrowQuery{Party: buyer, Limit: escrow.MaxPageLimit})
-	if err != nil {
-		return nil, err
+	// A reopened shop numbers on from the orders it has.
+	for q := (escrow.EscrowQuery{Party: buyer, Limit: escrow.MaxPageLimit}); ; {
+		mine, err := l.Escrows(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		s.orders.Add(int64(len(mine.Escrows)))
+		if q.Cursor = mine.Next; q.Cursor == "" {
+			break
+		}
 	}
-	s.orders = len(mine.Escrows) // a reopened shop numbers on from its orders
 	s.mux.HandleFunc("GET /{$}", s.show)
 	s.mux.HandleFunc("POST /order", s.order)
 	s.mux.HandleFunc("POST /act", s.act)
@@ -188,8 +195,7 @@ func back(w http.ResponseWriter, r *http.Request, who string, err error) {
 func (s *shop) order(w http.ResponseWriter, r *http.Request) {
 	price, err := escrow.ParseMoney(r.FormValue("price"), escrow.CNY)
 	if err == nil {
-		s.orders++
-		_, err = s.ledger.Open(r.Context(), escrow.Terms{ID: fmt.Sprintf("order-%d", s.orders), Buyer: buyer,
+		_, err = s.ledger.Open(r.Context(), escrow.Terms{ID: fmt.Sprintf("order-%d", s.orders.Add(1)), Buyer: buyer,
 			Seller: seller, Price: price, Item: r.FormValue("item")})
 	}
 	back(w, r, buyer, err)
