@@ -116,10 +116,8 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 // Money and Timers, and matches names without regard to case; this walk
 // goes into both and takes a name only as it is spelt.
 //
-// It also refuses an amount written with other decimal places than its
-// currency takes ("1.5" CNY). Money's own decoding would read it as a
-// currency of one decimal place, which the ledger then calls unknown,
-// and the client would be told its currency is wrong when its amount is.
+// It also refuses an amount its currency does not take ("1.555" CNY),
+// naming the field, which Money's own decoding cannot know.
 func (s *server) check(raw any, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -152,7 +150,7 @@ func (s *server) check(raw any, t reflect.Type, path string) error {
 			}
 		}
 		if t == moneyType {
-			return s.checkPlaces(raw, path)
+			return s.checkAmount(raw, path)
 		}
 	case []any:
 		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
@@ -166,25 +164,22 @@ func (s *server) check(raw any, t reflect.Type, path string) error {
 	return nil
 }
 
-// checkPlaces refuses an amount, at path, whose decimal places are not
-// those of its currency, if the ledger knows the currency.
-func (s *server) checkPlaces(m map[string]any, path string) error {
+// checkAmount refuses an amount, at path, that its currency does not
+// take (too many decimal places, negative, too large), with the ledger's
+// own rule and error, adding the field it is in. A currency the ledger
+// does not know is left to the call, which says so.
+func (s *server) checkAmount(m map[string]any, path string) error {
 	amount, ok := m["amount"].(string)
-	code, _ := m["currency"].(string)
-	cur, err := s.ledger.Currency(code)
+	cur, err := s.ledger.Currency(fmt.Sprint(m["currency"]))
 	if !ok || err != nil {
-		return nil // Money's decoding and the ledger say what is wrong
-	}
-	places := 0
-	if i := strings.IndexByte(amount, '.'); i >= 0 {
-		places = len(amount) - i - 1
-	}
-	if places == cur.Minor {
 		return nil
 	}
-	e := refuse("invalid_amount", "%s: amount %q has %d decimal places; %s amounts have exactly %d", path, amount, places, code, cur.Minor)
-	e.details = map[string]any{"field": path, "amount": amount, "currency": code, "reason": fmt.Sprintf("%s amounts have exactly %d decimal places", code, cur.Minor)}
-	return e
+	if _, err := escrow.ParseMoney(amount, cur); err != nil {
+		a := s.classify(nil, err)
+		a.details["field"] = path
+		return a
+	}
+	return nil
 }
 
 var moneyType = reflect.TypeFor[escrow.Money]()

@@ -67,8 +67,8 @@
 //
 // Bodies and answers are the ledger's own JSON wire forms (see the JSON
 // section of package escrow): Terms, Split and RatingInput are bodies as
-// they are, and an amount is {"amount":"199.00","currency":"CNY"}, with
-// exactly the currency's decimal places. A call's other arguments are the
+// they are, and an amount is {"amount":"199.00","currency":"CNY"}, with at
+// most the currency's decimal places ("12.3" CNY is 12.30 CNY). A call's other arguments are the
 // members of an object named as the ledger names them. Lists come in an
 // object ({"balances":[…]}, {"events":[…],"next":7}), never bare.
 //

@@ -207,7 +207,7 @@ func (g *schemas) of(t reflect.Type) map[string]any {
 		return g.ref(t, func() map[string]any {
 			return map[string]any{
 				"type": []string{"object", "null"},
-				"description": "An exact amount of one currency, its amount a decimal string with exactly the currency's decimal places; " +
+				"description": "An exact amount of one currency, its amount a decimal string with at most the currency's decimal places (\"12.3\" CNY is 12.30 CNY); " +
 					"null for no amount. Only a balance's amounts may be negative.",
 				"properties": map[string]any{
 					"amount":   map[string]any{"type": "string", "pattern": `^-?[0-9]+(\.[0-9]+)?$`, "examples": []string{"199.00"}},

@@ -120,3 +120,16 @@ func equal[T comparable](a, b []T) bool {
 	}
 	return true
 }
+
+// TestAmountPlacesFromCurrency: an amount with fewer decimal places than
+// its currency's is that amount ("1.5" CNY is 1.50 CNY), as the ledger
+// reads it; one with more is refused, naming the field (in errors_test).
+func TestAmountPlacesFromCurrency(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.do(req{method: "POST", path: "/v1/accounts", actor: "alice"}).ok(http.StatusCreated)
+	h.do(req{method: "POST", path: "/v1/accounts/alice/deposits", actor: "gateway", operator: true,
+		body: map[string]any{"amount": cny("1.5")}}).ok(http.StatusOK)
+	if b := must(h.l.Balance(h.ctx, "alice", escrow.CNY)); b.Available != money("1.50") {
+		t.Errorf("a deposit of \"1.5\" CNY left %v available, want 1.50 CNY", b.Available)
+	}
+}
