@@ -205,6 +205,11 @@ func (it *blockIter) decode(p int) bool {
 	}
 	k := q + int(unshared)
 	end := k + int(vlen)
+	if n := int(shared) + k - q; n > cap(it.key) {
+		// Grow with room to spare, so that the short keys of an index
+		// do not leave a buffer too small for the keys that follow.
+		it.key = append(make([]byte, 0, max(2*n, 64)), it.key[:shared]...)
+	}
 	it.key = append(it.key[:shared], d[q:k]...)
 	it.val = d[k:end:end]
 	it.off, it.nextOff, it.shared = p, end, int(shared)

@@ -189,7 +189,7 @@ func (t *Table) Get(key []byte) (value []byte, ok bool, err error) {
 	if !it.seekGE(key) || !bytes.Equal(it.key, key) {
 		return nil, false, it.err
 	}
-	return bytes.Clone(it.val), true, nil
+	return append(make([]byte, 0, len(it.val)), it.val...), true, nil
 }
 
 // Count returns the number of records in the table.
