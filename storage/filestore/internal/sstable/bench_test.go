@@ -170,6 +170,7 @@ func BenchmarkOpen(b *testing.B) {
 	b.ReportMetric(float64(tb.MemBytes()), "mem-bytes")
 	b.ReportMetric(float64(tb.Size())/float64(tb.Count()), "disk-bytes/record")
 	b.ReportMetric(float64(cap(tb.top.data)), "top-index-bytes")
+	b.ReportMetric(float64(indexBlocks(tb)), "index-blocks")
 }
 
 type nopCloser struct{ io.ReaderAt }

@@ -58,8 +58,9 @@
 // The per-record cost on disk is therefore the key's unshared bytes, the
 // value, three varints (3 to 5 bytes for keys and values under 16 KiB),
 // 4/16 bytes of restart array, BloomBitsPerKey/8 bytes of filter, and a
-// share of the index (about one entry per data block). Values are stored
-// as given; nothing is compressed beyond shared key prefixes.
+// share of the index (about one entry per data block). A record of a
+// 16-byte key and a 200-byte value takes 220 bytes. Values are stored as
+// given; nothing is compressed beyond shared key prefixes.
 //
 // An index block's entries map a key to a block handle, encoded as the
 // value: varint offset, varint length. A second-level index block has one
@@ -73,9 +74,13 @@
 // the same size as data blocks, and each is written right after the data
 // block whose entry completes it. The top-level index block, the one Open
 // reads, has one entry per second-level index block, whose key is that
-// block's last key. With 16 KiB blocks a 10 GB table has about 650,000
-// data blocks, 1,200 second-level index blocks and a top-level index of
-// some tens of KB. A smaller BlockSize makes the top-level index larger.
+// block's last key. Separators are short and prefix-compressed, so with
+// 16 KiB blocks and 16-byte random keys an index block holds some 1,200
+// entries: a table of a million 200-byte records (220 MB) has 11 index
+// blocks and a top-level index of 167 bytes, and a 10 GB table would have
+// about 500 index blocks and a top-level index under 10 KB. Keys sharing
+// long prefixes make separators, and so the index, longer; a smaller
+// BlockSize makes the top-level index larger.
 //
 // The filter block is a bloom filter over every key of the table, bits
 // followed by one byte k, the number of probes. The filter has

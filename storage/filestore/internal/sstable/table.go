@@ -47,8 +47,10 @@ type footer struct {
 // f when it is needed.
 //
 // Open reads the footer, the top-level index and the bloom filter, checks
-// them, and keeps the index and the filter in memory (see MemBytes). It
-// does not close f on error.
+// them, and keeps the index and the filter in memory: the filter takes
+// BloomBitsPerKey/8 bytes per record (1.25 with the default), the index
+// much less (see MemBytes and the package doc). It does not close f on
+// error.
 func Open(f File, size int64, id uint64, cache *Cache) (*Table, error) {
 	t := &Table{f: f, size: size, id: id, cache: cache}
 	ft, err := t.readFooter()
