@@ -58,30 +58,44 @@ func Open(f File, size int64, id uint64, cache *Cache) (*Table, error) {
 		return nil, err
 	}
 	t.count = ft.count
+	if err := t.loadTop(ft.top); err != nil {
+		return nil, err
+	}
 	t.blocksEnd = ft.top.off
-	raw, err := t.readRaw(ft.top, uint64(size-footerSize))
-	if err != nil {
-		return nil, err
-	}
-	if ft.top.end() != uint64(size-footerSize) {
-		return nil, corruptf(int64(ft.top.off), "top-level index does not end at the footer")
-	}
-	if t.top, err = parseBlock(raw, int64(ft.top.off)); err != nil {
-		return nil, err
-	}
 	if ft.filter.len > 0 {
-		if raw, err = t.readRaw(ft.filter, ft.top.off); err != nil {
-			return nil, err
-		}
-		if ft.filter.end() != ft.top.off {
-			return nil, corruptf(int64(ft.filter.off), "filter does not end at the top-level index")
-		}
-		if t.filter, err = parseBloom(raw, int64(ft.filter.off)); err != nil {
+		if err := t.loadFilter(ft.filter, ft.top.off); err != nil {
 			return nil, err
 		}
 		t.blocksEnd = ft.filter.off
 	}
 	return t, nil
+}
+
+// loadTop reads the top-level index h, which must end at the footer.
+func (t *Table) loadTop(h handle) error {
+	end := uint64(t.size - footerSize)
+	raw, err := t.readRaw(h, end)
+	if err != nil {
+		return err
+	}
+	if h.end() != end {
+		return corruptf(int64(h.off), "top-level index does not end at the footer")
+	}
+	t.top, err = parseBlock(raw, int64(h.off))
+	return err
+}
+
+// loadFilter reads the filter block h, which must end at offset end.
+func (t *Table) loadFilter(h handle, end uint64) error {
+	raw, err := t.readRaw(h, end)
+	if err != nil {
+		return err
+	}
+	if h.end() != end {
+		return corruptf(int64(h.off), "filter does not end at the top-level index")
+	}
+	t.filter, err = parseBloom(raw, int64(h.off))
+	return err
 }
 
 // readFooter reads and checks the footer.

@@ -34,8 +34,9 @@ type WriterOptions struct {
 }
 
 // A Writer writes a table. Its keys must be added in strictly increasing
-// order (bytes.Compare); values may be empty. A Writer is not safe for
-// concurrent use.
+// order (bytes.Compare); values may be empty. Until Close it holds the
+// blocks it is building and, for the filter, 8 bytes per key added. A
+// Writer is not safe for concurrent use.
 type Writer struct {
 	w         io.Writer
 	blockSize int
