@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+)
+
+// tradeAll has workers pairs run workers*n trades between them, durably,
+// and returns the market to check.
+func tradeAll(t *testing.T, s store, workers, n int) *market {
+	t.Helper()
+	ctx := context.Background()
+	m, err := newMarket(ctx, s, workers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next atomic.Int64
+	err = m.run(ctx, "e", func() (int64, bool) {
+		i := next.Add(1)
+		return i, i <= int64(workers*n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.total(); got != int64(workers*n) {
+		t.Fatalf("%d trades finished, want %d", got, workers*n)
+	}
+	return m
+}
+
+// Every store, the peers above all, does the real work of a trade: the
+// buyer pays the price, the seller receives it less the fee, the fee
+// account collects the fee.
+func TestMoneyAddsUp(t *testing.T) {
+	const workers, n = 3, 4
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			s, err := k.open(t.TempDir(), mode{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			m := tradeAll(t, s, workers, n)
+			if err := m.verify(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// The same, spelled out for one pair: its trades of
+			// 100.00 at 0.6%.
+			ctx := context.Background()
+			k := m.trades[0]
+			if a, h, err := s.balance(ctx, "buyer-0"); err != nil || a != fundAmount-k*10000 || h != 0 {
+				t.Errorf("buyer-0 has %d available, %d held (%v) after %d trades, want %d and 0", a, h, err, k, fundAmount-k*10000)
+			}
+			if a, h, err := s.balance(ctx, "seller-0"); err != nil || a != k*(10000-60) || h != 0 {
+				t.Errorf("seller-0 has %d available, %d held (%v) after %d trades, want %d and 0", a, h, err, k, k*(10000-60))
+			}
+			if a, _, err := s.balance(ctx, feeAccount); err != nil || a != workers*n*60 {
+				t.Errorf("%s has %d (%v), want %d", feeAccount, a, err, workers*n*60)
+			}
+			if err := s.probe(ctx, "e1", "buyer-0"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func peerOf(t *testing.T, s store) *peer {
+	switch s := s.(type) {
+	case *sqliteStore:
+		return &s.peer
+	case *boltStore:
+		return &s.peer
+	}
+	t.Fatalf("%T is no peer", s)
+	return nil
+}
+
+// The peers refuse what the ledger refuses, and a refused step changes
+// nothing: they check as much as the ledger does.
+func TestPeersRefuse(t *testing.T) {
+	for _, name := range []string{"sqlite", "bbolt"} {
+		t.Run(name, func(t *testing.T) {
+			k, _ := kindNamed(name)
+			s, err := k.open(t.TempDir(), mode{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			ctx := context.Background()
+			p := peerOf(t, s)
+			step := func(fn func(tables) error) error { return p.b.update(ctx, fn) }
+
+			if err := s.fund(ctx, "poor", "shop", price/2); err != nil {
+				t.Fatal(err)
+			}
+			if err := step(func(tx tables) error { return openTrade(tx, "x", "poor", "nobody", price, now()) }); !errors.Is(err, errNotFound) {
+				t.Errorf("opening with a seller who has no account: %v, want %v", err, errNotFound)
+			}
+			if err := step(func(tx tables) error { return openTrade(tx, "x", "poor", "shop", price, now()) }); err != nil {
+				t.Fatal(err)
+			}
+			if err := step(func(tx tables) error { return openTrade(tx, "x", "poor", "shop", price, now()) }); !errors.Is(err, errExists) {
+				t.Errorf("opening x again: %v, want %v", err, errExists)
+			}
+			if err := step(func(tx tables) error { return pay(tx, "x", "shop", now()) }); !errors.Is(err, errNotParty) {
+				t.Errorf("the seller paying: %v, want %v", err, errNotParty)
+			}
+			if err := step(func(tx tables) error { return pay(tx, "x", "poor", now()) }); !errors.Is(err, errOverdraft) {
+				t.Errorf("paying 100.00 with 50.00: %v, want %v", err, errOverdraft)
+			}
+			if err := step(func(tx tables) error { return confirm(tx, "x", "poor", now()) }); !errors.Is(err, errTransition) {
+				t.Errorf("confirming before payment: %v, want %v", err, errTransition)
+			}
+			if a, h, err := s.balance(ctx, "poor"); err != nil || a != price/2 || h != 0 {
+				t.Errorf("after the refusals the buyer has %d available, %d held (%v), want %d and 0", a, h, err, price/2)
+			}
+			err = p.b.view(ctx, func(tx tables) error {
+				tr, err := tx.trade("x")
+				if err == nil && (tr.State != awaitingPayment || tr.Version != 1) {
+					t.Errorf("after the refusals x is %s at version %d, want %s at 1", tr.State, tr.Version, awaitingPayment)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	cfg, err := parseFlags([]string{"-workers", "2", "-stores", "sqlite,filestore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.workers) != 1 || cfg.workers[0] != 2 || len(cfg.stores) != 2 || cfg.stores[1].name != "filestore" {
+		t.Errorf("workers %v, stores %v", cfg.workers, cfg.stores)
+	}
+	if _, err := parseFlags([]string{"-stores", "postgres"}); err == nil {
+		t.Error("-stores postgres accepted")
+	}
+}
+
+func TestFee(t *testing.T) {
+	for _, c := range []struct{ amount, want int64 }{
+		{10000, 60}, {250, 2}, {750, 4}, {1250, 8}, {83, 0}, {84, 1}, {1, 0},
+	} {
+		if got := fee(c.amount, feeRatePPM); got != c.want {
+			t.Errorf("fee(%d) = %d, want %d", c.amount, got, c.want)
+		}
+	}
+}
