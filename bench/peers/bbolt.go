@@ -56,7 +56,7 @@ func openBoltWith(dir string, m mode, batch bool) (store, error) {
 		return nil, err
 	}
 	s := &boltStore{db: db, batch: batch}
-	s.peer = peer{b: s}
+	s.peer = newPeer(s, m)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range boltBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {

@@ -23,7 +23,8 @@ type ledgerStore struct {
 var ledgerOptions = escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.New(feeRatePPM, -6)}}
 
 // openFilestore opens the file store in dir with its default options, or
-// with NoSync in a mode without fsync.
+// with NoSync in a mode without fsync. The file store groups concurrent
+// commits itself, so m.grouped changes nothing.
 func openFilestore(dir string, m mode) (store, error) {
 	fs, err := filestore.Open(dir, &filestore.Options{NoSync: m.noSync})
 	if err != nil {

@@ -162,6 +162,13 @@ type backend interface {
 // it, and with their close they are stores.
 type peer struct{ b backend }
 
+func newPeer(b backend, m mode) peer {
+	if m.grouped {
+		return peer{b: &grouper{backend: b}}
+	}
+	return peer{b: b}
+}
+
 func (p *peer) fund(ctx context.Context, buyer, seller string, amount int64) error {
 	for _, id := range []string{buyer, seller} {
 		if err := p.b.update(ctx, func(t tables) error { return openAccount(t, id, now()) }); err != nil {

@@ -3,9 +3,21 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
+
+// TestMain lets the test binary stand in for the benchmark's as the child
+// process that growth measures in.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == childCommand {
+		os.Exit(child(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
 
 // tradeAll has workers pairs run workers*n trades between them, durably,
 // and returns the market to check.
@@ -130,10 +142,67 @@ func TestPeersRefuse(t *testing.T) {
 	}
 }
 
+// Grouped building does the same work as the measured mode.
+func TestGroupedBuild(t *testing.T) {
+	for _, name := range []string{"sqlite", "bbolt"} {
+		t.Run(name, func(t *testing.T) {
+			k, _ := kindNamed(name)
+			dir := t.TempDir()
+			b, err := buildStore(k, dir, 200, 8, mode{noSync: true, grouped: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.bytes == 0 {
+				t.Error("the store's directory is empty")
+			}
+			// It opens again as measured, with every trade in it.
+			s, err := k.open(dir, mode{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			if err := s.probe(context.Background(), "t200", "seller-0"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// Growth measures each store in a child process.
+func TestGrowthChild(t *testing.T) {
+	for _, k := range kinds {
+		if !k.growth {
+			continue
+		}
+		t.Run(k.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			if _, err := buildStore(k, dir, 100, 4, mode{noSync: true, grouped: true}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := measureInChild(k, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Open <= 0 || m.Probe <= 0 {
+				t.Errorf("open %v, probe %v", m.Open, m.Probe)
+			}
+			if runtime.GOOS == "linux" && (m.RSS <= 0 || m.HWM < m.RSS) {
+				t.Errorf("RSS %d KiB, peak %d KiB", m.RSS, m.HWM)
+			}
+			if (k.name == "filestore") != (m.Stats != "") {
+				t.Errorf("Stats %q", m.Stats)
+			}
+		})
+	}
+}
+
 func TestFlags(t *testing.T) {
-	cfg, err := parseFlags([]string{"-workers", "2", "-stores", "sqlite,filestore"})
+	cfg, err := parseFlags([]string{"-growth", "100_000,1000000", "-workers", "2", "-stores", "sqlite,filestore"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(cfg.growth) != 2 || cfg.growth[0] != 100000 || cfg.growth[1] != 1000000 {
+		t.Errorf("growth %v", cfg.growth)
 	}
 	if len(cfg.workers) != 1 || cfg.workers[0] != 2 || len(cfg.stores) != 2 || cfg.stores[1].name != "filestore" {
 		t.Errorf("workers %v, stores %v", cfg.workers, cfg.stores)

@@ -146,7 +146,7 @@ func openSQLite(dir string, m mode) (store, error) {
 	}
 	db.SetMaxOpenConns(1)
 	s := &sqliteStore{db: db, stmts: map[string]*sql.Stmt{}}
-	s.peer = peer{b: s}
+	s.peer = newPeer(s, m)
 	if err := s.init(sync); err != nil {
 		db.Close()
 		return nil, err
