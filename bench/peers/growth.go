@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -270,4 +271,49 @@ func growthTable(cfg config, base string) error {
 		table(rows)
 	}
 	return nil
+}
+
+// check builds the file store alone and holds its open time and peak RSS
+// to the bounds the flags give.
+func check(cfg config, base string) error {
+	k, _ := kindNamed("filestore")
+	dir := filepath.Join(base, "check-filestore")
+	if !cfg.keep {
+		defer os.RemoveAll(dir)
+	}
+	r, err := measureGrowth(cfg, k, dir, cfg.checkTrades)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("filestore with %s finished trades (%s bytes on disk, %.0f B a trade), in a fresh process:\n",
+		thousands(int64(cfg.checkTrades)), thousands(r.bytes), float64(r.bytes)/float64(cfg.checkTrades))
+	fmt.Printf("  open:      %v (bound %s)\n", roundDuration(r.Open), bound(cfg.maxOpen > 0, cfg.maxOpen.String()))
+	fmt.Printf("  peak RSS:  %s (bound %s)\n", mib(r.HWM), bound(cfg.maxRSSMiB > 0, strconv.FormatFloat(cfg.maxRSSMiB, 'f', -1, 64)+" MiB"))
+	fmt.Printf("  RSS after the open and a read: %s; after runtime.GC: %s\n", mib(r.RSS), mib(r.RSSAfterGC))
+	if r.Stats != "" && cfg.verbose {
+		fmt.Printf("  filestore.Stats: %s\n", r.Stats)
+	}
+	var failed []string
+	if cfg.maxOpen > 0 && r.Open > cfg.maxOpen {
+		failed = append(failed, fmt.Sprintf("opening took %v, more than -max-open %v", roundDuration(r.Open), cfg.maxOpen))
+	}
+	if cfg.maxRSSMiB > 0 {
+		if r.HWM < 0 {
+			failed = append(failed, "peak RSS is unknown here (no /proc/self/status), and -max-rss-mib asks for it")
+		} else if float64(r.HWM)/1024 > cfg.maxRSSMiB {
+			failed = append(failed, fmt.Sprintf("peak RSS was %s, more than -max-rss-mib %s MiB", mib(r.HWM), strconv.FormatFloat(cfg.maxRSSMiB, 'f', -1, 64)))
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New("check failed: " + strings.Join(failed, "; "))
+	}
+	fmt.Println("check passed")
+	return nil
+}
+
+func bound(set bool, s string) string {
+	if !set {
+		return "none given"
+	}
+	return s
 }

@@ -8,12 +8,14 @@
 //	go run .                         # throughput, then growth at 100,000 trades
 //	go run . -growth 100000,1000000  # growth at more sizes
 //	go run . -d 0 -growth 0 -v       # nothing timed; -v prints more
+//	go run . -check -check-trades 200000 -max-rss-mib 200 -max-open 2s
 //
 // Throughput is finished trades per second at each number of concurrent
 // workers, each worker trading between its own buyer and seller. Growth
 // builds a store of N finished trades, closes it, and opens it again in a
 // fresh process (this binary, run again) to time the open and read the
 // process's memory after one escrow and a page of the journal are read.
+// -check does that for the file store alone and fails past given bounds.
 package main
 
 import (
@@ -100,6 +102,11 @@ type config struct {
 	dir          string
 	keep         bool
 	verbose      bool
+
+	check       bool
+	checkTrades int
+	maxRSSMiB   float64
+	maxOpen     time.Duration
 }
 
 func main() {
@@ -134,6 +141,10 @@ func parseFlags(args []string) (config, error) {
 	fl.StringVar(&cfg.dir, "dir", "", "where the stores go (default: a new directory in $TMPDIR); it must be a real disk for fsync to mean anything")
 	fl.BoolVar(&cfg.keep, "keep", false, "keep the stores' directories")
 	fl.BoolVar(&cfg.verbose, "v", false, "print more: the file store's Stats, the Go heap, each phase")
+	fl.BoolVar(&cfg.check, "check", false, "only check the file store's growth: build -check-trades trades, and fail past -max-rss-mib or -max-open")
+	fl.IntVar(&cfg.checkTrades, "check-trades", 200000, "finished trades the -check store holds")
+	fl.Float64Var(&cfg.maxRSSMiB, "max-rss-mib", 0, "with -check, fail if the peak RSS (VmHWM) of a fresh process that opens the store and reads from it exceeds this; 0: no bound")
+	fl.DurationVar(&cfg.maxOpen, "max-open", 0, "with -check, fail if opening the store in a fresh process takes longer; 0: no bound")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -154,8 +165,8 @@ func parseFlags(args []string) (config, error) {
 	if cfg.growth, err = counts("growth", *growth); err != nil {
 		return cfg, err
 	}
-	if cfg.buildWorkers < 1 {
-		return cfg, fmt.Errorf("-build-workers must be at least 1")
+	if cfg.buildWorkers < 1 || cfg.checkTrades < 1 {
+		return cfg, fmt.Errorf("-build-workers and -check-trades must be at least 1")
 	}
 	return cfg, nil
 }
@@ -192,6 +203,9 @@ func run(cfg config) error {
 	}
 	if warning := fsWarning(base); warning != "" {
 		fmt.Printf("WARNING: %s is on %s: fsync costs nothing there, so the durable figures mean nothing.\n\n", base, warning)
+	}
+	if cfg.check {
+		return check(cfg, base)
 	}
 	fmt.Println("Stores:")
 	for _, k := range cfg.stores {

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary stand in for the benchmark's as the child
@@ -193,6 +195,26 @@ func TestGrowthChild(t *testing.T) {
 				t.Errorf("Stats %q", m.Stats)
 			}
 		})
+	}
+}
+
+// -check fails past its bounds, and passes within them.
+func TestCheck(t *testing.T) {
+	cfg := config{checkTrades: 50, buildWorkers: 4, buildGrouped: true, maxOpen: time.Hour, maxRSSMiB: 1 << 20}
+	if err := check(cfg, t.TempDir()); err != nil {
+		t.Errorf("within generous bounds: %v", err)
+	}
+	cfg.maxOpen = time.Nanosecond
+	err := check(cfg, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "-max-open") {
+		t.Errorf("past -max-open: %v", err)
+	}
+	if runtime.GOOS == "linux" {
+		cfg.maxOpen, cfg.maxRSSMiB = 0, 0.5
+		err = check(cfg, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "-max-rss-mib") {
+			t.Errorf("past -max-rss-mib: %v", err)
+		}
 	}
 }
 
