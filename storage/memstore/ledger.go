@@ -241,6 +241,7 @@ func (t *tx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
+	after = max(after, uint64(t.st.journal.floor))
 	page := make([]escrow.Entry, 0, pageSize(after, t.st.journal.n, limit))
 	for seq := after + 1; len(page) < cap(page); seq++ {
 		page = append(page, copyEntry(t.st.journal.at(seq)))
@@ -313,6 +314,7 @@ func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
+	after = max(after, uint64(t.st.events.floor))
 	page := make([]escrow.Event, 0, pageSize(after, t.st.events.n, limit))
 	for seq := after + 1; len(page) < cap(page); seq++ {
 		page = append(page, copyEvent(t.st.events.at(seq)))

@@ -79,6 +79,7 @@ type state struct {
 	reputation
 
 	commits uint64 // in a snapshot, the commits it holds
+	extra   any    // see Attach
 }
 
 // undoer is a tree as Update sees it.
@@ -110,6 +111,7 @@ func snapshotOf(st, prev *state) *state {
 		consumers: st.consumers.snapshot(prev.consumers),
 		idem:      st.idem.snapshot(prev.idem),
 		idemAge:   st.idemAge.snapshot(prev.idemAge),
+		extra:     st.extra,
 		reputation: reputation{
 			ratings: st.ratings.snapshot(prev.ratings),
 			byRatee: st.byRatee.snapshot(prev.byRatee),

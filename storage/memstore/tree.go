@@ -191,6 +191,7 @@ const pageLen = 1024
 type seqLog[T any] struct {
 	pages    []*[pageLen]T
 	n        int
+	floor    int // records up to floor were evicted: see Evict
 	appended int // by the running transaction
 }
 
@@ -219,5 +220,5 @@ func (l *seqLog[T]) rollback() {
 func (l *seqLog[T]) commit() { l.appended = 0 }
 
 func (l *seqLog[T]) snapshot(seqLog[T]) seqLog[T] {
-	return seqLog[T]{pages: l.pages[:len(l.pages):len(l.pages)], n: l.n}
+	return seqLog[T]{pages: l.pages[:len(l.pages):len(l.pages)], n: l.n, floor: l.floor}
 }

@@ -1,0 +1,245 @@
+package memstore
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/escrowkit/escrow"
+)
+
+// This file lets a store that keeps its history elsewhere, such as
+// storage/filestore, hold in memory only what is live: it copies the
+// records of a snapshot that will not change again to its own files, then
+// has Evict take them out of the live store. Reads of what was evicted are
+// then the holder's to answer; memstore answers as if the records had never
+// been there, except that the journal and the events keep their numbers.
+
+// evictBatch is how many records Evict takes out while it holds the write
+// lock once, so that a writer waits for at most one batch.
+const evictBatch = 1024
+
+// Cold reports whether an escrow in a snapshot is one that Evict takes
+// out: it has ended, so that only its ratings can still change it.
+func Cold(e *escrow.Escrow) bool { return e.State.Terminal() }
+
+// Floors returns the sequence numbers of the last journal entry and the
+// last event that the store behind tx has evicted, 0 if none: tx reads
+// neither those nor any before them. tx must be one of this package's.
+func Floors(t escrow.Tx) (journal, events uint64) {
+	st := t.(*tx).st
+	return uint64(st.journal.floor), uint64(st.events.floor)
+}
+
+// Extra returns the value Attach last gave the store, as tx sees it: a
+// transaction that began before the Attach sees the value before it. tx
+// must be one of this package's.
+func Extra(t escrow.Tx) any { return t.(*tx).st.extra }
+
+// Attach gives the store a value that every transaction that begins from
+// now on sees through Extra, and none that began before. The holder of
+// evicted records keeps there what tells it where they are.
+func (s *Store) Attach(v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live.extra = v
+	s.commits.Add(1) // so that the next View takes a new snapshot
+}
+
+// StartAfter numbers the next journal entry journal+1 and the next event
+// events+1, as if that many had been appended and evicted. It is for a
+// store that is empty, before its first Update, and fails otherwise.
+func (s *Store) StartAfter(journal, events uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live.journal.n != 0 || s.live.events.n != 0 {
+		return errNotEmpty
+	}
+	s.live.journal.startAfter(int(journal))
+	s.live.events.startAfter(int(events))
+	s.commits.Add(1)
+	return nil
+}
+
+var errNotEmpty = errors.New("memstore: StartAfter on a store that holds records")
+
+// Evict takes out of the live store what the snapshot that snap reads
+// holds and Cold says will not change: the escrows Cold reports, every
+// rating and monthly pair counter, and every journal entry and event. A
+// record written again since the snapshot was taken stays. snap must be a
+// transaction of Snapshot that is still running, and the caller must
+// already answer reads of the records from elsewhere (see Attach). Evict
+// takes the write lock for a batch of records at a time. It returns how
+// many records it took out.
+func (s *Store) Evict(snap escrow.Tx) int {
+	st := snap.(*tx).st
+	n := 0
+	// Escrows, and their keys in the party index. The due index keeps an
+	// escrow whose rating window is still open: ProcessDue finds it there.
+	var escrows []row[string, escrow.Escrow]
+	st.escrows.bt.Scan(func(r row[string, escrow.Escrow]) bool {
+		if Cold(r.val) {
+			escrows = append(escrows, r)
+		}
+		return true
+	})
+	n += batches(s, escrows, func(live *state, r row[string, escrow.Escrow]) bool {
+		if cur, ok := live.escrows.rows[r.key]; !ok || cur.val != r.val {
+			return false
+		}
+		for _, k := range partyKeys(r.val) {
+			live.parties.delete(k)
+		}
+		live.escrows.delete(r.key)
+		return true
+	})
+
+	// Ratings, and their places in their ratees' lists.
+	var ratings []row[ratingKey, escrow.Rating]
+	st.ratings.bt.Scan(func(r row[ratingKey, escrow.Rating]) bool {
+		ratings = append(ratings, r)
+		return true
+	})
+	n += batches(s, ratings, func(live *state, r row[ratingKey, escrow.Rating]) bool {
+		if cur, ok := live.ratings.rows[r.key]; !ok || cur.val != r.val {
+			return false
+		}
+		live.unfileRating(r.val.Ratee, rateeRef{nanos(r.val.At), r.key})
+		live.ratings.delete(r.key)
+		return true
+	})
+
+	var pairs []row[pairKey, escrow.PairMonth]
+	st.pairs.bt.Scan(func(r row[pairKey, escrow.PairMonth]) bool {
+		pairs = append(pairs, r)
+		return true
+	})
+	n += batches(s, pairs, func(live *state, r row[pairKey, escrow.PairMonth]) bool {
+		if cur, ok := live.pairs.rows[r.key]; !ok || cur.val != r.val {
+			return false
+		}
+		live.pairs.delete(r.key)
+		return true
+	})
+
+	// The journal and the events up to the snapshot's ends, with their
+	// places in the account and escrow indexes.
+	journal, events := uint64(st.journal.n), uint64(st.events.n)
+	var accounts []string
+	st.byAccount.bt.Scan(func(r row[string, []uint64]) bool {
+		accounts = append(accounts, r.key)
+		return true
+	})
+	batches(s, accounts, func(live *state, account string) bool {
+		seqs := seqsOf(&live.byAccount, account)
+		i, _ := slices.BinarySearch(seqs, journal+1)
+		switch {
+		case i == 0:
+		case i == len(seqs):
+			live.byAccount.delete(account)
+		default:
+			live.byAccount.put(account, slices.Clone(seqs[i:]))
+		}
+		return true
+	})
+	var byEscrow []escrowSeq
+	st.byEscrow.bt.Scan(func(k escrowSeq) bool {
+		byEscrow = append(byEscrow, k)
+		return true
+	})
+	batches(s, byEscrow, func(live *state, k escrowSeq) bool {
+		live.byEscrow.delete(k)
+		return true
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return n
+	}
+	n += s.live.journal.evict(int(journal)) + s.live.events.evict(int(events))
+	s.endBatch()
+	return n
+}
+
+// batches calls take with the live state for each item, holding the write
+// lock for evictBatch items at a time, and returns how many it took.
+func batches[T any](s *Store, items []T, take func(*state, T) bool) int {
+	n := 0
+	for len(items) > 0 {
+		k := min(len(items), evictBatch)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return n
+		}
+		for _, item := range items[:k] {
+			if take(&s.live, item) {
+				n++
+			}
+		}
+		s.endBatch()
+		s.mu.Unlock()
+		items = items[k:]
+	}
+	return n
+}
+
+// endBatch commits what a batch of Evict changed, as a transaction would.
+// It is called with mu held.
+func (s *Store) endBatch() {
+	for _, tr := range s.trees {
+		tr.commit()
+	}
+	s.commits.Add(1)
+}
+
+// startAfter makes an empty log number its next record n+1.
+func (l *seqLog[T]) startAfter(n int) {
+	l.pages = make([]*[pageLen]T, (n+pageLen-1)/pageLen)
+	if n%pageLen != 0 {
+		l.pages[len(l.pages)-1] = new([pageLen]T)
+	}
+	l.n, l.floor = n, n
+}
+
+// evict drops the records up to n, freeing every page that holds none
+// after them, and returns how many it dropped. Snapshots share the list of
+// pages, so it makes a new one.
+func (l *seqLog[T]) evict(n int) int {
+	if n <= l.floor {
+		return 0
+	}
+	dropped := n - l.floor
+	pages := slices.Clone(l.pages)
+	for i := l.floor / pageLen; i < n/pageLen; i++ {
+		pages[i] = nil
+	}
+	l.pages, l.floor = pages, n
+	return dropped
+}
+
+// ColdDue calls fn with the due times (as UnixNano) of the escrows in the
+// due index that tx no longer holds, because Evict took them out while a
+// timer of theirs was still set, until fn returns an error.
+func ColdDue(t escrow.Tx, fn func(id string, due int64) error) error {
+	st := t.(*tx).st
+	var err error
+	st.due.bt.Scan(func(k timeKey) bool {
+		if _, ok := st.escrows.get(k.id); !ok {
+			err = fn(k.id, k.at)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// FileDue puts an evicted escrow back in the due index, as ColdDue
+// reported it, in a write transaction: a store that loads its live
+// records from a copy restores so the timers of the escrows it evicted.
+func FileDue(t escrow.Tx, id string, due int64) error {
+	tx := t.(*tx)
+	if err := tx.check(true); err != nil {
+		return err
+	}
+	tx.st.due.set(timeKey{due, id})
+	return nil
+}
