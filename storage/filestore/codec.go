@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 )
 
 // A record's payload is a sequence of operations. Each write method of
@@ -53,6 +54,9 @@ const (
 	// opDeleteIdempotency removes the idempotency record under its key.
 	opDeleteIdempotency byte = 11
 	opConsumer          byte = 12 // added after version 2's first records
+	// opColdDue files in the due index an escrow that left memory for
+	// the cold tables with a timer still set; only snapshots hold it.
+	opColdDue byte = 13
 	// opSnapshotEnd ends a snapshot file; it never appears in the log.
 	opSnapshotEnd byte = 0x7f
 )
@@ -235,10 +239,25 @@ func (e *encoder) event(x *escrow.Event) {
 
 // snapshotEnd writes the operation that ends a snapshot covering the log
 // up to seq in chunks chunks.
-func (e *encoder) snapshotEnd(seq, chunks uint64) {
+//
+// journal and events, added with cold tables, are the last journal entry
+// and event that the tables hold: the snapshot's start after them. written
+// is when the snapshot was written.
+func (e *encoder) snapshotEnd(seq, chunks, journal, events uint64, written time.Time) {
 	at := e.begin(opSnapshotEnd)
 	e.uvarint(seq)
 	e.uvarint(chunks)
+	e.uvarint(journal)
+	e.uvarint(events)
+	e.time(written)
+	e.end(at)
+}
+
+// coldDue writes an opColdDue: the escrow id is due at the UnixNano due.
+func (e *encoder) coldDue(id string, due int64) {
+	at := e.begin(opColdDue)
+	e.str(id)
+	e.uvarint(uint64(due))
 	e.end(at)
 }
 
@@ -285,6 +304,9 @@ type op struct {
 	// The end of a snapshot: the log sequence number it covers and how many
 	// chunks came before it.
 	snapSeq, snapChunks uint64
+	// The last journal entry and event the cold tables hold.
+	snapJournal, snapEvents uint64
+	snapWritten             time.Time
 }
 
 // decoder reads what encoder writes. It never panics: the first problem
@@ -533,8 +555,14 @@ func (d *decoder) fields(o *op) {
 			Positive: d.int32(), Neutral: d.int32(), Negative: d.int32()}
 	case opConsumer:
 		o.cons = escrow.Consumer{Name: d.str(), Seq: d.uvarint(), UpdatedAt: d.time()}
+	case opColdDue:
+		o.escrow.ID, o.snapSeq = d.str(), d.uvarint()
 	case opSnapshotEnd:
 		o.snapSeq, o.snapChunks = d.uvarint(), d.uvarint()
+		if d.version > 1 {
+			o.snapJournal, o.snapEvents = d.uvarint(), d.uvarint()
+			o.snapWritten = d.time()
+		}
 	default:
 		d.fail()
 	}
@@ -650,6 +678,8 @@ func apply(tx escrow.Tx, o *op) error {
 		return tx.PutDayCount(o.day)
 	case opConsumer:
 		return tx.PutConsumer(o.cons)
+	case opColdDue:
+		return memstore.FileDue(tx, o.escrow.ID, int64(o.snapSeq))
 	default:
 		return fmt.Errorf("%w: operation %#x out of place", errDecode, o.kind)
 	}

@@ -157,6 +157,8 @@ func encodeOp(e *encoder, o *op) {
 		e.deleteIdempotency(o.idem.Key)
 	case opConsumer:
 		e.consumer(&o.cons)
+	case opColdDue:
+		e.coldDue(o.escrow.ID, int64(o.snapSeq))
 	default:
 		panic("encodeOp: kind " + strconv.Itoa(int(o.kind)))
 	}
@@ -349,7 +351,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		var e encoder
 		for i := range got {
 			if got[i].kind == opSnapshotEnd {
-				e.snapshotEnd(got[i].snapSeq, got[i].snapChunks)
+				e.snapshotEnd(got[i].snapSeq, got[i].snapChunks, got[i].snapJournal, got[i].snapEvents, got[i].snapWritten)
 				continue
 			}
 			encodeOp(&e, &got[i])

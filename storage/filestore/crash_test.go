@@ -277,14 +277,23 @@ func TestCrashPoints(t *testing.T) {
 			sample = append(sample, n)
 		}
 	} else {
-		// The first points (Open, New), every point around the first
+		// The first points (Open, New), every point of the first
 		// compaction, and a seeded random spread of the rest.
 		rng := rand.New(rand.NewPCG(7, 7))
 		for n := 1; n <= 12; n++ {
 			sample = append(sample, n)
 		}
-		first := 2 * (compactEvery + workloadParties/2) // about where the first compaction runs
-		for n := first - 4; n <= first+16; n++ {
+		// The first compaction begins with the first file created after
+		// Open's: its cold table. Every point of it, through its
+		// snapshot, the new segment and the cleanup, is in the window.
+		first := 2 * (compactEvery + workloadParties/2)
+		for i := 12; i < len(points); i++ {
+			if points[i] == "create" {
+				first = i + 1
+				break
+			}
+		}
+		for n := first - 4; n <= first+40; n++ {
 			sample = append(sample, n)
 		}
 		count := 40

@@ -109,7 +109,7 @@ func TestRotateFailure(t *testing.T) {
 	}
 	calls(0, 30)
 	fs.mu.Lock()
-	fs.failCreate = true
+	fs.failCreate, fs.failCreateOf = true, segPrefix
 	fs.mu.Unlock()
 	err = s.Compact()
 	want := "filestore: compact: cannot start log segment " + segName(s.Stats().Seq+1) +

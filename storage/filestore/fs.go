@@ -3,6 +3,8 @@ package filestore
 import (
 	"io"
 	"os"
+
+	"github.com/escrowkit/escrow/storage/filestore/internal/sstable"
 )
 
 // fileSystem is everything the store does to its directory. The store uses
@@ -21,6 +23,9 @@ type fileSystem interface {
 	Create(name string) (file, error)
 	// OpenAppend opens an existing file for appending.
 	OpenAppend(name string) (file, error)
+	// OpenRead opens an existing file for reading at any offset, and
+	// returns its size.
+	OpenRead(name string) (sstable.File, int64, error)
 	Rename(oldname, newname string) error
 	Remove(name string) error
 	// SyncDir makes the names in dir durable.
@@ -67,6 +72,19 @@ func (osFS) OpenAppend(name string) (file, error) {
 		return nil, err
 	}
 	return osFile{f}, nil
+}
+
+func (osFS) OpenRead(name string) (sstable.File, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
 }
 
 func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/storagetest"
@@ -76,7 +77,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	snap := appendFrame(appendFileHeader(nil, snapMagic), 1, 0, pieces[0])
 	var end encoder
-	end.snapshotEnd(1, 1)
+	end.snapshotEnd(1, 1, 0, 0, time.Time{})
 	f.Add(byte(fuzzRawSnapshot), appendFrame(snap, 2, 0, end.b))
 
 	f.Fuzz(func(t *testing.T, mode byte, data []byte) {

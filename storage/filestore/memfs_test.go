@@ -9,7 +9,10 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+
+	"github.com/escrowkit/escrow/storage/filestore/internal/sstable"
 )
 
 // memFS is an in-memory fileSystem that models what a crash keeps. A
@@ -36,6 +39,8 @@ type memFS struct {
 	// failCreate fails every Create, as a read-only directory or a
 	// process out of file descriptors does.
 	failCreate bool
+	// failCreateOf, if set, limits failCreate to names starting with it.
+	failCreateOf string
 	// points lists the kind of each counted operation, for tests that
 	// loop over them.
 	points []string
@@ -126,7 +131,7 @@ var errNotExist = errors.New("file does not exist")
 func (m *memFS) Create(name string) (file, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.step("create") || m.failCreate {
+	if m.step("create") || m.failCreate && strings.HasPrefix(path.Base(name), m.failCreateOf) {
 		return nil, errInjected
 	}
 	if _, ok := m.names[name]; ok {
@@ -146,6 +151,22 @@ func (m *memFS) OpenAppend(name string) (file, error) {
 	}
 	return &memHandle{m: m, f: f}, nil
 }
+
+// OpenRead reads the file as it is now: tables are written once, synced,
+// and renamed into place before they are read.
+func (m *memFS) OpenRead(name string) (sstable.File, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.names[name]
+	if !ok {
+		return nil, 0, fmt.Errorf("open %s: %w", name, errNotExist)
+	}
+	return memReader{bytes.NewReader(bytes.Clone(f.data))}, int64(len(f.data)), nil
+}
+
+type memReader struct{ *bytes.Reader }
+
+func (memReader) Close() error { return nil }
 
 func (m *memFS) Rename(oldname, newname string) error {
 	m.mu.Lock()

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/escrowkit/escrow"
 )
 
@@ -85,7 +87,7 @@ func TestReadOnly(t *testing.T) {
 
 	r := openT(t, dir, &Options{ReadOnly: true})
 	if got := dumpT(t, r); !bytes.Equal(got, want) {
-		t.Errorf("read-only store differs from what was committed")
+		t.Errorf("read-only store differs from what was committed: %s", cmp.Diff(string(want), string(got)))
 	}
 	wantTorn(t, r, TornTail{File: seg, Offset: end, Bytes: 30, FirstSeq: seq + 1, LastSeq: seq + 1})
 	if st := r.Stats(); st.Seq != seq {

@@ -49,6 +49,7 @@ func (s *Store) corrupt(name string, off int, format string, args ...any) error 
 // dirContents is what recovery finds in a store's directory.
 type dirContents struct {
 	segs, snaps []uint64 // ascending
+	tables      []string
 	tmps        []string
 	manifest    bool
 }
@@ -64,9 +65,11 @@ func (s *Store) list() (dirContents, error) {
 			c.segs = append(c.segs, n)
 		} else if n, ok := parseName(name, snapPrefix, snapSuffix); ok {
 			c.snaps = append(c.snaps, n)
+		} else if _, _, ok := parseTableName(name); ok {
+			c.tables = append(c.tables, name)
 		} else if name == manifestName {
 			c.manifest = true
-		} else if strings.HasSuffix(name, tmpSuffix) && (strings.HasPrefix(name, snapPrefix) || name == manifestName+tmpSuffix) {
+		} else if strings.HasSuffix(name, tmpSuffix) && (strings.HasPrefix(name, snapPrefix) || strings.HasPrefix(name, tablePrefix) || name == manifestName+tmpSuffix) {
 			c.tmps = append(c.tmps, name)
 		}
 	}
@@ -104,7 +107,7 @@ func (s *Store) recover() error {
 		if err != nil {
 			return fmt.Errorf("filestore: %w", err)
 		}
-		chunks, version, err := s.verifySnapshot(name, data, c.snaps[i])
+		chunks, version, end, err := s.verifySnapshot(name, data, c.snaps[i])
 		if errors.Is(err, ErrNewerVersion) {
 			return err
 		}
@@ -113,7 +116,7 @@ func (s *Store) recover() error {
 			continue
 		}
 		dec.version = version
-		if err := s.loadSnapshot(name, chunks, &dec); err != nil {
+		if err := s.loadSnapshot(name, chunks, end, &dec); err != nil {
 			return err
 		}
 		v2Records = version > 1
@@ -122,6 +125,10 @@ func (s *Store) recover() error {
 	}
 	if snapErr != nil && base == 0 && (len(c.segs) == 0 || c.segs[0] != 1) {
 		return snapErr // no older snapshot, and the log does not reach back to the start
+	}
+	staleTables, err := s.loadTables(c.tables, base)
+	if err != nil {
+		return err
 	}
 
 	// Replay the log. want is the number the next record must have.
@@ -215,6 +222,9 @@ func (s *Store) recover() error {
 		}
 	}
 	for _, name := range c.tmps {
+		removed = s.fs.Remove(s.path(name)) == nil || removed
+	}
+	for _, name := range staleTables {
 		removed = s.fs.Remove(s.path(name)) == nil || removed
 	}
 	if removed {
@@ -328,7 +338,9 @@ func (s *Store) replay(name string, data []byte, off int, base uint64, want *uin
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.mem.Update(context.Background(), func(tx escrow.Tx) error {
+		err := s.mem.Update(context.Background(), func(mtx escrow.Tx) error {
+			tx, done := s.withCold(mtx)
+			defer done()
 			for _, r := range batch {
 				n, err := applyPayload(tx, dec, r.payload)
 				switch {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 )
 
 // A snapshot file is a file header (snapMagic; in version 1, snapMagicV1
@@ -25,34 +27,34 @@ const pageSize = 4096
 
 // verifySnapshot checks every frame of a snapshot and returns the chunks'
 // payloads and the snapshot's format version.
-func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, uint32, error) {
+func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, uint32, op, error) {
 	h, err := s.checkHeader(name, data, snapMagic, snapMagicV1)
 	if err == nil && h.version == 0 {
 		err = s.corrupt(name, 0, "not a snapshot")
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, op{}, err
 	}
 	var chunks [][]byte
 	off := h.size
 	for {
 		n, _, payload, size, ok := parseFrame(data[off:])
 		if !ok {
-			return nil, 0, s.corrupt(name, off, "damaged or missing chunk %d", len(chunks)+1)
+			return nil, 0, op{}, s.corrupt(name, off, "damaged or missing chunk %d", len(chunks)+1)
 		}
 		if n != uint64(len(chunks))+1 {
-			return nil, 0, s.corrupt(name, off, "chunk %d where %d was expected", n, len(chunks)+1)
+			return nil, 0, op{}, s.corrupt(name, off, "chunk %d where %d was expected", n, len(chunks)+1)
 		}
 		if len(payload) > 0 && payload[0] == opSnapshotEnd {
 			var o op
 			d := decoder{b: payload, version: h.version}
 			if !d.next(&o) || len(d.b) != 0 || o.snapSeq != seq || o.snapChunks != uint64(len(chunks)) {
-				return nil, 0, s.corrupt(name, off, "end of snapshot does not match its name or its chunks")
+				return nil, 0, op{}, s.corrupt(name, off, "end of snapshot does not match its name or its chunks")
 			}
 			if off+size != len(data) {
-				return nil, 0, s.corrupt(name, off+size, "data after the end of the snapshot")
+				return nil, 0, op{}, s.corrupt(name, off+size, "data after the end of the snapshot")
 			}
-			return chunks, h.version, nil
+			return chunks, h.version, o, nil
 		}
 		chunks = append(chunks, payload)
 		off += size
@@ -76,7 +78,13 @@ func applyPayload(tx escrow.Tx, dec *decoder, payload []byte) (int, error) {
 }
 
 // loadSnapshot applies a verified snapshot's chunks to the empty store.
-func (s *Store) loadSnapshot(name string, chunks [][]byte, dec *decoder) error {
+func (s *Store) loadSnapshot(name string, chunks [][]byte, end op, dec *decoder) error {
+	s.lastCheckpoint.Store(end.snapWritten.UnixNano())
+	if end.snapJournal > 0 || end.snapEvents > 0 {
+		if err := s.mem.StartAfter(end.snapJournal, end.snapEvents); err != nil {
+			return err
+		}
+	}
 	for i, chunk := range chunks {
 		err := s.mem.Update(context.Background(), func(tx escrow.Tx) error {
 			if _, err := applyPayload(tx, dec, chunk); err != nil {
@@ -116,50 +124,37 @@ func (w *snapshotWriter) cut() {
 	w.enc.b = w.enc.b[:0]
 }
 
-// encodeSnapshot renders everything tx can read as a snapshot covering the
-// log up to seq. Replaying it calls the same write methods the log does.
-func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
+// encodeSnapshot renders what tx can read and the cold tables do not hold
+// as a snapshot covering the log up to seq: the tables hold the ended
+// escrows, the ratings, the monthly pair counters, and the journal and the
+// events up to journal and events. Replaying it calls the same write
+// methods the log does.
+func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64) ([]byte, error) {
 	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic)}
 	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); w.maybeCut(); return nil })
 	if err == nil {
 		err = tx.Balances(func(b escrow.Balance) error { w.enc.balance(&b); w.maybeCut(); return nil })
 	}
 	if err == nil {
-		err = tx.Escrows(func(e escrow.Escrow) error { w.enc.escrow(&e); w.maybeCut(); return nil })
-	}
-	for after := uint64(0); err == nil; {
-		var page []escrow.Entry
-		if page, err = tx.Journal(after, pageSize); err != nil || len(page) == 0 {
-			break
-		}
-		for i := range page {
-			w.enc.entry(&page[i])
+		err = tx.Escrows(func(e escrow.Escrow) error {
+			switch {
+			case !memstore.Cold(&e):
+				w.enc.escrow(&e)
+			case !e.NextDue().IsZero():
+				w.enc.coldDue(e.ID, nanos(e.NextDue()))
+			}
 			w.maybeCut()
-		}
-		after = page[len(page)-1].Seq
+			return nil
+		})
 	}
-	for after := uint64(0); err == nil; {
-		var page []escrow.Event
-		if page, err = tx.Events(after, pageSize); err != nil || len(page) == 0 {
-			break
-		}
-		for i := range page {
-			w.enc.event(&page[i])
-			w.maybeCut()
-		}
-		after = page[len(page)-1].Seq
+	if err == nil {
+		err = memstore.ColdDue(tx, func(id string, due int64) error { w.enc.coldDue(id, due); w.maybeCut(); return nil })
 	}
 	if err == nil {
 		err = tx.Idempotencies(func(r escrow.IdempotencyRecord) error { w.enc.idempotency(&r); w.maybeCut(); return nil })
 	}
 	if err == nil {
-		err = tx.Ratings(func(r escrow.Rating) error { w.enc.rating(&r); w.maybeCut(); return nil })
-	}
-	if err == nil {
 		err = tx.Aggregates(func(a escrow.Aggregate) error { w.enc.aggregate(&a); w.maybeCut(); return nil })
-	}
-	if err == nil {
-		err = tx.PairMonths(func(p escrow.PairMonth) error { w.enc.pairMonth(&p); w.maybeCut(); return nil })
 	}
 	if err == nil {
 		err = tx.DayCounts(func(d escrow.DayCount) error { w.enc.dayCount(&d); w.maybeCut(); return nil })
@@ -172,7 +167,7 @@ func encodeSnapshot(tx escrow.Tx, seq uint64) ([]byte, error) {
 	}
 	w.cut()
 	var end encoder
-	end.snapshotEnd(seq, w.chunks)
+	end.snapshotEnd(seq, w.chunks, journal, events, time.Now().UTC())
 	return appendFrame(w.out, w.chunks+1, 0, end.b), nil
 }
 
@@ -198,6 +193,9 @@ func (s *Store) Compact() error {
 // holds compactMu.
 func (s *Store) compact() error {
 	err := s.snapshot()
+	if err == nil {
+		err = s.mergeTables()
+	}
 	s.mu.Lock()
 	s.compactErr = err
 	s.mu.Unlock()
@@ -232,14 +230,21 @@ func (s *Store) snapshot() error {
 		if covered {
 			return nil
 		}
-		var err error
-		snap, err = encodeSnapshot(tx, seq)
+		journal, events, err := s.archive(tx, seq)
+		if err != nil {
+			return err
+		}
+		snap, err = encodeSnapshot(tx, seq, journal, events)
 		return err
 	})
 	if err != nil || snap == nil {
 		return err
 	}
-	return s.install(seq, snap)
+	if err := s.install(seq, snap); err != nil {
+		return err
+	}
+	s.lastCheckpoint.Store(time.Now().UnixNano())
+	return nil
 }
 
 // rotate makes a new, empty segment starting at record start the one that
@@ -397,6 +402,25 @@ type Stats struct {
 	// TornTail is the damaged end of the log that Open dropped, or with
 	// Options.ReadOnly skipped; its Bytes is 0 if there was none.
 	TornTail TornTail
+	// LastCheckpoint is when the newest snapshot was written: the last
+	// time records left memory for the cold tables. It is zero for a
+	// snapshot written before the store recorded it, or none.
+	LastCheckpoint time.Time
+	// Tables and TableBytes count the cold tables and their bytes on
+	// disk; TableRecords counts their keys (records and index entries).
+	Tables       int
+	TableBytes   int64
+	TableRecords int64
+	// TableMemBytes is what the tables hold in memory outside the cache:
+	// their top-level indexes and filters.
+	TableMemBytes int64
+	// Evicted counts the records moved out of memory since Open.
+	Evicted uint64
+	// CacheBytes is what the cache of blocks read from the tables holds,
+	// at most CacheMaxBytes (Options.CacheBytes); CacheHits and
+	// CacheMisses count the reads it answered and those it did not.
+	CacheBytes, CacheMaxBytes int64
+	CacheHits, CacheMisses    uint64
 }
 
 // Stats returns the store's current Stats.
@@ -404,7 +428,21 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq := s.durable.Load()
-	return Stats{Seq: seq, SnapshotSeq: s.snapSeq, SnapshotBytes: s.snapBytes,
+	st := Stats{Seq: seq, SnapshotSeq: s.snapSeq, SnapshotBytes: s.snapBytes,
 		LogRecords: seq - min(seq, s.snapSeq), LogBytes: s.logBytes, Flushes: s.flushes.Load(),
-		CompactError: s.compactErr, TornTail: s.torn}
+		CompactError: s.compactErr, TornTail: s.torn, Evicted: s.evicted.Load()}
+	cs := s.cache.Stats()
+	st.CacheBytes, st.CacheMaxBytes, st.CacheHits, st.CacheMisses = cs.Bytes, cs.MaxBytes, cs.Hits, cs.Misses
+	if at := s.lastCheckpoint.Load(); at != 0 {
+		st.LastCheckpoint = time.Unix(0, at).UTC()
+	}
+	if ts := s.tables.Load(); ts != nil {
+		for _, t := range ts.tables {
+			st.Tables++
+			st.TableBytes += t.t.Size()
+			st.TableRecords += t.t.Count()
+			st.TableMemBytes += t.t.MemBytes()
+		}
+	}
+	return st
 }

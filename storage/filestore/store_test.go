@@ -258,8 +258,8 @@ func TestLockAndPermissions(t *testing.T) {
 		t.Errorf("directory mode = %v (%v), want 0700", st.Mode().Perm(), err)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 4 {
-		t.Errorf("directory holds %d files, want LOCK, MANIFEST, a snapshot and a segment", len(entries))
+	if len(entries) != 5 {
+		t.Errorf("directory holds %d files, want LOCK, MANIFEST, a snapshot, a segment and a table", len(entries))
 	}
 	for _, e := range entries {
 		info, _ := e.Info()

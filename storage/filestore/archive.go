@@ -1,0 +1,372 @@
+package filestore
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/filestore/internal/sstable"
+	"github.com/escrowkit/escrow/storage/memstore"
+)
+
+// Cold tables. A checkpoint first moves what will not change again out of
+// memory: from a snapshot of memstore it writes a table holding every
+// ended escrow, rating, monthly pair counter, journal entry and event it
+// holds, with the indexes that find them, then attaches the table to
+// memstore and evicts those records from it. Only then does it write the
+// snapshot, which now holds the live records alone.
+//
+// A table is named tbl-<lo>-<hi>.sst: it holds what the checkpoints at
+// sequence numbers lo to hi moved (lo = hi for one checkpoint's table,
+// lo < hi for the merge of several). It belongs to the store once a
+// snapshot covering hi is in place: recovery removes a table written by a
+// checkpoint that did not get that far, whose records the older snapshot
+// and the log still hold, and a table that a merge has replaced.
+const (
+	tablePrefix = "tbl-"
+	tableSuffix = ".sst"
+)
+
+func tableName(lo, hi uint64) string {
+	return fmt.Sprintf("%s%016x-%016x%s", tablePrefix, lo, hi, tableSuffix)
+}
+
+// parseTableName returns the range in a name tableName made.
+func parseTableName(name string) (lo, hi uint64, ok bool) {
+	if !strings.HasPrefix(name, tablePrefix) || !strings.HasSuffix(name, tableSuffix) {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(name[len(tablePrefix):len(name)-len(tableSuffix)], "-")
+	if !found || len(a) != 16 || len(b) != 16 {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.ParseUint(a, 16, 64)
+	hi, err2 := strconv.ParseUint(b, 16, 64)
+	return lo, hi, err1 == nil && err2 == nil && lo <= hi
+}
+
+// A kv is one record of a table being built.
+type kv struct{ k, v []byte }
+
+// coldRecords returns, sorted, the keys and values of the table that
+// holds what tx, a snapshot of memstore, holds and memstore.Evict takes
+// out, and the last journal entry and event they include.
+func coldRecords(tx escrow.Tx) (kvs []kv, journal, events uint64, err error) {
+	var enc encoder
+	value := func() []byte {
+		v := slices.Clone(enc.b)
+		enc.b = enc.b[:0]
+		return v
+	}
+	err = tx.Escrows(func(e escrow.Escrow) error {
+		if !memstore.Cold(&e) {
+			return nil
+		}
+		enc.escrow(&e)
+		kvs = append(kvs, kv{escrowKey(e.ID), value()})
+		at := nanos(e.CreatedAt)
+		for _, p := range [...]struct {
+			id   string
+			role escrow.Role
+		}{{e.Buyer, escrow.Buyer}, {e.Seller, escrow.Seller}, {e.Arbiter, escrow.Arbiter}} {
+			if p.id != "" {
+				kvs = append(kvs, kv{partyKey(p.id, at, e.ID, p.role), nil})
+			}
+		}
+		return nil
+	})
+	journal, events = memstore.Floors(tx)
+	for after := journal; err == nil; {
+		var page []escrow.Entry
+		if page, err = tx.Journal(after, pageSize); err != nil || len(page) == 0 {
+			break
+		}
+		for i := range page {
+			x := &page[i]
+			enc.entry(x)
+			kvs = append(kvs, kv{seqKey(kindEntry, x.Seq), value()})
+			for j, p := range x.Postings {
+				if !slices.ContainsFunc(x.Postings[:j], func(q escrow.Posting) bool { return q.Account == p.Account }) {
+					kvs = append(kvs, kv{underKey(kindAccount, p.Account, x.Seq), nil})
+				}
+			}
+		}
+		after = page[len(page)-1].Seq
+		journal = after
+	}
+	for after := events; err == nil; {
+		var page []escrow.Event
+		if page, err = tx.Events(after, pageSize); err != nil || len(page) == 0 {
+			break
+		}
+		for i := range page {
+			x := &page[i]
+			enc.event(x)
+			kvs = append(kvs, kv{seqKey(kindEvent, x.Seq), value()})
+			if x.Escrow != "" {
+				kvs = append(kvs, kv{underKey(kindEscEvent, x.Escrow, x.Seq), nil})
+			}
+		}
+		after = page[len(page)-1].Seq
+		events = after
+	}
+	if err == nil {
+		err = tx.Ratings(func(r escrow.Rating) error {
+			enc.rating(&r)
+			kvs = append(kvs, kv{ratingKey(r.Escrow, r.Rater), value()},
+				kv{rateeKey(r.Ratee, nanos(r.At), r.Escrow, r.Rater), nil})
+			return nil
+		})
+	}
+	if err == nil {
+		err = tx.PairMonths(func(p escrow.PairMonth) error {
+			enc.pairMonth(&p)
+			kvs = append(kvs, kv{pairKey(p.Ratee, p.Rater, p.Month), value()})
+			return nil
+		})
+	}
+	if err != nil || len(kvs) == 0 {
+		return nil, 0, 0, err
+	}
+	kvs = append(kvs, kv{metaKey, appendU64(appendU64(nil, journal), events)})
+	slices.SortFunc(kvs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	return kvs, journal, events, nil
+}
+
+// readMeta returns the last journal entry and event a table holds.
+func readMeta(t *sstable.Table) (journal, events uint64, err error) {
+	v, ok, err := t.Get(metaKey)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !ok || len(v) != 16 {
+		return 0, 0, fmt.Errorf("%w: no floors", sstable.ErrCorrupt)
+	}
+	journal, v, _ = readU64(v)
+	events, _, _ = readU64(v)
+	return journal, events, nil
+}
+
+// writeTable writes the table name from the records next yields, synced
+// and renamed into place, and opens it.
+func (s *Store) writeTable(name string, lo, hi uint64, add func(w *sstable.Writer) error) (*coldTable, error) {
+	tmp := s.path(name + tmpSuffix)
+	_ = s.fs.Remove(tmp)
+	f, err := s.fs.Create(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: table: %w", err)
+	}
+	w := sstable.NewWriter(fileWriter{f}, nil)
+	err = add(w)
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil && !s.opts.NoSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.fs.Rename(tmp, s.path(name))
+	}
+	if err == nil {
+		err = s.syncDir()
+	}
+	if err != nil {
+		_ = s.fs.Remove(tmp)
+		return nil, fmt.Errorf("filestore: table %s: %w", name, err)
+	}
+	return s.openTable(name, lo, hi)
+}
+
+// fileWriter adapts a file to io.Writer.
+type fileWriter struct{ f file }
+
+func (w fileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+// openTable opens the named table.
+func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {
+	f, size, err := s.fs.OpenRead(s.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	s.tableIDs++
+	t, err := sstable.Open(f, size, s.tableIDs, s.cache)
+	if err != nil {
+		f.Close()
+		return nil, s.corrupt(name, 0, "%v", err)
+	}
+	ct := &coldTable{t: t, name: name, lo: lo, hi: hi}
+	if ct.journal, ct.events, err = readMeta(t); err != nil {
+		t.Close()
+		return nil, s.corrupt(name, 0, "%v", err)
+	}
+	return ct, nil
+}
+
+// archive moves out of memory what will not change again, from tx, a
+// snapshot of memstore covering the log up to seq: it writes the table of
+// the snapshot's cold records, attaches it, and evicts the records from
+// memstore. It returns the last journal entry and event the tables hold.
+// Commits go on throughout; each waits at most for one batch of
+// evictions.
+func (s *Store) archive(tx escrow.Tx, seq uint64) (journal, events uint64, err error) {
+	kvs, journal, events, err := coldRecords(tx)
+	if err != nil || len(kvs) == 0 {
+		journal, events = memstore.Floors(tx)
+		return journal, events, err
+	}
+	t, err := s.writeTable(tableName(seq, seq), seq, seq, func(w *sstable.Writer) error {
+		for _, r := range kvs {
+			if err := w.Add(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	kvs = nil
+	cur := s.tables.Load()
+	s.publish(newTableSet(append([]*coldTable{t}, cur.tables...)), nil)
+	s.evicted.Add(uint64(s.mem.Evict(tx)))
+	return journal, events, nil
+}
+
+// publish makes ts the store's tables, closing the tables in drop once no
+// transaction reads the set it replaces. It is called with compactMu held,
+// or before the store is shared.
+func (s *Store) publish(ts *tableSet, drop []*coldTable) {
+	old := s.tables.Swap(ts)
+	s.mem.Attach(ts)
+	if old != nil {
+		old.drop = drop
+		old.release()
+	}
+}
+
+// mergeTables merges the newest tables into one while the next older one
+// is no larger than twice their size, so that the store keeps a number of
+// tables that grows with the logarithm of its history. The merged table
+// replaces them; the files of the old ones are removed.
+func (s *Store) mergeTables() error {
+	cur := s.tables.Load()
+	n, size := 1, int64(0)
+	if len(cur.tables) < 2 {
+		return nil
+	}
+	size = cur.tables[0].t.Size()
+	for n < len(cur.tables) && cur.tables[n].t.Size() <= 2*size {
+		size += cur.tables[n].t.Size()
+		n++
+	}
+	if n < 2 {
+		return nil
+	}
+	parts := cur.tables[:n]
+	lo, hi := parts[n-1].lo, parts[0].hi
+	its := make([]*sstable.Iter, n)
+	for i, t := range parts {
+		its[i] = t.t.NewIter()
+	}
+	merged, err := s.writeTable(tableName(lo, hi), lo, hi, func(w *sstable.Writer) error {
+		m := sstable.NewMerge(its...)
+		for ok := m.First(); ok; ok = m.Next() {
+			if err := w.Add(m.Key(), m.Value()); err != nil {
+				return err
+			}
+		}
+		return m.Err()
+	})
+	if err != nil {
+		return err
+	}
+	s.publish(newTableSet(append([]*coldTable{merged}, cur.tables[n:]...)), slices.Clone(parts))
+	for _, t := range parts {
+		_ = s.fs.Remove(s.path(t.name))
+	}
+	return s.syncDir()
+}
+
+// loadTables opens the tables that belong to a store whose snapshot covers
+// the log up to base, and returns the names of those that do not: tables
+// of a checkpoint that ended before its snapshot, and tables a merge has
+// replaced.
+func (s *Store) loadTables(names []string, base uint64) (stale []string, err error) {
+	type span struct {
+		name   string
+		lo, hi uint64
+	}
+	var spans []span
+	for _, name := range names {
+		lo, hi, _ := parseTableName(name)
+		if hi > base {
+			stale = append(stale, name)
+			continue
+		}
+		spans = append(spans, span{name, lo, hi})
+	}
+	// Newest first; of two tables whose ranges overlap, the wider one is
+	// a merge that replaced the other.
+	slices.SortFunc(spans, func(a, b span) int {
+		if a.hi != b.hi {
+			return compareU64(b.hi, a.hi)
+		}
+		return compareU64(a.lo, b.lo)
+	})
+	var tables []*coldTable
+	var low uint64 // the lo of the last table kept
+	for _, sp := range spans {
+		if len(tables) > 0 && sp.hi >= low {
+			stale = append(stale, sp.name) // inside a merge kept already
+			continue
+		}
+		t, err := s.openTable(sp.name, sp.lo, sp.hi)
+		if err != nil {
+			for _, t := range tables {
+				t.t.Close()
+			}
+			return nil, err
+		}
+		tables = append(tables, t)
+		low = sp.lo
+	}
+	s.publish(newTableSet(tables), nil)
+	return stale, nil
+}
+
+func compareU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// VerifyTables reads every block of every cold table, bypassing the cache,
+// and checks its checksum, the order of its keys and its count of records;
+// Open reads only each table's footer, index and filter. It returns an
+// error wrapping ErrCorrupt that names the damaged table.
+func (s *Store) VerifyTables() error {
+	if s.closed.Load() {
+		return escrow.ErrClosed
+	}
+	ts := s.tables.Load()
+	if ts == nil || !ts.acquire() {
+		return escrow.ErrClosed
+	}
+	defer ts.release()
+	for _, t := range ts.tables {
+		if err := t.t.Verify(); err != nil {
+			return tableErr(t, err)
+		}
+	}
+	return nil
+}

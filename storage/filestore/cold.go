@@ -1,0 +1,498 @@
+package filestore
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/filestore/internal/sstable"
+	"github.com/escrowkit/escrow/storage/memstore"
+)
+
+// A coldTable is one table file of records that left memory.
+type coldTable struct {
+	t      *sstable.Table
+	name   string
+	lo, hi uint64 // the checkpoints it holds: those at sequence numbers lo to hi
+	// journal and events are the last entry and event it holds: it holds
+	// every one up to them that is not in a newer table.
+	journal, events uint64
+}
+
+// A tableSet is the cold tables the store reads at one moment, newest
+// first. The store attaches it to its memstore (memstore.Attach), so that
+// each transaction reads the tables that go with the records it sees in
+// memory.
+type tableSet struct {
+	tables          []*coldTable
+	journal, events uint64 // the most of the tables' journal and events
+	// refs counts the transactions reading the set, plus one while it is
+	// the store's; the tables that only it holds are closed at zero.
+	refs  atomic.Int64
+	drop  []*coldTable // to close when refs reaches zero
+	onEnd func()       // called once refs reaches zero, if not nil
+}
+
+func newTableSet(tables []*coldTable) *tableSet {
+	ts := &tableSet{tables: tables}
+	for _, t := range tables {
+		ts.journal = max(ts.journal, t.journal)
+		ts.events = max(ts.events, t.events)
+	}
+	ts.refs.Store(1)
+	return ts
+}
+
+// acquire adds a reader, failing if the set was already let go.
+func (ts *tableSet) acquire() bool {
+	for {
+		n := ts.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if ts.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (ts *tableSet) release() {
+	if ts.refs.Add(-1) == 0 {
+		for _, t := range ts.drop {
+			t.t.Close()
+		}
+		if ts.onEnd != nil {
+			ts.onEnd()
+		}
+	}
+}
+
+// get returns the value of key in the newest table that holds it.
+func (ts *tableSet) get(key []byte) ([]byte, bool, error) {
+	for _, t := range ts.tables {
+		v, ok, err := t.t.Get(key)
+		if err != nil {
+			return nil, false, tableErr(t, err)
+		}
+		if ok {
+			return v, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// record decodes the record under key into o; false if there is none.
+func (ts *tableSet) record(key []byte, o *op) (bool, error) {
+	v, ok, err := ts.get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, decodeValue(v, o)
+}
+
+// scan calls fn with the keys and values under prefix from start (nil:
+// the first), in order, the newest table's where several hold a key,
+// until fn returns false.
+func (ts *tableSet) scan(prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
+	its := make([]*sstable.Iter, len(ts.tables))
+	for i, t := range ts.tables {
+		its[i] = t.t.NewIter()
+	}
+	m := sstable.NewMerge(its...)
+	if start == nil || bytes.Compare(start, prefix) < 0 {
+		start = prefix
+	}
+	for ok := m.Seek(start); ok && bytes.HasPrefix(m.Key(), prefix); ok = m.Next() {
+		more, err := fn(m.Key(), m.Value())
+		if err != nil || !more {
+			return err
+		}
+	}
+	if err := m.Err(); err != nil {
+		return fmt.Errorf("filestore: cold tables: %w: %w", ErrCorrupt, err)
+	}
+	return nil
+}
+
+func tableErr(t *coldTable, err error) error {
+	if errors.Is(err, sstable.ErrCorrupt) {
+		return fmt.Errorf("filestore: %s: %w: %w", t.name, ErrCorrupt, err)
+	}
+	return fmt.Errorf("filestore: %s: %w", t.name, err)
+}
+
+// decodeValue decodes a table's value: one operation of the log's format.
+func decodeValue(v []byte, o *op) error {
+	d := decoder{b: v, version: formatVersion}
+	if !d.next(o) || len(d.b) != 0 {
+		return fmt.Errorf("filestore: cold record: %w: %w", ErrCorrupt, errDecode)
+	}
+	return nil
+}
+
+// coldTx is a transaction of a store with cold tables: it reads the
+// records memstore holds and, for those it no longer does, the tables.
+// memstore's version of a record, where it has one, is the newer. Before
+// it writes a record that memstore no longer holds, it puts the cold one
+// back (unrecorded), so that memstore's indexes drop the old keys.
+type coldTx struct {
+	escrow.Tx
+	ts *tableSet
+}
+
+// withCold returns tx, reading the cold tables attached to what it sees,
+// and a function to call when the transaction ends.
+func (s *Store) withCold(tx escrow.Tx) (escrow.Tx, func()) {
+	ts, _ := memstore.Extra(tx).(*tableSet)
+	if ts == nil || len(ts.tables) == 0 {
+		return tx, func() {}
+	}
+	if !ts.acquire() {
+		// Let go between the snapshot and now: the store's newer set
+		// holds every record this one did.
+		if ts = s.tables.Load(); ts == nil || !ts.acquire() {
+			return tx, func() {}
+		}
+	}
+	return &coldTx{Tx: tx, ts: ts}, ts.release
+}
+
+func notFound[T any](v T, err error) bool { return errors.Is(err, escrow.ErrNotFound) }
+
+func (t *coldTx) Escrow(id string) (escrow.Escrow, error) {
+	e, err := t.Tx.Escrow(id)
+	if !errors.Is(err, escrow.ErrNotFound) {
+		return e, err
+	}
+	var o op
+	if ok, err := t.ts.record(escrowKey(id), &o); err != nil || !ok {
+		return escrow.Escrow{}, cmp.Or(err, escrow.ErrNotFound)
+	}
+	return o.escrow, nil
+}
+
+func (t *coldTx) PutEscrow(e escrow.Escrow) error {
+	if notFound(t.Tx.Escrow(e.ID)) {
+		var o op
+		if ok, err := t.ts.record(escrowKey(e.ID), &o); err != nil {
+			return err
+		} else if ok {
+			if err := t.Tx.PutEscrow(o.escrow); err != nil {
+				return err
+			}
+		}
+	}
+	return t.Tx.PutEscrow(e)
+}
+
+func (t *coldTx) Escrows(fn func(escrow.Escrow) error) error {
+	var hot []escrow.Escrow
+	if err := t.Tx.Escrows(func(e escrow.Escrow) error { hot = append(hot, e); return nil }); err != nil {
+		return err
+	}
+	return mergeScan(t.ts, []byte{kindEscrow}, nil, hot,
+		func(e *escrow.Escrow) []byte { return escrowKey(e.ID) },
+		func(k, v []byte) (escrow.Escrow, bool, error) {
+			var o op
+			err := decodeValue(v, &o)
+			return o.escrow, true, err
+		}, fn)
+}
+
+// errStop ends a scan early; it never leaves this file.
+var errStop = errors.New("stop")
+
+func (t *coldTx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
+	hot, err := t.Tx.PartyEscrows(q)
+	if err != nil || q.Party == "" || q.Limit <= 0 {
+		return hot, err
+	}
+	prefix := partyPrefix(q.Party)
+	var start []byte
+	if q.After != (escrow.EscrowPos{}) {
+		start = partyKey(q.Party, nanos(q.After.CreatedAt), q.After.ID, 0)
+		start[len(start)-1] = 0xff // past every role of the escrow After names
+	}
+	page := make([]escrow.Escrow, 0, len(hot))
+	last := ""
+	err = mergeScan(t.ts, prefix, start, hot,
+		func(e *escrow.Escrow) []byte { return partyKey(q.Party, nanos(e.CreatedAt), e.ID, 0) },
+		func(k, _ []byte) (escrow.Escrow, bool, error) {
+			_, id, role, ok := readPartyKey(k, len(prefix))
+			if !ok {
+				return escrow.Escrow{}, false, fmt.Errorf("filestore: cold party index: %w: bad key", ErrCorrupt)
+			}
+			if role&q.Role == 0 || id == last || !notFound(t.Tx.Escrow(id)) {
+				return escrow.Escrow{}, false, nil
+			}
+			var o op
+			if ok, err := t.ts.record(escrowKey(id), &o); err != nil || !ok {
+				return escrow.Escrow{}, false, cmp.Or(err, fmt.Errorf("filestore: cold escrow %q: %w: missing", id, ErrCorrupt))
+			}
+			last = id
+			if len(q.States) > 0 && !slices.Contains(q.States, o.escrow.State) {
+				return escrow.Escrow{}, false, nil
+			}
+			return o.escrow, true, nil
+		},
+		func(e escrow.Escrow) error {
+			if len(page) >= q.Limit {
+				return errStop
+			}
+			page = append(page, e)
+			return nil
+		})
+	if err != nil && err != errStop {
+		return nil, err
+	}
+	return page, nil
+}
+
+// seqPage reads at most limit records of kind after seq after from the
+// tables, with decode.
+func seqPage[T any](ts *tableSet, kind byte, after uint64, limit int, decode func(*op) T) ([]T, error) {
+	var page []T
+	if after >= ts.floor(kind) || limit <= 0 {
+		return page, nil
+	}
+	err := ts.scan([]byte{kind}, seqKey(kind, after+1), func(_, v []byte) (bool, error) {
+		var o op
+		if err := decodeValue(v, &o); err != nil {
+			return false, err
+		}
+		page = append(page, decode(&o))
+		return len(page) < limit, nil
+	})
+	return page, err
+}
+
+func (ts *tableSet) floor(kind byte) uint64 {
+	if kind == kindEntry {
+		return ts.journal
+	}
+	return ts.events
+}
+
+// underPage reads at most limit records of kind filed under name in index
+// (whose values are empty) after seq after.
+func underPage[T any](ts *tableSet, index, kind byte, name string, after uint64, limit int, decode func(*op) T) ([]T, error) {
+	var page []T
+	if after >= ts.floor(kind) || limit <= 0 {
+		return page, nil
+	}
+	prefix := appendStr([]byte{index}, name)
+	err := ts.scan(prefix, underKey(index, name, after+1), func(k, _ []byte) (bool, error) {
+		seq, _, ok := readU64(k[len(prefix):])
+		if !ok {
+			return false, fmt.Errorf("filestore: cold index: %w: bad key", ErrCorrupt)
+		}
+		var o op
+		if ok, err := ts.record(seqKey(kind, seq), &o); err != nil || !ok {
+			return false, cmp.Or(err, fmt.Errorf("filestore: cold record %d: %w: missing", seq, ErrCorrupt))
+		}
+		page = append(page, decode(&o))
+		return len(page) < limit, nil
+	})
+	return page, err
+}
+
+func entryOf(o *op) escrow.Entry { return o.entry }
+func eventOf(o *op) escrow.Event { return o.event }
+
+// thenHot appends to cold what hot reads after the tables' last record.
+func thenHot[T any](cold []T, limit int, floor, after uint64, hot func(after uint64, limit int) ([]T, error)) ([]T, error) {
+	if len(cold) >= limit && limit > 0 {
+		return cold, nil
+	}
+	rest, err := hot(max(after, floor), limit-len(cold))
+	if err != nil {
+		return nil, err
+	}
+	if len(cold) == 0 {
+		return rest, nil
+	}
+	return append(cold, rest...), nil
+}
+
+func (t *coldTx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
+	cold, err := seqPage(t.ts, kindEntry, after, limit, entryOf)
+	if err != nil {
+		return nil, err
+	}
+	return thenHot(cold, limit, t.ts.journal, after, t.Tx.Journal)
+}
+
+func (t *coldTx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
+	cold, err := underPage(t.ts, kindAccount, kindEntry, account, after, limit, entryOf)
+	if err != nil {
+		return nil, err
+	}
+	return thenHot(cold, limit, t.ts.journal, after, func(after uint64, limit int) ([]escrow.Entry, error) {
+		return t.Tx.Entries(account, after, limit)
+	})
+}
+
+func (t *coldTx) Events(after uint64, limit int) ([]escrow.Event, error) {
+	cold, err := seqPage(t.ts, kindEvent, after, limit, eventOf)
+	if err != nil {
+		return nil, err
+	}
+	return thenHot(cold, limit, t.ts.events, after, t.Tx.Events)
+}
+
+func (t *coldTx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, error) {
+	cold, err := underPage(t.ts, kindEscEvent, kindEvent, id, after, limit, eventOf)
+	if err != nil {
+		return nil, err
+	}
+	return thenHot(cold, limit, t.ts.events, after, func(after uint64, limit int) ([]escrow.Event, error) {
+		return t.Tx.EscrowEvents(id, after, limit)
+	})
+}
+
+func (t *coldTx) Rating(escrowID, rater string) (escrow.Rating, error) {
+	r, err := t.Tx.Rating(escrowID, rater)
+	if !errors.Is(err, escrow.ErrNotFound) {
+		return r, err
+	}
+	var o op
+	if ok, err := t.ts.record(ratingKey(escrowID, rater), &o); err != nil || !ok {
+		return escrow.Rating{}, cmp.Or(err, escrow.ErrNotFound)
+	}
+	return o.rating, nil
+}
+
+func (t *coldTx) PutRating(r escrow.Rating) error {
+	if notFound(t.Tx.Rating(r.Escrow, r.Rater)) {
+		var o op
+		if ok, err := t.ts.record(ratingKey(r.Escrow, r.Rater), &o); err != nil {
+			return err
+		} else if ok {
+			if err := t.Tx.PutRating(o.rating); err != nil {
+				return err
+			}
+		}
+	}
+	return t.Tx.PutRating(r)
+}
+
+func (t *coldTx) RatingsOf(party string, after escrow.RatingPos, fn func(escrow.Rating) error) error {
+	var hot []escrow.Rating
+	if err := t.Tx.RatingsOf(party, after, func(r escrow.Rating) error { hot = append(hot, r); return nil }); err != nil {
+		return err
+	}
+	prefix := rateePrefix(party)
+	var start []byte
+	if after != (escrow.RatingPos{}) {
+		start = append(rateeKey(party, nanos(after.At), after.Escrow, after.Rater), 0)
+	}
+	return mergeScan(t.ts, prefix, start, hot,
+		func(r *escrow.Rating) []byte { return rateeKey(party, nanos(r.At), r.Escrow, r.Rater) },
+		func(k, _ []byte) (escrow.Rating, bool, error) {
+			if len(k) < len(prefix)+8 {
+				return escrow.Rating{}, false, fmt.Errorf("filestore: cold ratee index: %w: bad key", ErrCorrupt)
+			}
+			id, rest, ok1 := readStr(k[len(prefix)+8:])
+			rater, _, ok2 := readStr(rest)
+			if !ok1 || !ok2 {
+				return escrow.Rating{}, false, fmt.Errorf("filestore: cold ratee index: %w: bad key", ErrCorrupt)
+			}
+			if !notFound(t.Tx.Rating(id, rater)) {
+				return escrow.Rating{}, false, nil // memstore's is newer
+			}
+			var o op
+			if ok, err := t.ts.record(ratingKey(id, rater), &o); err != nil || !ok {
+				return escrow.Rating{}, false, cmp.Or(err, fmt.Errorf("filestore: cold rating %q: %w: missing", id, ErrCorrupt))
+			}
+			return o.rating, o.rating.Ratee == party, nil
+		}, fn)
+}
+
+func (t *coldTx) Ratings(fn func(escrow.Rating) error) error {
+	var hot []escrow.Rating
+	if err := t.Tx.Ratings(func(r escrow.Rating) error { hot = append(hot, r); return nil }); err != nil {
+		return err
+	}
+	return mergeScan(t.ts, []byte{kindRating}, nil, hot,
+		func(r *escrow.Rating) []byte { return ratingKey(r.Escrow, r.Rater) },
+		func(_, v []byte) (escrow.Rating, bool, error) {
+			var o op
+			err := decodeValue(v, &o)
+			return o.rating, true, err
+		}, fn)
+}
+
+func (t *coldTx) PairMonth(ratee, rater, month string) (escrow.PairMonth, error) {
+	p, err := t.Tx.PairMonth(ratee, rater, month)
+	if !errors.Is(err, escrow.ErrNotFound) {
+		return p, err
+	}
+	var o op
+	if ok, err := t.ts.record(pairKey(ratee, rater, month), &o); err != nil || !ok {
+		return escrow.PairMonth{}, cmp.Or(err, escrow.ErrNotFound)
+	}
+	return o.pair, nil
+}
+
+func (t *coldTx) PairMonths(fn func(escrow.PairMonth) error) error {
+	var hot []escrow.PairMonth
+	if err := t.Tx.PairMonths(func(p escrow.PairMonth) error { hot = append(hot, p); return nil }); err != nil {
+		return err
+	}
+	return mergeScan(t.ts, []byte{kindPair}, nil, hot,
+		func(p *escrow.PairMonth) []byte { return pairKey(p.Ratee, p.Rater, p.Month) },
+		func(_, v []byte) (escrow.PairMonth, bool, error) {
+			var o op
+			err := decodeValue(v, &o)
+			return o.pair, true, err
+		}, fn)
+}
+
+// mergeScan calls fn, in key order, with the records of hot (sorted by
+// keyOf, which gives each its key in the tables' form) and those the
+// tables hold under prefix from start, which decode reads from a key and
+// its value; decode may pass one over. Where a table and hot hold the
+// same key, hot's record is the newer and the table's is passed over.
+func mergeScan[T any](ts *tableSet, prefix, start []byte, hot []T, keyOf func(*T) []byte,
+	decode func(k, v []byte) (T, bool, error), fn func(T) error) error {
+	var hotKey []byte
+	if len(hot) > 0 {
+		hotKey = keyOf(&hot[0])
+	}
+	err := ts.scan(prefix, start, func(k, v []byte) (bool, error) {
+		for len(hot) > 0 {
+			c := bytes.Compare(hotKey, k)
+			if c > 0 {
+				break
+			}
+			if err := fn(hot[0]); err != nil {
+				return false, err
+			}
+			hot = hot[1:]
+			if len(hot) > 0 {
+				hotKey = keyOf(&hot[0])
+			}
+			if c == 0 {
+				return true, nil
+			}
+		}
+		rec, ok, err := decode(k, v)
+		if err != nil || !ok {
+			return err == nil, err
+		}
+		return true, fn(rec)
+	})
+	if err != nil {
+		return err
+	}
+	for i := range hot {
+		if err := fn(hot[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
