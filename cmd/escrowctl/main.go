@@ -39,8 +39,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore"
@@ -183,13 +185,16 @@ func check(ctx context.Context, w io.Writer, store *filestore.Store, ratings boo
 	} else if err := escrow.CheckMoney(ctx, store); err != nil {
 		return err
 	}
+	if err := store.VerifyTables(); err != nil {
+		return err
+	}
 	st := store.Stats()
 	if st.TornTail.Bytes > 0 {
 		return fmt.Errorf("torn tail in %s; the %d records before it check out, and the next open for writing drops it",
 			tornTail(st.TornTail), st.Seq)
 	}
-	fmt.Fprintf(w, "ok: %d records (snapshot to %d, %d in the log), checksums and invariants hold\n",
-		st.Seq, st.SnapshotSeq, st.LogRecords)
+	fmt.Fprintf(w, "ok: %d records (snapshot to %d, %d in the log), %d cold tables, checksums and invariants hold\n",
+		st.Seq, st.SnapshotSeq, st.LogRecords, st.Tables)
 	return nil
 }
 
@@ -231,7 +236,12 @@ func stats(ctx context.Context, w io.Writer, dir string, store *filestore.Store)
 	}
 	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(w, "directory  %s: %d files, %d bytes\n", abs, files, size)
-	records(w, store.Stats())
+	st := store.Stats()
+	records(w, st)
+	tiers(w, st)
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Fprintf(w, "memory     %d bytes of heap in use after reading every record, %d obtained from the system\n", m.HeapInuse, m.Sys)
 	fmt.Fprintf(w, "accounts   %d\n", accounts)
 	fmt.Fprintf(w, "events     %d\n", events)
 	total := 0
@@ -259,6 +269,19 @@ func records(w io.Writer, st filestore.Stats) {
 	if st.CompactError != nil {
 		fmt.Fprintf(w, "compaction failed: %v\n", st.CompactError)
 	}
+}
+
+// tiers writes the lines of stats about where the records are: the last
+// checkpoint and the log since, the cold tables and their cache.
+func tiers(w io.Writer, st filestore.Stats) {
+	checkpoint := "none recorded"
+	if !st.LastCheckpoint.IsZero() {
+		checkpoint = st.LastCheckpoint.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "checkpoint %s; %d records and %d bytes of log since\n", checkpoint, st.LogRecords, st.LogBytes)
+	fmt.Fprintf(w, "tables     %d cold tables, %d bytes, %d keys; %d bytes of their indexes and filters in memory\n",
+		st.Tables, st.TableBytes, st.TableRecords, st.TableMemBytes)
+	fmt.Fprintf(w, "cache      %d of %d bytes; %d hits, %d misses\n", st.CacheBytes, st.CacheMaxBytes, st.CacheHits, st.CacheMisses)
 }
 
 // dump writes events as JSON lines: all of them, or those of one escrow.

@@ -403,6 +403,25 @@ func TestLockedStore(t *testing.T) {
 	}
 }
 
+// TestStatsTiers shows where the records are: the last checkpoint and the
+// log since, the cold tables and the cache.
+func TestStatsTiers(t *testing.T) {
+	var out bytes.Buffer
+	tiers(&out, filestore.Stats{LastCheckpoint: time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC), LogRecords: 7, LogBytes: 700,
+		Tables: 2, TableBytes: 9000, TableRecords: 120, TableMemBytes: 300, CacheBytes: 4096, CacheMaxBytes: 1 << 20, CacheHits: 5, CacheMisses: 2})
+	want := "checkpoint 2026-11-30T04:00:00Z; 7 records and 700 bytes of log since\n" +
+		"tables     2 cold tables, 9000 bytes, 120 keys; 300 bytes of their indexes and filters in memory\n" +
+		"cache      4096 of 1048576 bytes; 5 hits, 2 misses\n"
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("tiers (-want +got):\n%s", diff)
+	}
+	out.Reset()
+	tiers(&out, filestore.Stats{})
+	if !strings.HasPrefix(out.String(), "checkpoint none recorded;") {
+		t.Errorf("tiers of a store never checkpointed = %q", out.String())
+	}
+}
+
 // TestStatsCompactionError shows a failed compaction in the records lines
 // of stats, and nothing when there is none.
 func TestStatsCompactionError(t *testing.T) {
