@@ -211,3 +211,116 @@ func BenchmarkRecovery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckpoint measures what checkpoints cost the commits that run
+// beside them. A store holding FILESTORE_BENCH_TRADES finished trades
+// (20,000 unless set) takes deposit-shaped commits from 64 committers,
+// Quiet with no checkpoint and Checkpointing with one after another
+// running meanwhile (each moving the records since the last into a table,
+// merging tables, writing a snapshot). It reports the commits' rate, their
+// 99.9th percentile and their longest wait, and the checkpoints done.
+func BenchmarkCheckpoint(b *testing.B) {
+	trades := 20_000
+	if n, err := strconv.Atoi(os.Getenv("FILESTORE_BENCH_TRADES")); err == nil && n > 0 {
+		trades = n
+	}
+	dir := b.TempDir()
+	s := openT(b, dir, &Options{NoSync: true})
+	ctx := context.Background()
+	l, err := escrow.New(ctx, s, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	const builders = 16
+	for w := range builders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buyer, seller := "buyer-"+strconv.Itoa(w), "seller-"+strconv.Itoa(w)
+			l.OpenAccount(ctx, buyer)
+			l.OpenAccount(ctx, seller)
+			if _, err := l.Deposit(ctx, buyer, cny(int64(trades)*100)); err != nil {
+				b.Error(err)
+				return
+			}
+			for i := w; i < trades; i += builders {
+				id := "t" + strconv.Itoa(i)
+				_, err := l.Open(ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Price: cny(100)})
+				if err == nil {
+					_, err = l.Pay(ctx, id, buyer)
+				}
+				if err == nil {
+					_, err = l.Ship(ctx, id, seller, "")
+				}
+				if err == nil {
+					_, err = l.Confirm(ctx, id, buyer)
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Compact(); err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+
+	for _, checkpointing := range []bool{false, true} {
+		b.Run(map[bool]string{false: "Quiet", true: "Checkpointing"}[checkpointing], func(b *testing.B) {
+			s := openT(b, dir, &Options{CompactRatio: -1})
+			defer s.Close()
+			stop, stopped := make(chan struct{}), make(chan struct{})
+			checkpoints := 0
+			go func() {
+				defer close(stopped)
+				for checkpointing {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if err := s.Compact(); err != nil {
+						b.Error(err)
+						return
+					}
+					checkpoints++
+				}
+			}()
+			const committers = 64
+			var next atomic.Int64
+			lat := make([][]time.Duration, committers)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := range committers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						start := time.Now()
+						if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[w] = append(lat[w], time.Since(start))
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(stop)
+			<-stopped
+			all := slices.Concat(lat...)
+			slices.Sort(all)
+			reportRate(b, b.N)
+			if len(all) > 0 {
+				b.ReportMetric(float64(all[len(all)*999/1000].Microseconds()), "p99.9-µs")
+				b.ReportMetric(float64(all[len(all)-1].Microseconds()), "max-µs")
+			}
+			b.ReportMetric(float64(checkpoints), "checkpoints")
+		})
+	}
+}
