@@ -21,10 +21,12 @@ import (
 //
 // A table is named tbl-<lo>-<hi>.sst: it holds what the checkpoints at
 // sequence numbers lo to hi moved (lo = hi for one checkpoint's table,
-// lo < hi for the merge of several). It belongs to the store once a
-// snapshot covering hi is in place: recovery removes a table written by a
-// checkpoint that did not get that far, whose records the older snapshot
-// and the log still hold, and a table that a merge has replaced.
+// lo < hi for the merge of several). The snapshot written by a checkpoint
+// names the tables it goes with, by their ranges; a merge afterwards
+// replaces some of them with one whose range holds theirs. Recovery opens
+// those, and removes the rest: a table written by a checkpoint that did
+// not get as far as its snapshot, whose records the older snapshot and
+// the log still hold, and tables a merge has replaced.
 const (
 	tablePrefix = "tbl-"
 	tableSuffix = ".sst"
@@ -293,40 +295,44 @@ func (s *Store) mergeTables() error {
 	return s.syncDir()
 }
 
-// loadTables opens the tables that belong to a store whose snapshot covers
-// the log up to base, and returns the names of those that do not: tables
-// of a checkpoint that ended before its snapshot, and tables a merge has
-// replaced.
-func (s *Store) loadTables(names []string, base uint64) (stale []string, err error) {
-	type span struct {
-		name   string
-		lo, hi uint64
+// loadTables opens the tables the snapshot names in want, and returns the
+// names of the others in the directory: tables of a checkpoint that ended
+// before its snapshot, and tables a merge has replaced. A table the
+// snapshot names may have been merged since into one whose range holds
+// its own; a table that is neither there nor merged is missing, and the
+// store is corrupt.
+func (s *Store) loadTables(names []string, want []tableRange) (stale []string, err error) {
+	type present struct {
+		name string
+		tableRange
 	}
-	var spans []span
+	var have []present
 	for _, name := range names {
 		lo, hi, _ := parseTableName(name)
-		if hi > base {
-			stale = append(stale, name)
-			continue
-		}
-		spans = append(spans, span{name, lo, hi})
+		have = append(have, present{name, tableRange{lo, hi}})
 	}
-	// Newest first; of two tables whose ranges overlap, the wider one is
-	// a merge that replaced the other.
-	slices.SortFunc(spans, func(a, b span) int {
-		if a.hi != b.hi {
-			return compareU64(b.hi, a.hi)
+	// The widest table that holds each range the snapshot names.
+	use := map[string]tableRange{}
+	for _, w := range want {
+		best := -1
+		for i, h := range have {
+			if h.lo <= w.lo && w.hi <= h.hi && (best < 0 || h.hi-h.lo > have[best].hi-have[best].lo) {
+				best = i
+			}
 		}
-		return compareU64(a.lo, b.lo)
-	})
+		if best < 0 {
+			return nil, s.corrupt(tableName(w.lo, w.hi), 0, "cold table missing: the snapshot holds only the records it does not")
+		}
+		use[have[best].name] = have[best].tableRange
+	}
+	for _, h := range have {
+		if _, ok := use[h.name]; !ok {
+			stale = append(stale, h.name)
+		}
+	}
 	var tables []*coldTable
-	var low uint64 // the lo of the last table kept
-	for _, sp := range spans {
-		if len(tables) > 0 && sp.hi >= low {
-			stale = append(stale, sp.name) // inside a merge kept already
-			continue
-		}
-		t, err := s.openTable(sp.name, sp.lo, sp.hi)
+	for name, r := range use {
+		t, err := s.openTable(name, r.lo, r.hi)
 		if err != nil {
 			for _, t := range tables {
 				t.t.Close()
@@ -334,8 +340,8 @@ func (s *Store) loadTables(names []string, base uint64) (stale []string, err err
 			return nil, err
 		}
 		tables = append(tables, t)
-		low = sp.lo
 	}
+	slices.SortFunc(tables, func(a, b *coldTable) int { return compareU64(b.hi, a.hi) }) // newest first
 	s.publish(newTableSet(tables), nil)
 	return stale, nil
 }

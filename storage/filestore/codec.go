@@ -243,13 +243,20 @@ func (e *encoder) event(x *escrow.Event) {
 // journal and events, added with cold tables, are the last journal entry
 // and event that the tables hold: the snapshot's start after them. written
 // is when the snapshot was written.
-func (e *encoder) snapshotEnd(seq, chunks, journal, events uint64, written time.Time) {
+// tables lists the cold tables the snapshot goes with, by the range of
+// checkpoints each holds.
+func (e *encoder) snapshotEnd(seq, chunks, journal, events uint64, written time.Time, tables []tableRange) {
 	at := e.begin(opSnapshotEnd)
 	e.uvarint(seq)
 	e.uvarint(chunks)
 	e.uvarint(journal)
 	e.uvarint(events)
 	e.time(written)
+	e.count(len(tables), tables == nil)
+	for _, t := range tables {
+		e.uvarint(t.lo)
+		e.uvarint(t.hi)
+	}
 	e.end(at)
 }
 
@@ -307,7 +314,11 @@ type op struct {
 	// The last journal entry and event the cold tables hold.
 	snapJournal, snapEvents uint64
 	snapWritten             time.Time
+	snapTables              []tableRange
 }
+
+// A tableRange names a cold table by the checkpoints it holds.
+type tableRange struct{ lo, hi uint64 }
 
 // decoder reads what encoder writes. It never panics: the first problem
 // sets err, after which every read returns a zero value.
@@ -562,6 +573,12 @@ func (d *decoder) fields(o *op) {
 		if d.version > 1 {
 			o.snapJournal, o.snapEvents = d.uvarint(), d.uvarint()
 			o.snapWritten = d.time()
+			if n, isNil := d.count(2); !isNil && d.err == nil {
+				o.snapTables = make([]tableRange, 0, n)
+				for range n {
+					o.snapTables = append(o.snapTables, tableRange{d.uvarint(), d.uvarint()})
+				}
+			}
 		}
 	default:
 		d.fail()

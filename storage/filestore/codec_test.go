@@ -351,7 +351,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		var e encoder
 		for i := range got {
 			if got[i].kind == opSnapshotEnd {
-				e.snapshotEnd(got[i].snapSeq, got[i].snapChunks, got[i].snapJournal, got[i].snapEvents, got[i].snapWritten)
+				e.snapshotEnd(got[i].snapSeq, got[i].snapChunks, got[i].snapJournal, got[i].snapEvents, got[i].snapWritten, got[i].snapTables)
 				continue
 			}
 			encodeOp(&e, &got[i])

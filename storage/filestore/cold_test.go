@@ -2,8 +2,11 @@ package filestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -194,4 +197,46 @@ func readsT(t testing.TB, s escrow.Storage) string {
 	lines := strings.Split(b.String(), "\n")
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// TestTablesOnOpen: a table the snapshot names and that is gone fails Open
+// with ErrCorrupt and changes nothing; a table no snapshot names (left by
+// a checkpoint that crashed before its snapshot) is removed, and the
+// store reads as before.
+func TestTablesOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{CompactRatio: -1})
+	runWorkload(t, s, 200)
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	want := dumpT(t, s)
+	table := s.tables.Load().tables[0]
+	s.Close()
+
+	data, err := os.ReadFile(filepath.Join(dir, table.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(dir, tableName(table.hi+100, table.hi+100))
+	if err := os.WriteFile(orphan, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, nil)
+	if got := dumpT(t, s); string(got) != string(want) {
+		t.Error("the store reads differently with a table no snapshot names")
+	}
+	s.Close()
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the orphan table is still there: %v", err)
+	}
+
+	if err := os.Remove(filepath.Join(dir, table.name)); err != nil {
+		t.Fatal(err)
+	}
+	before := dirImage(t, dir)
+	if _, err := Open(dir, nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), table.name) {
+		t.Fatalf("Open without a table the snapshot names = %v, want ErrCorrupt naming %s", err, table.name)
+	}
+	sameDir(t, dir, before)
 }

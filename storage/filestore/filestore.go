@@ -67,9 +67,10 @@
 // log-<first sequence number>.wal, snapshots named
 // snap-<last sequence number covered>.snap, cold tables named
 // tbl-<first>-<last checkpoint>.sst, and MANIFEST, which names the
-// newest segment, all 0600. A table belongs to the store once a snapshot
-// covering its last checkpoint is in place; Open removes one that a crash
-// left before that, and one that a merge replaced. One store at a time
+// newest segment, all 0600. A snapshot names the tables it goes with; Open
+// fails with ErrCorrupt if one is missing (and not merged into another),
+// and removes a table no snapshot names: one a crash left before its
+// snapshot was in place, or one a merge replaced. One store at a time
 // may open a directory: a second Open, in this process or another, fails
 // with a LockedError, which names the holder's process where the platform
 // allows. The lock is held on the directory itself where the system can
@@ -204,13 +205,16 @@ type Options struct {
 	// only of the process) can lose acknowledged commits or leave the log
 	// corrupt. It is meant for tests.
 	NoSync bool
-	// CompactRatio starts a compaction when the log after the newest
-	// snapshot is larger than CompactRatio times that snapshot (and than
-	// CompactMinBytes). Zero means 4; a negative ratio turns automatic
-	// compaction off, leaving Compact.
+	// CompactRatio starts a compaction (a checkpoint) when the log after
+	// the newest snapshot is larger than CompactRatio times that snapshot
+	// (and than CompactMinBytes). Zero means 1; a negative ratio turns
+	// automatic compaction off, leaving Compact. The snapshot holds only
+	// the live records, so the log after it is most of what Open replays
+	// and what memory holds beside the live records: the defaults keep it
+	// to about 16 MiB, which replays in well under a second.
 	CompactRatio float64
 	// CompactMinBytes is the smallest log that is compacted automatically.
-	// Zero means 4 MiB.
+	// Zero means 16 MiB.
 	CompactMinBytes int64
 	// ReadOnly opens the store for reading only, changing nothing in its
 	// directory; see the package documentation.
@@ -292,10 +296,10 @@ func Open(dir string, opts *Options) (*Store, error) {
 		s.opts.CompactRatio = -1
 	}
 	if s.opts.CompactRatio == 0 {
-		s.opts.CompactRatio = 4
+		s.opts.CompactRatio = 1
 	}
 	if s.opts.CompactMinBytes <= 0 {
-		s.opts.CompactMinBytes = 4 << 20
+		s.opts.CompactMinBytes = 16 << 20
 	}
 	if s.opts.CacheBytes == 0 {
 		s.opts.CacheBytes = 64 << 20

@@ -77,7 +77,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	snap := appendFrame(appendFileHeader(nil, snapMagic), 1, 0, pieces[0])
 	var end encoder
-	end.snapshotEnd(1, 1, 0, 0, time.Time{})
+	end.snapshotEnd(1, 1, 0, 0, time.Time{}, nil)
 	f.Add(byte(fuzzRawSnapshot), appendFrame(snap, 2, 0, end.b))
 
 	f.Fuzz(func(t *testing.T, mode byte, data []byte) {

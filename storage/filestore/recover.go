@@ -101,6 +101,7 @@ func (s *Store) recover() error {
 	// log after it is still complete, which the chain check below decides.
 	var base uint64
 	var snapErr error
+	var wantTables []tableRange // the tables the snapshot goes with
 	for i := len(c.snaps) - 1; i >= 0; i-- {
 		name := snapName(c.snaps[i])
 		data, err := s.fs.ReadFile(s.path(name))
@@ -120,13 +121,14 @@ func (s *Store) recover() error {
 			return err
 		}
 		v2Records = version > 1
+		wantTables = end.snapTables
 		base, s.snapSeq, s.snapBytes = c.snaps[i], c.snaps[i], int64(len(data))
 		break
 	}
 	if snapErr != nil && base == 0 && (len(c.segs) == 0 || c.segs[0] != 1) {
 		return snapErr // no older snapshot, and the log does not reach back to the start
 	}
-	staleTables, err := s.loadTables(c.tables, base)
+	staleTables, err := s.loadTables(c.tables, wantTables)
 	if err != nil {
 		return err
 	}

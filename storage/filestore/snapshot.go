@@ -129,7 +129,7 @@ func (w *snapshotWriter) cut() {
 // escrows, the ratings, the monthly pair counters, and the journal and the
 // events up to journal and events. Replaying it calls the same write
 // methods the log does.
-func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64) ([]byte, error) {
+func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRange) ([]byte, error) {
 	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic)}
 	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); w.maybeCut(); return nil })
 	if err == nil {
@@ -167,7 +167,7 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64) ([]byte, error) {
 	}
 	w.cut()
 	var end encoder
-	end.snapshotEnd(seq, w.chunks, journal, events, time.Now().UTC())
+	end.snapshotEnd(seq, w.chunks, journal, events, time.Now().UTC(), tables)
 	return appendFrame(w.out, w.chunks+1, 0, end.b), nil
 }
 
@@ -234,7 +234,11 @@ func (s *Store) snapshot() error {
 		if err != nil {
 			return err
 		}
-		snap, err = encodeSnapshot(tx, seq, journal, events)
+		var tables []tableRange
+		for _, t := range s.tables.Load().tables {
+			tables = append(tables, tableRange{t.lo, t.hi})
+		}
+		snap, err = encodeSnapshot(tx, seq, journal, events, tables)
 		return err
 	})
 	if err != nil || snap == nil {
