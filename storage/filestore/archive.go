@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -196,8 +197,7 @@ func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
-	s.tableIDs++
-	t, err := sstable.Open(f, size, s.tableIDs, s.cache)
+	t, err := sstable.Open(f, size, s.tableIDs.Add(1), s.cache)
 	if err != nil {
 		f.Close()
 		return nil, s.corrupt(name, 0, "%v", err)
@@ -234,35 +234,54 @@ func (s *Store) archive(tx escrow.Tx, seq uint64) (journal, events uint64, err e
 		return 0, 0, err
 	}
 	kvs = nil
-	cur := s.tables.Load()
-	s.publish(newTableSet(append([]*coldTable{t}, cur.tables...)), nil)
+	s.tablesMu.Lock()
+	s.publish(newTableSet(append([]*coldTable{t}, s.tables.Load().tables...)))
+	s.tablesMu.Unlock()
 	s.evicted.Add(uint64(s.mem.Evict(tx)))
+	select {
+	case s.mergeKick <- struct{}{}:
+	default: // one is already due
+	}
 	return journal, events, nil
 }
 
-// publish makes ts the store's tables, closing the tables in drop once no
-// transaction reads the set it replaces. It is called with compactMu held,
-// or before the store is shared.
-func (s *Store) publish(ts *tableSet, drop []*coldTable) {
-	old := s.tables.Swap(ts)
+// publish makes ts the store's tables.
+// It is called with tablesMu held, or before the store is shared.
+func (s *Store) publish(ts *tableSet) {
+	s.tables.Store(ts)
 	s.mem.Attach(ts)
-	if old != nil {
-		old.drop = drop
-		old.release()
+}
+
+// merger runs the merges that checkpoints ask for, beside them, until
+// Close: a merge of large tables takes long, and the log must not grow
+// while it runs.
+func (s *Store) merger() {
+	defer close(s.mergeDone)
+	for range s.mergeKick {
+		if err := s.mergeTables(); err != nil && !s.closed.Load() {
+			s.mu.Lock()
+			s.compactErr = err
+			s.mu.Unlock()
+		}
 	}
 }
+
+// errClosing abandons a merge when the store closes.
+var errClosing = errors.New("filestore: closing")
 
 // mergeTables merges the newest tables into one while the next older one
 // is no larger than twice their size, so that the store keeps a number of
 // tables that grows with the logarithm of its history. The merged table
-// replaces them; the files of the old ones are removed.
+// replaces them; the files of the old ones are removed. Checkpoints go on
+// meanwhile, adding newer tables.
 func (s *Store) mergeTables() error {
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
 	cur := s.tables.Load()
-	n, size := 1, int64(0)
-	if len(cur.tables) < 2 {
+	if cur == nil || len(cur.tables) < 2 {
 		return nil
 	}
-	size = cur.tables[0].t.Size()
+	n, size := 1, cur.tables[0].t.Size()
 	for n < len(cur.tables) && cur.tables[n].t.Size() <= 2*size {
 		size += cur.tables[n].t.Size()
 		n++
@@ -278,17 +297,37 @@ func (s *Store) mergeTables() error {
 	}
 	merged, err := s.writeTable(tableName(lo, hi), lo, hi, func(w *sstable.Writer) error {
 		m := sstable.NewMerge(its...)
-		for ok := m.First(); ok; ok = m.Next() {
+		for ok, i := m.First(), 0; ok; ok, i = m.Next(), i+1 {
+			if i%4096 == 0 && s.closed.Load() {
+				return errClosing
+			}
 			if err := w.Add(m.Key(), m.Value()); err != nil {
 				return err
 			}
 		}
 		return m.Err()
 	})
+	if errors.Is(err, errClosing) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	s.publish(newTableSet(append([]*coldTable{merged}, cur.tables[n:]...)), slices.Clone(parts))
+	// Checkpoints may have added tables in front of the parts since.
+	s.tablesMu.Lock()
+	now := s.tables.Load()
+	i := -1
+	if now != nil {
+		i = slices.Index(now.tables, parts[0])
+	}
+	if i < 0 || i+n > len(now.tables) || !slices.Equal(now.tables[i:i+n], parts) {
+		s.tablesMu.Unlock() // closed meanwhile
+		merged.closeFile()
+		_ = s.fs.Remove(s.path(merged.name))
+		return nil
+	}
+	s.publish(newTableSet(slices.Concat(now.tables[:i], []*coldTable{merged}, now.tables[i+n:])))
+	s.tablesMu.Unlock()
 	for _, t := range parts {
 		_ = s.fs.Remove(s.path(t.name))
 	}
@@ -335,14 +374,14 @@ func (s *Store) loadTables(names []string, want []tableRange) (stale []string, e
 		t, err := s.openTable(name, r.lo, r.hi)
 		if err != nil {
 			for _, t := range tables {
-				t.t.Close()
+				t.closeFile()
 			}
 			return nil, err
 		}
 		tables = append(tables, t)
 	}
 	slices.SortFunc(tables, func(a, b *coldTable) int { return compareU64(b.hi, a.hi) }) // newest first
-	s.publish(newTableSet(tables), nil)
+	s.publish(newTableSet(tables))
 	return stale, nil
 }
 
@@ -365,10 +404,9 @@ func (s *Store) VerifyTables() error {
 		return escrow.ErrClosed
 	}
 	ts := s.tables.Load()
-	if ts == nil || !ts.acquire() {
+	if ts == nil {
 		return escrow.ErrClosed
 	}
-	defer ts.release()
 	for _, t := range ts.tables {
 		if err := t.t.Verify(); err != nil {
 			return tableErr(t, err)

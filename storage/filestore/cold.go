@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/escrowkit/escrow"
@@ -21,20 +23,23 @@ type coldTable struct {
 	// journal and events are the last entry and event it holds: it holds
 	// every one up to them that is not in a newer table.
 	journal, events uint64
+	// refs counts the table sets that hold the table; it closes when the
+	// last of them is garbage, or when the store closes.
+	refs  atomic.Int64
+	close sync.Once
 }
+
+func (t *coldTable) closeFile() { t.close.Do(func() { t.t.Close() }) }
 
 // A tableSet is the cold tables the store reads at one moment, newest
 // first. The store attaches it to its memstore (memstore.Attach), so that
 // each transaction reads the tables that go with the records it sees in
-// memory.
+// memory, for as long as it runs: a set lives while a snapshot of
+// memstore or a transaction holds it, and its tables stay open until no
+// set holds them.
 type tableSet struct {
 	tables          []*coldTable
 	journal, events uint64 // the most of the tables' journal and events
-	// refs counts the transactions reading the set, plus one while it is
-	// the store's; the tables that only it holds are closed at zero.
-	refs  atomic.Int64
-	drop  []*coldTable // to close when refs reaches zero
-	onEnd func()       // called once refs reaches zero, if not nil
 }
 
 func newTableSet(tables []*coldTable) *tableSet {
@@ -42,33 +47,16 @@ func newTableSet(tables []*coldTable) *tableSet {
 	for _, t := range tables {
 		ts.journal = max(ts.journal, t.journal)
 		ts.events = max(ts.events, t.events)
+		t.refs.Add(1)
 	}
-	ts.refs.Store(1)
+	runtime.AddCleanup(ts, func(tables []*coldTable) {
+		for _, t := range tables {
+			if t.refs.Add(-1) == 0 {
+				t.closeFile()
+			}
+		}
+	}, slices.Clone(tables))
 	return ts
-}
-
-// acquire adds a reader, failing if the set was already let go.
-func (ts *tableSet) acquire() bool {
-	for {
-		n := ts.refs.Load()
-		if n <= 0 {
-			return false
-		}
-		if ts.refs.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
-
-func (ts *tableSet) release() {
-	if ts.refs.Add(-1) == 0 {
-		for _, t := range ts.drop {
-			t.t.Close()
-		}
-		if ts.onEnd != nil {
-			ts.onEnd()
-		}
-	}
 }
 
 // get returns the value of key in the newest table that holds it.
@@ -144,21 +132,13 @@ type coldTx struct {
 	ts *tableSet
 }
 
-// withCold returns tx, reading the cold tables attached to what it sees,
-// and a function to call when the transaction ends.
-func (s *Store) withCold(tx escrow.Tx) (escrow.Tx, func()) {
+// withCold returns tx, reading the cold tables attached to what it sees.
+func (s *Store) withCold(tx escrow.Tx) escrow.Tx {
 	ts, _ := memstore.Extra(tx).(*tableSet)
 	if ts == nil || len(ts.tables) == 0 {
-		return tx, func() {}
+		return tx
 	}
-	if !ts.acquire() {
-		// Let go between the snapshot and now: the store's newer set
-		// holds every record this one did.
-		if ts = s.tables.Load(); ts == nil || !ts.acquire() {
-			return tx, func() {}
-		}
-	}
-	return &coldTx{Tx: tx, ts: ts}, ts.release
+	return &coldTx{Tx: tx, ts: ts}
 }
 
 func notFound[T any](v T, err error) bool { return errors.Is(err, escrow.ErrNotFound) }
@@ -222,7 +202,7 @@ func (t *coldTx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
 	err = mergeScan(t.ts, prefix, start, hot,
 		func(e *escrow.Escrow) []byte { return partyKey(q.Party, nanos(e.CreatedAt), e.ID, 0) },
 		func(k, _ []byte) (escrow.Escrow, bool, error) {
-			_, id, role, ok := readPartyKey(k, len(prefix))
+			at, id, role, ok := readPartyKey(k, len(prefix))
 			if !ok {
 				return escrow.Escrow{}, false, fmt.Errorf("filestore: cold party index: %w: bad key", ErrCorrupt)
 			}
@@ -232,6 +212,9 @@ func (t *coldTx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
 			var o op
 			if ok, err := t.ts.record(escrowKey(id), &o); err != nil || !ok {
 				return escrow.Escrow{}, false, cmp.Or(err, fmt.Errorf("filestore: cold escrow %q: %w: missing", id, ErrCorrupt))
+			}
+			if nanos(o.escrow.CreatedAt) != at || o.escrow.RoleOf(q.Party)&role == 0 {
+				return escrow.Escrow{}, false, nil // filed so by an older version
 			}
 			last = id
 			if len(q.States) > 0 && !slices.Contains(q.States, o.escrow.State) {
@@ -408,7 +391,11 @@ func (t *coldTx) RatingsOf(party string, after escrow.RatingPos, fn func(escrow.
 			if ok, err := t.ts.record(ratingKey(id, rater), &o); err != nil || !ok {
 				return escrow.Rating{}, false, cmp.Or(err, fmt.Errorf("filestore: cold rating %q: %w: missing", id, ErrCorrupt))
 			}
-			return o.rating, o.rating.Ratee == party, nil
+			// An older table files an older version of the rating, which
+			// a newer one may have moved to another time or ratee.
+			at, _, _ := readU64(k[len(prefix):])
+			current := o.rating.Ratee == party && uint64(nanos(o.rating.At))^(1<<63) == at
+			return o.rating, current, nil
 		}, fn)
 }
 

@@ -276,8 +276,12 @@ type Store struct {
 
 	// The cold tables: see archive.go.
 	tables         atomic.Pointer[tableSet]
+	tablesMu       sync.Mutex // held to change tables
+	mergeMu        sync.Mutex // one merge at a time
+	mergeKick      chan struct{}
+	mergeDone      chan struct{}
 	cache          *sstable.Cache
-	tableIDs       uint64        // the last table ID given, under compactMu
+	tableIDs       atomic.Uint64 // the last table ID given
 	evicted        atomic.Uint64 // records moved out of memory since Open
 	lastCheckpoint atomic.Int64  // Unix nanoseconds of the last checkpoint, 0 if none since Open
 }
@@ -330,7 +334,10 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	s.compactKick = make(chan struct{}, 1)
 	s.compactDone = make(chan struct{})
+	s.mergeKick = make(chan struct{}, 1)
+	s.mergeDone = make(chan struct{})
 	go s.compactor()
+	go s.merger()
 	s.mu.Lock()
 	s.maybeCompact()
 	s.mu.Unlock()
@@ -355,8 +362,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	}
 	var wait uint64 // the last commit fn may have seen, or its own
 	err := s.mem.Update(ctx, func(mtx escrow.Tx) error {
-		tx, done := s.withCold(mtx)
-		defer done()
+		tx := s.withCold(mtx)
 		s.ops.b = s.ops.b[:0]
 		rt := &recordingTx{s: s, tx: tx}
 		if err := fn(rt); err != nil {
@@ -390,8 +396,7 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 		return escrow.ErrClosed
 	}
 	return s.mem.View(ctx, func(mtx escrow.Tx) error {
-		tx, done := s.withCold(mtx)
-		defer done()
+		tx := s.withCold(mtx)
 		// A commit is queued, and applied advanced, before mem makes it
 		// visible, and tx's snapshot was taken before this read: once
 		// applied is durable, everything fn can see is.
@@ -421,6 +426,10 @@ func (s *Store) Close() error {
 	<-s.compactDone
 	s.compactMu.Lock() // wait out a Compact called directly
 	defer s.compactMu.Unlock()
+	close(s.mergeKick)
+	<-s.mergeDone
+	s.mergeMu.Lock() // and a merge it started
+	defer s.mergeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.log != nil {
@@ -439,9 +448,12 @@ func (s *Store) Close() error {
 // closeTables lets go of the store's tables: they close once no
 // transaction reads them.
 func (s *Store) closeTables() {
+	s.tablesMu.Lock()
+	defer s.tablesMu.Unlock()
 	if ts := s.tables.Swap(nil); ts != nil {
-		ts.drop = ts.tables
-		ts.release()
+		for _, t := range ts.tables {
+			t.closeFile()
+		}
 	}
 }
 

@@ -341,8 +341,7 @@ func (s *Store) replay(name string, data []byte, off int, base uint64, want *uin
 			return nil
 		}
 		err := s.mem.Update(context.Background(), func(mtx escrow.Tx) error {
-			tx, done := s.withCold(mtx)
-			defer done()
+			tx := s.withCold(mtx)
 			for _, r := range batch {
 				n, err := applyPayload(tx, dec, r.payload)
 				switch {

@@ -186,16 +186,16 @@ func (s *Store) Compact() error {
 	if s.opts.ReadOnly {
 		return escrow.ErrReadOnly
 	}
-	return s.compact()
+	if err := s.compact(); err != nil {
+		return err
+	}
+	return s.mergeTables()
 }
 
 // compact does Compact's work and keeps its error for Stats; the caller
 // holds compactMu.
 func (s *Store) compact() error {
 	err := s.snapshot()
-	if err == nil {
-		err = s.mergeTables()
-	}
 	s.mu.Lock()
 	s.compactErr = err
 	s.mu.Unlock()
