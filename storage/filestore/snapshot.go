@@ -137,13 +137,10 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 	}
 	if err == nil {
 		err = tx.Escrows(func(e escrow.Escrow) error {
-			switch {
-			case !memstore.Cold(&e):
+			if !memstore.Cold(&e) {
 				w.enc.escrow(&e)
-			case !e.NextDue().IsZero():
-				w.enc.coldDue(e.ID, nanos(e.NextDue()))
+				w.maybeCut()
 			}
-			w.maybeCut()
 			return nil
 		})
 	}

@@ -217,14 +217,15 @@ func (l *seqLog[T]) evict(n int) int {
 	return dropped
 }
 
-// ColdDue calls fn with the due times (as UnixNano) of the escrows in the
-// due index that tx no longer holds, because Evict took them out while a
-// timer of theirs was still set, until fn returns an error.
+// ColdDue calls fn, in the order of their times, with the due times (as
+// UnixNano) of the escrows in the due index that Evict took out, or would
+// take out of tx's snapshot, while a timer of theirs is still set, until
+// fn returns an error.
 func ColdDue(t escrow.Tx, fn func(id string, due int64) error) error {
 	st := t.(*tx).st
 	var err error
 	st.due.bt.Scan(func(k timeKey) bool {
-		if _, ok := st.escrows.get(k.id); !ok {
+		if e, ok := st.escrows.get(k.id); !ok || Cold(e) {
 			err = fn(k.id, k.at)
 		}
 		return err == nil
@@ -240,6 +241,6 @@ func FileDue(t escrow.Tx, id string, due int64) error {
 	if err := tx.check(true); err != nil {
 		return err
 	}
-	tx.st.due.set(timeKey{due, id})
+	tx.st.due.load(timeKey{due, id})
 	return nil
 }

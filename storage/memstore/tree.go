@@ -38,6 +38,18 @@ func (t *tree[T]) set(item T) {
 	t.changed = true
 }
 
+// load is set for items that mostly come in order, such as those loaded
+// from a sorted copy: one past the greatest goes on the end without a
+// search.
+func (t *tree[T]) load(item T) {
+	prev, had := t.bt.Load(item)
+	if !had {
+		prev = item
+	}
+	t.undo = append(t.undo, change[T]{prev, had})
+	t.changed = true
+}
+
 // delete removes the item equal to key, if there is one.
 func (t *tree[T]) delete(key T) {
 	if prev, had := t.bt.Delete(key); had {
