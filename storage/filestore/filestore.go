@@ -207,11 +207,12 @@ type Options struct {
 	NoSync bool
 	// CompactRatio starts a compaction (a checkpoint) when the log after
 	// the newest snapshot is larger than CompactRatio times that snapshot
-	// (and than CompactMinBytes). Zero means 1; a negative ratio turns
+	// (and than CompactMinBytes). Zero means 0.25; a negative ratio turns
 	// automatic compaction off, leaving Compact. The snapshot holds only
 	// the live records, so the log after it is most of what Open replays
 	// and what memory holds beside the live records: the defaults keep it
-	// to about 16 MiB, which replays in well under a second.
+	// to about 16 MiB, which replays in about half a second, until the
+	// snapshot passes 64 MiB.
 	CompactRatio float64
 	// CompactMinBytes is the smallest log that is compacted automatically.
 	// Zero means 16 MiB.
@@ -300,7 +301,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		s.opts.CompactRatio = -1
 	}
 	if s.opts.CompactRatio == 0 {
-		s.opts.CompactRatio = 1
+		s.opts.CompactRatio = 0.25
 	}
 	if s.opts.CompactMinBytes <= 0 {
 		s.opts.CompactMinBytes = 16 << 20
