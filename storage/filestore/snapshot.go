@@ -210,22 +210,27 @@ func (s *Store) snapshot() error {
 	var seq uint64
 	var snap []byte
 	covered := false
+	// taken runs with commits held off: it only reads where they are.
 	taken := func() error {
 		seq = s.applied.Load()
-		if err := s.waitDurable(seq); err != nil {
-			return err
-		}
 		s.mu.Lock()
 		covered = seq == s.snapSeq
 		s.mu.Unlock()
-		if covered {
-			return nil
-		}
-		return s.rotate(seq + 1)
+		return nil
 	}
 	err := s.mem.Snapshot(context.Background(), taken, func(tx escrow.Tx) error {
 		if covered {
 			return nil
+		}
+		// The table and the snapshot must hold only durable commits: a
+		// commit whose write then failed would otherwise outlive it.
+		if err := s.waitDurable(seq); err != nil {
+			return err
+		}
+		// New records go to a new segment, so that the old ones can go
+		// once a snapshot covers them: this one, or the next.
+		if err := s.rotate(); err != nil {
+			return err
 		}
 		journal, events, err := s.archive(tx, seq)
 		if err != nil {
@@ -248,19 +253,23 @@ func (s *Store) snapshot() error {
 	return nil
 }
 
-// rotate makes a new, empty segment starting at record start the one that
-// records are appended to. If the segment cannot be started (a read-only
-// directory, too many open files) nothing is lost: records go on to the
-// segment they went to, and the next compaction tries again.
-func (s *Store) rotate(start uint64) error {
+// rotate makes a new, empty segment the one that records are appended
+// to, starting at the first record not yet written. Commits go on: those
+// queued meanwhile go to the new segment. If the segment cannot be started
+// (a read-only directory, too many open files) nothing is lost: records go
+// on to the segment they went to, and the next compaction tries again.
+func (s *Store) rotate() error {
 	s.mu.Lock()
-	if s.logStart == start {
-		s.mu.Unlock()
-		return nil // the active segment holds nothing older
-	}
 	if err := s.takeLog(); err != nil {
 		s.mu.Unlock()
 		return err
+	}
+	// Every record up to durable is written, and none after it.
+	start := s.durable.Load() + 1
+	if s.logStart == start {
+		s.releaseLog(nil)
+		s.mu.Unlock()
+		return nil // the active segment holds nothing yet
 	}
 	s.mu.Unlock()
 
@@ -313,8 +322,10 @@ func (s *Store) install(seq uint64, data []byte) error {
 	if err != nil {
 		return nil
 	}
-	for _, start := range c.segs {
-		if start <= seq {
+	for i, start := range c.segs {
+		// A segment goes once the snapshot covers its last record: once
+		// the next one starts at most one past the snapshot.
+		if i+1 < len(c.segs) && c.segs[i+1] <= seq+1 {
 			_ = s.fs.Remove(s.path(segName(start)))
 		}
 	}
