@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,7 +163,7 @@ func (s *Store) writeTable(name string, lo, hi uint64, add func(w *sstable.Write
 	if err != nil {
 		return nil, fmt.Errorf("filestore: table: %w", err)
 	}
-	w := sstable.NewWriter(fileWriter{f}, nil)
+	w := sstable.NewWriter(&syncingWriter{f: f, sync: !s.opts.NoSync}, nil)
 	err = add(w)
 	if err == nil {
 		err = w.Close()
@@ -186,10 +187,31 @@ func (s *Store) writeTable(name string, lo, hi uint64, add func(w *sstable.Write
 	return s.openTable(name, lo, hi)
 }
 
-// fileWriter adapts a file to io.Writer.
-type fileWriter struct{ f file }
+// syncEvery is how much a checkpoint writes to a table or snapshot between
+// syncs. Left to one sync at the end, the tens of megabytes a checkpoint
+// writes would reach the disk at once and hold up the log's fdatasync,
+// and with it every commit, for as long; synced as they go they queue
+// behind the log's syncs a megabyte at a time.
+const syncEvery = 1 << 20
 
-func (w fileWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+// syncingWriter writes to a file, syncing it every syncEvery bytes.
+type syncingWriter struct {
+	f        file
+	sync     bool
+	unsynced int
+}
+
+func (w *syncingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if w.unsynced += n; err == nil && w.sync && w.unsynced >= syncEvery {
+		err = w.f.Sync()
+		w.unsynced = 0
+	}
+	return n, err
+}
 
 // openTable opens the named table.
 func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {

@@ -24,7 +24,12 @@ const (
 )
 
 func segName(start uint64) string { return segPrefix + fmt.Sprintf("%016x", start) + segSuffix }
-func snapName(seq uint64) string  { return snapPrefix + fmt.Sprintf("%016x", seq) + snapSuffix }
+
+// nextSegName is the name under which a rotation prepares the next
+// segment, before it knows where the segment starts.
+const nextSegName = segPrefix + "next" + segSuffix + tmpSuffix
+
+func snapName(seq uint64) string { return snapPrefix + fmt.Sprintf("%016x", seq) + snapSuffix }
 
 // parseName returns the number in a name made by segName or snapName.
 func parseName(name, prefix, suffix string) (uint64, bool) {
@@ -69,7 +74,8 @@ func (s *Store) list() (dirContents, error) {
 			c.tables = append(c.tables, name)
 		} else if name == manifestName {
 			c.manifest = true
-		} else if strings.HasSuffix(name, tmpSuffix) && (strings.HasPrefix(name, snapPrefix) || strings.HasPrefix(name, tablePrefix) || name == manifestName+tmpSuffix) {
+		} else if strings.HasSuffix(name, tmpSuffix) && (strings.HasPrefix(name, snapPrefix) || strings.HasPrefix(name, tablePrefix) ||
+			name == nextSegName || name == manifestName+tmpSuffix) {
 			c.tmps = append(c.tmps, name)
 		}
 	}

@@ -2,9 +2,7 @@ package filestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -254,41 +252,81 @@ func (s *Store) snapshot() error {
 }
 
 // rotate makes a new, empty segment the one that records are appended
-// to, starting at the first record not yet written. Commits go on: those
-// queued meanwhile go to the new segment. If the segment cannot be started
-// (a read-only directory, too many open files) nothing is lost: records go
-// on to the segment they went to, and the next compaction tries again.
+// to, starting at the first record not yet written. Commits go on: the
+// segment is prepared (created under a temporary name, its header
+// written and synced) while they do, and they wait only while it is
+// renamed into place and its name synced, so that no record in it is
+// acknowledged before the segment would survive a crash. The manifest is
+// written after: recovery accepts a segment newer than the one the
+// manifest names, and the old segment is removed only after a snapshot,
+// later. If the segment cannot be started (a read-only directory, too
+// many open files) nothing is lost: records go on to the segment they
+// went to, and the next compaction tries again.
 func (s *Store) rotate() error {
 	s.mu.Lock()
+	empty := s.logStart == s.durable.Load()+1
+	s.mu.Unlock()
+	if empty {
+		return nil // the active segment holds nothing yet
+	}
+	tmp := s.path(nextSegName)
+	_ = s.fs.Remove(tmp) // left by a rotation that failed
+	f, err := s.fs.Create(tmp)
+	if err == nil {
+		err = s.write(f, appendFileHeader(nil, segMagic))
+		if err != nil {
+			f.Close()
+		}
+	}
+	s.mu.Lock()
+	if err != nil {
+		start := s.durable.Load() + 1
+		s.mu.Unlock()
+		_ = s.fs.Remove(tmp)
+		return fmt.Errorf("filestore: compact: cannot start log segment %s, so records go on to %s: %w",
+			segName(start), segName(s.logStart), err)
+	}
 	if err := s.takeLog(); err != nil {
 		s.mu.Unlock()
+		f.Close()
+		_ = s.fs.Remove(tmp)
 		return err
 	}
 	// Every record up to durable is written, and none after it.
 	start := s.durable.Load() + 1
-	if s.logStart == start {
-		s.releaseLog(nil)
-		s.mu.Unlock()
-		return nil // the active segment holds nothing yet
-	}
-	s.mu.Unlock()
-
-	f, err := s.startSegment(start)
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if errors.Is(err, errLeftover) {
-		s.releaseLog(fmt.Errorf("rotate log: %w", err))
-		return s.failedErr()
+	err = s.fs.Rename(tmp, s.path(segName(start)))
+	if err == nil {
+		err = s.syncDir()
+		if err != nil {
+			// The name may or may not last; records must not go where
+			// a crash may lose them, nor a segment be left that starts
+			// where the old one goes on.
+			f.Close()
+			s.releaseLog(fmt.Errorf("rotate log: %w", err))
+			err = s.failedErr()
+			s.mu.Unlock()
+			return err
+		}
 	}
 	if err != nil {
+		f.Close()
 		s.releaseLog(nil)
+		old := s.logStart
+		s.mu.Unlock()
+		_ = s.fs.Remove(tmp)
 		return fmt.Errorf("filestore: compact: cannot start log segment %s, so records go on to %s: %w",
-			segName(start), segName(s.logStart), err)
+			segName(start), segName(old), err)
 	}
 	s.log.Close() // synced: every record in it is durable
 	s.log, s.logStart, s.activeBytes = f, start, fileHeaderSize
 	s.releaseLog(nil)
+	s.mu.Unlock()
+	if err := s.writeManifest(start); err != nil {
+		// The manifest names the old segment, which stays until a
+		// snapshot that the next compaction writes after a manifest
+		// that names the new one.
+		return fmt.Errorf("filestore: %w", err)
+	}
 	return nil
 }
 
@@ -344,9 +382,11 @@ func (s *Store) writeFile(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	n, err := f.Write(data)
-	if err == nil && n < len(data) {
-		err = io.ErrShortWrite
+	w := &syncingWriter{f: f, sync: !s.opts.NoSync}
+	for len(data) > 0 && err == nil {
+		k := min(len(data), syncEvery)
+		_, err = w.Write(data[:k])
+		data = data[k:]
 	}
 	if err == nil && !s.opts.NoSync {
 		err = f.Sync()
