@@ -36,10 +36,12 @@
 // lives after a checkpoint. An embedded B+tree (bbolt) would give the
 // same bounded memory, but it is a storage engine the core module should
 // not depend on, and it rewrites pages in place where a table is written
-// once, sequentially, beside commits that do not wait for it. Measured on
-// the lifecycle of the peer benchmark (bench/peers), a store of 100,000
-// finished trades takes about 750 bytes of disk per trade and opens with
-// a heap of about 20 MiB, where it held 240 MiB before.
+// once, sequentially, beside commits that do not wait for it. Measured by
+// the peer benchmark (bench/peers) in a fresh process, a store of
+// 1,000,000 finished trades opens in about a second with 174 MiB of RSS
+// and takes about 810 bytes of disk per trade, where before this design
+// it took 46 s and 4.3 GiB; with 2,000,000, about 2 s and 300 to 400 MiB,
+// most of both going to the timers of rating windows still open.
 //
 // Concurrent commits share a write and an fsync (group commit): a
 // committing transaction that finds no write in progress writes every
