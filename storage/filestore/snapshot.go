@@ -166,12 +166,15 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 	return appendFrame(w.out, w.chunks+1, 0, end.b), nil
 }
 
-// Compact writes a snapshot of the store and removes the log it covers, so
-// that the directory holds about one copy of the data and Open replays
-// little. Commits wait only while a new log segment is started, not while
-// the snapshot is encoded or written. The store compacts on its own as the log grows (see
-// Options.CompactRatio); Compact is for doing it now. On a read-only store
-// it returns escrow.ErrReadOnly.
+// Compact checkpoints the store: it moves the records that will not
+// change again into a cold table and out of memory, writes a snapshot of
+// the rest, removes the log the snapshot covers, and merges tables as the
+// store would in the background, so that the directory holds about one
+// copy of the data and Open replays little. Commits go on meanwhile; they
+// wait only while the new log segment is renamed into place and for one
+// batch of evictions at a time. The store checkpoints on its own as the
+// log grows (see Options.CompactRatio); Compact is for doing it now. On a
+// read-only store it returns escrow.ErrReadOnly.
 func (s *Store) Compact() error {
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
