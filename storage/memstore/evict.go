@@ -3,6 +3,7 @@ package memstore
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/escrowkit/escrow"
 )
@@ -75,51 +76,18 @@ func (s *Store) Evict(snap escrow.Tx) int {
 	n := 0
 	// Escrows, and their keys in the party index. The due index keeps an
 	// escrow whose rating window is still open: ProcessDue finds it there.
-	var escrows []row[string, escrow.Escrow]
-	st.escrows.bt.Scan(func(r row[string, escrow.Escrow]) bool {
-		if Cold(r.val) {
-			escrows = append(escrows, r)
-		}
-		return true
-	})
-	n += batches(s, escrows, func(live *state, r row[string, escrow.Escrow]) bool {
-		if cur, ok := live.escrows.rows[r.key]; !ok || cur.val != r.val {
-			return false
-		}
-		for _, k := range partyKeys(r.val) {
-			live.parties.delete(k)
-		}
-		live.escrows.delete(r.key)
-		return true
-	})
-
+	n += evictRows(s, &st.escrows, func(l *state) *table[string, escrow.Escrow] { return &l.escrows }, Cold,
+		func(live *state, r row[string, escrow.Escrow]) {
+			for _, k := range partyKeys(r.val) {
+				live.parties.delete(k)
+			}
+		})
 	// Ratings, and their places in their ratees' lists.
-	var ratings []row[ratingKey, escrow.Rating]
-	st.ratings.bt.Scan(func(r row[ratingKey, escrow.Rating]) bool {
-		ratings = append(ratings, r)
-		return true
-	})
-	n += batches(s, ratings, func(live *state, r row[ratingKey, escrow.Rating]) bool {
-		if cur, ok := live.ratings.rows[r.key]; !ok || cur.val != r.val {
-			return false
-		}
-		live.unfileRating(r.val.Ratee, rateeRef{nanos(r.val.At), r.key})
-		live.ratings.delete(r.key)
-		return true
-	})
-
-	var pairs []row[pairKey, escrow.PairMonth]
-	st.pairs.bt.Scan(func(r row[pairKey, escrow.PairMonth]) bool {
-		pairs = append(pairs, r)
-		return true
-	})
-	n += batches(s, pairs, func(live *state, r row[pairKey, escrow.PairMonth]) bool {
-		if cur, ok := live.pairs.rows[r.key]; !ok || cur.val != r.val {
-			return false
-		}
-		live.pairs.delete(r.key)
-		return true
-	})
+	n += evictRows(s, &st.ratings, func(l *state) *table[ratingKey, escrow.Rating] { return &l.ratings }, nil,
+		func(live *state, r row[ratingKey, escrow.Rating]) {
+			live.unfileRating(r.val.Ratee, rateeRef{nanos(r.val.At), r.key})
+		})
+	n += evictRows(s, &st.pairs, func(l *state) *table[pairKey, escrow.PairMonth] { return &l.pairs }, nil, nil)
 
 	// The journal and the events up to the snapshot's ends, with their
 	// places in the account and escrow indexes.
@@ -158,6 +126,32 @@ func (s *Store) Evict(snap escrow.Tx) int {
 	n += s.live.journal.evict(int(journal)) + s.live.events.evict(int(events))
 	s.endBatch()
 	return n
+}
+
+// evictRows takes out of the live table that of picks the rows of snap,
+// the same table in a snapshot, that cold selects (nil: all) and that were
+// not written since the snapshot; unfile, if not nil, first takes each out
+// of the indexes that point to it. It returns how many it took out.
+func evictRows[K comparable, V any](s *Store, snap *table[K, V], of func(*state) *table[K, V],
+	cold func(*V) bool, unfile func(*state, row[K, V])) int {
+	var rows []row[K, V]
+	snap.bt.Scan(func(r row[K, V]) bool {
+		if cold == nil || cold(r.val) {
+			rows = append(rows, r)
+		}
+		return true
+	})
+	return batches(s, rows, func(live *state, r row[K, V]) bool {
+		tbl := of(live)
+		if cur, ok := tbl.rows[r.key]; !ok || cur.val != r.val {
+			return false // written since
+		}
+		if unfile != nil {
+			unfile(live, r)
+		}
+		tbl.delete(r.key)
+		return true
+	})
 }
 
 // batches calls take with the live state for each item, holding the write
@@ -244,3 +238,9 @@ func FileDue(t escrow.Tx, id string, due int64) error {
 	tx.st.due.load(timeKey{due, id})
 	return nil
 }
+
+// UnixNano returns t as memstore orders times: UnixNano, clamped to the
+// years it can represent, so that a far-future time sorts after every
+// nearer one. A store that keeps records elsewhere in memstore's order
+// orders their times so.
+func UnixNano(t time.Time) int64 { return nanos(t) }
