@@ -69,6 +69,34 @@ func reportP99(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
 
+// commitAll makes b.N commits of benchTx to s from committers goroutines,
+// with the timer running only while they do, and returns how long each
+// commit took.
+func commitAll(b *testing.B, s *Store, committers int) []time.Duration {
+	ctx := context.Background()
+	var next atomic.Int64
+	lat := make([][]time.Duration, committers)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range committers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				start := time.Now()
+				if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(start))
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	return slices.Concat(lat...)
+}
+
 // rawFile opens a file for the raw baselines.
 func rawFile(b *testing.B) *os.File {
 	f, err := os.OpenFile(filepath.Join(b.TempDir(), "raw"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -116,29 +144,9 @@ func BenchmarkCommit(b *testing.B) {
 			b.Run("Store", func(b *testing.B) {
 				s := openT(b, b.TempDir(), &Options{CompactRatio: -1})
 				defer s.Close()
-				ctx := context.Background()
-				var next atomic.Int64
-				lat := make([][]time.Duration, committers)
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				for w := range committers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for next.Add(1) <= int64(b.N) {
-							start := time.Now()
-							if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
-								b.Error(err)
-								return
-							}
-							lat[w] = append(lat[w], time.Since(start))
-						}
-					}()
-				}
-				wg.Wait()
-				b.StopTimer()
+				lat := commitAll(b, s, committers)
 				reportRate(b, b.N)
-				reportP99(b, slices.Concat(lat...))
+				reportP99(b, lat)
 				mean := float64(b.N) / float64(max(1, s.flushes.Load()))
 				b.ReportMetric(mean, "commits/fsync")
 				batch.Store(max(1, int64(mean+0.5)))
@@ -291,30 +299,9 @@ func BenchmarkCheckpoint(b *testing.B) {
 					checkpoints++
 				}
 			}()
-			const committers = 64
-			var next atomic.Int64
-			lat := make([][]time.Duration, committers)
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for w := range committers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						start := time.Now()
-						if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
-							b.Error(err)
-							return
-						}
-						lat[w] = append(lat[w], time.Since(start))
-					}
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
+			all := commitAll(b, s, 64)
 			close(stop)
 			<-stopped
-			all := slices.Concat(lat...)
 			slices.Sort(all)
 			reportRate(b, b.N)
 			if len(all) > 0 {

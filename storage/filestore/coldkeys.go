@@ -2,10 +2,10 @@ package filestore
 
 import (
 	"encoding/binary"
-	"math"
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 )
 
 // The keys of the cold tables. Each kind of record and each index has a
@@ -105,20 +105,9 @@ func readU64(b []byte) (uint64, []byte, bool) {
 	return binary.BigEndian.Uint64(b), b[8:], true
 }
 
-// The times UnixNano can represent (years 1678 to 2262).
-var earliest, latest = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
-
-// nanos returns t as UnixNano, clamped as memstore clamps it, so that the
-// tables order times as memstore does.
-func nanos(t time.Time) int64 {
-	switch {
-	case t.Before(earliest):
-		return math.MinInt64
-	case t.After(latest):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
+// nanos returns t as memstore orders it, so that the tables order times
+// as memstore does.
+func nanos(t time.Time) int64 { return memstore.UnixNano(t) }
 
 func escrowKey(id string) []byte {
 	return appendStr([]byte{kindEscrow}, id)
