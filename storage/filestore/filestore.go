@@ -286,7 +286,7 @@ type Store struct {
 	cache          *sstable.Cache
 	tableIDs       atomic.Uint64 // the last table ID given
 	evicted        atomic.Uint64 // records moved out of memory since Open
-	lastCheckpoint atomic.Int64  // Unix nanoseconds of the last checkpoint, 0 if none since Open
+	lastCheckpoint atomic.Int64  // Unix nanoseconds when the newest snapshot was written, 0 if unknown
 }
 
 // Open opens the store in dir, creating the directory and an empty store
