@@ -223,6 +223,10 @@ func TestReopen(t *testing.T) {
 			if err := escrow.CheckMoney(ctx, s); err != nil {
 				t.Fatalf("invariants after reopening: %v", err)
 			}
+			// Open may have started a compaction; Close waits for it.
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
 			names, _ := os.ReadDir(dir)
 			var snaps, segs int
 			for _, e := range names {
