@@ -156,7 +156,7 @@ func (t *tx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
 }
 
 func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
-	return upTo(t, &t.st.due, at, limit)
+	return upTo(t, t.st.due.scan, at, limit)
 }
 
 func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
@@ -363,7 +363,7 @@ func (t *tx) DeleteIdempotency(key string) error {
 }
 
 func (t *tx) IdempotenciesUntil(at time.Time, limit int) ([]string, error) {
-	return upTo(t, &t.st.idemAge, at, limit)
+	return upTo(t, t.st.idemAge.bt.Scan, at, limit)
 }
 
 func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {

@@ -66,7 +66,7 @@ type state struct {
 	accounts  table[string, escrow.Account]
 	balances  table[balanceKey, escrow.Balance]
 	escrows   table[string, escrow.Escrow]
-	due       tree[timeKey]  // escrows by NextDue
+	due       dueIndex       // escrows by NextDue
 	parties   tree[partyKey] // escrows by party
 	journal   seqLog[escrow.Entry]
 	postings  []escrow.Posting        // where the journal's postings are, see copyPostings
@@ -130,7 +130,7 @@ func New() *Store {
 		accounts:   newTable[string, escrow.Account](strings.Compare),
 		balances:   newTable[balanceKey, escrow.Balance](balanceKey.compare),
 		escrows:    newTable[string, escrow.Escrow](strings.Compare),
-		due:        newTree(timeKey.less),
+		due:        newDueIndex(),
 		parties:    newTree(partyKey.less),
 		byAccount:  newTable[string, []uint64](strings.Compare),
 		byEscrow:   newTree(escrowSeq.less),
@@ -335,15 +335,15 @@ func each[K comparable, V any](t *tx, tbl *table[K, V], out func(*V) V, fn func(
 	return walk(t, &tbl.tree, nil, nil, func(r row[K, V]) error { return fn(out(r.val)) })
 }
 
-// upTo returns the IDs of at most limit keys of tr whose time is not
-// after at, in order.
-func upTo(t *tx, tr *tree[timeKey], at time.Time, limit int) ([]string, error) {
+// upTo returns the IDs of at most limit of the keys scan yields, in its
+// order, whose time is not after at.
+func upTo(t *tx, scan func(func(timeKey) bool), at time.Time, limit int) ([]string, error) {
 	if err := t.check(false); err != nil {
 		return nil, err
 	}
 	ids := []string{}
 	until := nanos(at)
-	tr.bt.Scan(func(k timeKey) bool {
+	scan(func(k timeKey) bool {
 		if k.at > until || len(ids) >= limit {
 			return false
 		}
