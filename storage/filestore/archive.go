@@ -154,6 +154,14 @@ func readMeta(t *sstable.Table) (journal, events uint64, err error) {
 	return journal, events, nil
 }
 
+// tableOptions builds the filter of a table over the keys a read looks up
+// one at a time: records by their keys. The index keys, which reads only
+// scan, make up more than half of a table's keys and stay out of it, and
+// with them more than half of the memory the filters would take.
+var tableOptions = &sstable.WriterOptions{
+	FilterFirstBytes: []byte{kindMeta, kindEscrow, kindEntry, kindEvent, kindRating, kindPair},
+}
+
 // writeTable writes the table name from the records next yields, synced
 // and renamed into place, and opens it.
 func (s *Store) writeTable(name string, lo, hi uint64, add func(w *sstable.Writer) error) (*coldTable, error) {
@@ -163,7 +171,7 @@ func (s *Store) writeTable(name string, lo, hi uint64, add func(w *sstable.Write
 	if err != nil {
 		return nil, fmt.Errorf("filestore: table: %w", err)
 	}
-	w := sstable.NewWriter(&syncingWriter{f: f, sync: !s.opts.NoSync}, nil)
+	w := sstable.NewWriter(&syncingWriter{f: f, sync: !s.opts.NoSync}, tableOptions)
 	err = add(w)
 	if err == nil {
 		err = w.Close()

@@ -42,9 +42,39 @@ func bloomProbes(bitsPerKey int) int {
 	return min(max(k, 1), 30)
 }
 
+// A firstBytes is a set of byte values, one bit each: the first bytes of
+// the keys a filter holds.
+type firstBytes [32]byte
+
+// everyKey is the firstBytes of a filter that holds every key.
+var everyKey = func() (s firstBytes) {
+	for i := range s {
+		s[i] = 0xff
+	}
+	return s
+}()
+
+func firstBytesOf(bs []byte) firstBytes {
+	if bs == nil {
+		return everyKey
+	}
+	var s firstBytes
+	for _, b := range bs {
+		s[b/8] |= 1 << (b % 8)
+	}
+	return s
+}
+
+// holds reports whether a filter over s holds key. The empty key is
+// always held.
+func (s *firstBytes) holds(key []byte) bool {
+	return len(key) == 0 || s[key[0]/8]&(1<<(key[0]%8)) != 0
+}
+
 // appendBloom appends a filter over the keys whose hashes are given,
-// with bitsPerKey bits per key, followed by its number of probes.
-func appendBloom(dst []byte, hashes []uint64, bitsPerKey int) []byte {
+// with bitsPerKey bits per key, followed by the first bytes of the keys
+// it holds and its number of probes.
+func appendBloom(dst []byte, hashes []uint64, bitsPerKey int, first firstBytes) []byte {
 	nbits := max(uint64(len(hashes))*uint64(bitsPerKey), 64)
 	nbytes := (nbits + 7) / 8
 	nbits = nbytes * 8
@@ -60,16 +90,21 @@ func appendBloom(dst []byte, hashes []uint64, bitsPerKey int) []byte {
 			h += d
 		}
 	}
+	dst = append(dst, first[:]...)
 	return append(dst, byte(k))
 }
 
-// A bloom is a filter read from a table: bits followed by the number of
-// probes. The zero value has no filter and may contain every key.
+// A bloom is a filter read from a table: bits, the first bytes of the keys
+// it holds, and the number of probes. The zero value has no filter and
+// may contain every key.
 type bloom []byte
+
+// bloomTrailer is the size of what follows a filter's bits.
+const bloomTrailer = len(firstBytes{}) + 1
 
 // parseBloom checks the filter block b read from file offset off.
 func parseBloom(b []byte, off int64) (bloom, error) {
-	if len(b) < 2 {
+	if len(b) < bloomTrailer+1 {
 		return nil, corruptf(off, "filter block of %d bytes is too short", len(b))
 	}
 	if k := b[len(b)-1]; k < 1 || k > 30 {
@@ -78,19 +113,29 @@ func parseBloom(b []byte, off int64) (bloom, error) {
 	return bloom(b), nil
 }
 
+// holds reports whether the filter was built over key, if the table has
+// key: a key it was not built over may be in the table all the same.
+func (f bloom) holds(key []byte) bool {
+	if len(f) == 0 {
+		return false
+	}
+	first := (*firstBytes)(f[len(f)-bloomTrailer:])
+	return first.holds(key)
+}
+
 // mayContain reports whether the table may hold key: false means it
 // certainly does not.
 func (f bloom) mayContain(key []byte) bool {
-	if len(f) == 0 {
+	if !f.holds(key) {
 		return true
 	}
 	return f.mayContainHash(hash64(key))
 }
 
-// mayContainHash is mayContain for a key whose hash is h.
+// mayContainHash is mayContain for a key the filter holds, whose hash is h.
 func (f bloom) mayContainHash(h uint64) bool {
 	k := int(f[len(f)-1])
-	bitsOf := f[:len(f)-1]
+	bitsOf := f[:len(f)-bloomTrailer]
 	nbits := uint64(len(bitsOf)) * 8
 	d := bits.RotateLeft64(h, 32)
 	for range k {

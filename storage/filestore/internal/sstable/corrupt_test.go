@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"slices"
@@ -246,13 +247,17 @@ func TestVerifyCount(t *testing.T) {
 	}
 }
 
+// TestUnsupportedVersion opens tables of the format before this one
+// (whose filter had no set of first bytes) and after it: both are refused.
 func TestUnsupportedVersion(t *testing.T) {
-	data := build(t, []record{{[]byte("a"), nil}}, nil)
-	f := data[len(data)-footerSize:]
-	binary.LittleEndian.PutUint32(f[40:], 2)
-	binary.LittleEndian.PutUint32(f[44:], crc32.Checksum(f[:footerChecksummed], castagnoli))
-	_, err := Open(newMemFile(data), int64(len(data)), 1, nil)
-	if err == nil || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "version 2") {
-		t.Fatalf("Open of a version 2 table: %v", err)
+	for _, v := range []uint32{formatVersion - 1, formatVersion + 1} {
+		data := build(t, []record{{[]byte("a"), nil}}, nil)
+		f := data[len(data)-footerSize:]
+		binary.LittleEndian.PutUint32(f[40:], v)
+		binary.LittleEndian.PutUint32(f[44:], crc32.Checksum(f[:footerChecksummed], castagnoli))
+		_, err := Open(newMemFile(data), int64(len(data)), 1, nil)
+		if err == nil || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", v)) {
+			t.Fatalf("Open of a version %d table: %v", v, err)
+		}
 	}
 }

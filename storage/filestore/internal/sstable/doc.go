@@ -82,8 +82,12 @@
 // long prefixes make separators, and so the index, longer; a smaller
 // BlockSize makes the top-level index larger.
 //
-// The filter block is a bloom filter over every key of the table, bits
-// followed by one byte k, the number of probes. The filter has
+// The filter block is a bloom filter over the keys of the table that begin
+// with one of a set of bytes (WriterOptions.FilterFirstBytes; by default
+// every byte, so every key): bits, then the set as 32 bytes (byte value b
+// is in it if bit b%8 of byte b/8 is set), then one byte k, the number of
+// probes. A Get of a key outside the set does not consult the filter. For
+// n keys in the set the filter has
 // n×BloomBitsPerKey bits rounded up to a whole byte (at least 64), and
 // k = BloomBitsPerKey×ln 2, rounded down, between 1 and 30. A key's probes
 // use double hashing on the 64-bit hash h computed by hash64: probe i
@@ -98,7 +102,7 @@
 //	16     8    offset of the filter block
 //	24     8    length of the filter block, 0 if there is no filter
 //	32     8    number of records
-//	40     4    format version, 1
+//	40     4    format version, 2 (1 had no set of first bytes)
 //	44     4    CRC-32C of bytes 0–43
 //	48     8    magic "escrowST"
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -240,7 +241,7 @@ func TestBloom(t *testing.T) {
 	for i := range n {
 		hashes = append(hashes, hash64(keyOf(i)))
 	}
-	f := bloom(appendBloom(nil, hashes, 10))
+	f := bloom(appendBloom(nil, hashes, 10, everyKey))
 	for i := range n {
 		if !f.mayContain(keyOf(i)) {
 			t.Fatalf("filter lacks key %d", i)
@@ -255,7 +256,7 @@ func TestBloom(t *testing.T) {
 	if rate := float64(fp) / n; rate > 0.015 {
 		t.Errorf("false positive rate %.4f with 10 bits per key, want about 0.01", rate)
 	}
-	if len(f) != n*10/8+1 {
+	if len(f) != n*10/8+bloomTrailer {
 		t.Errorf("filter of %d bytes for %d keys at 10 bits", len(f), n)
 	}
 }
@@ -286,4 +287,40 @@ func keyOf(i int) []byte {
 	}
 	copy(k[8:], []byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
 	return k[:]
+}
+
+// TestFilterFirstBytes builds a table whose filter holds only the keys
+// that begin with some bytes: a Get finds every key, in the filter or not,
+// misses keys it does not hold, and Verify passes; the filter is as small
+// as the keys it holds make it.
+func TestFilterFirstBytes(t *testing.T) {
+	var recs []record
+	for i := range 20000 {
+		for _, kind := range []byte("AEX") {
+			recs = append(recs, record{append([]byte{kind}, keyOf(i)...), []byte{kind}})
+		}
+	}
+	slices.SortFunc(recs, func(a, b record) int { return bytes.Compare(a.key, b.key) })
+	all := open(t, build(t, recs, nil), nil)
+	some := open(t, build(t, recs, &WriterOptions{FilterFirstBytes: []byte("E")}), nil)
+	if got, want := len(some.filter), len(all.filter)/3; got > want+100 || got < want-100 {
+		t.Errorf("filter of %d bytes over a third of the keys, want about %d", got, want)
+	}
+	checkTable(t, some, recs)
+	if err := some.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []byte("AEXZ") {
+		v, ok, err := some.Get(append([]byte{kind}, keyOf(20001)...))
+		if err != nil || ok {
+			t.Errorf("Get of a missing %q key: %q, %v, %v", kind, v, ok, err)
+		}
+	}
+	if some.filter.mayContain([]byte("E"+string(keyOf(20001)))) && some.filter.mayContain([]byte("E"+string(keyOf(20002)))) &&
+		some.filter.mayContain([]byte("E"+string(keyOf(20003)))) {
+		t.Error("the filter holds three missing E keys: it does not filter them")
+	}
+	if !some.filter.mayContain([]byte("A" + string(keyOf(20001)))) {
+		t.Error("the filter rules out a key it was not built over")
+	}
 }

@@ -5,7 +5,8 @@ import "bytes"
 // Verify reads the whole table from its file, bypassing the cache, and
 // checks it: every checksum; every block's structure; that keys are
 // strictly increasing across the table and each lies in the range its
-// index entries give it; that the filter holds every key; that the blocks
+// index entries give it; that the filter holds every key it was built
+// over; that the blocks
 // tile the file in the order the format gives; and the record count. It
 // reports the first damage it finds with an error wrapping ErrCorrupt.
 func (t *Table) Verify() error {

@@ -15,7 +15,7 @@ const (
 	defaultBloomBits  = 10
 	footerSize        = 56
 	magic             = "escrowST"
-	formatVersion     = 1
+	formatVersion     = 2
 	footerChecksummed = 44 // the footer bytes its CRC covers
 )
 
@@ -31,6 +31,13 @@ type WriterOptions struct {
 	// which an open table keeps in memory. 0 means 10 (a false positive
 	// rate of about 1%); a negative value means no filter.
 	BloomBitsPerKey int
+
+	// FilterFirstBytes, if not nil, narrows the filter to the keys that
+	// begin with one of its bytes: those a reader looks up one at a time.
+	// A table whose other keys are only ever scanned keeps a smaller
+	// filter in memory; a Get of another key finds, or misses, it by the
+	// index alone. nil means every key.
+	FilterFirstBytes []byte
 }
 
 // A Writer writes a table. Its keys must be added in strictly increasing
@@ -41,6 +48,7 @@ type Writer struct {
 	w         io.Writer
 	blockSize int
 	bloomBits int
+	filtered  firstBytes // the first bytes of the keys the filter holds
 
 	data  blockWriter // the data block being built
 	index blockWriter // the second-level index block being built
@@ -52,7 +60,7 @@ type Writer struct {
 	hasPending bool
 
 	lastKey []byte
-	hashes  []uint64 // of every key, for the filter
+	hashes  []uint64 // of the keys the filter holds
 	off     int64    // bytes written
 	count   int64
 	closed  bool
@@ -72,7 +80,7 @@ func NewWriter(w io.Writer, opts *WriterOptions) *Writer {
 	if o.BloomBitsPerKey == 0 {
 		o.BloomBitsPerKey = defaultBloomBits
 	}
-	return &Writer{w: w, blockSize: o.BlockSize, bloomBits: o.BloomBitsPerKey}
+	return &Writer{w: w, blockSize: o.BlockSize, bloomBits: o.BloomBitsPerKey, filtered: firstBytesOf(o.FilterFirstBytes)}
 }
 
 // Add adds a record. key must sort strictly after the key added before
@@ -95,7 +103,7 @@ func (w *Writer) Add(key, value []byte) error {
 	}
 	w.data.add(key, value)
 	w.lastKey = append(w.lastKey[:0], key...)
-	if w.bloomBits > 0 {
+	if w.bloomBits > 0 && w.filtered.holds(key) {
 		w.hashes = append(w.hashes, hash64(key))
 	}
 	w.count++
@@ -124,7 +132,7 @@ func (w *Writer) Close() error {
 	}
 	var filter handle
 	if w.bloomBits > 0 {
-		b := appendBloom(w.scratch[:0], w.hashes, w.bloomBits)
+		b := appendBloom(w.scratch[:0], w.hashes, w.bloomBits, w.filtered)
 		b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 		filter = w.write(b)
 		w.hashes = nil
