@@ -25,9 +25,11 @@
 // (open escrows, balances, aggregates, day counts, idempotency records,
 // the timers of escrows whose rating window is open), the log written
 // since the last checkpoint, the cache, and each table's top-level index
-// and filter; not the history. Opening reads the snapshot of the live
-// records and each table's footer, and replays the log since the
-// checkpoint. Tables are merged in the background, the newest while the
+// and filter (the filter only over the keys read one at a time); not the
+// history. Opening reads the snapshot of the live records and each
+// table's footer, and replays the log since the checkpoint; Close
+// checkpoints when that log passes a MiB, so that an Open after a clean
+// close replays next to nothing. Tables are merged in the background, the newest while the
 // next older one is no more than twice their size, so that their number
 // grows with the logarithm of the history.
 //
@@ -411,17 +413,25 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 }
 
 // Close waits for commits in progress to be written, then closes the
-// store's files and releases the directory. It is idempotent; calls after
-// the first return nil.
+// store's files and releases the directory. If more than a MiB of log has
+// been written since the last checkpoint, and automatic compaction is on,
+// it checkpoints first, so that the next Open has next to nothing to
+// replay; its error, if any, is Close's, and the store closes all the
+// same, with its log intact. It is idempotent; calls after the first
+// return nil.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	ckErr := s.closingCheckpoint()
 	// Closing mem waits for the transactions that hold it; after that no
 	// record can be queued.
 	s.mem.Close()
 	// An error here means a queued commit may not be on disk.
 	err := s.waitDurable(s.applied.Load())
+	if err == nil && ckErr != nil {
+		err = fmt.Errorf("filestore: checkpoint at close: %w", ckErr)
+	}
 	s.mu.Lock()
 	s.kickClosed = true
 	close(s.compactKick)
@@ -446,6 +456,28 @@ func (s *Store) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// closeCheckpointBytes is the log since the last checkpoint past which
+// Close checkpoints: replaying a MiB takes tens of milliseconds.
+const closeCheckpointBytes = 1 << 20
+
+// closingCheckpoint checkpoints a store that is closing, if it has enough
+// log to make it worth the wait. No new transaction starts by now; those
+// still running go on beside it, as they do beside any checkpoint.
+func (s *Store) closingCheckpoint() error {
+	if s.opts.ReadOnly || s.opts.CompactRatio < 0 {
+		return nil
+	}
+	s.compactMu.Lock() // after a compaction already running
+	defer s.compactMu.Unlock()
+	s.mu.Lock()
+	skip := s.logBytes < closeCheckpointBytes || s.failed != nil
+	s.mu.Unlock()
+	if skip {
+		return nil
+	}
+	return s.compact()
 }
 
 // closeTables lets go of the store's tables: they close once no

@@ -620,3 +620,55 @@ func (f *gateFile) Sync() error {
 	}
 	return f.file.Sync()
 }
+
+// TestCloseCheckpoints closes a store with more than a MiB of log since its
+// last checkpoint: Close checkpoints, so that the store reopens with no log
+// to replay and the same data. With automatic compaction off, or with
+// little log, Close leaves the log as it is.
+func TestCloseCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		commits int
+		replay  bool // whether the reopened store replays log records
+	}{
+		{"BigLog", Options{NoSync: true, CompactMinBytes: 1 << 30}, 8000, false},
+		{"SmallLog", Options{NoSync: true, CompactMinBytes: 1 << 30}, 100, true},
+		{"CompactionOff", Options{NoSync: true, CompactRatio: -1}, 8000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openT(t, dir, &tc.opts)
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range tc.commits / 8 {
+						if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if big := s.Stats().LogBytes >= closeCheckpointBytes; big != (tc.commits > 1000) {
+				t.Fatalf("%d commits wrote %d bytes of log; the test needs more or less", tc.commits, s.Stats().LogBytes)
+			}
+			want := dumpT(t, s)
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			s = openT(t, dir, &tc.opts)
+			defer s.Close()
+			if got := s.Stats().LogRecords; (got > 0) != tc.replay {
+				t.Errorf("reopened with %d log records to replay; want replay %v", got, tc.replay)
+			}
+			if got := dumpT(t, s); !bytes.Equal(got, want) {
+				t.Errorf("reopened store differs (-before close +after):\n%s", cmp.Diff(string(want), string(got)))
+			}
+		})
+	}
+}
