@@ -17,3 +17,6 @@ func fsWarning(dir string) string {
 	}
 	return ""
 }
+
+// syncAll writes every file system's dirty data to disk.
+func syncAll() { syscall.Sync() }

@@ -216,6 +216,10 @@ func measureGrowth(cfg config, k kind, dir string, n int) (growthResult, error) 
 	if r.built, err = buildStore(k, dir, n, cfg.buildWorkers, mode{noSync: !cfg.buildSync, grouped: cfg.buildGrouped}); err != nil {
 		return r, fmt.Errorf("building: %w", err)
 	}
+	// A store built without fsync leaves its files to the kernel to write
+	// back, which would then compete with the open measured next; a store
+	// closed cleanly has them on disk already.
+	syncAll()
 	if r.measurement, err = measureInChild(k, dir); err != nil {
 		return r, err
 	}
