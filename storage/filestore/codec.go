@@ -54,8 +54,9 @@ const (
 	// opDeleteIdempotency removes the idempotency record under its key.
 	opDeleteIdempotency byte = 11
 	opConsumer          byte = 12 // added after version 2's first records
-	// opColdDue files in the due index an escrow that left memory for
-	// the cold tables with a timer still set; only snapshots hold it.
+	// opColdDue files in the due index escrows that left memory for the
+	// cold tables with a timer still set, up to coldDueBatch of them in
+	// the order of their due times; only snapshots hold it.
 	opColdDue byte = 13
 	// opSnapshotEnd ends a snapshot file; it never appears in the log.
 	opSnapshotEnd byte = 0x7f
@@ -260,11 +261,26 @@ func (e *encoder) snapshotEnd(seq, chunks, journal, events uint64, written time.
 	e.end(at)
 }
 
-// coldDue writes an opColdDue: the escrow id is due at the UnixNano due.
-func (e *encoder) coldDue(id string, due int64) {
+// coldDueBatch is the most escrows one opColdDue files.
+const coldDueBatch = 4096
+
+// coldDue writes an opColdDue: escrow ids[i] is due at the UnixNano
+// dues[i], dues in increasing order. The times go as the first and the
+// differences from each to the next, with the lengths of the ids, and the
+// ids follow together, so that a reader takes them in one string: a
+// snapshot carrying millions of timers stays small and loads fast.
+func (e *encoder) coldDue(ids []string, dues []int64) {
 	at := e.begin(opColdDue)
-	e.str(id)
-	e.uvarint(uint64(due))
+	e.uvarint(uint64(len(ids)))
+	prev := uint64(0)
+	for i, id := range ids {
+		e.uvarint(uint64(dues[i]) - prev)
+		e.uvarint(uint64(len(id)))
+		prev = uint64(dues[i])
+	}
+	for _, id := range ids {
+		e.b = append(e.b, id...)
+	}
 	e.end(at)
 }
 
@@ -315,6 +331,9 @@ type op struct {
 	snapJournal, snapEvents uint64
 	snapWritten             time.Time
 	snapTables              []tableRange
+	// The escrows of an opColdDue and their due times.
+	dueIDs []string
+	dueAt  []int64
 }
 
 // A tableRange names a cold table by the checkpoints it holds.
@@ -495,6 +514,40 @@ func (d *decoder) count(min int) (n int, isNil bool) {
 	return int(v), false
 }
 
+// coldDue reads the body of an opColdDue into o.dueIDs and o.dueAt, its
+// ids all slices of one string.
+func (d *decoder) coldDue(o *op) {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/2) || n > coldDueBatch {
+		d.fail()
+		return
+	}
+	o.dueIDs, o.dueAt = o.dueIDs[:0], o.dueAt[:0]
+	lens := make([]int, 0, n) // small: one batch
+	total, at := 0, uint64(0)
+	for range n {
+		at += d.uvarint()
+		l := d.uvarint()
+		if d.err != nil || l > uint64(len(d.b)) {
+			d.fail()
+			return
+		}
+		o.dueAt = append(o.dueAt, int64(at))
+		lens = append(lens, int(l))
+		total += int(l)
+	}
+	if total > len(d.b) {
+		d.fail()
+		return
+	}
+	all := string(d.b[:total])
+	d.b = d.b[total:]
+	for _, l := range lens {
+		o.dueIDs = append(o.dueIDs, all[:l])
+		all = all[l:]
+	}
+}
+
 // next decodes the next operation into o, reusing o's slices where it can.
 // It reports false at the end of the input or on an error (d.err).
 func (d *decoder) next(o *op) bool {
@@ -567,7 +620,7 @@ func (d *decoder) fields(o *op) {
 	case opConsumer:
 		o.cons = escrow.Consumer{Name: d.str(), Seq: d.uvarint(), UpdatedAt: d.time()}
 	case opColdDue:
-		o.escrow.ID, o.snapSeq = d.str(), d.uvarint()
+		d.coldDue(o)
 	case opSnapshotEnd:
 		o.snapSeq, o.snapChunks = d.uvarint(), d.uvarint()
 		if d.version > 1 {
@@ -696,7 +749,7 @@ func apply(tx escrow.Tx, o *op) error {
 	case opConsumer:
 		return tx.PutConsumer(o.cons)
 	case opColdDue:
-		return memstore.FileDue(tx, o.escrow.ID, int64(o.snapSeq))
+		return memstore.FileDue(tx, o.dueIDs, o.dueAt)
 	default:
 		return fmt.Errorf("%w: operation %#x out of place", errDecode, o.kind)
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,6 +130,7 @@ func filledOps() []op {
 	fill(&o.cons)
 	add(o)
 	add(op{kind: opDeleteIdempotency, idem: escrow.IdempotencyRecord{Key: o.day.Party}})
+	add(op{kind: opColdDue, dueIDs: []string{"a", "", "ünïcode", "a"}, dueAt: []int64{math.MinInt64, -1, 0, math.MaxInt64}})
 	return ops
 }
 
@@ -158,7 +161,7 @@ func encodeOp(e *encoder, o *op) {
 	case opConsumer:
 		e.consumer(&o.cons)
 	case opColdDue:
-		e.coldDue(o.escrow.ID, int64(o.snapSeq))
+		e.coldDue(o.dueIDs, o.dueAt)
 	default:
 		panic("encodeOp: kind " + strconv.Itoa(int(o.kind)))
 	}
@@ -200,6 +203,8 @@ func decodeAll(b []byte) ([]op, error) {
 			c.cons = o.cons
 		case opSnapshotEnd:
 			c.snapSeq, c.snapChunks = o.snapSeq, o.snapChunks
+		case opColdDue:
+			c.dueIDs, c.dueAt = slices.Clone(o.dueIDs), slices.Clone(o.dueAt)
 		}
 		out = append(out, c)
 	}

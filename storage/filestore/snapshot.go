@@ -143,7 +143,23 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 		})
 	}
 	if err == nil {
-		err = memstore.ColdDue(tx, func(id string, due int64) error { w.enc.coldDue(id, due); w.maybeCut(); return nil })
+		var ids []string
+		var dues []int64
+		flush := func() {
+			if len(ids) > 0 {
+				w.enc.coldDue(ids, dues)
+				w.maybeCut()
+				ids, dues = ids[:0], dues[:0]
+			}
+		}
+		err = memstore.ColdDue(tx, func(id string, due int64) error {
+			ids, dues = append(ids, id), append(dues, due)
+			if len(ids) == coldDueBatch {
+				flush()
+			}
+			return nil
+		})
+		flush()
 	}
 	if err == nil {
 		err = tx.Idempotencies(func(r escrow.IdempotencyRecord) error { w.enc.idempotency(&r); w.maybeCut(); return nil })

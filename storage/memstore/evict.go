@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -227,17 +228,22 @@ func ColdDue(t escrow.Tx, fn func(id string, due int64) error) error {
 	return err
 }
 
-// FileDue puts an evicted escrow back in the due index, as ColdDue
-// reported it, in a write transaction: a store that loads its live
-// records from a copy restores so the timers of the escrows it evicted.
-// Called in the order ColdDue reports them, it files millions of timers
-// in a few allocations.
-func FileDue(t escrow.Tx, id string, due int64) error {
+// FileDue puts evicted escrows back in the due index, ids[i] due at
+// dues[i] as ColdDue reported it, in a write transaction: a store that
+// loads its live records from a copy restores so the timers of the
+// escrows it evicted. Called in the order ColdDue reports them, it files
+// millions of timers in a few allocations.
+func FileDue(t escrow.Tx, ids []string, dues []int64) error {
 	tx := t.(*tx)
 	if err := tx.check(true); err != nil {
 		return err
 	}
-	tx.st.due.file(timeKey{due, id})
+	if len(ids) != len(dues) {
+		return fmt.Errorf("memstore: FileDue: %d ids and %d times", len(ids), len(dues))
+	}
+	for i, id := range ids {
+		tx.st.due.file(timeKey{dues[i], id})
+	}
 	return nil
 }
 

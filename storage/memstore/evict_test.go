@@ -144,7 +144,7 @@ func TestStartAfter(t *testing.T) {
 		if err := tx.AppendEvent(&ev); err != nil || ev.Seq != 8 {
 			t.Errorf("the first event is %d (%v), want 8", ev.Seq, err)
 		}
-		if err := memstore.FileDue(tx, "cold", 5); err != nil {
+		if err := memstore.FileDue(tx, []string{"cold"}, []int64{5}); err != nil {
 			return err
 		}
 		page, err := tx.Journal(0, 10)
