@@ -249,6 +249,7 @@ func growthTable(cfg config, base string) error {
 	fmt.Println("RSS is after the open and the read, peak is VmHWM, GC is the RSS after runtime.GC. Ratios to filestore.")
 	for _, n := range cfg.growth {
 		rows := [][]string{{"N=" + thousands(int64(n)), "build", "open", "", "RSS", "", "peak", "", "GC", "disk/trade", ""}}
+		var afterTable []killed
 		results := map[string]growthResult{}
 		for _, k := range cfg.stores {
 			if !k.growth {
@@ -256,6 +257,12 @@ func growthTable(cfg config, base string) error {
 			}
 			dir := filepath.Join(base, fmt.Sprintf("growth-%s-%d", k.name, n))
 			r, err := measureGrowth(cfg, k, dir, n)
+			if err == nil && cfg.kill && k.name == "filestore" {
+				var kr killed
+				if kr, err = measureKilled(dir); err == nil {
+					afterTable = append(afterTable, kr)
+				}
+			}
 			if !cfg.keep {
 				os.RemoveAll(dir)
 			}
@@ -273,6 +280,9 @@ func growthTable(cfg config, base string) error {
 				fmt.Sprintf("%.0f B", perTrade), ratio(perTrade, float64(f.bytes)/float64(n))})
 		}
 		table(rows)
+		for _, kr := range afterTable {
+			printKilled(kr)
+		}
 	}
 	return nil
 }
@@ -298,6 +308,16 @@ func check(cfg config, base string) error {
 		fmt.Printf("  filestore.Stats: %s\n", r.Stats)
 	}
 	var failed []string
+	if cfg.kill {
+		kr, err := measureKilled(dir)
+		if err != nil {
+			return err
+		}
+		printKilled(kr)
+		if cfg.maxKillOpen > 0 && kr.Open > cfg.maxKillOpen {
+			failed = append(failed, fmt.Sprintf("opening after the SIGKILL took %v, more than -max-kill-open %v", roundDuration(kr.Open), cfg.maxKillOpen))
+		}
+	}
 	if cfg.maxOpen > 0 && r.Open > cfg.maxOpen {
 		failed = append(failed, fmt.Sprintf("opening took %v, more than -max-open %v", roundDuration(r.Open), cfg.maxOpen))
 	}

@@ -107,11 +107,17 @@ type config struct {
 	checkTrades int
 	maxRSSMiB   float64
 	maxOpen     time.Duration
+
+	kill        bool
+	maxKillOpen time.Duration
 }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == childCommand {
 		os.Exit(child(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == fillCommand {
+		os.Exit(fillChild(os.Args[2:]))
 	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -145,6 +151,8 @@ func parseFlags(args []string) (config, error) {
 	fl.IntVar(&cfg.checkTrades, "check-trades", 200000, "finished trades the -check store holds")
 	fl.Float64Var(&cfg.maxRSSMiB, "max-rss-mib", 0, "with -check, fail if the peak RSS (VmHWM) of a fresh process that opens the store and reads from it exceeds this; 0: no bound")
 	fl.DurationVar(&cfg.maxOpen, "max-open", 0, "with -check, fail if opening the store in a fresh process takes longer; 0: no bound")
+	fl.BoolVar(&cfg.kill, "kill", false, "also measure the file store's open after a SIGKILL: a process trades on the built store until its log since the last checkpoint is 90% of what starts the next one with the default options, and is killed")
+	fl.DurationVar(&cfg.maxKillOpen, "max-kill-open", 0, "with -check and -kill, fail if the open after the SIGKILL takes longer; 0: no bound")
 	if err := fl.Parse(args); err != nil {
 		return cfg, err
 	}
