@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // fillCommand, as the first argument, runs this binary as a process that
@@ -46,7 +47,8 @@ func fillChild(args []string) int {
 	const workers = 16
 	m := &market{s: s, workers: workers, trades: make([]int64, workers)}
 	var next atomic.Int64
-	err = m.run(ctx, "k", func() (int64, bool) {
+	prefix := "k" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" // new trades on every run
+	err = m.run(ctx, prefix, func() (int64, bool) {
 		return next.Add(1), fs.Stats().LogBytes < target
 	})
 	if err != nil {
