@@ -55,83 +55,100 @@ func parseTableName(name string) (lo, hi uint64, ok bool) {
 // A kv is one record of a table being built.
 type kv struct{ k, v []byte }
 
+// An arena keeps the keys and values of a table being built in a few
+// large buffers, so that a checkpoint of hundreds of thousands of records
+// makes a few allocations where it would make one or more per record; the
+// garbage collector those would keep busy slows every commit meanwhile.
+type arena struct{ buf []byte }
+
+const arenaChunk = 1 << 20
+
+// copy returns a copy of b in the arena, nil if b is empty.
+func (a *arena) copy(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, max(arenaChunk, len(b)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return a.buf[start:len(a.buf):len(a.buf)]
+}
+
 // coldRecords returns, sorted, the keys and values of the table that
 // holds what tx, a snapshot of memstore, holds and memstore.Evict takes
-// out, and the last journal entry and event they include.
-func coldRecords(tx escrow.Tx) (kvs []kv, journal, events uint64, err error) {
-	var enc encoder
-	value := func() []byte {
-		v := slices.Clone(enc.b)
+// out, and the last journal entry and event they include. sizeHint is
+// about how many records to expect.
+func coldRecords(tx escrow.Tx, sizeHint int) (kvs []kv, journal, events uint64, err error) {
+	var (
+		enc encoder
+		key []byte // the key being built
+		a   arena
+	)
+	kvs = make([]kv, 0, sizeHint)
+	// add adds the record under key with the value enc holds, if any.
+	add := func() {
+		kvs = append(kvs, kv{a.copy(key), a.copy(enc.b)})
 		enc.b = enc.b[:0]
-		return v
 	}
-	err = tx.Escrows(func(e escrow.Escrow) error {
-		if !memstore.Cold(&e) {
-			return nil
-		}
-		enc.escrow(&e)
-		kvs = append(kvs, kv{escrowKey(e.ID), value()})
-		at := nanos(e.CreatedAt)
-		for _, p := range [...]struct {
-			id   string
-			role escrow.Role
-		}{{e.Buyer, escrow.Buyer}, {e.Seller, escrow.Seller}, {e.Arbiter, escrow.Arbiter}} {
-			if p.id != "" {
-				kvs = append(kvs, kv{partyKey(p.id, at, e.ID, p.role), nil})
-			}
-		}
-		return nil
-	})
 	journal, events = memstore.Floors(tx)
-	for after := journal; err == nil; {
-		var page []escrow.Entry
-		if page, err = tx.Journal(after, pageSize); err != nil || len(page) == 0 {
-			break
-		}
-		for i := range page {
-			x := &page[i]
-			enc.entry(x)
-			kvs = append(kvs, kv{seqKey(kindEntry, x.Seq), value()})
-			for j, p := range x.Postings {
-				if !slices.ContainsFunc(x.Postings[:j], func(q escrow.Posting) bool { return q.Account == p.Account }) {
-					kvs = append(kvs, kv{underKey(kindAccount, p.Account, x.Seq), nil})
+	err = memstore.VisitCold(tx, memstore.ColdVisitor{
+		Escrow: func(e *escrow.Escrow) error {
+			enc.escrow(e)
+			key = appendEscrowKey(key[:0], e.ID)
+			add()
+			at := nanos(e.CreatedAt)
+			for _, p := range [...]struct {
+				id   string
+				role escrow.Role
+			}{{e.Buyer, escrow.Buyer}, {e.Seller, escrow.Seller}, {e.Arbiter, escrow.Arbiter}} {
+				if p.id != "" {
+					key = appendPartyKey(key[:0], p.id, at, e.ID, p.role)
+					add()
 				}
 			}
-		}
-		after = page[len(page)-1].Seq
-		journal = after
-	}
-	for after := events; err == nil; {
-		var page []escrow.Event
-		if page, err = tx.Events(after, pageSize); err != nil || len(page) == 0 {
-			break
-		}
-		for i := range page {
-			x := &page[i]
-			enc.event(x)
-			kvs = append(kvs, kv{seqKey(kindEvent, x.Seq), value()})
-			if x.Escrow != "" {
-				kvs = append(kvs, kv{underKey(kindEscEvent, x.Escrow, x.Seq), nil})
+			return nil
+		},
+		Entry: func(x *escrow.Entry) error {
+			enc.entry(x)
+			key = appendSeqKey(key[:0], kindEntry, x.Seq)
+			add()
+			for j, p := range x.Postings {
+				if !slices.ContainsFunc(x.Postings[:j], func(q escrow.Posting) bool { return q.Account == p.Account }) {
+					key = appendUnderKey(key[:0], kindAccount, p.Account, x.Seq)
+					add()
+				}
 			}
-		}
-		after = page[len(page)-1].Seq
-		events = after
-	}
-	if err == nil {
-		err = tx.Ratings(func(r escrow.Rating) error {
-			enc.rating(&r)
-			kvs = append(kvs, kv{ratingKey(r.Escrow, r.Rater), value()},
-				kv{rateeKey(r.Ratee, nanos(r.At), r.Escrow, r.Rater), nil})
+			journal = x.Seq
 			return nil
-		})
-	}
-	if err == nil {
-		err = tx.PairMonths(func(p escrow.PairMonth) error {
-			enc.pairMonth(&p)
-			kvs = append(kvs, kv{pairKey(p.Ratee, p.Rater, p.Month), value()})
+		},
+		Event: func(x *escrow.Event) error {
+			enc.event(x)
+			key = appendSeqKey(key[:0], kindEvent, x.Seq)
+			add()
+			if x.Escrow != "" {
+				key = appendUnderKey(key[:0], kindEscEvent, x.Escrow, x.Seq)
+				add()
+			}
+			events = x.Seq
 			return nil
-		})
-	}
+		},
+		Rating: func(r *escrow.Rating) error {
+			enc.rating(r)
+			key = appendRatingKey(key[:0], r.Escrow, r.Rater)
+			add()
+			key = appendRateeKey(key[:0], r.Ratee, nanos(r.At), r.Escrow, r.Rater)
+			add()
+			return nil
+		},
+		Pair: func(p *escrow.PairMonth) error {
+			enc.pairMonth(p)
+			key = appendPairKey(key[:0], p.Ratee, p.Rater, p.Month)
+			add()
+			return nil
+		},
+	})
 	if err != nil || len(kvs) == 0 {
 		return nil, 0, 0, err
 	}
@@ -247,7 +264,7 @@ func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {
 // Commits go on throughout; each waits at most for one batch of
 // evictions.
 func (s *Store) archive(tx escrow.Tx, seq uint64) (journal, events uint64, err error) {
-	kvs, journal, events, err := coldRecords(tx)
+	kvs, journal, events, err := coldRecords(tx, s.lastRecords)
 	if err != nil || len(kvs) == 0 {
 		journal, events = memstore.Floors(tx)
 		return journal, events, err

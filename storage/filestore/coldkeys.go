@@ -109,25 +109,42 @@ func readU64(b []byte) (uint64, []byte, bool) {
 // as memstore does.
 func nanos(t time.Time) int64 { return memstore.UnixNano(t) }
 
-func escrowKey(id string) []byte {
-	return appendStr([]byte{kindEscrow}, id)
+// The keys are built by appending to dst, so that a checkpoint can build
+// hundreds of thousands of them in one buffer; the functions without
+// "append" build one alone.
+
+func appendEscrowKey(dst []byte, id string) []byte {
+	return appendStr(append(dst, kindEscrow), id)
 }
 
-func seqKey(kind byte, seq uint64) []byte { return appendU64([]byte{kind}, seq) }
+func escrowKey(id string) []byte { return appendEscrowKey(nil, id) }
 
-// underKey is the key of seq filed under name in an index of kind.
+func appendSeqKey(dst []byte, kind byte, seq uint64) []byte { return appendU64(append(dst, kind), seq) }
+
+func seqKey(kind byte, seq uint64) []byte { return appendSeqKey(nil, kind, seq) }
+
+// appendUnderKey appends the key of seq filed under name in an index of
+// kind.
+func appendUnderKey(dst []byte, kind byte, name string, seq uint64) []byte {
+	return appendU64(appendStr(append(dst, kind), name), seq)
+}
+
 func underKey(kind byte, name string, seq uint64) []byte {
-	return appendU64(appendStr([]byte{kind}, name), seq)
+	return appendUnderKey(nil, kind, name, seq)
 }
 
 func partyPrefix(party string) []byte { return appendStr([]byte{kindParty}, party) }
 
-func partyKey(party string, at int64, id string, role escrow.Role) []byte {
-	b := appendI64(partyPrefix(party), at)
+func appendPartyKey(dst []byte, party string, at int64, id string, role escrow.Role) []byte {
+	b := appendI64(appendStr(append(dst, kindParty), party), at)
 	for i := len(b) - 8; i < len(b); i++ {
 		b[i] = ^b[i]
 	}
 	return append(appendStrDesc(b, id), byte(role))
+}
+
+func partyKey(party string, at int64, id string, role escrow.Role) []byte {
+	return appendPartyKey(nil, party, at, id, role)
 }
 
 // readPartyKey returns the ID and the role in a key of the party index,
@@ -145,19 +162,27 @@ func readPartyKey(k []byte, prefix int) (at int64, id string, role escrow.Role, 
 	return at, id, escrow.Role(rest[0]), true
 }
 
-func ratingKey(escrowID, rater string) []byte {
-	return appendStr(appendStr([]byte{kindRating}, escrowID), rater)
+func appendRatingKey(dst []byte, escrowID, rater string) []byte {
+	return appendStr(appendStr(append(dst, kindRating), escrowID), rater)
 }
+
+func ratingKey(escrowID, rater string) []byte { return appendRatingKey(nil, escrowID, rater) }
 
 func rateePrefix(ratee string) []byte { return appendStr([]byte{kindRatee}, ratee) }
 
-func rateeKey(ratee string, at int64, escrowID, rater string) []byte {
-	return appendStr(appendStr(appendI64(rateePrefix(ratee), at), escrowID), rater)
+func appendRateeKey(dst []byte, ratee string, at int64, escrowID, rater string) []byte {
+	return appendStr(appendStr(appendI64(appendStr(append(dst, kindRatee), ratee), at), escrowID), rater)
 }
 
-func pairKey(ratee, rater, month string) []byte {
-	return appendStr(appendStr(appendStr([]byte{kindPair}, ratee), rater), month)
+func rateeKey(ratee string, at int64, escrowID, rater string) []byte {
+	return appendRateeKey(nil, ratee, at, escrowID, rater)
 }
+
+func appendPairKey(dst []byte, ratee, rater, month string) []byte {
+	return appendStr(appendStr(appendStr(append(dst, kindPair), ratee), rater), month)
+}
+
+func pairKey(ratee, rater, month string) []byte { return appendPairKey(nil, ratee, rater, month) }
 
 var metaKey = []byte{kindMeta}
 

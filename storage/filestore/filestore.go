@@ -260,9 +260,10 @@ type Store struct {
 	// numbered batchFirst.
 	pending, spare []byte
 	batchFirst     uint64
-	flushing       bool  // someone has the log file: a write or a rotation
-	failed         error // why the store refuses updates
-	log            file  // the segment records are appended to
+	flushing       bool          // someone has the log file: a write or a rotation
+	dirSyncing     chan struct{} // closed when the new segment's name is synced; nil if it is
+	failed         error         // why the store refuses updates
+	log            file          // the segment records are appended to
 	logStart       uint64
 	logBytes       int64 // log bytes after the newest snapshot
 	activeBytes    int64 // bytes in the segment records are appended to
@@ -288,6 +289,7 @@ type Store struct {
 	cache          *sstable.Cache
 	tableIDs       atomic.Uint64 // the last table ID given
 	evicted        atomic.Uint64 // records moved out of memory since Open
+	lastRecords    int           // in the last table a checkpoint wrote, and then some; under compactMu
 	lastCheckpoint atomic.Int64  // Unix nanoseconds when the newest snapshot was written, 0 if unknown
 }
 
@@ -593,14 +595,20 @@ func (s *Store) flush() {
 	}
 	buf, last := s.pending, s.applied.Load()
 	s.pending = s.spare[:0]
-	log := s.log
+	log, dirSyncing := s.log, s.dirSyncing
 	s.mu.Unlock()
 
 	err := s.write(log, buf)
+	if dirSyncing != nil {
+		<-dirSyncing // see rotate
+	}
 
 	s.mu.Lock()
 	s.spare = buf[:0]
 	s.flushing = false
+	if err == nil && s.failed != nil {
+		err = s.failed // the directory sync failed meanwhile
+	}
 	if err != nil {
 		s.failed = err
 		s.broken.Store(true)

@@ -273,9 +273,10 @@ func (s *Store) snapshot() error {
 // rotate makes a new, empty segment the one that records are appended
 // to, starting at the first record not yet written. Commits go on: the
 // segment is prepared (created under a temporary name, its header
-// written and synced) while they do, and they wait only while it is
-// renamed into place and its name synced, so that no record in it is
-// acknowledged before the segment would survive a crash. The manifest is
+// written and synced) while they do, and writes stop only while it is
+// renamed into place. Its name is synced after that, beside the first
+// writes to it, and no record in it is acknowledged before that sync is
+// done, so none is before the segment would survive a crash. The manifest is
 // written after: recovery accepts a segment newer than the one the
 // manifest names, and the old segment is removed only after a snapshot,
 // later. If the segment cannot be started (a read-only directory, too
@@ -313,21 +314,7 @@ func (s *Store) rotate() error {
 	}
 	// Every record up to durable is written, and none after it.
 	start := s.durable.Load() + 1
-	err = s.fs.Rename(tmp, s.path(segName(start)))
-	if err == nil {
-		err = s.syncDir()
-		if err != nil {
-			// The name may or may not last; records must not go where
-			// a crash may lose them, nor a segment be left that starts
-			// where the old one goes on.
-			f.Close()
-			s.releaseLog(fmt.Errorf("rotate log: %w", err))
-			err = s.failedErr()
-			s.mu.Unlock()
-			return err
-		}
-	}
-	if err != nil {
+	if err := s.fs.Rename(tmp, s.path(segName(start))); err != nil {
 		f.Close()
 		s.releaseLog(nil)
 		old := s.logStart
@@ -338,8 +325,30 @@ func (s *Store) rotate() error {
 	}
 	s.log.Close() // synced: every record in it is durable
 	s.log, s.logStart, s.activeBytes = f, start, fileHeaderSize
+	// Records go on to the new segment while its name is synced, so that
+	// commits do not stop for a directory sync; flush holds back their
+	// acknowledgement until it is done, since a crash before then may
+	// lose the name.
+	synced := make(chan struct{})
+	s.dirSyncing = synced
 	s.releaseLog(nil)
 	s.mu.Unlock()
+	err = s.syncDir()
+	s.mu.Lock()
+	if err != nil && s.failed == nil {
+		// The name may or may not last; no record in the segment may be
+		// acknowledged, nor a segment be left that starts where the old
+		// one goes on.
+		s.failed = fmt.Errorf("rotate log: %w", err)
+		s.broken.Store(true)
+	}
+	s.dirSyncing = nil
+	close(synced)
+	err = s.failedErr()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := s.writeManifest(start); err != nil {
 		// The manifest names the old segment, which stays until a
 		// snapshot that the next compaction writes after a manifest

@@ -252,3 +252,63 @@ func FileDue(t escrow.Tx, ids []string, dues []int64) error {
 // nearer one. A store that keeps records elsewhere in memstore's order
 // orders their times so.
 func UnixNano(t time.Time) int64 { return nanos(t) }
+
+// A ColdVisitor receives the records that Evict takes out of a snapshot,
+// as VisitCold finds them. Each function may be nil. The records are the
+// store's own, not copies: a function must neither change one nor keep
+// it, nor anything it points to, after it returns.
+type ColdVisitor struct {
+	Escrow func(*escrow.Escrow) error    // ended escrows, by ID
+	Entry  func(*escrow.Entry) error     // journal entries past the floor, by Seq
+	Event  func(*escrow.Event) error     // events past the floor, by Seq
+	Rating func(*escrow.Rating) error    // ratings, by escrow and rater
+	Pair   func(*escrow.PairMonth) error // monthly pair counters, by key
+}
+
+// VisitCold calls v's functions with what Evict would take out of the
+// snapshot that t, a transaction of Snapshot or View, reads, without the
+// copies that Tx's methods make for their callers; a store that writes
+// those records elsewhere before it evicts them reads them so. It stops
+// at the first error, which it returns.
+func VisitCold(t escrow.Tx, v ColdVisitor) error {
+	tx := t.(*tx)
+	if err := tx.check(false); err != nil {
+		return err
+	}
+	if tx.write {
+		return errors.New("memstore: VisitCold in a write transaction")
+	}
+	st := tx.st
+	var err error
+	if v.Escrow != nil {
+		st.escrows.bt.Scan(func(r row[string, escrow.Escrow]) bool {
+			if Cold(r.val) {
+				err = v.Escrow(r.val)
+			}
+			return err == nil
+		})
+	}
+	if v.Entry != nil && err == nil {
+		for seq := st.journal.floor + 1; seq <= st.journal.n && err == nil; seq++ {
+			err = v.Entry(st.journal.at(uint64(seq)))
+		}
+	}
+	if v.Event != nil && err == nil {
+		for seq := st.events.floor + 1; seq <= st.events.n && err == nil; seq++ {
+			err = v.Event(st.events.at(uint64(seq)))
+		}
+	}
+	if v.Rating != nil && err == nil {
+		st.ratings.bt.Scan(func(r row[ratingKey, escrow.Rating]) bool {
+			err = v.Rating(r.val)
+			return err == nil
+		})
+	}
+	if v.Pair != nil && err == nil {
+		st.pairs.bt.Scan(func(r row[pairKey, escrow.PairMonth]) bool {
+			err = v.Pair(r.val)
+			return err == nil
+		})
+	}
+	return err
+}
