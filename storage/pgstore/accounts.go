@@ -1,0 +1,280 @@
+package pgstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/jackc/pgx/v5"
+)
+
+// This file holds the methods of escrow.Tx for accounts, balances, the
+// journal, events and consumers.
+
+const accountCols = `id, system, created_at, created_ns`
+
+func scanAccount(r pgx.Row) (escrow.Account, error) {
+	var a escrow.Account
+	var at time.Time
+	var ns int16
+	err := r.Scan(&a.ID, &a.System, &at, &ns)
+	a.CreatedAt = fromTS(at, ns)
+	return a, err
+}
+
+func (t *tx) Account(id string) (escrow.Account, error) {
+	var a escrow.Account
+	var at time.Time
+	var ns int16
+	err := t.one(`SELECT `+accountCols+` FROM accounts WHERE id = $1`, []any{id}, &a.ID, &a.System, &at, &ns)
+	a.CreatedAt = fromTS(at, ns)
+	return a, err
+}
+
+func (t *tx) PutAccount(a escrow.Account) error {
+	at, ns := ts(a.CreatedAt)
+	return t.exec(`INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET system = $2, created_at = $3, created_ns = $4`, a.ID, a.System, at, ns)
+}
+
+func (t *tx) Accounts(fn func(escrow.Account) error) error {
+	return each(t, `SELECT `+accountCols+` FROM accounts ORDER BY id`, nil,
+		func(r pgx.Rows) (escrow.Account, error) { return scanAccount(r) }, fn)
+}
+
+const balanceCols = `account, currency, minor, available, held`
+
+func scanBalance(r pgx.Rows) (escrow.Balance, error) {
+	var b escrow.Balance
+	var avail, held *int64
+	err := r.Scan(&b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held)
+	b.Available, b.Held = money(avail, b.Currency), money(held, b.Currency)
+	return b, err
+}
+
+func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
+	var b escrow.Balance
+	var avail, held *int64
+	err := t.one(`SELECT `+balanceCols+` FROM balances WHERE account = $1 AND currency = $2`,
+		[]any{account, currency}, &b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held)
+	b.Available, b.Held = money(avail, b.Currency), money(held, b.Currency)
+	return b, err
+}
+
+func (t *tx) PutBalance(b escrow.Balance) error {
+	what := fmt.Sprintf("balance of %q in %s", b.Account, b.Currency.Code)
+	avail, err := amount(what, b.Available, b.Currency)
+	if err != nil {
+		return err
+	}
+	held, err := amount(what, b.Held, b.Currency)
+	if err != nil {
+		return err
+	}
+	return t.exec(`INSERT INTO balances (`+balanceCols+`) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (account, currency) DO UPDATE SET minor = $3, available = $4, held = $5`,
+		b.Account, b.Currency.Code, b.Currency.Minor, avail, held)
+}
+
+func (t *tx) AccountBalances(account string) ([]escrow.Balance, error) {
+	return all(t, `SELECT `+balanceCols+` FROM balances WHERE account = $1 ORDER BY currency`,
+		[]any{account}, scanBalance)
+}
+
+func (t *tx) Balances(fn func(escrow.Balance) error) error {
+	return each(t, `SELECT `+balanceCols+` FROM balances ORDER BY account, currency`, nil, scanBalance, fn)
+}
+
+func (t *tx) AppendEntry(e *escrow.Entry) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	var seq int64
+	if err := t.one(`SELECT coalesce(max(seq), 0) + 1 FROM entries`, nil, &seq); err != nil {
+		return err
+	}
+	at, ns := ts(e.At)
+	err := t.exec(`INSERT INTO entries (seq, at, at_ns, kind, escrow, currency, minor) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		seq, at, ns, string(e.Kind), e.Escrow, e.Currency.Code, e.Currency.Minor)
+	if err != nil {
+		return err
+	}
+	if len(e.Postings) > 0 {
+		accounts, buckets, changes := make([]string, len(e.Postings)), make([]int16, len(e.Postings)), make([]int64, len(e.Postings))
+		for i, p := range e.Postings {
+			accounts[i], buckets[i], changes[i] = p.Account, int16(p.Bucket), p.Change
+		}
+		err := t.exec(`INSERT INTO postings (seq, idx, account, bucket, change)
+			SELECT $1, (p.ord - 1)::smallint, p.account, p.bucket, p.change
+			FROM unnest($2::text[], $3::smallint[], $4::bigint[]) WITH ORDINALITY AS p(account, bucket, change, ord)`,
+			seq, accounts, buckets, changes)
+		if err != nil {
+			return err
+		}
+	}
+	e.Seq = uint64(seq)
+	return nil
+}
+
+// entries reads the entries whose Seq the subquery sel selects (in its
+// ascending order), with their postings.
+func (t *tx) entries(sel string, args ...any) ([]escrow.Entry, error) {
+	type row struct {
+		e       escrow.Entry
+		posting escrow.Posting
+		has     bool
+	}
+	rows, err := all(t, `SELECT e.seq, e.at, e.at_ns, e.kind, e.escrow, e.currency, e.minor, p.account, p.bucket, p.change
+		FROM (`+sel+`) AS s JOIN entries e ON e.seq = s.seq LEFT JOIN postings p ON p.seq = e.seq
+		ORDER BY e.seq, p.idx`, args, func(r pgx.Rows) (row, error) {
+		var x row
+		var at time.Time
+		var ns int16
+		var acct *string
+		var bucket *int16
+		var change *int64
+		err := r.Scan(&x.e.Seq, &at, &ns, &x.e.Kind, &x.e.Escrow, &x.e.Currency.Code, &x.e.Currency.Minor, &acct, &bucket, &change)
+		x.e.At = fromTS(at, ns)
+		if acct != nil {
+			x.has = true
+			x.posting = escrow.Posting{Account: *acct, Bucket: escrow.Bucket(*bucket), Change: *change}
+		}
+		return x, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := []escrow.Entry{}
+	for _, r := range rows {
+		if n := len(out); n == 0 || out[n-1].Seq != r.e.Seq {
+			out = append(out, r.e)
+		}
+		if r.has {
+			last := &out[len(out)-1]
+			last.Postings = append(last.Postings, r.posting)
+		}
+	}
+	return out, nil
+}
+
+func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
+	return t.entries(`SELECT DISTINCT seq FROM postings WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		account, seqArg(after), limitArg(limit))
+}
+
+func (t *tx) Journal(after uint64, limit int) ([]escrow.Entry, error) {
+	return t.entries(`SELECT seq FROM entries WHERE seq > $1 ORDER BY seq LIMIT $2`, seqArg(after), limitArg(limit))
+}
+
+const eventCols = `seq, type, at, at_ns, account, escrow, buyer, seller, actor, by_timer, state, currency, minor, amount, fee, note, metadata`
+
+func (t *tx) AppendEvent(ev *escrow.Event) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	c := currencyOf(ev.Amount, ev.Fee)
+	what := fmt.Sprintf("event %s", ev.Type)
+	amt, err := amount(what, ev.Amount, c)
+	if err != nil {
+		return err
+	}
+	fee, err := amount(what, ev.Fee, c)
+	if err != nil {
+		return err
+	}
+	var code *string
+	var minor *int16
+	if c != (escrow.Currency{}) {
+		m := int16(c.Minor)
+		code, minor = &c.Code, &m
+	}
+	var meta []byte
+	if len(ev.Metadata) > 0 {
+		if meta, err = json.Marshal(ev.Metadata); err != nil {
+			return fmt.Errorf("pgstore: event metadata: %w", err)
+		}
+	}
+	var seq int64
+	if err := t.one(`SELECT coalesce(max(seq), 0) + 1 FROM events`, nil, &seq); err != nil {
+		return err
+	}
+	at, ns := ts(ev.At)
+	err = t.exec(`INSERT INTO events (`+eventCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		seq, string(ev.Type), at, ns, ev.Account, ev.Escrow, ev.Buyer, ev.Seller, ev.Actor, ev.ByTimer, int16(ev.State),
+		code, minor, amt, fee, ev.Note, meta)
+	if err != nil {
+		return err
+	}
+	ev.Seq = uint64(seq)
+	return nil
+}
+
+func scanEvent(r pgx.Rows) (escrow.Event, error) {
+	var ev escrow.Event
+	var at time.Time
+	var ns, state int16
+	var code *string
+	var minor *int16
+	var amt, fee *int64
+	var meta []byte
+	err := r.Scan(&ev.Seq, &ev.Type, &at, &ns, &ev.Account, &ev.Escrow, &ev.Buyer, &ev.Seller, &ev.Actor, &ev.ByTimer,
+		&state, &code, &minor, &amt, &fee, &ev.Note, &meta)
+	if err != nil {
+		return ev, err
+	}
+	ev.At, ev.State = fromTS(at, ns), escrow.State(state)
+	if code != nil {
+		c := escrow.Currency{Code: *code, Minor: int(*minor)}
+		ev.Amount, ev.Fee = money(amt, c), money(fee, c)
+	}
+	if meta != nil {
+		if err := json.Unmarshal(meta, &ev.Metadata); err != nil {
+			return ev, fmt.Errorf("event %d metadata: %w", ev.Seq, err)
+		}
+	}
+	return ev, nil
+}
+
+func (t *tx) Events(after uint64, limit int) ([]escrow.Event, error) {
+	return all(t, `SELECT `+eventCols+` FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+		[]any{seqArg(after), limitArg(limit)}, scanEvent)
+}
+
+func (t *tx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, error) {
+	if id == "" { // the index leaves out the events of no escrow
+		return []escrow.Event{}, t.check(false)
+	}
+	return all(t, `SELECT `+eventCols+` FROM events WHERE escrow = $1 AND escrow <> '' AND seq > $2 ORDER BY seq LIMIT $3`,
+		[]any{id, seqArg(after), limitArg(limit)}, scanEvent)
+}
+
+const consumerCols = `name, seq, updated_at, updated_ns`
+
+func scanConsumer(r pgx.Rows) (escrow.Consumer, error) {
+	var c escrow.Consumer
+	var at time.Time
+	var ns int16
+	err := r.Scan(&c.Name, &c.Seq, &at, &ns)
+	c.UpdatedAt = fromTS(at, ns)
+	return c, err
+}
+
+func (t *tx) Consumer(name string) (escrow.Consumer, error) {
+	var c escrow.Consumer
+	var at time.Time
+	var ns int16
+	err := t.one(`SELECT `+consumerCols+` FROM consumers WHERE name = $1`, []any{name}, &c.Name, &c.Seq, &at, &ns)
+	c.UpdatedAt = fromTS(at, ns)
+	return c, err
+}
+
+func (t *tx) PutConsumer(c escrow.Consumer) error {
+	at, ns := ts(c.UpdatedAt)
+	return t.exec(`INSERT INTO consumers (`+consumerCols+`) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (name) DO UPDATE SET seq = $2, updated_at = $3, updated_ns = $4`, c.Name, seqArg(c.Seq), at, ns)
+}
+
+func (t *tx) Consumers(fn func(escrow.Consumer) error) error {
+	return each(t, `SELECT `+consumerCols+` FROM consumers ORDER BY name`, nil, scanConsumer, fn)
+}

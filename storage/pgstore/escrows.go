@@ -1,0 +1,154 @@
+package pgstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/jackc/pgx/v5"
+)
+
+// This file holds the methods of escrow.Tx for escrows and their indexes.
+
+const escrowCols = `id, state, buyer, seller, arbiter, currency, minor, price, held, released, fees, refunded,
+	next_due, next_due_ns, created_at, created_ns, version, doc`
+
+func (t *tx) PutEscrow(e escrow.Escrow) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	c := currencyOf(e.Price, e.Held, e.Released, e.Fees, e.Refunded)
+	what := fmt.Sprintf("escrow %q", e.ID)
+	var amounts [5]*int64
+	for i, m := range []escrow.Money{e.Price, e.Held, e.Released, e.Fees, e.Refunded} {
+		var err error
+		if amounts[i], err = amount(what, m, c); err != nil {
+			return err
+		}
+	}
+	var due *time.Time
+	var dueNS *int16
+	if next := e.NextDue(); !next.IsZero() {
+		d, ns := ts(next)
+		due, dueNS = &d, &ns
+	}
+	created, createdNS := ts(e.CreatedAt)
+	// The doc holds what the columns do not.
+	rest := e
+	rest.ID, rest.State, rest.Buyer, rest.Seller, rest.Arbiter = "", 0, "", "", ""
+	rest.Price, rest.Held, rest.Released, rest.Fees, rest.Refunded = escrow.Money{}, escrow.Money{}, escrow.Money{}, escrow.Money{}, escrow.Money{}
+	rest.CreatedAt, rest.Version = time.Time{}, 0
+	doc, err := json.Marshal(rest)
+	if err != nil {
+		return fmt.Errorf("pgstore: %s: %w", what, err)
+	}
+	return t.exec(`INSERT INTO escrows (`+escrowCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		ON CONFLICT (id) DO UPDATE SET state = $2, buyer = $3, seller = $4, arbiter = $5, currency = $6, minor = $7,
+			price = $8, held = $9, released = $10, fees = $11, refunded = $12, next_due = $13, next_due_ns = $14,
+			created_at = $15, created_ns = $16, version = $17, doc = $18`,
+		e.ID, int16(e.State), e.Buyer, e.Seller, e.Arbiter, c.Code, int16(c.Minor),
+		amounts[0], amounts[1], amounts[2], amounts[3], amounts[4], due, dueNS, created, createdNS, int64(e.Version), doc)
+}
+
+func scanEscrow(r pgx.Rows) (escrow.Escrow, error) {
+	var (
+		id, buyer, seller, arbiter string
+		state                      int16
+		c                          escrow.Currency
+		amounts                    [5]*int64
+		due                        *time.Time
+		dueNS                      *int16
+		created                    time.Time
+		createdNS                  int16
+		version                    int64
+		doc                        []byte
+	)
+	err := r.Scan(&id, &state, &buyer, &seller, &arbiter, &c.Code, &c.Minor,
+		&amounts[0], &amounts[1], &amounts[2], &amounts[3], &amounts[4], &due, &dueNS, &created, &createdNS, &version, &doc)
+	if err != nil {
+		return escrow.Escrow{}, err
+	}
+	var e escrow.Escrow
+	if err := json.Unmarshal(doc, &e); err != nil {
+		return e, fmt.Errorf("escrow %q: %w", id, err)
+	}
+	e.ID, e.State, e.Buyer, e.Seller, e.Arbiter = id, escrow.State(state), buyer, seller, arbiter
+	e.Price, e.Held, e.Released = money(amounts[0], c), money(amounts[1], c), money(amounts[2], c)
+	e.Fees, e.Refunded = money(amounts[3], c), money(amounts[4], c)
+	e.CreatedAt, e.Version = fromTS(created, createdNS), uint64(version)
+	return e, nil
+}
+
+func (t *tx) Escrow(id string) (escrow.Escrow, error) {
+	es, err := all(t, `SELECT `+escrowCols+` FROM escrows WHERE id = $1`, []any{id}, scanEscrow)
+	if err != nil {
+		return escrow.Escrow{}, err
+	}
+	if len(es) == 0 {
+		return escrow.Escrow{}, escrow.ErrNotFound
+	}
+	return es[0], nil
+}
+
+func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
+	d, ns := ts(at)
+	return all(t, `SELECT id FROM escrows WHERE next_due IS NOT NULL AND (next_due, next_due_ns) <= ($1, $2)
+		ORDER BY next_due, next_due_ns, id LIMIT $3`, []any{d, ns, limitArg(limit)},
+		func(r pgx.Rows) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		})
+}
+
+// PartyEscrows reads each role the query asks for from its own index, a
+// page from each, and merges them; UNION drops an escrow met in two roles.
+func (t *tx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
+	if err := t.check(false); err != nil {
+		return nil, err
+	}
+	if q.Party == "" || q.Limit <= 0 {
+		return []escrow.Escrow{}, nil
+	}
+	after := `true`
+	args := []any{q.Party, limitArg(q.Limit)}
+	if q.After != (escrow.EscrowPos{}) {
+		at, ns := ts(q.After.CreatedAt)
+		after = `(created_at, created_ns, id) < ($3, $4, $5)`
+		args = append(args, at, ns, q.After.ID)
+	}
+	states := `true`
+	if len(q.States) > 0 {
+		s := make([]int16, len(q.States))
+		for i, st := range q.States {
+			s[i] = int16(st)
+		}
+		states = fmt.Sprintf(`state = ANY($%d)`, len(args)+1)
+		args = append(args, s)
+	}
+	var pages []string
+	for _, role := range []struct {
+		role escrow.Role
+		col  string
+	}{{escrow.Buyer, "buyer"}, {escrow.Seller, "seller"}, {escrow.Arbiter, "arbiter"}} {
+		if q.Role&role.role != 0 {
+			pages = append(pages, `(SELECT id, created_at, created_ns FROM escrows WHERE `+role.col+` = $1 AND `+after+
+				` AND `+states+` ORDER BY created_at DESC, created_ns DESC, id DESC LIMIT $2)`)
+		}
+	}
+	if len(pages) == 0 {
+		return []escrow.Escrow{}, nil
+	}
+	union := pages[0]
+	for _, p := range pages[1:] {
+		union += " UNION " + p
+	}
+	return all(t, `SELECT `+escrowCols+` FROM escrows WHERE id IN (
+		SELECT id FROM (`+union+`) AS u ORDER BY created_at DESC, created_ns DESC, id DESC LIMIT $2)
+		ORDER BY created_at DESC, created_ns DESC, id DESC`, args, scanEscrow)
+}
+
+func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
+	return each(t, `SELECT `+escrowCols+` FROM escrows ORDER BY id`, nil, scanEscrow, fn)
+}

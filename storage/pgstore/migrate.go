@@ -1,0 +1,127 @@
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations are the schema's versions, each a file named
+// <version>_<what it does>.sql, applied in order of version.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrNewerSchema reports a database whose schema was made by a newer
+// release than this one; a SchemaError says which versions.
+var ErrNewerSchema = errors.New("pgstore: schema is newer than this release")
+
+// A SchemaError reports a database whose schema version this release does
+// not know. It wraps ErrNewerSchema.
+type SchemaError struct {
+	Schema string // the schema the tables are in
+	Found  int    // the newest version applied to the database
+	Known  int    // the newest version this release has
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("pgstore: schema %q is at version %d, newer than this release's %d", e.Schema, e.Found, e.Known)
+}
+
+// Unwrap returns ErrNewerSchema.
+func (e *SchemaError) Unwrap() error { return ErrNewerSchema }
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations returns the embedded migrations in order of version.
+func loadMigrations() ([]migration, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, f := range files { // Glob returns them sorted, so a zero-padded version sorts right
+		name := path.Base(f)
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v != len(out)+1 {
+			return nil, fmt.Errorf("pgstore: migration %s: want version %d first in its name", name, len(out)+1)
+		}
+		b, err := migrations.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(b)})
+	}
+	return out, nil
+}
+
+// migrate brings the schema in pool's search path (schema, if not empty,
+// which it creates) up to the newest migration, in one transaction under
+// an advisory lock named after the schema, so that processes opening the
+// store at once apply each migration once. A schema newer than the
+// newest migration fails with a *SchemaError and changes nothing.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if schema != "" {
+			// Serialise the creators first: CREATE SCHEMA IF NOT EXISTS
+			// run at once by two transactions can fail in both.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgstore:' || $1))`, schema); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+				return err
+			}
+		}
+		var current string
+		if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&current); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgstore:' || $1))`, current); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgstore_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		var found int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM pgstore_migrations`).Scan(&found); err != nil {
+			return err
+		}
+		if found > len(ms) {
+			return &SchemaError{Schema: current, Found: found, Known: len(ms)}
+		}
+		for _, m := range ms[found:] {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO pgstore_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var se *SchemaError
+	if err != nil && !errors.As(err, &se) {
+		return fmt.Errorf("pgstore: migrating: %w", err)
+	}
+	return err
+}

@@ -1,0 +1,323 @@
+// Package pgstore is an escrow.Storage in a PostgreSQL database, for a
+// market that runs in several processes, or on several machines, that
+// share one database. It is a module of its own, so that the core module
+// never requires the PostgreSQL driver (github.com/jackc/pgx/v5).
+//
+// # Basics
+//
+// Open connects to a database from a connection string and makes the
+// tables if they are not there; New does the same on a pool the host
+// already has:
+//
+//	store, err := pgstore.Open(ctx, "postgres://escrow@db/market", nil)
+//	...
+//	ledger, err := escrow.New(ctx, store, escrow.Options{})
+//
+// # Tables
+//
+// Every record is a row an operator can query with SQL: accounts,
+// balances (available and held), escrows (state, parties, amounts, the
+// next due time, each indexed where the ledger looks it up), entries and
+// postings (the double-entry journal), events (the outbox), consumers,
+// ratings, aggregates, day_counts, pair_months and idempotency. Amounts
+// are BIGINT minor units beside the currency's code and minor units, never
+// floating point. Where a record has fields nobody queries (an escrow's
+// terms and timers, a rating's comment, an aggregate's windows) they are
+// kept as JSONB in a doc column beside the real ones. The schema is
+// created by versioned migrations embedded in the package, applied by
+// Open in one transaction under an advisory lock, so that processes
+// starting together apply each once; a database whose schema is newer
+// than this release fails Open with a SchemaError.
+//
+// # Transactions
+//
+// Update runs in a SERIALIZABLE transaction. PostgreSQL's serializable
+// snapshot isolation lets transactions run side by side and aborts one
+// of two that would otherwise give a result no serial order gives, with
+// SQLSTATE 40001 (or 40P01 for a deadlock); Update then rolls back and runs
+// the function again, after a jittered backoff that grows to a cap, up
+// to Options.MaxAttempts times, and then returns an error wrapping
+// escrow.ErrConflict. The contract allows this: a transaction function has
+// no effects outside its transaction, and the ledger's functions start
+// from what they read in it. So two payments racing for one account's
+// last money cannot both pass: each reads the balance and writes it, and
+// one of them is aborted and, run again, sees the other's payment.
+//
+// This approach, rather than row locks taken in a fixed order, is the one
+// that is also correct on CockroachDB: CockroachDB runs every transaction
+// as SERIALIZABLE and reports the same SQLSTATE 40001 when one must be
+// retried, so the same retry loop serves both. Row locks would need every
+// call to know beforehand every row it will touch, which the ledger's
+// calls (an idempotency record, then an escrow, then the balances its
+// state names) do not. A unique violation (23505) on a table the store
+// only ever upserts into can come only from two transactions inserting
+// the same new key at once, so it is retried the same way.
+//
+// View runs in a REPEATABLE READ READ ONLY transaction: a snapshot of
+// committed data, which never waits for a writer nor aborts one.
+//
+// # Sequences
+//
+// Journal entries and events are numbered by reading the greatest number
+// in their table and adding one, inside the serializable transaction. Two
+// transactions that append at once conflict, and one of them is retried,
+// so the numbers are gap-free and in commit order: a reader that follows
+// Events with the last Seq it handled never skips one. The price is that
+// appending transactions serialise on the end of the table; see the
+// issue's notes on the event sequence.
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var _ escrow.Storage = (*Store)(nil)
+
+// Options configure a Store. The zero value, or a nil *Options, takes
+// every default.
+type Options struct {
+	// Schema, if not empty, is the schema Open keeps the tables in (it is
+	// created if missing); Open sets it as the search_path of the pool's
+	// connections. New ignores it: the pool's own search_path decides.
+	Schema string
+	// MaxAttempts is how many times Update runs a transaction that
+	// conflicts with others before it gives up with ErrConflict. Zero
+	// means 30.
+	MaxAttempts int
+	// MaxBackoff caps the wait between two attempts. Zero means 100ms.
+	MaxBackoff time.Duration
+}
+
+// Store is an escrow.Storage in a PostgreSQL database; see the package
+// documentation. It is safe for concurrent use, by goroutines and by
+// other processes on the same database.
+type Store struct {
+	pool        *pgxpool.Pool
+	ownPool     bool // Open made the pool, so Close closes it
+	maxAttempts int
+	maxBackoff  time.Duration
+
+	mu     sync.RWMutex // held for reading by running transactions
+	closed bool
+}
+
+// Open connects to the database that dsn names (a URL or key=value
+// string, as pgx takes it), applies the migrations the schema lacks and
+// returns the store. Close closes the pool it made.
+func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	if o.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	s, err := newStore(ctx, pool, o)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.ownPool = true
+	return s, nil
+}
+
+// New returns a store on a pool the host made, applying the migrations
+// the schema lacks. Close leaves the pool open.
+func New(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Schema = ""
+	return newStore(ctx, pool, o)
+}
+
+func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
+	if o.MaxAttempts < 0 || o.MaxBackoff < 0 {
+		return nil, fmt.Errorf("pgstore: %w: MaxAttempts %d and MaxBackoff %v may not be negative",
+			escrow.ErrInvalidArgument, o.MaxAttempts, o.MaxBackoff)
+	}
+	s := &Store{pool: pool, maxAttempts: o.MaxAttempts, maxBackoff: o.MaxBackoff}
+	if s.maxAttempts == 0 {
+		s.maxAttempts = 30
+	}
+	if s.maxBackoff == 0 {
+		s.maxBackoff = 10 * time.Millisecond
+	}
+	if err := migrate(ctx, pool, o.Schema); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Pool returns the pool the store runs its transactions on.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Update runs fn in a serializable transaction, again from the start when
+// the database aborts it for a conflict; see escrow.Storage and the
+// package documentation.
+func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	var last error
+	for attempt := 0; attempt < s.maxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := s.backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		err := s.run(ctx, pgx.TxOptions{BeginQuery: beginUpdate}, true, fn)
+		if !retryable(err) {
+			return err
+		}
+		last = err
+	}
+	return fmt.Errorf("pgstore: gave up after %d attempts: %w: %w", s.maxAttempts, escrow.ErrConflict, last)
+}
+
+// View runs fn in a read-only transaction on a snapshot of committed
+// data; see escrow.Storage.
+func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+}
+
+// enter read-locks s for a transaction, unless s is closed.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return escrow.ErrClosed
+	}
+	return nil
+}
+
+// backoff waits before attempt (1 for the second one): a random time up
+// to a bound that doubles from 1ms with each attempt, to the cap.
+func (s *Store) backoff(ctx context.Context, attempt int) error {
+	bound := time.Millisecond << min(attempt-1, 16)
+	bound = min(bound, s.maxBackoff)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(bound)) + 1))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// beginUpdate starts the transaction of an Update: serializable, and
+// with a bound on how long a statement waits for a row lock. In a
+// serializable transaction such a wait ends in a serialization failure
+// anyway if the holder commits, and two transactions that wait for each
+// other would wait for the deadlock detector (deadlock_timeout, a
+// second by default) before one is aborted. Failing fast and retrying
+// after a backoff does better under contention.
+const beginUpdate = `BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL lock_timeout = '20ms'`
+
+// errRetry marks an error that a transaction's function returned after a
+// statement of its own failed in a way that calls for running it again.
+type errRetry struct{ err error }
+
+func (e *errRetry) Error() string { return e.err.Error() }
+func (e *errRetry) Unwrap() error { return e.err }
+
+// run runs fn once in a transaction with options o, committing if write
+// and fn returns nil, rolling back otherwise. An error that calls for a
+// retry comes back as an *errRetry.
+func (s *Store) run(ctx context.Context, o pgx.TxOptions, write bool, fn func(escrow.Tx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ptx, err := s.pool.BeginTx(ctx, o)
+	if err != nil {
+		return classify(err)
+	}
+	t := &tx{ctx: ctx, tx: ptx, write: write}
+	committed := false
+	defer func() {
+		t.done = true
+		if !committed {
+			// Rolled back even if ctx has ended: a connection must not go
+			// back to the pool inside a transaction.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = ptx.Rollback(rctx)
+			cancel()
+		}
+	}()
+	err = fn(t)
+	if t.failed != nil {
+		// A statement failed: the transaction is aborted whatever fn made
+		// of the error, so it is what Update reports, or retries.
+		return t.failed
+	}
+	if err != nil {
+		return err
+	}
+	if !write {
+		return nil
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return classify(err)
+	}
+	committed = true
+	return nil
+}
+
+// classify wraps an error from the database as an *errRetry when the
+// transaction should run again: a serialization failure, a deadlock, or
+// a unique violation (see the package documentation).
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", "40P01", "23505", "55P03":
+			return &errRetry{fmt.Errorf("pgstore: %s: %w", pgErr.Code, err)}
+		}
+	}
+	return fmt.Errorf("pgstore: %w", err)
+}
+
+func retryable(err error) bool {
+	var r *errRetry
+	return errors.As(err, &r)
+}
+
+// Close marks the store closed, once the running transactions have ended,
+// and closes the pool if Open made it. It is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.ownPool {
+		s.pool.Close()
+	}
+	return nil
+}
