@@ -1,0 +1,197 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The tests run against a real PostgreSQL server: the one PGSTORE_DSN
+// names, or else a throwaway one that TestMain starts from the
+// PostgreSQL binaries on this machine and stops at the end. Each test
+// store gets a schema of its own, dropped when its test ends, so tests run
+// in parallel and leave nothing behind.
+
+// dsn is the server the tests use.
+var dsn string
+
+// admin is a pool on it for making and dropping schemas.
+var admin *pgxpool.Pool
+
+const howToInstall = `pgstore's tests need a PostgreSQL server. Either set PGSTORE_DSN to one
+(e.g. PGSTORE_DSN='postgres://user:pass@localhost:5432/db?sslmode=disable'), or install
+PostgreSQL's server binaries (initdb, pg_ctl, postgres) so that the tests start one of their own:
+  Debian/Ubuntu: apt-get install postgresql    (binaries in /usr/lib/postgresql/<version>/bin)
+  macOS:         brew install postgresql
+and run the tests again`
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dsn = os.Getenv("PGSTORE_DSN")
+	if dsn == "" {
+		srv, err := startServer()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pgstore: cannot start a PostgreSQL server for the tests: %v\n\n%s\n", err, howToInstall)
+			return 1
+		}
+		defer srv.stop()
+		dsn = srv.dsn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if admin, err = pgxpool.New(ctx, dsn); err == nil {
+		err = admin.Ping(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pgstore: cannot reach the test server: %v\n\n%s\n", err, howToInstall)
+		return 1
+	}
+	defer admin.Close()
+	return m.Run()
+}
+
+// server is a throwaway PostgreSQL cluster in a temporary directory,
+// listening only on a Unix socket there.
+type server struct {
+	dir   string
+	bin   string
+	as    []string // the command prefix that runs a program as the cluster's owner
+	dsn   string
+	owner string
+}
+
+// pgBin finds the directory of initdb: on PATH, or where Debian's
+// packages put it.
+func pgBin() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(found) == 0 {
+		found, _ = filepath.Glob("/usr/pgsql-*/bin/initdb") // Red Hat's packages
+	}
+	if len(found) == 0 {
+		return "", errors.New("initdb is not on PATH nor under /usr/lib/postgresql/*/bin")
+	}
+	// The newest version: the glob sorts by name, and versions have two digits.
+	return filepath.Dir(found[len(found)-1]), nil
+}
+
+func startServer() (*server, error) {
+	bin, err := pgBin()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pgstore-test-")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{dir: dir, bin: bin}
+	if err := s.start(); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) start() error {
+	s.owner = "postgres"
+	if os.Geteuid() == 0 {
+		// initdb refuses to run as root: the cluster belongs to an
+		// unprivileged user, postgres as Debian's packages make it.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return fmt.Errorf("running as root, and there is no postgres user to own the cluster: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(s.dir, uid, gid); err != nil {
+			return err
+		}
+		runuser, err := exec.LookPath("runuser")
+		if err != nil {
+			return fmt.Errorf("running as root, and runuser is missing to run the server as postgres: %w", err)
+		}
+		s.as = []string{runuser, "-u", "postgres", "--"}
+	} else if u, err := user.Current(); err == nil {
+		s.owner = u.Username
+	}
+	data := filepath.Join(s.dir, "data")
+	if out, err := s.cmd("initdb", "-D", data, "-U", s.owner, "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	// A throwaway cluster: no fsync, and enough connections for the
+	// parallel tests' pools.
+	opts := fmt.Sprintf("-k %s -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", s.dir)
+	log := filepath.Join(s.dir, "server.log")
+	if out, err := s.cmd("pg_ctl", "-D", data, "-l", log, "-o", opts, "-w", "-t", "60", "start").CombinedOutput(); err != nil {
+		b, _ := os.ReadFile(log)
+		return fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, b)
+	}
+	s.dsn = fmt.Sprintf("host=%s port=5432 user=%s dbname=postgres sslmode=disable", s.dir, s.owner)
+	return nil
+}
+
+// cmd returns the command that runs the PostgreSQL program name as the
+// cluster's owner.
+func (s *server) cmd(name string, args ...string) *exec.Cmd {
+	argv := append(append(append([]string{}, s.as...), filepath.Join(s.bin, name)), args...)
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Dir = s.dir
+	return c
+}
+
+func (s *server) stop() {
+	data := filepath.Join(s.dir, "data")
+	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
+		if out, err := s.cmd("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgstore: stopping the test server: %v\n%s\n", err, out)
+		}
+	}
+	os.RemoveAll(s.dir)
+}
+
+var schemas atomic.Int64
+
+// newSchema returns the name of a new, empty schema that is dropped when
+// t ends.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d_%d_%s", os.Getpid(), schemas.Add(1), strings.ToLower(safeName(t.Name())))
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`); err != nil {
+			t.Errorf("dropping schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, s)
+}
