@@ -2,11 +2,13 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/pgstore"
 	"github.com/escrowkit/escrow/storage/storagetest"
+	"github.com/jackc/pgx/v5"
 )
 
 // open opens a store in a new schema of its own.
@@ -32,3 +34,48 @@ func TestSimulation(t *testing.T) {
 }
 
 func BenchmarkConformance(b *testing.B) { storagetest.RunBenchmarks(b, harness) }
+
+// TestNewerSchemaRefused checks that Open refuses a database whose schema
+// a newer release migrated, with a SchemaError, and changes nothing.
+func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	open(t, schema).Close()
+	table := pgx.Identifier{schema, "pgstore_migrations"}.Sanitize()
+	if _, err := admin.Exec(ctx, `INSERT INTO `+table+` (version, name) VALUES (999, '999_from_the_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema})
+	var se *pgstore.SchemaError
+	if !errors.Is(err, pgstore.ErrNewerSchema) || !errors.As(err, &se) || se.Found != 999 {
+		t.Fatalf("Open on a newer schema: %v, want a SchemaError found 999", err)
+	}
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d migrations recorded (%v), want 2: the first and the future one", n, err)
+	}
+}
+
+// TestMixedCurrencyRefused checks that a record holding amounts of two
+// currencies is refused with the core's sentinel, and nothing is written.
+func TestMixedCurrencyRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, newSchema(t))
+	defer s.Close()
+	usd, _ := escrow.MoneyFromUnits(5, escrow.USD)
+	err := s.Update(ctx, func(tx escrow.Tx) error {
+		return tx.PutBalance(escrow.Balance{Account: "a", Currency: escrow.CNY, Available: fen(5), Held: usd})
+	})
+	if !errors.Is(err, escrow.ErrCurrencyMismatch) {
+		t.Fatalf("PutBalance with a USD bucket in a CNY balance: %v, want ErrCurrencyMismatch", err)
+	}
+	err = s.View(ctx, func(tx escrow.Tx) error {
+		_, err := tx.Balance("a", "CNY")
+		return err
+	})
+	if !errors.Is(err, escrow.ErrNotFound) {
+		t.Fatalf("after the refused write, Balance: %v, want ErrNotFound", err)
+	}
+}
