@@ -1,0 +1,247 @@
+package pgstore_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/filestore"
+	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/escrowkit/escrow/storage/storagetest"
+)
+
+// TestDifferential drives three ledgers, on memstore, filestore and
+// pgstore, through the same seeded random calls (valid ones and wrong
+// ones, with the clock moving and timers firing between them) and
+// requires the same reply from each, byte for byte as JSON, error text
+// included; at the end the three stores must dump to the same bytes.
+// The simulation checks pgstore against a model of the rules; this
+// checks it against the other adapters, including on calls and reads
+// the model does not follow (listings, reputation, history).
+func TestDifferential(t *testing.T) {
+	t.Parallel()
+	for _, seed := range []uint64{1, 7, 2026} {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
+			differential(t, seed, 600)
+		})
+	}
+}
+
+// progress returns the op of TestDifferential that takes the next step
+// of escrow id's trade.
+func progress(ctx context.Context, l *escrow.Ledger, id string) int {
+	e, err := l.Escrow(ctx, id)
+	if err != nil {
+		return 4 // open another
+	}
+	switch e.State {
+	case escrow.AwaitingPayment:
+		return 6
+	case escrow.AwaitingShipment:
+		return 8
+	case escrow.AwaitingConfirmation:
+		return 9
+	case escrow.RefundRequested, escrow.Disputed:
+		return 14 // let the timers or the clock move it
+	}
+	return 13 // rate it
+}
+
+// a party to a differential run: one ledger on one store, with its clock.
+type party struct {
+	name  string
+	store escrow.Storage
+	l     *escrow.Ledger
+	clock *escrow.ManualClock
+}
+
+func differential(t *testing.T, seed uint64, steps int) {
+	ctx := context.Background()
+	fs, err := filestore.Open(t.TempDir(), &filestore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := []struct {
+		name string
+		s    escrow.Storage
+	}{{"memstore", memstore.New()}, {"filestore", fs}, {"pgstore", open(t, newSchema(t))}}
+	var ps []*party
+	for _, st := range stores {
+		t.Cleanup(func() { st.s.Close() })
+		c := escrow.NewManualClock(start)
+		l, err := escrow.New(ctx, st.s, &escrow.Options{Clock: c, Arbiter: "arbiter"})
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		ps = append(ps, &party{name: st.name, store: st.s, l: l, clock: c})
+	}
+
+	rnd := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	accounts := []string{"ann", "bob", "cat", "dan", "eve"}
+	var escrows []string
+	parties := map[string][2]string{} // buyer and seller of each escrow
+	pick := func(xs []string) string {
+		if len(xs) == 0 {
+			return "none"
+		}
+		return xs[rnd.IntN(len(xs))]
+	}
+	for _, a := range accounts {
+		for _, p := range ps {
+			if _, err := p.l.OpenAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	passed := map[string]int{} // calls that succeeded, by their first word
+	for step := 0; step < steps; step++ {
+		var name string
+		var call func(p *party) (any, error)
+		e, a, b := pick(escrows), pick(accounts), pick(accounts)
+		if n := len(escrows); n > 0 && rnd.IntN(5) > 0 {
+			e = escrows[n-1-rnd.IntN(min(n, 4))] // mostly a recent one, still in play
+		}
+		// actor is mostly the party the action wants (who, 0 the buyer,
+		// 1 the seller), sometimes anyone.
+		var actors [2]string // drawn here, not in a call, so each store gets the same
+		for who := range actors {
+			actors[who] = a
+			if ab, ok := parties[e]; ok && rnd.IntN(5) > 0 {
+				actors[who] = ab[who]
+			}
+		}
+		actor := func(who int) string { return actors[who] }
+		amount := fen(int64(1 + rnd.IntN(30000)))
+		op := rnd.IntN(26)
+		if op >= 20 {
+			// Move an escrow on the way a trade goes: its state, read from
+			// the first store, picks the action, then taken on every store.
+			op = progress(ctx, ps[0].l, e)
+			actors = parties[e]
+		}
+		switch op {
+		case 0:
+			name = "OpenAccount " + a
+			call = func(p *party) (any, error) { return p.l.OpenAccount(ctx, a) }
+		case 1, 2:
+			name = "Deposit " + a
+			deposit := fen(amount.Units() * 5)
+			call = func(p *party) (any, error) { return p.l.Deposit(ctx, a, deposit) }
+		case 3:
+			name = "Withdraw " + a
+			call = func(p *party) (any, error) { return p.l.Withdraw(ctx, a, amount) }
+		case 4, 5:
+			id := fmt.Sprintf("e%d", step)
+			escrows = append(escrows, id)
+			parties[id] = [2]string{a, b}
+			terms := escrow.Terms{ID: id, Buyer: a, Seller: b, Price: amount,
+				Timers:   escrow.Timers{PayWithin: 6 * time.Hour, ShipWithin: 12 * time.Hour, ConfirmWithin: 24 * time.Hour},
+				Metadata: map[string]string{"order": id}}
+			name = "Open " + id
+			call = func(p *party) (any, error) { return p.l.Open(ctx, terms) }
+		case 6, 7:
+			name = "Pay " + e
+			call = func(p *party) (any, error) { return p.l.Pay(ctx, e, actor(0)) }
+		case 8:
+			name = "Ship " + e
+			call = func(p *party) (any, error) { return p.l.Ship(ctx, e, actor(1), "SF123") }
+		case 9:
+			name = "Confirm " + e
+			call = func(p *party) (any, error) { return p.l.Confirm(ctx, e, actor(0)) }
+		case 10:
+			name = "RequestRefund " + e
+			call = func(p *party) (any, error) { return p.l.RequestRefund(ctx, e, actor(0), amount, "broken") }
+		case 11:
+			name = "Dispute " + e
+			call = func(p *party) (any, error) { return p.l.Dispute(ctx, e, actor(0), "no answer") }
+		case 12:
+			name = "Cancel " + e
+			call = func(p *party) (any, error) { return p.l.Cancel(ctx, e, actor(0)) }
+		case 13:
+			name = "Rate " + e
+			score := escrow.Score(1 + rnd.IntN(3))
+			rater := actors[rnd.IntN(2)]
+			call = func(p *party) (any, error) { return p.l.Rate(ctx, e, rater, escrow.RatingInput{Score: score}) }
+		case 14:
+			d := time.Duration(rnd.IntN(180)) * time.Minute
+			name = "Advance and ProcessDue"
+			call = func(p *party) (any, error) { p.clock.Advance(d); return p.l.ProcessDue(ctx) }
+		case 15:
+			name = "Escrows of " + a
+			call = func(p *party) (any, error) { return p.l.Escrows(ctx, escrow.EscrowQuery{Party: a, Limit: 3}) }
+		case 16:
+			name = "Reputation of " + a
+			call = func(p *party) (any, error) { return p.l.Reputation(ctx, a) }
+		case 17:
+			name = "History of " + e
+			call = func(p *party) (any, error) { return p.l.History(ctx, e) }
+		case 18:
+			name = "TopSellers"
+			call = func(p *party) (any, error) { return p.l.TopSellers(ctx, escrow.RankWilson, escrow.Page{Limit: 5}) }
+		default:
+			name = "Balances of " + a
+			call = func(p *party) (any, error) { return p.l.Balances(ctx, a) }
+		}
+		var first []byte
+		for i, p := range ps {
+			got, err := call(p)
+			reply := fmt.Sprintf("%s\nerror: %v", mustJSON(t, got), err)
+			if i == 0 {
+				first = []byte(reply)
+				if err == nil {
+					passed[strings.Fields(name)[0]]++
+				}
+			} else if reply != string(first) {
+				t.Fatalf("step %d, %s: %s replied\n%s\nbut %s replied\n%s", step, name, ps[0].name, first, p.name, reply)
+			}
+		}
+	}
+	// A run in which the calls that move money never pass would compare
+	// little but refusals.
+	for _, call := range []string{"Deposit", "Open", "Pay", "Ship", "Confirm", "Rate", "Withdraw"} {
+		if passed[call] == 0 {
+			t.Errorf("no %s passed in %d steps: the run compares too little (passed: %v)", call, steps, passed)
+		}
+	}
+	t.Logf("calls passed: %v", passed)
+	var want []byte
+	for i, p := range ps {
+		if err := p.l.Check(ctx); err != nil {
+			t.Fatalf("%s: Check: %v", p.name, err)
+		}
+		d, err := storagetest.Dump(ctx, p.store)
+		if err != nil {
+			t.Fatalf("%s: Dump: %v", p.name, err)
+		}
+		if i == 0 {
+			want = d
+		} else if !bytes.Equal(d, want) {
+			t.Fatalf("at the end %s and %s differ:\n%s", ps[0].name, p.name, firstDiff(want, d))
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// firstDiff shows where two dumps part.
+func firstDiff(a, b []byte) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(0, i-300)
+	return fmt.Sprintf("…%s\n<<< one has >>>\n%s\n<<< the other >>>\n%s", a[from:i], a[i:min(len(a), i+200)], b[i:min(len(b), i+200)])
+}
