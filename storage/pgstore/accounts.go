@@ -90,28 +90,26 @@ func (t *tx) AppendEntry(e *escrow.Entry) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	var seq int64
-	if err := t.one(`SELECT coalesce(max(seq), 0) + 1 FROM entries`, nil, &seq); err != nil {
-		return err
-	}
 	at, ns := ts(e.At)
-	err := t.exec(`INSERT INTO entries (seq, at, at_ns, kind, escrow, currency, minor) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		seq, at, ns, string(e.Kind), e.Escrow, e.Currency.Code, e.Currency.Minor)
+	accounts, buckets, changes := make([]string, len(e.Postings)), make([]int16, len(e.Postings)), make([]int64, len(e.Postings))
+	for i, p := range e.Postings {
+		accounts[i], buckets[i], changes[i] = p.Account, int16(p.Bucket), p.Change
+	}
+	// One statement, one round trip: number the entry, store it and its
+	// postings.
+	var seq int64
+	err := t.one(`WITH e AS (
+			INSERT INTO entries (seq, at, at_ns, kind, escrow, currency, minor)
+			SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6 FROM entries
+			RETURNING seq),
+		p AS (
+			INSERT INTO postings (seq, idx, account, bucket, change)
+			SELECT e.seq, (p.ord - 1)::smallint, p.account, p.bucket, p.change
+			FROM e, unnest($7::text[], $8::smallint[], $9::bigint[]) WITH ORDINALITY AS p(account, bucket, change, ord))
+		SELECT seq FROM e`,
+		[]any{at, ns, string(e.Kind), e.Escrow, e.Currency.Code, e.Currency.Minor, accounts, buckets, changes}, &seq)
 	if err != nil {
 		return err
-	}
-	if len(e.Postings) > 0 {
-		accounts, buckets, changes := make([]string, len(e.Postings)), make([]int16, len(e.Postings)), make([]int64, len(e.Postings))
-		for i, p := range e.Postings {
-			accounts[i], buckets[i], changes[i] = p.Account, int16(p.Bucket), p.Change
-		}
-		err := t.exec(`INSERT INTO postings (seq, idx, account, bucket, change)
-			SELECT $1, (p.ord - 1)::smallint, p.account, p.bucket, p.change
-			FROM unnest($2::text[], $3::smallint[], $4::bigint[]) WITH ORDINALITY AS p(account, bucket, change, ord)`,
-			seq, accounts, buckets, changes)
-		if err != nil {
-			return err
-		}
 	}
 	e.Seq = uint64(seq)
 	return nil
@@ -195,14 +193,13 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 			return fmt.Errorf("pgstore: event metadata: %w", err)
 		}
 	}
-	var seq int64
-	if err := t.one(`SELECT coalesce(max(seq), 0) + 1 FROM events`, nil, &seq); err != nil {
-		return err
-	}
 	at, ns := ts(ev.At)
-	err = t.exec(`INSERT INTO events (`+eventCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		seq, string(ev.Type), at, ns, ev.Account, ev.Escrow, ev.Buyer, ev.Seller, ev.Actor, ev.ByTimer, int16(ev.State),
-		code, minor, amt, fee, ev.Note, meta)
+	var seq int64
+	err = t.one(`INSERT INTO events (`+eventCols+`)
+		SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM events
+		RETURNING seq`,
+		[]any{string(ev.Type), at, ns, ev.Account, ev.Escrow, ev.Buyer, ev.Seller, ev.Actor, ev.ByTimer, int16(ev.State),
+			code, minor, amt, fee, ev.Note, meta}, &seq)
 	if err != nil {
 		return err
 	}

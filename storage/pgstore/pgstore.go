@@ -107,7 +107,11 @@ type Store struct {
 	maxAttempts int
 	maxBackoff  time.Duration
 
-	mu     sync.RWMutex // held for reading by running transactions
+	mu sync.RWMutex // held for reading by running transactions
+	// gate is held for reading by each attempt of an Update, and for
+	// writing by an attempt that follows soloAfter failed ones; see
+	// Update.
+	gate   sync.RWMutex
 	closed bool
 }
 
@@ -186,13 +190,37 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 				return err
 			}
 		}
-		err := s.run(ctx, pgx.TxOptions{BeginQuery: beginUpdate}, true, fn)
+		err := s.attempt(ctx, attempt >= soloAfter, fn)
 		if !retryable(err) {
 			return err
 		}
 		last = err
 	}
 	return fmt.Errorf("pgstore: gave up after %d attempts: %w: %w", s.maxAttempts, escrow.ErrConflict, last)
+}
+
+// soloAfter is how many times an Update may fail on a conflict before
+// its next attempt runs alone among this store's writers.
+const soloAfter = 3
+
+// attempt runs one attempt of an Update. Serializable snapshot isolation
+// does not queue conflicting transactions, it aborts one of them, and it
+// is not fair: a transaction that has failed and waits out its backoff can
+// lose again and again to short ones that start while it waits, as the
+// parallel lifecycle benchmark showed (30 failed attempts in a row). So
+// after soloAfter failures an attempt runs alone: it waits for this
+// store's running writers to end and keeps new ones out until it ends.
+// Writers in other processes are not held back; across processes the
+// bounded attempts and ErrConflict remain the answer.
+func (s *Store) attempt(ctx context.Context, solo bool, fn func(escrow.Tx) error) error {
+	if solo {
+		s.gate.Lock()
+		defer s.gate.Unlock()
+	} else {
+		s.gate.RLock()
+		defer s.gate.RUnlock()
+	}
+	return s.run(ctx, pgx.TxOptions{BeginQuery: beginUpdate}, true, fn)
 }
 
 // View runs fn in a read-only transaction on a snapshot of committed
