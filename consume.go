@@ -61,7 +61,8 @@ func (s *commitSignal) wake() {
 // events with Seq greater than after as soon as there is at least one,
 // blocking until then or until ctx ends (then it returns ctx's error). A
 // commit through this Ledger wakes it at once; events committed through
-// another Ledger on the same store are seen within Options.EventPoll.
+// another Ledger on the same store are seen within Options.EventPoll, or
+// at once if the store is an EventNotifier.
 func (l *Ledger) WaitEvents(ctx context.Context, after uint64, limit int) ([]Event, error) {
 	start := l.begin()
 	if limit <= 0 {
@@ -82,6 +83,10 @@ func (l *Ledger) waitEvents(ctx context.Context, after uint64, limit int) ([]Eve
 		// Listen before looking, so that a commit between the look and
 		// the wait still wakes this reader.
 		woken := l.commits.wait()
+		var elsewhere <-chan struct{} // nil, which never fires, if the store cannot tell
+		if n, ok := l.host.(EventNotifier); ok {
+			elsewhere = n.EventsCommitted()
+		}
 		var events []Event
 		err := l.store.View(ctx, func(tx Tx) error {
 			var err error
@@ -99,6 +104,7 @@ func (l *Ledger) waitEvents(ctx context.Context, after uint64, limit int) ([]Eve
 		}
 		select {
 		case <-woken:
+		case <-elsewhere:
 		case <-poll.C:
 		case <-ctx.Done():
 			l.commits.done()

@@ -48,3 +48,15 @@ type Tx interface {
 	RatingsTx
 	IdempotencyTx
 }
+
+// EventNotifier is an optional capability of a Storage: telling when an
+// event was committed by any writer, including one in another process
+// (pgstore does it with LISTEN/NOTIFY). WaitEvents and Consume use it
+// when the store has it, so that they wake at once rather than at their
+// next poll for events committed through another Ledger; they go on
+// polling as well, so a notifier that misses a commit only delays it.
+type EventNotifier interface {
+	// EventsCommitted returns a channel that is closed once an event has
+	// been committed after the call. It never blocks.
+	EventsCommitted() <-chan struct{}
+}
