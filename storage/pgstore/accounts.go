@@ -195,9 +195,14 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 	}
 	at, ns := ts(ev.At)
 	var seq int64
-	err = t.one(`INSERT INTO events (`+eventCols+`)
-		SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM events
-		RETURNING seq`,
+	// One statement: number the event, store it, and notify the
+	// listeners of this schema, which hear of it when the transaction
+	// commits (see notify.go).
+	err = t.one(`WITH ev AS (
+			INSERT INTO events (`+eventCols+`)
+			SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM events
+			RETURNING seq)
+		SELECT seq FROM ev, pg_notify('`+notifyChannel+`', current_schema()::text)`,
 		[]any{string(ev.Type), at, ns, ev.Account, ev.Escrow, ev.Buyer, ev.Seller, ev.Actor, ev.ByTimer, int16(ev.State),
 			code, minor, amt, fee, ev.Note, meta}, &seq)
 	if err != nil {

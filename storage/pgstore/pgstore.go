@@ -107,11 +107,13 @@ type Store struct {
 	maxAttempts int
 	maxBackoff  time.Duration
 
-	mu sync.RWMutex // held for reading by running transactions
 	// gate is held for reading by each attempt of an Update, and for
 	// writing by an attempt that follows soloAfter failed ones; see
 	// Update.
 	gate   sync.RWMutex
+	listen listener // see EventsCommitted
+
+	mu     sync.RWMutex // held for reading by running transactions
 	closed bool
 }
 
@@ -344,6 +346,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.listen.stop()
 	if s.ownPool {
 		s.pool.Close()
 	}

@@ -205,3 +205,55 @@ func TestOpenTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitEventsAcrossProcesses has a reader on one store wait for events
+// with a poll of an hour while a writer on another store deposits: the
+// store's notification must wake the reader at once.
+func TestWaitEventsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	var ls []*escrow.Ledger
+	for range 2 {
+		s := open(t, schema)
+		t.Cleanup(func() { s.Close() })
+		l, err := escrow.New(ctx, s, &escrow.Options{Clock: escrow.NewManualClock(start), EventPoll: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+	}
+	if _, err := ls[0].OpenAccount(ctx, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := ls[1].Events(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := evs[len(evs)-1].Seq
+	for round := range 3 {
+		got := make(chan []escrow.Event, 1)
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		go func() {
+			evs, err := ls[1].WaitEvents(wctx, after, 10)
+			if err != nil {
+				t.Errorf("round %d: WaitEvents: %v", round, err)
+			}
+			got <- evs
+		}()
+		time.Sleep(50 * time.Millisecond) // let the reader start waiting
+		if _, err := ls[0].Deposit(ctx, "ann", fen(100)); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		evs := <-got
+		cancel()
+		if len(evs) != 1 || evs[0].Type != escrow.Deposited || evs[0].Seq != after+1 {
+			t.Fatalf("round %d: the reader got %+v, want the deposit as event %d", round, evs, after+1)
+		}
+		if d := time.Since(began); d > 5*time.Second {
+			t.Errorf("round %d: the reader woke %v after the deposit", round, d)
+		}
+		after = evs[0].Seq
+	}
+}
