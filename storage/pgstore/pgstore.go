@@ -56,15 +56,62 @@
 // View runs in a REPEATABLE READ READ ONLY transaction: a snapshot of
 // committed data, which never waits for a writer nor aborts one.
 //
-// # Sequences
+// A transaction that keeps losing is not starved: after three failed
+// attempts it runs alone among the store's writers in this process (see
+// Store.attempt). Across processes only the bounded attempts remain.
+//
+// View runs in a REPEATABLE READ READ ONLY transaction: a snapshot of
+// committed data, which never waits for a writer nor aborts one.
+//
+// # Sequences and hot rows
 //
 // Journal entries and events are numbered by reading the greatest number
-// in their table and adding one, inside the serializable transaction. Two
-// transactions that append at once conflict, and one of them is retried,
-// so the numbers are gap-free and in commit order: a reader that follows
-// Events with the last Seq it handled never skips one. The price is that
-// appending transactions serialise on the end of the table; see the
-// issue's notes on the event sequence.
+// in their table and adding one, in the statement that inserts them,
+// inside the serializable transaction. Two transactions that append at
+// once conflict and one of them is retried, so the numbers are gap-free
+// and in commit order: a reader that follows Events with the last Seq it
+// handled never skips one, even when transactions commit in another
+// order than they began (TestCursorNeverSkips). A PostgreSQL sequence
+// would not do: its numbers are handed out at insert, not at commit, so a
+// reader could pass a number whose transaction has yet to commit.
+//
+// The price is that every transaction that moves money or changes an
+// escrow (each appends an event) serialises on the end of those tables,
+// and so, for deposits and fees, on the rows of the system accounts
+// @world and @fees, whose balances every such call reads and writes. The
+// storage contract asks for this: AppendEvent and AppendEntry must set the
+// next gap-free number, in commit order, before the transaction commits,
+// and Balance must return the balance inside the transaction. Striping the
+// system balances would not help while the numbering serialises the same
+// transactions. Lifting it needs the contract to let numbers be given at
+// or after commit (a publisher that numbers what is committed below the
+// oldest running transaction), which this release does not do.
+//
+// # Notifications
+//
+// A transaction that appends an event notifies the channel
+// pgstore_events with its schema as the payload, in the same statement;
+// PostgreSQL delivers it on commit. The store is an escrow.EventNotifier:
+// the ledger's WaitEvents and Consume wake on it at once, in every
+// process, instead of at their next poll. The listener holds one
+// connection of the pool from the first wait until Close.
+//
+// # CockroachDB and other databases
+//
+// The transactions need nothing PostgreSQL alone has: SERIALIZABLE,
+// retry on 40001, INSERT … ON CONFLICT and row comparisons all work on
+// CockroachDB. What is PostgreSQL's own: the advisory lock that guards
+// migrations (pg_advisory_xact_lock), lock_timeout, which bounds waits
+// for row locks, and LISTEN/NOTIFY, which CockroachDB lacks (readers
+// there fall back to polling). None of this has been run against
+// CockroachDB yet.
+//
+// # Times
+//
+// A time is kept in two columns: a timestamptz, which holds
+// microseconds, and the nanoseconds below them (the *_ns columns), so
+// that it reads back exactly and orders exactly; the zero time is
+// 0001-01-01 00:00 UTC. Records read back in UTC.
 package pgstore
 
 import (
