@@ -366,14 +366,19 @@ func (s *Store) run(ctx context.Context, o pgx.TxOptions, write bool, fn func(es
 }
 
 // classify wraps an error from the database as an *errRetry when the
-// transaction should run again: a serialization failure, a deadlock, or
-// a unique violation (see the package documentation).
+// transaction should run again: a serialization failure, a deadlock, a
+// lock timeout or a unique violation (see the package documentation);
+// text the database cannot store is ErrInvalidArgument.
 func classify(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "40001", "40P01", "23505", "55P03":
 			return &errRetry{fmt.Errorf("pgstore: %s: %w", pgErr.Code, err)}
+		case "22021", "22P05":
+			// Text PostgreSQL cannot hold: a NUL byte, or bytes that are
+			// not UTF-8, in an ID or a field.
+			return fmt.Errorf("pgstore: %w: %w", escrow.ErrInvalidArgument, err)
 		}
 	}
 	return fmt.Errorf("pgstore: %w", err)

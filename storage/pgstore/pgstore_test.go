@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/escrowkit/escrow"
@@ -77,5 +78,33 @@ func TestMixedCurrencyRefused(t *testing.T) {
 	})
 	if !errors.Is(err, escrow.ErrNotFound) {
 		t.Fatalf("after the refused write, Balance: %v, want ErrNotFound", err)
+	}
+}
+
+// TestTextPostgresCannotHold checks that an ID with a NUL byte, or bytes
+// that are not UTF-8, which a text column cannot hold, is refused with
+// ErrInvalidArgument and the transaction writes nothing. (The ledger
+// refuses such IDs itself; this is the store used directly.)
+func TestTextPostgresCannotHold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, newSchema(t))
+	defer s.Close()
+	for _, id := range []string{"a\x00b", "a\xffb"} {
+		err := s.Update(ctx, func(tx escrow.Tx) error {
+			if err := tx.PutAccount(escrow.Account{ID: "fine"}); err != nil {
+				return err
+			}
+			return tx.PutAccount(escrow.Account{ID: id})
+		})
+		if !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("PutAccount(%q): %v, want ErrInvalidArgument", id, err)
+		}
+	}
+	err := s.View(ctx, func(tx escrow.Tx) error {
+		return tx.Accounts(func(a escrow.Account) error { return fmt.Errorf("account %q was written", a.ID) })
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
