@@ -141,7 +141,7 @@ type Options struct {
 	// conflicts with others before it gives up with ErrConflict. Zero
 	// means 30.
 	MaxAttempts int
-	// MaxBackoff caps the wait between two attempts. Zero means 100ms.
+	// MaxBackoff caps the wait between two attempts. Zero means 10ms.
 	MaxBackoff time.Duration
 }
 

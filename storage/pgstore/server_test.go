@@ -98,7 +98,14 @@ func startServer() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgstore-test-")
+	// Under /tmp when run as root: the server's user must reach the
+	// directory, which a TMPDIR under /root would not let it, and a
+	// socket's path must be short.
+	parent := ""
+	if os.Geteuid() == 0 {
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "pgstore-test-")
 	if err != nil {
 		return nil, err
 	}
