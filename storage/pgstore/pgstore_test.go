@@ -108,3 +108,32 @@ func TestTextPostgresCannotHold(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStateNames checks that the table naming the states for operators
+// agrees with the package's names.
+func TestStateNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	open(t, schema).Close()
+	rows, err := admin.Query(ctx, `SELECT state, name FROM `+pgx.Identifier{schema, "escrow_states"}.Sanitize()+` ORDER BY state`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var n int
+		var name string
+		err := r.Scan(&n, &name)
+		return fmt.Sprintf("%d %s", n, name), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range escrow.States() {
+		want = append(want, fmt.Sprintf("%d %s", s, s))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("escrow_states holds %v, want %v", got, want)
+	}
+}
