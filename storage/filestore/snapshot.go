@@ -20,9 +20,6 @@ import (
 // which also bounds the in-memory transaction that loads one.
 const snapChunk = 1 << 20
 
-// pageSize is how many journal entries or events a snapshot reads at once.
-const pageSize = 4096
-
 // verifySnapshot checks every frame of a snapshot and returns the chunks'
 // payloads and the snapshot's format version.
 func (s *Store) verifySnapshot(name string, data []byte, seq uint64) ([][]byte, uint32, op, error) {
