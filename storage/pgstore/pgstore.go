@@ -11,7 +11,7 @@
 //
 //	store, err := pgstore.Open(ctx, "postgres://escrow@db/market", nil)
 //	...
-//	ledger, err := escrow.New(ctx, store, escrow.Options{})
+//	ledger, err := escrow.New(ctx, store, nil)
 //
 // # Tables
 //
@@ -59,9 +59,6 @@
 // A transaction that keeps losing is not starved: after three failed
 // attempts it runs alone among the store's writers in this process (see
 // Store.attempt). Across processes only the bounded attempts remain.
-//
-// View runs in a REPEATABLE READ READ ONLY transaction: a snapshot of
-// committed data, which never waits for a writer nor aborts one.
 //
 // # Sequences and hot rows
 //
