@@ -30,12 +30,21 @@ var dsn string
 // admin is a pool on it for making and dropping schemas.
 var admin *pgxpool.Pool
 
-const howToInstall = `pgstore's tests need a PostgreSQL server. Either set PGSTORE_DSN to one
-(e.g. PGSTORE_DSN='postgres://user:pass@localhost:5432/db?sslmode=disable'), or install
-PostgreSQL's server binaries (initdb, pg_ctl, postgres) so that the tests start one of their own:
+// howToRun says how to give the tests a server; it is the message of a
+// skip, or of a failure.
+const howToRun = `pgstore's tests need a PostgreSQL server. Either name one:
+  PGSTORE_DSN='postgres://user:pass@localhost:5432/db?sslmode=disable' go test ./storage/pgstore/...
+or install PostgreSQL's server binaries (initdb, pg_ctl, postgres), so that the tests start a
+throwaway cluster of their own, and run them again:
   Debian/Ubuntu: apt-get install postgresql    (binaries in /usr/lib/postgresql/<version>/bin)
   macOS:         brew install postgresql
-and run the tests again`
+  elsewhere:     PGSTORE_PGBIN=/path/to/postgresql/bin go test ./storage/pgstore/...
+(As root, the cluster belongs to the user postgres, which must exist.)`
+
+// noServer, if not empty, is why there is no server: the tests skip with
+// it. It is set only outside CI and only when the machine has no
+// PostgreSQL at all; a server that is there and fails is a failure.
+var noServer string
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -45,8 +54,14 @@ func run(m *testing.M) int {
 	dsn = os.Getenv("PGSTORE_DSN")
 	if dsn == "" {
 		srv, err := startServer()
+		if errors.Is(err, errNoBinaries) && os.Getenv("CI") == "" {
+			// Said once here, and by every test as it skips (seen with -v).
+			noServer = err.Error()
+			fmt.Fprintf(os.Stderr, "pgstore: skipping the tests: %s\n\n%s\n", noServer, howToRun)
+			return m.Run()
+		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "pgstore: cannot start a PostgreSQL server for the tests: %v\n\n%s\n", err, howToInstall)
+			fmt.Fprintf(os.Stderr, "pgstore: cannot start a PostgreSQL server for the tests: %v\n\n%s\n", err, howToRun)
 			return 1
 		}
 		defer srv.stop()
@@ -59,11 +74,19 @@ func run(m *testing.M) int {
 		err = admin.Ping(ctx)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "pgstore: cannot reach the test server: %v\n\n%s\n", err, howToInstall)
+		fmt.Fprintf(os.Stderr, "pgstore: cannot reach the test server: %v\n\n%s\n", err, howToRun)
 		return 1
 	}
 	defer admin.Close()
 	return m.Run()
+}
+
+// needServer skips t when there is no server to run it on.
+func needServer(t testing.TB) {
+	t.Helper()
+	if noServer != "" {
+		t.Skipf("%s\n%s", noServer, howToRun)
+	}
 }
 
 // server is a throwaway PostgreSQL cluster in a temporary directory,
@@ -76,9 +99,20 @@ type server struct {
 	owner string
 }
 
-// pgBin finds the directory of initdb: on PATH, or where Debian's
-// packages put it.
+// errNoBinaries is startServer's error when the machine has no
+// PostgreSQL server binaries.
+var errNoBinaries = errors.New("no PGSTORE_DSN, and initdb is not on PATH nor under /usr/lib/postgresql/*/bin")
+
+// pgBin finds the directory of initdb: PGSTORE_PGBIN if set (and then
+// only there), else on PATH, or where Debian's or Red Hat's packages put
+// it.
 func pgBin() (string, error) {
+	if dir := os.Getenv("PGSTORE_PGBIN"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err != nil {
+			return "", fmt.Errorf("%w (PGSTORE_PGBIN=%s has none)", errNoBinaries, dir)
+		}
+		return dir, nil
+	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		return filepath.Dir(p), nil
 	}
@@ -87,7 +121,7 @@ func pgBin() (string, error) {
 		found, _ = filepath.Glob("/usr/pgsql-*/bin/initdb") // Red Hat's packages
 	}
 	if len(found) == 0 {
-		return "", errors.New("initdb is not on PATH nor under /usr/lib/postgresql/*/bin")
+		return "", errNoBinaries
 	}
 	// The newest version: the glob sorts by name, and versions have two digits.
 	return filepath.Dir(found[len(found)-1]), nil
@@ -180,6 +214,7 @@ var schemas atomic.Int64
 // t ends.
 func newSchema(t testing.TB) string {
 	t.Helper()
+	needServer(t)
 	name := fmt.Sprintf("t%d_%d_%s", os.Getpid(), schemas.Add(1), strings.ToLower(safeName(t.Name())))
 	if len(name) > 63 {
 		name = name[:63]
@@ -201,4 +236,25 @@ func safeName(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// TestNoServer runs this test binary again on a machine that, as far as
+// it can tell, has no PostgreSQL: outside CI the tests skip, saying how
+// to run them; in CI (the CI variable set) they fail, saying the same.
+func TestNoServer(t *testing.T) {
+	t.Parallel()
+	for _, ci := range []string{"", "true"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStateNames$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "PGSTORE_DSN=", "PGSTORE_PGBIN="+t.TempDir(), "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		if !strings.Contains(string(out), howToRun) {
+			t.Errorf("CI=%q: the output does not say how to run the tests:\n%s", ci, out)
+		}
+		switch {
+		case ci == "" && (err != nil || !strings.Contains(string(out), "--- SKIP: TestStateNames")):
+			t.Errorf("CI unset: %v, want TestStateNames skipped and the run passed:\n%s", err, out)
+		case ci != "" && err == nil:
+			t.Errorf("CI=%q: the run passed without a server, want it failed:\n%s", ci, out)
+		}
+	}
 }
