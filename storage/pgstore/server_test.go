@@ -97,6 +97,8 @@ type server struct {
 	as    []string // the command prefix that runs a program as the cluster's owner
 	dsn   string
 	owner string
+	// settings are extra server settings, "name=value".
+	settings []string
 }
 
 // errNoBinaries is startServer's error when the machine has no
@@ -127,7 +129,9 @@ func pgBin() (string, error) {
 	return filepath.Dir(found[len(found)-1]), nil
 }
 
-func startServer() (*server, error) {
+// startServer initialises a cluster and starts it. Settings are extra
+// server settings ("name=value"), applied after the throwaway defaults.
+func startServer(settings ...string) (*server, error) {
 	bin, err := pgBin()
 	if err != nil {
 		return nil, err
@@ -143,7 +147,11 @@ func startServer() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dir: dir, bin: bin}
+	s := &server{dir: dir, bin: bin, settings: settings}
+	if err := s.init(); err != nil {
+		s.stop()
+		return nil, err
+	}
 	if err := s.start(); err != nil {
 		s.stop()
 		return nil, err
@@ -151,7 +159,8 @@ func startServer() (*server, error) {
 	return s, nil
 }
 
-func (s *server) start() error {
+// init makes the cluster's data directory.
+func (s *server) init() error {
 	s.owner = "postgres"
 	if os.Geteuid() == 0 {
 		// initdb refuses to run as root: the cluster belongs to an
@@ -173,19 +182,41 @@ func (s *server) start() error {
 	} else if u, err := user.Current(); err == nil {
 		s.owner = u.Username
 	}
-	data := filepath.Join(s.dir, "data")
-	if out, err := s.cmd("initdb", "-D", data, "-U", s.owner, "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+	if out, err := s.cmd("initdb", "-D", s.data(), "-U", s.owner, "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %v\n%s", err, out)
 	}
+	s.dsn = fmt.Sprintf("host=%s port=5432 user=%s dbname=postgres sslmode=disable", s.dir, s.owner)
+	return nil
+}
+
+func (s *server) data() string { return filepath.Join(s.dir, "data") }
+
+// start starts the server on the cluster and waits until it takes
+// connections.
+func (s *server) start() error {
 	// A throwaway cluster: no fsync, and enough connections for the
-	// parallel tests' pools.
+	// parallel tests' pools. Without synchronous_commit an acknowledged
+	// commit may still be in the server's memory when its processes end;
+	// TestServerRestart turns it on. (Without fsync, commits outlive the
+	// server's processes, not the machine.)
 	opts := fmt.Sprintf("-k %s -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", s.dir)
+	for _, kv := range s.settings {
+		opts += " -c " + kv
+	}
 	log := filepath.Join(s.dir, "server.log")
-	if out, err := s.cmd("pg_ctl", "-D", data, "-l", log, "-o", opts, "-w", "-t", "60", "start").CombinedOutput(); err != nil {
+	if out, err := s.cmd("pg_ctl", "-D", s.data(), "-l", log, "-o", opts, "-w", "-t", "60", "start").CombinedOutput(); err != nil {
 		b, _ := os.ReadFile(log)
 		return fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, b)
 	}
-	s.dsn = fmt.Sprintf("host=%s port=5432 user=%s dbname=postgres sslmode=disable", s.dir, s.owner)
+	return nil
+}
+
+// kill stops the server as a crash would: every server process ends at
+// once, without a checkpoint, and the next start recovers from the WAL.
+func (s *server) kill() error {
+	if out, err := s.cmd("pg_ctl", "-D", s.data(), "-m", "immediate", "-w", "stop").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
+	}
 	return nil
 }
 
@@ -199,10 +230,9 @@ func (s *server) cmd(name string, args ...string) *exec.Cmd {
 }
 
 func (s *server) stop() {
-	data := filepath.Join(s.dir, "data")
-	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
-		if out, err := s.cmd("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "pgstore: stopping the test server: %v\n%s\n", err, out)
+	if _, err := os.Stat(filepath.Join(s.data(), "postmaster.pid")); err == nil {
+		if err := s.kill(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgstore: stopping the test server: %v\n", err)
 		}
 	}
 	os.RemoveAll(s.dir)
