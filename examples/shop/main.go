@@ -18,70 +18,28 @@
 // as whoever the X-Actor header names (mei, teahouse or arbiter):
 //
 //	curl -H 'X-Actor: mei' http://localhost:8080/v1/escrows
+//
+// The program is in internal/shop. To keep the books in PostgreSQL, run it
+// from the PostgreSQL store's module, which adds -pg DSN:
+//
+//	cd storage/pgstore && go run ./examples/shop -pg 'postgres://user@localhost/shop'
 package main
 
 import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
-	"io"
 	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 
-	"github.com/escrowkit/escrow"
-	"github.com/escrowkit/escrow/storage/filestore"
+	"github.com/escrowkit/escrow/internal/shop"
 )
 
 func main() {
-	if err := run(os.Stdout, os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
-		log.Fatal("shop: ", err)
-	}
-}
-
-func run(w io.Writer, args []string) error {
-	flags := flag.NewFlagSet("shop", flag.ContinueOnError)
-	flags.SetOutput(w)
-	addr := flags.String("addr", "localhost:8080", "the address to listen on")
-	data := flags.String("data", "", "the file store's directory (default: a new temporary one, removed at exit)")
-	if err := flags.Parse(args); err != nil {
-		return err
-	}
-	dir := *data
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "shop-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	store, err := filestore.Open(dir, nil)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	shop, err := newShop(ctx, store, escrow.SystemClock{})
-	if err != nil {
-		return err
+	if err := shop.Run(ctx, os.Stdout, os.Args[1:], shop.Options{}); err != nil && !errors.Is(err, flag.ErrHelp) {
+		log.Fatal("shop: ", err)
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "shop: open http://%s/\n", ln.Addr())
-	srv := &http.Server{Handler: shop}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package shop
 
 import (
 	"bytes"
@@ -244,7 +244,7 @@ func TestRefundAndDispute(t *testing.T) {
 // TestRun: the command prints the address it serves, and -h is not an
 // error.
 func TestRun(t *testing.T) {
-	if err := run(io.Discard, []string{"-h"}); err == nil || !strings.Contains(err.Error(), "help") {
+	if err := Run(context.Background(), io.Discard, []string{"-h"}, Options{}); err == nil || !strings.Contains(err.Error(), "help") {
 		t.Errorf("run -h = %v, want flag.ErrHelp", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package marketplace
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ func runOutput(t *testing.T, args ...string) string {
 		args = append([]string{"-store", "mem"}, args...)
 	}
 	var out bytes.Buffer
-	if err := run(&out, args); err != nil {
+	if err := Run(&out, args, Options{}); err != nil {
 		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
 	}
 	return out.String()
@@ -211,7 +211,7 @@ func TestManySeedsBalance(t *testing.T) {
 
 func TestBadArguments(t *testing.T) {
 	var out bytes.Buffer
-	err := run(&out, []string{"-store", "postgres"})
+	err := Run(&out, []string{"-store", "postgres"}, Options{})
 	if err == nil || !strings.Contains(err.Error(), `unknown store "postgres"`) {
 		t.Errorf("-store postgres: got %v, want an unknown store error", err)
 	}
@@ -220,14 +220,14 @@ func TestBadArguments(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run(&out, []string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+	if err := Run(&out, []string{"-h"}, Options{}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: got %v, want flag.ErrHelp", err)
 	}
 	if !strings.Contains(out.String(), "-store") || !strings.Contains(out.String(), "-seed") {
 		t.Errorf("-h printed no usage:\n%s", out.String())
 	}
 
-	if err := run(&out, []string{"extra"}); err == nil {
+	if err := Run(&out, []string{"extra"}, Options{}); err == nil {
 		t.Error("a stray argument was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package escrowctl
 
 import (
 	"bytes"
@@ -56,7 +56,7 @@ func market(t *testing.T) string {
 func runT(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := run(&out, args)
+	err := Run(&out, args, Options{})
 	return out.String(), err
 }
 
@@ -266,7 +266,7 @@ func changedFiles(before, after map[string]string) []string {
 // standard error and its exit status.
 func runStatus(args ...string) (stdout, stderr string, status int) {
 	var out, errOut bytes.Buffer
-	status = exitStatus(&errOut, run(&out, args))
+	status = ExitStatus(&errOut, Run(&out, args, Options{}), Options{})
 	return out.String(), errOut.String(), status
 }
 
