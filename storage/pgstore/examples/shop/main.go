@@ -1,0 +1,36 @@
+// Command shop is the escrow module's web shop example with PostgreSQL:
+// -pg DSN (or ESCROW_PG_DSN) keeps the shop's books in that database, so
+// that several shop processes can serve one market:
+//
+//	go run ./examples/shop -pg 'postgres://user@localhost/shop' [-addr localhost:8080]
+//
+// Without -pg it runs as the escrow module's examples/shop does. It lives
+// in this module so that the escrow module never requires the PostgreSQL
+// driver.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log"
+	"os"
+	"os/signal"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/internal/shop"
+	"github.com/escrowkit/escrow/storage/pgstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := shop.Run(ctx, os.Stdout, os.Args[1:], shop.Options{OpenPG: openPG}); err != nil && !errors.Is(err, flag.ErrHelp) {
+		log.Fatal("shop: ", err)
+	}
+}
+
+// openPG opens the PostgreSQL store dsn names, with pgstore's defaults.
+func openPG(ctx context.Context, dsn string) (escrow.Storage, error) {
+	return pgstore.Open(ctx, dsn, nil)
+}
