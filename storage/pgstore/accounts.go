@@ -24,12 +24,7 @@ func scanAccount(r pgx.Row) (escrow.Account, error) {
 }
 
 func (t *tx) Account(id string) (escrow.Account, error) {
-	var a escrow.Account
-	var at time.Time
-	var ns int16
-	err := t.one(`SELECT `+accountCols+` FROM accounts WHERE id = $1`, []any{id}, &a.ID, &a.System, &at, &ns)
-	a.CreatedAt = fromTS(at, ns)
-	return a, err
+	return oneOf(t, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, []any{id}, scanAccount)
 }
 
 func (t *tx) PutAccount(a escrow.Account) error {
@@ -253,7 +248,7 @@ func (t *tx) EscrowEvents(id string, after uint64, limit int) ([]escrow.Event, e
 
 const consumerCols = `name, seq, updated_at, updated_ns`
 
-func scanConsumer(r pgx.Rows) (escrow.Consumer, error) {
+func scanConsumer(r pgx.Row) (escrow.Consumer, error) {
 	var c escrow.Consumer
 	var at time.Time
 	var ns int16
@@ -263,12 +258,7 @@ func scanConsumer(r pgx.Rows) (escrow.Consumer, error) {
 }
 
 func (t *tx) Consumer(name string) (escrow.Consumer, error) {
-	var c escrow.Consumer
-	var at time.Time
-	var ns int16
-	err := t.one(`SELECT `+consumerCols+` FROM consumers WHERE name = $1`, []any{name}, &c.Name, &c.Seq, &at, &ns)
-	c.UpdatedAt = fromTS(at, ns)
-	return c, err
+	return oneOf(t, `SELECT `+consumerCols+` FROM consumers WHERE name = $1`, []any{name}, scanConsumer)
 }
 
 func (t *tx) PutConsumer(c escrow.Consumer) error {
@@ -278,5 +268,6 @@ func (t *tx) PutConsumer(c escrow.Consumer) error {
 }
 
 func (t *tx) Consumers(fn func(escrow.Consumer) error) error {
-	return each(t, `SELECT `+consumerCols+` FROM consumers ORDER BY name`, nil, scanConsumer, fn)
+	return each(t, `SELECT `+consumerCols+` FROM consumers ORDER BY name`, nil,
+		func(r pgx.Rows) (escrow.Consumer, error) { return scanConsumer(r) }, fn)
 }

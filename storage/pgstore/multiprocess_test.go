@@ -47,15 +47,7 @@ func TestMultiProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range mpAccounts {
-		id := fmt.Sprintf("acct%d", i)
-		if _, err := l.OpenAccount(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.Deposit(ctx, id, fen(1_000_000)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	openAccounts(ctx, t, l, mpAccounts, 1_000_000)
 
 	acked := map[string]bool{}
 	var mu sync.Mutex

@@ -18,6 +18,21 @@ import (
 
 var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
+// openAccounts opens the accounts acct0 to acct<n-1> on l and gives each
+// amount fen.
+func openAccounts(ctx context.Context, t testing.TB, l *escrow.Ledger, n int, amount int64) {
+	t.Helper()
+	for i := range n {
+		id := fmt.Sprintf("acct%d", i)
+		if _, err := l.OpenAccount(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Deposit(ctx, id, fen(amount)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func fen(n int64) escrow.Money {
 	m, err := escrow.MoneyFromUnits(n, escrow.CNY)
 	if err != nil {

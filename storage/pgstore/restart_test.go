@@ -55,15 +55,7 @@ func TestServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range rsAccounts {
-		id := fmt.Sprintf("acct%d", i)
-		if _, err := l.OpenAccount(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l.Deposit(ctx, id, fen(10_000_000)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	openAccounts(ctx, t, l, rsAccounts, 10_000_000)
 
 	var (
 		mu        sync.Mutex

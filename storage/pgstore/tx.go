@@ -72,6 +72,23 @@ func (t *tx) one(sql string, args []any, dest ...any) error {
 	return nil
 }
 
+// oneOf reads the one row sql selects with scan: escrow.ErrNotFound if
+// there is none.
+func oneOf[T any](t *tx, sql string, args []any, scan func(pgx.Row) (T, error)) (T, error) {
+	var zero T
+	if err := t.check(false); err != nil {
+		return zero, err
+	}
+	v, err := scan(t.tx.QueryRow(t.ctx, sql, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return zero, escrow.ErrNotFound
+	}
+	if err != nil {
+		return zero, t.fail(err)
+	}
+	return v, nil
+}
+
 // all reads every row sql selects, each with scan, into a slice (never
 // nil). It reads them all before returning, so that a caller may run
 // other statements while it works through them.
