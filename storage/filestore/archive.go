@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore/internal/sstable"
@@ -81,7 +80,7 @@ func (a *arena) copy(b []byte) []byte {
 // holds what tx, a snapshot of memstore, holds and memstore.Evict takes
 // out, and the last journal entry and event they include. sizeHint is
 // about how many records to expect.
-func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, events uint64, err error) {
+func coldRecords(tx escrow.Tx, sizeHint int) (kvs []kv, journal, events uint64, err error) {
 	var (
 		enc encoder
 		key []byte // the key being built
@@ -92,7 +91,6 @@ func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, event
 	add := func() {
 		kvs = append(kvs, kv{a.copy(key), a.copy(enc.b)})
 		enc.b = enc.b[:0]
-		p.step()
 	}
 	journal, events = memstore.Floors(tx)
 	err = memstore.VisitCold(tx, memstore.ColdVisitor{
@@ -266,8 +264,7 @@ func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {
 // Commits go on throughout; each waits at most for one batch of
 // evictions.
 func (s *Store) archive(tx escrow.Tx, seq uint64) (journal, events uint64, err error) {
-	p := newPacer()
-	kvs, journal, events, err := coldRecords(tx, s.lastRecords, p)
+	kvs, journal, events, err := coldRecords(tx, s.lastRecords)
 	if err != nil || len(kvs) == 0 {
 		journal, events = memstore.Floors(tx)
 		return journal, events, err
@@ -277,7 +274,6 @@ func (s *Store) archive(tx escrow.Tx, seq uint64) (journal, events uint64, err e
 			if err := w.Add(r.k, r.v); err != nil {
 				return err
 			}
-			p.step()
 		}
 		return nil
 	})
@@ -464,38 +460,4 @@ func (s *Store) VerifyTables() error {
 		}
 	}
 	return nil
-}
-
-// A pacer holds a checkpoint's table build to a share of one core, so
-// that the commits beside it keep the rest of the machine: after each
-// slice of work it sleeps in proportion to the time the slice took.
-// Measured with BenchmarkCheckpoint on 2 cores, an unpaced build took
-// half the machine from 64 committers, and their p99.9 latency during a
-// checkpoint was 2.4–6.7 times the figure without one (13.5–44 ms);
-// held to 0.3 of a core, 1.7–4.1 times (7.2–12.5 ms), with the build
-// taking about three times as long.
-type pacer struct {
-	factor float64 // time asleep per time at work
-	start  time.Time
-	n      int
-	sleep  func(time.Duration)
-}
-
-// paceShare is the share of a core a checkpoint's table build takes.
-const paceShare = 0.3
-
-// paceEvery is how many steps a slice of work takes.
-const paceEvery = 512
-
-func newPacer() *pacer {
-	return &pacer{factor: 1/paceShare - 1, start: time.Now(), sleep: time.Sleep}
-}
-
-// step counts one unit of work, and after each paceEvery of them sleeps.
-func (p *pacer) step() {
-	if p.n++; p.n%paceEvery != 0 {
-		return
-	}
-	p.sleep(time.Duration(float64(time.Since(p.start)) * p.factor))
-	p.start = time.Now()
 }
