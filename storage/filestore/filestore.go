@@ -68,8 +68,6 @@
 // Commits go on throughout; they wait only while a new log segment is
 // renamed into place (their acknowledgement also waits for its name to be
 // synced) and for one batch of evictions (a thousand records) at a time.
-// The table build takes 0.3 of a core at most, sleeping between slices of
-// work, so that commits keep the rest of the machine.
 //
 // # Files
 //
