@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"time"
 )
 
 // CheckMoney verifies the money invariants over everything in store, in one
@@ -20,7 +21,12 @@ import (
 //   - each escrow's money adds up: Held + Released + Refunded is its price
 //     once paid, and zero before; Fees are at most Released;
 //   - an escrow in a terminal state holds nothing, and only non-terminal
-//     escrows have a timer due.
+//     escrows have a timer due;
+//   - an open refund request or return never asks for more than the
+//     escrow holds, and knows the state it returns to;
+//   - a cart was paid all at once: every escrow PayAll paid together
+//     records the same cart, size, buyer and time of payment, and as many
+//     escrows record the cart as it paid.
 //
 // It reads every record, so it is for tests, audits and escrowctl check,
 // not for the request path. Any error from the store is returned as is.
@@ -104,6 +110,13 @@ func CheckMoney(ctx context.Context, store Storage) error {
 
 		// Escrows against their own arithmetic and against buyers' holds.
 		heldByBuyer := map[key]int64{}
+		// Each cart's escrows, paid all at once or not at all.
+		type cartSeen struct {
+			size, found int
+			paidAt      time.Time
+			buyer       string
+		}
+		carts := map[string]*cartSeen{}
 		err = tx.Escrows(func(e Escrow) error {
 			for _, m := range []Money{e.Held, e.Released, e.Refunded, e.Fees} {
 				if !sameCurrency(m, e.Price) {
@@ -132,13 +145,39 @@ func CheckMoney(ctx context.Context, store Storage) error {
 			if e.State.Terminal() && !e.DueAt.IsZero() {
 				bad("escrow %q is %s but has a timer due at %s", e.ID, e.State, e.DueAt)
 			}
-			if e.State < AwaitingPayment || e.State > Closed {
+			if e.State < AwaitingPayment || e.State > lastState {
 				bad("escrow %q has unknown state %d", e.ID, e.State)
+			}
+			switch e.State {
+			case RefundRequested, ReturnRequested, AwaitingReturn, ReturnShipped, ReturnRefused:
+				if e.Refund.Amount.units > e.Held.units || !sameCurrency(e.Refund.Amount, e.Price) {
+					bad("escrow %q is %s for a refund of %s but holds %s", e.ID, e.State, e.Refund.Amount, e.Held)
+				}
+				if e.Resume == 0 {
+					bad("escrow %q is %s with no state to return to", e.ID, e.State)
+				}
+			}
+			if e.Cart != "" {
+				c := carts[e.Cart]
+				if c == nil {
+					c = &cartSeen{size: e.CartSize, paidAt: e.PaidAt, buyer: e.Buyer}
+					carts[e.Cart] = c
+				}
+				c.found++
+				if e.CartSize != c.size || !e.PaidAt.Equal(c.paidAt) || e.Buyer != c.buyer || e.PaidAt.IsZero() {
+					bad("escrow %q of cart %q: size %d, paid at %s by %q; the cart's first seen: size %d, paid at %s by %q",
+						e.ID, e.Cart, e.CartSize, e.PaidAt, e.Buyer, c.size, c.paidAt, c.buyer)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		for id, c := range carts {
+			if c.found != c.size {
+				bad("cart %q paid %d escrows but %d of them record it", id, c.size, c.found)
+			}
 		}
 		for k, b := range stored {
 			if !isSystem(k.account) && b.Held.units != heldByBuyer[k] {

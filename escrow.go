@@ -37,14 +37,25 @@ const (
 	Refunded                              // all money returned to the buyer
 	Resolved                              // the arbiter split the money
 	Closed                                // ended before payment
+
+	// The states of a return and refund (see RequestReturn), numbered
+	// after those above so that the numbers stores keep stay as they were.
+	ReturnRequested // the buyer asked to send the goods back for a refund; the seller has not answered
+	AwaitingReturn  // the seller agreed to the return; the buyer has not shipped the goods back
+	ReturnShipped   // the buyer shipped the goods back; the seller has not confirmed receipt
+	ReturnRefused   // the seller refused the returned goods; either party may dispute
+
+	lastState = ReturnRefused
 )
 
 var stateNames = [...]string{"", "AwaitingPayment", "AwaitingShipment", "AwaitingConfirmation",
-	"RefundRequested", "Disputed", "Completed", "Refunded", "Resolved", "Closed"}
+	"RefundRequested", "Disputed", "Completed", "Refunded", "Resolved", "Closed",
+	"ReturnRequested", "AwaitingReturn", "ReturnShipped", "ReturnRefused"}
 
 // States lists every state in lifecycle order.
 func States() []State {
 	return []State{AwaitingPayment, AwaitingShipment, AwaitingConfirmation, RefundRequested,
+		ReturnRequested, AwaitingReturn, ReturnShipped, ReturnRefused,
 		Disputed, Completed, Refunded, Resolved, Closed}
 }
 
@@ -56,7 +67,7 @@ func (s State) String() string {
 }
 
 // Terminal reports whether no action can change an escrow in state s.
-func (s State) Terminal() bool { return s >= Completed }
+func (s State) Terminal() bool { return s >= Completed && s <= Closed }
 
 // Action names something a party can do to an escrow.
 type Action uint8
@@ -77,13 +88,26 @@ const (
 	// ActionRate is rating the other party after the escrow ended; see
 	// Ledger.Rate. It is not in Actions: it changes no state.
 	ActionRate
+	ActionShipPart
+	ActionExtend
+	ActionRequestReturn
+	ActionAgreeReturn
+	ActionShipReturn
+	ActionConfirmReturn
+	ActionRefuseReturn
+	ActionCancelReturn
+	ActionAddEvidence
+	// ActionEscalate is the clock's alone: the arbiter's deadline
+	// (Timers.ArbiterWithin) passed in Disputed. No party may take it, and
+	// it is not in Actions.
+	ActionEscalate
 )
 
-// Actions lists every action.
+// Actions lists every action a party may take.
 func Actions() []Action {
 	var all []Action
 	for a, r := range rules {
-		if r.do != nil {
+		if r.do != nil && r.who != 0 {
 			all = append(all, Action(a))
 		}
 	}
@@ -120,6 +144,8 @@ func (r Role) String() string {
 		return "the arbiter"
 	case Buyer | Seller:
 		return "the buyer or the seller"
+	case Buyer | Seller | Arbiter:
+		return "the buyer, the seller or the arbiter"
 	case 0:
 		return "nobody"
 	}
@@ -139,29 +165,51 @@ type rule struct {
 	do       func(c *change) error // the change, once who and from allow it
 }
 
+// The states an action may be taken from, where several actions share
+// them.
+var (
+	// paid are the states in which money is held and the goods are on the
+	// way or have come: a party may dispute from any of them.
+	paid = []State{AwaitingShipment, AwaitingConfirmation, RefundRequested,
+		ReturnRequested, AwaitingReturn, ReturnShipped, ReturnRefused}
+	// sellerRefunds are the states the seller may refund from on their own.
+	sellerRefunds = []State{AwaitingShipment, AwaitingConfirmation}
+)
+
 // rules is the whole state machine: who may take each action, from which
 // states, and what it does. Anything not listed is refused. The clock
 // takes its actions from here too (see clock).
 var rules = [...]rule{
 	ActionPay:              {"pay", "pay", Buyer, []State{AwaitingPayment}, false, (*change).pay},
 	ActionShip:             {"ship", "ship", Seller, []State{AwaitingShipment}, false, (*change).ship},
+	ActionShipPart:         {"ship part of", "ship-part", Seller, []State{AwaitingShipment}, false, (*change).shipPart},
 	ActionConfirm:          {"confirm", "confirm", Buyer, []State{AwaitingConfirmation}, false, (*change).confirm},
 	ActionConfirmMilestone: {"confirm a milestone of", "confirm-milestone", Buyer, []State{AwaitingConfirmation}, false, (*change).confirmMilestone},
+	ActionExtend:           {"extend the confirmation deadline of", "extend", Buyer | Seller, []State{AwaitingConfirmation}, true, (*change).extend},
 	ActionCancel:           {"cancel", "cancel", Buyer | Seller, []State{AwaitingPayment}, false, (*change).cancel},
-	ActionRefund:           {"refund", "refund", Seller, []State{AwaitingShipment, AwaitingConfirmation}, false, (*change).refundPart},
-	ActionRequestRefund:    {"request a refund on", "request-refund", Buyer, []State{AwaitingShipment, AwaitingConfirmation}, true, (*change).requestRefund},
+	ActionRefund:           {"refund", "refund", Seller, sellerRefunds, false, (*change).refundPart},
+	ActionRequestRefund:    {"request a refund on", "request-refund", Buyer, sellerRefunds, true, (*change).requestRefund},
 	ActionAgreeRefund:      {"agree to the refund on", "agree-refund", Seller, []State{RefundRequested}, false, (*change).agreeRefund},
-	ActionRefuseRefund:     {"refuse the refund on", "refuse-refund", Seller, []State{RefundRequested}, false, (*change).refuseRefund},
-	ActionDispute:          {"dispute", "dispute", Buyer | Seller, []State{AwaitingShipment, AwaitingConfirmation, RefundRequested}, true, (*change).dispute},
+	ActionRefuseRefund:     {"refuse the refund on", "refuse-refund", Seller, []State{RefundRequested, ReturnRequested}, false, (*change).refuseRefund},
+	ActionRequestReturn:    {"request a return on", "request-return", Buyer, []State{AwaitingConfirmation}, true, (*change).requestReturn},
+	ActionAgreeReturn:      {"agree to the return on", "agree-return", Seller, []State{ReturnRequested}, false, (*change).agreeReturn},
+	ActionShipReturn:       {"ship the return of", "ship-return", Buyer, []State{AwaitingReturn}, false, (*change).shipReturn},
+	ActionConfirmReturn:    {"confirm the return of", "confirm-return", Seller, []State{ReturnShipped}, false, (*change).confirmReturn},
+	ActionRefuseReturn:     {"refuse the return of", "refuse-return", Seller, []State{ReturnShipped}, false, (*change).refuseReturn},
+	ActionCancelReturn:     {"cancel the return of", "cancel-return", Buyer, []State{ReturnRequested, AwaitingReturn, ReturnRefused}, false, (*change).cancelReturn},
+	ActionDispute:          {"dispute", "dispute", Buyer | Seller, paid, true, (*change).dispute},
+	ActionAddEvidence:      {"add evidence to", "add-evidence", Buyer | Seller | Arbiter, []State{Disputed}, false, (*change).addEvidence},
 	ActionResolve:          {"resolve", "resolve", Arbiter, []State{Disputed}, false, (*change).resolve},
+	ActionEscalate:         {"escalate", "escalate", 0, []State{Disputed}, false, (*change).escalate},
 	// Rating changes no state: Ledger.Rate checks its own rules.
 	ActionRate: {name: "rate the other party of", request: "rate"},
 }
 
 // clock is what happens when a state's timer runs out: the clock takes
 // the state's action from rules, with all that is held as its amount
-// (only Refund reads it). A state without a row runs no timer.
-var clock = [Closed + 1]struct {
+// (only Refund reads it). A state without a row runs no timer, nor does
+// one whose within gives zero.
+var clock = [lastState + 1]struct {
 	action Action
 	within func(Timers) time.Duration
 }{
@@ -169,6 +217,11 @@ var clock = [Closed + 1]struct {
 	AwaitingShipment:     {ActionRefund, func(t Timers) time.Duration { return t.ShipWithin }},
 	AwaitingConfirmation: {ActionConfirm, func(t Timers) time.Duration { return t.ConfirmWithin }},
 	RefundRequested:      {ActionAgreeRefund, func(t Timers) time.Duration { return t.RefundResponseWithin }},
+	ReturnRequested:      {ActionAgreeReturn, func(t Timers) time.Duration { return t.ReturnResponseWithin }},
+	AwaitingReturn:       {ActionCancelReturn, func(t Timers) time.Duration { return t.ReturnShipWithin }},
+	ReturnShipped:        {ActionConfirmReturn, func(t Timers) time.Duration { return t.ReturnReceiveWithin }},
+	ReturnRefused:        {ActionCancelReturn, func(t Timers) time.Duration { return t.ReturnDisputeWithin }},
+	Disputed:             {ActionEscalate, func(t Timers) time.Duration { return t.ArbiterWithin }},
 }
 
 // Allowed reports whether role may take action on an escrow in state s.
@@ -214,40 +267,79 @@ func authorize(e *Escrow, action Action, actor string) error {
 	return nil
 }
 
-// Timers are an escrow's deadlines. Each runs in one state and has its own
+// Timers are an escrow's deadlines, and the extensions its parties may
+// make to one of them. Each deadline runs in one state and has its own
 // action when it expires, fired by ProcessDue. A zero field takes the
 // ledger's default. In JSON the durations are strings, "72h0m0s", and the
 // zero ones are left out.
+//
+// An escrow stored before a field existed reads that field as the
+// built-in default (DefaultTimers).
 type Timers struct {
 	PayWithin            time.Duration `json:"pay_within,omitzero"`             // AwaitingPayment: then Closed
 	ShipWithin           time.Duration `json:"ship_within,omitzero"`            // AwaitingShipment: then all held is refunded
 	ConfirmWithin        time.Duration `json:"confirm_within,omitzero"`         // AwaitingConfirmation: then all held is released (auto-confirm)
 	RefundResponseWithin time.Duration `json:"refund_response_within,omitzero"` // RefundRequested: then the refund is made as asked
+
+	ReturnResponseWithin time.Duration `json:"return_response_within,omitzero"` // ReturnRequested: then the return is agreed to
+	ReturnShipWithin     time.Duration `json:"return_ship_within,omitzero"`     // AwaitingReturn: then the request lapses and the trade resumes
+	ReturnReceiveWithin  time.Duration `json:"return_receive_within,omitzero"`  // ReturnShipped: then the refund is made as asked
+	ReturnDisputeWithin  time.Duration `json:"return_dispute_within,omitzero"`  // ReturnRefused: then the request ends and the trade resumes
+	// ArbiterWithin is how long the arbiter has to resolve a dispute
+	// before an EscrowEscalated event tells the host; zero for no
+	// deadline, the default.
+	ArbiterWithin time.Duration `json:"arbiter_within,omitzero"`
+
+	BuyerExtension       time.Duration `json:"buyer_extension,omitzero"`        // the most the buyer's one extension adds to ConfirmWithin
+	SellerExtensionLimit time.Duration `json:"seller_extension_limit,omitzero"` // the most the seller's extensions add in all
 }
 
 // DefaultTimers returns the defaults: 3 days to pay, 7 to ship, 10 to
-// confirm and 5 for the seller to answer a refund request.
+// confirm and 5 for the seller to answer a refund request; in a return,
+// 5 days for the seller to answer, 7 for the buyer to ship the goods back,
+// 10 for the seller to confirm their receipt and 7 to dispute a refusal
+// of them; no deadline for the arbiter; 3 days for the buyer's extension
+// and 30 for all of the seller's.
 func DefaultTimers() Timers {
 	const day = 24 * time.Hour
-	return Timers{PayWithin: 3 * day, ShipWithin: 7 * day, ConfirmWithin: 10 * day, RefundResponseWithin: 5 * day}
+	return Timers{PayWithin: 3 * day, ShipWithin: 7 * day, ConfirmWithin: 10 * day, RefundResponseWithin: 5 * day,
+		ReturnResponseWithin: 5 * day, ReturnShipWithin: 7 * day, ReturnReceiveWithin: 10 * day,
+		ReturnDisputeWithin: 7 * day, BuyerExtension: 3 * day, SellerExtensionLimit: 30 * day}
+}
+
+// fields returns pointers to t's fields, in their order.
+func (t *Timers) fields() []*time.Duration {
+	return []*time.Duration{&t.PayWithin, &t.ShipWithin, &t.ConfirmWithin, &t.RefundResponseWithin,
+		&t.ReturnResponseWithin, &t.ReturnShipWithin, &t.ReturnReceiveWithin, &t.ReturnDisputeWithin,
+		&t.ArbiterWithin, &t.BuyerExtension, &t.SellerExtensionLimit}
 }
 
 func (t Timers) withDefaults(d Timers) (Timers, error) {
-	if t.PayWithin < 0 || t.ShipWithin < 0 || t.ConfirmWithin < 0 || t.RefundResponseWithin < 0 {
-		return Timers{}, invalidArg("timers may not be negative: %+v", t)
-	}
-	orDefault := func(v, def time.Duration) time.Duration {
-		if v == 0 {
-			return def
+	for _, f := range t.fields() {
+		if *f < 0 {
+			return Timers{}, invalidArg("timers may not be negative: %+v", t)
 		}
-		return v
 	}
-	return Timers{
-		PayWithin:            orDefault(t.PayWithin, d.PayWithin),
-		ShipWithin:           orDefault(t.ShipWithin, d.ShipWithin),
-		ConfirmWithin:        orDefault(t.ConfirmWithin, d.ConfirmWithin),
-		RefundResponseWithin: orDefault(t.RefundResponseWithin, d.RefundResponseWithin),
-	}, nil
+	def := d.fields()
+	for i, f := range t.fields() {
+		if *f == 0 {
+			*f = *def[i]
+		}
+	}
+	return t, nil
+}
+
+// stored fills in the fields that an escrow stored before they existed
+// reads as zero, with the built-in defaults. ArbiterWithin's zero is its
+// default.
+func (t Timers) stored() Timers {
+	if t.ReturnResponseWithin != 0 || t.PayWithin == 0 {
+		return t // stored with them, or not an escrow's
+	}
+	d := DefaultTimers()
+	t.ReturnResponseWithin, t.ReturnShipWithin, t.ReturnReceiveWithin = d.ReturnResponseWithin, d.ReturnShipWithin, d.ReturnReceiveWithin
+	t.ReturnDisputeWithin, t.BuyerExtension, t.SellerExtensionLimit = d.ReturnDisputeWithin, d.BuyerExtension, d.SellerExtensionLimit
+	return t
 }
 
 // Terms are what buyer and seller agree on when an escrow is opened.
@@ -299,11 +391,30 @@ type Escrow struct {
 
 	NextMilestone int    `json:"next_milestone"`     // milestones released so far
 	Tracking      string `json:"tracking,omitempty"` // from Ship
+	// Shipments are the parts of the order shipped with ShipPart, in
+	// order, before the last shipment (Ship: Tracking and ShippedAt).
+	Shipments []Shipment `json:"shipments,omitzero"`
+	// Extended is how much the buyer and the seller have added to the
+	// auto-confirm deadline (see Extend).
+	Extended Extensions `json:"extended,omitzero"`
 	// Refund is the open refund request in RefundRequested, else the last
 	// one, with the seller's answer if it was refused.
 	Refund RefundRequest `json:"refund,omitzero"`
+	// Return is the goods' way back in a return and refund (see
+	// RequestReturn; the request itself is in Refund): the seller's
+	// address, the buyer's tracking number, and the seller's refusal of
+	// the goods if any. Zero if no return was agreed.
+	Return Return `json:"return,omitzero"`
 	// Dispute is who called the arbiter, when and why; zero if nobody did.
 	Dispute DisputeClaim `json:"dispute,omitzero"`
+	// Evidence is what the parties and the arbiter added to the dispute,
+	// in order (see AddEvidence).
+	Evidence []Evidence `json:"evidence,omitzero"`
+	// Cart is the first escrow of the cart this one was paid with, and
+	// CartSize how many escrows that cart paid (see PayAll); zero if it was
+	// paid on its own.
+	Cart     string `json:"cart,omitempty"`
+	CartSize int    `json:"cart_size,omitzero"`
 	// Resume is the state a refund request returns to when it is refused or
 	// only partly refunds the escrow.
 	Resume State `json:"resume,omitzero"`
@@ -358,11 +469,13 @@ type RefundRequest struct {
 
 // A DisputeClaim is a party calling the arbiter: By is the buyer or the
 // seller, Reason what they gave to Dispute and At when. An escrow is
-// disputed at most once.
+// disputed at most once. EscalatedAt is when the arbiter's deadline
+// (Timers.ArbiterWithin) passed with the dispute still open.
 type DisputeClaim struct {
-	By     Role      `json:"by,omitzero"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at,omitzero"`
+	By          Role      `json:"by,omitzero"`
+	Reason      string    `json:"reason,omitempty"`
+	At          time.Time `json:"at,omitzero"`
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
 }
 
 // A Split divides an escrow's held money between buyer and seller. The parts
@@ -391,6 +504,7 @@ func (l *Ledger) Open(ctx context.Context, t Terms, opts ...CallOption) (Escrow,
 func (c *call) open(tx Tx) error {
 	t := &c.terms
 	if old, err := tx.Escrow(t.ID); err == nil {
+		old.Timers = old.Timers.stored()
 		if !termsEqual(old.Terms, *t) {
 			return fmt.Errorf("%w: escrow %q with other terms", ErrExists, t.ID)
 		}
@@ -690,7 +804,7 @@ func (c *change) dispute() error {
 	if e.Arbiter == "" {
 		return fmt.Errorf("%w: escrow %q", ErrNoArbiter, e.ID)
 	}
-	if e.State != RefundRequested { // a refund request already paused the timer
+	if e.Resume == 0 { // else a refund request or a return already paused the timer
 		e.pause(c.now)
 	}
 	e.Dispute = DisputeClaim{By: e.RoleOf(c.ev.Actor), Reason: c.text, At: c.now}
@@ -753,9 +867,11 @@ func (c *change) resolve() error {
 // the clock can take the same actions as the parties (rules[a].do), and so
 // that every action's request has one canonical form.
 type args struct {
-	text   string // tracking number or reason
+	text   string // tracking number, reason, address or note
+	ref    string // evidence's reference to a file the host keeps
 	amount Money
-	n      int // milestone
+	by     time.Duration // an extension
+	n      int           // milestone
 	split  Split
 }
 
@@ -764,7 +880,8 @@ type args struct {
 func (a args) request(action Action, id, actor string) string {
 	return newRequest(rules[action].request).str("escrow", id).str("actor", actor).str("text", a.text).
 		money("amount", a.amount).int("milestone", int64(a.n)).
-		money("buyer-part", a.split.Buyer).money("seller-part", a.split.Seller).String()
+		money("buyer-part", a.split.Buyer).money("seller-part", a.split.Seller).
+		str("ref", a.ref).dur("by", a.by).String()
 }
 
 // act is every party's action on an existing escrow: it runs a call (see
@@ -940,6 +1057,7 @@ func getEscrow(tx Tx, id string) (Escrow, error) {
 	if errors.Is(err, ErrNotFound) {
 		return Escrow{}, &NotFoundError{Kind: "escrow", ID: id}
 	}
+	e.Timers = e.Timers.stored()
 	return e, err
 }
 
@@ -1008,7 +1126,7 @@ func (c *change) refund(amount Money) error {
 		e.enter(Refunded, c.now)
 	case e.Held.IsZero():
 		e.enter(Completed, c.now)
-	case e.State == RefundRequested:
+	case e.Resume != 0: // a refund request or a return ends
 		e.resume(c.now)
 	}
 	return nil
@@ -1022,7 +1140,7 @@ func (m Money) plusUnchecked(o Money) Money { return Money{units: m.units + o.un
 func (e *Escrow) enter(s State, now time.Time) {
 	e.State = s
 	e.DueAt = time.Time{}
-	if t := clock[s]; t.within != nil {
+	if t := clock[s]; t.within != nil && t.within(e.Timers) > 0 {
 		e.DueAt = now.Add(t.within(e.Timers))
 	}
 	if s.Terminal() {
@@ -1039,8 +1157,8 @@ func (e *Escrow) pause(now time.Time) {
 	}
 }
 
-// resume returns from RefundRequested to the state before it, restarting
-// its timer with the time that was left.
+// resume returns from a refund request or a return to the state before
+// it, restarting its timer with the time that was left.
 func (e *Escrow) resume(now time.Time) {
 	e.State = e.Resume
 	e.DueAt = now.Add(e.Paused)

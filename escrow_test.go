@@ -11,6 +11,7 @@ import (
 
 func TestStateString(t *testing.T) {
 	want := []string{"AwaitingPayment", "AwaitingShipment", "AwaitingConfirmation", "RefundRequested",
+		"ReturnRequested", "AwaitingReturn", "ReturnShipped", "ReturnRefused",
 		"Disputed", "Completed", "Refunded", "Resolved", "Closed"}
 	var got []string
 	for _, s := range escrow.States() {
@@ -19,7 +20,7 @@ func TestStateString(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("States() names (-want +got):\n%s", diff)
 	}
-	for s, want := range map[escrow.State]string{0: "State(0)", 10: "State(10)", 255: "State(255)"} {
+	for s, want := range map[escrow.State]string{0: "State(0)", 14: "State(14)", 255: "State(255)"} {
 		if got := s.String(); got != want {
 			t.Errorf("State(%d).String() = %q, want %q", uint8(s), got, want)
 		}
@@ -37,7 +38,9 @@ func TestStateTerminal(t *testing.T) {
 
 func TestActionString(t *testing.T) {
 	want := []string{"pay", "ship", "confirm", "confirm a milestone of", "cancel", "refund",
-		"request a refund on", "agree to the refund on", "refuse the refund on", "dispute", "resolve"}
+		"request a refund on", "agree to the refund on", "refuse the refund on", "dispute", "resolve",
+		"ship part of", "extend the confirmation deadline of", "request a return on", "agree to the return on",
+		"ship the return of", "confirm the return of", "refuse the return of", "cancel the return of", "add evidence to"}
 	var got []string
 	for _, a := range escrow.Actions() {
 		got = append(got, a.String())
@@ -45,7 +48,8 @@ func TestActionString(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Actions() names (-want +got):\n%s", diff)
 	}
-	for a, want := range map[escrow.Action]string{0: "Action(0)", escrow.ActionRate: "rate the other party of", 13: "Action(13)"} {
+	for a, want := range map[escrow.Action]string{0: "Action(0)", escrow.ActionRate: "rate the other party of",
+		escrow.ActionEscalate: "escalate", 23: "Action(23)"} {
 		if got := a.String(); got != want {
 			t.Errorf("Action(%d).String() = %q, want %q", uint8(a), got, want)
 		}
@@ -56,6 +60,7 @@ func TestRoleString(t *testing.T) {
 	for r, want := range map[escrow.Role]string{
 		0: "nobody", escrow.Buyer: "the buyer", escrow.Seller: "the seller", escrow.Arbiter: "the arbiter",
 		escrow.Buyer | escrow.Seller: "the buyer or the seller", escrow.Seller | escrow.Arbiter: "Role(6)",
+		escrow.Buyer | escrow.Seller | escrow.Arbiter: "the buyer, the seller or the arbiter",
 	} {
 		if got := r.String(); got != want {
 			t.Errorf("Role(%d).String() = %q, want %q", uint8(r), got, want)
@@ -83,6 +88,10 @@ func TestAllowed(t *testing.T) {
 		shipped   = escrow.AwaitingConfirmation
 		requested = escrow.RefundRequested
 		inDispute = escrow.Disputed
+		returning = escrow.ReturnRequested
+		agreed    = escrow.AwaitingReturn
+		sentBack  = escrow.ReturnShipped
+		turnedOut = escrow.ReturnRefused
 	)
 	allow(escrow.ActionPay, escrow.Buyer, unpaid)
 	allow(escrow.ActionShip, escrow.Seller, unshipped)
@@ -93,17 +102,29 @@ func TestAllowed(t *testing.T) {
 	allow(escrow.ActionRefund, escrow.Seller, unshipped, shipped)
 	allow(escrow.ActionRequestRefund, escrow.Buyer, unshipped, shipped)
 	allow(escrow.ActionAgreeRefund, escrow.Seller, requested)
-	allow(escrow.ActionRefuseRefund, escrow.Seller, requested)
-	allow(escrow.ActionDispute, escrow.Buyer, unshipped, shipped, requested)
-	allow(escrow.ActionDispute, escrow.Seller, unshipped, shipped, requested)
+	allow(escrow.ActionRefuseRefund, escrow.Seller, requested, returning)
+	allow(escrow.ActionDispute, escrow.Buyer, unshipped, shipped, requested, returning, agreed, sentBack, turnedOut)
+	allow(escrow.ActionDispute, escrow.Seller, unshipped, shipped, requested, returning, agreed, sentBack, turnedOut)
 	allow(escrow.ActionResolve, escrow.Arbiter, inDispute)
+	allow(escrow.ActionShipPart, escrow.Seller, unshipped)
+	allow(escrow.ActionExtend, escrow.Buyer, shipped)
+	allow(escrow.ActionExtend, escrow.Seller, shipped)
+	allow(escrow.ActionRequestReturn, escrow.Buyer, shipped)
+	allow(escrow.ActionAgreeReturn, escrow.Seller, returning)
+	allow(escrow.ActionShipReturn, escrow.Buyer, agreed)
+	allow(escrow.ActionConfirmReturn, escrow.Seller, sentBack)
+	allow(escrow.ActionRefuseReturn, escrow.Seller, sentBack)
+	allow(escrow.ActionCancelReturn, escrow.Buyer, returning, agreed, turnedOut)
+	allow(escrow.ActionAddEvidence, escrow.Buyer, inDispute)
+	allow(escrow.ActionAddEvidence, escrow.Seller, inDispute)
+	allow(escrow.ActionAddEvidence, escrow.Arbiter, inDispute)
 
 	want := map[rule]bool{}
 	for _, r := range allowed {
 		want[r] = true
 	}
 	states := append(escrow.States(), 0, 42)
-	actions := append(escrow.Actions(), 0, 12, 255)
+	actions := append(escrow.Actions(), 0, escrow.ActionRate, escrow.ActionEscalate, 255)
 	roles := []escrow.Role{0, escrow.Buyer, escrow.Seller, escrow.Arbiter}
 	for _, a := range actions {
 		for _, r := range roles {

@@ -28,6 +28,16 @@ const (
 	RatingGiven           EventType = "RatingGiven"           // a party rated the other; ByTimer for a default rating
 	RatingRevised         EventType = "RatingRevised"         // a neutral or negative was raised
 	RatingReplied         EventType = "RatingReplied"         // the rated party answered
+
+	EscrowShippedPart     EventType = "EscrowShippedPart"     // the seller shipped part of the order (ShipPart)
+	EscrowExtended        EventType = "EscrowExtended"        // the auto-confirm deadline was put back (Extend)
+	EscrowReturnRequested EventType = "EscrowReturnRequested" // the buyer asked to send the goods back for a refund
+	EscrowReturnAgreed    EventType = "EscrowReturnAgreed"    // the seller agreed to the return, or its timer did
+	EscrowReturnShipped   EventType = "EscrowReturnShipped"   // the buyer shipped the goods back
+	EscrowReturnRefused   EventType = "EscrowReturnRefused"   // the seller refused the returned goods
+	EscrowReturnCancelled EventType = "EscrowReturnCancelled" // the return ended without a refund: withdrawn or lapsed
+	EscrowEvidenceAdded   EventType = "EscrowEvidenceAdded"   // a party or the arbiter added to a dispute
+	EscrowEscalated       EventType = "EscrowEscalated"       // the arbiter's deadline passed with the dispute open
 )
 
 // An Event records one change, for the host to notify users from. Events

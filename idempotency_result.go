@@ -41,8 +41,24 @@ func encodeResult(result any) ([]byte, error) {
 }
 
 // decodeResult decodes a stored result into out, a pointer to the call's
-// result, whichever version wrote it.
+// result, whichever version wrote it. An escrow stored before some of its
+// timers existed reads them as the built-in defaults, as from a store.
 func decodeResult(b []byte, out any) error {
+	if err := decodeResultAnyVersion(b, out); err != nil {
+		return err
+	}
+	switch r := out.(type) {
+	case *Escrow:
+		r.Timers = r.Timers.stored()
+	case *[]Escrow:
+		for i := range *r {
+			(*r)[i].Timers = (*r)[i].Timers.stored()
+		}
+	}
+	return nil
+}
+
+func decodeResultAnyVersion(b []byte, out any) error {
 	var env resultEnvelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return err

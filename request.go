@@ -80,9 +80,31 @@ func (r *request) terms(t *Terms) *request {
 	for _, m := range t.Milestones {
 		r.str("milestone", m.Name).money("milestone-amount", m.Amount)
 	}
-	return r.dur("pay-within", t.Timers.PayWithin).dur("ship-within", t.Timers.ShipWithin).
+	r.dur("pay-within", t.Timers.PayWithin).dur("ship-within", t.Timers.ShipWithin).
 		dur("confirm-within", t.Timers.ConfirmWithin).dur("refund-response-within", t.Timers.RefundResponseWithin).
 		metadata("metadata", t.Metadata)
+	// The timers added later are written only where they are not the
+	// built-in defaults, so that a retry of an Open made before they
+	// existed, which the defaults then fill in, is still the same call.
+	d := DefaultTimers()
+	later := []struct {
+		name     string
+		got, def time.Duration
+	}{
+		{"return-response-within", t.Timers.ReturnResponseWithin, d.ReturnResponseWithin},
+		{"return-ship-within", t.Timers.ReturnShipWithin, d.ReturnShipWithin},
+		{"return-receive-within", t.Timers.ReturnReceiveWithin, d.ReturnReceiveWithin},
+		{"return-dispute-within", t.Timers.ReturnDisputeWithin, d.ReturnDisputeWithin},
+		{"arbiter-within", t.Timers.ArbiterWithin, d.ArbiterWithin},
+		{"buyer-extension", t.Timers.BuyerExtension, d.BuyerExtension},
+		{"seller-extension-limit", t.Timers.SellerExtensionLimit, d.SellerExtensionLimit},
+	}
+	for _, x := range later {
+		if x.got != x.def {
+			r.dur(x.name, x.got)
+		}
+	}
+	return r
 }
 
 // keyReused is the error for a key whose record holds request, another
@@ -104,7 +126,7 @@ func keyReused(key, request string) error {
 }
 
 // otherCalls are the names in requests of the calls that are not actions.
-var otherCalls = []string{"open", "open-account", "deposit", "withdraw", "revise", "reply"}
+var otherCalls = []string{"open", "open-account", "deposit", "withdraw", "revise", "reply", "pay-all"}
 
 // readRequest reads back from a request the call's name and its string
 // arguments, for messages. From a request of the form before versions

@@ -250,8 +250,11 @@ func TestTimers(t *testing.T) {
 		partial := dealTerms("partial", false)
 		partial.Timers = escrow.Timers{ConfirmWithin: time.Hour}
 		setup(t, open(f, custom), open(f, partial), pay(f, "partial"), ship(f, "partial"), open(f, dealTerms("plain", false)))
-		if e := escrowNow(f, "custom"); e.Timers != custom.Timers {
-			t.Errorf("custom timers %+v, want %+v", e.Timers, custom.Timers)
+		wantCustom := escrow.DefaultTimers()
+		wantCustom.PayWithin, wantCustom.ShipWithin, wantCustom.ConfirmWithin = time.Hour, 2*time.Hour, 3*time.Hour
+		wantCustom.RefundResponseWithin = 30 * time.Minute
+		if e := escrowNow(f, "custom"); e.Timers != wantCustom {
+			t.Errorf("custom timers %+v, want %+v", e.Timers, wantCustom)
 		}
 		want := escrow.DefaultTimers()
 		want.ConfirmWithin = time.Hour

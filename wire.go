@@ -53,7 +53,8 @@ func (e *enum) unknown(text string) error {
 }
 
 var stateWords = enum{"state", []string{"", "awaiting_payment", "awaiting_shipment", "awaiting_confirmation",
-	"refund_requested", "disputed", "completed", "refunded", "resolved", "closed"}}
+	"refund_requested", "disputed", "completed", "refunded", "resolved", "closed",
+	"return_requested", "awaiting_return", "return_shipped", "return_refused"}}
 
 // MarshalText encodes s as its word: "awaiting_payment", "refund_requested";
 // the zero State (no state) as "".
@@ -202,7 +203,9 @@ func (k *RankKey) UnmarshalText(b []byte) error {
 // eventTypes are the event types, in the order of their words.
 var eventTypes = []EventType{AccountOpened, Deposited, Withdrawn, EscrowOpened, EscrowPaid, EscrowShipped,
 	EscrowReleased, EscrowRefunded, EscrowRefundRequested, EscrowRefundRefused, EscrowDisputed,
-	EscrowResolved, EscrowClosed, RatingGiven, RatingRevised, RatingReplied}
+	EscrowResolved, EscrowClosed, RatingGiven, RatingRevised, RatingReplied,
+	EscrowShippedPart, EscrowExtended, EscrowReturnRequested, EscrowReturnAgreed, EscrowReturnShipped,
+	EscrowReturnRefused, EscrowReturnCancelled, EscrowEvidenceAdded, EscrowEscalated}
 
 var eventTypeWords = func() enum {
 	e := enum{name: "event type"}
@@ -322,13 +325,31 @@ type timersJSON struct {
 	ShipWithin           duration `json:"ship_within,omitzero"`
 	ConfirmWithin        duration `json:"confirm_within,omitzero"`
 	RefundResponseWithin duration `json:"refund_response_within,omitzero"`
+	ReturnResponseWithin duration `json:"return_response_within,omitzero"`
+	ReturnShipWithin     duration `json:"return_ship_within,omitzero"`
+	ReturnReceiveWithin  duration `json:"return_receive_within,omitzero"`
+	ReturnDisputeWithin  duration `json:"return_dispute_within,omitzero"`
+	ArbiterWithin        duration `json:"arbiter_within,omitzero"`
+	BuyerExtension       duration `json:"buyer_extension,omitzero"`
+	SellerExtensionLimit duration `json:"seller_extension_limit,omitzero"`
+}
+
+// fields returns pointers to v's fields, in the order of Timers.fields.
+func (v *timersJSON) fields() []*duration {
+	return []*duration{&v.PayWithin, &v.ShipWithin, &v.ConfirmWithin, &v.RefundResponseWithin,
+		&v.ReturnResponseWithin, &v.ReturnShipWithin, &v.ReturnReceiveWithin, &v.ReturnDisputeWithin,
+		&v.ArbiterWithin, &v.BuyerExtension, &v.SellerExtensionLimit}
 }
 
 // MarshalJSON encodes t with each duration as a string ("72h0m0s"),
 // leaving out the zero ones, which take the defaults.
 func (t Timers) MarshalJSON() ([]byte, error) {
-	return json.Marshal(timersJSON{PayWithin: duration(t.PayWithin), ShipWithin: duration(t.ShipWithin),
-		ConfirmWithin: duration(t.ConfirmWithin), RefundResponseWithin: duration(t.RefundResponseWithin)})
+	var v timersJSON
+	out := v.fields()
+	for i, f := range t.fields() {
+		*out[i] = duration(*f)
+	}
+	return json.Marshal(v)
 }
 
 // UnmarshalJSON decodes what MarshalJSON encodes; a duration that is not
@@ -338,8 +359,34 @@ func (t *Timers) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*t = Timers{PayWithin: time.Duration(v.PayWithin), ShipWithin: time.Duration(v.ShipWithin),
-		ConfirmWithin: time.Duration(v.ConfirmWithin), RefundResponseWithin: time.Duration(v.RefundResponseWithin)}
+	var out Timers
+	in := v.fields()
+	for i, f := range out.fields() {
+		*f = time.Duration(*in[i])
+	}
+	*t = out
+	return nil
+}
+
+// extensionsJSON is Extensions in JSON.
+type extensionsJSON struct {
+	Buyer  duration `json:"buyer,omitzero"`
+	Seller duration `json:"seller,omitzero"`
+}
+
+// MarshalJSON encodes x with each duration as a string ("72h0m0s"),
+// leaving out the zero ones.
+func (x Extensions) MarshalJSON() ([]byte, error) {
+	return json.Marshal(extensionsJSON{duration(x.Buyer), duration(x.Seller)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (x *Extensions) UnmarshalJSON(b []byte) error {
+	var v extensionsJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*x = Extensions{time.Duration(v.Buyer), time.Duration(v.Seller)}
 	return nil
 }
 

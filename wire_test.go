@@ -36,7 +36,11 @@ func textEnums() []textEnum {
 			escrow.Refunded:             "refunded",
 			escrow.Resolved:             "resolved",
 			escrow.Closed:               "closed",
-		}, invalid: []any{escrow.State(10), escrow.State(255)},
+			escrow.ReturnRequested:      "return_requested",
+			escrow.AwaitingReturn:       "awaiting_return",
+			escrow.ReturnShipped:        "return_shipped",
+			escrow.ReturnRefused:        "return_refused",
+		}, invalid: []any{escrow.State(14), escrow.State(255)},
 			legacy: map[string]any{"AwaitingPayment": escrow.AwaitingPayment, "RefundRequested": escrow.RefundRequested,
 				"Closed": escrow.Closed}},
 		{name: "Action", words: map[any]string{
@@ -53,7 +57,17 @@ func textEnums() []textEnum {
 			escrow.ActionDispute:          "dispute",
 			escrow.ActionResolve:          "resolve",
 			escrow.ActionRate:             "rate",
-		}, invalid: []any{escrow.Action(13), escrow.Action(200)}},
+			escrow.ActionShipPart:         "ship_part",
+			escrow.ActionExtend:           "extend",
+			escrow.ActionRequestReturn:    "request_return",
+			escrow.ActionAgreeReturn:      "agree_return",
+			escrow.ActionShipReturn:       "ship_return",
+			escrow.ActionConfirmReturn:    "confirm_return",
+			escrow.ActionRefuseReturn:     "refuse_return",
+			escrow.ActionCancelReturn:     "cancel_return",
+			escrow.ActionAddEvidence:      "add_evidence",
+			escrow.ActionEscalate:         "escalate",
+		}, invalid: []any{escrow.Action(23), escrow.Action(200)}},
 		{name: "Role", words: map[any]string{
 			escrow.Role(0):                                "",
 			escrow.Buyer:                                  "buyer",
@@ -104,6 +118,15 @@ func textEnums() []textEnum {
 			escrow.RatingGiven:           "rating_given",
 			escrow.RatingRevised:         "rating_revised",
 			escrow.RatingReplied:         "rating_replied",
+			escrow.EscrowShippedPart:     "escrow_shipped_part",
+			escrow.EscrowExtended:        "escrow_extended",
+			escrow.EscrowReturnRequested: "escrow_return_requested",
+			escrow.EscrowReturnAgreed:    "escrow_return_agreed",
+			escrow.EscrowReturnShipped:   "escrow_return_shipped",
+			escrow.EscrowReturnRefused:   "escrow_return_refused",
+			escrow.EscrowReturnCancelled: "escrow_return_cancelled",
+			escrow.EscrowEvidenceAdded:   "escrow_evidence_added",
+			escrow.EscrowEscalated:       "escrow_escalated",
 		}, invalid: []any{escrow.EventType("EscrowLost"), escrow.EventType("escrow_paid")},
 			legacy: map[string]any{"EscrowPaid": escrow.EscrowPaid, "RatingGiven": escrow.RatingGiven}},
 		{name: "EntryKind", words: map[any]string{
@@ -203,7 +226,8 @@ func TestEnumTextRefused(t *testing.T) {
 	var s escrow.State
 	err := s.UnmarshalText([]byte("shipped"))
 	want := `escrow: invalid argument: unknown state "shipped" (want one of awaiting_payment, awaiting_shipment, ` +
-		`awaiting_confirmation, refund_requested, disputed, completed, refunded, resolved, closed)`
+		`awaiting_confirmation, refund_requested, disputed, completed, refunded, resolved, closed, ` +
+		`return_requested, awaiting_return, return_shipped, return_refused)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %s", err, want)
 	}

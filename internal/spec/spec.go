@@ -24,9 +24,21 @@ var Actions = map[escrow.Action]Rule{
 	escrow.ActionRefund:           {"refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
 	escrow.ActionRequestRefund:    {"request-refund", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation}},
 	escrow.ActionAgreeRefund:      {"agree-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
-	escrow.ActionRefuseRefund:     {"refuse-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested}},
-	escrow.ActionDispute:          {"dispute", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested}},
-	escrow.ActionResolve:          {"resolve", []escrow.Role{escrow.Arbiter}, []escrow.State{escrow.Disputed}},
+	escrow.ActionRefuseRefund:     {"refuse-refund", []escrow.Role{escrow.Seller}, []escrow.State{escrow.RefundRequested, escrow.ReturnRequested}},
+	escrow.ActionDispute: {"dispute", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation,
+		escrow.RefundRequested, escrow.ReturnRequested, escrow.AwaitingReturn, escrow.ReturnShipped, escrow.ReturnRefused}},
+	escrow.ActionResolve: {"resolve", []escrow.Role{escrow.Arbiter}, []escrow.State{escrow.Disputed}},
+
+	// Partial shipment, more time to confirm, return and refund, evidence.
+	escrow.ActionShipPart:      {"ship-part", []escrow.Role{escrow.Seller}, []escrow.State{escrow.AwaitingShipment}},
+	escrow.ActionExtend:        {"extend", []escrow.Role{escrow.Buyer, escrow.Seller}, []escrow.State{escrow.AwaitingConfirmation}},
+	escrow.ActionRequestReturn: {"request-return", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingConfirmation}},
+	escrow.ActionAgreeReturn:   {"agree-return", []escrow.Role{escrow.Seller}, []escrow.State{escrow.ReturnRequested}},
+	escrow.ActionShipReturn:    {"ship-return", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.AwaitingReturn}},
+	escrow.ActionConfirmReturn: {"confirm-return", []escrow.Role{escrow.Seller}, []escrow.State{escrow.ReturnShipped}},
+	escrow.ActionRefuseReturn:  {"refuse-return", []escrow.Role{escrow.Seller}, []escrow.State{escrow.ReturnShipped}},
+	escrow.ActionCancelReturn:  {"cancel-return", []escrow.Role{escrow.Buyer}, []escrow.State{escrow.ReturnRequested, escrow.AwaitingReturn, escrow.ReturnRefused}},
+	escrow.ActionAddEvidence:   {"add-evidence", []escrow.Role{escrow.Buyer, escrow.Seller, escrow.Arbiter}, []escrow.State{escrow.Disputed}},
 }
 
 // Who returns the roles Actions lets take action a, as one set.
