@@ -72,11 +72,47 @@ var actionOutcomes = map[escrow.Action]map[escrow.State]actionOutcome{
 	},
 	escrow.ActionRefuseRefund: {
 		escrow.RefundRequested: {escrow.AwaitingConfirmation, escrow.EscrowRefundRefused, 0, 0, 0, 0},
+		escrow.ReturnRequested: {escrow.AwaitingConfirmation, escrow.EscrowRefundRefused, 0, 0, 0, 0},
 	},
 	escrow.ActionDispute: {
 		escrow.AwaitingShipment:     {escrow.Disputed, escrow.EscrowDisputed, 0, 0, 0, 0},
 		escrow.AwaitingConfirmation: {escrow.Disputed, escrow.EscrowDisputed, 0, 0, 0, 0},
 		escrow.RefundRequested:      {escrow.Disputed, escrow.EscrowDisputed, 0, 0, 0, 0},
+		escrow.ReturnRequested:      {escrow.Disputed, escrow.EscrowDisputed, 0, 0, 0, 0},
+		escrow.AwaitingReturn:       {escrow.Disputed, escrow.EscrowDisputed, 0, 0, 0, 0},
+		escrow.ReturnShipped:        {escrow.Disputed, escrow.EscrowDisputed, 0, 0, 0, 0},
+		escrow.ReturnRefused:        {escrow.Disputed, escrow.EscrowDisputed, 0, 0, 0, 0},
+	},
+	escrow.ActionShipPart: {
+		escrow.AwaitingShipment: {escrow.AwaitingShipment, escrow.EscrowShippedPart, 0, 0, 0, 0},
+	},
+	escrow.ActionExtend: {
+		escrow.AwaitingConfirmation: {escrow.AwaitingConfirmation, escrow.EscrowExtended, 0, 0, 0, 0},
+	},
+	// reachState asks for 40.00 back with the goods, so a confirmed
+	// return refunds 40.00 and the escrow returns to AwaitingConfirmation.
+	escrow.ActionRequestReturn: {
+		escrow.AwaitingConfirmation: {escrow.ReturnRequested, escrow.EscrowReturnRequested, 0, 0, 0, 0},
+	},
+	escrow.ActionAgreeReturn: {
+		escrow.ReturnRequested: {escrow.AwaitingReturn, escrow.EscrowReturnAgreed, 0, 0, 0, 0},
+	},
+	escrow.ActionShipReturn: {
+		escrow.AwaitingReturn: {escrow.ReturnShipped, escrow.EscrowReturnShipped, 0, 0, 0, 0},
+	},
+	escrow.ActionConfirmReturn: {
+		escrow.ReturnShipped: {escrow.AwaitingConfirmation, escrow.EscrowRefunded, 4000, -4000, 0, 0},
+	},
+	escrow.ActionRefuseReturn: {
+		escrow.ReturnShipped: {escrow.ReturnRefused, escrow.EscrowReturnRefused, 0, 0, 0, 0},
+	},
+	escrow.ActionCancelReturn: {
+		escrow.ReturnRequested: {escrow.AwaitingConfirmation, escrow.EscrowReturnCancelled, 0, 0, 0, 0},
+		escrow.AwaitingReturn:  {escrow.AwaitingConfirmation, escrow.EscrowReturnCancelled, 0, 0, 0, 0},
+		escrow.ReturnRefused:   {escrow.AwaitingConfirmation, escrow.EscrowReturnCancelled, 0, 0, 0, 0},
+	},
+	escrow.ActionAddEvidence: {
+		escrow.Disputed: {escrow.Disputed, escrow.EscrowEvidenceAdded, 0, 0, 0, 0},
 	},
 	// Buyer 30.00, seller 70.00 less 0.42 fee.
 	escrow.ActionResolve: {
@@ -140,6 +176,19 @@ func reachState(f *world, id string, s escrow.State, milestones bool) escrow.Esc
 		steps = append(steps, pay, ship, func() (escrow.Escrow, error) {
 			return l.RequestRefund(ctx, id, partyBuyer, cny("40.00"), "a scratched frame")
 		})
+	case escrow.ReturnRequested, escrow.AwaitingReturn, escrow.ReturnShipped, escrow.ReturnRefused:
+		steps = append(steps, pay, ship, func() (escrow.Escrow, error) {
+			return l.RequestReturn(ctx, id, partyBuyer, cny("40.00"), "the saddle is torn")
+		})
+		if s != escrow.ReturnRequested {
+			steps = append(steps, func() (escrow.Escrow, error) { return l.AgreeReturn(ctx, id, partySeller, "1 Depot Road") })
+		}
+		if s == escrow.ReturnShipped || s == escrow.ReturnRefused {
+			steps = append(steps, func() (escrow.Escrow, error) { return l.ShipReturn(ctx, id, partyBuyer, "RT5544") })
+		}
+		if s == escrow.ReturnRefused {
+			steps = append(steps, func() (escrow.Escrow, error) { return l.RefuseReturn(ctx, id, partySeller, "an empty box came") })
+		}
 	case escrow.Disputed:
 		steps = append(steps, pay, ship, dispute)
 	case escrow.Completed:
@@ -202,6 +251,24 @@ func takeAction(f *world, action escrow.Action, e escrow.Escrow, actor string) (
 		return l.Dispute(ctx, id, actor, "we cannot agree")
 	case escrow.ActionResolve:
 		return l.Resolve(ctx, id, actor, escrow.Split{Buyer: cny("30.00"), Seller: cny("70.00")})
+	case escrow.ActionShipPart:
+		return l.ShipPart(ctx, id, actor, "YT9988-1")
+	case escrow.ActionExtend:
+		return l.Extend(ctx, id, actor, 0)
+	case escrow.ActionRequestReturn:
+		return l.RequestReturn(ctx, id, actor, cny("40.00"), "the saddle is torn")
+	case escrow.ActionAgreeReturn:
+		return l.AgreeReturn(ctx, id, actor, "1 Depot Road")
+	case escrow.ActionShipReturn:
+		return l.ShipReturn(ctx, id, actor, "RT5544")
+	case escrow.ActionConfirmReturn:
+		return l.ConfirmReturn(ctx, id, actor)
+	case escrow.ActionRefuseReturn:
+		return l.RefuseReturn(ctx, id, actor, "an empty box came")
+	case escrow.ActionCancelReturn:
+		return l.CancelReturn(ctx, id, actor)
+	case escrow.ActionAddEvidence:
+		return l.AddEvidence(ctx, id, actor, "photo of the bent wheel", "uploads/77.jpg")
 	}
 	f.t.Fatalf("unknown action %d", action)
 	return escrow.Escrow{}, nil
@@ -243,8 +310,8 @@ func TestActions(t *testing.T) {
 	if len(actionSpec) != len(escrow.Actions()) {
 		t.Fatalf("spec lists %d actions, the package has %d", len(actionSpec), len(escrow.Actions()))
 	}
-	if len(escrow.States()) != 9 {
-		t.Fatalf("the package has %d states, the spec knows 9", len(escrow.States()))
+	if len(escrow.States()) != 13 {
+		t.Fatalf("the package has %d states, the spec knows 13", len(escrow.States()))
 	}
 	for _, a := range escrow.Actions() {
 		if _, ok := actionSpec[a]; !ok {
