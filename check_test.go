@@ -263,6 +263,49 @@ func TestCheckFindsCorruption(t *testing.T) {
 			want: []string{`escrow "unpaid" has unknown state 42`},
 		},
 		{
+			name: "a return that asks for more than is held",
+			corrupt: editEscrow("held", func(e *escrow.Escrow) {
+				e.State, e.Resume = escrow.ReturnShipped, escrow.AwaitingConfirmation
+				e.Refund = escrow.RefundRequest{Amount: cny(20001)}
+			}),
+			want: []string{`escrow "held" is ReturnShipped for a refund of 200.01 CNY but holds 200.00 CNY`},
+		},
+		{
+			name: "a return with no state to go back to",
+			corrupt: editEscrow("held", func(e *escrow.Escrow) {
+				e.State = escrow.AwaitingReturn
+				e.Refund = escrow.RefundRequest{Amount: cny(100)}
+			}),
+			want: []string{`escrow "held" is AwaitingReturn with no state to return to`},
+		},
+		{
+			name: "a cart that paid one escrow of two",
+			corrupt: editEscrow("held", func(e *escrow.Escrow) {
+				e.Cart, e.CartSize = "held", 2
+			}),
+			want: []string{`cart "held" paid 2 escrows but 1 of them record it`},
+		},
+		{
+			name: "a cart whose escrows were paid at different times",
+			corrupt: func(tx escrow.Tx) error {
+				for _, id := range []string{"held", "returned"} {
+					e, err := tx.Escrow(id)
+					if err != nil {
+						return err
+					}
+					e.Cart, e.CartSize = "held", 2
+					if id == "returned" {
+						e.PaidAt = e.PaidAt.Add(time.Second)
+					}
+					if err := tx.PutEscrow(e); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			want: []string{`escrow "returned" of cart "held": size 2, paid at`},
+		},
+		{
 			name: "escrows held for a buyer with no balance",
 			corrupt: editEscrow("held", func(e *escrow.Escrow) {
 				e.Buyer = "zed"
