@@ -170,8 +170,9 @@ func TestPayAllIdempotent(t *testing.T) {
 	f.unchanged(before, "a retried cart")
 	_, err = f.l.PayAll(f.ctx, partyBuyer, []string{"a", "b"}, key)
 	var me *escrow.IdempotencyMismatchError
-	if !errors.As(err, &me) || me.Call != "pay_all" {
-		t.Fatalf("the key reused for another cart: %v, want a mismatch naming pay_all", err)
+	if !errors.As(err, &me) || me.Call != "pay_all" || me.Escrow != "a" ||
+		!strings.Contains(err.Error(), `to pay the cart of escrow "a"`) {
+		t.Fatalf("the key reused for another cart: %v, want a mismatch naming pay_all of the cart of a", err)
 	}
 	f.unchanged(before, "a key reused for another cart")
 	f.check()

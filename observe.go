@@ -36,8 +36,8 @@ type Observer interface {
 type CallInfo struct {
 	// Call is the method's word: an action's word for the actions ("pay",
 	// "ship", "confirm", "request_refund", …, "rate"); "open",
-	// "open_account", "deposit", "withdraw", "revise", "reply" for the
-	// other calls that change the ledger; "escrow", "account", "balance",
+	// "open_account", "deposit", "withdraw", "revise", "reply", "pay_all"
+	// for the other calls that change the ledger; "escrow", "account", "balance",
 	// "journal", "events", "reputation", "explain", "top_sellers", "check"
 	// for the reads; "process_due" for ProcessDue.
 	Call string

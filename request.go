@@ -155,7 +155,9 @@ func readRequest(s string) (call string, fields map[string]string) {
 			break
 		}
 		if quoted, err := strconv.QuotedPrefix(value); err == nil {
-			fields[name], _ = strconv.Unquote(quoted)
+			if _, repeated := fields[name]; !repeated { // a cart's escrows: the first
+				fields[name], _ = strconv.Unquote(quoted)
+			}
 			rest = strings.TrimPrefix(value[len(quoted):], " ")
 			continue
 		}
@@ -179,6 +181,8 @@ func callPhrase(word string) string {
 		return "revise the rating on"
 	case "reply":
 		return "reply to the rating on"
+	case "pay_all":
+		return "pay the cart of"
 	}
 	var a Action
 	if word != "" && a.UnmarshalText([]byte(word)) == nil {
