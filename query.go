@@ -78,6 +78,9 @@ func (l *Ledger) Escrows(ctx context.Context, q EscrowQuery) (EscrowPage, error)
 	if err != nil {
 		return EscrowPage{}, l.finish(start, "escrows", err)
 	}
+	for i := range page {
+		page[i].Timers = page[i].Timers.stored()
+	}
 	out := EscrowPage{Escrows: page}
 	if len(page) == pq.Limit { // one more than asked: there is a next page
 		out.Escrows = page[:len(page)-1]
