@@ -251,3 +251,37 @@ func TestNewActionsIdempotent(t *testing.T) {
 		return g.l.ShipPart(g.ctx, "deal", partySeller, "P2", key)
 	})
 }
+
+// TestTimersStoredBefore reads an escrow stored before the return and
+// extension timers existed, as an older release left it: they read as
+// the built-in defaults, Open with its terms again is the same call, and
+// a return runs on the default deadlines.
+func TestTimersStoredBefore(t *testing.T) {
+	f := returnWorld(t, escrow.Timers{})
+	err := f.store.Update(f.ctx, func(tx escrow.Tx) error {
+		e, err := tx.Escrow("deal")
+		if err != nil {
+			return err
+		}
+		old := escrow.Timers{PayWithin: e.Timers.PayWithin, ShipWithin: e.Timers.ShipWithin,
+			ConfirmWithin: e.Timers.ConfirmWithin, RefundResponseWithin: e.Timers.RefundResponseWithin}
+		e.Timers = old
+		return tx.PutEscrow(e)
+	})
+	f.must("storing the escrow as an older release did", err)
+	e := escrowNow(f, "deal")
+	if e.Timers != escrow.DefaultTimers() {
+		t.Fatalf("timers read %+v, want the defaults", e.Timers)
+	}
+	page, err := f.l.Escrows(f.ctx, escrow.EscrowQuery{Party: partyBuyer})
+	f.must("Escrows", err)
+	if len(page.Escrows) != 1 || page.Escrows[0].Timers != escrow.DefaultTimers() {
+		t.Fatalf("Escrows lists %+v, want the escrow with the default timers", page.Escrows)
+	}
+	f.call("Open again", func() (escrow.Escrow, error) { return f.l.Open(f.ctx, dealTerms("deal", false)) })
+	f.call("RequestReturn", func() (escrow.Escrow, error) {
+		return f.l.RequestReturn(f.ctx, "deal", partyBuyer, cny("5.00"), "")
+	})
+	expectDeadline(f, "deal", start.Add(5*day))
+	f.check()
+}
