@@ -397,8 +397,9 @@ type Escrow struct {
 	// Extended is how much the buyer and the seller have added to the
 	// auto-confirm deadline (see Extend).
 	Extended Extensions `json:"extended,omitzero"`
-	// Refund is the open refund request in RefundRequested, else the last
-	// one, with the seller's answer if it was refused.
+	// Refund is the open refund request, in RefundRequested or one of the
+	// return states (see RequestReturn), else the last one, with the
+	// seller's answer if it was refused.
 	Refund RefundRequest `json:"refund,omitzero"`
 	// Return is the goods' way back in a return and refund (see
 	// RequestReturn; the request itself is in Refund): the seller's
@@ -415,11 +416,13 @@ type Escrow struct {
 	// paid on its own.
 	Cart     string `json:"cart,omitempty"`
 	CartSize int    `json:"cart_size,omitzero"`
-	// Resume is the state a refund request returns to when it is refused or
-	// only partly refunds the escrow.
+	// Resume is the state a refund request or a return goes back to when
+	// it is refused, withdrawn or lapses, or only partly refunds the
+	// escrow; zero when none is open.
 	Resume State `json:"resume,omitzero"`
-	// Paused is what was left of the running timer when a refund request or
-	// a dispute stopped it; it restarts with that much when the request ends.
+	// Paused is what was left of the running timer when a refund request, a
+	// return or a dispute stopped it; it restarts with that much when the
+	// request or return ends without ending the escrow.
 	Paused time.Duration `json:"paused,omitzero"`
 	// DueAt is when the running timer fires; zero if none runs.
 	DueAt time.Time `json:"due_at,omitzero"`
