@@ -418,7 +418,7 @@ type Escrow struct {
 	CartSize int    `json:"cart_size,omitzero"`
 	// Resume is the state a refund request or a return goes back to when
 	// it is refused, withdrawn or lapses, or only partly refunds the
-	// escrow; zero when none is open.
+	// escrow.
 	Resume State `json:"resume,omitzero"`
 	// Paused is what was left of the running timer when a refund request, a
 	// return or a dispute stopped it; it restarts with that much when the
