@@ -40,6 +40,8 @@
 //	GET  /v1/escrows/{id}/history                 its events
 //	POST /v1/escrows/{id}/pay                     the buyer
 //	POST /v1/escrows/{id}/ship                    the seller: {"tracking":…}
+//	POST /v1/escrows/{id}/ship_part               the seller, one part of the order: {"tracking":…}
+//	POST /v1/escrows/{id}/extend                  the buyer or the seller: {"by":"72h0m0s"}, or {} for the buyer's default
 //	POST /v1/escrows/{id}/confirm                 the buyer
 //	POST /v1/escrows/{id}/confirm_milestone       the buyer: {"milestone":0}
 //	POST /v1/escrows/{id}/cancel                  the buyer or the seller
@@ -47,8 +49,16 @@
 //	POST /v1/escrows/{id}/request_refund          the buyer: {"amount":…,"reason":…}
 //	POST /v1/escrows/{id}/agree_refund            the seller
 //	POST /v1/escrows/{id}/refuse_refund           the seller: {"reason":…}
+//	POST /v1/escrows/{id}/request_return          the buyer: {"amount":…,"reason":…}
+//	POST /v1/escrows/{id}/agree_return            the seller: {"address":…}
+//	POST /v1/escrows/{id}/ship_return             the buyer: {"tracking":…}
+//	POST /v1/escrows/{id}/confirm_return          the seller: the refund is made
+//	POST /v1/escrows/{id}/refuse_return           the seller: {"reason":…}
+//	POST /v1/escrows/{id}/cancel_return           the buyer
 //	POST /v1/escrows/{id}/dispute                 the buyer or the seller: {"reason":…}
+//	POST /v1/escrows/{id}/add_evidence            a party or the arbiter: {"note":…,"ref":…}
 //	POST /v1/escrows/{id}/resolve                 the arbiter: a Split, {"buyer":…,"seller":…}
+//	POST /v1/carts/pay                            the buyer, all or none: {"escrows":[…]}
 //	POST /v1/escrows/{id}/ratings                 rate the other party: a RatingInput (201)
 //	POST /v1/escrows/{id}/ratings/{rater}/revise  the rater: {"score":…,"comment":…}
 //	POST /v1/escrows/{id}/ratings/{rater}/reply   the rated party: {"text":…}
@@ -59,7 +69,9 @@
 //	GET  /v1/events/stream                        operators: server-sent events, ?after=
 //
 // The actions' paths end in the words escrow.Action marshals to, and each
-// answers the escrow as the action left it. A POST that makes something
+// answers the escrow as the action left it. POST /v1/carts/pay pays
+// several escrows at once, as escrow.Ledger.PayAll does, and answers
+// {"escrows":[…]}, each paid, in the order given. A POST that makes something
 // answers 201 with a Location relative to its own URL (so it holds
 // wherever the host mounts the handler); every other success is 200.
 //
@@ -113,7 +125,13 @@
 // names its class and is stable; the message is for people; details carry
 // what the ledger's typed errors carry (the escrow, action and state of a
 // refused transition, what an account needed and had, the words an
-// enumeration takes, the field a body got wrong).
+// enumeration takes, the field a body got wrong). A cart that may not be
+// paid is cart_refused, whatever the reasons; its details are the cart's
+// size and the escrows refused, each with the code, message and details
+// it would have been refused with alone:
+//
+//	{"error":{"code":"cart_refused","message":…,"details":{"size":3,"refused":[
+//	  {"escrow":"o-2","code":"invalid_transition","message":…,"details":{…}}]}}}
 //
 //	400 invalid_argument, invalid_json, unknown_field
 //	401 unauthenticated        no actor
@@ -122,7 +140,7 @@
 //	404 not_found, route_not_found
 //	405 method_not_allowed     with an Allow header
 //	409 invalid_transition, already_exists, already_rated, rating_closed,
-//	    no_arbiter, idempotency_mismatch, conflict
+//	    no_arbiter, idempotency_mismatch, conflict, cart_refused
 //	413 body_too_large
 //	415 unsupported_media_type
 //	422 invalid_amount, amount_too_large, unknown_currency, currency_mismatch

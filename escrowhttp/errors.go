@@ -72,6 +72,7 @@ var classes = []class{
 	{"timeout", http.StatusServiceUnavailable, context.DeadlineExceeded},
 	{"canceled", http.StatusServiceUnavailable, context.Canceled},
 
+	{"cart_refused", http.StatusConflict, nil},
 	{"invalid_json", http.StatusBadRequest, nil},
 	{"unknown_field", http.StatusBadRequest, nil},
 	{"unauthenticated", http.StatusUnauthorized, nil},
@@ -122,6 +123,9 @@ func (s *server) classify(c *call, err error) *apiError {
 	if e, ok := as[*http.MaxBytesError](err); ok {
 		return tooLarge(e.Limit)
 	}
+	if e, ok := as[*escrow.CartError](err); ok {
+		return s.cartRefused(c, e)
+	}
 	for _, cl := range classes {
 		if cl.err == nil || !errors.Is(err, cl.err) {
 			continue
@@ -145,6 +149,24 @@ func (s *server) classify(c *call, err error) *apiError {
 		attrs = append(attrs, slog.String("method", c.r.Method), slog.String("path", c.r.URL.Path), slog.String("actor", c.actor))
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelError, "escrowhttp: internal error", attrs...)
+	return a
+}
+
+// cartRefused words a CartError: none of the cart was paid, and details
+// list each escrow refused with the code, message and details it would
+// have been refused with alone, so that a client can tell the buyer which
+// orders to take out of the cart.
+func (s *server) cartRefused(c *call, e *escrow.CartError) *apiError {
+	a := refuse("cart_refused", "none of the cart of %d was paid: %d of its escrows may not be", e.Size, len(e.Refused))
+	refused := make([]map[string]any, len(e.Refused))
+	for i, r := range e.Refused {
+		one := s.classify(c, r.Err)
+		refused[i] = map[string]any{"escrow": r.Escrow, "code": one.code, "message": one.message}
+		if one.details != nil {
+			refused[i]["details"] = one.details
+		}
+	}
+	a.details = map[string]any{"size": e.Size, "refused": refused}
 	return a
 }
 

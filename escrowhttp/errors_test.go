@@ -17,7 +17,8 @@ import (
 // refusalFixture is a ledger in which every refusal can be provoked:
 //
 //   - accounts alice (100.00 CNY), bob (nothing) and shop;
-//   - "unpaid", opened by alice with the key k1; "paid", paid by alice;
+//   - "unpaid", opened by alice with the key k1; "bobs", bought by bob from alice;
+//     "paid", paid by alice;
 //     "noarb", paid, with no arbiter; "done", completed and rated by
 //     alice, whose one-hour rating window has closed.
 func refusalFixture(t *testing.T, opts *Options) *harness {
@@ -39,6 +40,8 @@ func refusalFixture(t *testing.T, opts *Options) *harness {
 		h.do(r).ok(http.StatusCreated)
 	}
 	open("unpaid", "k1")
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "bob",
+		body: map[string]any{"id": "bobs", "seller": "alice", "price": cny("10.00")}}).ok(http.StatusCreated)
 	for _, id := range []string{"paid", "noarb", "done"} {
 		open(id, "")
 		must(h.l.Pay(h.ctx, id, "alice"))
@@ -97,10 +100,32 @@ func TestRefusals(t *testing.T) {
 		{name: "key reused by its actor", r: withHeader(post("/v1/escrows/unpaid/pay", "alice", nil), "Idempotency-Key", "k1"), status: 409,
 			code: "idempotency_mismatch", details: map[string]any{"key": "k1", "call": "open", "escrow": "unpaid"}},
 		{name: "conflict", r: post("/v1/escrows/paid/ship", "shop", nil), fault: escrow.ErrConflict, status: 409, code: "conflict"},
+		{name: "cart refused", r: post("/v1/carts/pay", "alice", map[string]any{"escrows": []string{"unpaid", "paid", "nope"}}),
+			status: 409, code: "cart_refused", details: map[string]any{"size": 3, "refused": []map[string]any{
+				{"escrow": "paid", "code": "invalid_transition", "message": `escrow: cannot pay escrow "paid" in state AwaitingShipment`,
+					"details": map[string]any{"escrow": "paid", "action": "pay", "state": "awaiting_shipment"}},
+				{"escrow": "nope", "code": "not_found", "message": `escrow: not found: escrow "nope"`}}}},
+		{name: "cart of another's", r: post("/v1/carts/pay", "shop", map[string]any{"escrows": []string{"unpaid"}}),
+			status: 409, code: "cart_refused", details: map[string]any{"refused": []map[string]any{
+				{"escrow": "unpaid", "code": "not_party", "message": `escrow: "shop" may not pay escrow "unpaid": only the buyer may`,
+					"details": map[string]any{"escrow": "unpaid", "action": "pay", "actor": "shop"}}}}},
+		{name: "ship part, unpaid", r: post("/v1/escrows/unpaid/ship_part", "shop", map[string]string{"tracking": "SF1"}), status: 409, code: "invalid_transition"},
+		{name: "extend before shipment", r: post("/v1/escrows/paid/extend", "alice", nil), status: 409, code: "invalid_transition",
+			details: map[string]any{"action": "extend", "state": "awaiting_shipment"}},
+		{name: "request return before shipment", r: post("/v1/escrows/paid/request_return", "alice", map[string]any{"amount": cny("10.00")}),
+			status: 409, code: "invalid_transition"},
+		{name: "confirm return, none shipped", r: post("/v1/escrows/paid/confirm_return", "shop", nil), status: 409, code: "invalid_transition"},
+		{name: "refuse return, none shipped", r: post("/v1/escrows/paid/refuse_return", "shop", map[string]string{"reason": "no"}), status: 409, code: "invalid_transition"},
+		{name: "cancel return, none asked", r: post("/v1/escrows/paid/cancel_return", "alice", nil), status: 409, code: "invalid_transition"},
+		{name: "evidence, no dispute", r: post("/v1/escrows/paid/add_evidence", "arb", map[string]string{"note": "n"}), status: 409, code: "invalid_transition"},
 		// 403
 		{name: "wrong party", r: post("/v1/escrows/unpaid/pay", "shop", nil), status: 403, code: "not_party",
 			details: map[string]any{"escrow": "unpaid", "action": "pay", "actor": "shop"}},
 		{name: "stranger acts", r: post("/v1/escrows/paid/dispute", "bob", nil), status: 403, code: "not_party"},
+		{name: "buyer agrees to a return", r: post("/v1/escrows/paid/agree_return", "alice", nil), status: 403, code: "not_party"},
+		{name: "seller ships a return", r: post("/v1/escrows/paid/ship_return", "shop", nil), status: 403, code: "not_party"},
+		{name: "cart for another buyer", r: post("/v1/carts/pay", "alice", map[string]any{"buyer": "bob", "escrows": []string{"unpaid"}}),
+			status: 403, code: "forbidden"},
 		{name: "stranger reads escrow", r: get("/v1/escrows/paid", "bob"), status: 403, code: "not_party"},
 		{name: "stranger reads history", r: get("/v1/escrows/paid/history", "bob"), status: 403, code: "not_party"},
 		{name: "stranger rates", r: post("/v1/escrows/done/ratings", "bob", map[string]any{"score": "negative"}), status: 403, code: "not_party"},
@@ -145,6 +170,8 @@ func TestRefusals(t *testing.T) {
 		{name: "currency mismatch", r: post("/v1/escrows/paid/refund", "shop", map[string]any{"amount": map[string]string{"amount": "1.00", "currency": "USD"}}),
 			status: 422, code: "currency_mismatch"},
 		// 402
+		{name: "cart short of funds", r: post("/v1/carts/pay", "bob", map[string]any{"escrows": []string{"bobs"}}),
+			status: 402, code: "insufficient_funds", details: map[string]any{"account": "bob", "needed": cny("10.00"), "available": cny("0.00")}},
 		{name: "insufficient funds", r: ops(post("/v1/accounts/alice/withdrawals", "ops", map[string]any{"amount": cny("1000.00")})),
 			status: 402, code: "insufficient_funds",
 			details: map[string]any{"account": "alice", "needed": cny("1000.00"), "available": cny("70.00")}},
@@ -164,6 +191,14 @@ func TestRefusals(t *testing.T) {
 		{name: "parameter twice", r: get("/v1/escrows?limit=1&limit=2", "alice"), status: 400, code: "invalid_argument"},
 		{name: "empty key", r: withHeader(post("/v1/escrows/paid/ship", "shop", nil), "Idempotency-Key", " "), status: 400, code: "invalid_argument"},
 		{name: "no milestone", r: post("/v1/escrows/paid/confirm_milestone", "alice", nil), status: 400, code: "invalid_argument"},
+		{name: "extension a number", r: post("/v1/escrows/paid/extend", "alice", `{"by":72}`), status: 400, code: "invalid_json",
+			details: map[string]any{"field": "by", "expected": "string", "got": "number"}},
+		{name: "extension not a duration", r: post("/v1/escrows/paid/extend", "alice", map[string]string{"by": "3 days"}), status: 400, code: "invalid_argument"},
+		{name: "negative extension", r: post("/v1/escrows/paid/extend", "alice", map[string]string{"by": "-1h"}), status: 400, code: "invalid_argument"},
+		{name: "evidence without a note", r: post("/v1/escrows/paid/add_evidence", "alice", nil), status: 400, code: "invalid_argument"},
+		{name: "empty cart", r: post("/v1/carts/pay", "alice", map[string]any{"escrows": []string{}}), status: 400, code: "invalid_argument"},
+		{name: "escrow twice in a cart", r: post("/v1/carts/pay", "alice", map[string]any{"escrows": []string{"unpaid", "unpaid"}}),
+			status: 400, code: "invalid_argument"},
 		{name: "bad score", r: post("/v1/escrows/done/ratings", "shop", map[string]any{"score": "great"}), status: 400, code: "invalid_argument",
 			details: map[string]any{"type": "score", "text": "great"}},
 		{name: "bad timer", r: post("/v1/escrows", "alice", map[string]any{"id": "t", "seller": "shop", "price": cny("1.00"),

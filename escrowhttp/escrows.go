@@ -3,6 +3,7 @@ package escrowhttp
 import (
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/escrowkit/escrow"
 )
@@ -28,9 +29,56 @@ type refundRequestBody struct {
 	Reason string       `json:"reason,omitempty"`
 }
 
-// reasonBody is the body of refuse_refund and dispute.
+// reasonBody is the body of refuse_refund, refuse_return and dispute.
 type reasonBody struct {
 	Reason string `json:"reason,omitempty"`
+}
+
+// extendBody is the body of extend: by how much, absent for the buyer's
+// default extension (the escrow's Timers.BuyerExtension).
+type extendBody struct {
+	By duration `json:"by,omitzero"`
+}
+
+// addressBody is the body of agree_return: where to send the goods back.
+type addressBody struct {
+	Address string `json:"address,omitempty"`
+}
+
+// evidenceBody is the body of add_evidence.
+type evidenceBody struct {
+	Note string `json:"note"`
+	Ref  string `json:"ref,omitempty"`
+}
+
+// cart is the body of pay_all: the buyer, who must be the actor (an
+// absent one is taken to be the actor), and the escrows to pay at once.
+type cart struct {
+	Buyer   string   `json:"buyer,omitempty"`
+	Escrows []string `json:"escrows"`
+}
+
+// paidCart answers pay_all: every escrow of the cart, paid, in the
+// cart's order.
+type paidCart struct {
+	Escrows []escrow.Escrow `json:"escrows"`
+}
+
+// A duration is a time.Duration as the ledger's wire forms write one: a
+// string such as "72h0m0s", read by time.ParseDuration. A number is
+// refused rather than taken as nanoseconds: 72 meant as hours would be
+// 72ns.
+type duration time.Duration
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return refuse("invalid_argument", "duration %q is not one such as \"72h0m0s\"", b)
+	}
+	*d = duration(v)
+	return nil
 }
 
 // history answers an escrow's events.
@@ -157,6 +205,55 @@ func (s *server) dispute(c *call, b *reasonBody) (escrow.Escrow, error) {
 	return s.ledger.Dispute(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.opts...)
 }
 
+func (s *server) shipPart(c *call, b *shipBody) (escrow.Escrow, error) {
+	return s.ledger.ShipPart(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.opts...)
+}
+
+func (s *server) extend(c *call, b *extendBody) (escrow.Escrow, error) {
+	return s.ledger.Extend(c.ctx, c.r.PathValue("id"), c.actor, time.Duration(b.By), c.opts...)
+}
+
+func (s *server) requestReturn(c *call, b *refundRequestBody) (escrow.Escrow, error) {
+	return s.ledger.RequestReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, b.Reason, c.opts...)
+}
+
+func (s *server) agreeReturn(c *call, b *addressBody) (escrow.Escrow, error) {
+	return s.ledger.AgreeReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Address, c.opts...)
+}
+
+func (s *server) shipReturn(c *call, b *shipBody) (escrow.Escrow, error) {
+	return s.ledger.ShipReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.opts...)
+}
+
+func (s *server) confirmReturn(c *call, _ *empty) (escrow.Escrow, error) {
+	return s.ledger.ConfirmReturn(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+func (s *server) refuseReturn(c *call, b *reasonBody) (escrow.Escrow, error) {
+	return s.ledger.RefuseReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.opts...)
+}
+
+func (s *server) cancelReturn(c *call, _ *empty) (escrow.Escrow, error) {
+	return s.ledger.CancelReturn(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+func (s *server) addEvidence(c *call, b *evidenceBody) (escrow.Escrow, error) {
+	return s.ledger.AddEvidence(c.ctx, c.r.PathValue("id"), c.actor, b.Note, b.Ref, c.opts...)
+}
+
 func (s *server) resolve(c *call, split *escrow.Split) (escrow.Escrow, error) {
 	return s.ledger.Resolve(c.ctx, c.r.PathValue("id"), c.actor, *split, c.opts...)
+}
+
+// payAll pays a cart of the actor's escrows at once, all or none. A
+// refusal of some of them is cart_refused, naming each (see classify).
+func (s *server) payAll(c *call, b *cart) (paidCart, error) {
+	if b.Buyer == "" {
+		b.Buyer = c.actor
+	}
+	if b.Buyer != c.actor {
+		return paidCart{}, refuse("forbidden", "%q may not pay a cart for buyer %q: the buyer pays it", c.actor, b.Buyer)
+	}
+	paid, err := s.ledger.PayAll(c.ctx, c.actor, b.Escrows, c.opts...)
+	return paidCart{Escrows: nonNil(paid)}, err
 }

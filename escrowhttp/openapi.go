@@ -169,7 +169,7 @@ func refusals(rt *route) []int {
 	if rt.method == http.MethodPost {
 		st = append(st, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
 			http.StatusUnprocessableEntity)
-		if rt.name == "pay" || rt.name == "withdraw" {
+		if rt.name == "pay" || rt.name == "pay_all" || rt.name == "withdraw" {
 			st = append(st, http.StatusPaymentRequired)
 		}
 	}
@@ -192,6 +192,11 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 	rawType      = reflect.TypeFor[json.RawMessage]()
 	roleType     = reflect.TypeFor[escrow.Role]()
+	// bodyDurationType is a duration in a request body, written as
+	// durationType is.
+	bodyDurationType = reflect.TypeFor[duration]()
+	// extensionsType writes itself, its durations as durationType is.
+	extensionsType = reflect.TypeFor[escrow.Extensions]()
 )
 
 // of returns the schema of t, a reference for a component.
@@ -199,7 +204,7 @@ func (g *schemas) of(t reflect.Type) map[string]any {
 	switch t {
 	case timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
-	case durationType:
+	case durationType, bodyDurationType:
 		return map[string]any{"type": "string", "description": "a duration as Go writes it, such as 72h0m0s or 1.5s", "examples": []string{"72h0m0s"}}
 	case rawType:
 		return map[string]any{"type": "object"}
@@ -215,6 +220,11 @@ func (g *schemas) of(t reflect.Type) map[string]any {
 				},
 				"required": []string{"amount", "currency"},
 			}
+		})
+	case extensionsType:
+		return g.ref(t, func() map[string]any {
+			return map[string]any{"type": "object", "description": "How much the buyer and the seller have added to the auto-confirm deadline.",
+				"properties": map[string]any{"buyer": g.of(durationType), "seller": g.of(durationType)}}
 		})
 	case roleType:
 		return g.ref(t, func() map[string]any {
@@ -324,7 +334,10 @@ var enumWords = map[reflect.Type][]string{
 	reflect.TypeFor[escrow.EventType](): words(escrow.AccountOpened, escrow.Deposited, escrow.Withdrawn,
 		escrow.EscrowOpened, escrow.EscrowPaid, escrow.EscrowShipped, escrow.EscrowReleased, escrow.EscrowRefunded,
 		escrow.EscrowRefundRequested, escrow.EscrowRefundRefused, escrow.EscrowDisputed, escrow.EscrowResolved,
-		escrow.EscrowClosed, escrow.RatingGiven, escrow.RatingRevised, escrow.RatingReplied),
+		escrow.EscrowClosed, escrow.RatingGiven, escrow.RatingRevised, escrow.RatingReplied,
+		escrow.EscrowShippedPart, escrow.EscrowExtended, escrow.EscrowReturnRequested, escrow.EscrowReturnAgreed,
+		escrow.EscrowReturnShipped, escrow.EscrowReturnRefused, escrow.EscrowReturnCancelled, escrow.EscrowEvidenceAdded,
+		escrow.EscrowEscalated),
 	reflect.TypeFor[escrow.EntryKind](): words(escrow.EntryDeposit, escrow.EntryWithdrawal, escrow.EntryHold,
 		escrow.EntryRelease, escrow.EntryRefund, escrow.EntrySplit),
 }

@@ -88,6 +88,47 @@ func TestEveryRoute(t *testing.T) {
 	act("f1", "ship", "shop", nil)
 	act("f1", "confirm", "alice", nil)
 
+	// Shipped in parts, extended by both, returned and refunded.
+	open("s1", nil)
+	act("s1", "pay", "alice", nil)
+	act("s1", "ship_part", "shop", map[string]string{"tracking": "SF2"})
+	act("s1", "ship", "shop", map[string]string{"tracking": "SF3"})
+	act("s1", "extend", "shop", map[string]string{"by": "24h0m0s"})
+	if e := act("s1", "extend", "alice", nil); e.Extended != (escrow.Extensions{Buyer: 72 * time.Hour, Seller: 24 * time.Hour}) {
+		t.Errorf("s1 extended %+v", e.Extended)
+	}
+	act("s1", "request_return", "alice", map[string]any{"amount": cny("20.00"), "reason": "wrong colour"})
+	act("s1", "agree_return", "shop", map[string]string{"address": "1 Tea Street"})
+	act("s1", "ship_return", "alice", map[string]string{"tracking": "SF4"})
+	if e := act("s1", "confirm_return", "shop", nil); e.State != escrow.Refunded || len(e.Shipments) != 1 {
+		t.Errorf("s1 is %s with shipments %+v", e.State, e.Shipments)
+	}
+	// A return cancelled, another refused and disputed, with evidence.
+	open("x1", nil)
+	act("x1", "pay", "alice", nil)
+	act("x1", "ship", "shop", nil)
+	act("x1", "request_return", "alice", map[string]any{"amount": cny("20.00")})
+	act("x1", "agree_return", "shop", nil)
+	act("x1", "cancel_return", "alice", nil)
+	act("x1", "request_return", "alice", map[string]any{"amount": cny("20.00")})
+	act("x1", "agree_return", "shop", nil)
+	act("x1", "ship_return", "alice", nil)
+	act("x1", "refuse_return", "shop", map[string]string{"reason": "it came back broken"})
+	act("x1", "dispute", "alice", map[string]string{"reason": "it left here whole"})
+	act("x1", "add_evidence", "alice", map[string]string{"note": "the courier's photo", "ref": "photos/x1-1.jpg"})
+	if e := act("x1", "add_evidence", "arb", map[string]string{"note": "asked the courier"}); len(e.Evidence) != 2 || e.Evidence[1].By != escrow.Arbiter {
+		t.Errorf("x1's evidence: %+v", e.Evidence)
+	}
+	act("x1", "resolve", "arb", map[string]any{"buyer": cny("10.00"), "seller": cny("10.00")})
+	// A cart of two, paid at once.
+	open("k1", nil)
+	open("k2", nil)
+	var paid paidCart
+	call(post("/v1/carts/pay", "alice", map[string]any{"escrows": []string{"k1", "k2"}}), http.StatusOK).into(&paid)
+	if len(paid.Escrows) != 2 || paid.Escrows[1].State != escrow.AwaitingShipment || paid.Escrows[1].Cart != "k1" {
+		t.Errorf("the cart paid %+v", paid.Escrows)
+	}
+
 	// Ratings: a neutral raised, and answered.
 	call(post("/v1/escrows/m1/ratings", "alice", map[string]any{"score": "neutral", "comment": "slow"}), http.StatusCreated)
 	var r escrow.Rating
@@ -103,8 +144,8 @@ func TestEveryRoute(t *testing.T) {
 
 	var page escrow.EscrowPage
 	call(get("/v1/escrows?state=refunded&state=resolved,closed&limit=10", "alice"), http.StatusOK).into(&page)
-	if len(page.Escrows) != 4 {
-		t.Errorf("%d escrows refunded, resolved or closed, want 4", len(page.Escrows))
+	if len(page.Escrows) != 6 {
+		t.Errorf("%d escrows refunded, resolved or closed, want 6", len(page.Escrows))
 	}
 	call(get("/v1/escrows/m1", "arb"), http.StatusOK)
 	call(get("/v1/escrows/m1/history", "shop"), http.StatusOK)

@@ -1,8 +1,11 @@
 package escrowhttp
 
 import (
+	"bytes"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/escrowkit/escrow"
 )
@@ -131,5 +134,124 @@ func TestAmountPlacesFromCurrency(t *testing.T) {
 		body: map[string]any{"amount": cny("1.5")}}).ok(http.StatusOK)
 	if b := must(h.l.Balance(h.ctx, "alice", escrow.CNY)); b.Available != money("1.50") {
 		t.Errorf("a deposit of \"1.5\" CNY left %v available, want 1.50 CNY", b.Available)
+	}
+}
+
+// TestReturnAndRefund sends goods back through the API, after two
+// extensions, and holds every answer to the ledger's own.
+func TestReturnAndRefund(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	for _, a := range []string{"alice", "teashop"} {
+		h.do(req{method: "POST", path: "/v1/accounts", actor: a}).ok(http.StatusCreated)
+	}
+	must(h.l.Deposit(h.ctx, "alice", money("100.00")))
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "alice",
+		body: map[string]any{"id": "pot", "seller": "teashop", "price": cny("80.00")}}).ok(http.StatusCreated)
+	step := func(action, actor string, body any, want escrow.State) escrow.Escrow {
+		t.Helper()
+		var e escrow.Escrow
+		r := h.do(req{method: "POST", path: "/v1/escrows/pot/" + action, actor: actor, body: body}).ok(http.StatusOK)
+		r.into(&e)
+		r.same(must(h.l.Escrow(h.ctx, "pot")))
+		if e.State != want {
+			t.Fatalf("after %s the escrow is %s, want %s", action, e.State, want)
+		}
+		return e
+	}
+	step("pay", "alice", nil, escrow.AwaitingShipment)
+	step("ship_part", "teashop", map[string]string{"tracking": "SF1"}, escrow.AwaitingShipment)
+	shipped := step("ship", "teashop", map[string]string{"tracking": "SF2"}, escrow.AwaitingConfirmation)
+	e := step("extend", "alice", map[string]string{"by": "48h0m0s"}, escrow.AwaitingConfirmation)
+	if got := e.DueAt.Sub(shipped.DueAt); got != 48*time.Hour {
+		t.Errorf("the buyer's extension moved the deadline %s, want 48h", got)
+	}
+	// The buyer's one extension is spent: a second changes nothing.
+	before := h.dump()
+	if c := h.do(req{method: "POST", path: "/v1/escrows/pot/extend", actor: "alice"}).ok(http.StatusBadRequest).refusal(); c.Code != "invalid_argument" {
+		t.Errorf("a second extension: %q", c.Code)
+	}
+	if !bytes.Equal(before, h.dump()) {
+		t.Error("a refused extension changed the store")
+	}
+	step("request_return", "alice", map[string]any{"amount": cny("80.00"), "reason": "chipped spout"}, escrow.ReturnRequested)
+	step("agree_return", "teashop", map[string]string{"address": "9 Tea Street, Hangzhou"}, escrow.AwaitingReturn)
+	e = step("ship_return", "alice", map[string]string{"tracking": "SF3"}, escrow.ReturnShipped)
+	if e.Return.Address != "9 Tea Street, Hangzhou" || e.Return.Tracking != "SF3" {
+		t.Errorf("the return: %+v", e.Return)
+	}
+	e = step("confirm_return", "teashop", nil, escrow.Refunded)
+	if !e.Refunded.Equal(money("80.00")) || !e.Held.IsZero() {
+		t.Errorf("refunded %v, still held %v", e.Refunded, e.Held)
+	}
+	var hist history
+	h.do(req{method: "GET", path: "/v1/escrows/pot/history", actor: "alice"}).ok(http.StatusOK).into(&hist)
+	var types []escrow.EventType
+	for _, ev := range hist.Events {
+		types = append(types, ev.Type)
+	}
+	want := []escrow.EventType{escrow.EscrowOpened, escrow.EscrowPaid, escrow.EscrowShippedPart, escrow.EscrowShipped,
+		escrow.EscrowExtended, escrow.EscrowReturnRequested, escrow.EscrowReturnAgreed, escrow.EscrowReturnShipped, escrow.EscrowRefunded}
+	if !equal(types, want) {
+		t.Errorf("history %v, want %v", types, want)
+	}
+	if b := must(h.l.Balance(h.ctx, "alice", escrow.CNY)); !b.Available.Equal(money("100.00")) {
+		t.Errorf("alice has %v available, want all 100.00 back", b.Available)
+	}
+	if err := h.l.Check(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPayAll pays a cart through the API: all at once, safely retried
+// under one key, and not at all when one escrow of it may not be paid.
+func TestPayAll(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	for _, a := range []string{"alice", "teashop", "potter"} {
+		h.do(req{method: "POST", path: "/v1/accounts", actor: a}).ok(http.StatusCreated)
+	}
+	must(h.l.Deposit(h.ctx, "alice", money("100.00")))
+	for id, seller := range map[string]string{"tea": "teashop", "pot": "potter", "cup": "potter"} {
+		h.do(req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": id, "seller": seller, "price": cny("30.00")}}).ok(http.StatusCreated)
+	}
+	must(h.l.Pay(h.ctx, "cup", "alice"))
+
+	// "cup" is paid already: the cart is refused, and "tea" stays unpaid.
+	before := h.dump()
+	e := h.do(req{method: "POST", path: "/v1/carts/pay", actor: "alice", body: map[string]any{"escrows": []string{"tea", "cup"}}}).
+		ok(http.StatusConflict).refusal()
+	if e.Code != "cart_refused" || !strings.Contains(e.Message, "none of the cart of 2 was paid") {
+		t.Errorf("refusal %+v", e)
+	}
+	if !bytes.Equal(before, h.dump()) {
+		t.Error("a refused cart changed the store")
+	}
+
+	cart := req{method: "POST", path: "/v1/carts/pay", actor: "alice", body: map[string]any{"buyer": "alice", "escrows": []string{"tea", "pot"}},
+		header: map[string]string{"Idempotency-Key": "cart-1"}}
+	var paid paidCart
+	r := h.do(cart).ok(http.StatusOK)
+	r.into(&paid)
+	r.same(paidCart{Escrows: []escrow.Escrow{must(h.l.Escrow(h.ctx, "tea")), must(h.l.Escrow(h.ctx, "pot"))}})
+	for _, e := range paid.Escrows {
+		if e.State != escrow.AwaitingShipment || e.Cart != "tea" || e.CartSize != 2 {
+			t.Errorf("%s: %s, cart %q of %d", e.ID, e.State, e.Cart, e.CartSize)
+		}
+	}
+	if r.header.Get("Idempotent-Replayed") != "false" {
+		t.Errorf("the first call says Idempotent-Replayed %q", r.header.Get("Idempotent-Replayed"))
+	}
+	// The retry answers the same and pays nothing more.
+	after := h.dump()
+	r = h.do(cart).ok(http.StatusOK)
+	r.same(paid)
+	if r.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(after, h.dump()) {
+		t.Errorf("the retry: Idempotent-Replayed %q; store changed %v", r.header.Get("Idempotent-Replayed"), !bytes.Equal(after, h.dump()))
+	}
+	if b := must(h.l.Balance(h.ctx, "alice", escrow.CNY)); !b.Available.Equal(money("10.00")) || !b.Held.Equal(money("90.00")) {
+		t.Errorf("alice's balance %+v, want 10.00 available and 90.00 held", b)
+	}
+	if err := h.l.Check(h.ctx); err != nil {
+		t.Fatal(err)
 	}
 }
