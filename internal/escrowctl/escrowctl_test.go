@@ -16,6 +16,7 @@ import (
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore"
+	"github.com/escrowkit/escrow/storage/memstore"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -440,5 +441,57 @@ func TestStatsCompactionError(t *testing.T) {
 		if diff := cmp.Diff(tc.want, out.String()); diff != "" {
 			t.Errorf("records(%+v) (-want +got):\n%s", tc.st, diff)
 		}
+	}
+}
+
+// TestStatsReturnStates: stats counts the escrows of a return and refund
+// under their own states, in lifecycle order, between the refund request
+// and the dispute.
+func TestStatsReturnStates(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	defer store.Close()
+	l, err := escrow.New(ctx, store, &escrow.Options{Clock: escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), Arbiter: "arb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.OpenAccount(ctx, "ann"))
+	must(l.OpenAccount(ctx, "bob"))
+	must(l.Deposit(ctx, "ann", escrow.MustParseMoney("100.00", escrow.CNY)))
+	ten := escrow.MustParseMoney("10.00", escrow.CNY)
+	// r<n> goes n steps into a return: requested, agreed, shipped back,
+	// refused; r5 is then disputed.
+	steps := []func(id string){
+		func(id string) { must(l.RequestReturn(ctx, id, "ann", ten, "cracked")) },
+		func(id string) { must(l.AgreeReturn(ctx, id, "bob", "1 Kiln Road")) },
+		func(id string) { must(l.ShipReturn(ctx, id, "ann", "SF9")) },
+		func(id string) { must(l.RefuseReturn(ctx, id, "bob", "not ours")) },
+		func(id string) { must(l.Dispute(ctx, id, "ann", "it is theirs")) },
+	}
+	for n := 1; n <= len(steps); n++ {
+		id := fmt.Sprintf("r%d", n)
+		must(l.Open(ctx, escrow.Terms{ID: id, Buyer: "ann", Seller: "bob", Price: ten}))
+		must(l.Pay(ctx, id, "ann"))
+		must(l.Ship(ctx, id, "bob", ""))
+		for _, step := range steps[:n] {
+			step(id)
+		}
+	}
+	n, err := count(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	n.write(&out)
+	_, got, _ := strings.Cut(out.String(), "escrows    5\n")
+	want := "  ReturnRequested        1\n  AwaitingReturn         1\n  ReturnShipped          1\n  ReturnRefused          1\n  Disputed               1\n"
+	if got != want {
+		t.Errorf("stats listed\n%s\nwant\n%s", out.String(), want)
 	}
 }
