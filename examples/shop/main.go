@@ -1,9 +1,11 @@
 // Command shop runs a small web shop on the escrow ledger, to see a
 // guaranteed trade from both sides: a buyer orders a teapot and pays, the
 // money is held, the seller ships, the buyer confirms (or asks for a
-// refund, or calls the arbiter), and each rates the other. One page shows
-// it all: the orders of whoever you act as, what each may do next, every
-// order's timeline of events, the balances and the seller's reputation.
+// refund, sends the goods back for one, puts the deadline back, or calls
+// the arbiter), and each rates the other. Several orders can be paid in
+// one payment. One page shows it all: the orders of whoever you act as,
+// what each may do next, every order's timeline of events, the balances
+// and the seller's reputation.
 //
 // Usage:
 //

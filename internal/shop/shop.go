@@ -71,6 +71,7 @@ func newShop(ctx context.Context, store escrow.Storage, clock escrow.Clock) (*sh
 	s.mux.HandleFunc("GET /{$}", s.show)
 	s.mux.HandleFunc("POST /order", s.order)
 	s.mux.HandleFunc("POST /act", s.act)
+	s.mux.HandleFunc("POST /cart", s.cart)
 	// The same ledger as a JSON API, for a front end or a script: whoever
 	// the X-Actor header names, as long as it is one of the shop's people.
 	// A real host names the actor from its own sign-in.
@@ -107,6 +108,7 @@ type view struct {
 	People            []string
 	Problem           string // the last action's refusal, if any
 	Orders            []order
+	Unpaid            []string // the buyer's orders awaiting payment, for the cart
 	Balances          []escrow.Balance
 	Reputation        escrow.View
 }
@@ -136,13 +138,18 @@ func (s *shop) show(w http.ResponseWriter, r *http.Request) {
 		}
 		role := roleOf(e, who)
 		for _, a := range escrow.Actions() {
-			if escrow.Allowed(a, role, e.State) && a != escrow.ActionConfirmMilestone {
+			// The buyer's one extension, once spent, is no button.
+			spent := a == escrow.ActionExtend && role == escrow.Buyer && e.Extended.Buyer != 0
+			if escrow.Allowed(a, role, e.State) && a != escrow.ActionConfirmMilestone && !spent {
 				o.Actions = append(o.Actions, word(a))
 			}
 		}
 		o.CanRate = (role == escrow.Buyer || role == escrow.Seller) && e.State.Terminal() &&
 			!e.RatingDueAt.IsZero() && e.Rated&role == 0
 		v.Orders = append(v.Orders, o)
+		if role == escrow.Buyer && e.State == escrow.AwaitingPayment {
+			v.Unpaid = append(v.Unpaid, e.ID)
+		}
 	}
 	if who != arbiter {
 		if v.Balances, err = s.ledger.Balances(ctx, who); err != nil {
@@ -212,6 +219,10 @@ func (s *shop) act(w http.ResponseWriter, r *http.Request) {
 		_, err = s.ledger.Pay(ctx, id, who)
 	case "ship":
 		_, err = s.ledger.Ship(ctx, id, who, r.FormValue("tracking"))
+	case "ship_part":
+		_, err = s.ledger.ShipPart(ctx, id, who, r.FormValue("tracking"))
+	case "extend": // by the buyer's extension, the escrow's default
+		_, err = s.ledger.Extend(ctx, id, who, 0)
 	case "confirm":
 		_, err = s.ledger.Confirm(ctx, id, who)
 	case "cancel":
@@ -230,8 +241,25 @@ func (s *shop) act(w http.ResponseWriter, r *http.Request) {
 		_, err = s.ledger.AgreeRefund(ctx, id, who)
 	case "refuse_refund":
 		_, err = s.ledger.RefuseRefund(ctx, id, who, reason)
+	case "request_return":
+		var m escrow.Money
+		if m, err = amount(); err == nil {
+			_, err = s.ledger.RequestReturn(ctx, id, who, m, reason)
+		}
+	case "agree_return":
+		_, err = s.ledger.AgreeReturn(ctx, id, who, r.FormValue("address"))
+	case "ship_return":
+		_, err = s.ledger.ShipReturn(ctx, id, who, r.FormValue("tracking"))
+	case "confirm_return":
+		_, err = s.ledger.ConfirmReturn(ctx, id, who)
+	case "refuse_return":
+		_, err = s.ledger.RefuseReturn(ctx, id, who, reason)
+	case "cancel_return":
+		_, err = s.ledger.CancelReturn(ctx, id, who)
 	case "dispute":
 		_, err = s.ledger.Dispute(ctx, id, who, reason)
+	case "add_evidence":
+		_, err = s.ledger.AddEvidence(ctx, id, who, r.FormValue("note"), "")
 	case "resolve":
 		var m escrow.Money
 		if m, err = amount(); err == nil {
@@ -253,5 +281,12 @@ func (s *shop) act(w http.ResponseWriter, r *http.Request) {
 	default:
 		err = fmt.Errorf("no action %q", r.FormValue("action"))
 	}
+	back(w, r, who, err)
+}
+
+// cart pays every order the form checked in one payment, all or none.
+func (s *shop) cart(w http.ResponseWriter, r *http.Request) {
+	who := as(r)
+	_, err := s.ledger.PayAll(r.Context(), who, r.Form["id"])
 	back(w, r, who, err)
 }

@@ -241,6 +241,87 @@ func TestRefundAndDispute(t *testing.T) {
 	}
 }
 
+// TestReturnAndRefund: the buyer puts the deadline back, then sends the
+// goods back through the page; the seller agrees, gives an address and
+// confirms their receipt, and the money comes back.
+func TestReturnAndRefund(t *testing.T) {
+	c := newClient(t)
+	c.post("/order", buyer, url.Values{"item": {"Yixing teapot"}, "price": {"120.00"}})
+	c.act(buyer, "order-1", "pay")
+	page := c.act(seller, "order-1", "ship", "tracking", "SF42")
+	if got := due(t, page, "order-1"); got != "Mar 11 09:00" {
+		t.Errorf("shipped, the deadline is %s, want Mar 11 09:00", got)
+	}
+	page = c.act(buyer, "order-1", "extend")
+	if got := due(t, page, "order-1"); got != "Mar 14 09:00" {
+		t.Errorf("extended, the deadline is %s, want three days later, Mar 14 09:00", got)
+	}
+	if strings.Contains(page, `id="order-1-extend"`) {
+		t.Errorf("the buyer is offered a second extension")
+	}
+	c.act(buyer, "order-1", "request_return", "amount", "120.00", "reason", "chipped spout")
+	page = c.act(seller, "order-1", "agree_return", "address", "8 Longjing Road")
+	if got := state(t, page, "order-1"); got != "AwaitingReturn" || !strings.Contains(page, "Send the goods back to 8 Longjing Road") {
+		t.Errorf("after agreeing the order is %s; the page shows the address: %v", got, strings.Contains(page, "8 Longjing Road"))
+	}
+	c.act(buyer, "order-1", "ship_return", "tracking", "SF43")
+	page = c.act(seller, "order-1", "confirm_return")
+	if got := state(t, page, "order-1"); got != "Refunded" {
+		t.Errorf("after the seller confirmed the return the order is %s", got)
+	}
+	if b, err := c.ledger.Balance(context.Background(), buyer, escrow.CNY); err != nil || b.Available.String() != "500.00 CNY" {
+		t.Errorf("the buyer holds %v (%v), want all 500.00 back", b.Available, err)
+	}
+}
+
+// TestCart: the buyer pays several orders in one payment, and a cart with
+// an order already paid is refused whole, naming it, and pays nothing.
+func TestCart(t *testing.T) {
+	c := newClient(t)
+	for _, item := range []string{"Teapot", "Cups", "Tea"} {
+		c.post("/order", buyer, url.Values{"item": {item}, "price": {"100.00"}})
+	}
+	c.act(buyer, "order-3", "pay")
+	page := c.page(buyer)
+	for _, id := range []string{"order-1", "order-2"} {
+		if !strings.Contains(page, `<input type="checkbox" name="id" value="`+id+`" checked>`) {
+			t.Errorf("the cart does not offer %s", id)
+		}
+	}
+	if strings.Contains(page, `value="order-3" checked`) {
+		t.Errorf("the cart offers order-3, which is paid")
+	}
+	page = c.post("/cart", buyer, url.Values{"id": {"order-1", "order-3"}})
+	if p := problem(page); !strings.Contains(p, "order-3") || state(t, page, "order-1") != "AwaitingPayment" {
+		t.Errorf("a cart with a paid order: problem %q, order-1 %s", p, state(t, page, "order-1"))
+	}
+	page = c.post("/cart", buyer, url.Values{"id": {"order-1", "order-2"}})
+	if p := problem(page); p != "" {
+		t.Fatalf("the cart was refused: %s", p)
+	}
+	for _, id := range []string{"order-1", "order-2"} {
+		if got := state(t, page, id); got != "AwaitingShipment" {
+			t.Errorf("paid in the cart, %s is %s", id, got)
+		}
+	}
+	if !strings.Contains(page, "<td>CNY</td><td>200.00 CNY</td><td>300.00 CNY</td>") {
+		t.Errorf("the buyer's balances do not show 200.00 available and 300.00 held:\n%s", page)
+	}
+	if strings.Contains(page, `id="cart-form"`) {
+		t.Errorf("the cart is offered with nothing left to pay")
+	}
+}
+
+// due returns the next deadline the page shows for escrow id.
+func due(t *testing.T, page, id string) string {
+	t.Helper()
+	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(id) + `-due">([^<]+)<`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page shows no deadline for %s", id)
+	}
+	return m[1]
+}
+
 // TestRun: the command prints the address it serves, and -h is not an
 // error.
 func TestRun(t *testing.T) {
