@@ -1,7 +1,10 @@
 // Command marketplace runs a small simulated market on the escrow ledger:
 // three shops selling tea, lamps and phone cases, five buyers, a platform
-// that keeps 0.6% of every sale, and an arbiter for disputes. After the
-// trades, buyers and shops rate each other. It prints each event from the
+// that keeps 0.6% of every sale, and an arbiter for disputes. Among the
+// trades are a refund on request, a dispute, goods sent back and refunded,
+// a confirmation deadline put back by both sides, and a cart from three
+// shops paid in one payment. After the trades, buyers and shops rate each
+// other. It prints each event from the
 // ledger's outbox as it is committed, then the shops' reputations and every
 // balance, and ends by checking that the books balance.
 //

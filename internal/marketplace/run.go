@@ -102,6 +102,9 @@ func Run(w io.Writer, args []string, o Options) error {
 		func(m *market) { randomOrders(m, rng) },
 		paymentDeadline,
 		milestoneTrade,
+		returnAndRefund,
+		extendedTrade,
+		cartAtOnce,
 		confirmationDeadline,
 		cashOut,
 		rateTrades,
@@ -325,6 +328,31 @@ func describe(ev escrow.Event, seller string) string {
 		return fmt.Sprintf("%s asked for %s back: %s", who, ev.Amount, ev.Note)
 	case escrow.EscrowRefundRefused:
 		return fmt.Sprintf("%s refused the refund: %s", who, ev.Note)
+	case escrow.EscrowShippedPart:
+		return fmt.Sprintf("%s shipped part of the order, tracking %s", who, ev.Note)
+	case escrow.EscrowExtended:
+		by, _, _ := strings.Cut(ev.Note, ",") // "by 72h0m0s, to <time in UTC>"
+		return fmt.Sprintf("%s put the confirmation deadline back %s", who, by)
+	case escrow.EscrowReturnRequested:
+		return fmt.Sprintf("%s asked to send it back for %s: %s", who, ev.Amount, ev.Note)
+	case escrow.EscrowReturnAgreed:
+		if ev.ByTimer {
+			return "the seller did not answer: the return is agreed"
+		}
+		return fmt.Sprintf("%s agreed to take it back, to %s", who, ev.Note)
+	case escrow.EscrowReturnShipped:
+		return fmt.Sprintf("%s sent it back, tracking %s", who, ev.Note)
+	case escrow.EscrowReturnRefused:
+		return fmt.Sprintf("%s refused the returned goods: %s", who, ev.Note)
+	case escrow.EscrowReturnCancelled:
+		if ev.ByTimer {
+			return "the return lapsed; the trade goes on"
+		}
+		return who + " cancelled the return"
+	case escrow.EscrowEvidenceAdded:
+		return fmt.Sprintf("%s added evidence: %s", who, ev.Note)
+	case escrow.EscrowEscalated:
+		return "the arbiter's deadline passed"
 	case escrow.EscrowDisputed:
 		return fmt.Sprintf("%s called the arbiter: %s", who, ev.Note)
 	case escrow.EscrowResolved:

@@ -250,6 +250,90 @@ func milestoneTrade(m *market) {
 	}
 }
 
+// returnAndRefund: the goods have to come back before the money does.
+// The buyer asks to return them, the seller agrees and gives an address,
+// the buyer sends them back with tracking, and the seller's confirmation
+// of their receipt refunds the buyer. Each step has its deadline (5 days
+// for the seller to answer, 7 for the buyer to send, 10 for the seller to
+// confirm), and the confirmation deadline stands still meanwhile.
+func returnAndRefund(m *market) {
+	m.section("Returned and refunded: the wrong colour")
+	id := m.id("order-1008")
+	m.wait(1 * time.Hour)
+	m.do(m.ledger.Open(m.ctx, order(id, "liu.yang", "lantern-lamps", "Rattan floor lamp", "239.00")))
+	m.do(m.ledger.Pay(m.ctx, id, "liu.yang"))
+	m.wait(2 * time.Hour)
+	m.do(m.ledger.Ship(m.ctx, id, "lantern-lamps", "ZTO5510031177"))
+	m.wait(18 * time.Hour)
+	m.do(m.ledger.RequestReturn(m.ctx, id, "liu.yang", cny("239.00"), "the shade is not the colour pictured"))
+	m.wait(2 * time.Hour)
+	m.do(m.ledger.AgreeReturn(m.ctx, id, "lantern-lamps", "Lantern Lamps returns, 12 Qiantang Road, Hangzhou"))
+	m.wait(3 * time.Hour)
+	m.do(m.ledger.ShipReturn(m.ctx, id, "liu.yang", "SF1402950118"))
+	m.wait(20 * time.Hour)
+	m.do(m.ledger.ConfirmReturn(m.ctx, id, "lantern-lamps"))
+}
+
+// extendedTrade: the goods are late, so the buyer puts the confirmation
+// deadline back, by three days (the default), once; the seller may put it
+// back too, up to 30 days in all.
+func extendedTrade(m *market) {
+	m.section("More time to confirm: a parcel held at customs")
+	id := m.id("order-1009")
+	m.wait(1 * time.Hour)
+	m.do(m.ledger.Open(m.ctx, order(id, "chen.jie", "west-lake-tea", "Yixing clay teapot", "320.00")))
+	m.do(m.ledger.Pay(m.ctx, id, "chen.jie"))
+	m.wait(1 * time.Hour)
+	m.do(m.ledger.Ship(m.ctx, id, "west-lake-tea", "EMS8830041977"))
+	m.wait(4 * time.Hour)
+	e, err := m.ledger.Extend(m.ctx, id, "chen.jie", 0)
+	m.do(e, err)
+	m.due(e)
+	_, err = m.ledger.Extend(m.ctx, id, "chen.jie", 0)
+	m.refused(err, escrow.ErrInvalidArgument)
+	e, err = m.ledger.Extend(m.ctx, id, "west-lake-tea", 2*day)
+	m.do(e, err)
+	m.due(e)
+	m.wait(2 * time.Hour)
+	m.do(m.ledger.Confirm(m.ctx, id, "chen.jie"))
+}
+
+// due says when an escrow's running deadline falls.
+func (m *market) due(e escrow.Escrow) {
+	m.note("the confirmation deadline is now %s", e.DueAt.In(cst).Format("Jan 02 15:04"))
+}
+
+// cartAtOnce: a buyer with orders from three shops pays them in one
+// payment. It is all or nothing: a cart that holds one order that may not
+// be paid pays none, and the refusal names it.
+func cartAtOnce(m *market) {
+	m.section("One payment for a cart from three shops")
+	cart := []string{m.id("order-1010"), m.id("order-1011"), m.id("order-1012")}
+	m.wait(1 * time.Hour)
+	m.do(m.ledger.Open(m.ctx, order(cart[0], "li.na", "west-lake-tea", "Tieguanyin oolong, 500 g", "96.50")))
+	m.do(m.ledger.Open(m.ctx, order(cart[1], "li.na", "lantern-lamps", "Red silk lanterns, pair", "58.80")))
+	m.do(m.ledger.Open(m.ctx, order(cart[2], "li.na", "shenzhen-cases", "Clear phone case", "19.90")))
+	m.wait(5 * time.Minute)
+	// Her cart still holds the teapot that closed unpaid on the 5th.
+	_, err := m.ledger.PayAll(m.ctx, "li.na", append(cart[:3:3], m.id("order-1005")))
+	m.refused(err, escrow.ErrInvalidTransition)
+	paid, err := m.ledger.PayAll(m.ctx, "li.na", cart)
+	m.do(paid, err)
+	var total int64
+	for _, e := range paid {
+		total += e.Held.Units()
+	}
+	m.note("one payment of %s, held in %d escrows", escrow.RestoreMoney(total, escrow.CNY), len(paid))
+	m.wait(3 * time.Hour)
+	m.do(m.ledger.Ship(m.ctx, cart[0], "west-lake-tea", "SF1402951302"))
+	m.do(m.ledger.Ship(m.ctx, cart[1], "lantern-lamps", "ZTO5510031420"))
+	m.do(m.ledger.Ship(m.ctx, cart[2], "shenzhen-cases", "YT7781215562"))
+	m.wait(1 * day)
+	for _, id := range cart {
+		m.do(m.ledger.Confirm(m.ctx, id, "li.na"))
+	}
+}
+
 // confirmationDeadline: by March 12 more than ten days have passed since
 // the March 1 shipments. ProcessDue confirms for the silent buyers and
 // pays their sellers.
