@@ -51,11 +51,54 @@
 // carries the host's own data about the trade (up to 50 keys, as Stripe
 // allows), returned on the escrow and on each of its events.
 //
-// Every action names its actor. Only the buyer pays, confirms and requests
-// refunds; only the seller ships, refunds and answers refund requests; only
-// the arbiter resolves. A wrong actor gets ErrNotParty, an action the state
-// does not allow gets ErrInvalidTransition; Allowed tells a user interface
-// in advance. Completed, Refunded, Resolved and Closed are terminal, and a
+// Goods that were shipped usually have to come back before the money does.
+// After shipment the buyer may RequestReturn instead of a refund: the
+// seller agrees with AgreeReturn and an address (or turns the request down
+// with RefuseRefund), the buyer sends the goods back with ShipReturn and a
+// tracking number, and the seller's ConfirmReturn refunds the amount asked
+// for; the seller may instead RefuseReturn the goods, with a reason, and
+// then either party may Dispute. The buyer may CancelReturn until the goods
+// are refused, or accept the refusal with it. Escrow.Return holds the
+// address, the tracking number and any refusal.
+//
+//	AwaitingConfirmation --RequestReturn--> ReturnRequested --AgreeReturn or timer--> AwaitingReturn
+//	                                               |                                        |
+//	                                      RefuseRefund: back                           ShipReturn
+//	                                                                                        v
+//	                       Refunded (or back, if partial) <--ConfirmReturn or timer-- ReturnShipped
+//	                                                                                        |
+//	                                                                                  RefuseReturn
+//	                                                                                        v
+//	                                                            Disputed <--Dispute-- ReturnRefused
+//
+//	ReturnRequested, AwaitingReturn, ReturnRefused --CancelReturn--> back
+//	AwaitingReturn (not shipped back), ReturnRefused (not disputed) --timer: the return lapses--> back
+//
+// Back is AwaitingConfirmation, with the auto-confirm timer, paused for the
+// whole return, resumed with the time that was left.
+//
+// Some actions change no state. A seller who ships an order in parts
+// records each with ShipPart and its tracking number (kept in
+// Escrow.Shipments), and the last with Ship, from which the auto-confirm
+// deadline runs. Extend puts that deadline back: the buyer once, by up to
+// Timers.BuyerExtension (3 days by default), the seller any number of
+// times, up to Timers.SellerExtensionLimit (30 days) in all; Escrow.Extended
+// keeps the sums. In a dispute the buyer, the seller and the arbiter add
+// notes with AddEvidence, each with an optional reference to a file the
+// host keeps, kept in order in Escrow.Evidence.
+//
+// PayAll pays a buyer's cart, escrows with several sellers, in one
+// transaction: all of them, each with its own EscrowPaid event, or none.
+// If one may not be paid, a *CartError names each one refused and why; if
+// the cart's total is more than the buyer has, an *InsufficientFundsError
+// says so. Under one idempotency key, the whole cart is one call.
+//
+// Every action names its actor. Only the buyer pays, confirms, requests
+// refunds and returns and ships the goods back; only the seller ships,
+// refunds and answers refund and return requests; only the arbiter
+// resolves. A wrong actor gets ErrNotParty, an action the state does not
+// allow gets ErrInvalidTransition; Allowed tells a user interface in
+// advance. Completed, Refunded, Resolved and Closed are terminal, and a
 // terminal escrow holds nothing.
 //
 // # Money
@@ -83,8 +126,15 @@
 // Each waiting state has a deadline and an action (see Timers and
 // DefaultTimers): unpaid escrows close, unshipped ones are refunded, shipped
 // ones are released to the seller after 10 days (auto-confirm), and a refund
-// request the seller ignores is granted. An open refund request or dispute
-// pauses the running timer. A timer that has run out cannot be paused: a
+// request the seller ignores is granted. In a return, a request the seller
+// does not answer in 5 days is agreed to, goods the buyer does not send back
+// within 7 days end the return (it lapses, and the trade goes back to
+// where it was), returned goods the seller does not confirm within 10 days
+// are refunded, and a refusal of them nobody disputes within 7 days ends
+// the return likewise. A dispute has no deadline unless
+// Timers.ArbiterWithin sets one: then, when it passes, an EscrowEscalated
+// event tells the host, which may escalate, and the dispute stays open. An
+// open refund request, return or dispute pauses the running timer. A timer that has run out cannot be paused: a
 // refund request or dispute made after its deadline, before ProcessDue
 // fired it, fires it first, so the outcome does not depend on which ran
 // first. Time comes from Options.Clock; ProcessDue fires whatever is due,
@@ -174,7 +224,7 @@
 //   - Times are RFC 3339 in UTC, with as many fractional digits as they
 //     need, and are left out when unset: a field such as "paid_at" is
 //     there only once it happened.
-//   - Durations (an escrow's "timers" and "paused") are strings as
+//   - Durations (an escrow's "timers", "extended" and "paused") are strings as
 //     time.Duration's String writes them, "72h0m0s" or "1.5s", which
 //     time.ParseDuration reads back to the nanosecond; a zero timer, which
 //     takes the default, is left out. A number is refused, not taken as
@@ -198,7 +248,7 @@
 //
 // Errors are the sentinels in errors.go, tested with errors.Is, and typed
 // errors (AmountError, RoleError, TransitionError, InsufficientFundsError,
-// IdempotencyMismatchError, EnumError, MetadataError, InvariantError) where the caller
+// CartError, IdempotencyMismatchError, EnumError, MetadataError, InvariantError) where the caller
 // needs the details. Messages start with
 // "escrow: ". A call whose context is cancelled or past its deadline fails
 // with an error for which errors.Is(err, context.Canceled) (or

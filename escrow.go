@@ -19,8 +19,33 @@ import (
 //	      v                    v       |Refuse              v       |Refuse
 //	    Closed              RefundRequested --AgreeRefund or timer--> Refunded (or back, if partial)
 //
-//	AwaitingShipment, AwaitingConfirmation, RefundRequested --Dispute--> Disputed --Resolve--> Resolved
+// A return and refund takes the goods back before the money (see
+// RequestReturn):
+//
+//	AwaitingConfirmation --RequestReturn--> ReturnRequested --AgreeReturn or timer--> AwaitingReturn
+//	                                               |                                        |
+//	                                      RefuseRefund: back                           ShipReturn
+//	                                                                                        v
+//	                       Refunded (or back, if partial) <--ConfirmReturn or timer-- ReturnShipped
+//	                                                                                        |
+//	                                                                                  RefuseReturn
+//	                                                                                        v
+//	                                                            Disputed <--Dispute-- ReturnRefused
+//
+//	ReturnRequested, AwaitingReturn, ReturnRefused --CancelReturn--> back
+//	AwaitingReturn (not shipped back), ReturnRefused (not disputed) --timer: the return lapses--> back
+//
+// Back is AwaitingConfirmation, its auto-confirm timer resumed with the
+// time that was left: the timer is paused for the whole return.
+//
+//	AwaitingShipment, AwaitingConfirmation, RefundRequested and the four return states --Dispute--> Disputed --Resolve--> Resolved
 //	AwaitingShipment --timer--> Refunded;  Refund by the seller of all that is held --> Refunded
+//
+// Some actions leave the state as it is: ShipPart records a part of the
+// order shipped (AwaitingShipment), Extend puts the auto-confirm deadline
+// back (AwaitingConfirmation), and AddEvidence adds a note to a dispute
+// (Disputed), where the arbiter's deadline, if Timers.ArbiterWithin sets
+// one, raises EscrowEscalated when it passes.
 //
 // Completed, Refunded, Resolved and Closed are terminal, and a terminal
 // escrow holds nothing.

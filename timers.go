@@ -14,6 +14,14 @@ import (
 //	AwaitingShipment      → all held refunded to the buyer → Refunded
 //	AwaitingConfirmation  → all held released to the seller → Completed (auto-confirm)
 //	RefundRequested       → the refund made as asked (the seller ignored it)
+//	ReturnRequested       → the return agreed to, with no address → AwaitingReturn
+//	AwaitingReturn        → the return lapses (the buyer did not send the goods back) → AwaitingConfirmation
+//	ReturnShipped         → the refund made as asked (the seller did not confirm receipt)
+//	ReturnRefused         → the return ends (nobody disputed the refusal) → AwaitingConfirmation
+//	Disputed              → EscrowEscalated, the dispute left open (only if Timers.ArbiterWithin is set)
+//
+// A return that ends goes back to AwaitingConfirmation with the
+// auto-confirm timer resumed from where the return paused it.
 //
 // It also closes the rating windows that are due (see Rate): a party who
 // stayed silent while the other rated gets the default rating, with a
