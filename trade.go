@@ -16,8 +16,8 @@ type Shipment struct {
 // Extensions are how much each party has added to an escrow's
 // auto-confirm deadline.
 type Extensions struct {
-	Buyer  time.Duration
-	Seller time.Duration
+	Buyer  time.Duration `json:"buyer,omitzero"`
+	Seller time.Duration `json:"seller,omitzero"`
 }
 
 // An Evidence is one note added to a dispute: by whom, what it says, an

@@ -195,8 +195,6 @@ var (
 	// bodyDurationType is a duration in a request body, written as
 	// durationType is.
 	bodyDurationType = reflect.TypeFor[duration]()
-	// extensionsType writes itself, its durations as durationType is.
-	extensionsType = reflect.TypeFor[escrow.Extensions]()
 )
 
 // of returns the schema of t, a reference for a component.
@@ -220,11 +218,6 @@ func (g *schemas) of(t reflect.Type) map[string]any {
 				},
 				"required": []string{"amount", "currency"},
 			}
-		})
-	case extensionsType:
-		return g.ref(t, func() map[string]any {
-			return map[string]any{"type": "object", "description": "How much the buyer and the seller have added to the auto-confirm deadline.",
-				"properties": map[string]any{"buyer": g.of(durationType), "seller": g.of(durationType)}}
 		})
 	case roleType:
 		return g.ref(t, func() map[string]any {
