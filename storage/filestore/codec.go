@@ -37,9 +37,21 @@ import (
 // at the end of their operations. Version 2 had not been released when
 // they came, so they did not bump formatVersion: a version 2 record
 // written before them ends where they begin and reads them as zero, a
-// version 1 record never has them. A map is written as count writes a slice's length, then its
-// pairs in key order, so that one map always encodes the same; a decoder
-// refuses keys repeated or out of order.
+// version 1 record never has them.
+//
+// Format version 3 appends to an escrow its Shipments, Extended, Return,
+// Evidence, Cart and CartSize, Dispute.EscalatedAt, and the Timers of a
+// return, the arbiter and the extensions (ReturnResponseWithin,
+// ReturnShipWithin, ReturnReceiveWithin, ReturnDisputeWithin,
+// ArbiterWithin, BuyerExtension, SellerExtensionLimit). Version 2 had
+// been released, so they bumped formatVersion: a release that reads up to
+// version 2 refuses a store holding them with a VersionError instead of
+// calling their records damaged, and a version 2 record, which never has
+// them, reads them as zero.
+//
+// A map is written as count writes a slice's length, then its pairs in
+// key order, so that one map always encodes the same; a decoder refuses
+// keys repeated or out of order.
 const (
 	opAccount     byte = 1
 	opBalance     byte = 2
@@ -190,6 +202,39 @@ func (e *encoder) escrow(x *escrow.Escrow) {
 	e.str(x.Dispute.Reason)
 	e.time(x.Dispute.At)
 	e.metadata(x.Metadata)
+	// Added in format version 3 (see the top of this file): a version 2
+	// record ends before them and decodes them as zero.
+	e.count(len(x.Shipments), x.Shipments == nil)
+	for _, s := range x.Shipments {
+		e.str(s.Tracking)
+		e.time(s.At)
+	}
+	e.dur(x.Extended.Buyer)
+	e.dur(x.Extended.Seller)
+	e.str(x.Return.Address)
+	e.time(x.Return.AgreedAt)
+	e.str(x.Return.Tracking)
+	e.time(x.Return.ShippedAt)
+	e.time(x.Return.ReceivedAt)
+	e.str(x.Return.RefuseReason)
+	e.time(x.Return.RefusedAt)
+	e.count(len(x.Evidence), x.Evidence == nil)
+	for _, v := range x.Evidence {
+		e.uvarint(uint64(v.By))
+		e.str(v.Note)
+		e.str(v.Ref)
+		e.time(v.At)
+	}
+	e.str(x.Cart)
+	e.varint(int64(x.CartSize))
+	e.time(x.Dispute.EscalatedAt)
+	e.dur(x.Timers.ReturnResponseWithin)
+	e.dur(x.Timers.ReturnShipWithin)
+	e.dur(x.Timers.ReturnReceiveWithin)
+	e.dur(x.Timers.ReturnDisputeWithin)
+	e.dur(x.Timers.ArbiterWithin)
+	e.dur(x.Timers.BuyerExtension)
+	e.dur(x.Timers.SellerExtensionLimit)
 	e.end(at)
 }
 
@@ -670,6 +715,29 @@ func (d *decoder) escrow(x *escrow.Escrow) {
 	x.Refund.RefuseReason, x.Refund.RefusedAt = d.str(), d.time()
 	x.Dispute = escrow.DisputeClaim{By: escrow.Role(d.small(255)), Reason: d.str(), At: d.time()}
 	x.Metadata = d.metadata()
+	if d.version < 3 { // version 2 ended here
+		return
+	}
+	if n, isNil := d.count(2); !isNil && d.err == nil {
+		x.Shipments = make([]escrow.Shipment, n)
+		for i := range x.Shipments {
+			x.Shipments[i] = escrow.Shipment{Tracking: d.str(), At: d.time()}
+		}
+	}
+	x.Extended = escrow.Extensions{Buyer: d.dur(), Seller: d.dur()}
+	x.Return = escrow.Return{Address: d.str(), AgreedAt: d.time(), Tracking: d.str(), ShippedAt: d.time(),
+		ReceivedAt: d.time(), RefuseReason: d.str(), RefusedAt: d.time()}
+	if n, isNil := d.count(4); !isNil && d.err == nil {
+		x.Evidence = make([]escrow.Evidence, n)
+		for i := range x.Evidence {
+			x.Evidence[i] = escrow.Evidence{By: escrow.Role(d.small(255)), Note: d.str(), Ref: d.str(), At: d.time()}
+		}
+	}
+	x.Cart, x.CartSize = d.str(), int(d.varint())
+	x.Dispute.EscalatedAt = d.time()
+	t := &x.Timers
+	t.ReturnResponseWithin, t.ReturnShipWithin, t.ReturnReceiveWithin, t.ReturnDisputeWithin = d.dur(), d.dur(), d.dur(), d.dur()
+	t.ArbiterWithin, t.BuyerExtension, t.SellerExtensionLimit = d.dur(), d.dur(), d.dur()
 }
 
 // metadata reads what encoder.metadata writes. A key twice, or keys out

@@ -232,7 +232,7 @@ func TestCodecNilAndEmpty(t *testing.T) {
 	ops := []op{
 		{kind: opEscrow, escrow: escrow.Escrow{Terms: escrow.Terms{ID: "nil"}}},
 		{kind: opEscrow, escrow: escrow.Escrow{Terms: escrow.Terms{ID: "empty", Milestones: []escrow.Milestone{},
-			Metadata: map[string]string{}}}},
+			Metadata: map[string]string{}}, Shipments: []escrow.Shipment{}, Evidence: []escrow.Evidence{}}},
 		{kind: opEvent, event: escrow.Event{Seq: 1}},
 		{kind: opEvent, event: escrow.Event{Seq: 2, Metadata: map[string]string{}}},
 		{kind: opEntry, entry: escrow.Entry{Seq: 1, Postings: []escrow.Posting{}}},
@@ -259,6 +259,12 @@ func TestCodecNilAndEmpty(t *testing.T) {
 	if got[0].escrow.Metadata != nil || got[1].escrow.Metadata == nil || got[2].event.Metadata != nil || got[3].event.Metadata == nil {
 		t.Errorf("metadata: nil came back as %#v and %#v, empty as %#v and %#v", got[0].escrow.Metadata,
 			got[2].event.Metadata, got[1].escrow.Metadata, got[3].event.Metadata)
+	}
+	if got[0].escrow.Shipments != nil || got[1].escrow.Shipments == nil {
+		t.Errorf("shipments: nil came back as %#v, empty as %#v", got[0].escrow.Shipments, got[1].escrow.Shipments)
+	}
+	if got[0].escrow.Evidence != nil || got[1].escrow.Evidence == nil {
+		t.Errorf("evidence: nil came back as %#v, empty as %#v", got[0].escrow.Evidence, got[1].escrow.Evidence)
 	}
 	if got[6].idem.Result != nil || got[7].idem.Result == nil {
 		t.Errorf("results: nil came back as %#v, empty as %#v", got[6].idem.Result, got[7].idem.Result)
@@ -441,30 +447,28 @@ func TestEveryWriteIsRecorded(t *testing.T) {
 	}
 }
 
-// TestCodecRecordsBeforeLaterFields: a version 2 operation written before
-// fields were added to its end (an escrow's refusal, dispute and
-// metadata; an event's metadata and parties) stops where they begin, and
-// decodes with them zero.
-func TestCodecRecordsBeforeLaterFields(t *testing.T) {
-	var want []op
-	for _, o := range filledOps() {
-		switch o.kind {
-		case opEscrow:
-			o.escrow.Refund.RefuseReason, o.escrow.Refund.RefusedAt = "", time.Time{}
-			o.escrow.Dispute, o.escrow.Metadata = escrow.DisputeClaim{}, nil
-		case opEvent:
-			o.event.Metadata, o.event.Buyer, o.event.Seller = nil, "", ""
-		default:
-			continue
-		}
-		want = append(want, o)
-	}
-	// Each later field, zero, is one zero byte: 6 in an escrow, 3 in an event.
-	later := map[byte]int{opEscrow: 6, opEvent: 3}
+// clearV3 zeroes the fields format version 3 added to an escrow.
+func clearV3(x *escrow.Escrow) {
+	x.Shipments, x.Extended, x.Return, x.Evidence = nil, escrow.Extensions{}, escrow.Return{}, nil
+	x.Cart, x.CartSize, x.Dispute.EscalatedAt = "", 0, time.Time{}
+	t := &x.Timers
+	t.ReturnResponseWithin, t.ReturnShipWithin, t.ReturnReceiveWithin, t.ReturnDisputeWithin = 0, 0, 0, 0
+	t.ArbiterWithin, t.BuyerExtension, t.SellerExtensionLimit = 0, 0, 0
+}
+
+// v3EscrowFields is how many bytes the fields of version 3 take at the
+// end of an escrow when they are all zero: one each.
+const v3EscrowFields = 21
+
+// cutLater encodes ops and cuts from the end of each operation's fields
+// the last later[kind] bytes, which must all be zero: the operations as
+// they were written before those fields came.
+func cutLater(t *testing.T, ops []op, later map[byte]int) []byte {
+	t.Helper()
 	var old []byte
-	for i := range want {
+	for i := range ops {
 		var e encoder
-		encodeOp(&e, &want[i])
+		encodeOp(&e, &ops[i])
 		kind := e.b[0]
 		n, k := binary.Uvarint(e.b[1:])
 		fields := e.b[1+k:]
@@ -480,12 +484,138 @@ func TestCodecRecordsBeforeLaterFields(t *testing.T) {
 		old = binary.AppendUvarint(old, uint64(len(fields)))
 		old = append(old, fields...)
 	}
-	got, err := decodeAll(old)
+	return old
+}
+
+// decodeVersion is decodeAll for a payload of format version v.
+func decodeVersion(b []byte, v uint32) ([]op, error) {
+	d := decoder{b: b, version: v}
+	var out []op
+	for {
+		var o op
+		if !d.next(&o) {
+			return out, d.err
+		}
+		out = append(out, o)
+	}
+}
+
+// TestCodecRecordsBeforeLaterFields: a version 2 operation written before
+// fields were added to its end (an escrow's refusal, dispute and
+// metadata; an event's metadata and parties) stops where they begin, and
+// decodes with them zero, as do the fields of version 3, which it never
+// has.
+func TestCodecRecordsBeforeLaterFields(t *testing.T) {
+	var want []op
+	for _, o := range filledOps() {
+		switch o.kind {
+		case opEscrow:
+			o.escrow.Refund.RefuseReason, o.escrow.Refund.RefusedAt = "", time.Time{}
+			o.escrow.Dispute, o.escrow.Metadata = escrow.DisputeClaim{}, nil
+			clearV3(&o.escrow)
+		case opEvent:
+			o.event.Metadata, o.event.Buyer, o.event.Seller = nil, "", ""
+		default:
+			continue
+		}
+		want = append(want, o)
+	}
+	// Each later field, zero, is one zero byte: 6 of version 2 and those
+	// of version 3 in an escrow, 3 in an event.
+	old := cutLater(t, want, map[byte]int{opEscrow: 6 + v3EscrowFields, opEvent: 3})
+	for _, v := range []uint32{2, formatVersion} {
+		got, err := decodeVersion(old, v)
+		if err != nil {
+			t.Fatalf("decode as version %d: %v", v, err)
+		}
+		if diff := cmp.Diff(want, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
+			t.Errorf("records without the later fields, as version %d (-want +got):\n%s", v, diff)
+		}
+	}
+}
+
+// TestCodecEscrowVersion2: an escrow written in format version 2, every
+// field of that version set, ends before the fields of version 3 and
+// decodes with them zero, whether its file is of version 2 (a log
+// segment or snapshot of an older release) or read as the current
+// version (a cold table, whose values carry no version). A version 2 file
+// cannot hold the fields of version 3: an escrow with them is damage
+// there.
+func TestCodecEscrowVersion2(t *testing.T) {
+	var want op
+	for _, o := range filledOps() {
+		if o.kind == opEscrow {
+			want = o
+		}
+	}
+	full := want
+	clearV3(&want.escrow)
+	if reflect.DeepEqual(full.escrow, want.escrow) {
+		t.Fatal("the filled escrow has no field of version 3 set")
+	}
+	old := cutLater(t, []op{want}, map[byte]int{opEscrow: v3EscrowFields})
+	for _, v := range []uint32{2, formatVersion} {
+		got, err := decodeVersion(old, v)
+		if err != nil {
+			t.Fatalf("decode as version %d: %v", v, err)
+		}
+		if diff := cmp.Diff([]op{want}, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
+			t.Errorf("version 2 escrow, read as version %d (-want +got):\n%s", v, diff)
+		}
+	}
+	var e encoder
+	encodeOp(&e, &full)
+	if _, err := decodeVersion(e.b, 2); !errors.Is(err, errDecode) {
+		t.Errorf("a version 3 escrow read as version 2: err = %v, want errDecode", err)
+	}
+}
+
+// TestCodecTradeFields round-trips escrows holding what the trade's later
+// steps keep on them (parts shipped, extensions, a return, evidence, a
+// cart, an escalation and the timers that go with them) with each set
+// alone, so that a field read into another's place shows.
+func TestCodecTradeFields(t *testing.T) {
+	at := func(h int) time.Time { return time.Date(2026, 4, 1, h, 0, 0, 123, time.UTC) }
+	const day = 24 * time.Hour
+	escrows := []escrow.Escrow{
+		{Shipments: []escrow.Shipment{{Tracking: "SF1", At: at(1)}, {At: at(2)}, {Tracking: "SF3"}}},
+		{Shipments: []escrow.Shipment{{}}},
+		{Extended: escrow.Extensions{Buyer: 3 * day}},
+		{Extended: escrow.Extensions{Seller: 30*day + 1}},
+		{Return: escrow.Return{Address: "1 Dock Road", AgreedAt: at(3)}},
+		{Return: escrow.Return{Tracking: "RT9", ShippedAt: at(4), ReceivedAt: at(5)}},
+		{Return: escrow.Return{RefuseReason: "came back broken", RefusedAt: at(6)}},
+		{Evidence: []escrow.Evidence{{By: escrow.Buyer, Note: "photo of the box", Ref: "file:42", At: at(7)},
+			{By: escrow.Arbiter, Note: "asked the courier", At: at(8)}, {By: escrow.Seller, Note: "n"}}},
+		{Cart: "order-1", CartSize: 100},
+		{Dispute: escrow.DisputeClaim{By: escrow.Seller, Reason: "r", At: at(9), EscalatedAt: at(10)}},
+		{Dispute: escrow.DisputeClaim{EscalatedAt: at(11)}},
+	}
+	timers := escrow.DefaultTimers()
+	timers.ArbiterWithin = 2 * day
+	escrows = append(escrows,
+		escrow.Escrow{Terms: escrow.Terms{Timers: timers}},
+		escrow.Escrow{Terms: escrow.Terms{Timers: escrow.Timers{ReturnResponseWithin: 1}}},
+		escrow.Escrow{Terms: escrow.Terms{Timers: escrow.Timers{ReturnShipWithin: 2}}},
+		escrow.Escrow{Terms: escrow.Terms{Timers: escrow.Timers{ReturnReceiveWithin: 3}}},
+		escrow.Escrow{Terms: escrow.Terms{Timers: escrow.Timers{ReturnDisputeWithin: 4}}},
+		escrow.Escrow{Terms: escrow.Terms{Timers: escrow.Timers{ArbiterWithin: 5}}},
+		escrow.Escrow{Terms: escrow.Terms{Timers: escrow.Timers{BuyerExtension: 6}}},
+		escrow.Escrow{Terms: escrow.Terms{Timers: escrow.Timers{SellerExtensionLimit: 7}}},
+	)
+	var ops []op
+	var e encoder
+	for i, x := range escrows {
+		x.ID, x.State, x.Version = "e"+strconv.Itoa(i), escrow.Disputed, uint64(i+1)
+		ops = append(ops, op{kind: opEscrow, escrow: x})
+		encodeOp(&e, &ops[i])
+	}
+	got, err := decodeAll(e.b)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
-	if diff := cmp.Diff(want, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
-		t.Errorf("records without the later fields (-want +got):\n%s", diff)
+	if diff := cmp.Diff(ops, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }
 

@@ -90,8 +90,8 @@
 //
 // Every segment and snapshot starts with a header naming its format
 // version, and each operation in a record carries its length. This release
-// writes version 2 and reads versions 1 (the headerless files of earlier
-// releases) and 2: a store written by an earlier release opens, and new
+// writes version 3 and reads versions 1 (the headerless files of earlier
+// releases) to 3: a store written by an earlier release opens, and new
 // records go to a new segment. A file of a newer version fails Open with a
 // VersionError wrapping ErrNewerVersion, and changes nothing.
 //
