@@ -240,3 +240,130 @@ func TestTablesOnOpen(t *testing.T) {
 	}
 	sameDir(t, dir, before)
 }
+
+// TestColdTradeFields ends escrows that went through the trade's later
+// steps (parts shipped, extensions, a return accepted and one refused,
+// evidence, an escalated dispute, a cart), moves them to the cold tables
+// and reopens the store: each reads back from the tables as it was in
+// memory, field for field.
+func TestColdTradeFields(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{NoSync: true, CompactRatio: -1})
+	defer func() { s.Close() }()
+	clock := escrow.NewManualClock(workloadStart)
+	l, err := escrow.New(ctx, s, workloadOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute)
+	}
+	for _, p := range []string{"alice", "bob", "carol"} {
+		must(l.OpenAccount(ctx, p))
+		must(l.Deposit(ctx, p, cny(100_000)))
+	}
+	const day = 24 * time.Hour
+	open := func(id, seller string, timers escrow.Timers) {
+		t.Helper()
+		must(l.Open(ctx, escrow.Terms{ID: id, Buyer: "alice", Seller: seller, Arbiter: "arb", Price: cny(9_000),
+			Item: "item " + id, Timers: timers}))
+	}
+
+	// Shipped in parts, extended by both, returned and refused, then
+	// disputed with evidence, escalated, and resolved.
+	open("disputed", "bob", escrow.Timers{ArbiterWithin: 2 * day, BuyerExtension: 4 * day})
+	must(l.Pay(ctx, "disputed", "alice"))
+	must(l.ShipPart(ctx, "disputed", "bob", "P1"))
+	must(l.ShipPart(ctx, "disputed", "bob", ""))
+	must(l.Ship(ctx, "disputed", "bob", "P3"))
+	must(l.Extend(ctx, "disputed", "alice", 0))
+	must(l.Extend(ctx, "disputed", "bob", day))
+	must(l.RequestReturn(ctx, "disputed", "alice", cny(9_000), "broken"))
+	must(l.AgreeReturn(ctx, "disputed", "bob", "1 Dock Road"))
+	must(l.ShipReturn(ctx, "disputed", "alice", "RT1"))
+	must(l.RefuseReturn(ctx, "disputed", "bob", "not what was sent"))
+	must(l.Dispute(ctx, "disputed", "alice", "the return was refused"))
+	must(l.AddEvidence(ctx, "disputed", "alice", "photo of the parcel", "file:17"))
+	must(l.AddEvidence(ctx, "disputed", "arb", "asked the courier", ""))
+	clock.Advance(3 * day)
+	must(l.ProcessDue(ctx))
+	must(l.Resolve(ctx, "disputed", "arb", escrow.Split{Buyer: cny(6_000), Seller: cny(3_000)}))
+	// Returned and refunded in full.
+	open("returned", "carol", escrow.Timers{})
+	must(l.Pay(ctx, "returned", "alice"))
+	must(l.Ship(ctx, "returned", "carol", "SF9"))
+	must(l.RequestReturn(ctx, "returned", "alice", cny(9_000), "wrong size"))
+	must(l.AgreeReturn(ctx, "returned", "carol", ""))
+	must(l.ShipReturn(ctx, "returned", "alice", "RT2"))
+	must(l.ConfirmReturn(ctx, "returned", "carol"))
+	// Paid together, then confirmed.
+	open("cart-1", "bob", escrow.Timers{})
+	open("cart-2", "carol", escrow.Timers{})
+	must(l.PayAll(ctx, "alice", []string{"cart-1", "cart-2"}))
+	for _, id := range []string{"cart-1", "cart-2"} {
+		seller := map[string]string{"cart-1": "bob", "cart-2": "carol"}[id]
+		must(l.Ship(ctx, id, seller, "C"+id))
+		must(l.Confirm(ctx, id, "alice"))
+	}
+
+	ids := []string{"disputed", "returned", "cart-1", "cart-2"}
+	read := func(st escrow.Storage) map[string]escrow.Escrow {
+		t.Helper()
+		got := map[string]escrow.Escrow{}
+		err := st.View(ctx, func(tx escrow.Tx) error {
+			for _, id := range ids {
+				e, err := tx.Escrow(id)
+				if err != nil {
+					return fmt.Errorf("escrow %s: %w", id, err)
+				}
+				got[id] = e
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	hot := read(s)
+	d, c := hot["disputed"], hot["cart-2"]
+	if d.State != escrow.Resolved || len(d.Shipments) != 2 || d.Extended.Buyer == 0 || d.Extended.Seller == 0 ||
+		d.Return.RefusedAt.IsZero() || len(d.Evidence) != 2 || d.Dispute.EscalatedAt.IsZero() ||
+		d.Timers.ArbiterWithin != 2*day || d.Timers.BuyerExtension != 4*day {
+		t.Fatalf("the disputed escrow did not take every step: %+v", d)
+	}
+	if r := hot["returned"]; r.State != escrow.Refunded || r.Return.ReceivedAt.IsZero() || r.Return.Tracking != "RT2" {
+		t.Fatalf("the returned escrow did not take every step: %+v", r)
+	}
+	if c.State != escrow.Completed || c.Cart != "cart-1" || c.CartSize != 2 {
+		t.Fatalf("the cart's escrow did not take every step: %+v", c)
+	}
+
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.mem.View(ctx, func(tx escrow.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.Escrow(id); !errors.Is(err, escrow.ErrNotFound) {
+				return fmt.Errorf("escrow %s still in memory after the checkpoint (%v)", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(hot, read(s), moneyEqual); diff != "" {
+		t.Fatalf("escrows read from the cold tables (-memory +tables):\n%s", diff)
+	}
+	s.Close()
+	s = openT(t, dir, &Options{NoSync: true, CompactRatio: -1})
+	if diff := cmp.Diff(hot, read(s), moneyEqual); diff != "" {
+		t.Fatalf("escrows read from the cold tables after reopening (-memory +tables):\n%s", diff)
+	}
+}
