@@ -65,6 +65,8 @@ func (t *tx) Balances(fn func(escrow.Balance) error) error {
 func copyEscrow(e *escrow.Escrow) escrow.Escrow {
 	c := *e
 	c.Milestones = slices.Clone(e.Milestones)
+	c.Shipments = slices.Clone(e.Shipments)
+	c.Evidence = slices.Clone(e.Evidence)
 	c.Metadata = maps.Clone(e.Metadata)
 	return c
 }

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
@@ -112,4 +115,92 @@ func TestSnapshotTaken(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestEscrowSlicesNotShared changes, in place, the slices and the map of
+// an escrow after putting it and of each escrow read back: the stored
+// escrow, and a view's older version of it, stay as they were.
+func TestEscrowSlicesNotShared(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New()
+	at := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	want := func() escrow.Escrow {
+		return escrow.Escrow{
+			Terms: escrow.Terms{ID: "e", Buyer: "b", Seller: "s", Milestones: []escrow.Milestone{{Name: "m"}},
+				Metadata: map[string]string{"k": "v"}},
+			Shipments: []escrow.Shipment{{Tracking: "P1", At: at}},
+			Evidence:  []escrow.Evidence{{By: escrow.Buyer, Note: "n", At: at}},
+			CreatedAt: at, Version: 1,
+		}
+	}
+	scribble := func(e *escrow.Escrow) {
+		e.Milestones[0].Name = "changed"
+		e.Shipments[0].Tracking = "changed"
+		e.Evidence[0].Note = "changed"
+		e.Metadata["k"] = "changed"
+	}
+	check := func(when string, tx escrow.Tx) {
+		t.Helper()
+		got, err := tx.Escrow("e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want(), got, cmp.Comparer(func(a, b escrow.Money) bool { return a == b })); diff != "" {
+			t.Fatalf("%s: stored escrow changed (-want +got):\n%s", when, diff)
+		}
+	}
+	update := func(fn func(tx escrow.Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(tx escrow.Tx) error {
+		e := want()
+		if err := tx.PutEscrow(e); err != nil {
+			return err
+		}
+		scribble(&e)
+		check("after changing what was put", tx)
+		return nil
+	})
+	update(func(tx escrow.Tx) error {
+		e, err := tx.Escrow("e")
+		if err != nil {
+			return err
+		}
+		scribble(&e)
+		check("after changing what Escrow returned", tx)
+		if err := tx.Escrows(func(e escrow.Escrow) error { scribble(&e); return nil }); err != nil {
+			return err
+		}
+		check("after changing what Escrows gave", tx)
+		page, err := tx.PartyEscrows(escrow.PartyQuery{Party: "b", Role: escrow.Buyer, Limit: 10})
+		if err != nil || len(page) != 1 {
+			t.Fatalf("PartyEscrows = %d escrows, %v", len(page), err)
+		}
+		scribble(&page[0])
+		check("after changing what PartyEscrows returned", tx)
+		return nil
+	})
+	// A view keeps the version it began with while a writer appends to
+	// the slices of the next one and changes them in place.
+	err := s.View(ctx, func(view escrow.Tx) error {
+		update(func(tx escrow.Tx) error {
+			e, err := tx.Escrow("e")
+			if err != nil {
+				return err
+			}
+			e.Shipments = append(e.Shipments, escrow.Shipment{Tracking: "P2"})
+			e.Evidence = append(e.Evidence, escrow.Evidence{Note: "more"})
+			scribble(&e)
+			e.Version++
+			return tx.PutEscrow(e)
+		})
+		check("in a view begun before a new version", view)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
