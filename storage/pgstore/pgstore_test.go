@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/escrowkit/escrow"
@@ -44,6 +46,11 @@ func TestNewerSchemaRefused(t *testing.T) {
 	schema := newSchema(t)
 	open(t, schema).Close()
 	table := pgx.Identifier{schema, "pgstore_migrations"}.Sanitize()
+	known := migrationFiles(t)
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != known {
+		t.Fatalf("%d migrations recorded (%v), want this release's %d", n, err, known)
+	}
 	if _, err := admin.Exec(ctx, `INSERT INTO `+table+` (version, name) VALUES (999, '999_from_the_future.sql')`); err != nil {
 		t.Fatal(err)
 	}
@@ -52,9 +59,47 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if !errors.Is(err, pgstore.ErrNewerSchema) || !errors.As(err, &se) || se.Found != 999 {
 		t.Fatalf("Open on a newer schema: %v, want a SchemaError found 999", err)
 	}
-	var n int
-	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 2 {
-		t.Fatalf("%d migrations recorded (%v), want 2: the first and the future one", n, err)
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != known+1 {
+		t.Fatalf("%d migrations recorded (%v), want %d: this release's and the future one", n, err, known+1)
+	}
+}
+
+// migrationFiles returns how many migrations this release has.
+func migrationFiles(t testing.TB) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations found (%v)", err)
+	}
+	return len(files)
+}
+
+// TestMigrateFromFirstSchema opens a database left at the first schema,
+// as the release before the states of a return made it: Open applies the
+// later migrations, and the states table names every state.
+func TestMigrateFromFirstSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	open(t, schema).Close()
+	q := func(table string) string { return pgx.Identifier{schema, table}.Sanitize() }
+	for _, sql := range []string{`DELETE FROM ` + q("escrow_states") + ` WHERE state > 9`,
+		`DELETE FROM ` + q("pgstore_migrations") + ` WHERE version > 1`} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open(t, schema).Close()
+	var migrations, states int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+q("pgstore_migrations")).Scan(&migrations); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+q("escrow_states")).Scan(&states); err != nil {
+		t.Fatal(err)
+	}
+	if migrations != migrationFiles(t) || states != len(escrow.States()) {
+		t.Fatalf("after Open: %d migrations recorded, %d states named; want %d and %d",
+			migrations, states, migrationFiles(t), len(escrow.States()))
 	}
 }
 
@@ -130,7 +175,7 @@ func TestStateNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, s := range escrow.States() {
+	for _, s := range slices.Sorted(slices.Values(escrow.States())) { // by number, as the query orders them
 		want = append(want, fmt.Sprintf("%d %s", s, s))
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
