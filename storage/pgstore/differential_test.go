@@ -29,30 +29,57 @@ func TestDifferential(t *testing.T) {
 	for _, seed := range []uint64{1, 7, 2026} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
-			differential(t, seed, 600)
+			differential(t, seed, 1000)
 		})
 	}
 }
 
 // progress returns the op of TestDifferential that takes the next step
-// of escrow id's trade.
-func progress(ctx context.Context, l *escrow.Ledger, id string) int {
+// of escrow id's trade, with rnd choosing among the steps a state allows.
+func progress(ctx context.Context, l *escrow.Ledger, rnd *rand.Rand, id string) int {
 	e, err := l.Escrow(ctx, id)
 	if err != nil {
 		return 4 // open another
 	}
+	one := func(ops ...int) int { return ops[rnd.IntN(len(ops))] }
 	switch e.State {
 	case escrow.AwaitingPayment:
-		return 6
+		return one(6, 6, opPayAll)
 	case escrow.AwaitingShipment:
-		return 8
+		return one(8, 8, opShipPart)
 	case escrow.AwaitingConfirmation:
-		return 9
-	case escrow.RefundRequested, escrow.Disputed:
+		return one(9, 9, 9, 10, opExtend, opRequestReturn, opRequestReturn)
+	case escrow.ReturnRequested:
+		return one(opAgreeReturn, opAgreeReturn, 14)
+	case escrow.AwaitingReturn:
+		return one(opShipReturn, opShipReturn, opShipReturn, opCancelReturn, 14)
+	case escrow.ReturnShipped:
+		return one(opConfirmReturn, opRefuseReturn, opRefuseReturn)
+	case escrow.ReturnRefused:
+		return one(11, opCancelReturn, 14)
+	case escrow.Disputed:
+		return one(opAddEvidence, opAddEvidence, 14)
+	case escrow.RefundRequested:
 		return 14 // let the timers or the clock move it
 	}
 	return 13 // rate it
 }
+
+// The ops of TestDifferential for the trade's later steps: parts
+// shipped, extensions, returns, evidence and carts.
+const (
+	opShipPart = 20 + iota
+	opExtend
+	opRequestReturn
+	opAgreeReturn
+	opShipReturn
+	opConfirmReturn
+	opRefuseReturn
+	opCancelReturn
+	opAddEvidence
+	opPayAll
+	opCount // ops from here on take the next step of a trade (progress)
+)
 
 // a party to a differential run: one ledger on one store, with its clock.
 type party struct {
@@ -87,6 +114,7 @@ func differential(t *testing.T, seed uint64, steps int) {
 	accounts := []string{"ann", "bob", "cat", "dan", "eve"}
 	var escrows []string
 	parties := map[string][2]string{} // buyer and seller of each escrow
+	prices := map[string]escrow.Money{}
 	pick := func(xs []string) string {
 		if len(xs) == 0 {
 			return "none"
@@ -119,11 +147,11 @@ func differential(t *testing.T, seed uint64, steps int) {
 		}
 		actor := func(who int) string { return actors[who] }
 		amount := fen(int64(1 + rnd.IntN(30000)))
-		op := rnd.IntN(26)
-		if op >= 20 {
+		op := rnd.IntN(opCount + 20)
+		if op >= opCount {
 			// Move an escrow on the way a trade goes: its state, read from
 			// the first store, picks the action, then taken on every store.
-			op = progress(ctx, ps[0].l, e)
+			op = progress(ctx, ps[0].l, rnd, e)
 			actors = parties[e]
 		}
 		switch op {
@@ -137,12 +165,18 @@ func differential(t *testing.T, seed uint64, steps int) {
 		case 3:
 			name = "Withdraw " + a
 			call = func(p *party) (any, error) { return p.l.Withdraw(ctx, a, amount) }
-		case 4, 5:
+		case 4:
 			id := fmt.Sprintf("e%d", step)
 			escrows = append(escrows, id)
 			parties[id] = [2]string{a, b}
-			terms := escrow.Terms{ID: id, Buyer: a, Seller: b, Price: amount,
-				Timers:   escrow.Timers{PayWithin: 6 * time.Hour, ShipWithin: 12 * time.Hour, ConfirmWithin: 24 * time.Hour},
+			prices[id] = amount
+			timers := escrow.Timers{PayWithin: 6 * time.Hour, ShipWithin: 12 * time.Hour, ConfirmWithin: 24 * time.Hour,
+				ReturnResponseWithin: 6 * time.Hour, ReturnShipWithin: 12 * time.Hour, ReturnReceiveWithin: 12 * time.Hour,
+				ReturnDisputeWithin: 6 * time.Hour, BuyerExtension: 6 * time.Hour, SellerExtensionLimit: 12 * time.Hour}
+			if rnd.IntN(2) == 0 {
+				timers.ArbiterWithin = 8 * time.Hour
+			}
+			terms := escrow.Terms{ID: id, Buyer: a, Seller: b, Price: amount, Timers: timers,
 				Metadata: map[string]string{"order": id}}
 			name = "Open " + id
 			call = func(p *party) (any, error) { return p.l.Open(ctx, terms) }
@@ -185,6 +219,66 @@ func differential(t *testing.T, seed uint64, steps int) {
 		case 18:
 			name = "TopSellers"
 			call = func(p *party) (any, error) { return p.l.TopSellers(ctx, escrow.RankWilson, escrow.Page{Limit: 5}) }
+		case opShipPart:
+			name = "ShipPart " + e
+			tracking := fmt.Sprintf("P%d", step)
+			call = func(p *party) (any, error) { return p.l.ShipPart(ctx, e, actor(1), tracking) }
+		case opExtend:
+			name = "Extend " + e
+			who := rnd.IntN(2)
+			var by time.Duration // 0: the default, Timers.BuyerExtension
+			if rnd.IntN(2) == 0 {
+				by = time.Duration(1+rnd.IntN(8)) * time.Hour
+			}
+			call = func(p *party) (any, error) { return p.l.Extend(ctx, e, actor(who), by) }
+		case opRequestReturn:
+			name = "RequestReturn " + e
+			back := amount // mostly all of the price, or a part of it
+			if price, ok := prices[e]; ok && rnd.IntN(4) > 0 {
+				back = price
+				if rnd.IntN(3) == 0 {
+					back = fen(1 + rnd.Int64N(price.Units()))
+				}
+			}
+			call = func(p *party) (any, error) { return p.l.RequestReturn(ctx, e, actor(0), back, "wrong size") }
+		case opAgreeReturn:
+			name = "AgreeReturn " + e
+			call = func(p *party) (any, error) { return p.l.AgreeReturn(ctx, e, actor(1), "1 Dock Road") }
+		case opShipReturn:
+			name = "ShipReturn " + e
+			tracking := fmt.Sprintf("R%d", step)
+			call = func(p *party) (any, error) { return p.l.ShipReturn(ctx, e, actor(0), tracking) }
+		case opConfirmReturn:
+			name = "ConfirmReturn " + e
+			call = func(p *party) (any, error) { return p.l.ConfirmReturn(ctx, e, actor(1)) }
+		case opRefuseReturn:
+			name = "RefuseReturn " + e
+			call = func(p *party) (any, error) { return p.l.RefuseReturn(ctx, e, actor(1), "not what was sent") }
+		case opCancelReturn:
+			name = "CancelReturn " + e
+			call = func(p *party) (any, error) { return p.l.CancelReturn(ctx, e, actor(0)) }
+		case opAddEvidence:
+			name = "AddEvidence " + e
+			by := []string{actor(0), actor(1), "arbiter"}[rnd.IntN(3)]
+			note, ref := fmt.Sprintf("note %d", step), ""
+			if rnd.IntN(2) == 0 {
+				ref = fmt.Sprintf("file:%d", step)
+			}
+			call = func(p *party) (any, error) { return p.l.AddEvidence(ctx, e, by, note, ref) }
+		case opPayAll:
+			// A cart of e and some of the recent escrows, mostly the
+			// buyer's own, sometimes another's or e twice.
+			cart := []string{e}
+			for _, id := range escrows[max(0, len(escrows)-6):] {
+				if id != e && (parties[id][0] == parties[e][0] || rnd.IntN(8) == 0) && rnd.IntN(2) == 0 {
+					cart = append(cart, id)
+				}
+			}
+			if rnd.IntN(10) == 0 {
+				cart = append(cart, e)
+			}
+			name = "PayAll " + strings.Join(cart, ",")
+			call = func(p *party) (any, error) { return p.l.PayAll(ctx, actor(0), cart) }
 		default:
 			name = "Balances of " + a
 			call = func(p *party) (any, error) { return p.l.Balances(ctx, a) }
@@ -205,12 +299,37 @@ func differential(t *testing.T, seed uint64, steps int) {
 	}
 	// A run in which the calls that move money never pass would compare
 	// little but refusals.
-	for _, call := range []string{"Deposit", "Open", "Pay", "Ship", "Confirm", "Rate", "Withdraw"} {
+	for _, call := range []string{"Deposit", "Open", "Pay", "Ship", "Confirm", "Rate", "Withdraw",
+		"ShipPart", "Extend", "RequestReturn", "AgreeReturn", "ShipReturn", "ConfirmReturn", "RefuseReturn",
+		"CancelReturn", "AddEvidence", "PayAll"} {
 		if passed[call] == 0 {
 			t.Errorf("no %s passed in %d steps: the run compares too little (passed: %v)", call, steps, passed)
 		}
 	}
 	t.Logf("calls passed: %v", passed)
+	// The clock's side of the new steps: the timers of a return and the
+	// arbiter's deadline.
+	fired := map[escrow.EventType]int{}
+	for after := uint64(0); ; {
+		evs, err := ps[0].l.Events(ctx, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			if ev.ByTimer {
+				fired[ev.Type]++
+			}
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	for _, typ := range []escrow.EventType{escrow.EscrowReturnAgreed, escrow.EscrowReturnCancelled, escrow.EscrowEscalated} {
+		if fired[typ] == 0 {
+			t.Errorf("no %s fired by the clock in %d steps (fired: %v)", typ, steps, fired)
+		}
+	}
 	var want []byte
 	for i, p := range ps {
 		if err := p.l.Check(ctx); err != nil {
