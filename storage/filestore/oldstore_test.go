@@ -36,6 +36,7 @@ func storeTestdata(v int) (dir, dump string) {
 
 // TestWriteStore writes testdata/v<format version>store through the
 // public API: escrows in every state, milestones, refunds, disputes,
+// returns, parts shipped, extensions, evidence, an escalation, a cart,
 // ratings given, revised, replied to and given by default, idempotency
 // records, a snapshot and a log after it. testdata/v1store was written by
 // the last release without a file header.
@@ -189,6 +190,47 @@ func (w *storeWriter) beforeSnapshot() {
 	w.tick()
 	w.must(l.ConfirmMilestone(ctx, "stages", "dave", 1))
 	w.must(l.Withdraw(ctx, "carol", cny(1_234), escrow.IdempotencyKey("withdraw-carol")))
+	// Returned and refunded in full.
+	w.open("returned", "alice", "bob", 6_000)
+	w.payShip("returned", "alice", "bob")
+	w.must(l.RequestReturn(ctx, "returned", "alice", cny(6_000), "wrong size"))
+	w.must(l.AgreeReturn(ctx, "returned", "bob", "1 Dock Road"))
+	w.tick()
+	w.must(l.ShipReturn(ctx, "returned", "alice", "RT-returned"))
+	w.must(l.ConfirmReturn(ctx, "returned", "bob"))
+	// Shipped in parts, extended, returned and refused, disputed with
+	// evidence, escalated past the arbiter's deadline, and resolved.
+	w.tick()
+	w.must(l.Open(ctx, escrow.Terms{ID: "escalated", Buyer: "dave", Seller: "carol", Arbiter: "arb", Price: cny(7_000),
+		Item: "item escalated", Timers: escrow.Timers{ArbiterWithin: 24 * time.Hour}}))
+	w.tick()
+	w.must(l.Pay(ctx, "escalated", "dave"))
+	w.must(l.ShipPart(ctx, "escalated", "carol", "SF-part-1"))
+	w.tick()
+	w.must(l.Ship(ctx, "escalated", "carol", "SF-part-2"))
+	w.must(l.Extend(ctx, "escalated", "dave", 0))
+	w.must(l.Extend(ctx, "escalated", "carol", 12*time.Hour))
+	w.must(l.RequestReturn(ctx, "escalated", "dave", cny(7_000), "not as described"))
+	w.must(l.AgreeReturn(ctx, "escalated", "carol", "2 Quay Street"))
+	w.must(l.ShipReturn(ctx, "escalated", "dave", "RT-escalated"))
+	w.tick()
+	w.must(l.RefuseReturn(ctx, "escalated", "carol", "came back used"))
+	w.must(l.Dispute(ctx, "escalated", "dave", "the return was refused"))
+	w.must(l.AddEvidence(ctx, "escalated", "dave", "photos of the parcel", "file:escalated-1"))
+	w.must(l.AddEvidence(ctx, "escalated", "arb", "asked the courier", ""))
+	w.clock.Advance(25 * time.Hour)
+	w.must(l.ProcessDue(ctx))
+	w.must(l.Resolve(ctx, "escalated", "arb", escrow.Split{Buyer: cny(4_000), Seller: cny(3_000)}))
+	// Paid together as a cart, then confirmed.
+	w.open("cart-a", "carol", "alice", 1_000)
+	w.open("cart-b", "carol", "dave", 2_000)
+	w.tick()
+	w.must(l.PayAll(ctx, "carol", []string{"cart-a", "cart-b"}, escrow.IdempotencyKey("payall-carol")))
+	for _, c := range [][2]string{{"cart-a", "alice"}, {"cart-b", "dave"}} {
+		w.tick()
+		w.must(l.Ship(ctx, c[0], c[1], "SF-"+c[0]))
+		w.must(l.Confirm(ctx, c[0], "carol"))
+	}
 }
 
 // afterSnapshot leaves escrows open in every state that is not an end, in
@@ -215,6 +257,35 @@ func (w *storeWriter) afterSnapshot() {
 	w.must(l.Rate(ctx, "stages", "dave", escrow.RatingInput{Score: escrow.Positive,
 		Details: escrow.Details{Communication: 5}}, escrow.IdempotencyKey("rate-stages")))
 	w.must(l.Deposit(ctx, "alice", cny(77), escrow.IdempotencyKey("deposit-alice-2")))
+	// The states of a return, a part shipped, an extension and evidence.
+	w.open("in-parts", "dave", "alice", 2_100)
+	w.tick()
+	w.must(l.Pay(ctx, "in-parts", "dave"))
+	w.must(l.ShipPart(ctx, "in-parts", "alice", "SF-in-parts-1"))
+	w.must(l.ShipPart(ctx, "in-parts", "alice", ""))
+	w.open("extended", "alice", "carol", 2_200)
+	w.payShip("extended", "alice", "carol")
+	w.must(l.Extend(ctx, "extended", "alice", 24*time.Hour))
+	w.must(l.Extend(ctx, "extended", "carol", 0))
+	steps := []string{"return-asked", "return-agreed", "return-shipped", "return-refused"}
+	for i, id := range steps {
+		w.open(id, "bob", "dave", 2_300+int64(i))
+		w.payShip(id, "bob", "dave")
+		w.must(l.RequestReturn(ctx, id, "bob", cny(1_000), "changed my mind"))
+		if i >= 1 {
+			w.must(l.AgreeReturn(ctx, id, "dave", "3 Mill Lane"))
+		}
+		if i >= 2 {
+			w.must(l.ShipReturn(ctx, id, "bob", "RT-"+id))
+		}
+		if i >= 3 {
+			w.must(l.RefuseReturn(ctx, id, "dave", "nothing in the box"))
+		}
+	}
+	w.open("evidence", "carol", "bob", 2_400)
+	w.payShip("evidence", "carol", "bob")
+	w.must(l.Dispute(ctx, "evidence", "carol", "never arrived"))
+	w.must(l.AddEvidence(ctx, "evidence", "bob", "courier's proof of delivery", "file:evidence-1"))
 }
 
 func escrowDecimal(s string) decimal.Decimal { return decimal.RequireFromString(s) }
