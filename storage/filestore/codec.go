@@ -20,7 +20,7 @@ import (
 // their length plus one, zero meaning nil, so that nil and empty survive a
 // round trip.
 //
-// In format version 2 an operation is its kind byte, the length of its
+// From format version 2 on, an operation is its kind byte, the length of its
 // fields as a uvarint, and the fields. In version 1 (files without a
 // header) it is the kind byte and the fields, unframed.
 //
@@ -47,7 +47,9 @@ import (
 // been released, so they bumped formatVersion: a release that reads up to
 // version 2 refuses a store holding them with a VersionError instead of
 // calling their records damaged, and a version 2 record, which never has
-// them, reads them as zero.
+// them, reads them as zero. A cold table's values carry no version and
+// are read as the current one: those a version 2 release wrote end before
+// these fields, and read them as zero too.
 //
 // A map is written as count writes a slice's length, then its pairs in
 // key order, so that one map always encodes the same; a decoder refuses
