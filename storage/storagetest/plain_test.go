@@ -27,7 +27,8 @@ func TestDumpForm(t *testing.T) {
 			Milestones: []escrow.Milestone{{Name: "m", Amount: cny(1999)}},
 			Timers:     escrow.Timers{PayWithin: time.Hour}, Metadata: map[string]string{"b": "2", "a": "<1>"}},
 			Fee: escrow.FeeTerms{RatePPM: 6000, Fixed: cny(0), Rounding: escrow.RoundUp}, State: escrow.Disputed,
-			Held: cny(1999), Paused: time.Second, DisputeLoser: escrow.Seller, Rated: escrow.Buyer | escrow.Seller,
+			Held: cny(1999), Shipments: []escrow.Shipment{{Tracking: "SF1", At: at}}, Extended: escrow.Extensions{Buyer: time.Minute},
+			Evidence: []escrow.Evidence{{By: escrow.Seller, Note: "n", At: at}}, Paused: time.Second, DisputeLoser: escrow.Seller, Rated: escrow.Buyer | escrow.Seller,
 			CreatedAt: at, Version: 3}
 		if err := tx.PutEscrow(e); err != nil {
 			return err
@@ -56,13 +57,19 @@ func TestDumpForm(t *testing.T) {
 		"Escrows": `[{"ID":"e\u003c1\u003e","Buyer":"b","Seller":"s","Arbiter":"",` +
 			`"Price":{"amount":"19.99","currency":"CNY"},"Item":"",` +
 			`"Milestones":[{"Name":"m","Amount":{"amount":"19.99","currency":"CNY"}}],` +
-			`"Timers":{"PayWithin":3600000000000,"ShipWithin":0,"ConfirmWithin":0,"RefundResponseWithin":0},` +
+			`"Timers":{"PayWithin":3600000000000,"ShipWithin":0,"ConfirmWithin":0,"RefundResponseWithin":0,` +
+			`"ReturnResponseWithin":0,"ReturnShipWithin":0,"ReturnReceiveWithin":0,"ReturnDisputeWithin":0,` +
+			`"ArbiterWithin":0,"BuyerExtension":0,"SellerExtensionLimit":0},` +
 			`"Metadata":{"a":"\u003c1\u003e","b":"2"},` +
 			`"Fee":{"RatePPM":6000,"Fixed":{"amount":"0.00","currency":"CNY"},"Rounding":3},"State":"Disputed",` +
 			`"Held":{"amount":"19.99","currency":"CNY"},"Released":null,"Fees":null,"Refunded":null,` +
-			`"NextMilestone":0,"Tracking":"","Refund":{"Amount":null,"Reason":"","At":"0001-01-01T00:00:00Z",` +
-			`"RefuseReason":"","RefusedAt":"0001-01-01T00:00:00Z"},"Dispute":{"By":0,"Reason":"","At":"0001-01-01T00:00:00Z"},` +
-			`"Resume":"","Paused":1000000000,"DueAt":"0001-01-01T00:00:00Z","DisputeLoser":2,"Rated":3,` +
+			`"NextMilestone":0,"Tracking":"","Shipments":[{"Tracking":"SF1","At":"2026-01-02T03:04:05.0000006Z"}],` +
+			`"Extended":{"Buyer":60000000000,"Seller":0},"Refund":{"Amount":null,"Reason":"","At":"0001-01-01T00:00:00Z",` +
+			`"RefuseReason":"","RefusedAt":"0001-01-01T00:00:00Z"},"Return":{"Address":"","AgreedAt":"0001-01-01T00:00:00Z",` +
+			`"Tracking":"","ShippedAt":"0001-01-01T00:00:00Z","ReceivedAt":"0001-01-01T00:00:00Z","RefuseReason":"",` +
+			`"RefusedAt":"0001-01-01T00:00:00Z"},"Dispute":{"By":0,"Reason":"","At":"0001-01-01T00:00:00Z",` +
+			`"EscalatedAt":"0001-01-01T00:00:00Z"},"Evidence":[{"By":2,"Note":"n","Ref":"","At":"2026-01-02T03:04:05.0000006Z"}],` +
+			`"Cart":"","CartSize":0,"Resume":"","Paused":1000000000,"DueAt":"0001-01-01T00:00:00Z","DisputeLoser":2,"Rated":3,` +
 			`"RatingDueAt":"0001-01-01T00:00:00Z","CreatedAt":"2026-01-02T03:04:05.0000006Z",` +
 			`"PaidAt":"0001-01-01T00:00:00Z","ShippedAt":"0001-01-01T00:00:00Z","EndedAt":"0001-01-01T00:00:00Z",` +
 			`"UpdatedAt":"0001-01-01T00:00:00Z","Version":3}]`,
