@@ -149,17 +149,41 @@ const (
 	kindResolve          = "resolve"
 	kindAdvance          = "advance-clock"
 	kindProcessDue       = "process-due"
+	kindWaitForDeadline  = "wait-for-deadline"
+	kindShipPart         = "ship-part"
+	kindExtend           = "extend"
+	kindRequestReturn    = "request-return"
+	kindAgreeReturn      = "agree-return"
+	kindShipReturn       = "ship-return"
+	kindConfirmReturn    = "confirm-return"
+	kindRefuseReturn     = "refuse-return"
+	kindCancelReturn     = "cancel-return"
+	kindAddEvidence      = "add-evidence"
+	kindPayAll           = "pay-all"
 
 	// What ProcessDue did, one count per timer fired.
-	kindTimerClose     = "timer:close-unpaid"
-	kindTimerRefund    = "timer:refund-unshipped"
-	kindTimerConfirm   = "timer:auto-confirm"
-	kindTimerAsRequest = "timer:refund-as-requested"
+	kindTimerClose         = "timer:close-unpaid"
+	kindTimerRefund        = "timer:refund-unshipped"
+	kindTimerConfirm       = "timer:auto-confirm"
+	kindTimerAsRequest     = "timer:refund-as-requested"
+	kindTimerAgreeReturn   = "timer:agree-return"
+	kindTimerReturnLapsed  = "timer:return-not-shipped"
+	kindTimerReturnRefund  = "timer:refund-returned"
+	kindTimerRefusalStands = "timer:refused-return-ends"
+	kindTimerEscalate      = "timer:escalate"
 )
 
+// simTimerKind is the kind of timer of each state waitForDeadline waits in.
+var simTimerKind = map[escrow.State]string{escrow.ReturnRequested: kindTimerAgreeReturn,
+	escrow.AwaitingReturn: kindTimerReturnLapsed, escrow.ReturnShipped: kindTimerReturnRefund,
+	escrow.ReturnRefused: kindTimerRefusalStands, escrow.Disputed: kindTimerEscalate}
+
+// timerKinds are the counts of timers fired, one per kind of timer.
+var timerKinds = []string{kindTimerClose, kindTimerRefund, kindTimerConfirm, kindTimerAsRequest,
+	kindTimerAgreeReturn, kindTimerReturnLapsed, kindTimerReturnRefund, kindTimerRefusalStands, kindTimerEscalate}
+
 // alwaysSucceed are the kinds that have no way to fail.
-var alwaysSucceed = []string{kindReopen, kindAdvance, kindProcessDue,
-	kindTimerClose, kindTimerRefund, kindTimerConfirm, kindTimerAsRequest}
+var alwaysSucceed = append([]string{kindReopen, kindAdvance, kindProcessDue, kindWaitForDeadline}, timerKinds...)
 
 // sim is one random run: the ledger under test and the test's model of it.
 type sim struct {
@@ -193,7 +217,6 @@ type sim struct {
 	skipped bool   // the operation found nothing to act on and did nothing
 	counts  map[string]*simCount
 	ops     []simOp
-	weight  int
 }
 
 type simCount struct{ ok, refused int }
@@ -207,13 +230,22 @@ type simOp struct {
 // simEscrow is the model of one escrow.
 type simEscrow struct {
 	terms                          escrow.Terms
+	timers                         escrow.Timers // terms.Timers with the ledger's defaults for the zero ones
 	state                          escrow.State
 	held, released, fees, refunded int64
 	next                           int   // next milestone to confirm
-	asked                          int64 // the amount of the open refund request
+	asked                          int64 // the amount of the open refund request or return
 	resume                         escrow.State
 	paused                         time.Duration
 	dueAt                          time.Time
+
+	shipments   int // parts shipped with ShipPart
+	extended    escrow.Extensions
+	ret         escrow.Return // the goods' way back
+	evidence    int           // notes added to the dispute
+	escalatedAt time.Time
+	cart        string
+	cartSize    int
 }
 
 func newSim(t testing.TB, h Harness, seed uint64) *sim {
@@ -252,9 +284,17 @@ func newSim(t testing.TB, h Harness, seed uint64) *sim {
 		{kindResolve, 5, s.resolve},
 		{kindAdvance, 6, s.advance},
 		{kindProcessDue, 5, func(bool) { s.processDue() }},
-	}
-	for _, op := range s.ops {
-		s.weight += op.weight
+		{kindWaitForDeadline, 2, s.waitForDeadline},
+		{kindShipPart, 3, s.shipPart},
+		{kindExtend, 4, s.extend},
+		{kindRequestReturn, 10, s.requestReturn},
+		{kindAgreeReturn, 4, s.agreeReturn},
+		{kindShipReturn, 8, s.shipReturn},
+		{kindConfirmReturn, 3, s.confirmReturn},
+		{kindRefuseReturn, 4, s.refuseReturn},
+		{kindCancelReturn, 1, s.cancelReturn},
+		{kindAddEvidence, 3, s.addEvidence},
+		{kindPayAll, 4, s.payAll},
 	}
 	return s
 }
@@ -311,17 +351,34 @@ func (s *sim) prune() {
 	s.active = kept
 }
 
-// draw picks a kind of operation by weight.
+// draw picks a kind of operation by weight. Until a kind has succeeded
+// once, and been refused once if it can be, its weight counts simUnseen
+// times, so that a short run sees the calls of the states an escrow
+// seldom reaches succeed and fail too.
 func (s *sim) draw() simOp {
-	n := s.rng.IntN(s.weight)
+	weight := func(op simOp) int {
+		if c := s.counts[op.kind]; c == nil || c.ok == 0 || c.refused == 0 && !slices.Contains(alwaysSucceed, op.kind) {
+			return simUnseen * op.weight
+		}
+		return op.weight
+	}
+	total := 0
 	for _, op := range s.ops {
-		if n < op.weight {
+		total += weight(op)
+	}
+	n := s.rng.IntN(total)
+	for _, op := range s.ops {
+		if n < weight(op) {
 			return op
 		}
-		n -= op.weight
+		n -= weight(op)
 	}
 	panic("weights do not add up")
 }
+
+// simUnseen is how many times more often draw picks a kind of operation
+// that has not yet succeeded.
+const simUnseen = 4
 
 // fatalf fails the run. Since the whole-store checks do not run after every
 // step, it runs the invariant checker too, so that the report says whether
@@ -487,6 +544,9 @@ func simFirstDiff(a, b []byte) string {
 	return fmt.Sprintf("at byte %d:\nbefore: …%s\nafter:  …%s", i, a[from:min(len(a), i+300)], b[from:min(len(b), i+300)])
 }
 
+// simYuan writes units fen as Money writes them: "12.50 CNY".
+func simYuan(units int64) string { return fmt.Sprintf("%d.%02d CNY", units/100, units%100) }
+
 // simUSD is an amount in the wrong currency for every escrow of the run.
 var simUSD = escrow.MustParseMoney("1.00", escrow.USD)
 
@@ -599,6 +659,24 @@ func (s *sim) call(a escrow.Action, id, actor string) error {
 		_, err = l.Dispute(ctx, id, actor, "no agreement")
 	case escrow.ActionResolve:
 		_, err = l.Resolve(ctx, id, actor, escrow.Split{Buyer: fen(1)})
+	case escrow.ActionShipPart:
+		_, err = l.ShipPart(ctx, id, actor, "SF0002")
+	case escrow.ActionExtend:
+		_, err = l.Extend(ctx, id, actor, time.Minute)
+	case escrow.ActionRequestReturn:
+		_, err = l.RequestReturn(ctx, id, actor, fen(1), "broken")
+	case escrow.ActionAgreeReturn:
+		_, err = l.AgreeReturn(ctx, id, actor, "1 Return Road")
+	case escrow.ActionShipReturn:
+		_, err = l.ShipReturn(ctx, id, actor, "RT0001")
+	case escrow.ActionConfirmReturn:
+		_, err = l.ConfirmReturn(ctx, id, actor)
+	case escrow.ActionRefuseReturn:
+		_, err = l.RefuseReturn(ctx, id, actor, "an empty box")
+	case escrow.ActionCancelReturn:
+		_, err = l.CancelReturn(ctx, id, actor)
+	case escrow.ActionAddEvidence:
+		_, err = l.AddEvidence(ctx, id, actor, "a photo of the box", "photo-1")
 	default:
 		panic("unknown action " + a.String())
 	}
@@ -619,10 +697,11 @@ func (s *sim) badAction(kind string, a escrow.Action) {
 		}
 	case 2, 3:
 		m := s.pick(func(m *simEscrow) bool {
-			// A refund request fires a run-out timer first and is judged
-			// on the state that leaves: after an ignored partial request
-			// the escrow has resumed, where a new request is allowed.
-			if a == escrow.ActionRequestRefund && m.state == escrow.RefundRequested && s.expired(m) && !endsWhenFired(m) {
+			// Some actions fire a run-out timer first and are judged on
+			// the state that leaves: after an ignored partial refund
+			// request, or a lapsed return, the escrow has resumed, where
+			// such an action may be allowed.
+			if simFiresDue[a] && slices.Contains(actionSpec[a].From, s.afterFire(m)) {
 				return false
 			}
 			return !slices.Contains(actionSpec[a].From, m.state) && (specWho(a) != escrow.Arbiter || m.terms.Arbiter != "")
@@ -638,23 +717,61 @@ func (s *sim) badAction(kind string, a escrow.Action) {
 	s.refuse(kind, escrow.ErrNotFound, func() error { return s.call(a, "missing", s.users[0]) })
 }
 
+// simFiresDue are the actions that, as their documentation says, fire a
+// run-out timer first, as ProcessDue would have, and are judged on the
+// state it leaves.
+var simFiresDue = map[escrow.Action]bool{escrow.ActionRequestRefund: true, escrow.ActionRequestReturn: true,
+	escrow.ActionExtend: true, escrow.ActionDispute: true}
+
 // The model's moves, mirroring the rules of the state machine.
 
 func (m *simEscrow) enter(st escrow.State, now time.Time) {
 	m.state, m.dueAt = st, time.Time{}
+	var within time.Duration
 	switch st {
 	case escrow.AwaitingPayment:
-		m.dueAt = now.Add(m.terms.Timers.PayWithin)
+		within = m.timers.PayWithin
 	case escrow.AwaitingShipment:
-		m.dueAt = now.Add(m.terms.Timers.ShipWithin)
+		within = m.timers.ShipWithin
 	case escrow.AwaitingConfirmation:
-		m.dueAt = now.Add(m.terms.Timers.ConfirmWithin)
+		within = m.timers.ConfirmWithin
 	case escrow.RefundRequested:
-		m.dueAt = now.Add(m.terms.Timers.RefundResponseWithin)
+		within = m.timers.RefundResponseWithin
+	case escrow.ReturnRequested:
+		within = m.timers.ReturnResponseWithin
+	case escrow.AwaitingReturn:
+		within = m.timers.ReturnShipWithin
+	case escrow.ReturnShipped:
+		within = m.timers.ReturnReceiveWithin
+	case escrow.ReturnRefused:
+		within = m.timers.ReturnDisputeWithin
+	case escrow.Disputed:
+		within = m.timers.ArbiterWithin // zero: the arbiter has no deadline
+	}
+	if within > 0 {
+		m.dueAt = now.Add(within)
 	}
 	if st.Terminal() {
 		m.paused = 0
 	}
+}
+
+// simTimers are t with the ledger's defaults in place of its zero fields:
+// the fixture gives the ledger no timers of its own.
+func simTimers(t escrow.Timers) escrow.Timers {
+	d := escrow.DefaultTimers()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&t.PayWithin, &d.PayWithin}, {&t.ShipWithin, &d.ShipWithin}, {&t.ConfirmWithin, &d.ConfirmWithin},
+		{&t.RefundResponseWithin, &d.RefundResponseWithin}, {&t.ReturnResponseWithin, &d.ReturnResponseWithin},
+		{&t.ReturnShipWithin, &d.ReturnShipWithin}, {&t.ReturnReceiveWithin, &d.ReturnReceiveWithin},
+		{&t.ReturnDisputeWithin, &d.ReturnDisputeWithin}, {&t.ArbiterWithin, &d.ArbiterWithin},
+		{&t.BuyerExtension, &d.BuyerExtension}, {&t.SellerExtensionLimit, &d.SellerExtensionLimit},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	return t
 }
 
 func (m *simEscrow) pause(now time.Time) {
@@ -696,7 +813,7 @@ func (s *sim) refundModel(m *simEscrow, amount int64, now time.Time) {
 		m.enter(escrow.Refunded, now)
 	case m.held == 0:
 		m.enter(escrow.Completed, now)
-	case m.state == escrow.RefundRequested:
+	case m.resume != 0: // a refund request or a return ends
 		m.resumeTimer(now)
 	}
 }
@@ -706,30 +823,46 @@ type simView struct {
 	State                          escrow.State
 	Held, Released, Fees, Refunded int64
 	NextMilestone                  int
-	Resume                         escrow.State  // compared in RefundRequested only
-	Paused                         time.Duration // compared in RefundRequested and Disputed only
+	Resume                         escrow.State  // compared while a refund request or a return is open only
+	Paused                         time.Duration // compared then and in Disputed only
 	DueAt                          time.Time
+
+	Shipments   int // how many; their contents are checked as they are made
+	Extended    escrow.Extensions
+	Return      escrow.Return
+	Evidence    int // likewise
+	EscalatedAt time.Time
+	Cart        string
+	CartSize    int
 }
+
+// simPausing are the states in which the timer of the state before waits.
+var simPausing = []escrow.State{escrow.RefundRequested, escrow.ReturnRequested, escrow.AwaitingReturn,
+	escrow.ReturnShipped, escrow.ReturnRefused}
 
 func (m *simEscrow) view() simView {
-	return simViewOf(m.state, m.held, m.released, m.fees, m.refunded, m.next, m.resume, m.paused, m.dueAt)
+	return simViewOf(simView{State: m.state, Held: m.held, Released: m.released, Fees: m.fees, Refunded: m.refunded,
+		NextMilestone: m.next, Resume: m.resume, Paused: m.paused, DueAt: m.dueAt,
+		Shipments: m.shipments, Extended: m.extended, Return: m.ret, Evidence: m.evidence,
+		EscalatedAt: m.escalatedAt, Cart: m.cart, CartSize: m.cartSize})
 }
 
-func simViewOf(st escrow.State, held, released, fees, refunded int64, next int, resume escrow.State,
-	paused time.Duration, due time.Time) simView {
-	v := simView{State: st, Held: held, Released: released, Fees: fees, Refunded: refunded, NextMilestone: next, DueAt: due}
-	if st == escrow.RefundRequested {
-		v.Resume = resume
-	}
-	if st == escrow.RefundRequested || st == escrow.Disputed {
-		v.Paused = paused
+// simViewOf clears what is not compared in v's state.
+func simViewOf(v simView) simView {
+	if !slices.Contains(simPausing, v.State) {
+		v.Resume = 0
+		if v.State != escrow.Disputed {
+			v.Paused = 0
+		}
 	}
 	return v
 }
 
 func simStoredView(e escrow.Escrow) simView {
-	return simViewOf(e.State, e.Held.Units(), e.Released.Units(), e.Fees.Units(), e.Refunded.Units(),
-		e.NextMilestone, e.Resume, e.Paused, e.DueAt)
+	return simViewOf(simView{State: e.State, Held: e.Held.Units(), Released: e.Released.Units(), Fees: e.Fees.Units(),
+		Refunded: e.Refunded.Units(), NextMilestone: e.NextMilestone, Resume: e.Resume, Paused: e.Paused, DueAt: e.DueAt,
+		Shipments: len(e.Shipments), Extended: e.Extended, Return: e.Return, Evidence: len(e.Evidence),
+		EscalatedAt: e.Dispute.EscalatedAt, Cart: e.Cart, CartSize: e.CartSize})
 }
 
 // compare fails if the escrow the ledger returned differs from the model.
@@ -750,6 +883,7 @@ type simEvent struct {
 	ByTimer                bool
 	State                  escrow.State
 	Amount, Fee            int64
+	Note                   string
 }
 
 // expectEvents fails unless the events appended since the last check are
@@ -766,7 +900,7 @@ func (s *sim) expectEvents(want ...simEvent) {
 			s.fatalf("event %d has Seq %d and time %s, want %d and %s", i, ev.Seq, ev.At, s.events+uint64(i)+1, s.now())
 		}
 		got[i] = simEvent{Type: ev.Type, Escrow: ev.Escrow, Account: ev.Account, Actor: ev.Actor,
-			ByTimer: ev.ByTimer, State: ev.State, Amount: ev.Amount.Units(), Fee: ev.Fee.Units()}
+			ByTimer: ev.ByTimer, State: ev.State, Amount: ev.Amount.Units(), Fee: ev.Fee.Units(), Note: ev.Note}
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		s.fatalf("events (-want +got):\n%s", diff)
@@ -777,6 +911,12 @@ func (s *sim) expectEvents(want ...simEvent) {
 // simEscrowEvent is the event the model expects from a party's action on m.
 func simEscrowEvent(typ escrow.EventType, m *simEscrow, actor string, amount, fee int64) simEvent {
 	return simEvent{Type: typ, Escrow: m.terms.ID, Actor: actor, State: m.state, Amount: amount, Fee: fee}
+}
+
+// noting returns ev with note.
+func (ev simEvent) noting(note string) simEvent {
+	ev.Note = note
+	return ev
 }
 
 // Operations.
@@ -844,7 +984,9 @@ func (s *sim) withdraw(bad bool) {
 // newTerms makes random terms under a fresh ID: a price from a few fen (no
 // fee) to 300.00, some priced so that the fee is a tie to round; an
 // arbiter with or without an account, or none; sometimes milestones; and
-// timers from half an hour to a few days.
+// timers from half an hour to a few days, those of a return and the
+// extensions sometimes left to the ledger's defaults, the arbiter's
+// sometimes set.
 func (s *sim) newTerms() escrow.Terms {
 	s.nextID++
 	id := "e" + strconv.Itoa(s.nextID)
@@ -884,6 +1026,18 @@ func (s *sim) newTerms() escrow.Terms {
 	}
 	timer := func() time.Duration { return time.Duration(30+s.rng.IntN(72*60)) * time.Minute }
 	t.Timers = escrow.Timers{PayWithin: timer(), ShipWithin: timer(), ConfirmWithin: timer(), RefundResponseWithin: timer()}
+	if s.rng.IntN(5) > 0 { // else the ledger's defaults, of days
+		// A return's last two deadlines are the shortest, so that a
+		// run sees them pass before a party acts.
+		short := func() time.Duration { return time.Duration(5+s.rng.IntN(6*60)) * time.Minute }
+		t.Timers.ReturnResponseWithin, t.Timers.ReturnShipWithin = timer(), timer()
+		t.Timers.ReturnReceiveWithin, t.Timers.ReturnDisputeWithin = short(), short()
+		t.Timers.BuyerExtension = time.Duration(10+s.rng.IntN(24*60)) * time.Minute
+		t.Timers.SellerExtensionLimit = time.Duration(30+s.rng.IntN(48*60)) * time.Minute
+	}
+	if t.Arbiter != "" && s.rng.IntN(2) == 0 {
+		t.Timers.ArbiterWithin = timer()
+	}
 	return t
 }
 
@@ -898,13 +1052,13 @@ func (s *sim) open(bad bool) {
 			t.ID, t.Buyer, t.Seller, t.Price.Units(), t.Arbiter, len(t.Milestones))
 		e, err := s.f.l.Open(s.f.ctx, t)
 		s.succeed(kindOpen, err)
-		m := &simEscrow{terms: t}
+		m := &simEscrow{terms: t, timers: simTimers(t.Timers)}
 		m.enter(escrow.AwaitingPayment, s.now())
 		s.escrows = append(s.escrows, m)
 		s.active = append(s.active, m)
 		s.byID[t.ID] = m
 		s.compare(e, m)
-		s.expectEvents(simEscrowEvent(escrow.EscrowOpened, m, t.Buyer, t.Price.Units(), 0))
+		s.expectEvents(simEscrowEvent(escrow.EscrowOpened, m, t.Buyer, t.Price.Units(), 0).noting(t.Item))
 		return
 	}
 	t := s.newTerms()
@@ -1001,7 +1155,7 @@ func (s *sim) ship(bad bool) {
 	if e.Tracking != tracking {
 		s.fatalf("tracking %q, want %q", e.Tracking, tracking)
 	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowShipped, m, m.terms.Seller, 0, 0))
+	s.expectEvents(simEscrowEvent(escrow.EscrowShipped, m, m.terms.Seller, 0, 0).noting(tracking))
 }
 
 func (s *sim) confirm(bad bool) {
@@ -1073,7 +1227,7 @@ func (s *sim) confirmMilestone(bad bool) {
 	m.next++
 	fee := s.release(m, amount, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee))
+	s.expectEvents(simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee).noting(m.terms.Milestones[n].Name))
 }
 
 func (s *sim) cancel(bad bool) {
@@ -1190,7 +1344,7 @@ func (s *sim) requestRefund(bad bool) {
 	if e.Refund.Amount.Units() != amount || !e.Refund.At.Equal(now) {
 		s.fatalf("refund request %+v, want %d at %s", e.Refund, amount, now)
 	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRequested, m, m.terms.Buyer, amount, 0))
+	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRequested, m, m.terms.Buyer, amount, 0).noting("not as described"))
 }
 
 func (s *sim) agreeRefund(bad bool) {
@@ -1212,8 +1366,9 @@ func (s *sim) agreeRefund(bad bool) {
 	s.expectEvents(simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))
 }
 
+// refuseRefund turns down a refund request or a return request.
 func (s *sim) refuseRefund(bad bool) {
-	m := s.pick(simInState(escrow.RefundRequested))
+	m := s.pick(simInState(escrow.RefundRequested, escrow.ReturnRequested))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1222,16 +1377,20 @@ func (s *sim) refuseRefund(bad bool) {
 		s.badAction(kindRefuseRefund, escrow.ActionRefuseRefund)
 		return
 	}
-	s.op = "refuse the refund on " + m.terms.ID
+	s.op = "refuse the refund on " + m.terms.ID + " in " + m.state.String()
 	e, err := s.f.l.RefuseRefund(s.f.ctx, m.terms.ID, m.terms.Seller, "it arrived whole")
 	s.succeed(kindRefuseRefund, err)
 	m.resumeTimer(s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRefused, m, m.terms.Seller, 0, 0))
+	if e.Refund.RefuseReason != "it arrived whole" || !e.Refund.RefusedAt.Equal(s.now()) {
+		s.fatalf("refund request %+v, want refused now", e.Refund)
+	}
+	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRefused, m, m.terms.Seller, 0, 0).noting("it arrived whole"))
 }
 
 func (s *sim) dispute(bad bool) {
-	disputable := simInState(escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested)
+	disputable := simInState(escrow.AwaitingShipment, escrow.AwaitingConfirmation, escrow.RefundRequested,
+		escrow.ReturnRequested, escrow.AwaitingReturn, escrow.ReturnShipped, escrow.ReturnRefused)
 	m := s.pick(func(m *simEscrow) bool { return disputable(m) && m.terms.Arbiter != "" })
 	if m == nil && !bad {
 		s.skipped = true
@@ -1242,7 +1401,7 @@ func (s *sim) dispute(bad bool) {
 			actor := s.rightActor(lone, escrow.ActionDispute)
 			s.op = "dispute " + lone.terms.ID + ", which has no arbiter"
 			want := escrow.ErrNoArbiter
-			if s.expired(lone) && endsWhenFired(lone) {
+			if s.endsWhenFired(lone) {
 				want = escrow.ErrInvalidTransition
 			}
 			s.refuse(kindDispute, want, func() error { return s.call(escrow.ActionDispute, lone.terms.ID, actor) })
@@ -1257,22 +1416,22 @@ func (s *sim) dispute(bad bool) {
 	var want []simEvent
 	if s.expired(m) {
 		s.op += ", whose timer ran out"
-		if endsWhenFired(m) {
+		if s.endsWhenFired(m) {
 			s.refuse(kindDispute, escrow.ErrInvalidTransition, func() error { return s.call(escrow.ActionDispute, m.terms.ID, actor) })
 			return
 		}
-		// The refund is made as asked and the escrow resumes, then the
-		// dispute pauses it.
+		// The timer fires first: a refund is made as asked, or a return
+		// is agreed to or lapses. Then the dispute is of what that left.
 		want = append(want, s.fireTimer(m, now))
 	}
 	e, err := s.f.l.Dispute(s.f.ctx, m.terms.ID, actor, "no agreement")
 	s.succeed(kindDispute, err)
-	if m.state != escrow.RefundRequested {
+	if m.resume == 0 { // else a refund request or a return paused the timer already
 		m.pause(now)
 	}
 	m.enter(escrow.Disputed, now)
 	s.compare(e, m)
-	s.expectEvents(append(want, simEscrowEvent(escrow.EscrowDisputed, m, actor, 0, 0))...)
+	s.expectEvents(append(want, simEscrowEvent(escrow.EscrowDisputed, m, actor, 0, 0).noting("no agreement"))...)
 }
 
 // part is a split's share: a zero share is given either as zero CNY or as
@@ -1337,7 +1496,8 @@ func (s *sim) resolve(bad bool) {
 	m.fees += fee
 	m.enter(escrow.Resolved, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowResolved, m, m.terms.Arbiter, amount, fee))
+	s.expectEvents(simEscrowEvent(escrow.EscrowResolved, m, m.terms.Arbiter, amount, fee).
+		noting("buyer " + simYuan(toBuyer) + ", seller " + simYuan(toSeller)))
 }
 
 func (s *sim) advance(bool) {
@@ -1345,6 +1505,53 @@ func (s *sim) advance(bool) {
 	s.op = "advance the clock by " + d.String()
 	s.f.clock.Advance(d)
 	s.count(kindAdvance, true)
+}
+
+// waitForDeadline moves the clock to 1 ns before a running deadline and
+// runs the timers, which must leave that one be, then to the deadline and
+// runs them again, which must fire it. The deadline is of a return or a
+// dispute, in a state drawn from those that have one running: an escrow
+// passes through them quickly, and without this their timers would seldom
+// fire in a short run.
+func (s *sim) waitForDeadline(bool) {
+	var states []escrow.State
+	byState := map[escrow.State][]*simEscrow{}
+	for _, m := range s.active {
+		if m.dueAt.After(s.now()) && (m.state == escrow.Disputed || slices.Contains(simPausing[1:], m.state)) {
+			if byState[m.state] == nil {
+				states = append(states, m.state)
+			}
+			byState[m.state] = append(byState[m.state], m)
+		}
+	}
+	if len(states) == 0 {
+		s.skipped = true
+		return
+	}
+	// A state whose timer has not fired yet comes first.
+	var unfired []escrow.State
+	for _, st := range states {
+		if c := s.counts[simTimerKind[st]]; c == nil || c.ok == 0 {
+			unfired = append(unfired, st)
+		}
+	}
+	if len(unfired) > 0 {
+		states = unfired
+	}
+	ms := byState[states[s.rng.IntN(len(states))]]
+	m := ms[s.rng.IntN(len(ms))]
+	due, state := m.dueAt, m.state
+	s.f.clock.Advance(due.Sub(s.now()) - 1)
+	s.processDue()
+	if !m.dueAt.Equal(due) || m.state != state {
+		s.fatalf("%s's timer, due at %s, fired 1 ns before", m.terms.ID, due)
+	}
+	s.f.clock.Advance(1)
+	s.processDue()
+	if m.dueAt.Equal(due) && m.state == state {
+		s.fatalf("%s's timer, due at %s, did not fire then", m.terms.ID, due)
+	}
+	s.count(kindWaitForDeadline, true)
 }
 
 // processDue runs the timers. The model fires every escrow whose deadline
@@ -1412,6 +1619,29 @@ func (s *sim) fireTimer(m *simEscrow, now time.Time) simEvent {
 		s.refundModel(m, amount, now)
 		ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
 		s.count(kindTimerAsRequest, true)
+	case escrow.ReturnRequested: // agreed to, with no address
+		m.ret = escrow.Return{AgreedAt: now}
+		m.enter(escrow.AwaitingReturn, now)
+		ev = simEscrowEvent(escrow.EscrowReturnAgreed, m, "", 0, 0)
+		s.count(kindTimerAgreeReturn, true)
+	case escrow.AwaitingReturn, escrow.ReturnRefused: // the return ends; the trade resumes
+		kind := kindTimerReturnLapsed
+		if m.state == escrow.ReturnRefused {
+			kind = kindTimerRefusalStands
+		}
+		m.resumeTimer(now)
+		ev = simEscrowEvent(escrow.EscrowReturnCancelled, m, "", 0, 0)
+		s.count(kind, true)
+	case escrow.ReturnShipped: // taken as received
+		m.ret.ReceivedAt = now
+		amount := m.asked
+		s.refundModel(m, amount, now)
+		ev = simEscrowEvent(escrow.EscrowRefunded, m, "", amount, 0)
+		s.count(kindTimerReturnRefund, true)
+	case escrow.Disputed:
+		m.escalatedAt, m.dueAt = now, time.Time{}
+		ev = simEscrowEvent(escrow.EscrowEscalated, m, "", 0, 0)
+		s.count(kindTimerEscalate, true)
 	default:
 		s.fatalf("the model has %s due in %s", m.terms.ID, m.state)
 	}
@@ -1419,16 +1649,48 @@ func (s *sim) fireTimer(m *simEscrow, now time.Time) simEvent {
 	return ev
 }
 
-// expired reports whether m's running timer has run out, unfired. A
-// refund request or dispute then finds it fired first.
+// expired reports whether m's running timer has run out, unfired. The
+// actions of simFiresDue then find it fired first.
 func (s *sim) expired(m *simEscrow) bool {
 	return !m.dueAt.IsZero() && !m.dueAt.After(s.now())
 }
 
-// endsWhenFired reports whether firing m's timer ends the escrow: every
-// timer does, but a refund request's only when it asked for all held.
-func endsWhenFired(m *simEscrow) bool {
-	return m.state != escrow.RefundRequested || m.asked == m.held
+// afterFire returns the state m is in once its run-out timer has fired;
+// its state, if its timer has not run out.
+func (s *sim) afterFire(m *simEscrow) escrow.State {
+	if !s.expired(m) {
+		return m.state
+	}
+	ended := escrow.Refunded
+	if m.released > 0 {
+		ended = escrow.Completed
+	}
+	switch m.state {
+	case escrow.AwaitingPayment:
+		return escrow.Closed
+	case escrow.AwaitingShipment:
+		return escrow.Refunded
+	case escrow.AwaitingConfirmation:
+		return escrow.Completed
+	case escrow.RefundRequested, escrow.ReturnShipped: // the refund made as asked
+		if m.asked == m.held {
+			return ended
+		}
+		return m.resume
+	case escrow.ReturnRequested:
+		return escrow.AwaitingReturn
+	case escrow.AwaitingReturn, escrow.ReturnRefused:
+		return m.resume
+	}
+	return m.state // Disputed: escalated
+}
+
+// endsWhenFired reports whether m's timer has run out and firing it ends
+// the escrow: every timer does but those of refund requests and returns,
+// which end it only when all that is held was asked for, and those that
+// leave it where it was.
+func (s *sim) endsWhenFired(m *simEscrow) bool {
+	return s.expired(m) && s.afterFire(m).Terminal()
 }
 
 // verify runs the invariant checker and compares every balance with the
@@ -1514,7 +1776,7 @@ func (s *sim) finish(full bool) {
 	for _, op := range s.ops {
 		kinds = append(kinds, op.kind)
 	}
-	kinds = append(kinds, kindTimerClose, kindTimerRefund, kindTimerConfirm, kindTimerAsRequest)
+	kinds = append(kinds, timerKinds...)
 	for _, k := range kinds {
 		c := s.counts[k]
 		if c == nil {
