@@ -2,8 +2,10 @@ package storagetest
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/shopspring/decimal"
@@ -72,6 +74,32 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 	pay := func(id string) error { _, err := l.Pay(ctx, id, partyBuyer); return err }
 	ship := func(id string) error { _, err := l.Ship(ctx, id, partySeller, ""); return err }
 	dispute := func(id string) error { _, err := l.Dispute(ctx, id, partySeller, ""); return err }
+	extend := func(id string) error { _, err := l.Extend(ctx, id, partyBuyer, 0); return err }
+	requestReturn := func(id string) error {
+		_, err := l.RequestReturn(ctx, id, partyBuyer, cny("40.00"), "cracked")
+		return err
+	}
+	agreeReturn := func(id string) error { _, err := l.AgreeReturn(ctx, id, partySeller, "1 Return Road"); return err }
+	shipReturn := func(id string) error { _, err := l.ShipReturn(ctx, id, partyBuyer, "RT1"); return err }
+	// each repeats call n times.
+	each := func(n int, call func(id string, i int) error) func(id string) error {
+		return func(id string) error {
+			for i := range n {
+				if err := call(id, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	allParts := each(escrow.MaxShipments, func(id string, i int) error {
+		_, err := l.ShipPart(ctx, id, partySeller, "SF"+strconv.Itoa(i))
+		return err
+	})
+	allEvidence := each(escrow.MaxEvidence, func(id string, i int) error {
+		_, err := l.AddEvidence(ctx, id, partyBuyer, "note "+strconv.Itoa(i), "")
+		return err
+	})
 
 	open(dealTerms("unpaid", false))
 	expensive := dealTerms("expensive", false)
@@ -84,12 +112,22 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 	open(dealTerms("milestones", true), pay, ship)
 	open(dealTerms("shipped", false), pay, ship)
 	open(dealTerms("disputed", false), pay, dispute)
+	if _, err := l.Deposit(ctx, partyBuyer, cny("600.00")); err != nil {
+		t.Fatal(err)
+	}
+	open(dealTerms("extended", false), pay, ship, extend)
+	open(dealTerms("parts", false), pay, allParts)
+	open(dealTerms("return-requested", false), pay, ship, requestReturn)
+	open(dealTerms("return-agreed", false), pay, ship, requestReturn, agreeReturn)
+	open(dealTerms("return-shipped", false), pay, ship, requestReturn, agreeReturn, shipReturn)
+	open(dealTerms("evidenced", false), pay, dispute, allEvidence)
 	if _, err := l.Deposit(ctx, partyStranger, cny("10.00"), escrow.IdempotencyKey("deposit-1")); err != nil {
 		t.Fatal(err)
 	}
-	// The buyer paid for five escrows of 100.00: 500.00 is left.
-	if avail, held := f.balance(partyBuyer); avail != 50000 || held != 50000 {
-		t.Fatalf("buyer has %d available, %d held; want 50000, 50000", avail, held)
+	// The buyer paid for eleven escrows of 100.00 out of 1,600.00: 500.00
+	// is left.
+	if avail, held := f.balance(partyBuyer); avail != 50000 || held != 110000 {
+		t.Fatalf("buyer has %d available, %d held; want 50000, 110000", avail, held)
 	}
 	f.check()
 
@@ -337,6 +375,163 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 			return err
 		}, escrow.ErrInvalidArgument, nil},
 
+		// The calls of a return and refund, an extension, partial
+		// shipment, evidence and a cart, by the wrong party, in the wrong
+		// state, with bad arguments or past their limits.
+		{"ship part by the buyer", func() error { _, err := l.ShipPart(ctx, "paid", partyBuyer, ""); return err },
+			escrow.ErrNotParty, nil},
+		{"ship part after shipping", func() error { _, err := l.ShipPart(ctx, "shipped", partySeller, ""); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"ship part with a long tracking number", func() error {
+			_, err := l.ShipPart(ctx, "paid", partySeller, strings.Repeat("t", 201))
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"ship a part past the most", func() error { _, err := l.ShipPart(ctx, "parts", partySeller, ""); return err },
+			escrow.ErrInvalidArgument, nil},
+		{"extend before shipping", func() error { _, err := l.Extend(ctx, "paid", partyBuyer, 0); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"extend by a stranger", func() error { _, err := l.Extend(ctx, "shipped", partyStranger, 0); return err },
+			escrow.ErrNotParty, nil},
+		{"extend by the arbiter", func() error { _, err := l.Extend(ctx, "shipped", partyArbiter, 0); return err },
+			escrow.ErrNotParty, nil},
+		{"extend by a negative time", func() error { _, err := l.Extend(ctx, "shipped", partySeller, -time.Second); return err },
+			escrow.ErrInvalidArgument, nil},
+		{"extend by the buyer past the allowance", func() error {
+			_, err := l.Extend(ctx, "shipped", partyBuyer, 3*24*time.Hour+time.Nanosecond)
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"extend by the buyer twice", func() error { _, err := l.Extend(ctx, "extended", partyBuyer, time.Hour); return err },
+			escrow.ErrInvalidArgument, nil},
+		{"extend by the seller past the limit", func() error {
+			_, err := l.Extend(ctx, "extended", partySeller, 30*24*time.Hour+time.Nanosecond)
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"request return before shipping", func() error {
+			_, err := l.RequestReturn(ctx, "paid", partyBuyer, cny("1.00"), "")
+			return err
+		}, escrow.ErrInvalidTransition, nil},
+		{"request return by the seller", func() error {
+			_, err := l.RequestReturn(ctx, "shipped", partySeller, cny("1.00"), "")
+			return err
+		}, escrow.ErrNotParty, nil},
+		{"request return twice", func() error {
+			_, err := l.RequestReturn(ctx, "return-requested", partyBuyer, cny("1.00"), "")
+			return err
+		}, escrow.ErrInvalidTransition, nil},
+		{"request return of more than held", func() error {
+			_, err := l.RequestReturn(ctx, "shipped", partyBuyer, cny("100.01"), "")
+			return err
+		}, escrow.ErrInvalidAmount, amountErrorFor("100.01", "CNY")},
+		{"request return of zero", func() error {
+			_, err := l.RequestReturn(ctx, "shipped", partyBuyer, cny("0"), "")
+			return err
+		}, escrow.ErrInvalidAmount, nil},
+		{"request return in USD", func() error { _, err := l.RequestReturn(ctx, "shipped", partyBuyer, usd, ""); return err },
+			escrow.ErrCurrencyMismatch, nil},
+		{"request return with a long reason", func() error {
+			_, err := l.RequestReturn(ctx, "shipped", partyBuyer, cny("1.00"), strings.Repeat("r", 1001))
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"agree return by the buyer", func() error {
+			_, err := l.AgreeReturn(ctx, "return-requested", partyBuyer, "")
+			return err
+		}, escrow.ErrNotParty, nil},
+		{"agree return not requested", func() error { _, err := l.AgreeReturn(ctx, "shipped", partySeller, ""); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"agree return twice", func() error { _, err := l.AgreeReturn(ctx, "return-agreed", partySeller, ""); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"agree return with a long address", func() error {
+			_, err := l.AgreeReturn(ctx, "return-requested", partySeller, strings.Repeat("a", 1001))
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"agree refund of a return", func() error { _, err := l.AgreeRefund(ctx, "return-requested", partySeller); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"refuse return request by the buyer", func() error {
+			_, err := l.RefuseRefund(ctx, "return-requested", partyBuyer, "")
+			return err
+		}, escrow.ErrNotParty, nil},
+		{"ship return by the seller", func() error { _, err := l.ShipReturn(ctx, "return-agreed", partySeller, ""); return err },
+			escrow.ErrNotParty, nil},
+		{"ship return not agreed", func() error { _, err := l.ShipReturn(ctx, "return-requested", partyBuyer, ""); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"ship return with a tracking number on two lines", func() error {
+			_, err := l.ShipReturn(ctx, "return-agreed", partyBuyer, "RT\n1")
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"confirm return by the buyer", func() error { _, err := l.ConfirmReturn(ctx, "return-shipped", partyBuyer); return err },
+			escrow.ErrNotParty, nil},
+		{"confirm return not shipped", func() error { _, err := l.ConfirmReturn(ctx, "return-agreed", partySeller); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"refuse return by the arbiter", func() error {
+			_, err := l.RefuseReturn(ctx, "return-shipped", partyArbiter, "")
+			return err
+		}, escrow.ErrNotParty, nil},
+		{"refuse return not shipped", func() error { _, err := l.RefuseReturn(ctx, "return-agreed", partySeller, ""); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"refuse return with a long reason", func() error {
+			_, err := l.RefuseReturn(ctx, "return-shipped", partySeller, strings.Repeat("r", 1001))
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"cancel return by the seller", func() error { _, err := l.CancelReturn(ctx, "return-requested", partySeller); return err },
+			escrow.ErrNotParty, nil},
+		{"cancel return once shipped back", func() error { _, err := l.CancelReturn(ctx, "return-shipped", partyBuyer); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"cancel return never requested", func() error { _, err := l.CancelReturn(ctx, "shipped", partyBuyer); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"evidence by a stranger", func() error {
+			_, err := l.AddEvidence(ctx, "disputed", partyStranger, "a note", "")
+			return err
+		}, escrow.ErrNotParty, nil},
+		{"evidence without a dispute", func() error { _, err := l.AddEvidence(ctx, "shipped", partyBuyer, "a note", ""); return err },
+			escrow.ErrInvalidTransition, nil},
+		{"evidence without a note", func() error { _, err := l.AddEvidence(ctx, "disputed", partyBuyer, "", "photo-1"); return err },
+			escrow.ErrInvalidArgument, nil},
+		{"evidence with a long note", func() error {
+			_, err := l.AddEvidence(ctx, "disputed", partyBuyer, strings.Repeat("n", 4001), "")
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"evidence with a long reference", func() error {
+			_, err := l.AddEvidence(ctx, "disputed", partyBuyer, "a note", strings.Repeat("f", 1001))
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"evidence past the most", func() error { _, err := l.AddEvidence(ctx, "evidenced", partySeller, "one more", ""); return err },
+			escrow.ErrInvalidArgument, nil},
+		{"cart with a paid escrow", func() error {
+			_, err := l.PayAll(ctx, partyBuyer, []string{"unpaid", "paid"})
+			return err
+		}, escrow.ErrInvalidTransition, cartRefused(2, "paid")},
+		{"cart with a missing escrow", func() error {
+			_, err := l.PayAll(ctx, partyBuyer, []string{"nope", "unpaid"})
+			return err
+		}, escrow.ErrNotFound, cartRefused(2, "nope")},
+		{"cart by the seller", func() error { _, err := l.PayAll(ctx, partySeller, []string{"unpaid"}); return err },
+			escrow.ErrNotParty, cartRefused(1, "unpaid")},
+		{"cart short of funds", func() error {
+			_, err := l.PayAll(ctx, partyBuyer, []string{"unpaid", "expensive"})
+			return err
+		}, escrow.ErrInsufficientFunds, func(t *testing.T, err error) {
+			var ie *escrow.InsufficientFundsError
+			if !errors.As(err, &ie) {
+				t.Fatalf("err %T is not an *InsufficientFundsError", err)
+			}
+			if ie.Account != partyBuyer || ie.Needed != cny("2100.00") || ie.Available != cny("500.00") {
+				t.Errorf("InsufficientFundsError %+v, want buyer needing 2100.00 with 500.00", *ie)
+			}
+		}},
+		{"cart with an escrow twice", func() error {
+			_, err := l.PayAll(ctx, partyBuyer, []string{"unpaid", "expensive", "unpaid"})
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+		{"empty cart", func() error { _, err := l.PayAll(ctx, partyBuyer, nil); return err }, escrow.ErrInvalidArgument, nil},
+		{"cart past the most", func() error {
+			ids := make([]string, escrow.MaxCart+1)
+			for i := range ids {
+				ids[i] = "cart-" + strconv.Itoa(i)
+			}
+			_, err := l.PayAll(ctx, partyBuyer, ids)
+			return err
+		}, escrow.ErrInvalidArgument, nil},
+
 		// An idempotency key used for another call.
 		{"key reused with another amount", func() error {
 			_, err := l.Deposit(ctx, partyStranger, cny("20.00"), escrow.IdempotencyKey("deposit-1"))
@@ -371,4 +566,19 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 		})
 	}
 	f.check()
+}
+
+// cartRefused returns a detail check that err is a *CartError for a cart
+// of size in which only escrow was refused.
+func cartRefused(size int, escrowID string) func(t *testing.T, err error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		var ce *escrow.CartError
+		if !errors.As(err, &ce) {
+			t.Fatalf("err %T is not a *CartError", err)
+		}
+		if ce.Size != size || len(ce.Refused) != 1 || ce.Refused[0].Escrow != escrowID {
+			t.Errorf("CartError %+v, want a cart of %d with only %q refused", *ce, size, escrowID)
+		}
+	}
 }
