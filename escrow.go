@@ -791,8 +791,9 @@ func (c *change) agreeRefund() error { return c.refund(c.e.Refund.Amount) }
 
 // RefuseRefund turns the buyer's request down, for a reason (up to 1,000
 // bytes), kept with the request in e.Refund (RefuseReason, RefusedAt).
-// Only the seller, in RefundRequested. The escrow returns to the state it
-// was in and its timer resumes; the buyer may then Dispute.
+// Only the seller, in RefundRequested, or in ReturnRequested to turn a
+// return down. The escrow returns to the state it was in and its timer
+// resumes; the buyer may then Dispute.
 func (l *Ledger) RefuseRefund(ctx context.Context, id, actor, reason string, opts ...CallOption) (Escrow, error) {
 	start := l.begin()
 	if err := checkText("reason", reason, 1000, true); err != nil {
@@ -810,9 +811,11 @@ func (c *change) refuseRefund() error {
 
 // Dispute calls the arbiter, for a reason (up to 1,000 bytes), kept with
 // who disputed and when in e.Dispute. The buyer or the seller, after payment and
-// before the escrow ends (AwaitingShipment, AwaitingConfirmation or
-// RefundRequested); the escrow must name an arbiter (else ErrNoArbiter).
-// Every timer stops until the arbiter resolves it. A timer that has already
+// before the escrow ends (AwaitingShipment, AwaitingConfirmation,
+// RefundRequested or one of the return states); the escrow must name an
+// arbiter (else ErrNoArbiter). Every timer stops until the arbiter
+// resolves it, and only the arbiter's own deadline runs
+// (Timers.ArbiterWithin, if set). A timer that has already
 // run out is not stopped: if ProcessDue has not fired it yet, the dispute
 // fires it first, as ProcessDue would have, and is judged on the state it
 // left. So a dispute after the shipping or confirmation deadline is refused
