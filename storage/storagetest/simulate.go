@@ -1298,53 +1298,89 @@ func (s *sim) refund(bad, full bool) {
 }
 
 func (s *sim) requestRefund(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingShipment, escrow.AwaitingConfirmation))
+	s.request(bad, simRequest{kind: kindRequestRefund, action: escrow.ActionRequestRefund, noun: "refund",
+		from: []escrow.State{escrow.AwaitingShipment, escrow.AwaitingConfirmation},
+		to:   escrow.RefundRequested, event: escrow.EscrowRefundRequested,
+		call: func(m *simEscrow, amount int64, reason string) (escrow.Escrow, error) {
+			return s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), reason)
+		}})
+}
+
+// A simRequest is the buyer asking for money back: a refund request, or
+// a return (the goods first).
+type simRequest struct {
+	kind   string
+	action escrow.Action
+	noun   string // "refund" or "return", for the operation's description
+	from   []escrow.State
+	to     escrow.State
+	event  escrow.EventType
+	call   func(m *simEscrow, amount int64, reason string) (escrow.Escrow, error)
+}
+
+// request makes the buyer's request r: for all that is held or part of
+// it, refused for more than is held, for a reason too long, and by the
+// wrong party or in the wrong state.
+func (s *sim) request(bad bool, r simRequest) {
+	m := s.pick(simInState(r.from...))
 	if m == nil && !bad {
 		s.skipped = true
 		return
 	}
 	if bad {
-		if m != nil && s.rng.IntN(2) == 0 {
-			amount := m.held + 1 + s.rng.Int64N(1000)
-			s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
-			want := escrow.ErrInvalidAmount
-			if s.expired(m) { // the timer ends the escrow first
-				want = escrow.ErrInvalidTransition
+		if m != nil {
+			switch s.rng.IntN(3) {
+			case 0:
+				amount := m.held + 1 + s.rng.Int64N(1000)
+				s.op = fmt.Sprintf("request a %s of %d of the %d held by %s", r.noun, amount, m.held, m.terms.ID)
+				want := escrow.ErrInvalidAmount
+				if s.expired(m) { // the timer ends the escrow first
+					want = escrow.ErrInvalidTransition
+				}
+				s.refuse(r.kind, want, func() error {
+					_, err := r.call(m, amount, "too much")
+					return err
+				})
+				return
+			case 1:
+				s.refuseText(r.kind, "a reason of 1,001 bytes", func() error {
+					_, err := r.call(m, 1, simLong[:1001])
+					return err
+				})
+				return
 			}
-			s.refuse(kindRequestRefund, want, func() error {
-				_, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "too much")
-				return err
-			})
-			return
 		}
-		s.badAction(kindRequestRefund, escrow.ActionRequestRefund)
+		s.badAction(r.kind, r.action)
 		return
 	}
 	amount := m.held
 	if s.rng.IntN(2) == 0 {
 		amount = 1 + s.rng.Int64N(m.held)
 	}
-	s.op = fmt.Sprintf("request a refund of %d of the %d held by %s", amount, m.held, m.terms.ID)
+	s.op = fmt.Sprintf("request a %s of %d of the %d held by %s", r.noun, amount, m.held, m.terms.ID)
 	if s.expired(m) {
 		s.op += ", whose timer ran out"
-		s.refuse(kindRequestRefund, escrow.ErrInvalidTransition, func() error {
-			_, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "not as described")
+		s.refuse(r.kind, escrow.ErrInvalidTransition, func() error {
+			_, err := r.call(m, amount, "not as described")
 			return err
 		})
 		return
 	}
-	e, err := s.f.l.RequestRefund(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "not as described")
-	s.succeed(kindRequestRefund, err)
+	e, err := r.call(m, amount, "not as described")
+	s.succeed(r.kind, err)
 	now := s.now()
 	m.asked = amount
+	if r.to == escrow.ReturnRequested {
+		m.ret = escrow.Return{}
+	}
 	m.resume = m.state
 	m.pause(now)
-	m.enter(escrow.RefundRequested, now)
+	m.enter(r.to, now)
 	s.compare(e, m)
-	if e.Refund.Amount.Units() != amount || !e.Refund.At.Equal(now) {
-		s.fatalf("refund request %+v, want %d at %s", e.Refund, amount, now)
+	if e.Refund.Amount.Units() != amount || e.Refund.Reason != "not as described" || !e.Refund.At.Equal(now) {
+		s.fatalf("%s request %+v, want %d at %s", r.noun, e.Refund, amount, now)
 	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRequested, m, m.terms.Buyer, amount, 0).noting("not as described"))
+	s.expectEvents(simEscrowEvent(r.event, m, m.terms.Buyer, amount, 0).noting("not as described"))
 }
 
 func (s *sim) agreeRefund(bad bool) {

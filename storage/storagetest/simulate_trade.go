@@ -149,63 +149,11 @@ func (s *sim) extend(bad bool) {
 }
 
 func (s *sim) requestReturn(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingConfirmation))
-	if m == nil && !bad {
-		s.skipped = true
-		return
-	}
-	if bad {
-		if m != nil {
-			switch s.rng.IntN(3) {
-			case 0:
-				amount := m.held + 1 + s.rng.Int64N(1000)
-				s.op = fmt.Sprintf("request a return for %d of the %d held by %s", amount, m.held, m.terms.ID)
-				want := escrow.ErrInvalidAmount
-				if s.expired(m) { // auto-confirmed first
-					want = escrow.ErrInvalidTransition
-				}
-				s.refuse(kindRequestReturn, want, func() error {
-					_, err := s.f.l.RequestReturn(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "too much")
-					return err
-				})
-				return
-			case 1:
-				s.refuseText(kindRequestReturn, "a reason of 1,001 bytes", func() error {
-					_, err := s.f.l.RequestReturn(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(1), simLong[:1001])
-					return err
-				})
-				return
-			}
-		}
-		s.badAction(kindRequestReturn, escrow.ActionRequestReturn)
-		return
-	}
-	amount := m.held
-	if s.rng.IntN(2) == 0 {
-		amount = 1 + s.rng.Int64N(m.held)
-	}
-	s.op = fmt.Sprintf("request a return for %d of the %d held by %s", amount, m.held, m.terms.ID)
-	if s.expired(m) {
-		s.op += ", whose deadline ran out"
-		s.refuse(kindRequestReturn, escrow.ErrInvalidTransition, func() error {
-			_, err := s.f.l.RequestReturn(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "not as described")
-			return err
-		})
-		return
-	}
-	e, err := s.f.l.RequestReturn(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), "not as described")
-	s.succeed(kindRequestReturn, err)
-	now := s.now()
-	m.asked = amount
-	m.ret = escrow.Return{}
-	m.resume = m.state
-	m.pause(now)
-	m.enter(escrow.ReturnRequested, now)
-	s.compare(e, m)
-	if e.Refund.Amount.Units() != amount || e.Refund.Reason != "not as described" || !e.Refund.At.Equal(now) {
-		s.fatalf("return request %+v, want %d at %s", e.Refund, amount, now)
-	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowReturnRequested, m, m.terms.Buyer, amount, 0).noting("not as described"))
+	s.request(bad, simRequest{kind: kindRequestReturn, action: escrow.ActionRequestReturn, noun: "return",
+		from: []escrow.State{escrow.AwaitingConfirmation}, to: escrow.ReturnRequested, event: escrow.EscrowReturnRequested,
+		call: func(m *simEscrow, amount int64, reason string) (escrow.Escrow, error) {
+			return s.f.l.RequestReturn(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), reason)
+		}})
 }
 
 func (s *sim) agreeReturn(bad bool) {
