@@ -146,7 +146,12 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	}
 	l.rep.minUnits = map[string]int64{}
 	for code, c := range l.currencies {
+		// The least price that counts: MinValue itself, rounded up to a
+		// minor unit, or the least price above it.
 		units := l.rep.minValue.Shift(int32(c.Minor)).Ceil()
+		if !l.rep.minAtLeast {
+			units = l.rep.minValue.Shift(int32(c.Minor)).Floor().Add(decimal.NewFromInt(1))
+		}
 		if units.GreaterThan(maxUnitsDecimal) {
 			units = maxUnitsDecimal.Add(decimal.NewFromInt(1))
 		}

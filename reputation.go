@@ -226,9 +226,11 @@ type ReputationPolicy struct {
 	// PairCap caps the points one rater's ratings add to (and take from)
 	// one ratee in a calendar month: 6 each way.
 	PairCap int64
-	// MinValue is the least price, in major units of the escrow's
-	// currency, of an escrow whose ratings count: 1.
-	MinValue decimal.Decimal
+	// MinValue is the price, in major units of the escrow's currency,
+	// that an escrow's ratings must pass to count: 1. MinValueRule says
+	// whether a price of exactly MinValue passes.
+	MinValue     decimal.Decimal
+	MinValueRule MinValueRule
 	// CountDisputeLosers lets the rating left by the party who lost a
 	// dispute count; by default it does not.
 	CountDisputeLosers bool
@@ -242,6 +244,21 @@ type ReputationPolicy struct {
 	Location *time.Location
 }
 
+// A MinValueRule says how an escrow's price is compared with
+// ReputationPolicy.MinValue.
+type MinValueRule uint8
+
+// Minimum value rules.
+const (
+	// AboveMinValue counts the ratings of escrows priced above MinValue
+	// only: with the default of 1, an order of 1.00 CNY or less scores
+	// nothing, as on the platform the rules come from. The default.
+	AboveMinValue MinValueRule = iota
+	// AtLeastMinValue counts those priced at MinValue or more: 1.00
+	// counts. It was the rule before MinValueRule existed.
+	AtLeastMinValue
+)
+
 // policy is a ReputationPolicy with its defaults filled in.
 type policy struct {
 	window, revision, rateWindow, decayPeriod time.Duration
@@ -250,10 +267,11 @@ type policy struct {
 	points                                    [3]int64
 	pairCap                                   int64
 	minValue                                  decimal.Decimal
+	minAtLeast                                bool // MinValueRule is AtLeastMinValue
 	decay                                     float64
 	decayRate                                 float64 // ln λ per nanosecond of age
 	loc                                       *time.Location
-	minUnits                                  map[string]int64 // minValue in each currency's minor units, rounded up
+	minUnits                                  map[string]int64 // the least price that counts, in each currency's minor units
 }
 
 func (p ReputationPolicy) compile() (policy, error) {
@@ -297,6 +315,13 @@ func (p ReputationPolicy) compile() (policy, error) {
 	}
 	if c.minValue.Sign() < 0 {
 		return policy{}, invalidArg("reputation MinValue %s is negative", c.minValue)
+	}
+	switch p.MinValueRule {
+	case AboveMinValue:
+	case AtLeastMinValue:
+		c.minAtLeast = true
+	default:
+		return policy{}, invalidArg("reputation MinValueRule %d is neither AboveMinValue nor AtLeastMinValue", p.MinValueRule)
 	}
 	if c.decay == 0 {
 		c.decay = 0.98

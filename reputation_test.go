@@ -1,6 +1,7 @@
 package escrow_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -739,22 +740,28 @@ func repPairCap(t *testing.T) {
 }
 
 func repMinimum(t *testing.T) {
+	// By default a price must pass the minimum: 1.00 CNY scores nothing,
+	// 1.01 does; 1 JPY scores nothing, 2 JPY does.
 	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob", "sam")
 	if _, err := f.l.Deposit(f.ctx, "alice", escrow.MustParseMoney("100", escrow.JPY)); err != nil {
 		t.Fatal(err)
 	}
-	repTrade(f, "e-099", "alice", "sam", cny("0.99"))
-	repTrade(f, "e-100", "alice", "bob", cny("1.00"))
-	repTrade(f, "e-jpy", "alice", "bob", escrow.MustParseMoney("1", escrow.JPY))
-	r := repRate(f, "e-099", "alice", escrow.Positive)
-	want := escrow.Rating{Escrow: "e-099", Rater: "alice", Ratee: "sam", RateeRole: escrow.Seller, Score: escrow.Positive,
-		At: start, Value: cny("0.99"), Weight: math.Log10(10.99), Reason: escrow.ReasonBelowMinimum}
-	repDiff(t, "a rating of a 0.99 CNY escrow", want, r)
-	if r := repRate(f, "e-100", "alice", escrow.Positive); !r.Counted || r.Points != 1 {
-		t.Errorf("1.00 CNY: %+v", r)
+	repTrade(f, "e-100", "alice", "sam", cny("1.00"))
+	repTrade(f, "e-101", "alice", "bob", cny("1.01"))
+	repTrade(f, "e-jpy1", "alice", "sam", escrow.MustParseMoney("1", escrow.JPY))
+	repTrade(f, "e-jpy2", "alice", "bob", escrow.MustParseMoney("2", escrow.JPY))
+	r := repRate(f, "e-100", "alice", escrow.Positive)
+	want := escrow.Rating{Escrow: "e-100", Rater: "alice", Ratee: "sam", RateeRole: escrow.Seller, Score: escrow.Positive,
+		At: start, Value: cny("1.00"), Weight: math.Log10(11), Reason: escrow.ReasonBelowMinimum}
+	repDiff(t, "a rating of a 1.00 CNY escrow", want, r)
+	if r := repRate(f, "e-101", "alice", escrow.Positive); !r.Counted || r.Points != 1 {
+		t.Errorf("1.01 CNY: %+v", r)
 	}
-	if r := repRate(f, "e-jpy", "alice", escrow.Positive); !r.Counted || r.Points != 1 || r.Weight != math.Log10(11) {
+	if r := repRate(f, "e-jpy1", "alice", escrow.Positive); r.Counted || r.Reason != escrow.ReasonBelowMinimum {
 		t.Errorf("1 JPY: %+v", r)
+	}
+	if r := repRate(f, "e-jpy2", "alice", escrow.Positive); !r.Counted || r.Points != 1 || r.Weight != math.Log10(12) {
+		t.Errorf("2 JPY: %+v", r)
 	}
 	// A party whose only ratings do not count is unrated.
 	repDiff(t, "sam", escrow.Reputation{Party: "sam",
@@ -765,21 +772,49 @@ func repMinimum(t *testing.T) {
 	}
 	f.check()
 
-	// A higher minimum.
-	g := repFixture(t, escrow.ReputationPolicy{MinValue: decimal.RequireFromString("10")}, "alice", "bob")
-	repTrade(g, "e-999", "alice", "bob", cny("9.99"))
-	repTrade(g, "e-1000", "alice", "bob", cny("10.00"))
-	if r := repRate(g, "e-999", "alice", escrow.Negative); r.Counted || r.Reason != escrow.ReasonBelowMinimum || r.Points != 0 {
-		t.Errorf("9.99 under a minimum of 10: %+v", r)
+	// At least the minimum: 1.00 counts, 0.99 does not.
+	h := repFixture(t, escrow.ReputationPolicy{MinValueRule: escrow.AtLeastMinValue}, "alice", "bob")
+	repTrade(h, "e-099", "alice", "bob", cny("0.99"))
+	repTrade(h, "e-100", "alice", "bob", cny("1.00"))
+	if r := repRate(h, "e-099", "alice", escrow.Positive); r.Counted || r.Reason != escrow.ReasonBelowMinimum {
+		t.Errorf("0.99 at least 1: %+v", r)
 	}
-	if r := repRate(g, "e-1000", "alice", escrow.Negative); !r.Counted || r.Points != -1 {
-		t.Errorf("10.00 under a minimum of 10: %+v", r)
+	if r := repRate(h, "e-100", "alice", escrow.Positive); !r.Counted || r.Points != 1 {
+		t.Errorf("1.00 at least 1: %+v", r)
 	}
-	// A below-minimum rating does not use up the pair's cap either.
-	if p := repPair(g, "bob", "alice", "2026-03"); p.Negative != 1 {
-		t.Errorf("pair: %+v, want -1", p)
+	h.check()
+
+	// A higher minimum, and one between two minor units, under each rule.
+	for _, tc := range []struct {
+		rule                escrow.MinValueRule
+		min, below, counted string
+	}{
+		{escrow.AboveMinValue, "10", "10.00", "10.01"},
+		{escrow.AtLeastMinValue, "10", "9.99", "10.00"},
+		{escrow.AboveMinValue, "10.005", "10.00", "10.01"},
+		{escrow.AtLeastMinValue, "10.005", "10.00", "10.01"},
+	} {
+		g := repFixture(t, escrow.ReputationPolicy{MinValue: decimal.RequireFromString(tc.min), MinValueRule: tc.rule}, "alice", "bob")
+		repTrade(g, "e-below", "alice", "bob", cny(tc.below))
+		repTrade(g, "e-counted", "alice", "bob", cny(tc.counted))
+		if r := repRate(g, "e-below", "alice", escrow.Negative); r.Counted || r.Reason != escrow.ReasonBelowMinimum || r.Points != 0 {
+			t.Errorf("%s under a minimum of %s (rule %d): %+v", tc.below, tc.min, tc.rule, r)
+		}
+		if r := repRate(g, "e-counted", "alice", escrow.Negative); !r.Counted || r.Points != -1 {
+			t.Errorf("%s under a minimum of %s (rule %d): %+v", tc.counted, tc.min, tc.rule, r)
+		}
+		// A below-minimum rating does not use up the pair's cap either.
+		if p := repPair(g, "bob", "alice", "2026-03"); p.Negative != 1 {
+			t.Errorf("pair: %+v, want -1", p)
+		}
+		g.check()
 	}
-	g.check()
+
+	// A rule that is not one is refused.
+	if _, err := escrow.New(context.Background(), memstore.New(), &escrow.Options{
+		Reputation: escrow.ReputationPolicy{MinValueRule: 2}}); !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Errorf("MinValueRule 2: %v, want an invalid argument", err)
+	}
 }
 
 func repDisputeLoser(t *testing.T) {
@@ -1191,7 +1226,10 @@ func explainAll(f *world, party string, limit int) []escrow.Contribution {
 }
 
 func repTopSellers(t *testing.T) {
-	f := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "s-ten", "s-three", "s-three-b", "s-mixed", "s-big", "s-neg")
+	// Trades of 1.00, which count when the minimum is "at least", keep the
+	// weights below simple.
+	f := repFixture(t, escrow.ReputationPolicy{MinValueRule: escrow.AtLeastMinValue},
+		"b1", "b2", "s-ten", "s-three", "s-three-b", "s-mixed", "s-big", "s-neg")
 	n := 0
 	rate := func(buyer, seller string, price escrow.Money, s escrow.Score) {
 		n++
@@ -1335,7 +1373,7 @@ func TestReputationProperty(t *testing.T) {
 	policies := []escrow.ReputationPolicy{
 		{},
 		{Location: time.FixedZone("CST", 8*3600), RateableStates: []escrow.State{escrow.Completed, escrow.Refunded, escrow.Resolved}},
-		{NoDefaultRating: true, CountDisputeLosers: true, PairCap: 3},
+		{NoDefaultRating: true, CountDisputeLosers: true, PairCap: 3, MinValueRule: escrow.AtLeastMinValue},
 	}
 	for i, seed := range []uint64{7, 20260301, 0xfeedbeef} {
 		p := policies[i]
@@ -1810,7 +1848,11 @@ func (s *repSim) verify() {
 		month := r.At.In(s.loc).Format("2006-01")
 		pk := [3]string{r.Ratee, r.Rater, month}
 		// Why a rating does or does not count, from the escrow.
-		below := e.Price.Units() < 100
+		// The default minimum is 1 CNY, and a price must pass it.
+		below := e.Price.Units() <= 100
+		if s.policy.MinValueRule == escrow.AtLeastMinValue {
+			below = e.Price.Units() < 100
+		}
 		lost := !s.policy.CountDisputeLosers && e.DisputeLoser == raterRole
 		switch {
 		case below && (r.Counted || r.Reason != escrow.ReasonBelowMinimum):
