@@ -220,6 +220,9 @@ type ReputationPolicy struct {
 	// RevisionWindow is how long after a Neutral or Negative its rater may
 	// revise it upward, once: 30 days.
 	RevisionWindow time.Duration
+	// ReplyWindow is how long after a rating its ratee may reply to it:
+	// 30 days.
+	ReplyWindow time.Duration
 	// Points are the points of a Positive, Neutral and Negative rating:
 	// +1, 0 and −1.
 	Points *[3]int64
@@ -261,17 +264,17 @@ const (
 
 // policy is a ReputationPolicy with its defaults filled in.
 type policy struct {
-	window, revision, rateWindow, decayPeriod time.Duration
-	rateable                                  map[State]bool
-	noDefault, countLosers                    bool
-	points                                    [3]int64
-	pairCap                                   int64
-	minValue                                  decimal.Decimal
-	minAtLeast                                bool // MinValueRule is AtLeastMinValue
-	decay                                     float64
-	decayRate                                 float64 // ln λ per nanosecond of age
-	loc                                       *time.Location
-	minUnits                                  map[string]int64 // the least price that counts, in each currency's minor units
+	window, revision, reply, rateWindow, decayPeriod time.Duration
+	rateable                                         map[State]bool
+	noDefault, countLosers                           bool
+	points                                           [3]int64
+	pairCap                                          int64
+	minValue                                         decimal.Decimal
+	minAtLeast                                       bool // MinValueRule is AtLeastMinValue
+	decay                                            float64
+	decayRate                                        float64 // ln λ per nanosecond of age
+	loc                                              *time.Location
+	minUnits                                         map[string]int64 // the least price that counts, in each currency's minor units
 }
 
 func (p ReputationPolicy) compile() (policy, error) {
@@ -283,13 +286,13 @@ func (p ReputationPolicy) compile() (policy, error) {
 		return v
 	}
 	c := policy{
-		window: or(p.Window, 15*day), revision: or(p.RevisionWindow, 30*day),
+		window: or(p.Window, 15*day), revision: or(p.RevisionWindow, 30*day), reply: or(p.ReplyWindow, 30*day),
 		rateWindow: or(p.RateWindow, 180*day), decayPeriod: or(p.DecayPeriod, 30*day),
 		noDefault: p.NoDefaultRating, countLosers: p.CountDisputeLosers,
 		points: [3]int64{1, 0, -1}, pairCap: p.PairCap, minValue: p.MinValue,
 		decay: p.Decay, loc: p.Location, rateable: map[State]bool{},
 	}
-	if c.window < 0 || c.revision < 0 || c.rateWindow < 0 || c.decayPeriod < 0 {
+	if c.window < 0 || c.revision < 0 || c.reply < 0 || c.rateWindow < 0 || c.decayPeriod < 0 {
 		return policy{}, invalidArg("reputation policy durations may not be negative")
 	}
 	if c.revision > 365*day {
@@ -570,9 +573,11 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 		})
 }
 
-// Reply posts the rated party's one answer to a rating (up to 500 bytes).
-// It fails with ErrNotFound if there is no such rating, ErrNotParty if the
-// actor is not the ratee and ErrAlreadyRated if there is a reply already.
+// Reply posts the rated party's one answer to a rating (up to 500 bytes),
+// within the reply window (by default 30 days from the rating). It fails
+// with ErrNotFound if there is no such rating, ErrNotParty if the actor is
+// not the ratee, ErrAlreadyRated if there is a reply already and
+// ErrRatingClosed after the window.
 func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
 	if err := checkText("reply", text, 500, true); err != nil {
@@ -594,6 +599,10 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 			}
 			if r.Reply != "" {
 				return Rating{}, fmt.Errorf("%w: %q already replied to the rating on escrow %q", ErrAlreadyRated, actor, escrowID)
+			}
+			if now.After(r.At.Add(l.rep.reply)) {
+				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q was given %s, more than %s ago",
+					ErrRatingClosed, rater, escrowID, r.At.Format(time.RFC3339), l.rep.reply)
 			}
 			// The event carries the escrow's parties, state and metadata, as every escrow event does.
 			e, err := getEscrow(tx, escrowID)

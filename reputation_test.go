@@ -617,6 +617,35 @@ func repReply(t *testing.T) {
 		t.Errorf("bob after the reply: %+v", rep)
 	}
 	f.check()
+
+	// The reply window: 30 days from the rating by default, here 10; the
+	// last nanosecond is inside it.
+	for _, tc := range []struct {
+		window, wait time.Duration
+		want         error
+	}{
+		{0, 30 * repDay, nil},
+		{0, 30*repDay + time.Nanosecond, escrow.ErrRatingClosed},
+		{10 * repDay, 10 * repDay, nil},
+		{10 * repDay, 10*repDay + time.Nanosecond, escrow.ErrRatingClosed},
+	} {
+		g := repFixture(t, escrow.ReputationPolicy{ReplyWindow: tc.window}, "alice", "bob")
+		repTrade(g, "e-1", "alice", "bob", cny("10.00"))
+		r := repRate(g, "e-1", "alice", escrow.Neutral)
+		g.clock.Set(r.At.Add(tc.wait))
+		late := func() error { _, err := g.l.Reply(g.ctx, "e-1", "alice", "bob", "sorry"); return err }
+		if tc.want != nil {
+			repRefused(g, fmt.Sprintf("a reply %s after the rating, window %s", tc.wait, tc.window), tc.want, late)
+			continue
+		}
+		if err := late(); err != nil {
+			t.Errorf("a reply %s after the rating, window %s: %v", tc.wait, tc.window, err)
+		}
+	}
+	if _, err := escrow.New(context.Background(), memstore.New(), &escrow.Options{
+		Reputation: escrow.ReputationPolicy{ReplyWindow: -time.Hour}}); !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Errorf("a negative ReplyWindow: %v, want an invalid argument", err)
+	}
 }
 
 func repPoints(t *testing.T) {
@@ -1731,6 +1760,16 @@ func (s *repSim) reply() {
 		return
 	}
 	r := rs[s.rng.IntN(len(rs))]
+	// Mostly pick one that can still be answered, so that replies happen.
+	var open []escrow.Rating
+	for _, c := range rs {
+		if c.Reply == "" && !s.f.clock.Now().After(c.At.Add(30*repDay)) {
+			open = append(open, c)
+		}
+	}
+	if len(open) > 0 && s.rng.IntN(4) != 0 {
+		r = open[s.rng.IntN(len(open))]
+	}
 	actor := []string{r.Ratee, r.Ratee, r.Rater, "zoe"}[s.rng.IntN(4)]
 	s.op = fmt.Sprintf("reply to %s/%s by %s", r.Escrow, r.Rater, actor)
 	var want error
@@ -1739,6 +1778,8 @@ func (s *repSim) reply() {
 		want = escrow.ErrNotParty
 	case r.Reply != "":
 		want = escrow.ErrAlreadyRated
+	case s.f.clock.Now().After(r.At.Add(30 * repDay)):
+		want = escrow.ErrRatingClosed
 	}
 	var before []byte
 	if want != nil {
