@@ -1316,11 +1316,15 @@ type simRequest struct {
 	to     escrow.State
 	event  escrow.EventType
 	call   func(m *simEscrow, amount int64, reason string) (escrow.Escrow, error)
+	// longReason tries a reason too long among the bad calls. (The
+	// refund request leaves it to the rejected-call check, so that its
+	// draws, and the runs the seeds give, stay as they were.)
+	longReason bool
 }
 
 // request makes the buyer's request r: for all that is held or part of
-// it, refused for more than is held, for a reason too long, and by the
-// wrong party or in the wrong state.
+// it, refused for more than is held, for a reason too long (if
+// r.longReason), and by the wrong party or in the wrong state.
 func (s *sim) request(bad bool, r simRequest) {
 	m := s.pick(simInState(r.from...))
 	if m == nil && !bad {
@@ -1329,8 +1333,12 @@ func (s *sim) request(bad bool, r simRequest) {
 	}
 	if bad {
 		if m != nil {
-			switch s.rng.IntN(3) {
-			case 0:
+			ways := 2 // too much, or the wrong party or state
+			if r.longReason {
+				ways = 3 // or a reason too long
+			}
+			switch k := s.rng.IntN(ways); {
+			case k == 0:
 				amount := m.held + 1 + s.rng.Int64N(1000)
 				s.op = fmt.Sprintf("request a %s of %d of the %d held by %s", r.noun, amount, m.held, m.terms.ID)
 				want := escrow.ErrInvalidAmount
@@ -1342,7 +1350,7 @@ func (s *sim) request(bad bool, r simRequest) {
 					return err
 				})
 				return
-			case 1:
+			case k == 1 && r.longReason:
 				s.refuseText(r.kind, "a reason of 1,001 bytes", func() error {
 					_, err := r.call(m, 1, simLong[:1001])
 					return err

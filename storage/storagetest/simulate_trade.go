@@ -151,6 +151,7 @@ func (s *sim) extend(bad bool) {
 func (s *sim) requestReturn(bad bool) {
 	s.request(bad, simRequest{kind: kindRequestReturn, action: escrow.ActionRequestReturn, noun: "return",
 		from: []escrow.State{escrow.AwaitingConfirmation}, to: escrow.ReturnRequested, event: escrow.EscrowReturnRequested,
+		longReason: true,
 		call: func(m *simEscrow, amount int64, reason string) (escrow.Escrow, error) {
 			return s.f.l.RequestReturn(s.f.ctx, m.terms.ID, m.terms.Buyer, fen(amount), reason)
 		}})
