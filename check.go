@@ -230,6 +230,7 @@ func (l *Ledger) check(ctx context.Context) error {
 		ratings := map[aggKey][]Rating{}
 		type pairPoints struct{ pos, neg int64 }
 		pairWant := map[[3]string]pairPoints{}
+		latest := map[[3]string]Rating{} // the latest counted rating of each (ratee, rater, item)
 		err := tx.Ratings(func(r Rating) error {
 			e, err := tx.Escrow(r.Escrow)
 			if err != nil {
@@ -241,11 +242,20 @@ func (l *Ledger) check(ctx context.Context) error {
 				e.RoleOf(r.Ratee) != r.RateeRole || e.Rated&raterRole == 0 {
 				bad("rating by %q of %q on escrow %q does not match the escrow's parties", r.Rater, r.Ratee, r.Escrow)
 			}
+			if (r.Voided || r.Withdrawn) && r.Counted {
+				bad("rating by %q on escrow %q is withdrawn or voided and counts", r.Rater, r.Escrow)
+			}
 			if !r.Counted {
 				if r.Points != 0 {
 					bad("uncounted rating by %q on escrow %q has %d points", r.Rater, r.Escrow, r.Points)
 				}
 				return nil
+			}
+			if item := l.repeatItem(&e); item != "" {
+				mk := [3]string{r.Ratee, r.Rater, item}
+				if last, ok := latest[mk]; !ok || r.At.After(last.At) {
+					latest[mk] = r
+				}
 			}
 			k := aggKey{r.Ratee, r.RateeRole}
 			a := want[k]
@@ -263,7 +273,7 @@ func (l *Ledger) check(ctx context.Context) error {
 				}
 			}
 			ratings[k] = append(ratings[k], r)
-			pk := [3]string{r.Ratee, r.Rater, l.monthOf(r.At)}
+			pk := [3]string{r.Ratee, r.Rater, l.capMonth(&e, &r)}
 			pp := pairWant[pk]
 			if r.Points > 0 {
 				pp.pos += r.Points
@@ -373,7 +383,9 @@ func (l *Ledger) check(ctx context.Context) error {
 			if p.Positive != w.pos || p.Negative != w.neg {
 				bad("pair %q by %q in %s counts +%d/−%d, its ratings give +%d/−%d", p.Ratee, p.Rater, p.Month, p.Positive, p.Negative, w.pos, w.neg)
 			}
-			if p.Positive > l.rep.pairCap || p.Negative > l.rep.pairCap {
+			// Under the net cap, taking a counted rating out may leave
+			// the others past it, so only the separate caps are checked.
+			if !l.rep.netCap && (p.Positive > l.rep.pairCap || p.Negative > l.rep.pairCap) {
 				bad("pair %q by %q in %s counts +%d/−%d, past the cap %d", p.Ratee, p.Rater, p.Month, p.Positive, p.Negative, l.rep.pairCap)
 			}
 			return nil
@@ -386,7 +398,17 @@ func (l *Ledger) check(ctx context.Context) error {
 				bad("pair %q by %q in %s has counted points but no record", k[0], k[1], k[2])
 			}
 		}
-		return nil
+		// A mark names the latest counted rating of its item. One may be
+		// missing: when the rating that held it leaves the count, the mark
+		// goes back only as far as the repeat window.
+		return tx.ItemMarks(func(m ItemMark) error {
+			r, ok := latest[[3]string{m.Ratee, m.Rater, m.Item}]
+			if !ok || !r.At.Equal(m.At) { // two counted at one moment: either may hold it
+				bad("the mark of %q by %q on item %q names the rating on escrow %q at %s, not the latest counted one",
+					m.Ratee, m.Rater, m.Item, m.Escrow, m.At.Format(time.RFC3339Nano))
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return err

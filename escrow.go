@@ -375,6 +375,12 @@ type Terms struct {
 	Arbiter string `json:"arbiter,omitempty"` // who resolves disputes; optional (Options.Arbiter if empty), need not have an account
 	Price   Money  `json:"price"`
 	Item    string `json:"item,omitempty"` // what is sold, up to 1,000 bytes
+	// SKU identifies the item in the host's catalogue, up to 100 bytes on
+	// one line. Reputation counts one rating a rater gives a ratee on the
+	// same SKU (or, without one, the same Item) per
+	// ReputationPolicy.RepeatItemWindow, so the host should set it from
+	// its own listing, not from what a seller types.
+	SKU string `json:"sku,omitempty"`
 	// Milestones, if any, release the price in tranches, in order, each
 	// confirmed on its own with ConfirmMilestone. Their amounts add up to
 	// Price. Refunds come off the last tranches first.
@@ -584,6 +590,9 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 	if err := checkText("item", t.Item, 1000, true); err != nil {
 		return t, err
 	}
+	if err := checkText("sku", t.SKU, 100, false); err != nil {
+		return t, err
+	}
 	if len(t.Milestones) > 100 {
 		return t, invalidArg("%d milestones, more than 100", len(t.Milestones))
 	}
@@ -624,7 +633,7 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 
 func termsEqual(a, b Terms) bool {
 	return a.ID == b.ID && a.Buyer == b.Buyer && a.Seller == b.Seller && a.Arbiter == b.Arbiter &&
-		a.Price == b.Price && a.Item == b.Item && a.Timers == b.Timers && slices.Equal(a.Milestones, b.Milestones) &&
+		a.Price == b.Price && a.Item == b.Item && a.SKU == b.SKU && a.Timers == b.Timers && slices.Equal(a.Milestones, b.Milestones) &&
 		maps.Equal(a.Metadata, b.Metadata)
 }
 

@@ -28,6 +28,8 @@ const (
 	RatingGiven           EventType = "RatingGiven"           // a party rated the other; ByTimer for a default rating
 	RatingRevised         EventType = "RatingRevised"         // a neutral or negative was raised
 	RatingReplied         EventType = "RatingReplied"         // the rated party answered
+	RatingWithdrawn       EventType = "RatingWithdrawn"       // the rater withdrew a neutral or negative
+	RatingVoided          EventType = "RatingVoided"          // an operator voided a rating; Actor and Note say who and why
 
 	EscrowShippedPart     EventType = "EscrowShippedPart"     // the seller shipped part of the order (ShipPart)
 	EscrowExtended        EventType = "EscrowExtended"        // the auto-confirm deadline was put back (Extend)

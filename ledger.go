@@ -30,12 +30,13 @@ type Ledger struct {
 	fixedFees  map[string]int64
 	timers     Timers
 	rep        policy
-	retention  time.Duration // how long an idempotency key's result is replayed
-	arbiter    string        // for escrows whose Terms name none
-	obs        Observer      // nil: no one is told
-	log        *slog.Logger  // nil: nothing is logged
-	commits    commitSignal  // wakes WaitEvents and Consume
-	poll       time.Duration // how often they look for events committed elsewhere
+	retention  time.Duration   // how long an idempotency key's result is replayed
+	arbiter    string          // for escrows whose Terms name none
+	operators  map[string]bool // who may void ratings
+	obs        Observer        // nil: no one is told
+	log        *slog.Logger    // nil: nothing is logged
+	commits    commitSignal    // wakes WaitEvents and Consume
+	poll       time.Duration   // how often they look for events committed elsewhere
 }
 
 // Options configure a Ledger. The zero value, or a nil *Options, means the
@@ -65,6 +66,10 @@ type Options struct {
 	// such escrows have none, and a Dispute on them fails with
 	// ErrNoArbiter. It must be a valid ID and need not have an account.
 	Arbiter string
+	// Operators are the accounts that may void ratings (VoidRating): the
+	// host's staff or its own systems. Each must be a valid ID and need
+	// not have an account. None: no one may.
+	Operators []string
 	// Logger, if not nil, is told of what happens without a caller to
 	// return an error to: each timer ProcessDue fires and each rating
 	// window it closes (Info), each escrow or aggregate it skips, with the
@@ -131,6 +136,15 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 			return nil, err
 		}
 		l.arbiter = opts.Arbiter
+	}
+	for _, op := range opts.Operators {
+		if err := checkID("operator", op); err != nil {
+			return nil, err
+		}
+		if l.operators == nil {
+			l.operators = map[string]bool{}
+		}
+		l.operators[op] = true
 	}
 	switch l.poll = opts.EventPoll; {
 	case l.poll < 0:

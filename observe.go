@@ -200,6 +200,7 @@ func (t *countingTx) PutRating(r Rating) error       { return t.count(t.Tx.PutRa
 func (t *countingTx) PutAggregate(a Aggregate) error { return t.count(t.Tx.PutAggregate(a)) }
 func (t *countingTx) PutDayCount(d DayCount) error   { return t.count(t.Tx.PutDayCount(d)) }
 func (t *countingTx) PutPairMonth(p PairMonth) error { return t.count(t.Tx.PutPairMonth(p)) }
+func (t *countingTx) PutItemMark(m ItemMark) error   { return t.count(t.Tx.PutItemMark(m)) }
 func (t *countingTx) PutConsumer(c Consumer) error   { return t.count(t.Tx.PutConsumer(c)) }
 func (t *countingTx) PutIdempotency(r IdempotencyRecord) error {
 	return t.count(t.Tx.PutIdempotency(r))

@@ -118,6 +118,17 @@ type Rating struct {
 	// Reply is the rated party's one answer.
 	Reply     string    `json:"reply,omitempty"`
 	RepliedAt time.Time `json:"replied_at,omitzero"`
+	// Withdrawn is set when its rater withdrew it (see WithdrawRating):
+	// it is kept, and no longer counts.
+	Withdrawn   bool      `json:"withdrawn"`
+	WithdrawnAt time.Time `json:"withdrawn_at,omitzero"`
+	// Voided is set when an operator voided it (see VoidRating): VoidedBy
+	// names the operator and VoidReason says why. It is kept, and no
+	// longer counts.
+	Voided     bool      `json:"voided"`
+	VoidedBy   string    `json:"voided_by,omitempty"`
+	VoidReason string    `json:"void_reason,omitempty"`
+	VoidedAt   time.Time `json:"voided_at,omitzero"`
 
 	// Counted reports whether the rating counts towards the ratee's
 	// reputation; if not, Reason says why. Points is what it added to the
@@ -132,7 +143,20 @@ const (
 	ReasonBelowMinimum = "the escrow is worth less than the minimum that counts"
 	ReasonPairCap      = "the pair's monthly cap on points was reached"
 	ReasonDisputeLost  = "the rater lost the dispute on this escrow"
+	ReasonRepeatItem   = "the rater's rating of the same item from the same party counted less than the repeat window before"
+	ReasonWithdrawn    = "the rater withdrew it"
+	ReasonVoided       = "an operator voided it"
 )
+
+// An ItemMark records, for one rater, one ratee and one item, the latest
+// counted rating, for ReputationPolicy.RepeatItemWindow.
+type ItemMark struct {
+	Ratee  string    `json:"ratee"`
+	Rater  string    `json:"rater"`
+	Item   string    `json:"item"`   // the escrow's SKU, or its Item when it has none
+	Escrow string    `json:"escrow"` // the rating's escrow
+	At     time.Time `json:"at"`     // when it was given
+}
 
 // PairMonth records the points counted for one rater's ratings of one
 // ratee in one calendar month, for the monthly cap.
@@ -227,8 +251,33 @@ type ReputationPolicy struct {
 	// +1, 0 and −1.
 	Points *[3]int64
 	// PairCap caps the points one rater's ratings add to (and take from)
-	// one ratee in a calendar month: 6 each way.
+	// one ratee in a calendar month: 6 each way. The cap is applied as a
+	// rating counts; taking a counted rating out (a revision, a void, a
+	// withdrawal) does not count again one the cap held back.
 	PairCap int64
+	// PairCapBy says which month a rating counts in for PairCap: the
+	// month it was given (RatingMonth, the default) or the month its
+	// escrow was opened (OrderMonth), as the platform counts: a trade
+	// opened on 28 February and rated on 1 March counts in February.
+	PairCapBy PairCapMonth
+	// NetPairCap caps the pair's month as a whole: its counted points,
+	// positive and negative together, stay within −PairCap and +PairCap
+	// as each rating counts. By default positives and negatives are
+	// capped apart, so one pair may place 2×PairCap counted ratings in a
+	// month.
+	NetPairCap bool
+	// RepeatItemWindow is how long after (or before) a counted rating of
+	// the same rater on the same ratee and item another does not count:
+	// 14 days. The item is the escrow's Terms.SKU, or its Terms.Item when
+	// it has no SKU; escrows with neither are not held to it.
+	// CountRepeatItems turns the rule off.
+	RepeatItemWindow time.Duration
+	CountRepeatItems bool
+	// WithdrawWindow is how long after giving a Neutral or Negative its
+	// rater may withdraw it, once: 30 days. NoWithdraw turns withdrawal
+	// off.
+	WithdrawWindow time.Duration
+	NoWithdraw     bool
 	// MinValue is the price, in major units of the escrow's currency,
 	// that an escrow's ratings must pass to count: 1. MinValueRule says
 	// whether a price of exactly MinValue passes.
@@ -262,6 +311,18 @@ const (
 	AtLeastMinValue
 )
 
+// A PairCapMonth says which month a rating counts in for the monthly
+// pair cap.
+type PairCapMonth uint8
+
+// Months for the pair cap.
+const (
+	// RatingMonth counts a rating in the month it was given. The default.
+	RatingMonth PairCapMonth = iota
+	// OrderMonth counts it in the month its escrow was opened.
+	OrderMonth
+)
+
 // policy is a ReputationPolicy with its defaults filled in.
 type policy struct {
 	window, revision, reply, rateWindow, decayPeriod time.Duration
@@ -275,6 +336,9 @@ type policy struct {
 	decayRate                                        float64 // ln λ per nanosecond of age
 	loc                                              *time.Location
 	minUnits                                         map[string]int64 // the least price that counts, in each currency's minor units
+	byOrderMonth, netCap                             bool
+	repeatItem                                       time.Duration // 0: the rule is off
+	withdraw                                         time.Duration // 0: withdrawal is off
 }
 
 func (p ReputationPolicy) compile() (policy, error) {
@@ -292,12 +356,33 @@ func (p ReputationPolicy) compile() (policy, error) {
 		points: [3]int64{1, 0, -1}, pairCap: p.PairCap, minValue: p.MinValue,
 		decay: p.Decay, loc: p.Location, rateable: map[State]bool{},
 	}
-	if c.window < 0 || c.revision < 0 || c.reply < 0 || c.rateWindow < 0 || c.decayPeriod < 0 {
+	c.repeatItem, c.withdraw = or(p.RepeatItemWindow, 14*day), or(p.WithdrawWindow, 30*day)
+	if c.window < 0 || c.revision < 0 || c.reply < 0 || c.rateWindow < 0 || c.decayPeriod < 0 || c.repeatItem < 0 || c.withdraw < 0 {
 		return policy{}, invalidArg("reputation policy durations may not be negative")
 	}
 	if c.revision > 365*day {
 		return policy{}, invalidArg("reputation RevisionWindow %s is longer than 365 days", c.revision)
 	}
+	if c.repeatItem > 365*day {
+		return policy{}, invalidArg("reputation RepeatItemWindow %s is longer than 365 days", c.repeatItem)
+	}
+	if c.withdraw > 365*day {
+		return policy{}, invalidArg("reputation WithdrawWindow %s is longer than 365 days", c.withdraw)
+	}
+	if p.CountRepeatItems {
+		c.repeatItem = 0
+	}
+	if p.NoWithdraw {
+		c.withdraw = 0
+	}
+	switch p.PairCapBy {
+	case RatingMonth:
+	case OrderMonth:
+		c.byOrderMonth = true
+	default:
+		return policy{}, invalidArg("reputation PairCapBy %d is neither RatingMonth nor OrderMonth", p.PairCapBy)
+	}
+	c.netCap = p.NetPairCap
 	if c.rateWindow > 365*day {
 		return policy{}, invalidArg("reputation RateWindow %s is longer than 365 days", c.rateWindow)
 	}
@@ -544,6 +629,8 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 			switch {
 			case r.Revised || r.Default:
 				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q cannot be revised again", ErrInvalidTransition, rater, escrowID)
+			case r.Withdrawn || r.Voided:
+				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q was withdrawn or voided", ErrInvalidTransition, rater, escrowID)
 			case r.Score == Positive || score.rank() <= r.Score.rank():
 				return Rating{}, fmt.Errorf("%w: a %s rating can only be revised upward, not to %s", ErrInvalidTransition, r.Score, score)
 			case now.After(r.At.Add(l.rep.revision)):
@@ -553,7 +640,7 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 			if err != nil {
 				return Rating{}, err
 			}
-			if err := l.uncountRating(tx, &r, now); err != nil {
+			if err := l.uncountRating(tx, &e, &r, now); err != nil {
 				return Rating{}, err
 			}
 			r.Original, r.Score, r.Revised, r.RevisedAt = r.Score, score, true, now
@@ -617,4 +704,102 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 			about(&ev, &e)
 			return r, tx.AppendEvent(&ev)
 		})
+}
+
+// WithdrawRating removes a Neutral or Negative from the count at its
+// rater's wish, once, within the policy's WithdrawWindow (by default 30
+// days from the rating): the rating is kept, marked Withdrawn, and every
+// aggregate, window, ranking and explanation follows. A rating that was
+// revised cannot also be withdrawn: a rater changes a verdict once. It
+// fails with ErrNotFound if there is no such rating, ErrInvalidTransition
+// if the rating cannot be withdrawn (positive, a default, revised,
+// already withdrawn or voided, or withdrawal is off) and ErrRatingClosed
+// after the window.
+func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opts ...CallOption) (Rating, error) {
+	start := l.begin()
+	return mutate(ctx, l, start, "withdraw-rating", opts, func() string {
+		return newRequest("withdraw-rating").str("escrow", escrowID).str("rater", rater).String()
+	},
+		func(tx Tx, now time.Time) (Rating, error) {
+			r, err := getRating(tx, escrowID, rater)
+			if err != nil {
+				return Rating{}, err
+			}
+			switch {
+			case l.rep.withdraw == 0:
+				return Rating{}, fmt.Errorf("%w: the reputation policy does not let ratings be withdrawn", ErrInvalidTransition)
+			case r.Withdrawn || r.Voided || r.Revised || r.Default:
+				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q cannot be withdrawn", ErrInvalidTransition, rater, escrowID)
+			case r.Score == Positive:
+				return Rating{}, fmt.Errorf("%w: a positive rating cannot be withdrawn", ErrInvalidTransition)
+			case now.After(r.At.Add(l.rep.withdraw)):
+				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q was given %s, more than %s ago",
+					ErrRatingClosed, rater, escrowID, r.At.Format(time.RFC3339), l.rep.withdraw)
+			}
+			return l.takeOut(tx, r, now, func(r *Rating) *Event {
+				r.Withdrawn, r.WithdrawnAt = true, now
+				return &Event{Type: RatingWithdrawn, At: now, Account: r.Ratee, Actor: rater, Note: r.Score.String()}
+			})
+		})
+}
+
+// VoidRating takes a rating out of the count by an operator's decision
+// (brushing found, a court order), with a reason of up to 500 bytes: the
+// rating is kept, marked Voided with who voided it and why, and every
+// aggregate, window, ranking and explanation follows; a RatingVoided
+// event records it. Only an account named in Options.Operators may void.
+// It fails with ErrNotParty if operator is not one, ErrNotFound if there
+// is no such rating, ErrInvalidTransition if it is voided already and
+// ErrInvalidArgument for an empty or bad reason. A withdrawn rating may be
+// voided too, to record the operator's finding; it counted already not.
+func (l *Ledger) VoidRating(ctx context.Context, escrowID, rater, operator, reason string, opts ...CallOption) (Rating, error) {
+	start := l.begin()
+	if err := checkText("void reason", reason, 500, true); err != nil {
+		return Rating{}, l.finish(start, "void-rating", err)
+	}
+	if reason == "" {
+		return Rating{}, l.finish(start, "void-rating", invalidArg("empty void reason"))
+	}
+	return mutate(ctx, l, start, "void-rating", opts, func() string {
+		return newRequest("void-rating").str("escrow", escrowID).str("rater", rater).str("operator", operator).
+			str("reason", reason).String()
+	},
+		func(tx Tx, now time.Time) (Rating, error) {
+			if !l.operators[operator] {
+				return Rating{}, fmt.Errorf("%w: %q is not an operator", ErrNotParty, operator)
+			}
+			r, err := getRating(tx, escrowID, rater)
+			if err != nil {
+				return Rating{}, err
+			}
+			if r.Voided {
+				return Rating{}, fmt.Errorf("%w: the rating by %q on escrow %q is voided already", ErrInvalidTransition, rater, escrowID)
+			}
+			return l.takeOut(tx, r, now, func(r *Rating) *Event {
+				r.Voided, r.VoidedBy, r.VoidReason, r.VoidedAt = true, operator, reason, now
+				return &Event{Type: RatingVoided, At: now, Account: r.Ratee, Actor: operator, Note: reason}
+			})
+		})
+}
+
+// takeOut uncounts r, marks it as mark says, counts it again (which now
+// finds it does not count, and why), stores it and appends the event mark
+// returns.
+func (l *Ledger) takeOut(tx Tx, r Rating, now time.Time, mark func(*Rating) *Event) (Rating, error) {
+	e, err := getEscrow(tx, r.Escrow)
+	if err != nil {
+		return Rating{}, err
+	}
+	if err := l.uncountRating(tx, &e, &r, now); err != nil {
+		return Rating{}, err
+	}
+	ev := mark(&r)
+	if err := l.countRating(tx, &e, &r, now); err != nil {
+		return Rating{}, err
+	}
+	if err := tx.PutRating(r); err != nil {
+		return Rating{}, err
+	}
+	about(ev, &e)
+	return r, tx.AppendEvent(ev)
 }

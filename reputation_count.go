@@ -13,7 +13,8 @@ import (
 // aggregate's windows and Beta sums move with time.
 
 // countRating decides whether r counts, and if it does adds it to the
-// ratee's aggregate and to the pair's monthly points.
+// ratee's aggregate, to the pair's monthly points and to the mark of its
+// item.
 func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 	r.Counted, r.Reason, r.Points = false, "", 0
 	raterRole := Buyer
@@ -21,6 +22,12 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 		raterRole = Seller
 	}
 	switch {
+	case r.Voided:
+		r.Reason = ReasonVoided
+		return nil
+	case r.Withdrawn:
+		r.Reason = ReasonWithdrawn
+		return nil
 	case e.Price.units < l.rep.minUnits[e.Price.currency().Code]:
 		r.Reason = ReasonBelowMinimum
 		return nil
@@ -28,18 +35,34 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 		r.Reason = ReasonDisputeLost
 		return nil
 	}
+	item := l.repeatItem(e)
+	var mark ItemMark
+	if item != "" {
+		var err error
+		mark, err = tx.ItemMark(r.Ratee, r.Rater, item)
+		if errors.Is(err, ErrNotFound) {
+			mark = ItemMark{}
+		} else if err != nil {
+			return err
+		}
+		if mark.Escrow != "" && mark.Escrow != r.Escrow && absDuration(r.At.Sub(mark.At)) < l.rep.repeatItem {
+			r.Reason = ReasonRepeatItem
+			return nil
+		}
+	}
 	points := l.rep.points[r.Score-1]
-	month := l.monthOf(r.At)
+	month := l.capMonth(e, r)
 	pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
 	if errors.Is(err, ErrNotFound) {
 		pm = PairMonth{Ratee: r.Ratee, Rater: r.Rater, Month: month}
 	} else if err != nil {
 		return err
 	}
-	switch {
-	case points > 0 && pm.Positive+points > l.rep.pairCap, points < 0 && pm.Negative-points > l.rep.pairCap:
+	if l.capped(pm, points) {
 		r.Reason = ReasonPairCap
 		return nil
+	}
+	switch {
 	case points > 0:
 		pm.Positive += points
 	case points < 0:
@@ -50,17 +73,61 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 			return err
 		}
 	}
+	if item != "" && (mark.Escrow == "" || !r.At.Before(mark.At)) {
+		if err := tx.PutItemMark(ItemMark{Ratee: r.Ratee, Rater: r.Rater, Item: item, Escrow: r.Escrow, At: r.At}); err != nil {
+			return err
+		}
+	}
 	r.Counted, r.Points = true, points
 	return l.addToAggregate(tx, r, 1, now)
 }
 
-// uncountRating takes a counted rating back out, before it is revised.
-func (l *Ledger) uncountRating(tx Tx, r *Rating, now time.Time) error {
+// capped reports whether points more would pass the pair's monthly cap.
+func (l *Ledger) capped(pm PairMonth, points int64) bool {
+	if l.rep.netCap {
+		net := pm.Positive - pm.Negative + points
+		return points != 0 && (net > l.rep.pairCap || net < -l.rep.pairCap)
+	}
+	return points > 0 && pm.Positive+points > l.rep.pairCap || points < 0 && pm.Negative-points > l.rep.pairCap
+}
+
+// capMonth names the month a rating on e counts in for the pair cap.
+func (l *Ledger) capMonth(e *Escrow, r *Rating) string {
+	if l.rep.byOrderMonth {
+		return l.monthOf(e.CreatedAt)
+	}
+	return l.monthOf(r.At)
+}
+
+// repeatItem names the item of e for the repeat-item rule: its SKU, or its
+// Item when it has none; empty when the rule is off or e names neither.
+func (l *Ledger) repeatItem(e *Escrow) string {
+	if l.rep.repeatItem == 0 {
+		return ""
+	}
+	if e.SKU != "" {
+		return e.SKU
+	}
+	return e.Item
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// uncountRating takes a counted rating of e back out, before it is
+// revised, voided or withdrawn. If it held its item's mark, the mark goes
+// back to the latest other counted rating of the same item within the
+// repeat window before it, or goes.
+func (l *Ledger) uncountRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 	if !r.Counted {
 		return nil
 	}
 	if r.Points != 0 {
-		month := l.monthOf(r.At)
+		month := l.capMonth(e, r)
 		pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
 		if err != nil {
 			return err
@@ -74,7 +141,51 @@ func (l *Ledger) uncountRating(tx Tx, r *Rating, now time.Time) error {
 			return err
 		}
 	}
+	if item := l.repeatItem(e); item != "" {
+		mark, err := tx.ItemMark(r.Ratee, r.Rater, item)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case mark.Escrow == r.Escrow:
+			if mark, err = l.previousMark(tx, r, item); err != nil {
+				return err
+			}
+			if err := tx.PutItemMark(mark); err != nil {
+				return err
+			}
+		}
+	}
 	return l.addToAggregate(tx, r, -1, now)
+}
+
+// previousMark finds the latest counted rating, other than r, that r's
+// rater gave r's ratee on item within the repeat window before r: the
+// mark that r's leaving restores. It reads the ratee's ratings of that
+// window through the store's index, and the escrows of those its rater
+// gave. None: a mark with no Escrow, which removes it.
+func (l *Ledger) previousMark(tx Tx, r *Rating, item string) (ItemMark, error) {
+	m := ItemMark{Ratee: r.Ratee, Rater: r.Rater, Item: item}
+	err := tx.RatingsOf(r.Ratee, RatingPos{At: r.At.Add(-l.rep.repeatItem)}, func(o Rating) error {
+		if o.At.After(r.At) {
+			return errPageFull
+		}
+		if o.Rater != r.Rater || !o.Counted || o.Escrow == r.Escrow {
+			return nil
+		}
+		oe, err := getEscrow(tx, o.Escrow)
+		if err != nil {
+			return err
+		}
+		if l.repeatItem(&oe) == item && !o.At.Before(m.At) {
+			m.Escrow, m.At = o.Escrow, o.At
+		}
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		err = nil
+	}
+	return m, err
 }
 
 // addToAggregate adds (sign 1) or removes (sign −1) a counted rating.

@@ -104,6 +104,9 @@ func (r *request) terms(t *Terms) *request {
 			r.dur(x.name, x.got)
 		}
 	}
+	if t.SKU != "" { // added later too
+		r.str("sku", t.SKU)
+	}
 	return r
 }
 

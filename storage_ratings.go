@@ -4,8 +4,9 @@ import "time"
 
 // RatingsTx is the part of a Tx that keeps ratings and what reputation is
 // counted from them: aggregates with their ranking and re-key indexes, day
-// counts and the pairs' monthly points. Ratings, Aggregates, DayCounts and
-// PairMonths are for Check and snapshots.
+// counts, the pairs' monthly points and the marks of the repeat-item rule.
+// Ratings, Aggregates, DayCounts, PairMonths and ItemMarks are for Check
+// and snapshots.
 type RatingsTx interface {
 	// Rating returns the rating rater gave on the escrow, or ErrNotFound.
 	Rating(escrow, rater string) (Rating, error)
@@ -65,6 +66,16 @@ type RatingsTx interface {
 	// PairMonths calls fn for every record ordered by Ratee, Rater, then
 	// Month, stopping at the first error fn returns, which it returns.
 	PairMonths(fn func(PairMonth) error) error
+
+	// ItemMark returns the mark of the ratings rater gave ratee on item,
+	// or ErrNotFound.
+	ItemMark(ratee, rater, item string) (ItemMark, error)
+	// PutItemMark creates or replaces the mark of m.Ratee, m.Rater and
+	// m.Item; a mark with an empty Escrow removes it instead.
+	PutItemMark(m ItemMark) error
+	// ItemMarks calls fn for every mark ordered by Ratee, Rater, then
+	// Item, stopping at the first error fn returns, which it returns.
+	ItemMarks(fn func(ItemMark) error) error
 }
 
 // RatingPos is a rating's place in the order of RatingsOf.

@@ -205,7 +205,7 @@ var eventTypes = []EventType{AccountOpened, Deposited, Withdrawn, EscrowOpened, 
 	EscrowReleased, EscrowRefunded, EscrowRefundRequested, EscrowRefundRefused, EscrowDisputed,
 	EscrowResolved, EscrowClosed, RatingGiven, RatingRevised, RatingReplied,
 	EscrowShippedPart, EscrowExtended, EscrowReturnRequested, EscrowReturnAgreed, EscrowReturnShipped,
-	EscrowReturnRefused, EscrowReturnCancelled, EscrowEvidenceAdded, EscrowEscalated}
+	EscrowReturnRefused, EscrowReturnCancelled, EscrowEvidenceAdded, EscrowEscalated, RatingWithdrawn, RatingVoided}
 
 var eventTypeWords = func() enum {
 	e := enum{name: "event type"}

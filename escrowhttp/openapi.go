@@ -330,7 +330,7 @@ var enumWords = map[reflect.Type][]string{
 		escrow.EscrowClosed, escrow.RatingGiven, escrow.RatingRevised, escrow.RatingReplied,
 		escrow.EscrowShippedPart, escrow.EscrowExtended, escrow.EscrowReturnRequested, escrow.EscrowReturnAgreed,
 		escrow.EscrowReturnShipped, escrow.EscrowReturnRefused, escrow.EscrowReturnCancelled, escrow.EscrowEvidenceAdded,
-		escrow.EscrowEscalated),
+		escrow.EscrowEscalated, escrow.RatingWithdrawn, escrow.RatingVoided),
 	reflect.TypeFor[escrow.EntryKind](): words(escrow.EntryDeposit, escrow.EntryWithdrawal, escrow.EntryHold,
 		escrow.EntryRelease, escrow.EntryRefund, escrow.EntrySplit),
 }

@@ -66,12 +66,12 @@ var errNotEmpty = errors.New("memstore: StartAfter on a store that holds records
 
 // Evict takes out of the live store what the snapshot that snap reads
 // holds and Cold says will not change: the escrows Cold reports, every
-// rating and monthly pair counter, and every journal entry and event. A
-// record written again since the snapshot was taken stays. snap must be a
-// transaction of Snapshot that is still running, and the caller must
-// already answer reads of the records from elsewhere (see Attach). Evict
-// takes the write lock for a batch of records at a time. It returns how
-// many records it took out.
+// rating, monthly pair counter and item mark, and every journal entry and
+// event. A record written again since the snapshot was taken stays. snap
+// must be a transaction of Snapshot that is still running, and the caller
+// must already answer reads of the records from elsewhere (see Attach).
+// Evict takes the write lock for a batch of records at a time. It returns
+// how many records it took out.
 func (s *Store) Evict(snap escrow.Tx) int {
 	st := snap.(*tx).st
 	n := 0
@@ -89,6 +89,7 @@ func (s *Store) Evict(snap escrow.Tx) int {
 			live.unfileRating(r.val.Ratee, rateeRef{nanos(r.val.At), r.key})
 		})
 	n += evictRows(s, &st.pairs, func(l *state) *table[pairKey, escrow.PairMonth] { return &l.pairs }, nil, nil)
+	n += evictRows(s, &st.marks, func(l *state) *table[markKey, escrow.ItemMark] { return &l.marks }, nil, nil)
 
 	// The journal and the events up to the snapshot's ends, with their
 	// places in the account and escrow indexes.
@@ -263,6 +264,7 @@ type ColdVisitor struct {
 	Event  func(*escrow.Event) error     // events past the floor, by Seq
 	Rating func(*escrow.Rating) error    // ratings, by escrow and rater
 	Pair   func(*escrow.PairMonth) error // monthly pair counters, by key
+	Mark   func(*escrow.ItemMark) error  // item marks, by key
 }
 
 // VisitCold calls v's functions with what Evict would take out of the
@@ -307,6 +309,12 @@ func VisitCold(t escrow.Tx, v ColdVisitor) error {
 	if v.Pair != nil && err == nil {
 		st.pairs.bt.Scan(func(r row[pairKey, escrow.PairMonth]) bool {
 			err = v.Pair(r.val)
+			return err == nil
+		})
+	}
+	if v.Mark != nil && err == nil {
+		st.marks.bt.Scan(func(r row[markKey, escrow.ItemMark]) bool {
+			err = v.Mark(r.val)
 			return err == nil
 		})
 	}

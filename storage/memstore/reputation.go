@@ -10,7 +10,7 @@ import (
 )
 
 // This file holds the methods of escrow.Tx for ratings, aggregates, day
-// counts and monthly pair counters.
+// counts, monthly pair counters and item marks.
 
 // reputation holds the reputation records and their indexes, whose rows
 // point to the records of their table.
@@ -22,6 +22,7 @@ type reputation struct {
 	rekeys  tree[row[rekeyKey, escrow.Aggregate]]
 	days    table[dayKey, escrow.DayCount]
 	pairs   table[pairKey, escrow.PairMonth]
+	marks   table[markKey, escrow.ItemMark]
 }
 
 func newReputation() reputation {
@@ -33,6 +34,7 @@ func newReputation() reputation {
 		rekeys:  newTree(byKey[rekeyKey, escrow.Aggregate](rekeyKey.compare)),
 		days:    newTable[dayKey, escrow.DayCount](dayKey.compare),
 		pairs:   newTable[pairKey, escrow.PairMonth](pairKey.compare),
+		marks:   newTable[markKey, escrow.ItemMark](markKey.compare),
 	}
 }
 
@@ -116,6 +118,12 @@ type pairKey struct{ ratee, rater, month string }
 
 func (a pairKey) compare(b pairKey) int {
 	return cmp.Or(strings.Compare(a.ratee, b.ratee), strings.Compare(a.rater, b.rater), strings.Compare(a.month, b.month))
+}
+
+type markKey struct{ ratee, rater, item string }
+
+func (a markKey) compare(b markKey) int {
+	return cmp.Or(strings.Compare(a.ratee, b.ratee), strings.Compare(a.rater, b.rater), strings.Compare(a.item, b.item))
 }
 
 func (t *tx) Rating(escrowID, rater string) (escrow.Rating, error) {
@@ -302,4 +310,25 @@ func (t *tx) PutPairMonth(p escrow.PairMonth) error {
 
 func (t *tx) PairMonths(fn func(escrow.PairMonth) error) error {
 	return each(t, &t.st.pairs, val, fn)
+}
+
+func (t *tx) ItemMark(ratee, rater, item string) (escrow.ItemMark, error) {
+	return get(t, &t.st.marks, markKey{ratee, rater, item}, val)
+}
+
+func (t *tx) PutItemMark(m escrow.ItemMark) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	k := markKey{m.Ratee, m.Rater, m.Item}
+	if m.Escrow == "" {
+		t.st.marks.delete(k)
+		return nil
+	}
+	t.st.marks.put(k, m)
+	return nil
+}
+
+func (t *tx) ItemMarks(fn func(escrow.ItemMark) error) error {
+	return each(t, &t.st.marks, val, fn)
 }
