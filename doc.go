@@ -149,12 +149,14 @@
 // Negative, and from a buyer optional Details scored 1 to 5. When the window
 // closes, ProcessDue gives a party who stayed silent while the other rated
 // a default Positive. Revise raises a Neutral or Negative once within 30
-// days; Reply answers a rating once.
+// days, or WithdrawRating takes it back; Reply answers a rating once; an
+// operator (Options.Operators) may VoidRating any rating, with a reason.
 //
 // A rating counts +1, 0 or −1 point, unless one rater's ratings of one
 // ratee already reached 6 points either way in the calendar month, the
-// escrow was worth less than 1 unit, or the rater lost the dispute on it;
-// each Rating records whether it counted and why not. Reputation reads a
+// rater's rating of the same item (Terms.SKU) counted less than 14 days
+// before, the escrow was worth 1 unit or less, or the rater lost the
+// dispute on it; each Rating records whether it counted and why not. Reputation reads a
 // party's views as seller and as buyer from aggregates kept in the same
 // transaction as each rating: points and Level (see LevelFor), counts over
 // 7 to 365 days, the positive rate over 180 days and its Wilson lower

@@ -41,7 +41,8 @@ var repOpts = cmp.Options{
 // with accounts for ids.
 func repFixture(t *testing.T, p escrow.ReputationPolicy, ids ...string) *world {
 	t.Helper()
-	f := newFixtureWith(t, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Reputation: p})
+	f := newFixtureWith(t, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Reputation: p,
+		Operators: []string{"ops"}})
 	f.funded(ids...)
 	return f
 }
@@ -54,10 +55,17 @@ func repMust(f *world, what string, _ escrow.Escrow, err error) {
 	}
 }
 
-// repOpenPaid opens an escrow and pays it: AwaitingShipment.
+// repOpenPaid opens an escrow and pays it: AwaitingShipment. Each escrow
+// sells an item of its own, so that the repeat-item rule leaves the other
+// rules' tests alone; its own tests name the items.
 func repOpenPaid(f *world, id, buyer, seller string, price escrow.Money) {
 	f.t.Helper()
-	e, err := f.l.Open(f.ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Arbiter: "arb", Price: price, Item: "a teapot"})
+	repOpenPaidItem(f, id, buyer, seller, price, "", "teapot "+id)
+}
+
+func repOpenPaidItem(f *world, id, buyer, seller string, price escrow.Money, sku, item string) {
+	f.t.Helper()
+	e, err := f.l.Open(f.ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Arbiter: "arb", Price: price, SKU: sku, Item: item})
 	repMust(f, "open "+id, e, err)
 	e, err = f.l.Pay(f.ctx, id, buyer)
 	repMust(f, "pay "+id, e, err)
@@ -1403,8 +1411,10 @@ func TestReputationProperty(t *testing.T) {
 		{},
 		{Location: time.FixedZone("CST", 8*3600), RateableStates: []escrow.State{escrow.Completed, escrow.Refunded, escrow.Resolved}},
 		{NoDefaultRating: true, CountDisputeLosers: true, PairCap: 3, MinValueRule: escrow.AtLeastMinValue},
+		{NetPairCap: true, PairCapBy: escrow.OrderMonth, PairCap: 4, RepeatItemWindow: 3 * repDay, WithdrawWindow: 10 * repDay},
+		{CountRepeatItems: true, NoWithdraw: true, PairCapBy: escrow.OrderMonth, Location: time.FixedZone("EST", -5*3600)},
 	}
-	for i, seed := range []uint64{7, 20260301, 0xfeedbeef} {
+	for i, seed := range []uint64{7, 20260301, 0xfeedbeef, 41, 2718} {
 		p := policies[i]
 		t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) {
 			t.Parallel()
@@ -1434,7 +1444,10 @@ type repSim struct {
 	cap    int64
 
 	users    []string
-	ids      []string // escrows opened
+	ids      []string          // escrows opened
+	items    map[string]string // the item of each escrow for the repeat rule ("" for none)
+	repeat   time.Duration     // the repeat-item window; 0 when the rule is off
+	withdraw time.Duration     // the withdrawal window; 0 when withdrawal is off
 	n        int
 	events   uint64
 	counts   map[string]int
@@ -1444,7 +1457,14 @@ type repSim struct {
 func newRepSim(t *testing.T, seed uint64, p escrow.ReputationPolicy) *repSim {
 	s := &repSim{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d)), policy: p,
 		users: []string{"ana", "bo", "chen", "dara"}, counts: map[string]int{}, loc: p.Location, cap: p.PairCap,
-		rateable: map[escrow.State]bool{escrow.Completed: true, escrow.Resolved: true}}
+		rateable: map[escrow.State]bool{escrow.Completed: true, escrow.Resolved: true}, items: map[string]string{},
+		repeat: orDuration(p.RepeatItemWindow, 14*repDay), withdraw: orDuration(p.WithdrawWindow, 30*repDay)}
+	if p.CountRepeatItems {
+		s.repeat = 0
+	}
+	if p.NoWithdraw {
+		s.withdraw = 0
+	}
 	if s.loc == nil {
 		s.loc = time.UTC
 	}
@@ -1487,16 +1507,22 @@ func (s *repSim) randomOp() {
 		return
 	}
 	switch r := s.rng.IntN(100); {
+	case r < 20:
+		s.trade(1, false)
 	case r < 22:
-		s.trade(1)
+		s.trade(2, true) // the same item twice, rated at once
 	case r < 27:
-		s.trade(int(s.cap) + 1) // a burst between one pair, rated at once, to pass the monthly cap
-	case r < 56:
+		s.trade(int(s.cap)+1, false) // a burst between one pair, rated at once, to pass the monthly cap
+	case r < 54:
 		s.rate()
-	case r < 66:
+	case r < 62:
 		s.revise()
-	case r < 72:
+	case r < 67:
 		s.reply()
+	case r < 70:
+		s.withdrawOne()
+	case r < 72:
+		s.void()
 	case r < 90:
 		s.advance()
 	default:
@@ -1508,8 +1534,9 @@ func (s *repSim) randomOp() {
 var repPrices = []int64{50, 99, 100, 320, 2500, 8888, 45000}
 
 // trade runs n escrows between one buyer and one seller to a random end,
-// or leaves them for a timer to end.
-func (s *repSim) trade(n int) {
+// or leaves them for a timer to end. More than one are completed and
+// rated at once: each of its own item, or all of one if same.
+func (s *repSim) trade(n int, same bool) {
 	buyer := s.pick(s.users)
 	seller := s.pick(s.users)
 	for seller == buyer {
@@ -1523,11 +1550,34 @@ func (s *repSim) trade(n int) {
 		id := fmt.Sprintf("r-%04d", s.n)
 		s.ids = append(s.ids, id)
 		fen := repPrices[s.rng.IntN(len(repPrices))]
+		// Items repeat often enough for the repeat rule to bite: two
+		// items without a SKU, one SKU under changing descriptions, and
+		// one-off items.
+		terms := escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Arbiter: "arb"}
+		switch s.rng.IntN(4) {
+		case 0:
+			terms.Item = "thing"
+		case 1:
+			terms.Item = "gadget"
+		case 2:
+			terms.SKU, terms.Item = "SKU-7", "a lamp, "+id
+		default:
+			terms.Item = "one-off " + id
+		}
 		if n > 1 {
-			fen = 320 // a burst counts, until the cap
+			fen = 320                               // a burst counts, until the cap
+			terms.SKU, terms.Item = "", "burst "+id // each its own item
+			if same {
+				terms.Item = "thing"
+			}
+		}
+		s.items[id] = terms.SKU
+		if s.items[id] == "" {
+			s.items[id] = terms.Item
 		}
 		price, _ := escrow.MoneyFromUnits(fen, escrow.CNY)
-		e, err := f.l.Open(f.ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Arbiter: "arb", Price: price, Item: "thing"})
+		terms.Price = price
+		e, err := f.l.Open(f.ctx, terms)
 		s.must("open", e, err)
 		end := s.rng.IntN(10)
 		if n > 1 {
@@ -1688,7 +1738,7 @@ func (s *repSim) revise() {
 	// Mostly pick one that can still be revised, so that revisions happen.
 	var open []escrow.Rating
 	for _, c := range rs {
-		if c.Score != escrow.Positive && !c.Revised && !c.Default && !now.After(c.At.Add(30*repDay)) {
+		if c.Score != escrow.Positive && !c.Revised && !c.Default && !c.Withdrawn && !c.Voided && !now.After(c.At.Add(30*repDay)) {
 			open = append(open, c)
 		}
 	}
@@ -1715,7 +1765,7 @@ func (s *repSim) revise() {
 			s.op += " (the ratee's own rating)"
 			return
 		}
-	case r.Revised || r.Default || r.Score == escrow.Positive || rank[to] <= rank[r.Score]:
+	case r.Revised || r.Default || r.Withdrawn || r.Voided || r.Score == escrow.Positive || rank[to] <= rank[r.Score]:
 		want = escrow.ErrInvalidTransition
 	case now.After(r.At.Add(30 * repDay)):
 		want = escrow.ErrRatingClosed
@@ -1801,6 +1851,123 @@ func (s *repSim) reply() {
 	s.counts["reply:ok"]++
 }
 
+// orDuration is d, or def when d is zero.
+func orDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// repeated reports whether another rating of r's rater, ratee and item
+// lies within the repeat window of r and counted, or counted once: it
+// was withdrawn or voided since, or a revision put it under the cap.
+func (s *repSim) repeated(r escrow.Rating, all []escrow.Rating) bool {
+	item := s.items[r.Escrow]
+	if s.repeat == 0 || item == "" {
+		return false
+	}
+	for _, o := range all {
+		if o.Escrow == r.Escrow || o.Rater != r.Rater || o.Ratee != r.Ratee || s.items[o.Escrow] != item {
+			continue
+		}
+		if d := o.At.Sub(r.At); d > -s.repeat && d < s.repeat &&
+			(o.Counted || o.Withdrawn || o.Voided || o.Reason == escrow.ReasonPairCap) {
+			return true
+		}
+	}
+	return false
+}
+
+// withdrawOne has a rater withdraw a rating, mostly one that may be.
+func (s *repSim) withdrawOne() {
+	rs := s.ratings()
+	if len(rs) == 0 {
+		s.op = "withdraw (nothing)"
+		return
+	}
+	now := s.f.clock.Now()
+	r := rs[s.rng.IntN(len(rs))]
+	var open []escrow.Rating
+	for _, c := range rs {
+		if c.Score != escrow.Positive && !c.Revised && !c.Default && !c.Withdrawn && !c.Voided && !now.After(c.At.Add(s.withdraw)) {
+			open = append(open, c)
+		}
+	}
+	if len(open) > 0 && s.rng.IntN(4) != 0 {
+		r = open[s.rng.IntN(len(open))]
+	}
+	rater := r.Rater
+	if s.rng.IntN(10) == 0 {
+		rater = "zoe"
+	}
+	s.op = fmt.Sprintf("withdraw %s by %s (%v)", r.Escrow, rater, r.Score)
+	var want error
+	switch {
+	case rater != r.Rater:
+		want = escrow.ErrNotFound
+	case s.withdraw == 0, r.Withdrawn, r.Voided, r.Revised, r.Default, r.Score == escrow.Positive:
+		want = escrow.ErrInvalidTransition
+	case now.After(r.At.Add(s.withdraw)):
+		want = escrow.ErrRatingClosed
+	}
+	var before []byte
+	if want != nil {
+		before = s.cleanDump()
+	}
+	got, err := s.f.l.WithdrawRating(s.f.ctx, r.Escrow, rater)
+	if want != nil {
+		if !errors.Is(err, want) {
+			s.fatalf("got %v, want %v", err, want)
+		}
+		s.f.unchanged(before, s.op)
+		s.counts["withdraw:refused"]++
+		return
+	}
+	s.clean = nil
+	if err != nil || !got.Withdrawn || !got.WithdrawnAt.Equal(now) || got.Counted || got.Reason != escrow.ReasonWithdrawn || got.Score != r.Score {
+		s.fatalf("WithdrawRating: %+v, %v", got, err)
+	}
+	s.counts["withdraw:ok"]++
+}
+
+// void has an operator, or someone who is not one, void a rating.
+func (s *repSim) void() {
+	rs := s.ratings()
+	if len(rs) == 0 {
+		s.op = "void (nothing)"
+		return
+	}
+	r := rs[s.rng.IntN(len(rs))]
+	operator := []string{"ops", "ops", "ops", r.Ratee, "arb"}[s.rng.IntN(5)]
+	s.op = fmt.Sprintf("void %s/%s by %s", r.Escrow, r.Rater, operator)
+	var want error
+	switch {
+	case operator != "ops":
+		want = escrow.ErrNotParty
+	case r.Voided:
+		want = escrow.ErrInvalidTransition
+	}
+	var before []byte
+	if want != nil {
+		before = s.cleanDump()
+	}
+	got, err := s.f.l.VoidRating(s.f.ctx, r.Escrow, r.Rater, operator, "brushing")
+	if want != nil {
+		if !errors.Is(err, want) {
+			s.fatalf("got %v, want %v", err, want)
+		}
+		s.f.unchanged(before, s.op)
+		s.counts["void:refused"]++
+		return
+	}
+	s.clean = nil
+	if err != nil || !got.Voided || got.VoidedBy != "ops" || got.VoidReason != "brushing" || got.Counted || got.Reason != escrow.ReasonVoided {
+		s.fatalf("VoidRating: %+v, %v", got, err)
+	}
+	s.counts["void:ok"]++
+}
+
 func (s *repSim) advance() {
 	d := []time.Duration{time.Minute, 3 * time.Hour, 11 * time.Hour, repDay, 5 * repDay, 16 * repDay, 31 * repDay, 200 * repDay}[s.rng.IntN(8)]
 	if d == 200*repDay && s.rng.IntN(3) != 0 {
@@ -1872,6 +2039,7 @@ func (s *repSim) verify() {
 	accs := map[key]*repAcc{}
 	capped := map[[3]string]bool{}
 	pairPositive := map[[3]string]int64{}
+	removed := map[[3]string]int64{} // positives voided since
 	var ratings []escrow.Rating
 	escrows := map[string]escrow.Escrow{}
 	err = f.store.View(f.ctx, func(tx escrow.Tx) error {
@@ -1887,7 +2055,24 @@ func (s *repSim) verify() {
 		e := escrows[r.Escrow]
 		raterRole := e.RoleOf(r.Rater)
 		month := r.At.In(s.loc).Format("2006-01")
+		if s.policy.PairCapBy == escrow.OrderMonth {
+			month = e.CreatedAt.In(s.loc).Format("2006-01")
+		}
 		pk := [3]string{r.Ratee, r.Rater, month}
+		if r.Voided || r.Withdrawn {
+			if r.Score == escrow.Positive {
+				removed[pk]++ // it may have held a place under the cap
+			}
+			want := escrow.ReasonWithdrawn
+			if r.Voided {
+				want = escrow.ReasonVoided
+			}
+			if r.Counted || r.Points != 0 || r.Reason != want {
+				s.fatalf("rating %s/%s withdrawn %v, voided %v: counted %v, %d points, reason %q",
+					r.Escrow, r.Rater, r.Withdrawn, r.Voided, r.Counted, r.Points, r.Reason)
+			}
+			continue
+		}
 		// Why a rating does or does not count, from the escrow.
 		// The default minimum is 1 CNY, and a price must pass it.
 		below := e.Price.Units() <= 100
@@ -1900,6 +2085,10 @@ func (s *repSim) verify() {
 			s.fatalf("rating %s/%s of a %s escrow: counted %v, reason %q", r.Escrow, r.Rater, e.Price, r.Counted, r.Reason)
 		case !below && lost && (r.Counted || r.Reason != escrow.ReasonDisputeLost):
 			s.fatalf("rating %s/%s by the dispute's loser: counted %v, reason %q", r.Escrow, r.Rater, r.Counted, r.Reason)
+		case !below && !lost && !r.Counted && r.Reason == escrow.ReasonRepeatItem:
+			if !s.repeated(r, ratings) {
+				s.fatalf("rating %s/%s not counted as a repeat of item %q with no rating of it near", r.Escrow, r.Rater, s.items[r.Escrow])
+			}
 		case !below && !lost && !r.Counted && r.Reason != escrow.ReasonPairCap:
 			s.fatalf("rating %s/%s not counted for %q", r.Escrow, r.Rater, r.Reason)
 		}
@@ -1956,9 +2145,14 @@ func (s *repSim) verify() {
 			}
 		}
 	}
-	// A positive was capped only if its month's positive points are full.
+	// A positive was capped only if its month's positive points are full
+	// (under the separate caps; under the net cap, later negatives may
+	// have brought the month back within it).
 	for pk := range capped {
-		if pairPositive[pk] != s.cap {
+		if s.policy.NetPairCap {
+			break
+		}
+		if pairPositive[pk] > s.cap || pairPositive[pk]+removed[pk] < s.cap {
 			s.fatalf("a positive of %q by %q in %s was capped with only %d counted", pk[0], pk[1], pk[2], pairPositive[pk])
 		}
 	}
@@ -2001,6 +2195,13 @@ func (s *repSim) finish() {
 	}
 	if !s.policy.CountDisputeLosers {
 		kinds = append(kinds, "uncounted:"+escrow.ReasonDisputeLost)
+	}
+	if s.repeat != 0 {
+		kinds = append(kinds, "uncounted:"+escrow.ReasonRepeatItem)
+	}
+	kinds = append(kinds, "void:ok", "void:refused", "withdraw:refused")
+	if s.withdraw != 0 {
+		kinds = append(kinds, "withdraw:ok")
 	}
 	for _, k := range kinds {
 		if s.counts[k] == 0 {

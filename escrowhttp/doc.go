@@ -62,6 +62,8 @@
 //	POST /v1/escrows/{id}/ratings                 rate the other party: a RatingInput (201)
 //	POST /v1/escrows/{id}/ratings/{rater}/revise  the rater: {"score":…,"comment":…}
 //	POST /v1/escrows/{id}/ratings/{rater}/reply   the rated party: {"text":…}
+//	POST /v1/escrows/{id}/ratings/{rater}/withdraw the rater, a neutral or negative
+//	POST /v1/escrows/{id}/ratings/{rater}/void    operators: {"reason":…}
 //	GET  /v1/reputation/{party}                   a party's reputation
 //	GET  /v1/reputation/{party}/ratings           the ratings behind it: ?limit=&cursor=
 //	GET  /v1/top-sellers                          ?by=wilson|expectation&limit=&cursor=

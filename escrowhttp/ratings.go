@@ -18,6 +18,11 @@ type replyBody struct {
 	Text string `json:"text"`
 }
 
+// voidBody is the body of void: why the operator voids the rating.
+type voidBody struct {
+	Reason string `json:"reason"`
+}
+
 func (s *server) rate(c *call, in *escrow.RatingInput) (escrow.Rating, error) {
 	return s.ledger.Rate(c.ctx, c.r.PathValue("id"), c.actor, *in, c.opts...)
 }
@@ -33,6 +38,19 @@ func (s *server) revise(c *call, b *reviseBody) (escrow.Rating, error) {
 
 func (s *server) reply(c *call, b *replyBody) (escrow.Rating, error) {
 	return s.ledger.Reply(c.ctx, c.r.PathValue("id"), c.r.PathValue("rater"), c.actor, b.Text, c.opts...)
+}
+
+func (s *server) withdrawRating(c *call, _ *empty) (escrow.Rating, error) {
+	// As for revise: only the rater withdraws, and the ledger takes the
+	// rater as the one who does.
+	if rater := c.r.PathValue("rater"); rater != c.actor {
+		return escrow.Rating{}, refuse("not_party", "only %q, who gave the rating, may withdraw it, not %q", rater, c.actor)
+	}
+	return s.ledger.WithdrawRating(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+func (s *server) voidRating(c *call, b *voidBody) (escrow.Rating, error) {
+	return s.ledger.VoidRating(c.ctx, c.r.PathValue("id"), c.r.PathValue("rater"), c.actor, b.Reason, c.opts...)
 }
 
 func (s *server) reputation(c *call) (escrow.Reputation, error) {

@@ -232,6 +232,16 @@ var routes = []route{
 		summary: "Answer a rating, once, as the party it rates",
 		doc:     "The rating is the one rater gave on the escrow. Answers the rating."},
 		(*server).reply),
+	post(route{path: "/v1/escrows/{id}/ratings/{rater}/withdraw", name: "withdraw_rating", access: actors,
+		summary: "Withdraw a neutral or negative rating, once, as its rater",
+		doc: "Only its rater, who must be the actor and is named in the path, within the withdrawal window, and only a rating " +
+			"not revised. The rating is kept, marked withdrawn, and no longer counts. Answers the rating."},
+		(*server).withdrawRating),
+	post(route{path: "/v1/escrows/{id}/ratings/{rater}/void", name: "void_rating", access: operatorOnly,
+		summary: "Void a rating, as an operator",
+		doc: "For a reason (brushing found, a court order). The actor must also be one of the ledger's Options.Operators. " +
+			"The rating is kept, marked voided with who voided it and why, and no longer counts. Answers the rating."},
+		(*server).voidRating),
 	get(route{path: "/v1/reputation/{party}", name: "reputation", access: actors,
 		summary: "A party's reputation as a seller and as a buyer",
 		doc:     "Public to every actor. A party never rated is unrated, not 404."},

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/shopspring/decimal"
 )
 
 // TestEveryRoute calls every route at least once, in trades that take
 // every action, and holds each answer to what the document says the route
 // answers.
 func TestEveryRoute(t *testing.T) {
-	h := newHarness(t, nil, nil)
+	h := newHarness(t, nil, &escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Operators: []string{"ops"}})
 	doc := h.document()
 	v := newValidator(doc)
 	call := func(r req, status int) *resp {
@@ -141,6 +142,19 @@ func TestEveryRoute(t *testing.T) {
 		t.Errorf("replied: %+v", r)
 	}
 	call(post("/v1/escrows/f1/ratings", "alice", map[string]any{"score": "positive"}), http.StatusCreated)
+	// A negative withdrawn by its rater, and a positive voided by an
+	// operator; neither counts after.
+	call(post("/v1/escrows/f1/ratings", "shop", map[string]any{"score": "negative"}), http.StatusCreated)
+	call(post("/v1/escrows/f1/ratings/shop/withdraw", "alice", nil), http.StatusForbidden)
+	call(post("/v1/escrows/f1/ratings/shop/withdraw", "shop", nil), http.StatusOK).into(&r)
+	if !r.Withdrawn || r.Counted {
+		t.Errorf("withdrawn: %+v", r)
+	}
+	call(post("/v1/escrows/f1/ratings/alice/void", "shop", map[string]string{"reason": "brushing"}), http.StatusForbidden)
+	call(ops(post("/v1/escrows/f1/ratings/alice/void", "ops", map[string]string{"reason": "brushing"})), http.StatusOK).into(&r)
+	if !r.Voided || r.VoidedBy != "ops" || r.Counted {
+		t.Errorf("voided: %+v", r)
+	}
 
 	var page escrow.EscrowPage
 	call(get("/v1/escrows?state=refunded&state=resolved,closed&limit=10", "alice"), http.StatusOK).into(&page)

@@ -3,6 +3,8 @@
 //
 //   - the monthly pair cap: one buyer's ratings of one seller add at most 6
 //     points in a calendar month, however many cheap items they trade;
+//   - the repeat item: the same item from the same buyer counts once in 14
+//     days, so the postcards here are eight different designs;
 //   - the default rating: a buyer who stays silent while the seller rated
 //     is taken to have rated positive when the 15-day window closes;
 //   - revision: a negative may be raised once, within 30 days, and the
@@ -148,14 +150,15 @@ func (d *demo) standing() {
 		100*v.PositiveRate, v.Wilson, v.Expectation)
 }
 
-// pairCap: mei buys a postcard a day for eight days. Her first six
-// positives add six points; the seventh and eighth reach the pair's
+// pairCap: mei buys a postcard a day for eight days, each a different
+// design (the same one twice within 14 days would count once). Her first
+// six positives add six points; the seventh and eighth reach the pair's
 // monthly cap and do not count, though they are kept and shown.
 func (d *demo) pairCap() {
 	d.section("January: one buyer, eight postcards (the monthly pair cap)")
 	for i := 1; i <= 8; i++ {
 		id := fmt.Sprintf("postcard-%d", i)
-		d.trade(id, "mei", "postcard", "5.00")
+		d.trade(id, "mei", fmt.Sprintf("postcard, design %d", i), "5.00")
 		d.rate(id, "mei", escrow.Positive, "")
 		d.clock.Advance(day)
 	}
@@ -214,7 +217,7 @@ func (d *demo) windowCloses() {
 func (d *demo) nextMonth() {
 	d.section("February: a new month for mei and the shop")
 	d.clock.Set(time.Date(2025, time.February, 3, 10, 0, 0, 0, time.UTC))
-	d.trade("postcard-9", "mei", "postcard", "5.00")
+	d.trade("postcard-9", "mei", "postcard, design 9", "5.00")
 	d.rate("postcard-9", "mei", escrow.Positive, "")
 	d.standing()
 }
