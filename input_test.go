@@ -260,6 +260,10 @@ func TestTextRefusesControlAndBidi(t *testing.T) {
 				_, err := l.Open(ctx, escrow.Terms{ID: "new", Buyer: "alice", Seller: "bob", Price: cny("1.00"), Item: s})
 				return err
 			},
+			"Open SKU": func() error {
+				_, err := l.Open(ctx, escrow.Terms{ID: "new", Buyer: "alice", Seller: "bob", Price: cny("1.00"), SKU: s})
+				return err
+			},
 			"Open milestone name": func() error {
 				_, err := l.Open(ctx, escrow.Terms{ID: "new", Buyer: "alice", Seller: "bob", Price: cny("1.00"),
 					Milestones: []escrow.Milestone{{Name: s, Amount: cny("1.00")}}})

@@ -2,6 +2,8 @@ package escrow_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,6 +191,28 @@ func TestRepeatItem(t *testing.T) {
 			t.Errorf("e5 after e3 was voided: %q", why)
 		}
 	})
+}
+
+func TestSKU(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
+	open := func(id, sku string) error {
+		_, err := f.l.Open(f.ctx, escrow.Terms{ID: id, Buyer: "alice", Seller: "bob", Price: cny("10.00"), SKU: sku})
+		return err
+	}
+	for _, sku := range []string{strings.Repeat("x", 101), "two\nlines", "tab\there"} {
+		repRefused(f, fmt.Sprintf("a SKU of %d bytes: %q", len(sku), sku), escrow.ErrInvalidArgument, func() error { return open("e1", sku) })
+	}
+	if err := open("e1", strings.Repeat("x", 100)); err != nil {
+		t.Fatalf("a SKU of 100 bytes: %v", err)
+	}
+	e := escrowNow(f, "e1")
+	if e.SKU != strings.Repeat("x", 100) {
+		t.Errorf("the escrow's SKU: %q", e.SKU)
+	}
+	if err := open("e1", strings.Repeat("x", 100)); err != nil {
+		t.Errorf("the same terms again: %v", err)
+	}
+	repRefused(f, "the same ID with another SKU", escrow.ErrExists, func() error { return open("e1", "y") })
 }
 
 func TestPairCapByOrderMonth(t *testing.T) {
