@@ -143,7 +143,7 @@ func contractEscrow(id string, due time.Time) escrow.Escrow {
 	return escrow.Escrow{
 		Terms: escrow.Terms{
 			ID: id, Buyer: "alice", Seller: "bob", Arbiter: "carol",
-			Price: cny("300.00"), Item: "a cast-iron teapot, 1.2 L",
+			Price: cny("300.00"), Item: "a cast-iron teapot, 1.2 L", SKU: "TP-1200-BLK",
 			Milestones: []escrow.Milestone{
 				{Name: "deposit", Amount: cny("100.00")},
 				{Name: "delivery", Amount: cny("200.00")},

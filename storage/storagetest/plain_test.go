@@ -55,7 +55,7 @@ func TestDumpForm(t *testing.T) {
 	}
 	want := map[string]string{
 		"Escrows": `[{"ID":"e\u003c1\u003e","Buyer":"b","Seller":"s","Arbiter":"",` +
-			`"Price":{"amount":"19.99","currency":"CNY"},"Item":"",` +
+			`"Price":{"amount":"19.99","currency":"CNY"},"Item":"","SKU":"",` +
 			`"Milestones":[{"Name":"m","Amount":{"amount":"19.99","currency":"CNY"}}],` +
 			`"Timers":{"PayWithin":3600000000000,"ShipWithin":0,"ConfirmWithin":0,"RefundResponseWithin":0,` +
 			`"ReturnResponseWithin":0,"ReturnShipWithin":0,"ReturnReceiveWithin":0,"ReturnDisputeWithin":0,` +

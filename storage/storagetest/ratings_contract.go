@@ -13,7 +13,8 @@ import (
 
 // testRatingsContract holds the adapter to the part of the Tx contract
 // that reputation needs: ratings with their per-ratee order, aggregates
-// with their ranking index, the monthly pair records, and the due index
+// with their ranking index, the monthly pair records, the item marks, and
+// the due index
 // under an escrow's NextDue. Like testContract it talks to the store
 // directly, so a broken rule is reported where it is broken.
 func testRatingsContract(t *testing.T, h Harness) {
@@ -23,6 +24,7 @@ func testRatingsContract(t *testing.T, h Harness) {
 	t.Run("Aggregates", func(t *testing.T) { rcAggregates(t, h) })
 	t.Run("TopAggregates", func(t *testing.T) { rcTopAggregates(t, h) })
 	t.Run("PairMonths", func(t *testing.T) { rcPairMonths(t, h) })
+	t.Run("ItemMarks", func(t *testing.T) { rcItemMarks(t, h) })
 	t.Run("Rollback", func(t *testing.T) { rcRollback(t, h) })
 	t.Run("NoAliasing", func(t *testing.T) { rcNoAliasing(t, h) })
 	t.Run("View", func(t *testing.T) { rcViewReadOnly(t, h) })
@@ -130,8 +132,17 @@ func rcRating(esc, rater, ratee string, at time.Time) escrow.Rating {
 		RevisedAt: at.Add(48 * time.Hour),
 		Reply:     "thank you",
 		RepliedAt: at.Add(72 * time.Hour),
-		Counted:   true,
-		Points:    1,
+		// A store keeps what it is given: a rating is not both revised
+		// and withdrawn, but every field must round-trip.
+		Withdrawn:   true,
+		WithdrawnAt: at.Add(96 * time.Hour),
+		Voided:      true,
+		VoidedBy:    "ops-1",
+		VoidReason:  "brushing ring #7: 同一买家",
+		VoidedAt:    at.Add(120 * time.Hour),
+		Counted:     true,
+		Reason:      escrow.ReasonVoided,
+		Points:      1,
 	}
 }
 
@@ -238,6 +249,8 @@ func rcEmpty(t *testing.T, h Harness) {
 		contractNotFound(t, "Aggregate on an empty store", err)
 		_, err = tx.PairMonth("bob", "alice", "2026-03")
 		contractNotFound(t, "PairMonth on an empty store", err)
+		_, err = tx.ItemMark("bob", "alice", "SKU-1")
+		contractNotFound(t, "ItemMark on an empty store", err)
 
 		fail := errors.New("callback called on an empty store")
 		if err := tx.RatingsOf("bob", escrow.RatingPos{}, func(escrow.Rating) error { return fail }); err != nil {
@@ -251,6 +264,9 @@ func rcEmpty(t *testing.T, h Harness) {
 		}
 		if err := tx.PairMonths(func(escrow.PairMonth) error { return fail }); err != nil {
 			t.Errorf("PairMonths: %v", err)
+		}
+		if err := tx.ItemMarks(func(escrow.ItemMark) error { return fail }); err != nil {
+			t.Errorf("ItemMarks: %v", err)
 		}
 		for _, role := range []escrow.Role{escrow.Seller, escrow.Buyer} {
 			for _, key := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
@@ -651,6 +667,109 @@ func rcPairMonths(t *testing.T, h Harness) {
 	check()
 }
 
+// rcItemMarks checks ItemMark, PutItemMark and ItemMarks: marks read back
+// as written, in order of Ratee, Rater, then Item (names that are
+// prefixes of each other included); a put replaces; a mark with an empty
+// Escrow removes one, in the transaction that does it and after, and
+// removing a mark that is not there is no error.
+func rcItemMarks(t *testing.T, h Harness) {
+	s := open(t, h)
+	china := time.FixedZone("CST", 8*3600)
+	want := []escrow.ItemMark{
+		{Ratee: "a", Rater: "b", Item: "SKU-1", Escrow: "e-3", At: start},
+		{Ratee: "a", Rater: "b", Item: "SKU-1/blue", Escrow: "e-1", At: start.Add(-time.Hour).In(china)},
+		{Ratee: "a", Rater: "b-c", Item: "a teapot, 1.2 L", Escrow: "e-2", At: start.Add(time.Minute)},
+		{Ratee: "a-b", Rater: "a", Item: "SKU-1", Escrow: "e-4", At: start.Add(time.Hour)},
+		{Ratee: "ab", Rater: "a", Item: "茶壶", Escrow: "e-5", At: start.Add(2 * time.Hour)},
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, i := range []int{4, 1, 3, 0, 2} {
+			if err := tx.PutItemMark(want[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	check := func(when string) {
+		t.Helper()
+		contractView(t, s, func(tx escrow.Tx) error {
+			for _, m := range want {
+				got, err := tx.ItemMark(m.Ratee, m.Rater, m.Item)
+				if err != nil {
+					return fmt.Errorf("ItemMark(%q, %q, %q) %s: %w", m.Ratee, m.Rater, m.Item, when, err)
+				}
+				contractDiff(t, "ItemMark("+m.Ratee+", "+m.Rater+", "+m.Item+") "+when, m, got)
+			}
+			got, err := contractCollect(tx.ItemMarks)
+			if err != nil {
+				return fmt.Errorf("ItemMarks: %w", err)
+			}
+			if len(want) == 0 {
+				contractDiff(t, "ItemMarks "+when, []escrow.ItemMark{}, got)
+			} else {
+				contractDiff(t, "ItemMarks "+when, want, got)
+			}
+			for _, k := range [][3]string{{"b", "a", "SKU-1"}, {"a", "b", "SKU-2"}, {"a", "c", "SKU-1"}, {"a", "b", "SKU-"}} {
+				_, err := tx.ItemMark(k[0], k[1], k[2])
+				contractNotFound(t, fmt.Sprintf("ItemMark(%q, %q, %q) %s", k[0], k[1], k[2], when), err)
+			}
+			if len(want) >= 3 {
+				contractStops(t, "ItemMarks", tx.ItemMarks)
+			}
+			return nil
+		})
+	}
+	check("after the puts")
+
+	// Replaced: the mark moves to another rating.
+	want[1].Escrow, want[1].At = "e-6", start.Add(3*time.Hour)
+	contractUpdate(t, s, func(tx escrow.Tx) error { return tx.PutItemMark(want[1]) })
+	check("after a replacement")
+
+	// Removed, and seen removed inside the transaction; removing one that
+	// is not there changes nothing.
+	gone := want[3]
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		if err := tx.PutItemMark(escrow.ItemMark{Ratee: gone.Ratee, Rater: gone.Rater, Item: gone.Item}); err != nil {
+			return err
+		}
+		if _, err := tx.ItemMark(gone.Ratee, gone.Rater, gone.Item); !errors.Is(err, escrow.ErrNotFound) {
+			t.Errorf("ItemMark of a mark removed in the same transaction = %v, want ErrNotFound", err)
+		}
+		n := 0
+		if err := tx.ItemMarks(func(escrow.ItemMark) error { n++; return nil }); err != nil {
+			return err
+		}
+		if n != len(want)-1 {
+			t.Errorf("ItemMarks in the removing transaction: %d marks, want %d", n, len(want)-1)
+		}
+		return tx.PutItemMark(escrow.ItemMark{Ratee: "nobody", Rater: "b", Item: "SKU-1"})
+	})
+	want = append(want[:3], want[4:]...)
+	check("after a removal")
+	contractView(t, s, func(tx escrow.Tx) error {
+		_, err := tx.ItemMark(gone.Ratee, gone.Rater, gone.Item)
+		contractNotFound(t, "ItemMark of a removed mark", err)
+		return nil
+	})
+
+	// Put back after its removal, and removed again with the rest.
+	contractUpdate(t, s, func(tx escrow.Tx) error { return tx.PutItemMark(gone) })
+	want = append(want[:3], append([]escrow.ItemMark{gone}, want[3:]...)...)
+	check("after putting a removed mark back")
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, m := range want {
+			m.Escrow = ""
+			if err := tx.PutItemMark(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	want = nil
+	check("after removing every mark")
+}
+
 // rcSeed commits ratings of two ratees, aggregates of both roles and pair
 // records, for the rollback tests.
 func rcSeed(t *testing.T, s escrow.Storage) {
@@ -667,6 +786,12 @@ func rcSeed(t *testing.T, s escrow.Storage) {
 		rcAggregate("alice", escrow.Buyer, 0.3, 0.4),
 	)
 	contractUpdate(t, s, func(tx escrow.Tx) error {
+		if err := tx.PutItemMark(escrow.ItemMark{Ratee: "bob", Rater: "alice", Item: "SKU-9", Escrow: "e-2", At: start.Add(time.Hour)}); err != nil {
+			return err
+		}
+		if err := tx.PutItemMark(escrow.ItemMark{Ratee: "bob", Rater: "alice", Item: "SKU-8", Escrow: "e-1", At: start}); err != nil {
+			return err
+		}
 		return tx.PutPairMonth(escrow.PairMonth{Ratee: "bob", Rater: "alice", Month: "2026-03", Positive: 2})
 	})
 }
@@ -699,6 +824,15 @@ func rcWriteAll(tx escrow.Tx) error {
 		{Ratee: "bob", Rater: "alice", Month: "2026-03", Positive: 4},
 	} {
 		if err := tx.PutPairMonth(p); err != nil {
+			return err
+		}
+	}
+	for _, m := range []escrow.ItemMark{
+		{Ratee: "bob", Rater: "alice", Item: "SKU-9", Escrow: "e-3", At: start.Add(2 * time.Hour)}, // replaced
+		{Ratee: "bob", Rater: "alice", Item: "SKU-8"},                                              // removed
+		{Ratee: "bob", Rater: "dan", Item: "SKU-9", Escrow: "e-3", At: start},                      // new
+	} {
+		if err := tx.PutItemMark(m); err != nil {
 			return err
 		}
 	}
@@ -768,6 +902,14 @@ func rcRollback(t *testing.T, h Harness) {
 		if p.Positive != 4 {
 			t.Errorf("PairMonth after commit: Positive %d, want 4", p.Positive)
 		}
+		marks, err := contractCollect(tx.ItemMarks)
+		if err != nil {
+			return err
+		}
+		contractDiff(t, "ItemMarks after commit", []escrow.ItemMark{
+			{Ratee: "bob", Rater: "alice", Item: "SKU-9", Escrow: "e-3", At: start.Add(2 * time.Hour)},
+			{Ratee: "bob", Rater: "dan", Item: "SKU-9", Escrow: "e-3", At: start},
+		}, marks)
 		return nil
 	})
 }
@@ -821,9 +963,11 @@ func rcViewReadOnly(t *testing.T, h Harness) {
 	before := contractDump(t, s)
 	contractView(t, s, func(tx escrow.Tx) error {
 		writes := map[string]error{
-			"PutRating":    tx.PutRating(rcRating("e-9", "zed", "bob", start)),
-			"PutAggregate": tx.PutAggregate(rcAggregate("zed", escrow.Seller, 1, 1)),
-			"PutPairMonth": tx.PutPairMonth(escrow.PairMonth{Ratee: "bob", Rater: "zed", Month: "2026-03", Positive: 1}),
+			"PutRating":            tx.PutRating(rcRating("e-9", "zed", "bob", start)),
+			"PutAggregate":         tx.PutAggregate(rcAggregate("zed", escrow.Seller, 1, 1)),
+			"PutPairMonth":         tx.PutPairMonth(escrow.PairMonth{Ratee: "bob", Rater: "zed", Month: "2026-03", Positive: 1}),
+			"PutItemMark":          tx.PutItemMark(escrow.ItemMark{Ratee: "bob", Rater: "zed", Item: "SKU-9", Escrow: "e-9", At: start}),
+			"PutItemMark removing": tx.PutItemMark(escrow.ItemMark{Ratee: "bob", Rater: "alice", Item: "SKU-9"}),
 		}
 		for name, err := range writes {
 			if !errors.Is(err, escrow.ErrReadOnly) {
@@ -836,6 +980,11 @@ func rcViewReadOnly(t *testing.T, h Harness) {
 		contractNotFound(t, "Aggregate after a refused PutAggregate", err)
 		_, err = tx.PairMonth("bob", "zed", "2026-03")
 		contractNotFound(t, "PairMonth after a refused PutPairMonth", err)
+		_, err = tx.ItemMark("bob", "zed", "SKU-9")
+		contractNotFound(t, "ItemMark after a refused PutItemMark", err)
+		if _, err := tx.ItemMark("bob", "alice", "SKU-9"); err != nil {
+			t.Errorf("ItemMark after a refused removal: %v", err)
+		}
 		contractDiff(t, "TopAggregates after a refused PutAggregate", []string{"bob", "carl"},
 			rcTop(t, tx, escrow.Seller, escrow.RankWilson, 10))
 		return nil

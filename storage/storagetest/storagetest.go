@@ -124,6 +124,7 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 		Ratings       []escrow.Rating
 		Aggregates    []escrow.Aggregate
 		PairMonths    []escrow.PairMonth
+		ItemMarks     []escrow.ItemMark
 		DayCounts     []escrow.DayCount
 		Consumers     []escrow.Consumer
 		RatingsOf     map[string][]escrow.Rating // by ratee, in RatingsOf order
@@ -180,6 +181,9 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 			return err
 		}
 		if err := tx.PairMonths(func(p escrow.PairMonth) error { d.PairMonths = append(d.PairMonths, p); return nil }); err != nil {
+			return err
+		}
+		if err := tx.ItemMarks(func(m escrow.ItemMark) error { d.ItemMarks = append(d.ItemMarks, m); return nil }); err != nil {
 			return err
 		}
 		if err := tx.DayCounts(func(c escrow.DayCount) error { d.DayCounts = append(d.DayCounts, c); return nil }); err != nil {
