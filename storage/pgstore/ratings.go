@@ -11,7 +11,7 @@ import (
 )
 
 // This file holds the methods of escrow.Tx for ratings, aggregates, day
-// counts and monthly pair counters.
+// counts, monthly pair counters and item marks.
 
 const ratingCols = `escrow, rater, ratee, ratee_role, score, at, at_ns, is_default, currency, minor, value, weight,
 	counted, points, doc`
@@ -26,6 +26,13 @@ type ratingDoc struct {
 	Reply     string         `json:"reply,omitempty"`
 	RepliedAt time.Time      `json:"replied_at,omitzero"`
 	Reason    string         `json:"reason,omitempty"`
+	// From migration 0003 on; older docs lack them, and read as zero.
+	Withdrawn   bool      `json:"withdrawn,omitempty"`
+	WithdrawnAt time.Time `json:"withdrawn_at,omitzero"`
+	Voided      bool      `json:"voided,omitempty"`
+	VoidedBy    string    `json:"voided_by,omitempty"`
+	VoidReason  string    `json:"void_reason,omitempty"`
+	VoidedAt    time.Time `json:"voided_at,omitzero"`
 }
 
 func (t *tx) PutRating(r escrow.Rating) error {
@@ -44,7 +51,9 @@ func (t *tx) PutRating(r escrow.Rating) error {
 		code, minor = &c.Code, &m
 	}
 	doc, err := json.Marshal(ratingDoc{Details: r.Details, Comment: r.Comment, Revised: r.Revised, Original: r.Original,
-		RevisedAt: r.RevisedAt, Reply: r.Reply, RepliedAt: r.RepliedAt, Reason: r.Reason})
+		RevisedAt: r.RevisedAt, Reply: r.Reply, RepliedAt: r.RepliedAt, Reason: r.Reason,
+		Withdrawn: r.Withdrawn, WithdrawnAt: r.WithdrawnAt, Voided: r.Voided, VoidedBy: r.VoidedBy,
+		VoidReason: r.VoidReason, VoidedAt: r.VoidedAt})
 	if err != nil {
 		return fmt.Errorf("pgstore: rating: %w", err)
 	}
@@ -80,6 +89,8 @@ func scanRating(row pgx.Rows) (escrow.Rating, error) {
 	}
 	r.Details, r.Comment, r.Revised, r.Original, r.RevisedAt = d.Details, d.Comment, d.Revised, d.Original, d.RevisedAt
 	r.Reply, r.RepliedAt, r.Reason = d.Reply, d.RepliedAt, d.Reason
+	r.Withdrawn, r.WithdrawnAt, r.Voided, r.VoidedBy, r.VoidReason, r.VoidedAt =
+		d.Withdrawn, d.WithdrawnAt, d.Voided, d.VoidedBy, d.VoidReason, d.VoidedAt
 	return r, nil
 }
 
@@ -261,4 +272,42 @@ func (t *tx) PutPairMonth(p escrow.PairMonth) error {
 
 func (t *tx) PairMonths(fn func(escrow.PairMonth) error) error {
 	return each(t, `SELECT `+pairCols+` FROM pair_months ORDER BY ratee, rater, month`, nil, scanPairMonth, fn)
+}
+
+const markCols = `ratee, rater, item, escrow, at, at_ns`
+
+func scanItemMark(r pgx.Rows) (escrow.ItemMark, error) {
+	var m escrow.ItemMark
+	var at time.Time
+	var ns int16
+	err := r.Scan(&m.Ratee, &m.Rater, &m.Item, &m.Escrow, &at, &ns)
+	m.At = fromTS(at, ns)
+	return m, err
+}
+
+func (t *tx) ItemMark(ratee, rater, item string) (escrow.ItemMark, error) {
+	m := escrow.ItemMark{}
+	var at time.Time
+	var ns int16
+	err := t.one(`SELECT `+markCols+` FROM item_marks WHERE ratee = $1 AND rater = $2 AND item = $3`,
+		[]any{ratee, rater, item}, &m.Ratee, &m.Rater, &m.Item, &m.Escrow, &at, &ns)
+	if err != nil {
+		return escrow.ItemMark{}, err
+	}
+	m.At = fromTS(at, ns)
+	return m, nil
+}
+
+func (t *tx) PutItemMark(m escrow.ItemMark) error {
+	if m.Escrow == "" {
+		return t.exec(`DELETE FROM item_marks WHERE ratee = $1 AND rater = $2 AND item = $3`, m.Ratee, m.Rater, m.Item)
+	}
+	at, ns := ts(m.At)
+	return t.exec(`INSERT INTO item_marks (`+markCols+`) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (ratee, rater, item) DO UPDATE SET escrow = $4, at = $5, at_ns = $6`,
+		m.Ratee, m.Rater, m.Item, m.Escrow, at, ns)
+}
+
+func (t *tx) ItemMarks(fn func(escrow.ItemMark) error) error {
+	return each(t, `SELECT `+markCols+` FROM item_marks ORDER BY ratee, rater, item`, nil, scanItemMark, fn)
 }
