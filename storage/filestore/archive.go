@@ -16,8 +16,9 @@ import (
 
 // Cold tables. A checkpoint first moves what will not change again out of
 // memory: from a snapshot of memstore it writes a table holding every
-// ended escrow, rating, monthly pair counter, journal entry and event it
-// holds, with the indexes that find them, then attaches the table to
+// ended escrow, rating, monthly pair counter, item mark (or its removal:
+// see markTx), journal entry and event it holds, with the indexes that
+// find them, then attaches the table to
 // memstore and evicts those records from it. Only then does it write the
 // snapshot, which now holds the live records alone.
 //
@@ -148,6 +149,12 @@ func coldRecords(tx escrow.Tx, sizeHint int) (kvs []kv, journal, events uint64, 
 			add()
 			return nil
 		},
+		Mark: func(m *escrow.ItemMark) error {
+			enc.itemMark(m)
+			key = appendMarkKey(key[:0], m.Ratee, m.Rater, m.Item)
+			add()
+			return nil
+		},
 	})
 	if err != nil || len(kvs) == 0 {
 		return nil, 0, 0, err
@@ -176,7 +183,7 @@ func readMeta(t *sstable.Table) (journal, events uint64, err error) {
 // scan, make up more than half of a table's keys and stay out of it, and
 // with them more than half of the memory the filters would take.
 var tableOptions = &sstable.WriterOptions{
-	FilterFirstBytes: []byte{kindMeta, kindEscrow, kindEntry, kindEvent, kindRating, kindPair},
+	FilterFirstBytes: []byte{kindMeta, kindEscrow, kindEntry, kindEvent, kindRating, kindPair, kindMark},
 }
 
 // writeTable writes the table name from the records next yields, synced
@@ -320,7 +327,9 @@ var errClosing = errors.New("filestore: closing")
 // is no larger than twice their size, so that the store keeps a number of
 // tables that grows with the logarithm of its history. The merged table
 // replaces them; the files of the old ones are removed. Checkpoints go on
-// meanwhile, adding newer tables.
+// meanwhile, adding newer tables. A merge that takes in the oldest table
+// leaves out the removals of item marks: no table under it holds a mark
+// for them to hide.
 func (s *Store) mergeTables() error {
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
@@ -337,6 +346,7 @@ func (s *Store) mergeTables() error {
 		return nil
 	}
 	parts := cur.tables[:n]
+	oldest := n == len(cur.tables)
 	lo, hi := parts[n-1].lo, parts[0].hi
 	its := make([]*sstable.Iter, n)
 	for i, t := range parts {
@@ -347,6 +357,15 @@ func (s *Store) mergeTables() error {
 		for ok, i := m.First(), 0; ok; ok, i = m.Next(), i+1 {
 			if i%4096 == 0 && s.closed.Load() {
 				return errClosing
+			}
+			if oldest && m.Key()[0] == kindMark {
+				var o op
+				if err := decodeValue(m.Value(), &o); err != nil {
+					return err
+				}
+				if o.mark.Escrow == markGone {
+					continue
+				}
 			}
 			if err := w.Add(m.Key(), m.Value()); err != nil {
 				return err

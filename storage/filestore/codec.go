@@ -51,6 +51,12 @@ import (
 // are read as the current one: those a version 2 release wrote end before
 // these fields, and read them as zero too.
 //
+// Format version 4 appends to an escrow its SKU, and to a rating Withdrawn,
+// WithdrawnAt, Voided, VoidedBy, VoidReason and VoidedAt, and adds the
+// operation opItemMark. Version 3 had been released, so they bumped
+// formatVersion as version 3's fields did; a record of an older version
+// reads them as zero and never holds an opItemMark.
+//
 // A map is written as count writes a slice's length, then its pairs in
 // key order, so that one map always encodes the same; a decoder refuses
 // keys repeated or out of order.
@@ -72,6 +78,9 @@ const (
 	// cold tables with a timer still set, up to coldDueBatch of them in
 	// the order of their due times; only snapshots hold it.
 	opColdDue byte = 13
+	// opItemMark puts an item mark, or, with an empty Escrow, removes it;
+	// added in version 4.
+	opItemMark byte = 14
 	// opSnapshotEnd ends a snapshot file; it never appears in the log.
 	opSnapshotEnd byte = 0x7f
 )
@@ -237,6 +246,8 @@ func (e *encoder) escrow(x *escrow.Escrow) {
 	e.dur(x.Timers.ArbiterWithin)
 	e.dur(x.Timers.BuyerExtension)
 	e.dur(x.Timers.SellerExtensionLimit)
+	// Added in format version 4 (see the top of this file).
+	e.str(x.SKU)
 	e.end(at)
 }
 
@@ -369,6 +380,7 @@ type op struct {
 	rating  escrow.Rating
 	agg     escrow.Aggregate
 	pair    escrow.PairMonth
+	mark    escrow.ItemMark
 	day     escrow.DayCount
 	cons    escrow.Consumer
 	// The end of a snapshot: the log sequence number it covers and how many
@@ -391,7 +403,7 @@ type tableRange struct{ lo, hi uint64 }
 type decoder struct {
 	b   []byte
 	err error
-	// version is the format version of the input: 1 or 2.
+	// version is the format version of the input: 1 to formatVersion.
 	version uint32
 	// short is set while decoding a framed operation's fields: reading
 	// past their end gives zero values, for fields newer than the writer.
@@ -661,6 +673,12 @@ func (d *decoder) fields(o *op) {
 		d.aggregate(&o.agg)
 	case opPairMonth:
 		o.pair = escrow.PairMonth{Ratee: d.str(), Rater: d.str(), Month: d.istr(), Positive: d.varint(), Negative: d.varint()}
+	case opItemMark:
+		if d.version < 4 { // no older version has them
+			d.fail()
+			return
+		}
+		o.mark = escrow.ItemMark{Ratee: d.str(), Rater: d.str(), Item: d.str(), Escrow: d.str(), At: d.time()}
 	case opDayCount:
 		o.day = escrow.DayCount{Party: d.str(), Role: escrow.Role(d.small(255)), Day: d.int32(),
 			Positive: d.int32(), Neutral: d.int32(), Negative: d.int32()}
@@ -740,6 +758,10 @@ func (d *decoder) escrow(x *escrow.Escrow) {
 	t := &x.Timers
 	t.ReturnResponseWithin, t.ReturnShipWithin, t.ReturnReceiveWithin, t.ReturnDisputeWithin = d.dur(), d.dur(), d.dur(), d.dur()
 	t.ArbiterWithin, t.BuyerExtension, t.SellerExtensionLimit = d.dur(), d.dur(), d.dur()
+	if d.version < 4 { // version 3 ended here
+		return
+	}
+	x.SKU = d.str()
 }
 
 // metadata reads what encoder.metadata writes. A key twice, or keys out
@@ -814,11 +836,18 @@ func apply(tx escrow.Tx, o *op) error {
 		return tx.PutAggregate(o.agg)
 	case opPairMonth:
 		return tx.PutPairMonth(o.pair)
+	case opItemMark:
+		return tx.PutItemMark(o.mark)
 	case opDayCount:
 		return tx.PutDayCount(o.day)
 	case opConsumer:
 		return tx.PutConsumer(o.cons)
 	case opColdDue:
+		// Only snapshots hold it, and load into memstore's own
+		// transaction; the log replays through the store's.
+		if _, ok := tx.(markTx); ok {
+			return fmt.Errorf("%w: operation %#x out of place", errDecode, o.kind)
+		}
 		return memstore.FileDue(tx, o.dueIDs, o.dueAt)
 	default:
 		return fmt.Errorf("%w: operation %#x out of place", errDecode, o.kind)
@@ -851,6 +880,13 @@ func (e *encoder) rating(r *escrow.Rating) {
 	e.bool(r.Counted)
 	e.str(r.Reason)
 	e.varint(r.Points)
+	// Added in format version 4 (see the top of this file).
+	e.bool(r.Withdrawn)
+	e.time(r.WithdrawnAt)
+	e.bool(r.Voided)
+	e.str(r.VoidedBy)
+	e.str(r.VoidReason)
+	e.time(r.VoidedAt)
 	e.end(at)
 }
 
@@ -913,6 +949,16 @@ func (e *encoder) pairMonth(p *escrow.PairMonth) {
 	e.end(at)
 }
 
+func (e *encoder) itemMark(m *escrow.ItemMark) {
+	at := e.begin(opItemMark)
+	e.str(m.Ratee)
+	e.str(m.Rater)
+	e.str(m.Item)
+	e.str(m.Escrow)
+	e.time(m.At)
+	e.end(at)
+}
+
 func (d *decoder) float() float64 {
 	if d.ended() {
 		return 0
@@ -951,6 +997,11 @@ func (d *decoder) rating(r *escrow.Rating) {
 		Comment: d.str(), At: d.time(), Default: d.bool(), Value: d.money(), Weight: d.float(),
 		Revised: d.bool(), Original: escrow.Score(d.int8()), RevisedAt: d.time(), Reply: d.str(), RepliedAt: d.time(),
 		Counted: d.bool(), Reason: d.istr(), Points: d.varint()}
+	if d.version < 4 { // version 3 ended here
+		return
+	}
+	r.Withdrawn, r.WithdrawnAt = d.bool(), d.time()
+	r.Voided, r.VoidedBy, r.VoidReason, r.VoidedAt = d.bool(), d.str(), d.str(), d.time()
 }
 
 func (d *decoder) aggregate(a *escrow.Aggregate) {

@@ -123,6 +123,9 @@ func filledOps() []op {
 	o = op{kind: opPairMonth}
 	fill(&o.pair)
 	add(o)
+	o = op{kind: opItemMark}
+	fill(&o.mark)
+	add(o)
 	o = op{kind: opDayCount}
 	fill(&o.day)
 	add(o)
@@ -154,6 +157,8 @@ func encodeOp(e *encoder, o *op) {
 		e.aggregate(&o.agg)
 	case opPairMonth:
 		e.pairMonth(&o.pair)
+	case opItemMark:
+		e.itemMark(&o.mark)
 	case opDayCount:
 		e.dayCount(&o.day)
 	case opDeleteIdempotency:
@@ -197,6 +202,8 @@ func decodeAll(b []byte) ([]op, error) {
 			c.agg = o.agg
 		case opPairMonth:
 			c.pair = o.pair
+		case opItemMark:
+			c.mark = o.mark
 		case opDayCount:
 			c.day = o.day
 		case opConsumer:
@@ -460,6 +467,23 @@ func clearV3(x *escrow.Escrow) {
 // end of an escrow when they are all zero: one each.
 const v3EscrowFields = 21
 
+// clearV4 zeroes the fields format version 4 added to an escrow.
+func clearV4(x *escrow.Escrow) { x.SKU = "" }
+
+// clearV4Rating zeroes the fields format version 4 added to a rating.
+func clearV4Rating(r *escrow.Rating) {
+	r.Withdrawn, r.WithdrawnAt = false, time.Time{}
+	r.Voided, r.VoidedBy, r.VoidReason, r.VoidedAt = false, "", "", time.Time{}
+}
+
+// v4EscrowFields and v4RatingFields are how many bytes the fields of
+// version 4 take at the end of an escrow and of a rating when they are
+// all zero: one each.
+const (
+	v4EscrowFields = 1
+	v4RatingFields = 6
+)
+
 // cutLater encodes ops and cuts from the end of each operation's fields
 // the last later[kind] bytes, which must all be zero: the operations as
 // they were written before those fields came.
@@ -503,8 +527,8 @@ func decodeVersion(b []byte, v uint32) ([]op, error) {
 // TestCodecRecordsBeforeLaterFields: a version 2 operation written before
 // fields were added to its end (an escrow's refusal, dispute and
 // metadata; an event's metadata and parties) stops where they begin, and
-// decodes with them zero, as do the fields of version 3, which it never
-// has.
+// decodes with them zero, as do the fields of versions 3 and 4, which it
+// never has.
 func TestCodecRecordsBeforeLaterFields(t *testing.T) {
 	var want []op
 	for _, o := range filledOps() {
@@ -513,16 +537,20 @@ func TestCodecRecordsBeforeLaterFields(t *testing.T) {
 			o.escrow.Refund.RefuseReason, o.escrow.Refund.RefusedAt = "", time.Time{}
 			o.escrow.Dispute, o.escrow.Metadata = escrow.DisputeClaim{}, nil
 			clearV3(&o.escrow)
+			clearV4(&o.escrow)
 		case opEvent:
 			o.event.Metadata, o.event.Buyer, o.event.Seller = nil, "", ""
+		case opRating:
+			clearV4Rating(&o.rating)
 		default:
 			continue
 		}
 		want = append(want, o)
 	}
 	// Each later field, zero, is one zero byte: 6 of version 2 and those
-	// of version 3 in an escrow, 3 in an event.
-	old := cutLater(t, want, map[byte]int{opEscrow: 6 + v3EscrowFields, opEvent: 3})
+	// of versions 3 and 4 in an escrow, 3 in an event, those of version 4
+	// in a rating.
+	old := cutLater(t, want, map[byte]int{opEscrow: 6 + v3EscrowFields + v4EscrowFields, opEvent: 3, opRating: v4RatingFields})
 	for _, v := range []uint32{2, formatVersion} {
 		got, err := decodeVersion(old, v)
 		if err != nil {
@@ -550,10 +578,11 @@ func TestCodecEscrowVersion2(t *testing.T) {
 	}
 	full := want
 	clearV3(&want.escrow)
+	clearV4(&want.escrow)
 	if reflect.DeepEqual(full.escrow, want.escrow) {
 		t.Fatal("the filled escrow has no field of version 3 set")
 	}
-	old := cutLater(t, []op{want}, map[byte]int{opEscrow: v3EscrowFields})
+	old := cutLater(t, []op{want}, map[byte]int{opEscrow: v3EscrowFields + v4EscrowFields})
 	for _, v := range []uint32{2, formatVersion} {
 		got, err := decodeVersion(old, v)
 		if err != nil {
@@ -567,6 +596,47 @@ func TestCodecEscrowVersion2(t *testing.T) {
 	encodeOp(&e, &full)
 	if _, err := decodeVersion(e.b, 2); !errors.Is(err, errDecode) {
 		t.Errorf("a version 3 escrow read as version 2: err = %v, want errDecode", err)
+	}
+}
+
+// TestCodecVersion3: an escrow and a rating written in format version 3,
+// every field of that version set, end before the fields of version 4 and
+// decode with them zero, whether their file is of version 3 or read as
+// the current version (a cold table). A version 3 file cannot hold the
+// fields of version 4, nor an item mark: they are damage there.
+func TestCodecVersion3(t *testing.T) {
+	var want, full []op
+	for _, o := range filledOps() {
+		switch o.kind {
+		case opEscrow, opRating:
+			full = append(full, o)
+			clearV4(&o.escrow)
+			clearV4Rating(&o.rating)
+			want = append(want, o)
+		}
+	}
+	if len(want) != 2 || reflect.DeepEqual(full, want) {
+		t.Fatal("the filled escrow and rating have no field of version 4 set")
+	}
+	old := cutLater(t, want, map[byte]int{opEscrow: v4EscrowFields, opRating: v4RatingFields})
+	for _, v := range []uint32{3, formatVersion} {
+		got, err := decodeVersion(old, v)
+		if err != nil {
+			t.Fatalf("decode as version %d: %v", v, err)
+		}
+		if diff := cmp.Diff(want, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
+			t.Errorf("version 3 records, read as version %d (-want +got):\n%s", v, diff)
+		}
+	}
+	for _, o := range append(full, filledOps()...) {
+		if o.kind != opEscrow && o.kind != opRating && o.kind != opItemMark {
+			continue
+		}
+		var e encoder
+		encodeOp(&e, &o)
+		if _, err := decodeVersion(e.b, 3); !errors.Is(err, errDecode) {
+			t.Errorf("a version 4 op %d read as version 3: err = %v, want errDecode", o.kind, err)
+		}
 	}
 }
 

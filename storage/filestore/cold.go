@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore/internal/sstable"
@@ -132,13 +133,55 @@ type coldTx struct {
 	ts *tableSet
 }
 
-// withCold returns tx, reading the cold tables attached to what it sees.
+// withCold returns tx, reading the cold tables attached to what it sees,
+// and keeping the removals of item marks (see markTx).
 func (s *Store) withCold(tx escrow.Tx) escrow.Tx {
 	ts, _ := memstore.Extra(tx).(*tableSet)
 	if ts == nil || len(ts.tables) == 0 {
-		return tx
+		return markTx{tx}
 	}
-	return &coldTx{Tx: tx, ts: ts}
+	return markTx{&coldTx{Tx: tx, ts: ts}}
+}
+
+// markGone is the Escrow of an item mark that records the mark's removal.
+// No escrow ID holds a NUL.
+const markGone = "\x00"
+
+// markTx keeps the removal of an item mark, which may have copies in the
+// cold tables, as a mark whose Escrow is markGone: memstore holds it, a
+// checkpoint moves it to a table, and a read finds it in place of the
+// older copies and answers as if there were none. Dropping the mark from
+// memstore instead would let a copy in a table show again, and so would
+// a mark removed after the snapshot a checkpoint evicts from was taken,
+// even with no tables yet. It wraps every transaction of the store.
+type markTx struct{ escrow.Tx }
+
+func (t markTx) ItemMark(ratee, rater, item string) (escrow.ItemMark, error) {
+	m, err := t.Tx.ItemMark(ratee, rater, item)
+	if err == nil && m.Escrow == markGone {
+		return escrow.ItemMark{}, escrow.ErrNotFound
+	}
+	return m, err
+}
+
+func (t markTx) PutItemMark(m escrow.ItemMark) error {
+	switch m.Escrow {
+	case markGone:
+		return fmt.Errorf("%w: filestore: item mark with escrow %q", escrow.ErrInvalidArgument, m.Escrow)
+	case "":
+		m.At = time.Time{}
+		m.Escrow = markGone
+	}
+	return t.Tx.PutItemMark(m)
+}
+
+func (t markTx) ItemMarks(fn func(escrow.ItemMark) error) error {
+	return t.Tx.ItemMarks(func(m escrow.ItemMark) error {
+		if m.Escrow == markGone {
+			return nil
+		}
+		return fn(m)
+	})
 }
 
 func notFound[T any](v T, err error) bool { return errors.Is(err, escrow.ErrNotFound) }
@@ -436,6 +479,32 @@ func (t *coldTx) PairMonths(fn func(escrow.PairMonth) error) error {
 			var o op
 			err := decodeValue(v, &o)
 			return o.pair, true, err
+		}, fn)
+}
+
+func (t *coldTx) ItemMark(ratee, rater, item string) (escrow.ItemMark, error) {
+	m, err := t.Tx.ItemMark(ratee, rater, item)
+	if !errors.Is(err, escrow.ErrNotFound) {
+		return m, err
+	}
+	var o op
+	if ok, err := t.ts.record(markKey(ratee, rater, item), &o); err != nil || !ok {
+		return escrow.ItemMark{}, cmp.Or(err, escrow.ErrNotFound)
+	}
+	return o.mark, nil
+}
+
+func (t *coldTx) ItemMarks(fn func(escrow.ItemMark) error) error {
+	var hot []escrow.ItemMark
+	if err := t.Tx.ItemMarks(func(m escrow.ItemMark) error { hot = append(hot, m); return nil }); err != nil {
+		return err
+	}
+	return mergeScan(t.ts, []byte{kindMark}, nil, hot,
+		func(m *escrow.ItemMark) []byte { return markKey(m.Ratee, m.Rater, m.Item) },
+		func(_, v []byte) (escrow.ItemMark, bool, error) {
+			var o op
+			err := decodeValue(v, &o)
+			return o.mark, true, err
 		}, fn)
 }
 

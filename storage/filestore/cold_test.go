@@ -367,3 +367,133 @@ func TestColdTradeFields(t *testing.T) {
 		t.Fatalf("escrows read from the cold tables after reopening (-memory +tables):\n%s", diff)
 	}
 }
+
+// TestColdItemMarks removes item marks that a checkpoint moved to a cold
+// table, and one removed and put back: reads answer as if the removed
+// marks were never there, after a reopen (which replays the removal from
+// the log), after another checkpoint (which moves the removal to a newer
+// table) and after the tables merge (which drops the removal once no
+// table under the merged one holds a copy for it to hide).
+func TestColdItemMarks(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{NoSync: true, CompactRatio: -1})
+	defer func() { s.Close() }()
+	at := workloadStart
+	mark := func(ratee, rater, item, esc string) escrow.ItemMark {
+		return escrow.ItemMark{Ratee: ratee, Rater: rater, Item: item, Escrow: esc, At: at}
+	}
+	a, b, c := mark("bob", "alice", "SKU-1", "e-1"), mark("bob", "alice", "SKU-2", "e-2"), mark("bob", "carol", "SKU-1", "e-3")
+	put := func(ms ...escrow.ItemMark) {
+		t.Helper()
+		err := s.Update(ctx, func(tx escrow.Tx) error {
+			for _, m := range ms {
+				if err := tx.PutItemMark(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	remove := func(m escrow.ItemMark) { t.Helper(); m.Escrow, m.At = "", time.Time{}; put(m) }
+	compact := func() {
+		t.Helper()
+		if err := s.Compact(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen := func() {
+		t.Helper()
+		s.Close()
+		s = openT(t, dir, &Options{NoSync: true, CompactRatio: -1})
+	}
+	check := func(when string, want ...escrow.ItemMark) {
+		t.Helper()
+		err := s.View(ctx, func(tx escrow.Tx) error {
+			got := []escrow.ItemMark{}
+			if err := tx.ItemMarks(func(m escrow.ItemMark) error { got = append(got, m); return nil }); err != nil {
+				return err
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s: ItemMarks (-want +got):\n%s", when, diff)
+			}
+			for _, m := range []escrow.ItemMark{a, b, c} {
+				got, err := tx.ItemMark(m.Ratee, m.Rater, m.Item)
+				switch {
+				case slices.Contains(want, m) && (err != nil || got != m):
+					t.Errorf("%s: ItemMark(%s, %s, %s) = %+v, %v; want %+v", when, m.Ratee, m.Rater, m.Item, got, err, m)
+				case !slices.Contains(want, m) && !errors.Is(err, escrow.ErrNotFound):
+					t.Errorf("%s: ItemMark(%s, %s, %s) = %+v, %v; want ErrNotFound", when, m.Ratee, m.Rater, m.Item, got, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// b is removed before the first checkpoint, and put back.
+	put(a, b, c)
+	remove(b)
+	put(b)
+	compact()
+	if n := memMarks(t, s); n != 0 {
+		t.Fatalf("%d item marks left in memory after the checkpoint", n)
+	}
+	check("in the table", a, b, c)
+	remove(a)
+	check("a removed from the table", b, c)
+	reopen()
+	check("reopened", b, c)
+	compact()
+	check("its removal in a second table", b, c)
+	reopen()
+	check("reopened with two tables", b, c)
+	if err := s.mergeTables(); err != nil {
+		t.Fatal(err)
+	}
+	ts := s.tables.Load().tables
+	if len(ts) != 1 {
+		t.Fatalf("%d tables after merging two small ones, want 1", len(ts))
+	}
+	check("merged", b, c)
+	var keys int
+	it := ts[0].t.NewIter()
+	for ok := it.First(); ok; ok = it.Next() {
+		if it.Key()[0] == kindMark {
+			keys++
+		}
+	}
+	if err := it.Err(); err != nil || keys != 2 {
+		t.Errorf("the merged table holds %d item marks (%v), want the 2 left: the removal is dropped", keys, it.Err())
+	}
+	reopen()
+	check("reopened after the merge", b, c)
+	// Put back after its removal left the tables, and removed again
+	// before a checkpoint.
+	put(a)
+	check("a put back", a, b, c)
+	remove(c)
+	remove(a)
+	check("a and c removed", b)
+	compact()
+	reopen()
+	check("a and c removed, checkpointed and reopened", b)
+}
+
+// memMarks counts the item marks memstore holds, removals included.
+func memMarks(t *testing.T, s *Store) int {
+	t.Helper()
+	n := 0
+	err := s.mem.View(context.Background(), func(tx escrow.Tx) error {
+		return tx.ItemMarks(func(escrow.ItemMark) error { n++; return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -27,6 +27,7 @@ const (
 	kindRating   byte = 'R'  // escrow ID, rater → rating
 	kindRatee    byte = 'Q'  // ratee, At, escrow ID, rater → nothing
 	kindPair     byte = 'M'  // ratee, rater, month → monthly pair counter
+	kindMark     byte = 'I'  // ratee, rater, item → item mark, or its removal
 )
 
 func appendStr(b []byte, s string) []byte {
@@ -183,6 +184,12 @@ func appendPairKey(dst []byte, ratee, rater, month string) []byte {
 }
 
 func pairKey(ratee, rater, month string) []byte { return appendPairKey(nil, ratee, rater, month) }
+
+func appendMarkKey(dst []byte, ratee, rater, item string) []byte {
+	return appendStr(appendStr(appendStr(append(dst, kindMark), ratee), rater), item)
+}
+
+func markKey(ratee, rater, item string) []byte { return appendMarkKey(nil, ratee, rater, item) }
 
 var metaKey = []byte{kindMeta}
 

@@ -36,9 +36,11 @@ func storeTestdata(v int) (dir, dump string) {
 
 // TestWriteStore writes testdata/v<format version>store through the
 // public API: escrows in every state, milestones, refunds, disputes,
-// returns, parts shipped, extensions, evidence, an escalation, a cart,
-// ratings given, revised, replied to and given by default, idempotency
-// records, a snapshot and a log after it. testdata/v1store was written by
+// returns, parts shipped, extensions, evidence, an escalation, a cart, an
+// escrow with a SKU, ratings given, revised, replied to, given by default,
+// withdrawn and voided, item marks (and marks removed both before and
+// after they left memory), idempotency records, a snapshot and a log
+// after it. testdata/v1store was written by
 // the last release without a file header.
 //
 //	go test ./storage/filestore -run TestWriteStore -args -write-testdata
@@ -50,7 +52,7 @@ func TestWriteStore(t *testing.T) {
 	s := openT(t, dir, &Options{CompactRatio: -1})
 	w := &storeWriter{t: t, ctx: context.Background(), clock: escrow.NewManualClock(time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC))}
 	var err error
-	w.l, err = escrow.New(w.ctx, s, &escrow.Options{Clock: w.clock,
+	w.l, err = escrow.New(w.ctx, s, &escrow.Options{Clock: w.clock, Operators: []string{"ops"},
 		Fee: escrow.FeePolicy{Rate: escrowDecimal("0.02"), Fixed: []escrow.Money{cny(50)}}})
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +143,8 @@ func (w *storeWriter) beforeSnapshot() {
 	}
 	// Completed, rated by both; a neutral revised upward, then replied to.
 	w.tick()
-	w.must(l.Open(ctx, escrow.Terms{ID: "done", Buyer: "alice", Seller: "bob", Price: cny(20_000), Item: "keyed"},
-		escrow.IdempotencyKey("open-done")))
+	w.must(l.Open(ctx, escrow.Terms{ID: "done", Buyer: "alice", Seller: "bob", Price: cny(20_000), Item: "keyed",
+		SKU: "KEY-1"}, escrow.IdempotencyKey("open-done")))
 	w.payShip("done", "alice", "bob")
 	w.tick()
 	w.must(l.Confirm(ctx, "done", "alice"))
@@ -157,6 +159,9 @@ func (w *storeWriter) beforeSnapshot() {
 	w.payShip("quiet", "carol", "dave")
 	w.must(l.Confirm(ctx, "quiet", "carol"))
 	w.must(l.Rate(ctx, "quiet", "carol", escrow.RatingInput{Score: escrow.Negative, Comment: "broken"}))
+	// Withdrawn by its rater, which removes its item mark in memory.
+	w.tick()
+	w.must(l.WithdrawRating(ctx, "quiet", "carol"))
 	// Closed by its timer, unpaid.
 	w.open("unpaid", "bob", "carol", 700)
 	w.clock.Advance(16 * 24 * time.Hour)
@@ -257,6 +262,10 @@ func (w *storeWriter) afterSnapshot() {
 	w.must(l.Rate(ctx, "stages", "dave", escrow.RatingInput{Score: escrow.Positive,
 		Details: escrow.Details{Communication: 5}}, escrow.IdempotencyKey("rate-stages")))
 	w.must(l.Deposit(ctx, "alice", cny(77), escrow.IdempotencyKey("deposit-alice-2")))
+	// Voided, after the snapshot moved it and its item mark to a cold
+	// table: the mark's removal is in the log.
+	w.tick()
+	w.must(l.VoidRating(ctx, "done", "bob", "ops", "paid to rate"))
 	// The states of a return, a part shipped, an extension and evidence.
 	w.open("in-parts", "dave", "alice", 2_100)
 	w.tick()
@@ -428,6 +437,9 @@ func testOpenOldStore(t *testing.T, storeDir, storeDump string) {
 	l, err := escrow.New(ctx, s, &escrow.Options{Clock: escrow.NewManualClock(now)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := l.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
 	}
 	if _, err := l.Deposit(ctx, "alice", cny(5)); err != nil {
 		t.Fatal(err)

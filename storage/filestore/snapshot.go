@@ -121,8 +121,8 @@ func (w *snapshotWriter) cut() {
 
 // encodeSnapshot renders what tx can read and the cold tables do not hold
 // as a snapshot covering the log up to seq: the tables hold the ended
-// escrows, the ratings, the monthly pair counters, and the journal and the
-// events up to journal and events. Replaying it calls the same write
+// escrows, the ratings, the monthly pair counters, the item marks, and the
+// journal and the events up to journal and events. Replaying it calls the same write
 // methods the log does.
 func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRange) ([]byte, error) {
 	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic)}

@@ -229,3 +229,19 @@ func (t *recordingTx) PutDayCount(d escrow.DayCount) error {
 func (t *recordingTx) DayCounts(fn func(escrow.DayCount) error) error {
 	return t.tx.DayCounts(fn)
 }
+
+func (t *recordingTx) ItemMark(ratee, rater, item string) (escrow.ItemMark, error) {
+	return t.tx.ItemMark(ratee, rater, item)
+}
+
+func (t *recordingTx) PutItemMark(m escrow.ItemMark) error {
+	if err := t.tx.PutItemMark(m); err != nil {
+		return err
+	}
+	t.s.ops.itemMark(&m)
+	return nil
+}
+
+func (t *recordingTx) ItemMarks(fn func(escrow.ItemMark) error) error {
+	return t.tx.ItemMarks(fn)
+}
