@@ -13,12 +13,12 @@
 //
 // History does not stay in memory. A checkpoint (see below) writes the
 // records that will not change again (ended escrows, ratings, monthly pair
-// counters, the journal and the events) to a cold table: an immutable
-// file of sorted keys (internal/sstable) in blocks with a CRC-32C each, a
-// two-level index and a Bloom filter, with the indexes the queries need
-// (an account's entries, an escrow's events, a party's escrows, a ratee's
-// ratings) as keys of their own. Then it takes those records out of
-// memory. A read looks in memory first and then in the tables, newest
+// counters, item marks, the journal and the events) to a cold table: an
+// immutable file of sorted keys (internal/sstable) in blocks with a CRC-32C
+// each, a two-level index and a Bloom filter, with the indexes the queries
+// need (an account's entries, an escrow's events, a party's escrows, a
+// ratee's ratings) as keys of their own. Then it takes those records out
+// of memory. A read looks in memory first and then in the tables, newest
 // first; a write to a record that left memory puts it back first, so that
 // the in-memory indexes stay right. Blocks read from the tables are kept
 // in a cache of Options.CacheBytes, so memory holds the live records
@@ -90,8 +90,8 @@
 //
 // Every segment and snapshot starts with a header naming its format
 // version, and each operation in a record carries its length. This release
-// writes version 3 and reads versions 1 (the headerless files of earlier
-// releases) to 3: a store written by an earlier release opens, and new
+// writes version 4 and reads versions 1 (the headerless files of earlier
+// releases) to 4: a store written by an earlier release opens, and new
 // records go to a new segment. A file of a newer version fails Open with a
 // VersionError wrapping ErrNewerVersion, and changes nothing.
 //
