@@ -76,7 +76,8 @@ func migrationFiles(t testing.TB) int {
 
 // TestMigrateFromFirstSchema opens a database left at the first schema,
 // as the release before the states of a return made it: Open applies the
-// later migrations, and the states table names every state.
+// later migrations, the states table names every state, and the item
+// marks have their table.
 func TestMigrateFromFirstSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -84,6 +85,7 @@ func TestMigrateFromFirstSchema(t *testing.T) {
 	open(t, schema).Close()
 	q := func(table string) string { return pgx.Identifier{schema, table}.Sanitize() }
 	for _, sql := range []string{`DELETE FROM ` + q("escrow_states") + ` WHERE state > 9`,
+		`DROP TABLE ` + q("item_marks"),
 		`DELETE FROM ` + q("pgstore_migrations") + ` WHERE version > 1`} {
 		if _, err := admin.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
@@ -100,6 +102,10 @@ func TestMigrateFromFirstSchema(t *testing.T) {
 	if migrations != migrationFiles(t) || states != len(escrow.States()) {
 		t.Fatalf("after Open: %d migrations recorded, %d states named; want %d and %d",
 			migrations, states, migrationFiles(t), len(escrow.States()))
+	}
+	var marks int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+q("item_marks")).Scan(&marks); err != nil || marks != 0 {
+		t.Fatalf("item_marks after Open: %d rows (%v), want an empty table", marks, err)
 	}
 }
 
