@@ -483,6 +483,12 @@ func TestColdItemMarks(t *testing.T) {
 	compact()
 	reopen()
 	check("a and c removed, checkpointed and reopened", b)
+	// A mark naming the escrow a removal is kept as is refused.
+	err := s.Update(ctx, func(tx escrow.Tx) error { return tx.PutItemMark(mark("bob", "alice", "SKU-1", markGone)) })
+	if !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Errorf("PutItemMark naming escrow %q: %v, want ErrInvalidArgument", markGone, err)
+	}
+	check("after a refused mark", b)
 }
 
 // memMarks counts the item marks memstore holds, removals included.
