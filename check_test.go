@@ -376,6 +376,27 @@ func TestCheckFindsCorruption(t *testing.T) {
 			},
 			want: []string{`pair "bob" by "alice" in`, `counts +2/−0, its ratings give +1/−0`},
 		},
+		{
+			name: "an item mark no counted rating holds",
+			rate: true,
+			corrupt: func(tx escrow.Tx) error {
+				return tx.PutItemMark(escrow.ItemMark{Ratee: "bob", Rater: "alice", Item: "ghost", Escrow: "done", At: time.Unix(0, 0)})
+			},
+			want: []string{`the mark of "bob" by "alice" on item "ghost"`, `not the latest counted one`},
+		},
+		{
+			name: "a voided rating that still counts",
+			rate: true,
+			corrupt: func(tx escrow.Tx) error {
+				r, err := tx.Rating("done", "alice")
+				if err != nil {
+					return err
+				}
+				r.Voided, r.VoidedBy, r.VoidReason = true, "ops", "brushing"
+				return tx.PutRating(r)
+			},
+			want: []string{`rating by "alice" on escrow "done" is withdrawn or voided and counts`},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
