@@ -37,9 +37,10 @@ type CallInfo struct {
 	// Call is the method's word: an action's word for the actions ("pay",
 	// "ship", "confirm", "request_refund", …, "rate"); "open",
 	// "open_account", "deposit", "withdraw", "revise", "reply", "pay_all"
-	// for the other calls that change the ledger; "escrow", "account", "balance",
-	// "journal", "events", "reputation", "explain", "top_sellers", "check"
-	// for the reads; "process_due" for ProcessDue.
+	// for the other calls that change the ledger; "escrow", "account",
+	// "balance", "journal", "events", "reputation", "concentration",
+	// "explain", "top_sellers", "check" for the reads; "process_due" for
+	// ProcessDue.
 	Call string
 	// Duration is how long the call took, by the system's monotonic
 	// clock (not Options.Clock).

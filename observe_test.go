@@ -465,6 +465,7 @@ func TestObserverWords(t *testing.T) {
 		{"reply", func() error { return errOf(l.Reply(ctx, id, "alice", "bob", "thanks")) }},
 		{"escrow", func() error { return errOf(l.Escrow(ctx, id)) }},
 		{"reputation", func() error { return errOf(l.Reputation(ctx, "bob")) }},
+		{"concentration", func() error { return errOf(l.Concentration(ctx, "bob")) }},
 		{"explain", func() error { return errOf(l.Explain(ctx, "bob", escrow.Page{})) }},
 		{"top_sellers", func() error { return errOf(l.TopSellers(ctx, escrow.RankWilson, escrow.Page{Limit: 3})) }},
 		{"balances", func() error { return errOf(l.Balances(ctx, "dave")) }},

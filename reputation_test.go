@@ -1506,6 +1506,12 @@ func (s *repSim) randomOp() {
 		s.advanceBy(200 * repDay)
 		return
 	}
+	// The users soon have 3 trades each; a newcomer's one trade, midway,
+	// gives the concentration a new rater.
+	if s.step == s.steps/2 {
+		s.newcomer()
+		return
+	}
 	switch r := s.rng.IntN(100); {
 	case r < 20:
 		s.trade(1, false)
@@ -1629,6 +1635,25 @@ func (s *repSim) trade(n int, same bool) {
 			s.counts["end:left-paid"]++ // refunded by the ship timer later
 		}
 	}
+}
+
+// newcomer has an account that has not traded buy from the first user,
+// and rate the trade at once. It draws nothing from the random source.
+func (s *repSim) newcomer() {
+	s.op = "newcomer"
+	s.clean = nil
+	f, seller := s.f, s.users[0]
+	f.funded("neo")
+	e, err := f.l.Open(f.ctx, escrow.Terms{ID: "neo-1", Buyer: "neo", Seller: seller, Arbiter: "arb", Price: cny("3.20"), Item: "thing"})
+	s.must("open", e, err)
+	e, err = f.l.Pay(f.ctx, e.ID, "neo")
+	s.must("pay", e, err)
+	e, err = f.l.Ship(f.ctx, e.ID, seller, "SF")
+	s.must("ship", e, err)
+	e, err = f.l.Confirm(f.ctx, e.ID, "neo")
+	s.must("confirm", e, err)
+	s.counts["end:completed"]++
+	s.rateOne(e.ID, "neo", escrow.RatingInput{Score: escrow.Positive})
 }
 
 // expectRate is the outcome the rules give for rater rating e now.
@@ -2181,6 +2206,24 @@ func (s *repSim) verify() {
 				s.fatalf("reputation of %s as %v (-recomputed +ledger):\n%s", party, v.Role, diff)
 			}
 		}
+		c, err := f.l.Concentration(f.ctx, party)
+		if err != nil {
+			s.fatalf("Concentration(%s): %v", party, err)
+		}
+		want := repConcentration(party, ratings, escrows, s.rateable, now, s.loc)
+		if diff := cmp.Diff(want, c, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+			s.fatalf("concentration of %s (-recomputed +ledger):\n%s", party, diff)
+		}
+		// With the default points, a positive is a point.
+		if c.Points != rep.AsSeller.Last365.Positive {
+			s.fatalf("concentration of %s has %d points, its view %d positives in 365 days", party, c.Points, rep.AsSeller.Last365.Positive)
+		}
+		if c.NewRaters > 0 {
+			s.counts["concentration:new-rater"]++
+		}
+		if c.NewRaters < c.Raters {
+			s.counts["concentration:established-rater"]++
+		}
 	}
 }
 
@@ -2189,7 +2232,8 @@ func (s *repSim) finish() {
 	kinds := []string{"end:completed", "end:refunded", "end:resolved", "end:closed", "end:left-shipped", "end:left-paid",
 		"rate:ok", "rate:refused", "revise:ok", "revise:refused", "reply:ok", "reply:refused",
 		"advance", "advance:new-month", "advance:past-a-year", "process-due",
-		"uncounted:" + escrow.ReasonBelowMinimum, "uncounted:" + escrow.ReasonPairCap}
+		"uncounted:" + escrow.ReasonBelowMinimum, "uncounted:" + escrow.ReasonPairCap,
+		"concentration:new-rater", "concentration:established-rater"}
 	if !s.policy.NoDefaultRating {
 		kinds = append(kinds, "default-rating")
 	}

@@ -114,6 +114,13 @@ func wireForms() map[string][]wireCase {
 		"view":       {{"full", fullView}, {"zero", escrow.View{}}},
 		"reputation": {{"full", escrow.Reputation{Party: "teashop", AsSeller: fullView, AsBuyer: buyerView}}, {"zero", escrow.Reputation{}}},
 		"ranked":     {{"full", escrow.Ranked{Party: "teashop", View: fullView}}, {"zero", escrow.Ranked{}}},
+		"concentration": {{"full", escrow.Concentration{Party: "teashop", Since: at(-33*h + 30*time.Minute - 250*time.Millisecond),
+			Points: 12, Raters: 6, TopRaters: []escrow.RaterPoints{{Rater: "alice", Points: 6, New: true}, {Rater: "bo", Points: 2},
+				{Rater: "chen", Points: 1}, {Rater: "dara", Points: 1, New: true}, {Rater: "eve", Points: 1}},
+			TopRatersPoints: 11, TopRatersShare: 11.0 / 12, NewRaters: 2, NewRatersPoints: 7, NewRatersShare: 7.0 / 12}},
+			{"none", escrow.Concentration{Party: "teashop", Since: at(-33*h + 30*time.Minute - 250*time.Millisecond),
+				TopRaters: []escrow.RaterPoints{}}},
+			{"zero", escrow.Concentration{}}},
 		"aggregate": {{"full", escrow.Aggregate{Party: "teashop", Role: escrow.Seller, Points: 12, Positive: 14, Neutral: 1,
 			Negative: 2, Windows: [5]escrow.Counts{{Positive: 1}, {Neutral: 1}, {Negative: 2}, {Positive: 14}, {Positive: 3, Negative: 1}},
 			WindowsDay: 20513, BetaPositive: 20.25, BetaNegative: 0.5, BetaAt: at(24 * h),
@@ -200,10 +207,12 @@ func TestWireFormsRoundTripFromLedger(t *testing.T) {
 	f.must("Explain", err)
 	top, err := f.l.TopSellers(f.ctx, escrow.RankWilson, escrow.Page{Limit: 1})
 	f.must("TopSellers", err)
+	conc, err := f.l.Concentration(f.ctx, "bob")
+	f.must("Concentration", err)
 	events := eventsAfter(f, 0)
 	journal, err := f.l.Journal(f.ctx, "alice", 0, 100)
 	f.must("Journal", err)
-	values = append(values, rep, explained, top, events, journal)
+	values = append(values, rep, explained, top, conc, events, journal)
 	for i, v := range values {
 		b, err := json.Marshal(v)
 		if err != nil {

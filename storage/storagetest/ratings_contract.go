@@ -461,6 +461,15 @@ func rcRatingsOfOrder(t *testing.T, h Harness) {
 				}
 			}
 			contractDiff(t, "RatingsOf(bob) after a place between two "+what, after, rcRatingsAfter(t, tx, "bob", between))
+			// After a time alone: every rating at that time and later.
+			from := []escrow.Rating{}
+			for _, r := range bob {
+				if !r.At.Before(at(2 * time.Hour)) {
+					from = append(from, r)
+				}
+			}
+			contractDiff(t, "RatingsOf(bob) after a time alone "+what, from,
+				rcRatingsAfter(t, tx, "bob", escrow.RatingPos{At: at(2 * time.Hour)}))
 			first := escrow.RatingPos{At: at(-time.Hour), Escrow: "e-2", Rater: "bob"} // alice's first
 			contractDiff(t, "RatingsOf(bob) after a place of another ratee "+what, bob, rcRatingsAfter(t, tx, "bob", first))
 			return nil
