@@ -32,17 +32,16 @@ const (
 // added points: Rating.Points above zero, by default the positives. The
 // shares are of the points a seller gained; a rating that took points away
 // or added none is left out, since a share of a net figure could pass 1 or
-// fall below 0. Ratings that did not count (below the minimum value, over
-// the pair cap, by a dispute's loser) are left out, as they are from the
-// seller's points.
+// fall below 0. A rating that did not count, whatever its Reason, is left
+// out, as it is from the seller's points.
 type Concentration struct {
 	Party string `json:"party"`
 	// Since is the first instant of the window: the start of the day 364
 	// days before today, in the policy's location.
 	Since time.Time `json:"since"`
-	// Points sums the positive points counted in the window, and Raters
-	// counts the accounts that gave them: the sample the shares are of,
-	// for a host to judge how much they say.
+	// Points sums the points of those ratings, and Raters counts the
+	// accounts that gave them: the sample the shares are of, for a host to
+	// judge how much they say.
 	Points int64 `json:"points"`
 	Raters int64 `json:"raters"`
 	// TopRaters are the 5 raters who gave the most of Points, most first,
@@ -75,8 +74,8 @@ type RaterPoints struct {
 
 // Concentration returns the concentration of party's reputation as a
 // seller now; see Concentration for what it measures. An unknown party,
-// or one with no positive points in the window, gets zeros and no
-// TopRaters. It fails with ErrInvalidArgument if party is not a valid
+// or one with no points in the window, gets zeros and an empty TopRaters.
+// It fails with ErrInvalidArgument if party is not a valid
 // account ID.
 //
 // It is heavier than Reputation and meant for a host's checks rather than

@@ -66,6 +66,7 @@
 //	POST /v1/escrows/{id}/ratings/{rater}/void    operators: {"reason":…}
 //	GET  /v1/reputation/{party}                   a party's reputation
 //	GET  /v1/reputation/{party}/ratings           the ratings behind it: ?limit=&cursor=
+//	GET  /v1/reputation/{party}/concentration     a seller's points from its top and new raters
 //	GET  /v1/top-sellers                          ?by=wilson|expectation&limit=&cursor=
 //	GET  /v1/events                               operators: ?after=&limit=&wait=
 //	GET  /v1/events/stream                        operators: server-sent events, ?after=
@@ -105,8 +106,8 @@
 // an escrow's existence behind a 404 would promise what the API cannot
 // keep. Hosts that want IDs unguessable choose them so. A refusal of an
 // action to a stranger does not tell the escrow's state. Reputation, the
-// ratings behind it and the top sellers are public to every actor, as a
-// shop's page is.
+// ratings behind it, its concentration and the top sellers are public to
+// every actor, as a shop's page is.
 //
 // # Idempotency
 //

@@ -107,7 +107,7 @@ func TestOpenAPIWire(t *testing.T) {
 	doc := newHarness(t, nil, nil).document()
 	v := newValidator(doc)
 	components := map[string]string{"account": "Account", "balance": "Balance", "contribution": "Contribution",
-		"contribution_page": "ContributionPage", "currency": "Currency", "entry": "Entry", "escrow": "Escrow",
+		"contribution_page": "ContributionPage", "concentration": "Concentration", "currency": "Currency", "entry": "Entry", "escrow": "Escrow",
 		"escrow_page": "EscrowPage", "event": "Event", "ranked": "Ranked", "ranked_page": "RankedPage",
 		"rating": "Rating", "rating_input": "RatingInput", "reputation": "Reputation", "split": "Split",
 		"terms": "Terms", "timers": "Timers", "view": "View"}

@@ -57,6 +57,12 @@ func (s *server) reputation(c *call) (escrow.Reputation, error) {
 	return s.ledger.Reputation(c.ctx, c.r.PathValue("party"))
 }
 
+func (s *server) concentration(c *call) (escrow.Concentration, error) {
+	conc, err := s.ledger.Concentration(c.ctx, c.r.PathValue("party"))
+	conc.TopRaters = nonNil(conc.TopRaters)
+	return conc, err
+}
+
 func (s *server) explain(c *call) (escrow.ContributionPage, error) {
 	p, err := c.page()
 	if err != nil {

@@ -165,6 +165,8 @@ func TestEveryRoute(t *testing.T) {
 	call(get("/v1/escrows/m1/history", "shop"), http.StatusOK)
 	call(get("/v1/reputation/shop", "alice"), http.StatusOK)
 	call(get("/v1/reputation/shop/ratings?limit=1", "alice"), http.StatusOK)
+	call(get("/v1/reputation/shop/concentration", "alice"), http.StatusOK)
+	call(get("/v1/reputation/nobody/concentration", "alice"), http.StatusOK)
 	call(get("/v1/top-sellers", "alice"), http.StatusOK)
 	call(ops(get("/v1/events?after=0&limit=5", "ops")), http.StatusOK)
 	call(ops(get("/v1/events?after=0&wait=1ms", "ops")), http.StatusOK)

@@ -104,6 +104,19 @@ func TestTrade(t *testing.T) {
 	}
 	h.do(req{method: "GET", path: "/v1/reputation/teashop/ratings", actor: "bob"}).ok(http.StatusOK).
 		same(must(h.l.Explain(h.ctx, "teashop", escrow.Page{})))
+	var conc escrow.Concentration
+	r = h.do(req{method: "GET", path: "/v1/reputation/teashop/concentration", actor: "bob"}).ok(http.StatusOK)
+	r.into(&conc)
+	r.same(must(h.l.Concentration(h.ctx, "teashop")))
+	if conc.Points != 1 || conc.Raters != 1 || conc.TopRatersShare != 1 || conc.NewRatersShare != 1 {
+		t.Errorf("teashop's concentration: %+v", conc)
+	}
+	// A party never rated as a seller: zeros, and an empty list, not null.
+	r = h.do(req{method: "GET", path: "/v1/reputation/bob/concentration", actor: "bob"}).ok(http.StatusOK)
+	r.same(must(h.l.Concentration(h.ctx, "bob")))
+	if !strings.Contains(string(r.body), `"top_raters":[]`) {
+		t.Errorf("bob's concentration: %s", r.body)
+	}
 	h.do(req{method: "GET", path: "/v1/top-sellers?by=expectation&limit=5", actor: "bob"}).ok(http.StatusOK).
 		same(must(h.l.TopSellers(h.ctx, escrow.RankExpectation, escrow.Page{Limit: 5})))
 
