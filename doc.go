@@ -164,7 +164,7 @@
 // averages of the detail scores. Explain lists the ratings behind it, and
 // TopSellers ranks sellers from the store's index, which ProcessDue keeps
 // current as days pass (see TopSellers for how far). Concentration, a
-// heavier read of the ratings themselves, reports the share of a seller's
+// read of the ratings themselves, reports the share of a seller's
 // points of the last 365 days that came from its top 5 raters and from
 // raters with fewer than 3 trades, so a host can flag a reputation that a
 // few accounts made. ReputationPolicy, in Options.Reputation, changes the

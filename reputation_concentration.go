@@ -78,10 +78,11 @@ type RaterPoints struct {
 // It fails with ErrInvalidArgument if party is not a valid
 // account ID.
 //
-// It is heavier than Reputation and meant for a host's checks rather than
-// every page view: it reads the seller's ratings of the window through the
-// store's index of ratings by ratee, starting at the window, and for each
-// rater at most 3 of its escrows through the index of escrows by party.
+// It reads more than Reputation's two aggregates, and is meant for a host's
+// checks rather than every page view: the seller's ratings of the window,
+// through the store's index of ratings by ratee from the window's start,
+// and for each rater at most 3 of its escrows, through the index of
+// escrows by party.
 func (l *Ledger) Concentration(ctx context.Context, party string) (Concentration, error) {
 	start, now := l.begin(), l.now()
 	if err := checkID("party", party); err != nil {

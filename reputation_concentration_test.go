@@ -2,6 +2,7 @@ package escrow_test
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 )
 
 // The concentration tests give a seller ratings from raters whose trades
@@ -22,6 +24,7 @@ func TestConcentration(t *testing.T) {
 	t.Run("Uncounted", func(t *testing.T) { concUncounted(t) })
 	t.Run("Window", func(t *testing.T) { concWindow(t) })
 	t.Run("Arguments", func(t *testing.T) { concArguments(t) })
+	t.Run("Reads", func(t *testing.T) { concReads(t) })
 }
 
 // concRated has buyer buy from seller n times, at the clock's time, and
@@ -287,6 +290,79 @@ func concArguments(t *testing.T) {
 		repDiff(t, "concentration of "+party, escrow.Concentration{Party: party, Since: concSince(start, time.UTC),
 			TopRaters: []escrow.RaterPoints{}}, concOf(f, party))
 	}
+}
+
+// concReads: Concentration reads the window's ratings through the ratee
+// index from the window's start, and at most 3 escrows of each rater
+// through the party index; it reads no store whole.
+func concReads(t *testing.T) {
+	mem := memstore.New()
+	t.Cleanup(func() { mem.Close() })
+	store := &concStore{Storage: mem}
+	f := newWorldAt(t, store, escrow.Options{}, start)
+	f.funded("old", "a", "b", "c", "other", "shop")
+	concRated(f, "old", "shop", 1, escrow.Positive)
+	f.clock.Advance(400 * repDay)
+	concRated(f, "a", "shop", 2, escrow.Positive)
+	concRated(f, "b", "shop", 1, escrow.Positive)
+	concRated(f, "c", "shop", 1, escrow.Positive)
+	for range 3 {
+		concTraded(f, "c", "other")
+	}
+	store.reads = nil
+	c := concOf(f, "shop")
+	if c.Points != 4 || c.NewRaters != 2 {
+		t.Fatalf("concentration: %+v", c)
+	}
+	slices.Sort(store.reads)
+	states := []escrow.State{escrow.Completed, escrow.Resolved}
+	party := escrow.Buyer | escrow.Seller
+	want := []string{
+		fmt.Sprintf("PartyEscrows(a, %v, %v, 3): 2", party, states),
+		fmt.Sprintf("PartyEscrows(b, %v, %v, 3): 1", party, states),
+		fmt.Sprintf("PartyEscrows(c, %v, %v, 3): 3", party, states),
+		fmt.Sprintf("RatingsOf(shop, %v): 4", concSince(f.clock.Now(), time.UTC)),
+	}
+	repDiff(t, "reads", want, store.reads)
+}
+
+// A concStore records what the reads made in its View transactions ask
+// of the store, and the whole-store reads they make.
+type concStore struct {
+	escrow.Storage
+	reads []string
+}
+
+func (s *concStore) View(ctx context.Context, fn func(escrow.Tx) error) error {
+	return s.Storage.View(ctx, func(tx escrow.Tx) error { return fn(&concTx{Tx: tx, s: s}) })
+}
+
+type concTx struct {
+	escrow.Tx
+	s *concStore
+}
+
+func (t *concTx) RatingsOf(party string, after escrow.RatingPos, fn func(escrow.Rating) error) error {
+	n := 0
+	err := t.Tx.RatingsOf(party, after, func(r escrow.Rating) error { n++; return fn(r) })
+	t.s.reads = append(t.s.reads, fmt.Sprintf("RatingsOf(%s, %v): %d", party, after.At, n))
+	return err
+}
+
+func (t *concTx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
+	es, err := t.Tx.PartyEscrows(q)
+	t.s.reads = append(t.s.reads, fmt.Sprintf("PartyEscrows(%s, %v, %v, %d): %d", q.Party, q.Role, q.States, q.Limit, len(es)))
+	return es, err
+}
+
+func (t *concTx) Ratings(fn func(escrow.Rating) error) error {
+	t.s.reads = append(t.s.reads, "Ratings")
+	return t.Tx.Ratings(fn)
+}
+
+func (t *concTx) Escrows(fn func(escrow.Escrow) error) error {
+	t.s.reads = append(t.s.reads, "Escrows")
+	return t.Tx.Escrows(fn)
 }
 
 // repConcentration works out party's concentration as a seller now from

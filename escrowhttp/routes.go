@@ -248,8 +248,8 @@ var routes = []route{
 		(*server).reputation),
 	get(route{path: "/v1/reputation/{party}/concentration", name: "concentration", access: actors,
 		summary: "How much of a seller's points of the last 365 days came from its top 5 raters and from raters new to trading",
-		doc: "Public to every actor, as the ratings behind it are. A signal for a host's checks, heavier than the reputation: " +
-			"it reads the seller's ratings of the window. A party never rated has zeros, not 404."},
+		doc: "Public to every actor, as the ratings behind it are. A signal for a host's checks rather than every page: " +
+			"it reads the seller's ratings of the window, not aggregates. A party never rated has zeros, not 404."},
 		(*server).concentration),
 	get(route{path: "/v1/reputation/{party}/ratings", name: "explain", access: actors,
 		query:   []param{limitParam, cursorParam},
