@@ -25,6 +25,7 @@ func TestConcentration(t *testing.T) {
 	t.Run("Window", func(t *testing.T) { concWindow(t) })
 	t.Run("Arguments", func(t *testing.T) { concArguments(t) })
 	t.Run("Reads", func(t *testing.T) { concReads(t) })
+	t.Run("Voided", func(t *testing.T) { concVoided(t) })
 }
 
 // concRated has buyer buy from seller n times, at the clock's time, and
@@ -290,6 +291,28 @@ func concArguments(t *testing.T) {
 		repDiff(t, "concentration of "+party, escrow.Concentration{Party: party, Since: concSince(start, time.UTC),
 			TopRaters: []escrow.RaterPoints{}}, concOf(f, party))
 	}
+}
+
+// concVoided: a rating an operator voided, or its rater withdrew, leaves
+// the concentration as it leaves the seller's points.
+func concVoided(t *testing.T) {
+	// Points under which a neutral adds, so that a withdrawal takes some.
+	f := newFixtureWith(t, &escrow.Options{Reputation: escrow.ReputationPolicy{Points: &[3]int64{3, 1, -2}},
+		Operators: []string{"ops"}})
+	f.funded("a", "b", "shop")
+	voided := concRated(f, "a", "shop", 2, escrow.Positive)[0]
+	withdrawn := concRated(f, "b", "shop", 1, escrow.Neutral)[0]
+	if c := concOf(f, "shop"); c.Points != 7 || c.Raters != 2 {
+		t.Fatalf("before: %d points from %d raters, want 7 from 2", c.Points, c.Raters)
+	}
+	_, err := f.l.VoidRating(f.ctx, voided.Escrow, "a", "ops", "brushing found")
+	f.must("VoidRating", err)
+	_, err = f.l.WithdrawRating(f.ctx, withdrawn.Escrow, "b")
+	f.must("WithdrawRating", err)
+	want := escrow.Concentration{Party: "shop", Since: concSince(start, time.UTC), Points: 3, Raters: 1,
+		TopRaters: []escrow.RaterPoints{{Rater: "a", Points: 3, New: true}}, TopRatersPoints: 3, TopRatersShare: 1,
+		NewRaters: 1, NewRatersPoints: 3, NewRatersShare: 1}
+	repDiff(t, "concentration", want, concOf(f, "shop"))
 }
 
 // concReads: Concentration reads the window's ratings through the ratee
