@@ -2229,6 +2229,13 @@ func (s *repSim) verify() {
 
 // finish checks that the run did every kind of operation at least once.
 func (s *repSim) finish() {
+	// The short and race runs (200 and 150 steps) are too short for every
+	// seed to meet every kind; they look for races and broken rules, and
+	// the full run checks that the rules were exercised.
+	if s.steps < 400 {
+		s.t.Logf("seed %d: %v", s.seed, s.counts)
+		return
+	}
 	kinds := []string{"end:completed", "end:refunded", "end:resolved", "end:closed", "end:left-shipped", "end:left-paid",
 		"rate:ok", "rate:refused", "revise:ok", "revise:refused", "reply:ok", "reply:refused",
 		"advance", "advance:new-month", "advance:past-a-year", "process-due",
