@@ -204,9 +204,13 @@ func CheckMoney(ctx context.Context, store Storage) error {
 //
 //   - every rating belongs to an escrow whose Rated records it, and names
 //     that escrow's parties;
-//   - each aggregate's points, counts, detail sums and per-day counts are
-//     those of the counted ratings of its party and role, and its Beta sums
-//     are their decayed weights (to within rounding);
+//   - each aggregate's points, counts, windows, detail sums (all time and
+//     over the DetailWindow) and per-day counts and detail sums are those
+//     of the counted ratings of its party and role, and its Beta sums are
+//     their decayed weights (to within rounding); an aggregate written
+//     before day counts carried detail scores (its DetailDays is false)
+//     has none, in it or in its day counts, until the ledger next writes
+//     it;
 //   - each pair's monthly points are those of its counted ratings, within
 //     the cap.
 func (l *Ledger) Check(ctx context.Context) error {
@@ -287,6 +291,7 @@ func (l *Ledger) check(ctx context.Context) error {
 			return err
 		}
 		seen := map[aggKey]bool{}
+		detailDays := map[aggKey]bool{}
 		err = tx.Aggregates(func(a Aggregate) error {
 			k := aggKey{a.Party, a.Role}
 			seen[k] = true
@@ -301,8 +306,10 @@ func (l *Ledger) check(ctx context.Context) error {
 			}
 			// The windows ending on WindowsDay, and the Beta sums.
 			var windows [5]Counts
+			var detailSums, detailCounts [3]int64
 			lens := l.windowDays()
 			var betaPos, betaNeg float64
+			detailDays[k] = a.DetailDays
 			for _, r := range ratings[k] {
 				w := r.Weight * l.decayFactor(a.BetaAt.Sub(r.At))
 				one := Counts{}
@@ -322,9 +329,23 @@ func (l *Ledger) check(ctx context.Context) error {
 						windows[i] = windows[i].plus(one)
 					}
 				}
+				if a.DetailDays && d <= a.WindowsDay && d > a.WindowsDay-l.rep.detailDays {
+					for i, v := range r.Details.array() {
+						if v != 0 {
+							detailSums[i] += int64(v)
+							detailCounts[i]++
+						}
+					}
+				}
 			}
 			if windows != a.Windows {
 				bad("aggregate of %q as %s: windows %v to day %d, its ratings give %v", a.Party, a.Role, a.Windows, a.WindowsDay, windows)
+			}
+			// An aggregate written before the windowed detail sums existed
+			// has none until the ledger next writes it.
+			if detailSums != a.DetailWindowSums || detailCounts != a.DetailWindowCounts {
+				bad("aggregate of %q as %s: detail sums %v of %v over the detail window to day %d, its ratings give %v of %v",
+					a.Party, a.Role, a.DetailWindowSums, a.DetailWindowCounts, a.WindowsDay, detailSums, detailCounts)
 			}
 			if !closeTo(a.BetaPositive, betaPos) || !closeTo(a.BetaNegative, betaNeg) {
 				bad("aggregate of %q as %s: Beta sums %g/%g, its ratings give %g/%g",
@@ -355,6 +376,14 @@ func (l *Ledger) check(ctx context.Context) error {
 				d.Positive += int32(one.Positive)
 				d.Neutral += int32(one.Neutral)
 				d.Negative += int32(one.Negative)
+				if detailed, ok := detailDays[k]; detailed || !ok {
+					for i, v := range r.Details.array() {
+						if v != 0 {
+							d.DetailSums[i] += int32(v)
+							d.DetailCounts[i]++
+						}
+					}
+				}
 				dayWant[dk] = d
 			}
 		}
@@ -363,8 +392,9 @@ func (l *Ledger) check(ctx context.Context) error {
 			w := dayWant[dk]
 			w.Party, w.Role, w.Day = d.Party, d.Role, d.Day
 			if d != w {
-				bad("day %d of %q as %s counts %d/%d/%d, its ratings give %d/%d/%d", d.Day, d.Party, d.Role,
-					d.Positive, d.Neutral, d.Negative, w.Positive, w.Neutral, w.Negative)
+				bad("day %d of %q as %s counts %d/%d/%d, details %v of %v; its ratings give %d/%d/%d, details %v of %v",
+					d.Day, d.Party, d.Role, d.Positive, d.Neutral, d.Negative, d.DetailSums, d.DetailCounts,
+					w.Positive, w.Neutral, w.Negative, w.DetailSums, w.DetailCounts)
 			}
 			delete(dayWant, dk)
 			return nil

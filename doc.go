@@ -161,7 +161,7 @@
 // transaction as each rating: points and Level (see LevelFor), counts over
 // 7 to 365 days, the positive rate over 180 days and its Wilson lower
 // bound, a Beta reputation weighted by price and decayed by age, and the
-// averages of the detail scores. Explain lists the ratings behind it, and
+// averages of the detail scores over 180 days. Explain lists the ratings behind it, and
 // TopSellers ranks sellers from the store's index, which ProcessDue keeps
 // current as days pass (see TopSellers for how far). Concentration, a
 // read of the ratings themselves, reports the share of a seller's

@@ -190,8 +190,8 @@ type Aggregate struct {
 	BetaPositive float64   `json:"beta_positive"`
 	BetaNegative float64   `json:"beta_negative"`
 	BetaAt       time.Time `json:"beta_at,omitzero"`
-	// DetailSums and DetailCounts total the detail scores given, in the
-	// order described, communication, shipping.
+	// DetailSums and DetailCounts total the detail scores of counted
+	// ratings, all time, in the order described, communication, shipping.
 	DetailSums   [3]int64 `json:"detail_sums"`
 	DetailCounts [3]int64 `json:"detail_counts"`
 	// Wilson and Expectation are the ranking keys as of UpdatedAt.
@@ -202,6 +202,20 @@ type Aggregate struct {
 	// works the ranking keys out again, as time alone changes them; 0 when
 	// time alone no longer does. See TopSellers.
 	RekeyDay int32 `json:"rekey_day"`
+	// DetailWindowSums and DetailWindowCounts total the detail scores of
+	// the counted ratings in the policy's DetailWindow ending on
+	// WindowsDay, kept up to date as days pass like Windows, from the
+	// detail sums of the DayCount records.
+	DetailWindowSums   [3]int64 `json:"detail_window_sums"`
+	DetailWindowCounts [3]int64 `json:"detail_window_counts"`
+	// DetailDays reports that the DayCount records of this party and role
+	// carry their detail scores and that DetailWindowSums and
+	// DetailWindowCounts are kept. It is false only in an aggregate
+	// written before they existed: the ledger works them out from the
+	// party's ratings when it next writes the aggregate, for a rating or
+	// when ProcessDue re-keys it (the day after, for any aggregate with a
+	// rating in its windows).
+	DetailDays bool `json:"detail_days"`
 }
 
 // A PartyRole names a party in one role: whose aggregate it is.
@@ -218,6 +232,10 @@ type DayCount struct {
 	Positive int32  `json:"positive"`
 	Neutral  int32  `json:"neutral"`
 	Negative int32  `json:"negative"`
+	// DetailSums and DetailCounts total the detail scores of the day's
+	// counted ratings, in the order described, communication, shipping.
+	DetailSums   [3]int32 `json:"detail_sums"`
+	DetailCounts [3]int32 `json:"detail_counts"`
 }
 
 // A RankKey is what TopSellers ranks by.
@@ -294,6 +312,9 @@ type ReputationPolicy struct {
 	DecayPeriod time.Duration
 	// Location is where calendar months and days begin: UTC.
 	Location *time.Location
+	// DetailWindow is the trailing window, in whole days, over which a
+	// View averages the detail scores: 180 days, at most 365.
+	DetailWindow time.Duration
 }
 
 // A MinValueRule says how an escrow's price is compared with
@@ -339,6 +360,7 @@ type policy struct {
 	byOrderMonth, netCap                             bool
 	repeatItem                                       time.Duration // 0: the rule is off
 	withdraw                                         time.Duration // 0: withdrawal is off
+	detailDays                                       int32         // DetailWindow in days
 }
 
 func (p ReputationPolicy) compile() (policy, error) {
@@ -389,6 +411,11 @@ func (p ReputationPolicy) compile() (policy, error) {
 	if p.Points != nil {
 		c.points = *p.Points
 	}
+	detail := or(p.DetailWindow, 180*day)
+	if detail < day || detail > 365*day {
+		return policy{}, invalidArg("reputation DetailWindow %s is not between a day and 365 days", detail)
+	}
+	c.detailDays = int32(detail / day)
 	if c.points[0] < 0 || c.points[2] > 0 {
 		return policy{}, invalidArg("reputation points %v: a positive rating may not subtract, a negative one may not add", c.points)
 	}

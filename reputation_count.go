@@ -192,7 +192,7 @@ func (l *Ledger) previousMark(tx Tx, r *Rating, item string) (ItemMark, error) {
 func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) error {
 	a, err := tx.Aggregate(r.Ratee, r.RateeRole)
 	if errors.Is(err, ErrNotFound) {
-		a = Aggregate{Party: r.Ratee, Role: r.RateeRole, BetaAt: now}
+		a = Aggregate{Party: r.Ratee, Role: r.RateeRole, BetaAt: now, DetailDays: true}
 	} else if err != nil {
 		return err
 	}
@@ -207,6 +207,11 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	if err := l.advanceWindows(tx, &a, today); err != nil {
 		return err
 	}
+	// The store's ratings are still those the aggregate counts: a rating
+	// is stored after it is counted, or taken out.
+	if err := l.detailDays(tx, &a); err != nil {
+		return err
+	}
 	dc, err := l.dayCount(tx, r.Ratee, r.RateeRole, day)
 	if err != nil {
 		return err
@@ -216,14 +221,28 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	dc.Positive += int32(one.Positive)
 	dc.Neutral += int32(one.Neutral)
 	dc.Negative += int32(one.Negative)
-	if dc.Positive < 0 || dc.Neutral < 0 || dc.Negative < 0 {
+	age := today - day
+	inDetail := age >= 0 && age < l.rep.detailDays
+	for k, v := range r.Details.array() {
+		if v != 0 {
+			dc.DetailSums[k] += int32(sign) * int32(v)
+			dc.DetailCounts[k] += int32(sign)
+			a.DetailSums[k] += sign * int64(v)
+			a.DetailCounts[k] += sign
+			if inDetail {
+				a.DetailWindowSums[k] += sign * int64(v)
+				a.DetailWindowCounts[k] += sign
+			}
+		}
+	}
+	if dc.Positive < 0 || dc.Neutral < 0 || dc.Negative < 0 || min(dc.DetailCounts[0], dc.DetailCounts[1], dc.DetailCounts[2]) < 0 {
 		return fmt.Errorf("escrow: internal error: day %d of %q would count below zero", day, r.Ratee)
 	}
 	if err := tx.PutDayCount(dc); err != nil {
 		return err
 	}
 	for k, w := range l.windowDays() {
-		if age := today - day; age >= 0 && age < w {
+		if age >= 0 && age < w {
 			a.Windows[k] = a.Windows[k].plus(one)
 		}
 	}
@@ -235,12 +254,6 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 		a.BetaPositive = math.Max(0, a.BetaPositive+float64(sign)*w)
 	case Negative:
 		a.BetaNegative = math.Max(0, a.BetaNegative+float64(sign)*w)
-	}
-	for k, v := range r.Details.array() {
-		if v != 0 {
-			a.DetailSums[k] += sign * int64(v)
-			a.DetailCounts[k] += sign
-		}
 	}
 	return putAggregate(tx, &a, now, today)
 }
@@ -305,9 +318,16 @@ var dayReaders = sync.Pool{New: func() any {
 	return r
 }}
 
-// advanceWindows moves a's window counts forward to today, taking out the
-// days that have left each window. It reads only those days, so an
-// aggregate already up to date costs nothing here.
+// windowed is what an aggregate counts over trailing windows ending on its
+// WindowsDay: its Windows, and its detail sums over the DetailWindow.
+type windowed struct {
+	counts                   [5]Counts
+	detailSums, detailCounts [3]int64
+}
+
+// advanceWindows moves a's window counts and windowed detail sums forward
+// to today, taking out the days that have left each window. It reads
+// only those days, so an aggregate already up to date costs nothing here.
 func (l *Ledger) advanceWindows(tx Tx, a *Aggregate, today int32) error {
 	if a.WindowsDay == 0 && a.Windows == ([5]Counts{}) {
 		a.WindowsDay = today
@@ -316,40 +336,110 @@ func (l *Ledger) advanceWindows(tx Tx, a *Aggregate, today int32) error {
 	if today <= a.WindowsDay {
 		return nil
 	}
-	w, err := l.expireWindows(tx, a.Party, a.Role, a.Windows, a.WindowsDay, today)
+	w, err := l.expireWindows(tx, a.Party, a.Role,
+		windowed{a.Windows, a.DetailWindowSums, a.DetailWindowCounts}, a.WindowsDay, today)
 	if err != nil {
 		return err
 	}
-	a.Windows, a.WindowsDay = w, today
+	a.Windows, a.DetailWindowSums, a.DetailWindowCounts, a.WindowsDay = w.counts, w.detailSums, w.detailCounts, today
 	return nil
 }
 
-// expireWindows returns windows, counted to day last, counted to today
-// instead. It takes values rather than the aggregate so that the common
-// case, where nothing expires, keeps the aggregate off the heap.
-func (l *Ledger) expireWindows(tx Tx, party string, role Role, windows [5]Counts, last, today int32) ([5]Counts, error) {
+// expireWindows returns w, counted to day last, counted to today instead.
+// It takes values rather than the aggregate so that the common case,
+// where nothing expires, keeps the aggregate off the heap.
+func (l *Ledger) expireWindows(tx Tx, party string, role Role, w windowed, last, today int32) (windowed, error) {
 	lens := l.windowDays()
+	dw := l.rep.detailDays
 	var from, to int32 = math.MaxInt32, math.MinInt32
-	for k, w := range lens {
-		if today-w >= last { // the whole window has passed
-			windows[k] = Counts{}
+	for k, n := range lens {
+		if today-n >= last { // the whole window has passed
+			w.counts[k] = Counts{}
 		} else {
-			from, to = min(from, last-w+1), max(to, today-w)
+			from, to = min(from, last-n+1), max(to, today-n)
 		}
 	}
-	if from > to {
-		return windows, nil
+	if today-dw >= last {
+		w.detailSums, w.detailCounts = [3]int64{}, [3]int64{}
+	} else {
+		from, to = min(from, last-dw+1), max(to, today-dw)
 	}
+	if from > to {
+		return w, nil
+	}
+	// A day leaves a window when it was inside the window ending at last
+	// and is outside the one ending today.
+	leaves := func(day, n int32) bool { return today-n < last && day > last-n && day <= today-n }
 	err := tx.DayRange(party, role, from, to, func(d DayCount) error {
 		c := Counts{-int64(d.Positive), -int64(d.Neutral), -int64(d.Negative)}
-		for k, w := range lens {
-			// The day was inside the window ending at last and is
-			// outside the one ending today.
-			if today-w < last && d.Day > last-w && d.Day <= today-w {
-				windows[k] = windows[k].plus(c)
+		for k, n := range lens {
+			if leaves(d.Day, n) {
+				w.counts[k] = w.counts[k].plus(c)
+			}
+		}
+		if leaves(d.Day, dw) {
+			for k := range 3 {
+				w.detailSums[k] -= int64(d.DetailSums[k])
+				w.detailCounts[k] -= int64(d.DetailCounts[k])
 			}
 		}
 		return nil
 	})
-	return windows, err
+	return w, err
+}
+
+// detailDays brings an aggregate written before day counts carried detail
+// scores up to date: it works out, from the counted ratings of its party
+// and role, the detail sums of every day and those in the DetailWindow
+// ending on a.WindowsDay. It reads every rating of the party once, the
+// first time the aggregate is written, and nothing after.
+func (l *Ledger) detailDays(tx Tx, a *Aggregate) error {
+	if a.DetailDays {
+		return nil
+	}
+	type sums struct{ sums, counts [3]int32 }
+	days := map[int32]*sums{}
+	var order []int32
+	err := tx.RatingsOf(a.Party, RatingPos{}, func(r Rating) error {
+		if r.RateeRole != a.Role || !r.Counted || !r.Details.given() {
+			return nil
+		}
+		d := l.dayOf(r.At)
+		s := days[d]
+		if s == nil {
+			s = new(sums)
+			days[d] = s
+			order = append(order, d)
+		}
+		for k, v := range r.Details.array() {
+			if v != 0 {
+				s.sums[k] += int32(v)
+				s.counts[k]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.DetailWindowSums, a.DetailWindowCounts = [3]int64{}, [3]int64{}
+	for _, d := range order {
+		s := days[d]
+		dc, err := l.dayCount(tx, a.Party, a.Role, d)
+		if err != nil {
+			return err
+		}
+		dc.DetailSums, dc.DetailCounts = s.sums, s.counts
+		if err := tx.PutDayCount(dc); err != nil {
+			return err
+		}
+		if age := a.WindowsDay - d; age >= 0 && age < l.rep.detailDays {
+			for k := range 3 {
+				a.DetailWindowSums[k] += int64(s.sums[k])
+				a.DetailWindowCounts[k] += int64(s.counts[k])
+			}
+		}
+	}
+	a.DetailDays = true
+	return nil
 }

@@ -85,7 +85,9 @@ type View struct {
 	Expectation float64 `json:"expectation"`
 	Uncertainty float64 `json:"uncertainty"`
 	// Described, Communication and Shipping average the detail scores
-	// buyers gave (sellers only); 0 when none were given.
+	// buyers gave in counted ratings (sellers only) over the policy's
+	// DetailWindow (the last 180 days, today included); 0 when none were
+	// given in it.
 	Described     float64 `json:"described"`
 	Communication float64 `json:"communication"`
 	Shipping      float64 `json:"shipping"`
@@ -170,11 +172,18 @@ func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
 	v.RateBasis, v.PositiveRate, v.Wilson = positiveRate(a.Windows[4])
 	l.decayTo(a, now)
 	v.Expectation, v.Uncertainty = betaScore(a.BetaPositive, a.BetaNegative)
+	sums, counts := &a.DetailWindowSums, &a.DetailWindowCounts
+	if !a.DetailDays && a.Windows[3] != (Counts{}) {
+		// Written before the windowed sums existed, and not yet brought
+		// up to date: all time, as then. With no rating in the last 365
+		// days there is none in the DetailWindow either.
+		sums, counts = &a.DetailSums, &a.DetailCounts
+	}
 	avg := func(k int) float64 {
-		if a.DetailCounts[k] == 0 {
+		if counts[k] == 0 {
 			return 0
 		}
-		return float64(a.DetailSums[k]) / float64(a.DetailCounts[k])
+		return float64(sums[k]) / float64(counts[k])
 	}
 	v.Described, v.Communication, v.Shipping = avg(0), avg(1), avg(2)
 	return v, nil

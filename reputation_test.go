@@ -1410,7 +1410,8 @@ func TestReputationProperty(t *testing.T) {
 	policies := []escrow.ReputationPolicy{
 		{},
 		{Location: time.FixedZone("CST", 8*3600), RateableStates: []escrow.State{escrow.Completed, escrow.Refunded, escrow.Resolved}},
-		{NoDefaultRating: true, CountDisputeLosers: true, PairCap: 3, MinValueRule: escrow.AtLeastMinValue},
+		{NoDefaultRating: true, CountDisputeLosers: true, PairCap: 3, MinValueRule: escrow.AtLeastMinValue,
+			DetailWindow: 45 * 24 * time.Hour},
 		{NetPairCap: true, PairCapBy: escrow.OrderMonth, PairCap: 4, RepeatItemWindow: 3 * repDay, WithdrawWindow: 10 * repDay},
 		{CountRepeatItems: true, NoWithdraw: true, PairCapBy: escrow.OrderMonth, Location: time.FixedZone("EST", -5*3600)},
 	}
@@ -1442,6 +1443,8 @@ type repSim struct {
 	policy escrow.ReputationPolicy
 	loc    *time.Location
 	cap    int64
+	// detailDays is the policy's DetailWindow in days.
+	detailDays int64
 
 	users    []string
 	ids      []string          // escrows opened
@@ -1470,6 +1473,10 @@ func newRepSim(t *testing.T, seed uint64, p escrow.ReputationPolicy) *repSim {
 	}
 	if s.cap == 0 {
 		s.cap = 6
+	}
+	s.detailDays = 180
+	if p.DetailWindow != 0 {
+		s.detailDays = int64(p.DetailWindow / (24 * time.Hour))
 	}
 	if p.RateableStates != nil {
 		s.rateable = map[escrow.State]bool{}
@@ -2163,8 +2170,15 @@ func (s *repSim) verify() {
 		case escrow.Negative:
 			a.beta += w
 		}
+		if r.Details != (escrow.Details{}) {
+			if age < s.detailDays {
+				s.counts["details:in-window"]++
+			} else {
+				s.counts["details:left-window"]++
+			}
+		}
 		for i, d := range []int8{r.Details.Described, r.Details.Communication, r.Details.Shipping} {
-			if d != 0 {
+			if d != 0 && age >= 0 && age < s.detailDays {
 				a.detailSums[i] += int64(d)
 				a.detailCounts[i]++
 			}
@@ -2240,7 +2254,8 @@ func (s *repSim) finish() {
 		"rate:ok", "rate:refused", "revise:ok", "revise:refused", "reply:ok", "reply:refused",
 		"advance", "advance:new-month", "advance:past-a-year", "process-due",
 		"uncounted:" + escrow.ReasonBelowMinimum, "uncounted:" + escrow.ReasonPairCap,
-		"concentration:new-rater", "concentration:established-rater"}
+		"concentration:new-rater", "concentration:established-rater",
+		"details:in-window", "details:left-window"}
 	if !s.policy.NoDefaultRating {
 		kinds = append(kinds, "default-rating")
 	}

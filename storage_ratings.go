@@ -51,7 +51,8 @@ type RatingsTx interface {
 	// stopping at the first error fn returns, which it returns.
 	DayRange(party string, role Role, from, to int32, fn func(DayCount) error) error
 	// PutDayCount creates or replaces the count of d.Party in d.Role on
-	// d.Day; a count whose three numbers are zero may be removed instead.
+	// d.Day; a count whose Positive, Neutral and Negative are zero may be
+	// removed instead (the ledger then gives it no detail scores either).
 	PutDayCount(d DayCount) error
 	// DayCounts calls fn for every DayCount ordered by Party, Role, then
 	// Day, stopping at the first error fn returns, which it returns.

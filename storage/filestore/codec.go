@@ -57,6 +57,14 @@ import (
 // formatVersion as version 3's fields did; a record of an older version
 // reads them as zero and never holds an opItemMark.
 //
+// Day counts and aggregates gained fields after version 4's first records,
+// which did not bump formatVersion, as no release came between: a day
+// count appends its DetailSums and DetailCounts, an aggregate its
+// DetailWindowSums, DetailWindowCounts and DetailDays. A record written
+// before them ends where they begin and reads them as zero: an aggregate
+// then reads DetailDays as false, and the ledger works the rest out from
+// the ratings when it next writes it. Neither is kept in a cold table.
+//
 // A map is written as count writes a slice's length, then its pairs in
 // key order, so that one map always encodes the same; a decoder refuses
 // keys repeated or out of order.
@@ -682,6 +690,14 @@ func (d *decoder) fields(o *op) {
 	case opDayCount:
 		o.day = escrow.DayCount{Party: d.str(), Role: escrow.Role(d.small(255)), Day: d.int32(),
 			Positive: d.int32(), Neutral: d.int32(), Negative: d.int32()}
+		if d.version >= 4 { // version 3 ended here
+			for i := range o.day.DetailSums {
+				o.day.DetailSums[i] = d.int32()
+			}
+			for i := range o.day.DetailCounts {
+				o.day.DetailCounts[i] = d.int32()
+			}
+		}
 	case opConsumer:
 		o.cons = escrow.Consumer{Name: d.str(), Seq: d.uvarint(), UpdatedAt: d.time()}
 	case opColdDue:
@@ -917,6 +933,14 @@ func (e *encoder) aggregate(a *escrow.Aggregate) {
 	e.float(a.Expectation)
 	e.time(a.UpdatedAt)
 	e.varint(int64(a.RekeyDay))
+	// Added in format version 4 (see the top of this file).
+	for _, v := range a.DetailWindowSums {
+		e.varint(v)
+	}
+	for _, v := range a.DetailWindowCounts {
+		e.varint(v)
+	}
+	e.bool(a.DetailDays)
 	e.end(at)
 }
 
@@ -928,6 +952,13 @@ func (e *encoder) dayCount(c *escrow.DayCount) {
 	e.varint(int64(c.Positive))
 	e.varint(int64(c.Neutral))
 	e.varint(int64(c.Negative))
+	// Added in format version 4 (see the top of this file).
+	for _, v := range c.DetailSums {
+		e.varint(int64(v))
+	}
+	for _, v := range c.DetailCounts {
+		e.varint(int64(v))
+	}
 	e.end(at)
 }
 
@@ -1028,4 +1059,14 @@ func (d *decoder) aggregate(a *escrow.Aggregate) {
 		// catches up its ranking keys.
 		a.RekeyDay = a.WindowsDay + 1
 	}
+	if d.version < 4 { // version 3 ended here
+		return
+	}
+	for i := range a.DetailWindowSums {
+		a.DetailWindowSums[i] = d.varint()
+	}
+	for i := range a.DetailWindowCounts {
+		a.DetailWindowCounts[i] = d.varint()
+	}
+	a.DetailDays = d.bool()
 }

@@ -721,3 +721,61 @@ func TestCodecMetadataDamage(t *testing.T) {
 		}
 	}
 }
+
+// v4AggregateFields and v4DayCountFields are how many bytes the fields of
+// version 4 take at the end of an aggregate and a day count when they are
+// all zero: one each.
+const (
+	v4AggregateFields = 7
+	v4DayCountFields  = 6
+)
+
+// TestCodecDetailsVersion3: an aggregate and a day count written in
+// format version 3, every field of that version set, end before the
+// detail sums of version 4 and decode with them zero (and the aggregate
+// without DetailDays, which the ledger then works out); a version 3 file
+// cannot hold them: a record with them is damage there.
+func TestCodecDetailsVersion3(t *testing.T) {
+	var full []op
+	for _, o := range filledOps() {
+		if o.kind == opAggregate || o.kind == opDayCount {
+			full = append(full, o)
+		}
+	}
+	if len(full) != 2 {
+		t.Fatalf("filledOps has %d aggregates and day counts, want one of each", len(full))
+	}
+	want := slices.Clone(full)
+	for i := range want {
+		a, d := &want[i].agg, &want[i].day
+		if a.DetailWindowSums == ([3]int64{}) && d.DetailSums == ([3]int32{}) {
+			t.Fatalf("the filled op %d has no detail sums of version 4 set", want[i].kind)
+		}
+		a.DetailWindowSums, a.DetailWindowCounts, a.DetailDays = [3]int64{}, [3]int64{}, false
+		d.DetailSums, d.DetailCounts = [3]int32{}, [3]int32{}
+	}
+	old := cutLater(t, want, map[byte]int{opAggregate: v4AggregateFields, opDayCount: v4DayCountFields})
+	for _, v := range []uint32{3, formatVersion} {
+		got, err := decodeVersion(old, v)
+		if err != nil {
+			t.Fatalf("decode as version %d: %v", v, err)
+		}
+		if diff := cmp.Diff(want, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
+			t.Errorf("version 3 records, read as version %d (-want +got):\n%s", v, diff)
+		}
+	}
+	for i := range full {
+		var e encoder
+		encodeOp(&e, &full[i])
+		if _, err := decodeVersion(e.b, 3); !errors.Is(err, errDecode) {
+			t.Errorf("a version 4 op %d read as version 3: err = %v, want errDecode", full[i].kind, err)
+		}
+		got, err := decodeVersion(e.b, formatVersion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]op{full[i]}, got, moneyEqual, cmp.AllowUnexported(op{})); diff != "" {
+			t.Errorf("version 4 op %d (-want +got):\n%s", full[i].kind, diff)
+		}
+	}
+}

@@ -131,6 +131,11 @@ type aggDoc struct {
 	DetailSums   [3]int64         `json:"detail_sums"`
 	DetailCounts [3]int64         `json:"detail_counts"`
 	UpdatedAt    time.Time        `json:"updated_at,omitzero"`
+	// The windowed detail sums; a doc written before them has none, and
+	// reads DetailDays as false.
+	DetailWindowSums   [3]int64 `json:"detail_window_sums"`
+	DetailWindowCounts [3]int64 `json:"detail_window_counts"`
+	DetailDays         bool     `json:"detail_days,omitempty"`
 }
 
 // rankScore is the place of a ranking key's value in the ranking: below
@@ -147,7 +152,8 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 		return err
 	}
 	doc, err := json.Marshal(aggDoc{Windows: a.Windows, WindowsDay: a.WindowsDay, BetaAt: a.BetaAt,
-		DetailSums: a.DetailSums, DetailCounts: a.DetailCounts, UpdatedAt: a.UpdatedAt})
+		DetailSums: a.DetailSums, DetailCounts: a.DetailCounts, UpdatedAt: a.UpdatedAt,
+		DetailWindowSums: a.DetailWindowSums, DetailWindowCounts: a.DetailWindowCounts, DetailDays: a.DetailDays})
 	if err != nil {
 		return fmt.Errorf("pgstore: aggregate: %w", err)
 	}
@@ -176,6 +182,7 @@ func scanAggregate(r pgx.Rows) (escrow.Aggregate, error) {
 	}
 	a.Windows, a.WindowsDay, a.BetaAt, a.DetailSums, a.DetailCounts, a.UpdatedAt =
 		d.Windows, d.WindowsDay, d.BetaAt, d.DetailSums, d.DetailCounts, d.UpdatedAt
+	a.DetailWindowSums, a.DetailWindowCounts, a.DetailDays = d.DetailWindowSums, d.DetailWindowCounts, d.DetailDays
 	return a, nil
 }
 
@@ -220,12 +227,14 @@ func (t *tx) Aggregates(fn func(escrow.Aggregate) error) error {
 	return each(t, `SELECT `+aggCols+` FROM aggregates ORDER BY party, role`, nil, scanAggregate, fn)
 }
 
-const dayCols = `party, role, day, positive, neutral, negative`
+const dayCols = `party, role, day, positive, neutral, negative,
+	described_sum, described_count, communication_sum, communication_count, shipping_sum, shipping_count`
 
 func scanDayCount(r pgx.Rows) (escrow.DayCount, error) {
 	var d escrow.DayCount
 	var role int16
-	err := r.Scan(&d.Party, &role, &d.Day, &d.Positive, &d.Neutral, &d.Negative)
+	err := r.Scan(&d.Party, &role, &d.Day, &d.Positive, &d.Neutral, &d.Negative,
+		&d.DetailSums[0], &d.DetailCounts[0], &d.DetailSums[1], &d.DetailCounts[1], &d.DetailSums[2], &d.DetailCounts[2])
 	d.Role = escrow.Role(role)
 	return d, err
 }
@@ -240,9 +249,12 @@ func (t *tx) PutDayCount(d escrow.DayCount) error {
 		// The contract allows it, and it keeps DayRange short.
 		return t.exec(`DELETE FROM day_counts WHERE party = $1 AND role = $2 AND day = $3`, d.Party, int16(d.Role), d.Day)
 	}
-	return t.exec(`INSERT INTO day_counts (`+dayCols+`) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (party, role, day) DO UPDATE SET positive = $4, neutral = $5, negative = $6`,
-		d.Party, int16(d.Role), d.Day, d.Positive, d.Neutral, d.Negative)
+	return t.exec(`INSERT INTO day_counts (`+dayCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (party, role, day) DO UPDATE SET positive = $4, neutral = $5, negative = $6,
+			described_sum = $7, described_count = $8, communication_sum = $9, communication_count = $10,
+			shipping_sum = $11, shipping_count = $12`,
+		d.Party, int16(d.Role), d.Day, d.Positive, d.Neutral, d.Negative,
+		d.DetailSums[0], d.DetailCounts[0], d.DetailSums[1], d.DetailCounts[1], d.DetailSums[2], d.DetailCounts[2])
 }
 
 func (t *tx) DayCounts(fn func(escrow.DayCount) error) error {

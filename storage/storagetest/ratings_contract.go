@@ -39,8 +39,15 @@ func testRatingsContract(t *testing.T, h Harness) {
 // nothing behind.
 func rcDayCounts(t *testing.T, h Harness) {
 	s := open(t, h)
+	// A count with ratings has detail scores, different for each, so that
+	// an adapter that forgets or swaps one shows up in the diff.
 	day := func(party string, role escrow.Role, d int32, p, n, neg int32) escrow.DayCount {
-		return escrow.DayCount{Party: party, Role: role, Day: d, Positive: p, Neutral: n, Negative: neg}
+		c := escrow.DayCount{Party: party, Role: role, Day: d, Positive: p, Neutral: n, Negative: neg}
+		if p+n+neg != 0 {
+			k := d - 20500 + p*10 + n*100
+			c.DetailSums, c.DetailCounts = [3]int32{5*p + k, 4*p + 2*k, 3*p + 3*k}, [3]int32{p + 1, p + 2, p + 3}
+		}
+		return c
 	}
 	rangeOf := func(tx escrow.Tx, party string, role escrow.Role, from, to int32) []escrow.DayCount {
 		t.Helper()
@@ -160,8 +167,10 @@ func rcAggregate(party string, role escrow.Role, wilson, expectation float64) es
 		BetaPositive: 9.25, BetaNegative: 1.5, BetaAt: start.Add(time.Hour),
 		DetailSums: [3]int64{40, 35, 20}, DetailCounts: [3]int64{9, 8, 5},
 		Wilson: wilson, Expectation: expectation,
-		UpdatedAt: start.Add(2 * time.Hour),
-		RekeyDay:  20513,
+		UpdatedAt:        start.Add(2 * time.Hour),
+		RekeyDay:         20513,
+		DetailWindowSums: [3]int64{30, 21, 11}, DetailWindowCounts: [3]int64{7, 6, 3},
+		DetailDays: true,
 	}
 }
 
