@@ -1135,8 +1135,26 @@ func repScores(t *testing.T) {
 		}
 		v.Wilson = repWilson(v.Last180.Positive, v.RateBasis)
 		v.Expectation, v.Uncertainty = alpha/(alpha+beta), 2/(alpha+beta)
-		// Details of counted ratings only: (5+2+4)/3, (4+5)/2, (1+4)/2.
-		v.Described, v.Communication, v.Shipping = 11.0/3, 4.5, 2.5
+		// Details of counted ratings in the last 180 days only: all
+		// three would give (5+2+4)/3, (4+5)/2, (1+4)/2.
+		var sums, counts [3]float64
+		for _, p := range plan {
+			if age := repDayNum(now, time.UTC) - repDayNum(start.Add(p.after), time.UTC); p.counted && age < 180 {
+				for i, d := range []int8{p.details.Described, p.details.Communication, p.details.Shipping} {
+					if d != 0 {
+						sums[i] += float64(d)
+						counts[i]++
+					}
+				}
+			}
+		}
+		avg := func(i int) float64 {
+			if counts[i] == 0 {
+				return 0
+			}
+			return sums[i] / counts[i]
+		}
+		v.Described, v.Communication, v.Shipping = avg(0), avg(1), avg(2)
 		return v
 	}
 	buyerView := func(now time.Time) escrow.View {
