@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 )
@@ -212,7 +213,12 @@ func CheckMoney(ctx context.Context, store Storage) error {
 //     has none, in it or in its day counts, until the ledger next writes
 //     it;
 //   - each pair's monthly points are those of its counted ratings, within
-//     the cap.
+//     the cap;
+//   - under a policy with UniqueRaters, each aggregate's distinct raters,
+//     and the raters whose latest rating fell on each day of its
+//     UniqueWindow, are those its counted ratings give, and each rater's
+//     record holds the days of its counted ratings in the window; without
+//     it, there are none.
 func (l *Ledger) Check(ctx context.Context) error {
 	start := l.begin()
 	return l.finish(start, "check", l.check(ctx))
@@ -292,6 +298,8 @@ func (l *Ledger) check(ctx context.Context) error {
 		}
 		seen := map[aggKey]bool{}
 		detailDays := map[aggKey]bool{}
+		windowsDay := map[aggKey]int32{}
+		uniqueGot := map[aggKey][2]int64{}
 		err = tx.Aggregates(func(a Aggregate) error {
 			k := aggKey{a.Party, a.Role}
 			seen[k] = true
@@ -310,6 +318,8 @@ func (l *Ledger) check(ctx context.Context) error {
 			lens := l.windowDays()
 			var betaPos, betaNeg float64
 			detailDays[k] = a.DetailDays
+			windowsDay[k] = a.WindowsDay
+			uniqueGot[k] = [2]int64{a.UniquePositive, a.UniqueNegative}
 			for _, r := range ratings[k] {
 				w := r.Weight * l.decayFactor(a.BetaAt.Sub(r.At))
 				one := Counts{}
@@ -366,6 +376,55 @@ func (l *Ledger) check(ctx context.Context) error {
 			role  Role
 			day   int32
 		}
+		// The distinct raters of UniqueRaters: each rater's days in the
+		// window ending on the aggregate's WindowsDay, the raters whose
+		// latest day is each day, and how many there are.
+		type raterKey struct {
+			aggKey
+			rater string
+		}
+		inUnique := func(k aggKey, day int32) bool {
+			last, ok := windowsDay[k]
+			return ok && l.rep.unique && day <= last && day > last-l.rep.uniqueDays
+		}
+		raterWant := map[raterKey]*[2][]int32{}
+		for k, rs := range ratings {
+			for _, r := range rs {
+				if d := l.dayOf(r.At); r.Score != Neutral && inUnique(k, d) {
+					rk := raterKey{k, r.Rater}
+					if raterWant[rk] == nil {
+						raterWant[rk] = new([2][]int32)
+					}
+					i := 0
+					if r.Score == Negative {
+						i = 1
+					}
+					raterWant[rk][i] = append(raterWant[rk][i], d)
+				}
+			}
+		}
+		latestWant := map[dayKey][2]int32{}
+		uniqueWant := map[aggKey][2]int64{}
+		for rk, days := range raterWant {
+			for i := range days {
+				slices.Sort(days[i])
+				if n := len(days[i]); n != 0 {
+					dk := dayKey{rk.party, rk.role, days[i][n-1]}
+					c := latestWant[dk]
+					c[i]++
+					latestWant[dk] = c
+					u := uniqueWant[rk.aggKey]
+					u[i]++
+					uniqueWant[rk.aggKey] = u
+				}
+			}
+		}
+		for k, got := range uniqueGot {
+			if got != uniqueWant[k] {
+				bad("aggregate of %q as %s: %d/%d distinct raters to day %d, its ratings give %d/%d",
+					k.party, k.role, got[0], got[1], windowsDay[k], uniqueWant[k][0], uniqueWant[k][1])
+			}
+		}
 		dayWant := map[dayKey]DayCount{}
 		for k, rs := range ratings {
 			for _, r := range rs {
@@ -391,6 +450,23 @@ func (l *Ledger) check(ctx context.Context) error {
 			dk := dayKey{d.Party, d.Role, d.Day}
 			w := dayWant[dk]
 			w.Party, w.Role, w.Day = d.Party, d.Role, d.Day
+			k := aggKey{d.Party, d.Role}
+			if inUnique(k, d.Day) {
+				w.UniquePositive, w.UniqueNegative = latestWant[dk][0], latestWant[dk][1]
+			} else if l.rep.unique && d.Day <= windowsDay[k] {
+				// Left the window: no longer read, and at most the day's
+				// ratings.
+				if d.UniquePositive < 0 || d.UniquePositive > w.Positive || d.UniqueNegative < 0 || d.UniqueNegative > w.Negative {
+					bad("day %d of %q as %s, out of the unique window, counts %d/%d distinct raters, more than its ratings %d/%d",
+						d.Day, d.Party, d.Role, d.UniquePositive, d.UniqueNegative, w.Positive, w.Negative)
+				}
+				w.UniquePositive, w.UniqueNegative = d.UniquePositive, d.UniqueNegative
+			}
+			if d.UniquePositive != w.UniquePositive || d.UniqueNegative != w.UniqueNegative {
+				bad("day %d of %q as %s counts %d/%d distinct raters, its ratings give %d/%d",
+					d.Day, d.Party, d.Role, d.UniquePositive, d.UniqueNegative, w.UniquePositive, w.UniqueNegative)
+			}
+			w.UniquePositive, w.UniqueNegative = d.UniquePositive, d.UniqueNegative
 			if d != w {
 				bad("day %d of %q as %s counts %d/%d/%d, details %v of %v; its ratings give %d/%d/%d, details %v of %v",
 					d.Day, d.Party, d.Role, d.Positive, d.Neutral, d.Negative, d.DetailSums, d.DetailCounts,
@@ -404,6 +480,39 @@ func (l *Ledger) check(ctx context.Context) error {
 		}
 		for dk := range dayWant {
 			bad("day %d of %q as %s has counted ratings but no count", dk.day, dk.party, dk.role)
+		}
+		err = tx.AllRaterDays(func(d RaterDays) error {
+			k := aggKey{d.Ratee, d.Role}
+			rk := raterKey{k, d.Rater}
+			if !l.rep.unique {
+				bad("rater %q of %q as %s has a record of days, under a policy without UniqueRaters", d.Rater, d.Ratee, d.Role)
+				return nil
+			}
+			w := raterWant[rk]
+			if w == nil {
+				w = new([2][]int32)
+			}
+			delete(raterWant, rk)
+			for i, days := range [2][]int32{d.Positive, d.Negative} {
+				var in []int32
+				for _, day := range days {
+					if inUnique(k, day) {
+						in = append(in, day)
+					}
+				}
+				if !slices.IsSorted(days) || !slices.Equal(in, w[i]) || (len(days) != 0 && days[len(days)-1] > windowsDay[k]) {
+					bad("rater %q of %q as %s has days %v/%v to day %d, its ratings give %v/%v in the window",
+						d.Rater, d.Ratee, d.Role, d.Positive, d.Negative, windowsDay[k], w[0], w[1])
+					break
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for rk, w := range raterWant {
+			bad("rater %q of %q as %s has no record of its days %v/%v", rk.rater, rk.party, rk.role, w[0], w[1])
 		}
 		gotPairs := map[[3]string]bool{}
 		err = tx.PairMonths(func(p PairMonth) error {

@@ -168,7 +168,8 @@
 // points of the last 365 days that came from its top 5 raters and from
 // raters with fewer than 3 trades, so a host can flag a reputation that a
 // few accounts made. ReputationPolicy, in Options.Reputation, changes the
-// rules.
+// rules; with UniqueRaters, points are distinct raters over 365 days,
+// positive minus negative.
 //
 // # Queries
 //

@@ -216,6 +216,12 @@ type Aggregate struct {
 	// when ProcessDue re-keys it (the day after, for any aggregate with a
 	// rating in its windows).
 	DetailDays bool `json:"detail_days"`
+	// UniquePositive and UniqueNegative count the distinct raters with a
+	// counted positive (negative) rating in the policy's UniqueWindow
+	// ending on WindowsDay, kept up to date as days pass like Windows;
+	// zero unless the policy has UniqueRaters.
+	UniquePositive int64 `json:"unique_positive"`
+	UniqueNegative int64 `json:"unique_negative"`
 }
 
 // A PartyRole names a party in one role: whose aggregate it is.
@@ -236,6 +242,27 @@ type DayCount struct {
 	// counted ratings, in the order described, communication, shipping.
 	DetailSums   [3]int32 `json:"detail_sums"`
 	DetailCounts [3]int32 `json:"detail_counts"`
+	// UniquePositive and UniqueNegative count the raters whose latest
+	// counted positive (negative) rating in the UniqueWindow fell on the
+	// day, under a policy with UniqueRaters; zero without. Once the day
+	// has left the window they are no longer read, and are at most
+	// Positive (Negative).
+	UniquePositive int32 `json:"unique_positive"`
+	UniqueNegative int32 `json:"unique_negative"`
+}
+
+// RaterDays records, under a policy with UniqueRaters, the days (numbered
+// as DayCount's) of one rater's counted positive and negative ratings of
+// one ratee in one role, ascending, a day once for each rating: what
+// tells the ledger the rater's latest rating in the UniqueWindow, and
+// which it is after one is taken out. Days that have left the window are
+// dropped when the record is next written.
+type RaterDays struct {
+	Ratee    string  `json:"ratee"`
+	Role     Role    `json:"role"` // the ratee's
+	Rater    string  `json:"rater"`
+	Positive []int32 `json:"positive"`
+	Negative []int32 `json:"negative"`
 }
 
 // A RankKey is what TopSellers ranks by.
@@ -315,6 +342,17 @@ type ReputationPolicy struct {
 	// DetailWindow is the trailing window, in whole days, over which a
 	// View averages the detail scores: 180 days, at most 365.
 	DetailWindow time.Duration
+	// UniqueRaters makes a View's Points (and so its Level) the number of
+	// distinct raters with a counted positive rating in the UniqueWindow
+	// minus those with a counted negative one, as on eBay: a rater who
+	// gave several positives adds one point, and one who gave both a
+	// positive and a negative adds one and takes one. Each rating still
+	// records the points it counted under the pair cap, and
+	// Aggregate.Points still adds those up.
+	UniqueRaters bool
+	// UniqueWindow is the trailing window, in whole days, of
+	// UniqueRaters: 365 days, at most 365.
+	UniqueWindow time.Duration
 }
 
 // A MinValueRule says how an escrow's price is compared with
@@ -361,6 +399,8 @@ type policy struct {
 	repeatItem                                       time.Duration // 0: the rule is off
 	withdraw                                         time.Duration // 0: withdrawal is off
 	detailDays                                       int32         // DetailWindow in days
+	unique                                           bool          // UniqueRaters
+	uniqueDays                                       int32         // UniqueWindow in days
 }
 
 func (p ReputationPolicy) compile() (policy, error) {
@@ -416,6 +456,11 @@ func (p ReputationPolicy) compile() (policy, error) {
 		return policy{}, invalidArg("reputation DetailWindow %s is not between a day and 365 days", detail)
 	}
 	c.detailDays = int32(detail / day)
+	uniqueWindow := or(p.UniqueWindow, 365*day)
+	if uniqueWindow < day || uniqueWindow > 365*day {
+		return policy{}, invalidArg("reputation UniqueWindow %s is not between a day and 365 days", uniqueWindow)
+	}
+	c.unique, c.uniqueDays = p.UniqueRaters, int32(uniqueWindow/day)
 	if c.points[0] < 0 || c.points[2] > 0 {
 		return policy{}, invalidArg("reputation points %v: a positive rating may not subtract, a negative one may not add", c.points)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -238,6 +239,14 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	if dc.Positive < 0 || dc.Neutral < 0 || dc.Negative < 0 || min(dc.DetailCounts[0], dc.DetailCounts[1], dc.DetailCounts[2]) < 0 {
 		return fmt.Errorf("escrow: internal error: day %d of %q would count below zero", day, r.Ratee)
 	}
+	// A day that has left the unique window keeps its raters unread; a
+	// rating taken out of it leaves them at most its ratings.
+	if age >= l.rep.uniqueDays {
+		dc.UniquePositive, dc.UniqueNegative = min(dc.UniquePositive, dc.Positive), min(dc.UniqueNegative, dc.Negative)
+	}
+	if err := l.countRater(tx, &a, r, sign, today, &dc); err != nil {
+		return err
+	}
 	if err := tx.PutDayCount(dc); err != nil {
 		return err
 	}
@@ -318,11 +327,110 @@ var dayReaders = sync.Pool{New: func() any {
 	return r
 }}
 
+// countRater keeps the distinct raters of the UniqueRaters policy: it
+// adds (sign 1) or takes out (sign −1) the day of r, a counted rating, in
+// its rater's record, and if that moves the rater's latest day in the
+// window, moves the rater there in the day counts and in a's totals. A
+// rating outside the window changes nothing: it never comes back in, and
+// the days there are no longer read. rday is the count of r's day, which
+// the caller stores after: until then the store may have removed it, as
+// the rating it held may have been the day's last.
+func (l *Ledger) countRater(tx Tx, a *Aggregate, r *Rating, sign int64, today int32, rday *DayCount) error {
+	day := rday.Day
+	from := today - l.rep.uniqueDays // the last day before the window
+	if !l.rep.unique || r.Score == Neutral || day <= from || day > today {
+		return nil
+	}
+	rd, err := tx.RaterDays(r.Ratee, r.RateeRole, r.Rater)
+	if errors.Is(err, ErrNotFound) {
+		rd = RaterDays{Ratee: r.Ratee, Role: r.RateeRole, Rater: r.Rater}
+	} else if err != nil {
+		return err
+	}
+	rd.Positive, rd.Negative = daysAfter(rd.Positive, from), daysAfter(rd.Negative, from)
+	days := &rd.Positive
+	if r.Score == Negative {
+		days = &rd.Negative
+	}
+	before := len(*days)
+	was := lastDay(*days)
+	i, found := slices.BinarySearch(*days, day)
+	if sign > 0 {
+		*days = slices.Insert(*days, i, day)
+	} else if found {
+		*days = slices.Delete(*days, i, i+1)
+	} else {
+		return fmt.Errorf("escrow: internal error: rater %q has no rating of %q on day %d to take out", r.Rater, r.Ratee, day)
+	}
+	if err := tx.PutRaterDays(rd); err != nil {
+		return err
+	}
+	now := lastDay(*days)
+	if now == was && (len(*days) == 0) == (before == 0) {
+		return nil
+	}
+	move := func(d int32, by int32) error {
+		dc := rday
+		if d != day {
+			other, err := l.dayCount(tx, r.Ratee, r.RateeRole, d)
+			if err != nil {
+				return err
+			}
+			dc = &other
+		}
+		n := &dc.UniquePositive
+		if r.Score == Negative {
+			n = &dc.UniqueNegative
+		}
+		*n += by
+		if *n < 0 {
+			return fmt.Errorf("escrow: internal error: day %d of %q would count raters below zero", d, r.Ratee)
+		}
+		if d == day {
+			return nil
+		}
+		return tx.PutDayCount(*dc)
+	}
+	total := &a.UniquePositive
+	if r.Score == Negative {
+		total = &a.UniqueNegative
+	}
+	if before != 0 {
+		if err := move(was, -1); err != nil {
+			return err
+		}
+		*total--
+	}
+	if len(*days) != 0 {
+		if err := move(now, 1); err != nil {
+			return err
+		}
+		*total++
+	}
+	return nil
+}
+
+// daysAfter returns the days of days after from, which is sorted.
+func daysAfter(days []int32, from int32) []int32 {
+	i, _ := slices.BinarySearch(days, from+1)
+	return days[i:]
+}
+
+// lastDay returns the last of days, which is sorted, or 0 if there is none.
+func lastDay(days []int32) int32 {
+	if len(days) == 0 {
+		return 0
+	}
+	return days[len(days)-1]
+}
+
 // windowed is what an aggregate counts over trailing windows ending on its
-// WindowsDay: its Windows, and its detail sums over the DetailWindow.
+// WindowsDay: its Windows, its detail sums over the DetailWindow and its
+// distinct raters over the UniqueWindow.
 type windowed struct {
 	counts                   [5]Counts
 	detailSums, detailCounts [3]int64
+	unique                   [2]int64 // positive, negative
 }
 
 // advanceWindows moves a's window counts and windowed detail sums forward
@@ -336,12 +444,13 @@ func (l *Ledger) advanceWindows(tx Tx, a *Aggregate, today int32) error {
 	if today <= a.WindowsDay {
 		return nil
 	}
-	w, err := l.expireWindows(tx, a.Party, a.Role,
-		windowed{a.Windows, a.DetailWindowSums, a.DetailWindowCounts}, a.WindowsDay, today)
+	w, err := l.expireWindows(tx, a.Party, a.Role, windowed{a.Windows, a.DetailWindowSums, a.DetailWindowCounts,
+		[2]int64{a.UniquePositive, a.UniqueNegative}}, a.WindowsDay, today)
 	if err != nil {
 		return err
 	}
 	a.Windows, a.DetailWindowSums, a.DetailWindowCounts, a.WindowsDay = w.counts, w.detailSums, w.detailCounts, today
+	a.UniquePositive, a.UniqueNegative = w.unique[0], w.unique[1]
 	return nil
 }
 
@@ -364,6 +473,12 @@ func (l *Ledger) expireWindows(tx Tx, party string, role Role, w windowed, last,
 	} else {
 		from, to = min(from, last-dw+1), max(to, today-dw)
 	}
+	uw := l.rep.uniqueDays
+	if today-uw >= last {
+		w.unique = [2]int64{}
+	} else if w.unique != ([2]int64{}) {
+		from, to = min(from, last-uw+1), max(to, today-uw)
+	}
 	if from > to {
 		return w, nil
 	}
@@ -382,6 +497,10 @@ func (l *Ledger) expireWindows(tx Tx, party string, role Role, w windowed, last,
 				w.detailSums[k] -= int64(d.DetailSums[k])
 				w.detailCounts[k] -= int64(d.DetailCounts[k])
 			}
+		}
+		if leaves(d.Day, uw) {
+			w.unique[0] -= int64(d.UniquePositive)
+			w.unique[1] -= int64(d.UniqueNegative)
 		}
 		return nil
 	})

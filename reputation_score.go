@@ -60,9 +60,14 @@ type View struct {
 	Role Role `json:"role"`
 	// Unrated is true when no rating of the party in this role counts;
 	// every figure below is then zero.
-	Unrated bool  `json:"unrated"`
-	Points  int64 `json:"points"`
-	Level   Level `json:"level"`
+	Unrated bool `json:"unrated"`
+	// Points adds up the points of the counted ratings, all time; under a
+	// policy with UniqueRaters it is instead the number of distinct
+	// raters with a counted positive rating in the UniqueWindow (the last
+	// 365 days, today included) minus those with a counted negative one.
+	// Level is the level Points earn.
+	Points int64 `json:"points"`
+	Level  Level `json:"level"`
 	// Total counts every counted rating.
 	Total Counts `json:"total"`
 	// Last7, Last30, Last180 and Last365 count the counted ratings given in
@@ -163,11 +168,14 @@ func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
 		v.Level = LevelFor(0)
 		return v, nil
 	}
-	v.Points = a.Points
-	v.Level = LevelFor(a.Points)
 	if err := l.advanceWindows(tx, a, l.dayOf(now)); err != nil {
 		return View{}, err
 	}
+	v.Points = a.Points
+	if l.rep.unique {
+		v.Points = a.UniquePositive - a.UniqueNegative
+	}
+	v.Level = LevelFor(v.Points)
 	v.Last7, v.Last30, v.Last180, v.Last365 = a.Windows[0], a.Windows[1], a.Windows[2], a.Windows[3]
 	v.RateBasis, v.PositiveRate, v.Wilson = positiveRate(a.Windows[4])
 	l.decayTo(a, now)

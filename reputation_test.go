@@ -1432,8 +1432,11 @@ func TestReputationProperty(t *testing.T) {
 			DetailWindow: 45 * 24 * time.Hour},
 		{NetPairCap: true, PairCapBy: escrow.OrderMonth, PairCap: 4, RepeatItemWindow: 3 * repDay, WithdrawWindow: 10 * repDay},
 		{CountRepeatItems: true, NoWithdraw: true, PairCapBy: escrow.OrderMonth, Location: time.FixedZone("EST", -5*3600)},
+		// A unique window shorter than the revision window, so that
+		// revisions come after a rating's day has left it.
+		{UniqueRaters: true, UniqueWindow: 20 * 24 * time.Hour, Location: time.FixedZone("CST", 8*3600)},
 	}
-	for i, seed := range []uint64{7, 20260301, 0xfeedbeef, 41, 2718} {
+	for i, seed := range []uint64{7, 20260301, 0xfeedbeef, 41, 2718, 14} {
 		p := policies[i]
 		t.Run("seed="+strconv.FormatUint(seed, 10), func(t *testing.T) {
 			t.Parallel()
@@ -1461,8 +1464,9 @@ type repSim struct {
 	policy escrow.ReputationPolicy
 	loc    *time.Location
 	cap    int64
-	// detailDays is the policy's DetailWindow in days.
-	detailDays int64
+	// detailDays is the policy's DetailWindow in days, uniqueDays its
+	// UniqueWindow.
+	detailDays, uniqueDays int64
 
 	users    []string
 	ids      []string          // escrows opened
@@ -1495,6 +1499,10 @@ func newRepSim(t *testing.T, seed uint64, p escrow.ReputationPolicy) *repSim {
 	s.detailDays = 180
 	if p.DetailWindow != 0 {
 		s.detailDays = int64(p.DetailWindow / (24 * time.Hour))
+	}
+	s.uniqueDays = 365
+	if p.UniqueWindow != 0 {
+		s.uniqueDays = int64(p.UniqueWindow / (24 * time.Hour))
 	}
 	if p.RateableStates != nil {
 		s.rateable = map[escrow.State]bool{}
@@ -2087,6 +2095,9 @@ func (s *repSim) verify() {
 		role  escrow.Role
 	}
 	accs := map[key]*repAcc{}
+	// The raters with a counted positive and negative in the unique
+	// window, and how many positives each gave there.
+	uniquePos, uniqueNeg := map[key]map[string]int{}, map[key]map[string]int{}
 	capped := map[[3]string]bool{}
 	pairPositive := map[[3]string]int64{}
 	removed := map[[3]string]int64{} // positives voided since
@@ -2188,6 +2199,16 @@ func (s *repSim) verify() {
 		case escrow.Negative:
 			a.beta += w
 		}
+		if age >= 0 && age < s.uniqueDays && r.Score != escrow.Neutral {
+			m := uniquePos
+			if r.Score == escrow.Negative {
+				m = uniqueNeg
+			}
+			if m[k] == nil {
+				m[k] = map[string]int{}
+			}
+			m[k][r.Rater]++
+		}
 		if r.Details != (escrow.Details{}) {
 			if age < s.detailDays {
 				s.counts["details:in-window"]++
@@ -2233,6 +2254,19 @@ func (s *repSim) verify() {
 					return float64(a.detailSums[i]) / float64(a.detailCounts[i])
 				}
 				want.Described, want.Communication, want.Shipping = avg(0), avg(1), avg(2)
+				if s.policy.UniqueRaters {
+					k := key{party, v.Role}
+					want.Points = int64(len(uniquePos[k]) - len(uniqueNeg[k]))
+					want.Level = escrow.LevelFor(want.Points)
+					for rater, n := range uniquePos[k] {
+						if n > 1 {
+							s.counts["unique:repeat-rater"]++
+						}
+						if uniqueNeg[k][rater] > 0 {
+							s.counts["unique:both"]++
+						}
+					}
+				}
 			}
 			if diff := cmp.Diff(want, v, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
 				s.fatalf("reputation of %s as %v (-recomputed +ledger):\n%s", party, v.Role, diff)
@@ -2274,6 +2308,9 @@ func (s *repSim) finish() {
 		"uncounted:" + escrow.ReasonBelowMinimum, "uncounted:" + escrow.ReasonPairCap,
 		"concentration:new-rater", "concentration:established-rater",
 		"details:in-window", "details:left-window"}
+	if s.policy.UniqueRaters {
+		kinds = append(kinds, "unique:repeat-rater", "unique:both")
+	}
 	if !s.policy.NoDefaultRating {
 		kinds = append(kinds, "default-rating")
 	}

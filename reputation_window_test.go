@@ -241,3 +241,209 @@ func detailWindowOlder(t *testing.T) {
 		t.Errorf("Check with a wrong windowed count: %v", err)
 	}
 }
+
+func TestUniqueRaters(t *testing.T) {
+	t.Run("Edges", func(t *testing.T) { uniqueRatersEdges(t) })
+	t.Run("Policy", func(t *testing.T) { uniqueRatersPolicy(t) })
+	t.Run("OutsideTheWindow", func(t *testing.T) { uniqueRatersOutside(t) })
+}
+
+// uniqueCheck checks the invariants and bob's points and level as a
+// seller at the clock's time.
+func uniqueCheck(f *world, points int64) escrow.View {
+	f.t.Helper()
+	if err := f.l.Check(f.ctx); err != nil {
+		f.t.Fatalf("at %v: %v", f.clock.Now(), err)
+	}
+	v := repReputation(f, "bob").AsSeller
+	if v.Points != points || v.Level != escrow.LevelFor(points) {
+		f.t.Fatalf("at %v: points %d, level %v; want %d, %v", f.clock.Now(), v.Points, v.Level, points, escrow.LevelFor(points))
+	}
+	return v
+}
+
+// uniqueRate trades e between buyer and bob at the clock's time, and
+// rates it.
+func uniqueRate(f *world, id, buyer string, score escrow.Score) escrow.Rating {
+	f.t.Helper()
+	repTrade(f, id, buyer, "bob", cny("10.00"))
+	return repRate(f, id, buyer, score)
+}
+
+// uniqueRatersEdges: with UniqueRaters, points are the distinct raters
+// with a counted positive in the last 365 days, today included, minus
+// those with a counted negative: a rater's second positive adds nothing,
+// a rater with a positive and a negative counts in both, revising the
+// rater's only negative takes the rater out, and a rater leaves the
+// window at the midnight after the 365th day of the rater's latest
+// rating, not of the first.
+func uniqueRatersEdges(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{UniqueRaters: true}, "b1", "b2", "b3", "b4", "bob")
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	at := func(days int, hours time.Duration) { f.clock.Set(day0.Add(time.Duration(days)*repDay + hours)) }
+	at(0, 9*time.Hour)
+	uniqueCheck(f, 0)
+	uniqueRate(f, "e-1", "b1", escrow.Positive)
+	uniqueCheck(f, 1)
+	// b1's second, third and fourth positives: 4 points the usual way,
+	// a Heart, but one rater.
+	at(1, 9*time.Hour)
+	for _, id := range []string{"e-2", "e-2b", "e-2c"} {
+		if r := uniqueRate(f, id, "b1", escrow.Positive); !r.Counted || r.Points != 1 {
+			t.Fatalf("b1's rating %s: %+v", id, r)
+		}
+	}
+	uniqueCheck(f, 1)
+	// b2: a negative, then a positive: in both.
+	at(2, 9*time.Hour)
+	uniqueRate(f, "e-3", "b2", escrow.Negative)
+	uniqueCheck(f, 0)
+	at(3, 9*time.Hour)
+	uniqueRate(f, "e-4", "b2", escrow.Positive)
+	uniqueCheck(f, 1)
+	// b3's positive on an escrow of 1.00 does not count, nor make b3 a
+	// rater.
+	repTrade(f, "e-5", "b3", "bob", cny("1.00"))
+	if r := repRate(f, "e-5", "b3", escrow.Positive); r.Counted {
+		t.Fatalf("rating of a 1.00 escrow counted: %+v", r)
+	}
+	uniqueCheck(f, 1)
+	// Revising b2's only negative takes b2 out of the negative raters.
+	at(5, 9*time.Hour)
+	if _, err := f.l.Revise(f.ctx, "e-3", "b2", escrow.Neutral, ""); err != nil {
+		t.Fatal(err)
+	}
+	uniqueCheck(f, 2)
+	// b3 and b4: a negative each on day 40.
+	at(40, 9*time.Hour)
+	uniqueRate(f, "e-6", "b3", escrow.Negative)
+	uniqueRate(f, "e-7", "b4", escrow.Negative)
+	uniqueCheck(f, 0)
+	// b4 again on day 100: b4's latest moves, and b4 stays a rater past
+	// day 40's window.
+	at(100, 9*time.Hour)
+	uniqueRate(f, "e-8", "b4", escrow.Negative)
+	uniqueCheck(f, 0)
+	if _, err := f.l.ProcessDue(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Day 1 is the window's first day on day 365: b1 (latest day 1) is in
+	// and b2 (day 3) too; at midnight b1 leaves.
+	at(365, 23*time.Hour+59*time.Minute)
+	v := uniqueCheck(f, 0) // b1, b2; b3, b4
+	at(366, 0)
+	uniqueCheck(f, -1)
+	// The usual counts still hold every counted rating.
+	if v.Total != (escrow.Counts{Positive: 5, Neutral: 1, Negative: 3}) {
+		t.Errorf("total %+v, want 5 positive, 1 neutral and 3 negative", v.Total)
+	}
+	at(368, 0) // b2's day 3 has left
+	uniqueCheck(f, -2)
+	at(404, 12*time.Hour) // day 40 is the first day: b3 and b4 in
+	if _, err := f.l.ProcessDue(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	uniqueCheck(f, -2)
+	at(405, 0) // b3 out; b4's latest is day 100
+	uniqueCheck(f, -1)
+	// A new rating by b1 brings b1 back.
+	uniqueRate(f, "e-9", "b1", escrow.Positive)
+	uniqueCheck(f, 0)
+	at(465, 0) // b4 out
+	uniqueCheck(f, 1)
+	if _, err := f.l.ProcessDue(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	uniqueCheck(f, 1)
+	at(800, 0)
+	v = uniqueCheck(f, 0)
+	if v.Unrated {
+		t.Error("a party whose ratings all left the window is reported unrated")
+	}
+}
+
+// uniqueRatersPolicy: UniqueWindow sets the window in whole days, and
+// one that is negative, shorter than a day or longer than 365 days is
+// refused; without UniqueRaters the ledger keeps no record of raters.
+func uniqueRatersPolicy(t *testing.T) {
+	for _, w := range []time.Duration{-repDay, time.Hour, 365*repDay + 1} {
+		_, err := escrow.New(t.Context(), memstore.New(), &escrow.Options{Reputation: escrow.ReputationPolicy{UniqueRaters: true, UniqueWindow: w}})
+		if !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("UniqueWindow %v: New returned %v, want ErrInvalidArgument", w, err)
+		}
+	}
+	f := repFixture(t, escrow.ReputationPolicy{UniqueRaters: true, UniqueWindow: 30*repDay + time.Hour}, "b1", "bob")
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	f.clock.Set(day0.Add(23 * time.Hour))
+	uniqueRate(f, "e-1", "b1", escrow.Positive)
+	f.clock.Set(day0.Add(30*repDay - time.Second))
+	uniqueCheck(f, 1)
+	f.clock.Set(day0.Add(30 * repDay))
+	uniqueCheck(f, 0)
+
+	// Without the option: points as usual, and no records.
+	g := repFixture(t, escrow.ReputationPolicy{}, "b1", "bob")
+	uniqueRate(g, "e-1", "b1", escrow.Positive)
+	g.clock.Advance(repDay)
+	uniqueRate(g, "e-2", "b1", escrow.Positive)
+	uniqueCheck(g, 2)
+	err := g.store.View(g.ctx, func(tx escrow.Tx) error {
+		return tx.AllRaterDays(func(d escrow.RaterDays) error {
+			t.Errorf("a record of days without UniqueRaters: %+v", d)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Check finds a record under a policy without the option.
+	err = g.store.Update(g.ctx, func(tx escrow.Tx) error {
+		return tx.PutRaterDays(escrow.RaterDays{Ratee: "bob", Role: escrow.Seller, Rater: "b1", Positive: []int32{20513}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.l.Check(g.ctx); !errors.Is(err, escrow.ErrInvariant) {
+		t.Errorf("Check with a record of days without UniqueRaters: %v", err)
+	}
+}
+
+// uniqueRatersOutside: a rating taken out or counted after its day left
+// the window changes no rater: a negative revised upward 40 days later,
+// with a window of 30 days, leaves the points as they were, and the
+// day's count of raters at most its ratings.
+func uniqueRatersOutside(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{UniqueRaters: true, UniqueWindow: 30 * repDay, RevisionWindow: 60 * repDay},
+		"b1", "b2", "bob")
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	f.clock.Set(day0.Add(9 * time.Hour))
+	uniqueRate(f, "e-1", "b1", escrow.Negative)
+	uniqueRate(f, "e-2", "b2", escrow.Negative)
+	uniqueCheck(f, -2)
+	f.clock.Set(day0.Add(20*repDay + 9*time.Hour))
+	uniqueRate(f, "e-3", "b2", escrow.Positive)
+	uniqueCheck(f, -1)
+	f.clock.Set(day0.Add(40*repDay + 9*time.Hour))
+	uniqueCheck(f, 1)
+	if _, err := f.l.Revise(f.ctx, "e-1", "b1", escrow.Positive, ""); err != nil {
+		t.Fatal(err)
+	}
+	uniqueCheck(f, 1)
+	// Check finds a day whose raters outnumber its ratings.
+	err := f.store.Update(f.ctx, func(tx escrow.Tx) error {
+		return tx.DayRange("bob", escrow.Seller, 0, 1<<30, func(d escrow.DayCount) error {
+			if d.Negative == 1 { // day 0: b2's negative
+				d.UniqueNegative = 2
+				return tx.PutDayCount(d)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.l.Check(f.ctx); !errors.Is(err, escrow.ErrInvariant) {
+		t.Errorf("Check with a day of 2 raters and 1 rating: %v", err)
+	}
+}

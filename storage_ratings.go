@@ -4,9 +4,9 @@ import "time"
 
 // RatingsTx is the part of a Tx that keeps ratings and what reputation is
 // counted from them: aggregates with their ranking and re-key indexes, day
-// counts, the pairs' monthly points and the marks of the repeat-item rule.
-// Ratings, Aggregates, DayCounts, PairMonths and ItemMarks are for Check
-// and snapshots.
+// counts, the pairs' monthly points, the marks of the repeat-item rule
+// and the raters' days. Ratings, Aggregates, DayCounts, PairMonths,
+// ItemMarks and AllRaterDays are for Check and snapshots.
 type RatingsTx interface {
 	// Rating returns the rating rater gave on the escrow, or ErrNotFound.
 	Rating(escrow, rater string) (Rating, error)
@@ -77,6 +77,17 @@ type RatingsTx interface {
 	// ItemMarks calls fn for every mark ordered by Ratee, Rater, then
 	// Item, stopping at the first error fn returns, which it returns.
 	ItemMarks(fn func(ItemMark) error) error
+
+	// RaterDays returns the record of rater's ratings of ratee in role, or
+	// ErrNotFound.
+	RaterDays(ratee string, role Role, rater string) (RaterDays, error)
+	// PutRaterDays creates or replaces the record of d.Ratee, d.Role and
+	// d.Rater, keeping its own copy of the slices; a record whose
+	// Positive and Negative are both empty removes it instead.
+	PutRaterDays(d RaterDays) error
+	// AllRaterDays calls fn for every record ordered by Ratee, Role, then
+	// Rater, stopping at the first error fn returns, which it returns.
+	AllRaterDays(fn func(RaterDays) error) error
 }
 
 // RatingPos is a rating's place in the order of RatingsOf.

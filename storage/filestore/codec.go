@@ -59,11 +59,14 @@ import (
 //
 // Day counts and aggregates gained fields after version 4's first records,
 // which did not bump formatVersion, as no release came between: a day
-// count appends its DetailSums and DetailCounts, an aggregate its
-// DetailWindowSums, DetailWindowCounts and DetailDays. A record written
-// before them ends where they begin and reads them as zero: an aggregate
-// then reads DetailDays as false, and the ledger works the rest out from
-// the ratings when it next writes it. Neither is kept in a cold table.
+// count appends its DetailSums, DetailCounts, UniquePositive and
+// UniqueNegative, an aggregate its DetailWindowSums, DetailWindowCounts,
+// DetailDays, UniquePositive and UniqueNegative. A record written before
+// them ends where they begin and reads them as zero: an aggregate then
+// reads DetailDays as false, and the ledger works the rest out from the
+// ratings when it next writes it. Version 4 also gained the operation
+// opRaterDays, which an older version never holds. None of these is kept
+// in a cold table.
 //
 // A map is written as count writes a slice's length, then its pairs in
 // key order, so that one map always encodes the same; a decoder refuses
@@ -89,6 +92,8 @@ const (
 	// opItemMark puts an item mark, or, with an empty Escrow, removes it;
 	// added in version 4.
 	opItemMark byte = 14
+	// opRaterDays puts a record of a rater's days; added in version 4.
+	opRaterDays byte = 15
 	// opSnapshotEnd ends a snapshot file; it never appears in the log.
 	opSnapshotEnd byte = 0x7f
 )
@@ -391,6 +396,7 @@ type op struct {
 	mark    escrow.ItemMark
 	day     escrow.DayCount
 	cons    escrow.Consumer
+	raters  escrow.RaterDays
 	// The end of a snapshot: the log sequence number it covers and how many
 	// chunks came before it.
 	snapSeq, snapChunks uint64
@@ -697,9 +703,17 @@ func (d *decoder) fields(o *op) {
 			for i := range o.day.DetailCounts {
 				o.day.DetailCounts[i] = d.int32()
 			}
+			o.day.UniquePositive, o.day.UniqueNegative = d.int32(), d.int32()
 		}
 	case opConsumer:
 		o.cons = escrow.Consumer{Name: d.str(), Seq: d.uvarint(), UpdatedAt: d.time()}
+	case opRaterDays:
+		if d.version < 4 {
+			d.fail()
+			return
+		}
+		o.raters = escrow.RaterDays{Ratee: d.str(), Role: escrow.Role(d.small(255)), Rater: d.str()}
+		o.raters.Positive, o.raters.Negative = d.days(), d.days()
 	case opColdDue:
 		d.coldDue(o)
 	case opSnapshotEnd:
@@ -858,6 +872,8 @@ func apply(tx escrow.Tx, o *op) error {
 		return tx.PutDayCount(o.day)
 	case opConsumer:
 		return tx.PutConsumer(o.cons)
+	case opRaterDays:
+		return tx.PutRaterDays(o.raters)
 	case opColdDue:
 		// Only snapshots hold it, and load into memstore's own
 		// transaction; the log replays through the store's.
@@ -941,6 +957,8 @@ func (e *encoder) aggregate(a *escrow.Aggregate) {
 		e.varint(v)
 	}
 	e.bool(a.DetailDays)
+	e.varint(a.UniquePositive)
+	e.varint(a.UniqueNegative)
 	e.end(at)
 }
 
@@ -959,6 +977,8 @@ func (e *encoder) dayCount(c *escrow.DayCount) {
 	for _, v := range c.DetailCounts {
 		e.varint(int64(v))
 	}
+	e.varint(int64(c.UniquePositive))
+	e.varint(int64(c.UniqueNegative))
 	e.end(at)
 }
 
@@ -968,6 +988,33 @@ func (e *encoder) consumer(c *escrow.Consumer) {
 	e.uvarint(c.Seq)
 	e.time(c.UpdatedAt)
 	e.end(at)
+}
+
+func (e *encoder) raterDays(r *escrow.RaterDays) {
+	at := e.begin(opRaterDays)
+	e.str(r.Ratee)
+	e.uvarint(uint64(r.Role))
+	e.str(r.Rater)
+	for _, days := range [2][]int32{r.Positive, r.Negative} {
+		e.count(len(days), days == nil)
+		for _, d := range days {
+			e.varint(int64(d))
+		}
+	}
+	e.end(at)
+}
+
+// days reads a list of days that raterDays wrote.
+func (d *decoder) days() []int32 {
+	n, isNil := d.count(1)
+	if isNil || d.err != nil {
+		return nil
+	}
+	days := make([]int32, n)
+	for i := range days {
+		days[i] = d.int32()
+	}
+	return days
 }
 
 func (e *encoder) pairMonth(p *escrow.PairMonth) {
@@ -1069,4 +1116,5 @@ func (d *decoder) aggregate(a *escrow.Aggregate) {
 		a.DetailWindowCounts[i] = d.varint()
 	}
 	a.DetailDays = d.bool()
+	a.UniquePositive, a.UniqueNegative = d.varint(), d.varint()
 }

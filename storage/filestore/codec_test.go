@@ -134,6 +134,9 @@ func filledOps() []op {
 	add(o)
 	add(op{kind: opDeleteIdempotency, idem: escrow.IdempotencyRecord{Key: o.day.Party}})
 	add(op{kind: opColdDue, dueIDs: []string{"a", "", "ünïcode", "a"}, dueAt: []int64{math.MinInt64, -1, 0, math.MaxInt64}})
+	o = op{kind: opRaterDays}
+	fill(&o.raters)
+	add(o)
 	return ops
 }
 
@@ -165,6 +168,8 @@ func encodeOp(e *encoder, o *op) {
 		e.deleteIdempotency(o.idem.Key)
 	case opConsumer:
 		e.consumer(&o.cons)
+	case opRaterDays:
+		e.raterDays(&o.raters)
 	case opColdDue:
 		e.coldDue(o.dueIDs, o.dueAt)
 	default:
@@ -208,6 +213,8 @@ func decodeAll(b []byte) ([]op, error) {
 			c.day = o.day
 		case opConsumer:
 			c.cons = o.cons
+		case opRaterDays:
+			c.raters = o.raters
 		case opSnapshotEnd:
 			c.snapSeq, c.snapChunks = o.snapSeq, o.snapChunks
 		case opColdDue:
@@ -726,20 +733,28 @@ func TestCodecMetadataDamage(t *testing.T) {
 // version 4 take at the end of an aggregate and a day count when they are
 // all zero: one each.
 const (
-	v4AggregateFields = 7
-	v4DayCountFields  = 6
+	v4AggregateFields = 9
+	v4DayCountFields  = 8
 )
 
 // TestCodecDetailsVersion3: an aggregate and a day count written in
 // format version 3, every field of that version set, end before the
-// detail sums of version 4 and decode with them zero (and the aggregate
-// without DetailDays, which the ledger then works out); a version 3 file
-// cannot hold them: a record with them is damage there.
+// detail sums and distinct raters of version 4 and decode with them zero
+// (and the aggregate without DetailDays, which the ledger then works
+// out); a version 3 file cannot hold them, nor a record of a rater's
+// days: a record with them is damage there.
 func TestCodecDetailsVersion3(t *testing.T) {
 	var full []op
 	for _, o := range filledOps() {
-		if o.kind == opAggregate || o.kind == opDayCount {
+		switch o.kind {
+		case opAggregate, opDayCount:
 			full = append(full, o)
+		case opRaterDays:
+			var e encoder
+			encodeOp(&e, &o)
+			if _, err := decodeVersion(e.b, 3); !errors.Is(err, errDecode) {
+				t.Errorf("a record of a rater's days read as version 3: err = %v, want errDecode", err)
+			}
 		}
 	}
 	if len(full) != 2 {
@@ -752,7 +767,9 @@ func TestCodecDetailsVersion3(t *testing.T) {
 			t.Fatalf("the filled op %d has no detail sums of version 4 set", want[i].kind)
 		}
 		a.DetailWindowSums, a.DetailWindowCounts, a.DetailDays = [3]int64{}, [3]int64{}, false
+		a.UniquePositive, a.UniqueNegative = 0, 0
 		d.DetailSums, d.DetailCounts = [3]int32{}, [3]int32{}
+		d.UniquePositive, d.UniqueNegative = 0, 0
 	}
 	old := cutLater(t, want, map[byte]int{opAggregate: v4AggregateFields, opDayCount: v4DayCountFields})
 	for _, v := range []uint32{3, formatVersion} {

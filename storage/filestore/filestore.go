@@ -22,8 +22,9 @@
 // first; a write to a record that left memory puts it back first, so that
 // the in-memory indexes stay right. Blocks read from the tables are kept
 // in a cache of Options.CacheBytes, so memory holds the live records
-// (open escrows, balances, aggregates, day counts, idempotency records,
-// the timers of escrows whose rating window is open), the log written
+// (open escrows, balances, aggregates, day counts, raters' days,
+// idempotency records, the timers of escrows whose rating window is
+// open), the log written
 // since the last checkpoint, the cache, and each table's top-level index
 // and filter (the filter only over the keys read one at a time); not the
 // history. Opening reads the snapshot of the live records and each

@@ -168,6 +168,9 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 		err = tx.DayCounts(func(d escrow.DayCount) error { w.enc.dayCount(&d); w.maybeCut(); return nil })
 	}
 	if err == nil {
+		err = tx.AllRaterDays(func(d escrow.RaterDays) error { w.enc.raterDays(&d); w.maybeCut(); return nil })
+	}
+	if err == nil {
 		err = tx.Consumers(func(c escrow.Consumer) error { w.enc.consumer(&c); w.maybeCut(); return nil })
 	}
 	if err != nil {

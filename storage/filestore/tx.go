@@ -245,3 +245,19 @@ func (t *recordingTx) PutItemMark(m escrow.ItemMark) error {
 func (t *recordingTx) ItemMarks(fn func(escrow.ItemMark) error) error {
 	return t.tx.ItemMarks(fn)
 }
+
+func (t *recordingTx) RaterDays(ratee string, role escrow.Role, rater string) (escrow.RaterDays, error) {
+	return t.tx.RaterDays(ratee, role, rater)
+}
+
+func (t *recordingTx) PutRaterDays(d escrow.RaterDays) error {
+	if err := t.tx.PutRaterDays(d); err != nil {
+		return err
+	}
+	t.s.ops.raterDays(&d)
+	return nil
+}
+
+func (t *recordingTx) AllRaterDays(fn func(escrow.RaterDays) error) error {
+	return t.tx.AllRaterDays(fn)
+}

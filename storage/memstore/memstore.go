@@ -91,7 +91,7 @@ type undoer interface {
 func (st *state) undoers() []undoer {
 	return []undoer{&st.accounts, &st.balances, &st.escrows, &st.due, &st.parties, &st.journal,
 		&st.byAccount, &st.events, &st.byEscrow, &st.consumers, &st.idem, &st.idemAge, &st.ratings, &st.byRatee,
-		&st.aggs, &st.ranks, &st.rekeys, &st.days, &st.pairs, &st.marks}
+		&st.aggs, &st.ranks, &st.rekeys, &st.days, &st.pairs, &st.marks, &st.raters}
 }
 
 // snapshotOf returns a snapshot of st, sharing with prev every tree that
@@ -121,6 +121,7 @@ func snapshotOf(st, prev *state) *state {
 			days:    st.days.snapshot(prev.days),
 			pairs:   st.pairs.snapshot(prev.pairs),
 			marks:   st.marks.snapshot(prev.marks),
+			raters:  st.raters.snapshot(prev.raters),
 		},
 	}
 }

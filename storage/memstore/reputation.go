@@ -10,7 +10,7 @@ import (
 )
 
 // This file holds the methods of escrow.Tx for ratings, aggregates, day
-// counts, monthly pair counters and item marks.
+// counts, monthly pair counters, item marks and raters' days.
 
 // reputation holds the reputation records and their indexes, whose rows
 // point to the records of their table.
@@ -23,6 +23,7 @@ type reputation struct {
 	days    table[dayKey, escrow.DayCount]
 	pairs   table[pairKey, escrow.PairMonth]
 	marks   table[markKey, escrow.ItemMark]
+	raters  table[raterKey, escrow.RaterDays]
 }
 
 func newReputation() reputation {
@@ -35,6 +36,7 @@ func newReputation() reputation {
 		days:    newTable[dayKey, escrow.DayCount](dayKey.compare),
 		pairs:   newTable[pairKey, escrow.PairMonth](pairKey.compare),
 		marks:   newTable[markKey, escrow.ItemMark](markKey.compare),
+		raters:  newTable[raterKey, escrow.RaterDays](raterKey.compare),
 	}
 }
 
@@ -112,6 +114,15 @@ type dayKey struct {
 
 func (a dayKey) compare(b dayKey) int {
 	return cmp.Or(a.aggKey.compare(b.aggKey), cmp.Compare(a.day, b.day))
+}
+
+type raterKey struct {
+	aggKey
+	rater string
+}
+
+func (a raterKey) compare(b raterKey) int {
+	return cmp.Or(a.aggKey.compare(b.aggKey), strings.Compare(a.rater, b.rater))
 }
 
 type pairKey struct{ ratee, rater, month string }
@@ -331,4 +342,38 @@ func (t *tx) PutItemMark(m escrow.ItemMark) error {
 
 func (t *tx) ItemMarks(fn func(escrow.ItemMark) error) error {
 	return each(t, &t.st.marks, val, fn)
+}
+
+func (t *tx) RaterDays(ratee string, role escrow.Role, rater string) (escrow.RaterDays, error) {
+	return get(t, &t.st.raters, raterKey{aggKey{ratee, role}, rater}, copyRaterDays)
+}
+
+func (t *tx) PutRaterDays(d escrow.RaterDays) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
+	k := raterKey{aggKey{d.Ratee, d.Role}, d.Rater}
+	if len(d.Positive) == 0 && len(d.Negative) == 0 {
+		t.st.raters.delete(k)
+		return nil
+	}
+	t.st.raters.put(k, copyRaterDays(&d))
+	return nil
+}
+
+func (t *tx) AllRaterDays(fn func(escrow.RaterDays) error) error {
+	return each(t, &t.st.raters, copyRaterDays, fn)
+}
+
+// copyRaterDays copies d with slices of its own, empty ones as nil.
+func copyRaterDays(d *escrow.RaterDays) escrow.RaterDays {
+	c := *d
+	c.Positive, c.Negative = slices.Clip(slices.Clone(d.Positive)), slices.Clip(slices.Clone(d.Negative))
+	if len(c.Positive) == 0 {
+		c.Positive = nil
+	}
+	if len(c.Negative) == 0 {
+		c.Negative = nil
+	}
+	return c
 }

@@ -19,8 +19,8 @@
 // balances (available and held), escrows (state, parties, amounts, the
 // next due time, each indexed where the ledger looks it up), entries and
 // postings (the double-entry journal), events (the outbox), consumers,
-// ratings, aggregates, day_counts, pair_months, item_marks and
-// idempotency. Amounts
+// ratings, aggregates, day_counts, pair_months, item_marks, rater_days
+// and idempotency. Amounts
 // are BIGINT minor units beside the currency's code and minor units, never
 // floating point. Where a record has fields nobody queries (an escrow's
 // terms and timers, a rating's comment, an aggregate's windows) they are

@@ -11,7 +11,7 @@ import (
 )
 
 // This file holds the methods of escrow.Tx for ratings, aggregates, day
-// counts, monthly pair counters and item marks.
+// counts, monthly pair counters, item marks and raters' days.
 
 const ratingCols = `escrow, rater, ratee, ratee_role, score, at, at_ns, is_default, currency, minor, value, weight,
 	counted, points, doc`
@@ -136,6 +136,8 @@ type aggDoc struct {
 	DetailWindowSums   [3]int64 `json:"detail_window_sums"`
 	DetailWindowCounts [3]int64 `json:"detail_window_counts"`
 	DetailDays         bool     `json:"detail_days,omitempty"`
+	UniquePositive     int64    `json:"unique_positive,omitempty"`
+	UniqueNegative     int64    `json:"unique_negative,omitempty"`
 }
 
 // rankScore is the place of a ranking key's value in the ranking: below
@@ -153,7 +155,8 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 	}
 	doc, err := json.Marshal(aggDoc{Windows: a.Windows, WindowsDay: a.WindowsDay, BetaAt: a.BetaAt,
 		DetailSums: a.DetailSums, DetailCounts: a.DetailCounts, UpdatedAt: a.UpdatedAt,
-		DetailWindowSums: a.DetailWindowSums, DetailWindowCounts: a.DetailWindowCounts, DetailDays: a.DetailDays})
+		DetailWindowSums: a.DetailWindowSums, DetailWindowCounts: a.DetailWindowCounts, DetailDays: a.DetailDays,
+		UniquePositive: a.UniquePositive, UniqueNegative: a.UniqueNegative})
 	if err != nil {
 		return fmt.Errorf("pgstore: aggregate: %w", err)
 	}
@@ -183,6 +186,7 @@ func scanAggregate(r pgx.Rows) (escrow.Aggregate, error) {
 	a.Windows, a.WindowsDay, a.BetaAt, a.DetailSums, a.DetailCounts, a.UpdatedAt =
 		d.Windows, d.WindowsDay, d.BetaAt, d.DetailSums, d.DetailCounts, d.UpdatedAt
 	a.DetailWindowSums, a.DetailWindowCounts, a.DetailDays = d.DetailWindowSums, d.DetailWindowCounts, d.DetailDays
+	a.UniquePositive, a.UniqueNegative = d.UniquePositive, d.UniqueNegative
 	return a, nil
 }
 
@@ -228,13 +232,15 @@ func (t *tx) Aggregates(fn func(escrow.Aggregate) error) error {
 }
 
 const dayCols = `party, role, day, positive, neutral, negative,
-	described_sum, described_count, communication_sum, communication_count, shipping_sum, shipping_count`
+	described_sum, described_count, communication_sum, communication_count, shipping_sum, shipping_count,
+	unique_positive, unique_negative`
 
 func scanDayCount(r pgx.Rows) (escrow.DayCount, error) {
 	var d escrow.DayCount
 	var role int16
 	err := r.Scan(&d.Party, &role, &d.Day, &d.Positive, &d.Neutral, &d.Negative,
-		&d.DetailSums[0], &d.DetailCounts[0], &d.DetailSums[1], &d.DetailCounts[1], &d.DetailSums[2], &d.DetailCounts[2])
+		&d.DetailSums[0], &d.DetailCounts[0], &d.DetailSums[1], &d.DetailCounts[1], &d.DetailSums[2], &d.DetailCounts[2],
+		&d.UniquePositive, &d.UniqueNegative)
 	d.Role = escrow.Role(role)
 	return d, err
 }
@@ -249,12 +255,13 @@ func (t *tx) PutDayCount(d escrow.DayCount) error {
 		// The contract allows it, and it keeps DayRange short.
 		return t.exec(`DELETE FROM day_counts WHERE party = $1 AND role = $2 AND day = $3`, d.Party, int16(d.Role), d.Day)
 	}
-	return t.exec(`INSERT INTO day_counts (`+dayCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	return t.exec(`INSERT INTO day_counts (`+dayCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (party, role, day) DO UPDATE SET positive = $4, neutral = $5, negative = $6,
 			described_sum = $7, described_count = $8, communication_sum = $9, communication_count = $10,
-			shipping_sum = $11, shipping_count = $12`,
+			shipping_sum = $11, shipping_count = $12, unique_positive = $13, unique_negative = $14`,
 		d.Party, int16(d.Role), d.Day, d.Positive, d.Neutral, d.Negative,
-		d.DetailSums[0], d.DetailCounts[0], d.DetailSums[1], d.DetailCounts[1], d.DetailSums[2], d.DetailCounts[2])
+		d.DetailSums[0], d.DetailCounts[0], d.DetailSums[1], d.DetailCounts[1], d.DetailSums[2], d.DetailCounts[2],
+		d.UniquePositive, d.UniqueNegative)
 }
 
 func (t *tx) DayCounts(fn func(escrow.DayCount) error) error {
@@ -322,4 +329,45 @@ func (t *tx) PutItemMark(m escrow.ItemMark) error {
 
 func (t *tx) ItemMarks(fn func(escrow.ItemMark) error) error {
 	return each(t, `SELECT `+markCols+` FROM item_marks ORDER BY ratee, rater, item`, nil, scanItemMark, fn)
+}
+
+const raterCols = `ratee, role, rater, positive, negative`
+
+func scanRaterDays(r pgx.Rows) (escrow.RaterDays, error) {
+	var d escrow.RaterDays
+	var role int16
+	err := r.Scan(&d.Ratee, &role, &d.Rater, &d.Positive, &d.Negative)
+	d.Role = escrow.Role(role)
+	if len(d.Positive) == 0 {
+		d.Positive = nil
+	}
+	if len(d.Negative) == 0 {
+		d.Negative = nil
+	}
+	return d, err
+}
+
+func (t *tx) RaterDays(ratee string, role escrow.Role, rater string) (escrow.RaterDays, error) {
+	ds, err := all(t, `SELECT `+raterCols+` FROM rater_days WHERE ratee = $1 AND role = $2 AND rater = $3`,
+		[]any{ratee, int16(role), rater}, scanRaterDays)
+	if err != nil {
+		return escrow.RaterDays{}, err
+	}
+	if len(ds) == 0 {
+		return escrow.RaterDays{}, escrow.ErrNotFound
+	}
+	return ds[0], nil
+}
+
+func (t *tx) PutRaterDays(d escrow.RaterDays) error {
+	if len(d.Positive) == 0 && len(d.Negative) == 0 {
+		return t.exec(`DELETE FROM rater_days WHERE ratee = $1 AND role = $2 AND rater = $3`, d.Ratee, int16(d.Role), d.Rater)
+	}
+	return t.exec(`INSERT INTO rater_days (`+raterCols+`) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (ratee, role, rater) DO UPDATE SET positive = $4, negative = $5`,
+		d.Ratee, int16(d.Role), d.Rater, d.Positive, d.Negative)
+}
+
+func (t *tx) AllRaterDays(fn func(escrow.RaterDays) error) error {
+	return each(t, `SELECT `+raterCols+` FROM rater_days ORDER BY ratee, role, rater`, nil, scanRaterDays, fn)
 }

@@ -31,6 +31,113 @@ func testRatingsContract(t *testing.T, h Harness) {
 	t.Run("DueIndexUnderNextDue", func(t *testing.T) { rcDueIndex(t, h) })
 	t.Run("DayCounts", func(t *testing.T) { rcDayCounts(t, h) })
 	t.Run("DueAggregates", func(t *testing.T) { rcDueAggregates(t, h) })
+	t.Run("RaterDays", func(t *testing.T) { rcRaterDays(t, h) })
+}
+
+// rcRaterDays checks RaterDays, PutRaterDays and AllRaterDays: records
+// read back whole and in order, a record with no day is removed, the
+// store keeps its own copy of the days, a View cannot write one, and a
+// rolled-back write leaves nothing behind.
+func rcRaterDays(t *testing.T, h Harness) {
+	s := open(t, h)
+	rd := func(ratee string, role escrow.Role, rater string, pos, neg []int32) escrow.RaterDays {
+		return escrow.RaterDays{Ratee: ratee, Role: role, Rater: rater, Positive: pos, Negative: neg}
+	}
+	get := func(tx escrow.Tx, ratee string, role escrow.Role, rater string) (escrow.RaterDays, error) {
+		return tx.RaterDays(ratee, role, rater)
+	}
+	contractView(t, s, func(tx escrow.Tx) error {
+		_, err := get(tx, "bob", escrow.Seller, "ann")
+		contractNotFound(t, "RaterDays on an empty store", err)
+		all, err := contractCollect(tx.AllRaterDays)
+		contractDiff(t, "AllRaterDays on an empty store", []escrow.RaterDays{}, all)
+		return err
+	})
+	// Written out of order, in two roles, for ratees and raters whose
+	// names sort as prefixes of each other, with days repeated.
+	puts := []escrow.RaterDays{
+		rd("bob", escrow.Seller, "ann", []int32{20500, 20510, 20510}, []int32{20505}),
+		rd("bob", escrow.Buyer, "ann", nil, []int32{20511}),
+		rd("bo", escrow.Seller, "ann", []int32{20512}, nil),
+		rd("bob", escrow.Seller, "an", []int32{-3, 0, 20513}, nil),
+	}
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		for _, d := range puts {
+			if err := tx.PutRaterDays(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	contractView(t, s, func(tx escrow.Tx) error {
+		for _, want := range puts {
+			got, err := get(tx, want.Ratee, want.Role, want.Rater)
+			if err != nil {
+				return err
+			}
+			contractDiff(t, "RaterDays("+want.Ratee+", "+want.Role.String()+", "+want.Rater+")", want, got)
+		}
+		_, err := get(tx, "bob", escrow.Seller, "a")
+		contractNotFound(t, "RaterDays of another rater", err)
+		_, err = get(tx, "bo", escrow.Buyer, "ann")
+		contractNotFound(t, "RaterDays in another role", err)
+		all, err := contractCollect(tx.AllRaterDays)
+		contractDiff(t, "AllRaterDays", []escrow.RaterDays{puts[2], puts[1], puts[3], puts[0]}, all)
+		contractStops(t, "AllRaterDays", tx.AllRaterDays)
+		return err
+	})
+	// Replace one, empty another; the days a caller passed or was given
+	// are its own to change.
+	passed := rd("bob", escrow.Seller, "ann", []int32{20510}, []int32{20505, 20506})
+	contractUpdate(t, s, func(tx escrow.Tx) error {
+		if err := tx.PutRaterDays(passed); err != nil {
+			return err
+		}
+		passed.Positive[0], passed.Negative[1] = 1, 2
+		got, err := get(tx, "bob", escrow.Seller, "ann")
+		if err != nil {
+			return err
+		}
+		got.Positive[0] = 3
+		if err := tx.AllRaterDays(func(d escrow.RaterDays) error {
+			if len(d.Positive) > 0 {
+				d.Positive[0] = 4
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.PutRaterDays(rd("bob", escrow.Buyer, "ann", []int32{}, nil))
+	})
+	replaced := rd("bob", escrow.Seller, "ann", []int32{20510}, []int32{20505, 20506})
+	contractView(t, s, func(tx escrow.Tx) error {
+		got, err := get(tx, "bob", escrow.Seller, "ann")
+		contractDiff(t, "RaterDays after a replace and changes to the caller's copies", replaced, got)
+		_, gone := get(tx, "bob", escrow.Buyer, "ann")
+		contractNotFound(t, "RaterDays after a put with no day", gone)
+		return err
+	})
+	// A View cannot write one, and a failed Update changes nothing.
+	before := contractDump(t, s)
+	contractView(t, s, func(tx escrow.Tx) error {
+		if err := tx.PutRaterDays(rd("zed", escrow.Seller, "ann", []int32{1}, nil)); !errors.Is(err, escrow.ErrReadOnly) {
+			t.Errorf("PutRaterDays in View returned %v, want ErrReadOnly", err)
+		}
+		return nil
+	})
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := tx.PutRaterDays(rd("zed", escrow.Seller, "ann", []int32{1}, nil)); err != nil {
+			return err
+		}
+		if err := tx.PutRaterDays(rd("bob", escrow.Seller, "ann", nil, nil)); err != nil {
+			return err
+		}
+		return errContractStop
+	})
+	if !errors.Is(err, errContractStop) {
+		t.Fatalf("failed Update returned %v", err)
+	}
+	contractUnchanged(t, s, before, "a View's PutRaterDays and a rolled-back one")
 }
 
 // rcDayCounts checks DayRange, PutDayCount and DayCounts: ranges are

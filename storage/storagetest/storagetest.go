@@ -126,6 +126,7 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 		PairMonths    []escrow.PairMonth
 		ItemMarks     []escrow.ItemMark
 		DayCounts     []escrow.DayCount
+		RaterDays     []escrow.RaterDays
 		Consumers     []escrow.Consumer
 		RatingsOf     map[string][]escrow.Rating // by ratee, in RatingsOf order
 		Top           map[string][]string        // the ranking indexes, by role and key
@@ -187,6 +188,9 @@ func collect(ctx context.Context, store escrow.Storage) (any, error) {
 			return err
 		}
 		if err := tx.DayCounts(func(c escrow.DayCount) error { d.DayCounts = append(d.DayCounts, c); return nil }); err != nil {
+			return err
+		}
+		if err := tx.AllRaterDays(func(r escrow.RaterDays) error { d.RaterDays = append(d.RaterDays, r); return nil }); err != nil {
 			return err
 		}
 		if err := tx.Consumers(func(c escrow.Consumer) error { d.Consumers = append(d.Consumers, c); return nil }); err != nil {
