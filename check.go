@@ -214,11 +214,12 @@ func CheckMoney(ctx context.Context, store Storage) error {
 //     it;
 //   - each pair's monthly points are those of its counted ratings, within
 //     the cap;
-//   - under a policy with UniqueRaters, each aggregate's distinct raters,
-//     and the raters whose latest rating fell on each day of its
-//     UniqueWindow, are those its counted ratings give, and each rater's
-//     record holds the days of its counted ratings in the window; without
-//     it, there are none.
+//   - under a policy with UniqueRaters, each aggregate that keeps its
+//     raters (RatersKept) has the distinct raters, and the raters whose
+//     latest rating fell on each day of its UniqueWindow, that its counted
+//     ratings give, and each rater's record holds the days of its counted
+//     ratings in the window; one that does not has none; and no day
+//     counts more raters than ratings.
 func (l *Ledger) Check(ctx context.Context) error {
 	start := l.begin()
 	return l.finish(start, "check", l.check(ctx))
@@ -300,6 +301,7 @@ func (l *Ledger) check(ctx context.Context) error {
 		detailDays := map[aggKey]bool{}
 		windowsDay := map[aggKey]int32{}
 		uniqueGot := map[aggKey][2]int64{}
+		ratersKept := map[aggKey]bool{}
 		err = tx.Aggregates(func(a Aggregate) error {
 			k := aggKey{a.Party, a.Role}
 			seen[k] = true
@@ -320,6 +322,7 @@ func (l *Ledger) check(ctx context.Context) error {
 			detailDays[k] = a.DetailDays
 			windowsDay[k] = a.WindowsDay
 			uniqueGot[k] = [2]int64{a.UniquePositive, a.UniqueNegative}
+			ratersKept[k] = a.RatersKept
 			for _, r := range ratings[k] {
 				w := r.Weight * l.decayFactor(a.BetaAt.Sub(r.At))
 				one := Counts{}
@@ -385,7 +388,7 @@ func (l *Ledger) check(ctx context.Context) error {
 		}
 		inUnique := func(k aggKey, day int32) bool {
 			last, ok := windowsDay[k]
-			return ok && l.rep.unique && day <= last && day > last-l.rep.uniqueDays
+			return ok && l.rep.unique && ratersKept[k] && day <= last && day > last-l.rep.uniqueDays
 		}
 		raterWant := map[raterKey]*[2][]int32{}
 		for k, rs := range ratings {
@@ -420,7 +423,9 @@ func (l *Ledger) check(ctx context.Context) error {
 			}
 		}
 		for k, got := range uniqueGot {
-			if got != uniqueWant[k] {
+			// Without the option, an aggregate not written since keeps
+			// what it kept; one not kept has none.
+			if (l.rep.unique || !ratersKept[k]) && got != uniqueWant[k] {
 				bad("aggregate of %q as %s: %d/%d distinct raters to day %d, its ratings give %d/%d",
 					k.party, k.role, got[0], got[1], windowsDay[k], uniqueWant[k][0], uniqueWant[k][1])
 			}
@@ -453,9 +458,9 @@ func (l *Ledger) check(ctx context.Context) error {
 			k := aggKey{d.Party, d.Role}
 			if inUnique(k, d.Day) {
 				w.UniquePositive, w.UniqueNegative = latestWant[dk][0], latestWant[dk][1]
-			} else if l.rep.unique && d.Day <= windowsDay[k] {
-				// Left the window: no longer read, and at most the day's
-				// ratings.
+			} else {
+				// Left the window, or not kept: not read, and at most the
+				// day's ratings.
 				if d.UniquePositive < 0 || d.UniquePositive > w.Positive || d.UniqueNegative < 0 || d.UniqueNegative > w.Negative {
 					bad("day %d of %q as %s, out of the unique window, counts %d/%d distinct raters, more than its ratings %d/%d",
 						d.Day, d.Party, d.Role, d.UniquePositive, d.UniqueNegative, w.Positive, w.Negative)
@@ -468,9 +473,9 @@ func (l *Ledger) check(ctx context.Context) error {
 			}
 			w.UniquePositive, w.UniqueNegative = d.UniquePositive, d.UniqueNegative
 			if d != w {
-				bad("day %d of %q as %s counts %d/%d/%d, details %v of %v; its ratings give %d/%d/%d, details %v of %v",
-					d.Day, d.Party, d.Role, d.Positive, d.Neutral, d.Negative, d.DetailSums, d.DetailCounts,
-					w.Positive, w.Neutral, w.Negative, w.DetailSums, w.DetailCounts)
+				bad("day %d of %q as %s counts %d/%d/%d, its ratings give %d/%d/%d; details %v of %v, its ratings give %v of %v",
+					d.Day, d.Party, d.Role, d.Positive, d.Neutral, d.Negative, w.Positive, w.Neutral, w.Negative,
+					d.DetailSums, d.DetailCounts, w.DetailSums, w.DetailCounts)
 			}
 			delete(dayWant, dk)
 			return nil
@@ -484,9 +489,8 @@ func (l *Ledger) check(ctx context.Context) error {
 		err = tx.AllRaterDays(func(d RaterDays) error {
 			k := aggKey{d.Ratee, d.Role}
 			rk := raterKey{k, d.Rater}
-			if !l.rep.unique {
-				bad("rater %q of %q as %s has a record of days, under a policy without UniqueRaters", d.Rater, d.Ratee, d.Role)
-				return nil
+			if !l.rep.unique || !ratersKept[k] {
+				return nil // not read until the ledger works them out again
 			}
 			w := raterWant[rk]
 			if w == nil {

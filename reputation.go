@@ -222,6 +222,13 @@ type Aggregate struct {
 	// zero unless the policy has UniqueRaters.
 	UniquePositive int64 `json:"unique_positive"`
 	UniqueNegative int64 `json:"unique_negative"`
+	// RatersKept reports that UniquePositive, UniqueNegative, the
+	// distinct raters of the day counts and the RaterDays records of this
+	// party and role are kept. The ledger sets it when it writes the
+	// aggregate under a policy with UniqueRaters, working them out from
+	// the ratings if it was not set (the option was just turned on), and
+	// clears it under a policy without.
+	RatersKept bool `json:"raters_kept"`
 }
 
 // A PartyRole names a party in one role: whose aggregate it is.
@@ -348,7 +355,11 @@ type ReputationPolicy struct {
 	// gave several positives adds one point, and one who gave both a
 	// positive and a negative adds one and takes one. Each rating still
 	// records the points it counted under the pair cap, and
-	// Aggregate.Points still adds those up.
+	// Aggregate.Points still adds those up. Turned on for a store that
+	// has ratings, it counts a party's raters from its ratings the first
+	// time it writes the party's aggregate (for a rating, or ProcessDue
+	// the next day); until then that party's points are counted as
+	// without it.
 	UniqueRaters bool
 	// UniqueWindow is the trailing window, in whole days, of
 	// UniqueRaters: 365 days, at most 365.

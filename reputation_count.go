@@ -193,7 +193,7 @@ func (l *Ledger) previousMark(tx Tx, r *Rating, item string) (ItemMark, error) {
 func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) error {
 	a, err := tx.Aggregate(r.Ratee, r.RateeRole)
 	if errors.Is(err, ErrNotFound) {
-		a = Aggregate{Party: r.Ratee, Role: r.RateeRole, BetaAt: now, DetailDays: true}
+		a = Aggregate{Party: r.Ratee, Role: r.RateeRole, BetaAt: now, DetailDays: true, RatersKept: l.rep.unique}
 	} else if err != nil {
 		return err
 	}
@@ -211,6 +211,9 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	// The store's ratings are still those the aggregate counts: a rating
 	// is stored after it is counted, or taken out.
 	if err := l.detailDays(tx, &a); err != nil {
+		return err
+	}
+	if err := l.keepRaters(tx, &a, today); err != nil {
 		return err
 	}
 	dc, err := l.dayCount(tx, r.Ratee, r.RateeRole, day)
@@ -239,9 +242,10 @@ func (l *Ledger) addToAggregate(tx Tx, r *Rating, sign int64, now time.Time) err
 	if dc.Positive < 0 || dc.Neutral < 0 || dc.Negative < 0 || min(dc.DetailCounts[0], dc.DetailCounts[1], dc.DetailCounts[2]) < 0 {
 		return fmt.Errorf("escrow: internal error: day %d of %q would count below zero", day, r.Ratee)
 	}
-	// A day that has left the unique window keeps its raters unread; a
-	// rating taken out of it leaves them at most its ratings.
-	if age >= l.rep.uniqueDays {
+	// A day that has left the unique window keeps its raters unread, as
+	// does every day without the option; a rating taken out of it leaves
+	// them at most its ratings.
+	if age >= l.rep.uniqueDays || !l.rep.unique {
 		dc.UniquePositive, dc.UniqueNegative = min(dc.UniquePositive, dc.Positive), min(dc.UniqueNegative, dc.Negative)
 	}
 	if err := l.countRater(tx, &a, r, sign, today, &dc); err != nil {
@@ -338,11 +342,14 @@ var dayReaders = sync.Pool{New: func() any {
 func (l *Ledger) countRater(tx Tx, a *Aggregate, r *Rating, sign int64, today int32, rday *DayCount) error {
 	day := rday.Day
 	from := today - l.rep.uniqueDays // the last day before the window
-	if !l.rep.unique || r.Score == Neutral || day <= from || day > today {
+	if r.Score == Neutral || day <= from || day > today || (!l.rep.unique && sign > 0) {
 		return nil
 	}
 	rd, err := tx.RaterDays(r.Ratee, r.RateeRole, r.Rater)
 	if errors.Is(err, ErrNotFound) {
+		if !l.rep.unique {
+			return nil
+		}
 		rd = RaterDays{Ratee: r.Ratee, Role: r.RateeRole, Rater: r.Rater}
 	} else if err != nil {
 		return err
@@ -355,15 +362,22 @@ func (l *Ledger) countRater(tx Tx, a *Aggregate, r *Rating, sign int64, today in
 	before := len(*days)
 	was := lastDay(*days)
 	i, found := slices.BinarySearch(*days, day)
-	if sign > 0 {
+	switch {
+	case sign > 0:
 		*days = slices.Insert(*days, i, day)
-	} else if found {
+	case found:
 		*days = slices.Delete(*days, i, i+1)
-	} else {
+	case l.rep.unique:
 		return fmt.Errorf("escrow: internal error: rater %q has no rating of %q on day %d to take out", r.Rater, r.Ratee, day)
 	}
 	if err := tx.PutRaterDays(rd); err != nil {
 		return err
+	}
+	if !l.rep.unique {
+		// A record left from a time with the option holds only counted
+		// ratings, so that keepRaters can trust it if the option comes
+		// back.
+		return nil
 	}
 	now := lastDay(*days)
 	if now == was && (len(*days) == 0) == (before == 0) {
@@ -407,6 +421,93 @@ func (l *Ledger) countRater(tx Tx, a *Aggregate, r *Rating, sign int64, today in
 		}
 		*total++
 	}
+	return nil
+}
+
+// keepRaters keeps the distinct raters of a's party and role under a
+// policy with UniqueRaters, and stops keeping them under one without. If
+// they were not kept (the option was just turned on, or the aggregate is
+// older than it), it works them out from the party's counted ratings in
+// the window ending today: each rater's record, the day counts' raters
+// and a's totals. It reads every rating of the party once, then nothing.
+// Records left from an earlier time with the option hold no rating that
+// has stopped counting (countRater takes them out), so each rater with a
+// rating in the window gets a new record and the others' records hold
+// only days before it.
+func (l *Ledger) keepRaters(tx Tx, a *Aggregate, today int32) error {
+	if !l.rep.unique {
+		a.RatersKept, a.UniquePositive, a.UniqueNegative = false, 0, 0
+		return nil
+	}
+	if a.RatersKept {
+		return nil
+	}
+	from := today - l.rep.uniqueDays
+	raters := map[string]*RaterDays{}
+	var names []string
+	err := tx.RatingsOf(a.Party, RatingPos{}, func(r Rating) error {
+		d := l.dayOf(r.At)
+		if r.RateeRole != a.Role || !r.Counted || r.Score == Neutral || d <= from || d > today {
+			return nil
+		}
+		rd := raters[r.Rater]
+		if rd == nil {
+			rd = &RaterDays{Ratee: a.Party, Role: a.Role, Rater: r.Rater}
+			raters[r.Rater] = rd
+			names = append(names, r.Rater)
+		}
+		if r.Score == Positive { // in order of At, so of day
+			rd.Positive = append(rd.Positive, d)
+		} else {
+			rd.Negative = append(rd.Negative, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	latest := map[int32][2]int32{}
+	a.UniquePositive, a.UniqueNegative = 0, 0
+	for _, name := range names {
+		rd := raters[name]
+		if err := tx.PutRaterDays(*rd); err != nil {
+			return err
+		}
+		if len(rd.Positive) != 0 {
+			c := latest[lastDay(rd.Positive)]
+			c[0]++
+			latest[lastDay(rd.Positive)] = c
+			a.UniquePositive++
+		}
+		if len(rd.Negative) != 0 {
+			c := latest[lastDay(rd.Negative)]
+			c[1]++
+			latest[lastDay(rd.Negative)] = c
+			a.UniqueNegative++
+		}
+	}
+	var days []DayCount
+	err = tx.DayRange(a.Party, a.Role, math.MinInt32, today, func(d DayCount) error {
+		days = append(days, d)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range days {
+		up, un := min(d.UniquePositive, d.Positive), min(d.UniqueNegative, d.Negative)
+		if d.Day > from {
+			up, un = latest[d.Day][0], latest[d.Day][1]
+		}
+		if up != d.UniquePositive || un != d.UniqueNegative {
+			d.UniquePositive, d.UniqueNegative = up, un
+			if err := tx.PutDayCount(d); err != nil {
+				return err
+			}
+		}
+	}
+	a.RatersKept = true
 	return nil
 }
 

@@ -49,6 +49,9 @@ func (l *Ledger) rekey(tx Tx, k PartyRole, now time.Time, today int32) error {
 	if err := l.detailDays(tx, &a); err != nil {
 		return err
 	}
+	if err := l.keepRaters(tx, &a, today); err != nil {
+		return err
+	}
 	l.decayTo(&a, now)
 	return putAggregate(tx, &a, now, today)
 }

@@ -65,7 +65,9 @@ type View struct {
 	// policy with UniqueRaters it is instead the number of distinct
 	// raters with a counted positive rating in the UniqueWindow (the last
 	// 365 days, today included) minus those with a counted negative one.
-	// Level is the level Points earn.
+	// (Until the ledger first writes the aggregate under that policy,
+	// for a rating or when ProcessDue re-keys it, Points are counted as
+	// without it.) Level is the level Points earn.
 	Points int64 `json:"points"`
 	Level  Level `json:"level"`
 	// Total counts every counted rating.
@@ -172,8 +174,11 @@ func (l *Ledger) view(tx Tx, agg Aggregate, now time.Time) (View, error) {
 		return View{}, err
 	}
 	v.Points = a.Points
-	if l.rep.unique {
+	switch {
+	case l.rep.unique && a.RatersKept:
 		v.Points = a.UniquePositive - a.UniqueNegative
+	case l.rep.unique && a.Windows[3] == (Counts{}):
+		v.Points = 0 // no rating in the last 365 days, so none in the UniqueWindow
 	}
 	v.Level = LevelFor(v.Points)
 	v.Last7, v.Last30, v.Last180, v.Last365 = a.Windows[0], a.Windows[1], a.Windows[2], a.Windows[3]

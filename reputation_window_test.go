@@ -7,6 +7,7 @@ import (
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/shopspring/decimal"
 )
 
 // Tests of the trailing windows that the policy sets: the detail scores'
@@ -246,6 +247,7 @@ func TestUniqueRaters(t *testing.T) {
 	t.Run("Edges", func(t *testing.T) { uniqueRatersEdges(t) })
 	t.Run("Policy", func(t *testing.T) { uniqueRatersPolicy(t) })
 	t.Run("OutsideTheWindow", func(t *testing.T) { uniqueRatersOutside(t) })
+	t.Run("TurnedOn", func(t *testing.T) { uniqueRatersTurnedOn(t) })
 }
 
 // uniqueCheck checks the invariants and bob's points and level as a
@@ -397,16 +399,57 @@ func uniqueRatersPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Check finds a record under a policy without the option.
-	err = g.store.Update(g.ctx, func(tx escrow.Tx) error {
-		return tx.PutRaterDays(escrow.RaterDays{Ratee: "bob", Role: escrow.Seller, Rater: "b1", Positive: []int32{20513}})
-	})
-	if err != nil {
+}
+
+// uniqueRatersTurnedOn: turned on for a store that has ratings, the
+// option counts a party's points as before until the ledger first writes
+// its aggregate (here ProcessDue the next day), and then counts its
+// raters from its ratings; turned off, the records follow the ratings
+// taken out meanwhile, so that turned on again it counts them right.
+func uniqueRatersTurnedOn(t *testing.T) {
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	f := repFixture(t, escrow.ReputationPolicy{}, "b1", "b2", "bob")
+	f.clock.Set(day0.Add(9 * time.Hour))
+	uniqueRate(f, "e-1", "b1", escrow.Positive)
+	f.clock.Set(day0.Add(repDay + 9*time.Hour))
+	uniqueRate(f, "e-2", "b1", escrow.Positive)
+	uniqueRate(f, "e-3", "b2", escrow.Negative)
+	uniqueCheck(f, 1)
+	// The same store under a ledger with the option.
+	on := func(at time.Time, unique bool) *world {
+		t.Helper()
+		g := newWorldAt(t, f.store, escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")},
+			Reputation: escrow.ReputationPolicy{UniqueRaters: unique}}, at)
+		for _, id := range []string{"b1", "b2", "bob", "arb"} {
+			g.opened[id] = true
+		}
+		return g
+	}
+	g := on(day0.Add(repDay+10*time.Hour), true)
+	uniqueCheck(g, 1) // as before
+	g.clock.Set(day0.Add(2*repDay + time.Hour))
+	if _, err := g.l.ProcessDue(g.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.l.Check(g.ctx); !errors.Is(err, escrow.ErrInvariant) {
-		t.Errorf("Check with a record of days without UniqueRaters: %v", err)
+	uniqueCheck(g, 0) // b1 − b2
+	// Off: b2 revises the negative away, b1 rates again.
+	h := on(day0.Add(3*repDay), false)
+	if _, err := h.l.Revise(h.ctx, "e-3", "b2", escrow.Neutral, ""); err != nil {
+		t.Fatal(err)
 	}
+	uniqueRate(h, "e-4", "b1", escrow.Positive)
+	uniqueCheck(h, 3)
+	// On again: points as without it until ProcessDue, then b1 alone.
+	k := on(day0.Add(3*repDay+time.Hour), true)
+	uniqueCheck(k, 3)
+	k.clock.Set(day0.Add(4*repDay + time.Hour))
+	if _, err := k.l.ProcessDue(k.ctx); err != nil {
+		t.Fatal(err)
+	}
+	uniqueCheck(k, 1)
+	// And b2's next negative counts from there.
+	uniqueRate(k, "e-5", "b2", escrow.Negative)
+	uniqueCheck(k, 0)
 }
 
 // uniqueRatersOutside: a rating taken out or counted after its day left

@@ -126,7 +126,7 @@ func wireForms() map[string][]wireCase {
 			WindowsDay: 20513, BetaPositive: 20.25, BetaNegative: 0.5, BetaAt: at(24 * h),
 			DetailSums: [3]int64{45, 40, 10}, DetailCounts: [3]int64{10, 10, 10}, Wilson: 0.64, Expectation: 0.81,
 			UpdatedAt: at(25 * h), RekeyDay: 20514, DetailWindowSums: [3]int64{18, 14, 4}, DetailWindowCounts: [3]int64{4, 4, 3},
-			DetailDays: true, UniquePositive: 11, UniqueNegative: 1}}, {"zero", escrow.Aggregate{}}},
+			DetailDays: true, UniquePositive: 11, UniqueNegative: 1, RatersKept: true}}, {"zero", escrow.Aggregate{}}},
 		"day_count": {{"full", escrow.DayCount{Party: "teashop", Role: escrow.Buyer, Day: 20513, Positive: 3, Neutral: 2, Negative: 1,
 			DetailSums: [3]int32{9, 8, 5}, DetailCounts: [3]int32{2, 2, 1}, UniquePositive: 2, UniqueNegative: 1}},
 			{"zero", escrow.DayCount{}}},

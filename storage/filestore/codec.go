@@ -61,12 +61,12 @@ import (
 // which did not bump formatVersion, as no release came between: a day
 // count appends its DetailSums, DetailCounts, UniquePositive and
 // UniqueNegative, an aggregate its DetailWindowSums, DetailWindowCounts,
-// DetailDays, UniquePositive and UniqueNegative. A record written before
-// them ends where they begin and reads them as zero: an aggregate then
-// reads DetailDays as false, and the ledger works the rest out from the
-// ratings when it next writes it. Version 4 also gained the operation
-// opRaterDays, which an older version never holds. None of these is kept
-// in a cold table.
+// DetailDays, UniquePositive, UniqueNegative and RatersKept. A record
+// written before them ends where they begin and reads them as zero: an
+// aggregate then reads DetailDays and RatersKept as false, and the ledger
+// works the rest out from the ratings when it next writes it. Version 4
+// also gained the operation opRaterDays, which an older version never
+// holds. None of these is kept in a cold table.
 //
 // A map is written as count writes a slice's length, then its pairs in
 // key order, so that one map always encodes the same; a decoder refuses
@@ -959,6 +959,7 @@ func (e *encoder) aggregate(a *escrow.Aggregate) {
 	e.bool(a.DetailDays)
 	e.varint(a.UniquePositive)
 	e.varint(a.UniqueNegative)
+	e.bool(a.RatersKept)
 	e.end(at)
 }
 
@@ -1117,4 +1118,5 @@ func (d *decoder) aggregate(a *escrow.Aggregate) {
 	}
 	a.DetailDays = d.bool()
 	a.UniquePositive, a.UniqueNegative = d.varint(), d.varint()
+	a.RatersKept = d.bool()
 }

@@ -733,7 +733,7 @@ func TestCodecMetadataDamage(t *testing.T) {
 // version 4 take at the end of an aggregate and a day count when they are
 // all zero: one each.
 const (
-	v4AggregateFields = 9
+	v4AggregateFields = 10
 	v4DayCountFields  = 8
 )
 
@@ -767,7 +767,7 @@ func TestCodecDetailsVersion3(t *testing.T) {
 			t.Fatalf("the filled op %d has no detail sums of version 4 set", want[i].kind)
 		}
 		a.DetailWindowSums, a.DetailWindowCounts, a.DetailDays = [3]int64{}, [3]int64{}, false
-		a.UniquePositive, a.UniqueNegative = 0, 0
+		a.UniquePositive, a.UniqueNegative, a.RatersKept = 0, 0, false
 		d.DetailSums, d.DetailCounts = [3]int32{}, [3]int32{}
 		d.UniquePositive, d.UniqueNegative = 0, 0
 	}

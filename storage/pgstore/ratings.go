@@ -138,6 +138,7 @@ type aggDoc struct {
 	DetailDays         bool     `json:"detail_days,omitempty"`
 	UniquePositive     int64    `json:"unique_positive,omitempty"`
 	UniqueNegative     int64    `json:"unique_negative,omitempty"`
+	RatersKept         bool     `json:"raters_kept,omitempty"`
 }
 
 // rankScore is the place of a ranking key's value in the ranking: below
@@ -156,7 +157,7 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 	doc, err := json.Marshal(aggDoc{Windows: a.Windows, WindowsDay: a.WindowsDay, BetaAt: a.BetaAt,
 		DetailSums: a.DetailSums, DetailCounts: a.DetailCounts, UpdatedAt: a.UpdatedAt,
 		DetailWindowSums: a.DetailWindowSums, DetailWindowCounts: a.DetailWindowCounts, DetailDays: a.DetailDays,
-		UniquePositive: a.UniquePositive, UniqueNegative: a.UniqueNegative})
+		UniquePositive: a.UniquePositive, UniqueNegative: a.UniqueNegative, RatersKept: a.RatersKept})
 	if err != nil {
 		return fmt.Errorf("pgstore: aggregate: %w", err)
 	}
@@ -186,7 +187,7 @@ func scanAggregate(r pgx.Rows) (escrow.Aggregate, error) {
 	a.Windows, a.WindowsDay, a.BetaAt, a.DetailSums, a.DetailCounts, a.UpdatedAt =
 		d.Windows, d.WindowsDay, d.BetaAt, d.DetailSums, d.DetailCounts, d.UpdatedAt
 	a.DetailWindowSums, a.DetailWindowCounts, a.DetailDays = d.DetailWindowSums, d.DetailWindowCounts, d.DetailDays
-	a.UniquePositive, a.UniqueNegative = d.UniquePositive, d.UniqueNegative
+	a.UniquePositive, a.UniqueNegative, a.RatersKept = d.UniquePositive, d.UniqueNegative, d.RatersKept
 	return a, nil
 }
 

@@ -277,7 +277,7 @@ func rcAggregate(party string, role escrow.Role, wilson, expectation float64) es
 		UpdatedAt:        start.Add(2 * time.Hour),
 		RekeyDay:         20513,
 		DetailWindowSums: [3]int64{30, 21, 11}, DetailWindowCounts: [3]int64{7, 6, 3},
-		DetailDays: true,
+		DetailDays: true, UniquePositive: 4, UniqueNegative: 2, RatersKept: true,
 	}
 }
 
