@@ -161,15 +161,15 @@
 // transaction as each rating: points and Level (see LevelFor), counts over
 // 7 to 365 days, the positive rate over 180 days and its Wilson lower
 // bound, a Beta reputation weighted by price and decayed by age, and the
-// averages of the detail scores over 180 days. Explain lists the ratings behind it, and
-// TopSellers ranks sellers from the store's index, which ProcessDue keeps
-// current as days pass (see TopSellers for how far). Concentration, a
-// read of the ratings themselves, reports the share of a seller's
-// points of the last 365 days that came from its top 5 raters and from
-// raters with fewer than 3 trades, so a host can flag a reputation that a
-// few accounts made. ReputationPolicy, in Options.Reputation, changes the
-// rules; with UniqueRaters, points are distinct raters over 365 days,
-// positive minus negative.
+// averages of the detail scores over 180 days. Explain lists the ratings
+// behind it, and TopSellers ranks sellers from the store's index, which
+// ProcessDue keeps current as days pass (see TopSellers for how far).
+// Concentration, a read of the ratings themselves, reports the share of a
+// seller's points of the last 365 days that came from its top 5 raters
+// and from raters with fewer than 3 trades, so a host can flag a
+// reputation that a few accounts made. ReputationPolicy, in
+// Options.Reputation, changes the rules; with UniqueRaters, points are
+// distinct raters over 365 days, positive minus negative.
 //
 // # Queries
 //
