@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// A small market, so that the test is quick; internal/brushing checks the
+// default run and the README's copy of its table.
+var small = []string{"-days", "30", "-buyers", "150", "-shops", "10", "-orders", "25"}
+
+func output(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(&out, args); err != nil {
+		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
+	}
+	return out.String()
+}
+
+// The table has a row for the median and the average honest shop and for
+// each attack under each policy set, and the goals' figures after it.
+func TestRun(t *testing.T) {
+	out := output(t, small...)
+	for _, want := range []string{
+		"Seed 1: 30 days, 150 buyers, 10 honest shops, fee 0.6%; the attacks run from day 11, for 20 days.\n",
+		"Ranks are among the 10 honest shops (a new shop starts at 11).",
+		"\nGoals under the default policy, for ring (a)",
+		"\nplaces climbed per 1,000 CNY, over an honest shop's ",
+		"\nvolume when first in the top decile, over the median's ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the output:\n%s", want, out)
+		}
+	}
+	for _, policy := range []string{"before", "default", "strict"} {
+		for _, who := range []string{"honest: median shop, shop-", "honest: average of 9 shops", "(a) 10 sybils buy cheap items",
+			"(b) 10 sybils buy one item", "(c) two shops buy from each other", "(d) 5 sybils buy negatives for shop-10"} {
+			if !strings.Contains(out, "\n"+policy+strings.Repeat(" ", 9-len(policy))+who) {
+				t.Errorf("no row for %s under %s in the output:\n%s", who, policy, out)
+			}
+		}
+	}
+	// The same seed prints the same table; another seed another.
+	if again := output(t, small...); again != out {
+		t.Errorf("a second run printed another table:\n%s", again)
+	}
+	if other := output(t, append(small, "-seed", "2")...); other == out {
+		t.Error("seed 2 printed the table of seed 1")
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var out bytes.Buffer
+	for _, args := range [][]string{{"-shops", "5"}, {"extra"}, {"-days", "x"}} {
+		if err := run(&out, args); err == nil {
+			t.Errorf("run(%q) did not fail", args)
+		}
+	}
+}
