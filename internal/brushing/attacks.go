@@ -80,20 +80,20 @@ func (s *sim) setUpAttacks() error {
 			if d%7 == j%7 || d%7 == (j+3)%7 {
 				// A different listing each time, and each sybil's own turn
 				// through them.
-				s.brush(s.at1(d, j), ringA, b, cheapItem(ringA, j+7*placed[b]), escrow.Positive, ringA)
+				s.brush(s.sybilAt(d, j), ringA, b, cheapItem(ringA, j+7*placed[b]), escrow.Positive, ringA)
 				placed[b]++
 			}
 		}
 		for j, b := range ringBSybils {
 			if d%7 == j%7 || d%7 == (j+3)%7 {
-				s.brush(s.at1(d, j), ringB, b, cheapItem(ringB, 0), escrow.Positive, ringB)
+				s.brush(s.sybilAt(d, j), ringB, b, cheapItem(ringB, 0), escrow.Positive, ringB)
 			}
 		}
 		s.brush(dayStart(d).Add(11*hour), pair2, pair1, cheapItem(pair2, d), escrow.Positive, pair2)
 		s.brush(dayStart(d).Add(15*hour), pair1, pair2, cheapItem(pair1, d), escrow.Positive, pair1)
 		for j, b := range spoilers {
 			if d%7 == j%7 || d%7 == (j+3)%7 {
-				s.brush(s.at1(d, j), rival.id, b, targets[(j+placed[b])%len(targets)], escrow.Negative, spoiler)
+				s.brush(s.sybilAt(d, j), rival.id, b, targets[(j+placed[b])%len(targets)], escrow.Negative, spoiler)
 				placed[b]++
 			}
 		}
@@ -101,8 +101,8 @@ func (s *sim) setUpAttacks() error {
 	return nil
 }
 
-// at1 is when the j-th sybil of a ring orders on day d.
-func (s *sim) at1(d, j int) time.Time {
+// sybilAt is when the j-th sybil of a ring orders on day d.
+func (s *sim) sybilAt(d, j int) time.Time {
 	return dayStart(d).Add(time.Duration(9+j%12)*hour + time.Duration(j)*time.Minute)
 }
 
@@ -112,7 +112,7 @@ func (s *sim) at1(d, j int) time.Time {
 // attacker's own shop, or the whole price, when it goes to a rival.
 func (s *sim) brush(t time.Time, seller, buyer string, it item, score escrow.Score, attacker string) {
 	id := fmt.Sprintf("%s-%06d", attacker, len(s.trades)+1)
-	s.trades = append(s.trades, trade{id: id, seller: seller, price: it.price, attack: true})
+	s.trades = append(s.trades, trade{id: id, seller: seller, attack: true})
 	s.at(t, func() error {
 		l := s.market
 		terms := escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Item: it.sku, Price: cny(it.price)}

@@ -77,7 +77,6 @@ type shop struct {
 // A trade is one escrow the market opened, for the tally.
 type trade struct {
 	id, seller string
-	price      int64
 	attack     bool
 }
 
@@ -94,6 +93,7 @@ type sim struct {
 	ctx          context.Context
 	cfg          Config
 	clock        *escrow.ManualClock
+	stores       []*memstore.Store
 	base, market *escrow.Ledger
 	events       agenda
 	seq          int
@@ -103,16 +103,16 @@ type sim struct {
 	honest       map[string]bool
 	trades       []trade
 	tallies      map[string]*tally
-	watch        []string         // the shops whose standing is recorded daily
-	daily        map[string][]Day // their standing at the end of each day
+	watch        []string              // the shops whose standing is recorded daily
+	daily        map[string][]Standing // their standing at the end of each day
 	honestTrades int
 	done         bool // the last day's ProcessDue has run
 }
 
-// A Day is an attacking shop's standing at the end of one day of its
+// A Standing is an attacking shop's standing at the end of one day of its
 // attack: its ranks among the honest shops, and what it had spent and sold
 // by then.
-type Day struct {
+type Standing struct {
 	Day                         int // of the attack: 1 is its first day
 	RankWilson, RankExpectation int
 	Spend, Volume               int64 // fen
@@ -130,15 +130,25 @@ func newSim(ctx context.Context, cfg Config, ps PolicySet) (*sim, error) {
 	}
 	s := &sim{ctx: ctx, cfg: cfg, clock: escrow.NewManualClock(epoch),
 		rng: rand.New(rand.NewPCG(cfg.Seed, 0x6272757368)), honest: map[string]bool{},
-		tallies: map[string]*tally{}, daily: map[string][]Day{}}
+		tallies: map[string]*tally{}, daily: map[string][]Standing{}}
 	opts := &escrow.Options{Clock: s.clock, Fee: escrow.FeePolicy{Rate: rate}, Reputation: ps.Policy}
-	if s.base, err = escrow.New(ctx, memstore.New(), opts); err != nil {
+	s.stores = []*memstore.Store{memstore.New(), memstore.New()}
+	if s.base, err = escrow.New(ctx, s.stores[0], opts); err != nil {
+		s.close()
 		return nil, err
 	}
-	if s.market, err = escrow.New(ctx, memstore.New(), opts); err != nil {
+	if s.market, err = escrow.New(ctx, s.stores[1], opts); err != nil {
+		s.close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// close closes the stores.
+func (s *sim) close() {
+	for _, st := range s.stores {
+		st.Close()
+	}
 }
 
 // both runs fn on the market, and on the baseline too if seller is the
@@ -268,7 +278,7 @@ func (s *sim) honestOrder(n int, at time.Time) {
 	it := sh.items[r.IntN(len(sh.items))]
 	buyer := s.buyers[r.IntN(len(s.buyers))]
 	id := fmt.Sprintf("order-%06d", n)
-	s.trades = append(s.trades, trade{id: id, seller: sh.id, price: it.price})
+	s.trades = append(s.trades, trade{id: id, seller: sh.id})
 
 	ship := at.Add(time.Duration(1+r.IntN(47)) * hour)
 	var end time.Time
@@ -339,7 +349,7 @@ func (s *sim) endOfDay(d int) error {
 	}
 	for _, id := range s.watch {
 		t := s.tally(id)
-		s.daily[id] = append(s.daily[id], Day{Day: d - s.cfg.AttackFrom + 1,
+		s.daily[id] = append(s.daily[id], Standing{Day: d - s.cfg.AttackFrom + 1,
 			RankWilson: s.rankOf(w, id), RankExpectation: s.rankOf(e, id), Spend: t.spend, Volume: t.volume})
 	}
 	return nil

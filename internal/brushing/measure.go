@@ -42,7 +42,7 @@ type Row struct {
 	// TopDecile is when the shop first stood in the top tenth of the
 	// honest shops, by Wilson and by expectation; MatchMedian, when it
 	// first ranked as high as the median honest shop ends. Zero Day: never.
-	TopDecile, MatchMedian [2]Day
+	TopDecile, MatchMedian [2]Standing
 }
 
 // Gain is To minus From; for ranks, the places climbed.
@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg Config, ps PolicySet) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	defer s.close()
 	if err := s.setUp(); err != nil {
 		return Result{}, err
 	}
