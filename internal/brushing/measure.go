@@ -266,14 +266,14 @@ func (s *sim) result(policy string) (Result, error) {
 				return Result{}, err
 			}
 		}
-		for k, day := range s.daily[a.party] {
+		medRanks := [2]int{res.Median.To.RankWilson, res.Median.To.RankExpectation}
+		for _, day := range s.daily[a.party] {
 			for key, rank := range [2]int{day.RankWilson, day.RankExpectation} {
 				if rank <= max(1, len(s.shops)/10) && r.TopDecile[key].Day == 0 {
-					r.TopDecile[key] = s.daily[a.party][k]
+					r.TopDecile[key] = day
 				}
-				medRank := [2]int{res.Median.To.RankWilson, res.Median.To.RankExpectation}[key]
-				if rank <= medRank && r.MatchMedian[key].Day == 0 {
-					r.MatchMedian[key] = s.daily[a.party][k]
+				if rank <= medRanks[key] && r.MatchMedian[key].Day == 0 {
+					r.MatchMedian[key] = day
 				}
 			}
 		}
