@@ -148,11 +148,13 @@ func checkConclusions(t *testing.T, results []Result) {
 		}
 	}
 	// None of the rules measured touches a ring that spreads its orders
-	// over cheap listings priced above the minimum: ring (a) fares the
-	// same under every policy set.
+	// over cheap listings priced above the minimum: ring (a) has the same
+	// ratings counted, and the same figures, under every policy set. (Its
+	// ranks may differ a little, as the rules change honest shops' figures.)
 	for _, policy := range []string{"default", "strict"} {
-		if a, b := by["before"].Row("(a)"), by[policy].Row("(a)"); !cmp.Equal(a, b) {
-			t.Errorf("ring (a) fared differently before and under %s:\n%s", policy, cmp.Diff(a, b))
+		a, b := by["before"].Row("(a)"), by[policy].Row("(a)")
+		if a.Counted != b.Counted || a.To.Points != b.To.Points || a.To.Wilson != b.To.Wilson || a.To.Expectation != b.To.Expectation {
+			t.Errorf("ring (a) counted %d ratings before, %+v, and %d under %s, %+v", a.Counted, a.To, b.Counted, policy, b.To)
 		}
 	}
 	// Under the default policy the goal of at most 0.1× is not met either.
