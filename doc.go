@@ -174,19 +174,19 @@
 // What a bought reputation costs is measured rather than assumed:
 // examples/brushing runs 1,000 buyers and 50 shops for 90 days with a fee
 // of 0.6%, and beside them accounts that buy ratings (its table is in the
-// README). The goals set for the default policy are not met. A ring of 10
-// sybil buyers ordering cheap items from a new shop climbs 53 times as many
-// TopSellers places per 1,000 CNY as honest shops' fees buy (the goal was
-// at most 0.1 times), and reaches the top tenth by Wilson after 17 days
-// with 209.31 CNY of sales to itself, 0.018 times the median honest shop's
-// 11,513.20 CNY (the goal was at least 100 times). The money a sybil pays
-// comes back to the ring, so a counted rating costs only the fee on the
-// cheapest price that counts, and an all-positive record outranks honest
-// shops with a few percent negatives. The pair cap, the minimum value and
-// the other rules bound what each account adds, not how many accounts
-// there are; no symmetric reputation function is sybil-proof (Cheng and
-// Friedman, 2005), so the aim is cost, not immunity, and a host that needs
-// more must look at who is behind the accounts.
+// README). Two goals were set for the default policy, and neither is met. A
+// ring of 10 sybil buyers ordering cheap items from a new shop climbs 53
+// times as many TopSellers places per 1,000 CNY as honest shops' fees buy
+// (the goal was at most 0.1 times), and reaches the top tenth by Wilson
+// after 17 days with 209.31 CNY of sales to itself, 0.018 times the median
+// honest shop's 11,513.20 CNY (the goal was at least 100 times). The money
+// a sybil pays comes back to the ring, so a counted rating costs only the
+// fee on the cheapest price that counts, and an all-positive record
+// outranks honest shops with a few percent negatives. The pair cap, the
+// minimum value and the other rules bound what each account adds, not how
+// many accounts there are; no symmetric reputation function is sybil-proof
+// (Cheng and Friedman, 2005), so the aim is cost, not immunity, and a host
+// that needs more must look at who is behind the accounts.
 //
 // # Queries
 //
