@@ -115,7 +115,7 @@ func (s *sim) brush(t time.Time, seller, buyer string, it item, score escrow.Sco
 	s.trades = append(s.trades, trade{id: id, seller: seller, attack: true})
 	s.at(t, func() error {
 		l := s.market
-		terms := escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Item: it.sku, Price: cny(it.price)}
+		terms := escrow.Terms{ID: id, Buyer: buyer, Seller: seller, SKU: it.sku, Price: cny(it.price)}
 		if _, err := l.Open(s.ctx, terms); err != nil {
 			return err
 		}

@@ -65,19 +65,24 @@ type PolicySet struct {
 
 // PolicySets are the policies measured:
 //
-//   - before: the rules as they were before the rules against brushing
-//     (a price of exactly the minimum counts);
+//   - before: the rules as they were before the rules against brushing: a
+//     price of exactly the minimum counts, and so does every repeat of
+//     an item;
 //   - default: the zero ReputationPolicy;
-//   - strict: the default with every option that makes brushing dearer.
+//   - strict: the default with every option that makes brushing dearer:
+//     the pair cap by the month of the order, and on the pair's net points.
 //
 // Each option is one line here, so that a new one is measured by adding it.
 func PolicySets() []PolicySet {
 	before := escrow.ReputationPolicy{}
 	before.MinValueRule = escrow.AtLeastMinValue
+	before.CountRepeatItems = true
 
 	def := escrow.ReputationPolicy{}
 
 	strict := escrow.ReputationPolicy{}
+	strict.PairCapBy = escrow.OrderMonth
+	strict.NetPairCap = true
 
 	return []PolicySet{{"before", before}, {"default", def}, {"strict", strict}}
 }

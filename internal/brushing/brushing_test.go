@@ -29,6 +29,12 @@ func TestShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDoc(t, results)
+	// The figures the README's text quotes.
+	before, def := results[0].Row("(b)"), results[1].Row("(b)")
+	if want := fmt.Sprintf("cuts ring (b), which orders one item, from %d counted ratings to %d, and from place %d to place %d by Wilson",
+		before.Counted, def.Counted, before.To.RankWilson, def.To.RankWilson); !strings.Contains(oneLine(string(readme)), want) {
+		t.Errorf("the README does not say %q", want)
+	}
 	if got := readmeTable(t, string(readme)); got != out.String() {
 		t.Errorf("the README's brushing table is not what `go run ./examples/brushing` prints now; "+
 			"paste its output between the markers. It prints:\n%s\ndiff (-README +now):\n%s",
@@ -138,14 +144,28 @@ func checkConclusions(t *testing.T, results []Result) {
 			t.Errorf("%s: attack (c) counted %d ratings, the whole cap of %d months", r.Policy, c.Counted, len(months))
 		}
 	}
-	// Each policy set is at least as strict as the one before it: no
-	// attack counts more ratings under it.
-	for _, attack := range Attacks {
+	// Each policy set is at least as strict as the one before it for
+	// attacks (a), (b) and (d): none counts more ratings under it.
+	for _, attack := range []string{"(a)", "(b)", "(d)"} {
 		before, def, strict := by["before"].Row(attack), by["default"].Row(attack), by["strict"].Row(attack)
 		if def.Counted > before.Counted || strict.Counted > def.Counted {
 			t.Errorf("attack %s counted %d ratings before, %d by default and %d under strict", attack,
 				before.Counted, def.Counted, strict.Counted)
 		}
+	}
+	// The repeat-item rule cuts what ring (b), which orders one item,
+	// gets: fewer ratings count, and it ranks lower by both keys.
+	if before, def := by["before"].Row("(b)"), by["default"].Row("(b)"); def.Counted >= before.Counted ||
+		def.To.RankWilson <= before.To.RankWilson || def.To.RankExpectation <= before.To.RankExpectation {
+		t.Errorf("the repeat-item rule did not cut ring (b): before %d counted, %+v; by default %d, %+v",
+			before.Counted, before.To, def.Counted, def.To)
+	}
+	// The exception: with the pair cap by order month, the default ratings
+	// the colluding shops get as buyers, given when a window closes, fall
+	// in a month their ratings as sellers have already filled, so more of
+	// the latter count under strict than by default.
+	if def, strict := by["default"].Row("(c)"), by["strict"].Row("(c)"); strict.Counted <= def.Counted {
+		t.Errorf("attack (c) counted %d ratings by default and %d under strict, not more", def.Counted, strict.Counted)
 	}
 	// None of the rules measured touches a ring that spreads its orders
 	// over cheap listings priced above the minimum: ring (a) has the same
@@ -187,12 +207,7 @@ func checkDoc(t *testing.T, results []Result) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The doc comment's text, as one line.
-	var words []string
-	for _, line := range strings.Split(string(src), "\n") {
-		words = append(words, strings.Fields(strings.TrimPrefix(line, "//"))...)
-	}
-	doc := strings.Join(words, " ")
+	doc := oneLine(string(src))
 	var r Result
 	for _, res := range results {
 		if res.Policy == "default" {
@@ -211,4 +226,14 @@ func checkDoc(t *testing.T, results []Result) {
 			t.Errorf("doc.go does not say %q", want)
 		}
 	}
+}
+
+// oneLine returns text as one line, comment markers and all runs of white
+// space made single spaces, so that a phrase is found across line breaks.
+func oneLine(text string) string {
+	var words []string
+	for _, line := range strings.Split(text, "\n") {
+		words = append(words, strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "//"))...)
+	}
+	return strings.Join(words, " ")
 }

@@ -59,7 +59,7 @@ func (a *agenda) Pop() any {
 	return e
 }
 
-// An item is one listing: its SKU (Terms.Item) and price in fen.
+// An item is one listing: its SKU (Terms.SKU) and price in fen.
 type item struct {
 	sku   string
 	price int64
@@ -297,7 +297,7 @@ func (s *sim) honestOrder(n int, at time.Time) {
 	}
 	s.at(at, func() error {
 		return s.both(sh.id, func(l *escrow.Ledger) error {
-			terms := escrow.Terms{ID: id, Buyer: buyer, Seller: sh.id, Item: it.sku, Price: cny(it.price)}
+			terms := escrow.Terms{ID: id, Buyer: buyer, Seller: sh.id, SKU: it.sku, Price: cny(it.price)}
 			if _, err := l.Open(s.ctx, terms); err != nil {
 				return err
 			}
