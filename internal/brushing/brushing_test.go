@@ -30,7 +30,7 @@ func TestShort(t *testing.T) {
 	}
 	checkDoc(t, results)
 	// The figures the README's text quotes.
-	before, def := results[0].Row("(b)"), results[1].Row("(b)")
+	before, def := policy(results, "before").Row("(b)"), policy(results, "default").Row("(b)")
 	if want := fmt.Sprintf("cuts ring (b), which orders one item, from %d counted ratings to %d, and from place %d to place %d by Wilson",
 		before.Counted, def.Counted, before.To.RankWilson, def.To.RankWilson); !strings.Contains(oneLine(string(readme)), want) {
 		t.Errorf("the README does not say %q", want)
@@ -91,8 +91,8 @@ func TestDeterministic(t *testing.T) {
 func checkConclusions(t *testing.T, results []Result) {
 	t.Helper()
 	by := map[string]Result{}
-	for _, r := range results {
-		by[r.Policy] = r
+	for _, name := range []string{"before", "default", "strict"} {
+		by[name] = policy(results, name)
 	}
 	cfg := results[0].Config
 	// Calendar months the attacks touch, for the pair cap.
@@ -208,12 +208,7 @@ func checkDoc(t *testing.T, results []Result) {
 		t.Fatal(err)
 	}
 	doc := oneLine(string(src))
-	var r Result
-	for _, res := range results {
-		if res.Policy == "default" {
-			r = res
-		}
-	}
+	r := policy(results, "default")
 	c, g, med := r.Config, r.Goals(), r.Median
 	for _, want := range []string{
 		fmt.Sprintf("runs %s buyers and %d shops for %d days with a fee of %s%%", thousands(int64(c.Buyers)), c.Shops, c.Days, percent(c.FeeRate)),
@@ -236,4 +231,14 @@ func oneLine(text string) string {
 		words = append(words, strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "//"))...)
 	}
 	return strings.Join(words, " ")
+}
+
+// policy returns the result of the policy set called name.
+func policy(results []Result, name string) Result {
+	for _, r := range results {
+		if r.Policy == name {
+			return r
+		}
+	}
+	panic("no result for policy set " + name)
 }

@@ -151,9 +151,9 @@ func (s *sim) close() {
 	}
 }
 
-// both runs fn on the market, and on the baseline too if seller is the
-// rival of attack (d) or the empty string (every ledger).
-func (s *sim) both(seller string, fn func(*escrow.Ledger) error) error {
+// onLedgers runs fn on the market, and on the baseline too if seller is
+// the rival of attack (d) or the empty string (every ledger).
+func (s *sim) onLedgers(seller string, fn func(*escrow.Ledger) error) error {
 	if seller == "" || seller == s.shops[rivalIndex].id {
 		if err := fn(s.base); err != nil {
 			return err
@@ -177,7 +177,15 @@ func (s *sim) tally(seller string) *tally {
 	return t
 }
 
-func cny(fen int64) escrow.Money { return escrow.RestoreMoney(fen, escrow.CNY) }
+// cny is fen as Money. Every amount here is the program's own, so one out
+// of range is a bug.
+func cny(fen int64) escrow.Money {
+	m, err := escrow.MoneyFromUnits(fen, escrow.CNY)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
 
 // open makes an account for each id on ledgers, with deposit fen (0: none).
 func (s *sim) open(ledgers []*escrow.Ledger, ids []string, deposit int64) error {
@@ -292,11 +300,11 @@ func (s *sim) honestOrder(n int, at time.Time) {
 	} else {
 		end = ship.Add(time.Duration(24+r.IntN(5*24)) * hour)
 		s.at(end, func() error {
-			return s.both(sh.id, func(l *escrow.Ledger) error { _, err := l.Confirm(s.ctx, id, buyer); return err })
+			return s.onLedgers(sh.id, func(l *escrow.Ledger) error { _, err := l.Confirm(s.ctx, id, buyer); return err })
 		})
 	}
 	s.at(at, func() error {
-		return s.both(sh.id, func(l *escrow.Ledger) error {
+		return s.onLedgers(sh.id, func(l *escrow.Ledger) error {
 			terms := escrow.Terms{ID: id, Buyer: buyer, Seller: sh.id, SKU: it.sku, Price: cny(it.price)}
 			if _, err := l.Open(s.ctx, terms); err != nil {
 				return err
@@ -306,7 +314,7 @@ func (s *sim) honestOrder(n int, at time.Time) {
 		})
 	})
 	s.at(ship, func() error {
-		return s.both(sh.id, func(l *escrow.Ledger) error { _, err := l.Ship(s.ctx, id, sh.id, ""); return err })
+		return s.onLedgers(sh.id, func(l *escrow.Ledger) error { _, err := l.Ship(s.ctx, id, sh.id, ""); return err })
 	})
 	if r.IntN(5) < 4 {
 		score := escrow.Positive
@@ -326,7 +334,7 @@ func (s *sim) honestOrder(n int, at time.Time) {
 // rate schedules an honest rating.
 func (s *sim) rate(t time.Time, id, seller, rater string, score escrow.Score) {
 	s.at(t, func() error {
-		return s.both(seller, func(l *escrow.Ledger) error {
+		return s.onLedgers(seller, func(l *escrow.Ledger) error {
 			_, err := l.Rate(s.ctx, id, rater, escrow.RatingInput{Score: score})
 			return err
 		})
@@ -336,7 +344,7 @@ func (s *sim) rate(t time.Time, id, seller, rater string, score escrow.Score) {
 // endOfDay runs ProcessDue on both ledgers and records the standing of
 // the watched shops.
 func (s *sim) endOfDay(d int) error {
-	if err := s.both("", func(l *escrow.Ledger) error { _, err := l.ProcessDue(s.ctx); return err }); err != nil {
+	if err := s.onLedgers("", func(l *escrow.Ledger) error { _, err := l.ProcessDue(s.ctx); return err }); err != nil {
 		return err
 	}
 	s.done = d == s.cfg.Days-1
