@@ -8,7 +8,7 @@ import (
 
 // A small market, so that the test is quick; internal/brushing checks the
 // default run and the README's copy of its table.
-var small = []string{"-days", "30", "-buyers", "150", "-shops", "10", "-orders", "25"}
+var small = []string{"-days", "21", "-buyers", "100", "-shops", "10", "-orders", "15"}
 
 func output(t *testing.T, args ...string) string {
 	t.Helper()
@@ -24,7 +24,7 @@ func output(t *testing.T, args ...string) string {
 func TestRun(t *testing.T) {
 	out := output(t, small...)
 	for _, want := range []string{
-		"Seed 1: 30 days, 150 buyers, 10 honest shops, fee 0.6%; the attacks run from day 11, for 20 days.\n",
+		"Seed 1: 21 days, 100 buyers, 10 honest shops, fee 0.6%; the attacks run from day 8, for 14 days.\n",
 		"Ranks are among the 10 honest shops (a new shop starts at 11).",
 		"\nGoals under the default policy, for ring (a)",
 		"\nplaces climbed per 1,000 CNY, over an honest shop's ",

@@ -15,6 +15,9 @@ import (
 // conclusions the package doc and the README draw from it, and checks
 // that the README's table is the one it prints.
 func TestShort(t *testing.T) {
+	if raceDetector {
+		t.Skip("the short run takes over a minute under the race detector; TestDeterministic runs small ones side by side")
+	}
 	results, err := RunAll(context.Background(), Short())
 	if err != nil {
 		t.Fatal(err)
@@ -60,28 +63,38 @@ func TestLong(t *testing.T) {
 	t.Logf("\n%s", out.String())
 }
 
-// A seed gives the same run, rankings included, every time; another seed
-// gives another market.
+// A seed gives the same run, rankings included, every time, and RunAll,
+// which runs the policy sets side by side, gives what Run gives for each
+// alone; another seed gives another market.
 func TestDeterministic(t *testing.T) {
-	cfg := Config{Seed: 7, Days: 40, Buyers: 200, Shops: 12, OrdersPerDay: 30, AttackFrom: 15, FeeRate: "0.006",
+	cfg := Config{Seed: 7, Days: 30, Buyers: 100, Shops: 10, OrdersPerDay: 20, AttackFrom: 10, FeeRate: "0.006",
 		Sybils: 3, RivalSybils: 2}
-	ps := PolicySets()[1]
-	run := func(cfg Config) Result {
-		r, err := Run(context.Background(), cfg, ps)
+	all, err := RunAll(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(PolicySets()) {
+		t.Fatalf("RunAll returned %d results for %d policy sets", len(all), len(PolicySets()))
+	}
+	for i, ps := range PolicySets() {
+		alone, err := Run(context.Background(), cfg, ps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return r
+		if diff := cmp.Diff(alone, all[i]); diff != "" {
+			t.Errorf("%s: Run alone and RunAll differ (-alone +RunAll):\n%s", ps.Name, diff)
+		}
 	}
-	first, second := run(cfg), run(cfg)
-	if diff := cmp.Diff(first, second); diff != "" {
-		t.Errorf("two runs of seed %d differ (-first +second):\n%s", cfg.Seed, diff)
-	}
+	first := all[1]
 	if len(first.Rankings[0]) < cfg.Shops || len(first.Rankings[1]) < cfg.Shops {
 		t.Errorf("rankings %v list fewer than the %d honest shops", first.Rankings, cfg.Shops)
 	}
 	cfg.Seed++
-	if other := run(cfg); cmp.Equal(first.Rankings, other.Rankings) && first.HonestTrades == other.HonestTrades {
+	other, err := Run(context.Background(), cfg, PolicySets()[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.Equal(first.Rankings, other.Rankings) && first.HonestTrades == other.HonestTrades {
 		t.Errorf("seeds %d and %d ran the same market", cfg.Seed-1, cfg.Seed)
 	}
 }
