@@ -33,10 +33,17 @@ func TestShort(t *testing.T) {
 	}
 	checkDoc(t, results)
 	// The figures the README's text quotes.
-	before, def := policy(results, "before").Row("(b)"), policy(results, "default").Row("(b)")
+	before, def := policy(results, "before"), policy(results, "default")
+	b, d := before.Row("(b)"), def.Row("(b)")
 	if want := fmt.Sprintf("cuts ring (b), which orders one item, from %d counted ratings to %d, and from place %d to place %d by Wilson",
-		before.Counted, def.Counted, before.To.RankWilson, def.To.RankWilson); !strings.Contains(oneLine(string(readme)), want) {
+		b.Counted, d.Counted, b.To.RankWilson, d.To.RankWilson); !strings.Contains(oneLine(string(readme)), want) {
 		t.Errorf("the README does not say %q", want)
+	}
+	if a, avg := def.Row("(a)").To, def.Average.To; !strings.Contains(oneLine(string(readme)),
+		fmt.Sprintf("%.0f%% of its points came from its top 5 raters, against %.0f%% for the average honest shop", 100*a.TopShare, 100*avg.TopShare)) ||
+		a.NewShare != 0 {
+		t.Errorf("the README's concentration figures are not %.0f%% and %.0f%%, or ring (a) has new raters (%v)",
+			100*a.TopShare, 100*avg.TopShare, a.NewShare)
 	}
 	if got := readmeTable(t, string(readme)); got != out.String() {
 		t.Errorf("the README's brushing table is not what `go run ./examples/brushing` prints now; "+

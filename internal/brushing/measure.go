@@ -20,6 +20,10 @@ type Figures struct {
 	Expectation     float64 // the Beta reputation's
 	RankWilson      int
 	RankExpectation int
+	// TopShare and NewShare are what Concentration reports: the share of
+	// its points from its top 5 raters, and from raters with fewer than 3
+	// trades.
+	TopShare, NewShare float64
 }
 
 // A Row is what one party gained, and what it cost.
@@ -179,6 +183,11 @@ func (s *sim) figures(party string, w, e []escrow.Ranked) (Figures, error) {
 	}
 	f := fromView(rep.AsSeller)
 	f.RankWilson, f.RankExpectation = s.rankOf(w, party), s.rankOf(e, party)
+	c, err := s.market.Concentration(s.ctx, party)
+	if err != nil {
+		return Figures{}, err
+	}
+	f.TopShare, f.NewShare = c.TopRatersShare, c.NewRatersShare
 	return f, nil
 }
 
@@ -285,7 +294,7 @@ func (s *sim) result(policy string) (Result, error) {
 // average is the mean of the figures, orders, volume and fees of shops.
 func (s *sim) average(shops []string, w, e []escrow.Ranked) (Row, error) {
 	var sum Row
-	var wilson, expectation float64
+	var wilson, expectation, top, fresh float64
 	var points int64
 	for _, id := range shops {
 		f, err := s.figures(id, w, e)
@@ -299,6 +308,8 @@ func (s *sim) average(shops []string, w, e []escrow.Ranked) (Row, error) {
 		points += f.Points
 		wilson += f.Wilson
 		expectation += f.Expectation
+		top += f.TopShare
+		fresh += f.NewShare
 		sum.To.RankWilson += f.RankWilson
 		sum.To.RankExpectation += f.RankExpectation
 	}
@@ -309,6 +320,7 @@ func (s *sim) average(shops []string, w, e []escrow.Ranked) (Row, error) {
 	r.Spend = r.Fees
 	r.To = Figures{Points: avg(points), Level: escrow.LevelFor(avg(points)),
 		Wilson: wilson / float64(n), Expectation: expectation / float64(n),
-		RankWilson: int(avg(int64(sum.To.RankWilson))), RankExpectation: int(avg(int64(sum.To.RankExpectation)))}
+		RankWilson: int(avg(int64(sum.To.RankWilson))), RankExpectation: int(avg(int64(sum.To.RankExpectation))),
+		TopShare: top / float64(n), NewShare: fresh / float64(n)}
 	return r, nil
 }

@@ -81,9 +81,11 @@ func WriteTable(w io.Writer, results []Result) error {
 	p.printf("Ranks are among the %d honest shops (a new shop starts at %d). Spend is what the attacker lost:\n",
 		r0.HonestShops, r0.HonestShops+1)
 	p.printf("the fees when the money came back to its own shop, the prices when it went to a rival; the honest\n")
-	p.printf("shop's is its fees. (d) shows the rival: its figures after the attack, its loss per 1,000 CNY.\n\n")
-	p.printf("%-8s %-38s %6s %7s %10s %6s %-9s %6s %6s %7s %7s | %s\n", "policy", "who", "orders", "counted",
-		"spend CNY", "points", "level", "Wilson", "Beta", "rank W", "rank E", "per 1,000 CNY: points  Wilson   Beta  rank W  rank E")
+	p.printf("shop's is its fees. (d) shows the rival: its figures after the attack, its loss per 1,000 CNY.\n")
+	p.printf("top5 and new are Concentration's shares of the points from the top 5 raters and from new raters.\n\n")
+	p.printf("%-8s %-38s %6s %7s %10s %6s %-9s %6s %6s %7s %7s %4s %4s | %s\n", "policy", "who", "orders", "counted",
+		"spend CNY", "points", "level", "Wilson", "Beta", "rank W", "rank E", "top5", "new",
+		"per 1,000 CNY: points  Wilson   Beta  rank W  rank E")
 	for _, res := range results {
 		for _, row := range append([]Row{res.Median, res.Average}, res.Rows...) {
 			name := row.Name
@@ -100,9 +102,9 @@ func WriteTable(w io.Writer, results []Result) error {
 				re = strconv.Itoa(row.From.RankExpectation) + "→" + re
 			}
 			pts, wil, exp, rkw, rke := row.PerThousand()
-			p.printf("%-8s %-38s %6d %7s %10s %6d %-9s %6.3f %6.3f %7s %7s | %21s %7s %6s %7s %7s\n",
+			p.printf("%-8s %-38s %6d %7s %10s %6d %-9s %6.3f %6.3f %7s %7s %3.0f%% %3.0f%% | %21s %7s %6s %7s %7s\n",
 				res.Policy, name, row.Orders, counted, money(row.Spend), row.To.Points, row.To.Level,
-				row.To.Wilson, row.To.Expectation, rw, re,
+				row.To.Wilson, row.To.Expectation, rw, re, 100*row.To.TopShare, 100*row.To.NewShare,
 				thousands(round(pts)), fixed(wil), fixed(exp), thousands(round(rkw)), thousands(round(rke)))
 		}
 	}
