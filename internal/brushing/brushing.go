@@ -70,7 +70,8 @@ type PolicySet struct {
 //     an item;
 //   - default: the zero ReputationPolicy;
 //   - strict: the default with every option that makes brushing dearer:
-//     the pair cap by the month of the order, and on the pair's net points.
+//     the pair cap by the month of the order, and on the pair's net
+//     points, and points counted as distinct raters.
 //
 // Each option is one line here, so that a new one is measured by adding it.
 func PolicySets() []PolicySet {
@@ -83,6 +84,7 @@ func PolicySets() []PolicySet {
 	strict := escrow.ReputationPolicy{}
 	strict.PairCapBy = escrow.OrderMonth
 	strict.NetPairCap = true
+	strict.UniqueRaters = true
 
 	return []PolicySet{{"before", before}, {"default", def}, {"strict", strict}}
 }
