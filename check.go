@@ -96,6 +96,27 @@ func CheckMoney(ctx context.Context, store Storage) error {
 		if err != nil {
 			return err
 		}
+		// A Publisher's entries that are committed but not yet numbered
+		// are in the balances too.
+		if ptx, ok := tx.(PendingTx); ok {
+			pending, err := ptx.PendingEntries()
+			if err != nil {
+				return err
+			}
+			for _, e := range pending {
+				var sum int64
+				for _, p := range e.Postings {
+					sum += p.Change
+					k := key{p.Account, e.Currency.Code}
+					r := replayed[k]
+					r[p.Bucket] += p.Change
+					replayed[k] = r
+				}
+				if sum != 0 {
+					bad("unnumbered journal entry of %s does not balance: %d", e.Escrow, sum)
+				}
+			}
+		}
 		for k, b := range stored {
 			r := replayed[k]
 			if r[Available] != b.Available.units || r[Held] != b.Held.units {

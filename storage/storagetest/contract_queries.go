@@ -35,6 +35,9 @@ func contractEscrowEvents(t *testing.T, h Harness) {
 		}
 		return nil
 	})
+	for i := range plan { // a Publisher numbers them at the commit
+		plan[i].Seq = uint64(i + 1)
+	}
 	of := func(id string, seqs ...uint64) []escrow.Event {
 		out := []escrow.Event{}
 		for _, seq := range seqs {
@@ -90,7 +93,11 @@ func contractEscrowEvents(t *testing.T, h Harness) {
 		if err != nil {
 			return err
 		}
-		contractDiff(t, "EscrowEvents inside the transaction", append(of("e-1", 6), ev), got)
+		want := append(of("e-1", 6), ev)
+		if _, late := tx.(escrow.PendingTx); late {
+			want = of("e-1", 6) // a Publisher's event joins the index when it is numbered, after the commit
+		}
+		contractDiff(t, "EscrowEvents inside the transaction", want, got)
 		return errContractAbort
 	})
 	if !errors.Is(err, errContractAbort) {
