@@ -90,44 +90,57 @@ func (t *tx) AppendEntry(e *escrow.Entry) error {
 	for i, p := range e.Postings {
 		accounts[i], buckets[i], changes[i] = p.Account, int16(p.Bucket), p.Change
 	}
-	// One statement, one round trip: number the entry, store it and its
-	// postings.
-	var seq int64
+	// One statement, one round trip: store the entry and its postings,
+	// unnumbered; they are numbered when published (see publish.go).
+	var xid int64
 	err := t.one(`WITH e AS (
-			INSERT INTO entries (seq, at, at_ns, kind, escrow, currency, minor)
-			SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6 FROM entries
-			RETURNING seq),
+			INSERT INTO entries (xid, at, at_ns, kind, escrow, currency, minor)
+			VALUES (pg_current_xact_id(), $1, $2, $3, $4, $5, $6)
+			RETURNING id, xid),
 		p AS (
-			INSERT INTO postings (seq, idx, account, bucket, change)
-			SELECT e.seq, (p.ord - 1)::smallint, p.account, p.bucket, p.change
+			INSERT INTO postings (entry, idx, account, bucket, change)
+			SELECT e.id, (p.ord - 1)::smallint, p.account, p.bucket, p.change
 			FROM e, unnest($7::text[], $8::smallint[], $9::bigint[]) WITH ORDINALITY AS p(account, bucket, change, ord))
-		SELECT seq FROM e`,
-		[]any{at, ns, string(e.Kind), e.Escrow, e.Currency.Code, e.Currency.Minor, accounts, buckets, changes}, &seq)
+		SELECT xid::text::bigint FROM e`,
+		[]any{at, ns, string(e.Kind), e.Escrow, e.Currency.Code, e.Currency.Minor, accounts, buckets, changes}, &xid)
 	if err != nil {
 		return err
 	}
-	e.Seq = uint64(seq)
+	t.appended(xid)
+	e.Seq = 0 // numbered when published
 	return nil
 }
 
 // entries reads the entries whose Seq the subquery sel selects (in its
 // ascending order), with their postings.
 func (t *tx) entries(sel string, args ...any) ([]escrow.Entry, error) {
+	return t.entryRows(`SELECT e.id, e.seq, e.at, e.at_ns, e.kind, e.escrow, e.currency, e.minor, p.account, p.bucket, p.change
+		FROM (`+sel+`) AS s JOIN entries e ON e.seq = s.seq LEFT JOIN postings p ON p.entry = e.id
+		ORDER BY e.seq, p.idx`, args...)
+}
+
+// entryRows reads entries from sql, which selects an entry's id and
+// columns with one of its postings per row, the rows of an entry together
+// and in posting order. An entry not yet numbered has Seq 0.
+func (t *tx) entryRows(sql string, args ...any) ([]escrow.Entry, error) {
 	type row struct {
+		id      int64
 		e       escrow.Entry
 		posting escrow.Posting
 		has     bool
 	}
-	rows, err := all(t, `SELECT e.seq, e.at, e.at_ns, e.kind, e.escrow, e.currency, e.minor, p.account, p.bucket, p.change
-		FROM (`+sel+`) AS s JOIN entries e ON e.seq = s.seq LEFT JOIN postings p ON p.seq = e.seq
-		ORDER BY e.seq, p.idx`, args, func(r pgx.Rows) (row, error) {
+	rows, err := all(t, sql, args, func(r pgx.Rows) (row, error) {
 		var x row
+		var seq *int64
 		var at time.Time
 		var ns int16
 		var acct *string
 		var bucket *int16
 		var change *int64
-		err := r.Scan(&x.e.Seq, &at, &ns, &x.e.Kind, &x.e.Escrow, &x.e.Currency.Code, &x.e.Currency.Minor, &acct, &bucket, &change)
+		err := r.Scan(&x.id, &seq, &at, &ns, &x.e.Kind, &x.e.Escrow, &x.e.Currency.Code, &x.e.Currency.Minor, &acct, &bucket, &change)
+		if seq != nil {
+			x.e.Seq = uint64(*seq)
+		}
 		x.e.At = fromTS(at, ns)
 		if acct != nil {
 			x.has = true
@@ -139,17 +152,19 @@ func (t *tx) entries(sel string, args ...any) ([]escrow.Entry, error) {
 		return nil, err
 	}
 	out := []escrow.Entry{}
-	for _, r := range rows {
-		if n := len(out); n == 0 || out[n-1].Seq != r.e.Seq {
+	for i, r := range rows {
+		if i == 0 || r.id != rows[i-1].id {
 			out = append(out, r.e)
 		}
 		if r.has {
-			last := &out[len(out)-1]
-			last.Postings = append(last.Postings, r.posting)
+			e := &out[len(out)-1]
+			e.Postings = append(e.Postings, r.posting)
 		}
 	}
 	return out, nil
 }
+
+// Entries and Journal read only numbered entries: see publish.go.
 
 func (t *tx) Entries(account string, after uint64, limit int) ([]escrow.Entry, error) {
 	return t.entries(`SELECT DISTINCT seq FROM postings WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
@@ -189,21 +204,19 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 		}
 	}
 	at, ns := ts(ev.At)
-	var seq int64
-	// One statement: number the event, store it, and notify the
-	// listeners of this schema, which hear of it when the transaction
-	// commits (see notify.go).
-	err = t.one(`WITH ev AS (
-			INSERT INTO events (`+eventCols+`)
-			SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM events
-			RETURNING seq)
-		SELECT seq FROM ev, pg_notify('`+notifyChannel+`', current_schema()::text)`,
+	// Stored unnumbered; publishing numbers it and notifies the
+	// listeners (see publish.go and notify.go).
+	var xid int64
+	err = t.one(`INSERT INTO events (xid, `+eventCols[len("seq, "):]+`)
+		VALUES (pg_current_xact_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		RETURNING xid::text::bigint`,
 		[]any{string(ev.Type), at, ns, ev.Account, ev.Escrow, ev.Buyer, ev.Seller, ev.Actor, ev.ByTimer, int16(ev.State),
-			code, minor, amt, fee, ev.Note, meta}, &seq)
+			code, minor, amt, fee, ev.Note, meta}, &xid)
 	if err != nil {
 		return err
 	}
-	ev.Seq = uint64(seq)
+	t.appended(xid)
+	ev.Seq = 0 // numbered when published
 	return nil
 }
 

@@ -10,10 +10,11 @@ import (
 
 var _ escrow.EventNotifier = (*Store)(nil)
 
-// notifyChannel is the channel on which a transaction that appended
-// events notifies, with its schema as the payload, when it commits.
-// NOTIFY is transactional: PostgreSQL delivers it only on commit, and
-// only once per transaction for the same channel and payload.
+// notifyChannel is the channel on which publishing notifies, with the
+// schema as the payload, when it has numbered events (pgstore_publish, in
+// migration 0005, names it too). NOTIFY is transactional: PostgreSQL
+// delivers it only on commit, and only once per transaction for the same
+// channel and payload.
 const notifyChannel = "pgstore_events"
 
 // listener wakes the store's EventsCommitted waiters when a notification
@@ -29,9 +30,9 @@ type listener struct {
 	done    chan struct{}
 }
 
-// EventsCommitted returns a channel that is closed once a transaction
-// that appended an event to this store's schema has committed, through
-// this store or any other process's; see escrow.EventNotifier.
+// EventsCommitted returns a channel that is closed once committed events
+// of this store's schema have been numbered, by this store or any other
+// process's, and so can be read; see escrow.EventNotifier.
 func (s *Store) EventsCommitted() <-chan struct{} {
 	l := &s.listen
 	l.mu.Lock()

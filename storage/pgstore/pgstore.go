@@ -61,48 +61,60 @@
 // attempts it runs alone among the store's writers in this process (see
 // Store.attempt). Across processes only the bounded attempts remain.
 //
-// # Sequences and hot rows
+// # Numbering
 //
-// Journal entries and events are numbered by reading the greatest number
-// in their table and adding one, in the statement that inserts them,
-// inside the serializable transaction. Two transactions that append at
-// once conflict and one of them is retried, so the numbers are gap-free
-// and in commit order: a reader that follows Events with the last Seq it
-// handled never skips one, even when transactions commit in another
-// order than they began (TestCursorNeverSkips). A PostgreSQL sequence
-// would not do: its numbers are handed out at insert, not at commit, so a
-// reader could pass a number whose transaction has yet to commit.
+// Journal entries and events are numbered 1, 2, 3, … with no gaps, and a
+// reader that follows Events with the last Seq it handled never skips one,
+// even when transactions commit in another order than they began
+// (TestCursorNeverSkips). The numbers are not given inside the writing
+// transaction: had they been (the greatest number plus one, as the first
+// release did), every two transactions that appended an event, which is
+// every ledger call that changes something, would have conflicted, and
+// one of them would have run again. A PostgreSQL sequence would not do
+// either: its numbers are given at insert, not at commit, so a reader
+// could pass a number whose transaction had yet to commit.
 //
-// The price is that every transaction that moves money or changes an
-// escrow (each appends an event) serialises on the end of those tables,
-// and so, for deposits and fees, on the rows of the system accounts
-// @world and @fees, whose balances every such call reads and writes. The
-// storage contract asks for this: AppendEvent and AppendEntry must set the
-// next gap-free number, in commit order, before the transaction commits,
-// and Balance must return the balance inside the transaction. Striping the
-// system balances would not help while the numbering serialises the same
-// transactions. Lifting it needs the contract to let numbers be given at
-// or after commit (a publisher that numbers what is committed below the
-// oldest running transaction), which this release does not do.
+// So the store is an escrow.Publisher. A transaction stores its rows with
+// no number and with its transaction id. After it commits, Update calls
+// pgstore_publish, a function the migrations make, which numbers, under
+// an advisory lock and at READ COMMITTED (outside the serializable
+// checks), the rows of every transaction older than the oldest one still
+// running: no transaction that could add a row before them is left, so
+// their numbers are final. Update returns once its own rows are numbered,
+// or after two seconds if an older transaction (anywhere in the cluster:
+// transaction ids are the cluster's) keeps running; the store's own
+// publishing, every second and at once after such a wait, numbers them
+// then. Until they are numbered, Entries, Journal, Events and EscrowEvents
+// leave them out, the writing transaction's own reads included, and
+// PendingEntries lists the entries, which Check adds to the journal. The
+// price is one round trip after each commit that appended, and a second
+// write of each numbered row.
+//
+// Publishing takes the oldest running transaction id from
+// pg_current_snapshot, which is PostgreSQL's own; see below.
 //
 // # Notifications
 //
-// A transaction that appends an event notifies the channel
-// pgstore_events with its schema as the payload, in the same statement;
-// PostgreSQL delivers it on commit. The store is an escrow.EventNotifier:
-// the ledger's WaitEvents and Consume wake on it at once, in every
-// process, instead of at their next poll. The listener holds one
-// connection of the pool from the first wait until Close.
+// Publishing notifies the channel pgstore_events, with the schema as the
+// payload, when it numbers events; PostgreSQL delivers it on commit. The
+// store is an escrow.EventNotifier: the ledger's WaitEvents and Consume
+// wake on it at once, in every process, instead of at their next poll. The
+// listener holds one connection of the pool from the first wait until
+// Close.
 //
 // # CockroachDB and other databases
 //
 // The transactions need nothing PostgreSQL alone has: SERIALIZABLE,
 // retry on 40001, INSERT … ON CONFLICT and row comparisons all work on
-// CockroachDB. What is PostgreSQL's own: the advisory lock that guards
-// migrations (pg_advisory_xact_lock), lock_timeout, which bounds waits
-// for row locks, and LISTEN/NOTIFY, which CockroachDB lacks (readers
-// there fall back to polling). None of this has been run against
-// CockroachDB yet.
+// CockroachDB. What is PostgreSQL's own: the advisory locks that guard
+// migrations and publishing (pg_advisory_xact_lock), lock_timeout, which
+// bounds waits for row locks, LISTEN/NOTIFY, which CockroachDB lacks
+// (readers there fall back to polling), and the transaction ids and
+// snapshots that publishing reads (pg_current_xact_id,
+// pg_current_snapshot; PostgreSQL 13 or later). On CockroachDB publishing
+// would have to number by commit timestamp once it is closed (a
+// changefeed's resolved timestamp) instead. None of this has been run
+// against CockroachDB yet.
 //
 // # Times
 //
@@ -156,7 +168,8 @@ type Store struct {
 	// writing by an attempt that follows soloAfter failed ones; see
 	// Update.
 	gate   sync.RWMutex
-	listen listener // see EventsCommitted
+	listen listener  // see EventsCommitted
+	pub    publisher // see publish.go
 
 	mu     sync.RWMutex // held for reading by running transactions
 	closed bool
@@ -216,6 +229,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 	if err := migrate(ctx, pool, o.Schema); err != nil {
 		return nil, err
 	}
+	s.pub.start(s)
 	return s, nil
 }
 
@@ -237,7 +251,10 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 				return err
 			}
 		}
-		err := s.attempt(ctx, attempt >= soloAfter, fn)
+		xid, err := s.attempt(ctx, attempt >= soloAfter, fn)
+		if err == nil && xid != 0 {
+			s.awaitPublished(ctx, xid)
+		}
 		if !retryable(err) {
 			return err
 		}
@@ -259,7 +276,7 @@ const soloAfter = 3
 // store's running writers to end and keeps new ones out until it ends.
 // Writers in other processes are not held back; across processes the
 // bounded attempts and ErrConflict remain the answer.
-func (s *Store) attempt(ctx context.Context, solo bool, fn func(escrow.Tx) error) error {
+func (s *Store) attempt(ctx context.Context, solo bool, fn func(escrow.Tx) error) (xid int64, err error) {
 	if solo {
 		s.gate.Lock()
 		defer s.gate.Unlock()
@@ -277,7 +294,8 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+	_, err := s.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+	return err
 }
 
 // enter read-locks s for a transaction, unless s is closed.
@@ -323,14 +341,15 @@ func (e *errRetry) Unwrap() error { return e.err }
 
 // run runs fn once in a transaction with options o, committing if write
 // and fn returns nil, rolling back otherwise. An error that calls for a
-// retry comes back as an *errRetry.
-func (s *Store) run(ctx context.Context, o pgx.TxOptions, write bool, fn func(escrow.Tx) error) (err error) {
+// retry comes back as an *errRetry. After a commit, xid is the
+// transaction's id if it stored rows to publish, and zero if not.
+func (s *Store) run(ctx context.Context, o pgx.TxOptions, write bool, fn func(escrow.Tx) error) (xid int64, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	ptx, err := s.pool.BeginTx(ctx, o)
 	if err != nil {
-		return classify(err)
+		return 0, classify(err)
 	}
 	t := &tx{ctx: ctx, tx: ptx, write: write}
 	committed := false
@@ -348,19 +367,19 @@ func (s *Store) run(ctx context.Context, o pgx.TxOptions, write bool, fn func(es
 	if t.failed != nil {
 		// A statement failed: the transaction is aborted whatever fn made
 		// of the error, so it is what Update reports, or retries.
-		return t.failed
+		return 0, t.failed
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !write {
-		return nil
+		return 0, nil
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return classify(err)
+		return 0, classify(err)
 	}
 	committed = true
-	return nil
+	return t.xid, nil
 }
 
 // classify wraps an error from the database as an *errRetry when the
@@ -397,6 +416,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.listen.stop()
+	s.pub.close()
 	if s.ownPool {
 		s.pool.Close()
 	}

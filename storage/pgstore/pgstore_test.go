@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -74,24 +75,50 @@ func migrationFiles(t testing.TB) int {
 	return len(files)
 }
 
-// TestMigrateFromFirstSchema opens a database left at the first schema,
-// as the release before the states of a return made it: Open applies the
-// later migrations, the states table names every state, and the item
-// marks have their table.
+// TestMigrateFromFirstSchema opens a database made by the first release
+// of the schema (migration 1 alone), holding numbered journal entries and
+// events: Open applies the later migrations, the states table names every
+// state, the item marks have their table, the old rows keep their numbers,
+// and new ones are numbered after them.
 func TestMigrateFromFirstSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	schema := newSchema(t)
-	open(t, schema).Close()
-	q := func(table string) string { return pgx.Identifier{schema, table}.Sanitize() }
-	for _, sql := range []string{`DELETE FROM ` + q("escrow_states") + ` WHERE state > 9`,
-		`DROP TABLE ` + q("item_marks"),
-		`DELETE FROM ` + q("pgstore_migrations") + ` WHERE version > 1`} {
-		if _, err := admin.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
+	first, err := os.ReadFile(filepath.Join("migrations", "0001_tables.sql"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	open(t, schema).Close()
+	err = pgx.BeginFunc(ctx, admin, func(tx pgx.Tx) error {
+		for _, sql := range []string{
+			`CREATE SCHEMA ` + pgx.Identifier{schema}.Sanitize(),
+			`SET LOCAL search_path = ` + pgx.Identifier{schema}.Sanitize(),
+			string(first),
+			`CREATE TABLE pgstore_migrations (version integer PRIMARY KEY, name text NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now())`,
+			`INSERT INTO pgstore_migrations (version, name) VALUES (1, '0001_tables.sql')`,
+			`INSERT INTO accounts (id, system, created_at, created_ns) VALUES ('alice', false, now(), 0), ('@world', true, now(), 0)`,
+			`INSERT INTO entries (seq, at, at_ns, kind, escrow, currency, minor) VALUES
+				(1, now(), 0, 'deposit', '', 'CNY', 2), (2, now(), 0, 'deposit', '', 'CNY', 2)`,
+			`INSERT INTO postings (seq, idx, account, bucket, change) VALUES
+				(1, 0, '@world', 0, -100), (1, 1, 'alice', 0, 100), (2, 0, '@world', 0, -50), (2, 1, 'alice', 0, 50)`,
+			`INSERT INTO balances (account, currency, minor, available, held) VALUES
+				('@world', 'CNY', 2, -150, 0), ('alice', 'CNY', 2, 150, 0)`,
+			`INSERT INTO events (seq, type, at, at_ns, account, escrow, buyer, seller, actor, by_timer, state, note) VALUES
+				(1, 'Deposited', now(), 0, 'alice', '', '', '', 'alice', false, 0, 'old 1'),
+				(2, 'Deposited', now(), 0, 'alice', '', '', '', 'alice', false, 0, 'old 2')`,
+		} {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("%.60s…: %w", sql, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := open(t, schema)
+	defer store.Close()
+	q := func(table string) string { return pgx.Identifier{schema, table}.Sanitize() }
 	var migrations, states int
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+q("pgstore_migrations")).Scan(&migrations); err != nil {
 		t.Fatal(err)
@@ -106,6 +133,39 @@ func TestMigrateFromFirstSchema(t *testing.T) {
 	var marks int
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+q("item_marks")).Scan(&marks); err != nil || marks != 0 {
 		t.Fatalf("item_marks after Open: %d rows (%v), want an empty table", marks, err)
+	}
+
+	l, err := escrow.New(ctx, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Deposit(ctx, "alice", fen(25)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	events, err := l.Events(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range events {
+		got = append(got, fmt.Sprintf("%d %s", ev.Seq, ev.Note))
+	}
+	if want := []string{"1 old 1", "2 old 2", "3 "}; !slices.Equal(got, want) {
+		t.Fatalf("events after the migration and a deposit: %q, want %q", got, want)
+	}
+	entries, err := l.Journal(ctx, "alice", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%d %d", e.Seq, e.Postings[1].Change))
+	}
+	if want := []string{"1 100", "2 50", "3 25"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's journal after the migration and a deposit: %q, want %q", got, want)
 	}
 }
 

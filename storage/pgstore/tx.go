@@ -18,6 +18,7 @@ type tx struct {
 	write  bool
 	done   bool
 	failed error // the first statement that failed; the transaction is aborted
+	xid    int64 // the transaction's id, once it has stored rows to publish
 }
 
 // check reports whether the transaction may run a statement, a write if

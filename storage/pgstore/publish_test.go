@@ -1,0 +1,219 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/pgstore"
+	"github.com/jackc/pgx/v5"
+)
+
+// appendNote appends a Deposited event with note in its own Update.
+func appendNote(t *testing.T, s escrow.Storage, note string) {
+	t.Helper()
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		return tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "a", Note: note})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notes returns the notes of the numbered events, checking that they are
+// numbered 1, 2, 3, ….
+func notes(t *testing.T, s escrow.Storage) []string {
+	t.Helper()
+	var out []string
+	err := s.View(context.Background(), func(tx escrow.Tx) error {
+		evs, err := tx.Events(0, 1000)
+		for i, ev := range evs {
+			if ev.Seq != uint64(i+1) {
+				t.Fatalf("event %d has Seq %d", i+1, ev.Seq)
+			}
+			out = append(out, ev.Note)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// holdOpen starts an Update on s that appends an event with note and then
+// waits, holding its transaction open, until release is closed; it
+// returns once the event is stored, and the Update's result comes on the
+// returned channel.
+func holdOpen(t *testing.T, s escrow.Storage, note string, release <-chan struct{}) <-chan error {
+	t.Helper()
+	stored, result := make(chan struct{}), make(chan error, 1)
+	go func() {
+		result <- s.Update(context.Background(), func(tx escrow.Tx) error {
+			if err := tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "a", Note: note}); err != nil {
+				return err
+			}
+			close(stored)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-stored:
+	case err := <-result:
+		t.Fatalf("the held Update ended early: %v", err)
+	}
+	return result
+}
+
+// TestPublishWaitsForOlderTransactions checks the numbering promises of
+// the package documentation: a transaction's events are not numbered
+// while an older one still runs, which then takes the lower number;
+// Update waits for its own to be numbered, but not past two seconds; and
+// once the older one ends, the store's own publishing numbers what is
+// left without another write.
+//
+// It does not run in parallel with the other tests: it holds the oldest
+// transaction of the cluster open for seconds, which holds back the
+// numbering of every schema's events, theirs too.
+func TestPublishWaitsForOlderTransactions(t *testing.T) {
+	schema := newSchema(t)
+	a, b := open(t, schema), open(t, schema)
+	defer a.Close()
+	defer b.Close()
+
+	// A short hold: the later Update waits for it and then returns.
+	release := make(chan struct{})
+	old := holdOpen(t, a, "old", release)
+	go func() { time.Sleep(300 * time.Millisecond); close(release) }()
+	began := time.Now()
+	appendNote(t, b, "new")
+	if took := time.Since(began); took < 250*time.Millisecond {
+		t.Errorf("Update returned after %v, before the older transaction ended", took)
+	}
+	if err := <-old; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := notes(t, b), []string{"old", "new"}; !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q: the older transaction first", got, want)
+	}
+
+	// A long hold: the later Update gives up waiting after two seconds,
+	// the next does not wait at all, and the events are numbered once the
+	// hold ends.
+	release = make(chan struct{})
+	old = holdOpen(t, a, "long", release)
+	began = time.Now()
+	appendNote(t, b, "gave up")
+	if took := time.Since(began); took < 1500*time.Millisecond || took > 10*time.Second {
+		t.Errorf("Update behind a long transaction returned after %v, want about two seconds", took)
+	}
+	began = time.Now()
+	appendNote(t, b, "did not wait")
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("a second Update behind the same transaction took %v: it waited again", took)
+	}
+	if got, want := notes(t, b), []string{"old", "new"}; !slices.Equal(got, want) {
+		t.Fatalf("events while the long transaction runs: %q, want %q", got, want)
+	}
+	close(release)
+	if err := <-old; err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"old", "new", "long", "gave up", "did not wait"}
+	deadline := time.Now().Add(10 * time.Second)
+	for got := notes(t, b); !slices.Equal(got, want); got = notes(t, b) {
+		if time.Now().After(deadline) {
+			t.Fatalf("events after the long transaction ended: %q, want %q", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPublishNumbersWhatOthersLeft commits events and journal entries
+// with no number, as a process that died between its commit and its
+// publish leaves them: Publish numbers them, and so does a store that
+// opens on the schema, by itself.
+func TestPublishNumbersWhatOthersLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	s := open(t, schema)
+	defer s.Close()
+	leave := func(note string) {
+		t.Helper()
+		err := pgx.BeginFunc(ctx, admin, func(tx pgx.Tx) error {
+			q := func(table string) string { return pgx.Identifier{schema, table}.Sanitize() }
+			_, err := tx.Exec(ctx, `INSERT INTO `+q("events")+` (xid, type, at, at_ns, account, escrow, buyer, seller, actor, by_timer, state, note)
+				VALUES (pg_current_xact_id(), 'Deposited', now(), 0, 'a', '', '', '', 'a', false, 0, $1)`, note)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `WITH e AS (INSERT INTO `+q("entries")+` (xid, at, at_ns, kind, escrow, currency, minor)
+				VALUES (pg_current_xact_id(), now(), 0, 'deposit', '', 'CNY', 2) RETURNING id)
+				INSERT INTO `+q("postings")+` (entry, idx, account, bucket, change)
+				SELECT id, 0, '@world', 0, -1 FROM e UNION ALL SELECT id, 1, 'a', 0, 1 FROM e`)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	leave("left 1")
+	var pending []escrow.Entry
+	err := s.View(ctx, func(tx escrow.Tx) error {
+		var err error
+		pending, err = tx.(escrow.PendingTx).PendingEntries()
+		return err
+	})
+	if err != nil || len(pending) != 1 || pending[0].Seq != 0 || len(pending[0].Postings) != 2 {
+		t.Fatalf("PendingEntries before publishing: %+v (%v), want the one entry left", pending, err)
+	}
+	if got := notes(t, s); len(got) != 0 {
+		t.Fatalf("events before publishing: %q, want none", got)
+	}
+	if err := s.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := notes(t, s), []string{"left 1"}; !slices.Equal(got, want) {
+		t.Fatalf("events after Publish: %q, want %q", got, want)
+	}
+	var journal []escrow.Entry
+	err = s.View(ctx, func(tx escrow.Tx) error {
+		var err error
+		if journal, err = tx.Entries("a", 0, 10); err != nil {
+			return err
+		}
+		pending, err = tx.(escrow.PendingTx).PendingEntries()
+		return err
+	})
+	if err != nil || len(journal) != 1 || journal[0].Seq != 1 || len(pending) != 0 {
+		t.Fatalf("after Publish: journal %+v, pending %+v (%v); want entry 1 and nothing pending", journal, pending, err)
+	}
+
+	leave("left 2")
+	other, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	want := []string{"left 1", "left 2"}
+	deadline := time.Now().Add(10 * time.Second)
+	for got := notes(t, s); !slices.Equal(got, want); got = notes(t, s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("events after another store opened: %q, want %q", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Publish on a closed store is refused.
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Publish(ctx); !errors.Is(err, escrow.ErrClosed) {
+		t.Fatalf("Publish on a closed store: %v, want ErrClosed", err)
+	}
+}
