@@ -330,7 +330,15 @@ func (s *Store) backoff(ctx context.Context, attempt int) error {
 // other would wait for the deadlock detector (deadlock_timeout, a
 // second by default) before one is aborted. Failing fast and retrying
 // after a backoff does better under contention.
-const beginUpdate = `BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL lock_timeout = '20ms'`
+//
+// It also turns sequential scans off. The statements of an Update find
+// their rows through indexes, but on a small table the planner prefers to
+// read the whole table, and under serializable isolation a sequential scan locks
+// the whole table for conflict checks: every writer of any of its rows
+// then conflicts with the reader (PostgreSQL's documentation on
+// serializable isolation says as much). An index scan locks only the
+// pages it reads.
+const beginUpdate = `BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL lock_timeout = '20ms'; SET LOCAL enable_seqscan = off`
 
 // errRetry marks an error that a transaction's function returned after a
 // statement of its own failed in a way that calls for running it again.
