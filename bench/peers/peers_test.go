@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -241,5 +242,68 @@ func TestFee(t *testing.T) {
 		if got := fee(c.amount, feeRatePPM); got != c.want {
 			t.Errorf("fee(%d) = %d, want %d", c.amount, got, c.want)
 		}
+	}
+}
+
+// countingBackend runs transactions one at a time on no tables, each
+// taking a while to commit, and counts them.
+type countingBackend struct {
+	mu  sync.Mutex
+	txs int
+}
+
+func (b *countingBackend) update(ctx context.Context, fn func(tables) error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.txs++
+	err := fn(nil)
+	time.Sleep(200 * time.Microsecond)
+	return err
+}
+
+func (b *countingBackend) view(ctx context.Context, fn func(tables) error) error {
+	return errors.New("no views here")
+}
+
+func (b *countingBackend) close() error { return nil }
+
+// A grouper's transactions hold a step of most of its callers, not just
+// of those that happen to be waiting when the last one commits; and a
+// failing step fails its group alone.
+func TestGrouper(t *testing.T) {
+	const callers, steps = 8, 200
+	b := &countingBackend{}
+	g := &grouper{backend: b}
+	ctx := context.Background()
+	var ran atomic.Int64
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range steps {
+				if err := g.update(ctx, func(tables) error { ran.Add(1); return nil }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ran.Load() != callers*steps {
+		t.Fatalf("%d steps ran, want %d", ran.Load(), callers*steps)
+	}
+	// A step of every caller in each transaction but the first: 8 each.
+	// Taking only the steps waiting when a transaction commits made 4.
+	if per := float64(callers*steps) / float64(b.txs); per < callers*3/4 {
+		t.Errorf("%d transactions for %d steps, %.1f steps each; want at least %d", b.txs, callers*steps, per, callers*3/4)
+	}
+
+	bad := errors.New("bad step")
+	if err := g.update(ctx, func(tables) error { return bad }); err != bad {
+		t.Errorf("a failing step: %v", err)
+	}
+	if err := g.update(ctx, func(tables) error { return nil }); err != nil {
+		t.Errorf("the step after a failing one: %v", err)
 	}
 }
