@@ -254,7 +254,9 @@ func (l *Ledger) Journal(ctx context.Context, account string, after uint64, limi
 
 // post applies a journal entry to the balances it names and appends it. It
 // refuses an entry that does not balance, and any posting that would leave a
-// user account's bucket negative (ErrInsufficientFunds) or past MaxUnits.
+// user account's bucket negative (ErrInsufficientFunds) or past MaxUnits
+// (a system account's too, unless the store adds to it unread: see
+// BalanceAdder).
 func post(tx Tx, e *Entry) error {
 	var sum int64
 	for _, p := range e.Postings {
@@ -268,9 +270,29 @@ func post(tx Tx, e *Entry) error {
 	}
 	// Each account's balance is read and written once, however many of
 	// the entry's postings name it (Pay posts to both of the buyer's
-	// buckets), applying its postings in order.
+	// buckets), applying its postings in order. A system account's is
+	// only added to, when the store can (see BalanceAdder): it is never
+	// checked for overdraft, so it need not be read.
+	adder, _ := tx.(BalanceAdder)
 	for i, p := range e.Postings {
 		if slices.ContainsFunc(e.Postings[:i], func(q Posting) bool { return q.Account == p.Account }) {
+			continue
+		}
+		if adder != nil && isSystem(p.Account) {
+			var avail, held int64
+			for _, q := range e.Postings[i:] {
+				if q.Account != p.Account {
+					continue
+				}
+				if q.Bucket == Held {
+					held += q.Change
+				} else {
+					avail += q.Change
+				}
+			}
+			if err := adder.AddBalance(p.Account, e.Currency, avail, held); err != nil {
+				return err
+			}
 			continue
 		}
 		b, err := getBalance(tx, p.Account, e.Currency)

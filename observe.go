@@ -139,7 +139,11 @@ func (l *Ledger) observedUpdate(ctx context.Context, call string, fn func(Tx) er
 	start, writes := time.Now(), 0
 	err := l.store.Update(ctx, func(tx Tx) error {
 		counted := &countingTx{Tx: tx}
-		err := fn(counted)
+		var wrapped Tx = counted
+		if _, ok := tx.(BalanceAdder); ok {
+			wrapped = &countingAdderTx{counted}
+		}
+		err := fn(wrapped)
 		writes = counted.writes
 		return err
 	})
@@ -208,6 +212,15 @@ func (t *countingTx) PutIdempotency(r IdempotencyRecord) error {
 }
 func (t *countingTx) DeleteIdempotency(key string) error {
 	return t.count(t.Tx.DeleteIdempotency(key))
+}
+
+// countingAdderTx is a countingTx over a Tx that is a BalanceAdder: it
+// has the capability only when the Tx it wraps has it, so that the ledger
+// asking a countingTx for it gets the store's answer.
+type countingAdderTx struct{ *countingTx }
+
+func (t countingAdderTx) AddBalance(account string, c Currency, available, held int64) error {
+	return t.count(t.Tx.(BalanceAdder).AddBalance(account, c, available, held))
 }
 
 // firing is what ProcessDue did to one due escrow.

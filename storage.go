@@ -60,3 +60,32 @@ type EventNotifier interface {
 	// been committed after the call. It never blocks.
 	EventsCommitted() <-chan struct{}
 }
+
+// BalanceAdder is an optional capability of a Tx: adding to a system
+// account's balance (WorldAccount, FeeAccount) without reading it. Every
+// deposit and withdrawal posts to WorldAccount and every release with a
+// fee to FeeAccount, so a store whose transactions read and write one row
+// for each would make all of them conflict with each other; with
+// AddBalance the store may keep a system balance as several rows that it
+// adds to independently and sums on read (pgstore keeps stripes). When a
+// read-write Tx has it, the ledger posts to system accounts through
+// AddBalance instead of Balance and PutBalance; user accounts are always
+// read, since their postings are checked against what they hold.
+//
+// What is given up: the ledger does not read a system balance on that
+// path, so it cannot refuse a posting that would take it past MaxUnits
+// (999,999,999,999,999,999 minor units, about 10^16 yuan, far past any
+// real ledger) as it does when it reads one. The store bounds what it
+// keeps instead, or says that it does not; Check still reads every balance.
+// memstore and filestore do not have it: they run one writer at a time
+// anyway.
+type BalanceAdder interface {
+	// AddBalance adds available and held minor units of currency c to the
+	// balance of the system account account, creating the balance if the
+	// account has never held c, as if it had read the balance (a zero one
+	// if none) and put the sum. Afterwards, in this transaction and once
+	// it commits, Balance, AccountBalances and Balances return the sum. It
+	// refuses an account that is not a system account with an error
+	// wrapping ErrInvalidArgument, and changes nothing.
+	AddBalance(account string, c Currency, available, held int64) error
+}
