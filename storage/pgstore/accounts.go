@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// This file holds the methods of escrow.Tx for accounts, balances, the
-// journal, events and consumers.
+// This file holds the methods of escrow.Tx for accounts, the journal,
+// events and consumers; balances.go holds those for balances.
 
 const accountCols = `id, system, created_at, created_ns`
 
@@ -36,49 +36,6 @@ func (t *tx) PutAccount(a escrow.Account) error {
 func (t *tx) Accounts(fn func(escrow.Account) error) error {
 	return each(t, `SELECT `+accountCols+` FROM accounts ORDER BY id`, nil,
 		func(r pgx.Rows) (escrow.Account, error) { return scanAccount(r) }, fn)
-}
-
-const balanceCols = `account, currency, minor, available, held`
-
-func scanBalance(r pgx.Rows) (escrow.Balance, error) {
-	var b escrow.Balance
-	var avail, held *int64
-	err := r.Scan(&b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held)
-	b.Available, b.Held = money(avail, b.Currency), money(held, b.Currency)
-	return b, err
-}
-
-func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
-	var b escrow.Balance
-	var avail, held *int64
-	err := t.one(`SELECT `+balanceCols+` FROM balances WHERE account = $1 AND currency = $2`,
-		[]any{account, currency}, &b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held)
-	b.Available, b.Held = money(avail, b.Currency), money(held, b.Currency)
-	return b, err
-}
-
-func (t *tx) PutBalance(b escrow.Balance) error {
-	what := fmt.Sprintf("balance of %q in %s", b.Account, b.Currency.Code)
-	avail, err := amount(what, b.Available, b.Currency)
-	if err != nil {
-		return err
-	}
-	held, err := amount(what, b.Held, b.Currency)
-	if err != nil {
-		return err
-	}
-	return t.exec(`INSERT INTO balances (`+balanceCols+`) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (account, currency) DO UPDATE SET minor = $3, available = $4, held = $5`,
-		b.Account, b.Currency.Code, b.Currency.Minor, avail, held)
-}
-
-func (t *tx) AccountBalances(account string) ([]escrow.Balance, error) {
-	return all(t, `SELECT `+balanceCols+` FROM balances WHERE account = $1 ORDER BY currency`,
-		[]any{account}, scanBalance)
-}
-
-func (t *tx) Balances(fn func(escrow.Balance) error) error {
-	return each(t, `SELECT `+balanceCols+` FROM balances ORDER BY account, currency`, nil, scanBalance, fn)
 }
 
 func (t *tx) AppendEntry(e *escrow.Entry) error {
