@@ -16,7 +16,8 @@
 // # Tables
 //
 // Every record is a row an operator can query with SQL: accounts,
-// balances (available and held), escrows (state, parties, amounts, the
+// balances (available and held; a system account's also in
+// balance_stripes, summed by the view system_balances), escrows (state, parties, amounts, the
 // next due time, each indexed where the ledger looks it up), entries and
 // postings (the double-entry journal), events (the outbox), consumers,
 // ratings, aggregates, day_counts, pair_months, item_marks, rater_days
@@ -92,6 +93,23 @@
 //
 // Publishing takes the oldest running transaction id from
 // pg_current_snapshot, which is PostgreSQL's own; see below.
+//
+// # System balances
+//
+// The balances of the system accounts (@world, @fees), which every
+// deposit, withdrawal and fee posts to, are not one row each: the store is
+// an escrow.BalanceAdder and adds to them without reading, in one of 64
+// rows of balance_stripes chosen by the connection's server process, so
+// that one connection keeps writing one row and concurrent transactions
+// seldom update the same one. A system balance is its row of balances
+// plus its stripes; the view system_balances gives it whole (SELECT *
+// FROM system_balances WHERE account = '@fees'), and Balance,
+// AccountBalances and Balances read it that way. PutBalance of a system
+// account sets it whole and removes its stripes. A sum past
+// escrow.MaxUnits is still refused with ErrAmountTooLarge: while the
+// balances row stays within MaxUnits/2 and each stripe within
+// MaxUnits/128 the sum cannot pass it, and past those bounds the balance
+// is read, checked and folded back into one row.
 //
 // # Notifications
 //
