@@ -143,6 +143,13 @@ func (l *Ledger) observedUpdate(ctx context.Context, call string, fn func(Tx) er
 		if _, ok := tx.(BalanceAdder); ok {
 			wrapped = &countingAdderTx{counted}
 		}
+		if c, ok := tx.(EscrowClaimer); ok {
+			if a, adds := wrapped.(*countingAdderTx); adds {
+				wrapped = claimingAdderTx{a, c}
+			} else {
+				wrapped = claimingTx{counted, c}
+			}
+		}
 		err := fn(wrapped)
 		writes = counted.writes
 		return err
@@ -221,6 +228,20 @@ type countingAdderTx struct{ *countingTx }
 
 func (t countingAdderTx) AddBalance(account string, c Currency, available, held int64) error {
 	return t.count(t.Tx.(BalanceAdder).AddBalance(account, c, available, held))
+}
+
+// claimingTx is a countingTx over a Tx that is an EscrowClaimer, whose
+// claims it passes on, and claimingAdderTx a countingAdderTx over one. A
+// wrapper over a Tx that is not one is not one either: a type assertion
+// on the wrapper tells what the store can do.
+type claimingTx struct {
+	*countingTx
+	EscrowClaimer
+}
+
+type claimingAdderTx struct {
+	*countingAdderTx
+	EscrowClaimer
 }
 
 // firing is what ProcessDue did to one due escrow.

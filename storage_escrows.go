@@ -47,3 +47,30 @@ type EscrowPos struct {
 	CreatedAt time.Time
 	ID        string
 }
+
+// EscrowClaimer is an optional capability of a Tx: claiming an escrow for
+// the transaction, so that transactions in several processes that run
+// ProcessDue at once split the due escrows between them instead of each
+// working on all of them. ProcessDue calls ClaimEscrow first in the
+// transaction that fires an escrow's timer (or closes its rating window)
+// when the Tx has it, and leaves the escrow alone for that run when the
+// claim fails. A store whose writers cannot run side by side (memstore,
+// filestore) has no use for it.
+//
+// A claim decides only who works on an escrow, never whether its timer
+// fires: the claiming transaction reads the escrow again after the claim
+// and fires only what is still due, and the store's isolation keeps that
+// exactly-once with or without claims. So a claim that fails wrongly
+// delays an escrow to a later ProcessDue, and one that succeeds wrongly
+// costs a transaction that the store aborts or that finds nothing due.
+type EscrowClaimer interface {
+	// ClaimEscrow locks escrow id for this transaction, until it commits
+	// or rolls back, unless another running transaction holds it, and
+	// reports whether it did. It does not wait: false means another
+	// transaction is working on the escrow, and this one should leave it
+	// (a ProcessDue after that one rolled back finds it still due). A
+	// transaction that holds the claim already gets true again. An escrow
+	// that does not exist is ErrNotFound; in a View, ClaimEscrow fails
+	// with ErrReadOnly. It writes nothing.
+	ClaimEscrow(id string) (bool, error)
+}

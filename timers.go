@@ -38,6 +38,11 @@ import (
 // cost depends on how many are due, not on how many exist. ProcessDue is
 // safe to run from several goroutines or processes at once: an escrow
 // whose timer was fired (or whose state changed) meanwhile is skipped.
+// On a store whose transactions are EscrowClaimers (pgstore), runs at
+// once also split the work: each leaves an escrow that another
+// transaction is working on to that one, without firing it, counting it
+// or reporting it, and a later run finds it still due if that
+// transaction rolled back.
 //
 // An escrow or aggregate whose transaction fails is skipped for the rest
 // of the run and stays due; ProcessDue goes on with the others and then
@@ -136,6 +141,10 @@ func (r *dueRun) fireEach(ids []string) (progress int, err error) {
 			progress++
 		case f.acted:
 			progress++
+		default:
+			// No longer due, or claimed by another transaction: no
+			// progress, so a batch of only these ends the run rather than
+			// read them again.
 		}
 		if f.timer && err == nil {
 			r.fired++
@@ -202,10 +211,17 @@ func (r *dueRun) stops(err error) bool {
 
 // fire runs the due timer of one escrow, if it is still due, or closes its
 // rating window. It reports whether an escrow timer fired, whether it did
-// anything at all, and what.
+// anything at all, and what. On a store that claims escrows, an escrow
+// another transaction has claimed is left alone, as if no longer due.
 func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (f firing, err error) {
 	err = l.update(ctx, "process_due", func(tx Tx) error {
 		f = firing{}
+		if c, ok := tx.(EscrowClaimer); ok {
+			// One that another transaction works on is left to it.
+			if claimed, err := c.ClaimEscrow(id); err != nil || !claimed {
+				return err
+			}
+		}
 		e, err := getEscrow(tx, id)
 		if err != nil {
 			return err
