@@ -2,12 +2,15 @@ package pgstore
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/jackc/pgx/v5"
 )
+
+var _ escrow.EscrowClaimer = (*tx)(nil)
 
 // This file holds the methods of escrow.Tx for escrows and their indexes.
 
@@ -90,6 +93,54 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 		return escrow.Escrow{}, escrow.ErrNotFound
 	}
 	return es[0], nil
+}
+
+// ClaimEscrow makes the store an escrow.EscrowClaimer, so that ProcessDue
+// run from several processes at once splits the due escrows between
+// them. It locks the escrow's row with SELECT … FOR NO KEY UPDATE SKIP
+// LOCKED: the row lock an UPDATE of the row takes, which the transaction
+// would take anyway when it fires the timer, taken first and without
+// waiting. A row that another transaction has locked (one firing the same
+// timer, or any call that has written the escrow and not yet committed)
+// comes back as no row, and the claim fails: ProcessDue leaves the escrow
+// to that transaction, having read and written nothing else.
+//
+// The lock is not what keeps a timer from firing twice; serializable
+// isolation does that, as before: the claiming transaction reads the
+// escrow again after the claim and fires only what is still due in its
+// snapshot, and two transactions that fire the same timer cannot both
+// commit, lock or no lock. What the lock adds is that the second one does
+// not do the work only to be aborted at its write (by lock_timeout, or by
+// a serialization failure once the first commits) and retried, to find the
+// timer fired. A claim that fails decides only to do nothing, which is
+// serializable in any order; one that comes just after the holder committed
+// reads the fired escrow (its snapshot is taken by the claim, the first
+// statement) or, if the holder committed while the statement ran, fails
+// with a serialization failure and is retried. Claiming by primary key,
+// one escrow to a transaction, keeps the predicate locks of serializable
+// isolation on that one row; claiming the next due escrows with FOR UPDATE
+// SKIP LOCKED over the due index would put them on the range of the index
+// that every other firing writes, so that concurrent firers would abort
+// each other. CockroachDB has SKIP LOCKED since v22.2 and takes FOR NO
+// KEY UPDATE as FOR UPDATE (not run against it here).
+func (t *tx) ClaimEscrow(id string) (bool, error) {
+	if err := t.check(true); err != nil {
+		return false, err
+	}
+	var got string
+	err := t.one(`SELECT id FROM escrows WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED`, []any{id}, &got)
+	if !errors.Is(err, escrow.ErrNotFound) {
+		return err == nil, err
+	}
+	// No row: locked by another transaction, or not there at all.
+	var exists bool
+	if err := t.one(`SELECT EXISTS (SELECT FROM escrows WHERE id = $1)`, []any{id}, &exists); err != nil {
+		return false, err
+	}
+	if !exists {
+		return false, fmt.Errorf("pgstore: escrow %q: %w", id, escrow.ErrNotFound)
+	}
+	return false, nil
 }
 
 func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
