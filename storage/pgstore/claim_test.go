@@ -374,10 +374,10 @@ func (t claimingTx) ClaimEscrow(id string) (bool, error) {
 // once, each with its own pool, over the same due escrows: each fires
 // once and the two counts add up to the number of escrows, none counted
 // by both. What the runs cost, in attempts, failed claims and attempts
-// wasted, is logged beside the cost of the same runs without claims.
+// wasted, is logged (see claimModes for a baseline without claims).
 func TestProcessDueSplitsAcrossStores(t *testing.T) {
 	t.Parallel()
-	for _, claims := range []bool{true, false} {
+	for _, claims := range claimModes() {
 		t.Run(fmt.Sprintf("claims=%v", claims), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -427,6 +427,18 @@ func TestProcessDueSplitsAcrossStores(t *testing.T) {
 	}
 }
 
+// claimModes are the modes the ProcessDue tests run in: with claims, and
+// also without them, as a baseline to compare their cost with, when
+// PGSTORE_CLAIMS_BASELINE is set:
+//
+//	PGSTORE_CLAIMS_BASELINE=1 go test -run 'TestProcessDue(Splits|Processes)' -v -count=5
+func claimModes() []bool {
+	if os.Getenv("PGSTORE_CLAIMS_BASELINE") != "" {
+		return []bool{true, false}
+	}
+	return []bool{true}
+}
+
 // The processes of TestProcessDueProcesses are this test binary run again
 // with TestProcessDueWorker selected and these in the environment.
 const (
@@ -443,11 +455,11 @@ const (
 // once, started together, over the same due escrows: each fires once,
 // with the balances and invariants right, and the counts the processes
 // return add up to the number of escrows, so none is counted twice. The
-// same runs without claims are measured beside them: the log gives what
-// each process's run cost in attempts, failed claims and attempts wasted.
+// log gives what each process's run cost in attempts, failed claims and
+// attempts wasted (see claimModes for a baseline without claims).
 func TestProcessDueProcesses(t *testing.T) {
 	t.Parallel()
-	for _, claims := range []bool{true, false} {
+	for _, claims := range claimModes() {
 		t.Run(fmt.Sprintf("claims=%v", claims), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
