@@ -69,13 +69,20 @@ func checkFiredOnce(ctx context.Context, t *testing.T, l *escrow.Ledger, ids []s
 	t.Helper()
 	released := map[string]int{}
 	var after uint64
+	// Events are numbered, and read, once published: an older
+	// transaction that ran meanwhile can hold that up for a second or two.
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		evs, err := l.Events(ctx, after, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(evs) == 0 {
-			break
+			if len(released) >= len(ids) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		for _, ev := range evs {
 			if ev.Type == escrow.EscrowReleased {
