@@ -7,17 +7,28 @@ import (
 
 // TestObservedClaimer: with an observer, the ledger wraps each
 // transaction to count its writes; the wrapper is an EscrowClaimer
-// exactly when the store's transaction is one, and passes claims on.
+// exactly when the store's transaction is one, and passes claims on,
+// whether or not the transaction is also a BalanceAdder, which the wrapper
+// stays.
 func TestObservedClaimer(t *testing.T) {
-	for _, claims := range []bool{false, true} {
+	for _, c := range []struct{ claims, adds bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		claims := c.claims
 		var inner Tx = plainTx{}
-		if claims {
+		switch {
+		case c.claims && c.adds:
+			inner = &claimerAdderTx{}
+		case c.claims:
 			inner = &claimerTx{}
+		case c.adds:
+			inner = adderTx{}
 		}
 		l := &Ledger{store: ctxStore{oneTxStore{inner}}, obs: quietObserver{}}
 		err := l.update(context.Background(), "process_due", func(tx Tx) error {
 			if tx == inner {
 				t.Errorf("claims=%v: the transaction is not wrapped", claims)
+			}
+			if _, adds := tx.(BalanceAdder); adds != c.adds {
+				t.Errorf("%+v: the wrapper is a BalanceAdder: %v", c, adds)
 			}
 			c, ok := tx.(EscrowClaimer)
 			if ok != claims {
@@ -33,8 +44,8 @@ func TestObservedClaimer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c, ok := inner.(*claimerTx); ok && c.asked != 1 {
-			t.Errorf("the store's transaction was asked for %d claims, want 1", c.asked)
+		if a, ok := inner.(interface{ claims() int }); ok && a.claims() != 1 {
+			t.Errorf("the store's transaction was asked for %d claims, want 1", a.claims())
 		}
 	}
 }
@@ -61,6 +72,18 @@ func (c *claimerTx) ClaimEscrow(string) (bool, error) {
 	c.asked++
 	return true, nil
 }
+
+func (c *claimerTx) claims() int { return c.asked }
+
+// adderTx is a Tx that adds to balances, doing nothing.
+type adderTx struct{ plainTx }
+
+func (adderTx) AddBalance(string, Currency, int64, int64) error { return nil }
+
+// claimerAdderTx is both.
+type claimerAdderTx struct{ claimerTx }
+
+func (*claimerAdderTx) AddBalance(string, Currency, int64, int64) error { return nil }
 
 type quietObserver struct{}
 
