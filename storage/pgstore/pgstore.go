@@ -111,6 +111,24 @@
 // MaxUnits/128 the sum cannot pass it, and past those bounds the balance
 // is read, checked and folded back into one row.
 //
+// # Timers across processes
+//
+// ProcessDue may run in every process at once. The store's transactions
+// are escrow.EscrowClaimers: the transaction that fires an escrow's timer
+// first locks the escrow's row with SELECT … FOR NO KEY UPDATE SKIP
+// LOCKED, and a run that finds the row locked by another transaction
+// leaves that escrow to it, neither firing, counting nor reporting it; a
+// later run fires it if that transaction rolled back. The lock only
+// spares duplicate work: that each timer fires once still rests on
+// serializable isolation, since the claiming transaction reads the escrow
+// again and fires only what is still due. Claims go by primary key, one
+// escrow to a transaction, so that the predicate locks stay on that row;
+// claiming the next due escrows from the due index with SKIP LOCKED would
+// put them on the index range every firing writes, and concurrent firers
+// would abort each other. Runs that split the escrows still contend on
+// the rows every firing writes (a seller's balance), so an escrow can be
+// skipped with ErrConflict and is fired by the next run.
+//
 // # Notifications
 //
 // Publishing notifies the channel pgstore_events, with the schema as the
@@ -129,7 +147,8 @@
 // bounds waits for row locks, LISTEN/NOTIFY, which CockroachDB lacks
 // (readers there fall back to polling), and the transaction ids and
 // snapshots that publishing reads (pg_current_xact_id,
-// pg_current_snapshot; PostgreSQL 13 or later). On CockroachDB publishing
+// pg_current_snapshot; PostgreSQL 13 or later). CockroachDB has SKIP
+// LOCKED since v22.2. On CockroachDB publishing
 // would have to number by commit timestamp once it is closed (a
 // changefeed's resolved timestamp) instead. None of this has been run
 // against CockroachDB yet.
