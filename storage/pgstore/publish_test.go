@@ -135,14 +135,28 @@ func TestPublishWaitsForOlderTransactions(t *testing.T) {
 
 // TestPublishNumbersWhatOthersLeft commits events and journal entries
 // with no number, as a process that died between its commit and its
-// publish leaves them: Publish numbers them, and so does a store that
-// opens on the schema, by itself.
+// publish leaves them: they are pending while an older transaction runs,
+// Publish waits for it, then numbers them, and a store that opens on the
+// schema numbers such rows by itself.
+//
+// It does not run in parallel with the other tests: it holds the oldest
+// transaction of the cluster open, which holds back the numbering of
+// every schema's events.
 func TestPublishNumbersWhatOthersLeft(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	schema := newSchema(t)
 	s := open(t, schema)
 	defer s.Close()
+	// The older transaction keeps the store's own publishing, which runs
+	// every second, from numbering the rows before the test looks.
+	hold, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx)
+	if _, err := hold.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
 	leave := func(note string) {
 		t.Helper()
 		err := pgx.BeginFunc(ctx, admin, func(tx pgx.Tx) error {
@@ -164,7 +178,7 @@ func TestPublishNumbersWhatOthersLeft(t *testing.T) {
 	}
 	leave("left 1")
 	var pending []escrow.Entry
-	err := s.View(ctx, func(tx escrow.Tx) error {
+	err = s.View(ctx, func(tx escrow.Tx) error {
 		var err error
 		pending, err = tx.(escrow.PendingTx).PendingEntries()
 		return err
@@ -174,6 +188,17 @@ func TestPublishNumbersWhatOthersLeft(t *testing.T) {
 	}
 	if got := notes(t, s); len(got) != 0 {
 		t.Fatalf("events before publishing: %q, want none", got)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := s.Publish(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish while an older transaction runs: %v, want it to wait until its context ends", err)
+	}
+	if got := notes(t, s); len(got) != 0 {
+		t.Fatalf("events after a Publish that waited in vain: %q, want none", got)
+	}
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Publish(ctx); err != nil {
 		t.Fatal(err)
@@ -194,6 +219,10 @@ func TestPublishNumbersWhatOthersLeft(t *testing.T) {
 		t.Fatalf("after Publish: journal %+v, pending %+v (%v); want entry 1 and nothing pending", journal, pending, err)
 	}
 
+	// A store that opens numbers them without a write.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	leave("left 2")
 	other, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema})
 	if err != nil {
@@ -202,7 +231,7 @@ func TestPublishNumbersWhatOthersLeft(t *testing.T) {
 	defer other.Close()
 	want := []string{"left 1", "left 2"}
 	deadline := time.Now().Add(10 * time.Second)
-	for got := notes(t, s); !slices.Equal(got, want); got = notes(t, s) {
+	for got := notes(t, other); !slices.Equal(got, want); got = notes(t, other) {
 		if time.Now().After(deadline) {
 			t.Fatalf("events after another store opened: %q, want %q", got, want)
 		}
