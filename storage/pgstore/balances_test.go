@@ -283,13 +283,18 @@ func TestWorldNotHot(t *testing.T) {
 	}
 	const workers, each = 16, 40
 	type result struct{ attempts, commits int64 }
-	bare := func(t *testing.T, striped bool) result {
-		var attempts atomic.Int64
-		s := countedStore(t, workers, &attempts)
-		var store escrow.Storage = s
+	// storeFor returns a store whose attempts are counted, with the
+	// capability hidden (@world in one row) unless striped.
+	storeFor := func(t *testing.T, striped bool) (escrow.Storage, *atomic.Int64) {
+		attempts := new(atomic.Int64)
+		s := countedStore(t, workers, attempts)
 		if !striped {
-			store = hidden{s}
+			return hidden{s}, attempts
 		}
+		return s, attempts
+	}
+	bare := func(t *testing.T, striped bool) result {
+		store, attempts := storeFor(t, striped)
 		ctx := context.Background()
 		attempts.Store(0)
 		var wg sync.WaitGroup
@@ -322,7 +327,7 @@ func TestWorldNotHot(t *testing.T) {
 			t.Fatal(err)
 		}
 		var sum, world int64
-		err := s.View(ctx, func(tx escrow.Tx) error {
+		err := store.View(ctx, func(tx escrow.Tx) error {
 			return tx.Balances(func(b escrow.Balance) error {
 				sum += b.Total().Units()
 				if b.Account == "@world" {
@@ -337,12 +342,7 @@ func TestWorldNotHot(t *testing.T) {
 		return result{attempts.Load(), workers * each}
 	}
 	ledger := func(t *testing.T, striped bool) result {
-		var attempts atomic.Int64
-		s := countedStore(t, workers, &attempts)
-		var store escrow.Storage = s
-		if !striped {
-			store = hidden{s}
-		}
+		store, attempts := storeFor(t, striped)
 		ctx := context.Background()
 		l, err := escrow.New(ctx, store, nil)
 		if err != nil {

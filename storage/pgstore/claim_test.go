@@ -156,25 +156,15 @@ func TestClaimEscrow(t *testing.T) {
 		return c.ClaimEscrow(id)
 	}
 
-	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	errRelease := errors.New("let go")
-	go func() {
-		done <- s0.Update(ctx, func(tx escrow.Tx) error {
-			for i := range 2 {
-				if ok, err := claim(tx, "e-000"); !ok || err != nil {
-					return fmt.Errorf("claim %d: %v, %v; want true, nil", i, ok, err)
-				}
+	release, errRelease := make(chan struct{}), errors.New("let go")
+	done := holdOpen(t, s0, func(tx escrow.Tx) error {
+		for i := range 2 {
+			if ok, err := claim(tx, "e-000"); !ok || err != nil {
+				return fmt.Errorf("claim %d: %v, %v; want true, nil", i, ok, err)
 			}
-			close(held)
-			<-release
-			return errRelease
-		})
-	}()
-	select {
-	case <-held:
-	case err := <-done:
-		t.Fatal(err)
-	}
+		}
+		return nil
+	}, release, errRelease)
 	for _, s := range []*pgstore.Store{s0, s1} {
 		err := s.Update(ctx, func(tx escrow.Tx) error {
 			began := time.Now()
@@ -238,23 +228,13 @@ func TestProcessDueLeavesClaimed(t *testing.T) {
 	for _, c := range clocks {
 		c.Set(dueAt)
 	}
-	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	errRelease := errors.New("let go")
-	go func() {
-		done <- ls[0].Storage().Update(ctx, func(tx escrow.Tx) error {
-			if ok, err := tx.(escrow.EscrowClaimer).ClaimEscrow(ids[3]); !ok || err != nil {
-				return fmt.Errorf("claim: %v, %v; want true, nil", ok, err)
-			}
-			close(held)
-			<-release
-			return errRelease
-		})
-	}()
-	select {
-	case <-held:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	release, errRelease := make(chan struct{}), errors.New("let go")
+	done := holdOpen(t, ls[0].Storage(), func(tx escrow.Tx) error {
+		if ok, err := tx.(escrow.EscrowClaimer).ClaimEscrow(ids[3]); !ok || err != nil {
+			return fmt.Errorf("claim: %v, %v; want true, nil", ok, err)
+		}
+		return nil
+	}, release, errRelease)
 	fired, err := ls[1].ProcessDue(ctx)
 	if fired != len(ids)-1 || err != nil {
 		t.Errorf("ProcessDue with %s claimed = %d, %v; want %d, nil", ids[3], fired, err, len(ids)-1)

@@ -15,10 +15,7 @@ import (
 // appendNote appends a Deposited event with note in its own Update.
 func appendNote(t *testing.T, s escrow.Storage, note string) {
 	t.Helper()
-	err := s.Update(context.Background(), func(tx escrow.Tx) error {
-		return tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "a", Note: note})
-	})
-	if err != nil {
+	if err := s.Update(context.Background(), appending(note)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -44,29 +41,36 @@ func notes(t *testing.T, s escrow.Storage) []string {
 	return out
 }
 
-// holdOpen starts an Update on s that appends an event with note and then
-// waits, holding its transaction open, until release is closed; it
-// returns once the event is stored, and the Update's result comes on the
+// holdOpen starts an Update on s that runs fn and then waits, holding
+// its transaction open, until release is closed, and returns end (nil
+// commits). It returns once fn has run; the Update's result comes on the
 // returned channel.
-func holdOpen(t *testing.T, s escrow.Storage, note string, release <-chan struct{}) <-chan error {
+func holdOpen(t *testing.T, s escrow.Storage, fn func(escrow.Tx) error, release <-chan struct{}, end error) <-chan error {
 	t.Helper()
-	stored, result := make(chan struct{}), make(chan error, 1)
+	ran, result := make(chan struct{}), make(chan error, 1)
 	go func() {
 		result <- s.Update(context.Background(), func(tx escrow.Tx) error {
-			if err := tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "a", Note: note}); err != nil {
+			if err := fn(tx); err != nil {
 				return err
 			}
-			close(stored)
+			close(ran)
 			<-release
-			return nil
+			return end
 		})
 	}()
 	select {
-	case <-stored:
+	case <-ran:
 	case err := <-result:
 		t.Fatalf("the held Update ended early: %v", err)
 	}
 	return result
+}
+
+// appending returns a function that appends a Deposited event with note.
+func appending(note string) func(escrow.Tx) error {
+	return func(tx escrow.Tx) error {
+		return tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "a", Note: note})
+	}
 }
 
 // TestPublishWaitsForOlderTransactions checks the numbering promises of
@@ -87,7 +91,7 @@ func TestPublishWaitsForOlderTransactions(t *testing.T) {
 
 	// A short hold: the later Update waits for it and then returns.
 	release := make(chan struct{})
-	old := holdOpen(t, a, "old", release)
+	old := holdOpen(t, a, appending("old"), release, nil)
 	go func() { time.Sleep(300 * time.Millisecond); close(release) }()
 	began := time.Now()
 	appendNote(t, b, "new")
@@ -105,7 +109,7 @@ func TestPublishWaitsForOlderTransactions(t *testing.T) {
 	// the next does not wait at all, and the events are numbered once the
 	// hold ends.
 	release = make(chan struct{})
-	old = holdOpen(t, a, "long", release)
+	old = holdOpen(t, a, appending("long"), release, nil)
 	began = time.Now()
 	appendNote(t, b, "gave up")
 	if took := time.Since(began); took < 1500*time.Millisecond || took > 10*time.Second {
