@@ -273,7 +273,7 @@ func post(tx Tx, e *Entry) error {
 	// buckets), applying its postings in order. A system account's is
 	// only added to, when the store can (see BalanceAdder): it is never
 	// checked for overdraft, so it need not be read.
-	adder, _ := tx.(BalanceAdder)
+	adder := balanceAdder(tx)
 	for i, p := range e.Postings {
 		if slices.ContainsFunc(e.Postings[:i], func(q Posting) bool { return q.Account == p.Account }) {
 			continue

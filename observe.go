@@ -139,18 +139,7 @@ func (l *Ledger) observedUpdate(ctx context.Context, call string, fn func(Tx) er
 	start, writes := time.Now(), 0
 	err := l.store.Update(ctx, func(tx Tx) error {
 		counted := &countingTx{Tx: tx}
-		var wrapped Tx = counted
-		if _, ok := tx.(BalanceAdder); ok {
-			wrapped = &countingAdderTx{counted}
-		}
-		if c, ok := tx.(EscrowClaimer); ok {
-			if a, adds := wrapped.(*countingAdderTx); adds {
-				wrapped = claimingAdderTx{a, c}
-			} else {
-				wrapped = claimingTx{counted, c}
-			}
-		}
-		err := fn(wrapped)
+		err := fn(counted)
 		writes = counted.writes
 		return err
 	})
@@ -221,27 +210,43 @@ func (t *countingTx) DeleteIdempotency(key string) error {
 	return t.count(t.Tx.DeleteIdempotency(key))
 }
 
-// countingAdderTx is a countingTx over a Tx that is a BalanceAdder: it
-// has the capability only when the Tx it wraps has it, so that the ledger
-// asking a countingTx for it gets the store's answer.
-type countingAdderTx struct{ *countingTx }
+// The ledger asks a Tx for the optional capabilities of its store through
+// balanceAdder and escrowClaimer, which see through a countingTx: the
+// capability is the store's, and the wrapper only counts the writes it
+// makes. A capability added to the storage contract gets a function like
+// these, not a wrapper type for every combination of capabilities.
 
-func (t countingAdderTx) AddBalance(account string, c Currency, available, held int64) error {
-	return t.count(t.Tx.(BalanceAdder).AddBalance(account, c, available, held))
+// balanceAdder returns tx as a BalanceAdder, or nil if its store is not
+// one. Under a countingTx, the adds are counted.
+func balanceAdder(tx Tx) BalanceAdder {
+	if c, ok := tx.(*countingTx); ok {
+		if a, ok := c.Tx.(BalanceAdder); ok {
+			return countingAdder{c, a}
+		}
+		return nil
+	}
+	a, _ := tx.(BalanceAdder)
+	return a
 }
 
-// claimingTx is a countingTx over a Tx that is an EscrowClaimer, whose
-// claims it passes on, and claimingAdderTx a countingAdderTx over one. A
-// wrapper over a Tx that is not one is not one either: a type assertion
-// on the wrapper tells what the store can do.
-type claimingTx struct {
-	*countingTx
-	EscrowClaimer
+// countingAdder counts the adds of a store's BalanceAdder.
+type countingAdder struct {
+	counted *countingTx
+	adder   BalanceAdder
 }
 
-type claimingAdderTx struct {
-	*countingAdderTx
-	EscrowClaimer
+func (a countingAdder) AddBalance(account string, c Currency, available, held int64) error {
+	return a.counted.count(a.adder.AddBalance(account, c, available, held))
+}
+
+// escrowClaimer returns tx as an EscrowClaimer, or nil if its store is
+// not one. A claim writes nothing, so it is not counted.
+func escrowClaimer(tx Tx) EscrowClaimer {
+	if c, ok := tx.(*countingTx); ok {
+		tx = c.Tx
+	}
+	c, _ := tx.(EscrowClaimer)
+	return c
 }
 
 // firing is what ProcessDue did to one due escrow.

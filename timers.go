@@ -216,7 +216,7 @@ func (r *dueRun) stops(err error) bool {
 func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (f firing, err error) {
 	err = l.update(ctx, "process_due", func(tx Tx) error {
 		f = firing{}
-		if c, ok := tx.(EscrowClaimer); ok {
+		if c := escrowClaimer(tx); c != nil {
 			// One that another transaction works on is left to it.
 			if claimed, err := c.ClaimEscrow(id); err != nil || !claimed {
 				return err

@@ -6,13 +6,12 @@ import (
 )
 
 // TestObservedClaimer: with an observer, the ledger wraps each
-// transaction to count its writes; the wrapper is an EscrowClaimer
-// exactly when the store's transaction is one, and passes claims on,
-// whether or not the transaction is also a BalanceAdder, which the wrapper
-// stays.
+// transaction to count its writes; through the wrapper, the ledger finds
+// an EscrowClaimer exactly when the store's transaction is one, and its
+// claims reach the store, whether or not the transaction is also a
+// BalanceAdder, which the ledger finds as well, with its adds counted.
 func TestObservedClaimer(t *testing.T) {
 	for _, c := range []struct{ claims, adds bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
-		claims := c.claims
 		var inner Tx = plainTx{}
 		switch {
 		case c.claims && c.adds:
@@ -22,20 +21,27 @@ func TestObservedClaimer(t *testing.T) {
 		case c.adds:
 			inner = adderTx{}
 		}
-		l := &Ledger{store: ctxStore{oneTxStore{inner}}, obs: quietObserver{}}
+		obs := &commitsObserver{}
+		l := &Ledger{store: ctxStore{oneTxStore{inner}}, obs: obs}
 		err := l.update(context.Background(), "process_due", func(tx Tx) error {
 			if tx == inner {
-				t.Errorf("claims=%v: the transaction is not wrapped", claims)
+				t.Errorf("%+v: the transaction is not wrapped", c)
 			}
-			if _, adds := tx.(BalanceAdder); adds != c.adds {
-				t.Errorf("%+v: the wrapper is a BalanceAdder: %v", c, adds)
+			a := balanceAdder(tx)
+			if (a != nil) != c.adds {
+				t.Errorf("%+v: the ledger finds a BalanceAdder: %v", c, a != nil)
 			}
-			c, ok := tx.(EscrowClaimer)
-			if ok != claims {
-				t.Fatalf("claims=%v: the wrapper is an EscrowClaimer: %v", claims, ok)
+			if a != nil {
+				if err := a.AddBalance(FeeAccount, CNY, 1, 0); err != nil {
+					t.Errorf("AddBalance: %v", err)
+				}
 			}
-			if ok {
-				if got, err := c.ClaimEscrow("e1"); !got || err != nil {
+			cl := escrowClaimer(tx)
+			if (cl != nil) != c.claims {
+				t.Fatalf("%+v: the ledger finds an EscrowClaimer: %v", c, cl != nil)
+			}
+			if cl != nil {
+				if got, err := cl.ClaimEscrow("e1"); !got || err != nil {
 					t.Errorf("ClaimEscrow = %v, %v; want true, nil", got, err)
 				}
 			}
@@ -46,6 +52,13 @@ func TestObservedClaimer(t *testing.T) {
 		}
 		if a, ok := inner.(interface{ claims() int }); ok && a.claims() != 1 {
 			t.Errorf("the store's transaction was asked for %d claims, want 1", a.claims())
+		}
+		want := 0
+		if c.adds {
+			want = 1 // the add; a claim writes nothing
+		}
+		if len(obs.commits) != 1 || obs.commits[0].Writes != want {
+			t.Errorf("%+v: commits observed %+v, want one of %d writes", c, obs.commits, want)
 		}
 	}
 }
@@ -85,8 +98,9 @@ type claimerAdderTx struct{ claimerTx }
 
 func (*claimerAdderTx) AddBalance(string, Currency, int64, int64) error { return nil }
 
-type quietObserver struct{}
+// commitsObserver keeps the commits it is told of.
+type commitsObserver struct{ commits []CommitInfo }
 
-func (quietObserver) Call(CallInfo)     {}
-func (quietObserver) Commit(CommitInfo) {}
-func (quietObserver) Timer(TimerInfo)   {}
+func (*commitsObserver) Call(CallInfo)         {}
+func (o *commitsObserver) Commit(c CommitInfo) { o.commits = append(o.commits, c) }
+func (*commitsObserver) Timer(TimerInfo)       {}
