@@ -49,8 +49,7 @@ func (t *tx) AppendEntry(e *escrow.Entry) error {
 	}
 	// One statement, one round trip: store the entry and its postings,
 	// unnumbered; they are numbered when published (see publish.go).
-	var xid int64
-	err := t.one(`WITH e AS (
+	return t.appendRows(`WITH e AS (
 			INSERT INTO entries (xid, at, at_ns, kind, escrow, currency, minor)
 			VALUES (pg_current_xact_id(), $1, $2, $3, $4, $5, $6)
 			RETURNING id, xid),
@@ -59,13 +58,8 @@ func (t *tx) AppendEntry(e *escrow.Entry) error {
 			SELECT e.id, (p.ord - 1)::smallint, p.account, p.bucket, p.change
 			FROM e, unnest($7::text[], $8::smallint[], $9::bigint[]) WITH ORDINALITY AS p(account, bucket, change, ord))
 		SELECT xid::text::bigint FROM e`,
-		[]any{at, ns, string(e.Kind), e.Escrow, e.Currency.Code, e.Currency.Minor, accounts, buckets, changes}, &xid)
-	if err != nil {
-		return err
-	}
-	t.appended(xid)
-	e.Seq = 0 // numbered when published
-	return nil
+		[]any{at, ns, string(e.Kind), e.Escrow, e.Currency.Code, e.Currency.Minor, accounts, buckets, changes},
+		func() { e.Seq = 0 }) // numbered when published
 }
 
 // entries reads the entries whose Seq the subquery sel selects (in its
@@ -163,18 +157,12 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 	at, ns := ts(ev.At)
 	// Stored unnumbered; publishing numbers it and notifies the
 	// listeners (see publish.go and notify.go).
-	var xid int64
-	err = t.one(`INSERT INTO events (xid, `+eventCols[len("seq, "):]+`)
+	return t.appendRows(`INSERT INTO events (xid, `+eventCols[len("seq, "):]+`)
 		VALUES (pg_current_xact_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		RETURNING xid::text::bigint`,
 		[]any{string(ev.Type), at, ns, ev.Account, ev.Escrow, ev.Buyer, ev.Seller, ev.Actor, ev.ByTimer, int16(ev.State),
-			code, minor, amt, fee, ev.Note, meta}, &xid)
-	if err != nil {
-		return err
-	}
-	t.appended(xid)
-	ev.Seq = 0 // numbered when published
-	return nil
+			code, minor, amt, fee, ev.Note, meta},
+		func() { ev.Seq = 0 }) // numbered when published
 }
 
 func scanEvent(r pgx.Rows) (escrow.Event, error) {

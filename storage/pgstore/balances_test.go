@@ -231,6 +231,19 @@ func (c attemptCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.
 
 func (attemptCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
+// The store sends BEGIN in a batch with the transaction's first statement.
+func (attemptCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (c attemptCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if strings.HasPrefix(d.SQL, "BEGIN ISOLATION LEVEL SERIALIZABLE") {
+		c.n.Add(1)
+	}
+}
+
+func (attemptCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
 // hidden is a store whose transactions are not BalanceAdders: the ledger
 // reads and writes the system balances' row, as before stripes.
 type hidden struct{ escrow.Storage }

@@ -37,8 +37,13 @@ func TestCursorNeverSkips(t *testing.T) {
 					if err := tx.AppendEvent(&ev); err != nil {
 						return err
 					}
-					// Hold the transaction open for a while, longer for some
-					// writers than others, so that commits interleave.
+					// Send the insert (the store holds writes back until its
+					// next statement) and hold the transaction open for a
+					// while, longer for some writers than others, so that
+					// commits interleave.
+					if _, err := tx.Account("none"); !errors.Is(err, escrow.ErrNotFound) {
+						return fmt.Errorf("a read after the append: %v, want ErrNotFound", err)
+					}
 					time.Sleep(time.Duration((w*7+i*3)%5) * time.Millisecond)
 					if i%5 == 4 {
 						return errAbort

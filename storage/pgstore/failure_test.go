@@ -55,6 +55,10 @@ func TestBackendKilledMidTransaction(t *testing.T) {
 		if err := tx.PutBalance(escrow.Balance{Account: "a", Currency: escrow.CNY, Available: fen(100), Held: fen(0)}); err != nil {
 			return err
 		}
+		// The read sends the write, which the store held back, and sees it.
+		if b, err := tx.Balance("a", "CNY"); err != nil || b.Available.Units() != 100 {
+			return fmt.Errorf("the balance just written: %v, %v; want 100 available", b, err)
+		}
 		var killed int
 		err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 			WHERE application_name = $1 AND state = 'idle in transaction'`, app).Scan(&killed)

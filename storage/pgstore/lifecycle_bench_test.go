@@ -161,7 +161,8 @@ func schemaBytes(b *testing.B, pool *pgxpool.Pool) int64 {
 	return n
 }
 
-// tripCounter counts the statements a pool sends.
+// tripCounter counts the round trips a pool makes: a statement sent on
+// its own, or a batch of them sent together.
 type tripCounter struct{ n *atomic.Int64 }
 
 func (c tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
@@ -170,6 +171,14 @@ func (c tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 }
 
 func (tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 const benchPrice = 10_000 // fen
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/jackc/pgx/v5"
 )
 
 var (
@@ -47,9 +48,19 @@ type publisher struct {
 	once   sync.Once
 }
 
-// appended records that the transaction stored rows that publishing
-// numbers, in the transaction with id xid.
-func (t *tx) appended(xid int64) { t.xid = xid }
+// appendRows queues sql, which stores rows that publishing numbers and
+// returns the transaction's id, and calls done once it is queued.
+func (t *tx) appendRows(sql string, args []any, done func()) error {
+	err := t.execThen(sql, args, func(br pgx.BatchResults) error {
+		return br.QueryRow().Scan(&t.xid)
+	})
+	if err != nil {
+		return err
+	}
+	t.appended = true
+	done()
+	return nil
+}
 
 // start starts the store's own publishing.
 func (p *publisher) start(s *Store) {
@@ -91,11 +102,15 @@ func (p *publisher) close() {
 	})
 }
 
+// publishSQL numbers what can be numbered and returns the horizon; see
+// publish.
+const publishSQL = `SELECT pgstore_publish()`
+
 // publish numbers what can be numbered and returns the horizon: the rows
 // of every transaction whose id is below it are numbered.
 func (s *Store) publish(ctx context.Context) (int64, error) {
 	var horizon int64
-	if err := s.pool.QueryRow(ctx, `SELECT pgstore_publish()`).Scan(&horizon); err != nil {
+	if err := s.pool.QueryRow(ctx, publishSQL).Scan(&horizon); err != nil {
 		return 0, classify(err)
 	}
 	return horizon, nil

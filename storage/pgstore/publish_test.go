@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -52,6 +53,12 @@ func holdOpen(t *testing.T, s escrow.Storage, fn func(escrow.Tx) error, release 
 		result <- s.Update(context.Background(), func(tx escrow.Tx) error {
 			if err := fn(tx); err != nil {
 				return err
+			}
+			// A read sends what fn wrote (the store holds writes back
+			// until its next statement), so that the transaction is open
+			// on the server, its writes made, while it waits.
+			if _, err := tx.Account("held open"); !errors.Is(err, escrow.ErrNotFound) {
+				return fmt.Errorf("a read after fn: %v, want ErrNotFound", err)
 			}
 			close(ran)
 			<-release

@@ -5,21 +5,43 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/jackc/pgx/v5"
 )
 
-// tx implements escrow.Tx over one database transaction.
+// tx implements escrow.Tx over one database transaction on one
+// connection. Statements go to the server in pipelined batches, one round
+// trip each (see "Round trips" in the package documentation): BEGIN waits
+// for the first statement, and a write that needs no reply waits, queued,
+// for the next read or for COMMIT, and goes in the same batch, ahead of it.
 type tx struct {
 	ctx    context.Context
-	tx     pgx.Tx
+	conn   *pgx.Conn
 	write  bool
 	done   bool
 	failed error // the first statement that failed; the transaction is aborted
 	xid    int64 // the transaction's id, once it has stored rows to publish
+
+	begin    []string // the statements that begin the transaction, until sent
+	queue    []queued // writes not sent yet
+	appended bool     // a write queued or sent stores rows that publishing numbers
 }
+
+// queued is a statement waiting for the next batch. result, if not nil,
+// reads its reply; if nil, the reply is read and dropped.
+type queued struct {
+	sql    string
+	args   []any
+	result func(pgx.BatchResults) error
+}
+
+// maxQueued bounds the writes a transaction holds back: past it they are
+// sent on their own, so that a transaction that writes thousands of rows
+// does not build one batch of them all.
+const maxQueued = 64
 
 // check reports whether the transaction may run a statement, a write if
 // write.
@@ -46,76 +68,171 @@ func (t *tx) fail(err error) error {
 	return err
 }
 
-// exec runs a statement that writes.
+// send sends, in one batch, what has not been sent of BEGIN, the queued
+// writes, and then last, and reads every reply in order. It returns the
+// first error: a statement's, which the caller records with fail (the
+// batch stops there, and nothing after it ran), or a result function's.
+func (t *tx) send(last ...queued) error {
+	b := &pgx.Batch{}
+	for _, sql := range t.begin {
+		b.Queue(sql)
+	}
+	t.begin = nil
+	for _, q := range append(t.queue, last...) {
+		qq := b.Queue(q.sql, q.args...)
+		if q.result != nil {
+			qq.Fn = q.result
+		}
+	}
+	clear(t.queue)
+	t.queue = t.queue[:0]
+	if b.Len() == 0 {
+		return nil
+	}
+	return t.conn.SendBatch(t.ctx, b).Close()
+}
+
+// exec queues a statement that writes, to be sent with the next read or
+// with COMMIT; result, if not nil, reads its reply then.
 func (t *tx) exec(sql string, args ...any) error {
+	return t.execThen(sql, args, nil)
+}
+
+// execThen is exec with a function that reads the statement's reply.
+func (t *tx) execThen(sql string, args []any, result func(pgx.BatchResults) error) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	if _, err := t.tx.Exec(t.ctx, sql, args...); err != nil {
+	t.queue = append(t.queue, queued{sql, owned(args), result})
+	if len(t.queue) >= maxQueued {
+		if err := t.send(); err != nil {
+			return t.fail(err)
+		}
+	}
+	return nil
+}
+
+// owned copies the slices among args, in place, so that a queued
+// statement sends what its caller gave even if the caller changes its
+// slices before the statement is sent (the contract lets it). The other
+// arguments are values, or pointers the store made.
+func owned(args []any) []any {
+	for i, a := range args {
+		if v := reflect.ValueOf(a); v.Kind() == reflect.Slice && !v.IsNil() {
+			c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+			reflect.Copy(c, v)
+			args[i] = c.Interface()
+		}
+	}
+	return args
+}
+
+// query runs a statement that reads, after the queued writes and in the
+// same round trip, and gives its rows to fn. An error of fn's (a row that
+// does not scan, or pgx.ErrNoRows from one) leaves the transaction
+// usable and comes back as it is; a statement's, queued writes' included,
+// fails the transaction.
+func (t *tx) query(sql string, args []any, fn func(pgx.Rows) error) error {
+	if err := t.check(false); err != nil {
+		return err
+	}
+	var own error
+	err := t.send(queued{sql, args, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if err := fn(rows); err != nil {
+			rows.Close()
+			if rows.Err() != nil {
+				return rows.Err()
+			}
+			own = err
+			return err
+		}
+		rows.Close()
+		return rows.Err()
+	}})
+	if err != nil && err == own {
+		return own
+	}
+	if err != nil {
 		return t.fail(err)
 	}
 	return nil
+}
+
+// scanOne scans the first row of rows into dest, or returns
+// pgx.ErrNoRows.
+func scanOne(rows pgx.Rows, dest ...any) error {
+	if !rows.Next() {
+		if rows.Err() != nil {
+			return rows.Err()
+		}
+		return pgx.ErrNoRows
+	}
+	return rows.Scan(dest...)
 }
 
 // one reads the row sql selects into dest, or returns ErrNotFound: the
 // sentinel itself, as memstore does, since a miss is routine.
 func (t *tx) one(sql string, args []any, dest ...any) error {
-	if err := t.check(false); err != nil {
-		return err
-	}
-	err := t.tx.QueryRow(t.ctx, sql, args...).Scan(dest...)
+	err := t.query(sql, args, func(rows pgx.Rows) error { return scanOne(rows, dest...) })
 	if errors.Is(err, pgx.ErrNoRows) {
 		return escrow.ErrNotFound
 	}
-	if err != nil {
-		return t.fail(err)
+	if err != nil && t.failed == nil {
+		return fmt.Errorf("pgstore: %w", err)
 	}
-	return nil
+	return err
 }
 
 // oneOf reads the one row sql selects with scan: escrow.ErrNotFound if
 // there is none.
 func oneOf[T any](t *tx, sql string, args []any, scan func(pgx.Row) (T, error)) (T, error) {
-	var zero T
-	if err := t.check(false); err != nil {
-		return zero, err
-	}
-	v, err := scan(t.tx.QueryRow(t.ctx, sql, args...))
+	var v T
+	err := t.query(sql, args, func(rows pgx.Rows) error {
+		if !rows.Next() {
+			if rows.Err() != nil {
+				return rows.Err()
+			}
+			return pgx.ErrNoRows
+		}
+		var err error
+		v, err = scan(rows)
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
+		var zero T
 		return zero, escrow.ErrNotFound
 	}
-	if err != nil {
-		return zero, t.fail(err)
+	if err != nil && t.failed == nil {
+		return v, fmt.Errorf("pgstore: %w", err)
 	}
-	return v, nil
+	return v, err
 }
 
 // all reads every row sql selects, each with scan, into a slice (never
 // nil). It reads them all before returning, so that a caller may run
 // other statements while it works through them.
 func all[T any](t *tx, sql string, args []any, scan func(pgx.Rows) (T, error)) ([]T, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	rows, err := t.tx.Query(t.ctx, sql, args...)
-	if err != nil {
-		return nil, t.fail(err)
-	}
-	defer rows.Close()
 	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			rows.Close()
-			if t.failed == nil && rows.Err() != nil {
-				return nil, t.fail(rows.Err())
+	err := t.query(sql, args, func(rows pgx.Rows) error {
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
 			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		if t.failed == nil {
 			return nil, fmt.Errorf("pgstore: %w", err)
 		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, t.fail(err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -1,0 +1,139 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/escrowkit/escrow"
+)
+
+// TestQueuedWriteFails checks what happens when a write that the store
+// held back, to send with the next statement, fails on the server (here:
+// text with a NUL byte, which PostgreSQL refuses): the read or the commit
+// that sent it fails with the write's error, every later call of the
+// transaction returns the same error, Update reports it without running
+// the function again, and nothing of the transaction is applied, not the
+// writes before the failing one nor those after it.
+func TestQueuedWriteFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, newSchema(t))
+	defer s.Close()
+	err := s.Update(ctx, func(tx escrow.Tx) error {
+		if err := tx.PutAccount(escrow.Account{ID: "keep"}); err != nil {
+			return err
+		}
+		return tx.PutBalance(escrow.Balance{Account: "keep", Currency: escrow.CNY, Available: fen(100), Held: fen(0)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := escrow.Account{ID: "nul\x00byte"}
+	badNote := &escrow.Event{Type: escrow.Deposited, At: start, Account: "keep", Note: "nul\x00byte"}
+	errOwn := errors.New("the function's own error")
+	for _, c := range []struct {
+		name string
+		fn   func(tx escrow.Tx) error
+		want error
+	}{
+		{"a read sends it", func(tx escrow.Tx) error {
+			if err := tx.PutBalance(escrow.Balance{Account: "keep", Currency: escrow.CNY, Available: fen(1), Held: fen(0)}); err != nil {
+				return err
+			}
+			if err := tx.PutAccount(bad); err != nil {
+				return fmt.Errorf("PutAccount queued: %w", err)
+			}
+			_, err := tx.Balance("keep", "CNY")
+			if !errors.Is(err, escrow.ErrInvalidArgument) {
+				return fmt.Errorf("the read after the failing write: %v, want ErrInvalidArgument", err)
+			}
+			// The transaction is aborted: every later call says so.
+			if _, again := tx.Account("keep"); !errors.Is(again, escrow.ErrInvalidArgument) {
+				return fmt.Errorf("a read after the failure: %v, want ErrInvalidArgument", again)
+			}
+			if again := tx.PutAccount(escrow.Account{ID: "later"}); !errors.Is(again, escrow.ErrInvalidArgument) {
+				return fmt.Errorf("a write after the failure: %v, want ErrInvalidArgument", again)
+			}
+			return nil // Update reports the failure even so
+		}, escrow.ErrInvalidArgument},
+		{"the commit sends it", func(tx escrow.Tx) error {
+			if err := tx.PutBalance(escrow.Balance{Account: "keep", Currency: escrow.CNY, Available: fen(2), Held: fen(0)}); err != nil {
+				return err
+			}
+			if err := tx.AppendEvent(&escrow.Event{Type: escrow.Deposited, At: start, Account: "keep", Note: "fine"}); err != nil {
+				return err
+			}
+			if err := tx.PutAccount(bad); err != nil {
+				return err
+			}
+			return tx.PutAccount(escrow.Account{ID: "after"})
+		}, escrow.ErrInvalidArgument},
+		{"an appended event", func(tx escrow.Tx) error {
+			if err := tx.PutAccount(escrow.Account{ID: "before"}); err != nil {
+				return err
+			}
+			return tx.AppendEvent(badNote)
+		}, escrow.ErrInvalidArgument},
+		{"never sent", func(tx escrow.Tx) error {
+			if err := tx.PutAccount(escrow.Account{ID: "unsent"}); err != nil {
+				return err
+			}
+			return errOwn
+		}, errOwn},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			calls := 0
+			err := s.Update(ctx, func(tx escrow.Tx) error { calls++; return c.fn(tx) })
+			if !errors.Is(err, c.want) {
+				t.Fatalf("Update = %v, want %v", err, c.want)
+			}
+			if calls != 1 {
+				t.Errorf("the function ran %d times, want once: the failure is not a conflict", calls)
+			}
+			err = s.View(ctx, func(tx escrow.Tx) error {
+				var ids []string
+				if err := tx.Accounts(func(a escrow.Account) error { ids = append(ids, a.ID); return nil }); err != nil {
+					return err
+				}
+				if len(ids) != 1 || ids[0] != "keep" {
+					return fmt.Errorf("accounts %q, want only keep", ids)
+				}
+				b, err := tx.Balance("keep", "CNY")
+				if err != nil || b.Available.Units() != 100 {
+					return fmt.Errorf("balance of keep: %v, %v; want 100 available", b, err)
+				}
+				if pending, err := tx.(escrow.PendingTx).PendingEntries(); err != nil || len(pending) != 0 {
+					return fmt.Errorf("pending entries %v, %v; want none", pending, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Nothing numbered either, now or once published.
+			if err := s.Publish(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := notes(t, s); len(got) != 0 {
+				t.Fatalf("events %q after the failed Update, want none", got)
+			}
+		})
+	}
+	// The store goes on working, and a read sees the writes queued before
+	// it in the same transaction.
+	err = s.Update(ctx, func(tx escrow.Tx) error {
+		if err := tx.PutBalance(escrow.Balance{Account: "keep", Currency: escrow.CNY, Available: fen(7), Held: fen(3)}); err != nil {
+			return err
+		}
+		b, err := tx.Balance("keep", "CNY")
+		if err != nil || b.Available.Units() != 7 || b.Held.Units() != 3 {
+			return fmt.Errorf("a read after a queued write: %v, %v; want 7 and 3", b, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
