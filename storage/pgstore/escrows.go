@@ -46,7 +46,13 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: %s: %w", what, err)
 	}
-	return t.exec(`INSERT INTO escrows (`+escrowCols+`)
+	// The due time goes to escrow_due too, which indexes it, and is
+	// written there only when it changes (see migration 0007).
+	return t.exec(`WITH due AS (
+			INSERT INTO escrow_due (id, next_due, next_due_ns) VALUES ($1, $13, $14)
+			ON CONFLICT (id) DO UPDATE SET next_due = excluded.next_due, next_due_ns = excluded.next_due_ns
+			WHERE (escrow_due.next_due, escrow_due.next_due_ns) IS DISTINCT FROM (excluded.next_due, excluded.next_due_ns))
+		INSERT INTO escrows (`+escrowCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (id) DO UPDATE SET state = $2, buyer = $3, seller = $4, arbiter = $5, currency = $6, minor = $7,
 			price = $8, held = $9, released = $10, fees = $11, refunded = $12, next_due = $13, next_due_ns = $14,
@@ -145,7 +151,7 @@ func (t *tx) ClaimEscrow(id string) (bool, error) {
 
 func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
 	d, ns := ts(at)
-	return all(t, `SELECT id FROM escrows WHERE next_due IS NOT NULL AND (next_due, next_due_ns) <= ($1, $2)
+	return all(t, `SELECT id FROM escrow_due WHERE next_due IS NOT NULL AND (next_due, next_due_ns) <= ($1, $2)
 		ORDER BY next_due, next_due_ns, id LIMIT $3`, []any{d, ns, limitArg(limit)},
 		func(r pgx.Rows) (string, error) {
 			var id string

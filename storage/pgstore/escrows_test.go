@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestEscrowTradeFields puts escrows holding what the trade's later steps
@@ -99,5 +100,88 @@ func TestEscrowTradeFields(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMigrateDueTimes checks migration 7, which moves the index of the
+// escrows' due times to escrow_due: a schema at version 6 holding escrows,
+// some due and some not, is migrated on Open, DueEscrows finds the same
+// escrows in the same order as before, and later writes keep escrow_due
+// in step with the escrows.
+func TestMigrateDueTimes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	s := open(t, schema)
+	at := func(h int) time.Time { return start.Add(time.Duration(h)*time.Hour + 7) }
+	put := func(s escrow.Storage, id string, due time.Time) {
+		t.Helper()
+		err := s.Update(ctx, func(tx escrow.Tx) error {
+			return tx.PutEscrow(escrow.Escrow{Terms: escrow.Terms{ID: id, Buyer: "ann", Seller: "bob", Price: fen(1)},
+				State: escrow.AwaitingPayment, DueAt: due, CreatedAt: start, Version: 1})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	due := func(s escrow.Storage, until time.Time) []string {
+		t.Helper()
+		var ids []string
+		err := s.View(ctx, func(tx escrow.Tx) error {
+			var err error
+			ids, err = tx.DueEscrows(until, 100)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	for i, id := range []string{"c", "a", "d", "b"} {
+		put(s, id, at(4-i)) // c at 4h, a at 3h, d at 2h, b at 1h
+	}
+	put(s, "none", time.Time{})
+	s.Close()
+	// Back to version 6: the due times indexed on escrows, no escrow_due.
+	q := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+	for _, sql := range []string{
+		`DROP TABLE ` + q("escrow_due"),
+		`CREATE INDEX escrows_due ON ` + q("escrows") + ` (next_due, next_due_ns, id) WHERE next_due IS NOT NULL`,
+		`ALTER TABLE ` + q("escrows") + ` RESET (fillfactor)`,
+		`ALTER TABLE ` + q("balances") + ` RESET (fillfactor)`,
+		`DELETE FROM ` + q("pgstore_migrations") + ` WHERE version = 7`,
+	} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	s = open(t, schema)
+	defer s.Close()
+	if got, want := due(s, at(3)), []string{"b", "d", "a"}; !slices.Equal(got, want) {
+		t.Fatalf("due by 3h after the migration: %q, want %q", got, want)
+	}
+	var rows, indexes int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM `+q("escrow_due")).Scan(&rows); err != nil || rows != 5 {
+		t.Fatalf("escrow_due holds %d rows (%v), want one per escrow, 5", rows, err)
+	}
+	err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'escrows_due'`,
+		schema).Scan(&indexes)
+	if err != nil || indexes != 0 {
+		t.Fatalf("%d escrows_due indexes left (%v), want none", indexes, err)
+	}
+	// Later writes: a due time moved, one cleared, one set, a new escrow.
+	put(s, "a", at(5))
+	put(s, "d", time.Time{})
+	put(s, "none", at(1))
+	put(s, "e", at(0))
+	if got, want := due(s, at(10)), []string{"e", "b", "none", "c", "a"}; !slices.Equal(got, want) {
+		t.Fatalf("due after later writes: %q, want %q", got, want)
+	}
+	// escrows.next_due agrees with escrow_due, for an operator's queries.
+	var differ int
+	err = admin.QueryRow(ctx, `SELECT count(*) FROM `+q("escrows")+` e JOIN `+q("escrow_due")+` d USING (id)
+		WHERE (e.next_due, e.next_due_ns) IS DISTINCT FROM (d.next_due, d.next_due_ns)`).Scan(&differ)
+	if err != nil || differ != 0 {
+		t.Fatalf("%d escrows whose next_due differs from escrow_due (%v)", differ, err)
 	}
 }

@@ -17,8 +17,9 @@
 //
 // Every record is a row an operator can query with SQL: accounts,
 // balances (available and held; a system account's also in
-// balance_stripes, summed by the view system_balances), escrows (state, parties, amounts, the
-// next due time, each indexed where the ledger looks it up), entries and
+// balance_stripes, summed by the view system_balances), escrows (state,
+// parties, amounts, the next due time, indexed where the ledger looks
+// them up; the due time is indexed in escrow_due, see below), entries and
 // postings (the double-entry journal), events (the outbox), consumers,
 // ratings, aggregates, day_counts, pair_months, item_marks, rater_days
 // and idempotency. Amounts
@@ -136,6 +137,20 @@
 // balances row stays within MaxUnits/2 and each stripe within
 // MaxUnits/128 the sum cannot pass it, and past those bounds the balance
 // is read, checked and folded back into one row.
+//
+// # Due times
+//
+// An escrow's next due time is in its row (next_due) and, indexed, in
+// escrow_due, one row per escrow, which DueEscrows reads; PutEscrow
+// writes both in one statement, escrow_due only when the time changes.
+// Indexed on escrows, it made every call that moved a timer (most calls)
+// write a new entry into each of the escrows' indexes, and under
+// serializable isolation, which locks the index pages a transaction
+// reads, two calls on different escrows whose IDs shared a page of the
+// primary key aborted one another. Now an update of an escrow changes no
+// indexed column, and with the room the table keeps on each page
+// (fillfactor 70; 50 for balances) PostgreSQL updates the row in place
+// (a HOT update), writing no index entry at all.
 //
 // # Timers across processes
 //
