@@ -59,6 +59,15 @@ func balancesOf(account string) string {
 }
 
 func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
+	if a, ok := t.balances[balanceKey{account, currency}]; ok {
+		if err := t.check(false); err != nil {
+			return escrow.Balance{}, err
+		}
+		if !a.found {
+			return a.b, escrow.ErrNotFound
+		}
+		return a.b, nil
+	}
 	var b escrow.Balance
 	var avail, held *int64
 	err := t.one(`SELECT `+balanceCols+` FROM `+balancesOf(account)+` WHERE account = $1 AND currency = $2`,
@@ -71,6 +80,7 @@ func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
 // of balances takes the value and its stripes are removed, in one
 // statement.
 func (t *tx) PutBalance(b escrow.Balance) error {
+	delete(t.balances, balanceKey{b.Account, b.Currency.Code}) // read ahead, now stale
 	what := fmt.Sprintf("balance of %q in %s", b.Account, b.Currency.Code)
 	avail, err := amount(what, b.Available, b.Currency)
 	if err != nil {

@@ -137,3 +137,80 @@ func TestQueuedWriteFails(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadAhead checks the balances a read-write transaction reads ahead
+// with an escrow: Balance answers as a read would, a balance not there is
+// ErrNotFound, and once the transaction writes a balance, Balance returns
+// what it wrote.
+func TestReadAhead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, newSchema(t))
+	defer s.Close()
+	bal := func(account string, avail, held int64) escrow.Balance {
+		return escrow.Balance{Account: account, Currency: escrow.CNY, Available: fen(avail), Held: fen(held)}
+	}
+	err := s.Update(ctx, func(tx escrow.Tx) error {
+		if err := tx.PutBalance(bal("ann", 100, 5)); err != nil {
+			return err
+		}
+		return tx.PutEscrow(escrow.Escrow{Terms: escrow.Terms{ID: "e", Buyer: "ann", Seller: "bob", Price: fen(10)},
+			State: escrow.AwaitingPayment, CreatedAt: start, Version: 1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(got, want escrow.Balance) bool {
+		return got.Account == want.Account && got.Currency == want.Currency &&
+			got.Available.Units() == want.Available.Units() && got.Held.Units() == want.Held.Units()
+	}
+	err = s.Update(ctx, func(tx escrow.Tx) error {
+		if _, err := tx.Escrow("e"); err != nil {
+			return err
+		}
+		if b, err := tx.Balance("ann", "CNY"); err != nil || !same(b, bal("ann", 100, 5)) {
+			return fmt.Errorf("ann after the escrow: %+v, %v; want 100 and 5", b, err)
+		}
+		if b, err := tx.Balance("bob", "CNY"); !errors.Is(err, escrow.ErrNotFound) || b != (escrow.Balance{}) {
+			return fmt.Errorf("bob after the escrow: %+v, %v; want ErrNotFound", b, err)
+		}
+		if _, err := tx.Balance("ann", "USD"); !errors.Is(err, escrow.ErrNotFound) {
+			return fmt.Errorf("ann in USD: %v, want ErrNotFound", err)
+		}
+		if err := tx.PutBalance(bal("ann", 90, 15)); err != nil {
+			return err
+		}
+		if err := tx.PutBalance(bal("bob", 7, 0)); err != nil {
+			return err
+		}
+		if b, err := tx.Balance("ann", "CNY"); err != nil || !same(b, bal("ann", 90, 15)) {
+			return fmt.Errorf("ann after writing it: %+v, %v; want 90 and 15", b, err)
+		}
+		if b, err := tx.Balance("bob", "CNY"); err != nil || !same(b, bal("bob", 7, 0)) {
+			return fmt.Errorf("bob after writing him: %+v, %v; want 7 and 0", b, err)
+		}
+		// Read again with the escrow: what the transaction wrote.
+		if _, err := tx.Escrow("e"); err != nil {
+			return err
+		}
+		if b, err := tx.Balance("bob", "CNY"); err != nil || !same(b, bal("bob", 7, 0)) {
+			return fmt.Errorf("bob read ahead again: %+v, %v; want 7 and 0", b, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(tx escrow.Tx) error {
+		if b, err := tx.Balance("ann", "CNY"); err != nil || !same(b, bal("ann", 90, 15)) {
+			return fmt.Errorf("ann after the commit: %+v, %v", b, err)
+		}
+		if b, err := tx.Balance("bob", "CNY"); err != nil || !same(b, bal("bob", 7, 0)) {
+			return fmt.Errorf("bob after the commit: %+v, %v", b, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -90,9 +90,62 @@ func scanEscrow(r pgx.Rows) (escrow.Escrow, error) {
 	return e, nil
 }
 
+// Escrow reads the escrow. In a read-write transaction it reads ahead,
+// in the same round trip, the balances of the buyer and the seller in the
+// escrow's currency, which the ledger reads next when money moves (pay,
+// release, refund), and Balance answers from them until the transaction
+// writes them: the same rows, read in the same snapshot, and locked for
+// conflict checks as a read of them would lock them.
 func (t *tx) Escrow(id string) (escrow.Escrow, error) {
-	es, err := all(t, `SELECT `+escrowCols+` FROM escrows WHERE id = $1`, []any{id}, scanEscrow)
+	sql := `SELECT ` + escrowCols + ` FROM escrows WHERE id = $1`
+	es := []escrow.Escrow{}
+	scanAll := func(rows pgx.Rows) error {
+		for rows.Next() {
+			e, err := scanEscrow(rows)
+			if err != nil {
+				return err
+			}
+			es = append(es, e)
+		}
+		return nil
+	}
+	var err error
+	if !t.write {
+		err = t.query(sql, []any{id}, scanAll)
+	} else {
+		ahead := map[balanceKey]readAhead{}
+		err = t.reads(read{sql, []any{id}, scanAll}, read{`SELECT p.account, e.currency, e.minor, b.minor, b.available, b.held
+			FROM escrows e CROSS JOIN LATERAL (VALUES (e.buyer), (e.seller)) AS p(account)
+			LEFT JOIN balances b ON b.account = p.account AND b.currency = e.currency
+			WHERE e.id = $1 AND p.account NOT LIKE '@%'`, []any{id}, func(rows pgx.Rows) error {
+			for rows.Next() {
+				var a readAhead
+				var minor *int16
+				var avail, held *int64
+				if err := rows.Scan(&a.b.Account, &a.b.Currency.Code, &a.b.Currency.Minor, &minor, &avail, &held); err != nil {
+					return err
+				}
+				key := balanceKey{a.b.Account, a.b.Currency.Code}
+				if a.found = minor != nil; a.found {
+					a.b.Currency.Minor = int(*minor)
+					a.b.Available, a.b.Held = money(avail, a.b.Currency), money(held, a.b.Currency)
+				} else {
+					a.b = escrow.Balance{} // as Balance returns with ErrNotFound
+				}
+				ahead[key] = a
+			}
+			return nil
+		}})
+		if err == nil {
+			// Kept only when nothing this transaction has queued can
+			// have changed them: the read sent every queued write first.
+			t.balances = ahead
+		}
+	}
 	if err != nil {
+		if t.failed == nil {
+			return escrow.Escrow{}, fmt.Errorf("pgstore: %w", err)
+		}
 		return escrow.Escrow{}, err
 	}
 	if len(es) == 0 {

@@ -28,6 +28,19 @@ type tx struct {
 	begin    []string // the statements that begin the transaction, until sent
 	queue    []queued // writes not sent yet
 	appended bool     // a write queued or sent stores rows that publishing numbers
+
+	// balances holds the user balances read ahead with an escrow (see
+	// Escrow), each until the transaction writes it.
+	balances map[balanceKey]readAhead
+}
+
+type balanceKey struct{ account, currency string }
+
+// readAhead is a balance read ahead: the balance, or found false if the
+// account had none in the currency.
+type readAhead struct {
+	b     escrow.Balance
+	found bool
 }
 
 // queued is a statement waiting for the next batch. result, if not nil,
@@ -133,27 +146,44 @@ func owned(args []any) []any {
 // usable and comes back as it is; a statement's, queued writes' included,
 // fails the transaction.
 func (t *tx) query(sql string, args []any, fn func(pgx.Rows) error) error {
+	return t.reads(read{sql, args, fn})
+}
+
+// read is a statement that reads, and what reads its rows.
+type read struct {
+	sql  string
+	args []any
+	fn   func(pgx.Rows) error
+}
+
+// reads is query for several statements, sent in one round trip; their
+// functions run in order, until one fails.
+func (t *tx) reads(rs ...read) error {
 	if err := t.check(false); err != nil {
 		return err
 	}
 	var own error
-	err := t.send(queued{sql, args, func(br pgx.BatchResults) error {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		if err := fn(rows); err != nil {
-			rows.Close()
-			if rows.Err() != nil {
-				return rows.Err()
+	items := make([]queued, len(rs))
+	for i, r := range rs {
+		items[i] = queued{r.sql, r.args, func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
 			}
-			own = err
-			return err
-		}
-		rows.Close()
-		return rows.Err()
-	}})
+			defer rows.Close()
+			if err := r.fn(rows); err != nil {
+				rows.Close()
+				if rows.Err() != nil {
+					return rows.Err()
+				}
+				own = err
+				return err
+			}
+			rows.Close()
+			return rows.Err()
+		}}
+	}
+	err := t.send(items...)
 	if err != nil && err == own {
 		return own
 	}
