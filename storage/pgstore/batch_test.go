@@ -214,3 +214,62 @@ func TestReadAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestManyQueuedWrites writes more rows in one transaction than the store
+// holds back at once, so that some go out before the commit: all of them
+// are stored, in order (the last write of a row wins); and when one of
+// them fails, the write that sent it says so and nothing is stored.
+func TestManyQueuedWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, newSchema(t))
+	defer s.Close()
+	const n = 300
+	err := s.Update(ctx, func(tx escrow.Tx) error {
+		for i := range n {
+			if err := tx.PutBalance(escrow.Balance{Account: fmt.Sprintf("a%03d", i%100), Currency: escrow.CNY,
+				Available: fen(int64(i)), Held: fen(0)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int, sum int64) {
+		t.Helper()
+		err := s.View(ctx, func(tx escrow.Tx) error {
+			return tx.Balances(func(b escrow.Balance) error { n++; sum += b.Available.Units(); return nil })
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, sum
+	}
+	// Balance i%100 was last written with i = 200 + i%100.
+	if got, sum := count(); got != 100 || sum != 100*200+99*100/2 {
+		t.Fatalf("%d balances summing to %d, want 100 summing to %d", got, sum, 100*200+99*100/2)
+	}
+	var failed error
+	err = s.Update(ctx, func(tx escrow.Tx) error {
+		for i := range n {
+			account := fmt.Sprintf("b%03d", i)
+			if i == 70 {
+				account = "nul\x00"
+			}
+			err := tx.PutBalance(escrow.Balance{Account: account, Currency: escrow.CNY, Available: fen(1), Held: fen(0)})
+			if err != nil {
+				failed = err
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, escrow.ErrInvalidArgument) || !errors.Is(failed, escrow.ErrInvalidArgument) {
+		t.Fatalf("Update with a failing write among many: %v (the write: %v), want ErrInvalidArgument", err, failed)
+	}
+	if got, sum := count(); got != 100 || sum != 100*200+99*100/2 {
+		t.Fatalf("after the failed Update: %d balances summing to %d, want them unchanged", got, sum)
+	}
+}
