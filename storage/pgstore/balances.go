@@ -117,6 +117,13 @@ const (
 // stripe stays within stripeBound. Otherwise (never, for real amounts) it
 // reads the whole balance, checks the sum and puts it whole, as PutBalance
 // does, removing the stripes.
+//
+// The statement is held back like any write, to go with the next one
+// (see tx); when it finds that the stripe cannot take the addition, it
+// fails (pgstore_stripe_full), so that nothing after it runs, and Update
+// runs the transaction again with AddBalance waiting for its statement's
+// answer and taking the path above. So a refusal can come from the
+// second attempt of an Update, not the first.
 func (t *tx) AddBalance(account string, c escrow.Currency, available, held int64) error {
 	if err := t.check(true); err != nil {
 		return err
@@ -137,18 +144,20 @@ func (t *tx) AddBalance(account string, c escrow.Currency, available, held int64
 		}
 	}
 	if abs(available) <= stripeBound && abs(held) <= stripeBound {
+		if !t.eagerAdd {
+			// Held back like any write (see tx), to go with the next
+			// statement. If the stripe cannot take it, the statement
+			// fails with pgstore_stripe_full, so that nothing after it
+			// runs, COMMIT included, and the attempt runs again with
+			// eagerAdd, reading the count below.
+			return t.exec(`WITH s AS (`+addStripe+`)
+				SELECT CASE WHEN count(*) = 1 THEN 1 ELSE pgstore_stripe_full() END FROM s`,
+				account, c.Code, c.Minor, available, held, int64(baseBound), int64(stripeBound), stripes)
+		}
 		var added int64
-		err := t.one(`WITH s AS (
-				INSERT INTO balance_stripes AS s (account, currency, minor, stripe, available, held)
-				SELECT $1, $2, $3, pg_backend_pid() % `+fmt.Sprint(stripes)+`, $4, $5
-				WHERE NOT EXISTS (SELECT FROM balances b WHERE b.account = $1 AND b.currency = $2
-					AND (abs(coalesce(b.available, 0)) > $6 OR abs(coalesce(b.held, 0)) > $6))
-				ON CONFLICT (account, currency, stripe) DO UPDATE
-				SET available = s.available + excluded.available, held = s.held + excluded.held
-				WHERE abs(s.available + excluded.available) <= $7 AND abs(s.held + excluded.held) <= $7
-				RETURNING 1)
+		err := t.one(`WITH s AS (`+addStripe+`)
 			SELECT count(*) FROM s`,
-			[]any{account, c.Code, c.Minor, available, held, int64(baseBound), int64(stripeBound)}, &added)
+			[]any{account, c.Code, c.Minor, available, held, int64(baseBound), int64(stripeBound), stripes}, &added)
 		if err != nil || added == 1 {
 			return err
 		}
@@ -170,6 +179,19 @@ func (t *tx) AddBalance(account string, c escrow.Currency, available, held int64
 	return t.PutBalance(escrow.Balance{Account: account, Currency: c,
 		Available: escrow.RestoreMoney(avail, c), Held: escrow.RestoreMoney(hld, c)})
 }
+
+// addStripe adds $4 available and $5 held to the stripe of account $1
+// in currency $2 (minor units $3) that the connection writes, if the
+// account's row of balances is within $6 and the stripe stays within $7,
+// and returns a row if it did. $8 is the number of stripes.
+const addStripe = `INSERT INTO balance_stripes AS s (account, currency, minor, stripe, available, held)
+				SELECT $1, $2, $3, pg_backend_pid() % $8, $4, $5
+				WHERE NOT EXISTS (SELECT FROM balances b WHERE b.account = $1 AND b.currency = $2
+					AND (abs(coalesce(b.available, 0)) > $6 OR abs(coalesce(b.held, 0)) > $6))
+				ON CONFLICT (account, currency, stripe) DO UPDATE
+				SET available = s.available + excluded.available, held = s.held + excluded.held
+				WHERE abs(s.available + excluded.available) <= $7 AND abs(s.held + excluded.held) <= $7
+				RETURNING 1`
 
 func abs(u int64) int64 {
 	if u < 0 {

@@ -146,6 +146,7 @@ func TestMigrateDueTimes(t *testing.T) {
 	q := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	for _, sql := range []string{
 		`DROP TABLE ` + q("escrow_due"),
+		`DROP FUNCTION ` + q("pgstore_stripe_full") + `()`,
 		`CREATE INDEX escrows_due ON ` + q("escrows") + ` (next_due, next_due_ns, id) WHERE next_due IS NOT NULL`,
 		`ALTER TABLE ` + q("escrows") + ` RESET (fillfactor)`,
 		`ALTER TABLE ` + q("balances") + ` RESET (fillfactor)`,

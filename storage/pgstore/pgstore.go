@@ -73,7 +73,7 @@
 // balances in its currency, which the ledger reads next when money moves;
 // Balance answers from them until the transaction writes one (the same
 // rows in the same snapshot, locked for conflict checks as a read of them
-// locks them). A trade's four calls (open, pay, ship, confirm) take 11
+// locks them). A trade's four calls (open, pay, ship, confirm) take 10
 // round trips instead of 35 (SCALING.md). A transaction that sent
 // nothing ends without a round trip.
 //
@@ -141,7 +141,11 @@
 // escrow.MaxUnits is still refused with ErrAmountTooLarge: while the
 // balances row stays within MaxUnits/2 and each stripe within
 // MaxUnits/128 the sum cannot pass it, and past those bounds the balance
-// is read, checked and folded back into one row.
+// is read, checked and folded back into one row. AddBalance is held back
+// like the other writes (see Round trips); an addition past those bounds
+// fails its statement instead, and Update runs the transaction again,
+// this time reading, checking and folding, so a refusal can come from an
+// Update's second attempt.
 //
 // # Due times
 //
@@ -328,15 +332,19 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	}
 	defer s.mu.RUnlock()
 	var last error
+	eagerAdd := false
 	for attempt := 0; attempt < s.maxAttempts; attempt++ {
 		if attempt > 0 {
 			if err := s.backoff(ctx, attempt); err != nil {
 				return err
 			}
 		}
-		xid, published, err := s.attempt(ctx, attempt >= soloAfter, fn)
+		xid, published, err := s.attempt(ctx, attempt >= soloAfter, eagerAdd, fn)
 		if err == nil && xid != 0 && !published {
 			s.awaitPublished(ctx, xid)
+		}
+		if errors.Is(err, errStripeFull) {
+			eagerAdd = true
 		}
 		if !retryable(err) {
 			return err
@@ -359,7 +367,7 @@ const soloAfter = 3
 // store's running writers to end and keeps new ones out until it ends.
 // Writers in other processes are not held back; across processes the
 // bounded attempts and ErrConflict remain the answer.
-func (s *Store) attempt(ctx context.Context, solo bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
+func (s *Store) attempt(ctx context.Context, solo, eagerAdd bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
 	if solo {
 		s.gate.Lock()
 		defer s.gate.Unlock()
@@ -367,7 +375,7 @@ func (s *Store) attempt(ctx context.Context, solo bool, fn func(escrow.Tx) error
 		s.gate.RLock()
 		defer s.gate.RUnlock()
 	}
-	return s.run(ctx, beginUpdate, true, fn)
+	return s.run(ctx, beginUpdate, true, eagerAdd, fn)
 }
 
 // View runs fn in a read-only transaction on a snapshot of committed
@@ -377,7 +385,7 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	_, _, err := s.run(ctx, beginView, false, fn)
+	_, _, err := s.run(ctx, beginView, false, false, fn)
 	return err
 }
 
@@ -447,7 +455,7 @@ func (e *errRetry) Unwrap() error { return e.err }
 // sent with the first statement, and writes are sent with the statement
 // after them (see tx). A transaction that sent nothing commits or rolls
 // back without a round trip.
-func (s *Store) run(ctx context.Context, begin []string, write bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
+func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
@@ -455,7 +463,7 @@ func (s *Store) run(ctx context.Context, begin []string, write bool, fn func(esc
 	if err != nil {
 		return 0, false, classify(err)
 	}
-	t := &tx{ctx: ctx, conn: pc.Conn(), write: write, begin: begin}
+	t := &tx{ctx: ctx, conn: pc.Conn(), write: write, begin: begin, eagerAdd: eagerAdd}
 	defer func() {
 		t.done = true
 		if c := pc.Conn(); !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
@@ -525,6 +533,8 @@ func classify(err error) error {
 		switch pgErr.Code {
 		case "40001", "40P01", "23505", "55P03":
 			return &errRetry{fmt.Errorf("pgstore: %s: %w", pgErr.Code, err)}
+		case "PGS01":
+			return &errRetry{fmt.Errorf("pgstore: %w: %w", errStripeFull, err)}
 		case "22021", "22P05":
 			// Text PostgreSQL cannot hold: a NUL byte, or bytes that are
 			// not UTF-8, in an ID or a field.
@@ -533,6 +543,11 @@ func classify(err error) error {
 	}
 	return fmt.Errorf("pgstore: %w", err)
 }
+
+// errStripeFull reports an AddBalance, held back, that its stripe could
+// not take: Update runs the transaction again with AddBalance reading
+// whether it added, and folding the stripes if not.
+var errStripeFull = errors.New("a balance stripe cannot take the addition")
 
 func retryable(err error) bool {
 	var r *errRetry

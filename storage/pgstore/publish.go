@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +53,16 @@ type publisher struct {
 // returns the transaction's id, and calls done once it is queued.
 func (t *tx) appendRows(sql string, args []any, done func()) error {
 	err := t.execThen(sql, args, func(br pgx.BatchResults) error {
-		return br.QueryRow().Scan(&t.xid)
+		err := br.QueryRow().Scan(&t.xid)
+		if sae := (pgx.ScanArgError{}); errors.As(err, &sae) {
+			// The statement ran (the server went on to what followed it,
+			// COMMIT perhaps), only its reply did not scan: not a failure
+			// of the transaction. Without the id, Update does not wait for
+			// the rows to be numbered; the store's publishing numbers them.
+			t.xid = 0
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ type tx struct {
 	begin    []string // the statements that begin the transaction, until sent
 	queue    []queued // writes not sent yet
 	appended bool     // a write queued or sent stores rows that publishing numbers
+	eagerAdd bool     // AddBalance reads whether it added (see AddBalance)
 
 	// balances holds the user balances read ahead with an escrow (see
 	// Escrow), each until the transaction writes it.

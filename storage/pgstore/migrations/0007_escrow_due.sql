@@ -26,3 +26,13 @@ COMMENT ON TABLE escrow_due IS 'Each escrow''s next due time, indexed; the same 
 -- their pages until they are updated.
 ALTER TABLE escrows SET (fillfactor = 70);
 ALTER TABLE balances SET (fillfactor = 50);
+
+-- pgstore_stripe_full fails the statement that calls it, with SQLSTATE
+-- PGS01: AddBalance, sent together with the statements after it, calls it
+-- when the stripe cannot take an addition, so that nothing after it runs
+-- and the store runs the transaction again, folding the stripes.
+CREATE FUNCTION pgstore_stripe_full() RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'pgstore: a balance stripe cannot take the addition' USING ERRCODE = 'PGS01';
+END
+$$;
