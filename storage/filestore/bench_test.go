@@ -70,13 +70,28 @@ func reportP99(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
 
+// A span is a stretch of time: a commit's, a checkpoint's.
+type span struct{ from, to time.Time }
+
+func (x span) overlaps(y span) bool { return x.from.Before(y.to) && y.from.Before(x.to) }
+
 // commitAll makes b.N commits of benchTx to s from committers goroutines,
 // with the timer running only while they do, and returns how long each
 // commit took.
 func commitAll(b *testing.B, s *Store, committers int) []time.Duration {
+	spans := commitSpans(b, s, committers)
+	lat := make([]time.Duration, len(spans))
+	for i, x := range spans {
+		lat[i] = x.to.Sub(x.from)
+	}
+	return lat
+}
+
+// commitSpans is commitAll returning when each commit began and ended.
+func commitSpans(b *testing.B, s *Store, committers int) []span {
 	ctx := context.Background()
 	var next atomic.Int64
-	lat := make([][]time.Duration, committers)
+	lat := make([][]span, committers)
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	for w := range committers {
@@ -89,7 +104,7 @@ func commitAll(b *testing.B, s *Store, committers int) []time.Duration {
 					b.Error(err)
 					return
 				}
-				lat[w] = append(lat[w], time.Since(start))
+				lat[w] = append(lat[w], span{start, time.Now()})
 			}
 		}()
 	}
@@ -229,8 +244,10 @@ func BenchmarkRecovery(b *testing.B) {
 // tables, writing a snapshot): at this rate, ten or more times as often as
 // the default options would. It reports the commits' rate, their
 // 99.9th percentile and their longest wait, and the checkpoints done.
-// Each of the two runs starts from a synced copy of the same store; with
-// FILESTORE_BENCH_DIR set, that store is built there once and reused.
+// Alternating (see there) compares commits beside checkpoints with those
+// between them in one run. Each run starts from a synced copy of the
+// same store; with FILESTORE_BENCH_DIR set, that store is built there
+// once and reused.
 func BenchmarkCheckpoint(b *testing.B) {
 	trades := 20_000
 	if n, err := strconv.Atoi(os.Getenv("FILESTORE_BENCH_TRADES")); err == nil && n > 0 {
@@ -286,6 +303,66 @@ func BenchmarkCheckpoint(b *testing.B) {
 			b.ReportMetric(float64(checkpoints), "checkpoints")
 		})
 	}
+	// Alternating compares, in one run, the commits that overlap a
+	// checkpoint with those that do not, so that both see the same
+	// machine: the disk and processors of a shared machine change from
+	// one second to the next. After each checkpoint it waits as long as
+	// the checkpoint took, and at least a tenth of a second, so that about
+	// as many commits run beside checkpoints as between them.
+	b.Run("Alternating", func(b *testing.B) {
+		s := openT(b, copyStore(b, dir), &Options{CompactRatio: -1})
+		defer s.Close()
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		var checkpoints []span
+		go func() {
+			defer close(stopped)
+			wait := 100 * time.Millisecond
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(wait):
+				}
+				start := time.Now()
+				if err := s.Compact(); err != nil {
+					b.Error(err)
+					return
+				}
+				checkpoints = append(checkpoints, span{start, time.Now()})
+				wait = max(100*time.Millisecond, time.Since(start))
+			}
+		}()
+		commits := commitSpans(b, s, 64)
+		close(stop)
+		<-stopped
+		var during, between []time.Duration
+		for _, c := range commits {
+			if slices.ContainsFunc(checkpoints, c.overlaps) {
+				during = append(during, c.to.Sub(c.from))
+			} else {
+				between = append(between, c.to.Sub(c.from))
+			}
+		}
+		reportRate(b, b.N)
+		p999 := func(lat []time.Duration) time.Duration {
+			if len(lat) == 0 {
+				return 0
+			}
+			slices.Sort(lat)
+			return lat[len(lat)*999/1000]
+		}
+		d, q := p999(during), p999(between)
+		b.ReportMetric(float64(d.Microseconds()), "during-p99.9-µs")
+		b.ReportMetric(float64(q.Microseconds()), "between-p99.9-µs")
+		if q > 0 {
+			b.ReportMetric(float64(d)/float64(q), "during/between")
+		}
+		if len(during) > 0 {
+			b.ReportMetric(float64(during[len(during)-1].Microseconds()), "during-max-µs")
+		}
+		b.ReportMetric(float64(len(during))/float64(len(commits)), "share-during")
+		b.ReportMetric(float64(len(checkpoints)), "checkpoints")
+	})
 }
 
 // buildTrades makes a store in dir holding trades finished trades.
