@@ -80,8 +80,8 @@ func (a *arena) copy(b []byte) []byte {
 // coldRecords returns, sorted, the keys and values of the table that
 // holds what tx, a snapshot of memstore, holds and memstore.Evict takes
 // out, and the last journal entry and event they include. sizeHint is
-// about how many records to expect.
-func coldRecords(tx escrow.Tx, sizeHint int) (kvs []kv, journal, events uint64, err error) {
+// about how many records to expect; p paces the work.
+func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, events uint64, err error) {
 	var (
 		enc encoder
 		key []byte // the key being built
@@ -92,6 +92,7 @@ func coldRecords(tx escrow.Tx, sizeHint int) (kvs []kv, journal, events uint64, 
 	add := func() {
 		kvs = append(kvs, kv{a.copy(key), a.copy(enc.b)})
 		enc.b = enc.b[:0]
+		p.step()
 	}
 	journal, events = memstore.Floors(tx)
 	err = memstore.VisitCold(tx, memstore.ColdVisitor{
@@ -269,9 +270,9 @@ func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {
 // the snapshot's cold records, attaches it, and evicts the records from
 // memstore. It returns the last journal entry and event the tables hold.
 // Commits go on throughout; each waits at most for one batch of
-// evictions.
-func (s *Store) archive(tx escrow.Tx, seq uint64) (journal, events uint64, err error) {
-	kvs, journal, events, err := coldRecords(tx, s.lastRecords)
+// evictions. p paces the table's build.
+func (s *Store) archive(tx escrow.Tx, seq uint64, p *pacer) (journal, events uint64, err error) {
+	kvs, journal, events, err := coldRecords(tx, s.lastRecords, p)
 	if err != nil || len(kvs) == 0 {
 		journal, events = memstore.Floors(tx)
 		return journal, events, err
@@ -281,6 +282,7 @@ func (s *Store) archive(tx escrow.Tx, seq uint64) (journal, events uint64, err e
 			if err := w.Add(r.k, r.v); err != nil {
 				return err
 			}
+			p.step()
 		}
 		return nil
 	})
@@ -329,7 +331,7 @@ var errClosing = errors.New("filestore: closing")
 // replaces them; the files of the old ones are removed. Checkpoints go on
 // meanwhile, adding newer tables. A merge that takes in the oldest table
 // leaves out the removals of item marks: no table under it holds a mark
-// for them to hide.
+// for them to hide. It is paced as a checkpoint is (see pace.go).
 func (s *Store) mergeTables() error {
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
@@ -352,6 +354,7 @@ func (s *Store) mergeTables() error {
 	for i, t := range parts {
 		its[i] = t.t.NewIter()
 	}
+	p := s.newPacer()
 	merged, err := s.writeTable(tableName(lo, hi), lo, hi, func(w *sstable.Writer) error {
 		m := sstable.NewMerge(its...)
 		for ok, i := m.First(), 0; ok; ok, i = m.Next(), i+1 {
@@ -370,6 +373,7 @@ func (s *Store) mergeTables() error {
 			if err := w.Add(m.Key(), m.Value()); err != nil {
 				return err
 			}
+			p.step()
 		}
 		return m.Err()
 	})

@@ -233,7 +233,8 @@ type Options struct {
 	// Zero means 64 MiB; the least is 1 MiB.
 	CacheBytes int64
 
-	fs fileSystem // nil means osFS; tests substitute their own
+	fs    fileSystem // nil means osFS; tests substitute their own
+	clock paceClock  // nil means the time package's; tests substitute their own
 }
 
 // Store is a durable escrow.Storage over one directory. Create it with
@@ -484,7 +485,7 @@ func (s *Store) closingCheckpoint() error {
 	if skip {
 		return nil
 	}
-	return s.compact()
+	return s.compact(false) // nothing commits now: no need to pace
 }
 
 // closeTables lets go of the store's tables: they close once no

@@ -22,7 +22,7 @@ func (s *Store) writeManifest(start uint64) error {
 	tmp := s.path(manifestName + tmpSuffix)
 	_ = s.fs.Remove(tmp) // left by a write that failed
 	data := appendFrame(appendFileHeader(nil, manifestMagic), start, 0, nil)
-	err := s.writeFile(tmp, data)
+	err := s.writeFile(tmp, data, nil)
 	if err == nil {
 		err = s.fs.Rename(tmp, s.path(manifestName))
 		if err == nil {

@@ -102,9 +102,11 @@ type snapshotWriter struct {
 	out    []byte
 	enc    encoder
 	chunks uint64
+	p      *pacer
 }
 
 func (w *snapshotWriter) maybeCut() {
+	w.p.step()
 	if len(w.enc.b) >= snapChunk {
 		w.cut()
 	}
@@ -124,8 +126,8 @@ func (w *snapshotWriter) cut() {
 // escrows, the ratings, the monthly pair counters, the item marks, and the
 // journal and the events up to journal and events. Replaying it calls the same write
 // methods the log does.
-func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRange) ([]byte, error) {
-	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic)}
+func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRange, p *pacer) ([]byte, error) {
+	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic), p: p}
 	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); w.maybeCut(); return nil })
 	if err == nil {
 		err = tx.Balances(func(b escrow.Balance) error { w.enc.balance(&b); w.maybeCut(); return nil })
@@ -146,6 +148,7 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 			if len(ids) > 0 {
 				w.enc.coldDue(ids, dues)
 				w.maybeCut()
+				w.p.pause()
 				ids, dues = ids[:0], dues[:0]
 			}
 		}
@@ -200,16 +203,20 @@ func (s *Store) Compact() error {
 	if s.opts.ReadOnly {
 		return escrow.ErrReadOnly
 	}
-	if err := s.compact(); err != nil {
+	if err := s.compact(true); err != nil {
 		return err
 	}
 	return s.mergeTables()
 }
 
-// compact does Compact's work and keeps its error for Stats; the caller
-// holds compactMu.
-func (s *Store) compact() error {
-	err := s.snapshot()
+// compact does Compact's work and keeps its error for Stats, paced (see
+// pace.go) if paced is set; the caller holds compactMu.
+func (s *Store) compact(paced bool) error {
+	var p *pacer
+	if paced {
+		p = s.newPacer()
+	}
+	err := s.snapshot(p)
 	s.mu.Lock()
 	s.compactErr = err
 	s.mu.Unlock()
@@ -223,7 +230,7 @@ func (s *Store) compact() error {
 // removed with their files. Both are settled in taken, which memstore
 // runs with commits held off; the snapshot is encoded after that, from
 // the state taken saw, whether or not commits go on meanwhile.
-func (s *Store) snapshot() error {
+func (s *Store) snapshot(p *pacer) error {
 	var seq uint64
 	var snap []byte
 	covered := false
@@ -249,7 +256,7 @@ func (s *Store) snapshot() error {
 		if err := s.rotate(); err != nil {
 			return err
 		}
-		journal, events, err := s.archive(tx, seq)
+		journal, events, err := s.archive(tx, seq, p)
 		if err != nil {
 			return err
 		}
@@ -257,13 +264,13 @@ func (s *Store) snapshot() error {
 		for _, t := range s.tables.Load().tables {
 			tables = append(tables, tableRange{t.lo, t.hi})
 		}
-		snap, err = encodeSnapshot(tx, seq, journal, events, tables)
+		snap, err = encodeSnapshot(tx, seq, journal, events, tables, p)
 		return err
 	})
 	if err != nil || snap == nil {
 		return err
 	}
-	if err := s.install(seq, snap); err != nil {
+	if err := s.install(seq, snap, p); err != nil {
 		return err
 	}
 	s.lastCheckpoint.Store(time.Now().UnixNano())
@@ -361,11 +368,11 @@ func (s *Store) rotate() error {
 // install writes a snapshot covering the log up to seq, then removes the
 // segments and snapshots it makes obsolete. A failure leaves the store as
 // it was, with the log intact.
-func (s *Store) install(seq uint64, data []byte) error {
+func (s *Store) install(seq uint64, data []byte, p *pacer) error {
 	name := snapName(seq)
 	tmp := s.path(name + tmpSuffix)
 	_ = s.fs.Remove(tmp) // left by a compaction that failed
-	err := s.writeFile(tmp, data)
+	err := s.writeFile(tmp, data, p)
 	if err == nil {
 		err = s.fs.Rename(tmp, s.path(name))
 	}
@@ -404,8 +411,8 @@ func (s *Store) install(seq uint64, data []byte) error {
 	return nil
 }
 
-// writeFile creates name holding data, synced.
-func (s *Store) writeFile(name string, data []byte) error {
+// writeFile creates name holding data, synced, paced by p.
+func (s *Store) writeFile(name string, data []byte, p *pacer) error {
 	f, err := s.fs.Create(name)
 	if err != nil {
 		return err
@@ -415,6 +422,7 @@ func (s *Store) writeFile(name string, data []byte) error {
 		k := min(len(data), syncEvery)
 		_, err = w.Write(data[:k])
 		data = data[k:]
+		p.pause()
 	}
 	if err == nil && !s.opts.NoSync {
 		err = f.Sync()
@@ -449,7 +457,7 @@ func (s *Store) compactor() {
 	for range s.compactKick {
 		s.compactMu.Lock()
 		if !s.closed.Load() {
-			if err := s.compact(); err != nil {
+			if err := s.compact(true); err != nil {
 				s.mu.Lock()
 				// Try again when the log has doubled, not after every commit.
 				s.compactAt = 2 * s.logBytes
