@@ -191,9 +191,11 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 // store would in the background, so that the directory holds about one
 // copy of the data and Open replays little. Commits go on meanwhile; they
 // wait only while the new log segment is renamed into place and for one
-// batch of evictions at a time. The store checkpoints on its own as the
-// log grows (see Options.CompactRatio); Compact is for doing it now. On a
-// read-only store it returns escrow.ErrReadOnly.
+// batch of evictions at a time. The work is paced, as an automatic
+// checkpoint's is (see the package documentation), so that the commits
+// beside it keep most of the machine. The store checkpoints on its own as
+// the log grows (see Options.CompactRatio); Compact is for doing it now.
+// On a read-only store it returns escrow.ErrReadOnly.
 func (s *Store) Compact() error {
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
