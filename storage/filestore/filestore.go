@@ -87,9 +87,9 @@
 // written since the checkpoint began reaches a quarter of what starts the
 // next, the work goes on at full speed, and the same check finds what it
 // found unpaced. The checkpoint at Close is not paced. Pacing was chosen
-// over doing less work per checkpoint because the work is not what
-// stalls commits so much as where it runs: leaving out a checkpoint's
-// syncs, or its merges, changed the stalls less than run-to-run noise.
+// over taking parts of the work out because no one part stood out: in a
+// handful of runs, leaving out a checkpoint's syncs, or its merges, did
+// not change the stalls by more than the noise between runs.
 //
 // # Files
 //
