@@ -331,7 +331,7 @@ var errClosing = errors.New("filestore: closing")
 // replaces them; the files of the old ones are removed. Checkpoints go on
 // meanwhile, adding newer tables. A merge that takes in the oldest table
 // leaves out the removals of item marks: no table under it holds a mark
-// for them to hide. It is paced as a checkpoint is (see pace.go).
+// for them to hide. It is not paced (see pace.go).
 func (s *Store) mergeTables() error {
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
@@ -354,7 +354,6 @@ func (s *Store) mergeTables() error {
 	for i, t := range parts {
 		its[i] = t.t.NewIter()
 	}
-	p := s.newPacer()
 	merged, err := s.writeTable(tableName(lo, hi), lo, hi, func(w *sstable.Writer) error {
 		m := sstable.NewMerge(its...)
 		for ok, i := m.First(), 0; ok; ok, i = m.Next(), i+1 {
@@ -373,7 +372,6 @@ func (s *Store) mergeTables() error {
 			if err := w.Add(m.Key(), m.Value()); err != nil {
 				return err
 			}
-			p.step()
 		}
 		return m.Err()
 	})
