@@ -76,16 +76,18 @@
 // millisecond at a time and then sleeps for 7/3 of that, taking about 0.3
 // of a core (its writes and syncs count as work, so its use of the disk
 // is spread out the same way), and takes about three times as long.
-// Measured with BenchmarkCheckpoint (64 committers, 2 shared cores, 15
-// interleaved runs of each), with 200,000 trades the p99.9 latency of a
-// run with a checkpoint every tenth of a second was a median 3.0 times
-// that of a run without, and 2.0 times paced, and its longest wait 45 ms
-// and 33 ms; but paced, fewer checkpoints fit in a run (2 where there were
-// 5), and the commits beside checkpoints against those between them in
-// the same run gave 3.0 and 2.75 times, a difference within the noise.
+// Measured with BenchmarkCheckpoint (64 committers, 2 shared cores, 25
+// interleaved runs of each, 200,000 trades), the p99.9 latency of the
+// commits that overlapped a checkpoint was a median 4.5 times that of the
+// commits between checkpoints in the same run, and 2.2 times paced (33 ms
+// and 19 ms, against 7 ms between); their longest wait, 34 ms and 19 ms.
+// A run with a checkpoint every tenth of a second against one without
+// gave 3.9 and 2.0 times, though paced fewer checkpoints fit in a run.
 // With 1,000,000 trades, whose snapshot of 11 MB every checkpoint encodes
-// and writes again, the first figure was 9.1 and 6.4 times (5 runs each),
-// and a wait of over 100 ms beside a checkpoint remains common either way.
+// and writes again, a run with checkpoints against one without gave 9.1
+// and 6.4 times (5 runs each; paced, one checkpoint filled most of a run,
+// too much for the same-run figure), and a wait of over 100 ms beside a
+// checkpoint remains common either way.
 //
 // Held to that pace always, checkpoints fell behind a flood of writes and
 // the log and the tables piled up (the growth check of bench/peers,
