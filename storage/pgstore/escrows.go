@@ -98,17 +98,8 @@ func scanEscrow(r pgx.Rows) (escrow.Escrow, error) {
 // conflict checks as a read of them would lock them.
 func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 	sql := `SELECT ` + escrowCols + ` FROM escrows WHERE id = $1`
-	es := []escrow.Escrow{}
-	scanAll := func(rows pgx.Rows) error {
-		for rows.Next() {
-			e, err := scanEscrow(rows)
-			if err != nil {
-				return err
-			}
-			es = append(es, e)
-		}
-		return nil
-	}
+	var es []escrow.Escrow
+	scanAll := appendRows(&es, scanEscrow)
 	var err error
 	if !t.write {
 		err = t.query(sql, []any{id}, scanAll)
@@ -143,10 +134,7 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 		}
 	}
 	if err != nil {
-		if t.failed == nil {
-			return escrow.Escrow{}, fmt.Errorf("pgstore: %w", err)
-		}
-		return escrow.Escrow{}, err
+		return escrow.Escrow{}, t.readErr(err)
 	}
 	if len(es) == 0 {
 		return escrow.Escrow{}, escrow.ErrNotFound

@@ -194,29 +194,55 @@ func (t *tx) reads(rs ...read) error {
 	return nil
 }
 
-// scanOne scans the first row of rows into dest, or returns
-// pgx.ErrNoRows.
-func scanOne(rows pgx.Rows, dest ...any) error {
-	if !rows.Next() {
-		if rows.Err() != nil {
-			return rows.Err()
-		}
-		return pgx.ErrNoRows
+// firstRow moves rows to its first row, or returns pgx.ErrNoRows, or the
+// error that ended them.
+func firstRow(rows pgx.Rows) error {
+	if rows.Next() {
+		return nil
 	}
-	return rows.Scan(dest...)
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return pgx.ErrNoRows
+}
+
+// appendRows returns a function that reads every row with scan onto *out.
+func appendRows[T any](out *[]T, scan func(pgx.Rows) (T, error)) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			*out = append(*out, v)
+		}
+		return nil
+	}
+}
+
+// readErr returns the error of a read: one of the caller's own reading of
+// the rows (a row that does not scan), which leaves the transaction
+// usable, with the package's prefix; a statement's as fail recorded it.
+func (t *tx) readErr(err error) error {
+	if err != nil && t.failed == nil {
+		return fmt.Errorf("pgstore: %w", err)
+	}
+	return err
 }
 
 // one reads the row sql selects into dest, or returns ErrNotFound: the
 // sentinel itself, as memstore does, since a miss is routine.
 func (t *tx) one(sql string, args []any, dest ...any) error {
-	err := t.query(sql, args, func(rows pgx.Rows) error { return scanOne(rows, dest...) })
+	err := t.query(sql, args, func(rows pgx.Rows) error {
+		if err := firstRow(rows); err != nil {
+			return err
+		}
+		return rows.Scan(dest...)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return escrow.ErrNotFound
 	}
-	if err != nil && t.failed == nil {
-		return fmt.Errorf("pgstore: %w", err)
-	}
-	return err
+	return t.readErr(err)
 }
 
 // oneOf reads the one row sql selects with scan: escrow.ErrNotFound if
@@ -224,11 +250,8 @@ func (t *tx) one(sql string, args []any, dest ...any) error {
 func oneOf[T any](t *tx, sql string, args []any, scan func(pgx.Row) (T, error)) (T, error) {
 	var v T
 	err := t.query(sql, args, func(rows pgx.Rows) error {
-		if !rows.Next() {
-			if rows.Err() != nil {
-				return rows.Err()
-			}
-			return pgx.ErrNoRows
+		if err := firstRow(rows); err != nil {
+			return err
 		}
 		var err error
 		v, err = scan(rows)
@@ -238,10 +261,7 @@ func oneOf[T any](t *tx, sql string, args []any, scan func(pgx.Row) (T, error)) 
 		var zero T
 		return zero, escrow.ErrNotFound
 	}
-	if err != nil && t.failed == nil {
-		return v, fmt.Errorf("pgstore: %w", err)
-	}
-	return v, err
+	return v, t.readErr(err)
 }
 
 // all reads every row sql selects, each with scan, into a slice (never
@@ -249,21 +269,8 @@ func oneOf[T any](t *tx, sql string, args []any, scan func(pgx.Row) (T, error)) 
 // other statements while it works through them.
 func all[T any](t *tx, sql string, args []any, scan func(pgx.Rows) (T, error)) ([]T, error) {
 	out := []T{}
-	err := t.query(sql, args, func(rows pgx.Rows) error {
-		for rows.Next() {
-			v, err := scan(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, v)
-		}
-		return nil
-	})
-	if err != nil {
-		if t.failed == nil {
-			return nil, fmt.Errorf("pgstore: %w", err)
-		}
-		return nil, err
+	if err := t.query(sql, args, appendRows(&out, scan)); err != nil {
+		return nil, t.readErr(err)
 	}
 	return out, nil
 }
