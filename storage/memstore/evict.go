@@ -77,9 +77,9 @@ func (s *Store) Evict(snap escrow.Tx) int {
 	n := 0
 	// Escrows, and their keys in the party index. The due index keeps an
 	// escrow whose rating window is still open: ProcessDue finds it there.
-	n += evictRows(s, &st.escrows, func(l *state) *table[string, escrow.Escrow] { return &l.escrows }, Cold,
-		func(live *state, r row[string, escrow.Escrow]) {
-			for _, k := range partyKeys(r.val) {
+	n += evictRows(s, &st.escrows, func(l *state) *table[string, stored] { return &l.escrows }, (*stored).cold,
+		func(live *state, r row[string, stored]) {
+			for _, k := range r.val.partyKeys() {
 				live.parties.delete(k)
 			}
 		})
@@ -221,7 +221,7 @@ func ColdDue(t escrow.Tx, fn func(id string, due int64) error) error {
 	st := t.(*tx).st
 	var err error
 	st.due.scan(func(k timeKey) bool {
-		if e, ok := st.escrows.get(k.id); !ok || Cold(e) {
+		if e, ok := st.escrows.get(k.id); !ok || e.cold() {
 			err = fn(k.id, k.at)
 		}
 		return err == nil
@@ -283,9 +283,10 @@ func VisitCold(t escrow.Tx, v ColdVisitor) error {
 	st := tx.st
 	var err error
 	if v.Escrow != nil {
-		st.escrows.bt.Scan(func(r row[string, escrow.Escrow]) bool {
-			if Cold(r.val) {
-				err = v.Escrow(r.val)
+		st.escrows.bt.Scan(func(r row[string, stored]) bool {
+			if r.val.cold() {
+				e := unpack(r.val)
+				err = v.Escrow(&e)
 			}
 			return err == nil
 		})

@@ -62,36 +62,29 @@ func (t *tx) Balances(fn func(escrow.Balance) error) error {
 	return each(t, &t.st.balances, val, fn)
 }
 
-func copyEscrow(e *escrow.Escrow) escrow.Escrow {
-	c := *e
-	c.Milestones = slices.Clone(e.Milestones)
-	c.Shipments = slices.Clone(e.Shipments)
-	c.Evidence = slices.Clone(e.Evidence)
-	c.Metadata = maps.Clone(e.Metadata)
-	return c
-}
-
 func (t *tx) Escrow(id string) (escrow.Escrow, error) {
-	return get(t, &t.st.escrows, id, copyEscrow)
+	return get(t, &t.st.escrows, id, unpack)
 }
 
 func (t *tx) PutEscrow(e escrow.Escrow) error {
 	if err := t.check(true); err != nil {
 		return err
 	}
-	due := e.NextDue()
+	s := pack(&e, t.st.lastShared)
+	t.st.lastShared = s.shared
+	due := s.nextDue()
 	old, had := t.st.escrows.get(e.ID)
 	if had {
-		if was := old.NextDue(); !was.IsZero() && !was.Equal(due) {
+		if was := old.nextDue(); !was.IsZero() && !was.Equal(due) {
 			t.st.due.delete(timeKey{nanos(was), e.ID})
 		}
 	}
 	if !due.IsZero() {
 		t.st.due.set(timeKey{nanos(due), e.ID})
 	}
-	if now := partyKeys(&e); !had || partyKeys(old) != now {
+	if now := s.partyKeys(); !had || old.partyKeys() != now {
 		if had {
-			for _, k := range partyKeys(old) {
+			for _, k := range old.partyKeys() {
 				t.st.parties.delete(k)
 			}
 		}
@@ -101,7 +94,7 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 			}
 		}
 	}
-	t.st.escrows.put(e.ID, copyEscrow(&e))
+	t.st.escrows.put(e.ID, s)
 	return nil
 }
 
@@ -116,14 +109,6 @@ type partyKey struct {
 func (a partyKey) less(b partyKey) bool {
 	return cmp.Or(strings.Compare(a.party, b.party), cmp.Compare(a.at, b.at),
 		strings.Compare(a.id, b.id), cmp.Compare(a.role, b.role)) < 0
-}
-
-// partyKeys returns the keys of e in the party index; an escrow with no
-// arbiter has no key under the empty party.
-func partyKeys(e *escrow.Escrow) [3]partyKey {
-	at := nanos(e.CreatedAt)
-	return [3]partyKey{{e.Buyer, at, e.ID, escrow.Buyer}, {e.Seller, at, e.ID, escrow.Seller},
-		{e.Arbiter, at, e.ID, escrow.Arbiter}}
 }
 
 // PartyEscrows walks the party's keys from the newest down: the index
@@ -148,8 +133,8 @@ func (t *tx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
 			return true
 		}
 		e, ok := t.st.escrows.get(k.id)
-		if ok && (len(q.States) == 0 || slices.Contains(q.States, e.State)) {
-			page = append(page, copyEscrow(e))
+		if ok && (len(q.States) == 0 || slices.Contains(q.States, e.state)) {
+			page = append(page, unpack(e))
 			last = k.id
 		}
 		return true
@@ -162,7 +147,7 @@ func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
 }
 
 func (t *tx) Escrows(fn func(escrow.Escrow) error) error {
-	return each(t, &t.st.escrows, copyEscrow, fn)
+	return each(t, &t.st.escrows, unpack, fn)
 }
 
 func copyEntry(e *escrow.Entry) escrow.Entry {

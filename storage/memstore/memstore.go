@@ -33,6 +33,9 @@
 // a new one (see table).
 //
 // Records are copied in and out, so no caller memory is ever aliased.
+// Escrows are kept in a smaller form than escrow.Escrow (see stored):
+// every trade the store has seen keeps one, and most of an escrow's 960
+// bytes are parts that most trades never set.
 package memstore
 
 import (
@@ -63,19 +66,22 @@ type Store struct {
 
 // state is a store's data.
 type state struct {
-	accounts  table[string, escrow.Account]
-	balances  table[balanceKey, escrow.Balance]
-	escrows   table[string, escrow.Escrow]
-	due       dueIndex       // escrows by NextDue
-	parties   tree[partyKey] // escrows by party
-	journal   seqLog[escrow.Entry]
-	postings  []escrow.Posting        // where the journal's postings are, see copyPostings
-	byAccount table[string, []uint64] // the Seq of the entries that post to each account
-	events    seqLog[escrow.Event]
-	byEscrow  tree[escrowSeq] // the events of each escrow
-	consumers table[string, escrow.Consumer]
-	idem      table[string, escrow.IdempotencyRecord]
-	idemAge   tree[timeKey] // idempotency keys by At
+	accounts table[string, escrow.Account]
+	balances table[balanceKey, escrow.Balance]
+	escrows  table[string, stored]
+	// lastShared is the shared part of the escrow stored last, for the
+	// next to share; live state only.
+	lastShared *shared
+	due        dueIndex       // escrows by NextDue
+	parties    tree[partyKey] // escrows by party
+	journal    seqLog[escrow.Entry]
+	postings   []escrow.Posting        // where the journal's postings are, see copyPostings
+	byAccount  table[string, []uint64] // the Seq of the entries that post to each account
+	events     seqLog[escrow.Event]
+	byEscrow   tree[escrowSeq] // the events of each escrow
+	consumers  table[string, escrow.Consumer]
+	idem       table[string, escrow.IdempotencyRecord]
+	idemAge    tree[timeKey] // idempotency keys by At
 	reputation
 
 	commits uint64 // in a snapshot, the commits it holds
@@ -131,7 +137,7 @@ func New() *Store {
 	s := &Store{live: state{
 		accounts:   newTable[string, escrow.Account](strings.Compare),
 		balances:   newTable[balanceKey, escrow.Balance](balanceKey.compare),
-		escrows:    newTable[string, escrow.Escrow](strings.Compare),
+		escrows:    newTable[string, stored](strings.Compare),
 		due:        newDueIndex(),
 		parties:    newTree(partyKey.less),
 		byAccount:  newTable[string, []uint64](strings.Compare),
@@ -271,8 +277,8 @@ func (t *tx) check(write bool) error {
 // get returns a copy, made by out, of the record under k, or ErrNotFound:
 // the sentinel itself, because a miss is routine on the hot path (a new
 // escrow ID, a first balance) and the ledger adds the ID when it reports one.
-func get[K comparable, V any](t *tx, tbl *table[K, V], k K, out func(*V) V) (V, error) {
-	var zero V
+func get[K comparable, V, R any](t *tx, tbl *table[K, V], k K, out func(*V) R) (R, error) {
+	var zero R
 	if err := t.check(false); err != nil {
 		return zero, err
 	}
@@ -333,7 +339,7 @@ func walk[T any](t *tx, tr *tree[T], from *T, in func(T) bool, fn func(T) error)
 
 // each calls fn with a copy, made by out, of every record of tbl in key
 // order, until fn returns an error, which it returns.
-func each[K comparable, V any](t *tx, tbl *table[K, V], out func(*V) V, fn func(V) error) error {
+func each[K comparable, V, R any](t *tx, tbl *table[K, V], out func(*V) R, fn func(R) error) error {
 	return walk(t, &tbl.tree, nil, nil, func(r row[K, V]) error { return fn(out(r.val)) })
 }
 
