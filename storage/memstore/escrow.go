@@ -15,7 +15,7 @@ import (
 // (its timers and fee terms). So the table keeps the fields every trade
 // sets, the shared ones behind a pointer that escrows with the same
 // values share, and the rare ones behind a pointer that is nil until one
-// is set: about 450 bytes a trade. A stored escrow and everything it
+// is set: 400 bytes a trade. A stored escrow and everything it
 // points to is never changed once stored; a write stores a new one.
 //
 // A field added to escrow.Escrow goes in stored or in rare, and in pack
