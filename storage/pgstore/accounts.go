@@ -23,14 +23,52 @@ func scanAccount(r pgx.Row) (escrow.Account, error) {
 	return a, err
 }
 
+// Account answers a read-write transaction from the store's kept rows if
+// the account is among them (see rows.go).
 func (t *tx) Account(id string) (escrow.Account, error) {
-	return oneOf(t, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, []any{id}, scanAccount)
+	if err := t.check(false); err != nil {
+		return escrow.Account{}, err
+	}
+	key := rowKey{table: 'a', id: id}
+	if r, ok, err := t.kept(key, accountGuard); err != nil || ok {
+		return r.account, err
+	}
+	var xmin int64
+	a, err := oneOf(t, `SELECT `+accountCols+`, xmin::text::bigint FROM accounts WHERE id = $1`, []any{id},
+		func(r pgx.Row) (escrow.Account, error) {
+			var a escrow.Account
+			var at time.Time
+			var ns int16
+			err := r.Scan(&a.ID, &a.System, &at, &ns, &xmin)
+			a.CreatedAt = fromTS(at, ns)
+			return a, err
+		})
+	if err == nil && !t.written[key] {
+		t.saw(key, keptRow{xmin: xmin, account: a})
+	}
+	return a, err
+}
+
+// accountGuard is the guard of a kept account (see rows.go).
+func accountGuard(r keptRow) (string, []any) {
+	at, ns := ts(r.account.CreatedAt)
+	return guarded(`SELECT FROM accounts WHERE id = $1 AND xmin::text::bigint = $2 AND system = $3
+			AND created_at = $4 AND created_ns = $5`),
+		[]any{r.account.ID, r.xmin, r.account.System, at, ns}
 }
 
 func (t *tx) PutAccount(a escrow.Account) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
 	at, ns := ts(a.CreatedAt)
-	return t.exec(`INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET system = $2, created_at = $3, created_ns = $4`, a.ID, a.System, at, ns)
+	key := rowKey{table: 'a', id: a.ID}
+	t.wrote(key)
+	kept := escrow.Account{ID: a.ID, System: a.System, CreatedAt: fromTS(at, ns)} // as a read returns it
+	return t.execThen(`INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET system = $2, created_at = $3, created_ns = $4
+		RETURNING xmin::text::bigint`, []any{a.ID, a.System, at, ns},
+		t.wroteRow(key, func(xmin int64) keptRow { return keptRow{xmin: xmin, account: kept} }))
 }
 
 func (t *tx) Accounts(fn func(escrow.Account) error) error {

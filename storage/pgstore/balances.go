@@ -68,18 +68,56 @@ func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
 		}
 		return a.b, nil
 	}
+	if err := t.check(false); err != nil {
+		return escrow.Balance{}, err
+	}
 	var b escrow.Balance
 	var avail, held *int64
-	err := t.one(`SELECT `+balanceCols+` FROM `+balancesOf(account)+` WHERE account = $1 AND currency = $2`,
-		[]any{account, currency}, &b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held)
+	if isSystem(account) {
+		err := t.one(`SELECT `+balanceCols+` FROM system_balances WHERE account = $1 AND currency = $2`,
+			[]any{account, currency}, &b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held)
+		b.Available, b.Held = money(avail, b.Currency), money(held, b.Currency)
+		return b, err
+	}
+	key := rowKey{table: 'b', id: account, currency: currency}
+	if r, ok, err := t.kept(key, balanceGuard); err != nil || ok {
+		return r.balance, err
+	}
+	var xmin int64
+	err := t.one(`SELECT `+balanceCols+`, xmin::text::bigint FROM balances WHERE account = $1 AND currency = $2`,
+		[]any{account, currency}, &b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held, &xmin)
 	b.Available, b.Held = money(avail, b.Currency), money(held, b.Currency)
+	if err == nil && !t.written[key] {
+		t.saw(key, keptRow{xmin: xmin, balance: b})
+	}
 	return b, err
+}
+
+// balanceGuard is the guard of a kept balance (see rows.go).
+func balanceGuard(r keptRow) (string, []any) {
+	b := r.balance
+	return guarded(`SELECT FROM balances WHERE account = $1 AND currency = $2 AND xmin::text::bigint = $3
+			AND minor = $4 AND available IS NOT DISTINCT FROM $5::bigint AND held IS NOT DISTINCT FROM $6::bigint`),
+		[]any{b.Account, b.Currency.Code, r.xmin, int16(b.Currency.Minor), units(b.Available), units(b.Held)}
+}
+
+// units returns the column value of a balance's amount: nil for the zero
+// Money, as a read gives it.
+func units(m escrow.Money) *int64 {
+	if m.Currency() == (escrow.Currency{}) {
+		return nil
+	}
+	u := m.Units()
+	return &u
 }
 
 // PutBalance sets the balance. A system account's is set whole: its row
 // of balances takes the value and its stripes are removed, in one
 // statement.
 func (t *tx) PutBalance(b escrow.Balance) error {
+	if err := t.check(true); err != nil {
+		return err
+	}
 	delete(t.balances, balanceKey{b.Account, b.Currency.Code}) // read ahead, now stale
 	what := fmt.Sprintf("balance of %q in %s", b.Account, b.Currency.Code)
 	avail, err := amount(what, b.Available, b.Currency)
@@ -94,8 +132,15 @@ func (t *tx) PutBalance(b escrow.Balance) error {
 		ON CONFLICT (account, currency) DO UPDATE SET minor = $3, available = $4, held = $5`
 	if isSystem(b.Account) {
 		put = `WITH gone AS (DELETE FROM balance_stripes WHERE account = $1 AND currency = $2) ` + put
+		return t.exec(put, b.Account, b.Currency.Code, b.Currency.Minor, avail, held)
 	}
-	return t.exec(put, b.Account, b.Currency.Code, b.Currency.Minor, avail, held)
+	// A user's balance is kept as a read would return it (see rows.go).
+	key := rowKey{table: 'b', id: b.Account, currency: b.Currency.Code}
+	t.wrote(key)
+	c := escrow.Currency{Code: b.Currency.Code, Minor: int(int16(b.Currency.Minor))}
+	kept := escrow.Balance{Account: b.Account, Currency: c, Available: money(avail, c), Held: money(held, c)}
+	return t.execThen(put+` RETURNING xmin::text::bigint`, []any{b.Account, b.Currency.Code, b.Currency.Minor, avail, held},
+		t.wroteRow(key, func(xmin int64) keptRow { return keptRow{xmin: xmin, balance: kept} }))
 }
 
 // The bounds that let AddBalance keep a system balance within

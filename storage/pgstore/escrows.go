@@ -47,8 +47,14 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 		return fmt.Errorf("pgstore: %s: %w", what, err)
 	}
 	// The due time goes to escrow_due too, which indexes it, and is
-	// written there only when it changes (see migration 0007).
-	return t.exec(`WITH due AS (
+	// written there only when it changes (see migration 0007). The row
+	// is kept as a read would return it (see rows.go).
+	key := rowKey{table: 'e', id: e.ID}
+	t.wrote(key)
+	row := &escrowRow{id: e.ID, buyer: e.Buyer, seller: e.Seller, arbiter: e.Arbiter, state: int16(e.State),
+		c: escrow.Currency{Code: c.Code, Minor: int(int16(c.Minor))}, amounts: amounts, created: created,
+		createdNS: createdNS, version: int64(e.Version), doc: doc}
+	return t.execThen(`WITH due AS (
 			INSERT INTO escrow_due (id, next_due, next_due_ns) VALUES ($1, $13, $14)
 			ON CONFLICT (id) DO UPDATE SET next_due = excluded.next_due, next_due_ns = excluded.next_due_ns
 			WHERE (escrow_due.next_due, escrow_due.next_due_ns) IS DISTINCT FROM (excluded.next_due, excluded.next_due_ns))
@@ -56,38 +62,76 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (id) DO UPDATE SET state = $2, buyer = $3, seller = $4, arbiter = $5, currency = $6, minor = $7,
 			price = $8, held = $9, released = $10, fees = $11, refunded = $12, next_due = $13, next_due_ns = $14,
-			created_at = $15, created_ns = $16, version = $17, doc = $18`,
-		e.ID, int16(e.State), e.Buyer, e.Seller, e.Arbiter, c.Code, int16(c.Minor),
-		amounts[0], amounts[1], amounts[2], amounts[3], amounts[4], due, dueNS, created, createdNS, int64(e.Version), doc)
+			created_at = $15, created_ns = $16, version = $17, doc = $18
+		RETURNING xmin::text::bigint`,
+		[]any{e.ID, int16(e.State), e.Buyer, e.Seller, e.Arbiter, c.Code, int16(c.Minor),
+			amounts[0], amounts[1], amounts[2], amounts[3], amounts[4], due, dueNS, created, createdNS, int64(e.Version), doc},
+		t.wroteRow(key, func(xmin int64) keptRow {
+			r := *row
+			r.xmin = xmin
+			return keptRow{xmin: xmin, escrow: &r}
+		}))
+}
+
+// escrowGuard is the guard of a kept escrow (see rows.go).
+func escrowGuard(r keptRow) (string, []any) {
+	return guarded(`SELECT FROM escrows WHERE id = $1 AND xmin::text::bigint = $2 AND state = $3 AND version = $4`),
+		[]any{r.escrow.id, r.xmin, r.escrow.state, r.escrow.version}
+}
+
+// escrowRow is an escrow's row as the store reads it: the columns that
+// make up an escrow.Escrow, and the row version (see rowKeeper).
+type escrowRow struct {
+	id, buyer, seller, arbiter string
+	state                      int16
+	c                          escrow.Currency
+	amounts                    [5]*int64
+	created                    time.Time
+	createdNS                  int16
+	version                    int64
+	doc                        []byte
+	xmin                       int64
+}
+
+// escrowRead selects an escrow's row for scanEscrowRow.
+const escrowRead = `SELECT id, state, buyer, seller, arbiter, currency, minor, price, held, released, fees, refunded,
+	created_at, created_ns, version, doc, xmin::text::bigint FROM escrows WHERE id = $1`
+
+func scanEscrowRow(r pgx.Rows) (escrowRow, error) {
+	var w escrowRow
+	err := r.Scan(&w.id, &w.state, &w.buyer, &w.seller, &w.arbiter, &w.c.Code, &w.c.Minor,
+		&w.amounts[0], &w.amounts[1], &w.amounts[2], &w.amounts[3], &w.amounts[4], &w.created, &w.createdNS, &w.version,
+		&w.doc, &w.xmin)
+	return w, err
+}
+
+// escrow returns the escrow of the row: a new one each time, sharing
+// nothing with the row, so that a caller may change it.
+func (w *escrowRow) escrow() (escrow.Escrow, error) {
+	var e escrow.Escrow
+	if err := json.Unmarshal(w.doc, &e); err != nil {
+		return e, fmt.Errorf("escrow %q: %w", w.id, err)
+	}
+	e.ID, e.State, e.Buyer, e.Seller, e.Arbiter = w.id, escrow.State(w.state), w.buyer, w.seller, w.arbiter
+	e.Price, e.Held, e.Released = money(w.amounts[0], w.c), money(w.amounts[1], w.c), money(w.amounts[2], w.c)
+	e.Fees, e.Refunded = money(w.amounts[3], w.c), money(w.amounts[4], w.c)
+	e.CreatedAt, e.Version = fromTS(w.created, w.createdNS), uint64(w.version)
+	return e, nil
 }
 
 func scanEscrow(r pgx.Rows) (escrow.Escrow, error) {
 	var (
-		id, buyer, seller, arbiter string
-		state                      int16
-		c                          escrow.Currency
-		amounts                    [5]*int64
-		due                        *time.Time
-		dueNS                      *int16
-		created                    time.Time
-		createdNS                  int16
-		version                    int64
-		doc                        []byte
+		w     escrowRow
+		due   *time.Time
+		dueNS *int16
 	)
-	err := r.Scan(&id, &state, &buyer, &seller, &arbiter, &c.Code, &c.Minor,
-		&amounts[0], &amounts[1], &amounts[2], &amounts[3], &amounts[4], &due, &dueNS, &created, &createdNS, &version, &doc)
+	err := r.Scan(&w.id, &w.state, &w.buyer, &w.seller, &w.arbiter, &w.c.Code, &w.c.Minor,
+		&w.amounts[0], &w.amounts[1], &w.amounts[2], &w.amounts[3], &w.amounts[4], &due, &dueNS, &w.created, &w.createdNS,
+		&w.version, &w.doc)
 	if err != nil {
 		return escrow.Escrow{}, err
 	}
-	var e escrow.Escrow
-	if err := json.Unmarshal(doc, &e); err != nil {
-		return e, fmt.Errorf("escrow %q: %w", id, err)
-	}
-	e.ID, e.State, e.Buyer, e.Seller, e.Arbiter = id, escrow.State(state), buyer, seller, arbiter
-	e.Price, e.Held, e.Released = money(amounts[0], c), money(amounts[1], c), money(amounts[2], c)
-	e.Fees, e.Refunded = money(amounts[3], c), money(amounts[4], c)
-	e.CreatedAt, e.Version = fromTS(created, createdNS), uint64(version)
-	return e, nil
+	return w.escrow()
 }
 
 // Escrow reads the escrow. In a read-write transaction it reads ahead,
@@ -96,30 +140,48 @@ func scanEscrow(r pgx.Rows) (escrow.Escrow, error) {
 // release, refund), and Balance answers from them until the transaction
 // writes them: the same rows, read in the same snapshot, and locked for
 // conflict checks as a read of them would lock them.
+//
+// A read-write transaction answers from the store's kept rows, if the
+// escrow is among them, with no round trip and no balances read ahead
+// (see rows.go).
 func (t *tx) Escrow(id string) (escrow.Escrow, error) {
-	sql := `SELECT ` + escrowCols + ` FROM escrows WHERE id = $1`
-	var es []escrow.Escrow
-	scanAll := appendRows(&es, scanEscrow)
+	if err := t.check(false); err != nil {
+		return escrow.Escrow{}, err
+	}
+	key := rowKey{table: 'e', id: id}
+	if r, ok, err := t.kept(key, escrowGuard); err != nil || ok {
+		if err != nil {
+			return escrow.Escrow{}, err
+		}
+		return r.escrow.escrow()
+	}
+	var ws []escrowRow
+	scanAll := appendRows(&ws, scanEscrowRow)
 	var err error
 	if !t.write {
-		err = t.query(sql, []any{id}, scanAll)
+		err = t.query(escrowRead, []any{id}, scanAll)
 	} else {
 		ahead := map[balanceKey]readAhead{}
-		err = t.reads(read{sql, []any{id}, scanAll}, read{`SELECT p.account, e.currency, e.minor, b.minor, b.available, b.held
+		seen := map[rowKey]keptRow{}
+		err = t.reads(read{escrowRead, []any{id}, scanAll}, read{`SELECT p.account, e.currency, e.minor, b.minor, b.available, b.held,
+				b.xmin::text::bigint
 			FROM escrows e CROSS JOIN LATERAL (VALUES (e.buyer), (e.seller)) AS p(account)
 			LEFT JOIN balances b ON b.account = p.account AND b.currency = e.currency
 			WHERE e.id = $1 AND p.account NOT LIKE '@%'`, []any{id}, func(rows pgx.Rows) error {
 			for rows.Next() {
 				var a readAhead
 				var minor *int16
-				var avail, held *int64
-				if err := rows.Scan(&a.b.Account, &a.b.Currency.Code, &a.b.Currency.Minor, &minor, &avail, &held); err != nil {
+				var avail, held, xmin *int64
+				if err := rows.Scan(&a.b.Account, &a.b.Currency.Code, &a.b.Currency.Minor, &minor, &avail, &held, &xmin); err != nil {
 					return err
 				}
 				key := balanceKey{a.b.Account, a.b.Currency.Code}
 				if a.found = minor != nil; a.found {
 					a.b.Currency.Minor = int(*minor)
 					a.b.Available, a.b.Held = money(avail, a.b.Currency), money(held, a.b.Currency)
+					if xmin != nil {
+						seen[rowKey{table: 'b', id: key.account, currency: key.currency}] = keptRow{xmin: *xmin, balance: a.b}
+					}
 				} else {
 					a.b = escrow.Balance{} // as Balance returns with ErrNotFound
 				}
@@ -131,15 +193,23 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 			// Kept only when nothing this transaction has queued can
 			// have changed them: the read sent every queued write first.
 			t.balances = ahead
+			for k, r := range seen {
+				if !t.written[k] {
+					t.saw(k, r)
+				}
+			}
 		}
 	}
 	if err != nil {
 		return escrow.Escrow{}, t.readErr(err)
 	}
-	if len(es) == 0 {
+	if len(ws) == 0 {
 		return escrow.Escrow{}, escrow.ErrNotFound
 	}
-	return es[0], nil
+	if !t.written[key] {
+		t.saw(key, keptRow{xmin: ws[0].xmin, escrow: &ws[0]})
+	}
+	return ws[0].escrow()
 }
 
 // ClaimEscrow makes the store an escrow.EscrowClaimer, so that ProcessDue

@@ -73,9 +73,11 @@
 // balances in its currency, which the ledger reads next when money moves;
 // Balance answers from them until the transaction writes one (the same
 // rows in the same snapshot, locked for conflict checks as a read of them
-// locks them). A trade's four calls (open, pay, ship, confirm) take 10
-// round trips instead of 35 (SCALING.md). A transaction that sent
-// nothing ends without a round trip.
+// locks them). And a read of a row the store kept (see Rows kept) takes
+// no round trip of its own. A trade's four calls (open, pay, ship,
+// confirm) take 5 round trips, 10 without the kept rows and 35 before the
+// batches (SCALING.md). A transaction that sent nothing ends without a
+// round trip.
 //
 // A held-back write that fails (a serialization failure, text PostgreSQL
 // cannot hold) fails the statement that sent it: the read returns the
@@ -90,6 +92,35 @@
 // A transaction that keeps losing is not starved: after three failed
 // attempts it runs alone among the store's writers in this process (see
 // Store.attempt). Across processes only the bounded attempts remain.
+//
+// # Rows kept
+//
+// A store keeps in memory the last version it saw of the escrows, user
+// accounts and user balances its read-write transactions read or wrote
+// and committed (up to 8,192 rows), each with its row version: the xmin
+// of the row, the id of the transaction that wrote that version. Update
+// answers a read of a kept row from memory, and sends in its place a
+// guard, held back like a write: a statement that reads the same row by
+// the same index, so that serializable isolation locks and checks what
+// the read would have, and fails (pgstore_row_changed, SQLSTATE PGS02)
+// unless the row is still the version kept. Any write of the row, in this
+// process or another, makes a new version with a new xmin, so a guard
+// that passes has seen, in the transaction's snapshot, the row the
+// transaction decided on. When one fails, nothing after it runs, COMMIT
+// included, and Update runs the transaction again at once, reading every
+// row from the database. A function that returns an error of its own
+// after reading kept rows has their guards sent, with ROLLBACK, before
+// Update returns the error, so that no error comes from a row that had
+// changed. A guard also compares an escrow's state and version, a
+// balance's amounts and an account's columns, so that an xmin that comes
+// round again after four billion transactions does not pass it alone.
+//
+// With the rows of the previous calls kept, a trade's pay, ship and
+// confirm each take one round trip (BEGIN, the guards, the writes,
+// COMMIT, the publish), and an open two: its first read, of the new
+// escrow, finds nothing kept. The kept rows save round trips, not work:
+// each guard is a statement, as the read was (see SCALING.md for what
+// that gained). A View reads the database.
 //
 // # Numbering
 //
@@ -197,7 +228,10 @@
 // bounds waits for row locks, LISTEN/NOTIFY, which CockroachDB lacks
 // (readers there fall back to polling), and the transaction ids and
 // snapshots that publishing reads (pg_current_xact_id,
-// pg_current_snapshot; PostgreSQL 13 or later). CockroachDB has SKIP
+// pg_current_snapshot; PostgreSQL 13 or later), and the xmin system
+// column, the row version that the guards of kept rows compare
+// (CockroachDB has none; there a kept row would need a version column
+// of its own, or none kept). CockroachDB has SKIP
 // LOCKED since v22.2. On CockroachDB publishing
 // would have to number by commit timestamp once it is closed (a
 // changefeed's resolved timestamp) instead. None of this has been run
@@ -257,6 +291,7 @@ type Store struct {
 	gate   sync.RWMutex
 	listen listener  // see EventsCommitted
 	pub    publisher // see publish.go
+	kept   rowKeeper // see rows.go
 
 	mu     sync.RWMutex // held for reading by running transactions
 	closed bool
@@ -332,20 +367,23 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	}
 	defer s.mu.RUnlock()
 	var last error
-	eagerAdd := false
+	eagerAdd, keep := false, true
 	for attempt := 0; attempt < s.maxAttempts; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && keep {
+			// Not after a kept row that had changed: that is no
+			// conflict, and the next attempt reads the database.
 			if err := s.backoff(ctx, attempt); err != nil {
 				return err
 			}
 		}
-		xid, published, err := s.attempt(ctx, attempt >= soloAfter, eagerAdd, fn)
+		xid, published, err := s.attempt(ctx, attempt >= soloAfter, eagerAdd, keep, fn)
 		if err == nil && xid != 0 && !published {
 			s.awaitPublished(ctx, xid)
 		}
 		if errors.Is(err, errStripeFull) {
 			eagerAdd = true
 		}
+		keep = !errors.Is(err, errRowChanged)
 		if !retryable(err) {
 			return err
 		}
@@ -367,7 +405,7 @@ const soloAfter = 3
 // store's running writers to end and keeps new ones out until it ends.
 // Writers in other processes are not held back; across processes the
 // bounded attempts and ErrConflict remain the answer.
-func (s *Store) attempt(ctx context.Context, solo, eagerAdd bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
+func (s *Store) attempt(ctx context.Context, solo, eagerAdd, keep bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
 	if solo {
 		s.gate.Lock()
 		defer s.gate.Unlock()
@@ -375,7 +413,7 @@ func (s *Store) attempt(ctx context.Context, solo, eagerAdd bool, fn func(escrow
 		s.gate.RLock()
 		defer s.gate.RUnlock()
 	}
-	return s.run(ctx, beginUpdate, true, eagerAdd, fn)
+	return s.run(ctx, beginUpdate, true, eagerAdd, keep, fn)
 }
 
 // View runs fn in a read-only transaction on a snapshot of committed
@@ -385,7 +423,7 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	_, _, err := s.run(ctx, beginView, false, false, fn)
+	_, _, err := s.run(ctx, beginView, false, false, false, fn)
 	return err
 }
 
@@ -455,7 +493,10 @@ func (e *errRetry) Unwrap() error { return e.err }
 // sent with the first statement, and writes are sent with the statement
 // after them (see tx). A transaction that sent nothing commits or rolls
 // back without a round trip.
-func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
+//
+// A read-write transaction keeps the rows it read and wrote if it commits,
+// and answers reads from the rows kept if keep (see rows.go).
+func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
@@ -463,8 +504,19 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd bool, f
 	if err != nil {
 		return 0, false, classify(err)
 	}
-	t := &tx{ctx: ctx, conn: pc.Conn(), write: write, begin: begin, eagerAdd: eagerAdd}
+	t := &tx{ctx: ctx, conn: pc.Conn(), write: write, begin: begin, eagerAdd: eagerAdd, store: s, keep: keep && write}
+	committed := false
 	defer func() {
+		if committed {
+			s.kept.update(t.seen, t.written)
+		} else if len(t.seen) > 0 || len(t.written) > 0 {
+			// What it read may be what made it fail, and what it wrote
+			// was not committed.
+			for key := range t.seen {
+				t.wrote(key)
+			}
+			s.kept.update(nil, t.written)
+		}
 		t.done = true
 		if c := pc.Conn(); !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
 			// Rolled back even if ctx has ended: a connection must not go
@@ -483,6 +535,10 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd bool, f
 		return 0, false, t.failed
 	}
 	if err != nil {
+		// fn may have decided on a kept row that has changed.
+		if verr := t.verify(); verr != nil {
+			return 0, false, verr
+		}
 		return 0, false, err
 	}
 	if !write || (t.begin != nil && len(t.queue) == 0) {
@@ -493,7 +549,6 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd bool, f
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
-	committed := false
 	end := []queued{{sql: "COMMIT", result: func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		if err != nil {
@@ -535,6 +590,8 @@ func classify(err error) error {
 			return &errRetry{fmt.Errorf("pgstore: %s: %w", pgErr.Code, err)}
 		case "PGS01":
 			return &errRetry{fmt.Errorf("pgstore: %w: %w", errStripeFull, err)}
+		case "PGS02":
+			return &errRetry{fmt.Errorf("pgstore: %w: %w", errRowChanged, err)}
 		case "22021", "22P05":
 			// Text PostgreSQL cannot hold: a NUL byte, or bytes that are
 			// not UTF-8, in an ID or a field.

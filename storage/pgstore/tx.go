@@ -33,6 +33,12 @@ type tx struct {
 	// balances holds the user balances read ahead with an escrow (see
 	// Escrow), each until the transaction writes it.
 	balances map[balanceKey]readAhead
+
+	// Rows kept (see rows.go).
+	store   *Store
+	keep    bool               // reads may be answered from the store's kept rows
+	seen    map[rowKey]keptRow // rows read or written, kept if the transaction commits
+	written map[rowKey]bool    // rows written: their reads go to the database
 }
 
 type balanceKey struct{ account, currency string }
@@ -50,6 +56,7 @@ type queued struct {
 	sql    string
 	args   []any
 	result func(pgx.BatchResults) error
+	guard  bool // a kept row's guard (see rows.go)
 }
 
 // maxQueued bounds the writes a transaction holds back: past it they are
@@ -117,7 +124,7 @@ func (t *tx) execThen(sql string, args []any, result func(pgx.BatchResults) erro
 	if err := t.check(true); err != nil {
 		return err
 	}
-	t.queue = append(t.queue, queued{sql, owned(args), result})
+	t.queue = append(t.queue, queued{sql: sql, args: owned(args), result: result})
 	if len(t.queue) >= maxQueued {
 		if err := t.send(); err != nil {
 			return t.fail(err)
@@ -166,7 +173,7 @@ func (t *tx) reads(rs ...read) error {
 	var own error
 	items := make([]queued, len(rs))
 	for i, r := range rs {
-		items[i] = queued{r.sql, r.args, func(br pgx.BatchResults) error {
+		items[i] = queued{sql: r.sql, args: r.args, result: func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
 				return err

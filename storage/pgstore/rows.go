@@ -1,0 +1,179 @@
+package pgstore
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/escrowkit/escrow"
+	"github.com/jackc/pgx/v5"
+)
+
+// Rows kept. The store keeps, in memory, the last version it saw of the
+// rows its read-write transactions read and wrote most: escrows, user
+// accounts and user balances, each with its row version (the xmin of the
+// row, the id of the transaction that wrote that version). A later
+// transaction that reads one of them gets it from memory at once, and
+// the read becomes a guard, a statement held back like a write, to go
+// with the next statement or with COMMIT: it reads the same row by the
+// same index, so that serializable isolation sees the same read and locks
+// the same pages, and fails with pgstore_row_changed (SQLSTATE PGS02)
+// unless the row is still the version kept. Nothing after a failed guard
+// runs, COMMIT included, and Update runs the transaction again, this time
+// reading every row from the database. A transaction whose function
+// returns an error of its own sends its guards before it returns it, so
+// that no error comes from a row that had changed.
+//
+// Another transaction's write, in this process or any other, makes a new
+// row version, with a new xmin, so a guard passes only if the row is the
+// one kept, in the transaction's snapshot: the transaction then decides
+// on the rows it would have read. The kept rows only save round trips;
+// they are never trusted without a guard. A guard also compares what it
+// can cheaply (an escrow's state and version, a balance's amounts, an
+// account's columns), so that an xmin that came round again, after four
+// billion transactions, does not pass it alone.
+
+// keptRows is how many rows a store keeps: past it, it forgets one at
+// random for each it keeps.
+const keptRows = 8192
+
+// rowKey names a row a store may keep.
+type rowKey struct {
+	table    byte // 'a' accounts, 'b' balances, 'e' escrows
+	id       string
+	currency string // of a balance
+}
+
+// keptRow is a row as the store read or wrote it.
+type keptRow struct {
+	xmin    int64
+	account escrow.Account
+	balance escrow.Balance
+	escrow  *escrowRow
+}
+
+// rowKeeper holds a store's kept rows.
+type rowKeeper struct {
+	mu   sync.Mutex
+	rows map[rowKey]keptRow
+}
+
+func (k *rowKeeper) get(key rowKey) (keptRow, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r, ok := k.rows[key]
+	return r, ok
+}
+
+// update keeps the rows a transaction committed with, and forgets those
+// it dropped.
+func (k *rowKeeper) update(keep map[rowKey]keptRow, drop map[rowKey]bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for key := range drop {
+		delete(k.rows, key)
+	}
+	if k.rows == nil {
+		k.rows = make(map[rowKey]keptRow)
+	}
+	for key, r := range keep {
+		if _, ok := k.rows[key]; !ok && len(k.rows) >= keptRows {
+			for old := range k.rows { // a random one
+				delete(k.rows, old)
+				break
+			}
+		}
+		k.rows[key] = r
+	}
+}
+
+// errRowChanged reports a guard that found a kept row changed: Update
+// runs the transaction again, reading every row from the database.
+var errRowChanged = errors.New("a row the store kept has changed")
+
+// saw records that the transaction read or wrote the row of key, as r;
+// the store keeps it if the transaction commits.
+func (t *tx) saw(key rowKey, r keptRow) {
+	if !t.write || r.xmin == 0 {
+		return
+	}
+	if t.seen == nil {
+		t.seen = make(map[rowKey]keptRow)
+	}
+	t.seen[key] = r
+}
+
+// wrote records that the transaction writes the row of key: the kept row,
+// if any, no longer answers its reads.
+func (t *tx) wrote(key rowKey) {
+	if t.written == nil {
+		t.written = make(map[rowKey]bool)
+	}
+	t.written[key] = true
+}
+
+// kept answers a read of the row of key from the store's kept rows, if
+// it can: then it has queued the row's guard, made by guard from the row.
+func (t *tx) kept(key rowKey, guard func(keptRow) (string, []any)) (keptRow, bool, error) {
+	if !t.keep || t.written[key] {
+		return keptRow{}, false, nil
+	}
+	r, ok := t.store.kept.get(key)
+	if !ok {
+		return keptRow{}, false, nil
+	}
+	sql, args := guard(r)
+	t.queue = append(t.queue, queued{sql: sql, args: args, guard: true})
+	t.saw(key, r)
+	if len(t.queue) >= maxQueued {
+		if err := t.send(); err != nil {
+			return keptRow{}, false, t.fail(err)
+		}
+	}
+	return r, true, nil
+}
+
+// guarded returns the guard statement of a row that sql selects where it
+// is still the version kept: 1 if there is one, else it fails.
+func guarded(sql string) string {
+	return `SELECT CASE WHEN EXISTS (` + sql + `) THEN 1 ELSE pgstore_row_changed() END`
+}
+
+// verify sends the guards still queued, with BEGIN if it has not been
+// sent, and no write, and then ROLLBACK: for a transaction that ends
+// without committing, whose function's error may come from a kept row
+// that has changed. (If a guard fails, ROLLBACK does not run, and run
+// sends it.)
+func (t *tx) verify() error {
+	var guards []queued
+	for _, q := range t.queue {
+		if q.guard {
+			guards = append(guards, q)
+		}
+	}
+	if len(guards) == 0 {
+		return nil
+	}
+	clear(t.queue)
+	t.queue = t.queue[:0]
+	if err := t.send(append(guards, queued{sql: "ROLLBACK"})...); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// wroteRow returns the function that reads the reply of a write that
+// returns its row's xmin, and records the row, made by row, as seen.
+func (t *tx) wroteRow(key rowKey, row func(xmin int64) keptRow) func(pgx.BatchResults) error {
+	return func(br pgx.BatchResults) error {
+		var xmin int64
+		err := br.QueryRow().Scan(&xmin)
+		if sae := (pgx.ScanArgError{}); errors.As(err, &sae) {
+			return nil // the write ran; the row is only not kept
+		}
+		if err != nil {
+			return err
+		}
+		t.saw(key, row(xmin))
+		return nil
+	}
+}

@@ -1,0 +1,211 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/pgstore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// tripStore opens a store on schema whose pool counts its round trips.
+func tripStore(t *testing.T, schema string) (*pgstore.Store, *atomic.Int64) {
+	t.Helper()
+	if _, err := admin.Exec(context.Background(), `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	trips := new(atomic.Int64)
+	cfg.ConnConfig.Tracer = tripCounter{trips}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := pgstore.New(context.Background(), pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, trips
+}
+
+// keptFixture writes, through s, an account, a user's balance and an
+// escrow with metadata, which s then keeps.
+func keptFixture(t *testing.T, s *pgstore.Store) {
+	t.Helper()
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := tx.PutAccount(escrow.Account{ID: "ann", CreatedAt: start}); err != nil {
+			return err
+		}
+		if err := tx.PutBalance(escrow.Balance{Account: "ann", Currency: escrow.CNY, Available: fen(100), Held: fen(0)}); err != nil {
+			return err
+		}
+		return tx.PutEscrow(escrow.Escrow{Terms: escrow.Terms{ID: "e", Buyer: "ann", Seller: "bob", Price: fen(10),
+			Metadata: map[string]string{"order": "1"}}, State: escrow.AwaitingPayment, CreatedAt: start, Version: 1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKeptRowsSaveRoundTrips checks that a transaction that reads only
+// rows the store wrote before, and writes, takes one round trip: its
+// reads come from the kept rows and their guards go with the commit. And
+// that what a kept read returns is the caller's to change.
+func TestKeptRowsSaveRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, trips := tripStore(t, newSchema(t))
+	keptFixture(t, s)
+	trips.Store(0)
+	err := s.Update(ctx, func(tx escrow.Tx) error {
+		a, err := tx.Account("ann")
+		if err != nil || a.ID != "ann" || !a.CreatedAt.Equal(start) {
+			return fmt.Errorf("Account: %+v, %v", a, err)
+		}
+		b, err := tx.Balance("ann", "CNY")
+		if err != nil || b.Available.Units() != 100 {
+			return fmt.Errorf("Balance: %+v, %v", b, err)
+		}
+		e, err := tx.Escrow("e")
+		if err != nil || e.State != escrow.AwaitingPayment || e.Metadata["order"] != "1" || !e.CreatedAt.Equal(start) {
+			return fmt.Errorf("Escrow: %+v, %v", e, err)
+		}
+		e.Metadata["order"] = "changed by the caller"
+		e.State, e.Version = escrow.AwaitingShipment, 2
+		return tx.PutEscrow(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := trips.Load(); n != 1 {
+		t.Errorf("%d round trips, want 1", n)
+	}
+	// The caller changed the map it got before writing: what is kept is
+	// what was written, and a read gives a map of its own.
+	for range 2 {
+		err = s.Update(ctx, func(tx escrow.Tx) error {
+			e, err := tx.Escrow("e")
+			if err != nil || e.State != escrow.AwaitingShipment || e.Metadata["order"] != "changed by the caller" {
+				return fmt.Errorf("Escrow: %+v, %v", e, err)
+			}
+			e.Metadata["order"] = "not written"
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestKeptRowChanged checks that a row the store keeps, changed since by
+// another process, is never what a transaction decides on: the guard
+// fails, and the transaction runs again reading the row. Once when the
+// function commits, and once when it returns an error of its own that
+// came from the stale row.
+func TestKeptRowChanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	s, trips := tripStore(t, schema)
+	keptFixture(t, s)
+	other := open(t, schema) // another process on the same database
+	defer other.Close()
+	change := func(avail int64, state escrow.State) {
+		t.Helper()
+		err := other.Update(ctx, func(tx escrow.Tx) error {
+			if err := tx.PutBalance(escrow.Balance{Account: "ann", Currency: escrow.CNY, Available: fen(avail), Held: fen(0)}); err != nil {
+				return err
+			}
+			e, err := tx.Escrow("e")
+			if err != nil {
+				return err
+			}
+			e.State = state
+			return tx.PutEscrow(e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	errShort := errors.New("too little money")
+	spend := func(want int64) func(tx escrow.Tx) error {
+		return func(tx escrow.Tx) error {
+			b, err := tx.Balance("ann", "CNY")
+			if err != nil {
+				return err
+			}
+			if b.Available.Units() < want {
+				return errShort
+			}
+			return tx.PutBalance(escrow.Balance{Account: "ann", Currency: escrow.CNY,
+				Available: fen(b.Available.Units() - want), Held: fen(0)})
+		}
+	}
+	balance := func() int64 {
+		t.Helper()
+		var got int64
+		err := other.View(ctx, func(tx escrow.Tx) error {
+			b, err := tx.Balance("ann", "CNY")
+			got = b.Available.Units()
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// Kept: 100. Another process makes it 500; spending 30 leaves 470.
+	change(500, escrow.AwaitingShipment)
+	runs := 0
+	if err := s.Update(ctx, func(tx escrow.Tx) error { runs++; return spend(30)(tx) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := balance(); got != 470 || runs != 2 {
+		t.Fatalf("after spending 30 of 500: %d, in %d runs; want 470 in 2 (the first on the kept row)", got, runs)
+	}
+	// The escrow read from the kept row changed too.
+	if err := s.Update(ctx, func(tx escrow.Tx) error {
+		e, err := tx.Escrow("e")
+		if err != nil || e.State != escrow.AwaitingShipment {
+			return fmt.Errorf("Escrow: %+v, %v; want it AwaitingShipment", e, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Kept now: 470. Another process makes it 1,000: spending 800 must
+	// not fail for the 470 kept.
+	change(1000, escrow.AwaitingConfirmation)
+	runs = 0
+	if err := s.Update(ctx, func(tx escrow.Tx) error { runs++; return spend(800)(tx) }); err != nil {
+		t.Fatalf("spending 800 of 1,000 (470 kept): %v", err)
+	}
+	if got := balance(); got != 200 || runs != 2 {
+		t.Fatalf("after spending 800 of 1,000: %d, in %d runs; want 200 in 2", got, runs)
+	}
+	// And the error of a function on a row that has not changed is its
+	// own, in one run, with the guard sent before it returns.
+	runs = 0
+	trips.Store(0)
+	err := s.Update(ctx, func(tx escrow.Tx) error { runs++; return spend(201)(tx) })
+	if !errors.Is(err, errShort) || runs != 1 || trips.Load() != 1 {
+		t.Fatalf("spending 201 of 200: %v in %d runs and %d round trips; want the function's error, 1 run, 1 round trip",
+			err, runs, trips.Load())
+	}
+	if got := balance(); got != 200 {
+		t.Fatalf("after the refused spend: %d, want 200", got)
+	}
+}
