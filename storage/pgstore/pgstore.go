@@ -97,7 +97,7 @@
 //
 // A store keeps in memory the last version it saw of the escrows, user
 // accounts and user balances its read-write transactions read or wrote
-// and committed (up to 8,192 rows), each with its row version: the xmin
+// and committed (8,192 rows unless Options.KeptRows says otherwise), each with its row version: the xmin
 // of the row, the id of the transaction that wrote that version. Update
 // answers a read of a kept row from memory, and sends in its place a
 // guard, held back like a write: a statement that reads the same row by
@@ -274,6 +274,13 @@ type Options struct {
 	MaxAttempts int
 	// MaxBackoff caps the wait between two attempts. Zero means 10ms.
 	MaxBackoff time.Duration
+	// KeptRows is how many rows the store keeps in memory to answer
+	// reads with guards instead (see "Rows kept" in the package
+	// documentation). Zero means 8,192; a negative number, none, so that
+	// every read goes to the database: for processes that share the
+	// work of the same escrows in turn, where a row kept by one is most
+	// often changed by another before it reads it again.
+	KeptRows int
 }
 
 // Store is an escrow.Storage in a PostgreSQL database; see the package
@@ -342,6 +349,10 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 			escrow.ErrInvalidArgument, o.MaxAttempts, o.MaxBackoff)
 	}
 	s := &Store{pool: pool, maxAttempts: o.MaxAttempts, maxBackoff: o.MaxBackoff}
+	s.kept.max = o.KeptRows
+	if s.kept.max == 0 {
+		s.kept.max = 8192
+	}
 	if s.maxAttempts == 0 {
 		s.maxAttempts = 30
 	}
@@ -504,7 +515,8 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep b
 	if err != nil {
 		return 0, false, classify(err)
 	}
-	t := &tx{ctx: ctx, conn: pc.Conn(), write: write, begin: begin, eagerAdd: eagerAdd, store: s, keep: keep && write}
+	t := &tx{ctx: ctx, conn: pc.Conn(), write: write, begin: begin, eagerAdd: eagerAdd, store: s,
+		keep: keep && write && s.kept.max > 0}
 	committed := false
 	defer func() {
 		if committed {

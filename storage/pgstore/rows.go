@@ -32,10 +32,6 @@ import (
 // account's columns), so that an xmin that came round again, after four
 // billion transactions, does not pass it alone.
 
-// keptRows is how many rows a store keeps: past it, it forgets one at
-// random for each it keeps.
-const keptRows = 8192
-
 // rowKey names a row a store may keep.
 type rowKey struct {
 	table    byte // 'a' accounts, 'b' balances, 'e' escrows
@@ -53,6 +49,7 @@ type keptRow struct {
 
 // rowKeeper holds a store's kept rows.
 type rowKeeper struct {
+	max  int // how many rows it keeps (Options.KeptRows); past it, it forgets one at random for each it keeps
 	mu   sync.Mutex
 	rows map[rowKey]keptRow
 }
@@ -72,11 +69,14 @@ func (k *rowKeeper) update(keep map[rowKey]keptRow, drop map[rowKey]bool) {
 	for key := range drop {
 		delete(k.rows, key)
 	}
+	if k.max <= 0 {
+		return
+	}
 	if k.rows == nil {
 		k.rows = make(map[rowKey]keptRow)
 	}
 	for key, r := range keep {
-		if _, ok := k.rows[key]; !ok && len(k.rows) >= keptRows {
+		if _, ok := k.rows[key]; !ok && len(k.rows) >= k.max {
 			for old := range k.rows { // a random one
 				delete(k.rows, old)
 				break

@@ -13,8 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// tripStore opens a store on schema whose pool counts its round trips.
-func tripStore(t *testing.T, schema string) (*pgstore.Store, *atomic.Int64) {
+// tripStore opens a store on schema, with opts, whose pool counts its
+// round trips.
+func tripStore(t *testing.T, schema string, opts *pgstore.Options) (*pgstore.Store, *atomic.Int64) {
 	t.Helper()
 	if _, err := admin.Exec(context.Background(), `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
 		t.Fatal(err)
@@ -25,18 +26,29 @@ func tripStore(t *testing.T, schema string) (*pgstore.Store, *atomic.Int64) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	trips := new(atomic.Int64)
-	cfg.ConnConfig.Tracer = tripCounter{trips}
+	cfg.ConnConfig.Tracer = callTrips{tripCounter{trips}}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s, err := pgstore.New(context.Background(), pool, nil)
+	s, err := pgstore.New(context.Background(), pool, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, trips
+}
+
+// callTrips counts the round trips of a pool but those of the store's
+// own publishing, which runs on a timer.
+type callTrips struct{ tripCounter }
+
+func (c callTrips) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if data.SQL == "SELECT pgstore_publish()" {
+		return ctx
+	}
+	return c.tripCounter.TraceQueryStart(ctx, conn, data)
 }
 
 // keptFixture writes, through s, an account, a user's balance and an
@@ -65,10 +77,9 @@ func keptFixture(t *testing.T, s *pgstore.Store) {
 func TestKeptRowsSaveRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, trips := tripStore(t, newSchema(t))
+	s, trips := tripStore(t, newSchema(t), nil)
 	keptFixture(t, s)
-	trips.Store(0)
-	err := s.Update(ctx, func(tx escrow.Tx) error {
+	readAll := func(tx escrow.Tx) error {
 		a, err := tx.Account("ann")
 		if err != nil || a.ID != "ann" || !a.CreatedAt.Equal(start) {
 			return fmt.Errorf("Account: %+v, %v", a, err)
@@ -84,17 +95,31 @@ func TestKeptRowsSaveRoundTrips(t *testing.T) {
 		e.Metadata["order"] = "changed by the caller"
 		e.State, e.Version = escrow.AwaitingShipment, 2
 		return tx.PutEscrow(e)
-	})
-	if err != nil {
+	}
+	trips.Store(0)
+	if err := s.Update(ctx, readAll); err != nil {
 		t.Fatal(err)
 	}
 	if n := trips.Load(); n != 1 {
 		t.Errorf("%d round trips, want 1", n)
 	}
+	// Fewer rows kept, or none: the reads of the others go to the
+	// database, one round trip each, and the commit takes one more.
+	for _, c := range []struct{ kept, trips int64 }{{-1, 4}, {1, 3}} {
+		s, trips := tripStore(t, newSchema(t), &pgstore.Options{KeptRows: int(c.kept)})
+		keptFixture(t, s)
+		trips.Store(0)
+		if err := s.Update(ctx, readAll); err != nil {
+			t.Fatal(err)
+		}
+		if n := trips.Load(); n != c.trips {
+			t.Errorf("KeptRows %d: %d round trips, want %d", c.kept, n, c.trips)
+		}
+	}
 	// The caller changed the map it got before writing: what is kept is
 	// what was written, and a read gives a map of its own.
 	for range 2 {
-		err = s.Update(ctx, func(tx escrow.Tx) error {
+		err := s.Update(ctx, func(tx escrow.Tx) error {
 			e, err := tx.Escrow("e")
 			if err != nil || e.State != escrow.AwaitingShipment || e.Metadata["order"] != "changed by the caller" {
 				return fmt.Errorf("Escrow: %+v, %v", e, err)
@@ -117,7 +142,7 @@ func TestKeptRowChanged(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	schema := newSchema(t)
-	s, trips := tripStore(t, schema)
+	s, trips := tripStore(t, schema, nil)
 	keptFixture(t, s)
 	other := open(t, schema) // another process on the same database
 	defer other.Close()
