@@ -29,6 +29,11 @@ import (
 //     statement per call at READ COMMITTED, numbered by sequences. It keeps
 //     no idempotency, no timers and no gap-free numbering, and guards
 //     states and balances without locks: a floor, not a ledger;
+//   - pgstore-turns and pgstore-turns-nokeep: the ledger on two stores on
+//     the same database, as two processes, each call of a trade on the
+//     other store than the call before: every row a store kept has been
+//     changed by the other when it reads it again, the worst case for
+//     keeping rows; and the same with no rows kept (Options.KeptRows -1);
 //   - pgledger: a plain Postgres ledger's transfer, as pgledger does it: one
 //     SQL function that locks both accounts' rows in id order, checks and
 //     moves the money and records the transfer and its two entries. A
@@ -48,6 +53,12 @@ func BenchmarkLifecycle(b *testing.B) {
 		setup func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error)
 	}{
 		{"pgstore", setupLedger},
+		{"pgstore-turns", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
+			return setupLedgers(b, pool, workers, nil)
+		}},
+		{"pgstore-turns-nokeep", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
+			return setupLedgers(b, pool, workers, &pgstore.Options{KeptRows: -1})
+		}},
 		{"minimal", setupMinimal},
 		{"pgledger", setupTransfer},
 	} {
@@ -188,8 +199,21 @@ func sellerOf(w int) string { return fmt.Sprintf("seller%d", w) }
 // setupLedger opens the store and a ledger with a 1% fee, and gives each
 // worker a buyer with money and a seller.
 func setupLedger(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
+	l := benchLedger(b, pool, nil)
+	return ledgerTrades(b, l, l, workers)
+}
+
+// setupLedgers is setupLedger with two stores, opened with opts, whose
+// ledgers take turns at the calls of a trade.
+func setupLedgers(b *testing.B, pool *pgxpool.Pool, workers int, opts *pgstore.Options) (lifecycle, func() error) {
+	return ledgerTrades(b, benchLedger(b, pool, opts), benchLedger(b, pool, opts), workers)
+}
+
+// benchLedger opens a store on pool with opts and a ledger on it with a
+// 1% fee.
+func benchLedger(b *testing.B, pool *pgxpool.Pool, opts *pgstore.Options) *escrow.Ledger {
 	ctx := context.Background()
-	s, err := pgstore.New(ctx, pool, nil)
+	s, err := pgstore.New(ctx, pool, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -200,6 +224,14 @@ func setupLedger(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func
 	if err != nil {
 		b.Fatal(err)
 	}
+	return l
+}
+
+// ledgerTrades gives each worker a buyer with money and a seller, and
+// returns the lifecycle that opens and ships with l and pays and
+// confirms with other (l itself, or a ledger on another store).
+func ledgerTrades(b *testing.B, l, other *escrow.Ledger, workers int) (lifecycle, func() error) {
+	ctx := context.Background()
 	for w := range workers {
 		for _, id := range []string{buyerOf(w), sellerOf(w)} {
 			if _, err := l.OpenAccount(ctx, id); err != nil {
@@ -216,13 +248,13 @@ func setupLedger(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func
 		if _, err := l.Open(ctx, escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Price: fen(benchPrice)}); err != nil {
 			return err
 		}
-		if _, err := l.Pay(ctx, id, buyer); err != nil {
+		if _, err := other.Pay(ctx, id, buyer); err != nil {
 			return err
 		}
 		if _, err := l.Ship(ctx, id, seller, "T"+id); err != nil {
 			return err
 		}
-		_, err := l.Confirm(ctx, id, buyer)
+		_, err := other.Confirm(ctx, id, buyer)
 		return err
 	}, func() error { return l.Check(ctx) }
 }
