@@ -519,6 +519,9 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep b
 		keep: keep && write && s.kept.max > 0}
 	committed := false
 	defer func() {
+		if t.guarded != 0 {
+			s.kept.judge(t.guarded, errors.Is(err, errRowChanged))
+		}
 		if committed {
 			s.kept.update(t.seen, t.written)
 		} else if len(t.seen) > 0 || len(t.written) > 0 {

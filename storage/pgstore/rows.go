@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"errors"
+	"strings"
 	"sync"
 
 	"github.com/escrowkit/escrow"
@@ -52,13 +53,65 @@ type rowKeeper struct {
 	max  int // how many rows it keeps (Options.KeptRows); past it, it forgets one at random for each it keeps
 	mu   sync.Mutex
 	rows map[rowKey]keptRow
+
+	// Whether keeping pays, for each table: of the last attempts that
+	// read kept rows of it, how many there were and how many a changed
+	// row failed, and how many reads of it are still to go to the
+	// database instead (see judge).
+	tried, failed, pause [3]int
 }
 
+// tables are the tables whose rows a store keeps, in the order of
+// rowKeeper's counts.
+const tables = "abe"
+
+// Keeping rows does not pay where processes take turns on the same
+// escrows: each finds the rows it kept changed by another, and pays a
+// failed attempt and a round trip for them. So when more than half of
+// keepWindow attempts that read kept rows of a table fail on a changed
+// row (of that table or another read with it), the store's next
+// keepPause reads of that table go to the database (which still keep
+// what they read and write), and then it tries again. Accounts, which
+// seldom change, stay kept while escrows are not.
+const (
+	keepWindow = 64
+	keepPause  = 1024
+)
+
+// get returns the kept row of key, if any, and if reads of its table
+// are answered from kept rows now.
 func (k *rowKeeper) get(key rowKey) (keptRow, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	i := strings.IndexByte(tables, key.table)
+	if k.pause[i] > 0 {
+		k.pause[i]--
+		return keptRow{}, false
+	}
 	r, ok := k.rows[key]
 	return r, ok
+}
+
+// judge counts an attempt that read kept rows of the tables in used (a
+// bit for each, in the order of tables): changed if a guard failed.
+func (k *rowKeeper) judge(used int, changed bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i := range len(tables) {
+		if used&(1<<i) == 0 {
+			continue
+		}
+		k.tried[i]++
+		if changed {
+			k.failed[i]++
+		}
+		if k.tried[i] >= keepWindow {
+			if 2*k.failed[i] > k.tried[i] {
+				k.pause[i] = keepPause
+			}
+			k.tried[i], k.failed[i] = 0, 0
+		}
+	}
 }
 
 // update keeps the rows a transaction committed with, and forgets those
@@ -123,6 +176,7 @@ func (t *tx) kept(key rowKey, guard func(keptRow) (string, []any)) (keptRow, boo
 	}
 	sql, args := guard(r)
 	t.queue = append(t.queue, queued{sql: sql, args: args, guard: true})
+	t.guarded |= 1 << strings.IndexByte(tables, key.table)
 	t.saw(key, r)
 	if len(t.queue) >= maxQueued {
 		if err := t.send(); err != nil {

@@ -234,3 +234,54 @@ func TestKeptRowChanged(t *testing.T) {
 		t.Fatalf("after the refused spend: %d, want 200", got)
 	}
 }
+
+// TestKeptRowsTakingTurns checks that a store stops reading kept rows
+// where they are always stale: two stores, as two processes, take turns
+// at writing one escrow, so that each finds the row it kept changed by
+// the other every time. After the first attempts fail on it, a store
+// reads the database, and its transactions run once each.
+func TestKeptRowsTakingTurns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	a, _ := tripStore(t, schema, nil)
+	b, _ := tripStore(t, schema, nil)
+	keptFixture(t, a)
+	bump := func(s *pgstore.Store) (runs int) {
+		t.Helper()
+		err := s.Update(ctx, func(tx escrow.Tx) error {
+			runs++
+			e, err := tx.Escrow("e")
+			if err != nil {
+				return err
+			}
+			e.Version++
+			return tx.PutEscrow(e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runs
+	}
+	const turns = 300
+	late := 0 // runs of a's transactions after the first 100 turns
+	for i := range turns {
+		if n := bump(a); i >= 100 {
+			late += n
+		}
+		bump(b)
+	}
+	if late > (turns-100)*11/10 {
+		t.Errorf("a's last %d transactions ran %d times, want at most %d: it kept reading stale rows",
+			turns-100, late, (turns-100)*11/10)
+	}
+	var version uint64
+	err := a.View(ctx, func(tx escrow.Tx) error {
+		e, err := tx.Escrow("e")
+		version = e.Version
+		return err
+	})
+	if err != nil || version != 1+2*turns {
+		t.Fatalf("the escrow's version %d (%v), want %d: a turn was lost", version, err, 1+2*turns)
+	}
+}

@@ -37,6 +37,7 @@ type tx struct {
 	// Rows kept (see rows.go).
 	store   *Store
 	keep    bool               // reads may be answered from the store's kept rows
+	guarded int                // the tables of the reads answered so (see rowKeeper.judge)
 	seen    map[rowKey]keptRow // rows read or written, kept if the transaction commits
 	written map[rowKey]bool    // rows written: their reads go to the database
 }
