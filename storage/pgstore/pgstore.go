@@ -115,6 +115,14 @@
 // balance's amounts and an account's columns, so that an xmin that comes
 // round again after four billion transactions does not pass it alone.
 //
+// Where processes take turns on the same escrows, a row one kept has
+// mostly been changed by another when it reads it again, and a failed
+// guard costs an attempt and a round trip. So a store counts, for each
+// table, the attempts that read kept rows of it and those that failed on
+// a changed row; when more than half of 64 failed, its next 1,024 reads
+// of that table go to the database, and then it tries again (so
+// accounts, which seldom change, stay kept when escrows are not).
+//
 // With the rows of the previous calls kept, a trade's pay, ship and
 // confirm each take one round trip (BEGIN, the guards, the writes,
 // COMMIT, the publish), and an open two: its first read, of the new
@@ -277,9 +285,7 @@ type Options struct {
 	// KeptRows is how many rows the store keeps in memory to answer
 	// reads with guards instead (see "Rows kept" in the package
 	// documentation). Zero means 8,192; a negative number, none, so that
-	// every read goes to the database: for processes that share the
-	// work of the same escrows in turn, where a row kept by one is most
-	// often changed by another before it reads it again.
+	// every read goes to the database, as before rows were kept.
 	KeptRows int
 }
 
