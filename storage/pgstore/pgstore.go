@@ -97,13 +97,14 @@
 //
 // A store keeps in memory the last version it saw of the escrows, user
 // accounts and user balances its read-write transactions read or wrote
-// and committed (8,192 rows unless Options.KeptRows says otherwise), each with its row version: the xmin
-// of the row, the id of the transaction that wrote that version. Update
-// answers a read of a kept row from memory, and sends in its place a
-// guard, held back like a write: a statement that reads the same row by
-// the same index, so that serializable isolation locks and checks what
-// the read would have, and fails (pgstore_row_changed, SQLSTATE PGS02)
-// unless the row is still the version kept. Any write of the row, in this
+// and committed (8,192 rows unless Options.KeptRows says otherwise), each
+// with its row version: the xmin of the row, the id of the transaction
+// that wrote that version. Update answers a read of a kept row from
+// memory, and sends in its place a guard, held back like a write: a
+// statement that reads the same row by the same index, so that
+// serializable isolation locks and checks what the read would have, and
+// fails (pgstore_row_changed, SQLSTATE PGS02) unless the row is still the
+// version kept. Any write of the row, in this
 // process or another, makes a new version with a new xmin, so a guard
 // that passes has seen, in the transaction's snapshot, the row the
 // transaction decided on. When one fails, nothing after it runs, COMMIT
@@ -239,8 +240,8 @@
 // pg_current_snapshot; PostgreSQL 13 or later), and the xmin system
 // column, the row version that the guards of kept rows compare
 // (CockroachDB has none; there a kept row would need a version column
-// of its own, or none kept). CockroachDB has SKIP
-// LOCKED since v22.2. On CockroachDB publishing
+// of its own, or none kept). CockroachDB has SKIP LOCKED since v22.2. On
+// CockroachDB publishing
 // would have to number by commit timestamp once it is closed (a
 // changefeed's resolved timestamp) instead. None of this has been run
 // against CockroachDB yet.
