@@ -79,18 +79,55 @@ func (a *arena) copy(b []byte) []byte {
 
 // coldRecords returns, sorted, the keys and values of the table that
 // holds what tx, a snapshot of memstore, holds and memstore.Evict takes
-// out, and the last journal entry and event they include. sizeHint is
+// out, with the timers of the escrows among them (see kindTimer), and
+// the last journal entry and event they include. With allTimers it also
+// files every timer of an escrow that tx does not hold: those of a store
+// whose snapshot held its cold timers, before version 5. sizeHint is
 // about how many records to expect; p paces the work.
-func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, events uint64, err error) {
+func coldRecords(tx escrow.Tx, allTimers bool, sizeHint int, p *pacer) (kvs []kv, journal, events uint64, err error) {
 	var (
-		enc encoder
-		key []byte // the key being built
-		a   arena
+		enc  encoder
+		key  []byte // the key being built
+		look []byte // a key being read
+		a    arena
+		add  func(value []byte)
 	)
+	tables, _ := memstore.Extra(tx).(*tableSet)
+	// timers files e's timer, and hides the one a table under it files
+	// at another time: e came back to memory to be written, and its
+	// timer moved or ended.
+	timers := func(e *escrow.Escrow) error {
+		due := e.NextDue()
+		if !due.IsZero() {
+			key = appendTimerKey(key[:0], nanos(due), e.ID)
+			add(timerSet)
+		}
+		if tables == nil || len(tables.tables) == 0 {
+			return nil
+		}
+		look = appendEscrowKey(look[:0], e.ID)
+		v, ok, err := tables.get(look)
+		if err != nil || !ok {
+			return err
+		}
+		var o op
+		if err := decodeValue(v, &o); err != nil {
+			return err
+		}
+		if was := o.escrow.NextDue(); !was.IsZero() && (due.IsZero() || nanos(was) != nanos(due)) {
+			key = appendTimerKey(key[:0], nanos(was), e.ID)
+			add(timerGone)
+		}
+		return nil
+	}
 	kvs = make([]kv, 0, sizeHint)
-	// add adds the record under key with the value enc holds, if any.
-	add := func() {
-		kvs = append(kvs, kv{a.copy(key), a.copy(enc.b)})
+	// add adds the record under key with the value enc holds, if any, or
+	// with value.
+	add = func(value []byte) {
+		if len(enc.b) > 0 {
+			value = enc.b
+		}
+		kvs = append(kvs, kv{a.copy(key), a.copy(value)})
 		enc.b = enc.b[:0]
 		p.step()
 	}
@@ -99,7 +136,7 @@ func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, event
 		Escrow: func(e *escrow.Escrow) error {
 			enc.escrow(e)
 			key = appendEscrowKey(key[:0], e.ID)
-			add()
+			add(nil)
 			at := nanos(e.CreatedAt)
 			for _, p := range [...]struct {
 				id   string
@@ -107,19 +144,19 @@ func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, event
 			}{{e.Buyer, escrow.Buyer}, {e.Seller, escrow.Seller}, {e.Arbiter, escrow.Arbiter}} {
 				if p.id != "" {
 					key = appendPartyKey(key[:0], p.id, at, e.ID, p.role)
-					add()
+					add(nil)
 				}
 			}
-			return nil
+			return timers(e)
 		},
 		Entry: func(x *escrow.Entry) error {
 			enc.entry(x)
 			key = appendSeqKey(key[:0], kindEntry, x.Seq)
-			add()
+			add(nil)
 			for j, p := range x.Postings {
 				if !slices.ContainsFunc(x.Postings[:j], func(q escrow.Posting) bool { return q.Account == p.Account }) {
 					key = appendUnderKey(key[:0], kindAccount, p.Account, x.Seq)
-					add()
+					add(nil)
 				}
 			}
 			journal = x.Seq
@@ -128,10 +165,10 @@ func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, event
 		Event: func(x *escrow.Event) error {
 			enc.event(x)
 			key = appendSeqKey(key[:0], kindEvent, x.Seq)
-			add()
+			add(nil)
 			if x.Escrow != "" {
 				key = appendUnderKey(key[:0], kindEscEvent, x.Escrow, x.Seq)
-				add()
+				add(nil)
 			}
 			events = x.Seq
 			return nil
@@ -139,24 +176,38 @@ func coldRecords(tx escrow.Tx, sizeHint int, p *pacer) (kvs []kv, journal, event
 		Rating: func(r *escrow.Rating) error {
 			enc.rating(r)
 			key = appendRatingKey(key[:0], r.Escrow, r.Rater)
-			add()
+			add(nil)
 			key = appendRateeKey(key[:0], r.Ratee, nanos(r.At), r.Escrow, r.Rater)
-			add()
+			add(nil)
 			return nil
 		},
 		Pair: func(p *escrow.PairMonth) error {
 			enc.pairMonth(p)
 			key = appendPairKey(key[:0], p.Ratee, p.Rater, p.Month)
-			add()
+			add(nil)
 			return nil
 		},
 		Mark: func(m *escrow.ItemMark) error {
 			enc.itemMark(m)
 			key = appendMarkKey(key[:0], m.Ratee, m.Rater, m.Item)
-			add()
+			add(nil)
 			return nil
 		},
 	})
+	if err == nil && allTimers {
+		err = memstore.ColdDue(tx, func(id string, due int64) error {
+			_, err := tx.Escrow(id)
+			switch {
+			case err == nil:
+				return nil // filed with the escrow above
+			case !errors.Is(err, escrow.ErrNotFound):
+				return err
+			}
+			key = appendTimerKey(key[:0], due, id)
+			add(timerSet)
+			return nil
+		})
+	}
 	if err != nil || len(kvs) == 0 {
 		return nil, 0, 0, err
 	}
@@ -272,7 +323,7 @@ func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {
 // Commits go on throughout; each waits at most for one batch of
 // evictions. p paces the table's build.
 func (s *Store) archive(tx escrow.Tx, seq uint64, p *pacer) (journal, events uint64, err error) {
-	kvs, journal, events, err := coldRecords(tx, s.lastRecords, p)
+	kvs, journal, events, err := coldRecords(tx, s.timersInSnapshot, s.lastRecords, p)
 	if err != nil || len(kvs) == 0 {
 		journal, events = memstore.Floors(tx)
 		return journal, events, err
@@ -330,8 +381,9 @@ var errClosing = errors.New("filestore: closing")
 // tables that grows with the logarithm of its history. The merged table
 // replaces them; the files of the old ones are removed. Checkpoints go on
 // meanwhile, adding newer tables. A merge that takes in the oldest table
-// leaves out the removals of item marks: no table under it holds a mark
-// for them to hide. It is not paced (see pace.go).
+// leaves out the removals of item marks and the timers gone: no table
+// under it holds a mark or a timer for them to hide. It is not paced (see
+// pace.go).
 func (s *Store) mergeTables() error {
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
@@ -359,6 +411,9 @@ func (s *Store) mergeTables() error {
 		for ok, i := m.First(), 0; ok; ok, i = m.Next(), i+1 {
 			if i%4096 == 0 && s.closed.Load() {
 				return errClosing
+			}
+			if oldest && m.Key()[0] == kindTimer && len(m.Value()) > 0 {
+				continue // a timer gone, which no table under it files
 			}
 			if oldest && m.Key()[0] == kindMark {
 				var o op

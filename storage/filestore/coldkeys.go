@@ -28,6 +28,18 @@ const (
 	kindRatee    byte = 'Q'  // ratee, At, escrow ID, rater → nothing
 	kindPair     byte = 'M'  // ratee, rater, month → monthly pair counter
 	kindMark     byte = 'I'  // ratee, rater, item → item mark, or its removal
+	kindTimer    byte = 'T'  // due time, escrow ID → timerSet or timerGone
+)
+
+// The values of a timer's key. A checkpoint files under timerSet the
+// timer of each escrow it moves to a table whose rating window is still
+// open, and, when a table under it files the same escrow at another time,
+// that time under timerGone, which hides the older key as a newer record
+// hides an older one. A timer is in the tables if its key's newest value
+// is timerSet.
+var (
+	timerSet  = []byte(nil)
+	timerGone = []byte{1}
 )
 
 func appendStr(b []byte, s string) []byte {
@@ -190,6 +202,20 @@ func appendMarkKey(dst []byte, ratee, rater, item string) []byte {
 }
 
 func markKey(ratee, rater, item string) []byte { return appendMarkKey(nil, ratee, rater, item) }
+
+func appendTimerKey(dst []byte, due int64, id string) []byte {
+	return appendStr(appendI64(append(dst, kindTimer), due), id)
+}
+
+// readTimerKey returns the due time and the escrow ID in a timer's key.
+func readTimerKey(k []byte) (due int64, id string, ok bool) {
+	if len(k) < 1+8 || k[0] != kindTimer {
+		return 0, "", false
+	}
+	u, rest, _ := readU64(k[1:])
+	id, rest, ok = readStr(rest)
+	return int64(u ^ (1 << 63)), id, ok && len(rest) == 0
+}
 
 var metaKey = []byte{kindMeta}
 

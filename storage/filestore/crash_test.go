@@ -7,9 +7,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
@@ -341,6 +346,89 @@ func TestCrashTornTails(t *testing.T) {
 			t.Run(fmt.Sprintf("%d-%s-seed%d", n, points[n-1], seed), func(t *testing.T) {
 				checkRecovery(t, ref, r, fs.crashImage(rng))
 			})
+		}
+	}
+}
+
+// loadMemFS returns a memFS holding the files of the store in dir, all
+// durable, under crashDir.
+func loadMemFS(t *testing.T, dir string, seed uint64) *memFS {
+	t.Helper()
+	fs := newMemFS(seed)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &memFile{data: data, synced: bytes.Clone(data)}
+		fs.names[path.Join(crashDir, e.Name())], fs.durable[path.Join(crashDir, e.Name())] = f, f
+	}
+	return fs
+}
+
+// TestCrashPointsOldStore fails, and separately crashes at, every write
+// and sync of the first checkpoint of a store of format version 4, which
+// moves the timers of the escrows in its tables from the snapshot to the
+// checkpoint's table, and finds the store as it was after recovery, with
+// its timers, and again after the recovered store checkpoints.
+func TestCrashPointsOldStore(t *testing.T) {
+	storeDir, _ := storeTestdata(4)
+	run := func(fs *memFS) {
+		s, err := Open(crashDir, &Options{fs: fs, CompactRatio: -1})
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		if err := s.Compact(); err != nil && !errors.Is(err, errInjected) {
+			t.Fatalf("Compact: %v", err)
+		}
+	}
+	ref := openT(t, copyDir(t, storeDir), &Options{ReadOnly: true})
+	want := dumpT(t, ref)
+	ref.Close()
+	// "resolved" is one of the ended escrows whose timer the snapshot holds.
+	if due, _ := decodeDump(t, want).(map[string]any)["Due"].([]any); !slices.Contains(due, any("resolved")) {
+		t.Fatalf("the store has no timer of an escrow in its tables: %v", due)
+	}
+	clean := loadMemFS(t, storeDir, 1)
+	run(clean)
+	points := clean.points
+	t.Logf("%d counted operations", len(points))
+	for n := 1; n <= len(points); n++ {
+		for _, crash := range []bool{false, true} {
+			name := fmt.Sprintf("%s-%d-%s", map[bool]string{false: "fail", true: "crash"}[crash], n, points[n-1])
+			ok := t.Run(name, func(t *testing.T) {
+				fs := loadMemFS(t, storeDir, uint64(n))
+				fs.fault, fs.crashAfterFault = n, crash
+				run(fs)
+				img := fs.crashImage(rand.New(rand.NewPCG(uint64(n), 1)))
+				s, err := Open(crashDir, &Options{fs: img, CompactRatio: -1})
+				if err != nil {
+					t.Fatalf("Open after the crash: %v", err)
+				}
+				defer func() { s.Close() }()
+				if diff := cmp.Diff(string(want), string(dumpT(t, s))); diff != "" {
+					t.Fatalf("recovered store (-want +got):\n%s", diff)
+				}
+				if err := s.Compact(); err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				s, err = Open(crashDir, &Options{fs: img, CompactRatio: -1})
+				if err != nil {
+					t.Fatalf("Open after a checkpoint: %v", err)
+				}
+				if diff := cmp.Diff(string(want), string(dumpT(t, s))); diff != "" {
+					t.Fatalf("recovered store after a checkpoint (-want +got):\n%s", diff)
+				}
+			})
+			if !ok {
+				return
+			}
 		}
 	}
 }

@@ -123,9 +123,12 @@
 //
 // Every segment and snapshot starts with a header naming its format
 // version, and each operation in a record carries its length. This release
-// writes version 4 and reads versions 1 (the headerless files of earlier
-// releases) to 4: a store written by an earlier release opens, and new
-// records go to a new segment. A file of a newer version fails Open with a
+// writes version 5 and reads versions 1 (the headerless files of earlier
+// releases) to 5: a store written by an earlier release opens, and new
+// records go to a new segment. Version 5 keeps the timers of the escrows
+// in the cold tables in those tables, where a snapshot of version 4 or
+// before held them; the first checkpoint after such a store opens writes
+// them all to its table. A file of a newer version fails Open with a
 // VersionError wrapping ErrNewerVersion, and changes nothing.
 //
 // # Recovery
@@ -329,6 +332,10 @@ type Store struct {
 	evicted        atomic.Uint64 // records moved out of memory since Open
 	lastRecords    int           // in the last table a checkpoint wrote, and then some; under compactMu
 	lastCheckpoint atomic.Int64  // Unix nanoseconds when the newest snapshot was written, 0 if unknown
+	// timersInSnapshot is set while the timers of the escrows in the
+	// tables are in the newest snapshot, which a version before 5 wrote,
+	// and not yet in the tables; under compactMu.
+	timersInSnapshot bool
 }
 
 // Open opens the store in dir, creating the directory and an empty store

@@ -102,7 +102,7 @@ const (
 
 // formatVersion is the format this release writes. It reads every version
 // from 1 up to it.
-const formatVersion = 4
+const formatVersion = 5
 
 // appendFileHeader appends a header for a file of the current version.
 func appendFileHeader(dst []byte, magic string) []byte {

@@ -108,6 +108,7 @@ func (s *Store) recover() error {
 	var base uint64
 	var snapErr error
 	var wantTables []tableRange // the tables the snapshot goes with
+	timersInTables := false     // the snapshot's cold timers are in them
 	for i := len(c.snaps) - 1; i >= 0; i-- {
 		name := snapName(c.snaps[i])
 		data, err := s.fs.ReadFile(s.path(name))
@@ -127,6 +128,8 @@ func (s *Store) recover() error {
 			return err
 		}
 		v2Records = version > 1
+		timersInTables = version >= 5
+		s.timersInSnapshot = !timersInTables
 		wantTables = end.snapTables
 		base, s.snapSeq, s.snapBytes = c.snaps[i], c.snaps[i], int64(len(data))
 		break
@@ -137,6 +140,11 @@ func (s *Store) recover() error {
 	staleTables, err := s.loadTables(c.tables, wantTables)
 	if err != nil {
 		return err
+	}
+	if timersInTables {
+		if err := s.loadTimers(); err != nil {
+			return err
+		}
 	}
 
 	// Replay the log. want is the number the next record must have.

@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -97,6 +98,47 @@ func (s *Store) loadSnapshot(name string, chunks [][]byte, end op, dec *decoder)
 	return nil
 }
 
+// timerBatch is how many timers loadTimers files in one transaction.
+const timerBatch = 1 << 16
+
+// loadTimers files in the due index the timers of the escrows in the
+// tables (see kindTimer), in the order of their times, as a snapshot of
+// version 4 or before filed them from its own opColdDue. No escrow the
+// snapshot holds is in a table, so none of them is filed twice.
+func (s *Store) loadTimers() error {
+	ts := s.tables.Load()
+	if ts == nil || len(ts.tables) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, timerBatch)
+	dues := make([]int64, 0, timerBatch)
+	flush := func() error {
+		err := s.mem.Update(context.Background(), func(tx escrow.Tx) error {
+			return memstore.FileDue(tx, ids, dues)
+		})
+		ids, dues = ids[:0], dues[:0]
+		return err
+	}
+	err := ts.scan([]byte{kindTimer}, nil, func(k, v []byte) (bool, error) {
+		due, id, ok := readTimerKey(k)
+		if !ok || len(v) > 0 && !bytes.Equal(v, timerGone) {
+			return false, fmt.Errorf("filestore: cold timer: %w: bad key or value", ErrCorrupt)
+		}
+		if len(v) > 0 {
+			return true, nil // gone
+		}
+		ids, dues = append(ids, id), append(dues, due)
+		if len(ids) == timerBatch {
+			return true, flush()
+		}
+		return true, nil
+	})
+	if err == nil && len(ids) > 0 {
+		err = flush()
+	}
+	return err
+}
+
 // snapshotWriter cuts a stream of operations into framed chunks.
 type snapshotWriter struct {
 	out    []byte
@@ -123,9 +165,9 @@ func (w *snapshotWriter) cut() {
 
 // encodeSnapshot renders what tx can read and the cold tables do not hold
 // as a snapshot covering the log up to seq: the tables hold the ended
-// escrows, the ratings, the monthly pair counters, the item marks, and the
-// journal and the events up to journal and events. Replaying it calls the same write
-// methods the log does.
+// escrows and their timers, the ratings, the monthly pair counters, the
+// item marks, and the journal and the events up to journal and events.
+// Replaying it calls the same write methods the log does.
 func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRange, p *pacer) ([]byte, error) {
 	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic), p: p}
 	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); w.maybeCut(); return nil })
@@ -140,26 +182,6 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 			}
 			return nil
 		})
-	}
-	if err == nil {
-		var ids []string
-		var dues []int64
-		flush := func() {
-			if len(ids) > 0 {
-				w.enc.coldDue(ids, dues)
-				w.maybeCut()
-				w.p.pause()
-				ids, dues = ids[:0], dues[:0]
-			}
-		}
-		err = memstore.ColdDue(tx, func(id string, due int64) error {
-			ids, dues = append(ids, id), append(dues, due)
-			if len(ids) == coldDueBatch {
-				flush()
-			}
-			return nil
-		})
-		flush()
 	}
 	if err == nil {
 		err = tx.Idempotencies(func(r escrow.IdempotencyRecord) error { w.enc.idempotency(&r); w.maybeCut(); return nil })
@@ -275,6 +297,7 @@ func (s *Store) snapshot(p *pacer) error {
 	if err := s.install(seq, snap, p); err != nil {
 		return err
 	}
+	s.timersInSnapshot = false // archive filed them in its table
 	s.lastCheckpoint.Store(time.Now().UnixNano())
 	return nil
 }
