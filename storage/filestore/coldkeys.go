@@ -36,7 +36,9 @@ const (
 // open, and, when a table under it files the same escrow at another time,
 // that time under timerGone, which hides the older key as a newer record
 // hides an older one. A timer is in the tables if its key's newest value
-// is timerSet.
+// is timerSet. This holds because an ended escrow does not start again
+// (escrow.State.Terminal): one that came back to memory is ended at the
+// next checkpoint too, which moves it, and its timer, to a table again.
 var (
 	timerSet  = []byte(nil)
 	timerGone = []byte{1}
