@@ -27,7 +27,10 @@ import (
 // a recovered store says how many calls it holds. It opens eight accounts,
 // then runs trades of eight calls each: deposit, open (every third with an
 // idempotency key), pay, ship, confirm or refund, two ratings or
-// deposits, and a withdrawal.
+// deposits, and a withdrawal. In every fourth trade the seller rates the
+// trade four before instead of its own, so that rating windows stay open
+// across checkpoints, and escrows leave memory with their timers set and
+// come back to be rated.
 const (
 	workloadParties = 8
 	workloadTrade   = 8
@@ -87,9 +90,15 @@ func workloadCall(ctx context.Context, l *escrow.Ledger, i int) error {
 				Details: escrow.Details{Described: 5, Communication: 4, Shipping: int8(1 + k%5)}, Comment: "fine"})
 		}
 	case 6:
-		if refunded {
+		switch {
+		case refunded || k == 1:
 			_, err = l.Deposit(ctx, buyer, cny(2))
-		} else {
+		case k%4 == 1:
+			// The seller of the trade four before rates it: its rating
+			// window stayed open meanwhile, with its timer set, and a
+			// checkpoint may have moved it to a table.
+			_, err = l.Rate(ctx, "t"+strconv.Itoa(k-4), party(k-3), escrow.RatingInput{Score: escrow.Score(1 + k%3)})
+		default:
 			_, err = l.Rate(ctx, id, seller, escrow.RatingInput{Score: escrow.Score(1 + k%3)})
 		}
 	case 7:
