@@ -95,13 +95,14 @@
 // escrows (see coldkeys.go), and the snapshot is a few KB, encoded in
 // under 20 ms and written in about as long; what a checkpoint still costs
 // is the table of the records since the last one, and the merges. Measured
-// with Alternating (1,000,000 trades, 100,000 commits a run, 8 interleaved
-// runs of each, 2 shared cores), the median p99.9 beside a checkpoint went
-// from 48 ms to 37 ms, 4.8 and 2.8 times that between checkpoints, and the
-// median longest wait beside one from 54 ms to 39 ms (the longest of all,
-// 95 ms and 67 ms); the spread between runs is wide (the ratio ranged from
-// 1.4 to 8.4 before, 0.9 to 3.7 after). Waits of over 100 ms still come,
-// and in runs without checkpoints too: on this machine the disk stalls.
+// with Alternating (1,000,000 trades, 100,000 commits a run, 16
+// interleaved runs of each, 2 shared cores), the median p99.9 beside a
+// checkpoint went from 44 ms to 30 ms, 4.6 and 2.5 times that between
+// checkpoints, and the median longest wait beside one from 51 ms to 33 ms
+// (the longest of all, 95 ms and 67 ms); the spread between runs is wide
+// (the ratio ranged from 1.4 to 14 before, 0.6 to 8.5 after). Waits of
+// over 100 ms still come, and in runs without checkpoints too: on this
+// machine the disk stalls.
 //
 // Held to that pace always, checkpoints fell behind a flood of writes and
 // the log and the tables piled up (the growth check of bench/peers,
