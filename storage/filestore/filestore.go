@@ -19,20 +19,19 @@
 // need (an account's entries, an escrow's events, a party's escrows, a
 // ratee's ratings) as keys of their own, and the timers of the ended
 // escrows whose rating windows are still open, by due time. Then it takes
-// those records out of memory. A read looks in memory first and then in the tables, newest
-// first; a write to a record that left memory puts it back first, so that
-// the in-memory indexes stay right. Blocks read from the tables are kept
-// in a cache of Options.CacheBytes, so memory holds the live records
-// (open escrows, balances, aggregates, day counts, raters' days,
-// idempotency records, the timers of escrows whose rating window is
-// open), the log written
-// since the last checkpoint, the cache, and each table's top-level index
-// and filter (the filter only over the keys read one at a time); not the
-// history. Opening reads the snapshot of the live records, each table's
-// footer and the tables' timers, and replays the log since the
-// checkpoint; Close
-// checkpoints when that log passes a MiB, so that an Open after a clean
-// close replays next to nothing. Tables are merged in the background, the newest while the
+// those records out of memory. A read looks in memory first and then in
+// the tables, newest first; a write to a record that left memory puts it
+// back first, so that the in-memory indexes stay right. Blocks read from
+// the tables are kept in a cache of Options.CacheBytes, so memory holds
+// the live records (open escrows, balances, aggregates, day counts,
+// raters' days, idempotency records, the timers of escrows whose rating
+// window is open), the log written since the last checkpoint, the cache,
+// and each table's top-level index and filter (the filter only over the
+// keys read one at a time); not the history. Opening reads the snapshot
+// of the live records, each table's footer and the tables' timers, and
+// replays the log since the checkpoint; Close checkpoints when that log
+// passes a MiB, so that an Open after a clean close replays next to
+// nothing. Tables are merged in the background, the newest while the
 // next older one is no more than twice their size, so that their number
 // grows with the logarithm of the history.
 //
@@ -48,9 +47,8 @@
 // 125 MiB of RSS, and takes about 860 bytes of disk per trade. Most of
 // that open and memory goes to the timers of rating windows still open,
 // which the due index keeps in a sorted slice, loaded in bulk from the
-// tables. After a
-// SIGKILL, Open also replays the log since the last checkpoint: at most
-// about 16 MiB with the defaults, about a second.
+// tables. After a SIGKILL, Open also replays the log since the last
+// checkpoint: at most about 16 MiB with the defaults, about a second.
 //
 // Concurrent commits share a write and an fsync (group commit): a
 // committing transaction that finds no write in progress writes every
@@ -100,9 +98,10 @@
 // checkpoint went from 44 ms to 30 ms, 4.6 and 2.5 times that between
 // checkpoints, and the median longest wait beside one from 51 ms to 33 ms
 // (the longest of all, 95 ms and 67 ms); the spread between runs is wide
-// (the ratio ranged from 1.4 to 14 before, 0.6 to 8.5 after). Waits of
-// over 100 ms still come, and in runs without checkpoints too: on this
-// machine the disk stalls.
+// (the ratio ranged from 1.4 to 14 before, 0.6 to 8.5 after). No commit
+// beside a checkpoint waited 100 ms in those runs; the p99.9 of runs with
+// no checkpoint at all (Quiet) reached 102 ms before and 116 ms after, on
+// a machine whose disk and neighbours stall it at times.
 //
 // Held to that pace always, checkpoints fell behind a flood of writes and
 // the log and the tables piled up (the growth check of bench/peers,
