@@ -32,13 +32,7 @@ func TestColdTablesMatchMemory(t *testing.T) {
 	defer func() { s.Close() }()
 	ref := memstore.New()
 	clock := escrow.NewManualClock(workloadStart)
-	ledger := func(st escrow.Storage) *escrow.Ledger {
-		l, err := escrow.New(ctx, st, workloadOptions(clock))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	ledger := func(st escrow.Storage) *escrow.Ledger { return workloadLedger(t, st, clock) }
 	lf, lm := ledger(s), ledger(ref)
 	rng := rand.New(rand.NewPCG(7, 7))
 	compare := func(when string) {

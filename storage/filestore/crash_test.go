@@ -44,6 +44,16 @@ func workloadOptions(clock escrow.Clock) *escrow.Options {
 	return &escrow.Options{Clock: clock, Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.01")}}
 }
 
+// workloadLedger returns a ledger on st with workloadOptions.
+func workloadLedger(t testing.TB, st escrow.Storage, clock escrow.Clock) *escrow.Ledger {
+	t.Helper()
+	l, err := escrow.New(context.Background(), st, workloadOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func cny(units int64) escrow.Money {
 	m, err := escrow.MoneyFromUnits(units, escrow.CNY)
 	if err != nil {

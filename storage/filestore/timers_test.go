@@ -82,13 +82,7 @@ func TestColdTimers(t *testing.T) {
 	defer func() { s.Close() }()
 	ref := memstore.New()
 	clock := escrow.NewManualClock(workloadStart)
-	ledger := func(st escrow.Storage) *escrow.Ledger {
-		l, err := escrow.New(ctx, st, workloadOptions(clock))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	ledger := func(st escrow.Storage) *escrow.Ledger { return workloadLedger(t, st, clock) }
 	lf, lm := ledger(s), ledger(ref)
 	both := func(what string, call func(l *escrow.Ledger) (any, error)) {
 		t.Helper()
