@@ -72,7 +72,7 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	}
 	s := pack(&e, t.st.lastShared)
 	t.st.lastShared = s.shared
-	due := s.nextDue()
+	due := e.NextDue()
 	old, had := t.st.escrows.get(e.ID)
 	if had {
 		if was := old.nextDue(); !was.IsZero() && !was.Equal(due) {
