@@ -43,8 +43,8 @@ func (t *tx) Account(id string) (escrow.Account, error) {
 			a.CreatedAt = fromTS(at, ns)
 			return a, err
 		})
-	if err == nil && !t.written[key] {
-		t.saw(key, keptRow{xmin: xmin, account: a})
+	if err == nil {
+		t.readRow(key, keptRow{xmin: xmin, account: a})
 	}
 	return a, err
 }

@@ -87,8 +87,8 @@ func (t *tx) Balance(account, currency string) (escrow.Balance, error) {
 	err := t.one(`SELECT `+balanceCols+`, xmin::text::bigint FROM balances WHERE account = $1 AND currency = $2`,
 		[]any{account, currency}, &b.Account, &b.Currency.Code, &b.Currency.Minor, &avail, &held, &xmin)
 	b.Available, b.Held = money(avail, b.Currency), money(held, b.Currency)
-	if err == nil && !t.written[key] {
-		t.saw(key, keptRow{xmin: xmin, balance: b})
+	if err == nil {
+		t.readRow(key, keptRow{xmin: xmin, balance: b})
 	}
 	return b, err
 }

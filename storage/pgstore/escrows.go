@@ -194,9 +194,7 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 			// have changed them: the read sent every queued write first.
 			t.balances = ahead
 			for k, r := range seen {
-				if !t.written[k] {
-					t.saw(k, r)
-				}
+				t.readRow(k, r)
 			}
 		}
 	}
@@ -206,9 +204,7 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 	if len(ws) == 0 {
 		return escrow.Escrow{}, escrow.ErrNotFound
 	}
-	if !t.written[key] {
-		t.saw(key, keptRow{xmin: ws[0].xmin, escrow: &ws[0]})
-	}
+	t.readRow(key, keptRow{xmin: ws[0].xmin, escrow: &ws[0]})
 	return ws[0].escrow()
 }
 

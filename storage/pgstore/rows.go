@@ -155,6 +155,16 @@ func (t *tx) saw(key rowKey, r keptRow) {
 	t.seen[key] = r
 }
 
+// readRow records a row the transaction read from the database, as saw
+// does, unless the transaction wrote the row before: what it read then
+// holds its own write, which the store keeps only once it knows its
+// version.
+func (t *tx) readRow(key rowKey, r keptRow) {
+	if !t.written[key] {
+		t.saw(key, r)
+	}
+}
+
 // wrote records that the transaction writes the row of key: the kept row,
 // if any, no longer answers its reads.
 func (t *tx) wrote(key rowKey) {
