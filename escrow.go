@@ -449,7 +449,7 @@ type Escrow struct {
 	CartSize int    `json:"cart_size,omitzero"`
 	// Resume is the state a refund request or a return goes back to when
 	// it is refused, withdrawn or lapses, or only partly refunds the
-	// escrow.
+	// escrow; zero once the escrow has ended.
 	Resume State `json:"resume,omitzero"`
 	// Paused is what was left of the running timer when a refund request, a
 	// return or a dispute stopped it; it restarts with that much when the
@@ -1185,7 +1185,7 @@ func (e *Escrow) enter(s State, now time.Time) {
 	}
 	if s.Terminal() {
 		e.EndedAt = now
-		e.Paused = 0
+		e.Paused, e.Resume = 0, 0
 	}
 }
 
