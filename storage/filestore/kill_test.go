@@ -178,19 +178,32 @@ func TestKill(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines := make(chan string, 1)
+		working := make(chan struct{}) // closed at the child's first acknowledgement, or when it ends
+		var once sync.Once
+		markWorking := func() { once.Do(func() { close(working) }) }
 		go func() {
+			defer markWorking()
 			sc := bufio.NewScanner(stdout)
 			var errLine string
 			for sc.Scan() {
 				var w, step int
 				if _, err := fmt.Sscanf(sc.Text(), "ack %d %d", &w, &step); err == nil && w >= 0 && w < killWorkers {
 					acked[w] = max(acked[w], step+1)
+					markWorking()
 				} else if strings.HasPrefix(sc.Text(), "error") {
 					errLine = sc.Text()
 				}
 			}
 			lines <- errLine
 		}()
+		if kill == 0 {
+			// The first kill lands on a running workload. Starting the
+			// child can take longer than the longest pause below on a
+			// loaded machine or under the race detector, and a run whose
+			// kills all came before the first acknowledgement would test
+			// nothing. Later kills may come at any moment, recovery included.
+			<-working
+		}
 		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		errLine := <-lines // all acknowledgements read
