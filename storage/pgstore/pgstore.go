@@ -152,16 +152,20 @@
 // an advisory lock and at READ COMMITTED (outside the serializable
 // checks), the rows of every transaction older than the oldest one still
 // running: no transaction that could add a row before them is left, so
-// their numbers are final. Update returns once its own rows are numbered,
+// their numbers are final. The publishes of one store coalesce: one is in
+// flight at a time, and an Update that commits meanwhile waits for it, or
+// for the next, which numbers its rows with those of every other Update
+// that committed before it (see publish.go). Update returns once its own
+// rows are numbered,
 // or after two seconds if an older transaction (anywhere in the cluster:
 // transaction ids are the cluster's) keeps running; the store's own
 // publishing, every second and at once after such a wait, numbers them
 // then. Until they are numbered, Entries, Journal, Events and EscrowEvents
 // leave them out, the writing transaction's own reads included, and
 // PendingEntries lists the entries, which Check adds to the journal. The
-// price is the work of publishing after each commit that appended (no
-// round trip of its own when nothing older is running), and a second
-// write of each numbered row.
+// price is the work of publishing after commits that appended (no
+// round trip of its own when nothing older is running and no other
+// publish is in flight), and a second write of each numbered row.
 //
 // Publishing takes the oldest running transaction id from
 // pg_current_snapshot, which is PostgreSQL's own; see below.
@@ -582,20 +586,38 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep b
 		committed = true
 		return nil
 	}}}
+	var r *round
 	if t.appended {
 		// Publishing runs after the commit, in the same round trip, in a
-		// transaction of its own; whatever becomes of it, the commit
-		// stands, and what it leaves unnumbered is numbered later.
+		// transaction of its own, unless the store has a publish in
+		// flight already: then Update waits for that one (see Numbering).
+		// Whatever becomes of it, the commit stands, and what it leaves
+		// unnumbered is numbered later.
+		r = s.pub.claim()
+	}
+	if r != nil {
 		end = append(end, queued{sql: publishSQL, result: func(br pgx.BatchResults) error {
 			var horizon int64
-			if br.QueryRow().Scan(&horizon) == nil && t.xid < horizon {
-				published = true
+			if br.QueryRow().Scan(&horizon) == nil {
+				published = t.xid < horizon
+				want := int64(0)
+				if t.xid != 0 {
+					want = t.xid + 1
+				}
+				s.pub.end(r, want, horizon, nil)
+				r = nil
 			}
 			return nil
 		}})
 	}
-	if err := t.send(end...); err != nil && !committed {
-		return 0, false, classify(err)
+	serr := t.send(end...)
+	if r != nil {
+		// The publish did not run, or failed: the round ends with no
+		// horizon, and whoever waits for it starts the next.
+		s.pub.end(r, 0, 0, nil)
+	}
+	if serr != nil && !committed {
+		return 0, false, classify(serr)
 	}
 	return t.xid, published, nil
 }

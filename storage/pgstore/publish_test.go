@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/pgstore"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // appendNote appends a Deposited event with note in its own Update.
@@ -257,3 +261,163 @@ func TestPublishNumbersWhatOthersLeft(t *testing.T) {
 		t.Fatalf("Publish on a closed store: %v, want ErrClosed", err)
 	}
 }
+
+// TestPublishesCoalesce checks that the Updates of one store share their
+// publishes (see Numbering in publish.go): Updates whose transactions
+// commit together make far fewer publishes than commits, and each still
+// returns only once its own event is numbered, as another connection
+// reads it; and Updates that wait behind an older transaction share the
+// polling instead of each polling.
+//
+// It does not run in parallel with the other tests: it holds transactions
+// open, which holds back the numbering of every schema's events.
+func TestPublishesCoalesce(t *testing.T) {
+	const n = 32
+	ctx := context.Background()
+	schema := newSchema(t)
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var publishes atomic.Int64
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.ConnConfig.Tracer = publishCounter{&publishes}
+	cfg.MaxConns = n + 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := pgstore.New(ctx, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	events := pgx.Identifier{schema, "events"}.Sanitize()
+	// numbered reads, on a connection of its own, whether the event with
+	// note has a number.
+	numbered := func(note string) error {
+		var seq *int64
+		if err := admin.QueryRow(ctx, `SELECT seq FROM `+events+` WHERE note = $1`, note).Scan(&seq); err != nil {
+			return fmt.Errorf("reading %s: %w", note, err)
+		}
+		if seq == nil {
+			return fmt.Errorf("%s is not numbered when its Update returns", note)
+		}
+		return nil
+	}
+
+	// n transactions, open at once, commit together.
+	var ready sync.WaitGroup
+	release := make(chan struct{})
+	errs := make([]error, n)
+	var done sync.WaitGroup
+	for i := range n {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			note := fmt.Sprintf("together %d", i)
+			first := true
+			err := s.Update(ctx, func(tx escrow.Tx) error {
+				if err := appending(note)(tx); err != nil {
+					return err
+				}
+				// A read sends the event, so that the transaction has
+				// its id and its row before it waits.
+				if _, err := tx.Account("none"); !errors.Is(err, escrow.ErrNotFound) {
+					return fmt.Errorf("a read: %v, want ErrNotFound", err)
+				}
+				if first {
+					first = false
+					ready.Done()
+				}
+				<-release
+				return nil
+			})
+			if err == nil {
+				err = numbered(note)
+			}
+			errs[i] = err
+		}()
+	}
+	ready.Wait()
+	publishes.Store(0)
+	close(release)
+	done.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	together := publishes.Load()
+	if together > n/2 {
+		t.Errorf("%d Updates that committed together made %d publishes, want at most %d", n, together, n/2)
+	}
+
+	// n Updates wait behind an older transaction for hold: they share one
+	// publish at a time, paused by up to 10ms, where each polling on its
+	// own would make about n times as many.
+	const hold = 500 * time.Millisecond
+	old, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Rollback(ctx)
+	if _, err := old.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	publishes.Store(0)
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			note := fmt.Sprintf("behind %d", i)
+			err := s.Update(ctx, appending(note))
+			if err == nil {
+				err = numbered(note)
+			}
+			errs[i] = err
+		}()
+	}
+	time.Sleep(hold)
+	during := publishes.Load()
+	if err := old.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if limit := int64(4 * hold / (10 * time.Millisecond)); during > limit {
+		t.Errorf("%d Updates waiting %v behind an older transaction made %d publishes, want at most %d", n, hold, during, limit)
+	}
+	t.Logf("publishes: %d for %d commits together; %d while %d Updates waited %v", together, n, during, n, hold)
+}
+
+// publishCounter counts the publishes a pool sends, alone or in a batch.
+type publishCounter struct{ n *atomic.Int64 }
+
+func (c publishCounter) count(sql string) {
+	if strings.Contains(sql, "pgstore_publish()") {
+		c.n.Add(1)
+	}
+}
+
+func (c publishCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	c.count(d.SQL)
+	return ctx
+}
+
+func (publishCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (publishCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (c publishCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	c.count(d.SQL)
+}
+
+func (publishCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
