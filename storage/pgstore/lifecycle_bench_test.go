@@ -41,7 +41,8 @@ import (
 //     account to seller: no fee, no events, no escrow state.
 //
 // Each reports lifecycles/s, the 99th percentile of a lifecycle's time and
-// the round trips to the server per lifecycle, retries included, and the
+// the round trips to the server per lifecycle, retries included, the
+// publishes among them (pgstore_publish, alone or in a batch), and the
 // growth of its tables on disk per lifecycle (coarse: files grow by 8 KiB
 // pages, so run a few hundred lifecycles for a figure), and then
 // checks that no money was made or lost (for pgstore, the ledger's Check).
@@ -64,11 +65,11 @@ func BenchmarkLifecycle(b *testing.B) {
 	} {
 		for _, workers := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("%s/workers=%d", kind.name, workers), func(b *testing.B) {
-				var trips atomic.Int64
-				pool := benchPool(b, workers, &trips)
+				var trips, publishes atomic.Int64
+				pool := benchPool(b, workers, tripCounter{&trips, &publishes})
 				run, check := kind.setup(b, pool, workers)
 				before := schemaBytes(b, pool)
-				runLifecycles(b, workers, run, &trips)
+				runLifecycles(b, workers, run, &trips, &publishes)
 				b.ReportMetric(float64(schemaBytes(b, pool)-before)/float64(b.N), "disk-B/lifecycle")
 				if err := check(); err != nil {
 					b.Fatalf("after the run: %v", err)
@@ -86,7 +87,7 @@ type lifecycle func(ctx context.Context, w, n int) error
 // connection is open and has its statements prepared: a new backend's
 // first statements are slow, and 64 of them at once would dominate a short
 // run.
-func runLifecycles(b *testing.B, workers int, run lifecycle, trips *atomic.Int64) {
+func runLifecycles(b *testing.B, workers int, run lifecycle, trips, publishes *atomic.Int64) {
 	ctx := context.Background()
 	workers = min(workers, b.N) // a short run (-benchtime 1x) stays short
 	warm := make([]error, workers)
@@ -103,6 +104,7 @@ func runLifecycles(b *testing.B, workers int, run lifecycle, trips *atomic.Int64
 		b.Fatal(err)
 	}
 	trips.Store(0)
+	publishes.Store(0)
 	var next atomic.Int64
 	took := make([][]time.Duration, workers)
 	var wg sync.WaitGroup
@@ -134,11 +136,12 @@ func runLifecycles(b *testing.B, workers int, run lifecycle, trips *atomic.Int64
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "lifecycles/s")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(trips.Load())/float64(len(all)), "trips/lifecycle")
+	b.ReportMetric(float64(publishes.Load())/float64(len(all)), "publishes/lifecycle")
 }
 
 // benchPool returns a pool on a new schema with a connection per worker,
-// which counts the statements it sends: each is one round trip.
-func benchPool(b *testing.B, workers int, trips *atomic.Int64) *pgxpool.Pool {
+// which counts with counter the round trips it makes.
+func benchPool(b *testing.B, workers int, counter tripCounter) *pgxpool.Pool {
 	schema := newSchema(b)
 	ctx := context.Background()
 	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
@@ -149,7 +152,7 @@ func benchPool(b *testing.B, workers int, trips *atomic.Int64) *pgxpool.Pool {
 		b.Fatal(err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.Tracer = tripCounter{trips}
+	cfg.ConnConfig.Tracer = counter
 	cfg.MaxConns = int32(workers) + 1
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -173,12 +176,20 @@ func schemaBytes(b *testing.B, pool *pgxpool.Pool) int64 {
 }
 
 // tripCounter counts the round trips a pool makes: a statement sent on
-// its own, or a batch of them sent together.
-type tripCounter struct{ n *atomic.Int64 }
+// its own, or a batch of them sent together; and, if publishes is not
+// nil, the publishes among the statements, alone or in a batch.
+type tripCounter struct{ n, publishes *atomic.Int64 }
 
-func (c tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
+	c.countPublish(data.SQL)
 	return ctx
+}
+
+func (c tripCounter) countPublish(sql string) {
+	if c.publishes != nil && sql == "SELECT pgstore_publish()" {
+		c.publishes.Add(1)
+	}
 }
 
 func (tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -188,8 +199,11 @@ func (c tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 	return ctx
 }
 
-func (tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (c tripCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	c.countPublish(data.SQL)
+}
+
+func (tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 const benchPrice = 10_000 // fen
 

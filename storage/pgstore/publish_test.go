@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,9 +281,9 @@ func TestPublishesCoalesce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var publishes atomic.Int64
+	var trips, publishes atomic.Int64
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.Tracer = publishCounter{&publishes}
+	cfg.ConnConfig.Tracer = tripCounter{&trips, &publishes}
 	cfg.MaxConns = n + 2
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -395,29 +394,3 @@ func TestPublishesCoalesce(t *testing.T) {
 	}
 	t.Logf("publishes: %d for %d commits together; %d while %d Updates waited %v", together, n, during, n, hold)
 }
-
-// publishCounter counts the publishes a pool sends, alone or in a batch.
-type publishCounter struct{ n *atomic.Int64 }
-
-func (c publishCounter) count(sql string) {
-	if strings.Contains(sql, "pgstore_publish()") {
-		c.n.Add(1)
-	}
-}
-
-func (c publishCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	c.count(d.SQL)
-	return ctx
-}
-
-func (publishCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (publishCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	return ctx
-}
-
-func (c publishCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
-	c.count(d.SQL)
-}
-
-func (publishCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}

@@ -26,7 +26,7 @@ func tripStore(t *testing.T, schema string, opts *pgstore.Options) (*pgstore.Sto
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	trips := new(atomic.Int64)
-	cfg.ConnConfig.Tracer = callTrips{tripCounter{trips}}
+	cfg.ConnConfig.Tracer = callTrips{tripCounter{n: trips}}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
