@@ -596,6 +596,14 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep b
 		r = s.pub.claim()
 	}
 	if r != nil {
+		defer func() {
+			if r != nil {
+				// The publish did not run, or failed (or a panic is on
+				// its way): the round ends with no horizon, and whoever
+				// waits for it starts the next.
+				s.pub.end(r, 0, 0, nil)
+			}
+		}()
 		end = append(end, queued{sql: publishSQL, result: func(br pgx.BatchResults) error {
 			var horizon int64
 			if br.QueryRow().Scan(&horizon) == nil {
@@ -610,14 +618,8 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep b
 			return nil
 		}})
 	}
-	serr := t.send(end...)
-	if r != nil {
-		// The publish did not run, or failed: the round ends with no
-		// horizon, and whoever waits for it starts the next.
-		s.pub.end(r, 0, 0, nil)
-	}
-	if serr != nil && !committed {
-		return 0, false, classify(serr)
+	if err := t.send(end...); err != nil && !committed {
+		return 0, false, classify(err)
 	}
 	return t.xid, published, nil
 }
