@@ -54,16 +54,35 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	row := &escrowRow{id: e.ID, buyer: e.Buyer, seller: e.Seller, arbiter: e.Arbiter, state: int16(e.State),
 		c: escrow.Currency{Code: c.Code, Minor: int(int16(c.Minor))}, amounts: amounts, created: created,
 		createdNS: createdNS, version: int64(e.Version), doc: doc}
-	return t.execThen(`WITH due AS (
+	due1 := `WITH due AS (
 			INSERT INTO escrow_due (id, next_due, next_due_ns) VALUES ($1, $13, $14)
 			ON CONFLICT (id) DO UPDATE SET next_due = excluded.next_due, next_due_ns = excluded.next_due_ns
-			WHERE (escrow_due.next_due, escrow_due.next_due_ns) IS DISTINCT FROM (excluded.next_due, excluded.next_due_ns))
-		INSERT INTO escrows (`+escrowCols+`)
+			WHERE (escrow_due.next_due, escrow_due.next_due_ns) IS DISTINCT FROM (excluded.next_due, excluded.next_due_ns))`
+	sql := due1 + `
+		INSERT INTO escrows (` + escrowCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (id) DO UPDATE SET state = $2, buyer = $3, seller = $4, arbiter = $5, currency = $6, minor = $7,
 			price = $8, held = $9, released = $10, fees = $11, refunded = $12, next_due = $13, next_due_ns = $14,
 			created_at = $15, created_ns = $16, version = $17, doc = $18
-		RETURNING xmin::text::bigint`,
+		RETURNING xmin::text::bigint`
+	if t.absent[e.ID] && t.dropAbsentGuard(e.ID) {
+		// Answered as absent, and its guard not sent (see absentEscrow):
+		// the escrow is created only if no version of its row exists,
+		// committed or not; if one does, nothing is inserted and the
+		// statement fails as the guard would have (PGS02), and the
+		// transaction runs again reading the database. Under
+		// serializable isolation, a row committed after the snapshot
+		// fails the insert with a serialization failure; one being
+		// inserted by a transaction still running makes it wait for
+		// that one. Escrows are never deleted, so a row absent from
+		// every version was absent from the snapshot too.
+		sql = due1 + `,
+		ins AS (INSERT INTO escrows (` + escrowCols + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			ON CONFLICT (id) DO NOTHING RETURNING xmin::text::bigint AS x)
+		SELECT coalesce((SELECT x FROM ins), pgstore_row_changed())`
+	}
+	return t.execThen(sql,
 		[]any{e.ID, int16(e.State), e.Buyer, e.Seller, e.Arbiter, c.Code, int16(c.Minor),
 			amounts[0], amounts[1], amounts[2], amounts[3], amounts[4], due, dueNS, created, createdNS, int64(e.Version), doc},
 		t.wroteRow(key, func(xmin int64) keptRow {
@@ -155,6 +174,12 @@ func (t *tx) Escrow(id string) (escrow.Escrow, error) {
 		}
 		return r.escrow.escrow()
 	}
+	if ok, err := t.absentEscrow(id); err != nil || ok {
+		if err != nil {
+			return escrow.Escrow{}, err
+		}
+		return escrow.Escrow{}, escrow.ErrNotFound
+	}
 	var ws []escrowRow
 	scanAll := appendRows(&ws, scanEscrowRow)
 	var err error
@@ -243,6 +268,12 @@ func (t *tx) ClaimEscrow(id string) (bool, error) {
 	var got string
 	err := t.one(`SELECT id FROM escrows WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED`, []any{id}, &got)
 	if !errors.Is(err, escrow.ErrNotFound) {
+		if err == nil {
+			if t.present == nil {
+				t.present = make(map[string]bool)
+			}
+			t.present[id] = true
+		}
 		return err == nil, err
 	}
 	// No row: locked by another transaction, or not there at all.

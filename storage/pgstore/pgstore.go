@@ -75,7 +75,7 @@
 // rows in the same snapshot, locked for conflict checks as a read of them
 // locks them). And a read of a row the store kept (see Rows kept) takes
 // no round trip of its own. A trade's four calls (open, pay, ship,
-// confirm) take 5 round trips, 10 without the kept rows and 35 before the
+// confirm) take 4 round trips, 10 without the kept rows and 35 before the
 // batches (SCALING.md). A transaction that sent nothing ends without a
 // round trip.
 //
@@ -124,12 +124,34 @@
 // of that table go to the database, and then it tries again (so
 // accounts, which seldom change, stay kept when escrows are not).
 //
-// With the rows of the previous calls kept, a trade's pay, ship and
-// confirm each take one round trip (BEGIN, the guards, the writes,
-// COMMIT, the publish), and an open two: its first read, of the new
-// escrow, finds nothing kept. The kept rows save round trips, not work:
-// each guard is a statement, as the read was (see SCALING.md for what
-// that gained). A View reads the database.
+// With the rows of the previous calls kept, each of a trade's calls
+// takes one round trip (BEGIN, the guards, the writes, COMMIT, the
+// publish). The kept rows save round trips, not work: each guard is a
+// statement, as the read was (see SCALING.md for what that gained). A
+// View reads the database.
+//
+// An escrow that is not kept is answered as absent, with a guard that
+// fails unless it is: most often it is one being opened, whose ID the
+// ledger reads to refuse a duplicate. Read from the database, an absent
+// ID locks for conflict checks the page of the primary key where it
+// would be, and the insert that follows writes to that page, so two
+// opens whose IDs share a page (IDs given in order, or a young table)
+// each wrote what the other read, and one was aborted: at 16 workers
+// nearly every retry of the lifecycle benchmark. When the transaction
+// writes the escrow while the guard is still queued, the guard is
+// dropped and the escrow inserted, not upserted, with ON CONFLICT DO
+// NOTHING, and the statement fails (PGS02) unless it inserted: the
+// primary key's uniqueness, which sees every version of the row,
+// committed or not, checks the absence instead of a predicate lock. A row
+// committed after the transaction's snapshot makes the insert fail with
+// a serialization failure, one being inserted makes it wait for its
+// transaction, and escrows are never deleted, so an insert that succeeds
+// proves the ID absent from the snapshot too, and no transaction can
+// write the ID concurrently and commit. The answers are judged as a
+// table of kept rows: while more than half fail (escrows made by other
+// processes, or forgotten), they pause, and so do they while the kept
+// escrows are paused; and only in an Update's first attempt, since an
+// attempt that failed forgets the rows it read.
 //
 // # Numbering
 //
@@ -398,7 +420,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 				return err
 			}
 		}
-		xid, published, err := s.attempt(ctx, attempt >= soloAfter, eagerAdd, keep, fn)
+		xid, published, err := s.attempt(ctx, attempt >= soloAfter, eagerAdd, keep, attempt == 0, fn)
 		if err == nil && xid != 0 && !published {
 			s.awaitPublished(ctx, xid)
 		}
@@ -427,7 +449,7 @@ const soloAfter = 3
 // store's running writers to end and keeps new ones out until it ends.
 // Writers in other processes are not held back; across processes the
 // bounded attempts and ErrConflict remain the answer.
-func (s *Store) attempt(ctx context.Context, solo, eagerAdd, keep bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
+func (s *Store) attempt(ctx context.Context, solo, eagerAdd, keep, guess bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
 	if solo {
 		s.gate.Lock()
 		defer s.gate.Unlock()
@@ -435,7 +457,7 @@ func (s *Store) attempt(ctx context.Context, solo, eagerAdd, keep bool, fn func(
 		s.gate.RLock()
 		defer s.gate.RUnlock()
 	}
-	return s.run(ctx, beginUpdate, true, eagerAdd, keep, fn)
+	return s.run(ctx, beginUpdate, true, eagerAdd, keep, guess, fn)
 }
 
 // View runs fn in a read-only transaction on a snapshot of committed
@@ -445,7 +467,7 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	_, _, err := s.run(ctx, beginView, false, false, false, fn)
+	_, _, err := s.run(ctx, beginView, false, false, false, false, fn)
 	return err
 }
 
@@ -517,8 +539,9 @@ func (e *errRetry) Unwrap() error { return e.err }
 // back without a round trip.
 //
 // A read-write transaction keeps the rows it read and wrote if it commits,
-// and answers reads from the rows kept if keep (see rows.go).
-func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
+// and answers reads from the rows kept if keep, and reads of escrows not
+// kept as absent if guess too (see rows.go).
+func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep, guess bool, fn func(escrow.Tx) error) (xid int64, published bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
@@ -528,6 +551,7 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep b
 	}
 	t := &tx{ctx: ctx, conn: pc.Conn(), write: write, begin: begin, eagerAdd: eagerAdd, store: s,
 		keep: keep && write && s.kept.max > 0}
+	t.guess = t.keep && guess
 	committed := false
 	defer func() {
 		if t.guarded != 0 {

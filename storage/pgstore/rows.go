@@ -58,12 +58,13 @@ type rowKeeper struct {
 	// read kept rows of it, how many there were and how many a changed
 	// row failed, and how many reads of it are still to go to the
 	// database instead (see judge).
-	tried, failed, pause [3]int
+	tried, failed, pause [4]int
 }
 
 // tables are the tables whose rows a store keeps, in the order of
-// rowKeeper's counts.
-const tables = "abe"
+// rowKeeper's counts; 'n' counts the escrows answered as absent (see
+// absentEscrow).
+const tables = "aben"
 
 // Keeping rows does not pay where processes take turns on the same
 // escrows: each finds the rows it kept changed by another, and pays a
@@ -90,6 +91,24 @@ func (k *rowKeeper) get(key rowKey) (keptRow, bool) {
 	}
 	r, ok := k.rows[key]
 	return r, ok
+}
+
+// guessAbsent reports whether a read of an escrow that is not kept may
+// be answered as absent (see absentEscrow): not while such answers are
+// paused, having failed too often, nor while reads of kept escrows are
+// (an escrow not kept then is most often one that exists).
+func (k *rowKeeper) guessAbsent() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.pause[strings.IndexByte(tables, 'e')] > 0 {
+		return false
+	}
+	i := strings.IndexByte(tables, 'n')
+	if k.pause[i] > 0 {
+		k.pause[i]--
+		return false
+	}
+	return true
 }
 
 // judge counts an attempt that read kept rows of the tables in used (a
@@ -194,6 +213,62 @@ func (t *tx) kept(key rowKey, guard func(keptRow) (string, []any)) (keptRow, boo
 		}
 	}
 	return r, true, nil
+}
+
+// absentEscrow answers a read of the escrow id, which the store does not
+// keep, as absent, if it may: it has queued a guard that fails unless
+// the escrow is absent in the transaction's snapshot, as the read would
+// have found it. An escrow read and not kept is most often one being
+// opened, whose read finds nothing; a read of it by the database takes a
+// predicate lock on the page of the primary key where the ID would be,
+// and then the insert writes to that page, so that two opens whose IDs
+// share a page (IDs taken in order, or a young table) each read what the
+// other writes and one is aborted. Answered so, the read goes in the next
+// batch as a guard, and if the transaction then creates the escrow before
+// the guard has gone, PutEscrow drops the guard and inserts the escrow
+// with no upsert (see PutEscrow): the insert then fails unless the ID is
+// absent from every version of the table, committed or not, so the
+// guard's check is made by the primary key's uniqueness instead, with no
+// predicate lock on the page. The store counts these answers as a table
+// of kept rows ('n') and pauses them when more than half fail. Only an
+// Update's first attempt answers so: one that failed forgets the rows it
+// read, and the next would take them for absent.
+func (t *tx) absentEscrow(id string) (bool, error) {
+	key := rowKey{table: 'e', id: id}
+	if !t.guess || t.written[key] {
+		return false, nil
+	}
+	if t.absent[id] {
+		return true, nil // its guard is queued or sent already
+	}
+	if t.present[id] || t.seen[key].xmin != 0 || !t.store.kept.guessAbsent() {
+		return false, nil
+	}
+	if t.absent == nil {
+		t.absent = make(map[string]bool)
+	}
+	t.absent[id] = true
+	t.queue = append(t.queue, queued{sql: guarded(`SELECT WHERE NOT EXISTS (SELECT FROM escrows WHERE id = $1)`),
+		args: []any{id}, guard: true, absent: id})
+	t.guarded |= 1 << strings.IndexByte(tables, 'n')
+	if len(t.queue) >= maxQueued {
+		if err := t.send(); err != nil {
+			return false, t.fail(err)
+		}
+	}
+	return true, nil
+}
+
+// dropAbsentGuard removes from the queue the guard that the escrow id is
+// absent, if it has not been sent, and reports whether it did.
+func (t *tx) dropAbsentGuard(id string) bool {
+	for i, q := range t.queue {
+		if q.absent == id && q.guard {
+			t.queue = append(t.queue[:i], t.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // guarded returns the guard statement of a row that sql selects where it

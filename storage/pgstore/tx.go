@@ -37,9 +37,12 @@ type tx struct {
 	// Rows kept (see rows.go).
 	store   *Store
 	keep    bool               // reads may be answered from the store's kept rows
+	guess   bool               // reads of escrows not kept may be answered as absent (see absentEscrow)
 	guarded int                // the tables of the reads answered so (see rowKeeper.judge)
 	seen    map[rowKey]keptRow // rows read or written, kept if the transaction commits
 	written map[rowKey]bool    // rows written: their reads go to the database
+	absent  map[string]bool    // escrows answered as absent without a read (see absentEscrow)
+	present map[string]bool    // escrows this attempt found there (claimed): never guessed absent
 }
 
 type balanceKey struct{ account, currency string }
@@ -57,7 +60,8 @@ type queued struct {
 	sql    string
 	args   []any
 	result func(pgx.BatchResults) error
-	guard  bool // a kept row's guard (see rows.go)
+	guard  bool   // a kept row's guard (see rows.go)
+	absent string // the escrow whose absence the guard checks, if any
 }
 
 // maxQueued bounds the writes a transaction holds back: past it they are
