@@ -137,4 +137,29 @@ func TestAbsentEscrowThatExists(t *testing.T) {
 	if runs != 2 {
 		t.Errorf("%d runs, want 2: the first on the guess, the second reading e", runs)
 	}
+
+	// A write decided on the escrow's absence, then an error of the
+	// function's own: the insert is not sent, and the absence is checked
+	// in its place, so that the error returned is decided on e as it is.
+	d, _ := tripStore(t, schema, nil)
+	errMine, errFound := errors.New("an error decided on e's absence"), errors.New("e found")
+	runs = 0
+	err = d.Update(ctx, func(tx escrow.Tx) error {
+		runs++
+		_, err := tx.Escrow("e")
+		if err == nil {
+			return errFound
+		}
+		if !errors.Is(err, escrow.ErrNotFound) {
+			return err
+		}
+		if err := tx.PutEscrow(escrow.Escrow{Terms: escrow.Terms{ID: "e", Buyer: "ann", Seller: "bob", Price: fen(99)},
+			State: escrow.AwaitingPayment, CreatedAt: start, Version: 1}); err != nil {
+			return err
+		}
+		return errMine
+	})
+	if !errors.Is(err, errFound) || runs != 2 {
+		t.Errorf("Update: %v after %d runs, want %v after 2", err, runs, errFound)
+	}
 }

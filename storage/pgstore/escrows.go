@@ -65,7 +65,8 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 			price = $8, held = $9, released = $10, fees = $11, refunded = $12, next_due = $13, next_due_ns = $14,
 			created_at = $15, created_ns = $16, version = $17, doc = $18
 		RETURNING xmin::text::bigint`
-	if t.absent[e.ID] && t.dropAbsentGuard(e.ID) {
+	insertOnly := t.absent[e.ID] && t.dropAbsentGuard(e.ID)
+	if insertOnly {
 		// Answered as absent, and its guard not sent (see absentEscrow):
 		// the escrow is created only if no version of its row exists,
 		// committed or not; if one does, nothing is inserted and the
@@ -82,14 +83,18 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 			ON CONFLICT (id) DO NOTHING RETURNING xmin::text::bigint AS x)
 		SELECT coalesce((SELECT x FROM ins), pgstore_row_changed())`
 	}
-	return t.execThen(sql,
-		[]any{e.ID, int16(e.State), e.Buyer, e.Seller, e.Arbiter, c.Code, int16(c.Minor),
-			amounts[0], amounts[1], amounts[2], amounts[3], amounts[4], due, dueNS, created, createdNS, int64(e.Version), doc},
-		t.wroteRow(key, func(xmin int64) keptRow {
+	q := queued{sql: sql,
+		args: owned([]any{e.ID, int16(e.State), e.Buyer, e.Seller, e.Arbiter, c.Code, int16(c.Minor),
+			amounts[0], amounts[1], amounts[2], amounts[3], amounts[4], due, dueNS, created, createdNS, int64(e.Version), doc}),
+		result: t.wroteRow(key, func(xmin int64) keptRow {
 			r := *row
 			r.xmin = xmin
 			return keptRow{xmin: xmin, escrow: &r}
-		}))
+		})}
+	if insertOnly {
+		q.absent = e.ID // see verify
+	}
+	return t.enqueue(q)
 }
 
 // escrowGuard is the guard of a kept escrow (see rows.go).

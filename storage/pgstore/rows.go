@@ -248,15 +248,17 @@ func (t *tx) absentEscrow(id string) (bool, error) {
 		t.absent = make(map[string]bool)
 	}
 	t.absent[id] = true
-	t.queue = append(t.queue, queued{sql: guarded(`SELECT WHERE NOT EXISTS (SELECT FROM escrows WHERE id = $1)`),
-		args: []any{id}, guard: true, absent: id})
 	t.guarded |= 1 << strings.IndexByte(tables, 'n')
-	if len(t.queue) >= maxQueued {
-		if err := t.send(); err != nil {
-			return false, t.fail(err)
-		}
+	if err := t.enqueue(absentGuard(id)); err != nil {
+		return false, err
 	}
 	return true, nil
+}
+
+// absentGuard returns the guard that the escrow id is absent.
+func absentGuard(id string) queued {
+	return queued{sql: guarded(`SELECT WHERE NOT EXISTS (SELECT FROM escrows WHERE id = $1)`),
+		args: []any{id}, guard: true, absent: id}
 }
 
 // dropAbsentGuard removes from the queue the guard that the escrow id is
@@ -285,8 +287,13 @@ func guarded(sql string) string {
 func (t *tx) verify() error {
 	var guards []queued
 	for _, q := range t.queue {
-		if q.guard {
+		switch {
+		case q.guard:
 			guards = append(guards, q)
+		case q.absent != "":
+			// The insert that took the place of an absent escrow's
+			// guard will not be sent: the guard goes instead.
+			guards = append(guards, absentGuard(q.absent))
 		}
 	}
 	if len(guards) == 0 {

@@ -61,7 +61,7 @@ type queued struct {
 	args   []any
 	result func(pgx.BatchResults) error
 	guard  bool   // a kept row's guard (see rows.go)
-	absent string // the escrow whose absence the guard checks, if any
+	absent string // the escrow whose absence the guard, or the insert in its place, checks (see absentEscrow)
 }
 
 // maxQueued bounds the writes a transaction holds back: past it they are
@@ -129,7 +129,12 @@ func (t *tx) execThen(sql string, args []any, result func(pgx.BatchResults) erro
 	if err := t.check(true); err != nil {
 		return err
 	}
-	t.queue = append(t.queue, queued{sql: sql, args: owned(args), result: result})
+	return t.enqueue(queued{sql: sql, args: owned(args), result: result})
+}
+
+// enqueue holds back q, sending the queue once it is full.
+func (t *tx) enqueue(q queued) error {
+	t.queue = append(t.queue, q)
 	if len(t.queue) >= maxQueued {
 		if err := t.send(); err != nil {
 			return t.fail(err)
