@@ -268,22 +268,10 @@ func (h hidden) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 func countedStore(t *testing.T, conns int, attempts *atomic.Int64) *pgstore.Store {
 	t.Helper()
 	ctx := context.Background()
-	schema := newSchema(t)
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.Tracer = attemptCounter{attempts}
-	cfg.MaxConns = int32(conns)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := schemaPool(t, newSchema(t), func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.Tracer = attemptCounter{attempts}
+		cfg.MaxConns = int32(conns)
+	})
 	s, err := pgstore.New(ctx, pool, &pgstore.Options{MaxAttempts: 1000})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/pgstore"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -18,23 +17,9 @@ import (
 // pg_stat_activity among those of the tests running beside it.
 func poolNamed(t *testing.T, app string) *pgxpool.Pool {
 	t.Helper()
-	schema := newSchema(t)
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = app
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	// Made before the store, so that New finds it.
-	if _, err := admin.Exec(context.Background(), `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
+	return schemaPool(t, newSchema(t), func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["application_name"] = app
+	})
 }
 
 // TestBackendKilledMidTransaction kills the server process of an Update

@@ -142,24 +142,10 @@ func runLifecycles(b *testing.B, workers int, run lifecycle, trips, publishes *a
 // benchPool returns a pool on a new schema with a connection per worker,
 // which counts with counter the round trips it makes.
 func benchPool(b *testing.B, workers int, counter tripCounter) *pgxpool.Pool {
-	schema := newSchema(b)
-	ctx := context.Background()
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.Tracer = counter
-	cfg.MaxConns = int32(workers) + 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	return pool
+	return schemaPool(b, newSchema(b), func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.Tracer = counter
+		cfg.MaxConns = int32(workers) + 1
+	})
 }
 
 // schemaBytes returns the size on disk of the tables of the pool's

@@ -274,22 +274,11 @@ func TestPublishesCoalesce(t *testing.T) {
 	const n = 32
 	ctx := context.Background()
 	schema := newSchema(t)
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var trips, publishes atomic.Int64
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.ConnConfig.Tracer = tripCounter{&trips, &publishes}
-	cfg.MaxConns = n + 2
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := schemaPool(t, schema, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.Tracer = tripCounter{&trips, &publishes}
+		cfg.MaxConns = n + 2
+	})
 	s, err := pgstore.New(ctx, pool, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,21 +17,10 @@ import (
 // round trips.
 func tripStore(t *testing.T, schema string, opts *pgstore.Options) (*pgstore.Store, *atomic.Int64) {
 	t.Helper()
-	if _, err := admin.Exec(context.Background(), `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	trips := new(atomic.Int64)
-	cfg.ConnConfig.Tracer = callTrips{tripCounter{n: trips}}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := schemaPool(t, schema, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.Tracer = callTrips{tripCounter{n: trips}}
+	})
 	s, err := pgstore.New(context.Background(), pool, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -259,6 +259,31 @@ func newSchema(t testing.TB) string {
 	return name
 }
 
+// schemaPool returns a pool whose connections work in schema, which it
+// makes if it is not there, with configure, if not nil, applied to the
+// pool's configuration first. The pool closes when t ends.
+func schemaPool(t testing.TB, schema string, configure func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	if configure != nil {
+		configure(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 func safeName(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
