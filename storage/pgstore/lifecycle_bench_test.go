@@ -42,7 +42,9 @@ import (
 //
 // Each reports lifecycles/s, the 99th percentile of a lifecycle's time and
 // the round trips to the server per lifecycle, retries included, the
-// publishes among them (pgstore_publish, alone or in a batch), and the
+// publishes among them (pgstore_publish, alone or in a batch), the round
+// trips that failed (a failed attempt of a transaction ends with one:
+// read failed-trips/lifecycle as retries), and the
 // growth of its tables on disk per lifecycle (coarse: files grow by 8 KiB
 // pages, so run a few hundred lifecycles for a figure), and then
 // checks that no money was made or lost (for pgstore, the ledger's Check).
@@ -65,11 +67,11 @@ func BenchmarkLifecycle(b *testing.B) {
 	} {
 		for _, workers := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("%s/workers=%d", kind.name, workers), func(b *testing.B) {
-				var trips, publishes atomic.Int64
-				pool := benchPool(b, workers, tripCounter{&trips, &publishes})
+				counter := tripCounter{n: new(atomic.Int64), publishes: new(atomic.Int64), failed: new(atomic.Int64)}
+				pool := benchPool(b, workers, counter)
 				run, check := kind.setup(b, pool, workers)
 				before := schemaBytes(b, pool)
-				runLifecycles(b, workers, run, &trips, &publishes)
+				runLifecycles(b, workers, run, counter)
 				b.ReportMetric(float64(schemaBytes(b, pool)-before)/float64(b.N), "disk-B/lifecycle")
 				if err := check(); err != nil {
 					b.Fatalf("after the run: %v", err)
@@ -87,7 +89,7 @@ type lifecycle func(ctx context.Context, w, n int) error
 // connection is open and has its statements prepared: a new backend's
 // first statements are slow, and 64 of them at once would dominate a short
 // run.
-func runLifecycles(b *testing.B, workers int, run lifecycle, trips, publishes *atomic.Int64) {
+func runLifecycles(b *testing.B, workers int, run lifecycle, counter tripCounter) {
 	ctx := context.Background()
 	workers = min(workers, b.N) // a short run (-benchtime 1x) stays short
 	warm := make([]error, workers)
@@ -103,8 +105,7 @@ func runLifecycles(b *testing.B, workers int, run lifecycle, trips, publishes *a
 	if err := errors.Join(warm...); err != nil {
 		b.Fatal(err)
 	}
-	trips.Store(0)
-	publishes.Store(0)
+	counter.reset()
 	var next atomic.Int64
 	took := make([][]time.Duration, workers)
 	var wg sync.WaitGroup
@@ -135,8 +136,9 @@ func runLifecycles(b *testing.B, workers int, run lifecycle, trips, publishes *a
 	p99 := all[(len(all)*99+99)/100-1]
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "lifecycles/s")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(trips.Load())/float64(len(all)), "trips/lifecycle")
-	b.ReportMetric(float64(publishes.Load())/float64(len(all)), "publishes/lifecycle")
+	b.ReportMetric(float64(counter.n.Load())/float64(len(all)), "trips/lifecycle")
+	b.ReportMetric(float64(counter.publishes.Load())/float64(len(all)), "publishes/lifecycle")
+	b.ReportMetric(float64(counter.failed.Load())/float64(len(all)), "failed-trips/lifecycle")
 }
 
 // benchPool returns a pool on a new schema with a connection per worker,
@@ -162,9 +164,24 @@ func schemaBytes(b *testing.B, pool *pgxpool.Pool) int64 {
 }
 
 // tripCounter counts the round trips a pool makes: a statement sent on
-// its own, or a batch of them sent together; and, if publishes is not
-// nil, the publishes among the statements, alone or in a batch.
-type tripCounter struct{ n, publishes *atomic.Int64 }
+// its own, or a batch of them sent together; and, where its counters are
+// not nil, the publishes among the statements, alone or in a batch, and
+// the round trips that failed.
+type tripCounter struct{ n, publishes, failed *atomic.Int64 }
+
+func (c tripCounter) reset() {
+	for _, n := range []*atomic.Int64{c.n, c.publishes, c.failed} {
+		if n != nil {
+			n.Store(0)
+		}
+	}
+}
+
+func (c tripCounter) countFailed(err error) {
+	if c.failed != nil && err != nil {
+		c.failed.Add(1)
+	}
+}
 
 func (c tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
@@ -178,7 +195,9 @@ func (c tripCounter) countPublish(sql string) {
 	}
 }
 
-func (tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c tripCounter) TraceQueryEnd(_ context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	c.countFailed(data.Err)
+}
 
 func (c tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	c.n.Add(1)
@@ -189,7 +208,9 @@ func (c tripCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, data pgx.Tr
 	c.countPublish(data.SQL)
 }
 
-func (tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+func (c tripCounter) TraceBatchEnd(_ context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	c.countFailed(data.Err)
+}
 
 const benchPrice = 10_000 // fen
 

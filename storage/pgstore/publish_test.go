@@ -276,7 +276,7 @@ func TestPublishesCoalesce(t *testing.T) {
 	schema := newSchema(t)
 	var trips, publishes atomic.Int64
 	pool := schemaPool(t, schema, func(cfg *pgxpool.Config) {
-		cfg.ConnConfig.Tracer = tripCounter{&trips, &publishes}
+		cfg.ConnConfig.Tracer = tripCounter{n: &trips, publishes: &publishes}
 		cfg.MaxConns = n + 2
 	})
 	s, err := pgstore.New(ctx, pool, nil)
