@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/pgstore"
 )
 
 // openEscrow is what Open does in a transaction: the escrow's ID read
@@ -161,5 +162,56 @@ func TestAbsentEscrowThatExists(t *testing.T) {
 	})
 	if !errors.Is(err, errFound) || runs != 2 {
 		t.Errorf("Update: %v after %d runs, want %v after 2", err, runs, errFound)
+	}
+}
+
+// TestAbsentGuessesPause checks that a store stops taking escrows it does
+// not keep for absent where a third of such answers are wrong: here two
+// stores, as two processes, each open escrows, and one also reads each
+// escrow the other opened just after, so that half of its answers are
+// wrong. After the first rounds its reads run once each.
+func TestAbsentGuessesPause(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	a, _ := tripStore(t, schema, nil)
+	b, _ := tripStore(t, schema, nil)
+	keptFixture(t, a)
+	if err := a.Update(ctx, func(tx escrow.Tx) error {
+		return tx.PutAccount(escrow.Account{ID: "bob", CreatedAt: start})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	open := func(s *pgstore.Store, id string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx escrow.Tx) error { return openEscrow(tx, id) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds = 300
+	late := 0 // runs of b's reads after the first 100 rounds
+	for i := range rounds {
+		open(a, fmt.Sprintf("a%d", i))
+		open(b, fmt.Sprintf("b%d", i)) // answered absent, rightly
+		runs := 0
+		err := b.Update(ctx, func(tx escrow.Tx) error {
+			runs++
+			e, err := tx.Escrow(fmt.Sprintf("a%d", i)) // answered absent, wrongly, until answers pause
+			if err != nil {
+				return err
+			}
+			e.Version++
+			return tx.PutEscrow(e)
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if i >= 100 {
+			late += runs
+		}
+	}
+	if limit := (rounds - 100) * 11 / 10; late > limit {
+		t.Errorf("b's last %d reads ran %d times, want at most %d: it kept taking escrows for absent",
+			rounds-100, late, limit)
 	}
 }
