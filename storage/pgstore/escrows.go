@@ -46,44 +46,13 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: %s: %w", what, err)
 	}
-	// The due time goes to escrow_due too, which indexes it, and is
-	// written there only when it changes (see migration 0007). The row
-	// is kept as a read would return it (see rows.go).
+	// The row is kept as a read would return it (see rows.go).
 	key := rowKey{table: 'e', id: e.ID}
 	t.wrote(key)
 	row := &escrowRow{id: e.ID, buyer: e.Buyer, seller: e.Seller, arbiter: e.Arbiter, state: int16(e.State),
 		c: escrow.Currency{Code: c.Code, Minor: int(int16(c.Minor))}, amounts: amounts, created: created,
 		createdNS: createdNS, version: int64(e.Version), doc: doc}
-	due1 := `WITH due AS (
-			INSERT INTO escrow_due (id, next_due, next_due_ns) VALUES ($1, $13, $14)
-			ON CONFLICT (id) DO UPDATE SET next_due = excluded.next_due, next_due_ns = excluded.next_due_ns
-			WHERE (escrow_due.next_due, escrow_due.next_due_ns) IS DISTINCT FROM (excluded.next_due, excluded.next_due_ns))`
-	sql := due1 + `
-		INSERT INTO escrows (` + escrowCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-		ON CONFLICT (id) DO UPDATE SET state = $2, buyer = $3, seller = $4, arbiter = $5, currency = $6, minor = $7,
-			price = $8, held = $9, released = $10, fees = $11, refunded = $12, next_due = $13, next_due_ns = $14,
-			created_at = $15, created_ns = $16, version = $17, doc = $18
-		RETURNING xmin::text::bigint`
-	insertOnly := t.absent[e.ID] && t.dropAbsentGuard(e.ID)
-	if insertOnly {
-		// Answered as absent, and its guard not sent (see absentEscrow):
-		// the escrow is created only if no version of its row exists,
-		// committed or not; if one does, nothing is inserted and the
-		// statement fails as the guard would have (PGS02), and the
-		// transaction runs again reading the database. Under
-		// serializable isolation, a row committed after the snapshot
-		// fails the insert with a serialization failure; one being
-		// inserted by a transaction still running makes it wait for
-		// that one. Escrows are never deleted, so a row absent from
-		// every version was absent from the snapshot too.
-		sql = due1 + `,
-		ins AS (INSERT INTO escrows (` + escrowCols + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-			ON CONFLICT (id) DO NOTHING RETURNING xmin::text::bigint AS x)
-		SELECT coalesce((SELECT x FROM ins), pgstore_row_changed())`
-	}
-	q := queued{sql: sql,
+	q := queued{sql: putEscrowSQL,
 		args: owned([]any{e.ID, int16(e.State), e.Buyer, e.Seller, e.Arbiter, c.Code, int16(c.Minor),
 			amounts[0], amounts[1], amounts[2], amounts[3], amounts[4], due, dueNS, created, createdNS, int64(e.Version), doc}),
 		result: t.wroteRow(key, func(xmin int64) keptRow {
@@ -91,11 +60,45 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 			r.xmin = xmin
 			return keptRow{xmin: xmin, escrow: &r}
 		})}
-	if insertOnly {
-		q.absent = e.ID // see verify
+	if t.absent[e.ID] && t.dropAbsentGuard(e.ID) {
+		q.sql, q.absent = insertEscrowSQL, e.ID // q.absent: see verify
 	}
 	return t.enqueue(q)
 }
+
+// The statements of PutEscrow. Both write the due time to escrow_due
+// too, which indexes it, only when it changes (see migration 0007), and
+// return the row's xmin.
+const (
+	escrowDueSQL = `WITH due AS (
+			INSERT INTO escrow_due (id, next_due, next_due_ns) VALUES ($1, $13, $14)
+			ON CONFLICT (id) DO UPDATE SET next_due = excluded.next_due, next_due_ns = excluded.next_due_ns
+			WHERE (escrow_due.next_due, escrow_due.next_due_ns) IS DISTINCT FROM (excluded.next_due, excluded.next_due_ns))`
+
+	// putEscrowSQL creates the escrow or replaces it.
+	putEscrowSQL = escrowDueSQL + `
+		INSERT INTO escrows (` + escrowCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		ON CONFLICT (id) DO UPDATE SET state = $2, buyer = $3, seller = $4, arbiter = $5, currency = $6, minor = $7,
+			price = $8, held = $9, released = $10, fees = $11, refunded = $12, next_due = $13, next_due_ns = $14,
+			created_at = $15, created_ns = $16, version = $17, doc = $18
+		RETURNING xmin::text::bigint`
+
+	// insertEscrowSQL creates an escrow that a transaction took for absent
+	// and whose guard it did not send (see absentEscrow): only if no
+	// version of its row exists, committed or not; if one does, nothing is
+	// inserted and the statement fails as the guard would have (PGS02), and
+	// the transaction runs again reading the database. Under serializable
+	// isolation, a row committed after the snapshot fails the insert with a
+	// serialization failure; one being inserted by a transaction still
+	// running makes it wait for that one. Escrows are never deleted, so a
+	// row absent from every version was absent from the snapshot too.
+	insertEscrowSQL = escrowDueSQL + `,
+		ins AS (INSERT INTO escrows (` + escrowCols + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			ON CONFLICT (id) DO NOTHING RETURNING xmin::text::bigint AS x)
+		SELECT coalesce((SELECT x FROM ins), pgstore_row_changed())`
+)
 
 // escrowGuard is the guard of a kept escrow (see rows.go).
 func escrowGuard(r keptRow) (string, []any) {
