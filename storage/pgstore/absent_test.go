@@ -26,6 +26,17 @@ func openEscrow(tx escrow.Tx, id string) error {
 		State: escrow.AwaitingPayment, CreatedAt: start, Version: 1})
 }
 
+// addBob adds the account "bob", the seller openEscrow needs besides
+// keptFixture's "ann".
+func addBob(t *testing.T, s *pgstore.Store) {
+	t.Helper()
+	if err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		return tx.PutAccount(escrow.Account{ID: "bob", CreatedAt: start})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestOpensDoNotConflict checks that two transactions that open escrows
 // with neighbouring IDs at the same time, each having read its ID absent
 // before the other wrote, both commit at their first attempt. Read from
@@ -37,11 +48,7 @@ func TestOpensDoNotConflict(t *testing.T) {
 	ctx := context.Background()
 	s, _ := tripStore(t, newSchema(t), nil)
 	keptFixture(t, s) // ann, kept
-	if err := s.Update(ctx, func(tx escrow.Tx) error {
-		return tx.PutAccount(escrow.Account{ID: "bob", CreatedAt: start})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	addBob(t, s)
 	// Both transactions begin, and read the escrow, before either writes.
 	var read, begun sync.WaitGroup
 	read.Add(2)
@@ -94,10 +101,7 @@ func TestOpensDoNotConflict(t *testing.T) {
 func TestAbsentEscrowThatExists(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	schema := newSchema(t)
-	a, _ := tripStore(t, schema, nil)
-	b, _ := tripStore(t, schema, nil)
-	keptFixture(t, a) // escrow "e", priced 10, kept by a only
+	schema, a, b := turnStores(t) // escrow "e", priced 10, kept by a only
 	// A read alone: the guard fails, and the next run reads "e".
 	var got []string
 	err := b.Update(ctx, func(tx escrow.Tx) error {
@@ -173,15 +177,8 @@ func TestAbsentEscrowThatExists(t *testing.T) {
 func TestAbsentGuessesPause(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	schema := newSchema(t)
-	a, _ := tripStore(t, schema, nil)
-	b, _ := tripStore(t, schema, nil)
-	keptFixture(t, a)
-	if err := a.Update(ctx, func(tx escrow.Tx) error {
-		return tx.PutAccount(escrow.Account{ID: "bob", CreatedAt: start})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	_, a, b := turnStores(t)
+	addBob(t, a)
 	open := func(s *pgstore.Store, id string) {
 		t.Helper()
 		if err := s.Update(ctx, func(tx escrow.Tx) error { return openEscrow(tx, id) }); err != nil {

@@ -59,6 +59,17 @@ func keptFixture(t *testing.T, s *pgstore.Store) {
 	}
 }
 
+// turnStores opens two stores on one new schema, as two processes would,
+// with keptFixture's rows written, and kept, by the first.
+func turnStores(t *testing.T) (schema string, a, b *pgstore.Store) {
+	t.Helper()
+	schema = newSchema(t)
+	a, _ = tripStore(t, schema, nil)
+	b, _ = tripStore(t, schema, nil)
+	keptFixture(t, a)
+	return schema, a, b
+}
+
 // TestKeptRowsSaveRoundTrips checks that a transaction that reads only
 // rows the store wrote before, and writes, takes one round trip: its
 // reads come from the kept rows and their guards go with the commit. And
@@ -236,10 +247,7 @@ func TestKeptRowChanged(t *testing.T) {
 func TestKeptRowsTakingTurns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	schema := newSchema(t)
-	a, _ := tripStore(t, schema, nil)
-	b, _ := tripStore(t, schema, nil)
-	keptFixture(t, a)
+	_, a, b := turnStores(t)
 	bump := func(s *pgstore.Store) (runs int) {
 		t.Helper()
 		err := s.Update(ctx, func(tx escrow.Tx) error {
