@@ -19,8 +19,8 @@ import (
 
 // BenchmarkLifecycle runs trades through their whole lifecycle (open,
 // pay, ship, confirm, with a 1% fee to @fees) from 1, 16 and 64 workers,
-// each worker trading between a buyer and a seller of its own, three ways
-// in one run and one database:
+// each worker trading between a buyer and a seller of its own, in several
+// ways in one run and one database:
 //
 //   - pgstore: the ledger on this store, as a host runs it;
 //   - minimal: the least SQL that makes the same row writes (an escrow row
@@ -29,6 +29,13 @@ import (
 //     statement per call at READ COMMITTED, numbered by sequences. It keeps
 //     no idempotency, no timers and no gap-free numbering, and guards
 //     states and balances without locks: a floor, not a ledger;
+//   - minimal-serializable, minimal-numbered and minimal-blocks: the
+//     minimal's statements with only what this package's documentation
+//     demands of a store added, serializable transactions, and then
+//     gap-free numbering after the commit in two ways (see
+//     guarantees_bench_test.go): what those guarantees cost by themselves,
+//     so that the distance from the minimal splits into theirs and
+//     pgstore's own;
 //   - pgstore-turns and pgstore-turns-nokeep: the ledger on two stores on
 //     the same database, as two processes, each call of a trade on the
 //     other store than the call before: every row a store kept has been
@@ -63,6 +70,15 @@ func BenchmarkLifecycle(b *testing.B) {
 			return setupLedgers(b, pool, workers, &pgstore.Options{KeptRows: -1})
 		}},
 		{"minimal", setupMinimal},
+		{"minimal-serializable", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
+			return setupGuaranteed(b, pool, workers, "")
+		}},
+		{"minimal-numbered", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
+			return setupGuaranteed(b, pool, workers, "m_number")
+		}},
+		{"minimal-blocks", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
+			return setupGuaranteed(b, pool, workers, "m_number_blocks")
+		}},
 		{"pgledger", setupTransfer},
 	} {
 		for _, workers := range []int{1, 16, 64} {
