@@ -14,7 +14,8 @@ import (
 // benchmark's trades: maps and pages under one mutex. It keeps no index,
 // no snapshot and no undo, so it is not a store: a transaction that fails
 // keeps what it wrote, a View sees the writer's records as they change,
-// and every method of escrow.Tx it has no use for panics (the nil Tx it
+// an escrow's maps and slices are kept as handed over, not copied, and
+// every method of escrow.Tx it has no use for panics (the nil Tx it
 // embeds). The Baseline/LedgerOnMaps benchmark runs the ledger on it, so
 // that the ledger's own cost, with a store that costs almost nothing, can
 // be read beside the adapters' and the bare baseline's in the same run.
