@@ -46,13 +46,7 @@ import (
 // their connections, as Update does in its transactions, since a
 // sequential scan under serializable isolation conflicts with every
 // writer of the table.
-const guaranteedSchema = `
-CREATE TABLE m_balances (account text PRIMARY KEY, available bigint NOT NULL, held bigint NOT NULL);
-CREATE TABLE m_escrows (id text PRIMARY KEY, state smallint NOT NULL, buyer text NOT NULL, seller text NOT NULL,
-	price bigint NOT NULL, held bigint NOT NULL, released bigint NOT NULL, fees bigint NOT NULL,
-	created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
-CREATE INDEX m_escrows_buyer ON m_escrows (buyer, created_at, id);
-CREATE INDEX m_escrows_seller ON m_escrows (seller, created_at, id);
+const guaranteedSchema = minimalEscrows + `
 CREATE TABLE m_entries (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL, kind text NOT NULL,
 	escrow text NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), num bigint);
 CREATE UNIQUE INDEX m_entries_num ON m_entries (num) WHERE num IS NOT NULL;

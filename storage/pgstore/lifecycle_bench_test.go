@@ -296,15 +296,20 @@ func ledgerTrades(b *testing.B, l, other *escrow.Ledger, workers int) (lifecycle
 	}, func() error { return l.Check(ctx) }
 }
 
-// minimalSchema holds the minimal baseline's tables: the columns the
-// ledger's rows are found and checked by, and the same indexes on them.
-const minimalSchema = `
+// minimalEscrows holds the balances and escrows of the minimal baseline
+// and of the guaranteed ones (guarantees_bench_test.go).
+const minimalEscrows = `
 CREATE TABLE m_balances (account text PRIMARY KEY, available bigint NOT NULL, held bigint NOT NULL);
 CREATE TABLE m_escrows (id text PRIMARY KEY, state smallint NOT NULL, buyer text NOT NULL, seller text NOT NULL,
 	price bigint NOT NULL, held bigint NOT NULL, released bigint NOT NULL, fees bigint NOT NULL,
 	created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
 CREATE INDEX m_escrows_buyer ON m_escrows (buyer, created_at, id);
 CREATE INDEX m_escrows_seller ON m_escrows (seller, created_at, id);
+`
+
+// minimalSchema holds the minimal baseline's tables: the columns the
+// ledger's rows are found and checked by, and the same indexes on them.
+const minimalSchema = minimalEscrows + `
 CREATE TABLE m_entries (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL, kind text NOT NULL, escrow text NOT NULL);
 CREATE TABLE m_postings (seq bigint NOT NULL REFERENCES m_entries, idx smallint NOT NULL, account text NOT NULL,
 	bucket smallint NOT NULL, change bigint NOT NULL, PRIMARY KEY (seq, idx));
