@@ -49,17 +49,22 @@ import (
 const guaranteedSchema = minimalEscrows + `
 CREATE TABLE m_entries (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL, kind text NOT NULL,
 	escrow text NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), num bigint);
-CREATE UNIQUE INDEX m_entries_num ON m_entries (num) WHERE num IS NOT NULL;
-CREATE INDEX m_entries_unnumbered ON m_entries (xid, seq) WHERE num IS NULL;
 CREATE TABLE m_postings (seq bigint NOT NULL, idx smallint NOT NULL, account text NOT NULL,
 	bucket smallint NOT NULL, change bigint NOT NULL, num bigint, PRIMARY KEY (seq, idx));
 CREATE INDEX m_postings_account ON m_postings (account, num);
 CREATE TABLE m_events (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, type text NOT NULL, at timestamptz NOT NULL,
 	escrow text NOT NULL, actor text NOT NULL, state smallint NOT NULL, amount bigint, fee bigint,
 	xid xid8 NOT NULL DEFAULT pg_current_xact_id(), num bigint);
+INSERT INTO m_balances VALUES ('@fees', 0, 0);
+`
+
+// numberedSchema adds to guaranteedSchema what minimal-numbered numbers
+// with: each table's numbers, unique, and its rows still to number.
+const numberedSchema = `
+CREATE UNIQUE INDEX m_entries_num ON m_entries (num) WHERE num IS NOT NULL;
+CREATE INDEX m_entries_unnumbered ON m_entries (xid, seq) WHERE num IS NULL;
 CREATE UNIQUE INDEX m_events_num ON m_events (num) WHERE num IS NOT NULL;
 CREATE INDEX m_events_unnumbered ON m_events (xid, seq) WHERE num IS NULL;
-INSERT INTO m_balances VALUES ('@fees', 0, 0);
 
 CREATE FUNCTION m_number() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -83,13 +88,18 @@ BEGIN
 	RETURN horizon::text::bigint;
 END $$;
 
+`
+
+// blocksSchema adds to guaranteedSchema what minimal-blocks numbers with:
+// its blocks, what it has numbered so far, and the rows by transaction.
+const blocksSchema = `
+CREATE INDEX m_events_xid ON m_events (xid, seq);
+CREATE INDEX m_entries_xid ON m_entries (xid, seq);
 CREATE TABLE m_blocks (xid xid8 PRIMARY KEY, event_base bigint NOT NULL, events integer NOT NULL,
 	entry_base bigint NOT NULL, entries integer NOT NULL);
 CREATE TABLE m_numbered (one boolean PRIMARY KEY DEFAULT true CHECK (one), horizon xid8 NOT NULL,
 	events bigint NOT NULL, entries bigint NOT NULL);
 INSERT INTO m_numbered VALUES (true, '0', 0, 0);
-CREATE INDEX m_events_xid ON m_events (xid, seq);
-CREATE INDEX m_entries_xid ON m_entries (xid, seq);
 
 CREATE FUNCTION m_number_blocks() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -116,11 +126,13 @@ BEGIN
 END $$;
 `
 
-// setupGuaranteed makes a guaranteed baseline's tables and accounts on a
-// pool of its own, which shares pool's configuration and round-trip
-// counter; number, if not empty, is the function that numbers the rows
-// after each commit.
-func setupGuaranteed(b *testing.B, pool *pgxpool.Pool, workers int, number string) (lifecycle, func() error) {
+// setupGuaranteed makes a guaranteed baseline's tables, guaranteedSchema
+// and then more, and its accounts, on a pool of its own, which shares
+// pool's configuration and round-trip counter; number, if not empty, is
+// the function that more makes and that numbers the rows after each
+// commit. Each baseline has only the indexes it uses, so that none pays
+// for another's.
+func setupGuaranteed(b *testing.B, pool *pgxpool.Pool, workers int, more, number string) (lifecycle, func() error) {
 	ctx := context.Background()
 	cfg := pool.Config()
 	cfg.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
@@ -147,7 +159,7 @@ func setupGuaranteed(b *testing.B, pool *pgxpool.Pool, workers int, number strin
 			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 6))) + 1)
 		}
 	}
-	return minimalTrades(b, gp, guaranteedSchema, workers, call), func() error {
+	return minimalTrades(b, gp, guaranteedSchema+more, workers, call), func() error {
 		if err := sumIs(gp, `SELECT sum(available + held) FROM m_balances`, int64(benchPrice)*int64(b.N+2)*int64(workers)); err != nil {
 			return err
 		}

@@ -71,13 +71,13 @@ func BenchmarkLifecycle(b *testing.B) {
 		}},
 		{"minimal", setupMinimal},
 		{"minimal-serializable", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
-			return setupGuaranteed(b, pool, workers, "")
+			return setupGuaranteed(b, pool, workers, "", "")
 		}},
 		{"minimal-numbered", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
-			return setupGuaranteed(b, pool, workers, "m_number")
+			return setupGuaranteed(b, pool, workers, numberedSchema, "m_number")
 		}},
 		{"minimal-blocks", func(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
-			return setupGuaranteed(b, pool, workers, "m_number_blocks")
+			return setupGuaranteed(b, pool, workers, blocksSchema, "m_number_blocks")
 		}},
 		{"pgledger", setupTransfer},
 	} {
