@@ -124,12 +124,12 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 			out.Next = encodeCursor(listing, strconv.FormatFloat(score, 'g', -1, 64), last.Party)
 		}
 		out.Sellers = make([]Ranked, 0, len(top))
-		for _, a := range top {
-			v, err := l.view(tx, a, now)
-			if err != nil {
+		for i := range top {
+			r := Ranked{Party: top[i].Party}
+			if err := l.view(tx, &top[i], now, &r.View); err != nil {
 				return err
 			}
-			out.Sellers = append(out.Sellers, Ranked{Party: a.Party, View: v})
+			out.Sellers = append(out.Sellers, r)
 		}
 		return nil
 	})

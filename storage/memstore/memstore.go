@@ -278,13 +278,12 @@ func (t *tx) check(write bool) error {
 // the sentinel itself, because a miss is routine on the hot path (a new
 // escrow ID, a first balance) and the ledger adds the ID when it reports one.
 func get[K comparable, V, R any](t *tx, tbl *table[K, V], k K, out func(*V) R) (R, error) {
-	var zero R
 	if err := t.check(false); err != nil {
-		return zero, err
+		return *new(R), err
 	}
 	v, ok := tbl.get(k)
 	if !ok {
-		return zero, escrow.ErrNotFound
+		return *new(R), escrow.ErrNotFound
 	}
 	return out(v), nil
 }
