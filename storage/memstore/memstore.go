@@ -278,12 +278,13 @@ func (t *tx) check(write bool) error {
 // the sentinel itself, because a miss is routine on the hot path (a new
 // escrow ID, a first balance) and the ledger adds the ID when it reports one.
 func get[K comparable, V, R any](t *tx, tbl *table[K, V], k K, out func(*V) R) (R, error) {
+	var zero R
 	if err := t.check(false); err != nil {
-		return *new(R), err
+		return zero, err
 	}
 	v, ok := tbl.get(k)
 	if !ok {
-		return *new(R), escrow.ErrNotFound
+		return zero, escrow.ErrNotFound
 	}
 	return out(v), nil
 }
