@@ -159,8 +159,9 @@ func setupGuaranteed(b *testing.B, pool *pgxpool.Pool, workers int, more, number
 			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 6))) + 1)
 		}
 	}
-	return minimalTrades(b, gp, guaranteedSchema+more, workers, call), func() error {
-		if err := sumIs(gp, `SELECT sum(available + held) FROM m_balances`, int64(benchPrice)*int64(b.N+2)*int64(workers)); err != nil {
+	trades, sums := minimalTrades(b, gp, guaranteedSchema+more, workers, call)
+	return trades, func() error {
+		if err := sums(); err != nil {
 			return err
 		}
 		return guaranteedCheck(gp, number)

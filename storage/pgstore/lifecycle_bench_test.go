@@ -354,19 +354,18 @@ const (
 // setupMinimal makes the minimal baseline's tables and accounts.
 func setupMinimal(b *testing.B, pool *pgxpool.Pool, workers int) (lifecycle, func() error) {
 	return minimalTrades(b, pool, minimalSchema, workers, func(ctx context.Context, sql string, args []any) error {
-			var seq int64
-			return pool.QueryRow(ctx, sql, args...).Scan(&seq)
-		}), func() error {
-			return sumIs(pool, `SELECT sum(available + held) FROM m_balances`, int64(benchPrice)*int64(b.N+2)*int64(workers))
-		}
+		var seq int64
+		return pool.QueryRow(ctx, sql, args...).Scan(&seq)
+	})
 }
 
 // minimalTrades makes the tables of schema, which holds the minimal
-// baseline's, and each worker's buyer, with money, and seller, and
-// returns the lifecycle that runs the minimal's calls through call, which
-// fails unless its statement returned a row.
+// baseline's, and each worker's buyer, with money, and seller. It returns
+// the lifecycle that runs the minimal's calls through call, which fails
+// unless its statement returned a row, and a check that the balances
+// still add up to what the accounts were given.
 func minimalTrades(b *testing.B, pool *pgxpool.Pool, schema string, workers int,
-	call func(ctx context.Context, sql string, args []any) error) lifecycle {
+	call func(ctx context.Context, sql string, args []any) error) (lifecycle, func() error) {
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, schema); err != nil {
 		b.Fatal(err)
@@ -380,22 +379,24 @@ func minimalTrades(b *testing.B, pool *pgxpool.Pool, schema string, workers int,
 	}
 	const fee = benchPrice / 100
 	return func(ctx context.Context, w, n int) error {
-		id := fmt.Sprintf("w%d-%d", w, n)
-		for _, c := range []struct {
-			sql  string
-			args []any
-		}{
-			{minimalOpen, []any{id, buyerOf(w), sellerOf(w), benchPrice}},
-			{minimalPay, []any{id}},
-			{minimalShip, []any{id}},
-			{minimalConfirm, []any{id, fee}},
-		} {
-			if err := call(ctx, c.sql, c.args); err != nil {
-				return fmt.Errorf("escrow %s: %w", id, err)
+			id := fmt.Sprintf("w%d-%d", w, n)
+			for _, c := range []struct {
+				sql  string
+				args []any
+			}{
+				{minimalOpen, []any{id, buyerOf(w), sellerOf(w), benchPrice}},
+				{minimalPay, []any{id}},
+				{minimalShip, []any{id}},
+				{minimalConfirm, []any{id, fee}},
+			} {
+				if err := call(ctx, c.sql, c.args); err != nil {
+					return fmt.Errorf("escrow %s: %w", id, err)
+				}
 			}
+			return nil
+		}, func() error {
+			return sumIs(pool, `SELECT sum(available + held) FROM m_balances`, int64(benchPrice)*int64(b.N+2)*int64(workers))
 		}
-		return nil
-	}
 }
 
 // sumIs checks that the sum sql selects is want.
