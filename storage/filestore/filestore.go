@@ -143,7 +143,8 @@
 // in the cold tables in those tables, where a snapshot of version 4 or
 // before held them; the first checkpoint after such a store opens writes
 // them all to its table. A file of a newer version fails Open with a
-// VersionError wrapping ErrNewerVersion, and changes nothing.
+// VersionError wrapping ErrNewerVersion, and changes no file but LOCK
+// (see Recovery).
 //
 // # Recovery
 //
@@ -155,7 +156,11 @@
 // the sequence numbers, or a missing file (a segment the manifest names or
 // that the sequence needs, the snapshot the log starts after, the manifest
 // itself) fails Open with an error wrapping ErrCorrupt that names the file
-// and offset: the store never skips a record it cannot read.
+// and offset: the store never skips a record it cannot read. An Open that
+// fails changes none of the store's files, so a torn tail is dropped only
+// once the rest of the store has checked out. Only LOCK may be new: Open
+// takes the lock, and a writer writes its process ID there, before it
+// reads anything.
 //
 // # Read-only
 //

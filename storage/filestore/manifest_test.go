@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 
 // TestMissingFile deletes one file of a closed store: Open refuses the
 // store with a CorruptError that names the missing file and says what it
-// was, rather than opening without the records it held.
+// was, rather than opening without the records it held, and changes no
+// file of the store, not even a torn tail it would otherwise drop.
 func TestMissingFile(t *testing.T) {
 	// build makes a store of 40 workload calls, with a snapshot after the
 	// first 30 if compact is set, and returns the last record's number.
@@ -45,15 +47,18 @@ func TestMissingFile(t *testing.T) {
 		compact bool
 		remove  func(snapSeq uint64) string // the file to delete
 		reason  string
+		torn    bool // the last segment ends in a torn record as well
 	}{
 		{"SegmentAfterSnapshot", true, func(seq uint64) string { return segName(seq + 1) },
-			"log segment missing: the manifest names it as the newest"},
+			"log segment missing: the manifest names it as the newest", false},
 		{"OnlySegment", false, func(uint64) string { return segName(1) },
-			"log segment missing: the manifest names it as the newest"},
+			"log segment missing: the manifest names it as the newest", false},
 		{"Snapshot", true, func(seq uint64) string { return snapName(seq) },
-			"snapshot missing: the log starts at record 32, and no snapshot covers the records before it"},
+			"snapshot missing: the log starts at record 32, and no snapshot covers the records before it", false},
 		{"Manifest", true, func(uint64) string { return manifestName },
-			"manifest missing, so a deleted log segment would go unnoticed"},
+			"manifest missing, so a deleted log segment would go unnoticed", false},
+		{"ManifestAndTornTail", true, func(uint64) string { return manifestName },
+			"manifest missing, so a deleted log segment would go unnoticed", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -62,6 +67,10 @@ func TestMissingFile(t *testing.T) {
 			if err := os.Remove(name); err != nil {
 				t.Fatal(err)
 			}
+			if tc.torn {
+				tearLastSegment(t, dir)
+			}
+			before := dirImage(t, dir)
 			s, err := Open(dir, nil)
 			if err == nil {
 				s.Close()
@@ -80,6 +89,31 @@ func TestMissingFile(t *testing.T) {
 			if !strings.Contains(err.Error(), "missing") {
 				t.Errorf("error %q does not say missing", err)
 			}
+			delete(before, lockName) // Open takes the lock before it reads
+			after := dirImage(t, dir)
+			delete(after, lockName)
+			if diff := cmp.Diff(before, after); diff != "" {
+				t.Errorf("the refused Open changed the store's files (-before +after):\n%.2000s", diff)
+			}
 		})
+	}
+}
+
+// tearLastSegment appends half a record's worth of bytes to the newest
+// log segment in dir, as a crash in the middle of a write leaves it.
+func tearLastSegment(t *testing.T, dir string) {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "log-*.wal"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no log segment in %s: %v", dir, err)
+	}
+	slices.Sort(segs)
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("torn-record")); err != nil {
+		t.Fatal(err)
 	}
 }

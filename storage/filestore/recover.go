@@ -152,6 +152,7 @@ func (s *Store) recover() error {
 		want     uint64
 		started  bool
 		obsolete []uint64
+		tail     *lastSegment // opened for appending once nothing is refused
 	)
 	for i, start := range c.segs {
 		name := segName(start)
@@ -192,20 +193,25 @@ func (s *Store) recover() error {
 			s.torn = tornTail(s.path(name), data, end, want)
 		}
 		if last && !s.opts.ReadOnly {
-			if err := s.openLast(name, start, h.version, end, len(data)); err != nil {
-				return fmt.Errorf("filestore: %w", err)
-			}
+			tail = &lastSegment{name, start, h.version, end, len(data)}
 		}
 	}
 	next := max(want, base+1)
+	if !c.manifest && v2Records {
+		return s.corrupt(manifestName, 0, "manifest missing, so a deleted log segment would go unnoticed")
+	}
+	// Nothing is refused past this point, so the torn tail can go: an Open
+	// that fails leaves the log as it found it, for a look at what it held.
+	if tail != nil {
+		if err := s.openLast(*tail); err != nil {
+			return fmt.Errorf("filestore: %w", err)
+		}
+	}
 	if s.log != nil && want < base+1 {
 		// The last segment ends before the snapshot does; appending to it
 		// would leave a gap in its numbers.
 		s.log.Close()
 		s.log = nil
-	}
-	if !c.manifest && v2Records {
-		return s.corrupt(manifestName, 0, "manifest missing, so a deleted log segment would go unnoticed")
 	}
 	if s.log == nil && !s.opts.ReadOnly {
 		if s.log, err = s.startSegment(next); err != nil {
@@ -262,30 +268,38 @@ func (s *Store) checkHeader(name string, data []byte, magic, magicV1 string) (fi
 	return h, nil
 }
 
-// openLast opens the last segment, whose valid records end at offset end
-// of its size bytes, to append to it. A torn tail is dropped, durably,
-// before anything is appended after it. A segment of an older version, or
-// one whose header a crash tore, is left for a new segment (s.log stays
-// nil), so that each file holds one version.
-func (s *Store) openLast(name string, start uint64, version uint32, end, size int) error {
-	if version == 0 { // no record, and no whole header
-		return s.fs.Remove(s.path(name))
+// lastSegment is the log's last segment as recovery read it: its valid
+// records end at offset end of its size bytes.
+type lastSegment struct {
+	name      string
+	start     uint64
+	version   uint32
+	end, size int
+}
+
+// openLast opens the last segment to append to it. A torn tail is
+// dropped, durably, before anything is appended after it. A segment of an
+// older version, or one whose header a crash tore, is left for a new
+// segment (s.log stays nil), so that each file holds one version.
+func (s *Store) openLast(seg lastSegment) error {
+	if seg.version == 0 { // no record, and no whole header
+		return s.fs.Remove(s.path(seg.name))
 	}
-	f, err := s.fs.OpenAppend(s.path(name))
+	f, err := s.fs.OpenAppend(s.path(seg.name))
 	if err != nil {
 		return err
 	}
-	if end < size {
-		err = f.Truncate(int64(end))
+	if seg.end < seg.size {
+		err = f.Truncate(int64(seg.end))
 		if err == nil && !s.opts.NoSync {
 			err = f.Sync()
 		}
 	}
-	if err != nil || version != formatVersion {
+	if err != nil || seg.version != formatVersion {
 		f.Close()
 		return err
 	}
-	s.log, s.logStart, s.activeBytes = f, start, int64(end)
+	s.log, s.logStart, s.activeBytes = f, seg.start, int64(seg.end)
 	return nil
 }
 
