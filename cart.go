@@ -22,8 +22,10 @@ const MaxCart = 100
 // payment), none is, and PayAll fails with a *CartError naming each one
 // refused and why. If all may be paid but the buyer's available balance
 // in a currency is short of the cart's total in it, none is paid and
-// PayAll fails with an *InsufficientFundsError for that total. Under an
-// idempotency key, the whole cart is one call.
+// PayAll fails with an *InsufficientFundsError for that total. As for
+// Pay, an escrow whose payment deadline has passed is closed, and refused,
+// even if ProcessDue has not fired the deadline yet. Under an idempotency
+// key, the whole cart is one call.
 func (l *Ledger) PayAll(ctx context.Context, actor string, ids []string, opts ...CallOption) ([]Escrow, error) {
 	start := l.begin()
 	if err := checkCart(actor, ids); err != nil {
@@ -70,6 +72,11 @@ func (l *Ledger) payAll(tx Tx, actor string, ids []string, now time.Time) ([]Esc
 	totals := map[Currency]int64{}
 	for i, id := range ids {
 		e, err := getEscrow(tx, id)
+		if err == nil {
+			// A payment deadline that has passed closed the escrow, as
+			// for Pay (see call.apply).
+			_, err = l.fireDue(tx, &e, now)
+		}
 		if err == nil {
 			err = authorize(&e, ActionPay, actor)
 		}

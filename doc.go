@@ -134,10 +134,16 @@
 // the return likewise. A dispute has no deadline unless
 // Timers.ArbiterWithin sets one: then, when it passes, an EscrowEscalated
 // event tells the host, which may escalate, and the dispute stays open. An
-// open refund request, return or dispute pauses the running timer. A timer that has run out cannot be paused: a
-// refund request or dispute made after its deadline, before ProcessDue
-// fired it, fires it first, so the outcome does not depend on which ran
-// first. Time comes from Options.Clock; ProcessDue fires whatever is due,
+// open refund request, return or dispute pauses the running timer.
+//
+// A deadline binds when it passes, not when ProcessDue gets to it: any
+// action taken after it, before ProcessDue fired it, fires it first and
+// is judged on the state that left, so the outcome does not depend on
+// which ran first. A late Ship finds the escrow refunded and a late Pay
+// finds it closed, both refused with ErrInvalidTransition; a late refusal
+// of a refund finds the refund made; a timer that has run out cannot be
+// paused by a refund request or dispute; and a late Confirm finds the
+// escrow completed. Time comes from Options.Clock; ProcessDue fires whatever is due,
 // finding it through the store's due index, and RunTimers calls it on a
 // ticker. An escrow whose action fails is skipped, stays due and is
 // reported in a DueError; the others fire all the same.

@@ -183,11 +183,7 @@ type rule struct {
 	request string // its name in idempotency records, fixed once released; its word (see Action.MarshalText) with _ for -
 	who     Role
 	from    []State
-	// firesDue makes a timer that has run out fire first, as ProcessDue
-	// would have, so that the action is judged on the state it left: a
-	// run-out timer cannot be paused.
-	firesDue bool
-	do       func(c *change) error // the change, once who and from allow it
+	do      func(c *change) error // the change, once who and from allow it
 }
 
 // The states an action may be taken from, where several actions share
@@ -205,27 +201,27 @@ var (
 // states, and what it does. Anything not listed is refused. The clock
 // takes its actions from here too (see clock).
 var rules = [...]rule{
-	ActionPay:              {"pay", "pay", Buyer, []State{AwaitingPayment}, false, (*change).pay},
-	ActionShip:             {"ship", "ship", Seller, []State{AwaitingShipment}, false, (*change).ship},
-	ActionShipPart:         {"ship part of", "ship-part", Seller, []State{AwaitingShipment}, false, (*change).shipPart},
-	ActionConfirm:          {"confirm", "confirm", Buyer, []State{AwaitingConfirmation}, false, (*change).confirm},
-	ActionConfirmMilestone: {"confirm a milestone of", "confirm-milestone", Buyer, []State{AwaitingConfirmation}, false, (*change).confirmMilestone},
-	ActionExtend:           {"extend the confirmation deadline of", "extend", Buyer | Seller, []State{AwaitingConfirmation}, true, (*change).extend},
-	ActionCancel:           {"cancel", "cancel", Buyer | Seller, []State{AwaitingPayment}, false, (*change).cancel},
-	ActionRefund:           {"refund", "refund", Seller, sellerRefunds, false, (*change).refundPart},
-	ActionRequestRefund:    {"request a refund on", "request-refund", Buyer, sellerRefunds, true, (*change).requestRefund},
-	ActionAgreeRefund:      {"agree to the refund on", "agree-refund", Seller, []State{RefundRequested}, false, (*change).agreeRefund},
-	ActionRefuseRefund:     {"refuse the refund on", "refuse-refund", Seller, []State{RefundRequested, ReturnRequested}, false, (*change).refuseRefund},
-	ActionRequestReturn:    {"request a return on", "request-return", Buyer, []State{AwaitingConfirmation}, true, (*change).requestReturn},
-	ActionAgreeReturn:      {"agree to the return on", "agree-return", Seller, []State{ReturnRequested}, false, (*change).agreeReturn},
-	ActionShipReturn:       {"ship the return of", "ship-return", Buyer, []State{AwaitingReturn}, false, (*change).shipReturn},
-	ActionConfirmReturn:    {"confirm the return of", "confirm-return", Seller, []State{ReturnShipped}, false, (*change).confirmReturn},
-	ActionRefuseReturn:     {"refuse the return of", "refuse-return", Seller, []State{ReturnShipped}, false, (*change).refuseReturn},
-	ActionCancelReturn:     {"cancel the return of", "cancel-return", Buyer, []State{ReturnRequested, AwaitingReturn, ReturnRefused}, false, (*change).cancelReturn},
-	ActionDispute:          {"dispute", "dispute", Buyer | Seller, paid, true, (*change).dispute},
-	ActionAddEvidence:      {"add evidence to", "add-evidence", Buyer | Seller | Arbiter, []State{Disputed}, false, (*change).addEvidence},
-	ActionResolve:          {"resolve", "resolve", Arbiter, []State{Disputed}, false, (*change).resolve},
-	ActionEscalate:         {"escalate", "escalate", 0, []State{Disputed}, false, (*change).escalate},
+	ActionPay:              {"pay", "pay", Buyer, []State{AwaitingPayment}, (*change).pay},
+	ActionShip:             {"ship", "ship", Seller, []State{AwaitingShipment}, (*change).ship},
+	ActionShipPart:         {"ship part of", "ship-part", Seller, []State{AwaitingShipment}, (*change).shipPart},
+	ActionConfirm:          {"confirm", "confirm", Buyer, []State{AwaitingConfirmation}, (*change).confirm},
+	ActionConfirmMilestone: {"confirm a milestone of", "confirm-milestone", Buyer, []State{AwaitingConfirmation}, (*change).confirmMilestone},
+	ActionExtend:           {"extend the confirmation deadline of", "extend", Buyer | Seller, []State{AwaitingConfirmation}, (*change).extend},
+	ActionCancel:           {"cancel", "cancel", Buyer | Seller, []State{AwaitingPayment}, (*change).cancel},
+	ActionRefund:           {"refund", "refund", Seller, sellerRefunds, (*change).refundPart},
+	ActionRequestRefund:    {"request a refund on", "request-refund", Buyer, sellerRefunds, (*change).requestRefund},
+	ActionAgreeRefund:      {"agree to the refund on", "agree-refund", Seller, []State{RefundRequested}, (*change).agreeRefund},
+	ActionRefuseRefund:     {"refuse the refund on", "refuse-refund", Seller, []State{RefundRequested, ReturnRequested}, (*change).refuseRefund},
+	ActionRequestReturn:    {"request a return on", "request-return", Buyer, []State{AwaitingConfirmation}, (*change).requestReturn},
+	ActionAgreeReturn:      {"agree to the return on", "agree-return", Seller, []State{ReturnRequested}, (*change).agreeReturn},
+	ActionShipReturn:       {"ship the return of", "ship-return", Buyer, []State{AwaitingReturn}, (*change).shipReturn},
+	ActionConfirmReturn:    {"confirm the return of", "confirm-return", Seller, []State{ReturnShipped}, (*change).confirmReturn},
+	ActionRefuseReturn:     {"refuse the return of", "refuse-return", Seller, []State{ReturnShipped}, (*change).refuseReturn},
+	ActionCancelReturn:     {"cancel the return of", "cancel-return", Buyer, []State{ReturnRequested, AwaitingReturn, ReturnRefused}, (*change).cancelReturn},
+	ActionDispute:          {"dispute", "dispute", Buyer | Seller, paid, (*change).dispute},
+	ActionAddEvidence:      {"add evidence to", "add-evidence", Buyer | Seller | Arbiter, []State{Disputed}, (*change).addEvidence},
+	ActionResolve:          {"resolve", "resolve", Arbiter, []State{Disputed}, (*change).resolve},
+	ActionEscalate:         {"escalate", "escalate", 0, []State{Disputed}, (*change).escalate},
 	// Rating changes no state: Ledger.Rate checks its own rules.
 	ActionRate: {name: "rate the other party of", request: "rate"},
 }
@@ -1000,8 +996,13 @@ func (c *call) request() string {
 
 func (c *call) result() any { return &c.e }
 
-// apply loads the escrow, fires a run-out timer first where the rule says
-// so, checks the actor and the state, and takes the action.
+// apply loads the escrow, fires its timer first if it has run out,
+// checks the actor and the state, and takes the action.
+//
+// A deadline binds when it passes, not when ProcessDue gets to it: an
+// action taken after it is judged on the state the clock's action left,
+// exactly as if ProcessDue had run first. So a late Ship finds the escrow
+// refunded, and a late refusal finds the refund made.
 func (c *call) apply(tx Tx) error {
 	if c.opening {
 		return c.open(tx)
@@ -1010,10 +1011,8 @@ func (c *call) apply(tx Tx) error {
 	if c.e, err = getEscrow(tx, c.id); err != nil {
 		return err
 	}
-	if rules[c.action].firesDue {
-		if _, err := c.l.fireDue(tx, &c.e, c.now); err != nil {
-			return err
-		}
+	if _, err := c.l.fireDue(tx, &c.e, c.now); err != nil {
+		return err
 	}
 	if err := authorize(&c.e, c.action, c.actor); err != nil {
 		return err

@@ -184,13 +184,25 @@ func TestProcessDueStoppedAfterSkipping(t *testing.T) {
 	}
 }
 
-// TestExpiredTimerFiresFirst: a refund request or dispute made after the
-// running timer ran out, but before ProcessDue fired it, finds the timer
-// fired first, and the store ends the same whichever of the two ran first.
+// TestExpiredTimerFiresFirst: an action taken after the running timer ran
+// out, but before ProcessDue fired it, finds the timer fired first, and
+// the store ends the same whichever of the two ran first: a deadline
+// binds when it passes.
 func TestExpiredTimerFiresFirst(t *testing.T) {
 	day := 24 * time.Hour
+	// unpaid leaves e-001 open and unpaid, alice having the money for it.
+	unpaid := func(w *world) string {
+		w.account("alice")
+		w.account("bob")
+		_, err := w.l.Deposit(w.ctx, "alice", cny("100.00"))
+		w.must("Deposit", err)
+		_, err = w.l.Open(w.ctx, escrow.Terms{ID: "e-001", Buyer: "alice", Seller: "bob", Price: cny("100.00")})
+		w.must("Open", err)
+		return "e-001"
+	}
 	tests := []struct {
 		name string
+		opts escrow.Options
 		// setup leaves escrow e-001 with its timer run out, and returns
 		// the call to make.
 		setup   func(w *world) func() error
@@ -230,12 +242,90 @@ func TestExpiredTimerFiresFirst(t *testing.T) {
 		// The refund is made as asked, then the dispute pauses the
 		// auto-confirm timer again with the 8 days it had left.
 		want: escrow.Disputed, wantRefunded: "40.00 CNY", wantReleased: "0.00 CNY", wantPaused: 8 * day,
+	}, {
+		name: "payment after the payment deadline",
+		setup: func(w *world) func() error {
+			id := unpaid(w)
+			w.clock.Advance(escrow.DefaultTimers().PayWithin)
+			return func() error { _, err := w.l.Pay(w.ctx, id, "alice"); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Closed,
+		wantRefunded: "0.00 CNY", wantReleased: "0.00 CNY",
+	}, {
+		name: "cart paid after the payment deadline",
+		setup: func(w *world) func() error {
+			id := unpaid(w)
+			w.clock.Advance(escrow.DefaultTimers().PayWithin + time.Minute)
+			return func() error { _, err := w.l.PayAll(w.ctx, "alice", []string{id}); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Closed,
+		wantRefunded: "0.00 CNY", wantReleased: "0.00 CNY",
+	}, {
+		name: "shipment after the shipping deadline",
+		setup: func(w *world) func() error {
+			id := w.paid("alice", "bob")
+			w.clock.Advance(escrow.DefaultTimers().ShipWithin + time.Hour)
+			return func() error { _, err := w.l.Ship(w.ctx, id, "bob", "SF-late"); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Refunded,
+		wantRefunded: "100.00 CNY", wantReleased: "0.00 CNY",
+	}, {
+		name: "confirmation after auto-confirm",
+		setup: func(w *world) func() error {
+			id := w.shipped("alice", "bob")
+			w.clock.Advance(escrow.DefaultTimers().ConfirmWithin)
+			return func() error { _, err := w.l.Confirm(w.ctx, id, "alice"); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Completed,
+		wantRefunded: "0.00 CNY", wantReleased: "100.00 CNY",
+	}, {
+		name: "refusal of an ignored refund request",
+		setup: func(w *world) func() error {
+			id := w.paid("alice", "bob")
+			_, err := w.l.RequestRefund(w.ctx, id, "alice", cny("100.00"), "changed my mind")
+			w.must("RequestRefund", err)
+			w.clock.Advance(escrow.DefaultTimers().RefundResponseWithin + time.Hour)
+			return func() error { _, err := w.l.RefuseRefund(w.ctx, id, "bob", "too late to ask"); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Refunded,
+		wantRefunded: "100.00 CNY", wantReleased: "0.00 CNY",
+	}, {
+		name: "refusal of returned goods after the receiving deadline",
+		setup: func(w *world) func() error {
+			id := w.shipped("alice", "bob")
+			_, err := w.l.RequestReturn(w.ctx, id, "alice", cny("100.00"), "wrong size")
+			w.must("RequestReturn", err)
+			_, err = w.l.AgreeReturn(w.ctx, id, "bob", "1 Return Road")
+			w.must("AgreeReturn", err)
+			_, err = w.l.ShipReturn(w.ctx, id, "alice", "RT1")
+			w.must("ShipReturn", err)
+			w.clock.Advance(escrow.DefaultTimers().ReturnReceiveWithin)
+			return func() error { _, err := w.l.RefuseReturn(w.ctx, id, "bob", "an empty box"); return err }
+		},
+		wantErr: escrow.ErrInvalidTransition, want: escrow.Refunded,
+		wantRefunded: "100.00 CNY", wantReleased: "0.00 CNY",
+	}, {
+		name: "resolution after the arbiter's deadline",
+		opts: escrow.Options{Timers: escrow.Timers{ArbiterWithin: day}},
+		setup: func(w *world) func() error {
+			id := w.paid("alice", "bob")
+			_, err := w.l.Dispute(w.ctx, id, "alice", "never shipped")
+			w.must("Dispute", err)
+			w.clock.Advance(2 * day)
+			return func() error {
+				_, err := w.l.Resolve(w.ctx, id, "carol", escrow.Split{Buyer: cny("60.00"), Seller: cny("40.00")})
+				return err
+			}
+		},
+		// The escalation is told first, then the resolution stands: the
+		// dispute stays open when its deadline passes.
+		want: escrow.Resolved, wantRefunded: "60.00 CNY", wantReleased: "40.00 CNY",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var dumps [2][]byte
 			for order := range 2 {
-				w := newWorld(t, nil, escrow.Options{})
+				w := newWorld(t, nil, tc.opts)
 				call := tc.setup(w)
 				var err error
 				if order == 0 {

@@ -575,6 +575,17 @@ func (s *sim) pick(ok func(m *simEscrow) bool) *simEscrow {
 	return chosen
 }
 
+// pickOnTime is pick for a party's action, which on an escrow whose timer
+// has run out is mostly refused (see late): it picks among the escrows
+// whose timers have not, if there are any, so that each action still
+// succeeds often enough to test. badAction picks late ones too.
+func (s *sim) pickOnTime(ok func(m *simEscrow) bool) *simEscrow {
+	if m := s.pick(func(m *simEscrow) bool { return ok(m) && !s.expired(m) }); m != nil {
+		return m
+	}
+	return s.pick(ok)
+}
+
 func (s *sim) live() int {
 	n := 0
 	for _, m := range s.active {
@@ -697,14 +708,12 @@ func (s *sim) badAction(kind string, a escrow.Action) {
 		}
 	case 2, 3:
 		m := s.pick(func(m *simEscrow) bool {
-			// Some actions fire a run-out timer first and are judged on
-			// the state that leaves: after an ignored partial refund
-			// request, or a lapsed return, the escrow has resumed, where
-			// such an action may be allowed.
-			if simFiresDue[a] && slices.Contains(actionSpec[a].From, s.afterFire(m)) {
-				return false
-			}
-			return !slices.Contains(actionSpec[a].From, m.state) && (specWho(a) != escrow.Arbiter || m.terms.Arbiter != "")
+			// Every action fires a run-out timer first and is judged on
+			// the state that leaves (see late): a deadline that has
+			// passed makes the state wrong for most actions, and after an
+			// ignored partial refund request, or a lapsed return, the
+			// escrow has resumed, where an action may be allowed.
+			return !slices.Contains(actionSpec[a].From, s.afterFire(m)) && (specWho(a) != escrow.Arbiter || m.terms.Arbiter != "")
 		})
 		if m != nil {
 			actor := s.rightActor(m, a)
@@ -717,11 +726,23 @@ func (s *sim) badAction(kind string, a escrow.Action) {
 	s.refuse(kind, escrow.ErrNotFound, func() error { return s.call(a, "missing", s.users[0]) })
 }
 
-// simFiresDue are the actions that, as their documentation says, fire a
-// run-out timer first, as ProcessDue would have, and are judged on the
-// state it leaves.
-var simFiresDue = map[escrow.Action]bool{escrow.ActionRequestRefund: true, escrow.ActionRequestReturn: true,
-	escrow.ActionExtend: true, escrow.ActionDispute: true}
+// late is what a party's action a on m meets when m's timer has run out
+// and ProcessDue has not fired it: the ledger fires it first, as
+// ProcessDue would have, and judges a on the state that leaves. Where that
+// state refuses a, late makes the call as actor, which must be refused,
+// and reports done. Where it allows a, late fires the timer in the model
+// and returns its event, which comes before the action's.
+func (s *sim) late(kind string, a escrow.Action, m *simEscrow, actor string) (fired []simEvent, done bool) {
+	if !s.expired(m) {
+		return nil, false
+	}
+	s.op += ", whose timer ran out"
+	if !slices.Contains(actionSpec[a].From, s.afterFire(m)) {
+		s.refuse(kind, escrow.ErrInvalidTransition, func() error { return s.call(a, m.terms.ID, actor) })
+		return nil, true
+	}
+	return []simEvent{s.fireTimer(m, s.now())}, false
+}
 
 // The model's moves, mirroring the rules of the state machine.
 
@@ -1027,9 +1048,15 @@ func (s *sim) newTerms() escrow.Terms {
 	timer := func() time.Duration { return time.Duration(30+s.rng.IntN(72*60)) * time.Minute }
 	t.Timers = escrow.Timers{PayWithin: timer(), ShipWithin: timer(), ConfirmWithin: timer(), RefundResponseWithin: timer()}
 	if s.rng.IntN(5) > 0 { // else the ledger's defaults, of days
-		// A return's last two deadlines are the shortest, so that a
-		// run sees them pass before a party acts.
-		short := func() time.Duration { return time.Duration(5+s.rng.IntN(6*60)) * time.Minute }
+		// A return's last two deadlines are often the shortest, so that
+		// a run sees them pass before a party acts, but not always, so
+		// that it sees the parties act in time as well.
+		short := func() time.Duration {
+			if s.rng.IntN(2) == 0 {
+				return timer()
+			}
+			return time.Duration(5+s.rng.IntN(6*60)) * time.Minute
+		}
 		t.Timers.ReturnResponseWithin, t.Timers.ReturnShipWithin = timer(), timer()
 		t.Timers.ReturnReceiveWithin, t.Timers.ReturnDisputeWithin = short(), short()
 		t.Timers.BuyerExtension = time.Duration(10+s.rng.IntN(24*60)) * time.Minute
@@ -1108,7 +1135,7 @@ func (s *sim) reopen(bool) {
 }
 
 func (s *sim) pay(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingPayment))
+	m := s.pickOnTime(simInState(escrow.AwaitingPayment))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1119,6 +1146,10 @@ func (s *sim) pay(bad bool) {
 	}
 	buyer, price := m.terms.Buyer, m.terms.Price.Units()
 	s.op = fmt.Sprintf("pay %s: %s with %d available pays %d", m.terms.ID, buyer, s.avail[buyer], price)
+	fired, done := s.late(kindPay, escrow.ActionPay, m, buyer)
+	if done {
+		return
+	}
 	if s.avail[buyer] < price {
 		s.refuse(kindPay, escrow.ErrInsufficientFunds, func() error { return s.call(escrow.ActionPay, m.terms.ID, buyer) })
 		return
@@ -1130,11 +1161,11 @@ func (s *sim) pay(bad bool) {
 	m.held = price
 	m.enter(escrow.AwaitingShipment, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowPaid, m, buyer, price, 0))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowPaid, m, buyer, price, 0))...)
 }
 
 func (s *sim) ship(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingShipment))
+	m := s.pickOnTime(simInState(escrow.AwaitingShipment))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1148,6 +1179,10 @@ func (s *sim) ship(bad bool) {
 		tracking = "SF" + strconv.Itoa(s.rng.IntN(1e9))
 	}
 	s.op = "ship " + m.terms.ID
+	fired, done := s.late(kindShip, escrow.ActionShip, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.Ship(s.f.ctx, m.terms.ID, m.terms.Seller, tracking)
 	s.succeed(kindShip, err)
 	m.enter(escrow.AwaitingConfirmation, s.now())
@@ -1155,11 +1190,11 @@ func (s *sim) ship(bad bool) {
 	if e.Tracking != tracking {
 		s.fatalf("tracking %q, want %q", e.Tracking, tracking)
 	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowShipped, m, m.terms.Seller, 0, 0).noting(tracking))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowShipped, m, m.terms.Seller, 0, 0).noting(tracking))...)
 }
 
 func (s *sim) confirm(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingConfirmation))
+	m := s.pickOnTime(simInState(escrow.AwaitingConfirmation))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1169,16 +1204,20 @@ func (s *sim) confirm(bad bool) {
 		return
 	}
 	s.op = fmt.Sprintf("confirm %s holding %d", m.terms.ID, m.held)
+	fired, done := s.late(kindConfirm, escrow.ActionConfirm, m, m.terms.Buyer)
+	if done {
+		return
+	}
 	e, err := s.f.l.Confirm(s.f.ctx, m.terms.ID, m.terms.Buyer)
 	s.succeed(kindConfirm, err)
 	amount := m.held
 	fee := s.release(m, amount, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee))...)
 }
 
 func (s *sim) confirmMilestone(bad bool) {
-	m := s.pick(func(m *simEscrow) bool {
+	m := s.pickOnTime(func(m *simEscrow) bool {
 		return m.state == escrow.AwaitingConfirmation && len(m.terms.Milestones) > 0
 	})
 	if m == nil && !bad {
@@ -1200,7 +1239,7 @@ func (s *sim) confirmMilestone(bad bool) {
 					n = m.next - 1
 				}
 				s.op = fmt.Sprintf("confirm milestone %d of %s, next is %d", n, m.terms.ID, m.next)
-				s.refuse(kindConfirmMilestone, escrow.ErrInvalidArgument, confirmN(m, n))
+				s.refuse(kindConfirmMilestone, s.unlessEnded(m, escrow.ErrInvalidArgument), confirmN(m, n))
 				return
 			}
 		case 1:
@@ -1209,7 +1248,7 @@ func (s *sim) confirmMilestone(bad bool) {
 			})
 			if plain != nil {
 				s.op = "confirm a milestone of " + plain.terms.ID + ", which has none"
-				s.refuse(kindConfirmMilestone, escrow.ErrInvalidArgument, confirmN(plain, 0))
+				s.refuse(kindConfirmMilestone, s.unlessEnded(plain, escrow.ErrInvalidArgument), confirmN(plain, 0))
 				return
 			}
 		}
@@ -1222,16 +1261,20 @@ func (s *sim) confirmMilestone(bad bool) {
 		amount = m.held
 	}
 	s.op = fmt.Sprintf("confirm milestone %d of %d of %s holding %d", n, len(m.terms.Milestones), m.terms.ID, m.held)
+	fired, done := s.late(kindConfirmMilestone, escrow.ActionConfirmMilestone, m, m.terms.Buyer)
+	if done {
+		return
+	}
 	e, err := s.f.l.ConfirmMilestone(s.f.ctx, m.terms.ID, m.terms.Buyer, n)
 	s.succeed(kindConfirmMilestone, err)
 	m.next++
 	fee := s.release(m, amount, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee).noting(m.terms.Milestones[n].Name))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee).noting(m.terms.Milestones[n].Name))...)
 }
 
 func (s *sim) cancel(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingPayment))
+	m := s.pickOnTime(simInState(escrow.AwaitingPayment))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1242,11 +1285,15 @@ func (s *sim) cancel(bad bool) {
 	}
 	actor := s.rightActor(m, escrow.ActionCancel)
 	s.op = "cancel " + m.terms.ID + " by " + actor
+	fired, done := s.late(kindCancel, escrow.ActionCancel, m, actor)
+	if done {
+		return
+	}
 	e, err := s.f.l.Cancel(s.f.ctx, m.terms.ID, actor)
 	s.succeed(kindCancel, err)
 	m.enter(escrow.Closed, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowClosed, m, actor, 0, 0))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowClosed, m, actor, 0, 0))...)
 }
 
 // refund is the seller's own refund, of everything held or of part of it.
@@ -1255,7 +1302,7 @@ func (s *sim) refund(bad, full bool) {
 	if full {
 		kind = kindRefundFull
 	}
-	m := s.pick(func(m *simEscrow) bool {
+	m := s.pickOnTime(func(m *simEscrow) bool {
 		return (m.state == escrow.AwaitingShipment || m.state == escrow.AwaitingConfirmation) && (full || m.held >= 2)
 	})
 	if m == nil && !bad {
@@ -1268,14 +1315,14 @@ func (s *sim) refund(bad, full bool) {
 			case 0:
 				amount := m.held + 1 + s.rng.Int64N(1000)
 				s.op = fmt.Sprintf("refund %d of the %d held by %s", amount, m.held, m.terms.ID)
-				s.refuse(kind, escrow.ErrInvalidAmount, func() error {
+				s.refuse(kind, s.unlessEnded(m, escrow.ErrInvalidAmount), func() error {
 					_, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, fen(amount))
 					return err
 				})
 				return
 			case 1:
 				s.op = "refund " + m.terms.ID + " in dollars"
-				s.refuse(kind, escrow.ErrCurrencyMismatch, func() error {
+				s.refuse(kind, s.unlessEnded(m, escrow.ErrCurrencyMismatch), func() error {
 					_, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, simUSD)
 					return err
 				})
@@ -1290,11 +1337,15 @@ func (s *sim) refund(bad, full bool) {
 		amount = 1 + s.rng.Int64N(m.held-1)
 	}
 	s.op = fmt.Sprintf("refund %d of the %d held by %s", amount, m.held, m.terms.ID)
+	fired, done := s.late(kind, escrow.ActionRefund, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.Refund(s.f.ctx, m.terms.ID, m.terms.Seller, fen(amount))
 	s.succeed(kind, err)
 	s.refundModel(m, amount, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))...)
 }
 
 func (s *sim) requestRefund(bad bool) {
@@ -1392,7 +1443,7 @@ func (s *sim) request(bad bool, r simRequest) {
 }
 
 func (s *sim) agreeRefund(bad bool) {
-	m := s.pick(simInState(escrow.RefundRequested))
+	m := s.pickOnTime(simInState(escrow.RefundRequested))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1402,17 +1453,21 @@ func (s *sim) agreeRefund(bad bool) {
 		return
 	}
 	s.op = fmt.Sprintf("agree to refund %d of the %d held by %s", m.asked, m.held, m.terms.ID)
+	fired, done := s.late(kindAgreeRefund, escrow.ActionAgreeRefund, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.AgreeRefund(s.f.ctx, m.terms.ID, m.terms.Seller)
 	s.succeed(kindAgreeRefund, err)
 	amount := m.asked
 	s.refundModel(m, amount, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))...)
 }
 
 // refuseRefund turns down a refund request or a return request.
 func (s *sim) refuseRefund(bad bool) {
-	m := s.pick(simInState(escrow.RefundRequested, escrow.ReturnRequested))
+	m := s.pickOnTime(simInState(escrow.RefundRequested, escrow.ReturnRequested))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1422,6 +1477,10 @@ func (s *sim) refuseRefund(bad bool) {
 		return
 	}
 	s.op = "refuse the refund on " + m.terms.ID + " in " + m.state.String()
+	fired, done := s.late(kindRefuseRefund, escrow.ActionRefuseRefund, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.RefuseRefund(s.f.ctx, m.terms.ID, m.terms.Seller, "it arrived whole")
 	s.succeed(kindRefuseRefund, err)
 	m.resumeTimer(s.now())
@@ -1429,7 +1488,7 @@ func (s *sim) refuseRefund(bad bool) {
 	if e.Refund.RefuseReason != "it arrived whole" || !e.Refund.RefusedAt.Equal(s.now()) {
 		s.fatalf("refund request %+v, want refused now", e.Refund)
 	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowRefundRefused, m, m.terms.Seller, 0, 0).noting("it arrived whole"))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowRefundRefused, m, m.terms.Seller, 0, 0).noting("it arrived whole"))...)
 }
 
 func (s *sim) dispute(bad bool) {
@@ -1488,7 +1547,7 @@ func (s *sim) part(units int64) escrow.Money {
 }
 
 func (s *sim) resolve(bad bool) {
-	m := s.pick(simInState(escrow.Disputed))
+	m := s.pickOnTime(simInState(escrow.Disputed))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -1527,6 +1586,10 @@ func (s *sim) resolve(bad bool) {
 	}
 	toSeller := m.held - toBuyer
 	s.op = fmt.Sprintf("resolve %s holding %d as %d + %d", m.terms.ID, m.held, toBuyer, toSeller)
+	fired, done := s.late(kindResolve, escrow.ActionResolve, m, m.terms.Arbiter)
+	if done {
+		return
+	}
 	e, err := s.f.l.Resolve(s.f.ctx, m.terms.ID, m.terms.Arbiter, escrow.Split{Buyer: s.part(toBuyer), Seller: s.part(toSeller)})
 	s.succeed(kindResolve, err)
 	amount, fee := m.held, simFee(toSeller)
@@ -1540,8 +1603,8 @@ func (s *sim) resolve(bad bool) {
 	m.fees += fee
 	m.enter(escrow.Resolved, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowResolved, m, m.terms.Arbiter, amount, fee).
-		noting("buyer " + simYuan(toBuyer) + ", seller " + simYuan(toSeller)))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowResolved, m, m.terms.Arbiter, amount, fee).
+		noting("buyer "+simYuan(toBuyer)+", seller "+simYuan(toSeller)))...)
 }
 
 func (s *sim) advance(bool) {
@@ -1693,8 +1756,8 @@ func (s *sim) fireTimer(m *simEscrow, now time.Time) simEvent {
 	return ev
 }
 
-// expired reports whether m's running timer has run out, unfired. The
-// actions of simFiresDue then find it fired first.
+// expired reports whether m's running timer has run out, unfired. Every
+// action then finds it fired first (see late).
 func (s *sim) expired(m *simEscrow) bool {
 	return !m.dueAt.IsZero() && !m.dueAt.After(s.now())
 }
@@ -1735,6 +1798,15 @@ func (s *sim) afterFire(m *simEscrow) escrow.State {
 // leave it where it was.
 func (s *sim) endsWhenFired(m *simEscrow) bool {
 	return s.expired(m) && s.afterFire(m).Terminal()
+}
+
+// unlessEnded is want, the error of a bad call on m, unless m's run-out
+// timer ends the escrow first: then the call finds it ended.
+func (s *sim) unlessEnded(m *simEscrow, want error) error {
+	if s.endsWhenFired(m) {
+		return escrow.ErrInvalidTransition
+	}
+	return want
 }
 
 // verify runs the invariant checker and compares every balance with the

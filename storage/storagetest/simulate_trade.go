@@ -27,7 +27,7 @@ func (s *sim) refuseText(kind, what string, call func() error) {
 }
 
 func (s *sim) shipPart(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingShipment))
+	m := s.pickOnTime(simInState(escrow.AwaitingShipment))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -48,6 +48,10 @@ func (s *sim) shipPart(bad bool) {
 		tracking = "SFP" + strconv.Itoa(s.rng.IntN(1e6))
 	}
 	s.op = fmt.Sprintf("ship part %d of %s", m.shipments+1, m.terms.ID)
+	fired, done := s.late(kindShipPart, escrow.ActionShipPart, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.ShipPart(s.f.ctx, m.terms.ID, m.terms.Seller, tracking)
 	s.succeed(kindShipPart, err)
 	m.shipments++
@@ -55,7 +59,7 @@ func (s *sim) shipPart(bad bool) {
 	if got := e.Shipments[len(e.Shipments)-1]; got != (escrow.Shipment{Tracking: tracking, At: s.now()}) {
 		s.fatalf("last shipment %+v, want %q now", got, tracking)
 	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowShippedPart, m, m.terms.Seller, 0, 0).noting(tracking))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowShippedPart, m, m.terms.Seller, 0, 0).noting(tracking))...)
 }
 
 // extend puts back the auto-confirm deadline: the buyer once, by up to
@@ -158,7 +162,7 @@ func (s *sim) requestReturn(bad bool) {
 }
 
 func (s *sim) agreeReturn(bad bool) {
-	m := s.pick(simInState(escrow.ReturnRequested))
+	m := s.pickOnTime(simInState(escrow.ReturnRequested))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -179,16 +183,20 @@ func (s *sim) agreeReturn(bad bool) {
 		address = "Unit " + strconv.Itoa(1+s.rng.IntN(99)) + "\n1 Return Road"
 	}
 	s.op = "agree to the return of " + m.terms.ID
+	fired, done := s.late(kindAgreeReturn, escrow.ActionAgreeReturn, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.AgreeReturn(s.f.ctx, m.terms.ID, m.terms.Seller, address)
 	s.succeed(kindAgreeReturn, err)
 	m.ret = escrow.Return{Address: address, AgreedAt: s.now()}
 	m.enter(escrow.AwaitingReturn, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowReturnAgreed, m, m.terms.Seller, 0, 0).noting(address))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowReturnAgreed, m, m.terms.Seller, 0, 0).noting(address))...)
 }
 
 func (s *sim) shipReturn(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingReturn))
+	m := s.pickOnTime(simInState(escrow.AwaitingReturn))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -209,18 +217,22 @@ func (s *sim) shipReturn(bad bool) {
 		tracking = "RT" + strconv.Itoa(s.rng.IntN(1e6))
 	}
 	s.op = "ship back " + m.terms.ID
+	fired, done := s.late(kindShipReturn, escrow.ActionShipReturn, m, m.terms.Buyer)
+	if done {
+		return
+	}
 	e, err := s.f.l.ShipReturn(s.f.ctx, m.terms.ID, m.terms.Buyer, tracking)
 	s.succeed(kindShipReturn, err)
 	m.ret.Tracking, m.ret.ShippedAt = tracking, s.now()
 	m.enter(escrow.ReturnShipped, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowReturnShipped, m, m.terms.Buyer, 0, 0).noting(tracking))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowReturnShipped, m, m.terms.Buyer, 0, 0).noting(tracking))...)
 }
 
 // confirmReturn refunds what the return asked for: all that is held, which
 // ends the escrow, or part, which resumes it.
 func (s *sim) confirmReturn(bad bool) {
-	m := s.pick(simInState(escrow.ReturnShipped))
+	m := s.pickOnTime(simInState(escrow.ReturnShipped))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -230,17 +242,21 @@ func (s *sim) confirmReturn(bad bool) {
 		return
 	}
 	s.op = fmt.Sprintf("confirm the return of %s, refunding %d of the %d held", m.terms.ID, m.asked, m.held)
+	fired, done := s.late(kindConfirmReturn, escrow.ActionConfirmReturn, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.ConfirmReturn(s.f.ctx, m.terms.ID, m.terms.Seller)
 	s.succeed(kindConfirmReturn, err)
 	amount := m.asked
 	m.ret.ReceivedAt = s.now()
 	s.refundModel(m, amount, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowRefunded, m, m.terms.Seller, amount, 0))...)
 }
 
 func (s *sim) refuseReturn(bad bool) {
-	m := s.pick(simInState(escrow.ReturnShipped))
+	m := s.pickOnTime(simInState(escrow.ReturnShipped))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -257,16 +273,20 @@ func (s *sim) refuseReturn(bad bool) {
 		return
 	}
 	s.op = "refuse the goods sent back for " + m.terms.ID
+	fired, done := s.late(kindRefuseReturn, escrow.ActionRefuseReturn, m, m.terms.Seller)
+	if done {
+		return
+	}
 	e, err := s.f.l.RefuseReturn(s.f.ctx, m.terms.ID, m.terms.Seller, "an empty box")
 	s.succeed(kindRefuseReturn, err)
 	m.ret.RefuseReason, m.ret.RefusedAt = "an empty box", s.now()
 	m.enter(escrow.ReturnRefused, s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowReturnRefused, m, m.terms.Seller, 0, 0).noting("an empty box"))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowReturnRefused, m, m.terms.Seller, 0, 0).noting("an empty box"))...)
 }
 
 func (s *sim) cancelReturn(bad bool) {
-	m := s.pick(simInState(escrow.ReturnRequested, escrow.AwaitingReturn, escrow.ReturnRefused))
+	m := s.pickOnTime(simInState(escrow.ReturnRequested, escrow.AwaitingReturn, escrow.ReturnRefused))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -276,15 +296,19 @@ func (s *sim) cancelReturn(bad bool) {
 		return
 	}
 	s.op = "cancel the return of " + m.terms.ID + " in " + m.state.String()
+	fired, done := s.late(kindCancelReturn, escrow.ActionCancelReturn, m, m.terms.Buyer)
+	if done {
+		return
+	}
 	e, err := s.f.l.CancelReturn(s.f.ctx, m.terms.ID, m.terms.Buyer)
 	s.succeed(kindCancelReturn, err)
 	m.resumeTimer(s.now())
 	s.compare(e, m)
-	s.expectEvents(simEscrowEvent(escrow.EscrowReturnCancelled, m, m.terms.Buyer, 0, 0))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowReturnCancelled, m, m.terms.Buyer, 0, 0))...)
 }
 
 func (s *sim) addEvidence(bad bool) {
-	m := s.pick(simInState(escrow.Disputed))
+	m := s.pickOnTime(simInState(escrow.Disputed))
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -319,6 +343,10 @@ func (s *sim) addEvidence(bad bool) {
 		ref = "files/" + m.terms.ID + "/" + strconv.Itoa(m.evidence+1) + ".jpg"
 	}
 	s.op = fmt.Sprintf("add evidence %d to %s by %s", m.evidence+1, m.terms.ID, actor)
+	fired, done := s.late(kindAddEvidence, escrow.ActionAddEvidence, m, actor)
+	if done {
+		return
+	}
 	e, err := s.f.l.AddEvidence(s.f.ctx, m.terms.ID, actor, note, ref)
 	s.succeed(kindAddEvidence, err)
 	m.evidence++
@@ -334,14 +362,15 @@ func (s *sim) addEvidence(bad bool) {
 	if got := e.Evidence[len(e.Evidence)-1]; got != want {
 		s.fatalf("last evidence %+v, want %+v", got, want)
 	}
-	s.expectEvents(simEscrowEvent(escrow.EscrowEvidenceAdded, m, actor, 0, 0).noting(note))
+	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowEvidenceAdded, m, actor, 0, 0).noting(note))...)
 }
 
 // payAll pays a cart of one buyer's unpaid escrows at once. A cart with
 // one escrow that may not be paid, or whose total is more than the buyer
 // has, must pay none.
 func (s *sim) payAll(bad bool) {
-	m := s.pick(simInState(escrow.AwaitingPayment))
+	payable := func(o *simEscrow) bool { return o.state == escrow.AwaitingPayment && !s.expired(o) }
+	m := s.pick(payable)
 	if m == nil && !bad {
 		s.skipped = true
 		return
@@ -353,7 +382,7 @@ func (s *sim) payAll(bad bool) {
 	buyer := m.terms.Buyer
 	var cart []*simEscrow
 	for _, o := range s.active {
-		if o.state == escrow.AwaitingPayment && o.terms.Buyer == buyer {
+		if payable(o) && o.terms.Buyer == buyer {
 			cart = append(cart, o)
 		}
 	}
