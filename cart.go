@@ -22,10 +22,11 @@ const MaxCart = 100
 // payment), none is, and PayAll fails with a *CartError naming each one
 // refused and why. If all may be paid but the buyer's available balance
 // in a currency is short of the cart's total in it, none is paid and
-// PayAll fails with an *InsufficientFundsError for that total. As for
-// Pay, an escrow whose payment deadline has passed is closed, and refused,
-// even if ProcessDue has not fired the deadline yet. Under an idempotency
-// key, the whole cart is one call.
+// PayAll fails with an *InsufficientFundsError for that total; a total
+// past MaxUnits fails with an *AmountError wrapping ErrAmountTooLarge.
+// As for Pay, an escrow whose payment deadline has passed is closed, and
+// refused, even if ProcessDue has not fired the deadline yet. Under an
+// idempotency key, the whole cart is one call.
 func (l *Ledger) PayAll(ctx context.Context, actor string, ids []string, opts ...CallOption) ([]Escrow, error) {
 	start := l.begin()
 	if err := checkCart(actor, ids); err != nil {
@@ -69,7 +70,6 @@ func checkCart(actor string, ids []string) error {
 func (l *Ledger) payAll(tx Tx, actor string, ids []string, now time.Time) ([]Escrow, error) {
 	out := make([]Escrow, len(ids))
 	cart := &CartError{}
-	totals := map[Currency]int64{}
 	for i, id := range ids {
 		e, err := getEscrow(tx, id)
 		if err == nil {
@@ -88,11 +88,22 @@ func (l *Ledger) payAll(tx Tx, actor string, ids []string, now time.Time) ([]Esc
 			continue
 		}
 		out[i] = e
-		totals[e.Price.currency()] += e.Price.units
 	}
 	if len(cart.Refused) > 0 {
 		cart.Size = len(ids)
 		return nil, cart
+	}
+	totals := map[Currency]Money{}
+	for i := range out {
+		price := out[i].Price
+		total, ok := totals[price.currency()]
+		if ok {
+			var err error
+			if price, err = total.plus(price); err != nil {
+				return nil, err // past MaxUnits
+			}
+		}
+		totals[price.currency()] = price
 	}
 	for _, c := range slices.SortedFunc(maps.Keys(totals), func(a, b Currency) int { return strings.Compare(a.Code, b.Code) }) {
 		total := totals[c]
@@ -100,8 +111,8 @@ func (l *Ledger) payAll(tx Tx, actor string, ids []string, now time.Time) ([]Esc
 		if err != nil {
 			return nil, err
 		}
-		if b.Available.units < total {
-			return nil, &InsufficientFundsError{Account: actor, Needed: RestoreMoney(total, c), Available: b.Available}
+		if b.Available.units < total.units {
+			return nil, &InsufficientFundsError{Account: actor, Needed: total, Available: b.Available}
 		}
 	}
 	for i := range out {

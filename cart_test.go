@@ -177,3 +177,36 @@ func TestPayAllIdempotent(t *testing.T) {
 	f.unchanged(before, "a key reused for another cart")
 	f.check()
 }
+
+// TestPayAllTotalPastMaxUnits: a cart whose total passes the largest
+// amount is refused with ErrAmountTooLarge, not taken for a shortfall, and
+// a total that would pass the range of int64 does not wrap around into one
+// the buyer can pay.
+func TestPayAllTotalPastMaxUnits(t *testing.T) {
+	w := newWorld(t, nil, escrow.Options{})
+	w.account("alice")
+	w.account("bob")
+	most, err := escrow.MoneyFromUnits(escrow.MaxUnits, escrow.CNY)
+	w.must("MoneyFromUnits", err)
+	_, err = w.l.Deposit(w.ctx, "alice", most)
+	w.must("Deposit", err)
+	var ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("big-%d", i)
+		_, err := w.l.Open(w.ctx, escrow.Terms{ID: id, Buyer: "alice", Seller: "bob", Price: most})
+		w.must("Open", err)
+		ids = append(ids, id)
+	}
+	for _, n := range []int{2, 10} {
+		before := w.dump()
+		_, err := w.l.PayAll(w.ctx, "alice", ids[:n])
+		var ae *escrow.AmountError
+		if !errors.Is(err, escrow.ErrAmountTooLarge) || !errors.As(err, &ae) {
+			t.Errorf("a cart of %d at the largest amount: %v, want an *AmountError wrapping ErrAmountTooLarge", n, err)
+		}
+		w.unchanged(before, fmt.Sprintf("the refused cart of %d", n))
+	}
+	// One at the largest amount is within reach.
+	_, err = w.l.PayAll(w.ctx, "alice", ids[:1])
+	w.must("PayAll of one", err)
+}
