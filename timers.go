@@ -249,8 +249,16 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (f firing, 
 
 // RunTimers calls ProcessDue every interval until ctx ends, passing any
 // error to onError (which may be nil), a *DueError included. It returns
-// when ctx is done.
+// when ctx is done. An interval that is not positive fires nothing: it
+// is passed to onError as an error wrapping ErrInvalidArgument, and
+// RunTimers returns at once.
 func (l *Ledger) RunTimers(ctx context.Context, interval time.Duration, onError func(error)) {
+	if interval <= 0 {
+		if onError != nil {
+			onError(invalidArg("RunTimers interval %v must be positive", interval))
+		}
+		return
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

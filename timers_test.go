@@ -373,3 +373,32 @@ func TestDueErrorMessage(t *testing.T) {
 		t.Errorf("Unwrap() (-want +got):\n%s", diff)
 	}
 }
+
+// TestRunTimersRefusesInterval: an interval that is not positive is told
+// to onError as ErrInvalidArgument, and RunTimers returns at once, while
+// ctx is still live, having fired nothing.
+func TestRunTimersRefusesInterval(t *testing.T) {
+	for _, interval := range []time.Duration{0, -time.Second} {
+		w := newWorld(t, nil, escrow.Options{})
+		id := w.paid("alice", "bob")
+		w.clock.Advance(escrow.DefaultTimers().ShipWithin)
+		var got []error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.l.RunTimers(w.ctx, interval, func(err error) { got = append(got, err) })
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("RunTimers(%v) did not return", interval)
+		}
+		if len(got) != 1 || !errors.Is(got[0], escrow.ErrInvalidArgument) {
+			t.Errorf("RunTimers(%v) told onError %v, want one ErrInvalidArgument", interval, got)
+		}
+		if e := escrowNow(w, id); e.State != escrow.AwaitingShipment {
+			t.Errorf("RunTimers(%v) left the escrow %s, want it unfired in AwaitingShipment", interval, e.State)
+		}
+		w.l.RunTimers(w.ctx, interval, nil) // and with no onError, returns all the same
+	}
+}
