@@ -68,7 +68,9 @@ type Money struct {
 
 // maxCurrencies bounds how many distinct currencies a process interns, so
 // that amounts in made-up currencies, read from untrusted input, cannot
-// grow memory without limit. Ledgers need a handful.
+// grow memory without limit. Ledgers need a handful. A currency a Ledger
+// registered is interned past the bound, so that input cannot use up the
+// room the host's own currencies need.
 var maxCurrencies = 4096
 
 var currencies = struct {
@@ -83,9 +85,10 @@ func init() {
 	}
 }
 
-// intern returns the process's one copy of c, making it if there is room.
-// It fails with ErrInvalidArgument once maxCurrencies distinct currencies
-// have been seen.
+// intern returns the process's one copy of c, making it if there is room
+// or if a Ledger registered c. Once maxCurrencies distinct currencies have
+// been seen, it refuses any other with ErrUnknownCurrency: no ledger of
+// the process knows it.
 func intern(c Currency) (*Currency, error) {
 	currencies.RLock()
 	p := currencies.m[c]
@@ -98,8 +101,9 @@ func intern(c Currency) (*Currency, error) {
 	if p := currencies.m[c]; p != nil {
 		return p, nil
 	}
-	if len(currencies.m) >= maxCurrencies {
-		return nil, invalidArg("currency %s: more than %d distinct currencies in this process", c.Code, maxCurrencies)
+	if known, ok := registered(c.Code); len(currencies.m) >= maxCurrencies && (!ok || known != c) {
+		return nil, &AmountError{Currency: c.Code, Err: ErrUnknownCurrency,
+			Reason: fmt.Sprintf("no ledger registered it, and this process has seen %d other currencies", maxCurrencies)}
 	}
 	p = &c
 	currencies.m[c] = p
@@ -108,8 +112,10 @@ func intern(c Currency) (*Currency, error) {
 
 // NewMoney returns d of currency c. It fails with ErrInvalidAmount if d is
 // negative or has more decimal places than c allows, with ErrAmountTooLarge
-// if it exceeds MaxUnits minor units, and with ErrInvalidArgument if c is
-// malformed or would be the 4,097th distinct currency of the process. Zero is a valid Money; calls that move money refuse it.
+// if it exceeds MaxUnits minor units, with ErrInvalidArgument if c is
+// malformed, and with ErrUnknownCurrency if no Ledger of the process
+// registered c and it would be the 4,097th distinct currency the process
+// has seen. Zero is a valid Money; calls that move money refuse it.
 func NewMoney(d decimal.Decimal, c Currency) (Money, error) {
 	if err := c.validate(); err != nil {
 		return Money{}, err

@@ -1,6 +1,7 @@
 package escrow
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -17,8 +18,9 @@ func TestMoneySize(t *testing.T) {
 
 // TestInternLimit checks that a process keeps at most maxCurrencies
 // distinct currencies: past it, constructors refuse a new currency with
-// ErrInvalidArgument, while currencies already seen still work and
-// RestoreMoney still restores (Equal comparing such a Money by value).
+// ErrUnknownCurrency, while currencies already seen still work, a
+// currency a Ledger registered is still taken, and RestoreMoney still
+// restores (Equal comparing such a Money by value).
 func TestInternLimit(t *testing.T) {
 	defer func(n int) { maxCurrencies = n }(maxCurrencies)
 	currencies.RLock()
@@ -35,9 +37,33 @@ func TestInternLimit(t *testing.T) {
 		"ParseMoney":     func() (Money, error) { return ParseMoney("1.00", over) },
 	} {
 		m, err := make()
-		if !errors.Is(err, ErrInvalidArgument) || m != (Money{}) {
-			t.Errorf("%s past the limit = %v, %v; want the zero Money and ErrInvalidArgument", name, m, err)
+		if !errors.Is(err, ErrUnknownCurrency) || m != (Money{}) {
+			t.Errorf("%s past the limit = %v, %v; want the zero Money and ErrUnknownCurrency", name, m, err)
 		}
+	}
+	var fromJSON Money
+	if err := fromJSON.UnmarshalJSON([]byte(`{"amount":"1.00","currency":"LIMITB"}`)); !errors.Is(err, ErrUnknownCurrency) {
+		t.Errorf("JSON in a new currency past the limit: %v, want ErrUnknownCurrency", err)
+	}
+	// A ledger's own currency, not seen before, is taken past the limit.
+	own := Currency{Code: "LIMITC", Minor: 3}
+	l, err := New(context.Background(), oneTxStore{setUpTx{}}, &Options{Currencies: []Currency{own}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, make := range map[string]func() (Money, error){
+		"ParseMoney": func() (Money, error) { return ParseMoney("1.234", own) },
+		"UnmarshalJSON": func() (Money, error) {
+			var m Money
+			return m, m.UnmarshalJSON([]byte(`{"amount":"1.234","currency":"LIMITC"}`))
+		},
+	} {
+		if m, err := make(); err != nil || m.Units() != 1234 || m.Currency() != own {
+			t.Errorf("%s in a registered currency past the limit = %v, %v; want 1.234 LIMITC", name, m, err)
+		}
+	}
+	if err := l.checkCurrency(own); err != nil {
+		t.Errorf("the ledger refuses its own currency: %v", err)
 	}
 	currencies.RLock()
 	_, kept := currencies.m[over]
@@ -59,3 +85,9 @@ func TestInternLimit(t *testing.T) {
 		t.Errorf("restored past the limit prints %q", got)
 	}
 }
+
+// setUpTx is a Tx whose store has the system accounts already, all that
+// New reads.
+type setUpTx struct{ plainTx }
+
+func (setUpTx) Account(id string) (Account, error) { return Account{ID: id, System: true}, nil }

@@ -176,6 +176,9 @@ func (s *server) checkAmount(m map[string]any, path string) error {
 	}
 	if _, err := escrow.ParseMoney(amount, cur); err != nil {
 		a := s.classify(nil, err)
+		if a.details == nil {
+			a.details = map[string]any{}
+		}
 		a.details["field"] = path
 		return a
 	}
