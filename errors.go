@@ -91,7 +91,10 @@ type AmountError struct {
 }
 
 func (e *AmountError) Error() string {
-	if e.Amount == "" {
+	switch {
+	case e.Amount == "" && e.Currency == "":
+		return fmt.Sprintf("%s: %s", e.Err, e.Reason)
+	case e.Amount == "":
 		return fmt.Sprintf("%s: %s: %s", e.Err, e.Currency, e.Reason)
 	}
 	return fmt.Sprintf("%s: %s %s: %s", e.Err, e.Amount, e.Currency, e.Reason)

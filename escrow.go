@@ -605,7 +605,8 @@ func (l *Ledger) checkTerms(t Terms) (Terms, error) {
 				return t, err
 			}
 			if m.Amount.units == 0 {
-				return t, invalidArg("milestone %d has no amount", i)
+				return t, &AmountError{Amount: m.Amount.amountString(), Currency: m.Amount.currency().Code,
+					Reason: fmt.Sprintf("milestone %d: a payment must be more than zero", i), Err: ErrInvalidAmount}
 			}
 			var err error
 			if sum, err = sum.plus(m.Amount); err != nil {

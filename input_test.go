@@ -149,6 +149,40 @@ func TestAmountsPastMaxUnitsRefusedEverywhere(t *testing.T) {
 	}
 }
 
+// TestNoAmountRefusedAsInvalid: where a payment is meant, no amount (the
+// zero Money) and an amount of zero are both ErrInvalidAmount, the one a
+// caller who left the field out reads as such, not as a currency with no
+// code; and nothing changes.
+func TestNoAmountRefusedAsInvalid(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	for name, m := range map[string]escrow.Money{"Money{}": {}, "0.00 CNY": cny("0.00")} {
+		calls := map[string]func() error{
+			"Open": func() error {
+				_, err := l.Open(ctx, escrow.Terms{ID: "free", Buyer: "alice", Seller: "bob", Price: m})
+				return err
+			},
+			"Deposit":       func() error { _, err := l.Deposit(ctx, "alice", m); return err },
+			"Withdraw":      func() error { _, err := l.Withdraw(ctx, "alice", m); return err },
+			"Refund":        func() error { _, err := l.Refund(ctx, "held", "bob", m); return err },
+			"RequestRefund": func() error { _, err := l.RequestRefund(ctx, "held", "alice", m, ""); return err },
+		}
+		if m.Currency() == escrow.CNY { // a milestone of no currency is a currency mismatch
+			calls["Open milestone"] = func() error {
+				_, err := l.Open(ctx, escrow.Terms{ID: "free", Buyer: "alice", Seller: "bob", Price: cny("1.00"),
+					Milestones: []escrow.Milestone{{Name: "a", Amount: m}, {Name: "b", Amount: cny("1.00")}}})
+				return err
+			}
+		}
+		for call, fn := range calls {
+			f.refused(call+" of "+name, escrow.ErrInvalidAmount, fn)
+			if err := fn(); strings.Contains(err.Error(), ": :") {
+				t.Errorf("%s of %s: message %q has an empty part", call, name, err)
+			}
+		}
+	}
+}
+
 // TestAllocateRefusesBadAmounts: a balance read from the public API can be
 // negative (WorldAccount's); Allocate refuses it rather than splitting
 // garbage.

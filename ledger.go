@@ -236,6 +236,9 @@ func (l *Ledger) checkCurrency(c Currency) error {
 // checkPayment refuses an amount that cannot be paid: unknown currency,
 // zero, negative or past MaxUnits.
 func (l *Ledger) checkPayment(m Money) error {
+	if m.cur == nil { // the zero Money: no amount was given at all
+		return &AmountError{Reason: "no amount given: a payment must be more than zero", Err: ErrInvalidAmount}
+	}
 	if err := l.checkCurrency(m.currency()); err != nil {
 		return err
 	}

@@ -187,7 +187,7 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 		}, escrow.ErrInvalidAmount, nil},
 		{"open at price zero", withTerms(func(t *escrow.Terms) { t.Price = cny("0") }), escrow.ErrInvalidAmount, nil},
 		{"deposit no money", func() error { _, err := l.Deposit(ctx, partyBuyer, escrow.Money{}); return err },
-			escrow.ErrUnknownCurrency, nil},
+			escrow.ErrInvalidAmount, nil},
 
 		// Currencies the ledger does not know.
 		{"deposit XBT", func() error { _, err := l.Deposit(ctx, partyBuyer, oneXBT); return err },
@@ -357,7 +357,7 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 		}), escrow.ErrInvalidArgument, nil},
 		{"milestone of zero", withTerms(func(t *escrow.Terms) {
 			t.Milestones = []escrow.Milestone{{Name: "a", Amount: cny("100.00")}, {Name: "b", Amount: cny("0")}}
-		}), escrow.ErrInvalidArgument, nil},
+		}), escrow.ErrInvalidAmount, nil},
 		{"milestone name with newline", withTerms(func(t *escrow.Terms) {
 			t.Milestones = []escrow.Milestone{{Name: "a\nb", Amount: cny("100.00")}}
 		}), escrow.ErrInvalidArgument, nil},
