@@ -139,6 +139,9 @@ func (l *Ledger) OpenAccount(ctx context.Context, id string, opts ...CallOption)
 // Account returns the account with this ID, or ErrNotFound.
 func (l *Ledger) Account(ctx context.Context, id string) (Account, error) {
 	start := l.begin()
+	if err := checkAccountRef(id); err != nil {
+		return Account{}, l.finish(start, "account", err)
+	}
 	var a Account
 	err := l.store.View(ctx, func(tx Tx) error {
 		var err error
@@ -153,6 +156,9 @@ func (l *Ledger) Account(ctx context.Context, id string) (Account, error) {
 // and ErrUnknownCurrency for a currency not in the registry.
 func (l *Ledger) Balance(ctx context.Context, account string, c Currency) (Balance, error) {
 	start := l.begin()
+	if err := checkAccountRef(account); err != nil {
+		return Balance{}, l.finish(start, "balance", err)
+	}
 	if err := l.checkCurrency(c); err != nil {
 		return Balance{}, l.finish(start, "balance", err)
 	}
@@ -173,6 +179,9 @@ func (l *Ledger) Balance(ctx context.Context, account string, c Currency) (Balan
 // list. It fails with ErrNotFound for an unknown account.
 func (l *Ledger) Balances(ctx context.Context, account string) ([]Balance, error) {
 	start := l.begin()
+	if err := checkAccountRef(account); err != nil {
+		return nil, l.finish(start, "balances", err)
+	}
 	var out []Balance
 	err := l.store.View(ctx, func(tx Tx) error {
 		if _, err := getAccount(tx, account); err != nil {
@@ -209,7 +218,11 @@ func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amoun
 	if kind == EntryWithdrawal {
 		request, event, from, to = "withdraw", Withdrawn, account, WorldAccount
 	}
-	if err := l.checkPayment(amount); err != nil {
+	err := checkAccountRef(account) // a system account is refused below, as not a user's
+	if err == nil {
+		err = l.checkPayment(amount)
+	}
+	if err != nil {
 		return Balance{}, l.finish(start, request, err)
 	}
 	return mutate(ctx, l, start, request, opts,
@@ -237,6 +250,9 @@ func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amoun
 // to read on; an empty result means you are up to date.
 func (l *Ledger) Journal(ctx context.Context, account string, after uint64, limit int) ([]Entry, error) {
 	start := l.begin()
+	if err := checkAccountRef(account); err != nil {
+		return nil, l.finish(start, "journal", err)
+	}
 	if limit <= 0 {
 		return nil, l.finish(start, "journal", invalidArg("limit %d must be positive", limit))
 	}
@@ -356,6 +372,9 @@ func isSystem(id string) bool { return strings.HasPrefix(id, "@") }
 // of printable UTF-8 as unicode.IsPrint has it (no control, format or
 // bidirectional characters, no space but U+0020), not starting with '@'.
 func checkID(what, id string) error {
+	if len(id) > 0 && len(id) <= 128 && id[0] != '@' && printableASCII(id) {
+		return nil // most IDs, decided without decoding runes
+	}
 	if id == "" || len(id) > 128 {
 		return invalidArg("%s ID %q must be 1 to 128 bytes", what, id)
 	}
@@ -371,6 +390,25 @@ func checkID(what, id string) error {
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether s is ASCII with no control characters.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// checkAccountRef validates an account ID a call reads or names: a system
+// account, or one that checkID would let be opened.
+func checkAccountRef(id string) error {
+	if id == WorldAccount || id == FeeAccount {
+		return nil
+	}
+	return checkID("account", id)
 }
 
 // checkText refuses text longer than max bytes, invalid UTF-8, control

@@ -32,7 +32,12 @@
 // comment, a reply) may hold no control characters, newlines and tabs aside
 // where a text may span lines, and no bidirectional formatting characters
 // such as U+202E, which would make it display as something else. Either is
-// refused with ErrInvalidArgument.
+// refused with ErrInvalidArgument: an ID when the account or escrow is
+// opened and wherever a call names one to act on or to read (an escrow ""
+// is refused as invalid, not looked for), the system accounts aside, which
+// may be read. An actor is the exception: no party of any escrow has an ID
+// that breaks the rule, so an action by such an actor is refused with
+// ErrNotParty.
 //
 // # The trade lifecycle
 //

@@ -637,6 +637,9 @@ func termsEqual(a, b Terms) bool {
 // Escrow returns the escrow with this ID, or ErrNotFound.
 func (l *Ledger) Escrow(ctx context.Context, id string) (Escrow, error) {
 	start := l.begin()
+	if err := checkID("escrow", id); err != nil {
+		return Escrow{}, l.finish(start, "escrow", err)
+	}
 	var e Escrow
 	err := l.store.View(ctx, func(tx Tx) error {
 		var err error
@@ -924,6 +927,9 @@ func (a args) request(action Action, id, actor string) string {
 // act is every party's action on an existing escrow: it runs a call (see
 // call.apply) in one transaction, under the idempotency key among opts.
 func (l *Ledger) act(ctx context.Context, start time.Time, action Action, id, actor string, a args, opts []CallOption) (Escrow, error) {
+	if err := checkID("escrow", id); err != nil { // an actor with no valid ID is no party: authorize says so
+		return Escrow{}, l.finish(start, action.word(), err)
+	}
 	return l.run(ctx, start, opts, func(c *call) { c.action, c.id, c.actor, c.args = action, id, actor, a })
 }
 

@@ -269,6 +269,57 @@ func TestIDsMustBePrintable(t *testing.T) {
 	}
 }
 
+// TestIDsNamedMustBeValid: a call that names an escrow or an account to act
+// on or read refuses an ID that could never have been opened with
+// ErrInvalidArgument, not as missing, and changes nothing; the system
+// accounts may still be read. An actor whose ID breaks the rule is no
+// party to anything, and is refused as such.
+func TestIDsNamedMustBeValid(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	for _, id := range []string{"", strings.Repeat("x", 129), "ab\x00cd", "ab\xffcd", "ab\u202ecd", "@fees"} {
+		calls := map[string]func() error{
+			"Pay":     func() error { _, err := l.Pay(ctx, id, "alice"); return err },
+			"Confirm": func() error { _, err := l.Confirm(ctx, id, "alice"); return err },
+			"Escrow":  func() error { _, err := l.Escrow(ctx, id); return err },
+			"History": func() error { _, err := l.History(ctx, id); return err },
+			"Rate": func() error {
+				_, err := l.Rate(ctx, id, "alice", escrow.RatingInput{Score: escrow.Positive})
+				return err
+			},
+			"Reply":          func() error { _, err := l.Reply(ctx, id, "alice", "bob", "thanks"); return err },
+			"WithdrawRating": func() error { _, err := l.WithdrawRating(ctx, id, "alice"); return err },
+			"Reputation":     func() error { _, err := l.Reputation(ctx, id); return err },
+			"Explain":        func() error { _, err := l.Explain(ctx, id, escrow.Page{}); return err },
+		}
+		if id != "@fees" { // a system account may be read, but not paid into
+			calls["Account"] = func() error { _, err := l.Account(ctx, id); return err }
+			calls["Balance"] = func() error { _, err := l.Balance(ctx, id, escrow.CNY); return err }
+			calls["Balances"] = func() error { _, err := l.Balances(ctx, id); return err }
+			calls["Journal"] = func() error { _, err := l.Journal(ctx, id, 0, 10); return err }
+		}
+		calls["Deposit"] = func() error { _, err := l.Deposit(ctx, id, cny("1.00")); return err }
+		calls["Withdraw"] = func() error { _, err := l.Withdraw(ctx, id, cny("1.00")); return err }
+		for name, call := range calls {
+			f.refused(fmt.Sprintf("%s(%q)", name, id), escrow.ErrInvalidArgument, call)
+		}
+	}
+	for _, id := range []string{escrow.WorldAccount, escrow.FeeAccount} {
+		if _, err := l.Balances(ctx, id); err != nil {
+			t.Errorf("Balances(%q): %v", id, err)
+		}
+		if _, err := l.Journal(ctx, id, 0, 10); err != nil {
+			t.Errorf("Journal(%q): %v", id, err)
+		}
+	}
+	for _, actor := range []string{"", "ali\x00ce"} {
+		f.refused(fmt.Sprintf("Ship by %q", actor), escrow.ErrNotParty, func() error {
+			_, err := l.Ship(ctx, "held", actor, "SF2")
+			return err
+		})
+	}
+}
+
 // TestTextRefusesControlAndBidi applies one rule to every free text a call
 // takes: no control characters (newlines and tabs where text may span
 // lines) and no bidirectional formatting characters.

@@ -203,6 +203,9 @@ const historyPage = 64
 // with ErrNotFound if there is no such escrow.
 func (l *Ledger) History(ctx context.Context, id string) ([]Event, error) {
 	start := l.begin()
+	if err := checkID("escrow", id); err != nil {
+		return nil, l.finish(start, "history", err)
+	}
 	var out []Event
 	err := l.store.View(ctx, func(tx Tx) error {
 		if _, err := getEscrow(tx, id); err != nil {

@@ -537,7 +537,10 @@ func (l *Ledger) openRatings(e *Escrow) {
 // score, details from a seller, or a comment over 500 bytes.
 func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInput, opts ...CallOption) (Rating, error) {
 	start := l.begin()
-	err := in.check()
+	err := checkID("escrow", escrowID)
+	if err == nil {
+		err = in.check()
+	}
 	var o callOptions
 	if err == nil {
 		o, err = optionsOf(opts)
@@ -694,6 +697,9 @@ func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) error {
 // after the window.
 func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score, comment string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
+	if err := checkID("escrow", escrowID); err != nil {
+		return Rating{}, l.finish(start, "revise", err)
+	}
 	if err := score.check(); err != nil {
 		return Rating{}, l.finish(start, "revise", err)
 	}
@@ -750,6 +756,9 @@ func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score
 // ErrRatingClosed after the window.
 func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
+	if err := checkID("escrow", escrowID); err != nil {
+		return Rating{}, l.finish(start, "reply", err)
+	}
 	if err := checkText("reply", text, 500, true); err != nil {
 		return Rating{}, l.finish(start, "reply", err)
 	}
@@ -800,6 +809,9 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 // after the window.
 func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
+	if err := checkID("escrow", escrowID); err != nil {
+		return Rating{}, l.finish(start, "withdraw-rating", err)
+	}
 	return mutate(ctx, l, start, "withdraw-rating", opts, func() string {
 		return newRequest("withdraw-rating").str("escrow", escrowID).str("rater", rater).String()
 	},
@@ -837,6 +849,9 @@ func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opt
 // voided too, to record the operator's finding; it counted already not.
 func (l *Ledger) VoidRating(ctx context.Context, escrowID, rater, operator, reason string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
+	if err := checkID("escrow", escrowID); err != nil {
+		return Rating{}, l.finish(start, "void-rating", err)
+	}
 	if err := checkText("void reason", reason, 500, true); err != nil {
 		return Rating{}, l.finish(start, "void-rating", err)
 	}

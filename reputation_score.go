@@ -111,6 +111,9 @@ type Reputation struct {
 // ratings. An unknown party, or one never rated, is reported unrated.
 func (l *Ledger) Reputation(ctx context.Context, party string) (Reputation, error) {
 	start := l.begin()
+	if err := checkID("party", party); err != nil {
+		return Reputation{}, l.finish(start, "reputation", err)
+	}
 	r := readPool.Get().(*reputationRead)
 	r.l, r.now, r.rep = l, l.now(), Reputation{Party: party}
 	err := l.store.View(ctx, r.fn)
@@ -255,6 +258,9 @@ type ContributionPage struct {
 func (l *Ledger) Explain(ctx context.Context, party string, p Page) (ContributionPage, error) {
 	start, now := l.begin(), l.now()
 	limit, err := pageLimit(p.Limit)
+	if err == nil {
+		err = checkID("party", party)
+	}
 	if err != nil {
 		return ContributionPage{}, l.finish(start, "explain", err)
 	}
