@@ -198,7 +198,12 @@ func (l *Ledger) Balances(ctx context.Context, account string) ([]Balance, error
 }
 
 // Deposit moves amount from the outside world into the account's available
-// balance and returns the new balance.
+// balance and returns the new balance. A deposit that would take a balance
+// past MaxUnits is refused with an *AmountError wrapping
+// ErrAmountTooLarge that names the account: the account's own, or
+// WorldAccount's, which holds minus all the money deposited in the
+// currency and not withdrawn, unless the store adds to system balances
+// without reading them (see BalanceAdder).
 func (l *Ledger) Deposit(ctx context.Context, account string, amount Money, opts ...CallOption) (Balance, error) {
 	return l.move(ctx, EntryDeposit, account, amount, opts)
 }
@@ -325,8 +330,9 @@ func post(tx Tx, e *Entry) error {
 			}
 			next := m.units + q.Change
 			if next > MaxUnits || next < -MaxUnits {
-				return &AmountError{Amount: fmt.Sprint(q.Change), Currency: e.Currency.Code,
-					Reason: "balance would exceed the largest amount", Err: ErrAmountTooLarge}
+				change := max(q.Change, -q.Change)
+				return &AmountError{Amount: RestoreMoney(change, e.Currency).amountString(), Currency: e.Currency.Code,
+					Reason: fmt.Sprintf("the balance of %q would pass the largest amount", q.Account), Err: ErrAmountTooLarge}
 			}
 			if next < 0 && !isSystem(q.Account) {
 				return &InsufficientFundsError{Account: q.Account,

@@ -183,6 +183,34 @@ func TestNoAmountRefusedAsInvalid(t *testing.T) {
 	}
 }
 
+// TestBalanceLimitNamesTheAmount: a deposit refused because a balance,
+// here WorldAccount's, would pass the largest amount reports the amount as
+// given and the account whose balance it is, and changes nothing.
+func TestBalanceLimitNamesTheAmount(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	world, err := l.Balance(ctx, escrow.WorldAccount, escrow.CNY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bring @world to -MaxUnits: what alice deposited, and the rest to bob.
+	rest, err := escrow.MoneyFromUnits(escrow.MaxUnits+world.Available.Units(), escrow.CNY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Deposit(ctx, "bob", rest); err != nil {
+		t.Fatal(err)
+	}
+	f.refused("one fen more", escrow.ErrAmountTooLarge, func() error {
+		_, err := l.Deposit(ctx, "bob", cny("0.01"))
+		var ae *escrow.AmountError
+		if !errors.As(err, &ae) || ae.Amount != "0.01" || ae.Currency != "CNY" || !strings.Contains(err.Error(), escrow.WorldAccount) {
+			t.Errorf("Deposit past the limit: %v, want an AmountError for 0.01 CNY naming %s", err, escrow.WorldAccount)
+		}
+		return err
+	})
+}
+
 // TestAllocateRefusesBadAmounts: a balance read from the public API can be
 // negative (WorldAccount's); Allocate refuses it rather than splitting
 // garbage.
