@@ -63,7 +63,7 @@
 // tracking number, and the seller's ConfirmReturn refunds the amount asked
 // for; the seller may instead RefuseReturn the goods, with a reason, and
 // then either party may Dispute. The buyer may CancelReturn until the goods
-// are refused, or accept the refusal with it. Escrow.Return holds the
+// are shipped back, or accept the seller's refusal of them with it. Escrow.Return holds the
 // address, the tracking number and any refusal.
 //
 //	AwaitingConfirmation --RequestReturn--> ReturnRequested --AgreeReturn or timer--> AwaitingReturn

@@ -519,7 +519,9 @@ type Split struct {
 // accounts; the price must be positive in a registered currency. Opening an
 // existing ID with identical terms returns that escrow and changes nothing;
 // with different terms it fails with ErrExists. Terms that name no arbiter
-// get the ledger's default (Options.Arbiter), before they are compared.
+// get the ledger's default (Options.Arbiter), and zero timers the
+// ledger's (Options.Timers), before they are compared: a ledger opened
+// with other defaults since the escrow was opened finds other terms.
 func (l *Ledger) Open(ctx context.Context, t Terms, opts ...CallOption) (Escrow, error) {
 	start := l.begin()
 	t, err := l.checkTerms(t)
