@@ -315,8 +315,11 @@ type ReputationPolicy struct {
 	// NetPairCap caps the pair's month as a whole: its counted points,
 	// positive and negative together, stay within −PairCap and +PairCap
 	// as each rating counts. By default positives and negatives are
-	// capped apart, so one pair may place 2×PairCap counted ratings in a
-	// month.
+	// capped apart, so one pair may add PairCap positive and PairCap
+	// negative points in a month. Either way the cap is on points, not
+	// ratings: a neutral rating, of no points, is never held back, and
+	// under NetPairCap neither is a rating that brings the net back
+	// towards zero.
 	NetPairCap bool
 	// RepeatItemWindow is how long after (or before) a counted rating of
 	// the same rater on the same ratee and item another does not count:
