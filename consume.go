@@ -161,7 +161,7 @@ func (l *Ledger) Consume(ctx context.Context, name string, fn func(Event) error)
 			// Kept even if ctx ended while fn ran (a host shutting down):
 			// what fn handled is done, and handing it again costs more than
 			// one short write.
-			if c, err = l.storeConsumer(context.WithoutCancel(ctx), name, handled, nil); err != nil {
+			if c, err = l.storeConsumer(context.WithoutCancel(ctx), "consume", name, handled, nil); err != nil {
 				return l.finish(start, "consume", err)
 			}
 		}
@@ -213,7 +213,7 @@ func (l *Ledger) SetConsumer(ctx context.Context, name string, seq uint64) (Cons
 	if err := checkConsumerName(name); err != nil {
 		return Consumer{}, l.finish(start, "set_consumer", err)
 	}
-	c, err := l.storeConsumer(ctx, name, seq, func(tx Tx) error {
+	c, err := l.storeConsumer(ctx, "set_consumer", name, seq, func(tx Tx) error {
 		if seq == 0 {
 			return nil
 		}
@@ -228,10 +228,10 @@ func (l *Ledger) SetConsumer(ctx context.Context, name string, seq uint64) (Cons
 }
 
 // storeConsumer stores name's place after seq, once check, if not nil,
-// allows it.
-func (l *Ledger) storeConsumer(ctx context.Context, name string, seq uint64, check func(Tx) error) (Consumer, error) {
+// allows it, in a transaction the Observer is told of as call's.
+func (l *Ledger) storeConsumer(ctx context.Context, call, name string, seq uint64, check func(Tx) error) (Consumer, error) {
 	c := Consumer{Name: name, Seq: seq, UpdatedAt: l.now()}
-	err := l.update(ctx, "consumer", func(tx Tx) error {
+	err := l.update(ctx, call, func(tx Tx) error {
 		if check != nil {
 			if err := check(tx); err != nil {
 				return err

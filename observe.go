@@ -24,7 +24,8 @@ type Observer interface {
 	Call(CallInfo)
 	// Commit is told of each read-write transaction when it ends: committed
 	// (Err nil) or rolled back. A call makes at most one, ProcessDue one for
-	// each escrow it acts on and each batch it prunes or re-keys.
+	// each escrow it acts on and each batch it prunes or re-keys, and
+	// Consume one for each batch of events it hands on.
 	Commit(CommitInfo)
 	// Timer is told of each due escrow ProcessDue acted on: a timer it
 	// fired, a rating window it closed, or one of these that failed and was

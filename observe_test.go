@@ -474,8 +474,14 @@ func TestObserverWords(t *testing.T) {
 		{"wait_events", func() error { return errOf(l.WaitEvents(ctx, 0, 10)) }},
 		{"set_consumer", func() error { return errOf(l.SetConsumer(ctx, "mailer", 1)) }},
 		{"consumer", func() error { return errOf(l.Consumer(ctx, "mailer")) }},
-		{"consume", func() error {
-			return l.Consume(ctx, "mailer", func(escrow.Event) error { return errors.New("stop") })
+		{"consume", func() error { // hands on one event, whose place it stores, and stops at the next
+			n := 0
+			return l.Consume(ctx, "mailer", func(escrow.Event) error {
+				if n++; n > 1 {
+					return errors.New("stop")
+				}
+				return nil
+			})
 		}},
 		{"process_due", func() error { return errOf(l.ProcessDue(ctx)) }},
 		{"check", func() error { return l.Check(ctx) }},
@@ -483,10 +489,20 @@ func TestObserverWords(t *testing.T) {
 		rec.reset()
 		err := c.call()
 		rec.mu.Lock()
-		got := rec.calls
+		got, commits := rec.calls, rec.commits
 		rec.mu.Unlock()
 		if len(got) != 1 || got[0].Call != c.word || !errors.Is(got[0].Err, err) || (err == nil) != (got[0].Err == nil) {
 			t.Errorf("%s (returned %v): observer told of %+v, want one call of that word and error", c.word, err, got)
+		}
+		for _, commit := range commits { // the call's transactions are told under its word too
+			if commit.Call != c.word {
+				t.Errorf("%s: observer told of a commit of %q", c.word, commit.Call)
+			}
+		}
+		if c.word == "consume" || c.word == "set_consumer" {
+			if len(commits) != 1 || commits[0].Writes != 1 {
+				t.Errorf("%s: observer told of commits %+v, want the one that stores the place", c.word, commits)
+			}
 		}
 	}
 }
