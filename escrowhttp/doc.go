@@ -74,9 +74,11 @@
 // The actions' paths end in the words escrow.Action marshals to, and each
 // answers the escrow as the action left it. POST /v1/carts/pay pays
 // several escrows at once, as escrow.Ledger.PayAll does, and answers
-// {"escrows":[…]}, each paid, in the order given. A POST that makes something
-// answers 201 with a Location relative to its own URL (so it holds
-// wherever the host mounts the handler); every other success is 200.
+// {"escrows":[…]}, each paid, in the order given. A POST that makes an
+// account or an escrow answers 201 with a Location relative to its own URL
+// (so it holds wherever the host mounts the handler); one that makes a
+// rating answers 201 with the rating and no Location, since a rating has
+// no URL of its own. Every other success is 200.
 //
 // # Bodies and answers
 //
@@ -140,7 +142,9 @@
 //	401 unauthenticated        no actor
 //	402 insufficient_funds
 //	403 not_party, forbidden   the wrong party; not the actor's, or not an operator
-//	404 not_found, route_not_found
+//	404 not_found, route_not_found   route_not_found for a path not in its clean
+//	                           form too (an empty, "." or ".." segment), which
+//	                           is not redirected
 //	405 method_not_allowed     with an Allow header
 //	409 invalid_transition, already_exists, already_rated, rating_closed,
 //	    no_arbiter, idempotency_mismatch, conflict, cart_refused

@@ -86,6 +86,9 @@ func TestRefusals(t *testing.T) {
 		{name: "no such account", r: ops(get("/v1/accounts/nobody", "ops")), status: 404, code: "not_found"},
 		{name: "no such rating", r: post("/v1/escrows/done/ratings/shop/reply", "alice", map[string]string{"text": "hi"}), status: 404, code: "not_found"},
 		{name: "no such route", r: get("/v2/escrows", "alice"), status: 404, code: "route_not_found"},
+		{name: "empty segment", r: get("/v1//escrows/paid", "alice"), status: 404, code: "route_not_found"},
+		{name: "dot segment", r: get("/v1/escrows/../escrows/paid", "alice"), status: 404, code: "route_not_found"},
+		{name: "dot segment in an action", r: post("/v1/escrows/./paid/ship", "shop", nil), status: 404, code: "route_not_found"},
 		// 405
 		{name: "method", r: req{method: "DELETE", path: "/v1/escrows/paid", actor: "alice"}, status: 405, code: "method_not_allowed"},
 		// 409

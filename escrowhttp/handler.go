@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,7 +127,26 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Answers carry balances and trades: no cache may keep them.
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if p := r.URL.Path; p != cleanPath(p) {
+		// The mux would redirect to the clean path, in HTML; no route
+		// has such a path, and clients of a JSON API want JSON.
+		s.fail(w, refuse("route_not_found", "no route for %s %s: the path is not in its clean form", r.Method, p))
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is p as http.ServeMux routes it: rooted, with no empty, "."
+// or ".." segments, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
 }
 
 // A call is one request on its way through a route.
