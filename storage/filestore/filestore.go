@@ -194,6 +194,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -361,7 +362,8 @@ type Store struct {
 // if there is none, and recovers its contents. It fails with an error
 // wrapping ErrLocked if another store has dir open, and ErrCorrupt if the
 // contents are damaged. With Options.ReadOnly it creates nothing and fails
-// with an error wrapping ErrNotStore if dir holds no store.
+// with an error wrapping ErrNotStore if dir holds no store, and
+// fs.ErrNotExist as well if there is no dir.
 func Open(dir string, opts *Options) (*Store, error) {
 	s := &Store{dir: dir}
 	if opts != nil {
@@ -391,6 +393,9 @@ func Open(dir string, opts *Options) (*Store, error) {
 		}
 	}
 	lock, err := s.fs.Lock(dir, s.opts.ReadOnly)
+	if errors.Is(err, fs.ErrNotExist) && s.opts.ReadOnly {
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotStore, dir, err)
+	}
 	if err != nil {
 		return nil, err
 	}

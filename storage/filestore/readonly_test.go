@@ -156,8 +156,8 @@ func TestReadOnlyNotStore(t *testing.T) {
 	sameDir(t, dir, before)
 
 	missing := filepath.Join(dir, "missing")
-	if _, err := Open(missing, &Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("read-only Open of a missing directory = %v, want ErrNotExist", err)
+	if _, err := Open(missing, &Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, ErrNotStore) {
+		t.Errorf("read-only Open of a missing directory = %v, want ErrNotExist and ErrNotStore", err)
 	}
 	sameDir(t, dir, before)
 }
