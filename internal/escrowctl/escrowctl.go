@@ -86,10 +86,24 @@ func Run(w io.Writer, args []string, o Options) error {
 		return usageError("no command")
 	}
 	cmd := args[0]
+	if slices.Contains([]string{"-h", "-help", "--help", "help"}, cmd) {
+		return flag.ErrHelp
+	}
+	// Refuse a mistyped command before opening the store.
+	if !slices.Contains([]string{"check", "stats", "dump", "compact"}, cmd) {
+		return usageError(fmt.Sprintf("unknown command %q", cmd))
+	}
+	// Each command takes its own flags, and only those: a flag meant for
+	// another (check -escrow ID, as if it checked one escrow) is refused.
 	flags := flag.NewFlagSet("escrowctl "+cmd, flag.ContinueOnError)
 	flags.SetOutput(io.Discard) // exitStatus reports the error
-	ratings := flags.Bool("ratings", false, "check: also recompute reputation under the default policy")
-	escrowID := flags.String("escrow", "", "dump: only this escrow's history")
+	ratings, escrowID := new(bool), new(string)
+	switch cmd {
+	case "check":
+		flags.BoolVar(ratings, "ratings", false, "also recompute reputation under the default policy")
+	case "dump":
+		flags.StringVar(escrowID, "escrow", "", "only this escrow's history")
+	}
 	var pg *string
 	if o.OpenPG != nil {
 		pg = flags.String("pg", "", "the PostgreSQL database to work on, in place of DIR")
@@ -98,10 +112,6 @@ func Run(w io.Writer, args []string, o Options) error {
 		return err
 	} else if err != nil {
 		return usageError(err.Error())
-	}
-	// Refuse a mistyped command before opening the store.
-	if !slices.Contains([]string{"check", "stats", "dump", "compact"}, cmd) {
-		return usageError(fmt.Sprintf("unknown command %q", cmd))
 	}
 	if pg != nil && *pg != "" {
 		if cmd == "compact" {
@@ -117,7 +127,7 @@ func Run(w io.Writer, args []string, o Options) error {
 	}
 	dir := flags.Arg(0)
 	if _, err := os.Stat(dir); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", filestore.ErrNotStore, err) // and not to be made one
 	}
 	if cmd == "compact" {
 		return compact(w, dir)
@@ -225,6 +235,19 @@ func checkInvariants(ctx context.Context, store escrow.Storage, ratings bool) er
 	}
 	// The ledger's Check is the store's Check plus reputation.
 	l, err := escrow.New(ctx, store, nil)
+	if errors.Is(err, escrow.ErrReadOnly) {
+		// New would write the system accounts: no ledger has opened the
+		// store, and there is no reputation to recompute unless someone
+		// wrote ratings without one.
+		if err := escrow.CheckMoney(ctx, store); err != nil {
+			return err
+		}
+		return store.View(ctx, func(tx escrow.Tx) error {
+			return tx.Ratings(func(r escrow.Rating) error {
+				return fmt.Errorf("rating by %q on escrow %q in a store no ledger has opened: it has no system accounts", r.Rater, r.Escrow)
+			})
+		})
+	}
 	if err != nil {
 		return err
 	}

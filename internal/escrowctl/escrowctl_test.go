@@ -366,7 +366,13 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"stats", dir, dir}, 2, "escrowctl: stats takes one directory\nusage:"},
 		{[]string{"dump", "-bogus", dir}, 2, "escrowctl: flag provided but not defined: -bogus\nusage:"},
 		{[]string{"check", "-h"}, 0, "usage:"},
-		{[]string{"dump", missing}, 1, "escrowctl: stat " + missing + ": no such file or directory\n"},
+		{[]string{"-h"}, 0, "usage:"},
+		{[]string{"--help"}, 0, "usage:"},
+		{[]string{"help"}, 0, "usage:"},
+		{[]string{"check", "-escrow", "x", dir}, 2, "escrowctl: flag provided but not defined: -escrow\nusage:"},
+		{[]string{"stats", "-ratings", dir}, 2, "escrowctl: flag provided but not defined: -ratings\nusage:"},
+		{[]string{"compact", "-escrow", "x", dir}, 2, "escrowctl: flag provided but not defined: -escrow\nusage:"},
+		{[]string{"dump", missing}, 1, "escrowctl: not an escrow store: stat " + missing + ": no such file or directory\n"},
 		{[]string{"dump", "-escrow", "nope", dir}, 1, "escrowctl: escrow \"nope\": not found\n"},
 		{[]string{"check", dir}, 0, ""},
 	} {
@@ -493,5 +499,30 @@ func TestStatsReturnStates(t *testing.T) {
 	want := "  ReturnRequested        1\n  AwaitingReturn         1\n  ReturnShipped          1\n  ReturnRefused          1\n  Disputed               1\n"
 	if got != want {
 		t.Errorf("stats listed\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+// TestCheckRatingsOfStoreNoLedgerOpened: a store that was opened and
+// closed with no ledger holds no system accounts, which a read-only check
+// cannot write; check -ratings finds nothing to recompute there and
+// passes, as check does, and changes nothing.
+func TestCheckRatingsOfStoreNoLedgerOpened(t *testing.T) {
+	dir := t.TempDir()
+	s, err := filestore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := dirImage(t, dir)
+	for _, args := range [][]string{{"check", dir}, {"check", "-ratings", dir}} {
+		stdout, stderr, status := runStatus(args...)
+		if status != 0 || stderr != "" || !strings.HasPrefix(stdout, "ok:") {
+			t.Errorf("escrowctl %q: status %d, stdout %q, stderr %q; want 0 and ok", args, status, stdout, stderr)
+		}
+	}
+	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
+		t.Errorf("check changed %v", changed)
 	}
 }
