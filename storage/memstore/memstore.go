@@ -23,11 +23,14 @@
 // A reader works on a snapshot: a copy of every tree, which a B-tree makes
 // in O(1) by sharing its nodes until the writer next changes one; the
 // pages and lists are shared as they are, since the writer only writes past
-// the end a snapshot sees. So a View never waits for a writer while it
-// runs, nor holds one up. Snapshots are made lazily: the first View after
-// a commit takes the write lock for the moment it takes to copy the trees
-// (only those changed since the last snapshot) and publishes the copy;
-// later Views share it until the next commit. A store nobody reads pays
+// the end a snapshot sees. So a View's fn never waits for a writer, nor
+// holds one up. Snapshots are made lazily: the first View after a commit
+// takes the write lock for the moment it takes to copy the trees (only
+// those changed since the last snapshot) and publishes the copy; later
+// Views share it until the next commit. That View, before its fn runs,
+// waits for a write transaction that holds the lock when it comes: the
+// data it must see is then only in the live trees, which the writer is
+// changing. A store nobody reads pays
 // nothing for snapshots, and a View sees every commit made before it
 // began. A record a snapshot may share is never changed: the writer stores
 // a new one (see table).
