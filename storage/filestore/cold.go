@@ -330,8 +330,14 @@ func entryOf(o *op) escrow.Entry { return o.entry }
 func eventOf(o *op) escrow.Event { return o.event }
 
 // thenHot appends to cold what hot reads after the tables' last record.
+// It calls hot even when cold fills the page, for nothing, since hot's
+// transaction decides whether the call may be made at all: a Tx kept
+// past the end of its View or Update must fail, not read the tables.
 func thenHot[T any](cold []T, limit int, floor, after uint64, hot func(after uint64, limit int) ([]T, error)) ([]T, error) {
 	if len(cold) >= limit && limit > 0 {
+		if _, err := hot(max(after, floor), 0); err != nil {
+			return nil, err
+		}
 		return cold, nil
 	}
 	rest, err := hot(max(after, floor), limit-len(cold))

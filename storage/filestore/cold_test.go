@@ -497,3 +497,58 @@ func memMarks(t *testing.T, s *Store) int {
 	}
 	return n
 }
+
+// TestEndedTxOverTables keeps a Tx past the end of its View and of its
+// Update on a store whose oldest records are in the cold tables: a page
+// the tables alone could fill must still fail, as every call through an
+// ended transaction does, and after Close too.
+func TestEndedTxOverTables(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir(), &Options{CompactRatio: -1})
+	defer s.Close()
+	runWorkload(t, s, 300)
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stats().Tables == 0 {
+		t.Fatal("the compaction wrote no cold table")
+	}
+	var escrowID string
+	var leakedR, leakedW escrow.Tx
+	err := s.View(ctx, func(tx escrow.Tx) error {
+		leakedR = tx
+		evs, err := tx.Events(0, 100)
+		for _, ev := range evs {
+			if escrowID == "" && ev.Escrow != "" {
+				escrowID = ev.Escrow
+			}
+		}
+		return err
+	})
+	if err != nil || escrowID == "" {
+		t.Fatalf("reading the events: %v, escrow %q", err, escrowID)
+	}
+	if err := s.Update(ctx, func(tx escrow.Tx) error { leakedW = tx; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	try := func(when string) {
+		for name, leaked := range map[string]escrow.Tx{"View": leakedR, "Update": leakedW} {
+			reads := map[string]func() (int, error){
+				"Journal":      func() (int, error) { p, err := leaked.Journal(0, 1); return len(p), err },
+				"Events":       func() (int, error) { p, err := leaked.Events(0, 1); return len(p), err },
+				"Entries":      func() (int, error) { p, err := leaked.Entries("u1", 0, 1); return len(p), err },
+				"EscrowEvents": func() (int, error) { p, err := leaked.EscrowEvents(escrowID, 0, 1); return len(p), err },
+			}
+			for read, call := range reads {
+				if n, err := call(); err == nil {
+					t.Errorf("%s: %s through the Tx of an ended %s returned %d records and no error", when, read, name, n)
+				}
+			}
+		}
+	}
+	try("open")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	try("closed")
+}

@@ -1626,6 +1626,17 @@ func contractTxEnds(t *testing.T, h Harness) {
 			if _, err := leaked.Account("ghost"); err == nil {
 				t.Errorf("Account through the Tx of an ended %s succeeded", name)
 			}
+			pages := map[string]func() error{
+				"Journal":      func() error { _, err := leaked.Journal(0, 1); return err },
+				"Events":       func() error { _, err := leaked.Events(0, 1); return err },
+				"Entries":      func() error { _, err := leaked.Entries("ghost", 0, 1); return err },
+				"EscrowEvents": func() error { _, err := leaked.EscrowEvents("ghost", 0, 1); return err },
+			}
+			for read, call := range pages {
+				if err := call(); err == nil {
+					t.Errorf("%s through the Tx of an ended %s succeeded", read, name)
+				}
+			}
 		}
 		if _, err := tx.Account("ghost"); !errors.Is(err, escrow.ErrNotFound) {
 			t.Errorf("the running transaction sees a write made through an ended one: %v", err)
