@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"runtime"
 	"slices"
 	"sync"
@@ -101,17 +102,28 @@ func (ts *tableSet) scan(prefix, start []byte, fn func(k, v []byte) (bool, error
 			return err
 		}
 	}
-	if err := m.Err(); err != nil {
+	if err := m.Err(); errors.Is(err, fs.ErrClosed) {
+		return closedErr("cold tables", err)
+	} else if err != nil {
 		return fmt.Errorf("filestore: cold tables: %w: %w", ErrCorrupt, err)
 	}
 	return nil
 }
 
 func tableErr(t *coldTable, err error) error {
-	if errors.Is(err, sstable.ErrCorrupt) {
+	switch {
+	case errors.Is(err, fs.ErrClosed):
+		return closedErr(t.name, err)
+	case errors.Is(err, sstable.ErrCorrupt):
 		return fmt.Errorf("filestore: %s: %w: %w", t.name, ErrCorrupt, err)
 	}
 	return fmt.Errorf("filestore: %s: %w", t.name, err)
+}
+
+// closedErr words a read of a table file that Close has closed, under a
+// View that was still running: the store is closed, not damaged.
+func closedErr(where string, err error) error {
+	return fmt.Errorf("filestore: %s: %w: %w", where, escrow.ErrClosed, err)
 }
 
 // decodeValue decodes a table's value: one operation of the log's format.

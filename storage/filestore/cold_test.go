@@ -552,3 +552,38 @@ func TestEndedTxOverTables(t *testing.T) {
 	}
 	try("closed")
 }
+
+// TestViewAcrossClose: a View still running when Close returns may find
+// the cold tables' files closed under it; its reads then fail with
+// escrow.ErrClosed, not with ErrCorrupt, which would report damage that
+// is not there.
+func TestViewAcrossClose(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir(), &Options{CompactRatio: -1, CacheBytes: -1})
+	runWorkload(t, s, 300)
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.View(ctx, func(tx escrow.Tx) error {
+		closed := make(chan error)
+		go func() { closed <- s.Close() }()
+		if err := <-closed; err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		reads := map[string]func() error{
+			"Journal":      func() error { _, err := tx.Journal(0, 1000); return err },
+			"Events":       func() error { _, err := tx.Events(0, 1000); return err },
+			"Entries":      func() error { _, err := tx.Entries("u1", 0, 1000); return err },
+			"PartyEscrows": func() error { _, err := tx.PartyEscrows(escrow.PartyQuery{Party: "u1", Limit: 1000}); return err },
+		}
+		for name, read := range reads {
+			if err := read(); errors.Is(err, ErrCorrupt) || err != nil && !errors.Is(err, escrow.ErrClosed) {
+				t.Errorf("%s in a View across Close: %v, want no error or ErrClosed", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

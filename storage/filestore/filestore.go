@@ -489,7 +489,8 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 // it checkpoints first, so that the next Open has next to nothing to
 // replay; its error, if any, is Close's, and the store closes all the
 // same, with its log intact. It is idempotent; calls after the first
-// return nil.
+// return nil. A View still running reads its snapshot of memory, but its
+// reads of the cold tables may then fail with escrow.ErrClosed.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
