@@ -288,11 +288,19 @@ func authorize(e *Escrow, action Action, actor string) error {
 	return nil
 }
 
+// MaxTimer is the longest a Timers field may be: 50 years. A deadline and
+// the extensions of it then fall well within the times storage adapters
+// order to the nanosecond (the range of time.Time.UnixNano, up to the
+// year 2262), and a timer a host means never to fire can still be set
+// far enough away.
+const MaxTimer = 50 * 365 * 24 * time.Hour
+
 // Timers are an escrow's deadlines, and the extensions its parties may
 // make to one of them. Each deadline runs in one state and has its own
 // action when it expires, fired by ProcessDue. A zero field takes the
-// ledger's default. In JSON the durations are strings, "72h0m0s", and the
-// zero ones are left out.
+// ledger's default; a negative one, or one longer than MaxTimer, is
+// refused with ErrInvalidArgument. In JSON the durations are strings,
+// "72h0m0s", and the zero ones are left out.
 //
 // An escrow stored before a field existed reads that field as the
 // built-in default (DefaultTimers).
@@ -339,6 +347,9 @@ func (t Timers) withDefaults(d Timers) (Timers, error) {
 	for _, f := range t.fields() {
 		if *f < 0 {
 			return Timers{}, invalidArg("timers may not be negative: %+v", t)
+		}
+		if *f > MaxTimer {
+			return Timers{}, invalidArg("timer %v is longer than MaxTimer (%v)", *f, MaxTimer)
 		}
 	}
 	def := d.fields()

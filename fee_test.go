@@ -205,6 +205,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"host currency twice with other minor units", Options{Currencies: []Currency{xts, {Code: "XTS", Minor: 0}}}, ErrInvalidArgument},
 		{"malformed host currency", Options{Currencies: []Currency{{Code: "xts", Minor: 2}}}, ErrInvalidArgument},
 		{"negative timer", Options{Timers: Timers{ShipWithin: -time.Second}}, ErrInvalidArgument},
+		{"timer past MaxTimer", Options{Timers: Timers{PayWithin: MaxTimer + 1}}, ErrInvalidArgument},
+		{"timer at MaxTimer", Options{Timers: Timers{PayWithin: MaxTimer}}, errStoreReached},
 		{"custom timer", Options{Timers: Timers{ConfirmWithin: time.Hour}}, errStoreReached},
 	}
 	for _, tc := range tests {

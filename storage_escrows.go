@@ -14,7 +14,10 @@ type EscrowsTx interface {
 	PutEscrow(e Escrow) error
 	// DueEscrows returns the IDs of at most limit escrows whose NextDue is
 	// not after t, earliest first (ties by ID). None due: an empty slice. It must
-	// use an index, not read every escrow.
+	// use an index, not read every escrow. An adapter may order times
+	// only within the range of time.Time.UnixNano (the years 1678 to
+	// 2262), as memstore and filestore do; the ledger keeps deadlines in
+	// it (see MaxTimer).
 	DueEscrows(t time.Time, limit int) ([]string, error)
 	// PartyEscrows returns at most q.Limit escrows in which q.Party is
 	// the buyer, the seller or the arbiter, as q.Role says, newest first:

@@ -349,6 +349,7 @@ func testRejectedCallsChangeNothing(t *testing.T, h Harness) {
 		{"arbiter is seller", withTerms(func(t *escrow.Terms) { t.Arbiter = partySeller }), escrow.ErrInvalidArgument, nil},
 		{"item too long", withTerms(func(t *escrow.Terms) { t.Item = strings.Repeat("x", 1001) }), escrow.ErrInvalidArgument, nil},
 		{"negative timer", withTerms(func(t *escrow.Terms) { t.Timers.ShipWithin = -1 }), escrow.ErrInvalidArgument, nil},
+		{"timer past MaxTimer", withTerms(func(t *escrow.Terms) { t.Timers.PayWithin = escrow.MaxTimer + 1 }), escrow.ErrInvalidArgument, nil},
 		{"milestones short of price", withTerms(func(t *escrow.Terms) {
 			t.Milestones = []escrow.Milestone{{Name: "a", Amount: cny("30.00")}, {Name: "b", Amount: cny("69.99")}}
 		}), escrow.ErrInvalidArgument, nil},
