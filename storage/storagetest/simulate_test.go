@@ -183,3 +183,48 @@ func TestDigest(t *testing.T) {
 		t.Errorf("a store with one account more has the same digest %x", after)
 	}
 }
+
+// consumerLeakStore commits, with the first transaction that fails, a
+// consumer the failed call never wrote: a change that only the
+// whole-store comparison sees, since the per-step footprint holds no
+// consumers.
+type consumerLeakStore struct {
+	escrow.Storage
+	mu     sync.Mutex
+	leaked bool
+}
+
+func (s *consumerLeakStore) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	var fnErr error
+	err := s.Storage.Update(ctx, func(tx escrow.Tx) error {
+		if fnErr = fn(tx); fnErr == nil {
+			return nil
+		}
+		s.mu.Lock()
+		first := !s.leaked
+		s.leaked = true
+		s.mu.Unlock()
+		if !first {
+			return fnErr
+		}
+		return tx.PutConsumer(escrow.Consumer{Name: "leaked-consumer", Seq: 1, UpdatedAt: start})
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
+}
+
+// TestLongBudgetShowsEarlyBytes: a run whose budget passes 100,000 steps
+// compares digests only past that step, so a failure before it still
+// shows the bytes that changed.
+func TestLongBudgetShowsEarlyBytes(t *testing.T) {
+	h := func(testing.TB) escrow.Storage { return &consumerLeakStore{Storage: memstore.New()} }
+	got := simulateBroken(t, h, Budget{Steps: 100_001, CheckEvery: 1})
+	if len(got) == 0 {
+		t.Fatal("the simulation passed over a store that leaked a write")
+	}
+	if !strings.Contains(got[0], "leaked-consumer") {
+		t.Errorf("the failure does not show what changed:\n%.500s", got[0])
+	}
+}
