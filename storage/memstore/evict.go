@@ -49,7 +49,8 @@ func (s *Store) Attach(v any) {
 
 // StartAfter numbers the next journal entry journal+1 and the next event
 // events+1, as if that many had been appended and evicted. It is for a
-// store that is empty, before its first Update, and fails otherwise.
+// store that holds no journal entry or event yet, as one just made, and
+// fails on one that does; other records do not stop it.
 func (s *Store) StartAfter(journal, events uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
