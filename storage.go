@@ -57,7 +57,8 @@ type Tx interface {
 // polling as well, so a notifier that misses a commit only delays it.
 type EventNotifier interface {
 	// EventsCommitted returns a channel that is closed once an event has
-	// been committed after the call. It never blocks.
+	// been committed after the call, or earlier with nothing new, which a
+	// waiter takes as a reason to look again. It never blocks.
 	EventsCommitted() <-chan struct{}
 }
 

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -78,6 +79,9 @@ func (t *tx) Accounts(fn func(escrow.Account) error) error {
 
 func (t *tx) AppendEntry(e *escrow.Entry) error {
 	if err := t.check(true); err != nil {
+		return err
+	}
+	if err := checkMinor("entry", e.Currency); err != nil {
 		return err
 	}
 	at, ns := ts(e.At)
@@ -258,6 +262,9 @@ func (t *tx) Consumer(name string) (escrow.Consumer, error) {
 }
 
 func (t *tx) PutConsumer(c escrow.Consumer) error {
+	if c.Seq > math.MaxInt64 { // the column is a BIGINT, as every Seq is
+		return fmt.Errorf("pgstore: consumer %q: %w: Seq %d past the largest a store numbers", c.Name, escrow.ErrInvalidArgument, c.Seq)
+	}
 	at, ns := ts(c.UpdatedAt)
 	return t.exec(`INSERT INTO consumers (`+consumerCols+`) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (name) DO UPDATE SET seq = $2, updated_at = $3, updated_ns = $4`, c.Name, seqArg(c.Seq), at, ns)

@@ -179,6 +179,9 @@ func (t *tx) AddBalance(account string, c escrow.Currency, available, held int64
 	if c.Code == "" {
 		return fmt.Errorf("pgstore: AddBalance to %q: %w: no currency", account, escrow.ErrInvalidArgument)
 	}
+	if err := checkMinor("AddBalance to "+account, c); err != nil {
+		return err
+	}
 	tooLarge := func(u int64) error {
 		return &escrow.AmountError{Amount: fmt.Sprint(u), Currency: c.Code,
 			Reason: "balance would exceed the largest amount", Err: escrow.ErrAmountTooLarge}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/escrowkit/escrow"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -89,9 +90,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 				return err
 			}
 		}
-		var current string
+		var current *string
 		if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&current); err != nil {
 			return err
+		}
+		if current == nil {
+			var path string
+			if err := tx.QueryRow(ctx, `SHOW search_path`).Scan(&path); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: no schema in the search_path (%s) exists; create one, or name it in Options.Schema, which Open creates", escrow.ErrInvalidArgument, path)
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgstore:' || $1))`, current); err != nil {
 			return err
@@ -107,7 +115,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 			return err
 		}
 		if found > len(ms) {
-			return &SchemaError{Schema: current, Found: found, Known: len(ms)}
+			return &SchemaError{Schema: *current, Found: found, Known: len(ms)}
 		}
 		for _, m := range ms[found:] {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {

@@ -251,8 +251,10 @@
 // payload, when it numbers events; PostgreSQL delivers it on commit. The
 // store is an escrow.EventNotifier: the ledger's WaitEvents and Consume
 // wake on it at once, in every process, instead of at their next poll. The
-// listener holds one connection of the pool from the first wait until
-// Close.
+// listener holds one connection from the first wait until Close, taken
+// from the pool and then out of its count: the server sees one more
+// connection than the pool's MaxConns. A waiter may also wake when the
+// listener starts or reconnects, with nothing new: it looks again.
 //
 // # CockroachDB and other databases
 //
@@ -300,12 +302,17 @@ var _ escrow.Storage = (*Store)(nil)
 // every default.
 type Options struct {
 	// Schema, if not empty, is the schema Open keeps the tables in (it is
-	// created if missing); Open sets it as the search_path of the pool's
-	// connections. New ignores it: the pool's own search_path decides.
+	// created if missing), named exactly as written: capitals, spaces and
+	// commas are part of the name. Open sets it as the search_path of the
+	// pool's connections. New ignores it: the pool's own search_path
+	// decides, and a search_path that names no schema that exists is
+	// refused with ErrInvalidArgument.
 	Schema string
 	// MaxAttempts is how many times Update runs a transaction that
 	// conflicts with others before it gives up with ErrConflict. Zero
-	// means 30.
+	// means 30. The runs again that are no conflict, after a kept row
+	// changed or a balance stripe could not take an addition, do not
+	// count (see "Rows kept" and "System balances").
 	MaxAttempts int
 	// MaxBackoff caps the wait between two attempts. Zero means 10ms.
 	MaxBackoff time.Duration
@@ -350,7 +357,9 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	if o.Schema != "" {
-		cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+		// Quoted, so that the name is one schema as written: a capital
+		// letter, a space or a comma in it stays part of it.
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.Schema}.Sanitize()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -412,7 +421,13 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	defer s.mu.RUnlock()
 	var last error
 	eagerAdd, keep := false, true
-	for attempt := 0; attempt < s.maxAttempts; attempt++ {
+	// A kept row that had changed, or a stripe that could not take an
+	// addition, is no conflict: the attempt after it reads the database,
+	// or folds the stripes, so neither comes twice. Neither counts
+	// against MaxAttempts, which counts conflicts.
+	attempts, spared := 0, 0
+	for attempt := 0; attempt < s.maxAttempts+spared; attempt++ {
+		attempts++
 		if attempt > 0 && keep {
 			// Not after a kept row that had changed: that is no
 			// conflict, and the next attempt reads the database.
@@ -431,9 +446,12 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 		if !retryable(err) {
 			return err
 		}
+		if (errors.Is(err, errRowChanged) || errors.Is(err, errStripeFull)) && spared < 2 {
+			spared++
+		}
 		last = err
 	}
-	return fmt.Errorf("pgstore: gave up after %d attempts: %w: %w", s.maxAttempts, escrow.ErrConflict, last)
+	return fmt.Errorf("pgstore: gave up after %d attempts: %w: %w", attempts, escrow.ErrConflict, last)
 }
 
 // soloAfter is how many times an Update may fail on a conflict before
@@ -662,9 +680,10 @@ func classify(err error) error {
 			return &errRetry{fmt.Errorf("pgstore: %w: %w", errStripeFull, err)}
 		case "PGS02":
 			return &errRetry{fmt.Errorf("pgstore: %w: %w", errRowChanged, err)}
-		case "22021", "22P05":
+		case "22021", "22P05", "22008":
 			// Text PostgreSQL cannot hold: a NUL byte, or bytes that are
-			// not UTF-8, in an ID or a field.
+			// not UTF-8, in an ID or a field; or a time out of its range
+			// (4713 BC to 294276 AD).
 			return fmt.Errorf("pgstore: %w: %w", escrow.ErrInvalidArgument, err)
 		}
 	}

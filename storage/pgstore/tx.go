@@ -326,6 +326,9 @@ func fromTS(t time.Time, ns int16) time.Time {
 // minor units, or NULL for the zero Money of no currency. A Money of
 // another currency is refused.
 func amount(what string, m escrow.Money, c escrow.Currency) (*int64, error) {
+	if err := checkMinor(what, c); err != nil {
+		return nil, err
+	}
 	mc := m.Currency()
 	if mc == (escrow.Currency{}) {
 		if m.Units() != 0 {
@@ -338,6 +341,16 @@ func amount(what string, m escrow.Money, c escrow.Currency) (*int64, error) {
 	}
 	u := m.Units()
 	return &u, nil
+}
+
+// checkMinor refuses a currency whose minor units the core would not
+// take (0 to 9): the column is a SMALLINT, and a value past it would be
+// stored as another, changing every amount's scale.
+func checkMinor(what string, c escrow.Currency) error {
+	if c.Minor < 0 || c.Minor > 9 {
+		return fmt.Errorf("pgstore: %s: %w: currency %s has %d minor units, not 0 to 9", what, escrow.ErrInvalidArgument, c.Code, c.Minor)
+	}
+	return nil
 }
 
 // money returns the Money of a column value read by amount.

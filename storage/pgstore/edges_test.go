@@ -1,0 +1,181 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/pgstore"
+	"github.com/escrowkit/escrow/storage/storagetest"
+	"github.com/jackc/pgx/v5"
+)
+
+// tablesIn counts the tables in the schema named exactly name.
+func tablesIn(t *testing.T, name string) int {
+	t.Helper()
+	var n int
+	err := admin.QueryRow(context.Background(),
+		`SELECT count(*) FROM information_schema.tables WHERE table_schema = $1`, name).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// dropAfter drops the schemas named exactly names when the test ends.
+func dropAfter(t *testing.T, names ...string) {
+	t.Cleanup(func() {
+		for _, n := range names {
+			admin.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{n}.Sanitize()+` CASCADE`)
+		}
+	})
+}
+
+// TestSchemaNamedAsWritten: Options.Schema is one schema, named exactly as
+// written, whatever it holds: capitals, a space, a comma. The tables go
+// there and nowhere else.
+func TestSchemaNamedAsWritten(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	tag := fmt.Sprintf("%d", os.Getpid())
+	first := "edges_first_" + tag
+	for _, name := range []string{"Edges Mixed " + tag, first + ",edges_second_" + tag} {
+		dropAfter(t, name, first)
+		if _, err := admin.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{first}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+		s, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: name})
+		if err != nil {
+			t.Errorf("Open with Schema %q: %v", name, err)
+			continue
+		}
+		err = s.Update(ctx, func(tx escrow.Tx) error { return tx.PutAccount(escrow.Account{ID: "ann", CreatedAt: start}) })
+		s.Close()
+		if err != nil {
+			t.Errorf("Schema %q: Update: %v", name, err)
+		}
+		if n := tablesIn(t, name); n == 0 {
+			t.Errorf("Schema %q holds no table", name)
+		}
+		if n := tablesIn(t, first); n != 0 {
+			t.Errorf("Schema %q: %d tables went to %q", name, n, first)
+		}
+	}
+}
+
+// TestSearchPathOfNoSchema: a DSN whose search_path names no schema that
+// exists is refused with ErrInvalidArgument, saying so, and creates
+// nothing.
+func TestSearchPathOfNoSchema(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	missing := fmt.Sprintf("edges_missing_%d", os.Getpid())
+	_, err := pgstore.Open(ctx, withParam(dsn, "search_path", missing), nil)
+	if !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Errorf("Open with search_path %q: %v, want ErrInvalidArgument", missing, err)
+	}
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, missing).Scan(&n); err != nil || n != 0 {
+		t.Errorf("schema %q made: %d, %v", missing, n, err)
+	}
+}
+
+// withParam returns dsn, a URL or key=value string, with one more
+// run-time parameter.
+func withParam(dsn, name, value string) string {
+	switch {
+	case !strings.Contains(dsn, "://"):
+		return dsn + " " + name + "=" + value
+	case strings.Contains(dsn, "?"):
+		return dsn + "&" + name + "=" + value
+	}
+	return dsn + "?" + name + "=" + value
+}
+
+// dumpOf is the store's whole dump, as text.
+func dumpOf(t *testing.T, s escrow.Storage) string {
+	t.Helper()
+	d, err := storagetest.Dump(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(d)
+}
+
+// TestMaxAttemptsCountsConflicts: with MaxAttempts 1, an Update whose kept
+// row another store changed runs again and succeeds: that is no conflict,
+// and MaxAttempts counts conflicts.
+func TestMaxAttemptsCountsConflicts(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	a, _ := tripStore(t, schema, &pgstore.Options{MaxAttempts: 1})
+	b, _ := tripStore(t, schema, &pgstore.Options{MaxAttempts: 1})
+	keptFixture(t, a) // a keeps ann's account
+	if err := b.Update(ctx, func(tx escrow.Tx) error {
+		return tx.PutAccount(escrow.Account{ID: "ann", CreatedAt: start.Add(time.Hour)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	err := a.Update(ctx, func(tx escrow.Tx) error {
+		runs++
+		acc, err := tx.Account("ann")
+		if err != nil {
+			return err
+		}
+		if !acc.CreatedAt.Equal(start.Add(time.Hour)) {
+			return fmt.Errorf("read ann created at %v, want the change", acc.CreatedAt)
+		}
+		return tx.PutAccount(escrow.Account{ID: "ann2", CreatedAt: acc.CreatedAt})
+	})
+	if err != nil {
+		t.Errorf("Update after a kept row changed, MaxAttempts 1: %v (fn ran %d times)", err, runs)
+	}
+}
+
+// TestValuesPastColumns: values the columns cannot hold as given are
+// refused with ErrInvalidArgument, and nothing is written: minor units the
+// core would not take, a consumer's Seq past the largest a store numbers,
+// a time past PostgreSQL's range.
+func TestValuesPastColumns(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newSchema(t))
+	defer s.Close()
+	odd := escrow.Currency{Code: "CNY", Minor: 65538}
+	for name, write := range map[string]func(tx escrow.Tx) error{
+		"escrow": func(tx escrow.Tx) error {
+			return tx.PutEscrow(escrow.Escrow{Terms: escrow.Terms{ID: "m", Buyer: "ann", Seller: "bob",
+				Price: escrow.RestoreMoney(100, odd)}, State: escrow.AwaitingPayment, CreatedAt: start, Version: 1})
+		},
+		"event": func(tx escrow.Tx) error {
+			return tx.AppendEvent(&escrow.Event{Type: escrow.EscrowPaid, At: start, Escrow: "m", Amount: escrow.RestoreMoney(5, odd)})
+		},
+		"balance": func(tx escrow.Tx) error {
+			return tx.PutBalance(escrow.Balance{Account: "ann", Currency: odd, Available: escrow.RestoreMoney(5, odd), Held: escrow.RestoreMoney(0, odd)})
+		},
+		"entry": func(tx escrow.Tx) error {
+			return tx.AppendEntry(&escrow.Entry{At: start, Kind: escrow.EntryDeposit, Currency: odd,
+				Postings: []escrow.Posting{{Account: "ann", Change: 5}, {Account: escrow.WorldAccount, Change: -5}}})
+		},
+		"consumer": func(tx escrow.Tx) error {
+			return tx.PutConsumer(escrow.Consumer{Name: "c", Seq: math.MaxUint64, UpdatedAt: start})
+		},
+		"time": func(tx escrow.Tx) error {
+			return tx.PutAccount(escrow.Account{ID: "t", CreatedAt: time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)})
+		},
+	} {
+		before := dumpOf(t, s)
+		if err := s.Update(ctx, write); !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+		if after := dumpOf(t, s); after != before {
+			t.Errorf("%s: the refused write changed the store", name)
+		}
+	}
+}
