@@ -70,9 +70,11 @@ func open(t testing.TB, h Harness) escrow.Storage {
 	return s
 }
 
-// Dump renders everything in store, read through the Storage contract, as
-// deterministic JSON: two stores with the same content dump to the same
-// bytes. Tests compare dumps taken before and after a call that must change
+// Dump renders every record in store, read through the Storage contract,
+// as deterministic JSON: two stores with the same content dump to the same
+// bytes. Indexes a record is filed under by its own fields (an escrow's
+// parties, an event's escrow) are not rendered apart: the conformance
+// suite checks them through the queries that use them. Tests compare dumps taken before and after a call that must change
 // nothing. The records are rendered in a form of the dump's own (see
 // appendPlain), not in their JSON forms, so that dumps taken by different
 // releases compare.
