@@ -110,13 +110,14 @@ func TestSimulationCatchesLostJournalEntry(t *testing.T) {
 }
 
 // leakyStore commits the leak-th transaction that fails anyway, with a
-// record the failed call never meant to write: an adapter whose rollback
-// misses one table.
+// record the failed call never meant to write (write's, or an idempotency
+// record if write is nil): an adapter whose rollback misses one table.
 type leakyStore struct {
 	escrow.Storage
 	mu     sync.Mutex
 	failed int
 	leak   int
+	write  func(escrow.Tx) error
 }
 
 func (s *leakyStore) Update(ctx context.Context, fn func(escrow.Tx) error) error {
@@ -131,6 +132,9 @@ func (s *leakyStore) Update(ctx context.Context, fn func(escrow.Tx) error) error
 		s.mu.Unlock()
 		if !leak {
 			return fnErr
+		}
+		if s.write != nil {
+			return s.write(tx)
 		}
 		return tx.PutIdempotency(escrow.IdempotencyRecord{Key: "leaked", Request: "a refused call", At: start})
 	})
@@ -184,42 +188,18 @@ func TestDigest(t *testing.T) {
 	}
 }
 
-// consumerLeakStore commits, with the first transaction that fails, a
-// consumer the failed call never wrote: a change that only the
-// whole-store comparison sees, since the per-step footprint holds no
-// consumers.
-type consumerLeakStore struct {
-	escrow.Storage
-	mu     sync.Mutex
-	leaked bool
-}
-
-func (s *consumerLeakStore) Update(ctx context.Context, fn func(escrow.Tx) error) error {
-	var fnErr error
-	err := s.Storage.Update(ctx, func(tx escrow.Tx) error {
-		if fnErr = fn(tx); fnErr == nil {
-			return nil
-		}
-		s.mu.Lock()
-		first := !s.leaked
-		s.leaked = true
-		s.mu.Unlock()
-		if !first {
-			return fnErr
-		}
-		return tx.PutConsumer(escrow.Consumer{Name: "leaked-consumer", Seq: 1, UpdatedAt: start})
-	})
-	if fnErr != nil {
-		return fnErr
-	}
-	return err
-}
-
 // TestLongBudgetShowsEarlyBytes: a run whose budget passes 100,000 steps
 // compares digests only past that step, so a failure before it still
 // shows the bytes that changed.
 func TestLongBudgetShowsEarlyBytes(t *testing.T) {
-	h := func(testing.TB) escrow.Storage { return &consumerLeakStore{Storage: memstore.New()} }
+	// A consumer: a change only the whole-store comparison sees, since
+	// the per-step footprint holds no consumers.
+	leakConsumer := func(tx escrow.Tx) error {
+		return tx.PutConsumer(escrow.Consumer{Name: "leaked-consumer", Seq: 1, UpdatedAt: start})
+	}
+	h := func(testing.TB) escrow.Storage {
+		return &leakyStore{Storage: memstore.New(), leak: 1, write: leakConsumer}
+	}
 	got := simulateBroken(t, h, Budget{Steps: 100_001, CheckEvery: 1})
 	if len(got) == 0 {
 		t.Fatal("the simulation passed over a store that leaked a write")
