@@ -101,9 +101,11 @@ func intern(c Currency) (*Currency, error) {
 	if p := currencies.m[c]; p != nil {
 		return p, nil
 	}
-	if known, ok := registered(c.Code); len(currencies.m) >= maxCurrencies && (!ok || known != c) {
-		return nil, &AmountError{Currency: c.Code, Err: ErrUnknownCurrency,
-			Reason: fmt.Sprintf("no ledger registered it, and this process has seen %d other currencies", maxCurrencies)}
+	if len(currencies.m) >= maxCurrencies {
+		if known, ok := registered(c.Code); !ok || known != c {
+			return nil, &AmountError{Currency: c.Code, Err: ErrUnknownCurrency,
+				Reason: fmt.Sprintf("no ledger registered it, and this process has seen %d other currencies", maxCurrencies)}
+		}
 	}
 	p = &c
 	currencies.m[c] = p

@@ -425,9 +425,8 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	// addition, is no conflict: the attempt after it reads the database,
 	// or folds the stripes, so neither comes twice. Neither counts
 	// against MaxAttempts, which counts conflicts.
-	attempts, spared := 0, 0
-	for attempt := 0; attempt < s.maxAttempts+spared; attempt++ {
-		attempts++
+	attempt, spared := 0, 0
+	for ; attempt < s.maxAttempts+spared; attempt++ {
 		if attempt > 0 && keep {
 			// Not after a kept row that had changed: that is no
 			// conflict, and the next attempt reads the database.
@@ -451,7 +450,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 		}
 		last = err
 	}
-	return fmt.Errorf("pgstore: gave up after %d attempts: %w: %w", attempts, escrow.ErrConflict, last)
+	return fmt.Errorf("pgstore: gave up after %d attempts: %w: %w", attempt, escrow.ErrConflict, last)
 }
 
 // soloAfter is how many times an Update may fail on a conflict before
