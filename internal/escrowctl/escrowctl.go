@@ -24,7 +24,8 @@ import (
 // Options are what the host program adds to the commands.
 type Options struct {
 	// OpenPG, if not nil, opens a PostgreSQL store from a connection
-	// string: check, stats and dump then take -pg DSN in place of DIR.
+	// string, read-only, as the commands change nothing: check, stats and
+	// dump then take -pg DSN in place of DIR.
 	OpenPG func(ctx context.Context, dsn string) (escrow.Storage, error)
 }
 

@@ -179,3 +179,107 @@ func TestValuesPastColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnly: a store opened read-only changes nothing in the database.
+// On a schema with no store, or a search_path of no schema, Open fails
+// with ErrNotStore and creates nothing; on a schema of another version it
+// fails with a SchemaError. On a store it reads, a write fails with
+// ErrReadOnly, a transaction that only reads succeeds, and Publish is
+// refused.
+func TestReadOnly(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	ro := &pgstore.Options{ReadOnly: true}
+
+	empty := newSchema(t)
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{empty}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: empty, ReadOnly: true}); !errors.Is(err, pgstore.ErrNotStore) {
+		t.Errorf("read-only Open of an empty schema: %v, want ErrNotStore", err)
+	}
+	if n := tablesIn(t, empty); n != 0 {
+		t.Errorf("read-only Open made %d tables", n)
+	}
+	missing := fmt.Sprintf("edges_ro_missing_%d", os.Getpid())
+	if _, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: missing, ReadOnly: true}); !errors.Is(err, pgstore.ErrNotStore) {
+		t.Errorf("read-only Open of a missing schema: %v, want ErrNotStore", err)
+	}
+	if _, err := pgstore.Open(ctx, withParam(dsn, "search_path", missing), ro); !errors.Is(err, pgstore.ErrNotStore) {
+		t.Errorf("read-only Open with a search_path of no schema: %v, want ErrNotStore", err)
+	}
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, missing).Scan(&n); err != nil || n != 0 {
+		t.Errorf("schema %q made: %d, %v", missing, n, err)
+	}
+
+	// A store with an account and a trade's worth of rows, some of them
+	// events that the writer's store numbered.
+	schema := newSchema(t)
+	w, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := escrow.New(ctx, w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.OpenAccount(ctx, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Deposit(ctx, "ann", cnyUnits(1000)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	r, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	before := dumpOf(t, r)
+	var acct escrow.Account
+	err = r.Update(ctx, func(tx escrow.Tx) error {
+		var err error
+		acct, err = tx.Account("ann")
+		return err
+	})
+	if err != nil || acct.ID != "ann" {
+		t.Errorf("an Update that only reads: %v, %+v", err, acct)
+	}
+	if _, err := escrow.New(ctx, r, nil); err != nil {
+		t.Errorf("a ledger on a read-only store that has its system accounts: %v", err)
+	}
+	err = r.Update(ctx, func(tx escrow.Tx) error { return tx.PutAccount(escrow.Account{ID: "bob", CreatedAt: start}) })
+	if !errors.Is(err, escrow.ErrReadOnly) {
+		t.Errorf("a write: %v, want ErrReadOnly", err)
+	}
+	if err := r.Publish(ctx); !errors.Is(err, escrow.ErrReadOnly) {
+		t.Errorf("Publish: %v, want ErrReadOnly", err)
+	}
+	if after := dumpOf(t, r); after != before {
+		t.Errorf("the read-only store changed:\n%s\nwas\n%s", after, before)
+	}
+
+	// Another version than this release's, either way, is refused.
+	var known int
+	if err := admin.QueryRow(ctx, `SELECT max(version) FROM `+pgx.Identifier{schema}.Sanitize()+`.pgstore_migrations`).Scan(&known); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sql  string
+		want error
+	}{
+		{`INSERT INTO %s.pgstore_migrations (version, name) VALUES (` + fmt.Sprint(known+1) + `, 'from a newer release')`, pgstore.ErrNewerSchema},
+		{`DELETE FROM %s.pgstore_migrations WHERE version >= ` + fmt.Sprint(known), pgstore.ErrOlderSchema},
+	} {
+		if _, err := admin.Exec(ctx, fmt.Sprintf(c.sql, pgx.Identifier{schema}.Sanitize())); err != nil {
+			t.Fatal(err)
+		}
+		_, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema, ReadOnly: true})
+		var se *pgstore.SchemaError
+		if !errors.Is(err, c.want) || !errors.As(err, &se) {
+			t.Errorf("read-only Open after %q: %v, want %v in a SchemaError", c.sql, err, c.want)
+		}
+	}
+}

@@ -21,12 +21,22 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// ErrNewerSchema reports a database whose schema was made by a newer
-// release than this one; a SchemaError says which versions.
-var ErrNewerSchema = errors.New("pgstore: schema is newer than this release")
+var (
+	// ErrNewerSchema reports a database whose schema was made by a newer
+	// release than this one; a SchemaError says which versions.
+	ErrNewerSchema = errors.New("pgstore: schema is newer than this release")
+	// ErrOlderSchema reports a store opened read-only on a schema that
+	// lacks migrations of this release, which only an Open for writing
+	// applies; a SchemaError says which versions.
+	ErrOlderSchema = errors.New("pgstore: schema is older than this release")
+	// ErrNotStore reports a store opened read-only on a schema that holds
+	// no store, or on a search_path that names no schema that exists.
+	ErrNotStore = errors.New("pgstore: not an escrow store")
+)
 
-// A SchemaError reports a database whose schema version this release does
-// not know. It wraps ErrNewerSchema.
+// A SchemaError reports a database whose schema is at a version this
+// release cannot use: newer than its newest migration, or, for a store
+// opened read-only, older. It wraps ErrNewerSchema or ErrOlderSchema.
 type SchemaError struct {
 	Schema string // the schema the tables are in
 	Found  int    // the newest version applied to the database
@@ -34,11 +44,20 @@ type SchemaError struct {
 }
 
 func (e *SchemaError) Error() string {
-	return fmt.Sprintf("pgstore: schema %q is at version %d, newer than this release's %d", e.Schema, e.Found, e.Known)
+	than := "newer"
+	if e.Found < e.Known {
+		than = "older"
+	}
+	return fmt.Sprintf("pgstore: schema %q is at version %d, %s than this release's %d", e.Schema, e.Found, than, e.Known)
 }
 
-// Unwrap returns ErrNewerSchema.
-func (e *SchemaError) Unwrap() error { return ErrNewerSchema }
+// Unwrap returns ErrNewerSchema or ErrOlderSchema.
+func (e *SchemaError) Unwrap() error {
+	if e.Found < e.Known {
+		return ErrOlderSchema
+	}
+	return ErrNewerSchema
+}
 
 type migration struct {
 	version int
@@ -130,6 +149,49 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	var se *SchemaError
 	if err != nil && !errors.As(err, &se) {
 		return fmt.Errorf("pgstore: migrating: %w", err)
+	}
+	return err
+}
+
+// inspect checks, changing nothing, that the schema in pool's search path
+// holds a store at this release's version: the Open of a read-only store.
+// A schema with no store fails with ErrNotStore, one at another version
+// with a *SchemaError.
+func inspect(ctx context.Context, pool *pgxpool.Pool) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// The table is looked for in the schema migrate would make it in,
+		// not anywhere on the search path.
+		var current *string
+		var has bool
+		if err := tx.QueryRow(ctx, `SELECT current_schema(),
+			to_regclass(quote_ident(current_schema()) || '.pgstore_migrations') IS NOT NULL`).Scan(&current, &has); err != nil {
+			return err
+		}
+		if current == nil {
+			var path string
+			if err := tx.QueryRow(ctx, `SHOW search_path`).Scan(&path); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: no schema in the search_path (%s) exists", ErrNotStore, path)
+		}
+		if !has {
+			return fmt.Errorf("%w: schema %q has no pgstore_migrations table", ErrNotStore, *current)
+		}
+		var found int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM pgstore_migrations`).Scan(&found); err != nil {
+			return err
+		}
+		if found != len(ms) {
+			return &SchemaError{Schema: *current, Found: found, Known: len(ms)}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotStore) && !errors.As(err, new(*SchemaError)) {
+		return fmt.Errorf("pgstore: inspecting the schema: %w", err)
 	}
 	return err
 }

@@ -30,7 +30,10 @@
 // created by versioned migrations embedded in the package, applied by
 // Open in one transaction under an advisory lock, so that processes
 // starting together apply each once; a database whose schema is newer
-// than this release fails Open with a SchemaError.
+// than this release fails Open with a SchemaError. With Options.ReadOnly,
+// Open applies nothing and creates nothing: a schema with no store fails
+// with ErrNotStore, and one at another version than this release's with a
+// SchemaError.
 //
 // # Transactions
 //
@@ -321,6 +324,15 @@ type Options struct {
 	// documentation). Zero means 8,192; a negative number, none, so that
 	// every read goes to the database, as before rows were kept.
 	KeptRows int
+	// ReadOnly opens the store for reading only, changing nothing in the
+	// database: Open creates no schema and applies no migration, and
+	// fails with an error wrapping ErrNotStore if the schema holds no
+	// store, or with a *SchemaError if its version is not this release's.
+	// Update runs its function as View does, so that every write fails
+	// with escrow.ErrReadOnly and a transaction that only reads succeeds;
+	// Publish fails with escrow.ErrReadOnly. Events that writers commit
+	// are numbered by the writers' stores.
+	ReadOnly bool
 }
 
 // Store is an escrow.Storage in a PostgreSQL database; see the package
@@ -329,6 +341,7 @@ type Options struct {
 type Store struct {
 	pool        *pgxpool.Pool
 	ownPool     bool // Open made the pool, so Close closes it
+	readOnly    bool
 	maxAttempts int
 	maxBackoff  time.Duration
 
@@ -345,8 +358,9 @@ type Store struct {
 }
 
 // Open connects to the database that dsn names (a URL or key=value
-// string, as pgx takes it), applies the migrations the schema lacks and
-// returns the store. Close closes the pool it made.
+// string, as pgx takes it), applies the migrations the schema lacks
+// (unless Options.ReadOnly) and returns the store. Close closes the pool
+// it made.
 func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -375,7 +389,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 }
 
 // New returns a store on a pool the host made, applying the migrations
-// the schema lacks. Close leaves the pool open.
+// the schema lacks (unless Options.ReadOnly). Close leaves the pool open.
 func New(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -390,7 +404,7 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 		return nil, fmt.Errorf("pgstore: %w: MaxAttempts %d and MaxBackoff %v may not be negative",
 			escrow.ErrInvalidArgument, o.MaxAttempts, o.MaxBackoff)
 	}
-	s := &Store{pool: pool, maxAttempts: o.MaxAttempts, maxBackoff: o.MaxBackoff}
+	s := &Store{pool: pool, maxAttempts: o.MaxAttempts, maxBackoff: o.MaxBackoff, readOnly: o.ReadOnly}
 	s.kept.max = o.KeptRows
 	if s.kept.max == 0 {
 		s.kept.max = 8192
@@ -400,6 +414,13 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 	}
 	if s.maxBackoff == 0 {
 		s.maxBackoff = 10 * time.Millisecond
+	}
+	if o.ReadOnly {
+		// Nothing to number: a read-only store writes no rows.
+		if err := inspect(ctx, pool); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if err := migrate(ctx, pool, o.Schema); err != nil {
 		return nil, err
@@ -413,8 +434,11 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Update runs fn in a serializable transaction, again from the start when
 // the database aborts it for a conflict; see escrow.Storage and the
-// package documentation.
+// package documentation. On a read-only store it runs fn as View does.
 func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	if s.readOnly {
+		return s.View(ctx, fn)
+	}
 	if err := s.enter(); err != nil {
 		return err
 	}

@@ -30,12 +30,23 @@ func openPG(ctx context.Context, dsn string) (escrow.Storage, error) {
 	return pgstore.Open(ctx, dsn, nil)
 }
 
+// readPG opens a store read-only, as cmd/escrowctl does.
+func readPG(ctx context.Context, dsn string) (escrow.Storage, error) {
+	return pgstore.Open(ctx, dsn, &pgstore.Options{ReadOnly: true})
+}
+
 // schemaDSN returns the test server's connection string with a new,
 // empty schema of t's own as the search path: what a user's -pg DSN
 // would name.
 func schemaDSN(t *testing.T) string {
 	t.Helper()
-	schema := newSchema(t)
+	return dsnFor(t, newSchema(t))
+}
+
+// dsnFor returns the test server's connection string with schema, which
+// it creates, as the search path.
+func dsnFor(t *testing.T, schema string) string {
+	t.Helper()
 	if _, err := admin.Exec(context.Background(), `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +66,25 @@ func schemaDSN(t *testing.T) string {
 // dumps that database.
 func TestMarketplaceOnPostgres(t *testing.T) {
 	t.Parallel()
-	pg := schemaDSN(t)
+	schema := newSchema(t)
+	pg := dsnFor(t, schema)
 	o := marketplace.Options{OpenPG: openPG}
+	ctl := func(args ...string) (string, int) {
+		var out, errOut bytes.Buffer
+		co := escrowctl.Options{OpenPG: readPG}
+		status := escrowctl.ExitStatus(&errOut, escrowctl.Run(&out, args, co), co)
+		return out.String() + errOut.String(), status
+	}
+	// Pointed at a schema with no store, escrowctl says so and makes none.
+	for _, cmd := range []string{"check", "stats", "dump"} {
+		if out, status := ctl(cmd, "-pg", pg); status != 1 || !strings.Contains(out, "not an escrow store") {
+			t.Errorf("escrowctl %s on an empty schema: status %d, want 1 and \"not an escrow store\"\n%s", cmd, status, out)
+		}
+	}
+	if n := tablesIn(t, schema); n != 0 {
+		t.Errorf("escrowctl made %d tables in an empty schema", n)
+	}
+
 	var mem, first, second bytes.Buffer
 	if err := marketplace.Run(&mem, []string{"-store", "mem"}, o); err != nil {
 		t.Fatal(err)
@@ -75,22 +103,23 @@ func TestMarketplaceOnPostgres(t *testing.T) {
 		t.Errorf("the second run did not continue the market:\n%.400s", second.String())
 	}
 
-	ctl := func(args ...string) (string, int) {
-		var out, errOut bytes.Buffer
-		co := escrowctl.Options{OpenPG: openPG}
-		status := escrowctl.ExitStatus(&errOut, escrowctl.Run(&out, args, co), co)
-		return out.String() + errOut.String(), status
+	ro, err := readPG(context.Background(), pg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer ro.Close()
+	before := dumpOf(t, ro)
+	defer func() {
+		if after := dumpOf(t, ro); after != before {
+			t.Error("escrowctl changed the store")
+		}
+	}()
 	if out, status := ctl("check", "-ratings", "-pg", pg); status != 0 || out != "ok: invariants hold\n" {
 		t.Errorf("escrowctl check: status %d\n%s", status, out)
 	}
 
 	// What stats and dump say, against what the store holds.
-	s, err := pgstore.Open(context.Background(), pg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := ro
 	var accounts, escrows, events int
 	var oneEscrow []uint64
 	err = s.View(context.Background(), func(tx escrow.Tx) error {

@@ -293,12 +293,16 @@ func (s *Store) awaitPublished(ctx context.Context, xid int64) {
 
 // Publish numbers every journal entry and event whose transaction
 // committed before the call, waiting while transactions that began
-// earlier are still running, until ctx ends; see escrow.Publisher.
+// earlier are still running, until ctx ends; see escrow.Publisher. On a
+// read-only store it returns escrow.ErrReadOnly.
 func (s *Store) Publish(ctx context.Context) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.mu.RUnlock()
+	if s.readOnly {
+		return escrow.ErrReadOnly
+	}
 	// Every transaction that has committed has an id below the snapshot's
 	// xmax, the next id to be given.
 	var next int64

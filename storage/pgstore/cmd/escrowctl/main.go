@@ -24,7 +24,9 @@ func main() {
 	os.Exit(escrowctl.ExitStatus(os.Stderr, escrowctl.Run(os.Stdout, os.Args[1:], o), o))
 }
 
-// openPG opens the PostgreSQL store dsn names, with pgstore's defaults.
+// openPG opens the PostgreSQL store dsn names, read-only: check, stats
+// and dump change nothing in the database, and a database with no store
+// is reported, not made into one.
 func openPG(ctx context.Context, dsn string) (escrow.Storage, error) {
-	return pgstore.Open(ctx, dsn, nil)
+	return pgstore.Open(ctx, dsn, &pgstore.Options{ReadOnly: true})
 }
