@@ -319,7 +319,11 @@ type ReputationPolicy struct {
 	// negative points in a month. Either way the cap is on points, not
 	// ratings: a neutral rating, of no points, is never held back, and
 	// under NetPairCap neither is a rating that brings the net back
-	// towards zero.
+	// towards zero. Under NetPairCap, taking a counted rating out (a
+	// revision, a void, a withdrawal) that leaves the net past the cap
+	// holds back the pair's latest counted ratings of that month on the
+	// other side, until it is within the cap: they are stored as not
+	// counted, for ReasonPairCap.
 	NetPairCap bool
 	// RepeatItemWindow is how long after (or before) a counted rating of
 	// the same rater on the same ratee and item another does not count:

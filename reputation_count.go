@@ -84,10 +84,14 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 }
 
 // capped reports whether points more would pass the pair's monthly cap.
+// Under the net cap a rating is held back only if it takes the net past
+// the cap and further from zero: one that brings it back is not, even if
+// the net is past the cap already (as a cap lowered since can leave it).
 func (l *Ledger) capped(pm PairMonth, points int64) bool {
 	if l.rep.netCap {
-		net := pm.Positive - pm.Negative + points
-		return points != 0 && (net > l.rep.pairCap || net < -l.rep.pairCap)
+		net := pm.Positive - pm.Negative
+		after := net + points
+		return points != 0 && (after > l.rep.pairCap || after < -l.rep.pairCap) && abs64(after) > abs64(net)
 	}
 	return points > 0 && pm.Positive+points > l.rep.pairCap || points < 0 && pm.Negative-points > l.rep.pairCap
 }
@@ -112,6 +116,13 @@ func (l *Ledger) repeatItem(e *Escrow) string {
 	return e.Item
 }
 
+func abs64(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
 func absDuration(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d
@@ -122,16 +133,88 @@ func absDuration(d time.Duration) time.Duration {
 // uncountRating takes a counted rating of e back out, before it is
 // revised, voided or withdrawn. If it held its item's mark, the mark goes
 // back to the latest other counted rating of the same item within the
-// repeat window before it, or goes.
+// repeat window before it, or goes. Under the net cap, if taking it out
+// leaves the pair's month past the cap, the pair's latest counted ratings
+// on the other side are held back until it is within it again.
 func (l *Ledger) uncountRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
-	if !r.Counted {
-		return nil
+	pm, err := l.uncount(tx, e, r, now)
+	if err != nil || !l.rep.netCap || !pastNetCap(pm, l.rep.pairCap) {
+		return err
 	}
-	if r.Points != 0 {
-		month := l.capMonth(e, r)
-		pm, err := tx.PairMonth(r.Ratee, r.Rater, month)
+	return l.holdBackPastCap(tx, r, pm, now)
+}
+
+// pastNetCap reports whether the month's counted points, as a whole, are
+// past the cap.
+func pastNetCap(pm PairMonth, limit int64) bool {
+	return abs64(pm.Positive-pm.Negative) > limit
+}
+
+// holdBackPastCap holds back the latest counted ratings that r's rater
+// gave r's ratee in the month of pm, on the side its net is past the cap,
+// one by one until the net is within the cap: as if the cap had held
+// them back when they came, had r not counted. Each is stored not counted,
+// for ReasonPairCap.
+func (l *Ledger) holdBackPastCap(tx Tx, r *Rating, pm PairMonth, now time.Time) error {
+	side := int64(1)
+	if pm.Positive < pm.Negative {
+		side = -1
+	}
+	start, err := time.ParseInLocation("2006-01", pm.Month, l.rep.loc)
+	if err != nil {
+		return fmt.Errorf("escrow: pair month %q: %w", pm.Month, err)
+	}
+	// A rating comes after its escrow is opened, so none of the month's
+	// is older than its first day; by the month it was given, none is
+	// newer than its last.
+	end := start.AddDate(0, 1, 0)
+	var latest []Rating
+	err = tx.RatingsOf(r.Ratee, RatingPos{At: start}, func(o Rating) error {
+		if !l.rep.byOrderMonth && !o.At.Before(end) {
+			return errPageFull
+		}
+		if o.Rater != r.Rater || !o.Counted || o.Points*side <= 0 || o.Escrow == r.Escrow {
+			return nil
+		}
+		latest = append(latest, o)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPageFull) {
+		return err
+	}
+	for i := len(latest) - 1; i >= 0 && pastNetCap(pm, l.rep.pairCap); i-- {
+		o := latest[i]
+		oe, err := getEscrow(tx, o.Escrow)
 		if err != nil {
 			return err
+		}
+		if l.capMonth(&oe, &o) != pm.Month {
+			continue
+		}
+		if pm, err = l.uncount(tx, &oe, &o, now); err != nil {
+			return err
+		}
+		o.Counted, o.Points, o.Reason = false, 0, ReasonPairCap
+		if err := tx.PutRating(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uncount takes a counted rating of e back out of the pair's month, its
+// item's mark and the aggregate, and returns the pair's month as it left
+// it (zero if r carried no points).
+func (l *Ledger) uncount(tx Tx, e *Escrow, r *Rating, now time.Time) (PairMonth, error) {
+	if !r.Counted {
+		return PairMonth{}, nil
+	}
+	var pm PairMonth
+	if r.Points != 0 {
+		var err error
+		pm, err = tx.PairMonth(r.Ratee, r.Rater, l.capMonth(e, r))
+		if err != nil {
+			return pm, err
 		}
 		if r.Points > 0 {
 			pm.Positive -= r.Points
@@ -139,7 +222,7 @@ func (l *Ledger) uncountRating(tx Tx, e *Escrow, r *Rating, now time.Time) error
 			pm.Negative += r.Points
 		}
 		if err := tx.PutPairMonth(pm); err != nil {
-			return err
+			return pm, err
 		}
 	}
 	if item := l.repeatItem(e); item != "" {
@@ -147,17 +230,17 @@ func (l *Ledger) uncountRating(tx Tx, e *Escrow, r *Rating, now time.Time) error
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
-			return err
+			return pm, err
 		case mark.Escrow == r.Escrow:
 			if mark, err = l.previousMark(tx, r, item); err != nil {
-				return err
+				return pm, err
 			}
 			if err := tx.PutItemMark(mark); err != nil {
-				return err
+				return pm, err
 			}
 		}
 	}
-	return l.addToAggregate(tx, r, -1, now)
+	return pm, l.addToAggregate(tx, r, -1, now)
 }
 
 // previousMark finds the latest counted rating, other than r, that r's

@@ -305,6 +305,95 @@ func TestNetPairCap(t *testing.T) {
 	}
 }
 
+// TestNetPairCapAfterTakingOut: under NetPairCap the pair's month stays
+// within the cap when a counted rating is taken out. A rater who gives
+// six positives, then six negatives each followed by a positive, and then
+// withdraws (or revises away) the negatives, leaves six points, not
+// twelve: the latest positives are held back as the cap would have held
+// them had the negatives never counted. A rating that brings the net back
+// towards zero still counts.
+func TestNetPairCapAfterTakingOut(t *testing.T) {
+	for _, how := range []string{"withdraw", "revise", "void"} {
+		t.Run(how, func(t *testing.T) {
+			f := repFixture(t, escrow.ReputationPolicy{NetPairCap: true}, "alice", "bob")
+			n := 0
+			rate := func(s escrow.Score) escrow.Rating {
+				n++
+				id := fmt.Sprintf("e%02d", n)
+				repTrade(f, id, "alice", "bob", cny("10.00"))
+				return repRate(f, id, "alice", s)
+			}
+			for range 6 {
+				rate(escrow.Positive)
+			}
+			var negatives, last []string
+			for range 6 {
+				negatives = append(negatives, rate(escrow.Negative).Escrow)
+				p := rate(escrow.Positive)
+				if !p.Counted {
+					t.Fatalf("a positive after a negative was not counted: %s", p.Reason)
+				}
+				last = append(last, p.Escrow)
+			}
+			for _, id := range negatives {
+				var err error
+				switch how {
+				case "withdraw":
+					_, err = f.l.WithdrawRating(f.ctx, id, "alice")
+				case "revise":
+					_, err = f.l.Revise(f.ctx, id, "alice", escrow.Neutral, "")
+				case "void":
+					_, err = f.l.VoidRating(f.ctx, id, "alice", "ops", "test")
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			month := start.Format("2006-01")
+			if v := repReputation(f, "bob").AsSeller; v.Points != 6 {
+				t.Errorf("one pair added %d points in a month, want 6: %+v", v.Points, repPair(f, "bob", "alice", month))
+			}
+			if pm := repPair(f, "bob", "alice", month); pm.Positive != 6 || pm.Negative != 0 {
+				t.Errorf("pair month %+v, want 6 positive points and no negative", pm)
+			}
+			// The positives held back are the latest six.
+			for _, id := range last {
+				r := repStored(f, id, "alice")
+				if r.Counted || r.Points != 0 || r.Reason != escrow.ReasonPairCap {
+					t.Errorf("%s: counted %v, %d points, %q; want held back by the cap", id, r.Counted, r.Points, r.Reason)
+				}
+			}
+			if r := rate(escrow.Negative); !r.Counted {
+				t.Errorf("a negative that brings the net towards zero was held back: %q", r.Reason)
+			}
+			f.check()
+		})
+	}
+}
+
+// TestNetPairCapLowered: a month left past the net cap, as a cap lowered
+// since leaves it, still takes a rating that brings the net back towards
+// zero, and refuses one that takes it further.
+func TestNetPairCapLowered(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{NetPairCap: true}, "alice", "bob")
+	for i := range 5 {
+		id := fmt.Sprintf("e%d", i)
+		repTrade(f, id, "alice", "bob", cny("10.00"))
+		repRate(f, id, "alice", escrow.Positive)
+	}
+	g := newWorldAt(t, f.store, escrow.Options{Reputation: escrow.ReputationPolicy{NetPairCap: true, PairCap: 2}}, f.clock.Now())
+	for i, c := range []struct {
+		score escrow.Score
+		count bool
+	}{{escrow.Positive, false}, {escrow.Negative, true}, {escrow.Positive, false}} {
+		id := fmt.Sprintf("g%d", i)
+		repTrade(g, id, "alice", "bob", cny("10.00"))
+		if r := repRate(g, id, "alice", c.score); r.Counted != c.count {
+			t.Errorf("%s with the net at 5 and the cap at 2: counted %v (%q), want %v", c.score, r.Counted, r.Reason, c.count)
+		}
+	}
+}
+
 func TestWithdrawRating(t *testing.T) {
 	f := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob", "carol")
 	repTrade(f, "e1", "alice", "bob", cny("100.00"))

@@ -2100,6 +2100,7 @@ func (s *repSim) verify() {
 	uniquePos, uniqueNeg := map[key]map[string]int{}, map[key]map[string]int{}
 	capped := map[[3]string]bool{}
 	pairPositive := map[[3]string]int64{}
+	pairNet := map[[3]string]int64{} // counted points, positive and negative
 	removed := map[[3]string]int64{} // positives voided since
 	var ratings []escrow.Rating
 	escrows := map[string]escrow.Escrow{}
@@ -2168,6 +2169,7 @@ func (s *repSim) verify() {
 		if r.Points > 0 {
 			pairPositive[pk] += r.Points
 		}
+		pairNet[pk] += r.Points
 		k := key{r.Ratee, r.RateeRole}
 		a := accs[k]
 		if a == nil {
@@ -2232,6 +2234,13 @@ func (s *repSim) verify() {
 		}
 		if pairPositive[pk] > s.cap || pairPositive[pk]+removed[pk] < s.cap {
 			s.fatalf("a positive of %q by %q in %s was capped with only %d counted", pk[0], pk[1], pk[2], pairPositive[pk])
+		}
+	}
+	// Under the net cap, no pair's month is past it, whatever was taken
+	// out since.
+	for pk, net := range pairNet {
+		if s.policy.NetPairCap && (net > s.cap || net < -s.cap) {
+			s.fatalf("%q's ratings of %q in %s count %d points, past the net cap of %d", pk[1], pk[0], pk[2], net, s.cap)
 		}
 	}
 	for _, party := range append(slices.Clone(s.users), "zoe") {
