@@ -196,8 +196,8 @@ type IdempotencyMismatchError struct {
 	Key string
 	// Call is the first call's word: an action's ("pay",
 	// "request_refund", "rate"), or "open", "open_account", "deposit",
-	// "withdraw", "revise", "reply" or "pay_all"; "" if its record is of a
-	// form too old to tell.
+	// "withdraw", "revise", "reply", "withdraw_rating", "void_rating" or
+	// "pay_all"; "" if its record is of a form too old to tell.
 	Call string
 	// Escrow or Account is what the first call was made on, when its
 	// record says.

@@ -37,11 +37,13 @@ type Observer interface {
 type CallInfo struct {
 	// Call is the method's word: an action's word for the actions ("pay",
 	// "ship", "confirm", "request_refund", …, "rate"); "open",
-	// "open_account", "deposit", "withdraw", "revise", "reply", "pay_all"
-	// for the other calls that change the ledger; "escrow", "account",
-	// "balance", "journal", "events", "reputation", "concentration",
-	// "explain", "top_sellers", "check" for the reads; "process_due" for
-	// ProcessDue.
+	// "open_account", "deposit", "withdraw", "revise", "reply",
+	// "withdraw_rating", "void_rating", "pay_all", "consume" and
+	// "set_consumer" for the other calls that change the ledger;
+	// "escrow", "escrows", "history", "account", "balance", "balances",
+	// "journal", "events", "wait_events", "consumer", "reputation",
+	// "concentration", "explain", "top_sellers" and "check" for the reads;
+	// "process_due" for ProcessDue.
 	Call string
 	// Duration is how long the call took, by the system's monotonic
 	// clock (not Options.Clock).

@@ -817,9 +817,9 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
 	if err := checkID("escrow", escrowID); err != nil {
-		return Rating{}, l.finish(start, "withdraw-rating", err)
+		return Rating{}, l.finish(start, "withdraw_rating", err)
 	}
-	return mutate(ctx, l, start, "withdraw-rating", opts, func() string {
+	return mutate(ctx, l, start, "withdraw_rating", opts, func() string {
 		return newRequest("withdraw-rating").str("escrow", escrowID).str("rater", rater).String()
 	},
 		func(tx Tx, now time.Time) (Rating, error) {
@@ -857,15 +857,15 @@ func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opt
 func (l *Ledger) VoidRating(ctx context.Context, escrowID, rater, operator, reason string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
 	if err := checkID("escrow", escrowID); err != nil {
-		return Rating{}, l.finish(start, "void-rating", err)
+		return Rating{}, l.finish(start, "void_rating", err)
 	}
 	if err := checkText("void reason", reason, 500, true); err != nil {
-		return Rating{}, l.finish(start, "void-rating", err)
+		return Rating{}, l.finish(start, "void_rating", err)
 	}
 	if reason == "" {
-		return Rating{}, l.finish(start, "void-rating", invalidArg("empty void reason"))
+		return Rating{}, l.finish(start, "void_rating", invalidArg("empty void reason"))
 	}
-	return mutate(ctx, l, start, "void-rating", opts, func() string {
+	return mutate(ctx, l, start, "void_rating", opts, func() string {
 		return newRequest("void-rating").str("escrow", escrowID).str("rater", rater).str("operator", operator).
 			str("reason", reason).String()
 	},

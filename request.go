@@ -129,7 +129,8 @@ func keyReused(key, request string) error {
 }
 
 // otherCalls are the names in requests of the calls that are not actions.
-var otherCalls = []string{"open", "open-account", "deposit", "withdraw", "revise", "reply", "pay-all"}
+var otherCalls = []string{"open", "open-account", "deposit", "withdraw", "revise", "reply", "withdraw-rating",
+	"void-rating", "pay-all"}
 
 // readRequest reads back from a request the call's name and its string
 // arguments, for messages. From a request of the form before versions
@@ -184,6 +185,10 @@ func callPhrase(word string) string {
 		return "revise the rating on"
 	case "reply":
 		return "reply to the rating on"
+	case "withdraw_rating":
+		return "withdraw the rating on"
+	case "void_rating":
+		return "void the rating on"
 	case "pay_all":
 		return "pay the cart of"
 	}
