@@ -389,8 +389,8 @@ type Terms struct {
 	// its own listing, not from what a seller types.
 	SKU string `json:"sku,omitempty"`
 	// Milestones, if any, release the price in tranches, in order, each
-	// confirmed on its own with ConfirmMilestone. Their amounts add up to
-	// Price. Refunds come off the last tranches first.
+	// confirmed on its own with ConfirmMilestone: at most 100. Their
+	// amounts add up to Price. Refunds come off the last tranches first.
 	Milestones []Milestone `json:"milestones,omitzero"`
 	Timers     Timers      `json:"timers"`
 	// Metadata is the host's own data about the trade (an order number, a

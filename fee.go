@@ -48,8 +48,10 @@ func (l *Ledger) compileFee(p FeePolicy) (feeTerms, map[string]int64, error) {
 		if err := l.checkCurrency(m.currency()); err != nil {
 			return feeTerms{}, nil, err
 		}
-		if m.units < 0 {
-			return feeTerms{}, nil, &AmountError{Amount: m.amountString(), Currency: m.currency().Code, Reason: "negative fixed fee", Err: ErrInvalidAmount}
+		if err := m.check(); err != nil {
+			// A fee past MaxUnits would pass int64 added to the rate's.
+			err.(*AmountError).Reason += " fixed fee"
+			return feeTerms{}, nil, err
 		}
 		if _, dup := fixed[m.currency().Code]; dup {
 			return feeTerms{}, nil, invalidArg("two fixed fees in %s", m.currency().Code)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/bits"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -127,10 +128,24 @@ func NewMoney(d decimal.Decimal, c Currency) (Money, error) {
 		return Money{}, err
 	}
 	amountErr := func(sentinel error, reason string) error {
-		return &AmountError{Amount: d.String(), Currency: c.Code, Reason: reason, Err: sentinel}
+		return &AmountError{Amount: decimalText(d), Currency: c.Code, Reason: reason, Err: sentinel}
 	}
-	if d.Sign() < 0 {
+	switch {
+	case d.Sign() < 0:
 		return Money{}, amountErr(ErrInvalidAmount, "negative")
+	case d.IsZero():
+		return Money{cur: cur}, nil
+	}
+	// A decimal built in code may have any exponent an int32 holds. Where
+	// the exponent alone decides, it decides before the shift, which could
+	// pass an int32 or rescale a coefficient of millions of digits: at
+	// 10^18 minor units or more the amount is too large, and a coefficient
+	// with fewer digits than the places to drop leaves a fraction.
+	switch places := int64(d.Exponent()) + int64(c.Minor); {
+	case places >= 18:
+		return Money{}, amountErr(ErrAmountTooLarge, "exceeds the largest amount")
+	case places < 0 && -places > int64(d.NumDigits()):
+		return Money{}, amountErr(ErrInvalidAmount, fmt.Sprintf("more than %d decimal places", c.Minor))
 	}
 	units := d.Shift(int32(c.Minor))
 	if !units.IsInteger() {
@@ -143,6 +158,15 @@ func NewMoney(d decimal.Decimal, c Currency) (Money, error) {
 }
 
 var maxUnitsDecimal = decimal.NewFromInt(MaxUnits)
+
+// decimalText writes d for an error: in full, or, when its exponent would
+// take millions of digits to write out, as its coefficient and exponent.
+func decimalText(d decimal.Decimal) string {
+	if e := d.Exponent(); e > 40 || e < -40 {
+		return d.Coefficient().String() + "e" + strconv.Itoa(int(e))
+	}
+	return d.String()
+}
 
 // ParseMoney parses a decimal string such as "199.00" or "12.3" as an
 // amount of c, with the rules of NewMoney. The string is digits with an
@@ -310,10 +334,14 @@ func (m Money) MarshalJSON() ([]byte, error) {
 	return json.Marshal(moneyJSON{Amount: m.amountString(), Currency: m.cur.Code})
 }
 
-// UnmarshalJSON decodes what MarshalJSON encodes. The number of decimal
-// places in the amount gives the currency's minor units. Input that is not
-// such an object, or whose amount is not a string, fails with an error
-// wrapping ErrInvalidAmount and the encoding/json error.
+// UnmarshalJSON decodes what MarshalJSON encodes. A code that a Ledger of
+// this process registered decides the minor units: "12.3" CNY is 12.30
+// CNY, and "12.345" CNY is refused for its third place. A code none
+// registered keeps the places its amount was written with. Input that is
+// not such an object, or whose amount is not a string, fails with an
+// error wrapping ErrInvalidAmount and the encoding/json error; the amount
+// and the code are then read as ParseMoney reads them, so a malformed
+// code (lower case, empty, or left out) fails with ErrInvalidArgument.
 func (m *Money) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
 		*m = Money{}
@@ -374,7 +402,7 @@ func zeroOf(c *Currency) Money { return Money{cur: c} }
 // minor unit: the parts always add up to m exactly. Units left over by
 // rounding down go one each to the parts with the largest remainders,
 // earlier parts first on ties. Weights must be non-negative with a positive
-// sum. It fails with ErrInvalidAmount for a negative m (such as the balance
+// sum below 2^64; other weights are refused with ErrInvalidArgument. It fails with ErrInvalidAmount for a negative m (such as the balance
 // of WorldAccount) and ErrAmountTooLarge for one past MaxUnits.
 func Allocate(m Money, weights ...int64) ([]Money, error) {
 	if err := m.check(); err != nil {

@@ -152,16 +152,26 @@ func TestNewMoney(t *testing.T) {
 		cur       escrow.Currency
 		wantUnits int64
 		wantErr   error
+		amount    string // as the error names it, if not d.String()
 	}{
-		{"fen", decimal.New(19999, -2), escrow.CNY, 19999, nil},
-		{"exponent above zero", decimal.New(5, 3), escrow.JPY, 5000, nil},
-		{"largest", decimal.New(escrow.MaxUnits, -2), escrow.CNY, escrow.MaxUnits, nil},
-		{"zero", decimal.Zero, escrow.CNY, 0, nil},
-		{"negative", decimal.New(-1, -2), escrow.CNY, 0, escrow.ErrInvalidAmount},
-		{"too precise", decimal.New(1001, -3), escrow.CNY, 0, escrow.ErrInvalidAmount},
-		{"fraction of a yen", decimal.New(5, -1), escrow.JPY, 0, escrow.ErrInvalidAmount},
-		{"one unit too large", decimal.New(escrow.MaxUnits+1, -2), escrow.CNY, 0, escrow.ErrAmountTooLarge},
-		{"far too large", decimal.New(1, 40), escrow.CNY, 0, escrow.ErrAmountTooLarge},
+		{"fen", decimal.New(19999, -2), escrow.CNY, 19999, nil, ""},
+		{"exponent above zero", decimal.New(5, 3), escrow.JPY, 5000, nil, ""},
+		{"largest", decimal.New(escrow.MaxUnits, -2), escrow.CNY, escrow.MaxUnits, nil, ""},
+		{"zero", decimal.Zero, escrow.CNY, 0, nil, ""},
+		{"negative", decimal.New(-1, -2), escrow.CNY, 0, escrow.ErrInvalidAmount, ""},
+		{"too precise", decimal.New(1001, -3), escrow.CNY, 0, escrow.ErrInvalidAmount, ""},
+		{"fraction of a yen", decimal.New(5, -1), escrow.JPY, 0, escrow.ErrInvalidAmount, ""},
+		{"one unit too large", decimal.New(escrow.MaxUnits+1, -2), escrow.CNY, 0, escrow.ErrAmountTooLarge, ""},
+		{"far too large", decimal.New(1, 40), escrow.CNY, 0, escrow.ErrAmountTooLarge, ""},
+		// A decimal built in code may carry any int32 exponent: refused at
+		// once, never shifted past an int32 nor written out in full.
+		{"exponent near the int32 limit", decimal.New(5, math.MaxInt32-1), escrow.CNY, 0, escrow.ErrAmountTooLarge, "5e2147483646"},
+		{"exponent of ten million", decimal.New(1, 10_000_000), escrow.JPY, 0, escrow.ErrAmountTooLarge, "1e10000000"},
+		{"least exponent", decimal.New(1, math.MinInt32), escrow.JPY, 0, escrow.ErrInvalidAmount, "1e-2147483648"},
+		{"one place too many by the exponent", decimal.New(123, -3), escrow.CNY, 0, escrow.ErrInvalidAmount, ""},
+		{"zero with a huge exponent", decimal.New(0, math.MaxInt32), escrow.CNY, 0, nil, ""},
+		{"trailing zeros below a fen", decimal.NewFromBigInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(50), nil), -50), escrow.CNY, 100, nil, ""},
+		{"exactly 10^18 fen by the exponent", decimal.New(1, 16), escrow.CNY, 0, escrow.ErrAmountTooLarge, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,8 +181,12 @@ func TestNewMoney(t *testing.T) {
 			}
 			if tc.wantErr != nil {
 				var ae *escrow.AmountError
-				if !errors.As(err, &ae) || ae.Amount != tc.d.String() || ae.Currency != tc.cur.Code {
-					t.Errorf("error %v: want an *AmountError naming %s %s", err, tc.d, tc.cur.Code)
+				amount := tc.amount
+				if amount == "" {
+					amount = tc.d.String()
+				}
+				if !errors.As(err, &ae) || ae.Amount != amount || ae.Currency != tc.cur.Code {
+					t.Errorf("error %v: want an *AmountError naming %s %s", err, amount, tc.cur.Code)
 				}
 				return
 			}
