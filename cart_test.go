@@ -140,16 +140,23 @@ func TestPayAllRefusals(t *testing.T) {
 			actor string
 			ids   []string
 		}{
-			"no escrows":     {partyBuyer, nil},
-			"one twice":      {partyBuyer, []string{"a", "b", "a"}},
-			"too many":       {partyBuyer, many},
-			"a bad ID":       {partyBuyer, []string{"a", "b\n"}},
-			"no buyer":       {"", []string{"a"}},
-			"a system buyer": {escrow.FeeAccount, []string{"a"}},
+			"no escrows": {partyBuyer, nil},
+			"one twice":  {partyBuyer, []string{"a", "b", "a"}},
+			"too many":   {partyBuyer, many},
+			"a bad ID":   {partyBuyer, []string{"a", "b\n"}},
 		} {
 			paid, err := f.l.PayAll(f.ctx, c.actor, c.ids)
-			if paid != nil || (!errors.Is(err, escrow.ErrInvalidArgument) && !errors.Is(err, escrow.ErrNotParty)) {
-				t.Errorf("%s: %v, %v; want an invalid argument or a refused party", name, paid, err)
+			if paid != nil || !errors.Is(err, escrow.ErrInvalidArgument) {
+				t.Errorf("%s: %v, %v; want an invalid argument", name, paid, err)
+			}
+		}
+		// An actor whose ID breaks the rule is no escrow's buyer, as for
+		// Pay: each escrow is refused for it.
+		for _, actor := range []string{"", escrow.FeeAccount, "a\xffb", strings.Repeat("x", 129)} {
+			paid, err := f.l.PayAll(f.ctx, actor, []string{"a", "b"})
+			var ce *escrow.CartError
+			if paid != nil || !errors.As(err, &ce) || !errors.Is(err, escrow.ErrNotParty) || len(ce.Refused) != 2 {
+				t.Errorf("a cart paid by %q: %v, %v; want a CartError refusing both escrows with ErrNotParty", actor, paid, err)
 			}
 		}
 		f.unchanged(before, "carts refused for their input")
