@@ -766,6 +766,9 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 	if err := checkID("escrow", escrowID); err != nil {
 		return Rating{}, l.finish(start, "reply", err)
 	}
+	if err := checkID("rater", rater); err != nil {
+		return Rating{}, l.finish(start, "reply", err)
+	}
 	if err := checkText("reply", text, 500, true); err != nil {
 		return Rating{}, l.finish(start, "reply", err)
 	}
@@ -857,6 +860,9 @@ func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opt
 func (l *Ledger) VoidRating(ctx context.Context, escrowID, rater, operator, reason string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
 	if err := checkID("escrow", escrowID); err != nil {
+		return Rating{}, l.finish(start, "void_rating", err)
+	}
+	if err := checkID("rater", rater); err != nil {
 		return Rating{}, l.finish(start, "void_rating", err)
 	}
 	if err := checkText("void reason", reason, 500, true); err != nil {
