@@ -30,8 +30,12 @@ import (
 //     escrows record the cart as it paid.
 //
 // It reads every record, so it is for tests, audits and escrowctl check,
-// not for the request path. Any error from the store is returned as is.
+// not for the request path. Any error from the store is returned as is;
+// a nil store is ErrInvalidArgument.
 func CheckMoney(ctx context.Context, store Storage) error {
+	if store == nil {
+		return invalidArg("nil storage")
+	}
 	var v []string
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	err := store.View(ctx, func(tx Tx) error {

@@ -89,6 +89,9 @@ func TestCheckCleanLedger(t *testing.T) {
 	if err := escrow.CheckMoney(ctx, memstore.New()); err != nil {
 		t.Fatalf("Check on an empty store: %v", err)
 	}
+	if err := escrow.CheckMoney(ctx, nil); !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Fatalf("Check of no store: %v, want ErrInvalidArgument", err)
+	}
 }
 
 func TestCheckReturnsStoreErrors(t *testing.T) {

@@ -123,8 +123,11 @@ const consumeBatch = 100
 // resumes where it stopped without a file of its own. It runs until ctx
 // ends, waiting for new events as WaitEvents does, and returns ctx's error
 // then; if fn returns an error, Consume stores the place of the last event
-// fn handled and returns fn's error. A consumer seen for the first time
-// starts from the first event (SetConsumer places it elsewhere).
+// fn handled and returns an error wrapping fn's, and the store's too if
+// storing the place failed. A consumer seen for the first time starts from
+// the first event (SetConsumer places it elsewhere). Consume is the one
+// call besides ProcessDue that may change the store and still return an
+// error: the places it stored before it returned are kept.
 //
 // Delivery is at least once: the place is stored after each batch of up
 // to 100 events, so if the process stops, or the store refuses the write,
@@ -162,6 +165,11 @@ func (l *Ledger) Consume(ctx context.Context, name string, fn func(Event) error)
 			// what fn handled is done, and handing it again costs more than
 			// one short write.
 			if c, err = l.storeConsumer(context.WithoutCancel(ctx), "consume", name, handled, nil); err != nil {
+				if fnErr != nil {
+					// fn's error is the news; the place not kept means
+					// the events it handled come again.
+					err = fmt.Errorf("escrow: consumer %q: event %d: %w (and its place was not stored: %w)", name, handled+1, fnErr, err)
+				}
 				return l.finish(start, "consume", err)
 			}
 		}

@@ -259,6 +259,33 @@ func TestConsumeFailure(t *testing.T) {
 	}
 }
 
+// TestConsumeFailureUnstored: when fn fails and its place cannot be
+// stored (the store closed as the host shuts down), Consume returns fn's
+// error and the store's, not the store's alone.
+func TestConsumeFailureUnstored(t *testing.T) {
+	store := memstore.New()
+	l, err := escrow.New(t.Context(), store, &escrow.Options{EventPoll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"alice", "bob"} {
+		if _, err := l.OpenAccount(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("mail server down")
+	err = l.Consume(t.Context(), "mailer", func(ev escrow.Event) error {
+		if ev.Seq == 2 {
+			store.Close()
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || !errors.Is(err, escrow.ErrClosed) {
+		t.Errorf("Consume = %v, want fn's error and ErrClosed", err)
+	}
+}
+
 // TestSetConsumer: SetConsumer moves a consumer back to replay events or
 // forward to skip them, and refuses a place past the newest event, a bad
 // name, and Consume without a function, changing nothing.

@@ -289,7 +289,9 @@
 // with an error for which errors.Is(err, context.Canceled) (or
 // context.DeadlineExceeded) is true. A call that returns an error has
 // changed nothing, except ProcessDue, whose DueError names the escrows it
-// skipped while the others went ahead.
+// skipped while the others went ahead, and Consume, which keeps the
+// consumer places it stored before it returned (and returns the error of
+// the host's function wrapped, as its doc says).
 //
 // # Storage
 //

@@ -11,13 +11,15 @@ import (
 )
 
 // Sentinel errors. Every error the package returns either is one of these or
-// wraps one, so callers test with errors.Is. Where a caller needs the details
-// (which state, which actor, how much was missing), the error is also a typed
-// value that errors.As can extract. A call that returns any of these errors
-// has changed nothing: no money moved, no state changed, no event was written.
-// ProcessDue is the exception: it acts on many escrows, each in its own
-// transaction, and its DueError lists the ones it could not act on while
-// the others went ahead.
+// wraps one, so callers test with errors.Is; the one exception is an error
+// of the host's own function, which Consume returns wrapped. Where a caller
+// needs the details (which state, which actor, how much was missing), the
+// error is also a typed value that errors.As can extract. A call that
+// returns any of these errors has changed nothing: no money moved, no state
+// changed, no event was written. ProcessDue and Consume are the exceptions:
+// ProcessDue acts on many escrows, each in its own transaction, and its
+// DueError lists the ones it could not act on while the others went ahead;
+// Consume keeps the consumer places it stored before it returned.
 var (
 	// Errors in the arguments of a call.
 
