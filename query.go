@@ -55,9 +55,14 @@ const (
 
 // Escrows lists the escrows of q.Party, newest first (by CreatedAt, ties by
 // ID), a page at a time: pass the returned Next as q.Cursor for the next
-// page, with the rest of q unchanged. A page never repeats or skips an
-// escrow, whatever is opened between calls; escrows opened after the first
-// page appear only on a new first page. It reads an index of escrows by
+// page, with the rest of q unchanged. The cursor is a place in that
+// order, so a page never repeats or skips an escrow that was there when
+// the first page was read, whatever is opened between calls. An escrow
+// opened meanwhile takes its place by its CreatedAt, the clock's time when
+// its Open began: as a rule that is after the cursor, and it appears only
+// on a new first page; but an Open that waited for a busy store, a time
+// equal to the cursor's (a coarse or manual clock) or a clock stepped back
+// can put it on a page still to come. It reads an index of escrows by
 // party, never every escrow; a filter on States is applied as that index
 // is read, so a page of a rare state among a party's many escrows costs
 // more to find. It fails with ErrInvalidArgument if q.Party is empty or

@@ -366,7 +366,10 @@ type ReputationPolicy struct {
 	// has ratings, it counts a party's raters from its ratings the first
 	// time it writes the party's aggregate (for a rating, or ProcessDue
 	// the next day); until then that party's points are counted as
-	// without it.
+	// without it, unless it has no counted rating in the UniqueWindow:
+	// its points are then 0 at once, as there is no rater to count (and
+	// ProcessDue, which re-keys only parties with ratings in a window,
+	// never writes its aggregate).
 	UniqueRaters bool
 	// UniqueWindow is the trailing window, in whole days, of
 	// UniqueRaters: 365 days, at most 365.
@@ -540,7 +543,8 @@ func (l *Ledger) openRatings(e *Escrow) {
 // window (by default 15 days from the end). It fails with ErrNotParty for a
 // stranger, ErrInvalidTransition for an escrow that has not ended or ended
 // in a state that cannot be rated, ErrAlreadyRated for a second rating and
-// ErrRatingClosed after the window, and with ErrInvalidArgument for a bad
+// ErrRatingClosed after the window (even once the party's default rating
+// is recorded), and with ErrInvalidArgument for a bad
 // score, details from a seller, or a comment over 500 bytes.
 func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInput, opts ...CallOption) (Rating, error) {
 	start := l.begin()
@@ -631,6 +635,12 @@ func (c *rateCall) apply(tx Tx) error {
 	case !e.State.Terminal() || !l.rep.rateable[e.State]:
 		return &TransitionError{Escrow: e.ID, Action: ActionRate, State: e.State}
 	case e.Rated&role != 0:
+		// A party that let the window close has the default rating: its
+		// rating now is late, not a second one.
+		if r, err := getRating(tx, e.ID, c.rater); err == nil && r.Default {
+			return fmt.Errorf("%w: escrow %q: the window closed %s, and the default rating was recorded",
+				ErrRatingClosed, e.ID, r.At.Format(time.RFC3339))
+		}
 		return fmt.Errorf("%w: %q on escrow %q", ErrAlreadyRated, c.rater, e.ID)
 	case e.RatingDueAt.IsZero() || !now.Before(e.RatingDueAt):
 		return fmt.Errorf("%w: escrow %q ended %s", ErrRatingClosed, e.ID, e.EndedAt.Format(time.RFC3339))

@@ -67,7 +67,8 @@ type View struct {
 	// 365 days, today included) minus those with a counted negative one.
 	// (Until the ledger first writes the aggregate under that policy,
 	// for a rating or when ProcessDue re-keys it, Points are counted as
-	// without it.) Level is the level Points earn.
+	// without it, unless no counted rating is in the UniqueWindow: then
+	// they are 0.) Level is the level Points earn.
 	Points int64 `json:"points"`
 	Level  Level `json:"level"`
 	// Total counts every counted rating.

@@ -444,8 +444,13 @@ func repDefaultRating(t *testing.T) {
 		if rep.AsBuyer.Points != 1 || rep.AsBuyer.Total != (escrow.Counts{Positive: 1}) {
 			t.Errorf("alice as buyer after the default: points %d, total %+v", rep.AsBuyer.Points, rep.AsBuyer.Total)
 		}
-		// It is done once; a default rating cannot be revised.
+		// It is done once; a default rating cannot be revised, and the
+		// silent party's own rating now is late, not a second one.
 		expectFired(f, 0)
+		repRefused(f, "rating after the default", escrow.ErrRatingClosed, func() error {
+			_, err := f.l.Rate(f.ctx, "e-1", "bob", escrow.RatingInput{Score: escrow.Negative})
+			return err
+		})
 		repRefused(f, "revising a default rating", escrow.ErrInvalidTransition, func() error {
 			_, err := f.l.Revise(f.ctx, "e-1", "bob", escrow.Positive, "")
 			return err
@@ -1697,6 +1702,8 @@ func (s *repSim) expectRate(e escrow.Escrow, rater string, in escrow.RatingInput
 		return escrow.ErrNotParty
 	case !e.State.Terminal() || !s.rateable[e.State]:
 		return escrow.ErrInvalidTransition
+	case e.Rated&role != 0 && repStored(s.f, e.ID, rater).Default:
+		return escrow.ErrRatingClosed // the window closed on the party's silence
 	case e.Rated&role != 0:
 		return escrow.ErrAlreadyRated
 	case e.RatingDueAt.IsZero() || !now.Before(e.RatingDueAt):

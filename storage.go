@@ -14,11 +14,15 @@ import "context"
 type Storage interface {
 	// Update runs fn in a read-write transaction. If fn returns nil, every
 	// write it made is committed atomically and durably before Update
-	// returns; if fn returns an error or panics, none is, and Update returns
-	// fn's error (or re-panics). An adapter that detects a conflict with a
-	// concurrent transaction may run fn again from the start, so fn must have
-	// no effects outside tx; if it gives up it returns an error wrapping
-	// ErrConflict. After Close, Update returns ErrClosed without calling fn.
+	// returns nil; if fn returns an error or panics, none is, and Update
+	// returns fn's error (or re-panics). If ctx ends while fn runs, an
+	// adapter may roll back though fn returned nil, and return ctx's error
+	// (pgstore does; memstore and filestore commit): a nil from Update, not
+	// from fn, is what says the writes are committed. An adapter that
+	// detects a conflict with a concurrent transaction may run fn again
+	// from the start, so fn must have no effects outside tx; if it gives up
+	// it returns an error wrapping ErrConflict. After Close, Update returns
+	// ErrClosed without calling fn.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
 	// View runs fn in a read-only transaction that sees a consistent
