@@ -18,10 +18,13 @@ type Storage interface {
 	// returns fn's error (or re-panics). If ctx ends while fn runs, an
 	// adapter may roll back though fn returned nil, and return ctx's error
 	// (pgstore does; memstore and filestore commit): a nil from Update, not
-	// from fn, is what says the writes are committed. An adapter that
-	// detects a conflict with a concurrent transaction may run fn again
-	// from the start, so fn must have no effects outside tx; if it gives up
-	// it returns an error wrapping ErrConflict. After Close, Update returns
+	// from fn, is what says the writes are committed. (An adapter over a
+	// network connection cannot always tell whether a commit cut off on its
+	// way took effect; it then returns an error though the writes may be
+	// committed, as pgstore's doc says.) An adapter that detects a
+	// conflict with a concurrent transaction may run fn again from the
+	// start, so fn must have no effects outside tx; if it gives up it
+	// returns an error wrapping ErrConflict. After Close, Update returns
 	// ErrClosed without calling fn.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
