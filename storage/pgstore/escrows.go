@@ -44,7 +44,8 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	rest.CreatedAt, rest.Version = time.Time{}, 0
 	doc, err := json.Marshal(rest)
 	if err != nil {
-		return fmt.Errorf("pgstore: %s: %w", what, err)
+		// A time JSON cannot write: a year past 9999 or before 0.
+		return fmt.Errorf("pgstore: %s: %w: %w", what, escrow.ErrInvalidArgument, err)
 	}
 	// The row is kept as a read would return it (see rows.go).
 	key := rowKey{table: 'e', id: e.ID}
@@ -139,6 +140,7 @@ func (w *escrowRow) escrow() (escrow.Escrow, error) {
 	if err := json.Unmarshal(w.doc, &e); err != nil {
 		return e, fmt.Errorf("escrow %q: %w", w.id, err)
 	}
+	inUTC(&e)
 	e.ID, e.State, e.Buyer, e.Seller, e.Arbiter = w.id, escrow.State(w.state), w.buyer, w.seller, w.arbiter
 	e.Price, e.Held, e.Released = money(w.amounts[0], w.c), money(w.amounts[1], w.c), money(w.amounts[2], w.c)
 	e.Fees, e.Refunded = money(w.amounts[3], w.c), money(w.amounts[4], w.c)

@@ -282,7 +282,14 @@
 // A time is kept in two columns: a timestamptz, which holds
 // microseconds, and the nanoseconds below them (the *_ns columns), so
 // that it reads back exactly and orders exactly; the zero time is
-// 0001-01-01 00:00 UTC. Records read back in UTC.
+// 0001-01-01 00:00 UTC. A time with no column of its own (an escrow's
+// DueAt, PaidAt or UpdatedAt, the times of its refund, return, dispute,
+// shipments and evidence, a rating's RevisedAt, an aggregate's BetaAt, …)
+// is kept in the JSONB doc as RFC 3339 text, so it must lie in the years
+// 0 to 9999 (a write of one outside fails with escrow.ErrInvalidArgument,
+// writing nothing); the columns take PostgreSQL's range, 4714 BC to
+// 294276 AD. Every time of a record reads back in UTC, whatever zone it
+// was written in, those of the docs included.
 package pgstore
 
 import (

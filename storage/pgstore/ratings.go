@@ -55,7 +55,8 @@ func (t *tx) PutRating(r escrow.Rating) error {
 		Withdrawn: r.Withdrawn, WithdrawnAt: r.WithdrawnAt, Voided: r.Voided, VoidedBy: r.VoidedBy,
 		VoidReason: r.VoidReason, VoidedAt: r.VoidedAt})
 	if err != nil {
-		return fmt.Errorf("pgstore: rating: %w", err)
+		// A time JSON cannot write: a year past 9999 or before 0.
+		return fmt.Errorf("pgstore: rating of %q on %q: %w: %w", r.Rater, r.Escrow, escrow.ErrInvalidArgument, err)
 	}
 	at, ns := ts(r.At)
 	return t.exec(`INSERT INTO ratings (`+ratingCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
@@ -87,6 +88,7 @@ func scanRating(row pgx.Rows) (escrow.Rating, error) {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return r, fmt.Errorf("rating of %q on %q: %w", r.Rater, r.Escrow, err)
 	}
+	inUTC(&d)
 	r.Details, r.Comment, r.Revised, r.Original, r.RevisedAt = d.Details, d.Comment, d.Revised, d.Original, d.RevisedAt
 	r.Reply, r.RepliedAt, r.Reason = d.Reply, d.RepliedAt, d.Reason
 	r.Withdrawn, r.WithdrawnAt, r.Voided, r.VoidedBy, r.VoidReason, r.VoidedAt =
@@ -159,7 +161,8 @@ func (t *tx) PutAggregate(a escrow.Aggregate) error {
 		DetailWindowSums: a.DetailWindowSums, DetailWindowCounts: a.DetailWindowCounts, DetailDays: a.DetailDays,
 		UniquePositive: a.UniquePositive, UniqueNegative: a.UniqueNegative, RatersKept: a.RatersKept})
 	if err != nil {
-		return fmt.Errorf("pgstore: aggregate: %w", err)
+		// A time JSON cannot write: a year past 9999 or before 0.
+		return fmt.Errorf("pgstore: aggregate of %q: %w: %w", a.Party, escrow.ErrInvalidArgument, err)
 	}
 	return t.exec(`INSERT INTO aggregates (`+aggCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (party, role) DO UPDATE SET points = $3, positive = $4, neutral = $5, negative = $6,
@@ -184,6 +187,7 @@ func scanAggregate(r pgx.Rows) (escrow.Aggregate, error) {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return a, fmt.Errorf("aggregate of %q: %w", a.Party, err)
 	}
+	inUTC(&d)
 	a.Windows, a.WindowsDay, a.BetaAt, a.DetailSums, a.DetailCounts, a.UpdatedAt =
 		d.Windows, d.WindowsDay, d.BetaAt, d.DetailSums, d.DetailCounts, d.UpdatedAt
 	a.DetailWindowSums, a.DetailWindowCounts, a.DetailDays = d.DetailWindowSums, d.DetailWindowCounts, d.DetailDays
