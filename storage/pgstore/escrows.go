@@ -298,7 +298,7 @@ func (t *tx) ClaimEscrow(id string) (bool, error) {
 }
 
 func (t *tx) DueEscrows(at time.Time, limit int) ([]string, error) {
-	d, ns := ts(at)
+	d, ns := boundTS(at)
 	return all(t, `SELECT id FROM escrow_due WHERE next_due IS NOT NULL AND (next_due, next_due_ns) <= ($1, $2)
 		ORDER BY next_due, next_due_ns, id LIMIT $3`, []any{d, ns, limitArg(limit)},
 		func(r pgx.Rows) (string, error) {
@@ -319,7 +319,7 @@ func (t *tx) PartyEscrows(q escrow.PartyQuery) ([]escrow.Escrow, error) {
 	after := `true`
 	args := []any{q.Party, limitArg(q.Limit)}
 	if q.After != (escrow.EscrowPos{}) {
-		at, ns := ts(q.After.CreatedAt)
+		at, ns := boundTS(q.After.CreatedAt)
 		after = `(created_at, created_ns, id) < ($3, $4, $5)`
 		args = append(args, at, ns, q.After.ID)
 	}

@@ -46,7 +46,7 @@ func (t *tx) Idempotencies(fn func(escrow.IdempotencyRecord) error) error {
 }
 
 func (t *tx) IdempotenciesUntil(at time.Time, limit int) ([]string, error) {
-	d, ns := ts(at)
+	d, ns := boundTS(at)
 	return all(t, `SELECT key FROM idempotency WHERE (at, at_ns) <= ($1, $2) ORDER BY at, at_ns, key LIMIT $3`,
 		[]any{d, ns, limitArg(limit)}, func(r pgx.Rows) (string, error) {
 			var k string

@@ -289,7 +289,11 @@
 // 0 to 9999 (a write of one outside fails with escrow.ErrInvalidArgument,
 // writing nothing); the columns take PostgreSQL's range, 4714 BC to
 // 294276 AD. Every time of a record reads back in UTC, whatever zone it
-// was written in, those of the docs included.
+// was written in, those of the docs included. A query bounded by a time
+// outside PostgreSQL's range (DueEscrows, IdempotenciesUntil, the After
+// of PartyEscrows, the after of RatingsOf) answers as memstore and
+// filestore do, since no stored time lies outside it, rather than failing
+// and aborting the transaction.
 package pgstore
 
 import (

@@ -108,7 +108,7 @@ func (t *tx) Rating(escrowID, rater string) (escrow.Rating, error) {
 }
 
 func (t *tx) RatingsOf(party string, after escrow.RatingPos, fn func(escrow.Rating) error) error {
-	at, ns := ts(after.At)
+	at, ns := boundTS(after.At)
 	args := []any{party}
 	where := `ratee = $1`
 	if after != (escrow.RatingPos{}) {

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 )
 
 // beijing is a zone that is not UTC, as a writer's times may be in.
@@ -225,6 +227,86 @@ func TestDocTimePastJSON(t *testing.T) {
 		}
 		if after := dumpOf(t, s); after != before {
 			t.Errorf("%s: the refused write changed the store", name)
+		}
+	}
+}
+
+// TestQueryTimesPastRange: a query bounded by a time outside
+// PostgreSQL's range (4714 BC to 294276 AD) answers as memstore does,
+// since no stored time lies outside it, and spoils nothing: in one
+// Update that asks each such query, a write afterwards commits.
+func TestQueryTimesPastRange(t *testing.T) {
+	ctx := context.Background()
+	pg := open(t, newSchema(t))
+	defer pg.Close()
+	mem := memstore.New()
+	late, early := time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-5000, 1, 1, 0, 0, 0, 0, time.UTC)
+	seed := func(tx escrow.Tx) error {
+		var errs []error
+		for i := range 3 {
+			id := fmt.Sprintf("e%d", i)
+			at := start.Add(time.Duration(i) * time.Hour)
+			errs = append(errs,
+				tx.PutEscrow(escrow.Escrow{Terms: escrow.Terms{ID: id, Buyer: "ann", Seller: "bob", Price: cnyUnits(100)},
+					State: escrow.AwaitingPayment, CreatedAt: at, DueAt: at.Add(time.Hour), Version: 1}),
+				tx.PutIdempotency(escrow.IdempotencyRecord{Key: "k" + id, Request: "r", At: at}),
+				tx.PutRating(escrow.Rating{Escrow: id, Rater: "ann", Ratee: "bob", RateeRole: escrow.Seller,
+					Score: escrow.Positive, At: at}))
+		}
+		return errors.Join(errs...)
+	}
+	// answers asks each query and then writes an account, returning nil
+	// whatever the queries said: what they said is in the answers.
+	answers := func(s escrow.Storage) (string, error) {
+		var out []string
+		err := s.Update(ctx, func(tx escrow.Tx) error {
+			say := func(what string, v any, err error) {
+				out = append(out, fmt.Sprintf("%s: %v %v", what, v, err))
+			}
+			for _, at := range []time.Time{late, early} {
+				ids, err := tx.DueEscrows(at, 10)
+				say(fmt.Sprintf("DueEscrows(%d)", at.Year()), ids, err)
+				keys, err := tx.IdempotenciesUntil(at, 10)
+				say(fmt.Sprintf("IdempotenciesUntil(%d)", at.Year()), keys, err)
+				es, err := tx.PartyEscrows(escrow.PartyQuery{Party: "ann", Role: escrow.Buyer | escrow.Seller,
+					After: escrow.EscrowPos{CreatedAt: at, ID: "e"}, Limit: 10})
+				ids = nil
+				for _, e := range es {
+					ids = append(ids, e.ID)
+				}
+				say(fmt.Sprintf("PartyEscrows(after %d)", at.Year()), ids, err)
+				var rated []string
+				err = tx.RatingsOf("bob", escrow.RatingPos{At: at, Escrow: "e", Rater: "ann"}, func(r escrow.Rating) error {
+					rated = append(rated, r.Escrow)
+					return nil
+				})
+				say(fmt.Sprintf("RatingsOf(after %d)", at.Year()), rated, err)
+			}
+			_ = tx.PutAccount(escrow.Account{ID: "after", CreatedAt: start})
+			return nil
+		})
+		return strings.Join(out, "\n"), err
+	}
+	var want string
+	for _, s := range []escrow.Storage{mem, pg} {
+		if err := s.Update(ctx, seed); err != nil {
+			t.Fatal(err)
+		}
+		got, err := answers(s)
+		if err != nil {
+			t.Errorf("%T: the Update that asked: %v", s, err)
+		}
+		if want == "" {
+			want = got
+		} else if got != want {
+			t.Errorf("pgstore answered\n%s\nmemstore\n%s", got, want)
+		}
+		err = s.View(ctx, func(tx escrow.Tx) error {
+			_, err := tx.Account("after")
+			return err
+		})
+		if err != nil {
+			t.Errorf("%T: the write after the queries: %v", s, err)
 		}
 	}
 }

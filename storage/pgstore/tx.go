@@ -317,6 +317,30 @@ func ts(t time.Time) (time.Time, int16) {
 	return t.Truncate(time.Microsecond), int16(t.Nanosecond() % 1000)
 }
 
+// The range of a timestamptz: 4714-11-24 BC (year -4713) to the last
+// microsecond of 294276 AD. A write of a time outside it fails
+// (SQLSTATE 22008, ErrInvalidArgument), so every stored time lies in it.
+var (
+	firstTS = time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC)
+	lastTS  = time.Date(294276, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// boundTS returns the two column values of t as a bound of a query that
+// compares (time, nanoseconds) pairs: a time outside the range of a
+// timestamptz, which no stored time is, becomes the end of the range with
+// nanoseconds past any stored (-1 before the first, 1000 after the last),
+// so that the query answers as if it held t, as the other stores do,
+// instead of failing and aborting the transaction.
+func boundTS(t time.Time) (time.Time, int16) {
+	switch {
+	case t.Before(firstTS):
+		return firstTS, -1
+	case t.After(lastTS.Add(999)):
+		return lastTS, 1000
+	}
+	return ts(t)
+}
+
 // fromTS returns the time of two column values.
 func fromTS(t time.Time, ns int16) time.Time {
 	return t.Add(time.Duration(ns)).UTC()
