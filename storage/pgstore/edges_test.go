@@ -283,3 +283,36 @@ func TestReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaNameTooLong: PostgreSQL cuts a name past 63 bytes, so that
+// two Schemas differing only after it would be one schema; Open refuses
+// such a Schema with ErrInvalidArgument and creates nothing. A name of
+// exactly 63 bytes is kept whole.
+func TestSchemaNameTooLong(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	whole := fmt.Sprintf("edges_long_%d_", os.Getpid())
+	whole += strings.Repeat("x", 63-len(whole))
+	dropAfter(t, whole)
+	for _, name := range []string{whole + "a", whole + "b", whole + "é"} {
+		s, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: name})
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("Open with a Schema of %d bytes: %v, want ErrInvalidArgument", len(name), err)
+		}
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, whole).Scan(&n); err != nil || n != 0 {
+			t.Errorf("Open with a Schema of %d bytes made schema %q: %d, %v", len(name), whole, n, err)
+		}
+	}
+	s, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: whole})
+	if err != nil {
+		t.Fatalf("Open with a Schema of 63 bytes: %v", err)
+	}
+	s.Close()
+	if n := tablesIn(t, whole); n == 0 {
+		t.Errorf("Schema %q of 63 bytes holds no table", whole)
+	}
+}

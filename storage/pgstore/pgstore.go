@@ -317,8 +317,10 @@ var _ escrow.Storage = (*Store)(nil)
 type Options struct {
 	// Schema, if not empty, is the schema Open keeps the tables in (it is
 	// created if missing), named exactly as written: capitals, spaces and
-	// commas are part of the name. Open sets it as the search_path of the
-	// pool's connections. New ignores it: the pool's own search_path
+	// commas are part of the name. PostgreSQL keeps a name of at most 63
+	// bytes, and cuts a longer one, so Open refuses a longer Schema with
+	// escrow.ErrInvalidArgument, creating nothing. Open sets it as the
+	// search_path of the pool's connections. New ignores it: the pool's own search_path
 	// decides, and a search_path that names no schema that exists is
 	// refused with ErrInvalidArgument.
 	Schema string
@@ -377,6 +379,12 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
+	if len(o.Schema) > maxIdentifier {
+		// PostgreSQL would cut it to its first 63 bytes, and two stores
+		// whose names differ only after them would share one schema.
+		return nil, fmt.Errorf("pgstore: %w: Schema is %d bytes long, past PostgreSQL's %d: %q",
+			escrow.ErrInvalidArgument, len(o.Schema), maxIdentifier, o.Schema)
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -398,6 +406,10 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	s.ownPool = true
 	return s, nil
 }
+
+// maxIdentifier is the longest name, in bytes, that PostgreSQL keeps
+// whole (NAMEDATALEN - 1); it cuts a longer one.
+const maxIdentifier = 63
 
 // New returns a store on a pool the host made, applying the migrations
 // the schema lacks (unless Options.ReadOnly). Close leaves the pool open.
