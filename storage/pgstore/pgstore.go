@@ -458,6 +458,12 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Update runs fn in a serializable transaction, again from the start when
 // the database aborts it for a conflict; see escrow.Storage and the
 // package documentation. On a read-only store it runs fn as View does.
+//
+// If ctx ends (is cancelled, or its deadline passes) while fn runs,
+// Update commits nothing, even when fn returns nil: it rolls back what fn
+// wrote and returns ctx's error, unlike memstore and filestore, which
+// commit a function that returns nil. A statement that fn sends after ctx
+// ends fails with ctx's error too.
 func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	if s.readOnly {
 		return s.View(ctx, fn)
