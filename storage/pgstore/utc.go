@@ -24,12 +24,15 @@ var timeType = reflect.TypeFor[time.Time]()
 
 func toUTC(v reflect.Value) {
 	if v.Type() == timeType {
-		if t := v.Interface().(time.Time); t.Location() != time.UTC {
-			v.Set(reflect.ValueOf(t.UTC()))
+		// v is addressable: it is reached from a pointer, or is a map
+		// element's copy.
+		if t := v.Addr().Interface().(*time.Time); t.Location() != time.UTC {
+			*t = t.UTC()
 		}
 		return
 	}
-	if !holdsTime(v.Type()) {
+	p := planOf(v.Type())
+	if !p.holds {
 		return
 	}
 	switch v.Kind() {
@@ -38,10 +41,8 @@ func toUTC(v reflect.Value) {
 			toUTC(v.Elem())
 		}
 	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				toUTC(v.Field(i))
-			}
+		for _, i := range p.fields {
+			toUTC(v.Field(i))
 		}
 	case reflect.Slice, reflect.Array:
 		for i := range v.Len() {
@@ -58,23 +59,41 @@ func toUTC(v reflect.Value) {
 	}
 }
 
-// timeHolders caches holdsTime's answers, by reflect.Type.
-var timeHolders sync.Map
-
-// holdsTime reports whether a value of type t can hold a time.Time
-// where toUTC reaches it.
-func holdsTime(t reflect.Type) bool {
-	if v, ok := timeHolders.Load(t); ok {
-		return v.(bool)
-	}
-	holds := scanForTime(t, map[reflect.Type]bool{})
-	timeHolders.Store(t, holds)
-	return holds
+// timePlan is what toUTC knows of a type: whether a value of it can hold
+// a time.Time where toUTC reaches it, and for a struct, which of its
+// fields can.
+type timePlan struct {
+	holds  bool
+	fields []int
 }
 
-// scanForTime is holdsTime, uncached; seen holds the types being looked
-// at, so that a type that holds itself ends the search.
-func scanForTime(t reflect.Type, seen map[reflect.Type]bool) bool {
+// timePlans caches the plans, by reflect.Type.
+var timePlans sync.Map
+
+func planOf(t reflect.Type) *timePlan {
+	if p, ok := timePlans.Load(t); ok {
+		return p.(*timePlan)
+	}
+	p := &timePlan{}
+	if t.Kind() == reflect.Struct {
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && holdsTime(f.Type, map[reflect.Type]bool{t: true}) {
+				p.fields = append(p.fields, i)
+			}
+		}
+		p.holds = len(p.fields) > 0
+	} else {
+		p.holds = holdsTime(t, map[reflect.Type]bool{})
+	}
+	timePlans.Store(t, p)
+	return p
+}
+
+// holdsTime reports whether a value of type t can hold a time.Time in an
+// exported field, an element or a pointer's target, at any depth; seen
+// holds the types being looked at, so that a type that holds itself ends
+// the search.
+func holdsTime(t reflect.Type, seen map[reflect.Type]bool) bool {
 	if t == timeType {
 		return true
 	}
@@ -85,12 +104,12 @@ func scanForTime(t reflect.Type, seen map[reflect.Type]bool) bool {
 	switch t.Kind() {
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && scanForTime(f.Type, seen) {
+			if f := t.Field(i); f.IsExported() && holdsTime(f.Type, seen) {
 				return true
 			}
 		}
 	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
-		return scanForTime(t.Elem(), seen)
+		return holdsTime(t.Elem(), seen)
 	}
 	return false
 }
