@@ -320,9 +320,9 @@ type Options struct {
 	// commas are part of the name. PostgreSQL keeps a name of at most 63
 	// bytes, and cuts a longer one, so Open refuses a longer Schema with
 	// escrow.ErrInvalidArgument, creating nothing. Open sets it as the
-	// search_path of the pool's connections. New ignores it: the pool's own search_path
-	// decides, and a search_path that names no schema that exists is
-	// refused with ErrInvalidArgument.
+	// search_path of the pool's connections. New ignores it: the pool's
+	// own search_path decides, and a search_path that names no schema that
+	// exists is refused with ErrInvalidArgument.
 	Schema string
 	// MaxAttempts is how many times Update runs a transaction that
 	// conflicts with others before it gives up with ErrConflict. Zero
