@@ -59,6 +59,12 @@
 // only ever upserts into can come only from two transactions inserting
 // the same new key at once, so it is retried the same way.
 //
+// A connection lost while its COMMIT is on the way (a server killed, a
+// network cut, a context that ends just then) leaves the outcome unknown
+// to the store: Update returns an error, though the server may have
+// committed. A ledger call made with an idempotency key is safe to make
+// again then: if it did commit, it replays.
+//
 // View runs in a REPEATABLE READ READ ONLY transaction: a snapshot of
 // committed data, which never waits for a writer nor aborts one.
 //
