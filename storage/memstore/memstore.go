@@ -158,7 +158,7 @@ func New() *Store {
 // Update runs fn in a read-write transaction; see escrow.Storage.
 func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return s.closedOr(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -204,7 +204,7 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 // it without calling fn. Then fn runs as in View, holding up no writer.
 func (s *Store) Snapshot(ctx context.Context, taken func() error, fn func(escrow.Tx) error) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return s.closedOr(err)
 	}
 	st := s.snapshot.Load()
 	if st != nil && (taken != nil || st.commits != s.commits.Load()) {
@@ -219,6 +219,16 @@ func (s *Store) Snapshot(ctx context.Context, taken func() error, fn func(escrow
 	t := &tx{st: st}
 	defer func() { t.done = true }()
 	return fn(t)
+}
+
+// closedOr returns escrow.ErrClosed if the store is closed, and err if
+// not: a call after Close fails with ErrClosed whatever its context, as
+// escrow.Storage says. It costs nothing on the path of a live context.
+func (s *Store) closedOr(err error) error {
+	if s.snapshot.Load() == nil { // Close sets it so, under mu
+		return escrow.ErrClosed
+	}
+	return err
 }
 
 // takeSnapshot returns a snapshot of the committed data, made now if the

@@ -1423,6 +1423,18 @@ func contractClose(t *testing.T, h Harness) {
 	if !errors.Is(err, escrow.ErrClosed) || called {
 		t.Errorf("View after Close = %v (fn called: %t), want ErrClosed without calling fn", err, called)
 	}
+	// The store is closed whatever the context says: ErrClosed, not the
+	// context's error, which would invite a retry.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = s.Update(cancelled, func(escrow.Tx) error { called = true; return nil })
+	if !errors.Is(err, escrow.ErrClosed) || called {
+		t.Errorf("Update after Close with a cancelled context = %v (fn called: %t), want ErrClosed without calling fn", err, called)
+	}
+	err = s.View(cancelled, func(escrow.Tx) error { called = true; return nil })
+	if !errors.Is(err, escrow.ErrClosed) || called {
+		t.Errorf("View after Close with a cancelled context = %v (fn called: %t), want ErrClosed without calling fn", err, called)
+	}
 }
 
 func contractCancelled(t *testing.T, h Harness) {
