@@ -162,6 +162,14 @@
 // takes the lock, and a writer writes its process ID there, before it
 // reads anything.
 //
+// # Limits
+//
+// A frame holds at most 1 GiB: recovery takes a longer one for damage. So
+// a transaction's record in the log (the writes it made, as encoded there)
+// may not pass 1 GiB: Update refuses a transaction whose record would,
+// with an error wrapping escrow.ErrInvalidArgument, before anything of it
+// is written to the log or applied in memory, and the store goes on.
+//
 // # Read-only
 //
 // With Options.ReadOnly, Open reads a store without changing its
@@ -421,11 +429,14 @@ func Open(dir string, opts *Options) (*Store, error) {
 }
 
 // Update runs fn in a read-write transaction; see escrow.Storage. It
-// returns after the transaction's record is durable. Once a write or fsync
-// has failed it returns an error wrapping ErrFailed without calling fn. On
-// a read-only store it runs fn as View does: every write fails with
-// escrow.ErrReadOnly, and a transaction that only reads (such as
-// escrow.New's on a store that has its system accounts) succeeds.
+// returns after the transaction's record is durable. A transaction whose
+// record would pass 1 GiB (see Limits in the package documentation) fails
+// with an error wrapping escrow.ErrInvalidArgument, and nothing of it is
+// written or applied. Once a write or fsync has failed it returns an error
+// wrapping ErrFailed without calling fn. On a read-only store it runs fn
+// as View does: every write fails with escrow.ErrReadOnly, and a
+// transaction that only reads (such as escrow.New's on a store that has
+// its system accounts) succeeds.
 func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	if s.closed.Load() {
 		return escrow.ErrClosed
@@ -448,6 +459,14 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 		if len(s.ops.b) == 0 {
 			wait = s.applied.Load()
 			return nil
+		}
+		if n := len(s.ops.b); n > int(maxPayload) {
+			// Recovery would take the record for a torn tail and drop
+			// it: refuse it now, and mem rolls the transaction back.
+			wait = s.applied.Load()
+			s.ops.b = nil // do not keep a buffer that large
+			return fmt.Errorf("%w: filestore: the transaction's log record would be %d bytes, more than the %d a record may hold",
+				escrow.ErrInvalidArgument, n, maxPayload)
 		}
 		var err error
 		wait, err = s.enqueue()

@@ -1,0 +1,101 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/escrowkit/escrow"
+)
+
+// lowerMaxPayload makes frames hold at most n bytes until the test ends,
+// so that a record past the limit takes kilobytes, not a GiB. Tests that
+// call it must not run in parallel: the limit is the package's.
+func lowerMaxPayload(t *testing.T, n uint32) {
+	was := maxPayload
+	maxPayload = n
+	t.Cleanup(func() { maxPayload = was })
+}
+
+// putIdem commits an idempotency record whose result is size bytes.
+func putIdem(s escrow.Storage, key string, size int) error {
+	return s.Update(context.Background(), func(tx escrow.Tx) error {
+		return tx.PutIdempotency(escrow.IdempotencyRecord{Key: key, Request: "req",
+			Result: bytes.Repeat([]byte{'x'}, size), At: workloadStart})
+	})
+}
+
+// TestUpdateRefusesRecordPastLimit checks that a transaction whose log
+// record recovery would refuse is refused before it is acknowledged, and
+// leaves the store as it was: acknowledging it lost it on the next Open,
+// which took the frame for a torn tail.
+func TestUpdateRefusesRecordPastLimit(t *testing.T) {
+	lowerMaxPayload(t, 4096)
+	dir := t.TempDir()
+	s := openT(t, dir, nil)
+	defer func() { s.Close() }()
+	if err := putIdem(s, "small", 100); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpT(t, s)
+
+	err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := tx.PutAccount(escrow.Account{ID: "alice", CreatedAt: workloadStart}); err != nil {
+			return err
+		}
+		return tx.PutIdempotency(escrow.IdempotencyRecord{Key: "big", Request: "req",
+			Result: bytes.Repeat([]byte{'x'}, 8192), At: workloadStart})
+	})
+	if !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Fatalf("Update of a record past the limit = %v, want an error wrapping ErrInvalidArgument", err)
+	}
+	if after := dumpT(t, s); !bytes.Equal(before, after) {
+		t.Fatalf("the refused transaction changed the store:\nbefore: %s\nafter: %s", before, after)
+	}
+
+	// The store goes on.
+	if err := putIdem(s, "next", 100); err != nil {
+		t.Fatalf("a normal commit after the refusal: %v", err)
+	}
+	want := dumpT(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openT(t, dir, nil)
+	wantTorn(t, s, TornTail{})
+	if got := dumpT(t, s); !bytes.Equal(got, want) {
+		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
+	}
+}
+
+// TestUpdateTakesRecordAtLimit checks the limit's edge: a record of
+// exactly maxPayload bytes is taken and survives reopening, one byte more
+// is refused.
+func TestUpdateTakesRecordAtLimit(t *testing.T) {
+	// The size of a record holding one idempotency record of result n.
+	var enc encoder
+	enc.idempotency(&escrow.IdempotencyRecord{Key: "edge", Request: "req",
+		Result: bytes.Repeat([]byte{'x'}, 3000), At: workloadStart})
+	overhead := len(enc.b) - 3000
+	lowerMaxPayload(t, 4096)
+	dir := t.TempDir()
+	s := openT(t, dir, nil)
+	defer func() { s.Close() }()
+	if err := putIdem(s, "edge", 4096-overhead+1); !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Fatalf("a record one byte past the limit: %v, want an error wrapping ErrInvalidArgument", err)
+	}
+	if err := putIdem(s, "edge", 4096-overhead); err != nil {
+		t.Fatalf("a record at the limit: %v", err)
+	}
+	want := dumpT(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, nil)
+	wantTorn(t, s, TornTail{})
+	if got := dumpT(t, s); !bytes.Equal(got, want) {
+		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
+	}
+}
