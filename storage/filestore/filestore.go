@@ -168,7 +168,11 @@
 // a transaction's record in the log (the writes it made, as encoded there)
 // may not pass 1 GiB: Update refuses a transaction whose record would,
 // with an error wrapping escrow.ErrInvalidArgument, before anything of it
-// is written to the log or applied in memory, and the store goes on.
+// is written to the log or applied in memory, and the store goes on. A
+// snapshot starts a new chunk before a record that would take its chunk
+// past the limit. A single record longer than that, which no Update can
+// have committed, fails the compaction, with nothing lost (see Failures).
+// The cold tables have no such limit.
 //
 // # Read-only
 //

@@ -27,8 +27,8 @@ const frameHeader = 20
 // maxPayload bounds a frame's payload, so that a corrupt length cannot ask
 // for an absurd allocation or scan. Recovery refuses a longer frame, so
 // nothing may write one: Update refuses a transaction whose record would
-// be longer. It is a variable only so that tests can lower it; nothing
-// else changes it.
+// be longer, and a snapshot cuts its chunks to fit. It is a variable only
+// so that tests can lower it; nothing else changes it.
 var maxPayload uint32 = 1 << 30
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

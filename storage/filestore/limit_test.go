@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/escrowkit/escrow"
@@ -95,6 +97,67 @@ func TestUpdateTakesRecordAtLimit(t *testing.T) {
 	}
 	s = openT(t, dir, nil)
 	wantTorn(t, s, TornTail{})
+	if got := dumpT(t, s); !bytes.Equal(got, want) {
+		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
+	}
+}
+
+// TestSnapshotChunksFitLimit checks that a snapshot never writes a chunk
+// that recovery would refuse, even when its records together pass the
+// limit: one that did left a store that no longer opened, its log gone.
+func TestSnapshotChunksFitLimit(t *testing.T) {
+	lowerMaxPayload(t, 4096)
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{CompactRatio: -1})
+	defer func() { s.Close() }()
+	for i := range 12 {
+		// Each near the limit, so that no two fit in one chunk.
+		if err := putIdem(s, fmt.Sprintf("k%02d", i), 3000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Compact(); err != nil {
+		t.Fatalf("Compact: %v", err)
+	}
+	want := dumpT(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, nil)
+	if got := dumpT(t, s); !bytes.Equal(got, want) {
+		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
+	}
+}
+
+// TestSnapshotRefusesRecordPastLimit checks that a snapshot that would
+// need a chunk past the limit for one record fails the compaction and
+// loses nothing, rather than writing a snapshot that does not open.
+func TestSnapshotRefusesRecordPastLimit(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{CompactRatio: -1})
+	defer func() { s.Close() }()
+	if err := putIdem(s, "big", 8192); err != nil {
+		t.Fatal(err)
+	}
+	want := dumpT(t, s)
+	// No Update could have committed such a record under the lower limit.
+	was := maxPayload
+	maxPayload = 4096
+	err := s.Compact()
+	maxPayload = was
+	if err == nil || !strings.Contains(err.Error(), "more than the 4096") {
+		t.Fatalf("Compact with a record past the limit = %v, want it to fail", err)
+	}
+	if s.Stats().CompactError == nil {
+		t.Error("Stats().CompactError is nil after a failed compaction")
+	}
+	if got := dumpT(t, s); !bytes.Equal(got, want) {
+		t.Fatalf("after the failed compaction:\ngot: %s\nwant: %s", got, want)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, nil)
 	if got := dumpT(t, s); !bytes.Equal(got, want) {
 		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
 	}

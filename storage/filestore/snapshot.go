@@ -145,22 +145,39 @@ type snapshotWriter struct {
 	enc    encoder
 	chunks uint64
 	p      *pacer
+	last   int // the length of enc.b before the record last added
 }
 
-func (w *snapshotWriter) maybeCut() {
+// maybeCut is called after each record added to the chunk. It cuts the
+// chunk once it reaches snapChunk, and before the record if the record
+// would take the chunk past maxPayload, which recovery would refuse; a
+// record that alone passes maxPayload fails the snapshot.
+func (w *snapshotWriter) maybeCut() error {
 	w.p.step()
+	if len(w.enc.b) > int(maxPayload) {
+		if n := len(w.enc.b) - w.last; n > int(maxPayload) {
+			return fmt.Errorf("filestore: snapshot: a record of %d bytes is more than the %d a chunk may hold", n, maxPayload)
+		}
+		w.cutAt(w.last)
+	}
 	if len(w.enc.b) >= snapChunk {
 		w.cut()
 	}
+	w.last = len(w.enc.b)
+	return nil
 }
 
-func (w *snapshotWriter) cut() {
-	if len(w.enc.b) == 0 {
+func (w *snapshotWriter) cut() { w.cutAt(len(w.enc.b)) }
+
+// cutAt frames the first n bytes of the chunk as a chunk of their own,
+// keeping the rest for the next.
+func (w *snapshotWriter) cutAt(n int) {
+	if n == 0 {
 		return
 	}
 	w.chunks++
-	w.out = appendFrame(w.out, w.chunks, 0, w.enc.b)
-	w.enc.b = w.enc.b[:0]
+	w.out = appendFrame(w.out, w.chunks, 0, w.enc.b[:n])
+	w.enc.b = append(w.enc.b[:0], w.enc.b[n:]...)
 }
 
 // encodeSnapshot renders what tx can read and the cold tables do not hold
@@ -170,33 +187,33 @@ func (w *snapshotWriter) cut() {
 // Replaying it calls the same write methods the log does.
 func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRange, p *pacer) ([]byte, error) {
 	w := &snapshotWriter{out: appendFileHeader(nil, snapMagic), p: p}
-	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); w.maybeCut(); return nil })
+	err := tx.Accounts(func(a escrow.Account) error { w.enc.account(&a); return w.maybeCut() })
 	if err == nil {
-		err = tx.Balances(func(b escrow.Balance) error { w.enc.balance(&b); w.maybeCut(); return nil })
+		err = tx.Balances(func(b escrow.Balance) error { w.enc.balance(&b); return w.maybeCut() })
 	}
 	if err == nil {
 		err = tx.Escrows(func(e escrow.Escrow) error {
-			if !memstore.Cold(&e) {
-				w.enc.escrow(&e)
-				w.maybeCut()
+			if memstore.Cold(&e) {
+				return nil
 			}
-			return nil
+			w.enc.escrow(&e)
+			return w.maybeCut()
 		})
 	}
 	if err == nil {
-		err = tx.Idempotencies(func(r escrow.IdempotencyRecord) error { w.enc.idempotency(&r); w.maybeCut(); return nil })
+		err = tx.Idempotencies(func(r escrow.IdempotencyRecord) error { w.enc.idempotency(&r); return w.maybeCut() })
 	}
 	if err == nil {
-		err = tx.Aggregates(func(a escrow.Aggregate) error { w.enc.aggregate(&a); w.maybeCut(); return nil })
+		err = tx.Aggregates(func(a escrow.Aggregate) error { w.enc.aggregate(&a); return w.maybeCut() })
 	}
 	if err == nil {
-		err = tx.DayCounts(func(d escrow.DayCount) error { w.enc.dayCount(&d); w.maybeCut(); return nil })
+		err = tx.DayCounts(func(d escrow.DayCount) error { w.enc.dayCount(&d); return w.maybeCut() })
 	}
 	if err == nil {
-		err = tx.AllRaterDays(func(d escrow.RaterDays) error { w.enc.raterDays(&d); w.maybeCut(); return nil })
+		err = tx.AllRaterDays(func(d escrow.RaterDays) error { w.enc.raterDays(&d); return w.maybeCut() })
 	}
 	if err == nil {
-		err = tx.Consumers(func(c escrow.Consumer) error { w.enc.consumer(&c); w.maybeCut(); return nil })
+		err = tx.Consumers(func(c escrow.Consumer) error { w.enc.consumer(&c); return w.maybeCut() })
 	}
 	if err != nil {
 		return nil, err
@@ -204,6 +221,9 @@ func encodeSnapshot(tx escrow.Tx, seq, journal, events uint64, tables []tableRan
 	w.cut()
 	var end encoder
 	end.snapshotEnd(seq, w.chunks, journal, events, time.Now().UTC(), tables)
+	if len(end.b) > int(maxPayload) {
+		return nil, fmt.Errorf("filestore: snapshot: its end of %d bytes is more than the %d a chunk may hold", len(end.b), maxPayload)
+	}
 	return appendFrame(w.out, w.chunks+1, 0, end.b), nil
 }
 
