@@ -23,7 +23,13 @@ type EscrowsTx interface {
 	// the buyer, the seller or the arbiter, as q.Role says, newest first:
 	// by CreatedAt descending, ties by ID descending. See PartyQuery. None:
 	// an empty slice. It must use an index of escrows by party, not read
-	// every escrow.
+	// every escrow. An adapter may order times only within the range of
+	// time.Time.UnixNano (the years 1678 to 2262), as memstore and
+	// filestore do: it may take every time before that range, a CreatedAt
+	// or q.After's, for one time before all of it, and every time after
+	// it for one time after all of it, escrows at such a time then coming
+	// by ID. The ledger stamps CreatedAt with its clock, so a clock that
+	// reads within those years never meets the limit.
 	PartyEscrows(q PartyQuery) ([]Escrow, error)
 	// Escrows calls fn for every escrow in ascending ID order, stopping at the
 	// first error fn returns, which it returns.

@@ -14,7 +14,13 @@ type IdempotencyTx interface {
 	Idempotencies(fn func(IdempotencyRecord) error) error
 	// IdempotenciesUntil returns the keys of at most limit records whose
 	// At is not after t, oldest first (ties by key). None: an empty slice.
-	// It must use an index, not read every record.
+	// It must use an index, not read every record. An adapter may order
+	// times only within the range of time.Time.UnixNano (the years 1678
+	// to 2262), as memstore and filestore do: it may take every time
+	// before that range, At or t, for one time before all of it, and
+	// every time after it for one time after all of it, records at such
+	// a time then coming by key. The ledger stamps At with its clock, so
+	// a clock that reads within those years never meets the limit.
 	IdempotenciesUntil(t time.Time, limit int) ([]string, error)
 	// DeleteIdempotency removes the record stored under key, from that
 	// index too. No record under key: it does nothing and returns nil.

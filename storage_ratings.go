@@ -16,7 +16,13 @@ type RatingsTx interface {
 	// At, then Escrow, then Rater, beginning after the rating at after (the
 	// zero RatingPos: from the first), stopping at the first error fn
 	// returns, which it returns. None: no calls. It must use an index, not
-	// read every rating.
+	// read every rating. An adapter may order times only within the range
+	// of time.Time.UnixNano (the years 1678 to 2262), as memstore and
+	// filestore do: it may take every time before that range, an At or
+	// after's, for one time before all of it, and every time after it for
+	// one time after all of it, ratings at such a time then coming by
+	// Escrow, then Rater. The ledger stamps At with its clock, so a clock
+	// that reads within those years never meets the limit.
 	RatingsOf(party string, after RatingPos, fn func(Rating) error) error
 	// Ratings calls fn for every rating ordered by Escrow, then Rater,
 	// stopping at the first error fn returns, which it returns.
