@@ -247,15 +247,18 @@ func (s *server) admit(c *call) error {
 // mismatch error for a reused key names only the actor's own calls.
 func ledgerKey(actor, key string) string { return strconv.Quote(actor) + ":" + key }
 
-// checkQuery refuses a query parameter the route does not take, or one
-// given twice that may be given once, so that a misspelt filter is an
+// checkQuery refuses a query parameter the route does not take
+// (unknown_field, as a body's unknown member is), or one given twice that
+// may be given once (invalid_argument), so that a misspelt filter is an
 // error rather than a listing of everything.
 func (s *server) checkQuery(c *call) error {
 	for name, values := range c.r.URL.Query() {
 		i := slices.IndexFunc(c.route.query, func(p param) bool { return p.name == name })
 		switch {
 		case i < 0:
-			return refuse("invalid_argument", "unknown query parameter %q", name)
+			e := refuse("unknown_field", "unknown query parameter %q", name)
+			e.details = map[string]any{"parameter": name}
+			return e
 		case len(values) > 1 && !c.route.query[i].repeated:
 			return refuse("invalid_argument", "query parameter %q given %d times", name, len(values))
 		}
