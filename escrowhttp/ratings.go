@@ -30,8 +30,8 @@ func (s *server) rate(c *call, in *escrow.RatingInput) (escrow.Rating, error) {
 func (s *server) revise(c *call, b *reviseBody) (escrow.Rating, error) {
 	// The ledger's Revise takes the rater as the one who revises: the
 	// handler must see that it is the actor.
-	if rater := c.r.PathValue("rater"); rater != c.actor {
-		return escrow.Rating{}, refuse("not_party", "only %q, who gave the rating, may revise it, not %q", rater, c.actor)
+	if err := s.asRater(c, "revise"); err != nil {
+		return escrow.Rating{}, err
 	}
 	return s.ledger.Revise(c.ctx, c.r.PathValue("id"), c.actor, b.Score, b.Comment, c.opts...)
 }
@@ -43,10 +43,25 @@ func (s *server) reply(c *call, b *replyBody) (escrow.Rating, error) {
 func (s *server) withdrawRating(c *call, _ *empty) (escrow.Rating, error) {
 	// As for revise: only the rater withdraws, and the ledger takes the
 	// rater as the one who does.
-	if rater := c.r.PathValue("rater"); rater != c.actor {
-		return escrow.Rating{}, refuse("not_party", "only %q, who gave the rating, may withdraw it, not %q", rater, c.actor)
+	if err := s.asRater(c, "withdraw"); err != nil {
+		return escrow.Rating{}, err
 	}
 	return s.ledger.WithdrawRating(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+}
+
+// asRater refuses, with not_party, an actor who is not the rater the
+// path names and so may not verb the rating. The escrow is read first, so
+// that an ID nobody opened is 404 for everyone, as on every other route;
+// a stranger learns no more than reading the escrow tells it.
+func (s *server) asRater(c *call, verb string) error {
+	rater := c.r.PathValue("rater")
+	if rater == c.actor {
+		return nil
+	}
+	if _, err := s.ledger.Escrow(c.ctx, c.r.PathValue("id")); err != nil {
+		return err
+	}
+	return refuse("not_party", "only %q, who gave the rating, may %s it, not %q", rater, verb, c.actor)
 }
 
 func (s *server) voidRating(c *call, b *voidBody) (escrow.Rating, error) {
