@@ -69,14 +69,19 @@ func jsonError(err error) error {
 		if e.Field == "" {
 			return refuse("invalid_json", "the body must be a JSON object, not %s", article(e.Value))
 		}
-		a := refuse("invalid_json", "field %q must be %s, not %s", e.Field, article(jsonKind(e.Type)), article(e.Value))
-		a.details = map[string]any{"field": e.Field, "expected": jsonKind(e.Type), "got": e.Value}
-		return a
+		return typeError(e.Field, jsonKind(e.Type), e.Value)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return refuse("invalid_json", "the body is cut short")
 	}
 	return err
+}
+
+// typeError is the refusal of a value of the wrong JSON kind in field.
+func typeError(field, expected, got string) *apiError {
+	a := refuse("invalid_json", "field %q must be %s, not %s", field, article(expected), article(got))
+	a.details = map[string]any{"field": field, "expected": expected, "got": got}
+	return a
 }
 
 // article puts "a" or "an" before a JSON kind.
@@ -116,11 +121,17 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 // Money and Timers, and matches names without regard to case; this walk
 // goes into both and takes a name only as it is spelt.
 //
-// It also refuses an amount its currency does not take ("1.555" CNY),
-// naming the field, which Money's own decoding cannot know.
+// It also refuses an amount its currency does not take ("1.555" CNY), or
+// one of the wrong JSON kind, naming the field, which Money's own decoding
+// cannot know: to it, the amount of {"price":{"amount":5}} is "amount".
 func (s *server) check(raw any, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == moneyType {
+		if err := moneyKinds(raw, path); err != nil {
+			return err
+		}
 	}
 	switch raw := raw.(type) {
 	case map[string]any:
@@ -186,6 +197,44 @@ func (s *server) checkAmount(m map[string]any, path string) error {
 }
 
 var moneyType = reflect.TypeFor[escrow.Money]()
+
+// moneyKinds refuses an amount at path that is not an object or null, or
+// whose amount or currency is not a string.
+func moneyKinds(raw any, path string) error {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		if raw == nil {
+			return nil
+		}
+		return typeError(path, "object", rawKind(raw))
+	}
+	for _, k := range []string{"amount", "currency"} {
+		if v := m[k]; v != nil {
+			if _, ok := v.(string); !ok {
+				return typeError(path+"."+k, "string", rawKind(v))
+			}
+		}
+	}
+	return nil
+}
+
+// rawKind names the JSON kind of a value decoded into any (with
+// UseNumber), in encoding/json's words.
+func rawKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "bool"
+	case json.Number:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	}
+	return "object"
+}
 
 // jsonFields returns the members of the JSON object that t is written as,
 // with the type of each; nil if t is not written as an object with fixed
