@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/escrowkit/escrow"
 )
@@ -23,11 +26,14 @@ import (
 
 // decode reads the request body into v, a pointer to the route's body
 // type. An empty body is read as {}. It refuses what is not one JSON value
-// (invalid_json), a member v has no field for, in any object however deep
-// (unknown_field), an amount with other decimal places than its currency
-// takes (invalid_amount), and a value of the wrong JSON type
-// (invalid_json); a value the ledger's types refuse as they decode, such
-// as a negative amount or an unknown state, fails with the ledger's error.
+// (invalid_json); bytes that are not valid UTF-8, and a string escape that
+// is half of a UTF-16 surrogate pair (invalid_json: encoding/json would
+// read either as U+FFFD, text the client never sent); a member v has no
+// field for, in any object however deep (unknown_field); an amount with
+// other decimal places than its currency takes (invalid_amount); and a
+// value of the wrong JSON type (invalid_json). A value the ledger's types
+// refuse as they decode, such as a negative amount or an unknown state,
+// fails with the ledger's error.
 func (s *server) decode(c *call, v any) error {
 	b, err := io.ReadAll(c.r.Body)
 	if err != nil {
@@ -39,6 +45,12 @@ func (s *server) decode(c *call, v any) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		b = []byte("{}")
 	}
+	if !utf8.Valid(b) {
+		i := invalidUTF8(b)
+		a := refuse("invalid_json", "the body is not valid UTF-8, as JSON must be: byte %d is not", i)
+		a.details = map[string]any{"offset": i}
+		return a
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var raw any
@@ -48,6 +60,11 @@ func (s *server) decode(c *call, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return refuse("invalid_json", "the body holds more than one JSON value")
 	}
+	if i := loneSurrogate(b); i >= 0 {
+		a := refuse("invalid_json", "the escape at byte %d is half of a UTF-16 surrogate pair, which is no character", i)
+		a.details = map[string]any{"offset": i}
+		return a
+	}
 	if err := s.check(raw, reflect.TypeOf(v).Elem(), ""); err != nil {
 		return err
 	}
@@ -55,6 +72,53 @@ func (s *server) decode(c *call, v any) error {
 		return jsonError(err)
 	}
 	return nil
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not part
+// of valid UTF-8; len(b) if there is none.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// loneSurrogate returns the offset of the first \u escape in b, one JSON
+// value, that is half of a UTF-16 surrogate pair without its other half;
+// -1 if there is none.
+func loneSurrogate(b []byte) int {
+	in := false // inside a string
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '"':
+			in = !in
+		case b[i] != '\\' || !in:
+		case b[i+1] != 'u':
+			i++ // an escape of one character, such as \" or \\
+		default:
+			r := escaped(b[i:])
+			if !utf16.IsSurrogate(r) {
+				i += 5
+				continue
+			}
+			if bytes.HasPrefix(b[i+6:], []byte(`\u`)) && utf16.DecodeRune(r, escaped(b[i+6:])) != unicode.ReplacementChar {
+				i += 11
+				continue
+			}
+			return i
+		}
+	}
+	return -1
+}
+
+// escaped returns the code unit of the \uXXXX escape b begins with.
+func escaped(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b[2:6]), 16, 16)
+	return rune(n)
 }
 
 // jsonError words an error of encoding/json; an error of the ledger's

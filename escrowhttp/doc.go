@@ -94,7 +94,10 @@
 // a CORS preflight, so a page elsewhere cannot make a signed-in user pay.
 // A body is read strictly: a member the call does not take, at any depth
 // and in any letter case but its own, is refused (unknown_field), and so
-// is a query parameter a route does not take.
+// is a query parameter a route does not take. A body must be UTF-8, as
+// JSON is: bytes that are not, or a \u escape that is half of a UTF-16
+// surrogate pair, are refused (invalid_json, with the offset of the first
+// in details) rather than read as U+FFFD, text the client never sent.
 //
 // # Who may read what
 //

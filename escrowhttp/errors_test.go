@@ -226,6 +226,14 @@ func TestRefusals(t *testing.T) {
 		{name: "bad timer", r: post("/v1/escrows", "alice", map[string]any{"id": "t", "seller": "shop", "price": cny("1.00"),
 			"timers": map[string]any{"pay_within": 72}}), status: 400, code: "invalid_argument"},
 		{name: "control character", r: post("/v1/escrows/paid/dispute", "alice", map[string]any{"reason": "a\u202eb"}), status: 400, code: "invalid_argument"},
+		{name: "not UTF-8", r: post("/v1/escrows", "alice", "{\"id\":\"u\xff1\",\"seller\":\"shop\",\"price\":{\"amount\":\"1.00\",\"currency\":\"CNY\"}}"),
+			status: 400, code: "invalid_json", details: map[string]any{"offset": 8}},
+		{name: "not UTF-8 in a reason", r: post("/v1/escrows/paid/dispute", "alice", "{\"reason\":\"\xe4\xb8\"}"),
+			status: 400, code: "invalid_json", details: map[string]any{"offset": 11}},
+		{name: "lone surrogate", r: post("/v1/escrows", "alice", `{"id":"u\ud8001","seller":"shop","price":{"amount":"1.00","currency":"CNY"}}`),
+			status: 400, code: "invalid_json", details: map[string]any{"offset": 8}},
+		{name: "low surrogate first", r: post("/v1/escrows/paid/dispute", "alice", `{"reason":"\\\udc00\ud800"}`),
+			status: 400, code: "invalid_json", details: map[string]any{"offset": 13}},
 		{name: "syntax", r: post("/v1/escrows/paid/ship", "shop", `{"tracking":`), status: 400, code: "invalid_json"},
 		{name: "not JSON", r: post("/v1/escrows/paid/ship", "shop", `tracking=1`), status: 400, code: "invalid_json"},
 		{name: "not an object", r: post("/v1/escrows/paid/ship", "shop", `["x"]`), status: 400, code: "invalid_json"},
@@ -330,5 +338,19 @@ func TestCodesAreTheLedgers(t *testing.T) {
 		if c.err != nil && c.code != escrow.Code(c.err) {
 			t.Errorf("class %q answers %v, whose code is %q", c.code, c.err, escrow.Code(c.err))
 		}
+	}
+}
+
+// TestBodyUnicode: escapes that make whole characters are read as they
+// are, beside the refusals of TestRefusals for those that do not.
+func TestBodyUnicode(t *testing.T) {
+	h := refusalFixture(t, nil)
+	// A surrogate pair, and a backslash escaped before "ud800", which is
+	// then no escape.
+	r := h.do(req{method: "POST", path: "/v1/escrows/paid/ship", actor: "shop", body: `{"tracking":"\ud83d\ude00 \\ud800"}`}).ok(http.StatusOK)
+	var e escrow.Escrow
+	r.into(&e)
+	if want := "\U0001F600 \\ud800"; e.Tracking != want {
+		t.Errorf("tracking %q, want %q", e.Tracking, want)
 	}
 }
