@@ -2,7 +2,6 @@ package escrowhttp
 
 import (
 	"encoding/json"
-	"net/url"
 
 	"github.com/escrowkit/escrow"
 )
@@ -48,7 +47,7 @@ func (s *server) openAccount(c *call, _ *empty) (escrow.Account, error) {
 	a, err := s.ledger.OpenAccount(c.ctx, c.actor, c.opts...)
 	if err == nil {
 		// Relative, so that it holds wherever the host mounts the API.
-		c.w.Header().Set("Location", "accounts/"+url.PathEscape(a.ID))
+		c.w.Header().Set("Location", "accounts/"+pathSegment(a.ID))
 	}
 	return a, err
 }

@@ -22,8 +22,14 @@
 //
 // # Routes
 //
-// Every path is under /v1/. IDs in paths are percent-encoded ("order/1"
-// is order%2F1). GET /v1/openapi.json describes every route, its
+// Every path is under /v1/. An ID in a path is one segment,
+// percent-encoded ("order/1" is order%2F1, "a//b" is a%2F%2Fb), so that
+// any ID the ledger takes can be reached; an ID that is "." or ".." is
+// written %2E or %2E%2E, since as they are they would be steps in the
+// path, which the handler refuses. The Location of what a POST makes is
+// written so. A proxy that decodes %2E before it routes, as RFC 3986 lets
+// it, turns those two IDs back into steps: a host behind one should not
+// let buyers choose them. GET /v1/openapi.json describes every route, its
 // parameters and bodies, and the schemas of what it answers.
 //
 //	GET  /v1/openapi.json                         this API in OpenAPI 3.1; needs no actor
@@ -147,8 +153,8 @@
 //	402 insufficient_funds
 //	403 not_party, forbidden   the wrong party; not the actor's, or not an operator
 //	404 not_found, route_not_found   route_not_found for a path not in its clean
-//	                           form too (an empty, "." or ".." segment), which
-//	                           is not redirected
+//	                           form too (an empty, "." or ".." segment as sent,
+//	                           not percent-encoded), which is not redirected
 //	405 method_not_allowed     with an Allow header
 //	409 invalid_transition, already_exists, already_rated, rating_closed,
 //	    no_arbiter, idempotency_mismatch, conflict, cart_refused

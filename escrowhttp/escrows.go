@@ -1,7 +1,6 @@
 package escrowhttp
 
 import (
-	"net/url"
 	"strings"
 	"time"
 
@@ -95,7 +94,7 @@ func (s *server) open(c *call, t *escrow.Terms) (escrow.Escrow, error) {
 	}
 	e, err := s.ledger.Open(c.ctx, *t, c.opts...)
 	if err == nil {
-		c.w.Header().Set("Location", "escrows/"+url.PathEscape(e.ID))
+		c.w.Header().Set("Location", "escrows/"+pathSegment(e.ID))
 	}
 	return e, err
 }

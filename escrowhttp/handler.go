@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -127,13 +128,30 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Answers carry balances and trades: no cache may keep them.
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if p := r.URL.Path; p != cleanPath(p) {
+	// Cleanness is judged on the path as sent, segment by segment, as the
+	// mux routes it: %2F and %2E inside a segment are part of an ID
+	// ("a//b" is a%2F%2Fb, "." is %2E), and only "." and ".." as whole
+	// segments, and empty ones, are steps in the path.
+	if p := r.URL.EscapedPath(); p != cleanPath(p) {
 		// The mux would redirect to the clean path, in HTML; no route
 		// has such a path, and clients of a JSON API want JSON.
 		s.fail(w, refuse("route_not_found", "no route for %s %s: the path is not in its clean form", r.Method, p))
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// pathSegment is s escaped as one segment of a URL's path: "/" in it is
+// %2F, and "." and ".." are %2E and %2E%2E, which a client resolving a
+// relative URL would otherwise take as steps in the path.
+func pathSegment(s string) string {
+	switch s {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
+	return url.PathEscape(s)
 }
 
 // cleanPath is p as http.ServeMux routes it: rooted, with no empty, "."

@@ -52,7 +52,7 @@ const apiDescription = "An escrow ledger: it holds a buyer's money until the goo
 	"Every route but this document's needs an actor, whom the host authenticates in its own way. " +
 	"Refusals are {\"error\":{\"code\",\"message\",\"details\"}}, with a stable code per class. " +
 	"Every POST takes an Idempotency-Key header, scoped to the actor, and needs Content-Type application/json, even with no body. " +
-	"IDs in paths are percent-encoded."
+	"An ID in a path is one percent-encoded segment (\"order/1\" is order%2F1), and \".\" and \"..\" are %2E and %2E%2E."
 
 // operation returns the Operation Object of rt.
 func (g *schemas) operation(rt *route) map[string]any {

@@ -3,6 +3,7 @@ package escrowhttp
 import (
 	"bytes"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +267,51 @@ func TestPayAll(t *testing.T) {
 	}
 	if err := h.l.Check(h.ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIDsInPaths: an escrow or an account whose ID has slashes and dots,
+// or is "." or "..", is reached at the Location it was opened with, and
+// its actions at that path, since an ID travels as one percent-encoded
+// segment; "." and ".." as whole segments of a path are still refused.
+func TestIDsInPaths(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	resolve := func(base, loc string) string {
+		t.Helper()
+		ref, err := url.Parse(loc)
+		if err != nil {
+			t.Fatalf("Location %q: %v", loc, err)
+		}
+		return must(url.Parse(base)).ResolveReference(ref).String()
+	}
+	ids := []string{"a//b", "/x", "x/", "a/./b", "a/../b", ".", "..", "./a", "../a", "a/.", "a/..", "%2E", "100%"}
+	h.do(req{method: "POST", path: "/v1/accounts", actor: "alice"}).ok(http.StatusCreated)
+	for _, id := range ids {
+		r := h.do(req{method: "POST", path: "/v1/accounts", actor: id}).ok(http.StatusCreated)
+		at := resolve("/v1/accounts", r.header.Get("Location"))
+		var a escrow.Account
+		h.do(req{method: "GET", path: at, actor: id}).ok(http.StatusOK).into(&a)
+		if a.ID != id {
+			t.Errorf("GET %s read account %q, want %q", at, a.ID, id)
+		}
+	}
+	for _, id := range ids {
+		r := h.do(req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": id, "seller": "a//b", "price": cny("1.00")}}).ok(http.StatusCreated)
+		at := resolve("/v1/escrows", r.header.Get("Location"))
+		var e escrow.Escrow
+		h.do(req{method: "GET", path: at, actor: "alice"}).ok(http.StatusOK).into(&e)
+		if e.ID != id {
+			t.Errorf("GET %s read escrow %q, want %q", at, e.ID, id)
+		}
+		h.do(req{method: "POST", path: at + "/cancel", actor: "a//b"}).ok(http.StatusOK).into(&e)
+		if e.ID != id || e.State != escrow.Closed {
+			t.Errorf("POST %s/cancel: escrow %q in %s", at, e.ID, e.State)
+		}
+	}
+	for _, path := range []string{"/v1/escrows/.", "/v1/escrows/..", "/v1/escrows/a/../b", "/v1/escrows//x", "/v1/escrows/./x/history"} {
+		if e := h.do(req{method: "GET", path: path, actor: "alice"}).ok(http.StatusNotFound).refusal(); e.Code != "route_not_found" {
+			t.Errorf("GET %s: code %q", path, e.Code)
+		}
 	}
 }
