@@ -101,6 +101,19 @@ func (g *schemas) operation(rt *route) map[string]any {
 	return op
 }
 
+// optional reports whether member f of struct t's JSON object may be left
+// out: it is omitted when empty, or the call fills it in.
+func optional(t reflect.Type, f jsonField) bool {
+	return f.optional || slices.Contains(filledIn[t], f.name)
+}
+
+// filledIn are the members of bodies that the ledger writes in every
+// answer but a request may leave out, since the call fills them in: an
+// absent buyer is the actor, absent timers take the defaults.
+var filledIn = map[reflect.Type][]string{
+	reflect.TypeFor[escrow.Terms](): {"buyer", "timers"},
+}
+
 // pathParamDoc describes a path parameter.
 func pathParamDoc(path, name string) string {
 	switch {
@@ -263,7 +276,7 @@ func (g *schemas) object(t reflect.Type) map[string]any {
 	var required []string
 	for f := range structFields(t) {
 		props[f.name] = g.of(f.typ)
-		if !f.optional {
+		if !optional(t, f) {
 			required = append(required, f.name)
 		}
 	}

@@ -315,3 +315,63 @@ func (v *validator) answer(doc map[string]any, pattern string, r *resp) error {
 	}
 	return v.check(media["schema"].(map[string]any), x, pattern)
 }
+
+// request checks the body of a request that the route took against what
+// the document says the route takes: no body only if the body is not
+// required, else one its schema holds.
+func (v *validator) request(doc map[string]any, pattern string, body any) error {
+	method, path, _ := strings.Cut(pattern, " ")
+	op, ok := doc["paths"].(map[string]any)[path].(map[string]any)[strings.ToLower(method)].(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s is not documented", pattern)
+	}
+	rb, ok := op["requestBody"].(map[string]any)
+	if !ok {
+		if body != nil {
+			return fmt.Errorf("%s took a body, and the document says it takes none", pattern)
+		}
+		return nil
+	}
+	if body == nil {
+		if rb["required"] != false {
+			return fmt.Errorf("%s took no body, and the document says one is required", pattern)
+		}
+		return nil
+	}
+	b, ok := body.(string)
+	if !ok {
+		b = string(must(json.Marshal(body)))
+	}
+	var x any
+	if err := json.Unmarshal([]byte(b), &x); err != nil {
+		return err
+	}
+	schema := rb["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+	return v.check(schema, x, pattern+" body")
+}
+
+// TestOpenAPITerms: the terms of POST /v1/escrows require only what the
+// call cannot do without; an escrow, which is its terms in line with its
+// state, always has the rest.
+func TestOpenAPITerms(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	comps := h.document()["components"].(map[string]any)["schemas"].(map[string]any)
+	required := func(name string) []any { return comps[name].(map[string]any)["required"].([]any) }
+	if got, want := required("Terms"), []any{"id", "seller", "price"}; !slices.Equal(got, want) {
+		t.Errorf("Terms require %v, want %v", got, want)
+	}
+	for _, name := range []string{"buyer", "timers"} {
+		if !slices.Contains(required("Escrow"), any(name)) {
+			t.Errorf("an Escrow does not require %s", name)
+		}
+	}
+	// Terms with no more than the schema requires open an escrow.
+	h.do(req{method: "POST", path: "/v1/accounts", actor: "alice"}).ok(http.StatusCreated)
+	h.do(req{method: "POST", path: "/v1/accounts", actor: "shop"}).ok(http.StatusCreated)
+	terms := map[string]any{"id": "e1", "seller": "shop", "price": cny("1.00")}
+	v := newValidator(h.document())
+	if err := v.request(h.document(), "POST /v1/escrows", terms); err != nil {
+		t.Error(err)
+	}
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "alice", body: terms}).ok(http.StatusCreated)
+}

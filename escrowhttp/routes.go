@@ -149,7 +149,8 @@ var routes = []route{
 	// Escrows.
 	post(route{path: "/v1/escrows", name: "open", access: actors, status: http.StatusCreated,
 		summary: "Open an escrow, as its buyer",
-		doc: "The buyer must be the actor (an absent buyer is taken to be the actor). Opening an ID again with the same terms answers the escrow " +
+		doc: "The buyer must be the actor (an absent buyer is taken to be the actor); absent timers take the ledger's defaults. " +
+			"Opening an ID again with the same terms answers the escrow " +
 			"and changes nothing; with other terms, 409 already_exists. Answers 201 with the escrow and its Location."},
 		(*server).open),
 	get(route{path: "/v1/escrows", name: "escrows", access: actors,
