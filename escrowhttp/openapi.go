@@ -93,12 +93,25 @@ func (g *schemas) operation(rt *route) map[string]any {
 		"x-access":    [...]string{public: "public", actors: "actor", operatorOnly: "operator"}[rt.access],
 	}
 	if rt.body != nil {
+		// An empty body is read as {}, so a body is required only if {}
+		// lacks a member the body must have.
 		op["requestBody"] = map[string]any{
-			"required": rt.body != reflect.TypeFor[empty](),
+			"required": hasRequired(rt.body),
 			"content":  map[string]any{"application/json": map[string]any{"schema": g.of(rt.body)}},
 		}
 	}
 	return op
+}
+
+// hasRequired reports whether the JSON object of struct t has a member
+// that may not be left out.
+func hasRequired(t reflect.Type) bool {
+	for f := range structFields(t) {
+		if !optional(t, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // optional reports whether member f of struct t's JSON object may be left

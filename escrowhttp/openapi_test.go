@@ -350,6 +350,45 @@ func (v *validator) request(doc map[string]any, pattern string, body any) error 
 	return v.check(schema, x, pattern+" body")
 }
 
+// TestOpenAPIRequiredBodies: a body is required where {} would be
+// refused for a missing member, and not where every member may be left
+// out. Each route documented as taking no body takes none: on an escrow
+// nobody opened it reaches the ledger, which answers 404.
+func TestOpenAPIRequiredBodies(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	doc := h.document()
+	optional := map[string]bool{}
+	for path, item := range doc["paths"].(map[string]any) {
+		op, ok := item.(map[string]any)["post"].(map[string]any)
+		if !ok {
+			continue
+		}
+		rb := op["requestBody"].(map[string]any)
+		if rb["required"] == false {
+			optional[op["operationId"].(string)] = true
+			url := strings.NewReplacer("{id}", "nope", "{rater}", "alice").Replace(path)
+			r := h.do(req{method: "POST", path: url, actor: "alice"})
+			if path == "/v1/accounts" {
+				r.ok(http.StatusCreated)
+			} else if e := r.ok(http.StatusNotFound).refusal(); e.Code != "not_found" {
+				t.Errorf("POST %s with no body: %s", url, e.Code)
+			}
+		}
+	}
+	// The calls whose every argument may be left out, and no other.
+	want := []string{"open_account", "pay", "ship", "ship_part", "extend", "confirm", "cancel", "agree_refund", "refuse_refund",
+		"agree_return", "ship_return", "confirm_return", "refuse_return", "cancel_return", "dispute", "withdraw_rating"}
+	for _, name := range want {
+		if !optional[name] {
+			t.Errorf("%s: requestBody.required is not false", name)
+		}
+		delete(optional, name)
+	}
+	for name := range optional {
+		t.Errorf("%s: requestBody.required is false", name)
+	}
+}
+
 // TestOpenAPITerms: the terms of POST /v1/escrows require only what the
 // call cannot do without; an escrow, which is its terms in line with its
 // state, always has the rest.
