@@ -184,12 +184,16 @@ func (g *schemas) responses(rt *route) map[string]any {
 
 // refusals returns the statuses of the refusals rt may answer.
 func refusals(rt *route) []int {
+	// Every route refuses a query parameter it does not take.
+	st := []int{http.StatusBadRequest}
 	if rt.access == public {
-		return nil
+		return st
 	}
-	st := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests,
-		http.StatusInternalServerError, http.StatusServiceUnavailable}
-	if len(pathParams(rt.path)) > 0 {
+	st = append(st, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests,
+		http.StatusInternalServerError, http.StatusServiceUnavailable)
+	// A path names what may not exist; so do terms, their seller's and
+	// their buyer's accounts.
+	if len(pathParams(rt.path)) > 0 || rt.name == "open" {
 		st = append(st, http.StatusNotFound)
 	}
 	if rt.method == http.MethodPost {

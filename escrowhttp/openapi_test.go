@@ -414,3 +414,56 @@ func TestOpenAPITerms(t *testing.T) {
 	}
 	h.do(req{method: "POST", path: "/v1/escrows", actor: "alice", body: terms}).ok(http.StatusCreated)
 }
+
+// TestOpenAPIStatuses holds the statuses routes answer to what the
+// document lists for them: the refusals every route may meet, and
+// requests that reach the ledger and are refused there.
+func TestOpenAPIStatuses(t *testing.T) {
+	h := refusalFixture(t, nil)
+	doc := h.document()
+	v := newValidator(doc)
+	check := func(r req, status int) {
+		t.Helper()
+		res := h.do(r)
+		if res.status != status {
+			t.Errorf("%s %s: status %d, want %d: %s", r.method, r.path, res.status, status, res.body)
+		}
+		_, pattern := h.srv.mux.Handler(h.request(r))
+		if err := v.answer(doc, pattern, res); err != nil {
+			t.Errorf("%s %s: %v", r.method, r.path, err)
+		}
+	}
+	for _, rt := range routes {
+		path := strings.NewReplacer("{id}", "paid", "{rater}", "alice", "{party}", "shop", "{currency}", "CNY").Replace(rt.path)
+		r := req{method: rt.method, path: path + "?zz=1", actor: "alice", operator: true}
+		check(r, http.StatusBadRequest)
+		r.operator = false
+		if rt.access == public {
+			continue
+		}
+		r.path = path
+		r.actor = ""
+		check(r, http.StatusUnauthorized)
+		if rt.method == http.MethodPost {
+			check(req{method: "POST", path: path, actor: "alice", operator: true, header: map[string]string{"Content-Type": "text/plain"}},
+				http.StatusUnsupportedMediaType)
+		}
+	}
+	post := func(path, actor, body string) req { return req{method: "POST", path: path, actor: actor, body: body} }
+	for _, c := range []struct {
+		r      req
+		status int
+	}{
+		{post("/v1/escrows", "alice", `{"id":"z","seller":"nobody","price":{"amount":"5.00","currency":"CNY"}}`), http.StatusNotFound},
+		{post("/v1/escrows", "carol", `{"id":"z","seller":"shop","price":{"amount":"5.00","currency":"CNY"}}`), http.StatusNotFound},
+		{post("/v1/accounts", "@fees", ""), http.StatusBadRequest},
+		{post("/v1/carts/pay", "alice", `{"escrows":["nope"]}`), http.StatusConflict},
+		{post("/v1/escrows/nope/ratings", "alice", `{"score":"positive"}`), http.StatusNotFound},
+		{req{method: "GET", path: "/v1/openapi.json?x=1&x=2"}, http.StatusBadRequest},
+		{req{method: "GET", path: "/v1/top-sellers?limt=5", actor: "alice"}, http.StatusBadRequest},
+		{req{method: "GET", path: "/v1/escrows?party=nobody", actor: "ops", operator: true}, http.StatusOK},
+		{req{method: "GET", path: "/v1/accounts/alice/balances/XYZ", actor: "alice"}, http.StatusUnprocessableEntity},
+	} {
+		check(c.r, c.status)
+	}
+}
