@@ -28,9 +28,10 @@
 // written %2E or %2E%2E, since as they are they would be steps in the
 // path, which the handler refuses. The Location of what a POST makes is
 // written so. A proxy that decodes %2E before it routes, as RFC 3986 lets
-// it, turns those two IDs back into steps: a host behind one should not
-// let buyers choose them. GET /v1/openapi.json describes every route, its
-// parameters and bodies, and the schemas of what it answers.
+// it, turns those two IDs back into steps: a host behind one should keep
+// them out of the IDs it lets its users choose. GET /v1/openapi.json
+// describes every route, its parameters and bodies, and the schemas of
+// what it answers.
 //
 //	GET  /v1/openapi.json                         this API in OpenAPI 3.1; needs no actor
 //	POST /v1/accounts                             open the actor's own account (201)
@@ -100,10 +101,11 @@
 // a CORS preflight, so a page elsewhere cannot make a signed-in user pay.
 // A body is read strictly: a member the call does not take, at any depth
 // and in any letter case but its own, is refused (unknown_field), and so
-// is a query parameter a route does not take. A body must be UTF-8, as
-// JSON is: bytes that are not, or a \u escape that is half of a UTF-16
-// surrogate pair, are refused (invalid_json, with the offset of the first
-// in details) rather than read as U+FFFD, text the client never sent.
+// is a query parameter a route does not take. A body must be valid UTF-8,
+// as JSON text is: bytes that are not, or a \u escape that is half of a
+// UTF-16 surrogate pair, are refused (invalid_json, with the offset of the
+// first in details) rather than read as U+FFFD, text the client never
+// sent.
 //
 // # Who may read what
 //
