@@ -120,11 +120,13 @@ func optional(t reflect.Type, f jsonField) bool {
 	return f.optional || slices.Contains(filledIn[t], f.name)
 }
 
-// filledIn are the members of bodies that the ledger writes in every
-// answer but a request may leave out, since the call fills them in: an
-// absent buyer is the actor, absent timers take the defaults.
+// filledIn are the members of bodies that a request may leave out, since
+// the call fills them in, though the ledger writes them in every answer
+// that holds them: an absent buyer is the actor, absent timers take the
+// defaults, and an absent part of a split is zero.
 var filledIn = map[reflect.Type][]string{
 	reflect.TypeFor[escrow.Terms](): {"buyer", "timers"},
+	reflect.TypeFor[escrow.Split](): {"buyer", "seller"},
 }
 
 // pathParamDoc describes a path parameter.

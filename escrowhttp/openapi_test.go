@@ -377,7 +377,7 @@ func TestOpenAPIRequiredBodies(t *testing.T) {
 	}
 	// The calls whose every argument may be left out, and no other.
 	want := []string{"open_account", "pay", "ship", "ship_part", "extend", "confirm", "cancel", "agree_refund", "refuse_refund",
-		"agree_return", "ship_return", "confirm_return", "refuse_return", "cancel_return", "dispute", "withdraw_rating"}
+		"agree_return", "ship_return", "confirm_return", "refuse_return", "cancel_return", "dispute", "resolve", "withdraw_rating"}
 	for _, name := range want {
 		if !optional[name] {
 			t.Errorf("%s: requestBody.required is not false", name)
@@ -403,6 +403,10 @@ func TestOpenAPITerms(t *testing.T) {
 		if !slices.Contains(required("Escrow"), any(name)) {
 			t.Errorf("an Escrow does not require %s", name)
 		}
+	}
+	// A split's absent part is zero (all to the other party).
+	if r, ok := comps["Split"].(map[string]any)["required"]; ok {
+		t.Errorf("a Split requires %v; an absent part is zero", r)
 	}
 	// Terms with no more than the schema requires open an escrow.
 	h.do(req{method: "POST", path: "/v1/accounts", actor: "alice"}).ok(http.StatusCreated)
