@@ -18,7 +18,8 @@ const (
 	// from it and withdrawals go to it, so its balance is the negative of
 	// all the money inside.
 	WorldAccount = "@world"
-	// FeeAccount collects the platform's fees.
+	// FeeAccount collects the platform's fees, which the platform pays
+	// out with Withdraw.
 	FeeAccount = "@fees"
 )
 
@@ -210,7 +211,8 @@ func (l *Ledger) Deposit(ctx context.Context, account string, amount Money, opts
 
 // Withdraw moves amount from the account's available balance to the outside
 // world and returns the new balance. It fails with ErrInsufficientFunds if
-// the available balance is smaller.
+// the available balance is smaller. The platform pays its fees out the same
+// way, from FeeAccount; no other system account may be withdrawn from.
 func (l *Ledger) Withdraw(ctx context.Context, account string, amount Money, opts ...CallOption) (Balance, error) {
 	return l.move(ctx, EntryWithdrawal, account, amount, opts)
 }
@@ -223,7 +225,10 @@ func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amoun
 	if kind == EntryWithdrawal {
 		request, event, from, to = "withdraw", Withdrawn, account, WorldAccount
 	}
-	err := checkAccountRef(account) // a system account is refused below, as not a user's
+	// A system account is refused below, as not a user's: all but
+	// FeeAccount's withdrawals, the platform paying its fees out.
+	fees := kind == EntryWithdrawal && account == FeeAccount
+	err := checkAccountRef(account)
 	if err == nil {
 		err = l.checkPayment(amount)
 	}
@@ -233,7 +238,17 @@ func (l *Ledger) move(ctx context.Context, kind EntryKind, account string, amoun
 	return mutate(ctx, l, start, request, opts,
 		func() string { return newRequest(request).str("account", account).money("amount", amount).String() },
 		func(tx Tx, now time.Time) (Balance, error) {
-			if err := checkUserAccount(tx, account); err != nil {
+			if fees {
+				// post checks no system balance for an overdraft (and may
+				// only add to it, see BalanceAdder): the fees are read.
+				b, err := getBalance(tx, FeeAccount, amount.currency())
+				if err != nil {
+					return Balance{}, err
+				}
+				if b.Available.units < amount.units {
+					return Balance{}, &InsufficientFundsError{Account: FeeAccount, Needed: amount, Available: b.Available}
+				}
+			} else if err := checkUserAccount(tx, account); err != nil {
 				return Balance{}, err
 			}
 			err := post(tx, &Entry{At: now, Kind: kind, Currency: amount.currency(), Postings: []Posting{

@@ -54,7 +54,8 @@ func (t *adderTx) AddBalance(account string, c escrow.Currency, available, held 
 }
 
 // TestBalanceAdderSameResult runs one market's day (deposits, payments, a
-// release with a fee, a refund, a withdrawal, and a refused overdraft) on
+// release with a fee, a refund, a withdrawal, a refused overdraft, and a
+// payout of fees with a refused one) on
 // a store with BalanceAdder and on one without, each with and without an
 // observer (whose countingTx must pass the capability on only when the
 // store has it): the stores end identical, the writes counted are the
@@ -96,6 +97,12 @@ func TestBalanceAdderSameResult(t *testing.T) {
 		note("withdraw", b, err)
 		b, err = w.l.Withdraw(w.ctx, "bob", cny("100000.00"))
 		note("overdraft", b, err)
+		// The platform pays some of its fees out, and cannot pay more
+		// than it has: @fees is read, though it is added to blindly.
+		b, err = w.l.Withdraw(w.ctx, escrow.FeeAccount, cny("0.10"))
+		note("fees out", b, err)
+		b, err = w.l.Withdraw(w.ctx, escrow.FeeAccount, cny("100.00"))
+		note("fees overdraft", b, err)
 		w.check()
 		for _, acct := range []string{escrow.WorldAccount, escrow.FeeAccount, "alice", "bob", "dave"} {
 			b, err := w.l.Balance(w.ctx, acct, escrow.CNY)
@@ -135,10 +142,10 @@ func TestBalanceAdderSameResult(t *testing.T) {
 				t.Errorf("AddBalance called on a store without it: %q", plain.calls)
 			}
 			// Deposits to alice and bob, one to alice per paid trade,
-			// the fee of the release, and bob's withdrawal; the refused
-			// overdraft is refused at bob's posting, before @world's.
+			// the fee of the release, bob's withdrawal and the fees paid
+			// out; the refused overdrafts add to nothing.
 			want := []string{"@world CNY -100000 0", "@world CNY -100000 0", "@world CNY -10000 0",
-				"@fees CNY 60 0", "@world CNY -10000 0", "@world CNY 5000 0"}
+				"@fees CNY 60 0", "@world CNY -10000 0", "@world CNY 5000 0", "@fees CNY -10 0", "@world CNY 10 0"}
 			if !slices.Equal(added.calls, want) {
 				t.Errorf("AddBalance calls: %q, want %q", added.calls, want)
 			}

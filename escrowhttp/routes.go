@@ -143,7 +143,8 @@ var routes = []route{
 		(*server).deposit),
 	post(route{path: "/v1/accounts/{id}/withdrawals", name: "withdraw", access: operatorOnly,
 		summary: "Withdraw money from an account",
-		doc:     "Operators only: money leaves to the host's payment gateway. Answers the account's new balance; 402 insufficient_funds if the available balance is short."},
+		doc: "Operators only: money leaves to the host's payment gateway; the platform's fees are paid out from @fees. " +
+			"Answers the account's new balance; 402 insufficient_funds if the available balance is short."},
 		(*server).withdraw),
 
 	// Escrows.

@@ -74,6 +74,12 @@ func TestEveryRoute(t *testing.T) {
 	if e := act("m1", "resolve", "arb", map[string]any{"buyer": cny("10.00"), "seller": cny("19.90")}); e.State != escrow.Resolved {
 		t.Errorf("m1 is %s", e.State)
 	}
+	// The platform pays out some of the fees it has taken so far.
+	var fees escrow.Balance
+	call(ops(post("/v1/accounts/@fees/withdrawals", "gateway", map[string]any{"amount": cny("0.10")})), http.StatusOK).into(&fees)
+	if fees.Account != escrow.FeeAccount || fees.Available.Units() <= 0 {
+		t.Errorf("@fees after paying 0.10 out: %+v", fees)
+	}
 	// Cancelled before payment; refunded by the seller; refunded on request;
 	// confirmed.
 	open("c1", nil)

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -168,6 +169,28 @@ func testFlow(t *testing.T, h Harness) {
 	}
 	if diff := cmp.Diff([]string{"camera", "bike", "kettle", "mug"}, due); diff != "" {
 		t.Errorf("due index (-want +got):\n%s", diff)
+	}
+
+	// The platform pays out its fees, 4.00 of them: @fees is read for the
+	// withdrawal, though the ledger adds to it without reading (see
+	// escrow.BalanceAdder) where the store can.
+	b, err := l.Withdraw(ctx, escrow.FeeAccount, cny("3.00"))
+	if err != nil || b.Available != cny("1.00") {
+		t.Errorf("paying 3.00 of fees out: %+v, %v; want 1.00 left", b, err)
+	}
+	var short *escrow.InsufficientFundsError
+	if _, err := l.Withdraw(ctx, escrow.FeeAccount, cny("1.01")); !errors.As(err, &short) ||
+		short.Account != escrow.FeeAccount || short.Available != cny("1.00") {
+		t.Errorf("paying out more fees than collected: %v, want ErrInsufficientFunds of @fees with 1.00", err)
+	}
+	if _, err := l.Withdraw(ctx, escrow.FeeAccount, cny("1.00")); err != nil {
+		t.Errorf("paying out the last fees: %v", err)
+	}
+	if avail, held := f.balance(escrow.FeeAccount); avail != 0 || held != 0 {
+		t.Errorf("@fees after its payout: %d available, %d held; want none", avail, held)
+	}
+	if diff := cmp.Diff([]entryLine{{12, escrow.EntryWithdrawal}, {13, escrow.EntryWithdrawal}}, journal(escrow.FeeAccount)[4:]); diff != "" {
+		t.Errorf("journal of @fees after its payout (-want +got):\n%s", diff)
 	}
 	f.check()
 }
