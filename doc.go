@@ -35,7 +35,7 @@
 // refused with ErrInvalidArgument: an ID when the account or escrow is
 // opened and wherever a call names one to act on or to read (an escrow ""
 // is refused as invalid, not looked for), the system accounts aside, which
-// may be read. An actor is the exception: no party of any escrow has an ID
+// may be read (and FeeAccount withdrawn from). An actor is the exception: no party of any escrow has an ID
 // that breaks the rule, so an action by such an actor is refused with
 // ErrNotParty.
 //
