@@ -197,6 +197,11 @@ func (s *server) check(raw any, t reflect.Type, path string) error {
 			return err
 		}
 	}
+	if _, ok := raw.(string); t == durationType && !ok && raw != nil {
+		// A timer is written as a string ("72h0m0s"); a number would
+		// reach the ledger's decoding, which cannot name the field.
+		return typeError(path, "string", rawKind(raw))
+	}
 	switch raw := raw.(type) {
 	case map[string]any:
 		keys := slices.Sorted(maps.Keys(raw))

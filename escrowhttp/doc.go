@@ -105,7 +105,9 @@
 // as JSON text is: bytes that are not, or a \u escape that is half of a
 // UTF-16 surrogate pair, are refused (invalid_json, with the offset of the
 // first in details) rather than read as U+FFFD, text the client never
-// sent.
+// sent. A value of the wrong JSON type (a number where an amount or a
+// timer takes a string) is invalid_json, with the field's full path
+// ("price.amount", "timers.pay_within") in details.
 //
 // # Who may read what
 //
