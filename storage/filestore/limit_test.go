@@ -60,16 +60,7 @@ func TestUpdateRefusesRecordPastLimit(t *testing.T) {
 	if err := putIdem(s, "next", 100); err != nil {
 		t.Fatalf("a normal commit after the refusal: %v", err)
 	}
-	want := dumpT(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openT(t, dir, nil)
-	wantTorn(t, s, TornTail{})
-	if got := dumpT(t, s); !bytes.Equal(got, want) {
-		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
-	}
+	s = reopenSame(t, s, dir)
 }
 
 // TestUpdateTakesRecordAtLimit checks the limit's edge: a record of
@@ -91,15 +82,7 @@ func TestUpdateTakesRecordAtLimit(t *testing.T) {
 	if err := putIdem(s, "edge", 4096-overhead); err != nil {
 		t.Fatalf("a record at the limit: %v", err)
 	}
-	want := dumpT(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openT(t, dir, nil)
-	wantTorn(t, s, TornTail{})
-	if got := dumpT(t, s); !bytes.Equal(got, want) {
-		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
-	}
+	s = reopenSame(t, s, dir)
 }
 
 // TestSnapshotChunksFitLimit checks that a snapshot never writes a chunk
@@ -119,14 +102,7 @@ func TestSnapshotChunksFitLimit(t *testing.T) {
 	if err := s.Compact(); err != nil {
 		t.Fatalf("Compact: %v", err)
 	}
-	want := dumpT(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openT(t, dir, nil)
-	if got := dumpT(t, s); !bytes.Equal(got, want) {
-		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
-	}
+	s = reopenSame(t, s, dir)
 }
 
 // TestSnapshotRefusesRecordPastLimit checks that a snapshot that would
@@ -154,11 +130,21 @@ func TestSnapshotRefusesRecordPastLimit(t *testing.T) {
 	if got := dumpT(t, s); !bytes.Equal(got, want) {
 		t.Fatalf("after the failed compaction:\ngot: %s\nwant: %s", got, want)
 	}
+	s = reopenSame(t, s, dir)
+}
+
+// reopenSame closes s and opens dir again, failing t unless the store
+// reads as it did, with no torn tail; it returns the store reopened.
+func reopenSame(t *testing.T, s *Store, dir string) *Store {
+	t.Helper()
+	want := dumpT(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = openT(t, dir, nil)
+	wantTorn(t, s, TornTail{})
 	if got := dumpT(t, s); !bytes.Equal(got, want) {
 		t.Fatalf("after reopening:\ngot: %s\nwant: %s", got, want)
 	}
+	return s
 }

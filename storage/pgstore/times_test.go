@@ -113,21 +113,11 @@ func timesIn(path string, v reflect.Value, out *[]struct {
 		}
 	case reflect.Map:
 		keys := v.MapKeys()
-		slices.SortFunc(keys, func(a, b reflect.Value) int { return compareStrings(fmt.Sprint(a), fmt.Sprint(b)) })
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 		for _, k := range keys {
 			timesIn(fmt.Sprintf("%s[%v]", path, k), v.MapIndex(k), out)
 		}
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // sameTimesInUTC checks that got holds the times of put, each the same
