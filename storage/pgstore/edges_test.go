@@ -144,11 +144,10 @@ func TestMaxAttemptsCountsConflicts(t *testing.T) {
 // core would not take, a consumer's Seq past the largest a store numbers,
 // a time past PostgreSQL's range.
 func TestValuesPastColumns(t *testing.T) {
-	ctx := context.Background()
 	s := open(t, newSchema(t))
 	defer s.Close()
 	odd := escrow.Currency{Code: "CNY", Minor: 65538}
-	for name, write := range map[string]func(tx escrow.Tx) error{
+	refusedWrites(t, s, map[string]func(tx escrow.Tx) error{
 		"escrow": func(tx escrow.Tx) error {
 			return tx.PutEscrow(escrow.Escrow{Terms: escrow.Terms{ID: "m", Buyer: "ann", Seller: "bob",
 				Price: escrow.RestoreMoney(100, odd)}, State: escrow.AwaitingPayment, CreatedAt: start, Version: 1})
@@ -169,15 +168,7 @@ func TestValuesPastColumns(t *testing.T) {
 		"time": func(tx escrow.Tx) error {
 			return tx.PutAccount(escrow.Account{ID: "t", CreatedAt: time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)})
 		},
-	} {
-		before := dumpOf(t, s)
-		if err := s.Update(ctx, write); !errors.Is(err, escrow.ErrInvalidArgument) {
-			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
-		}
-		if after := dumpOf(t, s); after != before {
-			t.Errorf("%s: the refused write changed the store", name)
-		}
-	}
+	})
 }
 
 // TestReadOnly: a store opened read-only changes nothing in the database.
@@ -314,5 +305,21 @@ func TestSchemaNameTooLong(t *testing.T) {
 	s.Close()
 	if n := tablesIn(t, whole); n == 0 {
 		t.Errorf("Schema %q of 63 bytes holds no table", whole)
+	}
+}
+
+// refusedWrites runs each write in an Update of its own, and fails t
+// unless it is refused with ErrInvalidArgument and leaves the store as it
+// was.
+func refusedWrites(t *testing.T, s escrow.Storage, writes map[string]func(tx escrow.Tx) error) {
+	t.Helper()
+	for name, write := range writes {
+		before := dumpOf(t, s)
+		if err := s.Update(context.Background(), write); !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+		if after := dumpOf(t, s); after != before {
+			t.Errorf("%s: the refused write changed the store", name)
+		}
 	}
 }
