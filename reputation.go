@@ -543,8 +543,9 @@ func (l *Ledger) openRatings(e *Escrow) {
 // window (by default 15 days from the end). It fails with ErrNotParty for a
 // stranger, ErrInvalidTransition for an escrow that has not ended or ended
 // in a state that cannot be rated, ErrAlreadyRated for a second rating and
-// ErrRatingClosed after the window (even once the party's default rating
-// is recorded), and with ErrInvalidArgument for a bad
+// ErrRatingClosed once the window has closed (at its last instant, when the
+// default is due, even before ProcessDue records it), and with
+// ErrInvalidArgument for a bad
 // score, details from a seller, or a comment over 500 bytes.
 func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInput, opts ...CallOption) (Rating, error) {
 	start := l.begin()
@@ -826,7 +827,7 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 // fails with ErrNotFound if there is no such rating, ErrInvalidTransition
 // if the rating cannot be withdrawn (positive, a default, revised,
 // already withdrawn or voided, or withdrawal is off) and ErrRatingClosed
-// after the window.
+// after the window, whose last instant is still in it.
 func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
 	if err := checkID("escrow", escrowID); err != nil {

@@ -474,6 +474,14 @@ func TestWithdrawRating(t *testing.T) {
 		_, err := short.l.WithdrawRating(short.ctx, "e1", "alice")
 		return err
 	})
+	// The window's last instant is still in it.
+	edge := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
+	repTrade(edge, "e1", "alice", "bob", cny("100.00"))
+	r = repRate(edge, "e1", "alice", escrow.Negative)
+	edge.clock.Set(r.At.Add(30 * repDay))
+	if w, err := edge.l.WithdrawRating(edge.ctx, "e1", "alice"); err != nil || !w.Withdrawn {
+		t.Errorf("withdraw at exactly 30 days: %+v, %v", w, err)
+	}
 }
 
 func TestVoidRating(t *testing.T) {
