@@ -14,8 +14,9 @@
 // the system allows. While one runs, a program cannot open the store.
 // compact opens the store for writing, which drops a torn tail, and starts
 // a new log segment in the current format for a store written by an older
-// release, as any program's open does. Every command refuses a directory that holds no
-// store ("not an escrow store") rather than create one.
+// release, as any program's open does. Every command refuses a directory
+// that holds no store, or a file in its place, as "not an escrow store"
+// rather than create one.
 //
 // check reports a problem on damaged files (opening a store verifies every
 // checksum it reads), a broken invariant, or a torn tail: a write cut short

@@ -127,8 +127,12 @@ func Run(w io.Writer, args []string, o Options) error {
 		return usageError(cmd + " takes one directory")
 	}
 	dir := flags.Arg(0)
-	if _, err := os.Stat(dir); err != nil {
+	if info, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("%w: %w", filestore.ErrNotStore, err) // and not to be made one
+	} else if !info.IsDir() {
+		// A file holds no store either; opening it would report only
+		// that its lock file cannot be made inside it.
+		return fmt.Errorf("%w: %s is not a directory", filestore.ErrNotStore, dir)
 	}
 	if cmd == "compact" {
 		return compact(w, dir)

@@ -526,3 +526,28 @@ func TestCheckRatingsOfStoreNoLedgerOpened(t *testing.T) {
 		t.Errorf("check changed %v", changed)
 	}
 }
+
+// TestFileInPlaceOfDirectory: a path that names a file, not a directory,
+// holds no store: every command says so, as it does of a directory that
+// holds none, and leaves the file and the directory around it as they
+// were.
+func TestFileInPlaceOfDirectory(t *testing.T) {
+	parent := t.TempDir()
+	file := filepath.Join(parent, "market.db")
+	if err := os.WriteFile(file, []byte("not a store"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := dirImage(t, parent)
+	for _, cmd := range []string{"check", "stats", "dump", "compact"} {
+		if _, err := runT(t, cmd, file); !errors.Is(err, filestore.ErrNotStore) {
+			t.Errorf("%s of a file = %v, want ErrNotStore", cmd, err)
+		}
+		want := "escrowctl: not an escrow store: " + file + " is not a directory\n"
+		if stdout, stderr, status := runStatus(cmd, file); status != 1 || stderr != want || stdout != "" {
+			t.Errorf("%s of a file: status %d, stdout %q, stderr %q; want 1 and %q", cmd, status, stdout, stderr, want)
+		}
+		if changed := changedFiles(before, dirImage(t, parent)); len(changed) > 0 {
+			t.Fatalf("%s of a file changed %v", cmd, changed)
+		}
+	}
+}
