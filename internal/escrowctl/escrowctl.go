@@ -114,6 +114,10 @@ func Run(w io.Writer, args []string, o Options) error {
 	} else if err != nil {
 		return usageError(err.Error())
 	}
+	if cmd == "dump" && *escrowID == "" && flagSet(flags, "escrow") {
+		// Not a dump of every event, which is dump without -escrow.
+		return usageError("dump -escrow needs an escrow ID")
+	}
 	if pg != nil && *pg != "" {
 		if cmd == "compact" {
 			return usageError("compact works on a file store's directory, not on -pg")
@@ -151,6 +155,13 @@ func Run(w io.Writer, args []string, o Options) error {
 	default:
 		return dump(ctx, w, store, *escrowID)
 	}
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(flags *flag.FlagSet, name string) bool {
+	set := false
+	flags.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // runPG runs cmd on the PostgreSQL store dsn names.

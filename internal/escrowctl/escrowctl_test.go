@@ -551,3 +551,22 @@ func TestFileInPlaceOfDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestDumpEmptyEscrowID: -escrow given an empty ID (as a script's unset
+// variable gives it) asks for one escrow's history and names none: it is
+// a usage error, not a dump of every event.
+func TestDumpEmptyEscrowID(t *testing.T) {
+	dir := market(t)
+	before := dirImage(t, dir)
+	for _, args := range [][]string{{"dump", "-escrow", "", dir}, {"dump", "-escrow=", dir}} {
+		stdout, stderr, status := runStatus(args...)
+		want := "escrowctl: dump -escrow needs an escrow ID\nusage:"
+		if status != 2 || stdout != "" || !strings.HasPrefix(stderr, want) {
+			t.Errorf("escrowctl %q: status %d, stdout %d bytes, stderr %q; want 2, nothing and %q",
+				args, status, len(stdout), stderr, want)
+		}
+	}
+	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
+		t.Errorf("a refused dump changed %v", changed)
+	}
+}
