@@ -2,10 +2,13 @@ package marketplace
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/filestore"
 )
 
 // runOutput runs the example with args and returns what it printed. It
@@ -283,5 +287,36 @@ func TestFileStoreContinues(t *testing.T) {
 	third := runOutput(t, "-data", dir)
 	if !strings.HasPrefix(third, "Continuing the market kept in "+dir+": month 3.\n") || !strings.Contains(third, "2025-05/order-1001") {
 		t.Errorf("the third run does not continue into May:\n%.300s", third)
+	}
+}
+
+// TestReadmeDumpNamesAnOrder: the README's escrowctl dump -escrow ID,
+// run after the market it shows beside it, names an escrow that market
+// made, so the command prints a history instead of "not found".
+func TestReadmeDumpNamesAnOrder(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := regexp.MustCompile(`escrowctl dump -escrow (\S+)`).FindAllSubmatch(readme, -1)
+	if len(ids) == 0 {
+		t.Fatal("the README shows no escrowctl dump -escrow ID")
+	}
+	dir := filepath.Join(t.TempDir(), "books")
+	runOutput(t, "-data", dir)
+	store, err := filestore.Open(dir, &filestore.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, m := range ids {
+		id := string(m[1])
+		err := store.View(context.Background(), func(tx escrow.Tx) error {
+			_, err := tx.Escrow(id)
+			return err
+		})
+		if err != nil {
+			t.Errorf("the README dumps escrow %q, which a run of the market does not make: %v", id, err)
+		}
 	}
 }
