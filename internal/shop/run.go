@@ -38,6 +38,9 @@ func Run(ctx context.Context, w io.Writer, args []string, o Options) error {
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
 	var store escrow.Storage
 	var err error
 	if pg != nil && *pg != "" {

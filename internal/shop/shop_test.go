@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -327,5 +331,23 @@ func due(t *testing.T, page, id string) string {
 func TestRun(t *testing.T) {
 	if err := Run(context.Background(), io.Discard, []string{"-h"}, Options{}); err == nil || !strings.Contains(err.Error(), "help") {
 		t.Errorf("run -h = %v, want flag.ErrHelp", err)
+	}
+}
+
+// TestRunRefusesStrayArguments: an argument that is not a flag (an
+// address given without -addr, say) is refused before the shop opens a
+// store or serves, as the marketplace refuses one, instead of being
+// ignored while the shop serves on the default address.
+func TestRunRefusesStrayArguments(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "books")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	err := Run(ctx, &out, []string{"-addr", "localhost:0", "-data", dir, "localhost:9090"}, Options{})
+	if err == nil || !strings.Contains(err.Error(), `unexpected arguments ["localhost:9090"]`) {
+		t.Errorf("run with a stray argument = %v, want an unexpected arguments error; it printed %q", err, out.String())
+	}
+	if _, statErr := os.Stat(dir); !errors.Is(statErr, fs.ErrNotExist) {
+		t.Errorf("run with a stray argument made the store's directory (%v)", statErr)
 	}
 }
