@@ -34,12 +34,13 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/escrowkit/escrow/internal/shop"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := shop.Run(ctx, os.Stdout, os.Args[1:], shop.Options{}); err != nil && !errors.Is(err, flag.ErrHelp) {
 		log.Fatal("shop: ", err)

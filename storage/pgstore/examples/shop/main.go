@@ -16,6 +16,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/internal/shop"
@@ -23,7 +24,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := shop.Run(ctx, os.Stdout, os.Args[1:], shop.Options{OpenPG: openPG}); err != nil && !errors.Is(err, flag.ErrHelp) {
 		log.Fatal("shop: ", err)
