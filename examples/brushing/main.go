@@ -80,6 +80,15 @@ func parse(w io.Writer, args []string) (brushing.Config, error) {
 	if flags.NArg() > 0 {
 		return brushing.Config{}, fmt.Errorf("unexpected arguments %q", flags.Args())
 	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"days", *days}, {"buyers", *buyers}, {"shops", *shops}, {"orders", *orders}} {
+		if f.n < 0 {
+			// 0 asks for the run's own size; below it there is none.
+			return brushing.Config{}, fmt.Errorf("-%s %d: a market's size cannot be negative", f.name, f.n)
+		}
+	}
 	cfg := def
 	if *long {
 		cfg = brushing.Long()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,18 @@ func TestFlags(t *testing.T) {
 	for _, args := range [][]string{{"-shops", "5"}, {"extra"}, {"-days", "x"}} {
 		if err := run(&out, args); err == nil {
 			t.Errorf("run(%q) did not fail", args)
+		}
+	}
+}
+
+// TestNegativeSizes: a market of -5 shops or -1 orders a day makes no
+// sense; it is refused, not run at the default size as 0 asks.
+func TestNegativeSizes(t *testing.T) {
+	for _, name := range []string{"days", "buyers", "shops", "orders"} {
+		args := []string{"-" + name, "-1"}
+		cfg, err := parse(io.Discard, args)
+		if err == nil || !strings.Contains(err.Error(), "-"+name+" -1: ") {
+			t.Errorf("parse(%q) = %+v, %v; want an error naming -%s", args, cfg, err, name)
 		}
 	}
 }
