@@ -114,6 +114,11 @@ func Run(w io.Writer, args []string, o Options) error {
 	} else if err != nil {
 		return usageError(err.Error())
 	}
+	if f := flagAfterOperand(flags, args[1:]); f != "" {
+		// The flag package stops at the directory and would take the flag
+		// for a second one.
+		return usageError(fmt.Sprintf("%s takes its flags before the directory, not %q after it", cmd, f))
+	}
 	if cmd == "dump" && *escrowID == "" && flagSet(flags, "escrow") {
 		// Not a dump of every event, which is dump without -escrow.
 		return usageError("dump -escrow needs an escrow ID")
@@ -162,6 +167,20 @@ func flagSet(flags *flag.FlagSet, name string) bool {
 	set := false
 	flags.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// flagAfterOperand returns the first argument after the first operand
+// that looks like a flag, or "" if there is none or "--" ended the flags.
+func flagAfterOperand(flags *flag.FlagSet, args []string) string {
+	if flags.NArg() < 2 || slices.Contains(args, "--") {
+		return ""
+	}
+	for _, a := range flags.Args()[1:] {
+		if len(a) > 1 && a[0] == '-' {
+			return a
+		}
+	}
+	return ""
 }
 
 // runPG runs cmd on the PostgreSQL store dsn names.

@@ -570,3 +570,27 @@ func TestDumpEmptyEscrowID(t *testing.T) {
 		t.Errorf("a refused dump changed %v", changed)
 	}
 }
+
+// TestFlagAfterDirectory: a flag written after the directory, as in
+// dump DIR -escrow ID, is not taken for a second directory: the usage
+// error says that flags go before it, and nothing is opened.
+func TestFlagAfterDirectory(t *testing.T) {
+	dir := market(t)
+	before := dirImage(t, dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dump", dir, "-escrow", "e1"}, "escrowctl: dump takes its flags before the directory, not \"-escrow\" after it\nusage:"},
+		{[]string{"check", dir, "-ratings"}, "escrowctl: check takes its flags before the directory, not \"-ratings\" after it\nusage:"},
+		{[]string{"stats", dir, dir}, "escrowctl: stats takes one directory\nusage:"},
+	} {
+		stdout, stderr, status := runStatus(tc.args...)
+		if status != 2 || stdout != "" || !strings.HasPrefix(stderr, tc.want) {
+			t.Errorf("escrowctl %q: status %d, stdout %q, stderr %q; want 2 and %q", tc.args, status, stdout, stderr, tc.want)
+		}
+	}
+	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
+		t.Errorf("refused commands changed %v", changed)
+	}
+}
