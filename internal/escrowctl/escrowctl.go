@@ -105,14 +105,16 @@ func Run(w io.Writer, args []string, o Options) error {
 	case "dump":
 		flags.StringVar(escrowID, "escrow", "", "only this escrow's history")
 	}
-	var pg *string
-	if o.OpenPG != nil {
-		pg = flags.String("pg", "", "the PostgreSQL database to work on, in place of DIR")
-	}
+	// -pg is defined in every build, so that this one, which has no
+	// PostgreSQL driver, can say which build takes it.
+	pg := flags.String("pg", "", "the PostgreSQL database to work on, in place of DIR")
 	if err := flags.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
 		return err
 	} else if err != nil {
 		return usageError(err.Error())
+	}
+	if o.OpenPG == nil && flagSet(flags, "pg") {
+		return usageError("-pg needs the PostgreSQL build of escrowctl: cd storage/pgstore && go run ./cmd/escrowctl " + cmd + " ...")
 	}
 	if f := flagAfterOperand(flags, args[1:]); f != "" {
 		// The flag package stops at the directory and would take the flag
@@ -123,7 +125,7 @@ func Run(w io.Writer, args []string, o Options) error {
 		// Not a dump of every event, which is dump without -escrow.
 		return usageError("dump -escrow needs an escrow ID")
 	}
-	if pg != nil && *pg != "" {
+	if *pg != "" {
 		if cmd == "compact" {
 			return usageError("compact works on a file store's directory, not on -pg")
 		}

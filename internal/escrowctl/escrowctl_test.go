@@ -594,3 +594,20 @@ func TestFlagAfterDirectory(t *testing.T) {
 		t.Errorf("refused commands changed %v", changed)
 	}
 }
+
+// TestPGWithoutPostgreSQL: the escrow module's escrowctl has no
+// PostgreSQL driver; -pg given to it is refused with a usage error that
+// says which build takes it, not only that the flag is not defined.
+func TestPGWithoutPostgreSQL(t *testing.T) {
+	for _, args := range [][]string{
+		{"check", "-pg", "postgres://me@localhost/market"},
+		{"stats", "--pg=postgres://me@localhost/market"},
+		{"dump", "-escrow", "e1", "-pg", "postgres://me@localhost/market"},
+	} {
+		want := "escrowctl: -pg needs the PostgreSQL build of escrowctl: cd storage/pgstore && go run ./cmd/escrowctl " + args[0] + " ...\nusage:"
+		stdout, stderr, status := runStatus(args...)
+		if status != 2 || stdout != "" || !strings.HasPrefix(stderr, want) {
+			t.Errorf("escrowctl %q: status %d, stdout %q, stderr %q; want 2 and %q", args, status, stdout, stderr, want)
+		}
+	}
+}
