@@ -26,9 +26,9 @@
 // hosts that use it. stats shows a torn tail; compact says what it dropped.
 //
 // Errors and the usage go to standard error. The exit status is 0 when
-// all is well, 1 when a problem was found or the store could not be
-// opened, and 2 for a command line that makes no sense; -h prints the
-// usage and exits 0.
+// all is well, 1 when a problem was found, the store could not be opened
+// or the output could not be written, and 2 for a command line that makes
+// no sense; -h prints the usage and exits 0.
 //
 // The commands are in internal/escrowctl. check, stats and dump also work
 // on a PostgreSQL store (storage/pgstore), run from that store's module,

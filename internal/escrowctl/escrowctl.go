@@ -82,7 +82,33 @@ func message(err error) string {
 }
 
 // Run is the whole program but for reporting errors and the exit status.
+// Output that could not be written is an error: a report nobody can read
+// is not all being well.
 func Run(w io.Writer, args []string, o Options) error {
+	out := &writeChecker{w: w}
+	err := run(out, args, o)
+	if err == nil && out.err != nil {
+		err = fmt.Errorf("writing the output: %w", out.err)
+	}
+	return err
+}
+
+// A writeChecker keeps the first error of the writes to w.
+type writeChecker struct {
+	w   io.Writer
+	err error
+}
+
+func (c *writeChecker) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.err = err
+	return n, err
+}
+
+func run(w io.Writer, args []string, o Options) error {
 	if len(args) == 0 {
 		return usageError("no command")
 	}

@@ -611,3 +611,28 @@ func TestPGWithoutPostgreSQL(t *testing.T) {
 		}
 	}
 }
+
+// fullWriter is standard output on a full disk: every write fails.
+type fullWriter struct{}
+
+var errFull = errors.New("no space left on device")
+
+func (fullWriter) Write([]byte) (int, error) { return 0, errFull }
+
+// TestOutputLost: a command whose output cannot be written has not done
+// what it was asked, whether or not it found a problem: it exits 1 and
+// says why, as dump already did, instead of 0 with a report nobody can
+// read.
+func TestOutputLost(t *testing.T) {
+	dir := market(t)
+	for _, cmd := range []string{"check", "stats", "dump", "compact"} {
+		err := Run(fullWriter{}, []string{cmd, dir}, Options{})
+		if !errors.Is(err, errFull) {
+			t.Errorf("%s with its output lost = %v, want the write's error", cmd, err)
+		}
+		var stderr bytes.Buffer
+		if status := ExitStatus(&stderr, err, Options{}); status != 1 || !strings.Contains(stderr.String(), "no space left on device") {
+			t.Errorf("%s with its output lost: status %d, stderr %q; want 1 and the write's error", cmd, status, stderr.String())
+		}
+	}
+}
