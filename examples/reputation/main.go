@@ -92,7 +92,7 @@ func (d *demo) must(_ any, err error) {
 
 func (d *demo) printf(format string, args ...any) {
 	if d.err == nil {
-		fmt.Fprintf(d.out, format, args...)
+		_, d.err = fmt.Fprintf(d.out, format, args...)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -92,5 +93,19 @@ func TestExplain(t *testing.T) {
 		if !strings.Contains(explain, want) {
 			t.Errorf("Explain does not show %q", want)
 		}
+	}
+}
+
+type fullWriter struct{}
+
+var errFull = errors.New("no space left on device")
+
+func (fullWriter) Write([]byte) (int, error) { return 0, errFull }
+
+// TestOutputLost: output that cannot be written fails the run, so the
+// program exits 1 instead of 0 with nothing shown.
+func TestOutputLost(t *testing.T) {
+	if err := run(fullWriter{}); !errors.Is(err, errFull) {
+		t.Errorf("run with its output lost = %v, want the write's error", err)
 	}
 }
