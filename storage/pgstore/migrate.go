@@ -93,12 +93,19 @@ func loadMigrations() ([]migration, error) {
 // an advisory lock named after the schema, so that processes opening the
 // store at once apply each migration once. A schema newer than the
 // newest migration fails with a *SchemaError and changes nothing.
+//
+// The transaction is READ COMMITTED whatever the database's default
+// (default_transaction_isolation): each statement then reads what has
+// committed when it starts, so an Open that waited for the lock sees the
+// migrations the holder applied. Under REPEATABLE READ or SERIALIZABLE
+// its snapshot would be the one taken by the lock's statement, before
+// the wait, and it would apply them again and fail.
 func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if schema != "" {
 			// Serialise the creators first: CREATE SCHEMA IF NOT EXISTS
 			// run at once by two transactions can fail in both.

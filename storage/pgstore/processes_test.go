@@ -10,6 +10,7 @@ import (
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/pgstore"
+	"github.com/jackc/pgx/v5"
 )
 
 // These tests stand two processes in for several: two stores, each with
@@ -217,6 +218,38 @@ func TestOpenTogether(t *testing.T) {
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+}
+
+// TestOpenTogetherSerializableDefault is TestOpenTogether on connections
+// whose transactions are SERIALIZABLE unless they say otherwise, as a
+// database may be set up (default_transaction_isolation): the Opens that
+// wait for the advisory lock must still see the migrations the first one
+// applied, and apply none of them again.
+func TestOpenTogetherSerializableDefault(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := withParam(dsn, "default_transaction_isolation", "serializable")
+	for round := range 3 {
+		schema := newSchema(t)
+		errs := race(4, func(int) error {
+			s, err := pgstore.Open(ctx, d, &pgstore.Options{Schema: schema})
+			if err == nil {
+				s.Close()
+			}
+			return err
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: Open %d: %v", round, i, err)
+			}
+		}
+		var rows, versions int
+		err := admin.QueryRow(ctx, `SELECT count(*), count(DISTINCT version) FROM `+
+			pgx.Identifier{schema, "pgstore_migrations"}.Sanitize()).Scan(&rows, &versions)
+		if err != nil || rows != versions || rows == 0 {
+			t.Errorf("round %d: %d migrations recorded, %d versions: %v", round, rows, versions, err)
 		}
 	}
 }
