@@ -308,6 +308,54 @@ func TestSchemaNameTooLong(t *testing.T) {
 	}
 }
 
+// TestSchemaNamesRefused: a Schema that cannot be one schema named as
+// written is refused with ErrInvalidArgument, creating nothing: "$user",
+// which a search_path reads as the schema named after the user, so that
+// the tables went there; a name with PostgreSQL's reserved prefix pg_;
+// and text PostgreSQL cannot hold in a name.
+func TestSchemaNamesRefused(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	var user string
+	if err := admin.QueryRow(ctx, `SELECT current_user`).Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	// The schema the search_path "$user" means, made if missing (and then
+	// dropped at the end), so that a store could be put there.
+	var had bool
+	if err := admin.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_namespace WHERE nspname = $1`, user).Scan(&had); err != nil {
+		t.Fatal(err)
+	}
+	if !had {
+		if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{user}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+		dropAfter(t, user)
+	}
+	userTables := tablesIn(t, user)
+	reserved := fmt.Sprintf("pg_edges_%d", os.Getpid())
+	for _, name := range []string{"$user", reserved, "edges\x00nul", "edges\xffbyte"} {
+		dropAfter(t, name)
+		s, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: name})
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("Open with Schema %q: %v, want ErrInvalidArgument", name, err)
+		}
+		if n := tablesIn(t, user); n != userTables {
+			t.Errorf("Open with Schema %q: schema %q holds %d tables, had %d", name, user, n, userTables)
+		}
+		if strings.HasPrefix(name, "edges") {
+			continue // a name the server cannot hold: no schema to look for
+		}
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name).Scan(&n); err != nil || n != 0 {
+			t.Errorf("Open with Schema %q made the schema: %d, %v", name, n, err)
+		}
+	}
+}
+
 // refusedWrites runs each write in an Update of its own, and fails t
 // unless it is refused with ErrInvalidArgument and leaves the store as it
 // was.

@@ -307,8 +307,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/escrowkit/escrow"
 	"github.com/jackc/pgx/v5"
@@ -325,7 +327,10 @@ type Options struct {
 	// created if missing), named exactly as written: capitals, spaces and
 	// commas are part of the name. PostgreSQL keeps a name of at most 63
 	// bytes, and cuts a longer one, so Open refuses a longer Schema with
-	// escrow.ErrInvalidArgument, creating nothing. Open sets it as the
+	// escrow.ErrInvalidArgument, creating nothing; so it does "$user"
+	// (which a search_path takes for the schema named after the user), a
+	// name beginning with pg_ (which PostgreSQL reserves) and one with a
+	// NUL byte or bytes that are not UTF-8. Open sets it as the
 	// search_path of the pool's connections. New ignores it: the pool's
 	// own search_path decides, and a search_path that names no schema that
 	// exists is refused with ErrInvalidArgument.
@@ -391,6 +396,9 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: %w: Schema is %d bytes long, past PostgreSQL's %d: %q",
 			escrow.ErrInvalidArgument, len(o.Schema), maxIdentifier, o.Schema)
 	}
+	if err := checkSchema(o.Schema); err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -411,6 +419,27 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	}
 	s.ownPool = true
 	return s, nil
+}
+
+// checkSchema refuses, with ErrInvalidArgument, a Schema that cannot be
+// one schema named as written: "$user", which a search_path reads as the
+// schema named after the user, quoted or not, so that the tables would go
+// there; a name that begins with pg_, which PostgreSQL reserves for its
+// own schemas; and text it cannot hold (a NUL byte, bytes that are not
+// UTF-8).
+func checkSchema(name string) error {
+	var why string
+	switch {
+	case name == "$user":
+		why = "a search_path reads it as the schema named after the user"
+	case strings.HasPrefix(name, "pg_"):
+		why = "PostgreSQL reserves the prefix pg_ for its own schemas"
+	case strings.IndexByte(name, 0) >= 0 || !utf8.ValidString(name):
+		why = "PostgreSQL cannot hold a NUL byte, or bytes that are not UTF-8, in a name"
+	default:
+		return nil
+	}
+	return fmt.Errorf("pgstore: %w: Schema %q: %s", escrow.ErrInvalidArgument, name, why)
 }
 
 // maxIdentifier is the longest name, in bytes, that PostgreSQL keeps
