@@ -371,3 +371,14 @@ func refusedWrites(t *testing.T, s escrow.Storage, writes map[string]func(tx esc
 		}
 	}
 }
+
+// TestNewNilPool: New with no pool is refused with ErrInvalidArgument, as
+// other bad arguments are, rather than panicking.
+func TestNewNilPool(t *testing.T) {
+	for _, opts := range []*pgstore.Options{nil, {ReadOnly: true}} {
+		s, err := pgstore.New(context.Background(), nil, opts)
+		if !errors.Is(err, escrow.ErrInvalidArgument) || s != nil {
+			t.Errorf("New with a nil pool and %+v: %v, %v, want ErrInvalidArgument", opts, s, err)
+		}
+	}
+}

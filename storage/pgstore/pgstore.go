@@ -448,7 +448,11 @@ const maxIdentifier = 63
 
 // New returns a store on a pool the host made, applying the migrations
 // the schema lacks (unless Options.ReadOnly). Close leaves the pool open.
+// A nil pool is refused with escrow.ErrInvalidArgument.
 func New(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*Store, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("pgstore: %w: New needs a pool, not nil", escrow.ErrInvalidArgument)
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
