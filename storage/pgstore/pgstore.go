@@ -19,10 +19,11 @@
 // balances (available and held; a system account's also in
 // balance_stripes, summed by the view system_balances), escrows (state,
 // parties, amounts, the next due time, indexed where the ledger looks
-// them up; the due time is indexed in escrow_due, see below), entries and
+// them up; the due time is indexed in escrow_due, see below; the table
+// escrow_states names the numbers in the state columns), entries and
 // postings (the double-entry journal), events (the outbox), consumers,
 // ratings, aggregates, day_counts, pair_months, item_marks, rater_days
-// and idempotency. Amounts
+// and idempotency; pgstore_migrations lists the migrations applied. Amounts
 // are BIGINT minor units beside the currency's code and minor units, never
 // floating point. Where a record has fields nobody queries (an escrow's
 // terms and timers, a rating's comment, an aggregate's windows) they are

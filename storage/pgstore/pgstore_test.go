@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/escrowkit/escrow"
@@ -246,5 +247,49 @@ func TestStateNames(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("escrow_states holds %v, want %v", got, want)
+	}
+}
+
+// TestTablesDocumented: every table and view a store makes is named where
+// an operator looks for them, in the package documentation's Tables and
+// in the README's paragraph on pgstore, so that none (the stripes of a
+// system balance above all, without which a balance read from balances
+// alone is wrong) is left for an operator to find.
+func TestTablesDocumented(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	open(t, schema).Close()
+	rows, err := admin.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(names) == 0 {
+		t.Fatalf("the schema's tables: %v, %v", names, err)
+	}
+	src, err := os.ReadFile("pgstore.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tables, ok := strings.Cut(string(src), "// # Tables\n")
+	tables, _, ok2 := strings.Cut(tables, "\n// # ")
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, para, ok3 := strings.Cut(string(readme), "\n- `storage/pgstore`:")
+	para, _, ok4 := strings.Cut(para, "\n- ")
+	if !ok || !ok2 || !ok3 || !ok4 {
+		t.Fatal("no Tables section in the package documentation, or no pgstore paragraph in the README")
+	}
+	docs := map[string]string{"the package documentation": strings.ReplaceAll(tables, "\n//", ""),
+		"the README": strings.ReplaceAll(para, "\n ", "")}
+	for where, text := range docs {
+		for _, n := range names {
+			if !strings.Contains(text, n) {
+				t.Errorf("%s does not name the table %s", where, n)
+			}
+		}
 	}
 }
