@@ -382,3 +382,53 @@ func TestNewNilPool(t *testing.T) {
 		}
 	}
 }
+
+// TestExistingSchemaNeedsNoCreate: Open with Options.Schema creates the
+// schema only if it is missing, so a role that may not create schemas
+// in the database (most roles: PostgreSQL grants that to none by
+// default) opens a store in a schema made for it beforehand.
+func TestExistingSchemaNeedsNoCreate(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	role := fmt.Sprintf("edges_app_%d", os.Getpid())
+	schema := newSchema(t)
+	ident := pgx.Identifier{role}.Sanitize()
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+ident+` LOGIN`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// After the schema's own cleanup, which runs first, as the last
+		// registered: nothing is left that the role owns.
+		admin.Exec(context.Background(), `DROP ROLE IF EXISTS `+ident)
+	})
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+	})
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()+` AUTHORIZATION `+ident); err != nil {
+		t.Fatal(err)
+	}
+	var may bool
+	if err := admin.QueryRow(ctx, `SELECT has_database_privilege($1, current_database(), 'CREATE')`, role).Scan(&may); err != nil {
+		t.Fatal(err)
+	}
+	if may {
+		t.Skipf("role %s may create schemas in this database", role)
+	}
+	asRole := withParam(dsn, "user", role)
+	conn, err := pgx.Connect(ctx, asRole)
+	if err != nil {
+		t.Skipf("the server does not let the new role %s in without a password: %v", role, err)
+	}
+	conn.Close(ctx)
+	s, err := pgstore.Open(ctx, asRole, &pgstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("Open as a role that may not create schemas, in a schema it owns: %v", err)
+	}
+	defer s.Close()
+	if err := s.Update(ctx, func(tx escrow.Tx) error { return tx.PutAccount(escrow.Account{ID: "ann", CreatedAt: start}) }); err != nil {
+		t.Errorf("Update: %v", err)
+	}
+	if n := tablesIn(t, schema); n == 0 {
+		t.Errorf("schema %q holds no table", schema)
+	}
+}

@@ -112,8 +112,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgstore:' || $1))`, schema); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+			// Created only if missing: CREATE SCHEMA, IF NOT EXISTS or
+			// not, needs the privilege to create schemas in the database,
+			// which a role given a schema of its own seldom has.
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
 				return err
+			}
+			if !exists {
+				if _, err := tx.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+					return err
+				}
 			}
 		}
 		var current *string

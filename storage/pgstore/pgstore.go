@@ -325,7 +325,8 @@ var _ escrow.Storage = (*Store)(nil)
 // every default.
 type Options struct {
 	// Schema, if not empty, is the schema Open keeps the tables in (it is
-	// created if missing), named exactly as written: capitals, spaces and
+	// created if missing, so only then does the role need the privilege
+	// to create schemas in the database), named exactly as written: capitals, spaces and
 	// commas are part of the name. PostgreSQL keeps a name of at most 63
 	// bytes, and cuts a longer one, so Open refuses a longer Schema with
 	// escrow.ErrInvalidArgument, creating nothing; so it does "$user"
