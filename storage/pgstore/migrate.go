@@ -139,11 +139,22 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgstore:' || $1))`, current); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgstore_migrations (
-			version    integer PRIMARY KEY,
-			name       text NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		// Made only if missing, so that a schema at this release's version
+		// is opened with no DDL, by a role that may only read and write
+		// the store's rows: CREATE TABLE IF NOT EXISTS would need the
+		// privilege to create tables in the schema even when the table is
+		// there.
+		var has bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass(quote_ident(current_schema()) || '.pgstore_migrations') IS NOT NULL`).Scan(&has); err != nil {
 			return err
+		}
+		if !has {
+			if _, err := tx.Exec(ctx, `CREATE TABLE pgstore_migrations (
+				version    integer PRIMARY KEY,
+				name       text NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+				return err
+			}
 		}
 		var found int
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM pgstore_migrations`).Scan(&found); err != nil {

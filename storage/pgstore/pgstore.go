@@ -31,7 +31,10 @@
 // created by versioned migrations embedded in the package, applied by
 // Open in one transaction under an advisory lock, so that processes
 // starting together apply each once; a database whose schema is newer
-// than this release fails Open with a SchemaError. With Options.ReadOnly,
+// than this release fails Open with a SchemaError. On a schema already
+// at this release's version Open runs no DDL, so a role that may only
+// read and write the store's rows opens it; the role that applies
+// migrations must be able to create tables. With Options.ReadOnly,
 // Open applies nothing and creates nothing: a schema with no store fails
 // with ErrNotStore, and one at another version than this release's with a
 // SchemaError.
