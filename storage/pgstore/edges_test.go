@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/escrowkit/escrow/storage/pgstore"
 	"github.com/escrowkit/escrow/storage/storagetest"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // tablesIn counts the tables in the schema named exactly name.
@@ -483,5 +485,76 @@ func TestUpToDateSchemaNeedsNoDDL(t *testing.T) {
 	}
 	if err := l.Check(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDatabaseTakesNoWrites: a database that takes no writes (a standby,
+// or one whose default_transaction_read_only is on) is refused by Open
+// for writing with ErrReadOnly, pointing to Options.ReadOnly, and nothing
+// is created, whether the schema is new or at this release's version
+// (where Open would otherwise only read, and succeed, leaving every write
+// to fail). A store whose database stops taking writes after Open fails
+// each write with ErrReadOnly and changes nothing.
+func TestDatabaseTakesNoWrites(t *testing.T) {
+	needServer(t)
+	ctx := context.Background()
+	ro := withParam(dsn, "default_transaction_read_only", "on")
+	fresh := newSchema(t)
+	if s, err := pgstore.Open(ctx, ro, &pgstore.Options{Schema: fresh}); !errors.Is(err, escrow.ErrReadOnly) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("Open of a new schema on a database that takes no writes: %v, want ErrReadOnly", err)
+	}
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, fresh).Scan(&n); err != nil || n != 0 {
+		t.Errorf("schema %q made: %d, %v", fresh, n, err)
+	}
+	current := newSchema(t)
+	open(t, current).Close()
+	if s, err := pgstore.Open(ctx, ro, &pgstore.Options{Schema: current}); !errors.Is(err, escrow.ErrReadOnly) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("Open of an up-to-date schema on a database that takes no writes: %v, want ErrReadOnly", err)
+	}
+	r, err := pgstore.Open(ctx, ro, &pgstore.Options{Schema: current, ReadOnly: true})
+	if err != nil {
+		t.Fatalf("a read-only Open there: %v", err)
+	}
+	r.Close()
+
+	// A database that stops taking writes after Open.
+	var readOnly atomic.Bool
+	pool := schemaPool(t, current, func(cfg *pgxpool.Config) {
+		cfg.PrepareConn = func(ctx context.Context, c *pgx.Conn) (bool, error) {
+			mode := "off"
+			if readOnly.Load() {
+				mode = "on"
+			}
+			_, err := c.Exec(ctx, `SET default_transaction_read_only = `+mode)
+			return err == nil, err
+		}
+	})
+	s, err := pgstore.New(ctx, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(id string) error {
+		return s.Update(ctx, func(tx escrow.Tx) error { return tx.PutAccount(escrow.Account{ID: id, CreatedAt: start}) })
+	}
+	if err := put("ann"); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpOf(t, s)
+	readOnly.Store(true)
+	err = put("bob")
+	readOnly.Store(false)
+	if !errors.Is(err, escrow.ErrReadOnly) {
+		t.Errorf("a write once the database takes none: %v, want ErrReadOnly", err)
+	}
+	if after := dumpOf(t, s); after != before {
+		t.Errorf("the refused write changed the store:\n%s\nwas\n%s", after, before)
 	}
 }

@@ -106,6 +106,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		return err
 	}
 	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		// A database that takes no writes is refused here, not at the
+		// first write: on a schema at this release's version the rest
+		// only reads, and would pass.
+		var readOnly string
+		if err := tx.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly); err != nil {
+			return err
+		}
+		if readOnly == "on" {
+			return fmt.Errorf("%w: the database takes no writes (transaction_read_only is on: a standby, or default_transaction_read_only); open the store with Options.ReadOnly", escrow.ErrReadOnly)
+		}
 		if schema != "" {
 			// Serialise the creators first: CREATE SCHEMA IF NOT EXISTS
 			// run at once by two transactions can fail in both.

@@ -37,7 +37,10 @@
 // migrations must be able to create tables. With Options.ReadOnly,
 // Open applies nothing and creates nothing: a schema with no store fails
 // with ErrNotStore, and one at another version than this release's with a
-// SchemaError.
+// SchemaError. Without it, a database that takes no writes (a standby,
+// or default_transaction_read_only on) fails Open with escrow.ErrReadOnly,
+// and a write that meets one later (after a failover, say) fails with
+// ErrReadOnly, changing nothing.
 //
 // # Transactions
 //
@@ -765,7 +768,8 @@ func (s *Store) run(ctx context.Context, begin []string, write, eagerAdd, keep, 
 // classify wraps an error from the database as an *errRetry when the
 // transaction should run again: a serialization failure, a deadlock, a
 // lock timeout or a unique violation (see the package documentation);
-// text the database cannot store is ErrInvalidArgument.
+// text the database cannot store is ErrInvalidArgument, and a write in a
+// transaction the database keeps read-only (a standby) is ErrReadOnly.
 func classify(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -776,6 +780,10 @@ func classify(err error) error {
 			return &errRetry{fmt.Errorf("pgstore: %w: %w", errStripeFull, err)}
 		case "PGS02":
 			return &errRetry{fmt.Errorf("pgstore: %w: %w", errRowChanged, err)}
+		case "25006":
+			// A write in a transaction the database made read-only: a
+			// standby, or default_transaction_read_only.
+			return fmt.Errorf("pgstore: %w: %w", escrow.ErrReadOnly, err)
 		case "22021", "22P05", "22008":
 			// Text PostgreSQL cannot hold: a NUL byte, or bytes that are
 			// not UTF-8, in an ID or a field; or a time out of its range
