@@ -117,8 +117,8 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 			return fmt.Errorf("%w: the database takes no writes (transaction_read_only is on: a standby, or default_transaction_read_only); open the store with Options.ReadOnly", escrow.ErrReadOnly)
 		}
 		if schema != "" {
-			// Serialise the creators first: CREATE SCHEMA IF NOT EXISTS
-			// run at once by two transactions can fail in both.
+			// Serialise the creators first: two transactions that find
+			// the schema missing and create it at once would fail.
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('pgstore:' || $1))`, schema); err != nil {
 				return err
 			}

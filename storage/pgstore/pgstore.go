@@ -332,16 +332,16 @@ var _ escrow.Storage = (*Store)(nil)
 type Options struct {
 	// Schema, if not empty, is the schema Open keeps the tables in (it is
 	// created if missing, so only then does the role need the privilege
-	// to create schemas in the database), named exactly as written: capitals, spaces and
-	// commas are part of the name. PostgreSQL keeps a name of at most 63
-	// bytes, and cuts a longer one, so Open refuses a longer Schema with
-	// escrow.ErrInvalidArgument, creating nothing; so it does "$user"
-	// (which a search_path takes for the schema named after the user), a
-	// name beginning with pg_ (which PostgreSQL reserves) and one with a
-	// NUL byte or bytes that are not UTF-8. Open sets it as the
-	// search_path of the pool's connections. New ignores it: the pool's
-	// own search_path decides, and a search_path that names no schema that
-	// exists is refused with ErrInvalidArgument.
+	// to create schemas in the database), named exactly as written:
+	// capitals, spaces and commas are part of the name. PostgreSQL keeps
+	// a name of at most 63 bytes, and cuts a longer one, so Open refuses
+	// a longer Schema with escrow.ErrInvalidArgument, creating nothing;
+	// so it does "$user" (which a search_path takes for the schema named
+	// after the user), a name beginning with pg_ (which PostgreSQL
+	// reserves) and one with a NUL byte or bytes that are not UTF-8. Open
+	// sets it as the search_path of the pool's connections. New ignores
+	// it: the pool's own search_path decides, and a search_path that
+	// names no schema that exists is refused with ErrInvalidArgument.
 	Schema string
 	// MaxAttempts is how many times Update runs a transaction that
 	// conflicts with others before it gives up with ErrConflict. Zero
