@@ -299,7 +299,9 @@
 // methods) that adapters implement and storage/storagetest verifies.
 // storage/filestore, the embedded default, keeps the books durably in one
 // directory (an fsynced append-only log with snapshots); storage/memstore
-// keeps everything in memory.
+// keeps everything in memory; storage/pgstore, a module of its own so that
+// this one never requires a SQL driver, keeps them in PostgreSQL, for a
+// market run by several processes or machines on one database.
 //
 // # Observability
 //
