@@ -416,6 +416,11 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		// letter, a space or a comma in it stays part of it.
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.Schema}.Sanitize()
 	}
+	// The store names the isolation of every transaction it begins; what
+	// runs outside them, the publish sent after a COMMIT, must run at READ
+	// COMMITTED (see Numbering), whatever the database's, the role's or
+	// the DSN's default.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -456,7 +461,11 @@ const maxIdentifier = 63
 
 // New returns a store on a pool the host made, applying the migrations
 // the schema lacks (unless Options.ReadOnly). Close leaves the pool open.
-// A nil pool is refused with escrow.ErrInvalidArgument.
+// A nil pool is refused with escrow.ErrInvalidArgument. The pool's
+// connections should keep PostgreSQL's default_transaction_isolation,
+// READ COMMITTED, as Open's do: the store's publish runs at that default
+// (see Numbering), and at a stricter one a publish that overlaps another
+// fails and leaves its rows to the next.
 func New(ctx context.Context, pool *pgxpool.Pool, opts *Options) (*Store, error) {
 	if pool == nil {
 		return nil, fmt.Errorf("pgstore: %w: New needs a pool, not nil", escrow.ErrInvalidArgument)

@@ -254,6 +254,29 @@ func TestOpenTogetherSerializableDefault(t *testing.T) {
 	}
 }
 
+// TestPublishReadCommitted opens a store through a DSN that asks for
+// serializable transactions by default: the store's own transactions name
+// their isolation, but its publish, sent outside them, must still run at
+// READ COMMITTED, where each publisher's snapshot is taken after the lock
+// it waits for.
+func TestPublishReadCommitted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := pgstore.Open(ctx, withParam(dsn, "default_transaction_isolation", "serializable"),
+		&pgstore.Options{Schema: newSchema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var level string
+	if err := pgstore.PoolOf(s).QueryRow(ctx, `SELECT current_setting('transaction_isolation')`).Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	if level != "read committed" {
+		t.Errorf("a statement outside the store's transactions runs at %q, want read committed", level)
+	}
+}
+
 // TestWaitEventsAcrossProcesses has a reader on one store wait for events
 // with a poll of an hour while a writer on another store deposits: the
 // store's notification must wake the reader at once.
