@@ -306,6 +306,9 @@ func (s *Store) openTable(name string, lo, hi uint64) (*coldTable, error) {
 	t, err := sstable.Open(f, size, s.tableIDs.Add(1), s.cache)
 	if err != nil {
 		f.Close()
+		if ve := (*sstable.VersionError)(nil); errors.As(err, &ve) && ve.Version > sstable.FormatVersion {
+			return nil, &VersionError{File: s.path(name), Version: ve.Version}
+		}
 		return nil, s.corrupt(name, 0, "%v", err)
 	}
 	ct := &coldTable{t: t, name: name, lo: lo, hi: hi}

@@ -142,9 +142,10 @@
 // records go to a new segment. Version 5 keeps the timers of the escrows
 // in the cold tables in those tables, where a snapshot of version 4 or
 // before held them; the first checkpoint after such a store opens writes
-// them all to its table. A file of a newer version fails Open with a
-// VersionError wrapping ErrNewerVersion, and changes no file but LOCK
-// (see Recovery).
+// them all to its table. A cold table names a format version of its own
+// in its footer (this release writes and reads version 2). A file of a
+// newer version, a table among them, fails Open with a VersionError
+// wrapping ErrNewerVersion, and changes no file but LOCK (see Recovery).
 //
 // # Recovery
 //
@@ -207,6 +208,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -248,8 +250,12 @@ type VersionError struct {
 }
 
 func (e *VersionError) Error() string {
+	newest := uint32(formatVersion)
+	if _, _, ok := parseTableName(filepath.Base(e.File)); ok {
+		newest = sstable.FormatVersion // a cold table has a format of its own
+	}
 	return fmt.Sprintf("filestore: %s is in format version %d, newer than this release reads (up to %d): open the store with a newer release",
-		e.File, e.Version, formatVersion)
+		e.File, e.Version, newest)
 }
 
 // Unwrap returns ErrNewerVersion.

@@ -526,11 +526,36 @@ func setVersion(t *testing.T, name string, version uint32) {
 	}
 }
 
+// setTableVersion rewrites the format version in the footer of the named
+// cold table, with a matching checksum, and returns the version it wrote:
+// one newer than this release's tables.
+func setTableVersion(t *testing.T, name string) uint32 {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The footer's last 56 bytes: version at 40, its CRC-32C over 0–43 at
+	// 44, then the magic.
+	f := data[len(data)-56:]
+	if string(f[48:]) != "escrowST" {
+		t.Fatalf("%s does not end in a table footer", name)
+	}
+	version := binary.LittleEndian.Uint32(f[40:]) + 1
+	binary.LittleEndian.PutUint32(f[40:], version)
+	binary.LittleEndian.PutUint32(f[44:], crc32.Checksum(f[:44], castagnoli))
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return version
+}
+
 // TestNewerVersionRefused opens a store one of whose files claims a format
-// version newer than this release: Open fails with a VersionError naming
-// the file, and changes nothing.
+// version newer than this release: a segment, a snapshot, the manifest or
+// a cold table. Open, and a read-only Open, fail with a VersionError
+// naming the file, and change nothing.
 func TestNewerVersionRefused(t *testing.T) {
-	for _, file := range []string{segName(4), snapName(3)} {
+	for _, file := range []string{segName(4), snapName(3), manifestName, tableName(3, 3)} {
 		t.Run(file, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openT(t, dir, &Options{CompactRatio: -1})
@@ -540,18 +565,28 @@ func TestNewerVersionRefused(t *testing.T) {
 			}
 			s.Close()
 			name := filepath.Join(dir, file)
-			setVersion(t, name, formatVersion+1)
-			before, _ := os.ReadFile(name)
-			_, err := Open(dir, nil)
-			var ve *VersionError
-			if !errors.Is(err, ErrNewerVersion) || !errors.As(err, &ve) {
-				t.Fatalf("Open = %v, want a VersionError", err)
+			version := uint32(formatVersion + 1)
+			if _, _, ok := parseTableName(file); ok {
+				version = setTableVersion(t, name)
+			} else {
+				setVersion(t, name, version)
 			}
-			if diff := cmp.Diff(VersionError{File: name, Version: formatVersion + 1}, *ve); diff != "" {
-				t.Errorf("VersionError (-want +got):\n%s", diff)
-			}
-			if after, _ := os.ReadFile(name); !bytes.Equal(before, after) {
-				t.Errorf("a refused Open changed %s", name)
+			before := dirImage(t, dir)
+			for _, opts := range []*Options{nil, {ReadOnly: true}} {
+				_, err := Open(dir, opts)
+				var ve *VersionError
+				if !errors.Is(err, ErrNewerVersion) || !errors.As(err, &ve) {
+					t.Fatalf("Open(%+v) = %v, want a VersionError", opts, err)
+				}
+				if diff := cmp.Diff(VersionError{File: name, Version: version}, *ve); diff != "" {
+					t.Errorf("VersionError (-want +got):\n%s", diff)
+				}
+				if !strings.Contains(err.Error(), "newer release") {
+					t.Errorf("Open = %q, which does not say that a newer release wrote it", err)
+				}
+				if diff := cmp.Diff(before, dirImage(t, dir)); diff != "" {
+					t.Errorf("a refused Open changed the directory (-before +after):\n%s", diff)
+				}
 			}
 		})
 	}

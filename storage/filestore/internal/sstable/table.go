@@ -14,6 +14,21 @@ import (
 // file. Such errors name the file offset of the damage.
 var ErrCorrupt = errors.New("sstable: corrupt")
 
+// FormatVersion is the format version of the tables this package writes,
+// and the only one it reads.
+const FormatVersion = formatVersion
+
+// A VersionError reports a table whose footer, intact, names a format
+// version other than FormatVersion. It does not wrap ErrCorrupt: the
+// table may be whole, written by a release that reads it.
+type VersionError struct {
+	Version uint32
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("sstable: unsupported format version %d", e.Version)
+}
+
 // File is what a Table reads. An *os.File is one. ReadAt must be safe for
 // concurrent use, as io.ReaderAt asks.
 type File interface {
@@ -115,7 +130,7 @@ func (t *Table) readFooter() (footer, error) {
 		return footer{}, corruptf(off, "footer checksum mismatch")
 	}
 	if v := binary.LittleEndian.Uint32(b[40:]); v != formatVersion {
-		return footer{}, fmt.Errorf("sstable: unsupported format version %d", v)
+		return footer{}, &VersionError{Version: v}
 	}
 	u := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
 	ft := footer{top: handle{u(0), u(1)}, filter: handle{u(2), u(3)}, count: int64(u(4))}
