@@ -380,8 +380,8 @@ type Store struct {
 // if there is none, and recovers its contents. It fails with an error
 // wrapping ErrLocked if another store has dir open, and ErrCorrupt if the
 // contents are damaged. With Options.ReadOnly it creates nothing and fails
-// with an error wrapping ErrNotStore if dir holds no store, and
-// fs.ErrNotExist as well if there is no dir.
+// with an error wrapping ErrNotStore if dir holds no store (or names a
+// file), and fs.ErrNotExist as well if there is no dir.
 func Open(dir string, opts *Options) (*Store, error) {
 	s := &Store{dir: dir}
 	if opts != nil {
@@ -411,7 +411,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		}
 	}
 	lock, err := s.fs.Lock(dir, s.opts.ReadOnly)
-	if errors.Is(err, fs.ErrNotExist) && s.opts.ReadOnly {
+	if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir)) && s.opts.ReadOnly {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotStore, dir, err)
 	}
 	if err != nil {

@@ -33,6 +33,10 @@ func (e *LockedError) Error() string {
 // Unwrap returns ErrLocked.
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
+// errNotDir reports a store's path that names something other than a
+// directory.
+var errNotDir = errors.New("not a directory")
+
 // dirLock is the locks a store holds on its directory, released together.
 type dirLock []*flock.Flock
 
@@ -57,6 +61,10 @@ func (l dirLock) Close() error {
 // process ID into LOCK for the error another opener gets. A read-only
 // store creates no LOCK: if there is none, no writer holds it.
 func (osFS) Lock(dir string, shared bool) (io.Closer, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		// Locked as a directory would be, a file would be locked itself.
+		return nil, &fs.PathError{Op: "lock", Path: dir, Err: errNotDir}
+	}
 	name := filepath.Join(dir, lockName)
 	flag := os.O_RDWR | os.O_CREATE
 	if shared {

@@ -155,6 +155,14 @@ func TestReadOnlyNotStore(t *testing.T) {
 	}
 	sameDir(t, dir, before)
 
+	// A path that names a file holds no store either, and the file is
+	// left as it was.
+	file := filepath.Join(dir, "notes.txt")
+	if _, err := Open(file, &Options{ReadOnly: true}); !errors.Is(err, ErrNotStore) {
+		t.Errorf("read-only Open of a file = %v, want ErrNotStore", err)
+	}
+	sameDir(t, dir, before)
+
 	missing := filepath.Join(dir, "missing")
 	if _, err := Open(missing, &Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, ErrNotStore) {
 		t.Errorf("read-only Open of a missing directory = %v, want ErrNotExist and ErrNotStore", err)
