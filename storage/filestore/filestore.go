@@ -125,7 +125,9 @@
 // newest segment, all 0600. A snapshot names the tables it goes with; Open
 // fails with ErrCorrupt if one is missing (and not merged into another),
 // and removes a table no snapshot names: one a crash left before its
-// snapshot was in place, or one a merge replaced. One store at a time
+// snapshot was in place, or one a merge replaced. A file is written under
+// its name and .tmp, then renamed; Open removes such a file a crash left,
+// and no file whose name the store does not give. One store at a time
 // may open a directory: a second Open, in this process or another, fails
 // with a LockedError, which names the holder's process where the platform
 // allows. The lock is held on the directory itself where the system can

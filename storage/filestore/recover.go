@@ -59,6 +59,20 @@ type dirContents struct {
 	manifest    bool
 }
 
+// isLeftover reports whether name is one the store gives a file while it
+// writes it (a snapshot, a table, the next segment, the manifest), which
+// a crash can leave behind. Only such a name is removed: a file that
+// merely looks like one is not the store's.
+func isLeftover(name string) bool {
+	base, ok := strings.CutSuffix(name, tmpSuffix)
+	if !ok {
+		return false
+	}
+	_, isSnap := parseName(base, snapPrefix, snapSuffix)
+	_, _, isTable := parseTableName(base)
+	return isSnap || isTable || name == nextSegName || name == manifestName+tmpSuffix
+}
+
 func (s *Store) list() (dirContents, error) {
 	var c dirContents
 	names, err := s.fs.ReadDir(s.dir)
@@ -74,8 +88,7 @@ func (s *Store) list() (dirContents, error) {
 			c.tables = append(c.tables, name)
 		} else if name == manifestName {
 			c.manifest = true
-		} else if strings.HasSuffix(name, tmpSuffix) && (strings.HasPrefix(name, snapPrefix) || strings.HasPrefix(name, tablePrefix) ||
-			name == nextSegName || name == manifestName+tmpSuffix) {
+		} else if isLeftover(name) {
 			c.tmps = append(c.tmps, name)
 		}
 	}

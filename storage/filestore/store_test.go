@@ -247,6 +247,40 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestOpenRemovesOnlyItsLeftovers opens a store whose directory holds the
+// temporary files a crashed checkpoint, merge or rotation leaves, and
+// files of other names that merely begin and end as those do: Open
+// removes the first and leaves the others, which the store did not write.
+func TestOpenRemovesOnlyItsLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{CompactRatio: -1})
+	runWorkload(t, s, 10)
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	leftovers := []string{snapName(99) + tmpSuffix, tableName(99, 99) + tmpSuffix, tableName(3, 99) + tmpSuffix,
+		nextSegName, manifestName + tmpSuffix}
+	others := []string{"snap-notes.tmp", "snap-shot.png.tmp", "tbl-sales.csv.tmp", "tbl-.tmp", snapName(99) + ".old.tmp"}
+	for _, name := range slices.Concat(leftovers, others) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openT(t, dir, &Options{CompactRatio: -1})
+	s.Close()
+	for _, name := range leftovers {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Open left %s (%v), which a crash of the store left", name, err)
+		}
+	}
+	for _, name := range others {
+		if data, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(data) != "x" {
+			t.Errorf("Open removed or changed %s, which the store did not write: %q, %v", name, data, err)
+		}
+	}
+}
+
 func TestLockAndPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	s := openT(t, dir, nil)
