@@ -158,8 +158,9 @@
 // they held. Damage anywhere else, a record that does not decode, a gap in
 // the sequence numbers, or a missing file (a segment the manifest names or
 // that the sequence needs, the snapshot the log starts after, the manifest
-// itself) fails Open with an error wrapping ErrCorrupt that names the file
-// and offset: the store never skips a record it cannot read. An Open that
+// itself, the log of the records a cold table holds) fails Open with an
+// error wrapping ErrCorrupt that names the file and offset: the store
+// never skips a record it cannot read. An Open that
 // fails changes none of the store's files, so a torn tail is dropped only
 // once the rest of the store has checked out. Only LOCK may be new: Open
 // takes the lock, and a writer writes its process ID there, before it

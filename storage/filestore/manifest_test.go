@@ -117,3 +117,50 @@ func tearLastSegment(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// TestOnlyTablesLeft opens a directory from which the snapshot, every log
+// segment and the manifest are gone, and only the cold tables are left.
+// No crash leaves a store so (a checkpoint writes its table after records
+// that stay in the log until its snapshot is in place), so the tables are
+// history whose log and snapshot are lost: Open fails with a CorruptError
+// naming a table and changes nothing, where it would otherwise start an
+// empty store and remove the tables as a crashed checkpoint's leftovers.
+func TestOnlyTablesLeft(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, &Options{CompactRatio: -1})
+	runWorkload(t, s, 30)
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := 0
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case strings.HasPrefix(name, tablePrefix):
+			tables++
+		case name != lockName:
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if tables == 0 {
+		t.Fatal("the checkpoint wrote no table")
+	}
+	before := dirImage(t, dir)
+	s, err = Open(dir, nil)
+	if err == nil {
+		s.Close()
+	}
+	var ce *CorruptError
+	if !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) || !strings.HasPrefix(filepath.Base(ce.File), tablePrefix) {
+		t.Fatalf("Open of a directory holding only tables = %v, want a CorruptError naming a table", err)
+	}
+	if diff := cmp.Diff(before, dirImage(t, dir)); diff != "" {
+		t.Errorf("the refused Open changed the directory (-before +after):\n%.2000s", diff)
+	}
+}

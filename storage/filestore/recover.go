@@ -213,6 +213,16 @@ func (s *Store) recover() error {
 	if !c.manifest && v2Records {
 		return s.corrupt(manifestName, 0, "manifest missing, so a deleted log segment would go unnoticed")
 	}
+	// A checkpoint writes a table only of records already in the log, which
+	// stays until the checkpoint's snapshot covers it: a table past the
+	// last record recovered is not a crash's leftover but the history of
+	// files that are gone.
+	for _, name := range c.tables {
+		if _, hi, _ := parseTableName(name); hi >= next {
+			return s.corrupt(name, 0, "cold table of the checkpoint at record %d, past the last record in the snapshot and the log (%d): a snapshot or log segment is missing",
+				hi, next-1)
+		}
+	}
 	// Nothing is refused past this point, so the torn tail can go: an Open
 	// that fails leaves the log as it found it, for a look at what it held.
 	if tail != nil {
