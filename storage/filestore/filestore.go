@@ -464,6 +464,11 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 	err := s.mem.Update(ctx, func(mtx escrow.Tx) error {
 		tx := s.withCold(mtx)
 		s.ops.b = s.ops.b[:0]
+		defer func() {
+			if cap(s.ops.b) > keptBuffer {
+				s.ops.b = nil // one large transaction is no reason to keep its size
+			}
+		}()
 		rt := &recordingTx{s: s, tx: tx}
 		if err := fn(rt); err != nil {
 			wait = s.applied.Load()
@@ -477,7 +482,6 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 			// Recovery would take the record for a torn tail and drop
 			// it: refuse it now, and mem rolls the transaction back.
 			wait = s.applied.Load()
-			s.ops.b = nil // do not keep a buffer that large
 			return fmt.Errorf("%w: filestore: the transaction's log record would be %d bytes, more than the %d a record may hold",
 				escrow.ErrInvalidArgument, n, maxPayload)
 		}
@@ -561,6 +565,11 @@ func (s *Store) Close() error {
 	}
 	return err
 }
+
+// keptBuffer is the largest buffer for a transaction's record, or for a
+// batch of them, that the store keeps for the next: a larger one, made
+// for a large transaction, goes once it has served.
+const keptBuffer = 1 << 20
 
 // closeCheckpointBytes is the log since the last checkpoint past which
 // Close checkpoints: replaying a MiB takes tens of milliseconds.
@@ -707,6 +716,9 @@ func (s *Store) flush() {
 
 	s.mu.Lock()
 	s.spare = buf[:0]
+	if cap(buf) > keptBuffer {
+		s.spare = nil
+	}
 	s.flushing = false
 	if err == nil && s.failed != nil {
 		err = s.failed // the directory sync failed meanwhile

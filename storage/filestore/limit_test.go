@@ -148,3 +148,34 @@ func reopenSame(t *testing.T, s *Store, dir string) *Store {
 	}
 	return s
 }
+
+// TestLargeRecordBuffersReleased commits one large transaction and then a
+// small one: the buffers the large record was encoded and written from
+// are not kept, so that memory goes back to what the live records need.
+func TestLargeRecordBuffersReleased(t *testing.T) {
+	s := openT(t, t.TempDir(), &Options{NoSync: true})
+	defer s.Close()
+	if err := putIdem(s, "large", 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := putIdem(s, "small", 10); err != nil {
+		t.Fatal(err)
+	}
+	// A refused transaction's record is not kept either.
+	if err := s.Update(context.Background(), func(tx escrow.Tx) error {
+		if err := tx.PutIdempotency(escrow.IdempotencyRecord{Key: "refused", Request: "req",
+			Result: bytes.Repeat([]byte{'x'}, 8<<20), At: workloadStart}); err != nil {
+			return err
+		}
+		return errors.New("changed my mind")
+	}); err == nil {
+		t.Fatal("the transaction's error was lost")
+	}
+	s.mu.Lock()
+	ops, pending, spare := cap(s.ops.b), cap(s.pending), cap(s.spare)
+	s.mu.Unlock()
+	if limit := 1 << 20; ops > limit || pending > limit || spare > limit {
+		t.Errorf("after a large record the store keeps buffers of %d, %d and %d bytes, want at most %d each",
+			ops, pending, spare, limit)
+	}
+}
