@@ -153,9 +153,13 @@
 //
 // A record torn by a crash at the end of the log is dropped and the file
 // truncated; such a record was never acknowledged. Damage to the last
-// record looks the same and is dropped the same way, so Stats().TornTail
-// says what was dropped: the file, the offset, the bytes and the records
-// they held. Damage anywhere else, a record that does not decode, a gap in
+// record looks the same and is dropped the same way, and so does damage
+// to any record of the last write when several commits shared it: until
+// a write's fsync returns its records reach the disk in any order, so a
+// damaged record followed only by records of its own write is what a
+// crash leaves, and it is dropped with them. Stats().TornTail says what
+// was dropped: the file, the offset, the bytes and the records they held
+// (FirstSeq to LastSeq). Damage anywhere else, a record that does not decode, a gap in
 // the sequence numbers, or a missing file (a segment the manifest names or
 // that the sequence needs, the snapshot the log starts after, the manifest
 // itself, the log of the records a cold table holds) fails Open with an
