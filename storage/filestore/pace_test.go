@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"context"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +165,25 @@ func TestPacingGivesWay(t *testing.T) {
 	}
 	if n := len(c.sleeps()) - before; n != 0 {
 		t.Errorf("the checkpoint at Close slept %d times", n)
+	}
+}
+
+// TestHugeCompactRatio: a ratio so large that the log it allows passes
+// what an int64 counts never starts a compaction of a log as small as
+// CompactMinBytes; the product overflowed and made that the threshold.
+func TestHugeCompactRatio(t *testing.T) {
+	for _, ratio := range []float64{1e300, math.Inf(1)} {
+		s := openT(t, t.TempDir(), &Options{NoSync: true, CompactRatio: ratio, CompactMinBytes: 1 << 10})
+		runWorkload(t, s, 20)
+		if err := s.Compact(); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		at, snap := s.compactAt, s.snapBytes
+		s.mu.Unlock()
+		if snap == 0 || at < 1<<40 {
+			t.Errorf("CompactRatio %g over a snapshot of %d bytes compacts a log of %d bytes", ratio, snap, at)
+		}
+		s.Close()
 	}
 }

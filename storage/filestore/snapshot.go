@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/escrowkit/escrow"
@@ -481,7 +482,16 @@ func (s *Store) writeFile(name string, data []byte, p *pacer) error {
 // compactThreshold is the log size that starts an automatic compaction.
 // It is called with mu held.
 func (s *Store) compactThreshold() int64 {
-	return max(s.opts.CompactMinBytes, int64(s.opts.CompactRatio*float64(s.snapBytes)))
+	if s.snapBytes == 0 {
+		return s.opts.CompactMinBytes
+	}
+	t := s.opts.CompactRatio * float64(s.snapBytes)
+	if !(t < math.MaxInt64) {
+		// Past what int64 holds (a conversion would not say what): no
+		// log is that large.
+		return math.MaxInt64
+	}
+	return max(s.opts.CompactMinBytes, int64(t))
 }
 
 // maybeCompact starts a compaction in the background if the log has grown
