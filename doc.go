@@ -148,7 +148,11 @@
 // finds it closed, both refused with ErrInvalidTransition; a late refusal
 // of a refund finds the refund made; a timer that has run out cannot be
 // paused by a refund request or dispute; and a late Confirm finds the
-// escrow completed. Time comes from Options.Clock; ProcessDue fires whatever is due,
+// escrow completed. A deadline that a fired timer starts (the auto-confirm
+// resumed when a refund request or return ends, the buyer's time to send
+// goods back once the seller's time to answer passed) runs from when the
+// one before it passed, so when both have passed, both fire, in order.
+// Time comes from Options.Clock; ProcessDue fires whatever is due,
 // finding it through the store's due index, and RunTimers calls it on a
 // ticker. An escrow whose action fails is skipped, stays due and is
 // reported in a DueError; the others fire all the same.

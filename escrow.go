@@ -1022,7 +1022,9 @@ func (c *call) result() any { return &c.e }
 // A deadline binds when it passes, not when ProcessDue gets to it: an
 // action taken after it is judged on the state the clock's action left,
 // exactly as if ProcessDue had run first. So a late Ship finds the escrow
-// refunded, and a late refusal finds the refund made.
+// refunded, and a late refusal finds the refund made. A deadline the
+// clock's action starts has run from when the one before it passed, and
+// fires as well if it has passed too.
 func (c *call) apply(tx Tx) error {
 	if c.opening {
 		return c.open(tx)
@@ -1044,19 +1046,41 @@ func (c *call) apply(tx Tx) error {
 
 // fireDue fires e's timer if it has run out by now: the clock takes the
 // action clock names for e's state, with no actor, and its event is
-// marked ByTimer. It reports whether a timer fired. In a state where no
-// timer runs it only clears DueAt, in e.
-func (l *Ledger) fireDue(tx Tx, e *Escrow, now time.Time) (bool, error) {
-	if e.DueAt.IsZero() || e.DueAt.After(now) {
-		return false, nil
+// marked ByTimer. A deadline that action starts (a refund request's or a
+// return's end resumes the auto-confirm; a return agreed to by the timer
+// gives the buyer time to send the goods back) runs from when the
+// deadline before it passed, as it would had ProcessDue fired that one
+// then; if it has run out by now too, it fires in turn. fireDue returns
+// the timers that fired, in order. In a state where no timer runs it only
+// clears DueAt, in e.
+func (l *Ledger) fireDue(tx Tx, e *Escrow, now time.Time) ([]timerStep, error) {
+	var steps []timerStep
+	// Every chain of timers ends within a few steps, in a state that runs
+	// none or one that is terminal; the bound is only a guard.
+	for range lastState {
+		if e.DueAt.IsZero() || e.DueAt.After(now) {
+			break
+		}
+		action := clock[e.State].action
+		if action == 0 {
+			e.DueAt = time.Time{}
+			break
+		}
+		steps = append(steps, timerStep{action: action})
+		c := &change{tx: tx, now: now, due: e.DueAt, e: e, ev: &Event{ByTimer: true}, args: args{amount: e.Held}}
+		if err := l.take(c, action); err != nil {
+			return steps, err
+		}
+		steps[len(steps)-1].state = e.State
 	}
-	action := clock[e.State].action
-	if action == 0 {
-		e.DueAt = time.Time{}
-		return false, nil
-	}
-	c := &change{tx: tx, now: now, e: e, ev: &Event{ByTimer: true}, args: args{amount: e.Held}}
-	return true, l.take(c, action)
+	return steps, nil
+}
+
+// A timerStep is one timer fired: the clock's action and the state it
+// left the escrow in (zero if the action failed).
+type timerStep struct {
+	action Action
+	state  State
 }
 
 // A change is one action being taken on an escrow in a transaction: what
@@ -1064,6 +1088,9 @@ func (l *Ledger) fireDue(tx Tx, e *Escrow, now time.Time) (bool, error) {
 type change struct {
 	tx  Tx
 	now time.Time
+	// due is, for the clock's action, when its deadline passed; zero for
+	// a party's.
+	due time.Time
 	e   *Escrow
 	ev  *Event // the event that tells of the change
 	args
@@ -1083,6 +1110,12 @@ func (l *Ledger) take(c *change, action Action) error {
 	c.ev.At, c.ev.Escrow = c.now, c.e.ID
 	if err := rules[action].do(c); err != nil {
 		return err
+	}
+	if !c.due.IsZero() && !c.e.DueAt.IsZero() {
+		// The deadline the clock's action started counts from when the
+		// one it fired passed: every deadline an action sets runs from
+		// c.now.
+		c.e.DueAt = c.e.DueAt.Add(c.due.Sub(c.now))
 	}
 	l.openRatings(c.e)
 	return save(c.tx, c.e, c.ev, c.now)

@@ -254,25 +254,41 @@ func escrowClaimer(tx Tx) EscrowClaimer {
 
 // firing is what ProcessDue did to one due escrow.
 type firing struct {
-	timer  bool   // a state's timer fired
-	acted  bool   // a timer fired or a rating window closed
-	action Action // the clock's action, once chosen
-	state  State  // the state the escrow was left in
+	timers []timerStep // the state timers fired, in order; on a failure, the last is the one that failed
+	closed bool        // the rating window closed
+	acted  bool        // a timer fired or a rating window closed
+	state  State       // the state a closed rating window left
 }
 
 // fired tells the logger and the observer what ProcessDue did to escrow
-// id: a timer fired, a rating window closed, or a failure. It tells
+// id: each timer fired, a rating window closed, or a failure. It tells
 // nothing of an escrow it found no longer due, or only tidied.
 func (l *Ledger) fired(ctx context.Context, id string, f firing, err error) {
-	if err == nil && !f.timer && f.action != ActionRate {
+	if err != nil {
+		var action Action
+		switch {
+		case len(f.timers) > 0:
+			action = f.timers[len(f.timers)-1].action
+		case f.closed:
+			action = ActionRate
+		}
+		l.firedOne(ctx, id, action, 0, err)
 		return
 	}
+	for _, s := range f.timers {
+		l.firedOne(ctx, id, s.action, s.state, nil)
+	}
+	if f.closed {
+		l.firedOne(ctx, id, ActionRate, f.state, nil)
+	}
+}
+
+// firedOne tells the logger and the observer of one thing ProcessDue did
+// to escrow id: the clock's action (ActionRate for a rating window
+// closed), which left it in state, or failed with err.
+func (l *Ledger) firedOne(ctx context.Context, id string, action Action, state State, err error) {
 	if l.obs != nil {
-		info := TimerInfo{Escrow: id, Action: f.action, State: f.state, Err: err}
-		if err != nil {
-			info.State = 0
-		}
-		l.obs.Timer(info)
+		l.obs.Timer(TimerInfo{Escrow: id, Action: action, State: state, Err: err})
 	}
 	if l.log == nil {
 		return
@@ -280,16 +296,16 @@ func (l *Ledger) fired(ctx context.Context, id string, f firing, err error) {
 	switch {
 	case err != nil:
 		attrs := []slog.Attr{slog.String("escrow", id)}
-		if f.action != 0 {
-			attrs = append(attrs, slog.String("action", actionWords.words[f.action]))
+		if action != 0 {
+			attrs = append(attrs, slog.String("action", actionWords.words[action]))
 		}
 		l.log.LogAttrs(ctx, slog.LevelError, "escrow: due escrow skipped", append(attrs, slog.Any("error", err))...)
-	case f.timer:
+	case action != ActionRate:
 		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: timer fired", slog.String("escrow", id),
-			slog.String("action", actionWords.words[f.action]), slog.String("state", stateWords.words[f.state]))
+			slog.String("action", actionWords.words[action]), slog.String("state", stateWords.words[state]))
 	default:
 		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: rating window closed", slog.String("escrow", id),
-			slog.String("state", stateWords.words[f.state]))
+			slog.String("state", stateWords.words[state]))
 	}
 }
 

@@ -7,8 +7,9 @@ import (
 )
 
 // ProcessDue fires every timer that is due by the clock's current time and
-// returns how many fired. Each timer's action runs in its own transaction,
-// as if its party had acted, and emits its event with ByTimer set:
+// returns how many fired. Each escrow's timers run in a transaction of its
+// own, each action as if its party had acted, and emit their events with
+// ByTimer set:
 //
 //	AwaitingPayment       → Closed (unpaid)
 //	AwaitingShipment      → all held refunded to the buyer → Refunded
@@ -22,6 +23,11 @@ import (
 //
 // A return that ends goes back to AwaitingConfirmation with the
 // auto-confirm timer resumed from where the return paused it.
+//
+// A deadline a timer starts runs from when that timer's deadline passed,
+// not from when ProcessDue got to it; if it has passed too, it fires in
+// the same transaction, and counts as a timer of its own. So one late run
+// leaves every escrow as runs at each deadline would have.
 //
 // It also closes the rating windows that are due (see Rate): a party who
 // stayed silent while the other rated gets the default rating, with a
@@ -146,8 +152,8 @@ func (r *dueRun) fireEach(ids []string) (progress int, err error) {
 			// progress, so a batch of only these ends the run rather than
 			// read them again.
 		}
-		if f.timer && err == nil {
-			r.fired++
+		if err == nil {
+			r.fired += len(f.timers)
 		}
 	}
 	return progress, nil
@@ -230,17 +236,15 @@ func (l *Ledger) fire(ctx context.Context, id string, now time.Time) (f firing, 
 			if e.RatingDueAt.IsZero() || e.RatingDueAt.After(now) {
 				return nil
 			}
-			f.acted, f.action = true, ActionRate
+			f.acted, f.closed = true, true
 			err := l.closeRatings(tx, &e, now)
 			f.state = e.State
 			return err
 		}
-		f.acted, f.action = true, clock[e.State].action
-		if f.timer, err = l.fireDue(tx, &e, now); err != nil || f.timer {
-			f.state = e.State
+		f.acted = true
+		if f.timers, err = l.fireDue(tx, &e, now); err != nil || len(f.timers) > 0 {
 			return err
 		}
-		f.action = 0
 		touch(&e, now) // no timer runs in its state: fireDue cleared DueAt
 		return tx.PutEscrow(e)
 	})

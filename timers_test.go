@@ -402,3 +402,111 @@ func TestRunTimersRefusesInterval(t *testing.T) {
 		w.l.RunTimers(w.ctx, interval, nil) // and with no onError, returns all the same
 	}
 }
+
+// TestDeadlinesRunFromWhenTheOneBeforePassed: a deadline that a timer
+// starts (the auto-confirm resumed after an ignored refund request, the
+// buyer's time to send goods back once the seller's time to answer ran
+// out) runs from when that timer's own deadline passed, not from when
+// ProcessDue got to it. So one ProcessDue long after both leaves the
+// escrow as ProcessDue at each deadline would have, and a party's action
+// after both finds both fired.
+func TestDeadlinesRunFromWhenTheOneBeforePassed(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup leaves the escrow "deal" with a deadline that will start
+		// another when it passes.
+		setup func(f *world)
+		// at is when ProcessDue or the call comes, after both deadlines.
+		at    time.Duration
+		fires int // the timers one ProcessDue at at fires
+		want  escrow.State
+		// late is a call at at, which finds the escrow as the timers left
+		// it and is refused.
+		late func(f *world) (escrow.Escrow, error)
+	}{{
+		// The auto-confirm deadline is day 10; a partial request on day
+		// 2 pauses it with 8 days left; the refund is made on day 7 and
+		// the auto-confirm resumes to day 15.
+		name: "an ignored partial refund request, then auto-confirm",
+		setup: func(f *world) {
+			f.clock.Set(start.Add(2 * day))
+			f.call("RequestRefund", func() (escrow.Escrow, error) {
+				return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("40.00"), "one cup broken")
+			})
+		},
+		at: 15*day + time.Hour, fires: 2, want: escrow.Completed,
+		late: func(f *world) (escrow.Escrow, error) {
+			return f.l.Dispute(f.ctx, "deal", partyBuyer, "the rest is broken too")
+		},
+	}, {
+		// A return asked for on day 1 (9 days of auto-confirm left) is
+		// agreed to by the timer on day 6; the buyer has until day 13 to
+		// send the goods back, and then the auto-confirm runs to day 22.
+		name: "an ignored return request, then goods never sent back",
+		setup: func(f *world) {
+			f.clock.Set(start.Add(day))
+			f.call("RequestReturn", func() (escrow.Escrow, error) {
+				return f.l.RequestReturn(f.ctx, "deal", partyBuyer, cny("100.00"), "wrong size")
+			})
+		},
+		at: 13*day + time.Hour, fires: 2, want: escrow.AwaitingConfirmation,
+		late: func(f *world) (escrow.Escrow, error) {
+			return f.l.ShipReturn(f.ctx, "deal", partyBuyer, "RT-late")
+		},
+	}, {
+		name: "an ignored return request, goods never sent back, then auto-confirm",
+		setup: func(f *world) {
+			f.clock.Set(start.Add(day))
+			f.call("RequestReturn", func() (escrow.Escrow, error) {
+				return f.l.RequestReturn(f.ctx, "deal", partyBuyer, cny("100.00"), "wrong size")
+			})
+		},
+		at: 22*day + time.Hour, fires: 3, want: escrow.Completed,
+		late: func(f *world) (escrow.Escrow, error) {
+			return f.l.RequestRefund(f.ctx, "deal", partyBuyer, cny("10.00"), "scratched")
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// ProcessDue at each deadline as it passes.
+			prompt := returnWorld(t, escrow.Timers{})
+			tc.setup(prompt)
+			fired := 0
+			for e := escrowNow(prompt, "deal"); !e.DueAt.IsZero() && !e.DueAt.After(start.Add(tc.at)); e = escrowNow(prompt, "deal") {
+				prompt.clock.Set(e.DueAt)
+				fired += prompt.processDue()
+			}
+			prompt.clock.Set(start.Add(tc.at))
+			fired += prompt.processDue()
+			if fired != tc.fires {
+				t.Errorf("ProcessDue at each deadline fired %d timers, want %d", fired, tc.fires)
+			}
+
+			// One ProcessDue after them all.
+			late := returnWorld(t, escrow.Timers{})
+			tc.setup(late)
+			late.clock.Set(start.Add(tc.at))
+			if n := late.processDue(); n != tc.fires {
+				t.Errorf("one late ProcessDue fired %d timers, want %d", n, tc.fires)
+			}
+			summary := func(e escrow.Escrow) []any {
+				return []any{e.State, e.Held.String(), e.Released.String(), e.Refunded.String(), e.DueAt, e.Paused}
+			}
+			p, l := escrowNow(prompt, "deal"), escrowNow(late, "deal")
+			if p.State != tc.want {
+				t.Errorf("ProcessDue at each deadline left %s, want %s", p.State, tc.want)
+			}
+			if diff := cmp.Diff(summary(p), summary(l)); diff != "" {
+				t.Errorf("state, held, released, refunded, due, paused: at each deadline (-) vs once, late (+):\n%s", diff)
+			}
+			prompt.check()
+			late.check()
+
+			// A party's call after them all.
+			call := returnWorld(t, escrow.Timers{})
+			tc.setup(call)
+			call.clock.Set(start.Add(tc.at))
+			call.refused("the late call", escrow.ErrInvalidTransition, func() (escrow.Escrow, error) { return tc.late(call) })
+		})
+	}
+}

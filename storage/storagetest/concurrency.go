@@ -471,15 +471,16 @@ func testRaceProcessDue(t *testing.T, h Harness) {
 		}
 	}
 	// Partial refund requests half an hour into the shipping window: the
-	// timer refunds the part and the shipping timer resumes with the half
-	// hour it had left, so it is not due again at once.
+	// timer refunds the part when the hour to answer has passed, and the
+	// shipping timer resumes from then with the half hour it had left, so
+	// it is not due yet a quarter of an hour later.
 	f.clock.Advance(30 * time.Minute)
 	for _, id := range partial {
 		if _, err := f.l.RequestRefund(f.ctx, id, "buyer", fen(price/4), "damaged"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.clock.Advance(90 * time.Minute)
+	f.clock.Advance(75 * time.Minute)
 
 	var fired atomic.Int64
 	errs := raceAll(goroutines, func(int) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/escrowkit/escrow/internal/spec"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -748,7 +749,7 @@ func (s *sim) late(kind string, a escrow.Action, m *simEscrow, actor string) (fi
 		s.refuse(kind, escrow.ErrInvalidTransition, func() error { return s.call(a, m.terms.ID, actor) })
 		return nil, true
 	}
-	return []simEvent{s.fireTimer(m, s.now())}, false
+	return s.fireAll(m, s.now()), false
 }
 
 // The model's moves, mirroring the rules of the state machine.
@@ -1532,7 +1533,7 @@ func (s *sim) dispute(bad bool) {
 		}
 		// The timer fires first: a refund is made as asked, or a return
 		// is agreed to or lapses. Then the dispute is of what that left.
-		want = append(want, s.fireTimer(m, now))
+		want = append(want, s.fireAll(m, now)...)
 	}
 	e, err := s.f.l.Dispute(s.f.ctx, m.terms.ID, actor, "no agreement")
 	s.succeed(kindDispute, err)
@@ -1670,7 +1671,8 @@ func (s *sim) waitForDeadline(bool) {
 
 // processDue runs the timers. The model fires every escrow whose deadline
 // has passed, in deadline order, ties by ID, the way the due index lists
-// them.
+// them, and with each the deadlines its timers start that have passed
+// too.
 func (s *sim) processDue() {
 	now := s.now()
 	var due []*simEscrow
@@ -1690,29 +1692,42 @@ func (s *sim) processDue() {
 	if err != nil {
 		s.fatalf("ProcessDue: %v", err)
 	}
-	if n != len(due) {
-		s.fatalf("ProcessDue fired %d timers, want %d", n, len(due))
-	}
 	s.count(kindProcessDue, true)
-	if len(due) == 0 {
-		s.expectEvents()
-		return
-	}
 	want := make([]simEvent, 0, len(due))
 	for _, m := range due {
-		want = append(want, s.fireTimer(m, now))
+		want = append(want, s.fireAll(m, now)...)
 		e, err := s.f.l.Escrow(s.f.ctx, m.terms.ID)
 		if err != nil {
 			s.fatalf("Escrow(%q): %v", m.terms.ID, err)
 		}
 		s.compare(e, m)
 	}
+	if n != len(want) {
+		s.fatalf("ProcessDue fired %d timers, want %d", n, len(want))
+	}
 	s.expectEvents(want...)
 }
 
+// fireAll fires m's expired timer in the model, and each timer that one
+// starts whose deadline has passed by now too, and returns their events.
+func (s *sim) fireAll(m *simEscrow, now time.Time) []simEvent {
+	var evs []simEvent
+	for !m.dueAt.IsZero() && !m.dueAt.After(now) {
+		evs = append(evs, s.fireTimer(m, now))
+	}
+	return evs
+}
+
 // fireTimer runs m's expired timer in the model and returns its event.
+// The deadline it starts runs from when its own passed.
 func (s *sim) fireTimer(m *simEscrow, now time.Time) simEvent {
 	var ev simEvent
+	due := m.dueAt
+	defer func() {
+		if !m.dueAt.IsZero() {
+			m.dueAt = m.dueAt.Add(due.Sub(now))
+		}
+	}()
 	switch m.state {
 	case escrow.AwaitingPayment:
 		m.enter(escrow.Closed, now)
@@ -1769,34 +1784,18 @@ func (s *sim) expired(m *simEscrow) bool {
 	return !m.dueAt.IsZero() && !m.dueAt.After(s.now())
 }
 
-// afterFire returns the state m is in once its run-out timer has fired;
-// its state, if its timer has not run out.
+// afterFire returns the state m is in once its run-out timer has fired,
+// with those it starts that have run out too; its state, if its timer has
+// not run out. It fires them on copies of m and of the balances.
 func (s *sim) afterFire(m *simEscrow) escrow.State {
 	if !s.expired(m) {
 		return m.state
 	}
-	ended := escrow.Refunded
-	if m.released > 0 {
-		ended = escrow.Completed
-	}
-	switch m.state {
-	case escrow.AwaitingPayment:
-		return escrow.Closed
-	case escrow.AwaitingShipment:
-		return escrow.Refunded
-	case escrow.AwaitingConfirmation:
-		return escrow.Completed
-	case escrow.RefundRequested, escrow.ReturnShipped: // the refund made as asked
-		if m.asked == m.held {
-			return ended
-		}
-		return m.resume
-	case escrow.ReturnRequested:
-		return escrow.AwaitingReturn
-	case escrow.AwaitingReturn, escrow.ReturnRefused:
-		return m.resume
-	}
-	return m.state // Disputed: escalated
+	scratch := &sim{t: s.t, f: s.f, seed: s.seed, step: s.step, op: s.op,
+		held: maps.Clone(s.held), avail: maps.Clone(s.avail), counts: map[string]*simCount{}}
+	c := *m
+	scratch.fireAll(&c, s.now())
+	return c.state
 }
 
 // endsWhenFired reports whether m's timer has run out and firing it ends
