@@ -289,7 +289,9 @@
 // errors (AmountError, RoleError, TransitionError, InsufficientFundsError,
 // CartError, IdempotencyMismatchError, EnumError, MetadataError, InvariantError) where the caller
 // needs the details. Messages start with
-// "escrow: ". A call whose context is cancelled or past its deadline fails
+// "escrow: ". A failure of the store's own (a disk write that failed) is
+// the exception: it is returned as the store gave it, wrapping none of the
+// sentinels, and Code calls it "internal". A call whose context is cancelled or past its deadline fails
 // with an error for which errors.Is(err, context.Canceled) (or
 // context.DeadlineExceeded) is true. A call that returns an error has
 // changed nothing, except ProcessDue, whose DueError names the escrows it

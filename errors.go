@@ -11,8 +11,11 @@ import (
 )
 
 // Sentinel errors. Every error the package returns either is one of these or
-// wraps one, so callers test with errors.Is; the one exception is an error
-// of the host's own function, which Consume returns wrapped. Where a caller
+// wraps one, so callers test with errors.Is. There are two exceptions: an
+// error of the host's own function, which Consume returns wrapped, and a
+// failure of the store's own (a disk write that failed, a lost
+// connection), which a call returns as the store gave it and Code calls
+// "internal". Where a caller
 // needs the details (which state, which actor, how much was missing), the
 // error is also a typed value that errors.As can extract. A call that
 // returns any of these errors has changed nothing: no money moved, no state

@@ -537,3 +537,21 @@ func TestObserverConcurrent(t *testing.T) {
 		t.Errorf("%d calls; commits (-want +got):\n%s", len(calls), diff)
 	}
 }
+
+// TestStoreFailureReturnedAsIs: a failure of the store's own, which wraps
+// none of the sentinels, comes back from a call as the store gave it, and
+// Code calls it internal; the call has changed nothing.
+func TestStoreFailureReturnedAsIs(t *testing.T) {
+	store := &failingStore{Store: memstore.New()}
+	t.Cleanup(func() { store.Store.Close() })
+	w := newWorld(t, store, escrow.Options{})
+	w.funded("bob")
+	before := w.dump()
+	store.failed = true
+	_, err := w.l.Deposit(w.ctx, "bob", cny("1.00"))
+	if !errors.Is(err, filestore.ErrFailed) || err.Error() != errDiskFailed.Error() || escrow.Code(err) != "internal" {
+		t.Errorf("Deposit on a failed store: %v (code %q), want the store's own error, code internal", err, escrow.Code(err))
+	}
+	store.failed = false
+	w.unchanged(before, "a deposit the store failed")
+}
