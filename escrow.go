@@ -510,8 +510,11 @@ type RefundRequest struct {
 
 // A DisputeClaim is a party calling the arbiter: By is the buyer or the
 // seller, Reason what they gave to Dispute and At when. An escrow is
-// disputed at most once. EscalatedAt is when the arbiter's deadline
-// (Timers.ArbiterWithin) passed with the dispute still open.
+// disputed at most once. EscalatedAt is when the ledger found the
+// arbiter's deadline (Timers.ArbiterWithin) passed with the dispute still
+// open, the time of its EscrowEscalated event: when ProcessDue, or a call
+// on the escrow, fired the deadline, which may be later than the deadline
+// itself (At plus ArbiterWithin).
 type DisputeClaim struct {
 	By          Role      `json:"by,omitzero"`
 	Reason      string    `json:"reason,omitempty"`
