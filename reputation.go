@@ -153,9 +153,9 @@ const (
 type ItemMark struct {
 	Ratee  string    `json:"ratee"`
 	Rater  string    `json:"rater"`
-	Item   string    `json:"item"`   // the escrow's SKU, or its Item when it has none
-	Escrow string    `json:"escrow"` // the rating's escrow
-	At     time.Time `json:"at"`     // when it was given
+	Item   string    `json:"item"`        // the escrow's SKU, or its Item when it has none
+	Escrow string    `json:"escrow"`      // the rating's escrow
+	At     time.Time `json:"at,omitzero"` // when it was given
 }
 
 // PairMonth records the points counted for one rater's ratings of one
