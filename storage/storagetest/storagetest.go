@@ -13,7 +13,8 @@
 //
 // RunConformanceTests checks the Storage contract method by method (empty
 // cases, ordering, rollback on error and panic, read-only View, values
-// copied in and out), then drives a Ledger over the adapter through one
+// copied in and out), and the optional capabilities (BalanceAdder,
+// EscrowClaimer, EventNotifier) of an adapter that has them, then drives a Ledger over the adapter through one
 // short end-to-end flow, a table of calls that must be refused without
 // changing a byte, and concurrent calls that must never spend the same money
 // twice. It runs in seconds. The ledger's own rules (every action in every
@@ -49,6 +50,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	}{
 		{"Contract", testContract},
 		{"RatingsContract", testRatingsContract},
+		{"Capabilities", testCapabilities},
 		{"Flow", testFlow},
 		{"RejectedCallsChangeNothing", testRejectedCallsChangeNothing},
 		{"Concurrency", testConcurrency},
