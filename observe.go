@@ -65,9 +65,10 @@ type CommitInfo struct {
 	// its commit together (and its retries, if the store ran it again).
 	Duration time.Duration
 	// Writes is how many records the transaction wrote: every account,
-	// balance, journal entry, event, escrow, rating, aggregate, day count,
-	// pair month and idempotency record it put, appended or deleted (in its
-	// last run, if the store ran it again). A transaction that failed
+	// balance, journal entry, event, escrow, consumer, rating, aggregate,
+	// day count, pair month, item mark, rater's days and idempotency record
+	// it put, appended or deleted (in its last run, if the store ran it
+	// again). A transaction that failed
 	// reports those it wrote before it failed, none of which were kept.
 	Writes int
 	// Err is nil if the transaction committed; otherwise why it did not,
@@ -205,6 +206,7 @@ func (t *countingTx) PutAggregate(a Aggregate) error { return t.count(t.Tx.PutAg
 func (t *countingTx) PutDayCount(d DayCount) error   { return t.count(t.Tx.PutDayCount(d)) }
 func (t *countingTx) PutPairMonth(p PairMonth) error { return t.count(t.Tx.PutPairMonth(p)) }
 func (t *countingTx) PutItemMark(m ItemMark) error   { return t.count(t.Tx.PutItemMark(m)) }
+func (t *countingTx) PutRaterDays(d RaterDays) error { return t.count(t.Tx.PutRaterDays(d)) }
 func (t *countingTx) PutConsumer(c Consumer) error   { return t.count(t.Tx.PutConsumer(c)) }
 func (t *countingTx) PutIdempotency(r IdempotencyRecord) error {
 	return t.count(t.Tx.PutIdempotency(r))

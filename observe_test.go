@@ -555,3 +555,100 @@ func TestStoreFailureReturnedAsIs(t *testing.T) {
 	store.failed = false
 	w.unchanged(before, "a deposit the store failed")
 }
+
+// writeCounter is a store that counts, by its own Tx, every write its
+// transactions make that succeeds: what CommitInfo.Writes must report.
+type writeCounter struct {
+	escrow.Storage
+	writes int // in the last Update
+}
+
+func (s *writeCounter) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	return s.Storage.Update(ctx, func(tx escrow.Tx) error {
+		c := &writeCountingTx{Tx: tx}
+		err := fn(c)
+		s.writes = c.n
+		return err
+	})
+}
+
+type writeCountingTx struct {
+	escrow.Tx
+	n int
+}
+
+func (t *writeCountingTx) count(err error) error {
+	if err == nil {
+		t.n++
+	}
+	return err
+}
+
+func (t *writeCountingTx) PutAccount(a escrow.Account) error   { return t.count(t.Tx.PutAccount(a)) }
+func (t *writeCountingTx) PutBalance(b escrow.Balance) error   { return t.count(t.Tx.PutBalance(b)) }
+func (t *writeCountingTx) AppendEntry(e *escrow.Entry) error   { return t.count(t.Tx.AppendEntry(e)) }
+func (t *writeCountingTx) AppendEvent(ev *escrow.Event) error  { return t.count(t.Tx.AppendEvent(ev)) }
+func (t *writeCountingTx) PutEscrow(e escrow.Escrow) error     { return t.count(t.Tx.PutEscrow(e)) }
+func (t *writeCountingTx) PutConsumer(c escrow.Consumer) error { return t.count(t.Tx.PutConsumer(c)) }
+func (t *writeCountingTx) PutRating(r escrow.Rating) error     { return t.count(t.Tx.PutRating(r)) }
+func (t *writeCountingTx) PutAggregate(a escrow.Aggregate) error {
+	return t.count(t.Tx.PutAggregate(a))
+}
+func (t *writeCountingTx) PutDayCount(d escrow.DayCount) error { return t.count(t.Tx.PutDayCount(d)) }
+func (t *writeCountingTx) PutPairMonth(p escrow.PairMonth) error {
+	return t.count(t.Tx.PutPairMonth(p))
+}
+func (t *writeCountingTx) PutItemMark(m escrow.ItemMark) error { return t.count(t.Tx.PutItemMark(m)) }
+func (t *writeCountingTx) PutRaterDays(d escrow.RaterDays) error {
+	return t.count(t.Tx.PutRaterDays(d))
+}
+func (t *writeCountingTx) PutIdempotency(r escrow.IdempotencyRecord) error {
+	return t.count(t.Tx.PutIdempotency(r))
+}
+func (t *writeCountingTx) DeleteIdempotency(key string) error {
+	return t.count(t.Tx.DeleteIdempotency(key))
+}
+
+// TestObserverCountsEveryWrite: CommitInfo.Writes is every record the
+// transaction wrote, as the store counts them, for calls that write each
+// kind of record: the rating calls under a policy with UniqueRaters too,
+// which keep the raters' days.
+func TestObserverCountsEveryWrite(t *testing.T) {
+	rec := &recorder{}
+	store := &writeCounter{Storage: memstore.New()}
+	t.Cleanup(func() { store.Close() })
+	w := newWorld(t, store, escrow.Options{Observer: rec, Operators: []string{"ops"},
+		Reputation: escrow.ReputationPolicy{UniqueRaters: true}})
+	check := func(what string) {
+		t.Helper()
+		rec.mu.Lock()
+		last := rec.commits[len(rec.commits)-1]
+		rec.mu.Unlock()
+		if last.Err != nil {
+			t.Fatalf("%s: %v", what, last.Err)
+		}
+		if last.Writes != store.writes {
+			t.Errorf("%s: the observer was told of %d writes, the store took %d", what, last.Writes, store.writes)
+		}
+	}
+	id := w.shipped("alice", "bob")
+	check("Ship")
+	_, err := w.l.Confirm(w.ctx, id, "alice", escrow.IdempotencyKey("confirm-1"))
+	w.must("Confirm", err)
+	check("Confirm")
+	_, err = w.l.Rate(w.ctx, id, "alice", escrow.RatingInput{Score: escrow.Negative})
+	w.must("Rate", err)
+	check("Rate")
+	_, err = w.l.Rate(w.ctx, id, "bob", escrow.RatingInput{Score: escrow.Positive})
+	w.must("Rate", err)
+	check("Rate by the seller")
+	_, err = w.l.Revise(w.ctx, id, "alice", escrow.Positive, "")
+	w.must("Revise", err)
+	check("Revise")
+	_, err = w.l.VoidRating(w.ctx, id, "bob", "ops", "paid to rate")
+	w.must("VoidRating", err)
+	check("VoidRating")
+	_, err = w.l.SetConsumer(w.ctx, "notifier", 1)
+	w.must("SetConsumer", err)
+	check("SetConsumer")
+}
