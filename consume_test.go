@@ -329,3 +329,71 @@ func TestSetConsumer(t *testing.T) {
 	}
 	w.unchanged(before, "refused consumer calls")
 }
+
+// TestEventsOfOneCall: what the event types' documentation says a call
+// appends. A call that changes the ledger appends the event of its
+// change; PayAll one for each escrow it pays; a call that finds a
+// deadline passed appends the timer's event first, and its own after; a
+// replay, an Open of the same terms again and a refused call append none.
+func TestEventsOfOneCall(t *testing.T) {
+	w := newWorld(t, nil, escrow.Options{})
+	w.funded("alice", "bob")
+	last := func() uint64 {
+		t.Helper()
+		evs := eventsAfter(w, 0)
+		return evs[len(evs)-1].Seq
+	}
+	type line struct {
+		Type    escrow.EventType
+		Escrow  string
+		ByTimer bool
+	}
+	appended := func(what string, after uint64, want ...line) {
+		t.Helper()
+		var got []line
+		for _, ev := range eventsAfter(w, after) {
+			got = append(got, line{ev.Type, ev.Escrow, ev.ByTimer})
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s appended (-want +got):\n%s", what, diff)
+		}
+	}
+
+	terms := func(id string) escrow.Terms {
+		return escrow.Terms{ID: id, Buyer: "alice", Seller: "bob", Price: cny("10.00")}
+	}
+	for _, id := range []string{"c1", "c2"} {
+		_, err := w.l.Open(w.ctx, terms(id))
+		w.must("Open "+id, err)
+	}
+	seq := last()
+	_, err := w.l.Open(w.ctx, terms("c1"))
+	w.must("Open c1 again", err)
+	appended("Open of the same terms again", seq)
+	_, err = w.l.PayAll(w.ctx, "alice", []string{"c1", "c2"}, escrow.IdempotencyKey("cart"))
+	w.must("PayAll", err)
+	appended("PayAll", seq, line{escrow.EscrowPaid, "c1", false}, line{escrow.EscrowPaid, "c2", false})
+	seq = last()
+	_, err = w.l.PayAll(w.ctx, "alice", []string{"c1", "c2"}, escrow.IdempotencyKey("cart"))
+	w.must("PayAll replayed", err)
+	appended("a replayed PayAll", seq)
+	if _, err := w.l.Confirm(w.ctx, "c1", "alice"); !errors.Is(err, escrow.ErrInvalidTransition) {
+		t.Fatalf("Confirm before shipping: %v, want ErrInvalidTransition", err)
+	}
+	appended("a refused Confirm", seq)
+
+	// A return the buyer never ships back lapses; the buyer's Confirm
+	// after that lapses it first, then confirms.
+	_, err = w.l.Ship(w.ctx, "c1", "bob", "SF1")
+	w.must("Ship", err)
+	_, err = w.l.RequestReturn(w.ctx, "c1", "alice", cny("10.00"), "too small")
+	w.must("RequestReturn", err)
+	_, err = w.l.AgreeReturn(w.ctx, "c1", "bob", "1 Quay Street")
+	w.must("AgreeReturn", err)
+	w.clock.Advance(escrow.DefaultTimers().ReturnShipWithin + time.Minute)
+	seq = last()
+	_, err = w.l.Confirm(w.ctx, "c1", "alice")
+	w.must("Confirm after the return lapsed", err)
+	appended("a Confirm after the return lapsed", seq,
+		line{escrow.EscrowReturnCancelled, "c1", true}, line{escrow.EscrowReleased, "c1", false})
+}

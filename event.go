@@ -8,9 +8,13 @@ import (
 // An EventType names what happened.
 type EventType string
 
-// Event types. Each mutating call appends exactly one event, in the same
-// transaction as its change; ProcessDue appends one per timer it fires and
-// per default rating it gives.
+// Event types. A mutating call that changes the ledger appends the event
+// of its change, in the same transaction: one, except that PayAll appends
+// one for each escrow it pays, and a call that finds a deadline passed
+// appends the timer's event (ByTimer) before its own, since the timer
+// fires first (see the package documentation). ProcessDue appends one per
+// timer it fires and per default rating it gives. A replayed call, an
+// Open of the same terms again and a call that fails append none.
 const (
 	AccountOpened         EventType = "AccountOpened"
 	Deposited             EventType = "Deposited"
