@@ -319,11 +319,18 @@ func TestIDsNamedMustBeValid(t *testing.T) {
 			"Reply":          func() error { _, err := l.Reply(ctx, id, "alice", "bob", "thanks"); return err },
 			"WithdrawRating": func() error { _, err := l.WithdrawRating(ctx, id, "alice"); return err },
 			"VoidRating":     func() error { _, err := l.VoidRating(ctx, id, "alice", "ops", "brushing"); return err },
-			// The rater names whose rating to act on; the actor is another.
+			// The rater names whose rating to act on; in Reply and
+			// VoidRating the actor is another, in Revise and
+			// WithdrawRating the rater itself.
 			"Reply rater":      func() error { _, err := l.Reply(ctx, "held", id, "bob", "thanks"); return err },
 			"VoidRating rater": func() error { _, err := l.VoidRating(ctx, "held", id, "ops", "brushing"); return err },
-			"Reputation":       func() error { _, err := l.Reputation(ctx, id); return err },
-			"Explain":          func() error { _, err := l.Explain(ctx, id, escrow.Page{}); return err },
+			"Revise rater": func() error {
+				_, err := l.Revise(ctx, "held", id, escrow.Positive, "")
+				return err
+			},
+			"WithdrawRating rater": func() error { _, err := l.WithdrawRating(ctx, "held", id); return err },
+			"Reputation":           func() error { _, err := l.Reputation(ctx, id); return err },
+			"Explain":              func() error { _, err := l.Explain(ctx, id, escrow.Page{}); return err },
 		}
 		if id != "@fees" { // a system account may be read, but not paid into
 			calls["Account"] = func() error { _, err := l.Account(ctx, id); return err }

@@ -711,11 +711,15 @@ func (l *Ledger) closeRatings(tx Tx, e *Escrow, now time.Time) error {
 // window (by default 30 days from the rating). Only its rater may revise it,
 // and only upward. It fails with ErrNotFound if there is no such rating,
 // ErrInvalidTransition if the rating cannot be revised (already revised,
-// positive, a default, or the new score is not higher) and ErrRatingClosed
-// after the window.
+// positive, a default, or the new score is not higher), ErrRatingClosed
+// after the window, and ErrInvalidArgument for a rater whose ID breaks
+// the rule.
 func (l *Ledger) Revise(ctx context.Context, escrowID, rater string, score Score, comment string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
 	if err := checkID("escrow", escrowID); err != nil {
+		return Rating{}, l.finish(start, "revise", err)
+	}
+	if err := checkID("rater", rater); err != nil {
 		return Rating{}, l.finish(start, "revise", err)
 	}
 	if err := score.check(); err != nil {
@@ -826,11 +830,15 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 // revised cannot also be withdrawn: a rater changes a verdict once. It
 // fails with ErrNotFound if there is no such rating, ErrInvalidTransition
 // if the rating cannot be withdrawn (positive, a default, revised,
-// already withdrawn or voided, or withdrawal is off) and ErrRatingClosed
-// after the window, whose last instant is still in it.
+// already withdrawn or voided, or withdrawal is off), ErrRatingClosed
+// after the window, whose last instant is still in it, and
+// ErrInvalidArgument for a rater whose ID breaks the rule.
 func (l *Ledger) WithdrawRating(ctx context.Context, escrowID, rater string, opts ...CallOption) (Rating, error) {
 	start := l.begin()
 	if err := checkID("escrow", escrowID); err != nil {
+		return Rating{}, l.finish(start, "withdraw_rating", err)
+	}
+	if err := checkID("rater", rater); err != nil {
 		return Rating{}, l.finish(start, "withdraw_rating", err)
 	}
 	return mutate(ctx, l, start, "withdraw_rating", opts, func() string {
