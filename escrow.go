@@ -707,12 +707,30 @@ func (c *change) ship() error {
 
 // Confirm records that the buyer received the goods and releases all that
 // is held to the seller, minus the fee. Only the buyer, in
-// AwaitingConfirmation. The escrow is Completed.
+// AwaitingConfirmation. The escrow is Completed; on an escrow with
+// Milestones, NextMilestone then counts every tranche released, as
+// auto-confirm's does.
 func (l *Ledger) Confirm(ctx context.Context, id, actor string, opts ...CallOption) (Escrow, error) {
 	return l.act(ctx, l.begin(), ActionConfirm, id, actor, args{}, opts)
 }
 
-func (c *change) confirm() error { return c.release(c.e.Held) }
+func (c *change) confirm() error {
+	c.e.NextMilestone = releasedTranches(c.e)
+	return c.release(c.e.Held)
+}
+
+// releasedTranches is e.NextMilestone once all that e holds is released
+// at once (Confirm, or auto-confirm): every tranche from the next one on
+// that something is left of. Refunds came off the last tranches, so those
+// are the first ones whose amounts cover what is held.
+func releasedTranches(e *Escrow) int {
+	n, left := e.NextMilestone, e.Held.units
+	for n < len(e.Milestones) && left > 0 {
+		left -= e.Milestones[n].Amount.units
+		n++
+	}
+	return n
+}
 
 // ConfirmMilestone releases milestone n (counting from 0) to the seller,
 // minus the fee. Milestones are confirmed in order, so n must be

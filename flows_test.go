@@ -639,3 +639,50 @@ func TestFlows(t *testing.T) {
 		f.check()
 	})
 }
+
+// TestMilestonesReleasedAtOnce: Confirm and auto-confirm release every
+// tranche something is left of, and NextMilestone counts them all.
+func TestMilestonesReleasedAtOnce(t *testing.T) {
+	terms := escrow.Terms{ID: "app", Buyer: partyBuyer, Seller: partySeller, Price: cny("600.00"), Milestones: []escrow.Milestone{
+		{Name: "one", Amount: cny("100.00")}, {Name: "two", Amount: cny("200.00")}, {Name: "three", Amount: cny("300.00")}}}
+	for _, c := range []struct {
+		name    string
+		first   bool   // confirm the first milestone on its own
+		refund  string // then refund this much, if any
+		byClock bool   // release the rest by auto-confirm, not Confirm
+		want    int
+	}{
+		{"AllAtOnce", false, "", false, 3},
+		{"AllByTheClock", false, "", true, 3},
+		{"RestAfterTheFirst", true, "", false, 3},
+		{"LastTrancheRefunded", true, "300.00", false, 2},
+		{"PartOfSecondRefunded", true, "350.00", true, 2},
+		{"PartOfLastRefunded", false, "10.00", false, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.funded(partyBuyer, partySeller)
+			l, ctx := f.l, f.ctx
+			setup(t, func() (escrow.Escrow, error) { return l.Open(ctx, terms) },
+				func() (escrow.Escrow, error) { return l.Pay(ctx, "app", partyBuyer) },
+				func() (escrow.Escrow, error) { return l.Ship(ctx, "app", partySeller, "") })
+			if c.first {
+				f.call("first", func() (escrow.Escrow, error) { return l.ConfirmMilestone(ctx, "app", partyBuyer, 0) })
+			}
+			if c.refund != "" {
+				f.call("refund", func() (escrow.Escrow, error) { return l.Refund(ctx, "app", partySeller, cny(c.refund)) })
+			}
+			if c.byClock {
+				f.clock.Advance(escrow.DefaultTimers().ConfirmWithin)
+				f.processDue()
+			} else {
+				f.call("confirm", func() (escrow.Escrow, error) { return l.Confirm(ctx, "app", partyBuyer) })
+			}
+			e := escrowNow(f, "app")
+			if e.State != escrow.Completed || e.NextMilestone != c.want {
+				t.Errorf("%s with next milestone %d, want completed with %d", e.State, e.NextMilestone, c.want)
+			}
+			f.check()
+		})
+	}
+}

@@ -815,6 +815,15 @@ func (m *simEscrow) resumeTimer(now time.Time) {
 	m.resume, m.paused = 0, 0
 }
 
+// releaseTranches counts as released, in m.next, every milestone that
+// something is left of, as releasing all that is held at once does.
+// Refunds came off the last tranches first.
+func (m *simEscrow) releaseTranches() {
+	for left := m.held; m.next < len(m.terms.Milestones) && left > 0; m.next++ {
+		left -= m.terms.Milestones[m.next].Amount.Units()
+	}
+}
+
 // release pays amount of m's held money to the seller, the fee to the
 // platform, and returns the fee.
 func (s *sim) release(m *simEscrow, amount int64, now time.Time) int64 {
@@ -1219,6 +1228,7 @@ func (s *sim) confirm(bad bool) {
 	e, err := s.f.l.Confirm(s.f.ctx, m.terms.ID, m.terms.Buyer)
 	s.succeed(kindConfirm, err)
 	amount := m.held
+	m.releaseTranches()
 	fee := s.release(m, amount, s.now())
 	s.compare(e, m)
 	s.expectEvents(append(fired, simEscrowEvent(escrow.EscrowReleased, m, m.terms.Buyer, amount, fee))...)
@@ -1740,6 +1750,7 @@ func (s *sim) fireTimer(m *simEscrow, now time.Time) simEvent {
 		s.count(kindTimerRefund, true)
 	case escrow.AwaitingConfirmation:
 		amount := m.held
+		m.releaseTranches()
 		fee := s.release(m, amount, now)
 		ev = simEscrowEvent(escrow.EscrowReleased, m, "", amount, fee)
 		s.count(kindTimerConfirm, true)
