@@ -9,7 +9,9 @@ import (
 // where to send them and when the seller agreed (AgreeReturn, or its
 // timer, which gives no address), the buyer's tracking number and when
 // they shipped (ShipReturn), and when the seller confirmed receipt
-// (ConfirmReturn) or refused the goods, for RefuseReason (RefuseReturn).
+// (ConfirmReturn, or its timer, which takes the goods as received when
+// the seller lets Timers.ReturnReceiveWithin pass) or refused the goods,
+// for RefuseReason (RefuseReturn).
 type Return struct {
 	Address      string    `json:"address,omitempty"`
 	AgreedAt     time.Time `json:"agreed_at,omitzero"`
