@@ -39,9 +39,10 @@ type CallOption struct {
 // authenticated user or tenant ("user-42:" + key); otherwise one client's
 // key collides with another's, and the mismatch error tells the second
 // which call and which escrow or account the first used it for. A key is
-// 1 to 256 bytes. An empty key is refused with ErrInvalidArgument rather
-// than ignored, so that a caller whose key went missing does not make the
-// call twice.
+// 1 to 256 bytes of UTF-8 with no control character, as an ID is, so that
+// every store keeps it as given; any other is refused with
+// ErrInvalidArgument. An empty key is refused too, rather than ignored, so
+// that a caller whose key went missing does not make the call twice.
 func IdempotencyKey(key string) CallOption { return CallOption{key: key, hasKey: true} }
 
 // Replayed makes a call report in *replayed whether its result was
@@ -83,8 +84,8 @@ func optionsOf(opts []CallOption) (callOptions, error) {
 	if hasKey && o.key == "" {
 		return callOptions{}, invalidArg("empty idempotency key")
 	}
-	if len(o.key) > 256 {
-		return callOptions{}, invalidArg("idempotency key is %d bytes, more than 256", len(o.key))
+	if err := checkText("idempotency key", o.key, 256, false); err != nil {
+		return callOptions{}, err
 	}
 	return o, nil
 }

@@ -263,6 +263,26 @@ func TestEmptyIdempotencyKeyRefused(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeyText: a key is 1 to 256 bytes of UTF-8 with no
+// control character, so that every store keeps it as given (PostgreSQL
+// holds no NUL byte and no invalid UTF-8 in text); any other is refused
+// and the call changes nothing.
+func TestIdempotencyKeyText(t *testing.T) {
+	f := newInputFixture(t, nil)
+	l, ctx := f.l, f.ctx
+	for _, key := range []string{"k\x00", "k\xff", "k\ncd", "k\u202e", strings.Repeat("k", 257)} {
+		f.refused(fmt.Sprintf("Deposit under key %.12q", key), escrow.ErrInvalidArgument, func() error {
+			_, err := l.Deposit(ctx, "alice", cny("5.00"), escrow.IdempotencyKey(key))
+			return err
+		})
+	}
+	for _, key := range []string{strings.Repeat("k", 256), "user-42:订单-7 retry"} {
+		if _, err := l.Deposit(ctx, "alice", cny("5.00"), escrow.IdempotencyKey(key)); err != nil {
+			t.Errorf("Deposit under key %.12q: %v", key, err)
+		}
+	}
+}
+
 // TestIDsMustBePrintable: C1 controls, bidi overrides and other
 // non-printable runes are refused in every caller-chosen ID, as the docs
 // promise.
