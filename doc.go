@@ -45,8 +45,9 @@
 //
 //	AwaitingPayment --Pay--> AwaitingShipment --Ship--> AwaitingConfirmation --Confirm--> Completed
 //
-// Before payment either party may Cancel (Closed). After payment the seller
-// may Refund any part of what is held, any number of times; the buyer may
+// Before payment either party may Cancel (Closed). After payment, while no
+// refund request, return or dispute is open, the seller may Refund any
+// part of what is held, any number of times; the buyer may
 // RequestRefund, which the seller answers with AgreeRefund or RefuseRefund;
 // either party may Dispute, and the escrow's arbiter ends the dispute with
 // Resolve and a Split. An escrow with Milestones is paid once and released in
@@ -287,8 +288,9 @@
 //
 // Errors are the sentinels in errors.go, tested with errors.Is, and typed
 // errors (AmountError, RoleError, TransitionError, InsufficientFundsError,
-// CartError, IdempotencyMismatchError, EnumError, MetadataError, InvariantError) where the caller
-// needs the details. Messages start with
+// NotFoundError, CartError, IdempotencyMismatchError, EnumError,
+// MetadataError, InvariantError, DueError) where the caller needs the
+// details. Messages start with
 // "escrow: ". A failure of the store's own (a disk write that failed) is
 // the exception: it is returned as the store gave it, wrapping none of the
 // sentinels, and Code calls it "internal". A call whose context is cancelled or past its deadline fails
@@ -316,7 +318,9 @@
 // closes (Info), the escrows and aggregates it skips (Error), and the
 // writes a store refuses, at Warn when it is closed or read-only and at
 // Error when it failed on its own (a failed disk write). Records carry
-// IDs, action and state words and the error as attributes, never amounts.
+// IDs, action and state words and the error as attributes, and no amount
+// but what the error's own text names (an InsufficientFundsError gives
+// the balance it found short).
 //
 // Options.Observer is told, for metrics, of each call (its word such as
 // "pay", its duration, its error and whether it was a replay), each

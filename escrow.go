@@ -246,8 +246,11 @@ var clock = [lastState + 1]struct {
 }
 
 // Allowed reports whether role may take action on an escrow in state s.
-// It is the rule the ledger enforces, exposed so a user interface can show
-// only the buttons that will work.
+// It is the rule of roles and states the ledger enforces, exposed so a
+// user interface can show only the buttons that may work. A call may still
+// be refused for what the escrow holds beyond its state: a Dispute on an
+// escrow with no arbiter (ErrNoArbiter), an amount past what is held, a
+// deadline that has passed.
 func Allowed(action Action, role Role, s State) bool {
 	if action == 0 || int(action) >= len(rules) || role&rules[action].who == 0 {
 		return false

@@ -164,9 +164,11 @@
 // that the sequence needs, the snapshot the log starts after, the manifest
 // itself, the log of the records a cold table holds) fails Open with an
 // error wrapping ErrCorrupt that names the file and offset: the store
-// never skips a record it cannot read. An Open that
-// fails changes none of the store's files, so a torn tail is dropped only
-// once the rest of the store has checked out. Only LOCK may be new: Open
+// never skips a record it cannot read. An Open that refuses what it
+// finds changes none of the store's files, so a torn tail is dropped only
+// once the rest of the store has checked out; an Open that fails on an
+// I/O error after that point (making the next log segment, say) has
+// dropped it. Only LOCK may be new: Open
 // takes the lock, and a writer writes its process ID there, before it
 // reads anything.
 //

@@ -72,6 +72,13 @@
 // committed. A ledger call made with an idempotency key is safe to make
 // again then: if it did commit, it replays.
 //
+// A commit Update acknowledges is as durable as the server makes it: the
+// store leaves synchronous_commit as the database, the role or the DSN
+// sets it. PostgreSQL's default (on) flushes the commit's WAL before it
+// answers, which is what the storage contract asks; with it off, a server
+// crash may lose the last commits acknowledged, so a host that turns it
+// off for speed gives up that promise, as the setting's own docs say.
+//
 // View runs in a REPEATABLE READ READ ONLY transaction: a snapshot of
 // committed data, which never waits for a writer nor aborts one.
 //
