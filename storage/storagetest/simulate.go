@@ -76,7 +76,7 @@ const (
 
 // everyTimerSteps is the length from which a run must see every kind of
 // timer fire; a shorter one may not.
-const everyTimerSteps = 800
+const everyTimerSteps = 1000
 
 // A Budget is how long RunSimulation runs and how often it runs the
 // whole-store checks.
@@ -112,7 +112,7 @@ func (b Budget) checkEvery() int {
 // steps; with ESCROW_SIM set to a number, that many; under -short,
 // ShortSimulation (or medium, if fewer); under the race detector, which
 // makes every step many times slower while the run is one goroutine with
-// nothing for it to find, 800 steps (or medium, if fewer).
+// nothing for it to find, 1,000 steps (or medium, if fewer).
 func SimulationBudget(medium int) Budget {
 	switch v := os.Getenv("ESCROW_SIM"); {
 	case v == "long":
