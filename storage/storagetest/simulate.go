@@ -110,9 +110,10 @@ func (b Budget) checkEvery() int {
 // SimulationBudget returns the budget the environment asks for, given the
 // adapter's medium number of steps: with ESCROW_SIM=long, LongSimulation
 // steps; with ESCROW_SIM set to a number, that many; under -short,
-// ShortSimulation (or medium, if fewer); under the race detector, which
-// makes every step many times slower while the run is one goroutine with
-// nothing for it to find, 1,000 steps (or medium, if fewer).
+// ShortSimulation (or medium, if fewer); and so under the race detector,
+// which makes every step many times slower while the run is one goroutine
+// with little for it to find: the run without it, at the medium budget,
+// is the one that must see every kind of timer.
 func SimulationBudget(medium int) Budget {
 	switch v := os.Getenv("ESCROW_SIM"); {
 	case v == "long":
@@ -122,10 +123,8 @@ func SimulationBudget(medium int) Budget {
 			return Budget{Steps: n}
 		}
 		panic("storagetest: ESCROW_SIM must be \"long\" or a number of steps, not " + strconv.Quote(v))
-	case testing.Short():
+	case testing.Short(), raceDetector:
 		return Budget{Steps: min(medium, ShortSimulation)}
-	case raceDetector:
-		return Budget{Steps: min(medium, everyTimerSteps)}
 	}
 	return Budget{Steps: medium}
 }
