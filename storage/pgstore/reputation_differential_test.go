@@ -1,0 +1,258 @@
+package pgstore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/filestore"
+	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/escrowkit/escrow/storage/storagetest"
+	"github.com/shopspring/decimal"
+)
+
+// TestReputationDifferential drives three ledgers, on memstore, filestore
+// and pgstore, through the same seeded history of trades and every
+// reputation call (ratings, revisions, replies, withdrawals, voids, the
+// windows closing with default ratings, days and months passing) and
+// every reputation read (Reputation, Explain page by page, Concentration,
+// TopSellers by both keys), and requires the same reply from each, byte
+// for byte as JSON, error text included; at the end the three stores
+// must pass Check with reputation and dump to the same bytes. It runs
+// under the default policy and under one with every option that keeps
+// records of its own (the order month, the net cap, distinct raters, a
+// location east of UTC, refunded trades rateable).
+func TestReputationDifferential(t *testing.T) {
+	t.Parallel()
+	strict := escrow.ReputationPolicy{PairCapBy: escrow.OrderMonth, NetPairCap: true, UniqueRaters: true,
+		Location:       time.FixedZone("UTC+8", 8*3600),
+		RateableStates: []escrow.State{escrow.Completed, escrow.Resolved, escrow.Refunded}}
+	for _, c := range []struct {
+		name   string
+		policy escrow.ReputationPolicy
+		seed   uint64
+	}{{"default", escrow.ReputationPolicy{}, 3}, {"strict", strict, 11}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			steps := 600
+			if testing.Short() {
+				steps = 200
+			}
+			reputationDifferential(t, c.seed, steps, c.policy)
+		})
+	}
+}
+
+func reputationDifferential(t *testing.T, seed uint64, steps int, policy escrow.ReputationPolicy) {
+	ctx := context.Background()
+	fs, err := filestore.Open(t.TempDir(), &filestore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := []struct {
+		name string
+		s    escrow.Storage
+	}{{"memstore", memstore.New()}, {"filestore", fs}, {"pgstore", open(t, newSchema(t))}}
+	var ps []*party
+	for _, st := range stores {
+		t.Cleanup(func() { st.s.Close() })
+		c := escrow.NewManualClock(start)
+		l, err := escrow.New(ctx, st.s, &escrow.Options{Clock: c, Arbiter: "arbiter", Operators: []string{"ops"},
+			Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Reputation: policy})
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		ps = append(ps, &party{name: st.name, store: st.s, l: l, clock: c})
+	}
+	rnd := rand.New(rand.NewPCG(seed, seed^0x7a7e))
+	accounts := []string{"ann", "bob", "cat", "dan", "eve", "fay"}
+	for _, a := range accounts {
+		for _, p := range ps {
+			if _, err := p.l.OpenAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.l.Deposit(ctx, a, fen(100_000_000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	prices := []int64{50, 100, 101, 500, 990, 10_000, 200_000}
+	skus := []string{"", "", "card", "pen", "ink"}
+	var ended []string                // escrows that ended
+	parties := map[string][2]string{} // buyer and seller of each escrow
+	pick := func(xs []string) string {
+		if len(xs) == 0 {
+			return "none"
+		}
+		if n := len(xs); rnd.IntN(3) > 0 {
+			return xs[n-1-rnd.IntN(min(n, 6))] // mostly a recent one
+		}
+		return xs[rnd.IntN(len(xs))]
+	}
+	// each runs call on every store and requires the same reply.
+	passed := map[string]int{}
+	each := func(step int, name string, call func(p *party) (any, error)) (ok bool) {
+		t.Helper()
+		var first string
+		for i, p := range ps {
+			got, err := call(p)
+			reply := fmt.Sprintf("%s\nerror: %v", mustJSON(t, got), err)
+			if i == 0 {
+				first = reply
+				if ok = err == nil; ok {
+					passed[strings.Fields(name)[0]]++
+				}
+			} else if reply != first {
+				t.Fatalf("step %d, %s: %s replied\n%s\nbut %s replied\n%s", step, name, ps[0].name, first, p.name, reply)
+			}
+		}
+		return ok
+	}
+	var rated [][2]string // escrow and rater of each rating given
+	for step := 0; step < steps; step++ {
+		e := pick(ended)
+		ab := parties[e]
+		rater := ab[rnd.IntN(2)]
+		if rnd.IntN(12) == 0 {
+			rater = accounts[rnd.IntN(len(accounts))]
+		}
+		op := rnd.IntN(20)
+		if op >= 9 && op < 14 && len(rated) > 0 && rnd.IntN(5) > 0 {
+			// Mostly a rating that was given, a recent one more often.
+			r := rated[len(rated)-1-rnd.IntN(min(len(rated), 8))]
+			if rnd.IntN(3) == 0 {
+				r = rated[rnd.IntN(len(rated))]
+			}
+			e, rater, ab = r[0], r[1], parties[r[0]]
+		}
+		switch {
+		case op < 5: // a trade that ends: completed, resolved or refunded
+			id := fmt.Sprintf("t%d", step)
+			buyer := accounts[rnd.IntN(len(accounts))]
+			seller := accounts[rnd.IntN(len(accounts))]
+			for seller == buyer {
+				seller = accounts[rnd.IntN(len(accounts))]
+			}
+			price := fen(prices[rnd.IntN(len(prices))])
+			terms := escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Price: price, SKU: skus[rnd.IntN(len(skus))],
+				Item: "item " + id}
+			end := rnd.IntN(6)
+			cut := rnd.Int64N(price.Units() + 1)
+			toBuyer, toSeller := fen(cut), fen(price.Units()-cut)
+			each(step, "Trade "+id, func(p *party) (any, error) {
+				if _, err := p.l.Open(ctx, terms); err != nil {
+					return nil, err
+				}
+				if _, err := p.l.Pay(ctx, id, buyer); err != nil {
+					return nil, err
+				}
+				switch end {
+				case 0: // refunded before shipping
+					return p.l.Refund(ctx, id, seller, price)
+				case 1: // resolved with a split
+					if _, err := p.l.Dispute(ctx, id, buyer, "late"); err != nil {
+						return nil, err
+					}
+					return p.l.Resolve(ctx, id, "arbiter", escrow.Split{Buyer: toBuyer, Seller: toSeller})
+				}
+				if _, err := p.l.Ship(ctx, id, seller, "SF"+id); err != nil {
+					return nil, err
+				}
+				return p.l.Confirm(ctx, id, buyer)
+			})
+			ended = append(ended, id)
+			parties[id] = [2]string{buyer, seller}
+		case op < 9:
+			score := escrow.Score(1 + rnd.IntN(3))
+			in := escrow.RatingInput{Score: score, Comment: "ok"}
+			if rnd.IntN(3) == 0 {
+				in.Details = escrow.Details{Described: int8(rnd.IntN(6)), Communication: int8(1 + rnd.IntN(5)), Shipping: int8(rnd.IntN(6))}
+			}
+			if each(step, "Rate "+e, func(p *party) (any, error) { return p.l.Rate(ctx, e, rater, in) }) {
+				rated = append(rated, [2]string{e, rater})
+			}
+		case op < 11:
+			score := escrow.Score(1 + rnd.IntN(3))
+			each(step, "Revise "+e, func(p *party) (any, error) { return p.l.Revise(ctx, e, rater, score, "better") })
+		case op < 12:
+			each(step, "WithdrawRating "+e, func(p *party) (any, error) { return p.l.WithdrawRating(ctx, e, rater) })
+		case op < 13:
+			operator := "ops"
+			if rnd.IntN(4) == 0 {
+				operator = rater
+			}
+			each(step, "VoidRating "+e, func(p *party) (any, error) { return p.l.VoidRating(ctx, e, rater, operator, "brushing") })
+		case op < 14:
+			actor := ab[rnd.IntN(2)]
+			each(step, "Reply "+e, func(p *party) (any, error) { return p.l.Reply(ctx, e, rater, actor, "thanks") })
+		case op < 16:
+			d := time.Duration(rnd.IntN(6*24*60)) * time.Minute
+			if rnd.IntN(4) == 0 {
+				d = time.Duration(rnd.IntN(40)) * 24 * time.Hour
+			}
+			each(step, "Advance and ProcessDue", func(p *party) (any, error) { p.clock.Advance(d); return p.l.ProcessDue(ctx) })
+		case op < 17:
+			a := accounts[rnd.IntN(len(accounts))]
+			each(step, "Reputation "+a, func(p *party) (any, error) { return p.l.Reputation(ctx, a) })
+		case op < 18:
+			a := accounts[rnd.IntN(len(accounts))]
+			each(step, "Explain "+a, func(p *party) (any, error) {
+				var all []escrow.Contribution
+				for pg := (escrow.Page{Limit: 4}); ; {
+					page, err := p.l.Explain(ctx, a, pg)
+					if err != nil {
+						return all, err
+					}
+					all = append(all, page.Contributions...)
+					if pg.Cursor = page.Next; pg.Cursor == "" {
+						return all, nil
+					}
+				}
+			})
+		case op < 19:
+			a := accounts[rnd.IntN(len(accounts))]
+			each(step, "Concentration "+a, func(p *party) (any, error) { return p.l.Concentration(ctx, a) })
+		default:
+			by := escrow.RankKey(1 + rnd.IntN(2))
+			each(step, "TopSellers", func(p *party) (any, error) {
+				var all []escrow.Ranked
+				for pg := (escrow.Page{Limit: 2}); ; {
+					page, err := p.l.TopSellers(ctx, by, pg)
+					if err != nil {
+						return all, err
+					}
+					all = append(all, page.Sellers...)
+					if pg.Cursor = page.Next; pg.Cursor == "" {
+						return all, nil
+					}
+				}
+			})
+		}
+	}
+	for _, call := range []string{"Trade", "Rate", "Revise", "WithdrawRating", "VoidRating", "Reply"} {
+		if passed[call] == 0 {
+			t.Errorf("no %s passed in %d steps: the run compares too little (passed: %v)", call, steps, passed)
+		}
+	}
+	t.Logf("calls passed: %v", passed)
+	var want []byte
+	for i, p := range ps {
+		if err := p.l.Check(ctx); err != nil {
+			t.Fatalf("%s: Check: %v", p.name, err)
+		}
+		d, err := storagetest.Dump(ctx, p.store)
+		if err != nil {
+			t.Fatalf("%s: Dump: %v", p.name, err)
+		}
+		if i == 0 {
+			want = d
+		} else if !bytes.Equal(d, want) {
+			t.Fatalf("at the end %s and %s differ:\n%s", ps[0].name, p.name, firstDiff(want, d))
+		}
+	}
+}
