@@ -345,7 +345,8 @@ type ReputationPolicy struct {
 	// CountDisputeLosers lets the rating left by the party who lost a
 	// dispute count; by default it does not.
 	CountDisputeLosers bool
-	// RateWindow is the trailing window of the positive rate: 180 days.
+	// RateWindow is the trailing window, in whole days, of the positive
+	// rate and its Wilson bound: 180 days, at least a day and at most 365.
 	RateWindow time.Duration
 	// Decay is the factor λ by which a rating's weight in the Beta score
 	// shrinks per DecayPeriod of age: 0.98 per 30 days.
@@ -466,8 +467,8 @@ func (p ReputationPolicy) compile() (policy, error) {
 		return policy{}, invalidArg("reputation PairCapBy %d is neither RatingMonth nor OrderMonth", p.PairCapBy)
 	}
 	c.netCap = p.NetPairCap
-	if c.rateWindow > 365*day {
-		return policy{}, invalidArg("reputation RateWindow %s is longer than 365 days", c.rateWindow)
+	if c.rateWindow < day || c.rateWindow > 365*day {
+		return policy{}, invalidArg("reputation RateWindow %s is not between a day and 365 days", c.rateWindow)
 	}
 	if p.Points != nil {
 		c.points = *p.Points

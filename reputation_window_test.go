@@ -490,3 +490,36 @@ func uniqueRatersOutside(t *testing.T) {
 		t.Errorf("Check with a day of 2 raters and 1 rating: %v", err)
 	}
 }
+
+// TestRateWindow: RateWindow sets the positive rate's window in whole
+// days, as DetailWindow does its own. One shorter than a day would hold
+// no day at all, so that every positive rate and Wilson bound would be 0
+// whatever the ratings: it is refused, as are a negative one and one
+// longer than 365 days.
+func TestRateWindow(t *testing.T) {
+	for _, w := range []time.Duration{-repDay, time.Nanosecond, time.Hour, repDay - 1, 365*repDay + 1} {
+		_, err := escrow.New(t.Context(), memstore.New(), &escrow.Options{Reputation: escrow.ReputationPolicy{RateWindow: w}})
+		if !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("RateWindow %v: New returned %v, want ErrInvalidArgument", w, err)
+		}
+	}
+	// A day and a half: one day, today.
+	f := repFixture(t, escrow.ReputationPolicy{RateWindow: repDay + 12*time.Hour}, "b1", "bob")
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	f.clock.Set(day0.Add(9 * time.Hour))
+	repTrade(f, "e-1", "b1", "bob", cny("10.00"))
+	repRate(f, "e-1", "b1", escrow.Positive)
+	for _, c := range []struct {
+		at    time.Duration
+		basis int64
+	}{{repDay - time.Second, 1}, {repDay, 0}} {
+		f.clock.Set(day0.Add(c.at))
+		v := repReputation(f, "bob").AsSeller
+		if v.RateBasis != c.basis || (v.Wilson > 0) != (c.basis > 0) {
+			t.Errorf("%v after the first day began: rate basis %d, Wilson %v; want basis %d", c.at, v.RateBasis, v.Wilson, c.basis)
+		}
+	}
+	if _, err := escrow.New(t.Context(), memstore.New(), &escrow.Options{Reputation: escrow.ReputationPolicy{RateWindow: 365 * repDay}}); err != nil {
+		t.Errorf("RateWindow of 365 days: %v", err)
+	}
+}
