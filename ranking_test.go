@@ -1,8 +1,11 @@
 package escrow_test
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"testing"
 	"time"
 
@@ -152,5 +155,49 @@ func TestRekeySkipsFailingAggregate(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]bool{"shop-a": true, "shop-b": false, "shop-c": true}, rekeyed); diff != "" {
 		t.Errorf("re-keyed (-want +got):\n%s", diff)
+	}
+}
+
+// TestTopSellersCursorScore: a cursor holds the last seller's key, a
+// Wilson bound or an expectation, both between 0 and 1. A cursor whose
+// checksum holds but whose key is none TopSellers could have written (not
+// a number, infinite, or outside 0 to 1) is refused with
+// ErrInvalidArgument, as the doc says of a cursor TopSellers did not
+// return, rather than handed to the store, whose ordering a NaN breaks.
+func TestTopSellersCursorScore(t *testing.T) {
+	w := newWorld(t, nil, escrow.Options{})
+	for _, shop := range []string{"shop-a", "shop-b", "shop-c"} {
+		w.rated(shop, escrow.Positive)
+	}
+	// cursor writes a cursor of the top_sellers listing of key by, as
+	// TopSellers writes its own: fields with their lengths, then a CRC.
+	cursor := func(by escrow.RankKey, fields ...string) string {
+		b := binary.AppendUvarint(nil, uint64(len(fmt.Sprintf("top_sellers/%d", by))))
+		b = append(b, fmt.Sprintf("top_sellers/%d", by)...)
+		for _, f := range fields {
+			b = binary.AppendUvarint(b, uint64(len(f)))
+			b = append(b, f...)
+		}
+		return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b)))
+	}
+	// The encoding is TopSellers' own: its cursor after the first seller
+	// reads back as the second page.
+	first, err := w.l.TopSellers(w.ctx, escrow.RankWilson, escrow.Page{Limit: 1})
+	w.must("TopSellers", err)
+	next, err := w.l.TopSellers(w.ctx, escrow.RankWilson, escrow.Page{Limit: 1,
+		Cursor: cursor(escrow.RankWilson, fmt.Sprint(first.Sellers[0].View.Wilson), first.Sellers[0].Party)})
+	w.must("TopSellers with a written cursor", err)
+	if len(next.Sellers) != 1 || next.Sellers[0].Party == first.Sellers[0].Party {
+		t.Fatalf("a written cursor after %s gave %+v", first.Sellers[0].Party, next.Sellers)
+	}
+	for _, by := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
+		for _, score := range []string{"NaN", "+Inf", "-Inf", "1.5", "-0.25"} {
+			before := w.dump()
+			got, err := w.l.TopSellers(w.ctx, by, escrow.Page{Cursor: cursor(by, score, "shop-a")})
+			if !errors.Is(err, escrow.ErrInvalidArgument) || got.Sellers != nil {
+				t.Errorf("TopSellers(%d) after a key of %s: %+v, %v; want ErrInvalidArgument", by, score, got, err)
+			}
+			w.unchanged(before, "TopSellers with a bad cursor")
+		}
 	}
 }

@@ -101,8 +101,11 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 	if f, err := decodeCursor(p.Cursor, listing, 2); err != nil {
 		return RankedPage{}, l.finish(start, "top_sellers", err)
 	} else if f != nil {
+		// A key is a Wilson bound or an expectation, 0 to 1: any other
+		// number, NaN above all, is none this listing wrote, and would
+		// break the store's order.
 		score, err := strconv.ParseFloat(f[0], 64)
-		if err != nil || f[1] == "" {
+		if err != nil || !(score >= 0 && score <= 1) || f[1] == "" {
 			return RankedPage{}, l.finish(start, "top_sellers", invalidArg("cursor %q is not one the %s listing returned", p.Cursor, listing))
 		}
 		after = RankPos{Score: score, Party: f[1]}
