@@ -191,7 +191,8 @@ func reputationDifferential(t *testing.T, seed uint64, steps int, policy escrow.
 			actor := ab[rnd.IntN(2)]
 			each(step, "Reply "+e, func(p *party) (any, error) { return p.l.Reply(ctx, e, rater, actor, "thanks") })
 		case op < 16:
-			d := time.Duration(rnd.IntN(6*24*60)) * time.Minute
+			// Minutes, or days, and nanoseconds, which a store must keep.
+			d := time.Duration(rnd.IntN(6*24*60))*time.Minute + time.Duration(rnd.IntN(1e9))
 			if rnd.IntN(4) == 0 {
 				d = time.Duration(rnd.IntN(40)) * 24 * time.Hour
 			}
