@@ -12,6 +12,7 @@ import (
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore"
 	"github.com/escrowkit/escrow/storage/memstore"
+	"github.com/escrowkit/escrow/storage/pgstore"
 	"github.com/escrowkit/escrow/storage/storagetest"
 	"github.com/shopspring/decimal"
 )
@@ -19,7 +20,8 @@ import (
 // TestReputationDifferential drives three ledgers, on memstore, filestore
 // and pgstore, through the same seeded history of trades and every
 // reputation call (ratings, revisions, replies, withdrawals, voids, the
-// windows closing with default ratings, days and months passing) and
+// windows closing with default ratings, days and months passing, the
+// file store compacted and both persistent stores reopened) and
 // every reputation read (Reputation, Explain page by page, Concentration,
 // TopSellers by both keys), and requires the same reply from each, byte
 // for byte as JSON, error text included; at the end the three stores
@@ -50,24 +52,38 @@ func TestReputationDifferential(t *testing.T) {
 
 func reputationDifferential(t *testing.T, seed uint64, steps int, policy escrow.ReputationPolicy) {
 	ctx := context.Background()
-	fs, err := filestore.Open(t.TempDir(), &filestore.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
+	dir, schema := t.TempDir(), newSchema(t)
+	opts := func(c *escrow.ManualClock) *escrow.Options {
+		return &escrow.Options{Clock: c, Arbiter: "arbiter", Operators: []string{"ops"},
+			Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Reputation: policy}
 	}
-	stores := []struct {
-		name string
-		s    escrow.Storage
-	}{{"memstore", memstore.New()}, {"filestore", fs}, {"pgstore", open(t, newSchema(t))}}
+	// reopen, for the stores that persist, compacts the file store,
+	// closes the store and opens it again, with a new ledger: what the
+	// ledger reads next comes from the disk, or from the database
+	// rather than the rows a pgstore kept.
+	reopen := map[string]func() (escrow.Storage, error){
+		"filestore": func() (escrow.Storage, error) { return filestore.Open(dir, &filestore.Options{NoSync: true}) },
+		"pgstore": func() (escrow.Storage, error) {
+			return pgstore.Open(ctx, dsn, &pgstore.Options{Schema: schema})
+		},
+	}
 	var ps []*party
-	for _, st := range stores {
-		t.Cleanup(func() { st.s.Close() })
-		c := escrow.NewManualClock(start)
-		l, err := escrow.New(ctx, st.s, &escrow.Options{Clock: c, Arbiter: "arbiter", Operators: []string{"ops"},
-			Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.006")}, Reputation: policy})
-		if err != nil {
-			t.Fatalf("%s: %v", st.name, err)
+	for _, name := range []string{"memstore", "filestore", "pgstore"} {
+		var s escrow.Storage = memstore.New()
+		if open := reopen[name]; open != nil {
+			var err error
+			if s, err = open(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
-		ps = append(ps, &party{name: st.name, store: st.s, l: l, clock: c})
+		c := escrow.NewManualClock(start)
+		l, err := escrow.New(ctx, s, opts(c))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		p := &party{name: name, store: s, l: l, clock: c}
+		t.Cleanup(func() { p.store.Close() })
+		ps = append(ps, p)
 	}
 	rnd := rand.New(rand.NewPCG(seed, seed^0x7a7e))
 	accounts := []string{"ann", "bob", "cat", "dan", "eve", "fay"}
@@ -197,6 +213,29 @@ func reputationDifferential(t *testing.T, seed uint64, steps int, policy escrow.
 				d = time.Duration(rnd.IntN(40)) * 24 * time.Hour
 			}
 			each(step, "Advance and ProcessDue", func(p *party) (any, error) { p.clock.Advance(d); return p.l.ProcessDue(ctx) })
+		case op < 17 && rnd.IntN(8) == 0:
+			passed["Reopen"]++
+			for _, p := range ps {
+				open := reopen[p.name]
+				if open == nil {
+					continue
+				}
+				if fs, ok := p.store.(*filestore.Store); ok {
+					if err := fs.Compact(); err != nil {
+						t.Fatalf("step %d: compacting: %v", step, err)
+					}
+				}
+				if err := p.store.Close(); err != nil {
+					t.Fatalf("step %d: closing %s: %v", step, p.name, err)
+				}
+				var err error
+				if p.store, err = open(); err != nil {
+					t.Fatalf("step %d: reopening %s: %v", step, p.name, err)
+				}
+				if p.l, err = escrow.New(ctx, p.store, opts(p.clock)); err != nil {
+					t.Fatalf("step %d: %s: %v", step, p.name, err)
+				}
+			}
 		case op < 17:
 			a := accounts[rnd.IntN(len(accounts))]
 			each(step, "Reputation "+a, func(p *party) (any, error) { return p.l.Reputation(ctx, a) })
@@ -235,7 +274,7 @@ func reputationDifferential(t *testing.T, seed uint64, steps int, policy escrow.
 			})
 		}
 	}
-	for _, call := range []string{"Trade", "Rate", "Revise", "WithdrawRating", "VoidRating", "Reply"} {
+	for _, call := range []string{"Trade", "Rate", "Revise", "WithdrawRating", "VoidRating", "Reply", "Reopen"} {
 		if passed[call] == 0 {
 			t.Errorf("no %s passed in %d steps: the run compares too little (passed: %v)", call, steps, passed)
 		}
