@@ -101,7 +101,9 @@
 // a CORS preflight, so a page elsewhere cannot make a signed-in user pay.
 // A body is read strictly: a member the call does not take, at any depth
 // and in any letter case but its own, is refused (unknown_field), and so
-// is a query parameter a route does not take. A body must be valid UTF-8,
+// is a query parameter a route does not take; a query that cannot be read
+// whole (a malformed %-escape, parameters split by ";") is
+// invalid_argument, never read in part. A body must be valid UTF-8,
 // as JSON text is: bytes that are not, or a \u escape that is half of a
 // UTF-16 surrogate pair, are refused (invalid_json, with the offset of the
 // first in details) rather than read as U+FFFD, text the client never

@@ -265,12 +265,19 @@ func (s *server) admit(c *call) error {
 // mismatch error for a reused key names only the actor's own calls.
 func ledgerKey(actor, key string) string { return strconv.Quote(actor) + ":" + key }
 
-// checkQuery refuses a query parameter the route does not take
+// checkQuery refuses a query the handler cannot read whole, such as one
+// with a malformed escape or a semicolon between parameters
+// (invalid_argument), a query parameter the route does not take
 // (unknown_field, as a body's unknown member is), or one given twice that
 // may be given once (invalid_argument), so that a misspelt filter is an
-// error rather than a listing of everything.
+// error rather than a listing of everything. (url.URL.Query, which the
+// routes read, drops the parameters it cannot read without a word.)
 func (s *server) checkQuery(c *call) error {
-	for name, values := range c.r.URL.Query() {
+	query, err := url.ParseQuery(c.r.URL.RawQuery)
+	if err != nil {
+		return refuse("invalid_argument", "the query cannot be read: %v", err)
+	}
+	for name, values := range query {
 		i := slices.IndexFunc(c.route.query, func(p param) bool { return p.name == name })
 		switch {
 		case i < 0:
