@@ -26,9 +26,11 @@ import (
 
 // decode reads the request body into v, a pointer to the route's body
 // type. An empty body is read as {}. It refuses what is not one JSON value
-// (invalid_json); bytes that are not valid UTF-8, and a string escape that
-// is half of a UTF-16 surrogate pair (invalid_json: encoding/json would
-// read either as U+FFFD, text the client never sent); a member v has no
+// (invalid_json); an object with two members of one name, at any depth
+// (invalid_json, naming it); bytes that are not valid UTF-8, and a string
+// escape that is half of a UTF-16 surrogate pair (invalid_json:
+// encoding/json would read either as U+FFFD, text the client never
+// sent); a member v has no
 // field for, in any object however deep (unknown_field); an amount with
 // other decimal places than its currency takes (invalid_amount); and a
 // value of the wrong JSON type (invalid_json). A value the ledger's types
@@ -65,6 +67,13 @@ func (s *server) decode(c *call, v any) error {
 		a.details = map[string]any{"offset": i}
 		return a
 	}
+	if field, err := twice(json.NewDecoder(bytes.NewReader(b)), ""); err != nil {
+		return jsonError(err)
+	} else if field != "" {
+		a := refuse("invalid_json", "the body has the member %q twice: which one it means cannot be told", field)
+		a.details = map[string]any{"field": field}
+		return a
+	}
 	if err := s.check(raw, reflect.TypeOf(v).Elem(), ""); err != nil {
 		return err
 	}
@@ -72,6 +81,47 @@ func (s *server) decode(c *call, v any) error {
 		return jsonError(err)
 	}
 	return nil
+}
+
+// twice reads one JSON value from dec and returns the path, as check
+// names fields ("price.amount", "milestones[1].name"), of the first member
+// of an object whose name, unescaped, that object already has; "" if
+// there is none. encoding/json keeps the last of such members without a
+// word, while a proxy or a gateway in front of the handler may have read
+// the first: {"amount":"1.00","amount":"90.00"} means two amounts.
+func twice(dec *json.Decoder, path string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			name := strings.TrimPrefix(path+"."+key.(string), ".")
+			if seen[key.(string)] {
+				return name, nil
+			}
+			seen[key.(string)] = true
+			if field, err := twice(dec, name); field != "" || err != nil {
+				return field, err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if field, err := twice(dec, path+"["+strconv.Itoa(i)+"]"); field != "" || err != nil {
+				return field, err
+			}
+		}
+	default:
+		return "", nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return "", err
 }
 
 // invalidUTF8 returns the offset of the first byte of b that is not part

@@ -103,7 +103,9 @@
 // and in any letter case but its own, is refused (unknown_field), and so
 // is a query parameter a route does not take; a query that cannot be read
 // whole (a malformed %-escape, parameters split by ";") is
-// invalid_argument, never read in part. A body must be valid UTF-8,
+// invalid_argument, never read in part. An object that has a member
+// twice, at any depth, is invalid_json, with the member's path in details:
+// which of the two it means cannot be told. A body must be valid UTF-8,
 // as JSON text is: bytes that are not, or a \u escape that is half of a
 // UTF-16 surrogate pair, are refused (invalid_json, with the offset of the
 // first in details) rather than read as U+FFFD, text the client never
