@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/escrowkit/escrow"
@@ -29,7 +30,7 @@ var people = []string{buyer, seller, arbiter}
 type shop struct {
 	ledger *escrow.Ledger
 	page   *template.Template
-	orders atomic.Int64 // orders opened in this shop, for their IDs; requests come concurrently
+	orders atomic.Int64 // the highest order number given, for the next ID; requests come concurrently
 	mux    *http.ServeMux
 }
 
@@ -57,13 +58,20 @@ func newShop(ctx context.Context, store escrow.Storage, clock escrow.Clock) (*sh
 		return nil, err
 	}
 	s := &shop{ledger: l, page: page, mux: http.NewServeMux()}
-	// A reopened shop numbers on from the orders it has.
+	// A reopened shop numbers on after the highest order it has, not
+	// from how many it has: a refused order uses up its number, and the
+	// next order's ID must not be one that is taken, since opening it
+	// again with the same terms would answer the old order.
 	for q := (escrow.EscrowQuery{Party: buyer, Limit: escrow.MaxPageLimit}); ; {
 		mine, err := l.Escrows(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		s.orders.Add(int64(len(mine.Escrows)))
+		for _, e := range mine.Escrows {
+			if n, ok := orderNumber(e.ID); ok && n > s.orders.Load() {
+				s.orders.Store(n)
+			}
+		}
 		if q.Cursor = mine.Next; q.Cursor == "" {
 			break
 		}
@@ -87,6 +95,16 @@ func newShop(ctx context.Context, store escrow.Storage, clock escrow.Clock) (*sh
 	}
 	s.mux.Handle("/v1/", api)
 	return s, nil
+}
+
+// orderNumber returns n of an ID "order-n" the shop gave an order.
+func orderNumber(id string) (int64, bool) {
+	digits, ok := strings.CutPrefix(id, "order-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	return n, err == nil && n > 0
 }
 
 func (s *shop) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -351,3 +351,48 @@ func TestRunRefusesStrayArguments(t *testing.T) {
 		t.Errorf("run with a stray argument made the store's directory (%v)", statErr)
 	}
 }
+
+// TestReopenedShopNumbersOn: a shop reopened on its books numbers new
+// orders after the highest it has, so an order refused before the
+// restart (which used up a number) does not make the next order's ID one
+// that is taken: opened again with the same terms, that order would be
+// the old one, and the buyer's new order would never appear.
+func TestReopenedShopNumbersOn(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	t.Cleanup(func() { store.Close() })
+	clock := escrow.NewManualClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	open := func() *client {
+		s, err := newShop(ctx, store, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(s)
+		t.Cleanup(srv.Close)
+		return &client{t: t, srv: srv, ledger: s.ledger, clock: clock}
+	}
+	teapot := url.Values{"item": {"Yixing teapot"}, "price": {"120.00"}}
+	c := open()
+	if p := problem(c.post("/order", buyer, url.Values{"item": {"Yixing teapot"}, "price": {"0"}})); p == "" {
+		t.Fatal("an order at no price was taken")
+	}
+	c.post("/order", buyer, teapot)
+	c.act(buyer, "order-2", "pay")
+
+	c = open()
+	page := c.post("/order", buyer, teapot)
+	if p := problem(page); p != "" {
+		t.Fatalf("the order after the restart was refused: %s", p)
+	}
+	mine, err := c.ledger.Escrows(ctx, escrow.EscrowQuery{Party: buyer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mine.Escrows) != 2 || mine.Escrows[0].State != escrow.AwaitingPayment {
+		t.Fatalf("after a second order the buyer has %d orders, the newest %s %s; want 2, the newest awaiting payment",
+			len(mine.Escrows), mine.Escrows[0].ID, mine.Escrows[0].State)
+	}
+	if got := state(t, page, mine.Escrows[0].ID); got != "AwaitingPayment" {
+		t.Errorf("the page shows the new order %s as %s", mine.Escrows[0].ID, got)
+	}
+}
