@@ -183,6 +183,12 @@ func jsonError(err error) error {
 		if e.Field == "" {
 			return refuse("invalid_json", "the body must be a JSON object, not %s", article(e.Value))
 		}
+		if literal, ok := strings.CutPrefix(e.Value, "number "); ok {
+			// A number, as the field takes, that its type cannot hold: a
+			// fraction or an exponent where an integer is meant, or one
+			// out of range. encoding/json calls its kind "number 0.5".
+			return numberError(e.Field, e.Type, literal)
+		}
 		return typeError(e.Field, jsonKind(e.Type), e.Value)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -195,6 +201,25 @@ func jsonError(err error) error {
 func typeError(field, expected, got string) *apiError {
 	a := refuse("invalid_json", "field %q must be %s, not %s", field, article(expected), article(got))
 	a.details = map[string]any{"field": field, "expected": expected, "got": got}
+	return a
+}
+
+// numberError is the refusal of a number, literal, that the field's type
+// t cannot hold.
+func numberError(field string, t reflect.Type, literal string) *apiError {
+	var a *apiError
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		hi := int64(1)<<(t.Bits()-1) - 1
+		a = refuse("invalid_json", "field %q must be a whole number from %d to %d, written without a fraction or an exponent, not %s",
+			field, -hi-1, hi, literal)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		a = refuse("invalid_json", "field %q must be a whole number from 0 to %d, written without a fraction or an exponent, not %s",
+			field, ^uint64(0)>>(64-t.Bits()), literal)
+	default:
+		a = refuse("invalid_json", "field %q cannot hold the number %s", field, literal)
+	}
+	a.details = map[string]any{"field": field, "expected": jsonKind(t), "got": "number"}
 	return a
 }
 
@@ -215,8 +240,9 @@ func jsonKind(t reflect.Type) string {
 	case reflect.Bool:
 		return "boolean"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer" // as the OpenAPI document calls it
+	case reflect.Float32, reflect.Float64:
 		return "number"
 	case reflect.String:
 		return "string"

@@ -111,7 +111,10 @@
 // first in details) rather than read as U+FFFD, text the client never
 // sent. A value of the wrong JSON type (a number where an amount or a
 // timer takes a string) is invalid_json, with the field's full path
-// ("price.amount", "timers.pay_within") in details.
+// ("price.amount", "timers.pay_within") in details, beside the kind
+// expected and the kind got ("string", "integer", "object"); so is a
+// number where an integer is meant that is not one its field can hold,
+// such as 0.5, 1e0 or one out of range ("got":"number").
 //
 // # Who may read what
 //

@@ -217,6 +217,14 @@ func TestRefusals(t *testing.T) {
 		{name: "bad escape in an operator's filter", r: ops(get("/v1/escrows?party=shop%zz", "ops")), status: 400, code: "invalid_argument"},
 		{name: "empty key", r: withHeader(post("/v1/escrows/paid/ship", "shop", nil), "Idempotency-Key", " "), status: 400, code: "invalid_argument"},
 		{name: "no milestone", r: post("/v1/escrows/paid/confirm_milestone", "alice", nil), status: 400, code: "invalid_argument"},
+		{name: "milestone a string", r: post("/v1/escrows/paid/confirm_milestone", "alice", `{"milestone":"0"}`), status: 400, code: "invalid_json",
+			details: map[string]any{"field": "milestone", "expected": "integer", "got": "string"}},
+		{name: "milestone a fraction", r: post("/v1/escrows/paid/confirm_milestone", "alice", `{"milestone":0.5}`), status: 400, code: "invalid_json",
+			details: map[string]any{"field": "milestone", "expected": "integer", "got": "number"}},
+		{name: "milestone with an exponent", r: post("/v1/escrows/paid/confirm_milestone", "alice", `{"milestone":1e0}`), status: 400, code: "invalid_json",
+			details: map[string]any{"field": "milestone", "expected": "integer", "got": "number"}},
+		{name: "detail score past its type", r: post("/v1/escrows/done/ratings", "shop", `{"score":"positive","details":{"described":300}}`),
+			status: 400, code: "invalid_json", details: map[string]any{"field": "details.described", "expected": "integer", "got": "number"}},
 		{name: "extension a number", r: post("/v1/escrows/paid/extend", "alice", `{"by":72}`), status: 400, code: "invalid_json",
 			details: map[string]any{"field": "by", "expected": "string", "got": "number"}},
 		{name: "extension not a duration", r: post("/v1/escrows/paid/extend", "alice", map[string]string{"by": "3 days"}), status: 400, code: "invalid_argument"},
@@ -307,6 +315,9 @@ func TestRefusals(t *testing.T) {
 				if err := v.answer(doc, pattern, r); err != nil {
 					t.Error(err)
 				}
+			}
+			if strings.Contains(got.Message, "a number, not a number") {
+				t.Errorf("the message contradicts itself: %q", got.Message)
 			}
 			if r.status == 500 && (got.Message != "internal error" || bytes.Contains(r.body, []byte("secret"))) {
 				t.Errorf("a 500 tells the client %s", r.body)
