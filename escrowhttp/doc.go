@@ -150,8 +150,9 @@
 // names its class and is stable; the message is for people; details carry
 // what the ledger's typed errors carry (the escrow, action and state of a
 // refused transition, what an account needed and had, the words an
-// enumeration takes, the field a body got wrong, the query parameter a
-// route does not take). A cart that may not be paid is cart_refused,
+// enumeration takes, what was not found: {"kind":"account","id":"bob"},
+// the field a body got wrong, the query parameter a route does not
+// take). A cart that may not be paid is cart_refused,
 // whatever the reasons; its details are the cart's size and the escrows
 // refused, each with the code, message and details it would have been
 // refused with alone:

@@ -190,6 +190,16 @@ func details(err error) map[string]any {
 	if e, ok := as[*escrow.EnumError](err); ok {
 		return map[string]any{"type": e.Type, "text": e.Text, "words": e.Words}
 	}
+	if e, ok := as[*escrow.NotFoundError](err); ok {
+		// What was looked for: "escrow", "account" or "rating" (the one
+		// its rater gave on escrow id), so that a client can tell which of
+		// the things a call names is missing.
+		d := map[string]any{"kind": e.Kind, "id": e.ID}
+		if e.Rater != "" {
+			d["rater"] = e.Rater
+		}
+		return d
+	}
 	if e, ok := as[*escrow.MetadataError](err); ok {
 		if e.Keys > 0 {
 			return map[string]any{"keys": e.Keys, "max_keys": escrow.MetadataMaxKeys}

@@ -81,15 +81,20 @@ func TestRefusals(t *testing.T) {
 
 	cases := []refusalCase{
 		// 404
-		{name: "no such escrow", r: get("/v1/escrows/nope", "alice"), status: 404, code: "not_found"},
+		{name: "no such escrow", r: get("/v1/escrows/nope", "alice"), status: 404, code: "not_found",
+			details: map[string]any{"kind": "escrow", "id": "nope"}},
 		{name: "action on no escrow", r: post("/v1/escrows/nope/pay", "alice", nil), status: 404, code: "not_found"},
-		{name: "no such account", r: ops(get("/v1/accounts/nobody", "ops")), status: 404, code: "not_found"},
+		{name: "no such account", r: ops(get("/v1/accounts/nobody", "ops")), status: 404, code: "not_found",
+			details: map[string]any{"kind": "account", "id": "nobody"}},
+		{name: "seller with no account", r: post("/v1/escrows", "alice", map[string]any{"id": "t", "seller": "ghost", "price": cny("1.00")}),
+			status: 404, code: "not_found", details: map[string]any{"kind": "account", "id": "ghost"}},
 		{name: "revise on no escrow", r: post("/v1/escrows/nope/ratings/alice/revise", "bob", map[string]any{"score": "positive"}),
 			status: 404, code: "not_found"},
 		{name: "withdraw on no escrow", r: post("/v1/escrows/nope/ratings/alice/withdraw", "bob", nil), status: 404, code: "not_found"},
 		{name: "revise own on no escrow", r: post("/v1/escrows/nope/ratings/alice/revise", "alice", map[string]any{"score": "positive"}),
 			status: 404, code: "not_found"},
-		{name: "no such rating", r: post("/v1/escrows/done/ratings/shop/reply", "alice", map[string]string{"text": "hi"}), status: 404, code: "not_found"},
+		{name: "no such rating", r: post("/v1/escrows/done/ratings/shop/reply", "alice", map[string]string{"text": "hi"}), status: 404, code: "not_found",
+			details: map[string]any{"kind": "rating", "id": "done", "rater": "shop"}},
 		{name: "no such route", r: get("/v2/escrows", "alice"), status: 404, code: "route_not_found"},
 		{name: "empty segment", r: get("/v1//escrows/paid", "alice"), status: 404, code: "route_not_found"},
 		{name: "dot segment", r: get("/v1/escrows/../escrows/paid", "alice"), status: 404, code: "route_not_found"},
@@ -112,7 +117,8 @@ func TestRefusals(t *testing.T) {
 			status: 409, code: "cart_refused", details: map[string]any{"size": 3, "refused": []map[string]any{
 				{"escrow": "paid", "code": "invalid_transition", "message": `escrow: cannot pay escrow "paid" in state AwaitingShipment`,
 					"details": map[string]any{"escrow": "paid", "action": "pay", "state": "awaiting_shipment"}},
-				{"escrow": "nope", "code": "not_found", "message": `escrow: not found: escrow "nope"`}}}},
+				{"escrow": "nope", "code": "not_found", "message": `escrow: not found: escrow "nope"`,
+					"details": map[string]any{"kind": "escrow", "id": "nope"}}}}},
 		{name: "cart of another's", r: post("/v1/carts/pay", "shop", map[string]any{"escrows": []string{"unpaid"}}),
 			status: 409, code: "cart_refused", details: map[string]any{"refused": []map[string]any{
 				{"escrow": "unpaid", "code": "not_party", "message": `escrow: "shop" may not pay escrow "unpaid": only the buyer may`,
