@@ -2,6 +2,7 @@ package escrowhttp
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/escrowkit/escrow"
 )
@@ -35,9 +36,11 @@ func (s *server) describe(*call) (json.RawMessage, error) { return s.openapi, ni
 
 // own refuses to show an account to anyone but its owner and operators.
 // It answers before the ledger is read, so a stranger learns nothing,
-// not even whether the account exists.
+// not even whether the account exists. A system account (@world, @fees)
+// is the platform's, owned by no actor: only operators read it, even if
+// the host's Actor names someone "@fees".
 func (c *call) own(account string) error {
-	if c.actor != account && !c.operator {
+	if (c.actor != account || strings.HasPrefix(account, "@")) && !c.operator {
 		return refuse("forbidden", "%q may not read account %q", c.actor, account)
 	}
 	return nil

@@ -150,6 +150,8 @@ func TestRefusals(t *testing.T) {
 			status: 403, code: "not_party"},
 		{name: "stranger reads account", r: get("/v1/accounts/alice", "bob"), status: 403, code: "forbidden"},
 		{name: "stranger reads missing account", r: get("/v1/accounts/nobody", "bob"), status: 403, code: "forbidden"},
+		{name: "fee account read by an actor of its name", r: get("/v1/accounts/@fees/balances", "@fees"), status: 403, code: "forbidden"},
+		{name: "world account read by an actor of its name", r: get("/v1/accounts/@world/journal", "@world"), status: 403, code: "forbidden"},
 		{name: "stranger reads balances", r: get("/v1/accounts/alice/balances", "bob"), status: 403, code: "forbidden"},
 		{name: "stranger reads balance", r: get("/v1/accounts/alice/balances/CNY", "bob"), status: 403, code: "forbidden"},
 		{name: "stranger reads journal", r: get("/v1/accounts/alice/journal", "bob"), status: 403, code: "forbidden"},
