@@ -25,8 +25,8 @@ import (
 // its query parameters.
 
 // decode reads the request body into v, a pointer to the route's body
-// type. An empty body is read as {}. It refuses what is not one JSON value
-// (invalid_json); an object with two members of one name, at any depth
+// type. An empty body is read as {}. It refuses what is not one JSON value,
+// or is one but not an object (null too) (invalid_json); an object with two members of one name, at any depth
 // (invalid_json, naming it); bytes that are not valid UTF-8, and a string
 // escape that is half of a UTF-16 surrogate pair (invalid_json:
 // encoding/json would read either as U+FFFD, text the client never
@@ -61,6 +61,11 @@ func (s *server) decode(c *call, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return refuse("invalid_json", "the body holds more than one JSON value")
+	}
+	if raw == nil {
+		// encoding/json reads null into a struct as nothing at all, so
+		// it would pass for {}: a call with every argument left out.
+		return refuse("invalid_json", "the body must be a JSON object, not null; send {} or nothing for a call without arguments")
 	}
 	if i := loneSurrogate(b); i >= 0 {
 		a := refuse("invalid_json", "the escape at byte %d is half of a UTF-16 surrogate pair, which is no character", i)

@@ -97,7 +97,8 @@
 // object ({"balances":[…]}, {"events":[…],"next":7}), never bare.
 //
 // A POST must say Content-Type: application/json, even with no body (an
-// empty body is {}): a browser sends that type to another site only after
+// empty body is {}, but a body of null is invalid_json, as any other that
+// is not an object): a browser sends that type to another site only after
 // a CORS preflight, so a page elsewhere cannot make a signed-in user pay.
 // A body is read strictly: a member the call does not take, at any depth
 // and in any letter case but its own, is refused (unknown_field), and so

@@ -258,6 +258,8 @@ func TestRefusals(t *testing.T) {
 		{name: "syntax", r: post("/v1/escrows/paid/ship", "shop", `{"tracking":`), status: 400, code: "invalid_json"},
 		{name: "not JSON", r: post("/v1/escrows/paid/ship", "shop", `tracking=1`), status: 400, code: "invalid_json"},
 		{name: "not an object", r: post("/v1/escrows/paid/ship", "shop", `["x"]`), status: 400, code: "invalid_json"},
+		{name: "null", r: post("/v1/escrows/paid/dispute", "alice", `null`), status: 400, code: "invalid_json"},
+		{name: "null for terms", r: post("/v1/escrows", "alice", ` null `), status: 400, code: "invalid_json"},
 		{name: "two values", r: post("/v1/escrows/paid/ship", "shop", `{} {}`), status: 400, code: "invalid_json"},
 		{name: "wrong type", r: post("/v1/escrows/paid/ship", "shop", `{"tracking":5}`), status: 400, code: "invalid_json",
 			details: map[string]any{"field": "tracking", "expected": "string", "got": "number"}},
