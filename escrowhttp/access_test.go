@@ -227,3 +227,25 @@ func TestLimiter(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotencyKeyOnce: an Idempotency-Key sent in two header lines is
+// refused rather than joined into a key of its own, which would make a
+// retry that repeats the line (by a proxy, or a client that adds the
+// header twice) a new call that pays again.
+func TestIdempotencyKeyOnce(t *testing.T) {
+	h := refusalFixture(t, nil)
+	before := h.dump()
+	hr := h.request(req{method: "POST", path: "/v1/escrows/unpaid/pay", actor: "alice"})
+	hr.Header.Add("Idempotency-Key", "pay-1")
+	hr.Header.Add("Idempotency-Key", "pay-1")
+	w := httptest.NewRecorder()
+	h.srv.ServeHTTP(w, hr)
+	r := &resp{t: t, status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+	r.ok(http.StatusBadRequest)
+	if e := r.refusal(); e.Code != "invalid_argument" {
+		t.Errorf("code %q", e.Code)
+	}
+	if !bytes.Equal(before, h.dump()) {
+		t.Error("a refused request changed the store")
+	}
+}

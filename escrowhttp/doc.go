@@ -135,7 +135,8 @@
 //
 // # Idempotency
 //
-// Every POST takes an Idempotency-Key header, passed to the ledger as
+// Every POST takes an Idempotency-Key header, once (in two header lines
+// it is 400 invalid_argument), passed to the ledger as
 // escrow.IdempotencyKey: a retry with the same key and body answers the
 // first call's result, with its status, and changes nothing; the same key
 // with another body is 409 idempotency_mismatch. An answer to a keyed call

@@ -206,7 +206,7 @@ func (s *server) serve(rt *route) http.HandlerFunc {
 // admit lets a request through to its route, or returns why not: no
 // actor (401), an empty bucket (429), not an operator (403), unknown
 // query parameters (400), a body of the wrong type (415) or too large
-// (413), or an empty Idempotency-Key (400).
+// (413), or an Idempotency-Key that is empty or given twice (400).
 func (s *server) admit(c *call) error {
 	r, rt := c.r, c.route
 	if rt.access == public {
@@ -249,7 +249,12 @@ func (s *server) admit(c *call) error {
 	}
 	r.Body = http.MaxBytesReader(c.w, r.Body, s.maxBody)
 	if keys, ok := r.Header["Idempotency-Key"]; ok {
-		c.key = strings.TrimSpace(strings.Join(keys, ","))
+		if len(keys) > 1 {
+			// Joined, the lines would make a key of their own, so a
+			// retry that repeated a line would be a new call.
+			return refuse("invalid_argument", "Idempotency-Key given in %d header lines: send one key, once", len(keys))
+		}
+		c.key = strings.TrimSpace(keys[0])
 		if c.key == "" {
 			return refuse("invalid_argument", "an empty Idempotency-Key: send a key, or no header")
 		}
