@@ -185,7 +185,8 @@
 // The ledger's events, its transactional outbox, are the operators': GET
 // /v1/events reads a page after a seq, and with wait (a duration such as
 // 25s, capped by Options.MaxWait) it is a long poll, answering as soon as
-// an event commits, or with no events when the wait is over. GET
+// an event commits, or with no events when the wait is over; a HEAD of
+// either answers at once. GET
 // /v1/events/stream sends them as server-sent events: each is one message
 // whose id is its seq and whose data is its JSON on one line. A
 // reconnecting client's Last-Event-ID resumes after it. An idle stream

@@ -45,6 +45,12 @@ func TestEventsPage(t *testing.T) {
 	if ctx.Err() != nil || r.header.Get("Content-Type") != "text/event-stream" {
 		t.Errorf("HEAD of the stream: %v, %v", ctx.Err(), r.header)
 	}
+	// So does a HEAD of a long poll, whose answer has no body to wait for.
+	began := time.Now()
+	r = h.do(req{method: "HEAD", path: "/v1/events?wait=1h&after=" + strconv.FormatUint(page.Next, 10), actor: "ops", operator: true, ctx: ctx})
+	if r.ok(http.StatusOK); time.Since(began) > bound/2 || r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD of a long poll took %s: %v", time.Since(began), r.header)
+	}
 }
 
 // TestLongPoll: a long poll answers as soon as an event commits, and with
