@@ -122,9 +122,10 @@
 // An account is read by its owner, the actor whose ID it is, and by
 // operators; anyone else gets 403 before the ledger is read, so a stranger
 // cannot tell whether an account exists. The system accounts, @world and
-// @fees, are the platform's and no actor's: only operators read them. An escrow and its history are
-// read by its buyer, seller and arbiter, and by operators; anyone else
-// gets 403 not_party. An escrow ID nobody opened is 404 for everyone:
+// @fees, are the platform's and no actor's: only operators read them.
+//
+// An escrow and its history are read by its buyer, seller and arbiter,
+// and by operators; anyone else gets 403 not_party. An escrow ID nobody opened is 404 for everyone:
 // escrow IDs are one namespace, chosen by buyers, and opening a taken ID
 // answers 409 already_exists whatever the handler did on reads, so hiding
 // an escrow's existence behind a 404 would promise what the API cannot
