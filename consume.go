@@ -62,7 +62,9 @@ func (s *commitSignal) wake() {
 // blocking until then or until ctx ends (then it returns ctx's error). A
 // commit through this Ledger wakes it at once; events committed through
 // another Ledger on the same store are seen within Options.EventPoll, or
-// at once if the store is an EventNotifier.
+// at once if the store is an EventNotifier. If the store is closed it
+// returns ErrClosed, at once if the store is an EventNotifier (memstore,
+// filestore and pgstore are), else within Options.EventPoll.
 func (l *Ledger) WaitEvents(ctx context.Context, after uint64, limit int) ([]Event, error) {
 	start := l.begin()
 	if limit <= 0 {

@@ -100,28 +100,43 @@ func TestWaitEventsEnds(t *testing.T) {
 	}
 }
 
+// notifierless hides a store's EventNotifier: only its Storage methods
+// are left.
+type notifierless struct{ escrow.Storage }
+
 // TestWaitEventsPollsForOtherLedgers: an event committed through another
-// Ledger on the same store reaches a waiting reader within EventPoll.
+// Ledger on the same store reaches a waiting reader within EventPoll, if
+// the store cannot tell of it, and at once if it can.
 func TestWaitEventsPollsForOtherLedgers(t *testing.T) {
 	store := memstore.New()
 	defer store.Close()
-	reader := newWorld(t, store, escrow.Options{EventPoll: 10 * time.Millisecond})
-	writer := newWorld(t, store, escrow.Options{EventPoll: time.Hour})
-	after := lastSeq(reader)
-	go func() {
-		time.Sleep(30 * time.Millisecond)
-		_, err := writer.l.OpenAccount(writer.ctx, "zoe")
-		if err != nil {
-			t.Errorf("OpenAccount: %v", err)
-		}
-	}()
-	within(t, "WaitEvents", func() {
-		evs, err := reader.l.WaitEvents(reader.ctx, after, 10)
-		if err != nil || len(evs) != 1 || evs[0].Account != "zoe" {
-			t.Errorf("WaitEvents = %+v, %v; want zoe's account", evs, err)
-		}
-	})
-	if _, err := escrow.New(reader.ctx, store, &escrow.Options{EventPoll: -time.Second}); !errors.Is(err, escrow.ErrInvalidArgument) {
+	for _, tc := range []struct {
+		name   string
+		reader escrow.Storage
+		poll   time.Duration
+	}{
+		{"polled", notifierless{store}, 10 * time.Millisecond},
+		{"told", store, time.Hour},
+	} {
+		reader := newWorld(t, tc.reader, escrow.Options{EventPoll: tc.poll})
+		writer := newWorld(t, store, escrow.Options{EventPoll: time.Hour})
+		after := lastSeq(reader)
+		id := "zoe-" + tc.name
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			_, err := writer.l.OpenAccount(writer.ctx, id)
+			if err != nil {
+				t.Errorf("OpenAccount: %v", err)
+			}
+		}()
+		within(t, "WaitEvents", func() {
+			evs, err := reader.l.WaitEvents(reader.ctx, after, 10)
+			if err != nil || len(evs) != 1 || evs[0].Account != id {
+				t.Errorf("%s: WaitEvents = %+v, %v; want %s's account", tc.name, evs, err, id)
+			}
+		})
+	}
+	if _, err := escrow.New(context.Background(), store, &escrow.Options{EventPoll: -time.Second}); !errors.Is(err, escrow.ErrInvalidArgument) {
 		t.Errorf("New with a negative EventPoll: %v, want ErrInvalidArgument", err)
 	}
 }
@@ -396,4 +411,34 @@ func TestEventsOfOneCall(t *testing.T) {
 	w.must("Confirm after the return lapsed", err)
 	appended("a Confirm after the return lapsed", seq,
 		line{escrow.EscrowReturnCancelled, "c1", true}, line{escrow.EscrowReleased, "c1", false})
+}
+
+// TestWaitersEndOnClose: closing the store ends a WaitEvents and a Consume
+// that wait for news with ErrClosed at once, not at their next poll.
+func TestWaitersEndOnClose(t *testing.T) {
+	store := memstore.New()
+	defer store.Close()
+	w := newWorld(t, store, escrow.Options{EventPoll: time.Hour})
+	w.funded("alice")
+	after := lastSeq(w)
+	errc := make(chan error, 2)
+	go func() {
+		_, err := w.l.WaitEvents(w.ctx, after, 10)
+		errc <- err
+	}()
+	go func() {
+		errc <- w.l.Consume(w.ctx, "mailer", func(ev escrow.Event) error { return nil })
+	}()
+	time.Sleep(50 * time.Millisecond) // let them wait; the test holds either way
+	store.Close()
+	for _, what := range []string{"a waiter", "the other waiter"} {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, escrow.ErrClosed) {
+				t.Errorf("%s ended with %v, want ErrClosed", what, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still waits 5s after the store closed", what)
+		}
+	}
 }

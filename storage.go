@@ -58,14 +58,17 @@ type Tx interface {
 
 // EventNotifier is an optional capability of a Storage: telling when an
 // event was committed by any writer, including one in another process
-// (pgstore does it with LISTEN/NOTIFY). WaitEvents and Consume use it
+// (pgstore does it with LISTEN/NOTIFY; memstore and filestore tell of the
+// commits of every Ledger in the process). WaitEvents and Consume use it
 // when the store has it, so that they wake at once rather than at their
 // next poll for events committed through another Ledger; they go on
 // polling as well, so a notifier that misses a commit only delays it.
 type EventNotifier interface {
 	// EventsCommitted returns a channel that is closed once an event has
 	// been committed after the call, or earlier with nothing new, which a
-	// waiter takes as a reason to look again. It never blocks.
+	// waiter takes as a reason to look again. Close closes it too (and
+	// it is closed already when the store is), so that a waiter finds the
+	// store closed at once rather than at its next poll. It never blocks.
 	EventsCommitted() <-chan struct{}
 }
 

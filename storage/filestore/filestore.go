@@ -227,7 +227,10 @@ import (
 	"github.com/escrowkit/escrow/storage/memstore"
 )
 
-var _ escrow.Storage = (*Store)(nil)
+var (
+	_ escrow.Storage       = (*Store)(nil)
+	_ escrow.EventNotifier = (*Store)(nil)
+)
 
 // Errors. Errors that Open, Update and Compact return wrap these where they
 // apply; a CorruptError carries the file and offset, a LockedError the
@@ -524,6 +527,13 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 		return fn(tx)
 	})
 }
+
+// EventsCommitted returns a channel that is closed once a transaction
+// that appended an event has committed, or the store has closed; see
+// escrow.EventNotifier. Ledgers in one process that share the store wake
+// each other's WaitEvents and Consume with it, and Close ends them with
+// escrow.ErrClosed without waiting for their next poll.
+func (s *Store) EventsCommitted() <-chan struct{} { return s.mem.EventsCommitted() }
 
 // Close waits for commits in progress to be written, then closes the
 // store's files and releases the directory. If more than a MiB of log has

@@ -242,6 +242,7 @@ func (t *tx) AppendEvent(ev *escrow.Event) error {
 	}
 	ev.Seq = uint64(t.st.events.n) + 1
 	t.st.events.append(copyEvent(ev))
+	t.appended = true
 	if ev.Escrow != "" {
 		t.st.byEscrow.set(escrowSeq{ev.Escrow, ev.Seq})
 	}

@@ -65,6 +65,7 @@ type Store struct {
 
 	commits  atomic.Uint64         // commits that wrote, written under mu
 	snapshot atomic.Pointer[state] // the newest snapshot; nil once closed
+	notify   notifier              // see EventsCommitted
 }
 
 // state is a store's data.
@@ -178,6 +179,10 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 				tr.rollback()
 			}
 		}
+		if committed && t.appended {
+			// A waiter's View takes mu, so it sees this commit.
+			s.notify.wake()
+		}
 	}()
 	if err := fn(t); err != nil {
 		return err
@@ -262,16 +267,18 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.snapshot.Store(nil)
 	s.live, s.trees = state{}, nil
+	s.notify.close()
 	return nil
 }
 
 // tx implements escrow.Tx over a state: the live one in a write
 // transaction, a snapshot in a read transaction.
 type tx struct {
-	st    *state
-	write bool
-	wrote bool
-	done  bool
+	st       *state
+	write    bool
+	wrote    bool
+	appended bool // an event: see EventsCommitted
+	done     bool
 }
 
 func (t *tx) check(write bool) error {

@@ -32,15 +32,19 @@ type listener struct {
 
 // EventsCommitted returns a channel that is closed once committed events
 // of this store's schema have been numbered, by this store or any other
-// process's, and so can be read; see escrow.EventNotifier.
+// process's, and so can be read, or once the store has closed; see
+// escrow.EventNotifier.
 func (s *Store) EventsCommitted() <-chan struct{} {
 	l := &s.listen
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.stopped {
+		return closedChan // the store is closed: look, and find it so
+	}
 	if l.ch == nil {
 		l.ch = make(chan struct{})
 	}
-	if !l.started && !l.stopped {
+	if !l.started {
 		l.started = true
 		ctx, cancel := context.WithCancel(context.Background())
 		l.cancel, l.done = cancel, make(chan struct{})
@@ -59,11 +63,25 @@ func (l *listener) wake() {
 	}
 }
 
-// stop ends the listener, if it runs, and waits for it.
+// closedChan is what a waiter of a closed store gets: a channel that is
+// closed already.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// stop ends the listener, if it runs, and waits for it. It wakes the
+// waiters, which look again and find the store closed, rather than at
+// their next poll.
 func (l *listener) stop() {
 	l.mu.Lock()
 	cancel, done := l.cancel, l.done
 	l.stopped = true
+	if l.ch != nil {
+		close(l.ch)
+		l.ch = nil
+	}
 	l.mu.Unlock()
 	if cancel != nil {
 		cancel()

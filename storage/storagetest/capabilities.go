@@ -211,4 +211,20 @@ func capEventNotifier(t *testing.T, h Harness) {
 	case <-time.After(capNotifyWait):
 		t.Errorf("EventsCommitted: the channel was not closed %v after an event was committed", capNotifyWait)
 	}
+	// Close wakes the waiters, which then find the store closed, and a
+	// waiter that comes after finds its channel closed already.
+	ch = n.EventsCommitted()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, c := range []struct {
+		what string
+		ch   <-chan struct{}
+	}{{"taken before Close", ch}, {"taken after Close", n.EventsCommitted()}} {
+		select {
+		case <-c.ch:
+		case <-time.After(capNotifyWait):
+			t.Errorf("EventsCommitted: the channel %s was not closed %v after Close", c.what, capNotifyWait)
+		}
+	}
 }

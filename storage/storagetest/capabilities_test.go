@@ -20,9 +20,21 @@ import (
 // fail it.
 type capStore struct {
 	*memstore.Store
-	fault string
-	mu    sync.Mutex
-	ch    chan struct{} // closed, and dropped, by the next commit
+	fault  string
+	mu     sync.Mutex
+	ch     chan struct{} // closed, and dropped, by the next commit
+	closed bool
+}
+
+func (s *capStore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	if s.ch != nil && s.fault != "notify-not-on-close" {
+		close(s.ch)
+		s.ch = nil
+	}
+	s.mu.Unlock()
+	return s.Store.Close()
 }
 
 func (s *capStore) Update(ctx context.Context, fn func(escrow.Tx) error) error {
@@ -48,7 +60,12 @@ func (s *capStore) EventsCommitted() <-chan struct{} {
 	if s.ch == nil {
 		s.ch = make(chan struct{})
 	}
-	return s.ch
+	ch := s.ch
+	if s.closed && s.fault != "notify-not-on-close" {
+		close(s.ch)
+		s.ch = nil
+	}
+	return ch
 }
 
 type capTx struct {
@@ -122,12 +139,13 @@ func TestCapabilitiesBroken(t *testing.T) {
 		t.Skip("runs the suite once for each fault")
 	}
 	for fault, rule := range map[string]string{
-		"claim-missing": "ClaimEscrow of an escrow that does not exist",
-		"claim-in-view": "ClaimEscrow in a View",
-		"add-to-user":   "AddBalance to a user account",
-		"add-in-view":   "AddBalance in a View",
-		"add-replaces":  "AddBalance",
-		"notify-never":  "EventsCommitted",
+		"claim-missing":       "ClaimEscrow of an escrow that does not exist",
+		"claim-in-view":       "ClaimEscrow in a View",
+		"add-to-user":         "AddBalance to a user account",
+		"add-in-view":         "AddBalance in a View",
+		"add-replaces":        "AddBalance",
+		"notify-never":        "EventsCommitted",
+		"notify-not-on-close": "EventsCommitted",
 	} {
 		t.Run(fault, func(t *testing.T) {
 			t.Parallel()
