@@ -124,7 +124,8 @@ const consumeBatch = 100
 // name, in order, and keeps that place in the store, so that a notifier
 // resumes where it stopped without a file of its own. It runs until ctx
 // ends, waiting for new events as WaitEvents does, and returns ctx's error
-// then; if fn returns an error, Consume stores the place of the last event
+// then, handing fn no event after that, even in the middle of a batch; if
+// fn returns an error, Consume stores the place of the last event
 // fn handled and returns an error wrapping fn's, and the store's too if
 // storing the place failed. A consumer seen for the first time starts from
 // the first event (SetConsumer places it elsewhere). Consume is the one
@@ -157,6 +158,9 @@ func (l *Ledger) Consume(ctx context.Context, name string, fn func(Event) error)
 		handled := c.Seq
 		var fnErr error
 		for _, ev := range events {
+			if ctx.Err() != nil {
+				break // the host is done: hand fn nothing more
+			}
 			if fnErr = fn(ev); fnErr != nil {
 				break
 			}
@@ -177,6 +181,9 @@ func (l *Ledger) Consume(ctx context.Context, name string, fn func(Event) error)
 		}
 		if fnErr != nil {
 			return l.finish(start, "consume", fmt.Errorf("escrow: consumer %q: event %d: %w", name, handled+1, fnErr))
+		}
+		if err := ctx.Err(); err != nil {
+			return l.finish(start, "consume", ctxErr(err))
 		}
 	}
 }

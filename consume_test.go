@@ -442,3 +442,35 @@ func TestWaitersEndOnClose(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeStopsWhenCtxEnds: once ctx ends, Consume hands fn no more
+// events, even in the middle of a batch; it keeps the place of the last
+// one fn handled and returns ctx's error.
+func TestConsumeStopsWhenCtxEnds(t *testing.T) {
+	w := quiet(t)
+	w.funded("alice", "bob") // events 1 to 4
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	var seen []uint64
+	var err error
+	within(t, "Consume", func() {
+		err = w.l.Consume(ctx, "mailer", func(ev escrow.Event) error {
+			seen = append(seen, ev.Seq)
+			if ev.Seq == 2 {
+				cancel() // the host shuts down
+			}
+			return nil
+		})
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Consume ended with %v, want context.Canceled", err)
+	}
+	c, cerr := w.l.Consumer(w.ctx, "mailer")
+	w.must("Consumer", cerr)
+	if c.Seq != 2 || cmp.Diff([]uint64{1, 2}, seen) != "" {
+		t.Errorf("after ctx ended: place %d, handled %v; want 2 and [1 2]", c.Seq, seen)
+	}
+	if diff := cmp.Diff([]uint64{3, 4}, consumeUntil(w, "mailer", 4)); diff != "" {
+		t.Errorf("the next run (-want +got):\n%s", diff)
+	}
+}
