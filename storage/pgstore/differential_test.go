@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -330,6 +331,16 @@ func differential(t *testing.T, seed uint64, steps int) {
 			t.Errorf("no %s fired by the clock in %d steps (fired: %v)", typ, steps, fired)
 		}
 	}
+	// Every listing, page by page, before and after the file store moves
+	// what has ended to its cold tables.
+	pagedReads(t, ctx, ps, accounts, escrows)
+	if err := fs.Compact(); err != nil {
+		t.Fatalf("filestore: Compact: %v", err)
+	}
+	if st := fs.Stats(); st.Tables == 0 || st.TableRecords == 0 {
+		t.Fatalf("filestore: Compact left no cold table (%+v): the reads compare memory alone", st)
+	}
+	pagedReads(t, ctx, ps, accounts, escrows)
 	var want []byte
 	for i, p := range ps {
 		if err := p.l.Check(ctx); err != nil {
@@ -345,6 +356,98 @@ func differential(t *testing.T, seed uint64, steps int) {
 			t.Fatalf("at the end %s and %s differ:\n%s", ps[0].name, p.name, firstDiff(want, d))
 		}
 	}
+}
+
+// same makes call on every store and requires the same reply from each,
+// byte for byte as JSON, error text included; it returns the first
+// store's.
+func same[T any](t *testing.T, ps []*party, what string, call func(p *party) (T, error)) T {
+	t.Helper()
+	var first T
+	var want string
+	for i, p := range ps {
+		got, err := call(p)
+		reply := fmt.Sprintf("%s\nerror: %v", mustJSON(t, got), err)
+		if i == 0 {
+			first, want = got, reply
+		} else if reply != want {
+			t.Fatalf("%s: %s replied\n%s\nbut %s replied\n%s", what, ps[0].name, want, p.name, reply)
+		}
+	}
+	return first
+}
+
+// pagedReads reads every listing of the ledger to its end a few items a
+// page, on each store with the cursor the page before returned on the
+// first store, and requires the same pages from every store: a party's
+// escrows in each role with and without a filter of states, the events,
+// each account's journal, each escrow's history, each party's ratings
+// (Explain) and both rankings.
+func pagedReads(t *testing.T, ctx context.Context, ps []*party, accounts, escrows []string) {
+	t.Helper()
+	pages := 0
+	parties := append(slices.Clone(accounts), "arbiter")
+	for _, a := range parties {
+		for _, role := range []escrow.Role{0, escrow.Buyer, escrow.Seller, escrow.Arbiter, escrow.Buyer | escrow.Seller} {
+			for _, states := range [][]escrow.State{nil, {escrow.Completed, escrow.Refunded, escrow.Resolved}} {
+				q := escrow.EscrowQuery{Party: a, Role: role, States: states, Limit: 2}
+				for {
+					what := fmt.Sprintf("Escrows(%+v)", q)
+					page := same(t, ps, what, func(p *party) (escrow.EscrowPage, error) { return p.l.Escrows(ctx, q) })
+					pages++
+					if page.Next == "" {
+						break
+					}
+					q.Cursor = page.Next
+				}
+			}
+		}
+		for p := (escrow.Page{Limit: 2}); ; pages++ {
+			page := same(t, ps, fmt.Sprintf("Explain(%s, %+v)", a, p), func(x *party) (escrow.ContributionPage, error) {
+				return x.l.Explain(ctx, a, p)
+			})
+			if page.Next == "" {
+				break
+			}
+			p.Cursor = page.Next
+		}
+	}
+	for _, by := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
+		for p := (escrow.Page{Limit: 2}); ; pages++ {
+			page := same(t, ps, fmt.Sprintf("TopSellers(%v, %+v)", by, p), func(x *party) (escrow.RankedPage, error) {
+				return x.l.TopSellers(ctx, by, p)
+			})
+			if page.Next == "" {
+				break
+			}
+			p.Cursor = page.Next
+		}
+	}
+	for after := uint64(0); ; pages++ {
+		evs := same(t, ps, fmt.Sprintf("Events(%d, 7)", after), func(p *party) ([]escrow.Event, error) {
+			return p.l.Events(ctx, after, 7)
+		})
+		if len(evs) == 0 {
+			break
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	for _, a := range append(slices.Clone(accounts), escrow.WorldAccount, escrow.FeeAccount) {
+		for after := uint64(0); ; pages++ {
+			es := same(t, ps, fmt.Sprintf("Journal(%s, %d, 5)", a, after), func(p *party) ([]escrow.Entry, error) {
+				return p.l.Journal(ctx, a, after, 5)
+			})
+			if len(es) == 0 {
+				break
+			}
+			after = es[len(es)-1].Seq
+		}
+	}
+	for _, id := range escrows {
+		same(t, ps, "History "+id, func(p *party) ([]escrow.Event, error) { return p.l.History(ctx, id) })
+		pages++
+	}
+	t.Logf("%d pages read alike", pages)
 }
 
 func mustJSON(t *testing.T, v any) []byte {
