@@ -331,8 +331,9 @@ type Store struct {
 	lock io.Closer
 	mem  *memstore.Store
 
-	closed atomic.Bool
-	broken atomic.Bool // failed is set; read without mu on the hot path
+	closed    atomic.Bool
+	closeDone chan struct{} // closed when the first Close returns
+	broken    atomic.Bool   // failed is set; read without mu on the hot path
 	// applied is the sequence number of the last record applied to mem
 	// (and queued for the log); durable that of the last one synced.
 	applied, durable atomic.Uint64
@@ -395,7 +396,7 @@ type Store struct {
 // with an error wrapping ErrNotStore if dir holds no store (or names a
 // file), and fs.ErrNotExist as well if there is no dir.
 func Open(dir string, opts *Options) (*Store, error) {
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, closeDone: make(chan struct{})}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -540,13 +541,17 @@ func (s *Store) EventsCommitted() <-chan struct{} { return s.mem.EventsCommitted
 // been written since the last checkpoint, and automatic compaction is on,
 // it checkpoints first, so that the next Open has next to nothing to
 // replay; its error, if any, is Close's, and the store closes all the
-// same, with its log intact. It is idempotent; calls after the first
-// return nil. A View still running reads its snapshot of memory, but its
-// reads of the cold tables may then fail with escrow.ErrClosed.
+// same, with its log intact. It is idempotent: a call after the first
+// returns nil once the first has closed the store, so that when any call
+// returns the directory is free to open again. A View still running
+// reads its snapshot of memory, but its reads of the cold tables may then
+// fail with escrow.ErrClosed.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
+		<-s.closeDone
 		return nil
 	}
+	defer close(s.closeDone) // after every other deferred call
 	ckErr := s.closingCheckpoint()
 	// Closing mem waits for the transactions that hold it; after that no
 	// record can be queued.
