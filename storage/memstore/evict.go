@@ -79,16 +79,16 @@ func (s *Store) Evict(snap escrow.Tx) int {
 	// Escrows, and their keys in the party index. The due index keeps an
 	// escrow whose rating window is still open: ProcessDue finds it there.
 	n += evictRows(s, &st.escrows, func(l *state) *table[string, stored] { return &l.escrows }, (*stored).cold,
-		func(live *state, r row[string, stored]) {
-			for _, k := range r.val.partyKeys() {
-				live.parties.delete(k)
+		func(live *state, rows []row[string, stored]) {
+			for _, r := range rows {
+				for _, k := range r.val.partyKeys() {
+					live.parties.delete(k)
+				}
 			}
 		})
 	// Ratings, and their places in their ratees' lists.
 	n += evictRows(s, &st.ratings, func(l *state) *table[ratingKey, escrow.Rating] { return &l.ratings }, nil,
-		func(live *state, r row[ratingKey, escrow.Rating]) {
-			live.unfileRating(r.val.Ratee, rateeRef{nanos(r.val.At), r.key})
-		})
+		(*state).unfileRatings)
 	n += evictRows(s, &st.pairs, func(l *state) *table[pairKey, escrow.PairMonth] { return &l.pairs }, nil, nil)
 	n += evictRows(s, &st.marks, func(l *state) *table[markKey, escrow.ItemMark] { return &l.marks }, nil, nil)
 
@@ -100,26 +100,30 @@ func (s *Store) Evict(snap escrow.Tx) int {
 		accounts = append(accounts, r.key)
 		return true
 	})
-	batches(s, accounts, func(live *state, account string) bool {
-		seqs := seqsOf(&live.byAccount, account)
-		i, _ := slices.BinarySearch(seqs, journal+1)
-		switch {
-		case i == 0:
-		case i == len(seqs):
-			live.byAccount.delete(account)
-		default:
-			live.byAccount.put(account, slices.Clone(seqs[i:]))
+	batches(s, accounts, func(live *state, accounts []string) int {
+		for _, account := range accounts {
+			seqs := seqsOf(&live.byAccount, account)
+			i, _ := slices.BinarySearch(seqs, journal+1)
+			switch {
+			case i == 0:
+			case i == len(seqs):
+				live.byAccount.delete(account)
+			default:
+				live.byAccount.put(account, slices.Clone(seqs[i:]))
+			}
 		}
-		return true
+		return len(accounts)
 	})
 	var byEscrow []escrowSeq
 	st.byEscrow.bt.Scan(func(k escrowSeq) bool {
 		byEscrow = append(byEscrow, k)
 		return true
 	})
-	batches(s, byEscrow, func(live *state, k escrowSeq) bool {
-		live.byEscrow.delete(k)
-		return true
+	batches(s, byEscrow, func(live *state, keys []escrowSeq) int {
+		for _, k := range keys {
+			live.byEscrow.delete(k)
+		}
+		return len(keys)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,10 +137,13 @@ func (s *Store) Evict(snap escrow.Tx) int {
 
 // evictRows takes out of the live table that of picks the rows of snap,
 // the same table in a snapshot, that cold selects (nil: all) and that were
-// not written since the snapshot; unfile, if not nil, first takes each out
-// of the indexes that point to it. It returns how many it took out.
+// not written since the snapshot; unfile, if not nil, first takes the rows
+// of each batch out of the indexes that point to them, all at once, so
+// that an index entry shared by many rows (a ratee's list of ratings) is
+// rewritten once a batch rather than once a row. It returns how many it
+// took out.
 func evictRows[K comparable, V any](s *Store, snap *table[K, V], of func(*state) *table[K, V],
-	cold func(*V) bool, unfile func(*state, row[K, V])) int {
+	cold func(*V) bool, unfile func(*state, []row[K, V])) int {
 	var rows []row[K, V]
 	snap.bt.Scan(func(r row[K, V]) bool {
 		if cold == nil || cold(r.val) {
@@ -144,22 +151,29 @@ func evictRows[K comparable, V any](s *Store, snap *table[K, V], of func(*state)
 		}
 		return true
 	})
-	return batches(s, rows, func(live *state, r row[K, V]) bool {
+	var taken []row[K, V]
+	return batches(s, rows, func(live *state, batch []row[K, V]) int {
 		tbl := of(live)
-		if cur, ok := tbl.rows[r.key]; !ok || cur.val != r.val {
-			return false // written since
+		taken = taken[:0]
+		for _, r := range batch {
+			if cur, ok := tbl.rows[r.key]; ok && cur.val == r.val { // else written since
+				taken = append(taken, r)
+			}
 		}
-		if unfile != nil {
-			unfile(live, r)
+		if unfile != nil && len(taken) > 0 {
+			unfile(live, taken)
 		}
-		tbl.delete(r.key)
-		return true
+		for _, r := range taken {
+			tbl.delete(r.key)
+		}
+		return len(taken)
 	})
 }
 
-// batches calls take with the live state for each item, holding the write
-// lock for evictBatch items at a time, and returns how many it took.
-func batches[T any](s *Store, items []T, take func(*state, T) bool) int {
+// batches calls take with the live state and evictBatch items at a time
+// (fewer for the last), holding the write lock for each call, and returns
+// the sum of what take returns: how many it took.
+func batches[T any](s *Store, items []T, take func(*state, []T) int) int {
 	n := 0
 	for len(items) > 0 {
 		k := min(len(items), evictBatch)
@@ -168,11 +182,7 @@ func batches[T any](s *Store, items []T, take func(*state, T) bool) int {
 			s.mu.Unlock()
 			return n
 		}
-		for _, item := range items[:k] {
-			if take(&s.live, item) {
-				n++
-			}
-		}
+		n += take(&s.live, items[:k])
 		s.endBatch()
 		s.mu.Unlock()
 		items = items[k:]

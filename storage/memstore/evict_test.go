@@ -3,6 +3,8 @@ package memstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -165,4 +167,77 @@ func TestStartAfter(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEvictRatingsOfOneRatee evicts thousands of ratings of one seller:
+// each batch rewrites the seller's list of ratings once, not once for
+// each rating it takes out, so that the work Evict does under the write
+// lock, which commits wait for, grows with the ratings and not with their
+// square. It measures that work by the bytes Evict allocates, which on a
+// shared machine say more than a clock does. A rating written after the
+// snapshot stays listed, and a ratee whose ratings all left has none.
+func TestEvictRatingsOfOneRatee(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New()
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	const n = 4000
+	rating := func(i int, ratee string) escrow.Rating {
+		return escrow.Rating{Escrow: fmt.Sprintf("e%05d", i), Rater: "b", Ratee: ratee, Score: escrow.Positive,
+			At: at.Add(time.Duration(i) * time.Second)}
+	}
+	update := func(fn func(tx escrow.Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(tx escrow.Tx) error {
+		for i := range n {
+			if err := tx.PutRating(rating(i, "shop")); err != nil {
+				return err
+			}
+		}
+		return tx.PutRating(rating(n, "other"))
+	})
+	var evicted int
+	var allocated uint64
+	err := s.Snapshot(ctx, nil, func(snap escrow.Tx) error {
+		update(func(tx escrow.Tx) error { return tx.PutRating(rating(n+1, "shop")) }) // after the snapshot: stays
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		evicted = s.Evict(snap)
+		runtime.ReadMemStats(&after)
+		allocated = after.TotalAlloc - before.TotalAlloc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evicted != n+1 {
+		t.Errorf("Evict took out %d records, want %d", evicted, n+1)
+	}
+	t.Logf("Evict allocated %d bytes for %d ratings", allocated, n)
+	if limit := uint64(n) * 2048; allocated > limit {
+		t.Errorf("Evict allocated %d bytes for %d ratings of one ratee, more than %d: it copies the ratee's list once a rating",
+			allocated, n, limit)
+	}
+	err = s.View(ctx, func(tx escrow.Tx) error {
+		var shop []string
+		if err := tx.RatingsOf("shop", escrow.RatingPos{}, func(r escrow.Rating) error {
+			shop = append(shop, r.Escrow)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if want := rating(n+1, "shop").Escrow; len(shop) != 1 || shop[0] != want {
+			t.Errorf("shop's ratings after Evict = %q, want [%s] alone", shop, want)
+		}
+		return tx.RatingsOf("other", escrow.RatingPos{}, func(r escrow.Rating) error {
+			t.Errorf("other's ratings after Evict include %s", r.Escrow)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -181,6 +181,36 @@ func (st *state) unfileRating(ratee string, ref rateeRef) {
 	}
 }
 
+// unfileRatings takes the ratings of rows out of their ratees' lists:
+// each list once, in a new list, whatever the number of its ratings among
+// rows. A ratee left with none loses its list.
+func (st *state) unfileRatings(rows []row[ratingKey, escrow.Rating]) {
+	gone := map[string][]rateeRef{}
+	for _, r := range rows {
+		gone[r.val.Ratee] = append(gone[r.val.Ratee], rateeRef{nanos(r.val.At), r.key})
+	}
+	for ratee, out := range gone {
+		slices.SortFunc(out, rateeRef.compare)
+		refs := st.ratingsOf(ratee)
+		kept := make([]rateeRef, 0, max(0, len(refs)-len(out)))
+		for _, ref := range refs {
+			for len(out) > 0 && out[0].compare(ref) < 0 {
+				out = out[1:] // not filed: nothing to take out
+			}
+			if len(out) > 0 && out[0].compare(ref) == 0 {
+				out = out[1:]
+				continue
+			}
+			kept = append(kept, ref)
+		}
+		if len(kept) == 0 {
+			st.byRatee.delete(ratee)
+		} else {
+			st.byRatee.put(ratee, kept)
+		}
+	}
+}
+
 func (st *state) ratingsOf(ratee string) []rateeRef {
 	if p, ok := st.byRatee.get(ratee); ok {
 		return *p
