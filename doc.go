@@ -318,7 +318,8 @@
 // closes (Info), the escrows and aggregates it skips (Error), and the
 // writes a store refuses, at Warn when it is closed or read-only and at
 // Error when it failed on its own (a failed disk write). Records carry
-// IDs, action and state words and the error as attributes, and no amount
+// the call's word (process_due for the timers), IDs, action and state
+// words and the error as attributes, and no amount
 // but what the error's own text names (an InsufficientFundsError gives
 // the balance it found short).
 //

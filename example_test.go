@@ -589,6 +589,6 @@ func ExampleObserver() {
 	// commit: process_due writes: 0 error: <nil>
 	// commit: process_due writes: 2 error: <nil>
 	// timer: order-1009 cancel left it Closed
-	// {"level":"INFO","msg":"escrow: timer fired","escrow":"order-1009","action":"cancel","state":"closed"}
+	// {"level":"INFO","msg":"escrow: timer fired","call":"process_due","escrow":"order-1009","action":"cancel","state":"closed"}
 	// call: process_due error: <nil> replayed: false
 }

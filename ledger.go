@@ -75,7 +75,8 @@ type Options struct {
 	// window it closes (Info), each escrow or aggregate it skips, with the
 	// error (Error), and each write the store refuses: at Warn when it is
 	// closed or read-only, at Error when it failed in some other way of its
-	// own. Records carry the IDs, action and state words, and errors as
+	// own. Records carry the call's word (process_due for what
+	// ProcessDue does), the IDs, action and state words, and errors as
 	// attributes; no amounts. Nil logs nothing.
 	Logger *slog.Logger
 	// Observer, if not nil, is told of every call, every read-write

@@ -287,7 +287,8 @@ func (l *Ledger) fired(ctx context.Context, id string, f firing, err error) {
 
 // firedOne tells the logger and the observer of one thing ProcessDue did
 // to escrow id: the clock's action (ActionRate for a rating window
-// closed), which left it in state, or failed with err.
+// closed), which left it in state, or failed with err. Its log record
+// names the call, process_due, as every record the ledger logs does.
 func (l *Ledger) firedOne(ctx context.Context, id string, action Action, state State, err error) {
 	if l.obs != nil {
 		l.obs.Timer(TimerInfo{Escrow: id, Action: action, State: state, Err: err})
@@ -295,18 +296,19 @@ func (l *Ledger) firedOne(ctx context.Context, id string, action Action, state S
 	if l.log == nil {
 		return
 	}
+	call := slog.String("call", "process_due")
 	switch {
 	case err != nil:
-		attrs := []slog.Attr{slog.String("escrow", id)}
+		attrs := []slog.Attr{call, slog.String("escrow", id)}
 		if action != 0 {
 			attrs = append(attrs, slog.String("action", actionWords.words[action]))
 		}
 		l.log.LogAttrs(ctx, slog.LevelError, "escrow: due escrow skipped", append(attrs, slog.Any("error", err))...)
 	case action != ActionRate:
-		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: timer fired", slog.String("escrow", id),
+		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: timer fired", call, slog.String("escrow", id),
 			slog.String("action", actionWords.words[action]), slog.String("state", stateWords.words[state]))
 	default:
-		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: rating window closed", slog.String("escrow", id),
+		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: rating window closed", call, slog.String("escrow", id),
 			slog.String("state", stateWords.words[state]))
 	}
 }
@@ -315,7 +317,8 @@ func (l *Ledger) firedOne(ctx context.Context, id string, action Action, state S
 // work out again, and skipped.
 func (l *Ledger) rekeyFailed(ctx context.Context, k PartyRole, err error) {
 	if l.log != nil {
-		l.log.LogAttrs(ctx, slog.LevelError, "escrow: aggregate re-key skipped", slog.String("party", k.Party),
+		l.log.LogAttrs(ctx, slog.LevelError, "escrow: aggregate re-key skipped", slog.String("call", "process_due"),
+			slog.String("party", k.Party),
 			slog.Any("role", k.Role), slog.Any("error", err))
 	}
 }

@@ -252,7 +252,8 @@ func records(t *testing.T, buf *bytes.Buffer) []map[string]any {
 
 // TestLoggerTimers: ProcessDue logs each timer it fires and each rating
 // window it closes at Info, and each escrow or aggregate it has to skip at
-// Error with the error, after the store's own failure.
+// Error with the error, after the store's own failure. Every record names
+// the call, process_due, as the records of refused writes do.
 func TestLoggerTimers(t *testing.T) {
 	var buf bytes.Buffer
 	rec := &recorder{}
@@ -279,9 +280,9 @@ func TestLoggerTimers(t *testing.T) {
 	}
 	stuckErr := fmt.Sprintf("%v: %q", errStuck, "z-stuck")
 	want := []map[string]any{
-		{"level": "INFO", "msg": "escrow: timer fired", "escrow": "a-good", "action": "cancel", "state": "closed"},
+		{"level": "INFO", "msg": "escrow: timer fired", "call": "process_due", "escrow": "a-good", "action": "cancel", "state": "closed"},
 		{"level": "ERROR", "msg": "escrow: store failed a write", "call": "process_due", "error": stuckErr},
-		{"level": "ERROR", "msg": "escrow: due escrow skipped", "escrow": "z-stuck", "action": "cancel", "error": stuckErr},
+		{"level": "ERROR", "msg": "escrow: due escrow skipped", "call": "process_due", "escrow": "z-stuck", "action": "cancel", "error": stuckErr},
 	}
 	if diff := cmp.Diff(want, records(t, &buf)); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
@@ -315,9 +316,9 @@ func TestLoggerTimers(t *testing.T) {
 		}
 	}
 	want = []map[string]any{
-		{"level": "INFO", "msg": "escrow: timer fired", "escrow": "z-stuck", "action": "cancel", "state": "closed"},
-		{"level": "INFO", "msg": "escrow: rating window closed", "escrow": rated, "state": "completed"},
-		{"level": "ERROR", "msg": "escrow: aggregate re-key skipped", "party": "shop", "role": "seller",
+		{"level": "INFO", "msg": "escrow: timer fired", "call": "process_due", "escrow": "z-stuck", "action": "cancel", "state": "closed"},
+		{"level": "INFO", "msg": "escrow: rating window closed", "call": "process_due", "escrow": rated, "state": "completed"},
+		{"level": "ERROR", "msg": "escrow: aggregate re-key skipped", "call": "process_due", "party": "shop", "role": "seller",
 			"error": fmt.Sprintf("%v: %q", errStuck, "shop")},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

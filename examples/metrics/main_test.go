@@ -42,7 +42,7 @@ func TestRun(t *testing.T) {
 	}
 	// The logger told of the timer, and of nothing else.
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	if len(lines) != 1 || !strings.Contains(lines[0], `level=INFO msg="escrow: timer fired" escrow=order-2 action=refund state=refunded`) {
+	if len(lines) != 1 || !strings.Contains(lines[0], `level=INFO msg="escrow: timer fired" call=process_due escrow=order-2 action=refund state=refunded`) {
 		t.Errorf("log:\n%s\nwant one line telling of order-2's refund", logs.String())
 	}
 }
