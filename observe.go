@@ -81,11 +81,15 @@ type CommitInfo struct {
 type TimerInfo struct {
 	// Escrow is the escrow's ID.
 	Escrow string
-	// Action is what the clock did: the action of a state's timer
-	// (ActionCancel for an unpaid escrow, ActionRefund for an unshipped
-	// one or an unanswered refund request, ActionConfirm for an
-	// unconfirmed one), or ActionRate for a rating window closed. It is
-	// zero if the escrow failed before the clock chose its action.
+	// Action is what the clock did: the action of a state's timer, the
+	// one its party would have taken (ActionCancel for an unpaid escrow,
+	// ActionRefund for an unshipped one, ActionConfirm for an unconfirmed
+	// one, ActionAgreeRefund for an unanswered refund request,
+	// ActionAgreeReturn for an unanswered return request,
+	// ActionCancelReturn for a return that lapses, ActionConfirmReturn
+	// for returned goods not confirmed, ActionEscalate for a dispute past
+	// Timers.ArbiterWithin), or ActionRate for a rating window closed. It
+	// is zero if the escrow failed before the clock chose its action.
 	Action Action
 	// State is the state the escrow was left in; zero if Err is set.
 	State State

@@ -653,3 +653,75 @@ func TestObserverCountsEveryWrite(t *testing.T) {
 	w.must("SetConsumer", err)
 	check("SetConsumer")
 }
+
+// TestObserverTimerActions: the action a fired timer is told with is the
+// one its state's deadline takes, as a party would have: the observer and
+// the logger name the same action, for each timed state.
+func TestObserverTimerActions(t *testing.T) {
+	rec := &recorder{}
+	var buf bytes.Buffer
+	hour := time.Hour
+	w := newWorld(t, nil, escrow.Options{Observer: rec, Logger: jsonLogger(&buf), Timers: escrow.Timers{
+		PayWithin: hour, ShipWithin: hour, ConfirmWithin: hour, RefundResponseWithin: hour,
+		ReturnResponseWithin: hour, ReturnShipWithin: hour, ReturnReceiveWithin: hour, ReturnDisputeWithin: hour,
+		ArbiterWithin: hour}})
+	ctx, l := w.ctx, w.l
+	w.account("alice")
+	w.account("bob")
+	_, err := l.Open(ctx, escrow.Terms{ID: "unpaid", Buyer: "alice", Seller: "bob", Price: cny("1.00")})
+	w.must("Open", err)
+	ids := map[string]string{"unpaid": "unpaid", "unshipped": w.paid("alice", "bob"), "unconfirmed": w.shipped("alice", "bob")}
+	step := func(name, id string, calls ...func(id string) error) {
+		for _, c := range calls {
+			w.must(name, c(id))
+		}
+		ids[name] = id
+	}
+	requestRefund := func(id string) error { return errOf(l.RequestRefund(ctx, id, "alice", cny("10.00"), "")) }
+	requestReturn := func(id string) error { return errOf(l.RequestReturn(ctx, id, "alice", cny("10.00"), "")) }
+	agreeReturn := func(id string) error { return errOf(l.AgreeReturn(ctx, id, "bob", "a street")) }
+	shipReturn := func(id string) error { return errOf(l.ShipReturn(ctx, id, "alice", "SF-back")) }
+	refuseReturn := func(id string) error { return errOf(l.RefuseReturn(ctx, id, "bob", "worn")) }
+	dispute := func(id string) error { return errOf(l.Dispute(ctx, id, "alice", "")) }
+	step("refund request", w.paid("alice", "bob"), requestRefund)
+	step("return request", w.shipped("alice", "bob"), requestReturn)
+	step("return agreed", w.shipped("alice", "bob"), requestReturn, agreeReturn)
+	step("return shipped", w.shipped("alice", "bob"), requestReturn, agreeReturn, shipReturn)
+	step("return refused", w.shipped("alice", "bob"), requestReturn, agreeReturn, shipReturn, refuseReturn)
+	step("dispute", w.paid("alice", "bob"), dispute)
+	rec.reset()
+	buf.Reset()
+
+	w.clock.Advance(hour + time.Minute) // every deadline, and none a fired timer started
+	if n := w.processDue(); n != len(ids) {
+		t.Errorf("ProcessDue fired %d timers, want %d", n, len(ids))
+	}
+	want := map[string]escrow.Action{
+		"unpaid":         escrow.ActionCancel,
+		"unshipped":      escrow.ActionRefund,
+		"unconfirmed":    escrow.ActionConfirm,
+		"refund request": escrow.ActionAgreeRefund,
+		"return request": escrow.ActionAgreeReturn,
+		"return agreed":  escrow.ActionCancelReturn,
+		"return shipped": escrow.ActionConfirmReturn,
+		"return refused": escrow.ActionCancelReturn,
+		"dispute":        escrow.ActionEscalate,
+	}
+	told := map[string]escrow.Action{}
+	for _, ti := range rec.timers {
+		told[ti.Escrow] = ti.Action
+	}
+	logged := map[string]string{}
+	for _, r := range records(t, &buf) {
+		logged[fmt.Sprint(r["escrow"])] = fmt.Sprint(r["action"])
+	}
+	for name, action := range want {
+		word, _ := action.MarshalText()
+		if got := told[ids[name]]; got != action {
+			t.Errorf("%s: the observer was told of %v, want %v", name, got, action)
+		}
+		if got := logged[ids[name]]; got != string(word) {
+			t.Errorf("%s: the log names %q, want %q", name, got, word)
+		}
+	}
+}
