@@ -246,17 +246,22 @@ func invalidArg(format string, args ...any) error {
 
 // DueError reports the escrows whose due timer or rating window ProcessDue
 // could not act on, and the aggregates whose ranking keys it could not
-// work out again. It skipped each of them and went on with the rest, so
-// one that cannot be done does not hold up the others; a skipped one stays
-// due and is tried again by the next ProcessDue. DueError unwraps to
-// Stopped, if set, then to each escrow's error in ID order, then to each
-// aggregate's in party and role order, so errors.Is and errors.As see
-// through it.
+// work out again, and a failure to delete the expired idempotency
+// records. It skipped each of them and went on with the rest, so one that
+// cannot be done does not hold up the others; a skipped one stays due and
+// is tried again by the next ProcessDue. DueError unwraps to Stopped, if
+// set, then to each escrow's error in ID order, then to each aggregate's
+// in party and role order, then to Idempotency, so errors.Is and
+// errors.As see through it.
 type DueError struct {
 	// Escrows maps the ID of each skipped escrow to why its action failed.
 	Escrows map[string]error
 	// Aggregates maps each skipped aggregate to why re-keying it failed.
 	Aggregates map[PartyRole]error
+	// Idempotency is why deleting the expired idempotency records failed,
+	// or nil. The records it could not delete stay, and no call replays
+	// them; the next ProcessDue deletes them.
+	Idempotency error
 	// Stopped is the error that ended the run early (the store closed, or
 	// the context ended), or nil if ProcessDue got through everything due.
 	Stopped error
@@ -289,7 +294,7 @@ func (e *DueError) Unwrap() []error {
 }
 
 // list names what was skipped, escrows by ID, then aggregates by party
-// and role, with the error of each.
+// and role, then the expired idempotency records, with the error of each.
 func (e *DueError) list() (names []string, errs []error) {
 	for _, id := range slices.Sorted(maps.Keys(e.Escrows)) {
 		names, errs = append(names, fmt.Sprintf("escrow %q", id)), append(errs, e.Escrows[id])
@@ -299,6 +304,9 @@ func (e *DueError) list() (names []string, errs []error) {
 	})
 	for _, k := range keys {
 		names, errs = append(names, fmt.Sprintf("%q as %s", k.Party, k.Role)), append(errs, e.Aggregates[k])
+	}
+	if e.Idempotency != nil {
+		names, errs = append(names, "expired idempotency records"), append(errs, e.Idempotency)
 	}
 	return names, errs
 }

@@ -38,7 +38,9 @@ import (
 //
 // Before the timers it deletes the idempotency records older than
 // Options.IdempotencyRetention (see IdempotencyKey), found through the
-// store's index of them by age.
+// store's index of them by age. If that fails, the records left stay for
+// the next run (no call replays them), the timers fire all the same, and
+// the DueError says why in Idempotency.
 //
 // Due escrows and aggregates are found through the store's indexes, so the
 // cost depends on how many are due, not on how many exist. ProcessDue is
@@ -63,15 +65,18 @@ func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
 	start := l.begin()
 	r := dueRun{l: l, ctx: ctx, now: l.now(), escrows: map[string]error{}, aggregates: map[PartyRole]error{}}
 	r.today = l.dayOf(r.now)
-	if err := l.pruneIdempotency(ctx, r.now); err != nil {
-		return 0, l.finish(start, "process_due", err)
+	// Records that cannot be deleted stay for the next run; they hold up
+	// no timer.
+	pruneErr := l.pruneIdempotency(ctx, r.now)
+	if r.stops(pruneErr) {
+		return 0, l.finish(start, "process_due", pruneErr)
 	}
 	err := drain(&r, r.escrows, r.dueEscrows, r.fireEach)
 	if err == nil {
 		err = drain(&r, r.aggregates, r.dueAggregates, r.rekeyAll)
 	}
-	if len(r.escrows) > 0 || len(r.aggregates) > 0 {
-		err = &DueError{Escrows: r.escrows, Aggregates: r.aggregates, Stopped: err}
+	if len(r.escrows) > 0 || len(r.aggregates) > 0 || pruneErr != nil {
+		err = &DueError{Escrows: r.escrows, Aggregates: r.aggregates, Idempotency: pruneErr, Stopped: err}
 	}
 	return r.fired, l.finish(start, "process_due", err)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ var errStuck = errors.New("escrow: test: this escrow cannot be written")
 
 // stuckStore is a memstore whose transactions refuse to write the escrows
 // named in stuck, as a store might refuse a record it cannot encode: the
-// write fails with what fail returns (errStuck by default).
+// write fails with what fail returns (errStuck by default). They refuse
+// to delete the idempotency records of keys named in stuck too, and to
+// put the aggregates of parties named there.
 type stuckStore struct {
 	*memstore.Store
 	stuck map[string]bool
@@ -43,6 +46,14 @@ func (t stuckTx) PutAggregate(a escrow.Aggregate) error {
 		return fmt.Errorf("%w: %q", errStuck, a.Party)
 	}
 	return t.Tx.PutAggregate(a)
+}
+
+// DeleteIdempotency refuses to delete the records of keys named in stuck.
+func (t stuckTx) DeleteIdempotency(key string) error {
+	if t.s.stuck[key] {
+		return fmt.Errorf("%w: %q", errStuck, key)
+	}
+	return t.Tx.DeleteIdempotency(key)
 }
 
 func (t stuckTx) PutEscrow(e escrow.Escrow) error {
@@ -508,5 +519,54 @@ func TestDeadlinesRunFromWhenTheOneBeforePassed(t *testing.T) {
 			call.clock.Set(start.Add(tc.at))
 			call.refused("the late call", escrow.ErrInvalidTransition, func() (escrow.Escrow, error) { return tc.late(call) })
 		})
+	}
+}
+
+// TestProcessDueFiresWhenPruningFails: expired idempotency records that
+// cannot be deleted do not hold up the timers. The run fires what is due
+// and reports the failure in its DueError; the records stay, and a later
+// run deletes them.
+func TestProcessDueFiresWhenPruningFails(t *testing.T) {
+	w, store, _, goodIDs := stuckWorld(t, 0, 2)
+	_, err := w.l.Deposit(w.ctx, "alice", cny("1.00"), escrow.IdempotencyKey("old-key"))
+	w.must("Deposit", err)
+	store.stuck["old-key"] = true
+	w.clock.Advance(escrow.DefaultIdempotencyRetention)
+
+	fired, err := w.l.ProcessDue(w.ctx)
+	if fired != len(goodIDs) {
+		t.Errorf("ProcessDue fired %d, want %d", fired, len(goodIDs))
+	}
+	var due *escrow.DueError
+	if !errors.As(err, &due) || !errors.Is(err, errStuck) || !errors.Is(due.Idempotency, errStuck) {
+		t.Fatalf("ProcessDue error %v, want a *DueError whose Idempotency wraps errStuck", err)
+	}
+	if len(due.Escrows) != 0 || len(due.Aggregates) != 0 || due.Stopped != nil {
+		t.Errorf("DueError %+v skipped or stopped on more than the pruning", due)
+	}
+	if want := `expired idempotency records: ` + errStuck.Error() + `: "old-key"`; !strings.Contains(err.Error(), want) {
+		t.Errorf("DueError says %q, want it to contain %q", err, want)
+	}
+	for _, id := range goodIDs {
+		if e, err := w.l.Escrow(w.ctx, id); err != nil || e.State != escrow.Closed {
+			t.Errorf("escrow %s is %s (%v), want closed by its timer", id, e.State, err)
+		}
+	}
+	keys := func() (keys []string) {
+		w.must("Idempotencies", w.store.View(w.ctx, func(tx escrow.Tx) error {
+			return tx.Idempotencies(func(r escrow.IdempotencyRecord) error { keys = append(keys, r.Key); return nil })
+		}))
+		return keys
+	}
+	if got := keys(); !slices.Equal(got, []string{"old-key"}) {
+		t.Errorf("records after a failed pruning: %q, want old-key kept", got)
+	}
+
+	delete(store.stuck, "old-key")
+	if fired, err := w.l.ProcessDue(w.ctx); fired != 0 || err != nil {
+		t.Errorf("the next ProcessDue = %d, %v; want 0, nil", fired, err)
+	}
+	if got := keys(); len(got) != 0 {
+		t.Errorf("records after the next ProcessDue: %q, want none", got)
 	}
 }
