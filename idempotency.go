@@ -196,28 +196,68 @@ func remember(tx Tx, key, request string, result any, now time.Time) error {
 	return tx.PutIdempotency(IdempotencyRecord{Key: key, Request: request, Result: b, At: now})
 }
 
-// pruneIdempotency deletes the idempotency records that expired by now,
-// a batch per transaction, through the store's index of them by age.
-func (l *Ledger) pruneIdempotency(ctx context.Context, now time.Time) error {
+// pruneIdempotency deletes the idempotency records that expired by the
+// run's now, a batch per transaction, through the store's index of them
+// by age. A batch whose transaction fails is deleted again one record at
+// a time, so that a record that cannot be deleted, which stays first in
+// the index, holds up none of the others. It returns the error of the
+// first record it could not delete, or the error that stopped it.
+func (r *dueRun) pruneIdempotency() error {
 	const batch = 256
-	until := now.Add(-l.retention)
+	until := r.now.Add(-r.l.retention)
+	failed := map[string]bool{}
+	var first error
 	for {
-		n := 0
-		err := l.update(ctx, "process_due", func(tx Tx) error {
-			keys, err := tx.IdempotenciesUntil(until, batch)
-			if err != nil {
+		limit := batch + len(failed)
+		var listed int
+		var fresh []string
+		var listErr error
+		err := r.l.update(r.ctx, "process_due", func(tx Tx) error {
+			keys, err := tx.IdempotenciesUntil(until, limit)
+			if listErr = err; err != nil {
 				return err
 			}
-			n = len(keys)
+			listed, fresh = len(keys), fresh[:0]
 			for _, k := range keys {
+				if failed[k] {
+					continue
+				}
+				fresh = append(fresh, k)
 				if err := tx.DeleteIdempotency(k); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
-		if err != nil || n < batch {
+		if r.stops(err) || listErr != nil {
 			return err
+		}
+		if err != nil {
+			// One at a time, each still expired when it is deleted: a key
+			// used again since is a new record.
+			for _, k := range fresh {
+				err := r.l.update(r.ctx, "process_due", func(tx Tx) error {
+					if rec, err := tx.Idempotency(k); err != nil || rec.At.After(until) {
+						if errors.Is(err, ErrNotFound) {
+							return nil
+						}
+						return err
+					}
+					return tx.DeleteIdempotency(k)
+				})
+				if r.stops(err) {
+					return err
+				}
+				if err != nil {
+					failed[k] = true
+					if first == nil {
+						first = err
+					}
+				}
+			}
+		}
+		if listed < limit {
+			return first
 		}
 	}
 }

@@ -67,7 +67,7 @@ func (l *Ledger) ProcessDue(ctx context.Context) (int, error) {
 	r.today = l.dayOf(r.now)
 	// Records that cannot be deleted stay for the next run; they hold up
 	// no timer.
-	pruneErr := l.pruneIdempotency(ctx, r.now)
+	pruneErr := r.pruneIdempotency()
 	if r.stops(pruneErr) {
 		return 0, l.finish(start, "process_due", pruneErr)
 	}

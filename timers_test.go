@@ -522,16 +522,30 @@ func TestDeadlinesRunFromWhenTheOneBeforePassed(t *testing.T) {
 	}
 }
 
-// TestProcessDueFiresWhenPruningFails: expired idempotency records that
-// cannot be deleted do not hold up the timers. The run fires what is due
-// and reports the failure in its DueError; the records stay, and a later
-// run deletes them.
+// TestProcessDueFiresWhenPruningFails: an expired idempotency record that
+// cannot be deleted holds up neither the timers nor the deletion of the
+// other expired records. The run fires what is due and reports the
+// failure in its DueError; the record stays, and a later run deletes it.
 func TestProcessDueFiresWhenPruningFails(t *testing.T) {
 	w, store, _, goodIDs := stuckWorld(t, 0, 2)
 	_, err := w.l.Deposit(w.ctx, "alice", cny("1.00"), escrow.IdempotencyKey("old-key"))
 	w.must("Deposit", err)
 	store.stuck["old-key"] = true
+	// More expired records than one batch deletes, younger than the stuck
+	// one, and one that has not expired.
+	w.clock.Advance(time.Second)
+	w.must("put records", store.Update(w.ctx, func(tx escrow.Tx) error {
+		for i := range 300 {
+			r := escrow.IdempotencyRecord{Key: fmt.Sprintf("expired-%03d", i), Request: "r", At: w.clock.Now()}
+			if err := tx.PutIdempotency(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 	w.clock.Advance(escrow.DefaultIdempotencyRetention)
+	_, err = w.l.Deposit(w.ctx, "alice", cny("1.00"), escrow.IdempotencyKey("young-key"))
+	w.must("Deposit", err)
 
 	fired, err := w.l.ProcessDue(w.ctx)
 	if fired != len(goodIDs) {
@@ -558,15 +572,15 @@ func TestProcessDueFiresWhenPruningFails(t *testing.T) {
 		}))
 		return keys
 	}
-	if got := keys(); !slices.Equal(got, []string{"old-key"}) {
-		t.Errorf("records after a failed pruning: %q, want old-key kept", got)
+	if got := keys(); !slices.Equal(got, []string{"old-key", "young-key"}) {
+		t.Errorf("records after a failed pruning: %q, want old-key kept, and young-key", got)
 	}
 
 	delete(store.stuck, "old-key")
 	if fired, err := w.l.ProcessDue(w.ctx); fired != 0 || err != nil {
 		t.Errorf("the next ProcessDue = %d, %v; want 0, nil", fired, err)
 	}
-	if got := keys(); len(got) != 0 {
-		t.Errorf("records after the next ProcessDue: %q, want none", got)
+	if got := keys(); !slices.Equal(got, []string{"young-key"}) {
+		t.Errorf("records after the next ProcessDue: %q, want young-key", got)
 	}
 }
