@@ -107,7 +107,7 @@ type Rating struct {
 	Comment   string    `json:"comment,omitempty"`
 	At        time.Time `json:"at,omitzero"` // when it was given; its place in every window
 	Default   bool      `json:"default"`     // given by the ledger for a party who stayed silent
-	Value     Money     `json:"value"`       // the escrow's price
+	Value     Money     `json:"value"`       // what the escrow released to the seller, or its price if nothing
 	Weight    float64   `json:"weight"`      // log10(10 + Value in major units): its weight in the Beta score
 
 	// Revised is set when a Neutral or Negative was revised upward; Original
@@ -337,9 +337,11 @@ type ReputationPolicy struct {
 	// off.
 	WithdrawWindow time.Duration
 	NoWithdraw     bool
-	// MinValue is the price, in major units of the escrow's currency,
-	// that an escrow's ratings must pass to count: 1. MinValueRule says
-	// whether a price of exactly MinValue passes.
+	// MinValue is the value, in major units of the escrow's currency,
+	// that an escrow's ratings must pass to count: 1. An escrow's value
+	// is what it released to the seller, fees included, or its price if
+	// it released nothing (Rating.Value). MinValueRule says whether a
+	// value of exactly MinValue passes.
 	MinValue     decimal.Decimal
 	MinValueRule MinValueRule
 	// CountDisputeLosers lets the rating left by the party who lost a
@@ -383,11 +385,11 @@ type MinValueRule uint8
 
 // Minimum value rules.
 const (
-	// AboveMinValue counts the ratings of escrows priced above MinValue
+	// AboveMinValue counts the ratings of escrows worth more than MinValue
 	// only: with the default of 1, an order of 1.00 CNY or less scores
 	// nothing, as on the platform the rules come from. The default.
 	AboveMinValue MinValueRule = iota
-	// AtLeastMinValue counts those priced at MinValue or more: 1.00
+	// AtLeastMinValue counts those worth MinValue or more: 1.00
 	// counts. It was the rule before MinValueRule existed.
 	AtLeastMinValue
 )
@@ -662,15 +664,27 @@ func (c *rateCall) apply(tx Tx) error {
 
 func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.Time, byDefault bool) Rating {
 	r := Rating{Escrow: e.ID, Score: in.Score, Details: in.Details, Comment: in.Comment, At: now,
-		Default: byDefault, Value: e.Price}
+		Default: byDefault, Value: ratedValue(e)}
 	if raterRole == Buyer {
 		r.Rater, r.Ratee, r.RateeRole = e.Buyer, e.Seller, Seller
 	} else {
 		r.Rater, r.Ratee, r.RateeRole = e.Seller, e.Buyer, Buyer
 	}
-	major := float64(e.Price.units) / math.Pow10(e.Price.currency().Minor)
+	major := float64(r.Value.units) / math.Pow10(r.Value.currency().Minor)
 	r.Weight = math.Log10(10 + major)
 	return r
+}
+
+// ratedValue is what an ended escrow's ratings are worth: the money it
+// released to the seller, fees included. A price refunded in part before
+// the buyer confirmed is not worth its whole price, or a seller could buy
+// a full-price rating for the fee on a cent. An escrow that released
+// nothing (Refunded, or resolved wholly for the buyer) is worth its price.
+func ratedValue(e *Escrow) Money {
+	if e.Released.IsZero() {
+		return e.Price
+	}
+	return e.Released
 }
 
 // record counts r, given by the party of e in raterRole, stores it and

@@ -29,7 +29,7 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 	case r.Withdrawn:
 		r.Reason = ReasonWithdrawn
 		return nil
-	case e.Price.units < l.rep.minUnits[e.Price.currency().Code]:
+	case r.Value.units < l.rep.minUnits[r.Value.currency().Code]:
 		r.Reason = ReasonBelowMinimum
 		return nil
 	case !l.rep.countLosers && e.DisputeLoser == raterRole:

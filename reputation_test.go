@@ -175,6 +175,15 @@ func repDiff(t testing.TB, what string, want, got any) {
 // repWeight is a rating's weight: log10(10 + price in major units).
 func repWeight(fen int64) float64 { return math.Log10(10 + float64(fen)/100) }
 
+// repWorth is what an ended escrow's ratings are worth, in fen: what it
+// released to the seller, or its price if it released nothing.
+func repWorth(e escrow.Escrow) int64 {
+	if e.Released.IsZero() {
+		return e.Price.Units()
+	}
+	return e.Released.Units()
+}
+
 // repWilson is the lower bound of the Wilson score interval, z = 1.96,
 // written in the textbook form; exactly 0 when nothing is positive.
 func repWilson(pos, n int64) float64 {
@@ -851,6 +860,43 @@ func repMinimum(t *testing.T) {
 		}
 		g.check()
 	}
+
+	// What counts is what the trade released to the seller, not its
+	// price: a seller who refunds all but a cent before the buyer confirms
+	// pays the fee on a cent, and its rating weighs as a cent.
+	g := repFixture(t, escrow.ReputationPolicy{}, "alice", "bob")
+	for _, tc := range []struct {
+		id              string
+		price, refunded string
+		counted         bool
+		value           int64 // fen
+	}{
+		{"e-cent-left", "900.00", "899.99", false, 1},
+		{"e-minimum-left", "900.00", "899.00", false, 100},
+		{"e-part-refunded", "100.00", "40.00", true, 6000},
+	} {
+		repOpenPaid(g, tc.id, "alice", "bob", cny(tc.price))
+		e, err := g.l.Refund(g.ctx, tc.id, "bob", cny(tc.refunded))
+		repMust(g, "refund "+tc.id, e, err)
+		e, err = g.l.Ship(g.ctx, tc.id, "bob", "SF"+tc.id)
+		repMust(g, "ship "+tc.id, e, err)
+		e, err = g.l.Confirm(g.ctx, tc.id, "alice")
+		repMust(g, "confirm "+tc.id, e, err)
+		for _, rater := range []string{"alice", "bob"} {
+			r := repRate(g, tc.id, rater, escrow.Positive)
+			if r.Counted != tc.counted || r.Value != fen(tc.value) || r.Weight != repWeight(tc.value) {
+				t.Errorf("%s rated by %s: counted %v, value %v, weight %v; want %v, %d fen, %v",
+					tc.id, rater, r.Counted, r.Value, r.Weight, tc.counted, tc.value, repWeight(tc.value))
+			}
+			if !tc.counted && r.Reason != escrow.ReasonBelowMinimum {
+				t.Errorf("%s rated by %s: reason %q", tc.id, rater, r.Reason)
+			}
+		}
+	}
+	if rep := repReputation(g, "bob").AsSeller; rep.Points != 1 {
+		t.Errorf("bob after one counted rating: %+v", rep)
+	}
+	g.check()
 
 	// A rule that is not one is refused.
 	if _, err := escrow.New(context.Background(), memstore.New(), &escrow.Options{
@@ -2143,10 +2189,12 @@ func (s *repSim) verify() {
 			continue
 		}
 		// Why a rating does or does not count, from the escrow.
-		// The default minimum is 1 CNY, and a price must pass it.
-		below := e.Price.Units() <= 100
+		// The default minimum is 1 CNY, and what the escrow released to
+		// the seller (its price, if nothing) must pass it.
+		worth := repWorth(e)
+		below := worth <= 100
 		if s.policy.MinValueRule == escrow.AtLeastMinValue {
-			below = e.Price.Units() < 100
+			below = worth < 100
 		}
 		lost := !s.policy.CountDisputeLosers && e.DisputeLoser == raterRole
 		switch {
@@ -2201,7 +2249,7 @@ func (s *repSim) verify() {
 				add(&a.windows[i])
 			}
 		}
-		w := repWeight(e.Price.Units()) * repDecay(now.Sub(r.At))
+		w := repWeight(repWorth(e)) * repDecay(now.Sub(r.At))
 		switch r.Score {
 		case escrow.Positive:
 			a.alpha += w
