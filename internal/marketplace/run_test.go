@@ -164,19 +164,21 @@ func TestDefaultRun(t *testing.T) {
 	// n = 2, p = 1 gives 1/(1 + z²/2) = 0.3424; n = 1, p = 1 gives
 	// 1/(1 + z²) = 0.2065; n = 2, p = 1/2 gives
 	// (0.5 + 0.9604 − 1.96·√(0.125 + 0.2401))/2.9208 = 0.0945.
-	// Beta expectation (1+P)/(2+P+N), each rating weighing log10(10 + price)
-	// times 0.98^(age/30 days) on March 28 09:00:
+	// Beta expectation (1+P)/(2+P+N), each rating weighing log10(10 + what
+	// the escrow released to the seller) times 0.98^(age/30 days) on
+	// March 28 09:00:
 	//   west-lake-tea: 168.00 rated 15d22h before, 96.50 15d20h before (the
 	//   neutral, revised to positive, keeps its time): P = 2.2264 + 2.0058,
 	//   N = 0, so 5.2322/6.2322 = 0.8395;
-	//   lantern-lamps: 3600.00 positive, 15d21.5h: P = 3.5196; 480.00
-	//   negative, 15d20.5h: N = 2.6616, so 4.5196/8.1812 = 0.5524;
+	//   lantern-lamps: 3600.00 positive, 15d21.5h: P = 3.5196; the 480.00
+	//   lamp resolved 30% to the seller, 144.00, negative, 15d20.5h:
+	//   N = 2.1643, so 4.5196/7.6839 = 0.5882;
 	//   shenzhen-cases: 128.00 positive, 15d21h: P = 2.1171, 3.1171/4.1171 = 0.7571.
 	// The details average what the buyers gave: (5+4)/2, (5+3)/2, (4+2)/2 for
 	// the tea shop, (5+2)/2, (5+1)/2, (5+3)/2 for the lamps.
 	wantRep := [][]string{
 		{"west-lake-tea", "None", "2", "2/0/0", "100.0%", "0.342", "0.840", "4.5/4.0/3.0"},
-		{"lantern-lamps", "None", "0", "1/0/1", "50.0%", "0.095", "0.552", "3.5/3.0/4.0"},
+		{"lantern-lamps", "None", "0", "1/0/1", "50.0%", "0.095", "0.588", "3.5/3.0/4.0"},
 		{"shenzhen-cases", "None", "1", "1/0/0", "100.0%", "0.207", "0.757", "4.0/4.0/5.0"},
 	}
 	if diff := cmp.Diff(wantRep, repTable(t, out)); diff != "" {
