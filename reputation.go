@@ -379,7 +379,7 @@ type ReputationPolicy struct {
 	UniqueWindow time.Duration
 }
 
-// A MinValueRule says how an escrow's price is compared with
+// A MinValueRule says how an escrow's value (Rating.Value) is compared with
 // ReputationPolicy.MinValue.
 type MinValueRule uint8
 
