@@ -214,7 +214,9 @@
 //
 // # Idempotency and events
 //
-// Every mutating call accepts IdempotencyKey: a retry with the same key and
+// Every call that takes CallOptions (every trade, account and rating
+// call; not SetConsumer, Consume, ProcessDue or RunTimers, which are safe
+// to repeat as they are) accepts IdempotencyKey: a retry with the same key and
 // arguments returns the first result and changes nothing, and the same key
 // with other arguments fails with an *IdempotencyMismatchError
 // (ErrIdempotencyMismatch) that says which call, on which escrow or
