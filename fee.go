@@ -36,9 +36,23 @@ type feeTerms struct {
 var million = decimal.NewFromInt(1_000_000)
 
 func (l *Ledger) compileFee(p FeePolicy) (feeTerms, map[string]int64, error) {
+	refused := func() (feeTerms, map[string]int64, error) {
+		return feeTerms{}, nil, invalidArg("fee rate %s must be in [0, 1) with at most 6 decimal places", decimalText(p.Rate))
+	}
+	// A rate built in code may have any exponent an int32 holds. As in
+	// NewMoney, the exponent decides where it alone can, before any
+	// rescaling that would take time and memory in proportion to it: a
+	// rate other than zero with an exponent of 0 or more is at least 1,
+	// and one with fewer digits than the places past the sixth has more
+	// than six places.
+	if !p.Rate.IsZero() {
+		if e := int64(p.Rate.Exponent()); e >= 0 || -e-6 > int64(p.Rate.NumDigits()) {
+			return refused()
+		}
+	}
 	ppm := p.Rate.Mul(million)
 	if p.Rate.Sign() < 0 || !ppm.IsInteger() || ppm.Cmp(million) >= 0 {
-		return feeTerms{}, nil, invalidArg("fee rate %s must be in [0, 1) with at most 6 decimal places", p.Rate)
+		return refused()
 	}
 	if p.Rounding < RoundHalfEven || p.Rounding > RoundUp {
 		return feeTerms{}, nil, invalidArg("unknown rounding mode %d", int(p.Rounding))

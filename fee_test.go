@@ -265,3 +265,42 @@ func TestFeeTermsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRefusesExtremeFeeRates: a fee rate built in code may carry any
+// exponent an int32 holds, as a decimal read from a configuration file
+// with decimal.NewFromString may. New refuses such a rate at once with
+// ErrInvalidArgument, in a message of ordinary length, rather than
+// rescaling it or writing it out digit by digit.
+func TestNewRefusesExtremeFeeRates(t *testing.T) {
+	for _, rate := range []decimal.Decimal{
+		decimal.New(1, -1_000_000_000),   // a fraction of a billion places
+		decimal.New(5, math.MinInt32),    // the least exponent
+		decimal.New(1, 1_000_000_000),    // a billion digits
+		decimal.New(7, math.MaxInt32),    // the largest exponent
+		decimal.New(-3, 500_000_000),     // negative, and huge
+		decimal.New(123, -1_000_000_000), // digits to spare, still too many places
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := (&Ledger{}).compileFee(FeePolicy{Rate: rate})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("rate %se%d: %v, want ErrInvalidArgument", rate.Coefficient(), rate.Exponent(), err)
+			} else if len(err.Error()) > 200 {
+				t.Errorf("rate %se%d: a message of %d bytes", rate.Coefficient(), rate.Exponent(), len(err.Error()))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("rate %se%d: New did not return in 5s", rate.Coefficient(), rate.Exponent())
+		}
+	}
+	// A rate whose exponent is far below its places, but whose coefficient
+	// has the zeros to match, is still the rate it equals.
+	tenth := decimal.NewFromBigInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(99), nil), -100)
+	terms, _, err := (&Ledger{}).compileFee(FeePolicy{Rate: tenth})
+	if err != nil || terms.ppm != 100_000 {
+		t.Errorf("rate 10^99e-100 = %+v, %v; want 100000 ppm", terms, err)
+	}
+}
