@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/memstore"
@@ -713,4 +714,59 @@ func TestMoneyJSONTakesPlacesFromCode(t *testing.T) {
 		t.Errorf("a deposit of CNY with 1 place: %v", err)
 	}
 	w.unchanged(before, "refused deposits")
+}
+
+// TestParseMoneyLongAmounts: an amount is read in time proportional to
+// its length, however many digits it is written with, and its zeros mean
+// what they mean in a short one: leading zeros and zeros after the last
+// place are not digits of the amount. Reading from JSON is the same.
+func TestParseMoneyLongAmounts(t *testing.T) {
+	const n = 2_000_000
+	zeros := strings.Repeat("0", n)
+	tests := []struct {
+		name string
+		in   string
+		cur  escrow.Currency
+		want string // the amount, or "" if refused
+		err  error
+	}{
+		{"leading zeros", zeros + "12.30", escrow.CNY, "12.30 CNY", nil},
+		{"zeros after the last place", "12.30" + zeros, escrow.CNY, "12.30 CNY", nil},
+		{"zeros after the yen", "1500." + zeros, escrow.JPY, "1500 JPY", nil},
+		{"zeros both sides", zeros + "0.01" + zeros, escrow.USD, "0.01 USD", nil},
+		{"zero written long", zeros + "." + zeros, escrow.CNY, "0.00 CNY", nil},
+		{"a place too many, far out", "1." + zeros + "1", escrow.CNY, "", escrow.ErrInvalidAmount},
+		{"negative, written long", "-" + zeros + "1", escrow.CNY, "", escrow.ErrInvalidAmount},
+		{"many digits", strings.Repeat("9", n), escrow.CNY, "", escrow.ErrAmountTooLarge},
+		{"many digits and places", strings.Repeat("7", n) + "." + strings.Repeat("3", n), escrow.CNY, "", escrow.ErrInvalidAmount},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			m, err := escrow.ParseMoney(tc.in, tc.cur)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("ParseMoney of %d bytes took %v", len(tc.in), d)
+			}
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) || m != (escrow.Money{}) {
+					t.Errorf("ParseMoney = %v, %.100v; want %v", m, err, tc.err)
+				}
+			} else if err != nil || m.String() != tc.want {
+				t.Errorf("ParseMoney = %v, %.100v; want %s", m, err, tc.want)
+			}
+			b, err := json.Marshal(map[string]string{"amount": tc.in, "currency": tc.cur.Code})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start = time.Now()
+			var fromJSON escrow.Money
+			err = json.Unmarshal(b, &fromJSON)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("UnmarshalJSON of %d bytes took %v", len(b), d)
+			}
+			if (err == nil) != (tc.err == nil) || fromJSON != m {
+				t.Errorf("from JSON: %v, %.100v; ParseMoney gave %v", fromJSON, err, m)
+			}
+		})
+	}
 }
