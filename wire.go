@@ -460,3 +460,33 @@ func (b *Balance) UnmarshalJSON(data []byte) error {
 	*b = v
 	return nil
 }
+
+// stateWord is one of an EscrowQuery's states in JSON. A State is a byte,
+// so encoding/json would read a string in place of a list of them as
+// base64, each byte a state by number, numbers of no state among them;
+// a list of stateWords is read only as a list of words.
+type stateWord struct{ s State }
+
+func (w *stateWord) UnmarshalText(b []byte) error { return w.s.UnmarshalText(b) }
+
+// UnmarshalJSON decodes q's fields, its states as a list of their words
+// ("disputed", or a Go name earlier releases wrote); a string in place of
+// the list, or a word that names no state, is refused and q is left as it
+// was. An empty list is no states, as it is encoded.
+func (q *EscrowQuery) UnmarshalJSON(b []byte) error {
+	type fields EscrowQuery
+	var v EscrowQuery
+	w := struct {
+		*fields
+		States []stateWord `json:"states,omitempty"`
+	}{fields: (*fields)(&v)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	v.States = nil
+	for _, s := range w.States {
+		v.States = append(v.States, s.s)
+	}
+	*q = v
+	return nil
+}

@@ -332,3 +332,39 @@ func FuzzEscrowJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestEscrowQueryStatesJSON: an EscrowQuery's states are words. A string
+// in their place is refused, as encoding/json would otherwise read it as
+// base64 bytes, each a state number, the numbers of no state too; and an
+// empty list is no list, as it is encoded.
+func TestEscrowQueryStatesJSON(t *testing.T) {
+	for _, in := range []string{
+		`{"party":"alice","states":"BQ=="}`, // [5]: disputed, by number
+		`{"party":"alice","states":"/w=="}`, // [255]: no state
+		`{"party":"alice","states":""}`,
+		`{"party":"alice","states":[5]}`,
+		`{"party":"alice","states":["shipped"]}`,
+	} {
+		q := escrow.EscrowQuery{Party: "bob", States: []escrow.State{escrow.Completed}}
+		err := json.Unmarshal([]byte(in), &q)
+		if err == nil {
+			t.Errorf("%s decoded as %+v", in, q)
+			continue
+		}
+		if q.Party != "bob" || len(q.States) != 1 || q.States[0] != escrow.Completed {
+			t.Errorf("refused %s changed the query to %+v", in, q)
+		}
+	}
+	var q escrow.EscrowQuery
+	if err := json.Unmarshal([]byte(`{"party":"alice","states":["disputed","AwaitingPayment"],"limit":5}`), &q); err != nil {
+		t.Fatal(err)
+	}
+	want := escrow.EscrowQuery{Party: "alice", States: []escrow.State{escrow.Disputed, escrow.AwaitingPayment}, Limit: 5}
+	if diff := cmp.Diff(want, q); diff != "" {
+		t.Errorf("decoded query (-want +got):\n%s", diff)
+	}
+	q = escrow.EscrowQuery{}
+	if err := json.Unmarshal([]byte(`{"party":"alice","states":[]}`), &q); err != nil || q.States != nil {
+		t.Errorf(`"states":[] decodes as %#v, %v; want no states, as the query encodes`, q.States, err)
+	}
+}
