@@ -41,18 +41,20 @@ func (l *Ledger) compileFee(p FeePolicy) (feeTerms, map[string]int64, error) {
 	}
 	// A rate built in code may have any exponent an int32 holds. As in
 	// NewMoney, the exponent decides where it alone can, before any
-	// rescaling that would take time and memory in proportion to it: a
-	// rate other than zero with an exponent of 0 or more is at least 1,
-	// and one with fewer digits than the places past the sixth has more
-	// than six places.
+	// rescaling that would take time and memory in proportion to it: zero
+	// is zero whatever its exponent, a rate other than zero with an
+	// exponent of 0 or more is at least 1, and one with fewer digits than
+	// the places past the sixth has more than six places.
+	var ppm int64
 	if !p.Rate.IsZero() {
 		if e := int64(p.Rate.Exponent()); e >= 0 || -e-6 > int64(p.Rate.NumDigits()) {
 			return refused()
 		}
-	}
-	ppm := p.Rate.Mul(million)
-	if p.Rate.Sign() < 0 || !ppm.IsInteger() || ppm.Cmp(million) >= 0 {
-		return refused()
+		r := p.Rate.Mul(million)
+		if p.Rate.Sign() < 0 || !r.IsInteger() || r.Cmp(million) >= 0 {
+			return refused()
+		}
+		ppm = r.IntPart()
 	}
 	if p.Rounding < RoundHalfEven || p.Rounding > RoundUp {
 		return feeTerms{}, nil, invalidArg("unknown rounding mode %d", int(p.Rounding))
@@ -72,7 +74,7 @@ func (l *Ledger) compileFee(p FeePolicy) (feeTerms, map[string]int64, error) {
 		}
 		fixed[m.currency().Code] = m.units
 	}
-	return feeTerms{ppm: ppm.IntPart(), rounding: p.Rounding}, fixed, nil
+	return feeTerms{ppm: ppm, rounding: p.Rounding}, fixed, nil
 }
 
 // feeTermsFor returns the terms an escrow in currency c is opened with.

@@ -3,6 +3,7 @@ package escrow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -303,4 +304,93 @@ func TestNewRefusesExtremeFeeRates(t *testing.T) {
 	if err != nil || terms.ppm != 100_000 {
 		t.Errorf("rate 10^99e-100 = %+v, %v; want 100000 ppm", terms, err)
 	}
+	// Zero is no fee, whatever its exponent.
+	for _, exp := range []int32{math.MinInt32, -1_000_000_000, 1_000_000_000, math.MaxInt32} {
+		done := make(chan error, 1)
+		go func() {
+			terms, _, err := (&Ledger{}).compileFee(FeePolicy{Rate: decimal.New(0, exp)})
+			if err == nil && terms.ppm != 0 {
+				err = fmt.Errorf("%d ppm", terms.ppm)
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("rate 0e%d: %v, want no fee", exp, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("rate 0e%d: New did not return in 5s", exp)
+		}
+	}
+}
+
+// FuzzFeeRate compiles rates of any coefficient and int32 exponent: New
+// takes exactly the rates from 0 up to but not including 1 with at most
+// six places, as that many parts per million, and refuses the rest with
+// ErrInvalidArgument in a message of ordinary length.
+func FuzzFeeRate(f *testing.F) {
+	f.Add(int64(6), int32(-3))
+	f.Add(int64(999_999), int32(-6))
+	f.Add(int64(1), int32(-7))
+	f.Add(int64(1), int32(0))
+	f.Add(int64(-1), int32(-2))
+	f.Add(int64(10_000_000_000), int32(-11))
+	f.Add(int64(3), int32(math.MaxInt32))
+	f.Add(int64(3), int32(math.MinInt32))
+	f.Fuzz(func(t *testing.T, coef int64, exp int32) {
+		rate := decimal.New(coef, exp)
+		terms, _, err := (&Ledger{}).compileFee(FeePolicy{Rate: rate})
+		var want *big.Rat // the rate in parts per million, if it is one
+		if exp > -40 && exp < 40 {
+			r := new(big.Rat).SetInt64(coef)
+			p := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(exp, -exp))), nil))
+			if exp >= 0 {
+				r.Mul(r, p)
+			} else {
+				r.Quo(r, p)
+			}
+			r.Mul(r, big.NewRat(1_000_000, 1))
+			if r.IsInt() && r.Sign() >= 0 && r.Cmp(big.NewRat(1_000_000, 1)) < 0 {
+				want = r
+			}
+		} else if coef == 0 {
+			want = new(big.Rat)
+		}
+		if want == nil {
+			if !errors.Is(err, ErrInvalidArgument) || len(err.Error()) > 200 {
+				t.Fatalf("rate %de%d: %v, want ErrInvalidArgument", coef, exp, err)
+			}
+			return
+		}
+		if err != nil || terms.ppm != want.Num().Int64() {
+			t.Fatalf("rate %de%d: %d ppm, %v; want %s", coef, exp, terms.ppm, err, want)
+		}
+	})
+}
+
+// FuzzFee computes fees of any rate, fixed fee, rounding and release
+// against exact arithmetic: the rate's share rounded as the mode says,
+// plus the fixed fee on the first release, never more than the release.
+func FuzzFee(f *testing.F) {
+	f.Add(int64(19900), int64(6000), int64(100), uint8(0), true)
+	f.Add(int64(750), int64(6000), int64(0), uint8(1), false)
+	f.Add(int64(MaxUnits), int64(999_999), int64(MaxUnits), uint8(3), true)
+	f.Add(int64(7), int64(500_000), int64(0), uint8(0), false)
+	f.Fuzz(func(t *testing.T, gross, ppm, fixed int64, mode uint8, first bool) {
+		if gross < 0 || ppm < 0 || fixed < 0 {
+			return
+		}
+		gross, ppm, fixed = gross%(MaxUnits+1), ppm%1_000_000, fixed%(MaxUnits+1)
+		terms := FeeTerms{RatePPM: ppm, Fixed: RestoreMoney(fixed, CNY), Rounding: Rounding(mode % 4)}
+		got := terms.fee(RestoreMoney(gross, CNY), first)
+		want := roundRat(gross, ppm, 1_000_000, terms.Rounding)
+		if first {
+			want += fixed
+		}
+		want = min(want, gross)
+		if got.units != want || got.Currency() != CNY || got.units < 0 || got.units > gross {
+			t.Fatalf("fee(%d, %d ppm, fixed %d, %s, first %v) = %d, want %d", gross, ppm, fixed, terms.Rounding, first, got.units, want)
+		}
+	})
 }
