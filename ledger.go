@@ -161,16 +161,7 @@ func New(ctx context.Context, store Storage, opts *Options) (*Ledger, error) {
 	}
 	l.rep.minUnits = map[string]int64{}
 	for code, c := range l.currencies {
-		// The least price that counts: MinValue itself, rounded up to a
-		// minor unit, or the least price above it.
-		units := l.rep.minValue.Shift(int32(c.Minor)).Ceil()
-		if !l.rep.minAtLeast {
-			units = l.rep.minValue.Shift(int32(c.Minor)).Floor().Add(decimal.NewFromInt(1))
-		}
-		if units.GreaterThan(maxUnitsDecimal) {
-			units = maxUnitsDecimal.Add(decimal.NewFromInt(1))
-		}
-		l.rep.minUnits[code] = units.IntPart()
+		l.rep.minUnits[code] = leastCounted(l.rep.minValue, c.Minor, l.rep.minAtLeast)
 	}
 	err = l.update(ctx, "new", func(tx Tx) error {
 		for _, id := range []string{WorldAccount, FeeAccount} {
@@ -260,4 +251,29 @@ func (l *Ledger) Currency(code string) (Currency, error) {
 		return Currency{}, &AmountError{Currency: code, Reason: "not in the ledger's registry", Err: ErrUnknownCurrency}
 	}
 	return c, nil
+}
+
+// leastCounted is the least value, in minor units of a currency of minor
+// places, whose ratings count under a positive minimum: the minimum
+// itself, rounded up to a minor unit, or, unless atLeast, the least value
+// above it. A minimum past MaxUnits lets nothing count. A minimum built
+// in code may have any exponent an int32 holds, so its digits decide
+// where they alone can, before any rescaling that would take time and
+// memory in proportion to the exponent.
+func leastCounted(minimum decimal.Decimal, minor int, atLeast bool) int64 {
+	// min×10^minor has this many digits before its point.
+	switch digits := int64(minimum.NumDigits()) + int64(minimum.Exponent()) + int64(minor); {
+	case digits > 19: // at least 10^19
+		return MaxUnits + 1
+	case digits <= 0: // less than one minor unit
+		return 1
+	}
+	units := minimum.Shift(int32(minor)).Ceil()
+	if !atLeast {
+		units = minimum.Shift(int32(minor)).Floor().Add(decimal.NewFromInt(1))
+	}
+	if units.GreaterThan(maxUnitsDecimal) {
+		return MaxUnits + 1
+	}
+	return units.IntPart()
 }

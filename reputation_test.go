@@ -2441,3 +2441,32 @@ func repStaleClock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMinValueExtremeExponents: a MinValue built in code may have any
+// exponent an int32 holds. New answers at once, and the minimum means what
+// it says: a tiny one lets a cent count, a huge one lets nothing count.
+func TestMinValueExtremeExponents(t *testing.T) {
+	for _, tc := range []struct {
+		min     decimal.Decimal
+		counted bool
+	}{
+		{decimal.New(1, -1_000_000_000), true},
+		{decimal.New(5, math.MinInt32), true},
+		{decimal.New(1, 1_000_000_000), false},
+		{decimal.New(7, math.MaxInt32), false},
+	} {
+		name := fmt.Sprintf("%se%d", tc.min.Coefficient(), tc.min.Exponent())
+		done := make(chan *world, 1)
+		go func() { done <- repFixture(t, escrow.ReputationPolicy{MinValue: tc.min}, "alice", "bob") }()
+		var f *world
+		select {
+		case f = <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("MinValue %s: New did not return in 5s", name)
+		}
+		repTrade(f, "e-cent", "alice", "bob", cny("0.01"))
+		if r := repRate(f, "e-cent", "alice", escrow.Positive); r.Counted != tc.counted {
+			t.Errorf("MinValue %s: a rating of 0.01 CNY counted %v, want %v (%s)", name, r.Counted, tc.counted, r.Reason)
+		}
+	}
+}
