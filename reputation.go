@@ -107,7 +107,7 @@ type Rating struct {
 	Comment   string    `json:"comment,omitempty"`
 	At        time.Time `json:"at,omitzero"` // when it was given; its place in every window
 	Default   bool      `json:"default"`     // given by the ledger for a party who stayed silent
-	Value     Money     `json:"value"`       // what the escrow released to the seller, or its price if nothing
+	Value     Money     `json:"value"`       // what the escrow released to the seller, or its price if nothing (then no positive counts)
 	Weight    float64   `json:"weight"`      // log10(10 + Value in major units): its weight in the Beta score
 
 	// Revised is set when a Neutral or Negative was revised upward; Original
@@ -340,8 +340,9 @@ type ReputationPolicy struct {
 	// MinValue is the value, in major units of the escrow's currency,
 	// that an escrow's ratings must pass to count: 1. An escrow's value
 	// is what it released to the seller, fees included, or its price if
-	// it released nothing (Rating.Value). MinValueRule says whether a
-	// value of exactly MinValue passes.
+	// it released nothing (Rating.Value), and then no positive rating of
+	// it counts. MinValueRule says whether a value of exactly MinValue
+	// passes.
 	MinValue     decimal.Decimal
 	MinValueRule MinValueRule
 	// CountDisputeLosers lets the rating left by the party who lost a
@@ -679,7 +680,10 @@ func (l *Ledger) newRating(e *Escrow, raterRole Role, in RatingInput, now time.T
 // released to the seller, fees included. A price refunded in part before
 // the buyer confirmed is not worth its whole price, or a seller could buy
 // a full-price rating for the fee on a cent. An escrow that released
-// nothing (Refunded, or resolved wholly for the buyer) is worth its price.
+// nothing (Refunded, or resolved wholly for the buyer) is worth its price
+// to a neutral or a negative, and no positive rating of it counts: none
+// cost a fee, and an arbiter the parties named could resolve a ring's
+// orders wholly for the buyer.
 func ratedValue(e *Escrow) Money {
 	if e.Released.IsZero() {
 		return e.Price

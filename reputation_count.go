@@ -29,7 +29,9 @@ func (l *Ledger) countRating(tx Tx, e *Escrow, r *Rating, now time.Time) error {
 	case r.Withdrawn:
 		r.Reason = ReasonWithdrawn
 		return nil
-	case r.Value.units < l.rep.minUnits[r.Value.currency().Code]:
+	case r.Value.units < l.rep.minUnits[r.Value.currency().Code],
+		r.Score == Positive && e.Released.IsZero():
+		// A positive must have cost a fee: see ratedValue.
 		r.Reason = ReasonBelowMinimum
 		return nil
 	case !l.rep.countLosers && e.DisputeLoser == raterRole:

@@ -896,6 +896,24 @@ func repMinimum(t *testing.T) {
 	if rep := repReputation(g, "bob").AsSeller; rep.Points != 1 {
 		t.Errorf("bob after one counted rating: %+v", rep)
 	}
+	// An escrow that released nothing is worth its price, but no positive
+	// rating of it counts, since none cost a fee: an arbiter the parties
+	// named could otherwise resolve a ring's orders wholly for the buyer
+	// and the ratings would count for nothing. A negative still counts.
+	repResolve(g, "e-all-back", "alice", "bob", cny("900.00"), 90000)
+	r = repRate(g, "e-all-back", "alice", escrow.Positive)
+	if r.Counted || r.Reason != escrow.ReasonBelowMinimum || r.Value != cny("900.00") {
+		t.Errorf("a positive of an escrow that released nothing: %+v", r)
+	}
+	repResolve(g, "e-all-back-2", "alice", "bob", cny("900.00"), 90000)
+	if r := repRate(g, "e-all-back-2", "alice", escrow.Negative); !r.Counted || r.Weight != repWeight(90000) {
+		t.Errorf("a negative of an escrow that released nothing: %+v", r)
+	}
+	// Revised upward, it no longer counts.
+	r, err := g.l.Revise(g.ctx, "e-all-back-2", "alice", escrow.Positive, "sorted out")
+	if err != nil || r.Counted || r.Reason != escrow.ReasonBelowMinimum {
+		t.Errorf("the negative revised to a positive: %+v, %v", r, err)
+	}
 	g.check()
 
 	// A rule that is not one is refused.
@@ -932,11 +950,13 @@ func repDisputeLoser(t *testing.T) {
 	if r := repRate(f, "e-seller-lost", "bob", escrow.Negative); r.Counted || r.Reason != escrow.ReasonDisputeLost {
 		t.Errorf("the losing seller's rating: %+v", r)
 	}
-	if r := repRate(f, "e-seller-lost", "alice", escrow.Positive); !r.Counted || r.Points != 1 {
+	// The winner's positive does not count either: the escrow released
+	// nothing, so it cost no fee (see MinimumValue).
+	if r := repRate(f, "e-seller-lost", "alice", escrow.Positive); r.Counted || r.Reason != escrow.ReasonBelowMinimum {
 		t.Errorf("the winning buyer's rating: %+v", r)
 	}
 	rep := repReputation(f, "bob").AsSeller
-	if rep.Points != 0 || rep.Total != (escrow.Counts{Positive: 1, Negative: 1}) {
+	if rep.Points != -1 || rep.Total != (escrow.Counts{Negative: 1}) {
 		t.Errorf("bob as seller: points %d, total %+v", rep.Points, rep.Total)
 	}
 	if rep := repReputation(f, "alice").AsBuyer; rep.Points != -1 || rep.Total != (escrow.Counts{Negative: 1}) {
@@ -2196,6 +2216,8 @@ func (s *repSim) verify() {
 		if s.policy.MinValueRule == escrow.AtLeastMinValue {
 			below = worth < 100
 		}
+		// No positive counts on an escrow that released nothing.
+		below = below || r.Score == escrow.Positive && e.Released.IsZero()
 		lost := !s.policy.CountDisputeLosers && e.DisputeLoser == raterRole
 		switch {
 		case below && (r.Counted || r.Reason != escrow.ReasonBelowMinimum):
