@@ -25,15 +25,15 @@ import (
 // its query parameters.
 
 // decode reads the request body into v, a pointer to the route's body
-// type. An empty body is read as {}. It refuses what is not one JSON value,
-// or is one but not an object (null too) (invalid_json); an object with two members of one name, at any depth
-// (invalid_json, naming it); bytes that are not valid UTF-8, and a string
-// escape that is half of a UTF-16 surrogate pair (invalid_json:
-// encoding/json would read either as U+FFFD, text the client never
-// sent); a member v has no
-// field for, in any object however deep (unknown_field); an amount with
-// other decimal places than its currency takes (invalid_amount); and a
-// value of the wrong JSON type (invalid_json). A value the ledger's types
+// type. An empty body is read as {}. It refuses what is not one JSON
+// value, or is one but not an object (null too) (invalid_json); an object
+// with two members of one name, at any depth (invalid_json, naming it);
+// bytes that are not valid UTF-8, and a string escape that is half of a
+// UTF-16 surrogate pair (invalid_json: encoding/json would read either as
+// U+FFFD, text the client never sent); a member v has no field for, in
+// any object however deep (unknown_field); an amount with other decimal
+// places than its currency takes (invalid_amount); and a value of the
+// wrong JSON type (invalid_json). A value the ledger's types
 // refuse as they decode, such as a negative amount or an unknown state,
 // fails with the ledger's error.
 func (s *server) decode(c *call, v any) error {
@@ -72,7 +72,11 @@ func (s *server) decode(c *call, v any) error {
 		a.details = map[string]any{"offset": i}
 		return a
 	}
-	if field, err := twice(json.NewDecoder(bytes.NewReader(b)), ""); err != nil {
+	// The number a member holds does not matter here, and one past a
+	// float64 is refused below, naming its field.
+	members := json.NewDecoder(bytes.NewReader(b))
+	members.UseNumber()
+	if field, err := twice(members, ""); err != nil {
 		return jsonError(err)
 	} else if field != "" {
 		a := refuse("invalid_json", "the body has the member %q twice: which one it means cannot be told", field)

@@ -229,6 +229,8 @@ func TestRefusals(t *testing.T) {
 			details: map[string]any{"field": "milestone", "expected": "integer", "got": "string"}},
 		{name: "milestone a fraction", r: post("/v1/escrows/paid/confirm_milestone", "alice", `{"milestone":0.5}`), status: 400, code: "invalid_json",
 			details: map[string]any{"field": "milestone", "expected": "integer", "got": "number"}},
+		{name: "milestone past a float", r: post("/v1/escrows/paid/confirm_milestone", "alice", `{"milestone":1e400}`), status: 400, code: "invalid_json",
+			details: map[string]any{"field": "milestone", "expected": "integer", "got": "number"}},
 		{name: "milestone with an exponent", r: post("/v1/escrows/paid/confirm_milestone", "alice", `{"milestone":1e0}`), status: 400, code: "invalid_json",
 			details: map[string]any{"field": "milestone", "expected": "integer", "got": "number"}},
 		{name: "detail score past its type", r: post("/v1/escrows/done/ratings", "shop", `{"score":"positive","details":{"described":300}}`),
