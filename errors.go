@@ -284,7 +284,7 @@ func (e *DueError) Error() string {
 }
 
 // Unwrap returns Stopped, if set, then each escrow's and each aggregate's
-// error.
+// error, then Idempotency, if set.
 func (e *DueError) Unwrap() []error {
 	_, errs := e.list()
 	if e.Stopped != nil {

@@ -586,7 +586,6 @@ func ExampleObserver() {
 	// call: open_account error: <nil> replayed: false
 	// commit: open writes: 2 error: <nil>
 	// call: open error: <nil> replayed: false
-	// commit: process_due writes: 0 error: <nil>
 	// commit: process_due writes: 2 error: <nil>
 	// timer: order-1009 cancel left it Closed
 	// {"level":"INFO","msg":"escrow: timer fired","call":"process_due","escrow":"order-1009","action":"cancel","state":"closed"}

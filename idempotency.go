@@ -1,6 +1,7 @@
 package escrow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -197,67 +198,66 @@ func remember(tx Tx, key, request string, result any, now time.Time) error {
 }
 
 // pruneIdempotency deletes the idempotency records that expired by the
-// run's now, a batch per transaction, through the store's index of them
-// by age. A batch whose transaction fails is deleted again one record at
-// a time, so that a record that cannot be deleted, which stays first in
-// the index, holds up none of the others. It returns the error of the
-// first record it could not delete, or the error that stopped it.
+// run's now, found through the store's index of them by age, as drain
+// takes due escrows: a batch per transaction, and a batch whose
+// transaction fails again one record at a time, so that a record that
+// cannot be deleted holds up none of the others. A batch of which no
+// record could be deleted ends the pruning, for then it is the store that
+// fails, not a record. It returns the error that stopped it, or else the
+// first a record met.
 func (r *dueRun) pruneIdempotency() error {
-	const batch = 256
 	until := r.now.Add(-r.l.retention)
-	failed := map[string]bool{}
+	failed := map[string]error{}
 	var first error
-	for {
-		limit := batch + len(failed)
-		var listed int
-		var fresh []string
-		var listErr error
-		err := r.l.update(r.ctx, "process_due", func(tx Tx) error {
-			keys, err := tx.IdempotenciesUntil(until, limit)
-			if listErr = err; err != nil {
+	list := func(tx Tx, limit int) ([]string, error) { return tx.IdempotenciesUntil(until, limit) }
+	err := drain(r, failed, list, func(keys []string) (progress int, err error) {
+		for start := 0; start < len(keys); start += dueBatch {
+			batch := keys[start:min(start+dueBatch, len(keys))]
+			err := r.prune(until, batch...)
+			if err == nil || r.stops(err) {
+				if err != nil {
+					return start, err
+				}
+				continue
+			}
+			deleted := 0
+			for _, k := range batch {
+				if err := r.prune(until, k); r.stops(err) {
+					return start, err
+				} else if err != nil {
+					failed[k] = err
+					first = cmp.Or(first, err)
+				} else {
+					deleted++
+				}
+			}
+			if deleted == 0 {
+				return 0, nil
+			}
+		}
+		return len(keys), nil
+	})
+	return cmp.Or(err, first)
+}
+
+// prune deletes the records of keys in one transaction, each only if it
+// is still expired: a key used again since is a new record.
+func (r *dueRun) prune(until time.Time, keys ...string) error {
+	return r.l.update(r.ctx, "process_due", func(tx Tx) error {
+		for _, k := range keys {
+			rec, err := tx.Idempotency(k)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				continue
+			case err != nil:
+				return err
+			case rec.At.After(until):
+				continue
+			}
+			if err := tx.DeleteIdempotency(k); err != nil {
 				return err
 			}
-			listed, fresh = len(keys), fresh[:0]
-			for _, k := range keys {
-				if failed[k] {
-					continue
-				}
-				fresh = append(fresh, k)
-				if err := tx.DeleteIdempotency(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if r.stops(err) || listErr != nil {
-			return err
 		}
-		if err != nil {
-			// One at a time, each still expired when it is deleted: a key
-			// used again since is a new record.
-			for _, k := range fresh {
-				err := r.l.update(r.ctx, "process_due", func(tx Tx) error {
-					if rec, err := tx.Idempotency(k); err != nil || rec.At.After(until) {
-						if errors.Is(err, ErrNotFound) {
-							return nil
-						}
-						return err
-					}
-					return tx.DeleteIdempotency(k)
-				})
-				if r.stops(err) {
-					return err
-				}
-				if err != nil {
-					failed[k] = true
-					if first == nil {
-						first = err
-					}
-				}
-			}
-		}
-		if listed < limit {
-			return first
-		}
-	}
+		return nil
+	})
 }

@@ -532,7 +532,9 @@ func TestProcessDueFiresWhenPruningFails(t *testing.T) {
 	w.must("Deposit", err)
 	store.stuck["old-key"] = true
 	// More expired records than one batch deletes, younger than the stuck
-	// one, and one that has not expired.
+	// one, one of them stuck too, in the middle of the last batch, and one
+	// that has not expired.
+	store.stuck["expired-270"] = true
 	w.clock.Advance(time.Second)
 	w.must("put records", store.Update(w.ctx, func(tx escrow.Tx) error {
 		for i := range 300 {
@@ -572,15 +574,62 @@ func TestProcessDueFiresWhenPruningFails(t *testing.T) {
 		}))
 		return keys
 	}
-	if got := keys(); !slices.Equal(got, []string{"old-key", "young-key"}) {
-		t.Errorf("records after a failed pruning: %q, want old-key kept, and young-key", got)
+	if got := keys(); !slices.Equal(got, []string{"expired-270", "old-key", "young-key"}) {
+		t.Errorf("records after a failed pruning: %q, want old-key and expired-270 kept, and young-key", got)
 	}
 
 	delete(store.stuck, "old-key")
+	delete(store.stuck, "expired-270")
 	if fired, err := w.l.ProcessDue(w.ctx); fired != 0 || err != nil {
 		t.Errorf("the next ProcessDue = %d, %v; want 0, nil", fired, err)
 	}
 	if got := keys(); !slices.Equal(got, []string{"young-key"}) {
 		t.Errorf("records after the next ProcessDue: %q, want young-key", got)
 	}
+}
+
+// TestProcessDueReportsAStoreThatTakesNoWrite: a store that refuses every
+// write fails the pruning of expired records as a whole, and ProcessDue
+// says so, with no due escrow and however many records, trying no more
+// than a batch of them one by one.
+func TestProcessDueReportsAStoreThatTakesNoWrite(t *testing.T) {
+	w, store, _, _ := stuckWorld(t, 0, 0)
+	w.must("put records", store.Update(w.ctx, func(tx escrow.Tx) error {
+		for i := range 2000 {
+			r := escrow.IdempotencyRecord{Key: fmt.Sprintf("expired-%04d", i), Request: "r", At: w.clock.Now()}
+			if err := tx.PutIdempotency(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	w.clock.Advance(escrow.DefaultIdempotencyRetention + time.Hour)
+	failing := &refusingStore{Storage: store}
+	l, err := escrow.New(w.ctx, failing, &escrow.Options{Clock: w.clock})
+	w.must("New", err)
+	failing.refuse = true
+	fired, err := l.ProcessDue(w.ctx)
+	var due *escrow.DueError
+	if fired != 0 || !errors.As(err, &due) || !errors.Is(due.Idempotency, errDiskFailed) {
+		t.Fatalf("ProcessDue = %d, %v; want 0 and a *DueError whose Idempotency is the store's failure", fired, err)
+	}
+	if failing.writes > 300 {
+		t.Errorf("ProcessDue tried %d writes on a store that takes none, want at most a batch and its records", failing.writes)
+	}
+}
+
+// refusingStore fails every Update, once refuse is set, before it runs
+// the transaction, as a store whose disk has failed does.
+type refusingStore struct {
+	escrow.Storage
+	refuse bool
+	writes int
+}
+
+func (s *refusingStore) Update(ctx context.Context, fn func(escrow.Tx) error) error {
+	if s.refuse {
+		s.writes++
+		return errDiskFailed
+	}
+	return s.Storage.Update(ctx, fn)
 }
