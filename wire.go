@@ -475,17 +475,23 @@ func (w *stateWord) UnmarshalText(b []byte) error { return w.s.UnmarshalText(b) 
 // was. An empty list is no states, as it is encoded.
 func (q *EscrowQuery) UnmarshalJSON(b []byte) error {
 	type fields EscrowQuery
-	var v EscrowQuery
+	v := *q // what the JSON leaves out keeps its value, as in any struct
 	w := struct {
 		*fields
-		States []stateWord `json:"states,omitempty"`
+		States json.RawMessage `json:"states,omitempty"`
 	}{fields: (*fields)(&v)}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	v.States = nil
-	for _, s := range w.States {
-		v.States = append(v.States, s.s)
+	if w.States != nil {
+		var words []stateWord
+		if err := json.Unmarshal(w.States, &words); err != nil {
+			return err
+		}
+		v.States = nil
+		for _, s := range words {
+			v.States = append(v.States, s.s)
+		}
 	}
 	*q = v
 	return nil

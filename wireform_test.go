@@ -367,4 +367,13 @@ func TestEscrowQueryStatesJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"party":"alice","states":[]}`), &q); err != nil || q.States != nil {
 		t.Errorf(`"states":[] decodes as %#v, %v; want no states, as the query encodes`, q.States, err)
 	}
+	// As for any struct, what the JSON leaves out keeps its value.
+	q = escrow.EscrowQuery{Party: "bob", States: []escrow.State{escrow.Completed}, Limit: 7}
+	if err := json.Unmarshal([]byte(`{"party":"alice"}`), &q); err != nil {
+		t.Fatal(err)
+	}
+	want = escrow.EscrowQuery{Party: "alice", States: []escrow.State{escrow.Completed}, Limit: 7}
+	if diff := cmp.Diff(want, q); diff != "" {
+		t.Errorf("a query decoded over another (-want +got):\n%s", diff)
+	}
 }
