@@ -217,13 +217,16 @@ func capEventNotifier(t *testing.T, h Harness) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	// One wait for both: a channel that stays closed once it has passed.
+	waited, cancel := context.WithTimeout(context.Background(), capNotifyWait)
+	defer cancel()
 	for _, c := range []struct {
 		what string
 		ch   <-chan struct{}
 	}{{"taken before Close", ch}, {"taken after Close", n.EventsCommitted()}} {
 		select {
 		case <-c.ch:
-		case <-time.After(capNotifyWait):
+		case <-waited.Done():
 			t.Errorf("EventsCommitted: the channel %s was not closed %v after Close", c.what, capNotifyWait)
 		}
 	}
