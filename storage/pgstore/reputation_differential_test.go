@@ -1,7 +1,6 @@
 package pgstore_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -13,7 +12,6 @@ import (
 	"github.com/escrowkit/escrow/storage/filestore"
 	"github.com/escrowkit/escrow/storage/memstore"
 	"github.com/escrowkit/escrow/storage/pgstore"
-	"github.com/escrowkit/escrow/storage/storagetest"
 	"github.com/shopspring/decimal"
 )
 
@@ -112,22 +110,20 @@ func reputationDifferential(t *testing.T, seed uint64, steps int, policy escrow.
 	}
 	// each runs call on every store and requires the same reply.
 	passed := map[string]int{}
-	each := func(step int, name string, call func(p *party) (any, error)) (ok bool) {
+	each := func(step int, name string, call func(p *party) (any, error)) bool {
 		t.Helper()
-		var first string
-		for i, p := range ps {
+		var err0 error
+		same(t, ps, fmt.Sprintf("step %d, %s", step, name), func(p *party) (any, error) {
 			got, err := call(p)
-			reply := fmt.Sprintf("%s\nerror: %v", mustJSON(t, got), err)
-			if i == 0 {
-				first = reply
-				if ok = err == nil; ok {
-					passed[strings.Fields(name)[0]]++
-				}
-			} else if reply != first {
-				t.Fatalf("step %d, %s: %s replied\n%s\nbut %s replied\n%s", step, name, ps[0].name, first, p.name, reply)
+			if p == ps[0] {
+				err0 = err
 			}
+			return got, err
+		})
+		if err0 == nil {
+			passed[strings.Fields(name)[0]]++
 		}
-		return ok
+		return err0 == nil
 	}
 	var rated [][2]string // escrow and rater of each rating given
 	for step := 0; step < steps; step++ {
@@ -280,19 +276,5 @@ func reputationDifferential(t *testing.T, seed uint64, steps int, policy escrow.
 		}
 	}
 	t.Logf("calls passed: %v", passed)
-	var want []byte
-	for i, p := range ps {
-		if err := p.l.Check(ctx); err != nil {
-			t.Fatalf("%s: Check: %v", p.name, err)
-		}
-		d, err := storagetest.Dump(ctx, p.store)
-		if err != nil {
-			t.Fatalf("%s: Dump: %v", p.name, err)
-		}
-		if i == 0 {
-			want = d
-		} else if !bytes.Equal(d, want) {
-			t.Fatalf("at the end %s and %s differ:\n%s", ps[0].name, p.name, firstDiff(want, d))
-		}
-	}
+	sameAtTheEnd(t, ctx, ps)
 }
