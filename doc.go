@@ -196,9 +196,11 @@
 // (the goal was at most 0.1 times), and reaches the top tenth by Wilson
 // after 17 days with 209.31 CNY of sales to itself, 0.018 times the median
 // honest shop's 11,513.20 CNY (the goal was at least 100 times). The money
-// a sybil pays comes back to the ring, so a counted rating costs only the
-// fee on the cheapest price that counts, and an all-positive record
-// outranks honest shops with a few percent negatives. The pair cap, the
+// a sybil pays comes back to the ring, so a counted rating costs at most
+// the fee on the cheapest price that counts (nothing, released in
+// milestones whose fees each round to zero, since each release's fee is
+// rounded on its own), and an all-positive record outranks honest shops
+// with a few percent negatives. The pair cap, the
 // minimum value and the other rules bound what each account adds, not how
 // many accounts there are; no symmetric reputation function is sybil-proof
 // (Cheng and Friedman, 2005), so the aim is cost, not immunity, and a host

@@ -790,6 +790,39 @@ func repPairCap(t *testing.T) {
 	}
 }
 
+// TestCountedRatingInTranchesPaysNoFee: the fee of each tranche of a
+// milestone escrow is rounded on its own, so a price just over the
+// minimum, released in two tranches whose fees round to nothing, buys a
+// counted rating for no fee at all: less than the fee on the cheapest
+// price that counts, which one release pays.
+func TestCountedRatingInTranchesPaysNoFee(t *testing.T) {
+	f := repFixture(t, escrow.ReputationPolicy{}, "ring-buyer", "ring-shop")
+	repTrade(f, "whole", "ring-buyer", "ring-shop", cny("1.01"))
+	_, err := f.l.Open(f.ctx, escrow.Terms{ID: "tranches", Buyer: "ring-buyer", Seller: "ring-shop", Price: cny("1.01"),
+		Item: "teapot tranches", Milestones: []escrow.Milestone{{Name: "half", Amount: cny("0.51")}, {Name: "rest", Amount: cny("0.50")}}})
+	f.must("Open", err)
+	_, err = f.l.Pay(f.ctx, "tranches", "ring-buyer")
+	f.must("Pay", err)
+	_, err = f.l.Ship(f.ctx, "tranches", "ring-shop", "")
+	f.must("Ship", err)
+	var e escrow.Escrow
+	for n := range 2 {
+		e, err = f.l.ConfirmMilestone(f.ctx, "tranches", "ring-buyer", n)
+		f.must("ConfirmMilestone", err)
+	}
+	whole, err := f.l.Escrow(f.ctx, "whole")
+	f.must("Escrow", err)
+	if whole.Fees != cny("0.01") || e.State != escrow.Completed || e.Released != cny("1.01") || !e.Fees.IsZero() {
+		t.Fatalf("fees %s in one release, %s in two (%s, released %s); want 0.01 CNY and none", whole.Fees, e.Fees, e.State, e.Released)
+	}
+	for _, id := range []string{"whole", "tranches"} {
+		if r := repRate(f, id, "ring-buyer", escrow.Positive); !r.Counted || r.Points != 1 || r.Value != cny("1.01") {
+			t.Errorf("the rating of %q: %+v, want it counted at 1.01 CNY", id, r)
+		}
+	}
+	f.check()
+}
+
 func repMinimum(t *testing.T) {
 	// By default a price must pass the minimum: 1.00 CNY scores nothing,
 	// 1.01 does; 1 JPY scores nothing, 2 JPY does.
