@@ -315,3 +315,37 @@ func TestIDsInPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestBuyerWritesTheTerms: POST /v1/escrows takes the terms as the buyer
+// sends them. An arbiter named there replaces the ledger's default, and
+// timers there replace its defaults, up to escrow.MaxTimer: the seller
+// finds them on the escrow, and accepts them by shipping.
+func TestBuyerWritesTheTerms(t *testing.T) {
+	h := newHarness(t, nil, &escrow.Options{Arbiter: "platform"})
+	for _, id := range []string{"mallory", "teashop"} {
+		h.do(req{method: "POST", path: "/v1/accounts", actor: id}).ok(http.StatusCreated)
+	}
+	h.do(req{method: "POST", path: "/v1/accounts/mallory/deposits", actor: "gateway", operator: true,
+		body: map[string]any{"amount": cny("100.00")}}).ok(http.StatusOK)
+	var e escrow.Escrow
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory", body: map[string]any{"id": "o-1", "seller": "teashop",
+		"arbiter": "mallorys-friend", "price": cny("100.00"), "timers": map[string]string{"confirm_within": "438000h0m0s"}}}).
+		ok(http.StatusCreated).into(&e)
+	if e.Arbiter != "mallorys-friend" || e.Timers.ConfirmWithin != escrow.MaxTimer {
+		t.Fatalf("opened with arbiter %q and %s to confirm; want the buyer's", e.Arbiter, e.Timers.ConfirmWithin)
+	}
+	h.do(req{method: "POST", path: "/v1/escrows/o-1/pay", actor: "mallory"}).ok(http.StatusOK)
+	h.do(req{method: "POST", path: "/v1/escrows/o-1/ship", actor: "teashop"}).ok(http.StatusOK).into(&e)
+	if !e.DueAt.Equal(start.Add(escrow.MaxTimer)) {
+		t.Errorf("shipped: auto-confirm due %s, want %s", e.DueAt, start.Add(escrow.MaxTimer))
+	}
+	h.do(req{method: "POST", path: "/v1/escrows/o-1/dispute", actor: "mallory", body: map[string]string{"reason": "not as described"}}).
+		ok(http.StatusOK)
+	h.do(req{method: "POST", path: "/v1/escrows/o-1/resolve", actor: "platform", body: map[string]any{"buyer": cny("100.00")}}).
+		ok(http.StatusForbidden)
+	h.do(req{method: "POST", path: "/v1/escrows/o-1/resolve", actor: "mallorys-friend", body: map[string]any{"buyer": cny("100.00")}}).
+		ok(http.StatusOK).into(&e)
+	if e.State != escrow.Resolved || e.Refunded != money("100.00") {
+		t.Errorf("resolved by the buyer's arbiter: %s, refunded %s", e.State, e.Refunded)
+	}
+}
