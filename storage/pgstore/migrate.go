@@ -16,7 +16,11 @@ import (
 )
 
 // migrations are the schema's versions, each a file named
-// <version>_<what it does>.sql, applied in order of version.
+// <version>_<what it does>.sql, applied in order of version. A database
+// runs each once, in the form its release had, so a released migration is
+// never changed: what it lacks goes in a new one (see 0009, for four that
+// were; TestMigrateFromFirstForms opens schemas made by their first forms,
+// kept in testdata/first-forms).
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
