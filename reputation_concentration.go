@@ -38,7 +38,7 @@ type Concentration struct {
 	Party string `json:"party"`
 	// Since is the first instant of the window: the start of the day 364
 	// days before today, in the policy's location.
-	Since time.Time `json:"since"`
+	Since time.Time `json:"since,omitzero"`
 	// Points sums the points of those ratings, and Raters counts the
 	// accounts that gave them: the sample the shares are of, for a host to
 	// judge how much they say.

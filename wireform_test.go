@@ -202,6 +202,24 @@ func TestWireForms(t *testing.T) {
 	}
 }
 
+// TestWireFormsLeaveOutUnsetTimes: a time that is not set is left out of
+// every form, as the JSON section of the package documentation says,
+// never written as the first instant of year 1, which a client would take
+// for a date.
+func TestWireFormsLeaveOutUnsetTimes(t *testing.T) {
+	for name, cases := range wireForms() {
+		for _, c := range cases {
+			b, err := json.Marshal(c.value)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", name, c.name, err)
+			}
+			if i := bytes.Index(b, []byte(`"0001-01-01T00:00:00Z"`)); i >= 0 {
+				t.Errorf("%s/%s writes an unset time: ...%s", name, c.name, b[max(0, i-40):i+22])
+			}
+		}
+	}
+}
+
 // TestWireFormsRoundTripFromLedger encodes and decodes what a ledger
 // returns, after a scenario that sets most fields: every value comes back
 // exactly.
