@@ -5,7 +5,6 @@ import (
 	"encoding"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -329,17 +328,26 @@ func (s *server) check(raw any, t reflect.Type, path string) error {
 	return nil
 }
 
-// checkAmount refuses an amount, at path, that its currency does not
-// take (too many decimal places, negative, too large), with the ledger's
-// own rule and error, adding the field it is in. A currency the ledger
-// does not know is left to the call, which says so.
+// checkAmount refuses an amount, at path, whose currency the ledger does
+// not know, however it is spelt ("cny" as "XYZ": unknown_currency, as a
+// currency in a path is), or that its currency does not take (too many
+// decimal places, negative, too large), with the ledger's own rule and
+// error, adding the field it is in. An amount with no currency member is
+// left to the decoding, which refuses it as malformed.
 func (s *server) checkAmount(m map[string]any, path string) error {
-	amount, ok := m["amount"].(string)
-	cur, err := s.ledger.Currency(fmt.Sprint(m["currency"]))
-	if !ok || err != nil {
+	code, hasCode := m["currency"].(string)
+	if !hasCode {
 		return nil
 	}
-	if _, err := escrow.ParseMoney(amount, cur); err != nil {
+	cur, err := s.ledger.Currency(code)
+	if err == nil {
+		amount, ok := m["amount"].(string)
+		if !ok {
+			return nil
+		}
+		_, err = escrow.ParseMoney(amount, cur)
+	}
+	if err != nil {
 		a := s.classify(nil, err)
 		if a.details == nil {
 			a.details = map[string]any{}

@@ -115,7 +115,12 @@
 // ("price.amount", "timers.pay_within") in details, beside the kind
 // expected and the kind got ("string", "integer", "object"); so is a
 // number where an integer is meant that is not one its field can hold,
-// such as 0.5, 1e0 or one out of range ("got":"number").
+// such as 0.5, 1e0 or one out of range ("got":"number"). A value of the
+// right kind that the ledger refuses is refused with the ledger's code:
+// an amount's currency the ledger does not know, however it is spelt
+// ("cny" as "XYZ"), is 422 unknown_currency with the field in details, as
+// a currency in a path is, and an amount with more places than its
+// currency takes is 422 invalid_amount.
 //
 // # Who may read what
 //

@@ -394,3 +394,53 @@ func TestBodyUnicode(t *testing.T) {
 		t.Errorf("tracking %q, want %q", e.Tracking, want)
 	}
 }
+
+// TestCurrencyCodeNotKnown: a currency code the ledger does not know is
+// a value refused, 422 unknown_currency naming the field, however it is
+// spelt: "cny" as "XYZ" is, and as it is in a path. A currency left out
+// of an amount is a malformed body (400). Nothing changes.
+func TestCurrencyCodeNotKnown(t *testing.T) {
+	h := refusalFixture(t, nil)
+	amount := func(code string) map[string]string { return map[string]string{"amount": "1.00", "currency": code} }
+	for _, c := range []struct {
+		name   string
+		r      req
+		status int
+		code   string
+		field  string
+	}{
+		{"lower case in a deposit", req{method: "POST", path: "/v1/accounts/alice/deposits", actor: "ops", operator: true,
+			body: map[string]any{"amount": amount("cny")}}, 422, "unknown_currency", "amount"},
+		{"mixed case in a price", req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": "t", "seller": "shop", "price": amount("Cny")}}, 422, "unknown_currency", "price"},
+		{"lower case in a milestone", req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": "t", "seller": "shop", "price": cny("1.00"),
+				"milestones": []any{map[string]any{"name": "a", "amount": amount("cny")}}}}, 422, "unknown_currency", "milestones[0].amount"},
+		{"empty code in a refund", req{method: "POST", path: "/v1/escrows/paid/refund", actor: "shop",
+			body: map[string]any{"amount": amount("")}}, 422, "unknown_currency", "amount"},
+		{"a code too long", req{method: "POST", path: "/v1/escrows/paid/refund", actor: "shop",
+			body: map[string]any{"amount": amount("ABCDEFGHIJKLMN")}}, 422, "unknown_currency", "amount"},
+		{"lower case in a path", req{method: "GET", path: "/v1/accounts/alice/balances/cny", actor: "alice"}, 422, "unknown_currency", ""},
+		{"no currency", req{method: "POST", path: "/v1/escrows/paid/refund", actor: "shop",
+			body: `{"amount":{"amount":"1.00"}}`}, 400, "invalid_argument", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h.t = t
+			before := h.dump()
+			r := h.do(c.r)
+			if r.status != c.status {
+				t.Fatalf("status %d, want %d: %s", r.status, c.status, r.body)
+			}
+			got := r.refusal()
+			if got.Code != c.code {
+				t.Errorf("code %q, want %q: %s", got.Code, c.code, r.body)
+			}
+			if c.field != "" && got.Details["field"] != c.field {
+				t.Errorf("details %v, want field %q", got.Details, c.field)
+			}
+			if !bytes.Equal(before, h.dump()) {
+				t.Errorf("a refused request changed the store")
+			}
+		})
+	}
+}
