@@ -249,3 +249,54 @@ func TestIdempotencyKeyOnce(t *testing.T) {
 		t.Error("a refused request changed the store")
 	}
 }
+
+// TestReplayedHeaderOnlyWhenTheLedgerAnswered: Idempotent-Replayed says
+// whether the ledger replayed a keyed call, so it is sent only where the
+// ledger took the call: true on a replay, false where it ran now, and
+// false on its own refusals (a refused call is not remembered). A keyed
+// request refused before the ledger runs, whose key the ledger never saw,
+// carries no header: nothing was run or replayed. Nothing changes.
+func TestReplayedHeaderOnlyWhenTheLedgerAnswered(t *testing.T) {
+	h := refusalFixture(t, nil)
+	keyed := func(r req) req { r.header = map[string]string{"Idempotency-Key": "key-1"}; return r }
+	for _, c := range []struct {
+		name   string
+		r      req
+		status int
+		want   string // the header; "" for none
+	}{
+		{"not JSON", keyed(req{method: "POST", path: "/v1/escrows/paid/ship", actor: "shop", body: `{"tracking":`}), 400, ""},
+		{"unknown field", keyed(req{method: "POST", path: "/v1/escrows/paid/ship", actor: "shop", body: `{"trackin":"x"}`}), 400, ""},
+		{"not an operator", keyed(req{method: "POST", path: "/v1/accounts/alice/deposits", actor: "alice",
+			body: map[string]any{"amount": cny("1.00")}}), 403, ""},
+		{"open for another buyer", keyed(req{method: "POST", path: "/v1/escrows", actor: "bob",
+			body: map[string]any{"id": "x", "buyer": "alice", "seller": "shop", "price": cny("1.00")}}), 403, ""},
+		{"no milestone", keyed(req{method: "POST", path: "/v1/escrows/paid/confirm_milestone", actor: "alice"}), 400, ""},
+		{"revise for another", keyed(req{method: "POST", path: "/v1/escrows/done/ratings/alice/revise", actor: "shop",
+			body: map[string]any{"score": "positive"}}), 403, ""},
+		{"wrong media type", func() req {
+			r := keyed(req{method: "POST", path: "/v1/escrows/paid/pay", actor: "alice"})
+			r.header["Content-Type"] = "text/plain"
+			return r
+		}(), 415, ""},
+		{"refused by the ledger", keyed(req{method: "POST", path: "/v1/escrows/unpaid/ship", actor: "shop"}), 409, "false"},
+		{"run now", keyed(req{method: "POST", path: "/v1/escrows/unpaid/cancel", actor: "alice"}), 200, "false"},
+		{"replayed", keyed(req{method: "POST", path: "/v1/escrows/unpaid/cancel", actor: "alice"}), 200, "true"},
+		{"key reused", keyed(req{method: "POST", path: "/v1/escrows/bobs/cancel", actor: "alice"}), 409, "false"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h.t = t
+			before := h.dump()
+			r := h.do(c.r)
+			if r.status != c.status {
+				t.Fatalf("status %d, want %d: %s", r.status, c.status, r.body)
+			}
+			if got, ok := r.header["Idempotent-Replayed"]; c.want == "" && ok || c.want != "" && (len(got) != 1 || got[0] != c.want) {
+				t.Errorf("Idempotent-Replayed %q, want %q", got, c.want)
+			}
+			if c.status >= 400 && !bytes.Equal(before, h.dump()) {
+				t.Errorf("a refused request changed the store")
+			}
+		})
+	}
+}

@@ -47,7 +47,7 @@ func (c *call) own(account string) error {
 }
 
 func (s *server) openAccount(c *call, _ *empty) (escrow.Account, error) {
-	a, err := s.ledger.OpenAccount(c.ctx, c.actor, c.opts...)
+	a, err := s.ledger.OpenAccount(c.ctx, c.actor, c.keyed()...)
 	if err == nil {
 		// Relative, so that it holds wherever the host mounts the API.
 		c.w.Header().Set("Location", "accounts/"+pathSegment(a.ID))
@@ -106,11 +106,11 @@ func (s *server) journal(c *call) (journalPage, error) {
 }
 
 func (s *server) deposit(c *call, b *amountBody) (escrow.Balance, error) {
-	return s.ledger.Deposit(c.ctx, c.r.PathValue("id"), b.Amount, c.opts...)
+	return s.ledger.Deposit(c.ctx, c.r.PathValue("id"), b.Amount, c.keyed()...)
 }
 
 func (s *server) withdraw(c *call, b *amountBody) (escrow.Balance, error) {
-	return s.ledger.Withdraw(c.ctx, c.r.PathValue("id"), b.Amount, c.opts...)
+	return s.ledger.Withdraw(c.ctx, c.r.PathValue("id"), b.Amount, c.keyed()...)
 }
 
 // nonNil returns s, or an empty slice for nil, so that an empty list is

@@ -145,9 +145,12 @@
 // it is 400 invalid_argument), passed to the ledger as
 // escrow.IdempotencyKey: a retry with the same key and body answers the
 // first call's result, with its status, and changes nothing; the same key
-// with another body is 409 idempotency_mismatch. An answer to a keyed call
-// carries Idempotent-Replayed: true if it was replayed, false if the call
-// ran. The ledger's keys are global, so the handler puts each actor's in a
+// with another body is 409 idempotency_mismatch. An answer the ledger gave
+// to a keyed call carries Idempotent-Replayed: true if it was replayed,
+// false if the call ran now or the ledger refused it (a refused call is
+// not remembered). A keyed request refused before it reaches the ledger
+// (a body that cannot be read, a route's own 403, a 413 or a 415) carries
+// none: nothing ran and nothing was replayed. The ledger's keys are global, so the handler puts each actor's in a
 // namespace of its own: it keeps the key as the actor, quoted as Go quotes
 // strings, a colon and the client's key (alice's "k-1" is "alice":k-1).
 // One client's key never meets another's, and the ledger's limit of 256

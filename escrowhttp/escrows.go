@@ -92,7 +92,7 @@ func (s *server) open(c *call, t *escrow.Terms) (escrow.Escrow, error) {
 	if t.Buyer != c.actor {
 		return escrow.Escrow{}, refuse("forbidden", "%q may not open an escrow for buyer %q: the buyer opens it", c.actor, t.Buyer)
 	}
-	e, err := s.ledger.Open(c.ctx, *t, c.opts...)
+	e, err := s.ledger.Open(c.ctx, *t, c.keyed()...)
 	if err == nil {
 		c.w.Header().Set("Location", "escrows/"+pathSegment(e.ID))
 	}
@@ -162,86 +162,86 @@ func (s *server) history(c *call) (history, error) {
 // escrow's state.
 
 func (s *server) pay(c *call, _ *empty) (escrow.Escrow, error) {
-	return s.ledger.Pay(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+	return s.ledger.Pay(c.ctx, c.r.PathValue("id"), c.actor, c.keyed()...)
 }
 
 func (s *server) ship(c *call, b *shipBody) (escrow.Escrow, error) {
-	return s.ledger.Ship(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.opts...)
+	return s.ledger.Ship(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.keyed()...)
 }
 
 func (s *server) confirm(c *call, _ *empty) (escrow.Escrow, error) {
-	return s.ledger.Confirm(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+	return s.ledger.Confirm(c.ctx, c.r.PathValue("id"), c.actor, c.keyed()...)
 }
 
 func (s *server) confirmMilestone(c *call, b *milestoneBody) (escrow.Escrow, error) {
 	if b.Milestone == nil {
 		return escrow.Escrow{}, refuse("invalid_argument", "the body must name the milestone to confirm, counting from 0")
 	}
-	return s.ledger.ConfirmMilestone(c.ctx, c.r.PathValue("id"), c.actor, *b.Milestone, c.opts...)
+	return s.ledger.ConfirmMilestone(c.ctx, c.r.PathValue("id"), c.actor, *b.Milestone, c.keyed()...)
 }
 
 func (s *server) cancel(c *call, _ *empty) (escrow.Escrow, error) {
-	return s.ledger.Cancel(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+	return s.ledger.Cancel(c.ctx, c.r.PathValue("id"), c.actor, c.keyed()...)
 }
 
 func (s *server) refund(c *call, b *amountBody) (escrow.Escrow, error) {
-	return s.ledger.Refund(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, c.opts...)
+	return s.ledger.Refund(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, c.keyed()...)
 }
 
 func (s *server) requestRefund(c *call, b *refundRequestBody) (escrow.Escrow, error) {
-	return s.ledger.RequestRefund(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, b.Reason, c.opts...)
+	return s.ledger.RequestRefund(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, b.Reason, c.keyed()...)
 }
 
 func (s *server) agreeRefund(c *call, _ *empty) (escrow.Escrow, error) {
-	return s.ledger.AgreeRefund(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+	return s.ledger.AgreeRefund(c.ctx, c.r.PathValue("id"), c.actor, c.keyed()...)
 }
 
 func (s *server) refuseRefund(c *call, b *reasonBody) (escrow.Escrow, error) {
-	return s.ledger.RefuseRefund(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.opts...)
+	return s.ledger.RefuseRefund(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.keyed()...)
 }
 
 func (s *server) dispute(c *call, b *reasonBody) (escrow.Escrow, error) {
-	return s.ledger.Dispute(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.opts...)
+	return s.ledger.Dispute(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.keyed()...)
 }
 
 func (s *server) shipPart(c *call, b *shipBody) (escrow.Escrow, error) {
-	return s.ledger.ShipPart(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.opts...)
+	return s.ledger.ShipPart(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.keyed()...)
 }
 
 func (s *server) extend(c *call, b *extendBody) (escrow.Escrow, error) {
-	return s.ledger.Extend(c.ctx, c.r.PathValue("id"), c.actor, time.Duration(b.By), c.opts...)
+	return s.ledger.Extend(c.ctx, c.r.PathValue("id"), c.actor, time.Duration(b.By), c.keyed()...)
 }
 
 func (s *server) requestReturn(c *call, b *refundRequestBody) (escrow.Escrow, error) {
-	return s.ledger.RequestReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, b.Reason, c.opts...)
+	return s.ledger.RequestReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Amount, b.Reason, c.keyed()...)
 }
 
 func (s *server) agreeReturn(c *call, b *addressBody) (escrow.Escrow, error) {
-	return s.ledger.AgreeReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Address, c.opts...)
+	return s.ledger.AgreeReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Address, c.keyed()...)
 }
 
 func (s *server) shipReturn(c *call, b *shipBody) (escrow.Escrow, error) {
-	return s.ledger.ShipReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.opts...)
+	return s.ledger.ShipReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Tracking, c.keyed()...)
 }
 
 func (s *server) confirmReturn(c *call, _ *empty) (escrow.Escrow, error) {
-	return s.ledger.ConfirmReturn(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+	return s.ledger.ConfirmReturn(c.ctx, c.r.PathValue("id"), c.actor, c.keyed()...)
 }
 
 func (s *server) refuseReturn(c *call, b *reasonBody) (escrow.Escrow, error) {
-	return s.ledger.RefuseReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.opts...)
+	return s.ledger.RefuseReturn(c.ctx, c.r.PathValue("id"), c.actor, b.Reason, c.keyed()...)
 }
 
 func (s *server) cancelReturn(c *call, _ *empty) (escrow.Escrow, error) {
-	return s.ledger.CancelReturn(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+	return s.ledger.CancelReturn(c.ctx, c.r.PathValue("id"), c.actor, c.keyed()...)
 }
 
 func (s *server) addEvidence(c *call, b *evidenceBody) (escrow.Escrow, error) {
-	return s.ledger.AddEvidence(c.ctx, c.r.PathValue("id"), c.actor, b.Note, b.Ref, c.opts...)
+	return s.ledger.AddEvidence(c.ctx, c.r.PathValue("id"), c.actor, b.Note, b.Ref, c.keyed()...)
 }
 
 func (s *server) resolve(c *call, split *escrow.Split) (escrow.Escrow, error) {
-	return s.ledger.Resolve(c.ctx, c.r.PathValue("id"), c.actor, *split, c.opts...)
+	return s.ledger.Resolve(c.ctx, c.r.PathValue("id"), c.actor, *split, c.keyed()...)
 }
 
 // payAll pays a cart of the actor's escrows at once, all or none. A
@@ -253,6 +253,6 @@ func (s *server) payAll(c *call, b *cart) (paidCart, error) {
 	if b.Buyer != c.actor {
 		return paidCart{}, refuse("forbidden", "%q may not pay a cart for buyer %q: the buyer pays it", c.actor, b.Buyer)
 	}
-	paid, err := s.ledger.PayAll(c.ctx, c.actor, b.Escrows, c.opts...)
+	paid, err := s.ledger.PayAll(c.ctx, c.actor, b.Escrows, c.keyed()...)
 	return paidCart{Escrows: nonNil(paid)}, err
 }

@@ -176,10 +176,21 @@ type call struct {
 	actor    string
 	operator bool
 	// key is the client's Idempotency-Key, "" without one; opts carry it,
-	// prefixed with the actor, to the ledger, with Replayed.
+	// prefixed with the actor, to the ledger, with Replayed. asked is set
+	// once the route hands them to the ledger (see keyed).
 	key      string
 	opts     []escrow.CallOption
+	asked    bool
 	replayed bool
+}
+
+// keyed returns the options that carry the call's Idempotency-Key to the
+// ledger, and notes that the ledger was asked: only then does the answer
+// say whether it was replayed. Every route passes them to the one ledger
+// call that changes something.
+func (c *call) keyed() []escrow.CallOption {
+	c.asked = true
+	return c.opts
 }
 
 // serve returns the handler of one route.
@@ -191,7 +202,9 @@ func (s *server) serve(rt *route) http.HandlerFunc {
 		if err == nil {
 			v, err = rt.handle(s, c)
 		}
-		if c.key != "" {
+		if c.key != "" && c.asked {
+			// Refused before the ledger saw the key, the call neither ran
+			// nor was replayed: the header would say one or the other.
 			w.Header().Set("Idempotent-Replayed", strconv.FormatBool(c.replayed))
 		}
 		switch {

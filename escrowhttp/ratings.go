@@ -24,7 +24,7 @@ type voidBody struct {
 }
 
 func (s *server) rate(c *call, in *escrow.RatingInput) (escrow.Rating, error) {
-	return s.ledger.Rate(c.ctx, c.r.PathValue("id"), c.actor, *in, c.opts...)
+	return s.ledger.Rate(c.ctx, c.r.PathValue("id"), c.actor, *in, c.keyed()...)
 }
 
 func (s *server) revise(c *call, b *reviseBody) (escrow.Rating, error) {
@@ -33,11 +33,11 @@ func (s *server) revise(c *call, b *reviseBody) (escrow.Rating, error) {
 	if err := s.asRater(c, "revise"); err != nil {
 		return escrow.Rating{}, err
 	}
-	return s.ledger.Revise(c.ctx, c.r.PathValue("id"), c.actor, b.Score, b.Comment, c.opts...)
+	return s.ledger.Revise(c.ctx, c.r.PathValue("id"), c.actor, b.Score, b.Comment, c.keyed()...)
 }
 
 func (s *server) reply(c *call, b *replyBody) (escrow.Rating, error) {
-	return s.ledger.Reply(c.ctx, c.r.PathValue("id"), c.r.PathValue("rater"), c.actor, b.Text, c.opts...)
+	return s.ledger.Reply(c.ctx, c.r.PathValue("id"), c.r.PathValue("rater"), c.actor, b.Text, c.keyed()...)
 }
 
 func (s *server) withdrawRating(c *call, _ *empty) (escrow.Rating, error) {
@@ -46,7 +46,7 @@ func (s *server) withdrawRating(c *call, _ *empty) (escrow.Rating, error) {
 	if err := s.asRater(c, "withdraw"); err != nil {
 		return escrow.Rating{}, err
 	}
-	return s.ledger.WithdrawRating(c.ctx, c.r.PathValue("id"), c.actor, c.opts...)
+	return s.ledger.WithdrawRating(c.ctx, c.r.PathValue("id"), c.actor, c.keyed()...)
 }
 
 // asRater refuses, with not_party, an actor who is not the rater the
@@ -65,7 +65,7 @@ func (s *server) asRater(c *call, verb string) error {
 }
 
 func (s *server) voidRating(c *call, b *voidBody) (escrow.Rating, error) {
-	return s.ledger.VoidRating(c.ctx, c.r.PathValue("id"), c.r.PathValue("rater"), c.actor, b.Reason, c.opts...)
+	return s.ledger.VoidRating(c.ctx, c.r.PathValue("id"), c.r.PathValue("rater"), c.actor, b.Reason, c.keyed()...)
 }
 
 func (s *server) reputation(c *call) (escrow.Reputation, error) {
