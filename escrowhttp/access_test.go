@@ -300,3 +300,53 @@ func TestReplayedHeaderOnlyWhenTheLedgerAnswered(t *testing.T) {
 		})
 	}
 }
+
+// TestIdempotencyKeyLength: a client's Idempotency-Key is held to its own
+// length, 1 to 256 bytes, whatever the actor's name adds to the key the
+// ledger keeps: a key of 256 bytes works and replays, for a long actor
+// too, and one of 257 is refused as 257 bytes, changing nothing.
+func TestIdempotencyKeyLength(t *testing.T) {
+	h := refusalFixture(t, nil)
+	long := strings.Repeat("a", 120)
+	h.do(req{method: "POST", path: "/v1/accounts", actor: long}).ok(http.StatusCreated)
+	for _, actor := range []string{"alice", long} {
+		for _, n := range []int{250, 256} {
+			key := strings.Repeat("k", n)
+			deposit := func() *resp {
+				return h.do(req{method: "POST", path: "/v1/accounts/" + actor + "/deposits", actor: actor, operator: true,
+					body: map[string]any{"amount": cny("1.00")}, header: map[string]string{"Idempotency-Key": key}})
+			}
+			first := deposit()
+			if first.status != http.StatusOK || first.header.Get("Idempotent-Replayed") != "false" {
+				t.Fatalf("a %d-byte key of a %d-byte actor: %d %v %s", n, len(actor), first.status, first.header, first.body)
+			}
+			again := deposit().ok(http.StatusOK)
+			if again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(first.body, again.body) {
+				t.Errorf("a %d-byte key of a %d-byte actor was not replayed: %v %s", n, len(actor), again.header, again.body)
+			}
+		}
+	}
+	// One client's long key is not another's.
+	key := strings.Repeat("s", 256)
+	for _, actor := range []string{"alice", long} {
+		r := h.do(req{method: "POST", path: "/v1/accounts", actor: "x" + actor[:3], header: map[string]string{"Idempotency-Key": key}})
+		if r.status != http.StatusCreated || r.header.Get("Idempotent-Replayed") != "false" {
+			t.Errorf("%s's key met another's: %d %v %s", "x"+actor[:3], r.status, r.header, r.body)
+		}
+	}
+	before := h.dump()
+	for _, bad := range []struct{ key, says string }{
+		{strings.Repeat("k", 257), "257 bytes, more than 256"},
+		{"a\tb", "control character"},
+		{"a\xffb", "UTF-8"},
+	} {
+		r := h.do(req{method: "POST", path: "/v1/accounts/alice/deposits", actor: "alice", operator: true,
+			body: map[string]any{"amount": cny("1.00")}, header: map[string]string{"Idempotency-Key": bad.key}}).ok(http.StatusBadRequest)
+		if e := r.refusal(); e.Code != "invalid_argument" || !strings.Contains(e.Message, "Idempotency-Key") || !strings.Contains(e.Message, bad.says) {
+			t.Errorf("key %q: %+v; want invalid_argument saying %q of the Idempotency-Key", bad.key[:min(len(bad.key), 10)], e, bad.says)
+		}
+	}
+	if !bytes.Equal(before, h.dump()) {
+		t.Error("a refused key changed the store")
+	}
+}

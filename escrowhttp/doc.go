@@ -150,11 +150,16 @@
 // false if the call ran now or the ledger refused it (a refused call is
 // not remembered). A keyed request refused before it reaches the ledger
 // (a body that cannot be read, a route's own 403, a 413 or a 415) carries
-// none: nothing ran and nothing was replayed. The ledger's keys are global, so the handler puts each actor's in a
-// namespace of its own: it keeps the key as the actor, quoted as Go quotes
-// strings, a colon and the client's key (alice's "k-1" is "alice":k-1).
-// One client's key never meets another's, and the ledger's limit of 256
-// bytes holds for that whole form: keep client keys short (a UUID is 36).
+// none: nothing ran and nothing was replayed.
+//
+// A key is 1 to 256 bytes of UTF-8 with no control character, as the
+// ledger's keys are; any other is 400 invalid_argument, saying what is
+// wrong with the key as sent. The ledger's keys are global, so the
+// handler puts each actor's in a namespace of its own: it keeps the key
+// as the actor, quoted as Go quotes strings, a colon and the client's key
+// (alice's "k-1" is "alice":k-1), or, where that form is longer than the
+// ledger's 256 bytes, as "sha256:" and the hex of its SHA-256. One
+// client's key never meets another's.
 //
 // # Errors
 //

@@ -3,6 +3,8 @@ package escrowhttp
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/escrowkit/escrow"
 )
@@ -271,9 +275,35 @@ func (s *server) admit(c *call) error {
 		if c.key == "" {
 			return refuse("invalid_argument", "an empty Idempotency-Key: send a key, or no header")
 		}
+		if problem := keyProblem(c.key); problem != "" {
+			return refuse("invalid_argument", "the Idempotency-Key %s", problem)
+		}
 		c.opts = []escrow.CallOption{escrow.IdempotencyKey(ledgerKey(c.actor, c.key)), escrow.Replayed(&c.replayed)}
 	}
 	return nil
+}
+
+// maxKeyBytes is the longest Idempotency-Key a client may send, the
+// ledger's own limit on a key.
+const maxKeyBytes = 256
+
+// keyProblem says what is wrong with a client's Idempotency-Key, in the
+// ledger's words for a key ("is 300 bytes, more than 256"), or "" if
+// nothing: it is held to the ledger's rule for a key by itself, not with
+// the actor's namespace that ledgerKey adds.
+func keyProblem(key string) string {
+	if len(key) > maxKeyBytes {
+		return fmt.Sprintf("is %d bytes, more than %d", len(key), maxKeyBytes)
+	}
+	if !utf8.ValidString(key) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range key {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return fmt.Sprintf("contains control character %U", r)
+		}
+	}
+	return ""
 }
 
 // ledgerKey is the idempotency key the ledger keeps for an actor's key.
@@ -281,7 +311,20 @@ func (s *server) admit(c *call) error {
 // their own: the actor, quoted (so that no actor's prefix is another's),
 // and a colon. One client's key then never meets another's, and the
 // mismatch error for a reused key names only the actor's own calls.
-func ledgerKey(actor, key string) string { return strconv.Quote(actor) + ":" + key }
+//
+// Where that form is longer than the ledger keeps, it is kept as
+// "sha256:" and the hex of its SHA-256 instead, so that every key a
+// client may send fits whatever the actor's name. The two forms cannot
+// meet: the first always begins with a quote. Keys that fit keep the
+// first form, which the ledger kept before the second was added.
+func ledgerKey(actor, key string) string {
+	k := strconv.Quote(actor) + ":" + key
+	if len(k) <= maxKeyBytes {
+		return k
+	}
+	sum := sha256.Sum256([]byte(k))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
 
 // checkQuery refuses a query the handler cannot read whole, such as one
 // with a malformed escape or a semicolon between parameters
