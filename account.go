@@ -397,7 +397,7 @@ func checkID(what, id string) error {
 		return nil // most IDs, decided without decoding runes
 	}
 	if id == "" || len(id) > 128 {
-		return invalidArg("%s ID %q must be 1 to 128 bytes", what, id)
+		return invalidArg("%s ID %s must be 1 to 128 bytes", what, quoted(id))
 	}
 	if isSystem(id) {
 		return invalidArg("%s ID %q may not start with '@'", what, id)

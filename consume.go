@@ -266,7 +266,7 @@ func (l *Ledger) storeConsumer(ctx context.Context, call, name string, seq uint6
 // reserved '@' too, for a host's own system consumers.
 func checkConsumerName(name string) error {
 	if name == "" || len(name) > 128 {
-		return invalidArg("consumer name %q must be 1 to 128 bytes", name)
+		return invalidArg("consumer name %s must be 1 to 128 bytes", quoted(name))
 	}
 	return checkText("consumer name", name, 128, false)
 }

@@ -295,7 +295,9 @@
 // NotFoundError, CartError, IdempotencyMismatchError, EnumError,
 // MetadataError, InvariantError, DueError) where the caller needs the
 // details. Messages start with
-// "escrow: ". A failure of the store's own (a disk write that failed) is
+// "escrow: ", and repeat a value the caller gave (an amount, an ID, a
+// word) only up to its first 128 bytes, then its length ("… (2097152
+// bytes)"); the typed error's fields keep it whole. A failure of the store's own (a disk write that failed) is
 // the exception: it is returned as the store gave it, wrapping none of the
 // sentinels, and Code calls it "internal". A call whose context is cancelled or past its deadline fails
 // with an error for which errors.Is(err, context.Canceled) (or

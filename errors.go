@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Every error the package returns either is one of these or
@@ -95,14 +97,16 @@ type AmountError struct {
 	Err      error  // the sentinel
 }
 
+// Error names the amount and the currency as given, each cut to its first
+// 128 bytes and its length if longer: the fields keep them whole.
 func (e *AmountError) Error() string {
 	switch {
 	case e.Amount == "" && e.Currency == "":
 		return fmt.Sprintf("%s: %s", e.Err, e.Reason)
 	case e.Amount == "":
-		return fmt.Sprintf("%s: %s: %s", e.Err, e.Currency, e.Reason)
+		return fmt.Sprintf("%s: %s: %s", e.Err, shown(e.Currency), e.Reason)
 	}
-	return fmt.Sprintf("%s: %s %s: %s", e.Err, e.Amount, e.Currency, e.Reason)
+	return fmt.Sprintf("%s: %s %s: %s", e.Err, shown(e.Amount), shown(e.Currency), e.Reason)
 }
 
 func (e *AmountError) Unwrap() error { return e.Err }
@@ -121,7 +125,7 @@ func (e *MetadataError) Error() string {
 	if e.Keys > 0 {
 		return fmt.Sprintf("%s: metadata has %d keys, more than %d", ErrInvalidArgument, e.Keys, MetadataMaxKeys)
 	}
-	return fmt.Sprintf("%s: metadata key %q: %s", ErrInvalidArgument, e.Key, e.Reason)
+	return fmt.Sprintf("%s: metadata key %s: %s", ErrInvalidArgument, quoted(e.Key), e.Reason)
 }
 
 // Unwrap returns ErrInvalidArgument.
@@ -137,8 +141,8 @@ type RoleError struct {
 }
 
 func (e *RoleError) Error() string {
-	return fmt.Sprintf("escrow: %q may not %s escrow %q (state %s): only %s may",
-		e.Actor, e.Action, e.Escrow, e.State, e.Want)
+	return fmt.Sprintf("escrow: %s may not %s escrow %s (state %s): only %s may",
+		quoted(e.Actor), e.Action, quoted(e.Escrow), e.State, e.Want)
 }
 
 func (e *RoleError) Unwrap() error { return ErrNotParty }
@@ -235,10 +239,45 @@ type EnumError struct {
 }
 
 func (e *EnumError) Error() string {
-	return fmt.Sprintf("%s: unknown %s %q (want one of %s)", ErrInvalidArgument, e.Type, e.Text, strings.Join(e.Words, ", "))
+	return fmt.Sprintf("%s: unknown %s %s (want one of %s)", ErrInvalidArgument, e.Type, quoted(e.Text), strings.Join(e.Words, ", "))
 }
 
 func (e *EnumError) Unwrap() error { return ErrInvalidArgument }
+
+// maxShown is the most bytes of a value that an error message repeats:
+// room for any ID (128 bytes) and more than any amount, currency or word
+// the ledger takes.
+const maxShown = 128
+
+// shown is s cut to its first maxShown bytes, at a character's boundary,
+// followed by an ellipsis and its length when longer, so that a message
+// that repeats what a caller sent stays short however much was sent: a
+// 2 MB amount is named by its first bytes and its length. The error's
+// fields keep s whole.
+func shown(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:shownCut(s)], len(s))
+}
+
+// quoted is s as %q writes it, cut as shown cuts it.
+func quoted(s string) string {
+	if len(s) <= maxShown {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:shownCut(s)], len(s))
+}
+
+// shownCut is where shown cuts s, longer than maxShown: at most maxShown
+// bytes in, at the start of a character.
+func shownCut(s string) int {
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return cut
+}
 
 func invalidArg(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)

@@ -40,7 +40,7 @@ func (c Currency) String() string { return c.Code }
 
 func (c Currency) validate() error {
 	if c.Code == "" || len(c.Code) > 12 {
-		return invalidArg("currency code %q must be 1 to 12 characters", c.Code)
+		return invalidArg("currency code %s must be 1 to 12 characters", quoted(c.Code))
 	}
 	for _, r := range c.Code {
 		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {

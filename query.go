@@ -165,7 +165,7 @@ func decodeCursor(c, listing string, n int) ([]string, error) {
 	if c == "" {
 		return nil, nil
 	}
-	bad := invalidArg("cursor %q is not one the %s listing returned", c, listing)
+	bad := invalidArg("cursor %s is not one the %s listing returned", quoted(c), listing)
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil || len(b) < 4 {
 		return nil, bad
@@ -194,7 +194,7 @@ func cursorTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 func parseCursorTime(s, c, listing string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, invalidArg("cursor %q is not one the %s listing returned", c, listing)
+		return time.Time{}, invalidArg("cursor %s is not one the %s listing returned", quoted(c), listing)
 	}
 	return t, nil
 }

@@ -818,7 +818,7 @@ func (l *Ledger) Reply(ctx context.Context, escrowID, rater, actor, text string,
 				return Rating{}, err
 			}
 			if actor != r.Ratee {
-				return Rating{}, fmt.Errorf("%w: only %q may reply to this rating, not %q", ErrNotParty, r.Ratee, actor)
+				return Rating{}, fmt.Errorf("%w: only %q may reply to this rating, not %s", ErrNotParty, r.Ratee, quoted(actor))
 			}
 			if r.Reply != "" {
 				return Rating{}, fmt.Errorf("%w: %q already replied to the rating on escrow %q", ErrAlreadyRated, actor, escrowID)
@@ -915,7 +915,7 @@ func (l *Ledger) VoidRating(ctx context.Context, escrowID, rater, operator, reas
 	},
 		func(tx Tx, now time.Time) (Rating, error) {
 			if !l.operators[operator] {
-				return Rating{}, fmt.Errorf("%w: %q is not an operator", ErrNotParty, operator)
+				return Rating{}, fmt.Errorf("%w: %s is not an operator", ErrNotParty, quoted(operator))
 			}
 			r, err := getRating(tx, escrowID, rater)
 			if err != nil {

@@ -169,7 +169,10 @@
 // refused transition, what an account needed and had, the words an
 // enumeration takes, what was not found: {"kind":"account","id":"bob"},
 // the field a body got wrong, the query parameter a route does not
-// take). A cart that may not be paid is cart_refused,
+// take). A refusal repeats a value the client sent, in its message or its
+// details, only up to its first 256 bytes, then says how long it was
+// ("… (61440 bytes)"), so that a large body or query is not sent back
+// whole. A cart that may not be paid is cart_refused,
 // whatever the reasons; its details are the cart's size and the escrows
 // refused, each with the code, message and details it would have been
 // refused with alone:

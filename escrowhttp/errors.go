@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/escrowkit/escrow"
 )
@@ -85,14 +86,104 @@ var classes = []class{
 	{"internal", http.StatusInternalServerError, nil},
 }
 
-// refuse returns the refusal of class code, with a message.
+// refuse returns the refusal of class code, with a message. A string
+// among args, which may be what the client sent, is cut as clip cuts it.
 func refuse(code, format string, args ...any) *apiError {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clipped(s)
+		}
+	}
 	for _, c := range classes {
 		if c.code == code {
 			return &apiError{status: c.status, code: code, message: fmt.Sprintf(format, args...)}
 		}
 	}
 	panic("escrowhttp: no class " + code)
+}
+
+// maxEcho is the most bytes of a value the client sent that a refusal
+// repeats, in its message or its details: room for any ID the ledger
+// takes (128 bytes) and any Idempotency-Key (256), and more than any
+// amount, currency or word.
+const maxEcho = 256
+
+// clip is s cut to its first maxEcho bytes, at a character's boundary,
+// with an ellipsis and its length when longer: so a refusal of a value of
+// 60 KB, or of a query of a megabyte, names it in a few bytes rather than
+// sending it back whole.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:clipAt(s)], len(s))
+}
+
+// clipAt is where clip cuts s, longer than maxEcho.
+func clipAt(s string) int {
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return cut
+}
+
+// A clipped string formats as clip has it: %q quotes the bytes kept and
+// adds the ellipsis and the length after the quote.
+type clipped string
+
+func (s clipped) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		if len(s) <= maxEcho {
+			fmt.Fprintf(f, "%q", string(s))
+			return
+		}
+		fmt.Fprintf(f, "%q… (%d bytes)", string(s[:clipAt(string(s))]), len(s))
+		return
+	}
+	fmt.Fprint(f, clip(string(s)))
+}
+
+// clipDetails returns details with every string the client may have sent
+// cut by clip, at any depth. A "message" is left whole: it is a message
+// built here or by the ledger, bounded already.
+func clipDetails(v any) any {
+	switch v := v.(type) {
+	case string:
+		return clip(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			if s, ok := x.(string); ok && k == "message" {
+				out[k] = s
+				continue
+			}
+			out[k] = clipDetails(x)
+		}
+		return out
+	case []map[string]any:
+		out := make([]map[string]any, len(v))
+		for i, x := range v {
+			out[i] = clipDetails(x).(map[string]any)
+		}
+		return out
+	case []string:
+		out := make([]string, len(v))
+		for i, x := range v {
+			out[i] = clip(x)
+		}
+		return out
+	}
+	return v
+}
+
+// body is the JSON body of refusal e, its details clipped.
+func (e *apiError) body() errorBody {
+	o := errorObject{Code: e.code, Message: e.message}
+	if e.details != nil {
+		o.Details = clipDetails(e.details).(map[string]any)
+	}
+	return errorBody{o}
 }
 
 // tooLarge is the refusal of a body over limit bytes.
@@ -212,7 +303,7 @@ func details(err error) map[string]any {
 // roleMessage words a RoleError without the escrow's state, which a
 // stranger may not read.
 func roleMessage(e *escrow.RoleError) string {
-	return fmt.Sprintf("escrow: %q may not %s escrow %q: only %s may", e.Actor, e.Action, e.Escrow, e.Want)
+	return fmt.Sprintf("escrow: %q may not %s escrow %q: only %s may", clipped(e.Actor), e.Action, clipped(e.Escrow), e.Want)
 }
 
 // mismatch words an IdempotencyMismatchError with the key the client

@@ -444,3 +444,73 @@ func TestCurrencyCodeNotKnown(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalsBounded: a refusal names a value the client sent by its
+// first bytes and its length, in its message and its details, so that a
+// body of 60 KB or a query of a megabyte is not sent back whole; what it
+// refuses and why are as they would be for a short value. Nothing
+// changes.
+func TestRefusalsBounded(t *testing.T) {
+	h := refusalFixture(t, nil)
+	long := strings.Repeat("9", 60<<10)
+	word := strings.Repeat("w", 60<<10)
+	query := strings.Repeat("q", 1<<20)
+	ops := func(r req) req { r.operator = true; r.actor = "ops"; return r }
+	for _, c := range []struct {
+		name   string
+		r      req
+		status int
+		code   string
+	}{
+		{"a long amount", ops(req{method: "POST", path: "/v1/accounts/alice/deposits", body: map[string]any{"amount": cny(long)}}),
+			422, "amount_too_large"},
+		{"a long amount with places", ops(req{method: "POST", path: "/v1/accounts/alice/deposits", body: map[string]any{"amount": cny(long + ".123")}}),
+			422, "invalid_amount"},
+		{"a long currency", ops(req{method: "POST", path: "/v1/accounts/alice/deposits",
+			body: map[string]any{"amount": map[string]string{"amount": "1.00", "currency": word}}}), 422, "unknown_currency"},
+		{"a long unknown field", req{method: "POST", path: "/v1/escrows/paid/ship", actor: "shop", body: map[string]any{word: "x"}},
+			400, "unknown_field"},
+		{"a long member twice", req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: `{"id":"t","seller":"shop","price":{"amount":"1.00","currency":"CNY"},"metadata":{"` + word[:20<<10] + `":"1","` + word[:20<<10] + `":"2"}}`},
+			400, "invalid_json"},
+		{"a long metadata key", req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": "t", "seller": "shop", "price": cny("1.00"), "metadata": map[string]string{word: "v"}}},
+			400, "invalid_argument"},
+		{"a long score", req{method: "POST", path: "/v1/escrows/done/ratings", actor: "shop", body: map[string]any{"score": word}},
+			400, "invalid_argument"},
+		{"a long escrow ID", req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": word, "seller": "shop", "price": cny("1.00")}}, 400, "invalid_argument"},
+		{"a long extension", req{method: "POST", path: "/v1/escrows/paid/extend", actor: "alice", body: map[string]any{"by": word}},
+			400, "invalid_argument"},
+		{"a long state", req{method: "GET", path: "/v1/escrows?state=" + query, actor: "alice"}, 400, "invalid_argument"},
+		{"a long limit", req{method: "GET", path: "/v1/escrows?limit=" + query, actor: "alice"}, 400, "invalid_argument"},
+		{"a long cursor", req{method: "GET", path: "/v1/escrows?cursor=" + query, actor: "alice"}, 400, "invalid_argument"},
+		{"a long unknown parameter", req{method: "GET", path: "/v1/escrows?" + query + "=1", actor: "alice"}, 400, "unknown_field"},
+		{"a long after", ops(req{method: "GET", path: "/v1/events?after=" + query}), 400, "invalid_argument"},
+		{"a long wait", ops(req{method: "GET", path: "/v1/events?wait=" + query}), 400, "invalid_argument"},
+		{"a long Last-Event-ID", ops(req{method: "GET", path: "/v1/events/stream", header: map[string]string{"Last-Event-ID": query}}),
+			400, "invalid_argument"},
+		{"a long party", ops(req{method: "GET", path: "/v1/reputation/" + query}), 400, "invalid_argument"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h.t = t
+			before := h.dump()
+			r := h.do(c.r)
+			if r.status != c.status {
+				t.Fatalf("status %d, want %d: %.300s", r.status, c.status, r.body)
+			}
+			if e := r.refusal(); e.Code != c.code {
+				t.Errorf("code %q, want %q", e.Code, c.code)
+			}
+			if len(r.body) > 2048 {
+				t.Errorf("a refusal of %d bytes: %.400s…", len(r.body), r.body)
+			}
+			if !bytes.Contains(r.body, []byte(" bytes)")) {
+				t.Errorf("the refusal does not say how long the value was: %s", r.body)
+			}
+			if !bytes.Equal(before, h.dump()) {
+				t.Errorf("a refused request changed the store")
+			}
+		})
+	}
+}

@@ -74,7 +74,7 @@ func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 func (d *duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return refuse("invalid_argument", "duration %q is not one such as \"72h0m0s\"", b)
+		return refuse("invalid_argument", "duration %q is not one such as \"72h0m0s\"", string(b))
 	}
 	*d = duration(v)
 	return nil

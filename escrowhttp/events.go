@@ -131,7 +131,7 @@ func (s *server) stream(c *call) (any, error) {
 			fmt.Fprint(c.w, ": idle\n\n")
 		case err != nil:
 			e := s.classify(c, err)
-			b, _ := json.Marshal(errorBody{errorObject{Code: e.code, Message: e.message, Details: e.details}})
+			b, _ := json.Marshal(e.body())
 			fmt.Fprintf(c.w, "event: error\ndata: %s\n\n", b)
 			rc.Flush()
 			return nil, nil

@@ -369,7 +369,7 @@ func (s *server) fail(w http.ResponseWriter, e *apiError) {
 	for k, v := range e.header {
 		w.Header().Set(k, v)
 	}
-	body := errorBody{errorObject{Code: e.code, Message: e.message, Details: e.details}}
+	body := e.body()
 	b, err := json.Marshal(body)
 	if err != nil { // details the ledger gave that do not encode: send none
 		body.Error.Details = nil
