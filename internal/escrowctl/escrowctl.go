@@ -19,6 +19,7 @@ import (
 
 	"github.com/escrowkit/escrow"
 	"github.com/escrowkit/escrow/storage/filestore"
+	"github.com/escrowkit/escrow/storage/memstore"
 )
 
 // Options are what the host program adds to the commands.
@@ -151,6 +152,13 @@ func run(w io.Writer, args []string, o Options) error {
 		// Not a dump of every event, which is dump without -escrow.
 		return usageError("dump -escrow needs an escrow ID")
 	}
+	if cmd == "dump" && *escrowID != "" {
+		if err := checkEscrowID(*escrowID); err != nil {
+			// No escrow has such an ID, as no escrow has an empty one:
+			// the ledger refuses it as invalid rather than look for it.
+			return usageError("dump -escrow: " + message(err))
+		}
+	}
 	if *pg != "" {
 		if cmd == "compact" {
 			return usageError("compact works on a file store's directory, not on -pg")
@@ -188,6 +196,23 @@ func run(w io.Writer, args []string, o Options) error {
 	default:
 		return dump(ctx, w, store, *escrowID)
 	}
+}
+
+// checkEscrowID returns the error with which the ledger refuses id as an
+// escrow's ID, or nil if an escrow may have it. It asks a ledger over an
+// empty store in memory, so that the rule is the ledger's own.
+func checkEscrowID(id string) error {
+	ctx := context.Background()
+	store := memstore.New()
+	defer store.Close()
+	l, err := escrow.New(ctx, store, nil)
+	if err != nil {
+		return err
+	}
+	if _, err = l.Escrow(ctx, id); errors.Is(err, escrow.ErrInvalidArgument) {
+		return err
+	}
+	return nil
 }
 
 // flagSet reports whether the command line set the flag name.

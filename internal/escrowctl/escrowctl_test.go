@@ -636,3 +636,30 @@ func TestOutputLost(t *testing.T) {
 		}
 	}
 }
+
+// TestDumpInvalidEscrowID: -escrow given an ID no escrow can have (too
+// long, a system account's, with a control character) is a usage error,
+// as an empty one is, not a search of the store that reports it not
+// found: the ledger refuses such an ID as invalid rather than look for
+// it. Nothing is opened, and the usage error comes before the directory
+// is looked at.
+func TestDumpInvalidEscrowID(t *testing.T) {
+	dir := market(t)
+	before := dirImage(t, dir)
+	for _, id := range []string{strings.Repeat("x", 129), "@fees", "a\x01b", "a\u202eb"} {
+		for _, target := range []string{dir, filepath.Join(t.TempDir(), "missing")} {
+			args := []string{"dump", "-escrow", id, target}
+			stdout, stderr, status := runStatus(args...)
+			if status != 2 || stdout != "" || !strings.HasPrefix(stderr, "escrowctl: dump -escrow: ") || !strings.Contains(stderr, "\nusage:") {
+				t.Errorf("escrowctl %q: status %d, stdout %d bytes, stderr %q; want 2, nothing and a usage error",
+					args, status, len(stdout), stderr)
+			}
+		}
+	}
+	if _, stderr, status := runStatus("dump", "-escrow", "nope", dir); status != 1 || !strings.Contains(stderr, "not found") {
+		t.Errorf("dump of an escrow nobody opened: status %d, stderr %q; want 1 and not found", status, stderr)
+	}
+	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
+		t.Errorf("a refused dump changed %v", changed)
+	}
+}
