@@ -176,10 +176,16 @@ func (g *schemas) responses(rt *route) map[string]any {
 				codes = append(codes, c.code)
 			}
 		}
-		out[strconv.Itoa(status)] = map[string]any{
+		refusal := map[string]any{
 			"description": http.StatusText(status) + ": " + strings.Join(codes, ", "),
 			"content":     map[string]any{"application/json": map[string]any{"schema": g.of(reflect.TypeFor[errorBody]())}},
 		}
+		if status == http.StatusTooManyRequests {
+			refusal["headers"] = map[string]any{"Retry-After": map[string]any{
+				"schema":      map[string]any{"type": "integer", "minimum": 1},
+				"description": "how many whole seconds until the actor's next request is let through"}}
+		}
+		out[strconv.Itoa(status)] = refusal
 	}
 	return out
 }

@@ -471,3 +471,23 @@ func TestOpenAPIStatuses(t *testing.T) {
 		check(c.r, c.status)
 	}
 }
+
+// TestOpenAPIRefusalHeaders: the headers a refusal is sent with are in
+// the document beside it: Retry-After on every 429, which says when to
+// try again, as the package documentation promises.
+func TestOpenAPIRefusalHeaders(t *testing.T) {
+	doc := newHarness(t, nil, nil).document()
+	for path, item := range doc["paths"].(map[string]any) {
+		for method, op := range item.(map[string]any) {
+			r, ok := op.(map[string]any)["responses"].(map[string]any)["429"].(map[string]any)
+			if !ok {
+				continue
+			}
+			h, _ := r["headers"].(map[string]any)
+			ra, ok := h["Retry-After"].(map[string]any)
+			if !ok || ra["schema"].(map[string]any)["type"] != "integer" {
+				t.Errorf("%s %s: 429 documents no Retry-After in whole seconds: %v", method, path, r)
+			}
+		}
+	}
+}
