@@ -222,16 +222,10 @@
 //     seen within escrow.Options.EventPoll.
 //   - Operators act on escrows as their Actor: being an operator lets one
 //     read any escrow, not take its parties' actions.
-//   - The buyer writes the terms. POST /v1/escrows takes the price, the
-//     milestones, the timers and the arbiter as the buyer sends them: an
-//     arbiter named there replaces escrow.Options.Arbiter, so the buyer
-//     may name a friend to settle a dispute, and timers there replace the
-//     ledger's, up to escrow.MaxTimer, so the buyer may give the seller's
-//     money 50 years to be released. The seller sees the terms on the
-//     escrow and accepts them by shipping, or declines with a refund. A
-//     host whose listings set the price, or whose own arbiter settles
-//     every dispute, checks the body before the handler reads it, or
-//     opens escrows itself through the Ledger.
+//   - The buyer alone writes the body of POST /v1/escrows. The price
+//     and the milestones are the buyer's, and the seller accepts them by
+//     shipping, or declines with a refund; the arbiter and the timers are
+//     the host's unless Options.Terms lets the buyer choose them.
 //   - The handler fires no timers: the host runs Ledger.RunTimers, or
 //     ProcessDue, as it would without it.
 package escrowhttp

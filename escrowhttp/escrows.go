@@ -1,6 +1,7 @@
 package escrowhttp
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -92,11 +93,41 @@ func (s *server) open(c *call, t *escrow.Terms) (escrow.Escrow, error) {
 	if t.Buyer != c.actor {
 		return escrow.Escrow{}, refuse("forbidden", "%q may not open an escrow for buyer %q: the buyer opens it", c.actor, t.Buyer)
 	}
+	if err := s.checkTerms(c, t); err != nil {
+		return escrow.Escrow{}, err
+	}
 	e, err := s.ledger.Open(c.ctx, *t, c.keyed()...)
 	if err == nil {
 		c.w.Header().Set("Location", "escrows/"+pathSegment(e.ID))
 	}
 	return e, err
+}
+
+// checkTerms hands the buyer's terms to Options.Terms, or, without it,
+// refuses those that name an arbiter or set a timer (see Options.Terms).
+func (s *server) checkTerms(c *call, t *escrow.Terms) error {
+	if s.terms == nil {
+		switch {
+		case t.Arbiter != "":
+			return refuse("forbidden", "the arbiter is the host's to name, not the buyer's: leave out arbiter")
+		case t.Timers != (escrow.Timers{}):
+			return refuse("forbidden", "the timers are the host's to set, not the buyer's: leave out timers")
+		}
+		return nil
+	}
+	err := s.terms(c.r, t)
+	if err == nil {
+		return nil
+	}
+	if _, ok := as[*apiError](err); ok {
+		return err
+	}
+	for _, cl := range classes {
+		if cl.err != nil && errors.Is(err, cl.err) {
+			return err
+		}
+	}
+	return refuse("forbidden", "%s", clip(err.Error()))
 }
 
 func (s *server) escrows(c *call) (escrow.EscrowPage, error) {

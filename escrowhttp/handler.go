@@ -64,6 +64,22 @@ type Options struct {
 	// client is not shown. Nil means slog.Default(), as net/http logs to
 	// the standard logger: an internal error must be seen somewhere.
 	Logger *slog.Logger
+	// Terms decides what POST /v1/escrows opens. The buyer alone writes
+	// that body, so Terms is given the request and the terms as sent,
+	// with the buyer filled in, before the ledger sees them: it may set
+	// what the host decides (the arbiter, the timers, a listing's price)
+	// or refuse the request with an error. An error that wraps one of
+	// package escrow's is answered as that error; any other is 403
+	// forbidden, with the error's text as the message. It runs for a
+	// retry of a keyed request too, which replays only if the terms it
+	// leaves are the same.
+	//
+	// Nil keeps the arbiter and the timers the host's: a body that names
+	// an arbiter or sets a timer is refused with 403 forbidden, and the
+	// escrow takes escrow.Options.Arbiter and the ledger's timers.
+	// Otherwise a buyer could name a friend to settle a dispute, or give
+	// the seller's money 50 years to be released.
+	Terms func(r *http.Request, t *escrow.Terms) error
 }
 
 // A server is the handler New returns.
@@ -71,6 +87,7 @@ type server struct {
 	ledger   *escrow.Ledger
 	actor    func(*http.Request) (string, error)
 	operator func(*http.Request) bool
+	terms    func(*http.Request, *escrow.Terms) error // nil: the arbiter and timers are the host's
 	maxBody  int64
 	maxWait  time.Duration
 	limit    *limiter // nil: no limit
@@ -100,6 +117,7 @@ func New(l *escrow.Ledger, opts *Options) (http.Handler, error) {
 		ledger:   l,
 		actor:    opts.Actor,
 		operator: opts.Operator,
+		terms:    opts.Terms,
 		maxBody:  cmp.Or(opts.MaxBodyBytes, DefaultMaxBodyBytes),
 		maxWait:  cmp.Or(opts.MaxWait, DefaultMaxWait),
 		limit:    newLimiter(opts.RateLimit),

@@ -81,6 +81,11 @@ func newHarness(t *testing.T, opts *Options, lopts *escrow.Options) *harness {
 	if opts.Logger == nil {
 		opts.Logger = slogTo(&lockedWriter{w: h.logged})
 	}
+	if opts.Terms == nil {
+		// The tests' host lets the buyer write the whole terms, arbiter
+		// and timers included; TestTermsAreTheHosts tests the default.
+		opts.Terms = func(*http.Request, *escrow.Terms) error { return nil }
+	}
 	handler, err := New(l, opts)
 	if err != nil {
 		t.Fatal(err)

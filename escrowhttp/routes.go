@@ -151,8 +151,9 @@ var routes = []route{
 	post(route{path: "/v1/escrows", name: "open", access: actors, status: http.StatusCreated,
 		summary: "Open an escrow, as its buyer",
 		doc: "The buyer must be the actor (an absent buyer is taken to be the actor); absent timers take the ledger's defaults. " +
-			"The terms are the buyer's as sent: an arbiter or timers given here replace the ledger's defaults, " +
-			"and the seller accepts them by shipping. " +
+			"The arbiter and the timers are the host's: a body that names an arbiter or sets timers is 403 forbidden, " +
+			"unless the host's Options.Terms takes them; the host may also refuse terms with 403, or set them. " +
+			"The seller accepts the terms by shipping. " +
 			"Opening an ID again with the same terms answers the escrow " +
 			"and changes nothing; with other terms, 409 already_exists. Answers 201 with the escrow and its Location."},
 		(*server).open),

@@ -2,6 +2,8 @@ package escrowhttp
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -316,10 +318,10 @@ func TestIDsInPaths(t *testing.T) {
 	}
 }
 
-// TestBuyerWritesTheTerms: POST /v1/escrows takes the terms as the buyer
-// sends them. An arbiter named there replaces the ledger's default, and
-// timers there replace its defaults, up to escrow.MaxTimer: the seller
-// finds them on the escrow, and accepts them by shipping.
+// TestBuyerWritesTheTerms: with an Options.Terms that takes the terms as
+// the buyer sends them, an arbiter named there replaces the ledger's
+// default, and timers there replace its defaults, up to escrow.MaxTimer:
+// the seller finds them on the escrow, and accepts them by shipping.
 func TestBuyerWritesTheTerms(t *testing.T) {
 	h := newHarness(t, nil, &escrow.Options{Arbiter: "platform"})
 	for _, id := range []string{"mallory", "teashop"} {
@@ -347,5 +349,78 @@ func TestBuyerWritesTheTerms(t *testing.T) {
 		ok(http.StatusOK).into(&e)
 	if e.State != escrow.Resolved || e.Refunded != money("100.00") {
 		t.Errorf("resolved by the buyer's arbiter: %s, refunded %s", e.State, e.Refunded)
+	}
+}
+
+// TestTermsAreTheHosts: without Options.Terms, a buyer may not name the
+// arbiter or set the timers, and a refused open changes nothing; with it,
+// the host sets them, or refuses the terms as it sees fit.
+func TestTermsAreTheHosts(t *testing.T) {
+	h := newHarness(t, nil, &escrow.Options{Arbiter: "platform"})
+	h.srv.terms = nil
+	for _, id := range []string{"mallory", "teashop"} {
+		h.do(req{method: "POST", path: "/v1/accounts", actor: id}).ok(http.StatusCreated)
+	}
+	h.do(req{method: "POST", path: "/v1/accounts/mallory/deposits", actor: "gateway", operator: true,
+		body: map[string]any{"amount": cny("100.00")}}).ok(http.StatusOK)
+	terms := func(extra map[string]any) map[string]any {
+		b := map[string]any{"id": "o-1", "seller": "teashop", "price": cny("100.00")}
+		maps.Copy(b, extra)
+		return b
+	}
+	before := h.dump()
+	for _, extra := range []map[string]any{
+		{"arbiter": "mallorys-friend"},
+		{"timers": map[string]string{"confirm_within": "438000h0m0s"}},
+		{"arbiter": "platform"}, // even the host's own: the host names it
+		{"timers": map[string]string{"buyer_extension": "72h0m0s"}},
+	} {
+		r := h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory", body: terms(extra),
+			header: map[string]string{"Idempotency-Key": "open-1"}}).ok(http.StatusForbidden)
+		if code := r.refusal().Code; code != "forbidden" {
+			t.Errorf("%v: code %q, want forbidden", extra, code)
+		}
+		if got := r.header.Get("Idempotent-Replayed"); got != "" {
+			t.Errorf("%v: Idempotent-Replayed %q on a request the ledger never saw", extra, got)
+		}
+		if after := h.dump(); !bytes.Equal(before, after) {
+			t.Fatalf("%v: a refused open changed the store", extra)
+		}
+	}
+	var e escrow.Escrow
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory", body: terms(nil),
+		header: map[string]string{"Idempotency-Key": "open-1"}}).ok(http.StatusCreated).into(&e)
+	if e.Arbiter != "platform" || e.Timers != escrow.DefaultTimers() {
+		t.Errorf("opened with arbiter %q and timers %+v; want the host's", e.Arbiter, e.Timers)
+	}
+
+	// A host's Terms sets the arbiter whatever the body says, and refuses
+	// a price its listing does not have.
+	h.srv.terms = func(r *http.Request, t *escrow.Terms) error {
+		t.Arbiter, t.Timers = "platform", escrow.Timers{}
+		switch {
+		case t.SKU != "lamp-1":
+			return fmt.Errorf("%w: no listing %q", escrow.ErrNotFound, t.SKU)
+		case !t.Price.Equal(money("59.90")):
+			return fmt.Errorf("lamp-1 sells at 59.90, not %s", t.Price)
+		}
+		return nil
+	}
+	before = h.dump()
+	r := h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory",
+		body: terms(map[string]any{"id": "o-2", "sku": "lamp-1", "price": cny("1.00")})}).ok(http.StatusForbidden)
+	if msg := r.refusal().Message; msg != "lamp-1 sells at 59.90, not 1.00 CNY" {
+		t.Errorf("refused with %q", msg)
+	}
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory",
+		body: terms(map[string]any{"id": "o-2", "sku": "lamp-2"})}).ok(http.StatusNotFound)
+	if after := h.dump(); !bytes.Equal(before, after) {
+		t.Fatal("an open the host refused changed the store")
+	}
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory", body: terms(map[string]any{"id": "o-2", "sku": "lamp-1",
+		"price": cny("59.90"), "arbiter": "mallorys-friend", "timers": map[string]string{"confirm_within": "438000h0m0s"}})}).
+		ok(http.StatusCreated).into(&e)
+	if e.Arbiter != "platform" || e.Timers != escrow.DefaultTimers() {
+		t.Errorf("opened with arbiter %q and timers %+v; want the host's", e.Arbiter, e.Timers)
 	}
 }
