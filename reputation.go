@@ -569,7 +569,7 @@ func (l *Ledger) Rate(ctx context.Context, escrowID, rater string, in RatingInpu
 	err = l.update(ctx, "rate", c.fn)
 	o.done(c.replayed, err)
 	r, replayed := c.r, c.replayed
-	*c = rateCall{fn: c.fn}
+	c.reset()
 	ratePool.Put(c)
 	if err = l.finishKeyed(start, "rate", replayed, err); err != nil {
 		return Rating{}, err
@@ -613,6 +613,13 @@ var ratePool = sync.Pool{New: func() any {
 	return c
 }}
 
+// reset readies c for its next call. As call.reset does, it leaves the
+// escrow, the rating and the event for the next call to write whole
+// before it reads them.
+func (c *rateCall) reset() {
+	c.l, c.escrowID, c.rater, c.in, c.key, c.now, c.replayed = nil, "", "", RatingInput{}, "", time.Time{}, false
+}
+
 func (c *rateCall) run(tx Tx) (err error) {
 	c.replayed, err = c.l.runKeyed(tx, c.key, c.now, c)
 	return err
@@ -630,7 +637,7 @@ func (c *rateCall) result() any { return &c.r }
 func (c *rateCall) apply(tx Tx) error {
 	l, e, now := c.l, &c.e, c.now
 	var err error
-	if *e, err = getEscrow(tx, c.escrowID); err != nil {
+	if err = loadEscrow(tx, c.escrowID, e); err != nil {
 		return err
 	}
 	role := e.RoleOf(c.rater)
