@@ -15,7 +15,7 @@ import (
 // (its timers and fee terms). So the table keeps the fields every trade
 // sets, the shared ones behind a pointer that escrows with the same
 // values share, and the rare ones behind a pointer that is nil until one
-// is set: 400 bytes a trade. A stored escrow and everything it
+// is set: 408 bytes a trade. A stored escrow and everything it
 // points to is never changed once stored; a write stores a new one.
 //
 // A field added to escrow.Escrow goes in stored or in rare, and in pack
@@ -31,6 +31,8 @@ type stored struct {
 
 	state   escrow.State
 	rated   escrow.Role
+	filed   bool  // the escrow has a NextDue, and is in the due index
+	due     int64 // if filed, nanos(NextDue), its key there
 	version uint64
 
 	createdAt, paidAt, shippedAt, endedAt, updatedAt time.Time
@@ -73,6 +75,9 @@ func pack(e *escrow.Escrow, last *shared) stored {
 		state:    e.State, rated: e.Rated, version: e.Version,
 		createdAt: e.CreatedAt, paidAt: e.PaidAt, shippedAt: e.ShippedAt, endedAt: e.EndedAt,
 		updatedAt: e.UpdatedAt, dueAt: e.DueAt, ratingDueAt: e.RatingDueAt,
+	}
+	if next := e.NextDue(); !next.IsZero() {
+		s.filed, s.due = true, nanos(next)
 	}
 	if last != nil && last.timers == e.Timers && last.fee == e.Fee {
 		s.shared = last
@@ -120,12 +125,6 @@ func unpack(s *stored) escrow.Escrow {
 		e.Resume, e.Paused, e.DisputeLoser = r.resume, r.paused, r.disputeLoser
 	}
 	return e
-}
-
-// nextDue is escrow.Escrow.NextDue of the escrow s keeps.
-func (s *stored) nextDue() time.Time {
-	e := escrow.Escrow{DueAt: s.dueAt, RatingDueAt: s.ratingDueAt}
-	return e.NextDue()
 }
 
 // partyKeys returns the keys of s in the party index; an escrow with no

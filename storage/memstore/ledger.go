@@ -62,8 +62,18 @@ func (t *tx) Balances(fn func(escrow.Balance) error) error {
 	return each(t, &t.st.balances, val, fn)
 }
 
+// Escrow is get written out, so that the escrow is unpacked straight into
+// the result: through get's generic result it was copied twice more, on a
+// call every action makes.
 func (t *tx) Escrow(id string) (escrow.Escrow, error) {
-	return get(t, &t.st.escrows, id, unpack)
+	if err := t.check(false); err != nil {
+		return escrow.Escrow{}, err
+	}
+	s, ok := t.st.escrows.get(id)
+	if !ok {
+		return escrow.Escrow{}, escrow.ErrNotFound
+	}
+	return unpack(s), nil
 }
 
 func (t *tx) PutEscrow(e escrow.Escrow) error {
@@ -72,15 +82,12 @@ func (t *tx) PutEscrow(e escrow.Escrow) error {
 	}
 	s := pack(&e, t.st.lastShared)
 	t.st.lastShared = s.shared
-	due := e.NextDue()
 	old, had := t.st.escrows.get(e.ID)
-	if had {
-		if was := old.nextDue(); !was.IsZero() && !was.Equal(due) {
-			t.st.due.delete(timeKey{nanos(was), e.ID})
-		}
+	if had && old.filed && (!s.filed || old.due != s.due) {
+		t.st.due.delete(timeKey{old.due, e.ID})
 	}
-	if !due.IsZero() {
-		t.st.due.set(timeKey{nanos(due), e.ID})
+	if s.filed {
+		t.st.due.set(timeKey{s.due, e.ID})
 	}
 	if now := s.partyKeys(); !had || old.partyKeys() != now {
 		if had {
