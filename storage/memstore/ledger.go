@@ -1,7 +1,6 @@
 package memstore
 
 import (
-	"cmp"
 	"maps"
 	"math"
 	"slices"
@@ -114,8 +113,16 @@ type partyKey struct {
 }
 
 func (a partyKey) less(b partyKey) bool {
-	return cmp.Or(strings.Compare(a.party, b.party), cmp.Compare(a.at, b.at),
-		strings.Compare(a.id, b.id), cmp.Compare(a.role, b.role)) < 0
+	if c := strings.Compare(a.party, b.party); c != 0 {
+		return c < 0
+	}
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if c := strings.Compare(a.id, b.id); c != 0 {
+		return c < 0
+	}
+	return a.role < b.role
 }
 
 // PartyEscrows walks the party's keys from the newest down: the index
@@ -297,7 +304,12 @@ type escrowSeq struct {
 	seq uint64
 }
 
-func (a escrowSeq) less(b escrowSeq) bool { return a.id < b.id || a.id == b.id && a.seq < b.seq }
+func (a escrowSeq) less(b escrowSeq) bool {
+	if c := strings.Compare(a.id, b.id); c != 0 {
+		return c < 0
+	}
+	return a.seq < b.seq
+}
 
 func copyEvent(ev *escrow.Event) escrow.Event {
 	c := *ev

@@ -42,7 +42,6 @@
 package memstore
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -383,8 +382,15 @@ func upTo(t *tx, scan func(func(timeKey) bool), at time.Time, limit int) ([]stri
 
 type balanceKey struct{ account, currency string }
 
+// compare, as every key's comparison, compares a field only when those
+// before it tie: cmp.Or would compare them all, a call to compare strings
+// each, and a tree search compares keys many times.
+
 func (a balanceKey) compare(b balanceKey) int {
-	return cmp.Or(strings.Compare(a.account, b.account), strings.Compare(a.currency, b.currency))
+	if c := strings.Compare(a.account, b.account); c != 0 {
+		return c
+	}
+	return strings.Compare(a.currency, b.currency)
 }
 
 // timeKey files an ID under a time, ties by ID.

@@ -43,7 +43,10 @@ func newReputation() reputation {
 type ratingKey struct{ escrow, rater string }
 
 func (a ratingKey) compare(b ratingKey) int {
-	return cmp.Or(strings.Compare(a.escrow, b.escrow), strings.Compare(a.rater, b.rater))
+	if c := strings.Compare(a.escrow, b.escrow); c != 0 {
+		return c
+	}
+	return strings.Compare(a.rater, b.rater)
 }
 
 // rateeRef files a rating in its ratee's list, in the order RatingsOf
@@ -54,7 +57,10 @@ type rateeRef struct {
 }
 
 func (a rateeRef) compare(b rateeRef) int {
-	return cmp.Or(cmp.Compare(a.at, b.at), a.ratingKey.compare(b.ratingKey))
+	if a.at != b.at {
+		return cmp.Compare(a.at, b.at)
+	}
+	return a.ratingKey.compare(b.ratingKey)
 }
 
 type aggKey struct {
@@ -63,7 +69,10 @@ type aggKey struct {
 }
 
 func (a aggKey) compare(b aggKey) int {
-	return cmp.Or(strings.Compare(a.party, b.party), cmp.Compare(a.role, b.role))
+	if c := strings.Compare(a.party, b.party); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.role, b.role)
 }
 
 // rankKey files an aggregate in the ranking of its role by one key:
@@ -76,8 +85,10 @@ type rankKey struct {
 }
 
 func (a rankKey) compare(b rankKey) int {
-	return cmp.Or(cmp.Compare(a.role, b.role), cmp.Compare(a.by, b.by),
-		cmp.Compare(b.score, a.score), strings.Compare(a.party, b.party))
+	if c := cmp.Or(cmp.Compare(a.role, b.role), cmp.Compare(a.by, b.by), cmp.Compare(b.score, a.score)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.party, b.party)
 }
 
 // rankKeys returns a's places in the rankings. A score below zero, or
@@ -104,7 +115,10 @@ type rekeyKey struct {
 }
 
 func (a rekeyKey) compare(b rekeyKey) int {
-	return cmp.Or(cmp.Compare(a.day, b.day), a.aggKey.compare(b.aggKey))
+	if a.day != b.day {
+		return cmp.Compare(a.day, b.day)
+	}
+	return a.aggKey.compare(b.aggKey)
 }
 
 type dayKey struct {
@@ -113,7 +127,10 @@ type dayKey struct {
 }
 
 func (a dayKey) compare(b dayKey) int {
-	return cmp.Or(a.aggKey.compare(b.aggKey), cmp.Compare(a.day, b.day))
+	if c := a.aggKey.compare(b.aggKey); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.day, b.day)
 }
 
 type raterKey struct {
@@ -122,19 +139,34 @@ type raterKey struct {
 }
 
 func (a raterKey) compare(b raterKey) int {
-	return cmp.Or(a.aggKey.compare(b.aggKey), strings.Compare(a.rater, b.rater))
+	if c := a.aggKey.compare(b.aggKey); c != 0 {
+		return c
+	}
+	return strings.Compare(a.rater, b.rater)
 }
 
 type pairKey struct{ ratee, rater, month string }
 
 func (a pairKey) compare(b pairKey) int {
-	return cmp.Or(strings.Compare(a.ratee, b.ratee), strings.Compare(a.rater, b.rater), strings.Compare(a.month, b.month))
+	return compare3(a.ratee, b.ratee, a.rater, b.rater, a.month, b.month)
 }
 
 type markKey struct{ ratee, rater, item string }
 
 func (a markKey) compare(b markKey) int {
-	return cmp.Or(strings.Compare(a.ratee, b.ratee), strings.Compare(a.rater, b.rater), strings.Compare(a.item, b.item))
+	return compare3(a.ratee, b.ratee, a.rater, b.rater, a.item, b.item)
+}
+
+// compare3 orders by three strings, each compared only when those before
+// it tie (see balanceKey.compare).
+func compare3(a1, b1, a2, b2, a3, b3 string) int {
+	if c := strings.Compare(a1, b1); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a2, b2); c != 0 {
+		return c
+	}
+	return strings.Compare(a3, b3)
 }
 
 func (t *tx) Rating(escrowID, rater string) (escrow.Rating, error) {
