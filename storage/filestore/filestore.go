@@ -127,7 +127,11 @@
 // and removes a table no snapshot names: one a crash left before its
 // snapshot was in place, or one a merge replaced. A file is written under
 // its name and .tmp, then renamed; Open removes such a file a crash left,
-// and no file whose name the store does not give. One store at a time
+// and no file whose name the store does not give. A new store is made
+// only in an empty directory (or one holding only the LOCK of an Open
+// that failed): Open refuses, with ErrNotStore, a directory of other
+// files that holds no store, even a mount point's lost+found, rather than
+// write LOCK and MANIFEST among them. One store at a time
 // may open a directory: a second Open, in this process or another, fails
 // with a LockedError, which names the holder's process where the platform
 // allows. The lock is held on the directory itself where the system can
@@ -247,7 +251,8 @@ var (
 	// is a LockedError.
 	ErrLocked = errors.New("filestore: directory is locked by another store")
 	// ErrNotStore reports a read-only Open of a directory that holds no
-	// store: no log segment and no snapshot.
+	// store (no log segment and no snapshot), or an Open for writing of
+	// one that holds no store but files of other names.
 	ErrNotStore = errors.New("filestore: not an escrow store")
 	// ErrNewerVersion reports a file written in a format newer than this
 	// release reads; a VersionError says which. A newer release opens it.
@@ -392,7 +397,9 @@ type Store struct {
 // Open opens the store in dir, creating the directory and an empty store
 // if there is none, and recovers its contents. It fails with an error
 // wrapping ErrLocked if another store has dir open, and ErrCorrupt if the
-// contents are damaged. With Options.ReadOnly it creates nothing and fails
+// contents are damaged. A store is made only in an empty directory: one
+// that holds no store but files of other names fails with an error
+// wrapping ErrNotStore, and no file in it changes. With Options.ReadOnly it creates nothing and fails
 // with an error wrapping ErrNotStore if dir holds no store (or names a
 // file), and fs.ErrNotExist as well if there is no dir.
 func Open(dir string, opts *Options) (*Store, error) {
@@ -421,6 +428,11 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if !s.opts.ReadOnly {
 		if err := s.fs.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("filestore: %w", err)
+		}
+		// Before the lock, which writes LOCK: a directory of someone
+		// else's files is refused without a byte changed.
+		if err := s.checkOwnDir(); err != nil {
+			return nil, err
 		}
 	}
 	lock, err := s.fs.Lock(dir, s.opts.ReadOnly)

@@ -73,6 +73,61 @@ func isLeftover(name string) bool {
 	return isSnap || isTable || name == nextSegName || name == manifestName+tmpSuffix
 }
 
+// checkOwnDir refuses, with an error wrapping ErrNotStore, a directory
+// that holds no store but files the store did not write: making one there
+// would write LOCK and MANIFEST over files of those names, and mix the
+// store's files with another program's. An empty directory, or one that
+// holds only what a first Open that failed leaves (LOCK, empty or naming
+// a process), is made a store; one that holds a store opens whatever else
+// it holds, and the store touches no file whose name it does not give.
+func (s *Store) checkOwnDir() error {
+	names, err := s.fs.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	for _, name := range names {
+		if isStoreFile(name) {
+			return nil
+		}
+	}
+	for _, name := range names {
+		if name == lockName {
+			data, err := s.fs.ReadFile(s.path(name))
+			if err != nil {
+				return fmt.Errorf("filestore: %w", err)
+			}
+			if isLockData(data) {
+				continue
+			}
+		} else if isLeftover(name) {
+			continue
+		}
+		return fmt.Errorf("%w: %s holds %s, which the store did not write, and no store: a store is made only in an empty directory",
+			ErrNotStore, s.dir, name)
+	}
+	return nil
+}
+
+// isStoreFile reports whether name is one of the files a store holds once
+// made: a log segment, a snapshot, a cold table or the manifest.
+func isStoreFile(name string) bool {
+	_, isSeg := parseName(name, segPrefix, segSuffix)
+	_, isSnap := parseName(name, snapPrefix, snapSuffix)
+	_, _, isTable := parseTableName(name)
+	return isSeg || isSnap || isTable || name == manifestName
+}
+
+// isLockData reports whether data is what a store leaves in LOCK: nothing,
+// or a writer's process ID on a line.
+func isLockData(data []byte) bool {
+	id, ok := strings.CutSuffix(string(data), "\n")
+	if !ok {
+		return len(data) == 0
+	}
+	n, err := strconv.Atoi(id)
+	return err == nil && n > 0
+}
+
 func (s *Store) list() (dirContents, error) {
 	var c dirContents
 	names, err := s.fs.ReadDir(s.dir)
