@@ -227,6 +227,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/internal/notify"
 	"github.com/escrowkit/escrow/storage/filestore/internal/sstable"
 	"github.com/escrowkit/escrow/storage/memstore"
 )
@@ -337,8 +338,9 @@ type Store struct {
 	mem  *memstore.Store
 
 	closed    atomic.Bool
-	closeDone chan struct{} // closed when the first Close returns
-	broken    atomic.Bool   // failed is set; read without mu on the hot path
+	closeDone chan struct{}   // closed when the first Close returns
+	notify    notify.Notifier // see EventsCommitted
+	broken    atomic.Bool     // failed is set; read without mu on the hot path
 	// applied is the sequence number of the last record applied to mem
 	// (and queued for the log); durable that of the last one synced.
 	applied, durable atomic.Uint64
@@ -483,6 +485,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 		return s.failure()
 	}
 	var wait uint64 // the last commit fn may have seen, or its own
+	appended := false
 	err := s.mem.Update(ctx, func(mtx escrow.Tx) error {
 		tx := s.withCold(mtx)
 		s.ops.b = s.ops.b[:0]
@@ -509,8 +512,13 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 		}
 		var err error
 		wait, err = s.enqueue()
+		appended = err == nil && rt.appended
 		return err
 	})
+	if err == nil && appended {
+		// A waiter's View waits for the commit to be durable.
+		s.notify.Wake()
+	}
 	// Even an error or a transaction without writes may rest on commits
 	// that are not yet durable; answer only once they are.
 	if wait > 0 {
@@ -545,8 +553,9 @@ func (s *Store) View(ctx context.Context, fn func(escrow.Tx) error) error {
 // that appended an event has committed, or the store has closed; see
 // escrow.EventNotifier. Ledgers in one process that share the store wake
 // each other's WaitEvents and Consume with it, and Close ends them with
-// escrow.ErrClosed without waiting for their next poll.
-func (s *Store) EventsCommitted() <-chan struct{} { return s.mem.EventsCommitted() }
+// escrow.ErrClosed without waiting for their next poll, as soon as it is
+// called, before it waits for commits or checkpoints.
+func (s *Store) EventsCommitted() <-chan struct{} { return s.notify.Wait() }
 
 // Close waits for commits in progress to be written, then closes the
 // store's files and releases the directory. If more than a MiB of log has
@@ -564,6 +573,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	defer close(s.closeDone) // after every other deferred call
+	s.notify.Close()         // a waiter's next View finds the store closed
 	ckErr := s.closingCheckpoint()
 	// Closing mem waits for the transactions that hold it; after that no
 	// record can be queued.

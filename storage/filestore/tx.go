@@ -12,8 +12,9 @@ import (
 // method rather than embedding escrow.Tx, so that a write method added to
 // the interface fails to compile here instead of going unrecorded.
 type recordingTx struct {
-	s  *Store
-	tx escrow.Tx // ends with the Update, so a leaked recordingTx records nothing
+	s        *Store
+	tx       escrow.Tx // ends with the Update, so a leaked recordingTx records nothing
+	appended bool      // an event: see EventsCommitted
 }
 
 var _ escrow.Tx = (*recordingTx)(nil)
@@ -119,6 +120,7 @@ func (t *recordingTx) AppendEvent(ev *escrow.Event) error {
 		return err
 	}
 	t.s.ops.event(ev)
+	t.appended = true
 	return nil
 }
 

@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/internal/notify"
 )
 
 var _ escrow.Storage = (*Store)(nil)
@@ -64,7 +65,7 @@ type Store struct {
 
 	commits  atomic.Uint64         // commits that wrote, written under mu
 	snapshot atomic.Pointer[state] // the newest snapshot; nil once closed
-	notify   notifier              // see EventsCommitted
+	notify   notify.Notifier       // see EventsCommitted
 }
 
 // state is a store's data.
@@ -180,7 +181,7 @@ func (s *Store) Update(ctx context.Context, fn func(escrow.Tx) error) error {
 		}
 		if committed && t.appended {
 			// A waiter's View takes mu, so it sees this commit.
-			s.notify.wake()
+			s.notify.Wake()
 		}
 	}()
 	if err := fn(t); err != nil {
@@ -266,7 +267,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.snapshot.Store(nil)
 	s.live, s.trees = state{}, nil
-	s.notify.close()
+	s.notify.Close()
 	return nil
 }
 
