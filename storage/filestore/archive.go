@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -452,13 +453,30 @@ func (s *Store) mergeTables() error {
 		_ = s.fs.Remove(s.path(merged.name))
 		return nil
 	}
+	for _, t := range parts {
+		// Counted before the set that holds them goes, so that closing
+		// one cannot come first.
+		s.retiredOpen.Add(1)
+		t.retired.Store(&s.retiredOpen)
+	}
 	s.publish(newTableSet(slices.Concat(now.tables[:i], []*coldTable{merged}, now.tables[i+n:])))
 	s.tablesMu.Unlock()
 	for _, t := range parts {
 		_ = s.fs.Remove(s.path(t.name))
 	}
+	if s.retiredOpen.Load() > maxRetiredOpen {
+		// The sets that hold them are garbage once no transaction reads
+		// them, and only a collection closes them; in a process whose
+		// collector seldom runs, their descriptors and disk space would
+		// pile up with every merge.
+		runtime.GC()
+	}
 	return s.syncDir()
 }
+
+// maxRetiredOpen is how many tables that merges replaced may wait, open,
+// for a garbage collection before a merge forces one.
+const maxRetiredOpen = 32
 
 // loadTables opens the tables the snapshot names in want, and returns the
 // names of the others in the directory: tables of a checkpoint that ended

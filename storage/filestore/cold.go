@@ -29,9 +29,19 @@ type coldTable struct {
 	// last of them is garbage, or when the store closes.
 	refs  atomic.Int64
 	close sync.Once
+	// retired is the store's count of the tables a merge replaced that
+	// are still open, once a merge has replaced this one; nil before.
+	retired atomic.Pointer[atomic.Int64]
 }
 
-func (t *coldTable) closeFile() { t.close.Do(func() { t.t.Close() }) }
+func (t *coldTable) closeFile() {
+	t.close.Do(func() {
+		t.t.Close()
+		if n := t.retired.Load(); n != nil {
+			n.Add(-1)
+		}
+	})
+}
 
 // A tableSet is the cold tables the store reads at one moment, newest
 // first. The store attaches it to its memstore (memstore.Attach), so that

@@ -33,7 +33,11 @@
 // passes a MiB, so that an Open after a clean close replays next to
 // nothing. Tables are merged in the background, the newest while the
 // next older one is no more than twice their size, so that their number
-// grows with the logarithm of the history.
+// grows with the logarithm of the history. A table a merge replaced is
+// removed at once and closed once no transaction can read it, which the
+// garbage collector tells; so that a process whose collector seldom runs
+// does not keep such tables open, each holding a file descriptor and its
+// disk space, a merge forces a collection when 32 wait.
 //
 // Why this shape: the log is the commit path that group commit makes fast
 // and the crash tests cover, so it stays; what changed is where history
@@ -387,6 +391,7 @@ type Store struct {
 	mergeDone      chan struct{}
 	cache          *sstable.Cache
 	tableIDs       atomic.Uint64 // the last table ID given
+	retiredOpen    atomic.Int64  // tables merges replaced that are still open
 	evicted        atomic.Uint64 // records moved out of memory since Open
 	lastRecords    int           // in the last table a checkpoint wrote, and then some; under compactMu
 	lastCheckpoint atomic.Int64  // Unix nanoseconds when the newest snapshot was written, 0 if unknown
