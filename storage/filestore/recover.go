@@ -92,11 +92,11 @@ func (s *Store) checkOwnDir() error {
 	}
 	for _, name := range names {
 		if name == lockName {
+			// One that cannot be read may be held by a store making
+			// itself here (Windows does not let a locked file be read):
+			// the lock says so.
 			data, err := s.fs.ReadFile(s.path(name))
-			if err != nil {
-				return fmt.Errorf("filestore: %w", err)
-			}
-			if isLockData(data) {
+			if err != nil || isLockData(data) {
 				continue
 			}
 		} else if isLeftover(name) {
