@@ -320,20 +320,23 @@
 // # Observability
 //
 // Options.Logger, a *slog.Logger, is told of what has no caller to return
-// an error to: the timers ProcessDue fires and the rating windows it
-// closes (Info), the escrows and aggregates it skips (Error), and the
-// writes a store refuses, at Warn when it is closed or read-only and at
-// Error when it failed on its own (a failed disk write). Records carry
-// the call's word (process_due for the timers), IDs, action and state
-// words and the error as attributes, and no amount
-// but what the error's own text names (an InsufficientFundsError gives
-// the balance it found short).
+// an error to: the timers that fire, whether ProcessDue fires them or a
+// party's call finds a deadline passed and fires it first, and the rating
+// windows ProcessDue closes (Info), the escrows and aggregates it skips
+// (Error), and the writes a store refuses, at Warn when it is closed or
+// read-only and at Error when it failed on its own (a failed disk write).
+// Records carry the call's word (process_due for the timers it fires, the
+// call's own, such as dispute, for a timer a call fires), IDs, action and
+// state words and the error as attributes, and no amount but what the
+// error's own text names (an InsufficientFundsError gives the balance it
+// found short).
 //
 // Options.Observer is told, for metrics, of each call (its word such as
 // "pay", its duration, its error and whether it was a replay), each
 // read-write transaction (its duration, outcome and the records it wrote)
-// and each timer fired or skipped. Its methods run synchronously on the
-// caller's goroutine: they must be quick and safe for concurrent use.
+// and each timer fired, by ProcessDue or by a call, or skipped. Its methods
+// run synchronously on the caller's goroutine: they must be quick and safe
+// for concurrent use.
 // examples/metrics wires one to expvar. With neither set, the ledger does
 // no more than without them: no clock read, no transaction wrapped.
 //

@@ -989,6 +989,11 @@ func (l *Ledger) run(ctx context.Context, start time.Time, opts []CallOption, se
 	replayed := c.replayed
 	if err == nil {
 		out = c.e // straight into the result: a copy of the escrow fewer
+		if len(c.timers) > 0 {
+			// Committed: the timers the call fired on its way are told as
+			// ProcessDue's are.
+			l.fired(ctx, name, c.id, firing{timers: c.timers}, nil)
+		}
 	}
 	c.reset()
 	callPool.Put(c)
@@ -1011,7 +1016,8 @@ type call struct {
 	args
 	key      string
 	now      time.Time
-	replayed bool // the result was the one remembered under key
+	replayed bool        // the result was the one remembered under key
+	timers   []timerStep // the timers fired before the action, in the transaction's last run
 
 	// Open's call creates the escrow of terms instead of taking an action.
 	opening bool
@@ -1032,7 +1038,7 @@ type call struct {
 // call is next used.
 func (c *call) reset() {
 	c.l, c.action, c.id, c.actor, c.args, c.key, c.now, c.replayed = nil, 0, "", "", args{}, "", time.Time{}, false
-	c.opening, c.terms = false, Terms{}
+	c.opening, c.terms, c.timers = false, Terms{}, nil
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -1042,6 +1048,7 @@ var callPool = sync.Pool{New: func() any {
 }}
 
 func (c *call) run(tx Tx) (err error) {
+	c.timers = nil // a store may run the transaction again
 	c.replayed, err = c.l.runKeyed(tx, c.key, c.now, c)
 	return err
 }
@@ -1068,10 +1075,11 @@ func (c *call) apply(tx Tx) error {
 	if c.opening {
 		return c.open(tx)
 	}
-	if err := loadEscrow(tx, c.id, &c.e); err != nil {
+	err := loadEscrow(tx, c.id, &c.e)
+	if err != nil {
 		return err
 	}
-	if _, err := c.l.fireDue(tx, &c.e, c.now); err != nil {
+	if c.timers, err = c.l.fireDue(tx, &c.e, c.now); err != nil {
 		return err
 	}
 	if err := authorize(&c.e, c.action, c.actor); err != nil {

@@ -8,10 +8,11 @@ import (
 )
 
 // An Observer is told what a Ledger does, for metrics: each call of its
-// methods, each read-write transaction, and each timer that ProcessDue
-// fires or fails to fire. Set one in Options.Observer; the standard
-// library's expvar is enough to export what it is told (see
-// examples/metrics).
+// methods, each read-write transaction, and each timer that fires,
+// whether ProcessDue fires it or a party's call finds its deadline passed
+// and fires it first, and each that ProcessDue fails to fire. Set one in
+// Options.Observer; the standard library's expvar is enough to export
+// what it is told (see examples/metrics).
 //
 // The Ledger calls its methods synchronously, on the goroutine that made
 // the call, so they must be quick (count, add, and return) and safe for
@@ -29,7 +30,11 @@ type Observer interface {
 	Commit(CommitInfo)
 	// Timer is told of each due escrow ProcessDue acted on: a timer it
 	// fired, a rating window it closed, or one of these that failed and was
-	// skipped.
+	// skipped. It is told too of each timer a party's call fired before
+	// its own action (see ProcessDue: a deadline binds when it passes),
+	// once the call has committed, after Commit and before Call; a call
+	// refused after firing one commits nothing, and tells of no timer. So
+	// a count of timers by action counts every deadline that bound.
 	Timer(TimerInfo)
 }
 
@@ -76,7 +81,8 @@ type CommitInfo struct {
 	Err error
 }
 
-// TimerInfo describes one due escrow that ProcessDue acted on, for an
+// TimerInfo describes one due escrow that ProcessDue acted on, or one
+// timer that a party's call fired before its own action, for an
 // Observer.
 type TimerInfo struct {
 	// Escrow is the escrow's ID.
@@ -266,10 +272,13 @@ type firing struct {
 	state  State       // the state a closed rating window left
 }
 
-// fired tells the logger and the observer what ProcessDue did to escrow
-// id: each timer fired, a rating window closed, or a failure. It tells
-// nothing of an escrow it found no longer due, or only tidied.
-func (l *Ledger) fired(ctx context.Context, id string, f firing, err error) {
+// fired tells the logger and the observer what the call named call did
+// to escrow id on the clock's behalf: each timer fired, a rating window
+// closed, or a failure. ProcessDue tells of what it did to each due
+// escrow, and a party's call of the timers it fired, and committed,
+// before its own action. Neither tells of an escrow found no longer due,
+// or only tidied.
+func (l *Ledger) fired(ctx context.Context, call, id string, f firing, err error) {
 	if err != nil {
 		var action Action
 		switch {
@@ -278,41 +287,42 @@ func (l *Ledger) fired(ctx context.Context, id string, f firing, err error) {
 		case f.closed:
 			action = ActionRate
 		}
-		l.firedOne(ctx, id, action, 0, err)
+		l.firedOne(ctx, call, id, action, 0, err)
 		return
 	}
 	for _, s := range f.timers {
-		l.firedOne(ctx, id, s.action, s.state, nil)
+		l.firedOne(ctx, call, id, s.action, s.state, nil)
 	}
 	if f.closed {
-		l.firedOne(ctx, id, ActionRate, f.state, nil)
+		l.firedOne(ctx, call, id, ActionRate, f.state, nil)
 	}
 }
 
-// firedOne tells the logger and the observer of one thing ProcessDue did
-// to escrow id: the clock's action (ActionRate for a rating window
-// closed), which left it in state, or failed with err. Its log record
-// names the call, process_due, as every record the ledger logs does.
-func (l *Ledger) firedOne(ctx context.Context, id string, action Action, state State, err error) {
+// firedOne tells the logger and the observer of one thing the call named
+// call did to escrow id on the clock's behalf: the clock's action
+// (ActionRate for a rating window closed), which left it in state, or
+// failed with err. Its log record names the call, as every record the
+// ledger logs does.
+func (l *Ledger) firedOne(ctx context.Context, call, id string, action Action, state State, err error) {
 	if l.obs != nil {
 		l.obs.Timer(TimerInfo{Escrow: id, Action: action, State: state, Err: err})
 	}
 	if l.log == nil {
 		return
 	}
-	call := slog.String("call", "process_due")
+	callAttr := slog.String("call", call)
 	switch {
 	case err != nil:
-		attrs := []slog.Attr{call, slog.String("escrow", id)}
+		attrs := []slog.Attr{callAttr, slog.String("escrow", id)}
 		if action != 0 {
 			attrs = append(attrs, slog.String("action", actionWords.words[action]))
 		}
 		l.log.LogAttrs(ctx, slog.LevelError, "escrow: due escrow skipped", append(attrs, slog.Any("error", err))...)
 	case action != ActionRate:
-		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: timer fired", call, slog.String("escrow", id),
+		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: timer fired", callAttr, slog.String("escrow", id),
 			slog.String("action", actionWords.words[action]), slog.String("state", stateWords.words[state]))
 	default:
-		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: rating window closed", call, slog.String("escrow", id),
+		l.log.LogAttrs(ctx, slog.LevelInfo, "escrow: rating window closed", callAttr, slog.String("escrow", id),
 			slog.String("state", stateWords.words[state]))
 	}
 }

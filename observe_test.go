@@ -725,3 +725,51 @@ func TestObserverTimerActions(t *testing.T) {
 		}
 	}
 }
+
+// TestTimersFiredByCalls: a timer that a party's call fires, finding its
+// deadline passed, is told to the observer and logged as one ProcessDue
+// fires, under the call's word, once the call commits; a call refused
+// after firing one commits nothing, and tells of no timer. ProcessDue's
+// count is its own.
+func TestTimersFiredByCalls(t *testing.T) {
+	var buf bytes.Buffer
+	rec := &recorder{}
+	w := newWorld(t, nil, escrow.Options{Logger: jsonLogger(&buf), Observer: rec})
+	asked := w.shipped("alice", "bob")
+	_, err := w.l.RequestRefund(w.ctx, asked, "alice", cny("40.00"), "one cup broken")
+	w.must("RequestRefund", err)
+	unshipped := w.paid("alice", "bob")
+	buf.Reset()
+	rec.reset()
+
+	w.clock.Advance(escrow.DefaultTimers().RefundResponseWithin + time.Minute)
+	// The seller ignored the request: the dispute finds the refund made,
+	// and disputes the rest.
+	_, err = w.l.Dispute(w.ctx, asked, "alice", "the rest is broken too")
+	w.must("Dispute", err)
+	w.clock.Advance(escrow.DefaultTimers().ShipWithin)
+	// A late Ship finds the escrow refunded, and is refused: nothing of
+	// it, the refund included, is committed.
+	if _, err := w.l.Ship(w.ctx, unshipped, "bob", "SF9"); !errors.Is(err, escrow.ErrInvalidTransition) {
+		t.Fatalf("a late Ship: %v, want ErrInvalidTransition", err)
+	}
+	wantTimers := []escrow.TimerInfo{{Escrow: asked, Action: escrow.ActionAgreeRefund, State: escrow.AwaitingConfirmation}}
+	if diff := cmp.Diff(wantTimers, rec.timers); diff != "" {
+		t.Errorf("timers (-want +got):\n%s", diff)
+	}
+	want := []map[string]any{
+		{"level": "INFO", "msg": "escrow: timer fired", "call": "dispute", "escrow": asked, "action": "agree_refund", "state": "awaiting_confirmation"},
+	}
+	if diff := cmp.Diff(want, records(t, &buf)); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+	// ProcessDue then fires the one left, and counts only that.
+	rec.reset()
+	if n := w.processDue(); n != 1 {
+		t.Errorf("ProcessDue fired %d, want 1", n)
+	}
+	wantTimers = []escrow.TimerInfo{{Escrow: unshipped, Action: escrow.ActionRefund, State: escrow.Refunded}}
+	if diff := cmp.Diff(wantTimers, rec.timers); diff != "" {
+		t.Errorf("ProcessDue's timers (-want +got):\n%s", diff)
+	}
+}

@@ -145,7 +145,7 @@ func (r *dueRun) fireEach(ids []string) (progress int, err error) {
 		if r.stops(err) {
 			return progress, err
 		}
-		r.l.fired(r.ctx, id, f, err)
+		r.l.fired(r.ctx, "process_due", id, f, err)
 		switch {
 		case err != nil:
 			r.escrows[id] = err
