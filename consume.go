@@ -59,7 +59,10 @@ func (s *commitSignal) wake() {
 
 // WaitEvents is Events that waits for news: it returns at most limit
 // events with Seq greater than after as soon as there is at least one,
-// blocking until then or until ctx ends (then it returns ctx's error). A
+// blocking until then or until ctx ends (then it returns ctx's error). As
+// Events does, it refuses at once an after past the newest event, with
+// ErrInvalidArgument, rather than wait for the events up to it and skip
+// them. A
 // commit through this Ledger wakes it at once; events committed through
 // another Ledger on the same store are seen within Options.EventPoll, or
 // at once if the store is an EventNotifier. If the store is closed it
@@ -81,6 +84,9 @@ func (l *Ledger) waitEvents(ctx context.Context, after uint64, limit int) ([]Eve
 			poll.Stop()
 		}
 	}()
+	// Once after is found to be a place, it stays one: events are never
+	// taken out of the stream.
+	checked := false
 	for {
 		// Listen before looking, so that a commit between the look and
 		// the wait still wakes this reader.
@@ -92,13 +98,18 @@ func (l *Ledger) waitEvents(ctx context.Context, after uint64, limit int) ([]Eve
 		var events []Event
 		err := l.store.View(ctx, func(tx Tx) error {
 			var err error
-			events, err = tx.Events(after, limit)
+			events, err = readEvents(tx, after, limit, !checked)
 			return err
 		})
-		if err != nil || len(events) > 0 {
+		if err != nil {
 			l.commits.done()
-			return events, err
+			return nil, err
 		}
+		if len(events) > 0 {
+			l.commits.done()
+			return events, nil
+		}
+		checked = true
 		if poll == nil {
 			poll = time.NewTimer(l.poll)
 		} else {
@@ -231,15 +242,9 @@ func (l *Ledger) SetConsumer(ctx context.Context, name string, seq uint64) (Cons
 		return Consumer{}, l.finish(start, "set_consumer", err)
 	}
 	c, err := l.storeConsumer(ctx, "set_consumer", name, seq, func(tx Tx) error {
-		if seq == 0 {
-			return nil
-		}
-		if ev, err := tx.Events(seq-1, 1); err != nil {
-			return err
-		} else if len(ev) == 0 || ev[0].Seq != seq {
+		return checkPlace(tx, seq, func() error {
 			return invalidArg("consumer %q may not be placed after event %d, which does not exist", name, seq)
-		}
-		return nil
+		})
 	})
 	return c, l.finish(start, "set_consumer", err)
 }

@@ -73,7 +73,11 @@ type Event struct {
 
 // Events returns at most limit events with Seq greater than after, oldest
 // first. Pass the Seq of the last event handled as after; an empty result
-// means there is nothing new.
+// means there is nothing new. after must be 0 or the Seq of an event: one
+// past the newest event (a cursor kept while the store was restored from
+// an older backup, say) is refused with ErrInvalidArgument, as
+// SetConsumer refuses such a place, since reading from it would skip the
+// events numbered up to it when they come.
 func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, error) {
 	start := l.begin()
 	if limit <= 0 {
@@ -82,8 +86,40 @@ func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, 
 	var out []Event
 	err := l.store.View(ctx, func(tx Tx) error {
 		var err error
-		out, err = tx.Events(after, limit)
+		out, err = readEvents(tx, after, limit, true)
 		return err
 	})
+	if err != nil {
+		out = nil
+	}
 	return out, l.finish(start, "events", err)
+}
+
+// readEvents reads at most limit events after after in tx. When there are
+// none and check is set, it makes sure after is a place to read from (see
+// checkPlace).
+func readEvents(tx Tx, after uint64, limit int, check bool) ([]Event, error) {
+	events, err := tx.Events(after, limit)
+	if err != nil || len(events) > 0 || !check {
+		return events, err
+	}
+	return events, checkPlace(tx, after, func() error {
+		return invalidArg("events after %d: no event %d has been committed, and a reader placed after it would skip the events numbered up to it", after, after)
+	})
+}
+
+// checkPlace returns nil if a reader of the event stream may be placed
+// after seq, 0 or the Seq of an event, and refused's error if not.
+func checkPlace(tx Tx, seq uint64, refused func() error) error {
+	if seq == 0 {
+		return nil
+	}
+	ev, err := tx.Events(seq-1, 1)
+	if err != nil {
+		return err
+	}
+	if len(ev) == 0 || ev[0].Seq != seq {
+		return refused()
+	}
+	return nil
 }

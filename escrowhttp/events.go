@@ -105,6 +105,11 @@ func (s *server) stream(c *call) (any, error) {
 			return nil, refuse("invalid_argument", "Last-Event-ID %q is not an event's seq", id)
 		}
 	}
+	// A place past the newest event is refused before the stream begins,
+	// with a status a client's EventSource does not reconnect on.
+	if _, err := s.ledger.Events(c.ctx, after, 1); err != nil {
+		return nil, err
+	}
 	rc := http.NewResponseController(c.w)
 	h := c.w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -213,7 +213,7 @@ func TestStreamError(t *testing.T) {
 	defer cancel()
 	done := make(chan *resp, 1)
 	go func() {
-		done <- h.do(req{method: "GET", path: "/v1/events/stream?after=100", actor: "ops", operator: true, ctx: ctx})
+		done <- h.do(req{method: "GET", path: "/v1/events/stream?after=0", actor: "ops", operator: true, ctx: ctx})
 	}()
 	time.Sleep(settle)
 	h.store.fail(escrow.ErrClosed)
@@ -227,6 +227,27 @@ func TestStreamError(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the stream did not end when the store closed")
+	}
+}
+
+// TestStreamPastNewest: a stream asked to start after an event not yet
+// committed, by after or by Last-Event-ID (a client that kept its place
+// while the store was restored from an older backup), is refused with
+// 400 before it begins, rather than skip the events numbered up to it:
+// an EventSource does not reconnect on a 400.
+func TestStreamPastNewest(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	last := must(h.l.Events(h.ctx, 0, 100))
+	past := strconv.FormatUint(last[len(last)-1].Seq+1, 10)
+	for _, r := range []req{
+		{method: "GET", path: "/v1/events/stream?after=" + past, actor: "ops", operator: true},
+		{method: "GET", path: "/v1/events/stream", actor: "ops", operator: true, header: map[string]string{"Last-Event-ID": past}},
+	} {
+		resp := h.do(r).ok(http.StatusBadRequest)
+		if !strings.Contains(string(resp.body), `"code":"invalid_argument"`) {
+			t.Errorf("%s %v: %s, want invalid_argument", r.path, r.header, resp.body)
+		}
 	}
 }
 

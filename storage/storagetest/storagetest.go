@@ -54,6 +54,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Flow", testFlow},
 		{"RejectedCallsChangeNothing", testRejectedCallsChangeNothing},
 		{"Concurrency", testConcurrency},
+		{"Outbox", testOutbox},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
