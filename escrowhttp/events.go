@@ -65,8 +65,12 @@ func (s *server) events(c *call) (eventPage, error) {
 		extend(c, wait)
 		ctx, cancel := context.WithTimeout(c.ctx, wait)
 		events, err = s.ledger.WaitEvents(ctx, after, limit)
+		// Only the wait's own end is an empty page: a refusal, or a store
+		// that closed, is answered as itself. (cancel would end ctx, so
+		// it is asked first.)
+		over := ctx.Err() != nil && c.ctx.Err() == nil
 		cancel()
-		if err != nil && ctx.Err() != nil && c.ctx.Err() == nil {
+		if err != nil && over && errors.Is(err, context.DeadlineExceeded) {
 			err = nil // the wait is over and nothing came: an empty page
 		}
 	}

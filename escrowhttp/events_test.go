@@ -86,11 +86,11 @@ func TestLongPoll(t *testing.T) {
 	short := newHarness(t, &Options{MaxWait: 20 * time.Millisecond}, nil)
 	done2 := make(chan *resp, 1)
 	go func() {
-		done2 <- short.do(req{method: "GET", path: "/v1/events?after=100&wait=1h", actor: "ops", operator: true})
+		done2 <- short.do(req{method: "GET", path: "/v1/events?after=0&wait=1h", actor: "ops", operator: true})
 	}()
 	select {
 	case r := <-done2:
-		r.ok(http.StatusOK).same(eventPage{Events: []escrow.Event{}, Next: 100})
+		r.ok(http.StatusOK).same(eventPage{Events: []escrow.Event{}, Next: 0})
 	case <-time.After(bound):
 		t.Fatal("the long poll outwaited MaxWait")
 	}
@@ -227,6 +227,32 @@ func TestStreamError(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the stream did not end when the store closed")
+	}
+}
+
+// TestLongPollErrors: a long poll that the ledger refuses answers with
+// the refusal, not with an empty page: a cursor past the newest event is
+// 400, and a store that closed while the poll waited is 503.
+func TestLongPollErrors(t *testing.T) {
+	h := newHarness(t, &Options{MaxWait: time.Minute}, nil)
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	last := must(h.l.Events(h.ctx, 0, 100))
+	newest := last[len(last)-1].Seq
+	r := h.do(req{method: "GET", path: "/v1/events?wait=10s&after=" + strconv.FormatUint(newest+1, 10), actor: "ops", operator: true})
+	if r.ok(http.StatusBadRequest); !strings.Contains(string(r.body), `"code":"invalid_argument"`) {
+		t.Errorf("a long poll past the newest event: %s, want invalid_argument", r.body)
+	}
+	done := make(chan *resp, 1)
+	go func() {
+		done <- h.do(req{method: "GET", path: "/v1/events?wait=50s&after=" + strconv.FormatUint(newest, 10), actor: "ops", operator: true})
+	}()
+	time.Sleep(settle)
+	h.mem.Close()
+	select {
+	case r := <-done:
+		r.ok(http.StatusServiceUnavailable)
+	case <-time.After(bound):
+		t.Fatal("the long poll did not answer when the store closed")
 	}
 }
 
