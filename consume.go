@@ -62,7 +62,7 @@ func (s *commitSignal) wake() {
 // blocking until then or until ctx ends (then it returns ctx's error). As
 // Events does, it refuses at once an after past the newest event, with
 // ErrInvalidArgument, rather than wait for the events up to it and skip
-// them. A
+// them, and it returns 1,000 events at most, whatever limit says. A
 // commit through this Ledger wakes it at once; events committed through
 // another Ledger on the same store are seen within Options.EventPoll, or
 // at once if the store is an EventNotifier. If the store is closed it
@@ -73,6 +73,7 @@ func (l *Ledger) WaitEvents(ctx context.Context, after uint64, limit int) ([]Eve
 	if limit <= 0 {
 		return nil, l.finish(start, "wait_events", invalidArg("limit %d must be positive", limit))
 	}
+	limit = min(limit, maxEventsRead)
 	events, err := l.waitEvents(ctx, after, limit)
 	return events, l.finish(start, "wait_events", err)
 }

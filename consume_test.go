@@ -3,6 +3,7 @@ package escrow_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -472,5 +473,34 @@ func TestConsumeStopsWhenCtxEnds(t *testing.T) {
 	}
 	if diff := cmp.Diff([]uint64{3, 4}, consumeUntil(w, "mailer", 4)); diff != "" {
 		t.Errorf("the next run (-want +got):\n%s", diff)
+	}
+}
+
+// TestEventsPageCap: one read of the event stream returns at most 1,000
+// events, however many it is asked for, as the HTTP API's does, so that a
+// caller asking for all of a long stream at once does not hold it all in
+// memory; the rest are read on from the last Seq.
+func TestEventsPageCap(t *testing.T) {
+	w := quiet(t)
+	w.funded("alice")
+	for range 1000 {
+		_, err := w.l.Deposit(w.ctx, "alice", cny("0.01"))
+		w.must("Deposit", err)
+	}
+	newest := lastSeq(w)
+	evs, err := w.l.Events(w.ctx, 0, math.MaxInt)
+	w.must("Events", err)
+	if len(evs) != 1000 || evs[999].Seq != 1000 {
+		t.Errorf("Events(0, MaxInt) returned %d events, want the first 1000", len(evs))
+	}
+	evs, err = w.l.WaitEvents(w.ctx, 0, 1<<40)
+	w.must("WaitEvents", err)
+	if len(evs) != 1000 {
+		t.Errorf("WaitEvents(0, 1<<40) returned %d events, want 1000", len(evs))
+	}
+	evs, err = w.l.Events(w.ctx, 1000, math.MaxInt)
+	w.must("Events", err)
+	if len(evs) != int(newest-1000) {
+		t.Errorf("Events(1000, MaxInt) returned %d events, want the %d left", len(evs), newest-1000)
 	}
 }

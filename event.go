@@ -78,11 +78,16 @@ type Event struct {
 // an older backup, say) is refused with ErrInvalidArgument, as
 // SetConsumer refuses such a place, since reading from it would skip the
 // events numbered up to it when they come.
+//
+// A limit over 1,000 reads 1,000 events at most, so that one read holds a
+// bounded number of events however many it asks for: read on from the
+// last Seq for more, until a read returns none.
 func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, error) {
 	start := l.begin()
 	if limit <= 0 {
 		return nil, l.finish(start, "events", invalidArg("limit %d must be positive", limit))
 	}
+	limit = min(limit, maxEventsRead)
 	var out []Event
 	err := l.store.View(ctx, func(tx Tx) error {
 		var err error
@@ -94,6 +99,10 @@ func (l *Ledger) Events(ctx context.Context, after uint64, limit int) ([]Event, 
 	}
 	return out, l.finish(start, "events", err)
 }
+
+// maxEventsRead is the most events one Events or WaitEvents returns,
+// whatever its limit: as many as the HTTP API's reads allow.
+const maxEventsRead = 1000
 
 // readEvents reads at most limit events after after in tx. When there are
 // none and check is set, it makes sure after is a place to read from (see
