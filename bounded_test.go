@@ -2,8 +2,13 @@ package escrow_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -101,7 +106,28 @@ func TestMessagesBounded(t *testing.T) {
 	before = dump()
 	_, err = l.Pay(ctx, "e2", word)
 	check("Pay by a long actor", err, word, nil)
+	// A TopSellers cursor whose checksum holds, but whose score no
+	// ranking writes.
+	cursor := rankCursor("top_sellers/"+strconv.Itoa(int(escrow.RankWilson)), "2", word)
+	_, err = l.TopSellers(ctx, escrow.RankWilson, escrow.Page{Cursor: cursor})
+	check("TopSellers with a long cursor", err, cursor, nil)
 	if after := dump(); after != before {
 		t.Error("a refused call changed the store")
 	}
+	var timers escrow.Timers
+	check("Timers with a long duration", json.Unmarshal([]byte(`{"pay_within":"`+huge+`"}`), &timers), huge, nil)
+	key := strings.Repeat("k", 256) // the longest key the ledger takes
+	check("IdempotencyMismatchError", &escrow.IdempotencyMismatchError{Key: key, Call: "pay", Escrow: "e1"}, key, nil)
+}
+
+// rankCursor builds a ranking's cursor as the ledger writes one: the
+// listing and each field, with their lengths, and a CRC-32 of them.
+func rankCursor(listing string, fields ...string) string {
+	b := binary.AppendUvarint(nil, uint64(len(listing)))
+	b = append(b, listing...)
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b)))
 }

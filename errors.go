@@ -214,7 +214,7 @@ type IdempotencyMismatchError struct {
 }
 
 func (e *IdempotencyMismatchError) Error() string {
-	msg := fmt.Sprintf("%s: key %q was first used ", ErrIdempotencyMismatch, e.Key)
+	msg := fmt.Sprintf("%s: key %s was first used ", ErrIdempotencyMismatch, quoted(e.Key))
 	phrase := callPhrase(e.Call)
 	switch {
 	case phrase != "" && e.Escrow != "":

@@ -183,7 +183,7 @@ func (l *Ledger) recall(tx Tx, key, request string, out any, now time.Time) (boo
 		return true, keyReused(key, rec.Request)
 	}
 	if err := decodeResult(rec.Result, out); err != nil {
-		return true, fmt.Errorf("%w: key %q holds a result this release cannot read: %w", ErrIdempotencyMismatch, key, err)
+		return true, fmt.Errorf("%w: key %s holds a result this release cannot read: %w", ErrIdempotencyMismatch, quoted(key), err)
 	}
 	return true, nil
 }

@@ -106,7 +106,7 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 		// break the store's order.
 		score, err := strconv.ParseFloat(f[0], 64)
 		if err != nil || !(score >= 0 && score <= 1) || f[1] == "" {
-			return RankedPage{}, l.finish(start, "top_sellers", invalidArg("cursor %q is not one the %s listing returned", p.Cursor, listing))
+			return RankedPage{}, l.finish(start, "top_sellers", invalidArg("cursor %s is not one the %s listing returned", quoted(p.Cursor), listing))
 		}
 		after = RankPos{Score: score, Party: f[1]}
 	}

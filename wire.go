@@ -309,11 +309,11 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return invalidArg("duration %s is not a string such as \"72h0m0s\"", b)
+		return invalidArg("duration %s is not a string such as \"72h0m0s\"", shown(string(b)))
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return invalidArg("duration %q is not one time.ParseDuration reads, such as \"72h0m0s\"", s)
+		return invalidArg("duration %s is not one time.ParseDuration reads, such as \"72h0m0s\"", quoted(s))
 	}
 	*d = duration(v)
 	return nil

@@ -3,9 +3,13 @@ package escrowhttp
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -482,6 +486,11 @@ func TestRefusalsBounded(t *testing.T) {
 			body: map[string]any{"id": word, "seller": "shop", "price": cny("1.00")}}, 400, "invalid_argument"},
 		{"a long extension", req{method: "POST", path: "/v1/escrows/paid/extend", actor: "alice", body: map[string]any{"by": word}},
 			400, "invalid_argument"},
+		{"a long timer", req{method: "POST", path: "/v1/escrows", actor: "alice",
+			body: map[string]any{"id": "t", "seller": "shop", "price": cny("1.00"), "timers": map[string]string{"pay_within": long}}},
+			400, "invalid_argument"},
+		{"a long top sellers cursor", req{method: "GET", path: "/v1/top-sellers?cursor=" + rankCursor(word), actor: "alice"},
+			400, "invalid_argument"},
 		{"a long state", req{method: "GET", path: "/v1/escrows?state=" + query, actor: "alice"}, 400, "invalid_argument"},
 		{"a long limit", req{method: "GET", path: "/v1/escrows?limit=" + query, actor: "alice"}, 400, "invalid_argument"},
 		{"a long cursor", req{method: "GET", path: "/v1/escrows?cursor=" + query, actor: "alice"}, 400, "invalid_argument"},
@@ -513,4 +522,17 @@ func TestRefusalsBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rankCursor builds a cursor of the Wilson ranking as the ledger writes
+// one, with a checksum that holds, a score no ranking writes and party.
+func rankCursor(party string) string {
+	listing := "top_sellers/" + strconv.Itoa(int(escrow.RankWilson))
+	b := binary.AppendUvarint(nil, uint64(len(listing)))
+	b = append(b, listing...)
+	for _, f := range []string{"2", party} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b)))
 }
