@@ -149,7 +149,9 @@ const consumeBatch = 100
 // the events of the batch after the stored place are handed to fn again
 // by the next Consume. Let fn be idempotent (the event's Seq identifies
 // it). Run one Consume per name at a time: two would each be handed every
-// event.
+// event. A stored place past the newest event (the store restored from a
+// backup older than the place) fails at once with ErrInvalidArgument, as
+// WaitEvents does; SetConsumer moves the consumer to a place that exists.
 func (l *Ledger) Consume(ctx context.Context, name string, fn func(Event) error) error {
 	start := l.begin()
 	if err := checkConsumerName(name); err != nil {

@@ -1033,12 +1033,14 @@ type call struct {
 // the change, about 1.4 KB, as they are: every call writes them whole
 // before it reads them (apply and open load or build the escrow, a replay
 // decodes into a zeroed one), and clearing them with the rest took 4% of
-// a lifecycle in the profile of the ledger over maps. What they point to
-// is the store's copy, not the caller's memory, and is let go when the
-// call is next used.
+// a lifecycle in the profile of the ledger over maps. Only the change's
+// transaction is let go here, since it holds the store's snapshot of the
+// finished call; the strings the rest point to are let go when the call
+// is next used.
 func (c *call) reset() {
 	c.l, c.action, c.id, c.actor, c.args, c.key, c.now, c.replayed = nil, 0, "", "", args{}, "", time.Time{}, false
 	c.opening, c.terms, c.timers = false, Terms{}, nil
+	c.ch.tx = nil // the finished transaction: kept, it would keep the store's snapshot
 }
 
 var callPool = sync.Pool{New: func() any {

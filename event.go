@@ -77,7 +77,11 @@ type Event struct {
 // past the newest event (a cursor kept while the store was restored from
 // an older backup, say) is refused with ErrInvalidArgument, as
 // SetConsumer refuses such a place, since reading from it would skip the
-// events numbered up to it when they come.
+// events numbered up to it when they come. A store that lags the one the
+// cursor came from (a pgstore reading a standby, handed a cursor read on
+// the primary) refuses it too until it has caught up: a reader that may
+// be handed to such a store retries after a moment, or reads the stream
+// where it writes.
 //
 // A limit over 1,000 reads 1,000 events at most, so that one read holds a
 // bounded number of events however many it asks for: read on from the
