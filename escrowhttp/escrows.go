@@ -2,6 +2,7 @@ package escrowhttp
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -95,6 +96,9 @@ func (s *server) open(c *call, t *escrow.Terms) (escrow.Escrow, error) {
 	}
 	if err := s.checkTerms(c, t); err != nil {
 		return escrow.Escrow{}, err
+	}
+	if t.Buyer != c.actor { // the host's mistake: a 500, logged
+		return escrow.Escrow{}, fmt.Errorf("escrowhttp: Options.Terms changed the buyer of escrow %q from %q to %q", t.ID, c.actor, t.Buyer)
 	}
 	e, err := s.ledger.Open(c.ctx, *t, c.keyed()...)
 	if err == nil {

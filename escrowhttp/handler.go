@@ -72,7 +72,8 @@ type Options struct {
 	// package escrow's is answered as that error; any other is 403
 	// forbidden, with the error's text as the message. It runs for a
 	// retry of a keyed request too, which replays only if the terms it
-	// leaves are the same.
+	// leaves are the same. It may not change the buyer: a request whose
+	// buyer it changed is answered 500 and logged.
 	//
 	// Nil keeps the arbiter and the timers the host's: a body that names
 	// an arbiter or sets a timer is refused with 403 forbidden, and the

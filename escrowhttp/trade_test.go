@@ -423,4 +423,13 @@ func TestTermsAreTheHosts(t *testing.T) {
 	if e.Arbiter != "platform" || e.Timers != escrow.DefaultTimers() {
 		t.Errorf("opened with arbiter %q and timers %+v; want the host's", e.Arbiter, e.Timers)
 	}
+
+	// A Terms that changes the buyer is the host's mistake: nothing opens.
+	h.srv.terms = func(r *http.Request, t *escrow.Terms) error { t.Buyer = "teashop"; return nil }
+	before = h.dump()
+	h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory", body: terms(map[string]any{"id": "o-3"})}).
+		ok(http.StatusInternalServerError)
+	if after := h.dump(); !bytes.Equal(before, after) {
+		t.Fatal("an open whose buyer Terms changed changed the store")
+	}
 }

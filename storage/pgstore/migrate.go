@@ -20,7 +20,10 @@ import (
 // runs each once, in the form its release had, so a released migration is
 // never changed: what it lacks goes in a new one (see 0009, for four that
 // were; TestMigrateFromFirstForms opens schemas made by their first forms,
-// kept in testdata/first-forms).
+// kept in testdata/first-forms). The one exception is a migration that
+// cannot run at all on an earlier one's first form, as 0002 could not on
+// 0001's: it may add what it needs, in a form that changes nothing on a
+// schema that has it, since no database that ran it is affected.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
