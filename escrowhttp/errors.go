@@ -204,6 +204,17 @@ var fixedMessages = map[string]string{
 	"internal":  "internal error",
 }
 
+// ledgerClass returns the class of the ledger's sentinel err wraps, if
+// it wraps one.
+func ledgerClass(err error) (class, bool) {
+	for _, cl := range classes {
+		if cl.err != nil && errors.Is(err, cl.err) {
+			return cl, true
+		}
+	}
+	return class{}, false
+}
+
 // classify turns an error from the ledger, or from reading the request,
 // into what the client is told. c is the call it came from; nil outside
 // a route.
@@ -217,10 +228,7 @@ func (s *server) classify(c *call, err error) *apiError {
 	if e, ok := as[*escrow.CartError](err); ok {
 		return s.cartRefused(c, e)
 	}
-	for _, cl := range classes {
-		if cl.err == nil || !errors.Is(err, cl.err) {
-			continue
-		}
+	if cl, ok := ledgerClass(err); ok {
 		a := &apiError{status: cl.status, code: cl.code, message: err.Error()}
 		if msg, ok := fixedMessages[cl.code]; ok {
 			a.message = msg

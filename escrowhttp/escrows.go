@@ -1,7 +1,6 @@
 package escrowhttp
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -126,10 +125,8 @@ func (s *server) checkTerms(c *call, t *escrow.Terms) error {
 	if _, ok := as[*apiError](err); ok {
 		return err
 	}
-	for _, cl := range classes {
-		if cl.err != nil && errors.Is(err, cl.err) {
-			return err
-		}
+	if _, ok := ledgerClass(err); ok {
+		return err
 	}
 	return refuse("forbidden", "%s", clip(err.Error()))
 }

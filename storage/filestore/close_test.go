@@ -31,27 +31,10 @@ func (h *holdFS) Create(name string) (file, error) {
 // closed, so that the directory is free to open whichever Close returns
 // first.
 func TestCloseTwiceWaits(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	h := &holdFS{held: make(chan struct{}), release: make(chan struct{})}
 	s := openT(t, dir, &Options{NoSync: true, CompactMinBytes: 1 << 30, fs: h})
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 1000 {
-				if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if s.Stats().LogBytes < closeCheckpointBytes {
-		t.Fatalf("%d bytes of log: Close would not checkpoint", s.Stats().LogBytes)
-	}
+	fillPastCloseCheckpoint(t, s)
 	first, second := make(chan error, 1), make(chan error, 1)
 	go func() { first <- s.Close() }()
 	<-h.held // the first Close is checkpointing, holding the directory
@@ -81,5 +64,29 @@ func TestCloseTwiceWaits(t *testing.T) {
 	s2 := openT(t, dir, nil)
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fillPastCloseCheckpoint commits, from 8 goroutines, enough to s's log
+// that its Close checkpoints.
+func fillPastCloseCheckpoint(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s.Stats().LogBytes < closeCheckpointBytes {
+		t.Fatalf("%d bytes of log: Close would not checkpoint", s.Stats().LogBytes)
 	}
 }

@@ -3,7 +3,6 @@ package filestore
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,23 +21,7 @@ func TestCloseWakesWaitersFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 1000 {
-				if err := s.Update(ctx, func(tx escrow.Tx) error { return benchTx(tx, w) }); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if s.Stats().LogBytes < closeCheckpointBytes {
-		t.Fatalf("%d bytes of log: Close would not checkpoint", s.Stats().LogBytes)
-	}
+	fillPastCloseCheckpoint(t, s)
 	var last uint64
 	if err := s.View(ctx, func(tx escrow.Tx) error {
 		evs, err := tx.Events(7990, 100)
