@@ -34,7 +34,8 @@
 //
 // The commands are in internal/escrowctl. check, stats and dump also work
 // on a PostgreSQL store (storage/pgstore), run from that store's module,
-// which adds -pg DSN in place of DIR:
+// which adds -pg DSN in place of DIR (an empty DSN, as an unset variable
+// gives, is a usage error, not the driver's defaults):
 //
 //	cd storage/pgstore && go run ./cmd/escrowctl check -pg 'postgres://user@localhost/market'
 package main

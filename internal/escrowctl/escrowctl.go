@@ -143,6 +143,12 @@ func run(w io.Writer, args []string, o Options) error {
 	if o.OpenPG == nil && flagSet(flags, "pg") {
 		return usageError("-pg needs the PostgreSQL build of escrowctl: cd storage/pgstore && go run ./cmd/escrowctl " + cmd + " ...")
 	}
+	if *pg == "" && flagSet(flags, "pg") {
+		// Not the directory beside it, nor the defaults of the driver
+		// (which would read PGHOST and the rest): -pg "$DSN" with DSN
+		// unset names no database.
+		return usageError("-pg needs a connection string")
+	}
 	if f := flagAfterOperand(flags, args[1:]); f != "" {
 		// The flag package stops at the directory and would take the flag
 		// for a second one.

@@ -663,3 +663,44 @@ func TestDumpInvalidEscrowID(t *testing.T) {
 		t.Errorf("a refused dump changed %v", changed)
 	}
 }
+
+// runStatusWith is runStatus for a build with the options o.
+func runStatusWith(o Options, args ...string) (stdout, stderr string, status int) {
+	var out, errOut bytes.Buffer
+	status = ExitStatus(&errOut, Run(&out, args, o), o)
+	return out.String(), errOut.String(), status
+}
+
+// TestPGEmptyDSN: in the PostgreSQL build, -pg given an empty DSN (as a
+// script's unset variable gives it: -pg "$ESCROW_PG_DSN") names no
+// database. It is a usage error that says so, not a command on the
+// directory given beside it, nor "takes one directory" when none was
+// meant; nothing is opened.
+func TestPGEmptyDSN(t *testing.T) {
+	dir := market(t)
+	before := dirImage(t, dir)
+	opened := false
+	o := Options{OpenPG: func(ctx context.Context, dsn string) (escrow.Storage, error) {
+		opened = true
+		return nil, errors.New("not to be opened")
+	}}
+	for _, args := range [][]string{
+		{"check", "-pg", ""},
+		{"check", "-pg", "", dir},
+		{"stats", "-pg=", dir},
+		{"dump", "-escrow", "e1", "-pg", "", dir},
+		{"compact", "-pg", "", dir},
+	} {
+		stdout, stderr, status := runStatusWith(o, args...)
+		want := "escrowctl: -pg needs a connection string\nusage:"
+		if status != 2 || stdout != "" || !strings.HasPrefix(stderr, want) {
+			t.Errorf("escrowctl %q: status %d, stdout %q, stderr %q; want 2, nothing and %q", args, status, stdout, stderr, want)
+		}
+	}
+	if opened {
+		t.Error("a command with an empty -pg opened a database")
+	}
+	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
+		t.Errorf("a refused command changed %v", changed)
+	}
+}
