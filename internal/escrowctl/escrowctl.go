@@ -135,8 +135,14 @@ func run(w io.Writer, args []string, o Options) error {
 	// -pg is defined in every build, so that this one, which has no
 	// PostgreSQL driver, can say which build takes it.
 	pg := flags.String("pg", "", "the PostgreSQL database to work on, in place of DIR")
+	// Each flag is given at most once: the flag package would keep the
+	// last value, and dump -escrow a -escrow b print one history of two.
+	twice := ""
+	flags.VisitAll(func(f *flag.Flag) { f.Value = &onceValue{Value: f.Value, name: f.Name, twice: &twice} })
 	if err := flags.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
 		return err
+	} else if twice != "" {
+		return usageError(fmt.Sprintf("-%s given twice", twice))
 	} else if err != nil {
 		return usageError(err.Error())
 	}
@@ -219,6 +225,30 @@ func checkEscrowID(id string) error {
 		return err
 	}
 	return nil
+}
+
+// A onceValue is a flag's value that may be set once: a second Set
+// records the flag's name in twice and fails.
+type onceValue struct {
+	flag.Value
+	name  string
+	set   bool
+	twice *string
+}
+
+func (v *onceValue) Set(s string) error {
+	if v.set {
+		*v.twice = v.name
+		return errors.New("given twice")
+	}
+	v.set = true
+	return v.Value.Set(s)
+}
+
+// IsBoolFlag keeps a boolean flag one that takes no value.
+func (v *onceValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // flagSet reports whether the command line set the flag name.

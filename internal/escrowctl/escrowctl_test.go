@@ -704,3 +704,43 @@ func TestPGEmptyDSN(t *testing.T) {
 		t.Errorf("a refused command changed %v", changed)
 	}
 }
+
+// TestFlagGivenTwice: a flag given twice is a usage error naming it, not
+// the last value silently: dump -escrow a -escrow b asks for two
+// histories and would print one, and -pg given twice names two databases.
+// Nothing is opened.
+func TestFlagGivenTwice(t *testing.T) {
+	dir := market(t)
+	before := dirImage(t, dir)
+	opened := false
+	o := Options{OpenPG: func(ctx context.Context, dsn string) (escrow.Storage, error) {
+		opened = true
+		return nil, errors.New("not to be opened")
+	}}
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"dump", "-escrow", "e1", "-escrow", "e2", dir}, "escrow"},
+		{[]string{"dump", "-escrow=e1", "--escrow", "e1", dir}, "escrow"},
+		{[]string{"check", "-ratings", "-ratings=false", dir}, "ratings"},
+		{[]string{"stats", "-pg", "postgres://a/one", "-pg", "postgres://a/two"}, "pg"},
+	} {
+		stdout, stderr, status := runStatusWith(o, tc.args...)
+		want := "escrowctl: -" + tc.flag + " given twice\nusage:"
+		if status != 2 || stdout != "" || !strings.HasPrefix(stderr, want) {
+			t.Errorf("escrowctl %q: status %d, stdout %d bytes, stderr %q; want 2, nothing and %q",
+				tc.args, status, len(stdout), stderr, want)
+		}
+	}
+	if opened {
+		t.Error("a command with -pg given twice opened a database")
+	}
+	if changed := changedFiles(before, dirImage(t, dir)); len(changed) > 0 {
+		t.Errorf("a refused command changed %v", changed)
+	}
+	// Given once, each still works.
+	if _, _, status := runStatusWith(o, "dump", "-escrow", "e1", dir); status != 0 {
+		t.Errorf("dump -escrow e1: status %d, want 0", status)
+	}
+}
