@@ -28,10 +28,10 @@
 // Errors and the usage go to standard error. The exit status is 0 when
 // all is well, 1 when a problem was found, the store could not be opened
 // or the output could not be written, and 2 for a command line that makes
-// no sense, such as a flag given twice, or dump -escrow with an ID that no
-// escrow can have (empty, over 128 bytes, a system account's, or with a
-// control character: the ledger's rule for an ID); -h prints the usage
-// and exits 0.
+// no sense, such as a flag given twice, an empty DIR, or dump -escrow with
+// an ID that no escrow can have (empty, over 128 bytes, a system
+// account's, or with a control character: the ledger's rule for an ID);
+// -h prints the usage and exits 0.
 //
 // The commands are in internal/escrowctl. check, stats and dump also work
 // on a PostgreSQL store (storage/pgstore), run from that store's module,

@@ -184,6 +184,10 @@ func run(w io.Writer, args []string, o Options) error {
 		return usageError(cmd + " takes one directory")
 	}
 	dir := flags.Arg(0)
+	if dir == "" {
+		// "$DIR" with DIR unset: no directory, not one to look for.
+		return usageError(cmd + " needs a directory, not an empty argument")
+	}
 	if info, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("%w: %w", filestore.ErrNotStore, err) // and not to be made one
 	} else if !info.IsDir() {

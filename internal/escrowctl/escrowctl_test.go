@@ -744,3 +744,22 @@ func TestFlagGivenTwice(t *testing.T) {
 		t.Errorf("dump -escrow e1: status %d, want 0", status)
 	}
 }
+
+// TestEmptyDirectory: an empty argument in place of DIR (escrowctl check
+// "$DIR" with DIR unset) names no directory: a usage error, as an empty
+// -escrow ID is, not a failed look for a store at "", and nothing in the
+// working directory is opened or made.
+func TestEmptyDirectory(t *testing.T) {
+	wd := t.TempDir()
+	t.Chdir(wd)
+	for _, cmd := range []string{"check", "stats", "dump", "compact"} {
+		stdout, stderr, status := runStatus(cmd, "")
+		want := "escrowctl: " + cmd + " needs a directory, not an empty argument\nusage:"
+		if status != 2 || stdout != "" || !strings.HasPrefix(stderr, want) {
+			t.Errorf("escrowctl %s \"\": status %d, stdout %q, stderr %q; want 2, nothing and %q", cmd, status, stdout, stderr, want)
+		}
+	}
+	if entries, _ := os.ReadDir(wd); len(entries) != 0 {
+		t.Errorf("a refused command left %d files in the working directory", len(entries))
+	}
+}
