@@ -39,6 +39,10 @@
 // gives, is a usage error, not the driver's defaults):
 //
 //	cd storage/pgstore && go run ./cmd/escrowctl check -pg 'postgres://user@localhost/market'
+//
+// A database that has not let the store open within 30 seconds (a server
+// that takes the connection and never answers) is a problem: the command
+// says so and exits 1. A connect_timeout in the DSN can make it sooner.
 package main
 
 import (

@@ -276,11 +276,20 @@ func flagAfterOperand(flags *flag.FlagSet, args []string) string {
 	return ""
 }
 
+// openTimeout is how long a command waits for the PostgreSQL store to
+// open: a server that takes the connection and never answers would
+// otherwise hold it forever.
+var openTimeout = 30 * time.Second
+
 // runPG runs cmd on the PostgreSQL store dsn names.
 func runPG(w io.Writer, cmd, dsn string, o Options, ratings bool, escrowID string) error {
 	ctx := context.Background()
-	store, err := o.OpenPG(ctx, dsn)
-	if err != nil {
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	store, err := o.OpenPG(octx, dsn)
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("the database did not answer within %v: %w", openTimeout, err)
+	} else if err != nil {
 		return err
 	}
 	defer store.Close()

@@ -763,3 +763,31 @@ func TestEmptyDirectory(t *testing.T) {
 		t.Errorf("a refused command left %d files in the working directory", len(entries))
 	}
 }
+
+// TestPGNoAnswer: a database that takes the connection and never answers
+// (a stuck server, a proxy with nothing behind it) does not hold the
+// command forever: the open is given openTimeout, after which the command
+// fails with status 1 and says the database did not answer.
+func TestPGNoAnswer(t *testing.T) {
+	defer func(d time.Duration) { openTimeout = d }(openTimeout)
+	openTimeout = 50 * time.Millisecond
+	o := Options{OpenPG: func(ctx context.Context, dsn string) (escrow.Storage, error) {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("failed to connect: %w", ctx.Err())
+		case <-time.After(2 * time.Second):
+			return nil, errors.New("the open was given no deadline")
+		}
+	}}
+	for _, cmd := range []string{"check", "stats", "dump"} {
+		start := time.Now()
+		stdout, stderr, status := runStatusWith(o, cmd, "-pg", "postgres://db.example/market")
+		want := "escrowctl: the database did not answer within 50ms: failed to connect: context deadline exceeded\n"
+		if status != 1 || stdout != "" || stderr != want {
+			t.Errorf("%s on a database that does not answer: status %d, stdout %q, stderr %q; want 1 and %q", cmd, status, stdout, stderr, want)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s on a database that does not answer took %v", cmd, d)
+		}
+	}
+}
