@@ -24,8 +24,8 @@ import (
 // Options are what the host program adds to the example.
 type Options struct {
 	// OpenPG, if not nil, opens a PostgreSQL store from a connection
-	// string: Run then offers -pg DSN (ESCROW_PG_DSN by default), which
-	// keeps the books there instead.
+	// string: Run then offers -pg DSN, which keeps the books there
+	// instead (ESCROW_PG_DSN by default, unless -store or -data is given).
 	OpenPG func(ctx context.Context, dsn string) (escrow.Storage, error)
 }
 
@@ -39,13 +39,20 @@ func Run(w io.Writer, args []string, o Options) error {
 	seed := flags.Uint64("seed", 2025, "seed for the orders drawn at random")
 	var pg *string
 	if o.OpenPG != nil {
-		pg = flags.String("pg", os.Getenv("ESCROW_PG_DSN"), "a PostgreSQL connection string: keep the books in that database (overrides -store)")
+		// The variable is read after the flags, not made the flag's
+		// default, so that -h does not print it (a DSN may hold a
+		// password) and an explicit -store or -data wins over it.
+		pg = flags.String("pg", "", "a PostgreSQL connection string: keep the books in that database (overrides -store;\n"+
+			"default $ESCROW_PG_DSN, unless -store or -data is given)")
 	}
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+	if pg != nil && !given(flags, "pg") && !given(flags, "store") && !given(flags, "data") {
+		*pg = os.Getenv("ESCROW_PG_DSN")
 	}
 
 	ctx := context.Background()
@@ -119,6 +126,13 @@ func Run(w io.Writer, args []string, o Options) error {
 		}
 	}
 	return m.report()
+}
+
+// given reports whether the command line set the flag name.
+func given(flags *flag.FlagSet, name string) bool {
+	set := false
+	flags.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // openStore opens the store the ledger keeps its books in.

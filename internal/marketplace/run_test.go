@@ -322,3 +322,49 @@ func TestReadmeDumpNamesAnOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvironmentYieldsToFlags: ESCROW_PG_DSN is the default of -pg, not
+// a flag given. With it set, as the README's PostgreSQL section sets it,
+// an explicit -store mem or -data DIR still keeps the books where it
+// says, and the database is not touched; -h does not print the variable
+// (a DSN may hold a password). With neither flag, the variable chooses
+// the database, as before.
+func TestEnvironmentYieldsToFlags(t *testing.T) {
+	const dsn = "postgres://me:s3cret@db.example/market"
+	t.Setenv("ESCROW_PG_DSN", dsn)
+	var opened []string
+	errOpened := errors.New("the database was opened")
+	o := Options{OpenPG: func(ctx context.Context, dsn string) (escrow.Storage, error) {
+		opened = append(opened, dsn)
+		return nil, errOpened
+	}}
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := Run(&out, args, o)
+		return out.String(), err
+	}
+	mem := runOutput(t)
+	if out, err := run("-store", "mem"); err != nil || out != mem {
+		t.Errorf("-store mem with ESCROW_PG_DSN set: %v; printed the memory run: %v", err, out == mem)
+	}
+	dir := filepath.Join(t.TempDir(), "books")
+	if out, err := run("-data", dir); err != nil || out != mem {
+		t.Errorf("-data DIR with ESCROW_PG_DSN set: %v; printed the memory run: %v", err, out == mem)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "LOCK")); err != nil {
+		t.Errorf("-data DIR with ESCROW_PG_DSN set made no store in DIR: %v", err)
+	}
+	if len(opened) != 0 {
+		t.Errorf("with -store or -data given, the database in ESCROW_PG_DSN was opened %d times", len(opened))
+	}
+	if out, err := run("-h"); !errors.Is(err, flag.ErrHelp) || strings.Contains(out, "s3cret") || !strings.Contains(out, "ESCROW_PG_DSN") {
+		t.Errorf("-h = %v, printed\n%s\nwant the usage, naming ESCROW_PG_DSN and not its value", err, out)
+	}
+	if _, err := run(); !errors.Is(err, errOpened) || !slices.Equal(opened, []string{dsn}) {
+		t.Errorf("no flags with ESCROW_PG_DSN set: %v, opened %q; want the database in the variable", err, opened)
+	}
+	opened = nil
+	if _, err := run("-pg", "postgres://db.example/other", "-seed", "3"); !errors.Is(err, errOpened) || !slices.Equal(opened, []string{"postgres://db.example/other"}) {
+		t.Errorf("-pg DSN: %v, opened %q; want the database -pg names", err, opened)
+	}
+}

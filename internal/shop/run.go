@@ -20,8 +20,9 @@ import (
 // Options are what the host program adds to the shop.
 type Options struct {
 	// OpenPG, if not nil, opens a PostgreSQL store from a connection
-	// string: Run then offers -pg DSN (ESCROW_PG_DSN by default), which
-	// keeps the books there instead of in -data.
+	// string: Run then offers -pg DSN, which keeps the books there
+	// instead of in -data (ESCROW_PG_DSN by default, unless -data is
+	// given).
 	OpenPG func(ctx context.Context, dsn string) (escrow.Storage, error)
 }
 
@@ -33,13 +34,20 @@ func Run(ctx context.Context, w io.Writer, args []string, o Options) error {
 	data := flags.String("data", "", "the file store's directory (default: a new temporary one, removed at exit)")
 	var pg *string
 	if o.OpenPG != nil {
-		pg = flags.String("pg", os.Getenv("ESCROW_PG_DSN"), "a PostgreSQL connection string: keep the books in that database instead of -data")
+		// The variable is read after the flags, not made the flag's
+		// default, so that -h does not print it (a DSN may hold a
+		// password) and an explicit -data wins over it.
+		pg = flags.String("pg", "", "a PostgreSQL connection string: keep the books in that database instead of -data\n"+
+			"(default $ESCROW_PG_DSN, unless -data is given)")
 	}
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+	if pg != nil && !given(flags, "pg") && !given(flags, "data") {
+		*pg = os.Getenv("ESCROW_PG_DSN")
 	}
 	var store escrow.Storage
 	var err error
@@ -70,6 +78,13 @@ func Run(ctx context.Context, w io.Writer, args []string, o Options) error {
 		return err
 	}
 	return nil
+}
+
+// given reports whether the command line set the flag name.
+func given(flags *flag.FlagSet, name string) bool {
+	set := false
+	flags.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // openDir opens the file store in dir, or in a new temporary directory

@@ -396,3 +396,53 @@ func TestReopenedShopNumbersOn(t *testing.T) {
 		t.Errorf("the page shows the new order %s as %s", mine.Escrows[0].ID, got)
 	}
 }
+
+// TestEnvironmentYieldsToData: ESCROW_PG_DSN is the default of -pg, not
+// a flag given. With it set, an explicit -data DIR still keeps the books
+// in DIR and the database is not touched; -h does not print the variable
+// (a DSN may hold a password). With no -data, the variable chooses the
+// database, as before.
+func TestEnvironmentYieldsToData(t *testing.T) {
+	const dsn = "postgres://me:s3cret@db.example/shop"
+	t.Setenv("ESCROW_PG_DSN", dsn)
+	var opened []string
+	errOpened := errors.New("the database was opened")
+	o := Options{OpenPG: func(ctx context.Context, dsn string) (escrow.Storage, error) {
+		opened = append(opened, dsn)
+		return nil, errOpened
+	}}
+
+	dir := filepath.Join(t.TempDir(), "books")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, w, []string{"-addr", "127.0.0.1:0", "-data", dir}, o)
+		w.Close()
+	}()
+	line := make([]byte, 200)
+	n, _ := r.Read(line)
+	go io.Copy(io.Discard, r)
+	if !strings.HasPrefix(string(line[:n]), "shop: open http://") {
+		t.Errorf("-data DIR with ESCROW_PG_DSN set printed %q", line[:n])
+	} else if _, err := os.Stat(filepath.Join(dir, "LOCK")); err != nil {
+		t.Errorf("-data DIR with ESCROW_PG_DSN set serves no store in DIR: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, errOpened) {
+		t.Errorf("the shop ended with %v", err)
+	}
+	if len(opened) != 0 {
+		t.Errorf("with -data given, the database in ESCROW_PG_DSN was opened %d times", len(opened))
+	}
+
+	var out bytes.Buffer
+	if err := Run(context.Background(), &out, []string{"-h"}, o); err == nil || strings.Contains(out.String(), "s3cret") ||
+		!strings.Contains(out.String(), "ESCROW_PG_DSN") {
+		t.Errorf("-h = %v, printed\n%s\nwant the usage, naming ESCROW_PG_DSN and not its value", err, out.String())
+	}
+	if err := Run(context.Background(), io.Discard, []string{"-addr", "127.0.0.1:0"}, o); !errors.Is(err, errOpened) || len(opened) != 1 || opened[0] != dsn {
+		t.Errorf("no -data with ESCROW_PG_DSN set: %v, opened %q; want the database in the variable", err, opened)
+	}
+}

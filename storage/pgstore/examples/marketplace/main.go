@@ -1,6 +1,7 @@
 // Command marketplace is the escrow module's marketplace example with
-// PostgreSQL: -pg DSN (or ESCROW_PG_DSN) keeps the market's books in that
-// database, and running it again continues the same market a month later:
+// PostgreSQL: -pg DSN (or ESCROW_PG_DSN, unless -store or -data is given)
+// keeps the market's books in that database, and running it again
+// continues the same market a month later:
 //
 //	go run ./examples/marketplace -pg 'postgres://user@localhost/market'
 //

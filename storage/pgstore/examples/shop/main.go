@@ -1,6 +1,7 @@
 // Command shop is the escrow module's web shop example with PostgreSQL:
-// -pg DSN (or ESCROW_PG_DSN) keeps the shop's books in that database, so
-// that several shop processes can serve one market:
+// -pg DSN (or ESCROW_PG_DSN, unless -data is given) keeps the shop's
+// books in that database, so that several shop processes can serve one
+// market:
 //
 //	go run ./examples/shop -pg 'postgres://user@localhost/shop' [-addr localhost:8080]
 //
