@@ -368,3 +368,29 @@ func TestEnvironmentYieldsToFlags(t *testing.T) {
 		t.Errorf("-pg DSN: %v, opened %q; want the database -pg names", err, opened)
 	}
 }
+
+// TestEmptyPG: -pg given an empty DSN (-pg "$DSN" with DSN unset) names
+// no database. It is refused before anything is opened or printed,
+// rather than run the market in a file store in marketplace-data, which
+// it would create in the working directory.
+func TestEmptyPG(t *testing.T) {
+	t.Chdir(t.TempDir())
+	opened := false
+	o := Options{OpenPG: func(ctx context.Context, dsn string) (escrow.Storage, error) {
+		opened = true
+		return nil, errors.New("the database was opened")
+	}}
+	for _, args := range [][]string{{"-pg", ""}, {"-pg="}, {"-pg", "", "-store", "mem"}} {
+		var out bytes.Buffer
+		err := Run(&out, args, o)
+		if err == nil || err.Error() != "-pg needs a connection string" || out.Len() != 0 {
+			t.Errorf("run(%q) = %v, printed %d bytes; want \"-pg needs a connection string\" and nothing", args, err, out.Len())
+		}
+	}
+	if opened {
+		t.Error("an empty -pg opened a database")
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("an empty -pg left %d files in the working directory", len(entries))
+	}
+}

@@ -22,7 +22,7 @@ type Options struct {
 	// OpenPG, if not nil, opens a PostgreSQL store from a connection
 	// string: Run then offers -pg DSN, which keeps the books there
 	// instead of in -data (ESCROW_PG_DSN by default, unless -data is
-	// given).
+	// given). An empty -pg names no database and is refused.
 	OpenPG func(ctx context.Context, dsn string) (escrow.Storage, error)
 }
 
@@ -45,6 +45,11 @@ func Run(ctx context.Context, w io.Writer, args []string, o Options) error {
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+	if pg != nil && given(flags, "pg") && *pg == "" {
+		// -pg "$DSN" with DSN unset: no database, and not a reason to
+		// keep the books somewhere else instead.
+		return errors.New("-pg needs a connection string")
 	}
 	if pg != nil && !given(flags, "pg") && !given(flags, "data") {
 		*pg = os.Getenv("ESCROW_PG_DSN")

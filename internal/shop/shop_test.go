@@ -446,3 +446,31 @@ func TestEnvironmentYieldsToData(t *testing.T) {
 		t.Errorf("no -data with ESCROW_PG_DSN set: %v, opened %q; want the database in the variable", err, opened)
 	}
 }
+
+// TestEmptyPG: -pg given an empty DSN (-pg "$DSN" with DSN unset) names
+// no database. It is refused before anything is opened or served, rather
+// than serve the shop from a temporary file store.
+func TestEmptyPG(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	opened := false
+	o := Options{OpenPG: func(ctx context.Context, dsn string) (escrow.Storage, error) {
+		opened = true
+		return nil, errors.New("the database was opened")
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, args := range [][]string{{"-addr", "127.0.0.1:0", "-pg", ""}, {"-addr", "127.0.0.1:0", "-pg="}} {
+		var out bytes.Buffer
+		err := Run(ctx, &out, args, o)
+		if err == nil || err.Error() != "-pg needs a connection string" || out.Len() != 0 {
+			t.Errorf("run(%q) = %v, printed %q; want \"-pg needs a connection string\" and nothing", args, err, out.String())
+		}
+	}
+	if opened {
+		t.Error("an empty -pg opened a database")
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("an empty -pg made %d entries in the temporary directory", len(entries))
+	}
+}

@@ -6,8 +6,9 @@
 //	go run ./examples/marketplace -pg 'postgres://user@localhost/market'
 //
 // Without -pg it runs as the escrow module's examples/marketplace does.
-// It lives in this module so that the escrow module never requires the
-// PostgreSQL driver.
+// An empty -pg (as -pg "$DSN" with DSN unset gives) is refused, not
+// taken for no -pg. It lives in this module so that the escrow module
+// never requires the PostgreSQL driver.
 package main
 
 import (

@@ -5,9 +5,10 @@
 //
 //	go run ./examples/shop -pg 'postgres://user@localhost/shop' [-addr localhost:8080]
 //
-// Without -pg it runs as the escrow module's examples/shop does. It lives
-// in this module so that the escrow module never requires the PostgreSQL
-// driver.
+// Without -pg it runs as the escrow module's examples/shop does; an empty
+// -pg (as -pg "$DSN" with DSN unset gives) is refused, not taken for no
+// -pg. It lives in this module so that the escrow module never requires
+// the PostgreSQL driver.
 package main
 
 import (
