@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"expvar"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,12 +27,34 @@ import (
 )
 
 func main() {
+	if err := parseArgs(os.Stdout, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		return
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "metrics:", err)
+		os.Exit(1)
+	}
 	m := newMetrics()
 	m.publish("escrow_")
 	if err := run(os.Stdout, os.Stderr, m); err != nil {
 		fmt.Fprintln(os.Stderr, "metrics:", err)
 		os.Exit(1)
 	}
+}
+
+// parseArgs refuses arguments, as the program takes none, so that a flag
+// meant for another example is not silently ignored; -h prints the usage
+// on w and returns flag.ErrHelp.
+func parseArgs(w io.Writer, args []string) error {
+	flags := flag.NewFlagSet("metrics", flag.ContinueOnError)
+	flags.SetOutput(w)
+	flags.Usage = func() { fmt.Fprintln(w, "usage: go run ./examples/metrics (it takes no arguments)") }
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+	return nil
 }
 
 // metrics is an escrow.Observer that counts into expvar maps. expvar's

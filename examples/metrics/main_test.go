@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
 	"strings"
 	"testing"
 
@@ -44,5 +46,24 @@ func TestRun(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	if len(lines) != 1 || !strings.Contains(lines[0], `level=INFO msg="escrow: timer fired" call=process_due escrow=order-2 action=refund state=refunded`) {
 		t.Errorf("log:\n%s\nwant one line telling of order-2's refund", logs.String())
+	}
+}
+
+// TestArguments: the program takes no arguments. A flag or an argument
+// is refused, rather than ignored while the program runs as if it were
+// not there, as the other examples refuse theirs; -h asks for the usage.
+func TestArguments(t *testing.T) {
+	for _, args := range [][]string{{"-v"}, {"-seed", "3"}, {"extra"}} {
+		var out bytes.Buffer
+		if err := parseArgs(&out, args); err == nil || errors.Is(err, flag.ErrHelp) {
+			t.Errorf("parseArgs(%q) = %v, want an error", args, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := parseArgs(&out, []string{"-h"}); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "go run ./examples/metrics") {
+		t.Errorf("parseArgs(-h) = %v, printed %q; want flag.ErrHelp and the usage", err, out.String())
+	}
+	if err := parseArgs(&out, nil); err != nil {
+		t.Errorf("parseArgs() = %v, want nil", err)
 	}
 }

@@ -20,6 +20,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,10 +32,32 @@ import (
 )
 
 func main() {
+	if err := parseArgs(os.Stdout, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		return
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "reputation:", err)
+		os.Exit(1)
+	}
 	if err := run(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "reputation:", err)
 		os.Exit(1)
 	}
+}
+
+// parseArgs refuses arguments, as the program takes none, so that a flag
+// meant for another example is not silently ignored; -h prints the usage
+// on w and returns flag.ErrHelp.
+func parseArgs(w io.Writer, args []string) error {
+	flags := flag.NewFlagSet("reputation", flag.ContinueOnError)
+	flags.SetOutput(w)
+	flags.Usage = func() { fmt.Fprintln(w, "usage: go run ./examples/reputation (it takes no arguments)") }
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+	return nil
 }
 
 const (

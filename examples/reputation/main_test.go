@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"strings"
 	"testing"
 )
@@ -107,5 +108,24 @@ func (fullWriter) Write([]byte) (int, error) { return 0, errFull }
 func TestOutputLost(t *testing.T) {
 	if err := run(fullWriter{}); !errors.Is(err, errFull) {
 		t.Errorf("run with its output lost = %v, want the write's error", err)
+	}
+}
+
+// TestArguments: the program takes no arguments. A flag or an argument
+// is refused, rather than ignored while the program runs as if it were
+// not there, as the other examples refuse theirs; -h asks for the usage.
+func TestArguments(t *testing.T) {
+	for _, args := range [][]string{{"-v"}, {"-seed", "3"}, {"extra"}} {
+		var out bytes.Buffer
+		if err := parseArgs(&out, args); err == nil || errors.Is(err, flag.ErrHelp) {
+			t.Errorf("parseArgs(%q) = %v, want an error", args, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := parseArgs(&out, []string{"-h"}); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "go run ./examples/reputation") {
+		t.Errorf("parseArgs(-h) = %v, printed %q; want flag.ErrHelp and the usage", err, out.String())
+	}
+	if err := parseArgs(&out, nil); err != nil {
+		t.Errorf("parseArgs() = %v, want nil", err)
 	}
 }
