@@ -154,8 +154,16 @@ func (l *Ledger) rateableStates() []State {
 }
 
 // dayStart returns the first instant of day (numbered as dayOf numbers
-// them) in the policy's location, in UTC.
+// them) in the policy's location, in UTC. Where the clocks skip that
+// day's midnight, time.Date may answer an instant of the day before,
+// read in the old offset: the day then begins where that offset ends.
 func (l *Ledger) dayStart(day int32) time.Time {
 	y, m, d := time.Unix(int64(day)*86400, 0).UTC().Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, l.rep.loc).UTC()
+	t := time.Date(y, m, d, 0, 0, 0, 0, l.rep.loc)
+	if l.dayOf(t) < day {
+		if _, end := t.ZoneBounds(); !end.IsZero() {
+			t = end
+		}
+	}
+	return t.UTC()
 }
