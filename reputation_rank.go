@@ -12,7 +12,7 @@ import (
 // putAggregate works out a's ranking keys, as view reports them now (its
 // windows are at today and its sums at now already), and when they are
 // next due, and stores it. An aggregate left with no counted rating is
-// unrated and ranks with zeros.
+// unrated: its keys are zeros, and TopSellers leaves it out.
 //
 // While a counted rating is in one of a's windows, its keys change with
 // time alone: Wilson when a rating leaves the positive rate's window, and
@@ -63,10 +63,13 @@ type Ranked struct {
 }
 
 // TopSellers returns a page of the sellers with the highest Wilson bound
-// or Beta expectation, highest first. It reads them from the store's
-// ranking index,
-// which orders sellers by their keys as of their latest rating or the
-// latest ProcessDue, whichever came later; the Views are computed as of now.
+// or Beta expectation, highest first, ties by party ID ascending. It
+// lists only sellers with a counted rating: one never rated, or whose
+// every rating was withdrawn or voided, is unrated (View.Unrated), not a
+// seller with a score of zero, and is not listed. It reads them from the
+// store's ranking index, which orders sellers by their keys as of their
+// latest rating or the latest ProcessDue, whichever came later; the
+// Views are computed as of now.
 //
 // ProcessDue keeps the keys current as time passes: it works out again,
 // once a day, the keys of every party with a counted rating in one of its
@@ -113,18 +116,14 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 	now := l.now()
 	var out RankedPage
 	err = l.store.View(ctx, func(tx Tx) error {
-		top, err := tx.TopAggregates(Seller, by, after, limit+1)
+		top, err := rankedSellers(tx, by, after, limit+1)
 		if err != nil {
 			return err
 		}
 		if len(top) > limit { // one more: a next page
 			top = top[:limit]
 			last := top[limit-1]
-			score := last.Wilson
-			if by == RankExpectation {
-				score = last.Expectation
-			}
-			out.Next = encodeCursor(listing, strconv.FormatFloat(score, 'g', -1, 64), last.Party)
+			out.Next = encodeCursor(listing, strconv.FormatFloat(rankKey(&last, by), 'g', -1, 64), last.Party)
 		}
 		out.Sellers = make([]Ranked, 0, len(top))
 		for i := range top {
@@ -140,6 +139,40 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 		return RankedPage{}, l.finish(start, "top_sellers", err)
 	}
 	return out, l.finish(start, "top_sellers", nil)
+}
+
+// rankedSellers returns at most n sellers with a counted rating from the
+// ranking index, beginning after the place after. An aggregate whose every
+// rating stopped counting keeps zero keys in the index; it is skipped, as
+// its party is unrated, and the index is read on past it.
+func rankedSellers(tx Tx, by RankKey, after RankPos, n int) ([]Aggregate, error) {
+	var top []Aggregate
+	for len(top) < n {
+		want := n - len(top)
+		batch, err := tx.TopAggregates(Seller, by, after, want)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range batch {
+			if a.Positive != 0 || a.Neutral != 0 || a.Negative != 0 {
+				top = append(top, a)
+			}
+		}
+		if len(batch) < want {
+			break
+		}
+		last := &batch[len(batch)-1]
+		after = RankPos{Score: rankKey(last, by), Party: last.Party}
+	}
+	return top, nil
+}
+
+// rankKey returns a's key by, as the ranking index holds it.
+func rankKey(a *Aggregate, by RankKey) float64 {
+	if by == RankExpectation {
+		return a.Expectation
+	}
+	return a.Wilson
 }
 
 // RankedPage is one page of TopSellers.
