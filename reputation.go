@@ -294,7 +294,7 @@ type ReputationPolicy struct {
 	// only one party rated, the silent one is taken to have rated Positive.
 	NoDefaultRating bool
 	// RevisionWindow is how long after a Neutral or Negative its rater may
-	// revise it upward, once: 30 days.
+	// revise it upward, once: 30 days, at most 365.
 	RevisionWindow time.Duration
 	// ReplyWindow is how long after a rating its ratee may reply to it:
 	// 30 days.
@@ -327,14 +327,14 @@ type ReputationPolicy struct {
 	NetPairCap bool
 	// RepeatItemWindow is how long after (or before) a counted rating of
 	// the same rater on the same ratee and item another does not count:
-	// 14 days. The item is the escrow's Terms.SKU, or its Terms.Item when
+	// 14 days, at most 365. The item is the escrow's Terms.SKU, or its Terms.Item when
 	// it has no SKU; escrows with neither are not held to it.
 	// CountRepeatItems turns the rule off.
 	RepeatItemWindow time.Duration
 	CountRepeatItems bool
 	// WithdrawWindow is how long after giving a Neutral or Negative its
-	// rater may withdraw it, once: 30 days. NoWithdraw turns withdrawal
-	// off.
+	// rater may withdraw it, once: 30 days, at most 365. NoWithdraw turns
+	// withdrawal off.
 	WithdrawWindow time.Duration
 	NoWithdraw     bool
 	// MinValue is the value, in major units of the escrow's currency,
