@@ -183,8 +183,17 @@ func (l *Ledger) view(tx Tx, a *Aggregate, now time.Time, v *View) error {
 	switch {
 	case l.rep.unique && a.RatersKept:
 		v.Points = a.UniquePositive - a.UniqueNegative
-	case l.rep.unique && a.Windows[3] == (Counts{}):
-		v.Points = 0 // no rating in the last 365 days, so none in the UniqueWindow
+	case l.rep.unique:
+		// Raters not counted yet: the points are as without the option,
+		// unless no counted rating is in the UniqueWindow.
+		in, err := l.ratedInUniqueWindow(tx, a)
+		if err != nil {
+			*v = View{}
+			return err
+		}
+		if !in {
+			v.Points = 0
+		}
 	}
 	v.Level = LevelFor(v.Points)
 	v.Last7, v.Last30, v.Last180, v.Last365 = a.Windows[0], a.Windows[1], a.Windows[2], a.Windows[3]
@@ -206,6 +215,31 @@ func (l *Ledger) view(tx Tx, a *Aggregate, now time.Time, v *View) error {
 	}
 	v.Described, v.Communication, v.Shipping = avg(0), avg(1), avg(2)
 	return nil
+}
+
+// ratedInUniqueWindow reports whether a, whose windows end on
+// a.WindowsDay, has a counted rating in the policy's UniqueWindow. The
+// last 365 days tell without a read when they hold none, or when the
+// window is that long; a shorter window reads its days' counts.
+func (l *Ledger) ratedInUniqueWindow(tx Tx, a *Aggregate) (bool, error) {
+	if a.Windows[3] == (Counts{}) {
+		return false, nil
+	}
+	if l.rep.uniqueDays >= l.windowDays()[3] {
+		return true, nil
+	}
+	found := false
+	err := tx.DayRange(a.Party, a.Role, a.WindowsDay-l.rep.uniqueDays+1, a.WindowsDay, func(d DayCount) error {
+		if d.Positive != 0 || d.Neutral != 0 || d.Negative != 0 {
+			found = true
+			return errPageFull
+		}
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		err = nil
+	}
+	return found, err
 }
 
 // positiveRate returns the positive rate of c, positive/(positive+negative),
