@@ -2,8 +2,10 @@ package escrow_test
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +64,66 @@ func TestReadmeQuickstartJSON(t *testing.T) {
 	w.must("Compact", json.Compact(&want, []byte(readmeBlock(t, "The escrow of the quickstart, once confirmed:", "json"))))
 	if !bytes.Equal(got, want.Bytes()) {
 		t.Errorf("the escrow's JSON differs from the README's:\n got: %s\nwant: %s", got, want.Bytes())
+	}
+}
+
+// numbersLeftOut are the only numbers a JSON form leaves out, each while
+// it is zero: an escrow's cart_size (paid on its own), a page request's
+// limit (the default page) and a rating's detail scores (none given).
+var numbersLeftOut = map[string]bool{"cart_size": true, "limit": true,
+	"described": true, "communication": true, "shipping": true}
+
+// TestWireFormsKeepNumbers: in every form, zero ones included, the
+// numbers and booleans are there, but for those the JSON section names.
+func TestWireFormsKeepNumbers(t *testing.T) {
+	text := reflect.TypeFor[encoding.TextMarshaler]()
+	var walk func(path string, typ reflect.Type, obj map[string]any)
+	walk = func(path string, typ reflect.Type, obj map[string]any) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.Anonymous && name == "" {
+				walk(path, f.Type, obj)
+				continue
+			}
+			if name == "-" || name == "" {
+				continue
+			}
+			v, there := obj[name]
+			switch f.Type.Kind() {
+			case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+				reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+				if f.Type.Implements(text) || f.Type == reflect.TypeFor[time.Duration]() {
+					continue // an enumeration's word, or a duration's string
+				}
+				if !there && !numbersLeftOut[name] {
+					t.Errorf("%s%s, a number or boolean, is left out", path, name)
+				}
+			case reflect.Struct:
+				if sub, ok := v.(map[string]any); ok {
+					walk(path+name+".", f.Type, sub)
+				}
+			}
+		}
+	}
+	for name, cases := range wireForms() {
+		for _, c := range cases {
+			typ := reflect.TypeOf(c.value)
+			if typ.Kind() != reflect.Struct {
+				continue
+			}
+			b, err := json.Marshal(c.value)
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, c.name, err)
+			}
+			var obj map[string]any
+			if err := json.Unmarshal(b, &obj); err != nil {
+				t.Fatalf("%s %s: %v", name, c.name, err)
+			}
+			walk(name+" "+c.name+": ", typ, obj)
+		}
 	}
 }
