@@ -267,7 +267,9 @@
 //     keep.
 //   - Times are RFC 3339 in UTC, with as many fractional digits as they
 //     need, and are left out when unset: a field such as "paid_at" is
-//     there only once it happened.
+//     there only once it happened. The ledger keeps every time in UTC,
+//     whatever zone its Clock reads in; a time a host sets itself in a
+//     value it encodes is written with its own offset.
 //   - Durations (an escrow's "timers", "extended" and "paused") are strings as
 //     time.Duration's String writes them, "72h0m0s" or "1.5s", which
 //     time.ParseDuration reads back to the nanosecond; a zero timer, which

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,71 @@ func TestWireFormsKeepNumbers(t *testing.T) {
 			}
 			walk(name+" "+c.name+": ", typ, obj)
 		}
+	}
+}
+
+// TestLedgerTimesAreUTC: whatever zone the clock reads in, every time in
+// what the ledger returns is written in UTC, as the JSON section says; a
+// time a host sets in another zone keeps its offset.
+func TestLedgerTimesAreUTC(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	w := newWorldAt(t, nil, escrow.Options{Timers: escrow.Timers{ArbiterWithin: time.Hour}},
+		time.Date(2026, 3, 1, 17, 0, 0, 0, cst))
+	id := w.shipped("b", "s")
+	setup(t,
+		func() (escrow.Escrow, error) { return w.l.Extend(w.ctx, id, "b", 0) },
+		func() (escrow.Escrow, error) { return w.l.RequestReturn(w.ctx, id, "b", cny("10.00"), "torn") },
+		func() (escrow.Escrow, error) { return w.l.AgreeReturn(w.ctx, id, "s", "the shop") },
+		func() (escrow.Escrow, error) { return w.l.ShipReturn(w.ctx, id, "b", "SF9") },
+		func() (escrow.Escrow, error) { return w.l.RefuseReturn(w.ctx, id, "s", "not torn") },
+		func() (escrow.Escrow, error) { return w.l.Dispute(w.ctx, id, "b", "it is torn") },
+		func() (escrow.Escrow, error) { return w.l.AddEvidence(w.ctx, id, "b", "a photo", "photo-1") },
+	)
+	w.clock.Advance(2 * time.Hour)
+	w.processDue() // the arbiter's deadline: escalated
+	_, err := w.l.Resolve(w.ctx, id, "carol", escrow.Split{Buyer: cny("40.00"), Seller: cny("60.00")})
+	w.must("Resolve", err)
+	_, err = w.l.Rate(w.ctx, id, "b", escrow.RatingInput{Score: escrow.Positive})
+	w.must("Rate", err)
+	rating, err := w.l.Reply(w.ctx, id, "b", "s", "thank you")
+	w.must("Reply", err)
+	w.clock.Advance(30 * 24 * time.Hour)
+	w.processDue() // the rating window: the seller's default rating
+
+	results := []any{rating}
+	read := func(v any, err error) {
+		t.Helper()
+		w.must("read", err)
+		results = append(results, v)
+	}
+	read(w.l.Escrow(w.ctx, id))
+	read(w.l.Escrows(w.ctx, escrow.EscrowQuery{Party: "s"}))
+	read(w.l.Events(w.ctx, 0, 1000))
+	read(w.l.Journal(w.ctx, "b", 0, 1000))
+	read(w.l.Account(w.ctx, "b"))
+	read(w.l.Reputation(w.ctx, "s"))
+	read(w.l.Concentration(w.ctx, "s"))
+	read(w.l.Explain(w.ctx, "s", escrow.Page{}))
+	read(w.l.SetConsumer(w.ctx, "mailer", 1))
+	stamp := regexp.MustCompile(`"\d{4}-\d\d-\d\dT[^"]*"`)
+	seen := 0
+	for _, v := range results {
+		b, err := json.Marshal(v)
+		w.must("Marshal", err)
+		for _, s := range stamp.FindAllString(string(b), -1) {
+			seen++
+			if !strings.HasSuffix(s, `Z"`) {
+				t.Errorf("%T carries the time %s, not in UTC", v, s)
+			}
+		}
+	}
+	if seen < 20 {
+		t.Errorf("only %d times seen", seen)
+	}
+
+	b, err := json.Marshal(escrow.Account{ID: "b", CreatedAt: time.Date(2026, 3, 1, 17, 0, 0, 0, cst)})
+	w.must("Marshal", err)
+	if want := `{"id":"b","system":false,"created_at":"2026-03-01T17:00:00+08:00"}`; string(b) != want {
+		t.Errorf("a host's own time: %s, want %s", b, want)
 	}
 }
