@@ -42,7 +42,8 @@ func (c *ManualClock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-// Advance moves the clock forward by d and returns the new reading.
+// Advance moves the clock forward by d, or back if d is negative, as Set
+// may, and returns the new reading.
 func (c *ManualClock) Advance(d time.Duration) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -20,6 +20,9 @@ func TestManualClock(t *testing.T) {
 	if got, want := c.Advance(90*time.Minute), t0.Add(90*time.Minute); !got.Equal(want) || !c.Now().Equal(want) {
 		t.Fatalf("Advance(90m) = %v, Now() = %v; want %v", got, c.Now(), want)
 	}
+	if got, want := c.Advance(-30*time.Minute), t0.Add(time.Hour); !got.Equal(want) || !c.Now().Equal(want) {
+		t.Fatalf("Advance(-30m) = %v, Now() = %v; want %v", got, c.Now(), want)
+	}
 	t1 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) // backwards is allowed
 	c.Set(t1)
 	if got := c.Now(); !got.Equal(t1) {
