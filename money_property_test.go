@@ -1,0 +1,587 @@
+package escrow_test
+
+import (
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/escrowkit/escrow"
+	"github.com/shopspring/decimal"
+)
+
+// NANO is a currency of nine minor places, the most a currency may have.
+var NANO = escrow.Currency{Code: "NANO", Minor: 9}
+
+// expectedFee is the fee the README and FeePolicy's documentation state
+// for a release of amount minor units: the rate times the amount, rounded
+// to a minor unit by the mode, plus the fixed fee on the escrow's first
+// release, and never more than the amount. It is worked out here in
+// exact rationals, apart from the ledger's own arithmetic.
+func expectedFee(amount, ppm, fixed int64, mode escrow.Rounding, first bool) int64 {
+	num := new(big.Int).Mul(big.NewInt(amount), big.NewInt(ppm))
+	den := big.NewInt(1_000_000)
+	q, r := new(big.Int).QuoRem(num, den, new(big.Int))
+	twice := new(big.Int).Lsh(r, 1)
+	cmp := twice.Cmp(den) // the remainder against half a minor unit
+	up := false
+	if r.Sign() != 0 {
+		switch mode {
+		case escrow.RoundDown: // toward zero
+		case escrow.RoundUp: // away from zero
+			up = true
+		case escrow.RoundHalfUp: // to nearest, ties away from zero
+			up = cmp >= 0
+		case escrow.RoundHalfEven: // to nearest, ties to the even unit
+			up = cmp > 0 || cmp == 0 && q.Bit(0) == 1
+		}
+	}
+	if up {
+		q.Add(q, big.NewInt(1))
+	}
+	f := q.Int64()
+	if first {
+		f += fixed
+	}
+	return min(f, amount)
+}
+
+// A moneyRun drives random but valid trades through every way the ledger
+// splits money, and checks after each step that no minor unit was made or
+// lost and that each fee is the documented one.
+type moneyRun struct {
+	*world
+	rng      *rand.Rand
+	cur      escrow.Currency
+	ppm      int64
+	fixed    int64
+	mode     escrow.Rounding
+	maxPrice int64
+	budget   int64 // minor units that may still be deposited
+	inside   int64 // deposits minus withdrawals
+	ids      []string
+	buyers   []string
+	sellers  []string
+}
+
+const propArbiter = "arb"
+
+func newMoneyRun(t *testing.T, seed uint64) *moneyRun {
+	rng := rand.New(rand.NewPCG(seed, seed*7919+1))
+	curs := []escrow.Currency{escrow.CNY, escrow.JPY, NANO}
+	cur := curs[rng.IntN(len(curs))]
+	rates := []int64{0, 1, 5_000, 6_000, 123_457, 500_000, 999_999, rng.Int64N(1_000_000)}
+	ppm := rates[rng.IntN(len(rates))]
+	mode := escrow.Rounding(rng.IntN(4))
+	var fixed int64
+	switch rng.IntN(4) {
+	case 1:
+		fixed = 1
+	case 2:
+		fixed = rng.Int64N(1000)
+	case 3:
+		fixed = rng.Int64N(1_000_000_000)
+	}
+	var maxPrice int64
+	switch rng.IntN(4) {
+	case 0:
+		maxPrice = 3 // prices of 1 to 3 minor units
+	case 1:
+		maxPrice = 100_000
+	case 2:
+		maxPrice = 1_000_000_000_000
+	case 3:
+		maxPrice = escrow.MaxUnits / 8
+	}
+	policy := escrow.FeePolicy{Rate: decimal.New(ppm, -6), Rounding: mode}
+	if fixed > 0 {
+		m, err := escrow.MoneyFromUnits(fixed, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy.Fixed = []escrow.Money{m}
+	}
+	w := newWorld(t, nil, escrow.Options{Fee: policy, Currencies: []escrow.Currency{NANO}, Arbiter: propArbiter})
+	r := &moneyRun{world: w, rng: rng, cur: cur, ppm: ppm, fixed: fixed, mode: mode, maxPrice: maxPrice,
+		budget: escrow.MaxUnits, buyers: []string{"b1", "b2"}, sellers: []string{"s1", "s2"}}
+	for _, id := range append(append([]string{}, r.buyers...), r.sellers...) {
+		w.account(id)
+	}
+	return r
+}
+
+func (r *moneyRun) money(units int64) escrow.Money {
+	m, err := escrow.MoneyFromUnits(units, r.cur)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+func (r *moneyRun) bal(id string) escrow.Balance {
+	r.t.Helper()
+	b, err := r.l.Balance(r.ctx, id, r.cur)
+	r.must("Balance "+id, err)
+	return b
+}
+
+func (r *moneyRun) esc(id string) escrow.Escrow {
+	r.t.Helper()
+	e, err := r.l.Escrow(r.ctx, id)
+	r.must("Escrow "+id, err)
+	return e
+}
+
+// between returns a random amount from lo to hi minor units, often one of
+// the ends.
+func (r *moneyRun) between(lo, hi int64) int64 {
+	switch r.rng.IntN(4) {
+	case 0:
+		return lo
+	case 1:
+		return hi
+	}
+	return lo + r.rng.Int64N(hi-lo+1)
+}
+
+// deposit gives buyer at least need minor units available, within what
+// may still be deposited; false if it cannot.
+func (r *moneyRun) deposit(buyer string, need int64) bool {
+	r.t.Helper()
+	have := r.bal(buyer).Available.Units()
+	if have >= need {
+		return true
+	}
+	d := need - have
+	if d > r.budget {
+		return false
+	}
+	_, err := r.l.Deposit(r.ctx, buyer, r.money(d))
+	r.must("Deposit", err)
+	r.budget -= d
+	r.inside += d
+	return true
+}
+
+// open opens and pays an escrow, with milestones or not; "" if no money
+// is left to pay for it.
+func (r *moneyRun) open(pay bool) string {
+	r.t.Helper()
+	buyer, seller := r.buyers[r.rng.IntN(2)], r.sellers[r.rng.IntN(2)]
+	price := r.between(1, r.maxPrice)
+	id := fmt.Sprintf("e%d", len(r.ids)+1)
+	terms := escrow.Terms{ID: id, Buyer: buyer, Seller: seller, Price: r.money(price)}
+	if n := r.rng.IntN(4); n > 0 && price >= int64(n) {
+		left := price
+		for i := range n {
+			a := left
+			if i < n-1 {
+				a = 1 + r.rng.Int64N(left-int64(n-1-i))
+			}
+			left -= a
+			terms.Milestones = append(terms.Milestones, escrow.Milestone{Name: fmt.Sprintf("m%d", i), Amount: r.money(a)})
+		}
+	}
+	if pay && !r.deposit(buyer, price) {
+		return ""
+	}
+	_, err := r.l.Open(r.ctx, terms)
+	r.must("Open", err)
+	r.ids = append(r.ids, id)
+	if pay {
+		r.expectMoves("Pay "+id, func() error { _, err := r.l.Pay(r.ctx, id, buyer); return err },
+			map[string][2]int64{buyer: {-price, price}}, 0)
+	}
+	return id
+}
+
+// expectMoves runs do and checks that it changed each named account's
+// available and held balance by the deltas given, the fee account's by
+// fee, and no other account's.
+func (r *moneyRun) expectMoves(what string, do func() error, deltas map[string][2]int64, fee int64) {
+	r.t.Helper()
+	ids := []string{escrow.FeeAccount}
+	ids = append(append(ids, r.buyers...), r.sellers...)
+	before := map[string]escrow.Balance{}
+	for _, id := range ids {
+		before[id] = r.bal(id)
+	}
+	r.must(what, do())
+	for _, id := range ids {
+		d := deltas[id]
+		if id == escrow.FeeAccount {
+			d = [2]int64{fee, 0}
+		}
+		b, a := before[id], r.bal(id)
+		if got := [2]int64{a.Available.Units() - b.Available.Units(), a.Held.Units() - b.Held.Units()}; got != d {
+			r.t.Fatalf("%s: %s changed by %v (available, held), want %v", what, id, got, d)
+		}
+	}
+}
+
+// first reports whether nothing of e was released yet.
+func first(e escrow.Escrow) bool { return e.Released.IsZero() }
+
+// step takes one random action on a random escrow.
+func (r *moneyRun) step() {
+	r.t.Helper()
+	if len(r.ids) == 0 || r.rng.IntN(6) == 0 {
+		if r.rng.IntN(3) == 0 {
+			r.cart()
+		} else {
+			r.open(true)
+		}
+		return
+	}
+	id := r.ids[r.rng.IntN(len(r.ids))]
+	e := r.esc(id)
+	b, s := e.Buyer, e.Seller
+	held := e.Held.Units()
+	feeOf := func(a int64) int64 { return expectedFee(a, r.ppm, r.fixed, r.mode, first(e)) }
+	release := func(a int64) map[string][2]int64 {
+		return map[string][2]int64{b: {0, -a}, s: {a - feeOf(a), 0}}
+	}
+	refund := func(a int64) map[string][2]int64 { return map[string][2]int64{b: {a, -a}} }
+	switch e.State {
+	case escrow.AwaitingPayment:
+		if r.rng.IntN(2) == 0 {
+			_, err := r.l.Cancel(r.ctx, id, s)
+			r.must("Cancel", err)
+		} else if r.deposit(b, e.Price.Units()) {
+			r.expectMoves("Pay", func() error { _, err := r.l.Pay(r.ctx, id, b); return err },
+				map[string][2]int64{b: {-e.Price.Units(), e.Price.Units()}}, 0)
+		}
+	case escrow.AwaitingShipment, escrow.AwaitingConfirmation:
+		switch k := r.rng.IntN(8); {
+		case k == 0 && e.State == escrow.AwaitingShipment:
+			_, err := r.l.Ship(r.ctx, id, s, "T")
+			r.must("Ship", err)
+		case k == 0 || k == 1:
+			a := r.between(1, held)
+			r.expectMoves("Refund", func() error { _, err := r.l.Refund(r.ctx, id, s, r.money(a)); return err }, refund(a), 0)
+		case k == 2:
+			a := r.between(1, held)
+			_, err := r.l.RequestRefund(r.ctx, id, b, r.money(a), "why")
+			r.must("RequestRefund", err)
+		case k == 3:
+			_, err := r.l.Dispute(r.ctx, id, []string{b, s}[r.rng.IntN(2)], "no")
+			r.must("Dispute", err)
+		case e.State == escrow.AwaitingShipment:
+			_, err := r.l.Ship(r.ctx, id, s, "T")
+			r.must("Ship", err)
+		case k == 4:
+			r.expectMoves("Confirm", func() error { _, err := r.l.Confirm(r.ctx, id, b); return err },
+				release(held), feeOf(held))
+		case k == 5 && len(e.Milestones) > 0:
+			n := e.NextMilestone
+			a := min(e.Milestones[n].Amount.Units(), held)
+			if n == len(e.Milestones)-1 {
+				a = held
+			}
+			r.expectMoves("ConfirmMilestone", func() error { _, err := r.l.ConfirmMilestone(r.ctx, id, b, n); return err },
+				release(a), feeOf(a))
+		case k == 6:
+			a := r.between(1, held)
+			_, err := r.l.RequestReturn(r.ctx, id, b, r.money(a), "broken")
+			r.must("RequestReturn", err)
+		default:
+			r.clock.Advance(time.Duration(r.rng.IntN(20)) * 24 * time.Hour)
+			r.processDue()
+		}
+	case escrow.RefundRequested:
+		a := e.Refund.Amount.Units()
+		switch r.rng.IntN(4) {
+		case 0:
+			r.expectMoves("AgreeRefund", func() error { _, err := r.l.AgreeRefund(r.ctx, id, s); return err }, refund(a), 0)
+		case 1:
+			_, err := r.l.RefuseRefund(r.ctx, id, s, "no")
+			r.must("RefuseRefund", err)
+		case 2:
+			_, err := r.l.Dispute(r.ctx, id, b, "no")
+			r.must("Dispute", err)
+		default:
+			r.clock.Advance(8 * 24 * time.Hour)
+			r.processDue()
+		}
+	case escrow.ReturnRequested:
+		switch r.rng.IntN(3) {
+		case 0:
+			_, err := r.l.AgreeReturn(r.ctx, id, s, "addr")
+			r.must("AgreeReturn", err)
+		case 1:
+			_, err := r.l.RefuseRefund(r.ctx, id, s, "no")
+			r.must("RefuseRefund(return)", err)
+		default:
+			_, err := r.l.CancelReturn(r.ctx, id, b)
+			r.must("CancelReturn", err)
+		}
+	case escrow.AwaitingReturn:
+		_, err := r.l.ShipReturn(r.ctx, id, b, "back")
+		r.must("ShipReturn", err)
+	case escrow.ReturnShipped:
+		a := e.Refund.Amount.Units()
+		switch r.rng.IntN(3) {
+		case 0:
+			_, err := r.l.RefuseReturn(r.ctx, id, s, "not as sold")
+			r.must("RefuseReturn", err)
+		case 1:
+			r.clock.Advance(11 * 24 * time.Hour)
+			r.processDue()
+		default:
+			r.expectMoves("ConfirmReturn", func() error { _, err := r.l.ConfirmReturn(r.ctx, id, s); return err }, refund(a), 0)
+		}
+	case escrow.ReturnRefused:
+		if r.rng.IntN(2) == 0 {
+			_, err := r.l.Dispute(r.ctx, id, b, "they came")
+			r.must("Dispute(return)", err)
+		} else {
+			_, err := r.l.CancelReturn(r.ctx, id, b)
+			r.must("CancelReturn(refused)", err)
+		}
+	case escrow.Disputed:
+		var toBuyer int64
+		switch r.rng.IntN(4) {
+		case 0: // all to the seller
+		case 1:
+			toBuyer = held
+		case 2:
+			parts, err := escrow.Allocate(e.Held, 70, 30)
+			r.must("Allocate", err)
+			toBuyer = parts[1].Units()
+		default:
+			toBuyer = r.between(0, held)
+		}
+		toSeller := held - toBuyer
+		split := escrow.Split{Buyer: r.money(toBuyer), Seller: r.money(toSeller)}
+		if toBuyer == 0 && r.rng.IntN(2) == 0 {
+			split.Buyer = escrow.Money{} // the zero Money counts as zero
+		}
+		f := feeOf(toSeller)
+		r.expectMoves("Resolve", func() error { _, err := r.l.Resolve(r.ctx, id, propArbiter, split); return err },
+			map[string][2]int64{b: {toBuyer, -held}, s: {toSeller - f, 0}}, f)
+	default: // ended: pay the fees out now and then
+		if fb := r.bal(escrow.FeeAccount).Available.Units(); fb > 0 && r.rng.IntN(3) == 0 {
+			a := r.between(1, fb)
+			_, err := r.l.Withdraw(r.ctx, escrow.FeeAccount, r.money(a))
+			r.must("Withdraw fees", err)
+			r.inside -= a
+		}
+	}
+}
+
+// cart opens two or three escrows of one buyer and pays them with PayAll.
+func (r *moneyRun) cart() {
+	r.t.Helper()
+	var ids []string
+	var total int64
+	buyer := ""
+	for range 2 + r.rng.IntN(2) {
+		id := r.open(false)
+		e := r.esc(id)
+		if buyer == "" {
+			buyer = e.Buyer
+		}
+		if e.Buyer != buyer {
+			continue
+		}
+		if total+e.Price.Units() > escrow.MaxUnits/2 {
+			continue
+		}
+		ids = append(ids, id)
+		total += e.Price.Units()
+	}
+	if !r.deposit(buyer, total) {
+		return
+	}
+	r.expectMoves("PayAll", func() error { _, err := r.l.PayAll(r.ctx, buyer, ids); return err },
+		map[string][2]int64{buyer: {-total, total}}, 0)
+}
+
+// check verifies the money invariants over the whole ledger.
+func (r *moneyRun) check(step int) {
+	r.t.Helper()
+	fail := func(format string, a ...any) {
+		r.t.Helper()
+		r.t.Fatalf("step %d: "+format, append([]any{step}, a...)...)
+	}
+	var sum int64
+	for _, id := range append(append([]string{escrow.FeeAccount}, r.buyers...), r.sellers...) {
+		b := r.bal(id)
+		sum += b.Available.Units() + b.Held.Units()
+	}
+	if sum != r.inside {
+		fail("balances and fees add up to %d, deposits minus withdrawals are %d", sum, r.inside)
+	}
+	if wb := r.bal(escrow.WorldAccount); wb.Available.Units() != -r.inside {
+		fail("world holds %d, want %d", wb.Available.Units(), -r.inside)
+	}
+	// Every entry, once, from the journals of all accounts.
+	entries := map[uint64]escrow.Entry{}
+	for _, id := range append(append([]string{escrow.FeeAccount, escrow.WorldAccount}, r.buyers...), r.sellers...) {
+		var after uint64
+		for {
+			page, err := r.l.Journal(r.ctx, id, after, 1000)
+			r.must("Journal", err)
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				entries[e.Seq] = e
+				after = e.Seq
+			}
+		}
+	}
+	byEscrow := map[string][]escrow.Entry{}
+	for seq := uint64(1); seq <= uint64(len(entries)); seq++ {
+		e, ok := entries[seq]
+		if !ok {
+			fail("journal entry %d missing", seq)
+		}
+		var n int64
+		for _, p := range e.Postings {
+			n += p.Change
+		}
+		if n != 0 || e.Currency != r.cur {
+			fail("entry %d (%s) adds up to %d in %s", seq, e.Kind, n, e.Currency)
+		}
+		if e.Escrow != "" {
+			byEscrow[e.Escrow] = append(byEscrow[e.Escrow], e)
+		}
+	}
+	var heldSum int64
+	for _, id := range r.ids {
+		e := r.esc(id)
+		zero := e.State == escrow.AwaitingPayment || e.State == escrow.Closed
+		if !zero && e.Held.Units()+e.Released.Units()+e.Refunded.Units() != e.Price.Units() {
+			fail("%s: held %s + released %s + refunded %s != price %s", id, e.Held, e.Released, e.Refunded, e.Price)
+		}
+		if e.Fees.Units() > e.Released.Units() {
+			fail("%s: fees %s more than released %s", id, e.Fees, e.Released)
+		}
+		if e.State.Terminal() && !e.Held.IsZero() {
+			fail("%s: %s holds %s", id, e.State, e.Held)
+		}
+		heldSum += e.Held.Units()
+		r.checkHistory(fail, e, byEscrow[id])
+	}
+	var bh int64
+	for _, b := range r.buyers {
+		bh += r.bal(b).Held.Units()
+	}
+	if bh != heldSum {
+		fail("buyers hold %d, escrows %d", bh, heldSum)
+	}
+}
+
+// checkHistory matches the money events of e with its journal entries,
+// one for one and in order, and checks each fee against the documented
+// rule.
+func (r *moneyRun) checkHistory(fail func(string, ...any), e escrow.Escrow, entries []escrow.Entry) {
+	r.t.Helper()
+	evs, err := r.l.History(r.ctx, e.ID)
+	r.must("History", err)
+	var released, fees int64
+	i := 0
+	for _, ev := range evs {
+		var kind escrow.EntryKind
+		switch ev.Type {
+		case escrow.EscrowPaid:
+			kind = escrow.EntryHold
+		case escrow.EscrowReleased:
+			kind = escrow.EntryRelease
+		case escrow.EscrowRefunded:
+			kind = escrow.EntryRefund
+		case escrow.EscrowResolved:
+			kind = escrow.EntrySplit
+		default:
+			if !ev.Fee.IsZero() {
+				fail("%s: %s event has a fee %s", e.ID, ev.Type, ev.Fee)
+			}
+			continue
+		}
+		if i >= len(entries) {
+			fail("%s: %s event has no journal entry", e.ID, ev.Type)
+		}
+		en := entries[i]
+		i++
+		if en.Kind != kind {
+			fail("%s: %s event against a %s entry", e.ID, ev.Type, en.Kind)
+		}
+		var heldOut, fee, seller int64
+		for _, p := range en.Postings {
+			switch {
+			case p.Account == e.Buyer && p.Bucket == escrow.Held:
+				heldOut -= p.Change
+			case p.Account == escrow.FeeAccount:
+				fee += p.Change
+			case p.Account == e.Seller:
+				seller += p.Change
+			}
+		}
+		if kind == escrow.EntryHold {
+			heldOut = -heldOut
+		}
+		if ev.Amount.Units() != heldOut || ev.Fee.Units() != fee {
+			fail("%s: %s event says %s, fee %s; journal moves %d, fee %d", e.ID, ev.Type, ev.Amount, ev.Fee, heldOut, fee)
+		}
+		if kind == escrow.EntryRelease || kind == escrow.EntrySplit {
+			gross := seller + fee
+			if want := expectedFee(gross, r.ppm, r.fixed, r.mode, released == 0); fee != want {
+				fail("%s: fee on %d is %d, want %d (rate %d ppm, fixed %d, %s, first %v)",
+					e.ID, gross, fee, want, r.ppm, r.fixed, r.mode, released == 0)
+			}
+			released += gross
+			fees += fee
+		}
+	}
+	if i != len(entries) {
+		fail("%s: %d journal entries, %d money events", e.ID, len(entries), i)
+	}
+	if released != e.Released.Units() || fees != e.Fees.Units() {
+		fail("%s: events release %d with fees %d, escrow says %s, %s", e.ID, released, fees, e.Released, e.Fees)
+	}
+}
+
+func TestMoneyProperties(t *testing.T) {
+	seeds := 60
+	if testing.Short() {
+		seeds = 10
+	}
+	for seed := range uint64(seeds) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := newMoneyRun(t, seed)
+			for i := range 60 {
+				r.step()
+				r.check(i)
+			}
+			if err := r.l.Check(r.ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The fee rule worked out apart from the ledger agrees with the README's
+// words at the ties each mode decides differently.
+func TestExpectedFeeRounding(t *testing.T) {
+	// 0.5% of 100 minor units is 0.5 units: a tie; of 300, 1.5; of 101, 0.505.
+	cases := []struct {
+		amount int64
+		mode   escrow.Rounding
+		want   int64
+	}{
+		{100, escrow.RoundHalfEven, 0}, {300, escrow.RoundHalfEven, 2}, {101, escrow.RoundHalfEven, 1},
+		{100, escrow.RoundHalfUp, 1}, {300, escrow.RoundHalfUp, 2}, {99, escrow.RoundHalfUp, 0},
+		{100, escrow.RoundDown, 0}, {399, escrow.RoundDown, 1},
+		{100, escrow.RoundUp, 1}, {1, escrow.RoundUp, 1}, {200, escrow.RoundUp, 1},
+	}
+	for _, c := range cases {
+		if got := expectedFee(c.amount, 5_000, 0, c.mode, false); got != c.want {
+			t.Errorf("%s of %d: %d, want %d", c.mode, c.amount, got, c.want)
+		}
+	}
+	if got := expectedFee(3, 5_000, 7, escrow.RoundUp, true); got != 3 {
+		t.Errorf("capped fee %d, want 3", got)
+	}
+}
