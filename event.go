@@ -63,9 +63,19 @@ type Event struct {
 	Actor   string `json:"actor,omitempty"` // who acted; empty when a timer fired
 	ByTimer bool   `json:"by_timer"`        // the change was made by ProcessDue
 	State   State  `json:"state,omitzero"`  // the escrow's state after the change
-	Amount  Money  `json:"amount"`          // money moved, when some did
-	Fee     Money  `json:"fee"`             // the fee taken from Amount, on releases
-	Note    string `json:"note,omitempty"`  // tracking number, reason, milestone name
+	// Amount is the money the event is about. EscrowPaid, EscrowReleased,
+	// EscrowRefunded, Deposited and Withdrawn carry the money they
+	// moved, and EscrowResolved all that was held, which the split
+	// divided. EscrowOpened carries the price, and EscrowRefundRequested
+	// and EscrowReturnRequested the amount asked for: no money moves
+	// with them, only with the EscrowRefunded that makes the refund.
+	// Other events carry none (the zero Money, null in JSON).
+	Amount Money `json:"amount"`
+	// Fee is the fee taken: on EscrowReleased from Amount, on
+	// EscrowResolved from the seller's part of it, a zero amount of the
+	// currency when the fee came to nothing. Other events carry none.
+	Fee  Money  `json:"fee"`
+	Note string `json:"note,omitempty"` // tracking number, reason, milestone name
 	// Metadata is the escrow's Terms.Metadata, on every event of an escrow
 	// that has some, so that a notifier need not read the escrow for it.
 	Metadata map[string]string `json:"metadata,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -583,5 +584,88 @@ func TestExpectedFeeRounding(t *testing.T) {
 	}
 	if got := expectedFee(3, 5_000, 7, escrow.RoundUp, true); got != 3 {
 		t.Errorf("capped fee %d, want 3", got)
+	}
+}
+
+// Each event carries the Amount and Fee its documentation states: the
+// money moved, all that was held for a split, the price when opened, the
+// amount asked for by a refund or return request, and nothing on other
+// events; a fee only on releases and splits, as a zero amount when it
+// came to nothing.
+func TestEventAmountsAsDocumented(t *testing.T) {
+	w := newWorld(t, nil, escrow.Options{Arbiter: "arb", Fee: escrow.FeePolicy{
+		Rate: decimal.RequireFromString("0.006"), Fixed: []escrow.Money{cny("0.50")}}})
+	w.funded("b")
+	w.account("s")
+	_, err := w.l.Withdraw(w.ctx, "b", cny("1.00"))
+	w.must("Withdraw", err)
+	open := func(id, price string) {
+		t.Helper()
+		_, err := w.l.Open(w.ctx, escrow.Terms{ID: id, Buyer: "b", Seller: "s", Price: cny(price)})
+		w.must("Open "+id, err)
+	}
+	do := func(_ escrow.Escrow, err error) {
+		t.Helper()
+		w.must("step", err)
+	}
+	// e1: a refund agreed, then the rest confirmed.
+	open("e1", "100.00")
+	do(w.l.Pay(w.ctx, "e1", "b"))
+	do(w.l.Ship(w.ctx, "e1", "s", "T1"))
+	do(w.l.RequestRefund(w.ctx, "e1", "b", cny("30.00"), "scratched"))
+	do(w.l.AgreeRefund(w.ctx, "e1", "s"))
+	do(w.l.Confirm(w.ctx, "e1", "b"))
+	// e2: a partial return, then a split of the rest.
+	open("e2", "50.00")
+	do(w.l.Pay(w.ctx, "e2", "b"))
+	do(w.l.Ship(w.ctx, "e2", "s", "T2"))
+	do(w.l.RequestReturn(w.ctx, "e2", "b", cny("20.00"), "one broken"))
+	do(w.l.AgreeReturn(w.ctx, "e2", "s", "addr"))
+	do(w.l.ShipReturn(w.ctx, "e2", "b", "R2"))
+	do(w.l.ConfirmReturn(w.ctx, "e2", "s"))
+	do(w.l.Dispute(w.ctx, "e2", "b", "the rest too"))
+	do(w.l.Resolve(w.ctx, "e2", "arb", escrow.Split{Buyer: cny("10.00"), Seller: cny("20.00")}))
+	// e3: all to the buyer, so no fee; e4: cancelled; e5: auto-confirmed.
+	open("e3", "10.00")
+	do(w.l.Pay(w.ctx, "e3", "b"))
+	do(w.l.Dispute(w.ctx, "e3", "s", "no"))
+	do(w.l.Resolve(w.ctx, "e3", "arb", escrow.Split{Buyer: cny("10.00")}))
+	open("e4", "5.00")
+	do(w.l.Cancel(w.ctx, "e4", "s"))
+	open("e5", "0.01")
+	do(w.l.Pay(w.ctx, "e5", "b"))
+	do(w.l.Ship(w.ctx, "e5", "s", "T5"))
+	w.clock.Advance(30 * 24 * time.Hour)
+	w.processDue()
+
+	want := []string{
+		"AccountOpened b 0 0", "Deposited b 1000.00 CNY 0", "AccountOpened s 0 0", "Withdrawn b 1.00 CNY 0",
+		"EscrowOpened e1 100.00 CNY 0", "EscrowPaid e1 100.00 CNY 0", "EscrowShipped e1 0 0",
+		"EscrowRefundRequested e1 30.00 CNY 0", "EscrowRefunded e1 30.00 CNY 0",
+		"EscrowReleased e1 70.00 CNY 0.92 CNY", // 0.42 at 0.6%, and the fixed 0.50
+		"EscrowOpened e2 50.00 CNY 0", "EscrowPaid e2 50.00 CNY 0", "EscrowShipped e2 0 0",
+		"EscrowReturnRequested e2 20.00 CNY 0", "EscrowReturnAgreed e2 0 0", "EscrowReturnShipped e2 0 0",
+		"EscrowRefunded e2 20.00 CNY 0", "EscrowDisputed e2 0 0",
+		"EscrowResolved e2 30.00 CNY 0.62 CNY", // on the seller's 20.00: 0.12 and the fixed 0.50
+		"EscrowOpened e3 10.00 CNY 0", "EscrowPaid e3 10.00 CNY 0", "EscrowDisputed e3 0 0",
+		"EscrowResolved e3 10.00 CNY 0.00 CNY",
+		"EscrowOpened e4 5.00 CNY 0", "EscrowClosed e4 0 0",
+		"EscrowOpened e5 0.01 CNY 0", "EscrowPaid e5 0.01 CNY 0", "EscrowShipped e5 0 0",
+		"EscrowReleased e5 0.01 CNY 0.01 CNY", // the fixed fee, capped at the amount
+	}
+	evs, err := w.l.Events(w.ctx, 0, 1000)
+	w.must("Events", err)
+	var got []string
+	for _, ev := range evs {
+		if ev.Type == escrow.RatingGiven {
+			if !ev.Amount.Equal(escrow.Money{}) || !ev.Fee.Equal(escrow.Money{}) {
+				t.Errorf("rating event %d carries %v, fee %v", ev.Seq, ev.Amount, ev.Fee)
+			}
+			continue
+		}
+		got = append(got, fmt.Sprintf("%s %s%s %s %s", ev.Type, ev.Account, ev.Escrow, ev.Amount, ev.Fee))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
