@@ -4,10 +4,12 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// FeePolicy is the platform's fee on money released to a seller. The fee is
-// Rate times the released amount, rounded to the currency's minor unit by
-// Rounding, plus the Fixed fee in that currency on an escrow's first
-// release; it is never more than the amount released. It goes to
+// FeePolicy is the platform's fee on money released to a seller. Each
+// release (a milestone's tranche, the seller's part of a split) is charged
+// on its own: Rate times the released amount, rounded to the currency's
+// minor unit by Rounding, plus the Fixed fee in that currency on an
+// escrow's first release (a split's part for the seller counts as one);
+// it is never more than the amount released. It goes to
 // FeeAccount. Each escrow keeps the fee terms in force when it was opened,
 // so changing the policy never changes a trade already agreed.
 type FeePolicy struct {

@@ -669,3 +669,89 @@ func TestEventAmountsAsDocumented(t *testing.T) {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The README's fee rule and its examples, through the ledger: the rate
+// part rounded by each mode, the fixed fee on the first release only (a
+// split's part for the seller counting as one), and the cap.
+func TestFeeRoundingAsDocumented(t *testing.T) {
+	fee := func(t *testing.T, w *world, id, price string, milestones []string, act func(id string)) []escrow.Money {
+		t.Helper()
+		w.funded("b")
+		w.account("s")
+		terms := escrow.Terms{ID: id, Buyer: "b", Seller: "s", Price: cny(price)}
+		for i, m := range milestones {
+			terms.Milestones = append(terms.Milestones, escrow.Milestone{Name: fmt.Sprint(i), Amount: cny(m)})
+		}
+		_, err := w.l.Open(w.ctx, terms)
+		w.must("Open", err)
+		_, err = w.l.Pay(w.ctx, id, "b")
+		w.must("Pay", err)
+		_, err = w.l.Ship(w.ctx, id, "s", "")
+		w.must("Ship", err)
+		before, err := w.l.History(w.ctx, id)
+		w.must("History", err)
+		act(id)
+		after, err := w.l.History(w.ctx, id)
+		w.must("History", err)
+		var fees []escrow.Money
+		for _, ev := range after[len(before):] {
+			if ev.Type == escrow.EscrowReleased || ev.Type == escrow.EscrowResolved {
+				fees = append(fees, ev.Fee)
+			}
+		}
+		return fees
+	}
+	confirm := func(w *world) func(string) {
+		return func(id string) {
+			_, err := w.l.Confirm(w.ctx, id, "b")
+			w.must("Confirm", err)
+		}
+	}
+	// At 0.5%: 1.00 CNY owes 0.005 (a tie), 3.00 CNY 0.015 (a tie, to
+	// the even 0.02), 1.01 CNY 0.00505.
+	for _, c := range []struct {
+		mode              escrow.Rounding
+		one, three, oneOh string
+	}{
+		{escrow.RoundHalfEven, "0.00", "0.02", "0.01"},
+		{escrow.RoundHalfUp, "0.01", "0.02", "0.01"},
+		{escrow.RoundDown, "0.00", "0.01", "0.00"},
+		{escrow.RoundUp, "0.01", "0.02", "0.01"},
+	} {
+		t.Run(c.mode.String(), func(t *testing.T) {
+			w := newWorld(t, nil, escrow.Options{Fee: escrow.FeePolicy{Rate: decimal.RequireFromString("0.005"), Rounding: c.mode}})
+			for i, want := range map[string]string{"1.00": c.one, "3.00": c.three, "1.01": c.oneOh} {
+				if got := fee(t, w, "e"+i, i, nil, confirm(w)); len(got) != 1 || !got[0].Equal(cny(want)) {
+					t.Errorf("%s on %s: fee %v, want %s", c.mode, i, got, want)
+				}
+			}
+		})
+	}
+	w := newWorld(t, nil, escrow.Options{Arbiter: "arb", Fee: escrow.FeePolicy{
+		Rate: decimal.RequireFromString("0.006"), Fixed: []escrow.Money{cny("0.50")}}})
+	// Milestones: 0.36 and the fixed fee on the first, 0.24 on the second.
+	got := fee(t, w, "m", "100.00", []string{"60.00", "40.00"}, func(id string) {
+		for n := range 2 {
+			_, err := w.l.ConfirmMilestone(w.ctx, id, "b", n)
+			w.must("ConfirmMilestone", err)
+		}
+	})
+	if fmt.Sprint(got) != "[0.86 CNY 0.24 CNY]" {
+		t.Errorf("milestone fees %v, want [0.86 CNY 0.24 CNY]", got)
+	}
+	// A split that is the first release pays the fixed fee on the
+	// seller's part: 0.06 and 0.50 on 10.00.
+	got = fee(t, w, "split", "30.00", nil, func(id string) {
+		_, err := w.l.Dispute(w.ctx, id, "b", "no")
+		w.must("Dispute", err)
+		_, err = w.l.Resolve(w.ctx, id, "arb", escrow.Split{Buyer: cny("20.00"), Seller: cny("10.00")})
+		w.must("Resolve", err)
+	})
+	if fmt.Sprint(got) != "[0.56 CNY]" {
+		t.Errorf("split fee %v, want [0.56 CNY]", got)
+	}
+	// Never more than the amount: 0.30 pays 0.30, not 0.50.
+	if got = fee(t, w, "small", "0.30", nil, confirm(w)); fmt.Sprint(got) != "[0.30 CNY]" {
+		t.Errorf("fee on 0.30 %v, want [0.30 CNY]", got)
+	}
+}
