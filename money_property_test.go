@@ -64,6 +64,8 @@ type moneyRun struct {
 	ids      []string
 	buyers   []string
 	sellers  []string
+	replays  []func() // the keyed calls, to repeat
+	seq      uint64   // the last event seen
 }
 
 const propArbiter = "arb"
@@ -191,7 +193,7 @@ func (r *moneyRun) open(pay bool) string {
 	r.must("Open", err)
 	r.ids = append(r.ids, id)
 	if pay {
-		r.expectMoves("Pay "+id, func() error { _, err := r.l.Pay(r.ctx, id, buyer); return err },
+		r.expectMoves("Pay "+id, func(o ...escrow.CallOption) error { _, err := r.l.Pay(r.ctx, id, buyer, o...); return err },
 			map[string][2]int64{buyer: {-price, price}}, 0)
 	}
 	return id
@@ -200,7 +202,11 @@ func (r *moneyRun) open(pay bool) string {
 // expectMoves runs do and checks that it changed each named account's
 // available and held balance by the deltas given, the fee account's by
 // fee, and no other account's.
-func (r *moneyRun) expectMoves(what string, do func() error, deltas map[string][2]int64, fee int64) {
+//
+// Half the calls carry an idempotency key: the call is repeated at once,
+// and again at the end of the run if that is within the retention, and
+// neither repeat may change the store.
+func (r *moneyRun) expectMoves(what string, do func(...escrow.CallOption) error, deltas map[string][2]int64, fee int64) {
 	r.t.Helper()
 	ids := []string{escrow.FeeAccount}
 	ids = append(append(ids, r.buyers...), r.sellers...)
@@ -208,7 +214,29 @@ func (r *moneyRun) expectMoves(what string, do func() error, deltas map[string][
 	for _, id := range ids {
 		before[id] = r.bal(id)
 	}
-	r.must(what, do())
+	var opts []escrow.CallOption
+	if r.rng.IntN(2) == 0 {
+		opts = append(opts, escrow.IdempotencyKey(fmt.Sprintf("k%d", len(r.replays))))
+	}
+	r.must(what, do(opts...))
+	if opts != nil {
+		replay := func() {
+			r.t.Helper()
+			d := r.state()
+			r.must(what+" repeated", do(opts...))
+			if d != r.state() {
+				r.t.Fatalf("%s repeated under its key changed the ledger", what)
+			}
+		}
+		replay()
+		at := r.clock.Now()
+		r.replays = append(r.replays, func() {
+			r.t.Helper()
+			if r.clock.Now().Sub(at) < escrow.DefaultIdempotencyRetention {
+				replay()
+			}
+		})
+	}
 	for _, id := range ids {
 		d := deltas[id]
 		if id == escrow.FeeAccount {
@@ -219,6 +247,29 @@ func (r *moneyRun) expectMoves(what string, do func() error, deltas map[string][
 			r.t.Fatalf("%s: %s changed by %v (available, held), want %v", what, id, got, d)
 		}
 	}
+}
+
+// state sums up what a call could change: every balance, every escrow's
+// version and the number of events.
+func (r *moneyRun) state() string {
+	r.t.Helper()
+	var b strings.Builder
+	for _, id := range append(append([]string{escrow.FeeAccount, escrow.WorldAccount}, r.buyers...), r.sellers...) {
+		fmt.Fprintln(&b, r.bal(id))
+	}
+	for _, id := range r.ids {
+		fmt.Fprintln(&b, id, r.esc(id).Version)
+	}
+	for {
+		evs, err := r.l.Events(r.ctx, r.seq, 1000)
+		r.must("Events", err)
+		if len(evs) == 0 {
+			break
+		}
+		r.seq = evs[len(evs)-1].Seq
+	}
+	fmt.Fprintln(&b, r.seq)
+	return b.String()
 }
 
 // first reports whether nothing of e was released yet.
@@ -250,7 +301,7 @@ func (r *moneyRun) step() {
 			_, err := r.l.Cancel(r.ctx, id, s)
 			r.must("Cancel", err)
 		} else if r.deposit(b, e.Price.Units()) {
-			r.expectMoves("Pay", func() error { _, err := r.l.Pay(r.ctx, id, b); return err },
+			r.expectMoves("Pay", func(o ...escrow.CallOption) error { _, err := r.l.Pay(r.ctx, id, b, o...); return err },
 				map[string][2]int64{b: {-e.Price.Units(), e.Price.Units()}}, 0)
 		}
 	case escrow.AwaitingShipment, escrow.AwaitingConfirmation:
@@ -260,7 +311,7 @@ func (r *moneyRun) step() {
 			r.must("Ship", err)
 		case k == 0 || k == 1:
 			a := r.between(1, held)
-			r.expectMoves("Refund", func() error { _, err := r.l.Refund(r.ctx, id, s, r.money(a)); return err }, refund(a), 0)
+			r.expectMoves("Refund", func(o ...escrow.CallOption) error { _, err := r.l.Refund(r.ctx, id, s, r.money(a), o...); return err }, refund(a), 0)
 		case k == 2:
 			a := r.between(1, held)
 			_, err := r.l.RequestRefund(r.ctx, id, b, r.money(a), "why")
@@ -272,7 +323,7 @@ func (r *moneyRun) step() {
 			_, err := r.l.Ship(r.ctx, id, s, "T")
 			r.must("Ship", err)
 		case k == 4:
-			r.expectMoves("Confirm", func() error { _, err := r.l.Confirm(r.ctx, id, b); return err },
+			r.expectMoves("Confirm", func(o ...escrow.CallOption) error { _, err := r.l.Confirm(r.ctx, id, b, o...); return err },
 				release(held), feeOf(held))
 		case k == 5 && len(e.Milestones) > 0:
 			n := e.NextMilestone
@@ -280,7 +331,7 @@ func (r *moneyRun) step() {
 			if n == len(e.Milestones)-1 {
 				a = held
 			}
-			r.expectMoves("ConfirmMilestone", func() error { _, err := r.l.ConfirmMilestone(r.ctx, id, b, n); return err },
+			r.expectMoves("ConfirmMilestone", func(o ...escrow.CallOption) error { _, err := r.l.ConfirmMilestone(r.ctx, id, b, n, o...); return err },
 				release(a), feeOf(a))
 		case k == 6:
 			a := r.between(1, held)
@@ -294,7 +345,7 @@ func (r *moneyRun) step() {
 		a := e.Refund.Amount.Units()
 		switch r.rng.IntN(4) {
 		case 0:
-			r.expectMoves("AgreeRefund", func() error { _, err := r.l.AgreeRefund(r.ctx, id, s); return err }, refund(a), 0)
+			r.expectMoves("AgreeRefund", func(o ...escrow.CallOption) error { _, err := r.l.AgreeRefund(r.ctx, id, s, o...); return err }, refund(a), 0)
 		case 1:
 			_, err := r.l.RefuseRefund(r.ctx, id, s, "no")
 			r.must("RefuseRefund", err)
@@ -330,7 +381,7 @@ func (r *moneyRun) step() {
 			r.clock.Advance(11 * 24 * time.Hour)
 			r.processDue()
 		default:
-			r.expectMoves("ConfirmReturn", func() error { _, err := r.l.ConfirmReturn(r.ctx, id, s); return err }, refund(a), 0)
+			r.expectMoves("ConfirmReturn", func(o ...escrow.CallOption) error { _, err := r.l.ConfirmReturn(r.ctx, id, s, o...); return err }, refund(a), 0)
 		}
 	case escrow.ReturnRefused:
 		if r.rng.IntN(2) == 0 {
@@ -359,7 +410,10 @@ func (r *moneyRun) step() {
 			split.Buyer = escrow.Money{} // the zero Money counts as zero
 		}
 		f := feeOf(toSeller)
-		r.expectMoves("Resolve", func() error { _, err := r.l.Resolve(r.ctx, id, propArbiter, split); return err },
+		r.expectMoves("Resolve", func(o ...escrow.CallOption) error {
+			_, err := r.l.Resolve(r.ctx, id, propArbiter, split, o...)
+			return err
+		},
 			map[string][2]int64{b: {toBuyer, -held}, s: {toSeller - f, 0}}, f)
 	default: // ended: pay the fees out now and then
 		if fb := r.bal(escrow.FeeAccount).Available.Units(); fb > 0 && r.rng.IntN(3) == 0 {
@@ -395,7 +449,7 @@ func (r *moneyRun) cart() {
 	if !r.deposit(buyer, total) {
 		return
 	}
-	r.expectMoves("PayAll", func() error { _, err := r.l.PayAll(r.ctx, buyer, ids); return err },
+	r.expectMoves("PayAll", func(o ...escrow.CallOption) error { _, err := r.l.PayAll(r.ctx, buyer, ids, o...); return err },
 		map[string][2]int64{buyer: {-total, total}}, 0)
 }
 
@@ -545,7 +599,7 @@ func (r *moneyRun) checkHistory(fail func(string, ...any), e escrow.Escrow, entr
 }
 
 func TestMoneyProperties(t *testing.T) {
-	seeds := 60
+	seeds := 40
 	if testing.Short() {
 		seeds = 10
 	}
@@ -555,6 +609,9 @@ func TestMoneyProperties(t *testing.T) {
 			for i := range 60 {
 				r.step()
 				r.check(i)
+			}
+			for _, replay := range r.replays {
+				replay()
 			}
 			if err := r.l.Check(r.ctx); err != nil {
 				t.Fatal(err)
