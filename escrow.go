@@ -736,9 +736,14 @@ func releasedTranches(e *Escrow) int {
 }
 
 // ConfirmMilestone releases milestone n (counting from 0) to the seller,
-// minus the fee. Milestones are confirmed in order, so n must be
-// e.NextMilestone. Only the buyer, in AwaitingConfirmation. When the last
-// one is released the escrow is Completed.
+// minus the fee: what is left of its tranche, its amount less what
+// refunds took from it, since refunds come off the last tranches first.
+// Milestones are confirmed in order, so n must be e.NextMilestone; another
+// n, or an escrow without milestones, is refused with ErrInvalidArgument.
+// Only the buyer, in AwaitingConfirmation. When nothing is left held the
+// escrow is Completed: at the last milestone, or at an earlier one when
+// refunds took all of the tranches after it, which then leaves
+// NextMilestone short of len(Milestones) and the rest unconfirmable.
 func (l *Ledger) ConfirmMilestone(ctx context.Context, id, actor string, n int, opts ...CallOption) (Escrow, error) {
 	return l.act(ctx, l.begin(), ActionConfirmMilestone, id, actor, args{n: n}, opts)
 }

@@ -1,6 +1,8 @@
 package escrow_test
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -811,4 +813,56 @@ func TestFeeRoundingAsDocumented(t *testing.T) {
 	if got = fee(t, w, "small", "0.30", nil, confirm(w)); fmt.Sprint(got) != "[0.30 CNY]" {
 		t.Errorf("fee on 0.30 %v, want [0.30 CNY]", got)
 	}
+}
+
+// ConfirmMilestone releases what refunds left of the tranche, completes
+// the escrow when refunds took every later tranche, and refuses another
+// milestone than the next, or an escrow without milestones, with
+// ErrInvalidArgument, changing nothing.
+func TestConfirmMilestoneAsDocumented(t *testing.T) {
+	w := newWorld(t, nil, escrow.Options{})
+	w.funded("b")
+	w.account("s")
+	open := func(id string, milestones ...string) {
+		t.Helper()
+		terms := escrow.Terms{ID: id, Buyer: "b", Seller: "s", Price: cny("30.00")}
+		for i, m := range milestones {
+			terms.Milestones = append(terms.Milestones, escrow.Milestone{Name: fmt.Sprint(i), Amount: cny(m)})
+		}
+		_, err := w.l.Open(w.ctx, terms)
+		w.must("Open", err)
+		_, err = w.l.Pay(w.ctx, id, "b")
+		w.must("Pay", err)
+		_, err = w.l.Ship(w.ctx, id, "s", "")
+		w.must("Ship", err)
+	}
+	refused := func(id string, n int, want error) {
+		t.Helper()
+		before := w.dump()
+		if _, err := w.l.ConfirmMilestone(w.ctx, id, "b", n); !errors.Is(err, want) {
+			t.Errorf("ConfirmMilestone(%s, %d): %v, want %v", id, n, err, want)
+		}
+		if !bytes.Equal(before, w.dump()) {
+			t.Errorf("a refused ConfirmMilestone(%s, %d) changed the store", id, n)
+		}
+	}
+	open("m", "10.00", "10.00", "10.00")
+	refused("m", 1, escrow.ErrInvalidArgument)
+	refused("m", -1, escrow.ErrInvalidArgument)
+	// 15.00 off the last tranches: all of the third, 5.00 of the second.
+	_, err := w.l.Refund(w.ctx, "m", "s", cny("15.00"))
+	w.must("Refund", err)
+	e, err := w.l.ConfirmMilestone(w.ctx, "m", "b", 0)
+	w.must("ConfirmMilestone 0", err)
+	if !e.Released.Equal(cny("10.00")) || e.State != escrow.AwaitingConfirmation {
+		t.Errorf("after the first: %s released, %s", e.Released, e.State)
+	}
+	e, err = w.l.ConfirmMilestone(w.ctx, "m", "b", 1)
+	w.must("ConfirmMilestone 1", err)
+	if !e.Released.Equal(cny("15.00")) || e.State != escrow.Completed || e.NextMilestone != 2 {
+		t.Errorf("after the second: %s released, %s, next %d; want 15.00, completed, 2", e.Released, e.State, e.NextMilestone)
+	}
+	refused("m", 2, escrow.ErrInvalidTransition)
+	open("plain")
+	refused("plain", 0, escrow.ErrInvalidArgument)
 }
