@@ -5,7 +5,8 @@ import (
 )
 
 // FeePolicy is the platform's fee on money released to a seller. Each
-// release (a milestone's tranche, the seller's part of a split) is charged
+// release (the tranche ConfirmMilestone releases, all that Confirm or
+// auto-confirm releases at once, the seller's part of a split) is charged
 // on its own: Rate times the released amount, rounded to the currency's
 // minor unit by Rounding, plus the Fixed fee in that currency on an
 // escrow's first release (a split's part for the seller counts as one);

@@ -798,6 +798,21 @@ func TestFeeRoundingAsDocumented(t *testing.T) {
 	if fmt.Sprint(got) != "[0.86 CNY 0.24 CNY]" {
 		t.Errorf("milestone fees %v, want [0.86 CNY 0.24 CNY]", got)
 	}
+	// 1.01 CNY in tranches of 0.51 and 0.50: each tranche's 0.306 and
+	// 0.3 fen round to nothing, while all of it confirmed at once owes
+	// 0.606 fen, 0.01 CNY (with the fixed fee, 0.51).
+	got = fee(t, w, "tranches", "1.01", []string{"0.51", "0.50"}, func(id string) {
+		for n := range 2 {
+			_, err := w.l.ConfirmMilestone(w.ctx, id, "b", n)
+			w.must("ConfirmMilestone", err)
+		}
+	})
+	if fmt.Sprint(got) != "[0.50 CNY 0.00 CNY]" {
+		t.Errorf("tranche fees %v, want [0.50 CNY 0.00 CNY]", got)
+	}
+	if got = fee(t, w, "at-once", "1.01", []string{"0.51", "0.50"}, confirm(w)); fmt.Sprint(got) != "[0.51 CNY]" {
+		t.Errorf("fee on 1.01 confirmed at once %v, want [0.51 CNY]", got)
+	}
 	// A split that is the first release pays the fixed fee on the
 	// seller's part: 0.06 and 0.50 on 10.00.
 	got = fee(t, w, "split", "30.00", nil, func(id string) {
