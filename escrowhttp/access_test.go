@@ -350,3 +350,43 @@ func TestIdempotencyKeyLength(t *testing.T) {
 		t.Error("a refused key changed the store")
 	}
 }
+
+// TestIdempotencyKeyAsSent: a key is taken as the client sent it. Only
+// the spaces and tabs HTTP allows around a header's value are not part of
+// it; any other character that Unicode calls a space is, so "k" and "k"
+// with a no-break space after it are two keys, and a key ending in a C1
+// control character such as U+0085 is refused for it, changing nothing,
+// rather than taken for the key without it.
+func TestIdempotencyKeyAsSent(t *testing.T) {
+	h := refusalFixture(t, nil)
+	deposit := func(key string) *resp {
+		return h.do(req{method: "POST", path: "/v1/accounts/alice/deposits", actor: "alice", operator: true,
+			body: map[string]any{"amount": cny("1.00")}, header: map[string]string{"Idempotency-Key": key}})
+	}
+	deposit("k").ok(http.StatusOK)
+	for _, key := range []string{"k\u00a0", "\u2028k", "\u3000k\u3000"} {
+		if r := deposit(key).ok(http.StatusOK); r.header.Get("Idempotent-Replayed") != "false" {
+			t.Errorf("key %q was taken for another key: Idempotent-Replayed %q", key, r.header.Get("Idempotent-Replayed"))
+		}
+	}
+	if r := deposit(" \tk\t ").ok(http.StatusOK); r.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the spaces around a header's value made another key: Idempotent-Replayed %q", r.header.Get("Idempotent-Replayed"))
+	}
+	before := h.dump()
+	for _, key := range []string{"k\u0085", "\u0085k", "\u0085"} {
+		r := deposit(key).ok(http.StatusBadRequest)
+		if e := r.refusal(); e.Code != "invalid_argument" || !strings.Contains(e.Message, "control character U+0085") {
+			t.Errorf("key %q: %+v; want invalid_argument naming U+0085", key, e)
+		}
+		if _, ok := r.header["Idempotent-Replayed"]; ok {
+			t.Errorf("key %q refused before the ledger saw it says Idempotent-Replayed", key)
+		}
+	}
+	if !bytes.Equal(before, h.dump()) {
+		t.Error("a key refused for a control character changed the store")
+	}
+	// A key of one no-break space is a key of two bytes, not an empty one.
+	if r := deposit("\u00a0").ok(http.StatusOK); r.header.Get("Idempotent-Replayed") != "false" {
+		t.Errorf("a key of one no-break space: Idempotent-Replayed %q", r.header.Get("Idempotent-Replayed"))
+	}
+}

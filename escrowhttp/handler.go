@@ -290,7 +290,11 @@ func (s *server) admit(c *call) error {
 			// retry that repeated a line would be a new call.
 			return refuse("invalid_argument", "Idempotency-Key given in %d header lines: send one key, once", len(keys))
 		}
-		c.key = strings.TrimSpace(keys[0])
+		// Only the spaces and tabs HTTP allows around a field's value
+		// are not the key's (net/http has taken them off already); any
+		// other character is the client's, a no-break space or a C1
+		// control such as U+0085 too, which keyProblem then judges.
+		c.key = strings.Trim(keys[0], " \t")
 		if c.key == "" {
 			return refuse("invalid_argument", "an empty Idempotency-Key: send a key, or no header")
 		}
