@@ -256,6 +256,27 @@ func TestLongPollErrors(t *testing.T) {
 	}
 }
 
+// TestLongPollPastNewestShortWait: a long poll whose wait is over before
+// the ledger has looked at its place, as a wait of a nanosecond is, still
+// refuses a place past the newest event with 400, as a read without a wait
+// does, rather than answer an empty page that leaves the client waiting
+// there and skipping the events numbered up to it; at the newest event
+// it answers an empty page.
+func TestLongPollPastNewestShortWait(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	last := must(h.l.Events(h.ctx, 0, 100))
+	newest := last[len(last)-1].Seq
+	for _, wait := range []string{"1ns", "1us"} {
+		r := h.do(req{method: "GET", path: "/v1/events?wait=" + wait + "&after=" + strconv.FormatUint(newest+1, 10), actor: "ops", operator: true})
+		if r.status != http.StatusBadRequest || r.refusal().Code != "invalid_argument" {
+			t.Errorf("wait=%s past the newest event: %d %s, want 400 invalid_argument", wait, r.status, r.body)
+		}
+		h.do(req{method: "GET", path: "/v1/events?wait=" + wait + "&after=" + strconv.FormatUint(newest, 10), actor: "ops", operator: true}).
+			ok(http.StatusOK).same(eventPage{Events: []escrow.Event{}, Next: newest})
+	}
+}
+
 // TestStreamPastNewest: a stream asked to start after an event not yet
 // committed, by after or by Last-Event-ID (a client that kept its place
 // while the store was restored from an older backup), is refused with
