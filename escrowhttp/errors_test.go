@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"net/http"
 	"strconv"
@@ -535,4 +536,30 @@ func rankCursor(party string) string {
 		b = append(b, f...)
 	}
 	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b)))
+}
+
+// TestActorErrorBounded: the 401 of a host whose Actor fails says the
+// error's text, which may repeat a credential or a header the client
+// sent, only up to its first 256 bytes, as every refusal repeats what a
+// client sent, and as an error of Options.Terms is cut; the request
+// costs the store nothing.
+func TestActorErrorBounded(t *testing.T) {
+	h := refusalFixture(t, &Options{Actor: func(r *http.Request) (string, error) {
+		if token := r.Header.Get("X-Token"); token != "" {
+			return "", fmt.Errorf("no session for token %s", token)
+		}
+		return headerActor(r)
+	}})
+	token := strings.Repeat("t", 60<<10)
+	before := h.dump()
+	r := h.do(req{method: "POST", path: "/v1/escrows/paid/pay", header: map[string]string{"X-Token": token}}).ok(http.StatusUnauthorized)
+	if e := r.refusal(); e.Code != "unauthenticated" || !strings.HasPrefix(e.Message, "no session for token ttt") {
+		t.Errorf("refusal %.300s", r.body)
+	}
+	if len(r.body) > 2048 || !bytes.Contains(r.body, []byte(" bytes)")) {
+		t.Errorf("a 401 of %d bytes, which does not say how long the error was: %.400s…", len(r.body), r.body)
+	}
+	if !bytes.Equal(before, h.dump()) {
+		t.Error("a refused request changed the store")
+	}
 }

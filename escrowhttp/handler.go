@@ -41,7 +41,8 @@ type Options struct {
 	// Actor names the party a request comes from: an account ID, or an
 	// arbiter's ID. It is the host's authentication: the handler reads no
 	// credentials itself. An error, or an empty name, refuses the request
-	// with 401 and the error's text as the message. Every route calls it
+	// with 401 and the error's text as the message (its first 256 bytes,
+	// as a refusal repeats what a client sent). Every route calls it
 	// but the API's description (GET /v1/openapi.json).
 	Actor func(*http.Request) (string, error)
 	// Operator reports whether a request comes from the host itself (its
@@ -250,7 +251,9 @@ func (s *server) admit(c *call) error {
 	}
 	actor, err := s.actor(r)
 	if err != nil {
-		return refuse("unauthenticated", "%s", err)
+		// The host's text may repeat what the client sent (a token, a
+		// header): cut as every refusal cuts it, as Terms's errors are.
+		return refuse("unauthenticated", "%s", err.Error())
 	}
 	if actor == "" {
 		return refuse("unauthenticated", "the request names no actor")
