@@ -126,7 +126,12 @@ func (s *server) checkTerms(c *call, t *escrow.Terms) error {
 		return err
 	}
 	if _, ok := ledgerClass(err); ok {
-		return err
+		// Answered as the ledger's error it wraps, but in the host's
+		// words, which may repeat what the buyer sent whole (a SKU no
+		// listing has): cut them as every refusal is cut.
+		a := s.classify(c, err)
+		a.message = clip(a.message)
+		return a
 	}
 	return refuse("forbidden", "%s", clip(err.Error()))
 }

@@ -71,7 +71,8 @@ type Options struct {
 	// what the host decides (the arbiter, the timers, a listing's price)
 	// or refuse the request with an error. An error that wraps one of
 	// package escrow's is answered as that error; any other is 403
-	// forbidden, with the error's text as the message. It runs for a
+	// forbidden. Either way the error's text is the message, cut after
+	// its first 256 bytes as every refusal is. It runs for a
 	// retry of a keyed request too, which replays only if the terms it
 	// leaves are the same. It may not change the buyer: a request whose
 	// buyer it changed is answered 500 and logged.

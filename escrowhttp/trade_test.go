@@ -433,3 +433,37 @@ func TestTermsAreTheHosts(t *testing.T) {
 		t.Fatal("an open whose buyer Terms changed changed the store")
 	}
 }
+
+// TestTermsErrorBounded: an error of Options.Terms that repeats what the
+// buyer sent, such as a SKU of 60 KB no listing has, is cut to the first
+// 256 bytes of what it repeats, as every refusal is, whether it wraps one
+// of the ledger's errors (and is answered as that error) or not (403);
+// and the open changes nothing.
+func TestTermsErrorBounded(t *testing.T) {
+	h := newHarness(t, &Options{Terms: func(r *http.Request, t *escrow.Terms) error {
+		if t.Item != "" {
+			return fmt.Errorf("no listing sells %q", t.Item)
+		}
+		return fmt.Errorf("%w: no listing %q", escrow.ErrNotFound, t.SKU)
+	}}, nil)
+	h.do(req{method: "POST", path: "/v1/accounts", actor: "mallory"}).ok(http.StatusCreated)
+	long := strings.Repeat("s", 60<<10)
+	before := h.dump()
+	for _, c := range []struct {
+		member string
+		status int
+		code   string
+	}{{"sku", http.StatusNotFound, "not_found"}, {"item", http.StatusForbidden, "forbidden"}} {
+		r := h.do(req{method: "POST", path: "/v1/escrows", actor: "mallory",
+			body: map[string]any{"id": "o-1", "seller": "teashop", "price": cny("1.00"), c.member: long}}).ok(c.status)
+		if code := r.refusal().Code; code != c.code {
+			t.Errorf("a long %s: code %q, want %q", c.member, code, c.code)
+		}
+		if len(r.body) > 2048 || !bytes.Contains(r.body, []byte(" bytes)")) {
+			t.Errorf("a long %s: a refusal of %d bytes, which does not say how long the value was: %.300s…", c.member, len(r.body), r.body)
+		}
+	}
+	if !bytes.Equal(before, h.dump()) {
+		t.Error("an open the host refused changed the store")
+	}
+}
