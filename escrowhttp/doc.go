@@ -218,8 +218,11 @@
 //   - The rate limit is per actor and per handler: replicas of the host
 //     each keep their own buckets.
 //   - Long polls and streams wake at once on commits made through the same
-//     Ledger; events committed by another process on the same store are
-//     seen within escrow.Options.EventPoll.
+//     Ledger, and on those made through another Ledger on the same store
+//     if the store is an escrow.EventNotifier: memstore and filestore are,
+//     for the Ledgers of one process, and pgstore is, for every process on
+//     the database. On any other store, events committed through another
+//     Ledger are seen within escrow.Options.EventPoll.
 //   - Operators act on escrows as their Actor: being an operator lets one
 //     read any escrow, not take its parties' actions.
 //   - The buyer alone writes the body of POST /v1/escrows. The price

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 )
 
 // settle is how long a test lets a request reach its wait before it
@@ -338,4 +339,50 @@ func TestWaitOutlastsWriteTimeout(t *testing.T) {
 		t.Errorf("the stream sent id %d after %s", got[0].id, base)
 	}
 	s.close()
+}
+
+// TestLongPollWakesOnAnotherLedger: a long poll wakes at once on an event
+// committed through another Ledger on the same store, when the store is
+// an escrow.EventNotifier (memstore is, for the Ledgers of one process),
+// not after escrow.Options.EventPoll, set here far past the test's bound.
+func TestLongPollWakesOnAnotherLedger(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	defer store.Close()
+	served, err := escrow.New(ctx, store, &escrow.Options{EventPoll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := escrow.New(ctx, store, &escrow.Options{EventPoll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := New(served, &Options{Actor: headerActor, Operator: headerOperator, MaxWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(other.OpenAccount(ctx, "alice"))
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		r := httptest.NewRequest("GET", "/v1/events?wait=50s&after=1", nil)
+		r.Header.Set("X-Actor", "ops")
+		r.Header.Set("X-Operator", "yes")
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, r)
+		done <- w
+	}()
+	time.Sleep(settle)
+	must(other.Deposit(ctx, "alice", money("5.00")))
+	select {
+	case w := <-done:
+		var page eventPage
+		if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil || w.Code != http.StatusOK {
+			t.Fatalf("long poll answered %d %s", w.Code, w.Body)
+		}
+		if len(page.Events) != 1 || page.Events[0].Type != escrow.Deposited {
+			t.Errorf("long poll answered %+v", page)
+		}
+	case <-time.After(bound):
+		t.Fatal("the long poll did not wake on a commit through another Ledger")
+	}
 }
