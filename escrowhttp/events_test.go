@@ -386,3 +386,21 @@ func TestLongPollWakesOnAnotherLedger(t *testing.T) {
 		t.Fatal("the long poll did not wake on a commit through another Ledger")
 	}
 }
+
+// TestEventsLimit: GET /v1/events takes a limit of 1 to 1,000, the most
+// events one read of the ledger returns, and refuses 0 or 1,001 with 400
+// invalid_argument rather than answer fewer events than it asked for.
+func TestEventsLimit(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	must(h.l.OpenAccount(h.ctx, "alice"))
+	for _, n := range []int{1, eventLimit} {
+		r := h.do(req{method: "GET", path: "/v1/events?limit=" + strconv.Itoa(n), actor: "ops", operator: true}).ok(http.StatusOK)
+		r.same(eventPage{Events: must(h.l.Events(h.ctx, 0, n)), Next: 1})
+	}
+	for _, n := range []int{0, eventLimit + 1} {
+		r := h.do(req{method: "GET", path: "/v1/events?limit=" + strconv.Itoa(n), actor: "ops", operator: true}).ok(http.StatusBadRequest)
+		if e := r.refusal(); e.Code != "invalid_argument" || !strings.Contains(e.Message, "1 to 1000") {
+			t.Errorf("limit=%d: %+v", n, e)
+		}
+	}
+}
