@@ -287,13 +287,17 @@ func TestSchemaNameTooLong(t *testing.T) {
 	whole := fmt.Sprintf("edges_long_%d_", os.Getpid())
 	whole += strings.Repeat("x", 63-len(whole))
 	dropAfter(t, whole)
-	for _, name := range []string{whole + "a", whole + "b", whole + "é"} {
+	for _, name := range []string{whole + "a", whole + "b", whole + "é", whole + strings.Repeat("y", 1<<20)} {
 		s, err := pgstore.Open(ctx, dsn, &pgstore.Options{Schema: name})
 		if err == nil {
 			s.Close()
 		}
 		if !errors.Is(err, escrow.ErrInvalidArgument) {
-			t.Errorf("Open with a Schema of %d bytes: %v, want ErrInvalidArgument", len(name), err)
+			t.Errorf("Open with a Schema of %d bytes: %.200v, want ErrInvalidArgument", len(name), err)
+		} else if n := len(err.Error()); n > 256 {
+			// The name is the caller's, of any length: the message shows
+			// its first bytes, as the ledger's own messages do.
+			t.Errorf("Open with a Schema of %d bytes: a message of %d bytes", len(name), n)
 		}
 		var n int
 		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, whole).Scan(&n); err != nil || n != 0 {

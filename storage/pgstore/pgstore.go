@@ -407,9 +407,10 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	}
 	if len(o.Schema) > maxIdentifier {
 		// PostgreSQL would cut it to its first 63 bytes, and two stores
-		// whose names differ only after them would share one schema.
-		return nil, fmt.Errorf("pgstore: %w: Schema is %d bytes long, past PostgreSQL's %d: %q",
-			escrow.ErrInvalidArgument, len(o.Schema), maxIdentifier, o.Schema)
+		// whose names differ only after them would share one schema. The
+		// message shows those 63 bytes, not a name of any length whole.
+		return nil, fmt.Errorf("pgstore: %w: Schema is %d bytes long, past PostgreSQL's %d: %q…",
+			escrow.ErrInvalidArgument, len(o.Schema), maxIdentifier, o.Schema[:maxIdentifier])
 	}
 	if err := checkSchema(o.Schema); err != nil {
 		return nil, err
