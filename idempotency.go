@@ -40,9 +40,12 @@ type CallOption struct {
 // authenticated user or tenant ("user-42:" + key); otherwise one client's
 // key collides with another's, and the mismatch error tells the second
 // which call and which escrow or account the first used it for. A key is
-// 1 to 256 bytes of UTF-8 with no control character, as an ID is, so that
-// every store keeps it as given; any other is refused with
-// ErrInvalidArgument. An empty key is refused too, rather than ignored, so
+// 1 to 256 bytes of valid UTF-8 with no control character (C0, DEL, C1)
+// and no bidirectional formatting character, so that every store keeps it
+// as given; any other is refused with ErrInvalidArgument. Other characters
+// are the key's as sent, compared byte for byte: unlike an ID, a key may
+// hold characters that do not print, so "k" and "k" with a zero-width
+// space after it are two keys. An empty key is refused too, rather than ignored, so
 // that a caller whose key went missing does not make the call twice.
 func IdempotencyKey(key string) CallOption { return CallOption{key: key, hasKey: true} }
 

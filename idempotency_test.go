@@ -545,3 +545,36 @@ func TestMismatchNamesFirstCall(t *testing.T) {
 		})
 	}
 }
+
+// TestKeysThatDoNotPrint pins the key rule where it parts from the ID
+// rule: a character that does not print but is no control or
+// bidirectional formatting character (U+200B, U+00AD) is the key's, byte
+// for byte, while the ones the rule names are refused and change nothing.
+func TestKeysThatDoNotPrint(t *testing.T) {
+	f := newFixture(t)
+	f.funded(partyBuyer)
+	l, ctx := f.l, f.ctx
+
+	var replayed bool
+	for _, key := range []string{"k\u200b", "k\u00ad"} {
+		if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey(key)); err != nil {
+			t.Fatalf("key %q: %v", key, err)
+		}
+		if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey(key), escrow.Replayed(&replayed)); err != nil || !replayed {
+			t.Errorf("retry under %q: replayed %v, err %v; want true, nil", key, replayed, err)
+		}
+	}
+	// "k" is a third key, not a retry of either.
+	b, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey("k"), escrow.Replayed(&replayed))
+	if err != nil || replayed || b.Available != cny("997.00") {
+		t.Errorf(`key "k": %s available, replayed %v, err %v; want 997.00 CNY, false, nil`, b.Available, replayed, err)
+	}
+
+	before := f.dump()
+	for _, key := range []string{"k\u0085", "k\u009b", "k\u2066", "k\u200e"} {
+		if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey(key)); !errors.Is(err, escrow.ErrInvalidArgument) {
+			t.Errorf("key %q: %v, want ErrInvalidArgument", key, err)
+		}
+	}
+	f.unchanged(before, "calls under refused keys")
+}
