@@ -1,9 +1,12 @@
 package escrow_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
 	"github.com/escrowkit/escrow"
+	"github.com/escrowkit/escrow/storage/memstore"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -46,8 +49,8 @@ func TestTopSellersLeavesOutUnrated(t *testing.T) {
 	}
 	want := []string{"pos", "neg-1", "neg-2"}
 	for _, by := range []escrow.RankKey{escrow.RankWilson, escrow.RankExpectation} {
-		// Read whole, and a seller a page, which must end on the last
-		// rated seller with no cursor after it.
+		// Read whole, and a seller a page: the pages after the last
+		// rated seller may be empty, and end with no cursor.
 		var got []string
 		for _, r := range f.ranking(by) {
 			got = append(got, r.Party)
@@ -83,4 +86,73 @@ func TestTopSellersLeavesOutUnrated(t *testing.T) {
 		t.Errorf("after abby's new rating (-want +got):\n%s", diff)
 	}
 	f.check()
+}
+
+// placesRead counts the places of the ranking index a store's reads
+// return.
+type placesRead struct {
+	escrow.Storage
+	n *int
+}
+
+func (s placesRead) View(ctx context.Context, fn func(escrow.Tx) error) error {
+	return s.Storage.View(ctx, func(tx escrow.Tx) error { return fn(placesReadTx{tx, s.n}) })
+}
+
+type placesReadTx struct {
+	escrow.Tx
+	n *int
+}
+
+func (tx placesReadTx) TopAggregates(role escrow.Role, by escrow.RankKey, after escrow.RankPos, limit int) ([]escrow.Aggregate, error) {
+	top, err := tx.Tx.TopAggregates(role, by, after, limit)
+	*tx.n += len(top)
+	return top, err
+}
+
+// TestTopSellersPageReadsLimitPlusOne: unrated sellers keep their places
+// in the index, among the zero keys, and a page reads at most p.Limit+1
+// places however many of them are unrated, so a page there may be short
+// or empty; read on, the pages list every rated seller once.
+func TestTopSellersPageReadsLimitPlusOne(t *testing.T) {
+	var read int
+	store := memstore.New()
+	t.Cleanup(func() { store.Close() })
+	f := newWorldAt(t, placesRead{store, &read}, escrow.Options{Operators: []string{"ops"}}, start)
+	f.funded("b")
+	for i := range 30 {
+		s := fmt.Sprintf("s-%02d", i)
+		f.funded(s)
+		id := "e-" + s
+		repTrade(f, id, "b", s, cny("10.00"))
+		repRate(f, id, "b", escrow.Positive)
+		if _, err := f.l.VoidRating(f.ctx, id, "b", "ops", "brushing"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.funded("z-neg")
+	repTrade(f, "e-neg", "b", "z-neg", cny("10.00"))
+	repRate(f, "e-neg", "b", escrow.Negative)
+
+	var got []string
+	p := escrow.Page{Limit: 2}
+	for range 40 {
+		read = 0
+		page, err := f.l.TopSellers(f.ctx, escrow.RankWilson, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read > p.Limit+1 {
+			t.Errorf("a page of %d read %d places of the index", p.Limit, read)
+		}
+		for _, r := range page.Sellers {
+			got = append(got, r.Party)
+		}
+		if p.Cursor = page.Next; p.Cursor == "" {
+			break
+		}
+	}
+	if diff := cmp.Diff([]string{"z-neg"}, got); diff != "" {
+		t.Errorf("TopSellers a page of 2 (-want +got):\n%s", diff)
+	}
 }

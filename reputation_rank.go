@@ -21,7 +21,7 @@ import (
 // the Expectation key is left as it is: it then lags the decay.
 func putAggregate(tx Tx, a *Aggregate, now time.Time, today int32) error {
 	a.Wilson, a.Expectation, a.RekeyDay = 0, 0, 0
-	if a.Positive != 0 || a.Neutral != 0 || a.Negative != 0 {
+	if counted(a) {
 		_, _, a.Wilson = positiveRate(a.Windows[4])
 		a.Expectation, _ = betaScore(a.BetaPositive, a.BetaNegative)
 	}
@@ -66,7 +66,11 @@ type Ranked struct {
 // or Beta expectation, highest first, ties by party ID ascending. It
 // lists only sellers with a counted rating: one never rated, or whose
 // every rating was withdrawn or voided, is unrated (View.Unrated), not a
-// seller with a score of zero, and is not listed. It reads them from the
+// seller with a score of zero, and is not listed. Such a seller still
+// takes a place in the index, among the keys of zero, so a page there may
+// hold fewer than p.Limit sellers, or none, and still return a Next:
+// read on until Next is empty. A page reads p.Limit+1 places at most,
+// however many of them are unrated. It reads them from the
 // store's ranking index, which orders sellers by their keys as of their
 // latest rating or the latest ProcessDue, whichever came later; the
 // Views are computed as of now.
@@ -116,7 +120,7 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 	now := l.now()
 	var out RankedPage
 	err = l.store.View(ctx, func(tx Tx) error {
-		top, err := rankedSellers(tx, by, after, limit+1)
+		top, err := tx.TopAggregates(Seller, by, after, limit+1)
 		if err != nil {
 			return err
 		}
@@ -127,6 +131,9 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 		}
 		out.Sellers = make([]Ranked, 0, len(top))
 		for i := range top {
+			if !counted(&top[i]) {
+				continue // unrated: in the index with zero keys, not listed
+			}
 			r := Ranked{Party: top[i].Party}
 			if err := l.view(tx, &top[i], now, &r.View); err != nil {
 				return err
@@ -141,30 +148,10 @@ func (l *Ledger) TopSellers(ctx context.Context, by RankKey, p Page) (RankedPage
 	return out, l.finish(start, "top_sellers", nil)
 }
 
-// rankedSellers returns at most n sellers with a counted rating from the
-// ranking index, beginning after the place after. An aggregate whose every
-// rating stopped counting keeps zero keys in the index; it is skipped, as
-// its party is unrated, and the index is read on past it.
-func rankedSellers(tx Tx, by RankKey, after RankPos, n int) ([]Aggregate, error) {
-	var top []Aggregate
-	for len(top) < n {
-		want := n - len(top)
-		batch, err := tx.TopAggregates(Seller, by, after, want)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range batch {
-			if a.Positive != 0 || a.Neutral != 0 || a.Negative != 0 {
-				top = append(top, a)
-			}
-		}
-		if len(batch) < want {
-			break
-		}
-		last := &batch[len(batch)-1]
-		after = RankPos{Score: rankKey(last, by), Party: last.Party}
-	}
-	return top, nil
+// counted reports whether a holds a counted rating. One that holds none
+// is unrated, and stays in the ranking index with zero keys.
+func counted(a *Aggregate) bool {
+	return a.Positive != 0 || a.Neutral != 0 || a.Negative != 0
 }
 
 // rankKey returns a's key by, as the ranking index holds it.
