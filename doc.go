@@ -282,9 +282,11 @@
 //   - Optional text (an arbiter, an item, a tracking number, a reason, a
 //     comment, a reply, a note), an unset state, score or role, no detail
 //     scores, no refund request, no dispute and no metadata are left out;
-//     numbers, booleans and amounts are always there, but for two numbers
-//     whose zero means none: an escrow's "cart_size" (not paid in a cart)
-//     and a page request's "limit" (the default page).
+//     numbers, booleans and amounts are always there, but for the numbers
+//     whose zero means none: an escrow's "cart_size" (not paid in a cart),
+//     a page request's "limit" (the default page) and a rating's detail
+//     scores "described", "communication" and "shipping" (a score not
+//     given).
 //   - Metadata, the host's own data on an escrow and its events, is an
 //     object of strings: "metadata":{"order":"A-1001"}.
 //

@@ -127,6 +127,28 @@ func TestWireFormsKeepNumbers(t *testing.T) {
 			walk(name+" "+c.name+": ", typ, obj)
 		}
 	}
+	// The README and the package documentation name each of them.
+	for _, doc := range []string{"README.md", "doc.go"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := bytes.Index(b, []byte("whose zero means none"))
+		if i < 0 {
+			t.Fatalf("%s does not say which numbers are left out", doc)
+		}
+		// The sentence that names them, joined across its lines.
+		j := bytes.Index(b[i:], []byte(").\n"))
+		if j < 0 {
+			t.Fatalf("%s: no end to the sentence on the numbers left out", doc)
+		}
+		sentence := strings.Join(strings.Fields(string(b[i:i+j])), " ")
+		for name := range numbersLeftOut {
+			if !strings.Contains(sentence, name) {
+				t.Errorf("%s does not name %s among the numbers left out: %q", doc, name, sentence)
+			}
+		}
+	}
 }
 
 // TestLedgerTimesAreUTC: whatever zone the clock reads in, every time in
