@@ -133,7 +133,7 @@ func (s *server) checkTerms(c *call, t *escrow.Terms) error {
 		a.message = clip(a.message)
 		return a
 	}
-	return refuse("forbidden", "%s", clip(err.Error()))
+	return refuse("forbidden", "%s", err.Error()) // refuse cuts it
 }
 
 func (s *server) escrows(c *call) (escrow.EscrowPage, error) {

@@ -70,9 +70,12 @@ type Options struct {
 	// with the buyer filled in, before the ledger sees them: it may set
 	// what the host decides (the arbiter, the timers, a listing's price)
 	// or refuse the request with an error. An error that wraps one of
-	// package escrow's is answered as that error; any other is 403
-	// forbidden. Either way the error's text is the message, cut after
-	// its first 256 bytes as every refusal is. It runs for a
+	// package escrow's is answered as the ledger's own error of that kind
+	// is, with the host's text as the message where that kind's message
+	// is the error's text (not_found, say; not conflict or timeout); any
+	// other is 403 forbidden, with the error's text as the message. A
+	// message is cut after its first 256 bytes, and says how long it
+	// was, as every refusal's is. It runs for a
 	// retry of a keyed request too, which replays only if the terms it
 	// leaves are the same. It may not change the buyer: a request whose
 	// buyer it changed is answered 500 and logged.

@@ -459,8 +459,16 @@ func TestTermsErrorBounded(t *testing.T) {
 		if code := r.refusal().Code; code != c.code {
 			t.Errorf("a long %s: code %q, want %q", c.member, code, c.code)
 		}
-		if len(r.body) > 2048 || !bytes.Contains(r.body, []byte(" bytes)")) {
-			t.Errorf("a long %s: a refusal of %d bytes, which does not say how long the value was: %.300s…", c.member, len(r.body), r.body)
+		if len(r.body) > 2048 {
+			t.Errorf("a long %s: a refusal of %d bytes: %.300s…", c.member, len(r.body), r.body)
+		}
+		// The message says how long the host's text was, all of it.
+		var n int
+		msg := r.refusal().Message
+		if i := strings.LastIndex(msg, "… ("); i < 0 {
+			t.Errorf("a long %s: %q does not say how long the text was", c.member, msg)
+		} else if _, err := fmt.Sscanf(msg[i+len("… ("):], "%d bytes)", &n); err != nil || n < len(long) {
+			t.Errorf("a long %s: %q says the text was %d bytes, want at least %d", c.member, msg, n, len(long))
 		}
 	}
 	if !bytes.Equal(before, h.dump()) {
