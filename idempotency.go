@@ -45,8 +45,10 @@ type CallOption struct {
 // as given; any other is refused with ErrInvalidArgument. Other characters
 // are the key's as sent, compared byte for byte: unlike an ID, a key may
 // hold characters that do not print, so "k" and "k" with a zero-width
-// space after it are two keys. An empty key is refused too, rather than ignored, so
-// that a caller whose key went missing does not make the call twice.
+// space after it are two keys. An empty key is refused too, rather than
+// ignored, so that a caller whose key went missing does not make the call
+// twice; so it is when another key follows it. Of two keys given to one
+// call, the last counts.
 func IdempotencyKey(key string) CallOption { return CallOption{key: key, hasKey: true} }
 
 // Replayed makes a call report in *replayed whether its result was
@@ -73,10 +75,14 @@ type callOptions struct {
 // optionsOf gathers opts; where one is given twice, the last counts.
 func optionsOf(opts []CallOption) (callOptions, error) {
 	var o callOptions
-	hasKey := false
 	for _, opt := range opts {
 		if opt.hasKey {
-			o.key, hasKey = opt.key, true
+			if opt.key == "" {
+				// Refused wherever it stands: a later key does not make
+				// up for the one that went missing.
+				return callOptions{}, invalidArg("empty idempotency key")
+			}
+			o.key = opt.key
 		}
 		if opt.hasReplayed {
 			if opt.replayed == nil {
@@ -84,9 +90,6 @@ func optionsOf(opts []CallOption) (callOptions, error) {
 			}
 			o.replayed = opt.replayed
 		}
-	}
-	if hasKey && o.key == "" {
-		return callOptions{}, invalidArg("empty idempotency key")
 	}
 	if err := checkText("idempotency key", o.key, 256, false); err != nil {
 		return callOptions{}, err

@@ -578,3 +578,29 @@ func TestKeysThatDoNotPrint(t *testing.T) {
 	}
 	f.unchanged(before, "calls under refused keys")
 }
+
+// TestTwoKeys: an empty key is refused even when another key follows it,
+// changing nothing; of two keys, the last is the call's.
+func TestTwoKeys(t *testing.T) {
+	f := newFixture(t)
+	f.funded(partyBuyer)
+	l, ctx := f.l, f.ctx
+
+	before := f.dump()
+	if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey(""), escrow.IdempotencyKey("k")); !errors.Is(err, escrow.ErrInvalidArgument) {
+		t.Errorf("an empty key and then k: %v, want ErrInvalidArgument", err)
+	}
+	f.unchanged(before, "a call with an empty key and another")
+
+	if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey("a"), escrow.IdempotencyKey("b")); err != nil {
+		t.Fatal(err)
+	}
+	var replayed bool
+	if _, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey("b"), escrow.Replayed(&replayed)); err != nil || !replayed {
+		t.Errorf("retry under b: replayed %v, err %v; want true, nil", replayed, err)
+	}
+	b, err := l.Withdraw(ctx, partyBuyer, cny("1.00"), escrow.IdempotencyKey("a"), escrow.Replayed(&replayed))
+	if err != nil || replayed || b.Available != cny("998.00") {
+		t.Errorf("a call under a: %s available, replayed %v, err %v; want 998.00 CNY, false, nil", b.Available, replayed, err)
+	}
+}
