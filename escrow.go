@@ -246,6 +246,9 @@ var clock = [lastState + 1]struct {
 }
 
 // Allowed reports whether role may take action on an escrow in state s.
+// For a role that combines several (Buyer|Seller), it reports whether
+// any of them may; bits that name no role count for nothing, so 0, or
+// bits alone that name none, may take no action.
 // It is the rule of roles and states the ledger enforces, exposed so a
 // user interface can show only the buttons that may work. A call may still
 // be refused for what the escrow holds beyond its state: a Dispute on an

@@ -231,3 +231,28 @@ func TestTypedErrorMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowedCombinedRoles: a role of several is allowed what any of them
+// is; bits that name no role count for nothing.
+func TestAllowedCombinedRoles(t *testing.T) {
+	const none = escrow.Role(1 << 6)
+	for _, c := range []struct {
+		action escrow.Action
+		role   escrow.Role
+		state  escrow.State
+		want   bool
+	}{
+		{escrow.ActionPay, escrow.Buyer | escrow.Seller, escrow.AwaitingPayment, true},
+		{escrow.ActionShip, escrow.Buyer | escrow.Seller, escrow.AwaitingShipment, true},
+		{escrow.ActionResolve, escrow.Buyer | escrow.Seller, escrow.Disputed, false},
+		{escrow.ActionResolve, escrow.Buyer | escrow.Arbiter, escrow.Disputed, true},
+		{escrow.ActionPay, escrow.Buyer | none, escrow.AwaitingPayment, true},
+		{escrow.ActionPay, none, escrow.AwaitingPayment, false},
+		{escrow.ActionPay, 0, escrow.AwaitingPayment, false},
+		{escrow.ActionShip, ^(escrow.Buyer | escrow.Seller | escrow.Arbiter), escrow.AwaitingShipment, false},
+	} {
+		if got := escrow.Allowed(c.action, c.role, c.state); got != c.want {
+			t.Errorf("Allowed(%v, %#x, %v) = %v, want %v", c.action, uint8(c.role), c.state, got, c.want)
+		}
+	}
+}
