@@ -466,7 +466,7 @@ func (c *call) queryInt(name string, def, lo, hi int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
+	if err != nil || s[0] == '+' || n < lo || n > hi { // digits only, as a sequence number takes
 		return 0, refuse("invalid_argument", "%s=%q: want a whole number from %d to %d", name, s, lo, hi)
 	}
 	return n, nil

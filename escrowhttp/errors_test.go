@@ -214,6 +214,7 @@ func TestRefusals(t *testing.T) {
 		{name: "unknown rank key", r: get("/v1/top-sellers?by=luck", "alice"), status: 400, code: "invalid_argument"},
 		{name: "limit 0", r: get("/v1/escrows?limit=0", "alice"), status: 400, code: "invalid_argument"},
 		{name: "limit too big", r: get("/v1/reputation/shop/ratings?limit=101", "alice"), status: 400, code: "invalid_argument"},
+		{name: "limit with a sign", r: get("/v1/escrows?limit=%2B5", "alice"), status: 400, code: "invalid_argument"},
 		{name: "system account's concentration", r: get("/v1/reputation/%40fees/concentration", "alice"), status: 400, code: "invalid_argument"},
 		{name: "bad cursor", r: get("/v1/escrows?cursor=nonsense", "alice"), status: 400, code: "invalid_argument"},
 		{name: "bad after", r: get("/v1/accounts/alice/journal?after=-1", "alice"), status: 400, code: "invalid_argument"},
