@@ -51,6 +51,55 @@ func killCall(ctx context.Context, l *escrow.Ledger, w, step int) error {
 	return err
 }
 
+// killChild runs the test binary as a child that runs only the test run,
+// with env added, and kills it with SIGKILL: once it has acknowledged a
+// call if waitWorking (so that the kill lands on a running workload), after
+// a pause of 50 ms and up to spread ms more. It hands ack each line the
+// child prints, which reports whether the line acknowledged a call or was
+// wrong, and returns once every line is read, failing t if the child
+// reported an error or ack found one.
+func killChild(t *testing.T, rng *rand.Rand, kill int, run string, env []string, waitWorking bool, spread int, ack func(line string) (bool, error)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	working := make(chan struct{}) // closed at the child's first acknowledgement, or when it ends
+	var once sync.Once
+	markWorking := func() { once.Do(func() { close(working) }) }
+	go func() {
+		defer markWorking()
+		sc := bufio.NewScanner(stdout)
+		var errLine string
+		for sc.Scan() {
+			if ok, err := ack(sc.Text()); err != nil {
+				errLine = "error " + err.Error()
+			} else if ok {
+				markWorking()
+			} else if strings.HasPrefix(sc.Text(), "error") {
+				errLine = sc.Text()
+			}
+		}
+		lines <- errLine
+	}()
+	if waitWorking {
+		<-working
+	}
+	time.Sleep(time.Duration(50+rng.IntN(spread)) * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGKILL)
+	errLine := <-lines // all acknowledgements read
+	cmd.Wait()
+	if errLine != "" {
+		t.Fatalf("kill %d: the child failed: %s", kill, errLine)
+	}
+}
+
 // killProgress reads the store's events and returns how many calls of
 // each worker it holds, checking that they are the worker's first calls in
 // order.
@@ -168,49 +217,20 @@ func TestKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var acked [killWorkers]int // calls acknowledged, over all runs
 	for kill := range kills {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$")
-		cmd.Env = append(os.Environ(), "FILESTORE_KILL_DIR="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1)
-		working := make(chan struct{}) // closed at the child's first acknowledgement, or when it ends
-		var once sync.Once
-		markWorking := func() { once.Do(func() { close(working) }) }
-		go func() {
-			defer markWorking()
-			sc := bufio.NewScanner(stdout)
-			var errLine string
-			for sc.Scan() {
+		// The first kill lands on a running workload. Starting the child
+		// can take longer than the longest pause on a loaded machine or
+		// under the race detector, and a run whose kills all came before
+		// the first acknowledgement would test nothing. Later kills may
+		// come at any moment, recovery included.
+		killChild(t, rng, kill, "TestKillChild", []string{"FILESTORE_KILL_DIR=" + dir}, kill == 0, 400,
+			func(line string) (bool, error) {
 				var w, step int
-				if _, err := fmt.Sscanf(sc.Text(), "ack %d %d", &w, &step); err == nil && w >= 0 && w < killWorkers {
+				if _, err := fmt.Sscanf(line, "ack %d %d", &w, &step); err == nil && w >= 0 && w < killWorkers {
 					acked[w] = max(acked[w], step+1)
-					markWorking()
-				} else if strings.HasPrefix(sc.Text(), "error") {
-					errLine = sc.Text()
+					return true, nil
 				}
-			}
-			lines <- errLine
-		}()
-		if kill == 0 {
-			// The first kill lands on a running workload. Starting the
-			// child can take longer than the longest pause below on a
-			// loaded machine or under the race detector, and a run whose
-			// kills all came before the first acknowledgement would test
-			// nothing. Later kills may come at any moment, recovery included.
-			<-working
-		}
-		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		errLine := <-lines // all acknowledgements read
-		cmd.Wait()
-		if errLine != "" {
-			t.Fatalf("kill %d: the child failed: %s", kill, errLine)
-		}
+				return false, nil
+			})
 
 		s, err := Open(dir, &killOptions)
 		if err != nil {

@@ -1,18 +1,15 @@
 package filestore
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -428,48 +425,13 @@ func TestKillFlows(t *testing.T) {
 			from[w] = strconv.Itoa(n)
 		}
 		before := acked.calls
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKillFlowsChild$")
-		cmd.Env = append(os.Environ(), "FILESTORE_FLOWS_DIR="+dir, "FILESTORE_FLOWS_FROM="+strings.Join(from, ","))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1)
-		working := make(chan struct{}) // closed at the child's first acknowledgement, or when it ends
-		var once sync.Once
-		markWorking := func() { once.Do(func() { close(working) }) }
-		go func() {
-			defer markWorking()
-			sc := bufio.NewScanner(stdout)
-			var errLine string
-			for sc.Scan() {
-				if ok, err := acked.add(sc.Text()); err != nil {
-					errLine = "error " + err.Error()
-				} else if ok {
-					markWorking()
-				} else if strings.HasPrefix(sc.Text(), "error") {
-					errLine = sc.Text()
-				}
-			}
-			lines <- errLine
-		}()
 		last := kill == kills-1
-		if kill == 0 || last {
-			// The first kill lands on a running workload, and the last
-			// shows that a child goes on where the killed one left off.
-			// The others may come at any moment, recovery included.
-			<-working
-		}
-		time.Sleep(time.Duration(50+rng.IntN(350)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		errLine := <-lines // all acknowledgements read
-		cmd.Wait()
-		if errLine != "" {
-			t.Fatalf("kill %d: the child failed: %s", kill, errLine)
-		}
+		// The first kill lands on a running workload, and the last shows
+		// that a child goes on where the killed one left off. The others
+		// may come at any moment, recovery included.
+		killChild(t, rng, kill, "TestKillFlowsChild",
+			[]string{"FILESTORE_FLOWS_DIR=" + dir, "FILESTORE_FLOWS_FROM=" + strings.Join(from, ",")},
+			kill == 0 || last, 350, acked.add)
 		if last && acked.calls == before {
 			t.Fatalf("kill %d: the child acknowledged no call on the reopened store", kill)
 		}
