@@ -729,6 +729,22 @@ func TestEventAmountsAsDocumented(t *testing.T) {
 	}
 }
 
+// shippedTranches opens escrow id from "b" to "s" at price (CNY), paid in
+// tranches of the given milestones if any, pays it and ships it.
+func shippedTranches(w *world, id, price string, milestones ...string) {
+	w.t.Helper()
+	terms := escrow.Terms{ID: id, Buyer: "b", Seller: "s", Price: cny(price)}
+	for i, m := range milestones {
+		terms.Milestones = append(terms.Milestones, escrow.Milestone{Name: fmt.Sprint(i), Amount: cny(m)})
+	}
+	_, err := w.l.Open(w.ctx, terms)
+	w.must("Open", err)
+	_, err = w.l.Pay(w.ctx, id, "b")
+	w.must("Pay", err)
+	_, err = w.l.Ship(w.ctx, id, "s", "")
+	w.must("Ship", err)
+}
+
 // The README's fee rule and its examples, through the ledger: the rate
 // part rounded by each mode, the fixed fee on the first release only (a
 // split's part for the seller counting as one), and the cap.
@@ -737,16 +753,7 @@ func TestFeeRoundingAsDocumented(t *testing.T) {
 		t.Helper()
 		w.funded("b")
 		w.account("s")
-		terms := escrow.Terms{ID: id, Buyer: "b", Seller: "s", Price: cny(price)}
-		for i, m := range milestones {
-			terms.Milestones = append(terms.Milestones, escrow.Milestone{Name: fmt.Sprint(i), Amount: cny(m)})
-		}
-		_, err := w.l.Open(w.ctx, terms)
-		w.must("Open", err)
-		_, err = w.l.Pay(w.ctx, id, "b")
-		w.must("Pay", err)
-		_, err = w.l.Ship(w.ctx, id, "s", "")
-		w.must("Ship", err)
+		shippedTranches(w, id, price, milestones...)
 		before, err := w.l.History(w.ctx, id)
 		w.must("History", err)
 		act(id)
@@ -840,16 +847,7 @@ func TestConfirmMilestoneAsDocumented(t *testing.T) {
 	w.account("s")
 	open := func(id string, milestones ...string) {
 		t.Helper()
-		terms := escrow.Terms{ID: id, Buyer: "b", Seller: "s", Price: cny("30.00")}
-		for i, m := range milestones {
-			terms.Milestones = append(terms.Milestones, escrow.Milestone{Name: fmt.Sprint(i), Amount: cny(m)})
-		}
-		_, err := w.l.Open(w.ctx, terms)
-		w.must("Open", err)
-		_, err = w.l.Pay(w.ctx, id, "b")
-		w.must("Pay", err)
-		_, err = w.l.Ship(w.ctx, id, "s", "")
-		w.must("Ship", err)
+		shippedTranches(w, id, "30.00", milestones...)
 	}
 	refused := func(id string, n int, want error) {
 		t.Helper()
